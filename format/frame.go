@@ -1,0 +1,233 @@
+package format
+
+import (
+	"encoding/binary"
+	"io"
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// FrameType says what a frame's payload is. The values are part of the
+// on-disk format and never change; 0 is never valid, so a zeroed region is
+// never mistaken for a frame.
+type FrameType uint8
+
+// Frame types of WAL segments.
+const (
+	FrameWALTxn  FrameType = 1 // a store transaction (payload: index, term, encoded ops)
+	FrameWALNoop FrameType = 2 // an empty entry (payload: index, term)
+	FrameWALConf FrameType = 3 // a cluster configuration change (later)
+)
+
+// Frame types of block files (checkpoints and deltas).
+const (
+	FrameBlock  FrameType = 16 // zstd-compressed sorted entries
+	FrameIndex  FrameType = 17 // first key and offset of every block
+	FrameFooter FrameType = 18 // counts, applied index, state hash, file checksum
+)
+
+// Frame types of the manifest and of quarantine files.
+const (
+	FrameManifest   FrameType = 24 // the manifest's single body
+	FrameQuarantine FrameType = 25 // bytes cut by a repair, with their origin
+)
+
+// Frame types of transfer streams.
+const (
+	FrameXferSession FrameType = 32 // session header
+	FrameXferChunk   FrameType = 33 // one snapshot chunk
+	FrameXferTail    FrameType = 34 // WAL records after the snapshot index
+	FrameXferFinal   FrameType = 35 // whole-snapshot checksum
+	FrameXferCredit  FrameType = 36 // receiver-granted credit / resume point
+)
+
+const (
+	// FrameHeaderSize is the size of a frame header.
+	FrameHeaderSize = 16
+	// MaxFrameSize bounds a frame payload; a larger length read from disk is
+	// corruption, so a damaged length can never make a reader allocate more.
+	MaxFrameSize = 64 << 20
+)
+
+// FrameHeader is a decoded frame header.
+type FrameHeader struct {
+	Checksum uint64
+	Length   uint32
+	Type     FrameType
+}
+
+// BeginFrame appends a placeholder frame header of type t to dst and returns
+// the extended slice and the frame's start offset in it. Append the payload
+// to the returned slice, then call FinishFrame. This lets writers build a
+// payload in place without a copy.
+func BeginFrame(dst []byte, t FrameType) ([]byte, int) {
+	start := len(dst)
+	var h [FrameHeaderSize]byte
+	h[12] = byte(t)
+	return append(dst, h[:]...), start
+}
+
+// FinishFrame fills in the length and checksum of the frame that starts at
+// start in b and runs to the end of b.
+func FinishFrame(b []byte, start int) {
+	n := len(b) - start - FrameHeaderSize
+	if n > MaxFrameSize {
+		panic("kvtool/format: frame payload exceeds MaxFrameSize") // callers bound their payloads
+	}
+	binary.LittleEndian.PutUint32(b[start+8:], uint32(n))
+	binary.LittleEndian.PutUint64(b[start:], xxhash.Sum64(b[start+8:]))
+}
+
+// AppendFrame appends a whole frame of type t with the given payload to dst.
+func AppendFrame(dst []byte, t FrameType, payload []byte) []byte {
+	dst, start := BeginFrame(dst, t)
+	dst = append(dst, payload...)
+	FinishFrame(dst, start)
+	return dst
+}
+
+// IsZeroHeader reports whether b (at least FrameHeaderSize bytes) is an
+// all-zero frame header: the end of written data in a preallocated file.
+func IsZeroHeader(b []byte) bool {
+	for _, c := range b[:FrameHeaderSize] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseFrameHeader decodes the frame header at the start of b, which is at
+// offset off of path, and checks what can be checked without the payload:
+// a valid type, zero reserved bytes, and a length within MaxFrameSize and
+// within the remaining bytes of the file (remaining counts from the end of
+// the header; pass -1 if unknown).
+func ParseFrameHeader(b []byte, path string, off, remaining int64) (FrameHeader, error) {
+	h := FrameHeader{
+		Checksum: binary.LittleEndian.Uint64(b),
+		Length:   binary.LittleEndian.Uint32(b[8:]),
+		Type:     FrameType(b[12]),
+	}
+	switch {
+	case h.Type == 0:
+		return h, Corruptf(path, off, "invalid frame type 0")
+	case b[13]|b[14]|b[15] != 0:
+		return h, Corruptf(path, off, "reserved frame bytes are not zero")
+	case h.Length > MaxFrameSize:
+		return h, Corruptf(path, off, "frame length %d exceeds limit %d", h.Length, MaxFrameSize)
+	case remaining >= 0 && int64(h.Length) > remaining:
+		return h, Corruptf(path, off, "frame length %d runs past the end of the data (%d bytes left)", h.Length, remaining)
+	}
+	return h, nil
+}
+
+// VerifyFrame checks the checksum of a frame whose header bytes are hdr and
+// whose payload is payload.
+func VerifyFrame(hdr []byte, payload []byte) bool {
+	d := xxhash.New()
+	d.Write(hdr[8:FrameHeaderSize])
+	d.Write(payload)
+	return d.Sum64() == binary.LittleEndian.Uint64(hdr)
+}
+
+// FrameReader reads frames one after another from a byte stream. Its errors
+// are sticky: once Next returns an error it returns that error again.
+type FrameReader struct {
+	r      io.Reader
+	path   string
+	off    int64 // offset in the file of the next byte r returns
+	limit  int64 // offset of the end of the data, or -1 if unknown
+	hdr    [FrameHeaderSize]byte
+	buf    []byte
+	err    error // sticky
+	zeroOK bool
+}
+
+// NewFrameReader reads frames from r, whose first byte is at offset off of
+// path; limit is the offset where the data ends (-1 if unknown). If
+// stopAtZero is set, an all-zero frame header ends the stream like io.EOF
+// (a preallocated file).
+func NewFrameReader(r io.Reader, path string, off, limit int64, stopAtZero bool) *FrameReader {
+	return &FrameReader{r: r, path: path, off: off, limit: limit, zeroOK: stopAtZero}
+}
+
+// Offset returns the offset of the next frame (after a successful Next, the
+// end of the frame returned).
+func (fr *FrameReader) Offset() int64 { return fr.off }
+
+// Next returns the next frame's header, its offset and its payload. The
+// payload is valid until the following call to Next. It returns io.EOF at a
+// clean end: exactly at limit, at the end of r, or (with stopAtZero) at a
+// zeroed header.
+func (fr *FrameReader) Next() (FrameHeader, int64, []byte, error) {
+	if fr.err != nil {
+		return FrameHeader{}, fr.off, nil, fr.err
+	}
+	h, start, payload, err := fr.next()
+	if err != nil {
+		fr.err = err
+	}
+	return h, start, payload, err
+}
+
+func (fr *FrameReader) next() (FrameHeader, int64, []byte, error) {
+	start := fr.off
+	if fr.limit >= 0 && start == fr.limit {
+		return FrameHeader{}, start, nil, io.EOF
+	}
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err == io.EOF {
+		return FrameHeader{}, start, nil, io.EOF
+	} else if err != nil {
+		return FrameHeader{}, start, nil, shortRead(fr.path, start, "frame header", err)
+	}
+	if fr.zeroOK && IsZeroHeader(fr.hdr[:]) {
+		return FrameHeader{}, start, nil, io.EOF
+	}
+	remaining := int64(-1)
+	if fr.limit >= 0 {
+		remaining = fr.limit - start - FrameHeaderSize
+	}
+	h, err := ParseFrameHeader(fr.hdr[:], fr.path, start, remaining)
+	if err != nil {
+		return h, start, nil, err
+	}
+	payload, err := fr.readPayload(int(h.Length), remaining >= 0)
+	if err != nil {
+		return h, start, nil, shortRead(fr.path, start, "frame payload", err)
+	}
+	if !VerifyFrame(fr.hdr[:], payload) {
+		return h, start, nil, Corruptf(fr.path, start, "frame checksum mismatch (type %d, length %d)", h.Type, h.Length)
+	}
+	fr.off = start + FrameHeaderSize + int64(h.Length)
+	return h, start, payload, nil
+}
+
+// readPayload reads n bytes into the reader's buffer. When the length was
+// bounded by the known size of the data it allocates n at once; on a stream
+// of unknown length it grows the buffer as bytes actually arrive, so a
+// damaged length costs at most what the stream really holds.
+func (fr *FrameReader) readPayload(n int, bounded bool) ([]byte, error) {
+	if bounded || n <= streamStep || cap(fr.buf) >= n {
+		if cap(fr.buf) < n {
+			fr.buf = make([]byte, n)
+		}
+		_, err := io.ReadFull(fr.r, fr.buf[:n])
+		return fr.buf[:n], err
+	}
+	buf := fr.buf[:0]
+	for len(buf) < n {
+		step := min(streamStep, n-len(buf))
+		buf = slices.Grow(buf, step)
+		if _, err := io.ReadFull(fr.r, buf[len(buf):len(buf)+step]); err != nil {
+			return nil, err
+		}
+		buf = buf[:len(buf)+step]
+	}
+	fr.buf = buf
+	return buf, nil
+}
+
+// streamStep is how much a FrameReader on a stream of unknown length
+// allocates ahead of the bytes it has actually read.
+const streamStep = 1 << 20

@@ -1,0 +1,123 @@
+package format
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// AtomicFile is a sink that writes a whole file under a temporary name and
+// publishes it durably under its final name on Close: fsync the file, rename
+// it over the final name, fsync the directory. Until Close returns nil a
+// reader sees either the old file or none, never a partial one. It is the one
+// way every package writes a whole file.
+type AtomicFile struct {
+	fs     vfs.FS
+	path   string // final path
+	tmp    string // temporary path
+	f      vfs.File
+	n      int64
+	err    error // sticky: the first write error
+	closed bool
+}
+
+// CreateAtomic starts writing the file that will be published at path.
+func CreateAtomic(fs vfs.FS, path string) (*AtomicFile, error) {
+	tmp := filepath.Join(filepath.Dir(path), TempName(filepath.Base(path), rand.Uint64()))
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", tmp, err)
+	}
+	return &AtomicFile{fs: fs, path: path, tmp: tmp, f: f}, nil
+}
+
+// Write appends p to the file.
+func (a *AtomicFile) Write(p []byte) (int, error) {
+	if a.err != nil {
+		return 0, a.err
+	}
+	n, err := a.f.Write(p)
+	a.n += int64(n)
+	if err != nil {
+		a.err = fmt.Errorf("write %s at offset %d: %w", a.tmp, a.n, err)
+	}
+	return n, a.err
+}
+
+// Offset returns the number of bytes written so far.
+func (a *AtomicFile) Offset() int64 { return a.n }
+
+// Path returns the final path.
+func (a *AtomicFile) Path() string { return a.path }
+
+// Close publishes the file durably. If any step fails the temporary file is
+// removed and the error returned; the final path is untouched unless the
+// rename itself happened, in which case only the directory sync failed and
+// the caller must treat the result as unknown (fail stop). Calling Close
+// again after a success is a no-op.
+func (a *AtomicFile) Close() error {
+	if a.closed {
+		return a.err
+	}
+	a.closed = true
+	if a.err != nil {
+		a.discard()
+		return a.err
+	}
+	if err := a.f.Sync(); err != nil {
+		a.discard()
+		return a.fail(fmt.Errorf("fsync %s: %w", a.tmp, err))
+	}
+	if err := a.f.Close(); err != nil {
+		a.fs.Remove(a.tmp)
+		return a.fail(fmt.Errorf("close %s: %w", a.tmp, err))
+	}
+	if err := a.fs.Rename(a.tmp, a.path); err != nil {
+		a.fs.Remove(a.tmp)
+		return a.fail(fmt.Errorf("rename %s to %s: %w", a.tmp, a.path, err))
+	}
+	if err := a.fs.SyncDir(filepath.Dir(a.path)); err != nil {
+		return a.fail(fmt.Errorf("fsync directory of %s: %w", a.path, err))
+	}
+	return nil
+}
+
+// Cancel abandons the file and removes the temporary file. It is safe after
+// Close (then it does nothing).
+func (a *AtomicFile) Cancel() error {
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	a.discard()
+	if a.err == nil {
+		a.err = errors.New("kvtool/format: atomic file cancelled")
+	}
+	return nil
+}
+
+func (a *AtomicFile) discard() {
+	a.f.Close()
+	a.fs.Remove(a.tmp)
+}
+
+func (a *AtomicFile) fail(err error) error {
+	a.err = err
+	return err
+}
+
+// WriteFileAtomic publishes data at path durably in one call.
+func WriteFileAtomic(fs vfs.FS, path string, data []byte) error {
+	a, err := CreateAtomic(fs, path)
+	if err != nil {
+		return err
+	}
+	if _, err := a.Write(data); err != nil {
+		a.Cancel()
+		return err
+	}
+	return a.Close()
+}
