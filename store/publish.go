@@ -1,0 +1,89 @@
+package store
+
+import (
+	"fmt"
+)
+
+// register queues a logged transaction for publication and publishes
+// whatever has become publishable (its entry may already be durable if the
+// flusher was quicker than this goroutine).
+func (s *Store) register(idx uint64, l *logged) {
+	s.pubMu.Lock()
+	s.queue[idx] = l
+	s.publishLocked()
+	s.pubMu.Unlock()
+}
+
+// onDurable is the WAL's durability callback: the flusher calls it in index
+// order after each successful fsync, before it releases that sync's waiters.
+func (s *Store) onDurable(last uint64) {
+	s.pubMu.Lock()
+	s.durable = max(s.durable, last)
+	s.publishLocked()
+	s.pubMu.Unlock()
+}
+
+// publishLocked publishes, in one atomic root swap, every queued entry that
+// is durable and whose predecessors are all published. An entry that is
+// durable but not yet registered stops the walk; its own register call
+// publishes it and everything after. Later versions of a shard include the
+// earlier ones (they were staged on top), so applying entries in index order
+// leaves each shard at its newest durable version.
+func (s *Store) publishLocked() {
+	cur := s.root.Load()
+	next := cur.index + 1
+	var shards []*tree
+	for ; next <= s.durable; next++ {
+		l, ok := s.queue[next]
+		if !ok {
+			break
+		}
+		delete(s.queue, next)
+		if shards == nil {
+			shards = append([]*tree(nil), cur.shards...)
+		}
+		for i, sh := range l.shards {
+			if l.trees[i] != nil {
+				shards[sh] = l.trees[i]
+			}
+		}
+		for _, k := range l.keys {
+			s.dirty[k] = struct{}{}
+		}
+	}
+	if shards != nil {
+		s.root.Store(&Snapshot{index: next - 1, shards: shards})
+		s.pubCond.Broadcast()
+	}
+}
+
+// waitPublished returns once the published state includes idx, or the store
+// failed. Normally the flusher published it before releasing the WAL
+// waiters, so this returns at once.
+func (s *Store) waitPublished(idx uint64) error {
+	if s.root.Load().index >= idx {
+		return nil
+	}
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	for s.root.Load().index < idx {
+		if s.failed != nil {
+			return s.failed
+		}
+		s.pubCond.Wait()
+	}
+	return nil
+}
+
+// fail puts the store in the failed state (fail stop after a WAL error):
+// nothing is acknowledged from now on, readers keep the last published
+// state.
+func (s *Store) fail(err error) error {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	if s.failed == nil {
+		s.failed = fmt.Errorf("%w: %v", ErrFailed, err)
+		s.pubCond.Broadcast()
+	}
+	return s.failed
+}

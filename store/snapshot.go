@@ -1,0 +1,161 @@
+package store
+
+import (
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/tidwall/btree"
+
+	"github.com/kvtool/kvtool/format"
+)
+
+// item is one key/value pair in a shard tree. Values are never modified
+// after they are stored, so a reader may hold one without copying.
+type item struct {
+	key string
+	val []byte
+}
+
+type tree = btree.BTreeG[item]
+
+func itemLess(a, b item) bool { return a.key < b.key }
+
+// treeDegree trades node-copy cost on every copy-on-write commit (smaller
+// nodes copy less) against depth (lookups). 16 gives nodes of at most 31
+// items of 40 bytes.
+const treeDegree = 16
+
+func newTree() *tree {
+	return btree.NewBTreeGOptions(itemLess, btree.Options{Degree: treeDegree, NoLocks: true})
+}
+
+// shardOf maps a key to its shard.
+func shardOf(key string, n int) int { return int(xxhash.Sum64String(key) % uint64(n)) }
+
+// Snapshot is one published, immutable state of the store: the state after
+// every log entry up to Index and none after. It is safe for concurrent use
+// and stays valid (and unchanged) for as long as it is referenced. Values it
+// returns must not be modified.
+type Snapshot struct {
+	index  uint64
+	shards []*tree
+}
+
+// Index is the applied index: the last log entry this state includes.
+func (s *Snapshot) Index() uint64 { return s.index }
+
+// Shards returns the number of shards.
+func (s *Snapshot) Shards() int { return len(s.shards) }
+
+// Get returns the value of key.
+func (s *Snapshot) Get(key string) ([]byte, bool) {
+	it, ok := s.shards[shardOf(key, len(s.shards))].Get(item{key: key})
+	return it.val, ok
+}
+
+// Len returns the number of keys.
+func (s *Snapshot) Len() int {
+	n := 0
+	for _, t := range s.shards {
+		n += t.Len()
+	}
+	return n
+}
+
+// ScanOptions selects a key range. Empty fields do not restrict.
+type ScanOptions struct {
+	Prefix string // only keys with this prefix
+	Start  string // keys >= Start
+	End    string // keys < End
+	Limit  int    // at most this many pairs (0: no limit)
+}
+
+// Scan calls fn for every pair in the range in ascending key order, across
+// all shards, until fn returns false.
+func (s *Snapshot) Scan(o ScanOptions, fn func(key string, val []byte) bool) {
+	start := max(o.Start, o.Prefix)
+	m := newMerger(s.shards, start)
+	defer m.release()
+	for n := 0; o.Limit <= 0 || n < o.Limit; n++ {
+		it, ok := m.next()
+		if !ok || (o.End != "" && it.key >= o.End) || !strings.HasPrefix(it.key, o.Prefix) {
+			return
+		}
+		if !fn(it.key, it.val) {
+			return
+		}
+	}
+}
+
+// Hash returns the state hash (format.StateHasher) of the snapshot.
+func (s *Snapshot) Hash() uint64 {
+	h := format.NewStateHasher()
+	s.Scan(ScanOptions{}, func(k string, v []byte) bool {
+		h.AddString(k, v)
+		return true
+	})
+	return h.Sum64()
+}
+
+// merger yields the items of several sorted trees in one ascending order.
+// Shards hold disjoint keys, so there are no ties. It keeps a small binary
+// heap of per-shard iterators keyed by their current item.
+type merger struct {
+	its  []btree.IterG[item]
+	heap []int // indexes into its, heap-ordered by current key
+}
+
+func newMerger(trees []*tree, start string) *merger {
+	m := &merger{its: make([]btree.IterG[item], len(trees))}
+	for i, t := range trees {
+		m.its[i] = t.Iter()
+		if m.its[i].Seek(item{key: start}) {
+			m.heap = append(m.heap, i)
+		}
+	}
+	for i := len(m.heap)/2 - 1; i >= 0; i-- {
+		m.down(i)
+	}
+	return m
+}
+
+func (m *merger) key(h int) string { return m.its[m.heap[h]].Item().key }
+
+func (m *merger) next() (item, bool) {
+	if len(m.heap) == 0 {
+		return item{}, false
+	}
+	top := m.heap[0]
+	it := m.its[top].Item()
+	if !m.its[top].Next() {
+		last := len(m.heap) - 1
+		m.heap[0] = m.heap[last]
+		m.heap = m.heap[:last]
+	}
+	m.down(0)
+	return it, true
+}
+
+func (m *merger) down(i int) {
+	n := len(m.heap)
+	for {
+		l, small := 2*i+1, i
+		if l < n && m.key(l) < m.key(small) {
+			small = l
+		}
+		if r := l + 1; r < n && m.key(r) < m.key(small) {
+			small = r
+		}
+		if small == i {
+			return
+		}
+		m.heap[i], m.heap[small] = m.heap[small], m.heap[i]
+		i = small
+	}
+}
+
+func (m *merger) release() {
+	for i := range m.its {
+		m.its[i].Release()
+	}
+}

@@ -1,0 +1,264 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/manifest"
+	"github.com/kvtool/kvtool/replay"
+	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// DefaultShards is the shard count of a new data directory.
+const DefaultShards = 16
+
+var (
+	// ErrFailed is returned (wrapped) by every commit after the WAL failed
+	// (a write or fsync error): the store stops acknowledging anything and
+	// must be reopened, which recovers from what is durable.
+	ErrFailed = errors.New("kvtool/store: store failed after a WAL error; restart it to recover")
+	// ErrClosed is returned by commits after Close.
+	ErrClosed = errors.New("kvtool/store: store is closed")
+	// ErrNoDataDir is returned (wrapped) by Open with Create unset when the
+	// directory is not an initialised data directory.
+	ErrNoDataDir = errors.New("kvtool/store: not a kvtool data directory")
+)
+
+// Options configure Open.
+type Options struct {
+	FS          vfs.FS // default vfs.Default
+	Dir         string // the data directory
+	Create      bool   // initialise the directory if it is missing or empty
+	Shards      int    // shard count of a new directory (default 16); ignored for an existing one
+	SegmentSize int64  // WAL rotation threshold (default segment.DefaultSegmentSize)
+}
+
+// Store is a durable, sharded key-value store. Readers call Snapshot and
+// never wait; writers call Commit.
+type Store struct {
+	fs   vfs.FS
+	dir  string
+	lock io.Closer
+	man  *manifest.Manifest
+	log  *segment.Log
+
+	root atomic.Pointer[Snapshot] // the published state
+
+	// Writer side. gates[i] serializes the staging of shard i; staged[i] is
+	// the newest version of shard i, possibly logged but not yet durable,
+	// and lastIdx[i] the index of the entry that produced it. Both are
+	// guarded by gates[i].
+	gates   []chan struct{}
+	staged  []*tree
+	lastIdx []uint64
+
+	// Publication side, guarded by pubMu.
+	pubMu   sync.Mutex
+	pubCond *sync.Cond
+	queue   map[uint64]*logged // logged entries waiting to be published
+	durable uint64             // highest index the WAL reported durable
+	dirty   map[string]struct{}
+	failed  error
+
+	// closeMu is held shared by every commit and exclusively by Close, so
+	// Close waits for in-flight commits and later ones see closed.
+	closeMu sync.RWMutex
+	closed  bool
+}
+
+// logged is a transaction whose WAL record is written (maybe not yet
+// durable) and whose shard versions wait to be published.
+type logged struct {
+	shards []int
+	trees  []*tree
+	keys   []string
+}
+
+// Open opens (and with Create, initialises) the data directory, recovers its
+// state from the WAL, and returns a running store. It holds the directory's
+// lock until Close.
+func Open(opts Options) (*Store, error) {
+	s := &Store{fs: opts.FS, dir: opts.Dir, queue: map[uint64]*logged{}, dirty: map[string]struct{}{}}
+	if s.fs == nil {
+		s.fs = vfs.Default
+	}
+	s.pubCond = sync.NewCond(&s.pubMu)
+	if err := s.lockDir(opts.Create); err != nil {
+		return nil, err
+	}
+	if err := s.open(opts); err != nil {
+		s.lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) lockDir(create bool) error {
+	if create {
+		if err := s.fs.MkdirAll(s.dir, 0o755); err != nil {
+			return fmt.Errorf("create data directory %s: %w", s.dir, err)
+		}
+	} else if _, err := s.fs.Stat(s.dir); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrNoDataDir, s.dir, err)
+	}
+	lock, err := s.fs.Lock(filepath.Join(s.dir, format.LockName))
+	if err != nil {
+		return fmt.Errorf("data directory %s is in use: %w", s.dir, err)
+	}
+	s.lock = lock
+	return nil
+}
+
+func (s *Store) open(opts Options) error {
+	man, err := s.loadManifest(opts)
+	if err != nil {
+		return err
+	}
+	s.man = man
+	walDir := filepath.Join(s.dir, format.WALDir)
+	s.log, err = segment.Open(segment.Options{
+		FS: s.fs, Dir: walDir, SegmentSize: opts.SegmentSize, StoreID: man.StoreID,
+		FirstIndex: man.WALFirstIndex, RepairTail: true, OnDurable: s.onDurable,
+	})
+	if err != nil {
+		return fmt.Errorf("open WAL: %w", err)
+	}
+	if err := s.recover(walDir); err != nil {
+		s.log.Close()
+		return err
+	}
+	return nil
+}
+
+// loadManifest loads the manifest, or with Create initialises a new
+// directory: a fresh store ID and shard count, published before any WAL
+// segment exists.
+func (s *Store) loadManifest(opts Options) (*manifest.Manifest, error) {
+	man, err := manifest.Load(s.fs, s.dir)
+	if err == nil || !errors.Is(err, manifest.ErrNotFound) {
+		return man, err
+	}
+	if !opts.Create {
+		return nil, fmt.Errorf("%w: %s has no %s (create it with `kvtool serve` or `kvtool put`)", ErrNoDataDir, s.dir, format.ManifestName)
+	}
+	if segs, _ := s.fs.List(filepath.Join(s.dir, format.WALDir)); len(segs) > 0 {
+		return nil, fmt.Errorf("%s has WAL files but no %s: refusing to initialise over them (run `kvtool verify`)", s.dir, format.ManifestName)
+	}
+	shards := opts.Shards
+	if shards <= 0 {
+		shards = DefaultShards
+	}
+	man = &manifest.Manifest{StoreID: manifest.NewStoreID(), Shards: shards, Epoch: 1, WALFirstIndex: 1}
+	if err := manifest.Publish(s.fs, s.dir, man); err != nil {
+		return nil, fmt.Errorf("initialise %s: %w", s.dir, err)
+	}
+	return man, nil
+}
+
+// recover rebuilds the state from the WAL and publishes it.
+func (s *Store) recover(walDir string) error {
+	l := newLoader(s.man.Shards)
+	from := max(s.man.WALFirstIndex, 1)
+	res, err := replay.WAL(s.fs, walDir, from, 0, l)
+	if err != nil {
+		return fmt.Errorf("recover %s: %w", s.dir, err)
+	}
+	if res.AppliedIndex != s.log.LastIndex() {
+		return fmt.Errorf("recover %s: replay stopped at index %d but the WAL ends at %d", s.dir, res.AppliedIndex, s.log.LastIndex())
+	}
+	n := s.man.Shards
+	s.gates = make([]chan struct{}, n)
+	s.lastIdx = make([]uint64, n)
+	s.staged = l.trees
+	for i := range s.gates {
+		s.gates[i] = make(chan struct{}, 1)
+		s.lastIdx[i] = res.AppliedIndex
+	}
+	s.durable = res.AppliedIndex
+	s.root.Store(&Snapshot{index: res.AppliedIndex, shards: append([]*tree(nil), l.trees...)})
+	return nil
+}
+
+// loader is the replay target used at open: plain mutable trees, no
+// copy-on-write, published once at the end.
+type loader struct{ trees []*tree }
+
+func newLoader(n int) *loader {
+	l := &loader{trees: make([]*tree, n)}
+	for i := range l.trees {
+		l.trees[i] = newTree()
+	}
+	return l
+}
+
+func (l *loader) Apply(kind uint8, key, value []byte) {
+	k := string(key)
+	t := l.trees[shardOf(k, len(l.trees))]
+	if kind == format.TxnDelete {
+		t.Delete(item{key: k})
+		return
+	}
+	t.Set(item{key: k, val: append([]byte(nil), value...)})
+}
+
+// Snapshot returns the published state. It never blocks.
+func (s *Store) Snapshot() *Snapshot { return s.root.Load() }
+
+// Get reads key from the published state.
+func (s *Store) Get(key string) ([]byte, bool) { return s.Snapshot().Get(key) }
+
+// DurableIndex is the highest index known durable in the WAL.
+func (s *Store) DurableIndex() uint64 { return s.log.DurableIndex() }
+
+// Log returns the store's WAL (for status and maintenance).
+func (s *Store) Log() *segment.Log { return s.log }
+
+// Manifest returns a copy of the manifest the store was opened with.
+func (s *Store) Manifest() manifest.Manifest { return *s.man }
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Err returns the error that failed the store, or nil.
+func (s *Store) Err() error {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	return s.failed
+}
+
+// TakeDirty returns the published snapshot together with the set of keys
+// changed since the previous call (or since open), and starts a new set. The
+// two are taken atomically: the set holds exactly the keys changed by the
+// entries published up to the snapshot's index.
+func (s *Store) TakeDirty() (*Snapshot, map[string]struct{}) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	d := s.dirty
+	s.dirty = make(map[string]struct{}, len(d))
+	return s.root.Load(), d
+}
+
+// Rotate seals the active WAL segment and starts a new one.
+func (s *Store) Rotate() error { return s.log.Rotate() }
+
+// Close waits for in-flight commits, closes the WAL and releases the
+// directory. Commits after Close fail with ErrClosed.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.log.Close()
+	if lerr := s.lock.Close(); err == nil {
+		err = lerr
+	}
+	return err
+}
