@@ -89,14 +89,7 @@ func AppendFrame(dst []byte, t FrameType, payload []byte) []byte {
 
 // IsZeroHeader reports whether b (at least FrameHeaderSize bytes) is an
 // all-zero frame header: the end of written data in a preallocated file.
-func IsZeroHeader(b []byte) bool {
-	for _, c := range b[:FrameHeaderSize] {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+func IsZeroHeader(b []byte) bool { return allZero(b[:FrameHeaderSize]) }
 
 // ParseFrameHeader decodes the frame header at the start of b, which is at
 // offset off of path, and checks what can be checked without the payload:
@@ -173,16 +166,8 @@ func (fr *FrameReader) Next() (FrameHeader, int64, []byte, error) {
 
 func (fr *FrameReader) next() (FrameHeader, int64, []byte, error) {
 	start := fr.off
-	if fr.limit >= 0 && start == fr.limit {
-		return FrameHeader{}, start, nil, io.EOF
-	}
-	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err == io.EOF {
-		return FrameHeader{}, start, nil, io.EOF
-	} else if err != nil {
-		return FrameHeader{}, start, nil, shortRead(fr.path, start, "frame header", err)
-	}
-	if fr.zeroOK && IsZeroHeader(fr.hdr[:]) {
-		return FrameHeader{}, start, nil, io.EOF
+	if err := fr.readHeader(start); err != nil {
+		return FrameHeader{}, start, nil, err
 	}
 	remaining := int64(-1)
 	if fr.limit >= 0 {
@@ -201,6 +186,44 @@ func (fr *FrameReader) next() (FrameHeader, int64, []byte, error) {
 	}
 	fr.off = start + FrameHeaderSize + int64(h.Length)
 	return h, start, payload, nil
+}
+
+// readHeader reads the frame header at start into fr.hdr. It returns io.EOF
+// at a clean end: at limit, at the end of r, or (with stopAtZero) at zeros,
+// including fewer than FrameHeaderSize zeros before the end of the data (a
+// preallocated file filled to within a header of its end). A header cut
+// short by the end of the data is corruption; it never reads past limit.
+func (fr *FrameReader) readHeader(start int64) error {
+	want := int64(FrameHeaderSize)
+	if fr.limit >= 0 {
+		if start >= fr.limit {
+			return io.EOF
+		}
+		want = min(want, fr.limit-start)
+	}
+	n, err := io.ReadFull(fr.r, fr.hdr[:want])
+	if err == io.EOF {
+		return io.EOF
+	}
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return shortRead(fr.path, start, "frame header", err)
+	}
+	if fr.zeroOK && allZero(fr.hdr[:n]) {
+		return io.EOF
+	}
+	if n < FrameHeaderSize {
+		return Corruptf(fr.path, start, "truncated frame header: %d of %d bytes before the end of the data", n, FrameHeaderSize)
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // readPayload reads n bytes into the reader's buffer. When the length was
