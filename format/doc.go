@@ -24,11 +24,23 @@
 //	  payload. A frame header of all zeros marks the end of written data in a
 //	  preallocated file; type 0 is never valid.
 //
-// A length read from disk is checked against MaxFrameSize and against the
-// bytes remaining before anything is allocated.
+//	Block (the payload of a FrameBlock frame; checkpoints and deltas):
+//	+----------+------------+-----------+-------------------------------------+
+//	| codec u8 | rawLen u32 | count u32 | entries, zstd-compressed if codec 1 |
+//	+----------+------------+-----------+-------------------------------------+
+//	  entry: keyLen uvarint | valLen uvarint | kind u8 | key | value
+//	  rawLen is the uncompressed size of the entries (at most MaxBlockSize);
+//	  keys strictly increase; kind 1 = put, 2 = delete (no value). The
+//	  enclosing frame's checksum covers the block. A file is its blocks, then
+//	  a FrameIndex frame (first key, offset, length of every block), then a
+//	  FrameFooter frame.
+//
+// A length read from disk is checked against MaxFrameSize (MaxBlockSize for a
+// block) and against the bytes remaining before anything is allocated.
 //
 // # Concurrency
 //
-// Everything here is stateless or owned by one goroutine; an AtomicFile is not
-// safe for concurrent use.
+// Everything here is stateless or owned by one goroutine (an AtomicFile, a
+// FrameReader, a BlockWriter), except a decoded Block, which is immutable and
+// safe for concurrent readers.
 package format
