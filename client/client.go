@@ -1,0 +1,236 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Client talks to one kvtool server.
+type Client struct {
+	addr string // as given, for messages
+	base string // scheme://host:port, no trailing slash
+	hc   *http.Client
+}
+
+// New returns a client for the server at addr: "HOST:PORT", or a URL
+// "http://HOST:PORT". Requests are bounded only by their contexts.
+func New(addr string) *Client {
+	base := strings.TrimRight(addr, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return &Client{addr: addr, base: base, hc: &http.Client{Transport: newTransport()}}
+}
+
+// newTransport is a transport for many concurrent requests to one host. It
+// ignores HTTP_PROXY: a kvtool server is reached directly.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 512,
+		IdleConnTimeout:     90 * time.Second,
+	}
+}
+
+// Addr returns the address the client was created with.
+func (c *Client) Addr() string { return c.addr }
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// KeyPath returns the request path of key: /v1/kv/ followed by the key with
+// every byte other than ASCII letters, digits, '-', '_' and '~' percent-
+// encoded (so '/', '.', '%' and non-UTF-8 bytes all survive routing).
+func KeyPath(key string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len("/v1/kv/") + len(key)*3)
+	b.WriteString("/v1/kv/")
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if unreserved(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '~'
+}
+
+// Get returns the value of key and the applied index of the snapshot it was
+// read from. An absent key is an error wrapping ErrNotFound (the index is
+// still returned).
+func (c *Client) Get(ctx context.Context, key string) ([]byte, uint64, error) {
+	resp, err := c.do(ctx, http.MethodGet, KeyPath(key), nil, "")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer drain(resp)
+	idx := indexOf(resp)
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, idx, fmt.Errorf("%w: %q", ErrNotFound, key)
+	}
+	if err := checkStatus(resp); err != nil {
+		return nil, idx, err
+	}
+	val, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, idx, c.transportErr(err)
+	}
+	return val, idx, nil
+}
+
+// Put sets key to value and returns the index it committed at, once durable.
+func (c *Client) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	return c.index(ctx, http.MethodPut, KeyPath(key), bytes.NewReader(value), "application/octet-stream")
+}
+
+// Delete removes key and returns the index it committed at, once durable.
+// Deleting an absent key succeeds and changes nothing.
+func (c *Client) Delete(ctx context.Context, key string) (uint64, error) {
+	return c.index(ctx, http.MethodDelete, KeyPath(key), nil, "")
+}
+
+// Txn commits a transaction and returns its index once durable. A failed
+// check is a *CheckFailedError.
+func (c *Client) Txn(ctx context.Context, ops ...Op) (uint64, error) {
+	body, err := json.Marshal(TxnRequest{Ops: ops})
+	if err != nil {
+		return 0, err
+	}
+	return c.TxnJSON(ctx, bytes.NewReader(body))
+}
+
+// TxnJSON commits a transaction given in the JSON form of the CLI contract,
+// sent as is; the server validates it.
+func (c *Client) TxnJSON(ctx context.Context, body io.Reader) (uint64, error) {
+	return c.index(ctx, http.MethodPost, "/v1/txn", body, "application/json")
+}
+
+// Status returns the server's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	return &st, c.getJSON(ctx, "/v1/status", &st)
+}
+
+// Hash returns the state hash and applied index of one snapshot.
+func (c *Client) Hash(ctx context.Context) (*HashResult, error) {
+	var h HashResult
+	return &h, c.getJSON(ctx, "/v1/hash", &h)
+}
+
+// Rotate seals the active WAL segment and returns the new one.
+func (c *Client) Rotate(ctx context.Context) (*RotateResult, error) {
+	var r RotateResult
+	return &r, c.doJSON(ctx, http.MethodPost, "/v1/admin/rotate", nil, "", &r)
+}
+
+func (c *Client) index(ctx context.Context, method, path string, body io.Reader, ctype string) (uint64, error) {
+	var r IndexResult
+	if err := c.doJSON(ctx, method, path, body, ctype, &r); err != nil {
+		return 0, err
+	}
+	return r.Index, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	return c.doJSON(ctx, http.MethodGet, path, nil, "", v)
+}
+
+// doJSON sends a request and decodes a 200 answer into v.
+func (c *Client) doJSON(ctx context.Context, method, path string, body io.Reader, ctype string, v any) error {
+	resp, err := c.do(ctx, method, path, body, ctype)
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	if err := checkStatus(resp); err != nil {
+		return err
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("kvtool/client: decode answer of %s %s: %w", method, path, c.transportErr(err))
+	}
+	return nil
+}
+
+// do sends one request. Failing to reach the server is an error wrapping
+// ErrNoServer; an answer of any status is returned as is.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("kvtool/client: %w", err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, c.transportErr(err)
+	}
+	return resp, nil
+}
+
+// transportErr explains a failure to talk to the server.
+func (c *Client) transportErr(err error) error {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w at %s (connection refused)", ErrNoServer, c.addr)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.As(err, &dnsErr):
+		return fmt.Errorf("%w at %s: %v", ErrNoServer, c.addr, err)
+	}
+	return fmt.Errorf("kvtool server at %s: %w", c.addr, err)
+}
+
+// maxErrorBody bounds how much of an error answer is read.
+const maxErrorBody = 64 << 10
+
+// checkStatus turns a non-200 answer into an *Error or *CheckFailedError.
+func checkStatus(resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var eb ErrorBody
+	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
+		eb.Error = strings.TrimSpace(string(raw))
+		if eb.Error == "" {
+			eb.Error = http.StatusText(resp.StatusCode)
+		}
+	}
+	if resp.StatusCode == http.StatusConflict && eb.Op != nil {
+		return &CheckFailedError{Op: *eb.Op, Key: eb.Key, Reason: eb.Reason, Message: eb.Error}
+	}
+	return &Error{Status: resp.StatusCode, Message: eb.Error}
+}
+
+// drain reads what is left of a body (so the connection is reused) and
+// closes it.
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body.Close()
+}
+
+func indexOf(resp *http.Response) uint64 {
+	n, _ := strconv.ParseUint(resp.Header.Get(IndexHeader), 10, 64)
+	return n
+}

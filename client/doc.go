@@ -1,0 +1,29 @@
+// Package client is the Go client of the HTTP API that `kvtool serve`
+// exposes (package server), and the home of that API's wire types: the JSON
+// bodies both sides encode and decode, so that the contract is written down
+// once.
+//
+// # The API
+//
+//	GET    /v1/kv/{key}      raw value, header X-Kvtool-Index; 404 if absent
+//	PUT    /v1/kv/{key}      body = value              -> {"index": N}
+//	DELETE /v1/kv/{key}                                -> {"index": N}
+//	POST   /v1/txn           transaction JSON          -> {"index": N} | 409 {"error", "op"}
+//	GET    /v1/scan          ?prefix=&start=&end=&limit= -> [{"key", "value"}, ...]
+//	GET    /v1/status        applied and durable index, shards, WAL segments
+//	GET    /v1/hash          {"applied_index", "state_hash"} of one snapshot
+//	POST   /v1/admin/rotate  seal the active WAL segment
+//	GET    /metrics          Prometheus text format
+//
+// Every error answer is {"error": "..."}; a Client turns it into an *Error
+// carrying the HTTP status, or a *CheckFailedError for a 409. Keys travel
+// percent-encoded in the path (EscapeKey), so any byte string is a key.
+//
+// Only stdlib is imported: a program that talks to a server does not link
+// the store.
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use by many goroutines; it keeps a pool of
+// connections sized for a few hundred concurrent requests.
+package client

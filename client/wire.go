@@ -1,0 +1,141 @@
+package client
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
+
+// IndexHeader is the response header holding the applied index of the
+// snapshot a read was served from.
+const IndexHeader = "X-Kvtool-Index"
+
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+	// Op is the index of the operation that failed a check (409 only).
+	Op *int `json:"op,omitempty"`
+	// Key and Reason detail a failed check (409 only).
+	Key    string `json:"key,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// IndexResult is the answer to a write: the log index it committed at.
+type IndexResult struct {
+	Index uint64 `json:"index"`
+}
+
+// Pair is one key/value pair of a scan. In JSON the value is "value" when
+// it is valid UTF-8 and "value_base64" otherwise, and likewise the key
+// ("key" or "key_base64"), so every byte survives the round trip.
+type Pair struct {
+	Key   string
+	Value []byte
+}
+
+type jsonPair struct {
+	Key         string  `json:"key,omitempty"`
+	KeyBase64   string  `json:"key_base64,omitempty"`
+	Value       *string `json:"value,omitempty"`
+	ValueBase64 *string `json:"value_base64,omitempty"`
+}
+
+// MarshalJSON encodes p as {"key","value"}, using the _base64 forms for
+// bytes that are not valid UTF-8.
+func (p Pair) MarshalJSON() ([]byte, error) {
+	var jp jsonPair
+	if utf8.ValidString(p.Key) {
+		jp.Key = p.Key
+	} else {
+		jp.KeyBase64 = base64.StdEncoding.EncodeToString([]byte(p.Key))
+	}
+	if utf8.Valid(p.Value) {
+		s := string(p.Value)
+		jp.Value = &s
+	} else {
+		s := base64.StdEncoding.EncodeToString(p.Value)
+		jp.ValueBase64 = &s
+	}
+	return json.Marshal(jp)
+}
+
+// UnmarshalJSON decodes either form of each field.
+func (p *Pair) UnmarshalJSON(b []byte) error {
+	var jp jsonPair
+	if err := json.Unmarshal(b, &jp); err != nil {
+		return err
+	}
+	p.Key = jp.Key
+	if jp.KeyBase64 != "" {
+		k, err := base64.StdEncoding.DecodeString(jp.KeyBase64)
+		if err != nil {
+			return fmt.Errorf("key_base64: %w", err)
+		}
+		p.Key = string(k)
+	}
+	switch {
+	case jp.ValueBase64 != nil:
+		v, err := base64.StdEncoding.DecodeString(*jp.ValueBase64)
+		if err != nil {
+			return fmt.Errorf("value_base64: %w", err)
+		}
+		p.Value = v
+	case jp.Value != nil:
+		p.Value = []byte(*jp.Value)
+	default:
+		p.Value = []byte{}
+	}
+	return nil
+}
+
+// HashResult is the answer of GET /v1/hash: the state hash (16 hex digits)
+// of one snapshot and that snapshot's applied index.
+type HashResult struct {
+	AppliedIndex uint64 `json:"applied_index"`
+	StateHash    string `json:"state_hash"`
+}
+
+// Status is the answer of GET /v1/status.
+type Status struct {
+	StoreID      string `json:"store_id"`
+	DataDir      string `json:"data_dir"`
+	AppliedIndex uint64 `json:"applied_index"`
+	DurableIndex uint64 `json:"durable_index"`
+	Shards       int    `json:"shards"`
+	Keys         int    `json:"keys"`
+	// Failed is the error that stopped the store accepting writes, if any.
+	Failed        string          `json:"failed,omitempty"`
+	WALFirstIndex uint64          `json:"wal_first_index"`
+	WALLastIndex  uint64          `json:"wal_last_index"`
+	WALBytes      int64           `json:"wal_bytes"`
+	Segments      []SegmentStatus `json:"segments"`
+	// Checkpoint is the base checkpoint named by the manifest (nil: none).
+	Checkpoint *FileStatus `json:"checkpoint"`
+	// Deltas is the delta chain on top of Checkpoint, oldest first.
+	Deltas []FileStatus `json:"deltas"`
+}
+
+// SegmentStatus describes one WAL segment.
+type SegmentStatus struct {
+	Name       string `json:"name"`
+	FirstIndex uint64 `json:"first_index"`
+	LastIndex  uint64 `json:"last_index"`
+	Records    int64  `json:"records"`
+	Bytes      int64  `json:"bytes"`
+}
+
+// FileStatus describes a checkpoint or delta file named by the manifest.
+type FileStatus struct {
+	Name      string `json:"name"`
+	FromIndex uint64 `json:"from_index"`
+	Index     uint64 `json:"index"`
+	Bytes     int64  `json:"bytes"`
+}
+
+// RotateResult is the answer of POST /v1/admin/rotate: the new active
+// segment.
+type RotateResult struct {
+	Segment    string `json:"segment"`
+	FirstIndex uint64 `json:"first_index"`
+}
