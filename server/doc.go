@@ -1,0 +1,31 @@
+// Package server is the HTTP API of `kvtool serve`: an http.Handler over a
+// *store.Store, and Run, which serves it until a context is cancelled and
+// then shuts down without cutting off requests in flight.
+//
+// # Endpoints
+//
+//	GET    /v1/kv/{key...}   200 raw value | 404; X-Kvtool-Index = applied index
+//	PUT    /v1/kv/{key...}   body = value; 200 {"index": N} once durable
+//	DELETE /v1/kv/{key...}   200 {"index": N} once durable
+//	POST   /v1/txn           transaction JSON; 200 {"index": N} | 409 {"error", "op", ...}
+//	GET    /v1/scan          ?prefix=&start=&end=&limit=; [{"key","value"}] in key order
+//	GET    /v1/status        indexes, shards, WAL segments, checkpoint, deltas
+//	GET    /v1/hash          {"applied_index","state_hash"} of one snapshot
+//	POST   /v1/admin/rotate  seal the active WAL segment
+//	GET    /metrics          Prometheus text format (the server's own registry)
+//
+// The wire types live in package client. Keys are percent-encoded in the
+// path (client.KeyPath). Every error answer is JSON {"error": "..."}: 400
+// for input that can never commit (and nothing changes), 404, 405 with an
+// Allow header, 409 for a failed check (nothing changes), 413 for a body
+// over its bound, 500 and 503 when the store has failed or is closed.
+// Request bodies are bounded before they are read. A request's context is
+// passed to Commit, so a client that goes away stops waiting for shard
+// gates; once its record is logged a commit always completes.
+//
+// # Concurrency
+//
+// A *Server is safe for concurrent use; reads load one published snapshot
+// each and never wait for writers. The server logs through the *slog.Logger
+// it is given and never logs values.
+package server

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/store"
+)
+
+// get answers the raw value of the key from one snapshot.
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if msg := badKey(key); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	snap := s.st.Snapshot()
+	w.Header().Set(client.IndexHeader, strconv.FormatUint(snap.Index(), 10))
+	val, ok := snap.Get(key)
+	if !ok {
+		writeError(w, http.StatusNotFound, "key not found")
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(val)))
+	w.Write(val)
+}
+
+// put sets the key to the request body.
+func (s *Server) put(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if msg := badKey(key); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	val, ok := readBody(w, r, s.opts.MaxPutBody, "value")
+	if !ok {
+		return
+	}
+	s.commit(w, r, &store.Txn{Ops: []store.Op{{Kind: store.OpPut, Key: key, Value: val}}})
+}
+
+// del removes the key (an absent key is not an error).
+func (s *Server) del(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if msg := badKey(key); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	s.commit(w, r, &store.Txn{Ops: []store.Op{{Kind: store.OpDelete, Key: key}}})
+}
+
+// badKey says what is wrong with a key from the path, or "".
+func badKey(key string) string {
+	switch {
+	case key == "":
+		return "empty key: use /v1/kv/{key}"
+	case len(key) > format.MaxKeySize:
+		return fmt.Sprintf("key of %d bytes is over the limit of %d bytes", len(key), format.MaxKeySize)
+	}
+	return ""
+}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kvtool/kvtool/store"
+)
+
+// Commit results, the values of the "result" label of kvtool_commits_total.
+const (
+	resultOK       = "ok"       // committed and durable
+	resultAborted  = "aborted"  // a check failed; nothing changed
+	resultInvalid  = "invalid"  // the transaction can never commit
+	resultCanceled = "canceled" // the client gave up waiting for gates
+	resultError    = "error"    // the store failed or is closed
+)
+
+// metrics are the server's Prometheus metrics, in a registry of its own (so
+// two servers in one process, as in tests, do not collide).
+type metrics struct {
+	reg           *prometheus.Registry
+	commits       *prometheus.CounterVec
+	commitSeconds prometheus.Histogram
+	requests      *prometheus.CounterVec
+	reqSeconds    *prometheus.HistogramVec
+}
+
+func newMetrics(st *store.Store) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvtool_commits_total", Help: "Transactions committed through the API, by result.",
+		}, []string{"result"}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvtool_commit_duration_seconds",
+			Help:    "Time from calling Commit to the durable acknowledgement, for successful commits.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16), // 50µs .. 1.6s
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvtool_http_requests_total", Help: "HTTP requests, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		reqSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kvtool_http_request_duration_seconds",
+			Help:    "HTTP request latency, by route pattern.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
+		}, []string{"route"}),
+	}
+	m.reg.MustRegister(m.commits, m.commitSeconds, m.requests, m.reqSeconds,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, r := range []string{resultOK, resultAborted, resultInvalid, resultCanceled, resultError} {
+		m.commits.WithLabelValues(r) // export zeros, so rates work from the start
+	}
+	m.registerStoreGauges(st)
+	return m
+}
+
+// registerStoreGauges exports the store's state, read at scrape time.
+func (m *metrics) registerStoreGauges(st *store.Store) {
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	gauge("kvtool_applied_index", "Log index of the published state.", func() float64 { return float64(st.Snapshot().Index()) })
+	gauge("kvtool_durable_index", "Highest log index known durable in the WAL.", func() float64 { return float64(st.DurableIndex()) })
+	gauge("kvtool_keys", "Keys in the published state.", func() float64 { return float64(st.Snapshot().Len()) })
+	gauge("kvtool_wal_segments", "WAL segment files.", func() float64 { return float64(len(st.Log().Segments())) })
+	gauge("kvtool_wal_bytes", "Bytes of data (headers and records) in the WAL segments.", func() float64 {
+		var n int64
+		for _, s := range st.Log().Segments() {
+			n += s.Size
+		}
+		return float64(n)
+	})
+	gauge("kvtool_failed", "1 once the store has failed after a WAL error and accepts no writes.", func() float64 {
+		if st.Err() != nil {
+			return 1
+		}
+		return 0
+	})
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// observeCommit counts a commit by result and times the successful ones.
+func (m *metrics) observeCommit(err error, d time.Duration) {
+	m.commits.WithLabelValues(commitResult(err)).Inc()
+	if err == nil {
+		m.commitSeconds.Observe(d.Seconds())
+	}
+}
+
+func commitResult(err error) string {
+	switch {
+	case err == nil:
+		return resultOK
+	case errors.Is(err, store.ErrCheckFailed):
+		return resultAborted
+	case errors.Is(err, store.ErrInvalid):
+		return resultInvalid
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return resultCanceled
+	}
+	return resultError
+}
+
+func (m *metrics) observeRequest(r *http.Request, status int, d time.Duration) {
+	route := routeOf(r)
+	m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
+	m.reqSeconds.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// methodLabel bounds the method label to the methods HTTP defines.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}

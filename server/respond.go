@@ -1,0 +1,62 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kvtool/kvtool/client"
+)
+
+// writeJSON writes v as the JSON body of a status answer. A failure to
+// write means the client went away; there is nobody left to tell.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(client.ErrorBody{Error: "encode answer: " + err.Error()})
+	}
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// writeError answers status with {"error": msg}.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeErrorBody(w, status, client.ErrorBody{Error: msg})
+}
+
+func writeErrorBody(w http.ResponseWriter, status int, eb client.ErrorBody) {
+	if rec, ok := w.(*recorder); ok && status >= 500 {
+		rec.errMsg = eb.Error
+	}
+	writeJSON(w, status, eb)
+}
+
+// recorder remembers the status of an answer for metrics and logs, and the
+// message of a server-side error (never a 4xx message: those may quote
+// values).
+type recorder struct {
+	http.ResponseWriter
+	status int
+	start  time.Time
+	errMsg string
+}
+
+func newRecorder(w http.ResponseWriter) *recorder {
+	return &recorder{ResponseWriter: w, status: http.StatusOK, start: time.Now()}
+}
+
+func (r *recorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) elapsed() time.Duration { return time.Since(r.start) }

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/manifest"
+	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/store"
+)
+
+// status answers the store's indexes, shards and WAL segments.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Status(s.st))
+}
+
+// Status describes st as GET /v1/status does. The CLI uses it for a store
+// it opened itself.
+func Status(st *store.Store) *client.Status {
+	snap := st.Snapshot()
+	man := st.Manifest()
+	log := st.Log()
+	out := &client.Status{
+		StoreID:       man.StoreID.String(),
+		DataDir:       st.Dir(),
+		AppliedIndex:  snap.Index(),
+		DurableIndex:  st.DurableIndex(),
+		Shards:        snap.Shards(),
+		Keys:          snap.Len(),
+		WALFirstIndex: log.FirstIndex(),
+		WALLastIndex:  log.LastIndex(),
+		Segments:      []client.SegmentStatus{},
+		Checkpoint:    fileStatus(man.Base),
+		Deltas:        []client.FileStatus{},
+	}
+	if err := st.Err(); err != nil {
+		out.Failed = err.Error()
+	}
+	for _, seg := range log.Segments() {
+		out.Segments = append(out.Segments, client.SegmentStatus{
+			Name: seg.Name, FirstIndex: seg.FirstIndex, LastIndex: seg.LastIndex, Records: seg.Records, Bytes: seg.Size,
+		})
+		out.WALBytes += seg.Size
+	}
+	for i := range man.Deltas {
+		out.Deltas = append(out.Deltas, *fileStatus(&man.Deltas[i]))
+	}
+	return out
+}
+
+func fileStatus(f *manifest.FileRef) *client.FileStatus {
+	if f == nil {
+		return nil
+	}
+	return &client.FileStatus{Name: f.Name, FromIndex: f.FromIndex, Index: f.Index, Bytes: f.Size}
+}
+
+// hash answers the state hash and applied index of one snapshot.
+func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
+	snap := s.st.Snapshot()
+	writeJSON(w, http.StatusOK, client.HashResult{AppliedIndex: snap.Index(), StateHash: format.FormatStateHash(snap.Hash())})
+}
+
+// rotate seals the active WAL segment; readers and writers keep going.
+func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
+	if err := s.st.Rotate(); err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, store.ErrClosed) || errors.Is(err, segment.ErrClosed) {
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, "rotate: "+err.Error())
+		return
+	}
+	var res client.RotateResult
+	if segs := s.st.Log().Segments(); len(segs) > 0 {
+		last := segs[len(segs)-1]
+		res = client.RotateResult{Segment: last.Name, FirstIndex: last.FirstIndex}
+	}
+	writeJSON(w, http.StatusOK, res)
+}

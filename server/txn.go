@@ -1,0 +1,61 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/store"
+)
+
+// txn commits a transaction given in the JSON of the CLI contract.
+func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, s.opts.MaxTxnBody, "transaction")
+	if !ok {
+		return
+	}
+	t, err := store.ParseTxnJSON(bytes.NewReader(body))
+	if err != nil {
+		s.m.commits.WithLabelValues(resultInvalid).Inc()
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.commit(w, r, t)
+}
+
+// commit runs t with the request's context and answers {"index": N}, or the
+// error.
+func (s *Server) commit(w http.ResponseWriter, r *http.Request, t *store.Txn) {
+	start := time.Now()
+	idx, err := s.st.Commit(r.Context(), t)
+	s.m.observeCommit(err, time.Since(start))
+	if err != nil {
+		s.commitError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.IndexResult{Index: idx})
+}
+
+// commitError answers a failed commit: 409 for a failed check, 400 for a
+// transaction that can never commit, 503 for a closed store or a client
+// that gave up, 500 after a WAL failure.
+func (s *Server) commitError(w http.ResponseWriter, r *http.Request, err error) {
+	var ce *store.CheckError
+	switch {
+	case errors.As(err, &ce):
+		writeErrorBody(w, http.StatusConflict, client.ErrorBody{Error: ce.Error(), Op: &ce.Op, Key: ce.Key, Reason: ce.Reason})
+	case errors.Is(err, store.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, store.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, "the store is shutting down")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "request cancelled before the transaction was logged; nothing changed")
+	default:
+		s.log.LogAttrs(r.Context(), slog.LevelError, "commit failed", slog.String("error", err.Error()))
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
