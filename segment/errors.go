@@ -23,6 +23,3 @@ var (
 	// torn tail and RepairOptions.Force is not set.
 	ErrNeedsForce = errors.New("kvtool/segment: damage other than a torn tail; repair needs force")
 )
-
-// errNotImplemented is transitional while the package is being written.
-var errNotImplemented = errors.New("kvtool/segment: not implemented yet")

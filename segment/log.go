@@ -1,12 +1,22 @@
 package segment
 
 import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
 )
 
 // DefaultSegmentSize is the rotation threshold when Options.SegmentSize is 0.
 const DefaultSegmentSize = 64 << 20
+
+// maxBatchBytes bounds the bytes one batch (one write + one fsync) carries;
+// Enqueue waits for the flusher beyond it, so a burst cannot grow the buffer
+// without limit.
+const maxBatchBytes = 4 << 20
 
 // Entry is one record of the log.
 type Entry struct {
@@ -18,82 +28,286 @@ type Entry struct {
 
 // Options configure Open.
 type Options struct {
-	FS          vfs.FS
-	Dir         string // the WAL directory (DATA/wal); created if missing
-	SegmentSize int64  // rotation threshold; default DefaultSegmentSize
-	Term        uint64 // term written on new records; default 1
+	FS  vfs.FS
+	Dir string // the WAL directory (DATA/wal); created if missing
+	// SegmentSize is the rotation threshold and the size each segment is
+	// preallocated to; default DefaultSegmentSize.
+	SegmentSize int64
+	// Term is written on new records. 0 means the term of the last record
+	// (1 for a new log); a term below it is an error.
+	Term uint64
 	// StoreID is the identity of the store, written in every segment header
-	// and checked on open (a mismatch wraps ErrStoreMismatch).
+	// and checked on open (a mismatch wraps ErrStoreMismatch). All zeros
+	// means "whatever the existing segments say" (a new log gets zeros).
 	StoreID [16]byte
 	// FirstIndex is the index of the first record of a brand-new, empty log;
 	// default 1. It is ignored when segments exist.
 	FirstIndex uint64
 	// RepairTail makes Open cut a torn tail of the newest segment (kept in a
-	// quarantine file, exactly as Repair does) instead of failing with
-	// ErrTornTail.
+	// quarantine file, exactly as Repair does; see Log.TailCut) instead of
+	// failing with ErrTornTail.
 	RepairTail bool
 	// OnDurable, if set, is called by the flusher after each successful
 	// sync, in index order, before the waiters of that sync are released.
-	// It must not call back into the Log's blocking methods.
+	// It runs on the flusher's goroutine: it must be quick and must not
+	// wait for an append.
 	OnDurable func(last uint64)
 }
 
-// Log is an open write-ahead log.
-type Log struct{}
+// Log is an open write-ahead log. All its methods are safe for concurrent use.
+type Log struct {
+	fs        vfs.FS
+	dir       string
+	segSize   int64
+	storeID   [16]byte
+	term      uint64
+	onDurable func(uint64)
+	maxBatch  int
+	tailCut   *Cut
+
+	mu      sync.Mutex
+	space   *sync.Cond // signalled when the flusher takes the buffer, and on close or failure
+	buf     []byte     // the records of cur, encoded
+	cur     *batch     // the batch being filled
+	next    uint64     // index the next record gets
+	waiting int        // Enqueue calls blocked on space
+	closed  bool
+	failed  error // non-nil (wrapping ErrFailed) once a write, fsync or rotation failed
+
+	wake    chan struct{} // capacity 1: there is work for the flusher
+	stopped chan struct{} // closed when the flusher returns
+	durable atomic.Uint64
+	last    atomic.Uint64
+
+	// Owned by the flusher goroutine.
+	spare  []byte // the other buffer: double buffering
+	active *activeSeg
+
+	segMu  sync.Mutex
+	segs   []segMeta // oldest first; the last is the active segment
+	dropMu sync.Mutex
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// batch is the set of records that share one write and one fsync. Every
+// Pending of the batch waits on its done channel: one channel per batch,
+// none per record.
+type batch struct {
+	done   chan struct{}
+	err    error  // set before done is closed
+	last   uint64 // index of the batch's last record
+	n      int64  // records in the batch
+	rotate bool   // Rotate asked for a new segment after this batch
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+// activeSeg is the segment the flusher writes to.
+type activeSeg struct {
+	f       vfs.File
+	path    string
+	first   uint64
+	sum     uint64 // header checksum, for the next segment's link
+	off     int64  // end of data: where the next batch goes
+	records int64
+}
+
+func (a *activeSeg) link() link { return link{a.first, a.sum} }
+
+// segMeta describes a segment of the open log.
+type segMeta struct {
+	info SegmentInfo
+	sum  uint64 // header checksum
+}
 
 // Pending is an enqueued record on its way to disk.
-type Pending struct{}
+type Pending struct {
+	b     *batch
+	index uint64
+}
 
-// Open opens the log in opts.Dir, creating the directory and a first segment
-// if needed.
-func Open(opts Options) (*Log, error) { return nil, errNotImplemented }
+// Index returns the index assigned to the record.
+func (p *Pending) Index() uint64 { return p.index }
+
+// Wait blocks until the record is durable and returns nil, or returns the
+// log's failure (wrapping ErrFailed) if it never will be.
+func (p *Pending) Wait() error {
+	<-p.b.done
+	return p.b.err
+}
+
+// Done returns a channel closed when Wait would return.
+func (p *Pending) Done() <-chan struct{} { return p.b.done }
 
 // Append adds a record of type t and returns its index once it is durable.
 func (l *Log) Append(t format.FrameType, data []byte) (uint64, error) {
-	return 0, errNotImplemented
+	b, idx, err := l.enqueue(t, data)
+	if err != nil {
+		return 0, err
+	}
+	<-b.done
+	if b.err != nil {
+		return 0, b.err
+	}
+	return idx, nil
 }
 
 // Enqueue assigns the next index to a record of type t, copies data into the
 // write buffer and returns at once; Wait on the result for durability.
+// Records become durable in index order. Enqueue blocks only while the
+// buffer holds a full batch (backpressure).
 func (l *Log) Enqueue(t format.FrameType, data []byte) (*Pending, error) {
-	return nil, errNotImplemented
+	b, idx, err := l.enqueue(t, data)
+	if err != nil {
+		return nil, err
+	}
+	return &Pending{b: b, index: idx}, nil
 }
 
-// Index returns the index assigned to the record.
-func (p *Pending) Index() uint64 { return 0 }
+// enqueue encodes the record straight into the current batch's buffer,
+// under l.mu so that buffer order is index order.
+func (l *Log) enqueue(t format.FrameType, data []byte) (*batch, uint64, error) {
+	if !isEntryType(t) {
+		return nil, 0, fmt.Errorf("%w: frame type %d", ErrBadType, t)
+	}
+	if len(data) > maxData {
+		return nil, 0, fmt.Errorf("%w: %d bytes of data, the limit is %d", ErrTooLarge, len(data), maxData)
+	}
+	size := format.FrameHeaderSize + recordHeaderSize + len(data)
+	l.mu.Lock()
+	for l.failed == nil && !l.closed && len(l.buf) > 0 && len(l.buf)+size > l.maxBatch {
+		l.waiting++
+		l.space.Wait()
+		l.waiting--
+	}
+	if err := l.stateErr(); err != nil {
+		l.mu.Unlock()
+		return nil, 0, err
+	}
+	first := len(l.buf) == 0
+	idx := l.next
+	l.next++
+	l.buf = appendRecord(l.buf, t, idx, l.term, data)
+	b := l.cur
+	b.last, b.n = idx, b.n+1
+	l.last.Store(idx)
+	l.mu.Unlock()
+	if first {
+		l.signal() // later records of this batch find the flusher already woken
+	}
+	return b, idx, nil
+}
 
-// Wait blocks until the record is durable, or returns the log's failure.
-func (p *Pending) Wait() error { return errNotImplemented }
+// appendRecord appends one record frame to dst, built in place.
+func appendRecord(dst []byte, t format.FrameType, idx, term uint64, data []byte) []byte {
+	dst, start := format.BeginFrame(dst, t)
+	dst = binary.LittleEndian.AppendUint64(dst, idx)
+	dst = binary.LittleEndian.AppendUint64(dst, term)
+	dst = append(dst, data...)
+	format.FinishFrame(dst, start)
+	return dst
+}
 
-// Done returns a channel closed when Wait would return.
-func (p *Pending) Done() <-chan struct{} { return nil }
+// stateErr is the error for a log that cannot take records. l.mu is held.
+func (l *Log) stateErr() error {
+	if l.failed != nil {
+		return l.failed
+	}
+	if l.closed {
+		return ErrClosed
+	}
+	return nil
+}
 
-// FirstIndex returns the index of the first record in the log (of the oldest
-// segment still present).
-func (l *Log) FirstIndex() uint64 { return 0 }
+func (l *Log) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// FirstIndex returns the first index of the oldest segment.
+func (l *Log) FirstIndex() uint64 {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	return l.segs[0].info.FirstIndex
+}
 
 // LastIndex returns the last index assigned (durable or not).
-func (l *Log) LastIndex() uint64 { return 0 }
+func (l *Log) LastIndex() uint64 { return l.last.Load() }
 
 // DurableIndex returns the last index known durable.
-func (l *Log) DurableIndex() uint64 { return 0 }
+func (l *Log) DurableIndex() uint64 { return l.durable.Load() }
 
-// Rotate seals the active segment and starts a new one; it returns once
-// everything enqueued before it is durable and the new segment exists.
-func (l *Log) Rotate() error { return errNotImplemented }
+// Term returns the term written on new records.
+func (l *Log) Term() uint64 { return l.term }
 
-// DropBefore removes whole sealed segments whose every record is < index,
-// oldest first, then syncs the directory; it never removes the active
-// segment. It returns the removed paths.
-func (l *Log) DropBefore(index uint64) ([]string, error) { return nil, errNotImplemented }
+// TailCut returns what Open cut from a torn tail (Options.RepairTail), or
+// nil if it cut nothing.
+func (l *Log) TailCut() *Cut { return l.tailCut }
 
-// Segments describes the segments of the log, oldest first.
-func (l *Log) Segments() []SegmentInfo { return nil }
+// Rotate seals the active segment and starts a new one. It returns once
+// every record enqueued before it is durable and the new segment exists. If
+// the active segment holds no record it does nothing (a new segment would
+// have the same name).
+func (l *Log) Rotate() error {
+	l.mu.Lock()
+	if err := l.stateErr(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	b := l.cur
+	b.rotate = true
+	l.mu.Unlock()
+	l.signal()
+	<-b.done
+	return b.err
+}
+
+// Segments describes the segments of the log, oldest first. Size is the
+// bytes of data (header and records), not the preallocated size.
+func (l *Log) Segments() []SegmentInfo {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	out := make([]SegmentInfo, len(l.segs))
+	for i, m := range l.segs {
+		out[i] = m.info
+	}
+	return out
+}
 
 // Err returns nil while the log is healthy, and an error wrapping ErrFailed
 // once it has failed.
-func (l *Log) Err() error { return nil }
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
 
-// Close flushes and syncs what is buffered and stops the flusher. The log
-// cannot be used afterwards; a second Close returns nil... or ErrClosed.
-func (l *Log) Close() error { return errNotImplemented }
+// NewReader returns a Reader over the records of the open log with Index >=
+// from, up to the durable index at the time of the call.
+func (l *Log) NewReader(from uint64) (*Reader, error) {
+	return newReader(l.fs, l.dir, from, l.DurableIndex())
+}
+
+// Close flushes and syncs what is buffered, stops the flusher and closes the
+// active segment. It returns the log's failure, if any. Calling it again
+// returns the same result.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.space.Broadcast()
+		l.mu.Unlock()
+		l.signal()
+		<-l.stopped
+		err := l.Err()
+		if cerr := l.active.f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("kvtool/segment: close %s: %w", l.active.path, cerr)
+		}
+		l.closeErr = err
+	})
+	return l.closeErr
+}

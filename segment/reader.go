@@ -1,22 +1,193 @@
 package segment
 
-import "github.com/kvtool/kvtool/vfs"
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
 
-// List scans every segment in dir and describes them, oldest first.
-func List(fsys vfs.FS, dir string) ([]SegmentInfo, error) { return nil, errNotImplemented }
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/vfs"
+)
 
-// Reader iterates the entries of a log directory from an index on.
-type Reader struct{}
-
-// NewReader returns a Reader over the entries of dir with Index >= from.
-func NewReader(fsys vfs.FS, dir string, from uint64) (*Reader, error) {
-	return nil, errNotImplemented
+// Reader iterates the entries of a log directory in index order, across
+// segments, from a given index on. It checks every frame, that indexes are
+// contiguous within and across segments, that each segment's header links
+// to its predecessor, and that the bytes after each segment's end of data are
+// zero, so a stale or hidden record is never returned silently.
+type Reader struct {
+	fsys  vfs.FS
+	dir   string
+	names []string // segment names, oldest first
+	i     int      // index in names of the open segment
+	seg   *segReader
+	from  uint64
+	limit uint64 // last index to return (a live log's durable index)
+	err   error  // sticky: once set, Next returns it
 }
 
-// Next returns the next entry; io.EOF at the clean end of the log. Entry.Data
-// is valid until the next call. Errors are sticky; damage is a
-// *format.CorruptionError naming the file and offset.
-func (r *Reader) Next() (Entry, error) { return Entry{}, errNotImplemented }
+// NewReader returns a Reader over the entries of dir with Index >= from. If
+// the log starts after from (its older segments were dropped), the first
+// entry is simply the log's first; a caller that needs exactly from checks
+// the first Index. It returns an error only if dir cannot be listed; damage
+// is reported by Next.
+func NewReader(fsys vfs.FS, dir string, from uint64) (*Reader, error) {
+	return newReader(fsys, dir, from, math.MaxUint64)
+}
 
-// Close releases the open file.
-func (r *Reader) Close() error { return nil }
+func newReader(fsys vfs.FS, dir string, from, limit uint64) (*Reader, error) {
+	names, err := walNames(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{fsys: fsys, dir: dir, names: names, from: from, limit: limit}
+	r.i = startSegment(names, from)
+	return r, nil
+}
+
+// startSegment returns the index of the newest segment whose first index is
+// at most from (0 if there is none).
+func startSegment(names []string, from uint64) int {
+	i := 0
+	for j, n := range names {
+		if first, _ := format.ParseSegmentName(n); first <= from {
+			i = j
+		}
+	}
+	return i
+}
+
+// Next returns the next entry, or io.EOF at the clean end of the log.
+// Entry.Data is valid until the next call. Errors are sticky. Damage is a
+// *format.CorruptionError naming the file and offset; a torn tail of the
+// newest segment also matches errors.Is(err, ErrTornTail).
+func (r *Reader) Next() (Entry, error) {
+	if r.err != nil {
+		return Entry{}, r.err
+	}
+	e, err := r.next()
+	if err != nil {
+		r.err = err
+	}
+	return e, err
+}
+
+func (r *Reader) next() (Entry, error) {
+	for {
+		if r.seg == nil {
+			if err := r.openNext(); err != nil {
+				return Entry{}, err
+			}
+		}
+		if r.seg.expect > r.limit {
+			return Entry{}, io.EOF
+		}
+		e, off, err := r.seg.next()
+		switch {
+		case err == nil && e.Index < r.from:
+			continue
+		case err == nil:
+			return e, nil
+		case err == io.EOF:
+			if err := r.endSegment(); err != nil {
+				return Entry{}, err
+			}
+		case format.AsCorruption(err) != nil && !r.seg.badRecord:
+			return Entry{}, r.damagedFrame(off, err)
+		default:
+			return Entry{}, err
+		}
+	}
+}
+
+// openNext opens names[r.i] and checks that it follows the segment before
+// it. At the end of the list it returns io.EOF.
+func (r *Reader) openNext() error {
+	if r.i >= len(r.names) {
+		return io.EOF
+	}
+	name := r.names[r.i]
+	s, err := openSeg(r.fsys, filepath.Join(r.dir, name), name)
+	if err != nil {
+		return err
+	}
+	r.seg = s
+	return nil
+}
+
+// endSegment checks the end of the current segment (nothing but zeros after
+// the end of data) and moves to the next one, checking the link.
+func (r *Reader) endSegment() error {
+	s := r.seg
+	t, err := scanTail(s.f, s.path, s.end, s.size, s.last())
+	if err != nil {
+		return err
+	}
+	newest := r.i == len(r.names)-1
+	if t.firstNonzero >= 0 {
+		return r.tailDamage(t, s.end)
+	}
+	if newest {
+		return io.EOF
+	}
+	prev, last, term := s.link(), s.last(), s.term
+	s.close()
+	r.seg = nil
+	r.i++
+	if err := r.openNext(); err != nil {
+		return err
+	}
+	if _, err := checkLink(&r.seg.hdr, r.seg.path, prev, last); err != nil {
+		return err
+	}
+	r.seg.term = max(r.seg.term, term)
+	return nil
+}
+
+// tailDamage is the error for nonzero bytes after the end of data at eod.
+func (r *Reader) tailDamage(t tail, eod int64) error {
+	s := r.seg
+	if t.validAt >= 0 {
+		return format.Corruptf(s.path, eod, "zeroed frame header at the end of data hides an intact record (index %d) at offset %d", t.validIndex, t.validAt)
+	}
+	ce := format.Corruptf(s.path, t.firstNonzero, "nonzero bytes after the end of data at offset %d", eod)
+	if r.i == len(r.names)-1 {
+		return fmt.Errorf("%w: %w", ErrTornTail, ce)
+	}
+	return ce
+}
+
+// damagedFrame classifies the damaged frame at off (err): a torn tail if it
+// is in the newest segment and no intact record follows it, otherwise
+// corruption.
+func (r *Reader) damagedFrame(off int64, err error) error {
+	s := r.seg
+	if r.i != len(r.names)-1 {
+		return err
+	}
+	t, terr := scanTail(s.f, s.path, off+1, s.size, s.last())
+	if terr != nil {
+		return terr
+	}
+	if t.validAt >= 0 {
+		ce := format.AsCorruption(err)
+		return format.Corruptf(ce.Path, ce.Offset, "%s (an intact record, index %d, follows at offset %d)", ce.Reason, t.validIndex, t.validAt)
+	}
+	return fmt.Errorf("%w: %w", ErrTornTail, err)
+}
+
+// Close releases the open file. It is safe to call more than once.
+func (r *Reader) Close() error {
+	if r.err == nil {
+		r.err = errReaderClosed
+	}
+	if r.seg == nil {
+		return nil
+	}
+	err := r.seg.close()
+	r.seg = nil
+	return err
+}
+
+var errReaderClosed = errors.New("kvtool/segment: reader is closed")

@@ -1,6 +1,10 @@
 package segment
 
-import "github.com/kvtool/kvtool/vfs"
+import (
+	"fmt"
+
+	"github.com/kvtool/kvtool/vfs"
+)
 
 // ProblemKind classifies a problem found by Verify.
 type ProblemKind int
@@ -11,9 +15,7 @@ const (
 	TornTail                          // the newest segment ends mid-record
 	Gap                               // indexes are not contiguous between segments
 	ChainBreak                        // a header does not link to its predecessor
-	Foreign                           // a segment of another store
-	Garbage                           // nonzero bytes after the end of data
-	Unknown                           // a file that is neither segment, quarantine nor temp
+	Garbage                           // nonzero bytes after the end of data of a sealed segment
 )
 
 func (k ProblemKind) String() string {
@@ -26,22 +28,22 @@ func (k ProblemKind) String() string {
 		return "gap"
 	case ChainBreak:
 		return "chain-break"
-	case Foreign:
-		return "foreign"
 	case Garbage:
 		return "garbage"
-	case Unknown:
-		return "unknown-file"
 	}
 	return "problem"
 }
 
 // Problem is one thing Verify found wrong.
 type Problem struct {
-	Path   string
-	Offset int64
-	Kind   ProblemKind
-	Reason string
+	Path   string      // the segment
+	Offset int64       // byte offset of the damaged header, frame or byte
+	Kind   ProblemKind // what kind of damage
+	Reason string      // what was wrong, for a person
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("%s: %s at offset %d: %s", p.Path, p.Kind, p.Offset, p.Reason)
 }
 
 // VerifyOptions configure Verify.
@@ -52,14 +54,47 @@ type VerifyOptions struct {
 
 // Report is what Verify found.
 type Report struct {
-	Segments              []SegmentInfo
-	FirstIndex, LastIndex uint64
-	Records               int64
-	Problems              []Problem
+	Segments   []SegmentInfo // every segment, oldest first (each up to its first damage)
+	FirstIndex uint64        // first index of the oldest segment
+	LastIndex  uint64        // last good index of the newest segment
+	Records    int64         // good records read
+	Problems   []Problem     // every problem, in log order; empty when the log is sound
 }
 
-// Verify reads every segment in dir and reports every problem; it never
-// modifies a byte. The error is for failures to read, not for damage.
+// OK reports whether Verify found no problem.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+// Verify reads every segment in dir and reports every problem, each with its
+// file and offset: damaged headers and frames, wrong records, gaps and
+// header chain breaks between segments, nonzero bytes after the end of data,
+// and a torn tail of the newest segment (TornTail, distinct from
+// Corruption). It opens files read-only and never modifies a byte. The error
+// is for failures to read, never for damage.
 func Verify(fsys vfs.FS, dir string, opts VerifyOptions) (*Report, error) {
-	return nil, errNotImplemented
+	res, err := analyzeLog(fsys, dir, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Segments: make([]SegmentInfo, 0, len(res))}
+	for i, r := range res {
+		if i == 0 {
+			rep.FirstIndex = r.info.FirstIndex
+		}
+		rep.Segments = append(rep.Segments, r.info)
+		rep.LastIndex = r.info.LastIndex
+		rep.Records += r.info.Records
+		rep.Problems = append(rep.Problems, r.problems...)
+	}
+	return rep, nil
+}
+
+// List scans every segment in dir and describes them, oldest first. Damage
+// is not an error here (each description covers its segment up to the first
+// damage); Verify reports it.
+func List(fsys vfs.FS, dir string) ([]SegmentInfo, error) {
+	rep, err := Verify(fsys, dir, VerifyOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return rep.Segments, nil
 }

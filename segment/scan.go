@@ -1,0 +1,221 @@
+package segment
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// segReader reads the records of one segment file in order. It checks each
+// frame (format), each record (type, index contiguity, term order), and
+// stops at the end of data: a zeroed frame header or the end of the file.
+type segReader struct {
+	f      vfs.File
+	path   string
+	name   string
+	size   int64 // file size when opened
+	hdr    segHeader
+	hdrSum uint64
+	br     *bufio.Reader
+	fr     *format.FrameReader
+	expect uint64 // index the next record must have
+	term   uint64 // term of the last record (or of the header)
+	end    int64  // offset just after the last good record
+	// badRecord is set when next's error is an intact frame holding a wrong
+	// record (never a torn write); the reader has then moved past it.
+	badRecord bool
+}
+
+// readBufSize is the read-ahead of a segment reader.
+const readBufSize = 256 << 10
+
+// openSeg opens the segment dir/name and reads its header. A damaged header
+// is a *format.CorruptionError; the returned segReader is then nil.
+func openSeg(fsys vfs.FS, path, name string) (*segReader, error) {
+	f, err := fsys.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("kvtool/segment: open %s: %w", path, err)
+	}
+	s, err := newSegReader(f, path, name)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSegReader(f vfs.File, path, name string) (*segReader, error) {
+	size, err := f.Size()
+	if err != nil {
+		return nil, fmt.Errorf("kvtool/segment: size of %s: %w", path, err)
+	}
+	h, sum, err := readHeader(f, path, name)
+	if err != nil {
+		return nil, err
+	}
+	s := &segReader{f: f, path: path, name: name, size: size, hdr: h, hdrSum: sum, expect: h.first, term: h.term}
+	s.seek(headerSize, h.first)
+	return s, nil
+}
+
+// seek makes the reader continue at off, expecting index expect there.
+func (s *segReader) seek(off int64, expect uint64) {
+	sec := io.NewSectionReader(s.f, off, s.size-off)
+	if s.br == nil {
+		s.br = bufio.NewReaderSize(sec, readBufSize)
+	} else {
+		s.br.Reset(sec)
+	}
+	s.fr = format.NewFrameReader(s.br, s.path, off, s.size, true)
+	s.end, s.expect = off, expect
+}
+
+func (s *segReader) close() error { return s.f.Close() }
+
+func (s *segReader) link() link { return link{s.hdr.first, s.hdrSum} }
+
+// last returns the index of the last good record read so far.
+func (s *segReader) last() uint64 { return s.expect - 1 }
+
+// next returns the next record and its offset. At the end of data it returns
+// io.EOF (s.end is then the end-of-data offset). A damaged frame is a
+// *format.CorruptionError; for an intact frame with a wrong record,
+// s.badRecord is set as well.
+func (s *segReader) next() (Entry, int64, error) {
+	h, off, payload, err := s.fr.Next()
+	s.badRecord = false
+	if err != nil {
+		return Entry{}, off, err
+	}
+	e, err := s.decode(h, off, payload)
+	if err != nil {
+		s.badRecord = true
+		return e, off, err
+	}
+	s.expect, s.term, s.end = e.Index+1, e.Term, s.fr.Offset()
+	return e, off, nil
+}
+
+// decode checks one intact frame as a record of this segment.
+func (s *segReader) decode(h format.FrameHeader, off int64, payload []byte) (Entry, error) {
+	if !isEntryType(h.Type) {
+		return Entry{}, format.Corruptf(s.path, off, "frame type %d is not a WAL entry type", h.Type)
+	}
+	if len(payload) < recordHeaderSize {
+		return Entry{}, format.Corruptf(s.path, off, "record payload is %d bytes, want at least %d", len(payload), recordHeaderSize)
+	}
+	e := Entry{
+		Index: binary.LittleEndian.Uint64(payload),
+		Term:  binary.LittleEndian.Uint64(payload[8:]),
+		Type:  h.Type,
+		Data:  payload[recordHeaderSize:],
+	}
+	if e.Index != s.expect {
+		return e, format.Corruptf(s.path, off, "record index %d, want %d (indexes must be contiguous)", e.Index, s.expect)
+	}
+	if e.Term < s.term {
+		return e, format.Corruptf(s.path, off, "record %d has term %d, below the previous term %d", e.Index, e.Term, s.term)
+	}
+	return e, nil
+}
+
+// skipBad moves past a record that next rejected with badRecord set, for a
+// caller that reports every problem: the frame was intact, so the frame
+// reader is already past it, and the following record is expected to
+// continue from the bad one's index (if it could be read).
+func (s *segReader) skipBad(e Entry) {
+	if e.Index != 0 {
+		s.expect = e.Index + 1
+	}
+	s.end = s.fr.Offset()
+}
+
+func isEntryType(t format.FrameType) bool {
+	return t == format.FrameWALTxn || t == format.FrameWALNoop || t == format.FrameWALConf
+}
+
+// tail describes the bytes of a segment after a given offset.
+type tail struct {
+	firstNonzero int64 // offset of the first nonzero byte, -1 if none
+	endNonzero   int64 // offset just after the last nonzero byte (the start offset if none)
+	validAt      int64 // offset of the first intact record frame found, -1 if none
+	validEnd     int64 // offset just after that frame
+	validIndex   uint64
+}
+
+// tailChunk is how much scanTail reads at a time.
+const tailChunk = 1 << 20
+
+// scanTail examines [from, size) of f: where nonzero bytes are, and whether
+// an intact record frame (checksum, entry type, index above after) starts
+// anywhere in it (after == noIndex: only the nonzero bytes). It stops at the first such frame. Its cost is one read of
+// the range; it allocates at most one chunk and one frame payload (bounded by
+// the range and format.MaxFrameSize).
+//
+// It is what tells a torn tail from corruption: a torn write can leave
+// garbage after the last good record, but never an intact record after it.
+func scanTail(f vfs.File, path string, from, size int64, after uint64) (tail, error) {
+	t := tail{firstNonzero: -1, endNonzero: from, validAt: -1}
+	buf := make([]byte, tailChunk+format.FrameHeaderSize-1)
+	var payload []byte
+	for off := from; off < size; off += tailChunk {
+		n := int(min(int64(len(buf)), size-off))
+		if _, err := f.ReadAt(buf[:n], off); err != nil && err != io.EOF {
+			return t, fmt.Errorf("kvtool/segment: %s: read at offset %d: %w", path, off, err)
+		}
+		own := min(n, tailChunk) // bytes of this chunk; the rest is overlap
+		for i := 0; i < own; i++ {
+			c := buf[i]
+			if c == 0 {
+				continue
+			}
+			p := off + int64(i)
+			if t.firstNonzero < 0 {
+				t.firstNonzero = p
+			}
+			t.endNonzero = p + 1
+			if after == noIndex || i+format.FrameHeaderSize > n || !maybeFrame(buf[i:i+format.FrameHeaderSize]) {
+				continue
+			}
+			idx, n, err := intactAt(f, path, buf[i:i+format.FrameHeaderSize], p, size, &payload)
+			if err != nil {
+				return t, err
+			}
+			if n > 0 && idx > after {
+				t.validAt, t.validEnd, t.validIndex = p, p+n, idx
+				return t, nil
+			}
+		}
+	}
+	return t, nil
+}
+
+// maybeFrame is a cheap filter: the type is an entry type and the reserved
+// bytes are zero.
+func maybeFrame(h []byte) bool {
+	return isEntryType(format.FrameType(h[12])) && h[13]|h[14]|h[15] == 0
+}
+
+// intactAt reports whether an intact record frame with header hdr starts at
+// off: its index and its size, or a size of 0 if not.
+func intactAt(f vfs.File, path string, hdr []byte, off, size int64, payload *[]byte) (uint64, int64, error) {
+	n := int64(binary.LittleEndian.Uint32(hdr[8:]))
+	if n < recordHeaderSize || n > format.MaxFrameSize || off+format.FrameHeaderSize+n > size {
+		return 0, 0, nil
+	}
+	if int64(cap(*payload)) < n {
+		*payload = make([]byte, n)
+	}
+	p := (*payload)[:n]
+	if _, err := f.ReadAt(p, off+format.FrameHeaderSize); err != nil && err != io.EOF {
+		return 0, 0, fmt.Errorf("kvtool/segment: %s: read at offset %d: %w", path, off, err)
+	}
+	if !format.VerifyFrame(hdr, p) {
+		return 0, 0, nil
+	}
+	return binary.LittleEndian.Uint64(p), format.FrameHeaderSize + n, nil
+}
