@@ -57,7 +57,7 @@ func analyzeSeg(fsys vfs.FS, dir, name string, newest bool) (*segResult, error) 
 		return nil, fmt.Errorf("kvtool/segment: open %s: %w", path, err)
 	}
 	defer f.Close()
-	s, err := newSegReader(f, path, name)
+	s, err := newSegReader(f, path, name, nil)
 	if ce := format.AsCorruption(err); ce != nil {
 		r.add(Corruption, ce.Offset, ce.Reason)
 		r.cut(0, first-1)

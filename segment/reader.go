@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ type Reader struct {
 	names []string // segment names, oldest first
 	i     int      // index in names of the open segment
 	seg   *segReader
+	br    *bufio.Reader // read buffer, handed from segment to segment
 	from  uint64
 	limit uint64 // last index to return (a live log's durable index)
 	err   error  // sticky: once set, Next returns it
@@ -108,11 +110,11 @@ func (r *Reader) openNext() error {
 		return io.EOF
 	}
 	name := r.names[r.i]
-	s, err := openSeg(r.fsys, filepath.Join(r.dir, name), name)
+	s, err := openSeg(r.fsys, filepath.Join(r.dir, name), name, r.br)
 	if err != nil {
 		return err
 	}
-	r.seg = s
+	r.seg, r.br = s, s.br
 	return nil
 }
 

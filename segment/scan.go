@@ -34,13 +34,14 @@ type segReader struct {
 const readBufSize = 256 << 10
 
 // openSeg opens the segment dir/name and reads its header. A damaged header
-// is a *format.CorruptionError; the returned segReader is then nil.
-func openSeg(fsys vfs.FS, path, name string) (*segReader, error) {
+// is a *format.CorruptionError; the returned segReader is then nil. br, if
+// not nil, is a read buffer to reuse.
+func openSeg(fsys vfs.FS, path, name string, br *bufio.Reader) (*segReader, error) {
 	f, err := fsys.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("kvtool/segment: open %s: %w", path, err)
 	}
-	s, err := newSegReader(f, path, name)
+	s, err := newSegReader(f, path, name, br)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -48,7 +49,7 @@ func openSeg(fsys vfs.FS, path, name string) (*segReader, error) {
 	return s, nil
 }
 
-func newSegReader(f vfs.File, path, name string) (*segReader, error) {
+func newSegReader(f vfs.File, path, name string, br *bufio.Reader) (*segReader, error) {
 	size, err := f.Size()
 	if err != nil {
 		return nil, fmt.Errorf("kvtool/segment: size of %s: %w", path, err)
@@ -57,7 +58,7 @@ func newSegReader(f vfs.File, path, name string) (*segReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &segReader{f: f, path: path, name: name, size: size, hdr: h, hdrSum: sum, expect: h.first, term: h.term}
+	s := &segReader{f: f, path: path, name: name, size: size, hdr: h, hdrSum: sum, expect: h.first, term: h.term, br: br}
 	s.seek(headerSize, h.first)
 	return s, nil
 }
@@ -66,7 +67,7 @@ func newSegReader(f vfs.File, path, name string) (*segReader, error) {
 func (s *segReader) seek(off int64, expect uint64) {
 	sec := io.NewSectionReader(s.f, off, s.size-off)
 	if s.br == nil {
-		s.br = bufio.NewReaderSize(sec, readBufSize)
+		s.br = bufio.NewReaderSize(sec, int(min(readBufSize, s.size)))
 	} else {
 		s.br.Reset(sec)
 	}
@@ -160,7 +161,10 @@ const tailChunk = 1 << 20
 // garbage after the last good record, but never an intact record after it.
 func scanTail(f vfs.File, path string, from, size int64, after uint64) (tail, error) {
 	t := tail{firstNonzero: -1, endNonzero: from, validAt: -1}
-	buf := make([]byte, tailChunk+format.FrameHeaderSize-1)
+	if from >= size {
+		return t, nil
+	}
+	buf := make([]byte, min(tailChunk, size-from)+format.FrameHeaderSize-1)
 	var payload []byte
 	for off := from; off < size; off += tailChunk {
 		n := int(min(int64(len(buf)), size-off))
