@@ -1,0 +1,732 @@
+package main
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// walCommand is `kvtool wal`: tools for the write-ahead log in DATA/wal.
+func walCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "wal",
+		Usage: "list, dump, verify, repair and rotate the write-ahead log",
+		Description: `The write-ahead log lives in DATA/wal as segment files named by the index of
+their first record (0000000000000001.wal, ...). Every record carries its log
+index, term, type and an xxhash64 checksum; indexes are contiguous across
+segments.
+
+list, dump and verify only read: they never create, lock or change a file,
+so they are safe on a directory a server is using (they may then see a
+record being written as a torn tail). repair and rotate take DATA/LOCK and
+refuse to run while another process, such as a running server, holds it.
+
+Examples:
+  kvtool wal list
+  kvtool wal dump --from 1000 --to 1010
+  kvtool wal verify || kvtool wal repair --dry-run`,
+		Subcommands: []*cli.Command{
+			walListCommand(e),
+			walDumpCommand(e),
+			walVerifyCommand(e),
+			walRepairCommand(e),
+			walRotateCommand(e),
+		},
+	}
+}
+
+// walDirOf returns DATA/wal after checking that both exist. It never creates
+// anything, so read-only commands can call it safely.
+func walDirOf(fsys vfs.FS, data string) (string, error) {
+	fi, err := fsys.Stat(data)
+	switch {
+	case vfs.IsNotExist(err):
+		return "", failed(fmt.Errorf("no data directory at %s (use --data or KVTOOL_DATA)", data), "")
+	case err != nil:
+		return "", failed(err, "")
+	case !fi.IsDir():
+		return "", failed(fmt.Errorf("%s is not a directory (use --data or KVTOOL_DATA to name the data directory)", data), "")
+	}
+	dir := filepath.Join(data, format.WALDir)
+	if _, err := fsys.Stat(dir); vfs.IsNotExist(err) {
+		return "", failed(fmt.Errorf("no write-ahead log at %s: %s does not look like a kvtool data directory", dir, data),
+			"check --data (or KVTOOL_DATA); a data directory holds wal/, snap/, MANIFEST and LOCK")
+	} else if err != nil {
+		return "", failed(err, "")
+	}
+	return dir, nil
+}
+
+// lockData takes DATA/LOCK for a command that changes the directory.
+func lockData(fsys vfs.FS, data string) (io.Closer, error) {
+	l, err := fsys.Lock(filepath.Join(data, format.LockName))
+	if err != nil {
+		return nil, failed(err, "another process holds the data directory (a running `kvtool serve`?); "+
+			"stop it first: this command must not run while a server holds the directory")
+	}
+	return l, nil
+}
+
+// walError gives an error from package segment its exit code and a hint.
+func walError(err error, data string) error {
+	var ee *exitError
+	switch {
+	case err == nil, errors.As(err, &ee):
+		return err
+	case errors.Is(err, segment.ErrTornTail):
+		return damaged(err, repairHint(data))
+	case errors.Is(err, segment.ErrStoreMismatch):
+		return damaged(err, "a segment in "+filepath.Join(data, format.WALDir)+
+			" belongs to another store; move it out of the directory, then run "+cmdline(data, "wal", "verify"))
+	case errors.Is(err, format.ErrCorruption):
+		return damaged(err, "run "+cmdline(data, "wal", "verify")+" to list every problem, then "+
+			cmdline(data, "wal", "repair", "--dry-run")+" to see what a repair would cut")
+	}
+	return failed(err, "")
+}
+
+func repairHint(data string) string {
+	return "run " + cmdline(data, "wal", "repair") + " to cut the torn tail; the cut bytes are kept in a quarantine file"
+}
+
+// cmdline formats a kvtool command line for a hint, with --data spelled out
+// so that it can be pasted as is.
+func cmdline(data string, args ...string) string {
+	parts := append([]string{"kvtool", "--data", shellQuote(data)}, args...)
+	return "`" + strings.Join(parts, " ") + "`"
+}
+
+// shellQuote quotes s for a POSIX shell if it needs quoting.
+func shellQuote(s string) string {
+	safe := s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("-_./:@%+=,", r)))
+	}) < 0
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// segmentJSON is one segment in JSON output.
+type segmentJSON struct {
+	Name       string `json:"name"`
+	Path       string `json:"path"`
+	FirstIndex uint64 `json:"first_index"`
+	LastIndex  uint64 `json:"last_index"`
+	Records    int64  `json:"records"`
+	DataBytes  int64  `json:"data_bytes"`
+	Term       uint64 `json:"term"`
+}
+
+func toSegmentJSON(s segment.SegmentInfo) segmentJSON {
+	return segmentJSON{Name: s.Name, Path: s.Path, FirstIndex: s.FirstIndex, LastIndex: s.LastIndex,
+		Records: s.Records, DataBytes: s.Size, Term: s.Term}
+}
+
+// lastIndexText shows a segment's last index, or "-" when it is empty.
+func lastIndexText(s segment.SegmentInfo) string {
+	if s.Records == 0 {
+		return "-"
+	}
+	return strconv.FormatUint(s.LastIndex, 10)
+}
+
+// ---- wal list ----
+
+func walListCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "describe every segment: indexes, records, bytes, term",
+		Description: `Prints one row per segment, oldest first: file name, first and last log index,
+number of records, bytes of data (header and records, not preallocated
+space) and term. Reads only; changes nothing.
+
+Examples:
+  kvtool wal list
+  kvtool --data /srv/kv wal list --json | jq '.segments[].last_index'`,
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			data, err := dataDir(cCtx)
+			if err != nil {
+				return err
+			}
+			return walList(cCtx, e.fs, data)
+		},
+	}
+}
+
+func walList(cCtx *cli.Context, fsys vfs.FS, data string) error {
+	dir, err := walDirOf(fsys, data)
+	if err != nil {
+		return err
+	}
+	segs, err := segment.List(fsys, dir)
+	if err != nil {
+		return walError(err, data)
+	}
+	p := newPrinter(cCtx)
+	if p.json {
+		out := struct {
+			WALDir   string        `json:"wal_dir"`
+			Segments []segmentJSON `json:"segments"`
+		}{WALDir: dir, Segments: make([]segmentJSON, 0, len(segs))}
+		for _, s := range segs {
+			out.Segments = append(out.Segments, toSegmentJSON(s))
+		}
+		return p.JSON(out)
+	}
+	if len(segs) == 0 {
+		p.Notef("no segments in %s", dir)
+		return nil
+	}
+	t := p.Table("SEGMENT", "FIRST", "LAST", "RECORDS", "BYTES", "TERM")
+	var records, bytes int64
+	for _, s := range segs {
+		t.Row(s.Name, s.FirstIndex, lastIndexText(s), s.Records, s.Size, s.Term)
+		records += s.Records
+		bytes += s.Size
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	p.Notef("%d segments, %d records, %d bytes in %s", len(segs), records, bytes, dir)
+	return nil
+}
+
+// ---- wal dump ----
+
+// walDumpOptions are the flags of `wal dump`.
+type walDumpOptions struct {
+	from uint64 // first index to print
+	to   uint64 // last index to print; 0 means the end of the log
+}
+
+func walDumpCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "dump",
+		Usage: "print log entries: index, term, type, length and a preview of the data",
+		Description: `Prints one line per log entry from --from to --to (both included): index,
+term, entry type (txn, noop, conf), data length, and a short preview of the
+data (quoted text, or hex for binary data). With --json it prints JSON lines,
+one object per entry, with the whole data base64-encoded in "data_base64".
+
+If it meets damage it stops there, after printing every entry before it,
+names the file and byte offset on standard error, and exits 3.
+Reads only; changes nothing.
+
+Examples:
+  kvtool wal dump --from 1000 --to 1010
+  kvtool wal dump --json | jq -r 'select(.type == "txn") | .index'`,
+		Flags: []cli.Flag{
+			&cli.Uint64Flag{Name: "from", Usage: "first log `INDEX` to print", DefaultText: "the first in the log"},
+			&cli.Uint64Flag{Name: "to", Usage: "last log `INDEX` to print", DefaultText: "the last in the log"},
+		},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			opts := walDumpOptions{from: cCtx.Uint64("from"), to: cCtx.Uint64("to")}
+			if cCtx.IsSet("to") && opts.to < opts.from {
+				return usageErrorf(cCtx, "--to %d is below --from %d", opts.to, opts.from)
+			}
+			if cCtx.IsSet("to") && opts.to == 0 {
+				return usageErrorf(cCtx, "--to 0: log indexes start at 1")
+			}
+			data, err := dataDir(cCtx)
+			if err != nil {
+				return err
+			}
+			return walDump(cCtx, e.fs, data, opts)
+		},
+	}
+}
+
+// entryJSON is one entry in `wal dump --json`.
+type entryJSON struct {
+	Index      uint64 `json:"index"`
+	Term       uint64 `json:"term"`
+	Type       string `json:"type"`
+	Length     int    `json:"length"`
+	DataBase64 []byte `json:"data_base64"` // encoding/json writes []byte as base64
+}
+
+func walDump(cCtx *cli.Context, fsys vfs.FS, data string, opts walDumpOptions) error {
+	dir, err := walDirOf(fsys, data)
+	if err != nil {
+		return err
+	}
+	r, err := segment.NewReader(fsys, dir, opts.from)
+	if err != nil {
+		return walError(err, data)
+	}
+	defer r.Close()
+
+	p := newPrinter(cCtx)
+	bw := bufio.NewWriter(p.w)
+	p.w = bw
+	n, last, err := dumpEntries(p, r, opts)
+	if ferr := writeErr(bw.Flush()); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		what := "no entries were printed"
+		if n > 0 {
+			what = fmt.Sprintf("entries up to index %d were printed", last)
+		}
+		return walError(fmt.Errorf("%w (%s)", err, what), data)
+	}
+	return nil
+}
+
+// dumpEntries prints entries until the end of the log or opts.to. It returns
+// how many it printed and the index of the last one.
+func dumpEntries(p *printer, r *segment.Reader, opts walDumpOptions) (n int64, last uint64, err error) {
+	for {
+		e, err := r.Next()
+		if err == io.EOF || (err == nil && opts.to != 0 && e.Index > opts.to) {
+			return n, last, nil
+		}
+		if err != nil {
+			return n, last, err
+		}
+		if e.Index < opts.from {
+			continue
+		}
+		if err := printEntry(p, e); err != nil {
+			return n, last, err
+		}
+		n, last = n+1, e.Index
+	}
+}
+
+func printEntry(p *printer, e segment.Entry) error {
+	if p.json {
+		return p.JSONLine(entryJSON{Index: e.Index, Term: e.Term, Type: entryType(e.Type), Length: len(e.Data), DataBase64: e.Data})
+	}
+	_, err := fmt.Fprintf(p.w, "%-10d term %-4d %-5s %8d B  %s\n", e.Index, e.Term, entryType(e.Type), len(e.Data), preview(e.Data))
+	return writeErr(err)
+}
+
+// entryType names a WAL entry type.
+func entryType(t format.FrameType) string {
+	switch t {
+	case format.FrameWALTxn:
+		return "txn"
+	case format.FrameWALNoop:
+		return "noop"
+	case format.FrameWALConf:
+		return "conf"
+	}
+	return fmt.Sprintf("type%d", t)
+}
+
+// preview shows the start of data: quoted if it is text, else hex.
+func preview(data []byte) string {
+	const maxText, maxHex = 48, 20
+	if len(data) == 0 {
+		return `""`
+	}
+	text, more := data, false
+	if len(text) > maxText {
+		text, more = text[:maxText], true
+		for i := 0; i < utf8.UTFMax-1 && !utf8.Valid(text); i++ {
+			text = text[:len(text)-1] // do not split the last rune
+		}
+	}
+	if isText(text) {
+		return strconv.Quote(string(text)) + ellipsis(more)
+	}
+	bin := data[:min(len(data), maxHex)]
+	return "0x" + hex.EncodeToString(bin) + ellipsis(len(data) > maxHex)
+}
+
+func isText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if !unicode.IsPrint(r) && r != '\n' && r != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+func ellipsis(more bool) string {
+	if more {
+		return "..."
+	}
+	return ""
+}
+
+// ---- wal verify ----
+
+func walVerifyCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "check every segment; exit 3 on corruption, a gap or a torn tail",
+		Description: `Reads every segment and checks headers, checksums, the chain of segments and
+the continuity of log indexes. Prints every problem it finds (file, byte
+offset, kind, reason), then a count. Exits 0 when the log is clean and 3 when
+it found any problem, a torn tail included.
+
+A torn tail is a record cut short at the end of the newest segment, left by a
+crash during a write; kvtool wal repair cuts it. Other kinds (corruption,
+gap, chain-break, foreign, garbage, unknown-file) mean the files were damaged
+or changed by something other than kvtool.
+
+Reads only; changes nothing.
+
+Examples:
+  kvtool wal verify
+  kvtool wal verify --json | jq '.problems[] | .path + ":" + (.offset|tostring)'
+  kvtool wal verify --quiet || echo "WAL damaged"`,
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			data, err := dataDir(cCtx)
+			if err != nil {
+				return err
+			}
+			return walVerify(cCtx, e.fs, data)
+		},
+	}
+}
+
+// verifyJSON is the document `wal verify --json` prints.
+type verifyJSON struct {
+	WALDir     string        `json:"wal_dir"`
+	OK         bool          `json:"ok"`
+	Segments   int           `json:"segments"`
+	Records    int64         `json:"records"`
+	FirstIndex uint64        `json:"first_index"`
+	LastIndex  uint64        `json:"last_index"`
+	Problems   []problemJSON `json:"problems"`
+}
+
+type problemJSON struct {
+	Path   string `json:"path"`
+	Offset int64  `json:"offset"`
+	Kind   string `json:"kind"`
+	Reason string `json:"reason"`
+}
+
+func walVerify(cCtx *cli.Context, fsys vfs.FS, data string) error {
+	dir, err := walDirOf(fsys, data)
+	if err != nil {
+		return err
+	}
+	pr := startProgress(cCtx, "verify", 0)
+	rep, err := segment.Verify(fsys, dir, segment.VerifyOptions{Progress: pr.Update})
+	pr.Done()
+	if err != nil {
+		return walError(err, data)
+	}
+	if err := printVerifyReport(newPrinter(cCtx), dir, rep); err != nil {
+		return err
+	}
+	if len(rep.Problems) == 0 {
+		return nil
+	}
+	return damaged(fmt.Errorf("wal verify: %s in %s", problemCount(rep.Problems), dir), verifyHint(data, rep.Problems))
+}
+
+func printVerifyReport(p *printer, dir string, rep *segment.Report) error {
+	if p.json {
+		out := verifyJSON{WALDir: dir, OK: len(rep.Problems) == 0, Segments: len(rep.Segments), Records: rep.Records,
+			FirstIndex: rep.FirstIndex, LastIndex: rep.LastIndex, Problems: make([]problemJSON, 0, len(rep.Problems))}
+		for _, pb := range rep.Problems {
+			out.Problems = append(out.Problems, problemJSON{Path: pb.Path, Offset: pb.Offset, Kind: pb.Kind.String(), Reason: pb.Reason})
+		}
+		return p.JSON(out)
+	}
+	if len(rep.Problems) > 0 {
+		t := p.Table("FILE", "OFFSET", "KIND", "REASON")
+		for _, pb := range rep.Problems {
+			t.Row(pb.Path, pb.Offset, pb.Kind, pb.Reason)
+		}
+		if err := t.Flush(); err != nil {
+			return err
+		}
+	}
+	status := "ok"
+	if len(rep.Problems) > 0 {
+		status = problemCount(rep.Problems)
+	}
+	p.Notef("%s: %d segments, %d records, %s", status, len(rep.Segments), rep.Records, indexRange(rep.FirstIndex, rep.LastIndex, rep.Records))
+	return nil
+}
+
+func indexRange(first, last uint64, records int64) string {
+	if records == 0 {
+		return "no entries"
+	}
+	return fmt.Sprintf("indexes %d to %d", first, last)
+}
+
+// problemCount says "3 problems (2 corruption, 1 torn-tail)".
+func problemCount(problems []segment.Problem) string {
+	var kinds []string
+	count := map[string]int{}
+	for _, pb := range problems {
+		k := pb.Kind.String()
+		if count[k] == 0 {
+			kinds = append(kinds, k)
+		}
+		count[k]++
+	}
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%d %s", count[k], k)
+	}
+	noun := "problems"
+	if len(problems) == 1 {
+		noun = "problem"
+	}
+	return fmt.Sprintf("%d %s (%s)", len(problems), noun, strings.Join(parts, ", "))
+}
+
+func verifyHint(data string, problems []segment.Problem) string {
+	for _, pb := range problems {
+		if pb.Kind != segment.TornTail {
+			return "run " + cmdline(data, "wal", "repair", "--dry-run", "--force") +
+				" to see what a forced repair would cut and quarantine; copy the data directory before repairing"
+		}
+	}
+	return repairHint(data)
+}
+
+// ---- wal repair ----
+
+// walRepairOptions are the flags of `wal repair`.
+type walRepairOptions struct {
+	dryRun bool
+	force  bool
+}
+
+func walRepairCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "repair",
+		Usage: "cut a torn tail (or, with --force, any damage) into a quarantine file",
+		Description: `Cuts the damaged end of the log so that it can be opened again, and prints
+exactly what it cut: file, byte offset, number of bytes, the quarantine file
+the bytes were moved to, and the log indexes lost.
+
+Without --force it only cuts a torn tail: a record cut short at the end of
+the newest segment by a crash, which was never acknowledged. Any other damage
+makes it refuse (exit 3) and change nothing.
+
+With --force it also cuts corruption: each damaged segment is cut at the
+first bad byte, and what follows is moved into quarantine files. Records
+after the damage are lost from the log (they stay in the quarantine files),
+so copy the data directory first and look with --dry-run.
+
+Nothing is ever deleted: cut bytes are kept in DATA/wal/*.quarantine.
+repair takes DATA/LOCK (except with --dry-run): the data directory must not
+be held by a running server.
+
+Examples:
+  kvtool wal repair --dry-run
+  kvtool wal repair
+  kvtool wal repair --dry-run --force && kvtool wal repair --force`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would be cut; change nothing", DisableDefaultText: true},
+			&cli.BoolFlag{Name: "force", Usage: "also cut corruption, not only a torn tail (records after the damage are lost)", DisableDefaultText: true},
+		},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			opts := walRepairOptions{dryRun: cCtx.Bool("dry-run"), force: cCtx.Bool("force")}
+			data, err := dataDir(cCtx)
+			if err != nil {
+				return err
+			}
+			return walRepair(cCtx, e.fs, data, opts)
+		},
+	}
+}
+
+// repairJSON is the document `wal repair --json` prints.
+type repairJSON struct {
+	WALDir    string    `json:"wal_dir"`
+	DryRun    bool      `json:"dry_run"`
+	Cuts      []cutJSON `json:"cuts"`
+	LastIndex uint64    `json:"last_index"`
+}
+
+type cutJSON struct {
+	Path           string `json:"path"`
+	Offset         int64  `json:"offset"`
+	Bytes          int64  `json:"bytes"`
+	Kind           string `json:"kind"`
+	QuarantinePath string `json:"quarantine_path"`
+	FirstLostIndex uint64 `json:"first_lost_index"`
+	LastLostIndex  uint64 `json:"last_lost_index"`
+	WholeFile      bool   `json:"whole_file"`
+}
+
+func walRepair(cCtx *cli.Context, fsys vfs.FS, data string, opts walRepairOptions) error {
+	dir, err := walDirOf(fsys, data)
+	if err != nil {
+		return err
+	}
+	if !opts.dryRun { // a dry run only reads, like verify
+		lock, err := lockData(fsys, data)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+	}
+	res, err := segment.Repair(fsys, dir, segment.RepairOptions{DryRun: opts.dryRun, Force: opts.force})
+	if errors.Is(err, segment.ErrNeedsForce) {
+		return damaged(fmt.Errorf("wal repair: %s has damage other than a torn tail; nothing was changed: %w", dir, err),
+			"--force would cut each damaged segment at its first bad byte and move the rest into quarantine files, "+
+				"losing the records after the damage from the log; see what it would cut with "+
+				cmdline(data, "wal", "repair", "--dry-run", "--force")+", and copy the data directory first")
+	}
+	if err != nil {
+		return walError(err, data)
+	}
+	return printRepair(newPrinter(cCtx), dir, res)
+}
+
+func printRepair(p *printer, dir string, res *segment.RepairResult) error {
+	if p.json {
+		out := repairJSON{WALDir: dir, DryRun: res.DryRun, Cuts: make([]cutJSON, 0, len(res.Cuts)), LastIndex: res.LastIndex}
+		for _, c := range res.Cuts {
+			out.Cuts = append(out.Cuts, cutJSON{Path: c.Path, Offset: c.Offset, Bytes: c.Bytes, Kind: c.Kind.String(),
+				QuarantinePath: c.QuarantinePath, FirstLostIndex: c.FirstLostIndex, LastLostIndex: c.LastLostIndex, WholeFile: c.WholeFile})
+		}
+		return p.JSON(out)
+	}
+	if len(res.Cuts) == 0 {
+		p.Notef("nothing to repair in %s", dir)
+		return nil
+	}
+	t := p.Table("FILE", "OFFSET", "BYTES", "KIND", "LOST INDEXES", "QUARANTINE")
+	for _, c := range res.Cuts {
+		offset := strconv.FormatInt(c.Offset, 10)
+		if c.WholeFile {
+			offset = "whole file"
+		}
+		t.Row(c.Path, offset, c.Bytes, c.Kind, lostText(c), c.QuarantinePath)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	if res.DryRun {
+		p.Notef("dry run: would cut %d range(s); nothing was changed", len(res.Cuts))
+	} else {
+		p.Notef("cut %d range(s); the log now ends at index %d", len(res.Cuts), res.LastIndex)
+	}
+	return nil
+}
+
+func lostText(c segment.Cut) string {
+	switch {
+	case c.FirstLostIndex == 0:
+		return "none (no whole record)"
+	case c.LastLostIndex == c.FirstLostIndex:
+		return strconv.FormatUint(c.FirstLostIndex, 10)
+	}
+	return fmt.Sprintf("%d to %d", c.FirstLostIndex, c.LastLostIndex)
+}
+
+// ---- wal rotate ----
+
+func walRotateCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "rotate",
+		Usage: "seal the newest segment and start a new one",
+		Description: `Opens the log, seals the newest segment and starts a new, empty one, then
+prints it. Use it to close off a segment before copying or archiving it.
+
+rotate takes DATA/LOCK: the data directory must not be held by a running
+server (against a server, rotation is an HTTP admin request).
+
+Examples:
+  kvtool wal rotate
+  kvtool wal rotate --json`,
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			data, err := dataDir(cCtx)
+			if err != nil {
+				return err
+			}
+			return walRotate(cCtx, e.fs, data)
+		},
+	}
+}
+
+func walRotate(cCtx *cli.Context, fsys vfs.FS, data string) error {
+	dir, err := walDirOf(fsys, data)
+	if err != nil {
+		return err
+	}
+	lock, err := lockData(fsys, data)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	seg, err := rotateLog(fsys, dir)
+	if err != nil {
+		return walError(err, data)
+	}
+	p := newPrinter(cCtx)
+	if p.json {
+		return p.JSON(struct {
+			WALDir  string      `json:"wal_dir"`
+			Segment segmentJSON `json:"segment"`
+		}{dir, toSegmentJSON(seg)})
+	}
+	if p.quiet {
+		_, err := fmt.Fprintln(p.w, seg.Path)
+		return writeErr(err)
+	}
+	p.Notef("rotated: new segment %s starts at index %d", seg.Path, seg.FirstIndex)
+	return nil
+}
+
+// rotateLog opens the log in dir, rotates it and closes it, returning the
+// new segment.
+func rotateLog(fsys vfs.FS, dir string) (segment.SegmentInfo, error) {
+	l, err := segment.Open(segment.Options{FS: fsys, Dir: dir})
+	if err != nil {
+		return segment.SegmentInfo{}, err
+	}
+	err = l.Rotate()
+	segs := l.Segments()
+	if cerr := l.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && len(segs) == 0 {
+		err = errors.New("wal rotate: the log has no segments after rotating")
+	}
+	if err != nil {
+		return segment.SegmentInfo{}, err
+	}
+	return segs[len(segs)-1], nil
+}
