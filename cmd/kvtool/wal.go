@@ -279,6 +279,9 @@ func walDump(cCtx *cli.Context, fsys vfs.FS, data string, opts walDumpOptions) e
 	p := newPrinter(cCtx)
 	bw := bufio.NewWriter(p.w)
 	p.w = bw
+	if !p.json {
+		fmt.Fprintf(bw, dumpFormat, "INDEX", "TERM", "TYPE", "LENGTH", "DATA")
+	}
 	n, last, err := dumpEntries(p, r, opts)
 	if ferr := writeErr(bw.Flush()); err == nil {
 		err = ferr
@@ -322,9 +325,14 @@ func printEntry(p *printer, e segment.Entry) error {
 	if p.json {
 		return p.JSONLine(entryJSON{Index: e.Index, Term: e.Term, Type: entryType(e.Type), Length: len(e.Data), DataBase64: e.Data})
 	}
-	_, err := fmt.Fprintf(p.w, "%-10d term %-4d %-5s %8d B  %s\n", e.Index, e.Term, entryType(e.Type), len(e.Data), preview(e.Data))
+	_, err := fmt.Fprintf(p.w, dumpFormat, strconv.FormatUint(e.Index, 10), strconv.FormatUint(e.Term, 10),
+		entryType(e.Type), strconv.Itoa(len(e.Data)), preview(e.Data))
 	return writeErr(err)
 }
+
+// dumpFormat lays out a line of `wal dump`. The widths are fixed rather than
+// computed (as a table's are) so that a dump of any length streams.
+const dumpFormat = "%-10s  %-5s  %-5s  %8s  %s\n"
 
 // entryType names a WAL entry type.
 func entryType(t format.FrameType) string {
@@ -431,6 +439,10 @@ type problemJSON struct {
 	Reason string `json:"reason"`
 }
 
+func toProblemJSON(pb segment.Problem) problemJSON {
+	return problemJSON{Path: pb.Path, Offset: pb.Offset, Kind: pb.Kind.String(), Reason: pb.Reason}
+}
+
 func walVerify(cCtx *cli.Context, fsys vfs.FS, data string) error {
 	dir, err := walDirOf(fsys, data)
 	if err != nil {
@@ -456,7 +468,7 @@ func printVerifyReport(p *printer, dir string, rep *segment.Report) error {
 		out := verifyJSON{WALDir: dir, OK: len(rep.Problems) == 0, Segments: len(rep.Segments), Records: rep.Records,
 			FirstIndex: rep.FirstIndex, LastIndex: rep.LastIndex, Problems: make([]problemJSON, 0, len(rep.Problems))}
 		for _, pb := range rep.Problems {
-			out.Problems = append(out.Problems, problemJSON{Path: pb.Path, Offset: pb.Offset, Kind: pb.Kind.String(), Reason: pb.Reason})
+			out.Problems = append(out.Problems, toProblemJSON(pb))
 		}
 		return p.JSON(out)
 	}
@@ -527,7 +539,7 @@ type walRepairOptions struct {
 func walRepairCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "repair",
-		Usage: "cut a torn tail (or, with --force, any damage) into a quarantine file",
+		Usage: "cut a torn tail (or, with --force, any damage) into quarantine files",
 		Description: `Cuts the damaged end of the log so that it can be opened again, and prints
 exactly what it cut: file, byte offset, number of bytes, the quarantine file
 the bytes were moved to, and the log indexes lost.
@@ -536,10 +548,11 @@ Without --force it only cuts a torn tail: a record cut short at the end of
 the newest segment by a crash, which was never acknowledged. Any other damage
 makes it refuse (exit 3) and change nothing.
 
-With --force it also cuts corruption: each damaged segment is cut at the
-first bad byte, and what follows is moved into quarantine files. Records
-after the damage are lost from the log (they stay in the quarantine files),
-so copy the data directory first and look with --dry-run.
+With --force it also cuts other damage: the oldest damaged segment is cut at
+its first problem and every later segment is moved whole into a quarantine
+file, so that the log stays contiguous. Every record from the damage on
+leaves the log (the bytes stay in the quarantine files), so copy the data
+directory first and look with --dry-run --force.
 
 Nothing is ever deleted: cut bytes are kept in DATA/wal/*.quarantine.
 repair takes DATA/LOCK (except with --dry-run): the data directory must not
@@ -551,7 +564,7 @@ Examples:
   kvtool wal repair --dry-run --force && kvtool wal repair --force`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would be cut; change nothing", DisableDefaultText: true},
-			&cli.BoolFlag{Name: "force", Usage: "also cut corruption, not only a torn tail (records after the damage are lost)", DisableDefaultText: true},
+			&cli.BoolFlag{Name: "force", Usage: "also cut damage other than a torn tail (the records from the damage on leave the log)", DisableDefaultText: true},
 		},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
@@ -567,12 +580,15 @@ Examples:
 	}
 }
 
-// repairJSON is the document `wal repair --json` prints.
+// repairJSON is the document `wal repair --json` prints. Refused is true
+// when repair found damage it cuts only with --force (and changed nothing).
 type repairJSON struct {
-	WALDir    string    `json:"wal_dir"`
-	DryRun    bool      `json:"dry_run"`
-	Cuts      []cutJSON `json:"cuts"`
-	LastIndex uint64    `json:"last_index"`
+	WALDir    string        `json:"wal_dir"`
+	DryRun    bool          `json:"dry_run"`
+	Refused   bool          `json:"refused"`
+	Problems  []problemJSON `json:"problems"`
+	Cuts      []cutJSON     `json:"cuts"`
+	LastIndex uint64        `json:"last_index"`
 }
 
 type cutJSON struct {
@@ -580,6 +596,7 @@ type cutJSON struct {
 	Offset         int64  `json:"offset"`
 	Bytes          int64  `json:"bytes"`
 	Kind           string `json:"kind"`
+	Reason         string `json:"reason"`
 	QuarantinePath string `json:"quarantine_path"`
 	FirstLostIndex uint64 `json:"first_lost_index"`
 	LastLostIndex  uint64 `json:"last_lost_index"`
@@ -599,11 +616,8 @@ func walRepair(cCtx *cli.Context, fsys vfs.FS, data string, opts walRepairOption
 		defer lock.Close()
 	}
 	res, err := segment.Repair(fsys, dir, segment.RepairOptions{DryRun: opts.dryRun, Force: opts.force})
-	if errors.Is(err, segment.ErrNeedsForce) {
-		return damaged(fmt.Errorf("wal repair: %s has damage other than a torn tail; nothing was changed: %w", dir, err),
-			"--force would cut each damaged segment at its first bad byte and move the rest into quarantine files, "+
-				"losing the records after the damage from the log; see what it would cut with "+
-				cmdline(data, "wal", "repair", "--dry-run", "--force")+", and copy the data directory first")
+	if errors.Is(err, segment.ErrNeedsForce) && res != nil {
+		return refuseRepair(newPrinter(cCtx), dir, data, res)
 	}
 	if err != nil {
 		return walError(err, data)
@@ -611,26 +625,59 @@ func walRepair(cCtx *cli.Context, fsys vfs.FS, data string, opts walRepairOption
 	return printRepair(newPrinter(cCtx), dir, res)
 }
 
+// refuseRepair reports damage that repair will not cut without --force:
+// the problems on stdout, and on stderr what --force would do.
+func refuseRepair(p *printer, dir, data string, res *segment.RepairResult) error {
+	if err := printRepairProblems(p, dir, res); err != nil {
+		return err
+	}
+	return damaged(fmt.Errorf("wal repair: refused: %s has damage other than a torn tail, %s; nothing was changed", dir, problemCount(res.Problems)),
+		"--force would cut the oldest damaged segment at its first problem and move every later segment whole into "+
+			"a quarantine file (the log must stay contiguous), so the records from the damage on leave the log; "+
+			"see exactly what it would cut with "+cmdline(data, "wal", "repair", "--dry-run", "--force")+
+			", and copy the data directory first")
+}
+
+func printRepairProblems(p *printer, dir string, res *segment.RepairResult) error {
+	if p.json {
+		return p.JSON(toRepairJSON(dir, res, true))
+	}
+	t := p.Table("FILE", "OFFSET", "KIND", "REASON")
+	for _, pb := range res.Problems {
+		t.Row(pb.Path, pb.Offset, pb.Kind, pb.Reason)
+	}
+	return t.Flush()
+}
+
+func toRepairJSON(dir string, res *segment.RepairResult, refused bool) repairJSON {
+	out := repairJSON{WALDir: dir, DryRun: res.DryRun, Refused: refused, LastIndex: res.LastIndex,
+		Problems: make([]problemJSON, 0, len(res.Problems)), Cuts: make([]cutJSON, 0, len(res.Cuts))}
+	for _, pb := range res.Problems {
+		out.Problems = append(out.Problems, toProblemJSON(pb))
+	}
+	for _, c := range res.Cuts {
+		out.Cuts = append(out.Cuts, cutJSON{Path: c.Path, Offset: c.Offset, Bytes: c.Bytes, Kind: c.Kind.String(),
+			Reason: c.Reason, QuarantinePath: c.QuarantinePath, FirstLostIndex: c.FirstLostIndex,
+			LastLostIndex: c.LastLostIndex, WholeFile: c.WholeFile})
+	}
+	return out
+}
+
 func printRepair(p *printer, dir string, res *segment.RepairResult) error {
 	if p.json {
-		out := repairJSON{WALDir: dir, DryRun: res.DryRun, Cuts: make([]cutJSON, 0, len(res.Cuts)), LastIndex: res.LastIndex}
-		for _, c := range res.Cuts {
-			out.Cuts = append(out.Cuts, cutJSON{Path: c.Path, Offset: c.Offset, Bytes: c.Bytes, Kind: c.Kind.String(),
-				QuarantinePath: c.QuarantinePath, FirstLostIndex: c.FirstLostIndex, LastLostIndex: c.LastLostIndex, WholeFile: c.WholeFile})
-		}
-		return p.JSON(out)
+		return p.JSON(toRepairJSON(dir, res, false))
 	}
 	if len(res.Cuts) == 0 {
 		p.Notef("nothing to repair in %s", dir)
 		return nil
 	}
-	t := p.Table("FILE", "OFFSET", "BYTES", "KIND", "LOST INDEXES", "QUARANTINE")
+	t := p.Table("FILE", "OFFSET", "BYTES", "KIND", "LOST INDEXES", "QUARANTINE", "REASON")
 	for _, c := range res.Cuts {
 		offset := strconv.FormatInt(c.Offset, 10)
 		if c.WholeFile {
 			offset = "whole file"
 		}
-		t.Row(c.Path, offset, c.Bytes, c.Kind, lostText(c), c.QuarantinePath)
+		t.Row(c.Path, offset, c.Bytes, c.Kind, lostText(c), c.QuarantinePath, c.Reason)
 	}
 	if err := t.Flush(); err != nil {
 		return err
@@ -662,26 +709,41 @@ func walRotateCommand(e env) *cli.Command {
 		Description: `Opens the log, seals the newest segment and starts a new, empty one, then
 prints it. Use it to close off a segment before copying or archiving it.
 
+The new segment is preallocated to --segment-size bytes.
+
 rotate takes DATA/LOCK: the data directory must not be held by a running
-server (against a server, rotation is an HTTP admin request).
+server (against a server, rotation is an HTTP admin request). A log with a
+torn tail must be repaired first (kvtool wal repair).
 
 Examples:
   kvtool wal rotate
-  kvtool wal rotate --json`,
+  kvtool wal rotate --segment-size 16MiB --json`,
+		Flags: []cli.Flag{
+			newSizeFlag("segment-size", "preallocate the new segment to `SIZE`", segment.DefaultSegmentSize),
+		},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
+			}
+			opts := walRotateOptions{segmentSize: sizeFlag(cCtx, "segment-size")}
+			if opts.segmentSize <= 0 {
+				return usageErrorf(cCtx, "--segment-size must be more than 0")
 			}
 			data, err := dataDir(cCtx)
 			if err != nil {
 				return err
 			}
-			return walRotate(cCtx, e.fs, data)
+			return walRotate(cCtx, e.fs, data, opts)
 		},
 	}
 }
 
-func walRotate(cCtx *cli.Context, fsys vfs.FS, data string) error {
+// walRotateOptions are the flags of `wal rotate`.
+type walRotateOptions struct {
+	segmentSize int64
+}
+
+func walRotate(cCtx *cli.Context, fsys vfs.FS, data string, opts walRotateOptions) error {
 	dir, err := walDirOf(fsys, data)
 	if err != nil {
 		return err
@@ -691,7 +753,7 @@ func walRotate(cCtx *cli.Context, fsys vfs.FS, data string) error {
 		return err
 	}
 	defer lock.Close()
-	seg, err := rotateLog(fsys, dir)
+	seg, rotated, err := rotateLog(fsys, dir, opts.segmentSize)
 	if err != nil {
 		return walError(err, data)
 	}
@@ -699,34 +761,42 @@ func walRotate(cCtx *cli.Context, fsys vfs.FS, data string) error {
 	if p.json {
 		return p.JSON(struct {
 			WALDir  string      `json:"wal_dir"`
+			Rotated bool        `json:"rotated"`
 			Segment segmentJSON `json:"segment"`
-		}{dir, toSegmentJSON(seg)})
+		}{dir, rotated, toSegmentJSON(seg)})
 	}
 	if p.quiet {
 		_, err := fmt.Fprintln(p.w, seg.Path)
 		return writeErr(err)
 	}
+	if !rotated {
+		p.Notef("nothing to rotate: the newest segment %s is empty; new records start at index %d", seg.Path, seg.FirstIndex)
+		return nil
+	}
 	p.Notef("rotated: new segment %s starts at index %d", seg.Path, seg.FirstIndex)
 	return nil
 }
 
-// rotateLog opens the log in dir, rotates it and closes it, returning the
-// new segment.
-func rotateLog(fsys vfs.FS, dir string) (segment.SegmentInfo, error) {
-	l, err := segment.Open(segment.Options{FS: fsys, Dir: dir})
+// rotateLog opens the log in dir, rotates it and closes it. It returns the
+// newest segment afterwards and whether it is a new one (rotating a log
+// whose newest segment is empty changes nothing).
+func rotateLog(fsys vfs.FS, dir string, segmentSize int64) (newest segment.SegmentInfo, rotated bool, err error) {
+	l, err := segment.Open(segment.Options{FS: fsys, Dir: dir, SegmentSize: segmentSize})
 	if err != nil {
-		return segment.SegmentInfo{}, err
+		return newest, false, err
 	}
+	before := l.Segments()
 	err = l.Rotate()
-	segs := l.Segments()
+	after := l.Segments()
 	if cerr := l.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && len(segs) == 0 {
+	if err == nil && len(after) == 0 {
 		err = errors.New("wal rotate: the log has no segments after rotating")
 	}
 	if err != nil {
-		return segment.SegmentInfo{}, err
+		return newest, false, err
 	}
-	return segs[len(segs)-1], nil
+	newest = after[len(after)-1]
+	return newest, len(before) == 0 || before[len(before)-1].Name != newest.Name, nil
 }
