@@ -40,6 +40,10 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if len(val) > format.MaxValueSize {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("value of %d bytes is over the limit of %d bytes", len(val), format.MaxValueSize))
+		return
+	}
 	s.commit(w, r, &store.Txn{Ops: []store.Op{{Kind: store.OpPut, Key: key, Value: val}}})
 }
 

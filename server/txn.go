@@ -18,13 +18,20 @@ func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	t, err := store.ParseTxnJSON(bytes.NewReader(body))
+	t, err := parseTxn(body)
 	if err != nil {
 		s.m.commits.WithLabelValues(resultInvalid).Inc()
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	s.commit(w, r, t)
+}
+
+func parseTxn(body []byte) (*store.Txn, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errors.New(`empty body: want a transaction, {"ops": [...]}`)
+	}
+	return store.ParseTxnJSON(bytes.NewReader(body))
 }
 
 // commit runs t with the request's context and answers {"index": N}, or the

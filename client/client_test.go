@@ -1,0 +1,161 @@
+package client_test
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/server"
+	"github.com/kvtool/kvtool/store"
+)
+
+func newServer(t *testing.T) *client.Client {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Create: true, SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(st, server.Options{}))
+	c := client.New("http://" + srv.Listener.Addr().String() + "/")
+	t.Cleanup(func() { c.Close(); srv.Close(); st.Close() })
+	return c
+}
+
+func TestClientOperations(t *testing.T) {
+	c := newServer(t)
+	ctx := t.Context()
+	idx, err := c.Put(ctx, "a/b", []byte("1"))
+	if err != nil || idx != 1 {
+		t.Fatalf("put: %d, %v", idx, err)
+	}
+	val, gidx, err := c.Get(ctx, "a/b")
+	if err != nil || string(val) != "1" || gidx != 1 {
+		t.Fatalf("get: %q %d %v", val, gidx, err)
+	}
+	if idx, err = c.Txn(ctx, client.AddOp("a/b", 5), client.PutOp("c", "x"), client.CheckEqualsOp("a/b", "6"),
+		client.CheckExistsOp("c", true), client.CheckMinOp("a/b", 6)); err != nil || idx != 2 {
+		t.Fatalf("txn: %d, %v", idx, err)
+	}
+	if idx, err = c.TxnJSON(ctx, strings.NewReader(`{"ops":[{"op":"del","key":"c"}]}`)); err != nil || idx != 3 {
+		t.Fatalf("txn json: %d, %v", idx, err)
+	}
+	if idx, err = c.Delete(ctx, "a/b"); err != nil || idx != 4 {
+		t.Fatalf("delete: %d, %v", idx, err)
+	}
+	if _, gidx, err = c.Get(ctx, "a/b"); !errors.Is(err, client.ErrNotFound) || gidx != 4 {
+		t.Fatalf("get deleted: %d, %v; want ErrNotFound at 4", gidx, err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.AppliedIndex != 4 || st.Keys != 0 {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	h, err := c.Hash(ctx)
+	if err != nil || h.AppliedIndex != 4 || len(h.StateHash) != 16 {
+		t.Fatalf("hash: %+v, %v", h, err)
+	}
+	if r, err := c.Rotate(ctx); err != nil || r.FirstIndex != 5 {
+		t.Fatalf("rotate: %+v, %v", r, err)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	c := newServer(t)
+	ctx := t.Context()
+	_, err := c.Put(ctx, "", []byte("x"))
+	var e *client.Error
+	if !errors.As(err, &e) || e.Status != http.StatusBadRequest || !strings.Contains(e.Message, "empty key") {
+		t.Fatalf("empty key: %v, want *Error 400", err)
+	}
+	_, err = c.Txn(ctx, client.CheckExistsOp("nope", true))
+	var cfe *client.CheckFailedError
+	if !errors.As(err, &cfe) || cfe.Op != 0 || cfe.Key != "nope" || cfe.Reason != "key does not exist" {
+		t.Fatalf("failed check: %#v", err)
+	}
+	_, err = c.TxnJSON(ctx, strings.NewReader(`{`))
+	if !errors.As(err, &e) || e.Status != http.StatusBadRequest {
+		t.Fatalf("malformed txn: %v", err)
+	}
+}
+
+func TestClientNoServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = client.New(addr).Put(t.Context(), "k", nil)
+	if !errors.Is(err, client.ErrNoServer) || !strings.Contains(err.Error(), "no kvtool server at "+addr) {
+		t.Fatalf("got %v, want no kvtool server at %s", err, addr)
+	}
+}
+
+func TestClientNotAKvtoolServer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "teapot", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	_, err := client.New(srv.Listener.Addr().String()).Status(t.Context())
+	var e *client.Error
+	if !errors.As(err, &e) || e.Status != http.StatusTeapot || e.Message != "teapot" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestScanAllPages(t *testing.T) {
+	c := newServer(t)
+	var ops []client.Op
+	for i := range 2500 {
+		ops = append(ops, client.PutOp(strings.Repeat("k", 1+i%3)+string(rune('a'+i%26))+string(rune(0x100+i)), "v"))
+	}
+	if _, err := c.Txn(t.Context(), ops...); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	if err := c.Scan(t.Context(), client.ScanOptions{}, func(p client.Pair) bool {
+		keys = append(keys, p.Key)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2500 {
+		t.Fatalf("scanned %d keys, want 2500", len(keys))
+	}
+	for i := 1; i < len(keys); i++ {
+		if keys[i-1] >= keys[i] {
+			t.Fatalf("keys out of order at %d: %q >= %q", i, keys[i-1], keys[i])
+		}
+	}
+	n := 0
+	c.Scan(t.Context(), client.ScanOptions{Limit: 1500}, func(client.Pair) bool { n++; return true })
+	if n != 1500 {
+		t.Fatalf("limit 1500: %d", n)
+	}
+	n = 0
+	c.Scan(t.Context(), client.ScanOptions{}, func(client.Pair) bool { n++; return n < 10 })
+	if n != 10 {
+		t.Fatalf("stop early: %d", n)
+	}
+}
+
+func TestKeyPath(t *testing.T) {
+	cases := map[string]string{
+		"abc":      "/v1/kv/abc",
+		"a/b":      "/v1/kv/a%2Fb",
+		"..":       "/v1/kv/%2E%2E",
+		"x y%":     "/v1/kv/x%20y%25",
+		"\xff":     "/v1/kv/%FF",
+		"A-Z_0~9":  "/v1/kv/A-Z_0~9",
+		"ü":        "/v1/kv/%C3%BC",
+		"?#&=+;:@": "/v1/kv/%3F%23%26%3D%2B%3B%3A%40",
+	}
+	for key, want := range cases {
+		if got := client.KeyPath(key); got != want {
+			t.Errorf("KeyPath(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
