@@ -1,0 +1,43 @@
+// Package table writes, reads and verifies sorted-table files: the one file
+// shape shared by checkpoints (full snapshots) and deltas (incremental
+// snapshots). A table is a stream of format blocks of sorted entries, an
+// index of the blocks, and a fixed-size footer, so a reader finds
+// everything from the last bytes of the file and a point lookup or range
+// scan decodes only the blocks it needs.
+//
+// # On-disk layout
+//
+// All integers are little-endian; frames are format frames (xxh64 over
+// length, type, reserved and payload).
+//
+//	+-------------------------------------------------------------+ 0
+//	| file header: magic (MagicCheckpoint|MagicDelta), version,    |
+//	|   ext (kind-specific, given by the caller), xxh64            |
+//	+-------------------------------------------------------------+ header end
+//	| FrameBlock frame 0: a format block of sorted entries, cut    |
+//	|   at ~BlockSize uncompressed bytes, zstd by default          |
+//	| ... FrameBlock frame n-1 (frames follow without gaps)         |
+//	+-------------------------------------------------------------+ index offset
+//	| FrameIndex frame(s), payload: count u32, then per block:     |
+//	|   firstLen uvarint | first key | lastLen uvarint | last key   |
+//	|   | frame offset u64 | frame length u32 | entry count u32      |
+//	|   (one frame unless the index passes 4 MiB; then several)     |
+//	+-------------------------------------------------------------+ size - 96
+//	| FrameFooter frame, fixed 16 + 80 bytes, payload:             |
+//	|   indexOffset u64 | indexLength u64 | blocks u64 | puts u64   |
+//	|   | tombstones u64 | hash u64 | index u64 | fromIndex u64     |
+//	|   | term u64 | fileChecksum u64                               |
+//	+-------------------------------------------------------------+ size
+//
+// fileChecksum is xxh64 over every byte before the footer frame. hash is
+// format.StateHasher's digest of the entries in key order, where a tombstone
+// is hashed as keyLen u64 | key | 2^64-1 (a length no value has): for a
+// table of puts only, such as a checkpoint, it is exactly the state hash of
+// its pairs; for a delta it digests its puts and tombstones.
+//
+// # Concurrency
+//
+// A Writer is owned by one goroutine. A Reader is safe for concurrent Get
+// and NewIter calls (it reads with ReadAt); each Iter is owned by one
+// goroutine. Verify only reads.
+package table

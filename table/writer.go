@@ -1,0 +1,238 @@
+package table
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// writeBufferSize is the size of the buffer between a Writer and its file:
+// large enough that the file sees few, big sequential writes.
+const writeBufferSize = 256 << 10
+
+// Errors of Writer.
+var (
+	// ErrClosed is returned by Add after Close or Cancel.
+	ErrClosed = errors.New("kvtool/table: writer is closed")
+	// ErrCancelled is returned by Close after Cancel.
+	ErrCancelled = errors.New("kvtool/table: writer was cancelled")
+	// ErrBadOptions is returned by NewWriter for an invalid WriterOptions.
+	ErrBadOptions = errors.New("kvtool/table: invalid writer options")
+)
+
+// WriterOptions says what to write in a table's header and footer and how
+// to cut its blocks.
+type WriterOptions struct {
+	// Magic is the header magic: format.MagicCheckpoint or format.MagicDelta.
+	Magic string
+	// Ext holds the kind-specific header fields (at most format.MaxHeaderExt).
+	Ext []byte
+	// BlockSize is the uncompressed size at which blocks are cut
+	// (0: format.TargetBlockSize; at most format.MaxBlockSize).
+	BlockSize int
+	// Codec compresses the blocks (format.CodecNone or format.CodecZstd).
+	Codec format.BlockCodec
+	// Index, FromIndex and Term are recorded in the footer: the applied
+	// index the table brings the state to, the exclusive lower bound of the
+	// range it covers (0 for a checkpoint), and the term.
+	Index, FromIndex, Term uint64
+}
+
+// Writer streams sorted entries into a table file. Nothing is visible
+// under the final path until Close has published the file durably. Memory
+// is one block plus the index (two keys per block).
+type Writer struct {
+	path   string
+	opts   WriterOptions
+	af     *format.AtomicFile
+	buf    *bufio.Writer
+	sum    *xxhash.Digest // whole-file checksum of the bytes written so far
+	off    int64          // bytes written so far
+	blocks *format.BlockWriter
+	frame  []byte // scratch for one block frame
+	first  []byte // scratch: the first key of the block being finished
+	index  indexBuilder
+	hash   *entryHasher
+	nblock int
+	puts   uint64
+	tombs  uint64
+	err    error // sticky: the first write error, or ErrClosed/ErrCancelled
+	done   bool
+	info   Info
+}
+
+// NewWriter starts a table that Close will publish at path.
+func NewWriter(fs vfs.FS, path string, opts WriterOptions) (*Writer, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if opts.BlockSize == 0 {
+		opts.BlockSize = format.TargetBlockSize
+	}
+	opts.Ext = bytes.Clone(opts.Ext)
+	af, err := format.CreateAtomic(fs, path)
+	if err != nil {
+		return nil, fmt.Errorf("kvtool/table: %s: %w", path, err)
+	}
+	w := &Writer{
+		path: path, opts: opts, af: af,
+		buf:    bufio.NewWriterSize(af, writeBufferSize),
+		sum:    xxhash.New(),
+		blocks: format.NewBlockWriter(opts.Codec),
+		hash:   newEntryHasher(),
+	}
+	w.write(format.AppendHeader(nil, opts.Magic, opts.Ext))
+	return w, nil
+}
+
+func (o *WriterOptions) check() error {
+	switch {
+	case o.Magic != format.MagicCheckpoint && o.Magic != format.MagicDelta:
+		return fmt.Errorf("%w: magic %q is not a table kind", ErrBadOptions, o.Magic)
+	case len(o.Ext) > format.MaxHeaderExt:
+		return fmt.Errorf("%w: header ext of %d bytes exceeds %d", ErrBadOptions, len(o.Ext), format.MaxHeaderExt)
+	case o.BlockSize < 0 || o.BlockSize > format.MaxBlockSize:
+		return fmt.Errorf("%w: block size %d out of range", ErrBadOptions, o.BlockSize)
+	case o.Codec != format.CodecNone && o.Codec != format.CodecZstd:
+		return fmt.Errorf("%w: unknown codec %d", ErrBadOptions, o.Codec)
+	}
+	return nil
+}
+
+// Path returns the final path of the table.
+func (w *Writer) Path() string { return w.path }
+
+// Offset returns the number of bytes written so far (blocks still being
+// filled are not counted).
+func (w *Writer) Offset() int64 { return w.off }
+
+// Entries returns the number of entries added so far.
+func (w *Writer) Entries() uint64 { return w.puts + w.tombs }
+
+// Add appends an entry. Keys must be strictly ascending; a tombstone
+// (format.EntryDelete) carries no value. An invalid entry is rejected and
+// nothing is added; a write error is sticky.
+func (w *Writer) Add(key, value []byte, kind format.EntryKind) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.blocks.Len() > 0 && w.blocks.Size()+format.EntrySize(key, value) > w.opts.BlockSize {
+		if err := w.flushBlock(); err != nil {
+			return err
+		}
+	}
+	if err := w.blocks.Add(key, value, kind); err != nil {
+		return fmt.Errorf("kvtool/table: %s: %w", w.path, err)
+	}
+	w.hash.add(key, value, kind)
+	if kind == format.EntryPut {
+		w.puts++
+	} else {
+		w.tombs++
+	}
+	return nil
+}
+
+// flushBlock writes the current block as a frame and indexes it.
+func (w *Writer) flushBlock() error {
+	w.first = append(w.first[:0], w.blocks.FirstKey()...)
+	count := uint32(w.blocks.Len())
+	frame, start := format.BeginFrame(w.frame[:0], format.FrameBlock)
+	frame = w.blocks.Finish(frame)
+	format.FinishFrame(frame, start)
+	w.frame = frame
+	w.index.add(w.first, w.blocks.LastKey(), w.off, uint32(len(frame)), count)
+	w.nblock++
+	return w.write(frame)
+}
+
+// write appends p to the file, adding it to the whole-file checksum.
+func (w *Writer) write(p []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	w.sum.Write(p)
+	w.off += int64(len(p))
+	if _, err := w.buf.Write(p); err != nil {
+		w.err = fmt.Errorf("kvtool/table: writing %s: %w", w.path, err)
+	}
+	return w.err
+}
+
+// Close writes the last block, the index and the footer, and publishes the
+// file durably at its path. On error nothing new is left under the path
+// (unless only the directory sync failed; see format.AtomicFile.Close). A
+// second Close returns the first one's result.
+func (w *Writer) Close() (Info, error) {
+	if w.done {
+		return w.info, w.closeErr()
+	}
+	w.done = true
+	if err := w.finish(); err != nil {
+		w.af.Cancel()
+		return Info{}, err
+	}
+	if err := w.af.Close(); err != nil {
+		w.err = fmt.Errorf("kvtool/table: publishing %s: %w", w.path, err)
+		return Info{}, w.err
+	}
+	return w.info, nil
+}
+
+func (w *Writer) closeErr() error {
+	if w.err == ErrClosed {
+		return nil
+	}
+	return w.err
+}
+
+// finish writes everything after the last entry and flushes the buffer.
+func (w *Writer) finish() error {
+	if w.blocks.Len() > 0 {
+		if err := w.flushBlock(); err != nil {
+			return err
+		}
+	}
+	indexOff := w.off
+	for _, p := range w.index.payloads() {
+		if err := w.write(format.AppendFrame(w.frame[:0], format.FrameIndex, p)); err != nil {
+			return err
+		}
+	}
+	f := w.footer(indexOff)
+	if err := w.write(appendFooter(w.frame[:0], f)); err != nil {
+		return err
+	}
+	if err := w.buf.Flush(); err != nil {
+		w.err = fmt.Errorf("kvtool/table: writing %s: %w", w.path, err)
+		return w.err
+	}
+	w.info = infoOf(w.path, w.opts.Magic, w.opts.Ext, w.off, f)
+	w.err = ErrClosed
+	return nil
+}
+
+func (w *Writer) footer(indexOff int64) footer {
+	return footer{
+		indexOff: uint64(indexOff), indexLen: uint64(w.off - indexOff),
+		blocks: uint64(w.nblock), puts: w.puts, tombstones: w.tombs,
+		hash: w.hash.sum(), index: w.opts.Index, fromIndex: w.opts.FromIndex,
+		term: w.opts.Term, checksum: w.sum.Sum64(),
+	}
+}
+
+// Cancel abandons the table and removes its temporary file. It does
+// nothing after Close.
+func (w *Writer) Cancel() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.err = ErrCancelled
+	w.af.Cancel()
+}
