@@ -1,0 +1,121 @@
+package checkpoint
+
+import (
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/table"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// crashImages runs write on a MemFS and returns crash images taken at
+// every sync (exactly the synced state, and a random partial persistence
+// of what was not synced yet, with a torn last write) and before every
+// write (partial persistence).
+func crashImages(t *testing.T, seed uint64, setup func(vfs.FS), write func(vfs.FS) error) []*vfs.MemFS {
+	t.Helper()
+	mem := vfs.NewMem()
+	if err := mem.MkdirAll(format.SnapDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	setup(mem)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var mu sync.Mutex
+	var images []*vfs.MemFS
+	snap := func(opts vfs.CrashOptions) {
+		mu.Lock()
+		images = append(images, mem.CrashClone(opts))
+		mu.Unlock()
+	}
+	mem.SetSyncHook(func(int64) {
+		snap(vfs.CrashOptions{})
+		snap(vfs.CrashOptions{Rand: rng, TearLast: true})
+	})
+	fs := vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+		if op == vfs.OpWrite || op == vfs.OpRename {
+			snap(vfs.CrashOptions{Rand: rng, TearLast: true})
+		}
+		return nil
+	}))
+	if err := write(fs); err != nil {
+		t.Fatal(err)
+	}
+	mem.SetSyncHook(nil)
+	return append(images, mem.CrashClone(vfs.CrashOptions{}))
+}
+
+func TestCrashDuringWrite(t *testing.T) {
+	src := randState(rand.New(rand.NewPCG(2, 2)), 4000, 400) // ~1 MiB: several buffer flushes
+	path := filepath.Join(format.SnapDir, format.CheckpointName(testMeta.Index))
+	images := crashImages(t, 2, func(vfs.FS) {}, func(fs vfs.FS) error {
+		_, err := Write(fs, format.SnapDir, testMeta, src, Options{})
+		return err
+	})
+	complete := 0
+	for i, img := range images {
+		if checkCrashImage(t, img, path, src) {
+			complete++
+		} else if i == len(images)-1 {
+			t.Fatal("the checkpoint is missing after Write returned")
+		}
+	}
+	if complete == 0 || complete == len(images) {
+		t.Fatalf("%d of %d crash images hold the checkpoint: the crash points miss the interesting cases", complete, len(images))
+	}
+}
+
+// checkCrashImage checks that the checkpoint at path is either absent or
+// complete, verified and equal to src, and that List trusts no leftover
+// temporary file. It reports whether the checkpoint is there.
+func checkCrashImage(t *testing.T, fs vfs.FS, path string, src state) bool {
+	t.Helper()
+	list, err := List(fs, format.SnapDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range list {
+		if i.Err != nil {
+			t.Fatalf("List after a crash shows a damaged checkpoint: %v", i.Err)
+		}
+	}
+	if _, err := fs.Stat(path); vfs.IsNotExist(err) {
+		return false
+	}
+	rep, err := Verify(fs, path, table.VerifyOptions{})
+	if err != nil || !rep.OK() {
+		t.Fatalf("a partial checkpoint is visible after a crash: %v, %v", err, rep.Err())
+	}
+	if len(list) != 1 || list[0].StateHash != src.hash() || list[0].Keys != uint64(len(src)) {
+		t.Fatalf("crash image lists %+v", list)
+	}
+	return true
+}
+
+func TestWriteErrorsLeaveNothing(t *testing.T) {
+	src := randState(rand.New(rand.NewPCG(3, 3)), 3000, 400)
+	path := filepath.Join(format.SnapDir, format.CheckpointName(testMeta.Index))
+	for _, op := range []vfs.Op{vfs.OpCreate, vfs.OpWrite, vfs.OpSync, vfs.OpRename} {
+		for _, n := range []int{0, 1} {
+			mem := newDir(t)
+			fs := vfs.NewErrorFS(mem, vfs.FailAfter(op, "", n, nil))
+			_, err := Write(fs, format.SnapDir, testMeta, src, Options{})
+			if op != vfs.OpWrite && n > 0 {
+				if err != nil {
+					t.Fatalf("%v after %d: %v", op, n, err)
+				}
+				continue // only one of these per write
+			}
+			if !errors.Is(err, vfs.ErrInjected) || !strings.Contains(err.Error(), path) || !strings.HasPrefix(err.Error(), "kvtool/checkpoint: ") {
+				t.Fatalf("failing %v: error %v does not name %s", op, err, path)
+			}
+			if names, _ := mem.List(format.SnapDir); len(names) != 0 {
+				t.Fatalf("failing %v left %v", op, names)
+			}
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package checkpoint
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/table"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// progressEvery is how many keys pass between two Progress calls.
+const progressEvery = 4096
+
+// Options tunes writing a checkpoint.
+type Options struct {
+	// BlockSize is the uncompressed block size (0: format.TargetBlockSize).
+	BlockSize int
+	// Uncompressed stores blocks without zstd.
+	Uncompressed bool
+	// Progress, if set, is called every few thousand keys and at the end
+	// with the keys and the file bytes written so far.
+	Progress func(keys, bytes int64)
+}
+
+func (o Options) table(magic string, ext []byte) table.WriterOptions {
+	codec := format.CodecZstd
+	if o.Uncompressed {
+		codec = format.CodecNone
+	}
+	return table.WriterOptions{Magic: magic, Ext: ext, BlockSize: o.BlockSize, Codec: codec}
+}
+
+// Source is a frozen state: Ascend yields every pair in ascending key
+// order until fn returns false. The store's Snapshot.Scan does this.
+type Source interface {
+	Ascend(fn func(key string, value []byte) bool)
+}
+
+// SourceFunc adapts a function to a Source, for example
+//
+//	checkpoint.SourceFunc(func(fn func(string, []byte) bool) { snap.Scan(store.ScanOptions{}, fn) })
+type SourceFunc func(fn func(key string, value []byte) bool)
+
+// Ascend calls f.
+func (f SourceFunc) Ascend(fn func(key string, value []byte) bool) { f(fn) }
+
+// Write writes the state src at meta.Index as dir/format.CheckpointName(
+// meta.Index) and publishes it durably; an existing file of that name is
+// replaced. Nothing is visible under the name until it is complete.
+func Write(fs vfs.FS, dir string, meta Meta, src Source, opts Options) (Info, error) {
+	return WriteFile(fs, filepath.Join(dir, format.CheckpointName(meta.Index)), meta, src, opts)
+}
+
+// WriteFile is Write to an arbitrary path (a point-in-time --out file).
+func WriteFile(fs vfs.FS, path string, meta Meta, src Source, opts Options) (Info, error) {
+	w, err := NewWriter(fs, path, meta, opts)
+	if err != nil {
+		return Info{}, err
+	}
+	var kb []byte
+	var addErr error
+	src.Ascend(func(key string, value []byte) bool {
+		kb = append(kb[:0], key...)
+		addErr = w.Add(kb, value)
+		return addErr == nil
+	})
+	if addErr != nil {
+		w.Cancel()
+		return Info{}, addErr
+	}
+	return w.Close()
+}
+
+// Writer streams pairs into a checkpoint file.
+type Writer struct {
+	tw   *table.Writer
+	meta Meta
+	opts Options
+	keys int64
+}
+
+// NewWriter starts the checkpoint that Close publishes at path (use
+// filepath.Join(dir, format.CheckpointName(meta.Index)) for the snapshot
+// directory).
+func NewWriter(fs vfs.FS, path string, meta Meta, opts Options) (*Writer, error) {
+	if err := meta.check(); err != nil {
+		return nil, err
+	}
+	topts := opts.table(format.MagicCheckpoint, meta.appendExt(nil))
+	topts.Index, topts.Term = meta.Index, meta.Term
+	tw, err := table.NewWriter(fs, path, topts)
+	if err != nil {
+		return nil, fmt.Errorf("kvtool/checkpoint: %w", err)
+	}
+	return &Writer{tw: tw, meta: meta, opts: opts}, nil
+}
+
+// Add appends a pair; keys must be strictly ascending.
+func (w *Writer) Add(key, value []byte) error {
+	if err := w.tw.Add(key, value, format.EntryPut); err != nil {
+		return fmt.Errorf("kvtool/checkpoint: %w", err)
+	}
+	w.keys++
+	if w.opts.Progress != nil && w.keys%progressEvery == 0 {
+		w.opts.Progress(w.keys, w.tw.Offset())
+	}
+	return nil
+}
+
+// Close publishes the checkpoint durably and describes it. A second Close
+// returns the first one's result.
+func (w *Writer) Close() (Info, error) {
+	ti, err := w.tw.Close()
+	if err != nil {
+		return Info{}, fmt.Errorf("kvtool/checkpoint: %w", err)
+	}
+	if w.opts.Progress != nil {
+		w.opts.Progress(w.keys, ti.Size)
+	}
+	return infoOf(ti, w.meta), nil
+}
+
+// Cancel abandons the checkpoint and removes its temporary file.
+func (w *Writer) Cancel() { w.tw.Cancel() }
