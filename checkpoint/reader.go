@@ -132,4 +132,3 @@ func describe(fs vfs.FS, path string) Info {
 	}
 	return Info{Name: filepath.Base(path), Path: path, Err: wrap(err)}
 }
-
