@@ -2,6 +2,7 @@ package format
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -58,8 +59,24 @@ func QuarantineName(file string, off int64) string {
 	return fmt.Sprintf("%s.%016x%s", file, off, quarantineExt)
 }
 
+// ParseQuarantineName returns the file and offset named by a QuarantineName.
+func ParseQuarantineName(name string) (file string, off int64, ok bool) {
+	rest, found := strings.CutSuffix(name, quarantineExt)
+	if !found || len(rest) < 18 || rest[len(rest)-17] != '.' {
+		return "", 0, false
+	}
+	v, ok := parseHex16(rest[len(rest)-16:], 16, "", "")
+	if !ok || v > math.MaxInt64 {
+		return "", 0, false
+	}
+	return rest[:len(rest)-17], int64(v), true
+}
+
 // IsQuarantineName reports whether name is a QuarantineName.
-func IsQuarantineName(name string) bool { return strings.HasSuffix(name, quarantineExt) }
+func IsQuarantineName(name string) bool {
+	_, _, ok := ParseQuarantineName(name)
+	return ok
+}
 
 // TempName is the name a file is written under before it is published as
 // name. Files with this marker are never trusted and may be removed.
@@ -67,8 +84,24 @@ func TempName(name string, nonce uint64) string {
 	return fmt.Sprintf("%s%s%016x", name, tempMarker, nonce)
 }
 
+// ParseTempName returns the final name and nonce named by a TempName.
+func ParseTempName(tmp string) (name string, nonce uint64, ok bool) {
+	i := len(tmp) - 16 - len(tempMarker)
+	if i < 1 || tmp[i:i+len(tempMarker)] != tempMarker {
+		return "", 0, false
+	}
+	nonce, ok = parseHex16(tmp[i+len(tempMarker):], 16, "", "")
+	if !ok {
+		return "", 0, false
+	}
+	return tmp[:i], nonce, true
+}
+
 // IsTempName reports whether name is a TempName.
-func IsTempName(name string) bool { return strings.Contains(name, tempMarker) }
+func IsTempName(name string) bool {
+	_, _, ok := ParseTempName(name)
+	return ok
+}
 
 func parseHex16(digits string, n int, name, ext string) (uint64, bool) {
 	if n != 16 || len(digits) != 16 || (ext != "" && !strings.HasSuffix(name, ext)) {

@@ -34,15 +34,23 @@ func CreateAtomic(fs vfs.FS, path string) (*AtomicFile, error) {
 	return &AtomicFile{fs: fs, path: path, tmp: tmp, f: f}, nil
 }
 
-// Write appends p to the file.
+// ErrAtomicClosed is returned by a Write after Close or Cancel.
+var ErrAtomicClosed = errors.New("kvtool/format: write to a closed atomic file")
+
+// Write appends p to the file. A write error is sticky: every later Write
+// and Close return it.
 func (a *AtomicFile) Write(p []byte) (int, error) {
 	if a.err != nil {
 		return 0, a.err
 	}
+	if a.closed {
+		return 0, ErrAtomicClosed // not sticky: the file was published
+	}
+	off := a.n
 	n, err := a.f.Write(p)
 	a.n += int64(n)
 	if err != nil {
-		a.err = fmt.Errorf("write %s at offset %d: %w", a.tmp, a.n, err)
+		a.err = fmt.Errorf("write %s at offset %d: %w", a.tmp, off, err)
 	}
 	return n, a.err
 }
