@@ -151,8 +151,8 @@ func (m *MemFS) remove(name string) error {
 	return nil
 }
 
-// Rename renames oldname to newname, replacing a file (or empty directory)
-// at newname. Within one directory the rename is one atomic directory
+// Rename renames oldname to newname, replacing a file at newname; like
+// os.Rename it refuses to replace a directory. Within one directory the rename is one atomic directory
 // operation, durable after SyncDir of that directory. Across directories it
 // is two: the new entry is durable after SyncDir of the new parent, the
 // removal of the old one after SyncDir of the old parent; a crash between
@@ -195,17 +195,17 @@ func (m *MemFS) rename(oldname, newname string) error {
 	return nil
 }
 
-// checkRenameTarget applies the OS's rules on what a rename may replace,
-// and refuses to move a directory into itself. The caller holds mu.
+// checkRenameTarget applies os.Rename's rules on what a rename may
+// replace, and refuses to move a directory into itself. The caller holds mu.
 func (m *MemFS) checkRenameTarget(src, dst *inode, newname string) error {
 	switch {
-	case dst == nil || dst == src:
-	case !src.isDir && dst.isDir:
-		return syscall.EISDIR
-	case src.isDir && !dst.isDir:
+	case dst == nil:
+	case dst.isDir:
+		// os.Rename refuses every directory target, even an empty one or
+		// the source directory itself, before asking the kernel.
+		return syscall.EEXIST
+	case src.isDir:
 		return syscall.ENOTDIR
-	case src.isDir && len(dst.children) > 0:
-		return syscall.ENOTEMPTY
 	}
 	if src.isDir && m.onPath(src, newname) {
 		return syscall.EINVAL

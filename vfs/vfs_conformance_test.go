@@ -51,6 +51,8 @@ func runConformance(t *testing.T, newFS newFSFunc) {
 		{"Truncate", testTruncate},
 		{"Preallocate", testPreallocate},
 		{"RenameReplaces", testRenameReplaces},
+		{"RenameRefuses", testRenameRefuses},
+		{"RenameDir", testRenameDir},
 		{"Remove", testRemove},
 		{"ListSorted", testListSorted},
 		{"Stat", testStat},
@@ -238,6 +240,44 @@ func testRenameReplaces(t *testing.T, fs FS, root string) {
 		t.Fatal(err)
 	}
 	wantFile(t, fs, filepath.Join(sub, "c"), "from a")
+}
+
+// testRenameRefuses checks the renames the OS refuses, which MemFS must
+// refuse too lest code that works in tests fail on disk.
+func testRenameRefuses(t *testing.T, fs FS, root string) {
+	file, dir := filepath.Join(root, "f"), filepath.Join(root, "d")
+	writeNew(t, fs, file, "x")
+	mustMkdirAll(t, fs, filepath.Join(dir, "sub"))
+	if err := fs.Rename(file, dir); err == nil {
+		t.Error("rename of a file over a directory succeeded")
+	}
+	if err := fs.Rename(filepath.Join(dir, "sub"), file); err == nil {
+		t.Error("rename of a directory over a file succeeded")
+	}
+	empty := filepath.Join(root, "empty")
+	mustMkdirAll(t, fs, empty)
+	if err := fs.Rename(filepath.Join(dir, "sub"), empty); !errors.Is(err, os.ErrExist) {
+		t.Errorf("rename of a directory over an empty one: %v, want os.ErrExist (as os.Rename)", err)
+	}
+	if err := fs.Rename(dir, filepath.Join(dir, "sub", "inner")); err == nil {
+		t.Error("rename of a directory into itself succeeded")
+	}
+	if err := fs.Rename(file, filepath.Join(root, "missing", "f")); !IsNotExist(err) {
+		t.Errorf("rename into a missing directory: %v, want not-exist", err)
+	}
+	wantFile(t, fs, file, "x")
+}
+
+// testRenameDir checks that a directory moves with its contents.
+func testRenameDir(t *testing.T, fs FS, root string) {
+	from, to := filepath.Join(root, "a"), filepath.Join(root, "b")
+	mustMkdirAll(t, fs, from)
+	writeNew(t, fs, filepath.Join(from, "f"), "x")
+	if err := fs.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+	wantFile(t, fs, filepath.Join(to, "f"), "x")
+	wantNotExist(t, fs, from)
 }
 
 func testRemove(t *testing.T, fs FS, root string) {
