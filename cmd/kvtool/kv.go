@@ -1,0 +1,533 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/server"
+	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// The key commands (put, get, del, scan, txn) run against a server when
+// --addr (or KVTOOL_ADDR) is given, and otherwise open --data themselves,
+// holding DATA/LOCK for the duration of the command.
+
+const flagAddr = "addr"
+
+func addrFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:    flagAddr,
+		EnvVars: []string{"KVTOOL_ADDR"},
+		Usage:   "send the command to the kvtool server at `HOST:PORT` instead of opening --data",
+	}
+}
+
+const kvTargetHelp = `With --addr HOST:PORT (or KVTOOL_ADDR) the command goes to a running
+kvtool serve; otherwise it opens --data directly, which fails with the
+holder's pid while another process (such as a server) holds the directory.`
+
+func putCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:      "put",
+		Usage:     "set a key to a value",
+		ArgsUsage: "KEY VALUE",
+		Description: `Sets KEY to VALUE and returns once the write is durable, printing its log
+index. Creates the data directory if it does not exist.
+
+` + kvTargetHelp + `
+
+Examples:
+  kvtool put greeting hello
+  kvtool put --addr 127.0.0.1:7070 --json acct:1 100`,
+		Flags: []cli.Flag{addrFlag()},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 2, 2); err != nil {
+				return err
+			}
+			key, val := cCtx.Args().Get(0), []byte(cCtx.Args().Get(1))
+			if err := checkKeyValue(cCtx, key, val); err != nil {
+				return err
+			}
+			return commitOne(cCtx, e, func(kv kvTarget) (uint64, error) { return kv.put(cCtx.Context, key, val) })
+		},
+	}
+}
+
+func delCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:      "del",
+		Usage:     "delete a key",
+		ArgsUsage: "KEY",
+		Description: `Deletes KEY and returns once the deletion is durable, printing the log index
+of the resulting state. Deleting an absent key succeeds and changes nothing.
+
+` + kvTargetHelp + `
+
+Examples:
+  kvtool del greeting
+  kvtool del --addr 127.0.0.1:7070 --json tmp:1`,
+		Flags: []cli.Flag{addrFlag()},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 1, 1); err != nil {
+				return err
+			}
+			key := cCtx.Args().Get(0)
+			if err := checkKeyValue(cCtx, key, nil); err != nil {
+				return err
+			}
+			return commitOne(cCtx, e, func(kv kvTarget) (uint64, error) { return kv.del(cCtx.Context, key) })
+		},
+	}
+}
+
+// checkKeyValue refuses, before anything is opened (so a bad key never
+// creates a data directory), a key or value that can never be stored.
+func checkKeyValue(cCtx *cli.Context, key string, val []byte) error {
+	switch {
+	case key == "":
+		return usageErrorf(cCtx, "the key is empty")
+	case len(key) > format.MaxKeySize:
+		return usageErrorf(cCtx, "the key is %d bytes, over the limit of %d bytes", len(key), format.MaxKeySize)
+	case len(val) > format.MaxValueSize:
+		return usageErrorf(cCtx, "the value is %d bytes, over the limit of %d bytes", len(val), format.MaxValueSize)
+	}
+	return nil
+}
+
+// commitOne runs do on a writable target and prints the index.
+func commitOne(cCtx *cli.Context, e env, do func(kvTarget) (uint64, error)) error {
+	kv, err := openKV(cCtx, e, true)
+	if err != nil {
+		return err
+	}
+	idx, err := do(kv)
+	if err := closeKV(kv, err); err != nil {
+		return kvError(cCtx, err)
+	}
+	return printIndex(cCtx, idx)
+}
+
+// indexJSON is the --json output of a write.
+type indexJSON struct {
+	Index uint64 `json:"index"`
+}
+
+func printIndex(cCtx *cli.Context, idx uint64) error {
+	p := newPrinter(cCtx)
+	if p.json {
+		return p.JSON(indexJSON{Index: idx})
+	}
+	p.Notef("committed at index %d", idx)
+	return nil
+}
+
+func getCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:      "get",
+		Usage:     "print the value of a key",
+		ArgsUsage: "KEY",
+		Description: `Prints the value of KEY exactly as stored (no newline is added unless
+standard output is a terminal). Exits 1 with "key not found" if KEY is
+absent. With --json prints {"key", "value", "applied_index"}, with
+"value_base64" instead of "value" when the value is not UTF-8 text.
+
+Never creates the data directory.
+
+` + kvTargetHelp + `
+
+Examples:
+  kvtool get greeting
+  kvtool get --addr 127.0.0.1:7070 --json acct:1`,
+		Flags: []cli.Flag{addrFlag()},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 1, 1); err != nil {
+				return err
+			}
+			key := cCtx.Args().Get(0)
+			if err := checkKeyValue(cCtx, key, nil); err != nil {
+				return err
+			}
+			kv, err := openKV(cCtx, e, false)
+			if err != nil {
+				return err
+			}
+			val, idx, err := kv.get(cCtx.Context, key)
+			if errors.Is(err, errKeyNotFound) {
+				err = failed(fmt.Errorf("key %q not found (applied index %d)", key, idx), "")
+			}
+			if err := closeKV(kv, err); err != nil {
+				return kvError(cCtx, err)
+			}
+			return printValue(cCtx, key, val, idx)
+		},
+	}
+}
+
+// valueJSON is the --json output of get.
+type valueJSON struct {
+	Key          string  `json:"key"`
+	Value        *string `json:"value,omitempty"`
+	ValueBase64  *string `json:"value_base64,omitempty"`
+	AppliedIndex uint64  `json:"applied_index"`
+}
+
+func printValue(cCtx *cli.Context, key string, val []byte, idx uint64) error {
+	p := newPrinter(cCtx)
+	if p.json {
+		out := valueJSON{Key: key, AppliedIndex: idx}
+		s := string(val)
+		if utf8.Valid(val) {
+			out.Value = &s
+		} else {
+			s = base64.StdEncoding.EncodeToString(val)
+			out.ValueBase64 = &s
+		}
+		return p.JSON(out)
+	}
+	if isTerminal(p.w) && !bytes.HasSuffix(val, []byte("\n")) {
+		val = append(val, '\n')
+	}
+	_, err := p.w.Write(val)
+	return writeErr(err)
+}
+
+func scanCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "scan",
+		Usage: "list keys and values in key order",
+		Description: `Prints the keys and values in a range, in key order: all of them, or those
+with --prefix, from --start (inclusive) to --end (exclusive), at most
+--limit (0: no limit). With --json prints an array of {"key", "value"}, with
+"value_base64" (and "key_base64") for bytes that are not UTF-8 text.
+
+Against --data the scan reads one consistent snapshot. Against a server
+(--addr) it is fetched in pages of 1000; each page is one snapshot.
+
+Never creates the data directory.
+
+` + kvTargetHelp + `
+
+Examples:
+  kvtool scan --prefix acct:
+  kvtool scan --start a --end b --limit 10 --json`,
+		Flags: []cli.Flag{
+			addrFlag(),
+			&cli.StringFlag{Name: "prefix", Usage: "only keys starting with `P`"},
+			&cli.StringFlag{Name: "start", Usage: "only keys >= `KEY`"},
+			&cli.StringFlag{Name: "end", Usage: "only keys < `KEY`"},
+			&cli.IntFlag{Name: "limit", Usage: "print at most `N` pairs (0: no limit)"},
+		},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			o := client.ScanOptions{Prefix: cCtx.String("prefix"), Start: cCtx.String("start"), End: cCtx.String("end"), Limit: cCtx.Int("limit")}
+			if o.Limit < 0 {
+				return usageErrorf(cCtx, "--limit must not be negative")
+			}
+			kv, err := openKV(cCtx, e, false)
+			if err != nil {
+				return err
+			}
+			var pairs []client.Pair
+			err = kv.scan(cCtx.Context, o, func(k string, v []byte) bool {
+				pairs = append(pairs, client.Pair{Key: k, Value: v})
+				return true
+			})
+			if err := closeKV(kv, err); err != nil {
+				return kvError(cCtx, err)
+			}
+			return printPairs(cCtx, pairs)
+		},
+	}
+}
+
+// maxShown is how much of a key or value a scan table shows.
+const maxShown = 80
+
+func printPairs(cCtx *cli.Context, pairs []client.Pair) error {
+	p := newPrinter(cCtx)
+	if p.json {
+		if pairs == nil {
+			pairs = []client.Pair{}
+		}
+		return p.JSON(pairs)
+	}
+	t := p.Table("KEY", "VALUE")
+	cut := false
+	for _, pr := range pairs {
+		k, kc := shown([]byte(pr.Key))
+		v, vc := shown(pr.Value)
+		cut = cut || kc || vc
+		t.Row(k, v)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	if cut {
+		p.Notef("(long or binary keys and values are shortened or quoted; use --json for the exact bytes)")
+	}
+	p.Notef("%d pairs", len(pairs))
+	return nil
+}
+
+// shown is b as a table shows it: as is when it is printable text, quoted
+// otherwise, and shortened to maxShown; the bool says it was changed.
+func shown(b []byte) (string, bool) {
+	s, changed := string(b), false
+	if !printable(b) {
+		s, changed = strconv.Quote(s), true
+	}
+	if len(s) > maxShown {
+		s, changed = s[:maxShown]+"...", true
+	}
+	return s, changed
+}
+
+func printable(b []byte) bool {
+	return utf8.Valid(b) && bytes.IndexFunc(b, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
+}
+
+func txnCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:      "txn",
+		Usage:     "commit a transaction from a JSON file",
+		ArgsUsage: "[FILE | -]",
+		Description: `Commits the transaction in FILE (or standard input, with - or no argument)
+atomically, and prints its log index once it is durable. The format:
+
+  {"ops": [
+    {"op": "add",   "key": "acct:1", "delta": -10},
+    {"op": "add",   "key": "acct:2", "delta": 10},
+    {"op": "check", "key": "acct:1", "min": 0},
+    {"op": "put",   "key": "note", "value": "moved 10"},
+    {"op": "del",   "key": "tmp"},
+    {"op": "check", "key": "note", "exists": true},
+    {"op": "check", "key": "cfg",  "equals": "v2"}
+  ]}
+
+Operations apply in order; a check sees the operations before it. "add"
+treats a missing key as 0; "value_base64" may replace "value". If a check
+fails, nothing changes and txn exits 4 naming the operation (counted from 0)
+and the reason. A malformed transaction exits 2. Creates the data directory
+if it does not exist.
+
+` + kvTargetHelp + `
+
+Examples:
+  kvtool txn transfer.json
+  echo '{"ops":[{"op":"add","key":"hits","delta":1}]}' | kvtool txn --json`,
+		Flags: []cli.Flag{addrFlag()},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 1); err != nil {
+				return err
+			}
+			body, err := readTxnInput(cCtx, e)
+			if err != nil {
+				return err
+			}
+			return runTxn(cCtx, e, body)
+		},
+	}
+}
+
+// readTxnInput reads the transaction file (or standard input), bounded as
+// the server bounds a transaction body.
+func readTxnInput(cCtx *cli.Context, e env) ([]byte, error) {
+	name := cCtx.Args().First()
+	var r io.Reader = cCtx.App.Reader
+	if name != "" && name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, failed(fmt.Errorf("read transaction: %w", err), "")
+		}
+		defer f.Close()
+		r = f
+	}
+	body, err := io.ReadAll(io.LimitReader(r, server.MaxTxnBody+1))
+	switch {
+	case err != nil:
+		return nil, failed(fmt.Errorf("read transaction: %w", err), "")
+	case len(body) > server.MaxTxnBody:
+		return nil, usageErrorf(cCtx, "the transaction is over the limit of %d bytes", server.MaxTxnBody)
+	case len(bytes.TrimSpace(body)) == 0:
+		return nil, usageErrorf(cCtx, "the transaction input is empty; want {\"ops\": [...]}")
+	}
+	return body, nil
+}
+
+func runTxn(cCtx *cli.Context, e env, body []byte) error {
+	var txn *store.Txn
+	if !remote(cCtx) {
+		// Parse before opening, so a malformed file never creates a
+		// data directory. A server parses it itself.
+		t, err := store.ParseTxnJSON(bytes.NewReader(body))
+		if err != nil {
+			return invalidInput(cCtx, err)
+		}
+		txn = t
+	}
+	kv, err := openKV(cCtx, e, true)
+	if err != nil {
+		return err
+	}
+	idx, err := kv.txn(cCtx.Context, body, txn)
+	if err := closeKV(kv, err); err != nil {
+		return kvError(cCtx, err)
+	}
+	return printIndex(cCtx, idx)
+}
+
+// kvTarget is what the key commands run against: a server or a store this
+// process opened.
+type kvTarget interface {
+	get(ctx context.Context, key string) ([]byte, uint64, error)
+	put(ctx context.Context, key string, val []byte) (uint64, error)
+	del(ctx context.Context, key string) (uint64, error)
+	scan(ctx context.Context, o client.ScanOptions, fn func(k string, v []byte) bool) error
+	// txn commits the transaction: body is its JSON, parsed the parsed
+	// form (nil when the target parses body itself).
+	txn(ctx context.Context, body []byte, parsed *store.Txn) (uint64, error)
+	close() error
+}
+
+// errKeyNotFound is returned by kvTarget.get for an absent key.
+var errKeyNotFound = errors.New("key not found")
+
+func remote(cCtx *cli.Context) bool { return cCtx.String(flagAddr) != "" }
+
+// openKV returns the server of --addr, or opens --data (creating it if
+// create is set).
+func openKV(cCtx *cli.Context, e env, create bool) (kvTarget, error) {
+	if addr := cCtx.String(flagAddr); addr != "" {
+		return &remoteKV{c: client.New(addr)}, nil
+	}
+	data, err := dataDir(cCtx)
+	if err != nil {
+		return nil, err
+	}
+	if !create {
+		if _, err := walDirOf(e.fs, data); err != nil {
+			return nil, err
+		}
+	}
+	st, err := store.Open(store.Options{FS: e.fs, Dir: data, Create: create})
+	if err != nil {
+		return nil, openError(err, data)
+	}
+	return &localKV{st: st}, nil
+}
+
+// openError gives a failure to open a data directory its exit code and hint.
+func openError(err error, data string) error {
+	if errors.Is(err, vfs.ErrLocked) {
+		return failed(err, "another process holds the data directory (is `kvtool serve` running on it?); "+
+			"send the command to it with --addr HOST:PORT, or stop it first")
+	}
+	return walError(err, data)
+}
+
+// closeKV closes kv and returns err, or the close error if err is nil.
+func closeKV(kv kvTarget, err error) error {
+	if cerr := kv.close(); err == nil && cerr != nil {
+		return failed(fmt.Errorf("close the data directory: %w", cerr), "")
+	}
+	return err
+}
+
+// kvError gives an error of a key command its exit code: 4 for a failed
+// check, 2 for input that can never commit, 1 otherwise.
+func kvError(cCtx *cli.Context, err error) error {
+	var ee *exitError
+	var ce *client.Error
+	switch {
+	case errors.As(err, &ee):
+		return err
+	case errors.Is(err, store.ErrCheckFailed), errors.Is(err, client.ErrCheckFailed):
+		return aborted(err)
+	case errors.Is(err, store.ErrInvalid):
+		return invalidInput(cCtx, err)
+	case errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500 && ce.Status != 404:
+		return invalidInput(cCtx, errors.New(ce.Message))
+	case errors.Is(err, client.ErrNoServer):
+		return failed(err, "is `kvtool serve` running there? Without --addr (and KVTOOL_ADDR) the command opens --data directly")
+	}
+	return failed(err, "")
+}
+
+// invalidInput is a usage error for a key, value or transaction that can
+// never commit; the store's package prefix is left out of the message.
+func invalidInput(cCtx *cli.Context, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "kvtool/store: ")
+	return usageErrorf(cCtx, "%s", msg)
+}
+
+// remoteKV runs the key commands on a server.
+type remoteKV struct{ c *client.Client }
+
+func (r *remoteKV) get(ctx context.Context, key string) ([]byte, uint64, error) {
+	v, idx, err := r.c.Get(ctx, key)
+	if errors.Is(err, client.ErrNotFound) {
+		return nil, idx, errKeyNotFound
+	}
+	return v, idx, err
+}
+
+func (r *remoteKV) put(ctx context.Context, key string, val []byte) (uint64, error) {
+	return r.c.Put(ctx, key, val)
+}
+
+func (r *remoteKV) del(ctx context.Context, key string) (uint64, error) { return r.c.Delete(ctx, key) }
+
+func (r *remoteKV) scan(ctx context.Context, o client.ScanOptions, fn func(string, []byte) bool) error {
+	return r.c.Scan(ctx, o, func(p client.Pair) bool { return fn(p.Key, p.Value) })
+}
+
+func (r *remoteKV) txn(ctx context.Context, body []byte, _ *store.Txn) (uint64, error) {
+	return r.c.TxnJSON(ctx, bytes.NewReader(body))
+}
+
+func (r *remoteKV) close() error { r.c.Close(); return nil }
+
+// localKV runs the key commands on a store this process opened.
+type localKV struct{ st *store.Store }
+
+func (l *localKV) get(_ context.Context, key string) ([]byte, uint64, error) {
+	snap := l.st.Snapshot()
+	v, ok := snap.Get(key)
+	if !ok {
+		return nil, snap.Index(), errKeyNotFound
+	}
+	return v, snap.Index(), nil
+}
+
+func (l *localKV) put(ctx context.Context, key string, val []byte) (uint64, error) {
+	return l.st.Put(ctx, key, val)
+}
+
+func (l *localKV) del(ctx context.Context, key string) (uint64, error) { return l.st.Delete(ctx, key) }
+
+func (l *localKV) scan(_ context.Context, o client.ScanOptions, fn func(string, []byte) bool) error {
+	l.st.Snapshot().Scan(store.ScanOptions{Prefix: o.Prefix, Start: o.Start, End: o.End, Limit: o.Limit}, fn)
+	return nil
+}
+
+func (l *localKV) txn(ctx context.Context, _ []byte, t *store.Txn) (uint64, error) {
+	return l.st.Commit(ctx, t)
+}
+
+func (l *localKV) close() error { return l.st.Close() }

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/server"
+	"github.com/kvtool/kvtool/store"
+)
+
+func serveCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the store and its HTTP API",
+		Description: `Opens the data directory (creating it if missing), recovers its state from
+the write-ahead log, and serves the HTTP API on --listen until SIGINT or
+SIGTERM. Shutdown stops accepting connections, lets requests in flight
+finish (up to --shutdown-timeout), then closes the log.
+
+On start it prints the address it listens on (with --json, one JSON line
+{"event": "listening", "listen_addr", "data_dir", "applied_index", ...}),
+so --listen 127.0.0.1:0 picks a free port that a script can read back.
+Logs go to standard error.
+
+HTTP API (see the README): GET/PUT/DELETE /v1/kv/{key}, POST /v1/txn,
+GET /v1/scan, GET /v1/status, GET /v1/hash, POST /v1/admin/rotate,
+GET /metrics.
+
+--shards applies only when the directory is created; an existing directory
+keeps its shard count.
+
+Examples:
+  kvtool serve --data /srv/kv
+  kvtool serve --listen 127.0.0.1:0 --json --segment-size 16MiB`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7070", Usage: "serve HTTP on `HOST:PORT` (port 0: any free port)"},
+			&cli.IntFlag{Name: "shards", Value: store.DefaultShards, Usage: "shard count `N` of a new data directory"},
+			newSizeFlag("segment-size", "rotate WAL segments at `SIZE`", segment.DefaultSegmentSize),
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "let requests in flight finish for up to `DURATION` on shutdown"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug (every request), info, warn or error"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
+		},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			opts, err := serveOptionsOf(cCtx)
+			if err != nil {
+				return err
+			}
+			return serve(cCtx, e, opts)
+		},
+	}
+}
+
+// serveOptions are the flags of `serve`.
+type serveOptions struct {
+	data            string
+	listen          string
+	shards          int
+	segmentSize     int64
+	shutdownTimeout time.Duration
+	logger          *slog.Logger
+}
+
+func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
+	data, err := dataDir(cCtx)
+	if err != nil {
+		return serveOptions{}, err
+	}
+	o := serveOptions{
+		data: data, listen: cCtx.String("listen"), shards: cCtx.Int("shards"),
+		segmentSize: sizeFlag(cCtx, "segment-size"), shutdownTimeout: cCtx.Duration("shutdown-timeout"),
+	}
+	switch {
+	case o.shards < 1 || o.shards > 4096:
+		return o, usageErrorf(cCtx, "--shards must be between 1 and 4096")
+	case o.segmentSize < 64<<10:
+		return o, usageErrorf(cCtx, "--segment-size must be at least 64KiB")
+	case o.shutdownTimeout <= 0:
+		return o, usageErrorf(cCtx, "--shutdown-timeout must be more than 0")
+	}
+	o.logger, err = newLogger(cCtx.App.ErrWriter, cCtx.String("log-level"), cCtx.String("log-format"))
+	if err != nil {
+		return o, usageErrorf(cCtx, "%v", err)
+	}
+	return o, nil
+}
+
+// newLogger returns the server's structured logger, writing to w.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// serve runs the store and its API until the command's context is
+// cancelled (SIGINT, SIGTERM), then closes the store.
+func serve(cCtx *cli.Context, e env, o serveOptions) error {
+	st, err := store.Open(store.Options{FS: e.fs, Dir: o.data, Create: true, Shards: o.shards, SegmentSize: o.segmentSize})
+	if err != nil {
+		return openError(err, o.data)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		st.Close()
+		return failed(fmt.Errorf("listen on %s: %w", o.listen, err), "is another server using the port? choose another with --listen")
+	}
+	if err := announce(cCtx, st, o, ln.Addr().String()); err != nil {
+		ln.Close()
+		st.Close()
+		return err
+	}
+	runErr := server.Run(cCtx.Context, ln, server.New(st, server.Options{Logger: o.logger}),
+		server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
+	applied := st.Snapshot().Index()
+	if err := st.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("close the store: %w", err)
+	}
+	if runErr != nil {
+		return failed(runErr, "")
+	}
+	o.logger.Info("stopped", "applied_index", applied)
+	return printStopped(cCtx, applied)
+}
+
+// listeningJSON is the first line serve prints with --json.
+type listeningJSON struct {
+	Event        string `json:"event"`
+	ListenAddr   string `json:"listen_addr"`
+	DataDir      string `json:"data_dir"`
+	StoreID      string `json:"store_id"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Shards       int    `json:"shards"`
+}
+
+// announce logs and prints where the server listens, and what open found.
+func announce(cCtx *cli.Context, st *store.Store, o serveOptions, addr string) error {
+	snap, man := st.Snapshot(), st.Manifest()
+	if cCtx.IsSet("shards") && man.Shards != o.shards {
+		o.logger.Warn("--shards ignored: the data directory already has its shard count", "shards", man.Shards, "flag", o.shards)
+	}
+	if cut := st.Log().TailCut(); cut != nil {
+		o.logger.Warn("cut a torn tail of the WAL at open", "segment", cut.Path, "offset", cut.Offset,
+			"bytes", cut.Bytes, "quarantine", cut.QuarantinePath)
+	}
+	o.logger.Info("listening", "addr", addr, "data_dir", st.Dir(), "applied_index", snap.Index(), "shards", man.Shards)
+	p := newPrinter(cCtx)
+	if p.json {
+		return p.JSONLine(listeningJSON{Event: "listening", ListenAddr: addr, DataDir: st.Dir(),
+			StoreID: man.StoreID.String(), AppliedIndex: snap.Index(), Shards: man.Shards})
+	}
+	_, err := fmt.Fprintf(p.w, "serving %s on http://%s (applied index %d, %d shards)\n", st.Dir(), addr, snap.Index(), man.Shards)
+	return writeErr(err)
+}
+
+// stoppedJSON is the last line serve prints with --json.
+type stoppedJSON struct {
+	Event        string `json:"event"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+func printStopped(cCtx *cli.Context, applied uint64) error {
+	p := newPrinter(cCtx)
+	if p.json {
+		return p.JSONLine(stoppedJSON{Event: "stopped", AppliedIndex: applied})
+	}
+	p.Notef("stopped cleanly at applied index %d", applied)
+	return nil
+}
