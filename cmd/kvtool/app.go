@@ -77,6 +77,12 @@ func newApp(e env) *cli.App {
 		// urfave/cli must neither print them nor call os.Exit.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
+			serveCommand(e),
+			putCommand(e),
+			getCommand(e),
+			delCommand(e),
+			scanCommand(e),
+			txnCommand(e),
 			walCommand(e),
 			versionCommand(),
 			completionCommand(),
