@@ -562,3 +562,5 @@ func TestNewBlockWriterPanicsOnUnknownCodec(t *testing.T) {
 	}()
 	NewBlockWriter(7)
 }
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed)) }
