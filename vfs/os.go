@@ -9,12 +9,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// OSFS is the operating system's file system.
+// OSFS is the operating system's file system. Its errors are the os
+// package's (*fs.PathError, *os.LinkError), naming the path.
 type OSFS struct{}
+
+var _ FS = OSFS{}
 
 type osFile struct{ *os.File }
 
-func (f osFile) Sync() error { return unix.Fdatasync(int(f.Fd())) }
+// Sync is fdatasync: it makes the bytes and the size durable but skips
+// metadata no reader of ours needs, such as the modification time. It
+// retries EINTR, as os.File.Sync does: an interrupted call reported no
+// write-back failure, so retrying it is not retrying a failed fsync.
+func (f osFile) Sync() error {
+	err := ignoringEINTR(func() error { return unix.Fdatasync(int(f.Fd())) })
+	if err != nil {
+		return &os.PathError{Op: "sync", Path: f.Name(), Err: err}
+	}
+	return nil
+}
 
 func (f osFile) Size() (int64, error) {
 	fi, err := f.Stat()
@@ -33,13 +46,25 @@ func (f osFile) Preallocate(size int64) error {
 	if err != nil || cur >= size {
 		return err
 	}
-	err = unix.Fallocate(int(f.Fd()), 0, 0, size)
-	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
+	err = ignoringEINTR(func() error { return unix.Fallocate(int(f.Fd()), 0, 0, size) })
+	switch {
+	case err == unix.EOPNOTSUPP || err == unix.ENOSYS:
 		return f.Truncate(size)
+	case err != nil:
+		return &os.PathError{Op: "preallocate", Path: f.Name(), Err: err}
 	}
-	return err
+	return nil
 }
 
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// Create creates or truncates the named file (mode 0644).
 func (OSFS) Create(name string) (File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -48,6 +73,7 @@ func (OSFS) Create(name string) (File, error) {
 	return osFile{f}, nil
 }
 
+// Open opens the named file read-only.
 func (OSFS) Open(name string) (File, error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -56,6 +82,7 @@ func (OSFS) Open(name string) (File, error) {
 	return osFile{f}, nil
 }
 
+// OpenReadWrite opens an existing file for reading and writing.
 func (OSFS) OpenReadWrite(name string) (File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
@@ -64,11 +91,21 @@ func (OSFS) OpenReadWrite(name string) (File, error) {
 	return osFile{f}, nil
 }
 
-func (OSFS) Remove(name string) error                    { return os.Remove(name) }
-func (OSFS) Rename(oldname, newname string) error        { return os.Rename(oldname, newname) }
-func (OSFS) MkdirAll(dir string, perm os.FileMode) error { return os.MkdirAll(dir, perm) }
-func (OSFS) Stat(name string) (os.FileInfo, error)       { return os.Stat(name) }
+// Remove removes the named file or empty directory.
+func (OSFS) Remove(name string) error { return os.Remove(name) }
 
+// Rename is os.Rename: it replaces a file at newname but refuses to
+// replace a directory.
+func (OSFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+
+// MkdirAll creates dir and any missing parents. The new directories are
+// durable only after SyncDir of each parent.
+func (OSFS) MkdirAll(dir string, perm os.FileMode) error { return os.MkdirAll(dir, perm) }
+
+// Stat describes the named file, following symbolic links.
+func (OSFS) Stat(name string) (os.FileInfo, error) { return os.Stat(name) }
+
+// List returns the sorted names of the entries of dir.
 func (OSFS) List(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -82,6 +119,7 @@ func (OSFS) List(dir string) ([]string, error) {
 	return names, nil
 }
 
+// SyncDir fsyncs dir, making its entries durable.
 func (OSFS) SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

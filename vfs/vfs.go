@@ -1,13 +1,23 @@
 // Package vfs is the file-system interface every kvtool package does its I/O
-// through, so that tests can swap the operating system for an in-memory file
-// system that simulates crashes (MemFS) or for one that injects errors
-// (errorfs.go).
+// through, so that tests can swap the operating system (OSFS) for an
+// in-memory file system that simulates crashes (MemFS) or for a wrapper that
+// injects errors (ErrorFS).
 //
 // The interface is deliberately small: what a log-structured store needs and
 // nothing more. Durability is explicit: a file's bytes are durable only after
 // File.Sync, and a created, renamed or removed directory entry only after
-// FS.SyncDir on its directory. MemFS enforces exactly that rule in its crash
-// images, so code that forgets a sync fails its crash tests.
+// FS.SyncDir on its directory; a rename across directories needs a SyncDir of
+// both. MemFS enforces exactly that rule in its crash images, so code that
+// forgets a sync fails its crash tests. (Its one leniency: directories made
+// by MkdirAll are durable at once.)
+//
+// # Crash testing
+//
+// Run a workload on a MemFS and call CrashClone at the points to test; each
+// clone is what a machine could find after power loss there. To crash at
+// every sync boundary, run the workload once, read SyncCount, then rerun it
+// with SetSyncHook taking a CrashClone at sync n for each n. Recover from the
+// clone and check that everything acknowledged before the crash is present.
 //
 // # Concurrency
 //
@@ -54,9 +64,11 @@ type FS interface {
 	OpenReadWrite(name string) (File, error)
 	// Remove removes the named file or empty directory.
 	Remove(name string) error
-	// Rename atomically renames oldname to newname, replacing newname.
+	// Rename atomically renames oldname to newname, replacing a file at
+	// newname. A directory at newname is refused, as os.Rename does.
 	Rename(oldname, newname string) error
-	// MkdirAll creates dir and any missing parents.
+	// MkdirAll creates dir and any missing parents. On the OS the new
+	// directories are durable only after SyncDir of each parent.
 	MkdirAll(dir string, perm os.FileMode) error
 	// List returns the names (not paths) of the entries of dir, sorted.
 	List(dir string) ([]string, error)
