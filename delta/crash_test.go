@@ -1,0 +1,151 @@
+package delta
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kvtool/kvtool/checkpoint"
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/table"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// crashImages runs work on a clone of fs and returns crash images taken
+// at every sync (exactly the synced state, and a random partial
+// persistence with a torn last write), before every write and rename
+// (partial persistence), and after work returned.
+func crashImages(t *testing.T, fs *vfs.MemFS, work func(vfs.FS) error) []*vfs.MemFS {
+	t.Helper()
+	mem := fs.CrashClone(vfs.CrashOptions{}) // everything set up is durable
+	rng := rand.New(rand.NewPCG(1, 1))
+	var mu sync.Mutex
+	var images []*vfs.MemFS
+	snap := func(opts vfs.CrashOptions) {
+		mu.Lock()
+		images = append(images, mem.CrashClone(opts))
+		mu.Unlock()
+	}
+	mem.SetSyncHook(func(int64) {
+		snap(vfs.CrashOptions{})
+		snap(vfs.CrashOptions{Rand: rng, TearLast: true})
+	})
+	efs := vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+		if op == vfs.OpWrite || op == vfs.OpRename {
+			snap(vfs.CrashOptions{Rand: rng, TearLast: true})
+		}
+		return nil
+	}))
+	if err := work(efs); err != nil {
+		t.Fatal(err)
+	}
+	mem.SetSyncHook(nil)
+	return append(images, mem.CrashClone(vfs.CrashOptions{}))
+}
+
+// checkImages checks that in every image the file at path is absent or
+// complete and verified (by verify), that List functions trust no leftover
+// temporary file, and that both outcomes occur.
+func checkImages(t *testing.T, images []*vfs.MemFS, path string, verify func(vfs.FS, string) (*table.Report, error)) {
+	t.Helper()
+	present := 0
+	for i, img := range images {
+		ckpts, err1 := checkpoint.List(img, format.SnapDir)
+		deltas, err2 := List(img, format.SnapDir)
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range ckpts {
+			if c.Err != nil {
+				t.Fatalf("image %d lists a damaged checkpoint: %v", i, c.Err)
+			}
+		}
+		for _, d := range deltas {
+			if d.Err != nil {
+				t.Fatalf("image %d lists a damaged delta: %v", i, d.Err)
+			}
+		}
+		if _, err := img.Stat(path); vfs.IsNotExist(err) {
+			if i == len(images)-1 {
+				t.Fatalf("%s missing after the write returned", path)
+			}
+			continue
+		}
+		present++
+		if rep, err := verify(img, path); err != nil || !rep.OK() {
+			t.Fatalf("image %d: a partial %s is visible: %v %v", i, path, err, rep.Err())
+		}
+	}
+	if present == 0 || present == len(images) {
+		t.Fatalf("%s present in %d of %d images: the crash points miss the interesting cases", path, present, len(images))
+	}
+}
+
+func TestCrashDuringDeltaWrite(t *testing.T) {
+	c := buildChain(t, rand.New(rand.NewPCG(8, 8)), 0, 500, 0, 5000, false)
+	m := c.states[0]
+	dirty := step(rand.New(rand.NewPCG(8, 9)), m, 4000, 5000)
+	meta := Meta{StoreID: storeID, From: 100, To: 200, Term: 1, Parent: format.CheckpointName(100)}
+	var info Info
+	images := crashImages(t, c.fs, func(fs vfs.FS) (err error) {
+		info, err = Write(fs, format.SnapDir, meta, dirty, m, Options{Uncompressed: true})
+		return err
+	})
+	checkImages(t, images, info.Path, func(fs vfs.FS, p string) (*table.Report, error) {
+		return Verify(fs, p, table.VerifyOptions{})
+	})
+}
+
+func TestCrashDuringMerge(t *testing.T) {
+	c := buildChain(t, rand.New(rand.NewPCG(9, 9)), 3, 3000, 1000, 6000, false)
+	var info checkpoint.Info
+	images := crashImages(t, c.fs, func(fs vfs.FS) (err error) {
+		info, err = Merge(fs, format.SnapDir, c.base, c.deltas, MergeOptions{Options: Options{Uncompressed: true}})
+		return err
+	})
+	checkImages(t, images, info.Path, func(fs vfs.FS, p string) (*table.Report, error) {
+		return checkpoint.Verify(fs, p, table.VerifyOptions{})
+	})
+	final := images[len(images)-1]
+	if got := readCheckpoint(t, final, info.Path); !equalModels(got, c.states[3]) {
+		t.Fatal("merged state differs after the crash-free run")
+	}
+}
+
+// TestWriteAndMergeErrors fails each step of writing a delta and of a
+// merge: the error names the output path and nothing is left under it.
+func TestWriteAndMergeErrors(t *testing.T) {
+	c := buildChain(t, rand.New(rand.NewPCG(10, 10)), 2, 3000, 2000, 6000, false)
+	m := c.states[2]
+	dirty := step(rand.New(rand.NewPCG(10, 11)), m, 3000, 6000)
+	lastTo := func() uint64 { r, _ := Open(c.fs, c.deltas[1]); defer r.Close(); return r.Meta().To }()
+	meta := Meta{StoreID: storeID, From: lastTo, To: lastTo + 10, Term: 2, Parent: strings.TrimPrefix(c.deltas[1], format.SnapDir+"/")}
+	jobs := map[string]struct {
+		out string
+		run func(vfs.FS) error
+	}{
+		"delta": {snapPath(format.DeltaName(meta.From, meta.To)), func(fs vfs.FS) error {
+			_, err := Write(fs, format.SnapDir, meta, dirty, m, Options{Uncompressed: true})
+			return err
+		}},
+		"merge": {snapPath(format.CheckpointName(lastTo)), func(fs vfs.FS) error {
+			_, err := Merge(fs, format.SnapDir, c.base, c.deltas, MergeOptions{Options: Options{Uncompressed: true}})
+			return err
+		}},
+	}
+	for name, job := range jobs {
+		for _, op := range []vfs.Op{vfs.OpCreate, vfs.OpWrite, vfs.OpSync, vfs.OpRename} {
+			mem := c.fs.CrashClone(vfs.CrashOptions{})
+			before, _ := mem.List(format.SnapDir)
+			err := job.run(vfs.NewErrorFS(mem, vfs.FailOnce(op, ".tmp-", nil)))
+			if !errors.Is(err, vfs.ErrInjected) || !strings.Contains(err.Error(), job.out) {
+				t.Fatalf("%s: failing %v: error %v does not name %s", name, op, err, job.out)
+			}
+			if after, _ := mem.List(format.SnapDir); strings.Join(after, " ") != strings.Join(before, " ") {
+				t.Fatalf("%s: failing %v changed the directory: %v -> %v", name, op, before, after)
+			}
+		}
+	}
+}
