@@ -276,7 +276,7 @@ func TestMergeEquivalence(t *testing.T) {
 		n := 1 + rng.IntN(6)
 		noBase := seed%4 == 3
 		c := buildChain(t, rng, n, 300+rng.IntN(700), 50+rng.IntN(400), 1500, noBase)
-		info, err := Merge(c.fs, format.SnapDir, c.base, c.deltas, MergeOptions{Options: Options{BlockSize: 1 << 10}, Shards: 4})
+		info, err := Merge(c.fs, format.SnapDir, c.base, c.deltas, MergeOptions{Options: Options{BlockSize: 1 << 10, Uncompressed: seed%3 != 0}, Shards: 4})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -367,4 +367,3 @@ func TestMergeReportsDamagedInput(t *testing.T) {
 		t.Fatalf("failed merge changed the directory: %v -> %v", before, after)
 	}
 }
-
