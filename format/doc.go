@@ -21,8 +21,9 @@
 //	| xxh64 u64 | length u32 | type u8 | reserved 3 | payload (length)   |
 //	+-----------+------------+---------+------------+--------------------+
 //	  the checksum covers bytes [8, 16+length): length, type, reserved and
-//	  payload. A frame header of all zeros marks the end of written data in a
-//	  preallocated file; type 0 is never valid.
+//	  payload. A frame header of all zeros (or a zero tail shorter than a
+//	  header) marks the end of written data in a preallocated file; type 0 is
+//	  never valid.
 //
 //	Block (the payload of a FrameBlock frame; checkpoints and deltas):
 //	+----------+------------+-----------+-------------------------------------+
@@ -30,8 +31,8 @@
 //	+----------+------------+-----------+-------------------------------------+
 //	  entry: keyLen uvarint | valLen uvarint | kind u8 | key | value
 //	  rawLen is the uncompressed size of the entries (at most MaxBlockSize);
-//	  keys strictly increase; kind 1 = put, 2 = delete (no value). The
-//	  enclosing frame's checksum covers the block. A file is its blocks, then
+//	  keys strictly increase; kind 1 = put, 2 = delete (no value). Codec 1
+//	  is one zstd frame; the enclosing frame's checksum covers the block. A file is its blocks, then
 //	  a FrameIndex frame (first key, offset, length of every block), then a
 //	  FrameFooter frame.
 //

@@ -21,6 +21,7 @@ type CorruptionError struct {
 	Reason string // what was wrong, for a person
 }
 
+// Error formats the path, offset and reason.
 func (e *CorruptionError) Error() string {
 	path := e.Path
 	if path == "" {
