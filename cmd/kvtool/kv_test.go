@@ -51,9 +51,34 @@ func kvTargets(t *testing.T) map[string][]string {
 	srv := httptest.NewServer(server.New(st, server.Options{}))
 	t.Cleanup(func() { srv.Close(); st.Close() })
 	return map[string][]string{
-		"data": {"--data", filepath.Join(t.TempDir(), "d")},
+		"data": {"--data", filepath.Join(t.TempDir(), "d")}, // created by the first write
 		"addr": {"--addr", srv.Listener.Addr().String()},
 	}
+}
+
+// smallDataDir creates an empty data directory whose WAL segment is small:
+// every open reads the segment to its preallocated end, which makes the
+// default 64MiB slow under -race.
+func smallDataDir(t *testing.T) string {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "d")
+	st, err := store.Open(store.Options{Dir: data, Create: true, SegmentSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// kvTargetsSmall is kvTargets with the data directory created up front by
+// smallDataDir.
+func kvTargetsSmall(t *testing.T) map[string][]string {
+	t.Helper()
+	targets := kvTargets(t)
+	targets["data"] = []string{"--data", smallDataDir(t)}
+	return targets
 }
 
 // kvArgs puts the target flags right after the command name (urfave/cli
@@ -63,7 +88,7 @@ func kvArgs(target []string, cmd string, args ...string) []string {
 }
 
 func TestKVCommands(t *testing.T) {
-	for name, target := range kvTargets(t) {
+	for name, target := range kvTargetsSmall(t) {
 		t.Run(name, func(t *testing.T) {
 			a := func(cmd string, args ...string) []string { return kvArgs(target, cmd, args...) }
 			out, _ := kvMust(t, exitOK, "", a("put", "greeting", "hello")...)
@@ -118,7 +143,7 @@ func TestKVCommands(t *testing.T) {
 }
 
 func TestKVTxn(t *testing.T) {
-	for name, target := range kvTargets(t) {
+	for name, target := range kvTargetsSmall(t) {
 		t.Run(name, func(t *testing.T) {
 			a := func(cmd string, args ...string) []string { return kvArgs(target, cmd, args...) }
 			init := `{"ops":[{"op":"put","key":"acct:1","value":"100"},{"op":"put","key":"acct:2","value":"0"}]}`
@@ -213,7 +238,7 @@ func TestKVReadsDoNotCreate(t *testing.T) {
 // TestKVReadsChangeNoData checks that get and scan on --data leave every
 // file but the lock byte-for-byte unchanged.
 func TestKVReadsChangeNoData(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "d")
+	data := smallDataDir(t)
 	kvMust(t, exitOK, "", "put", "--data", data, "k", "v")
 	before := snapshot(t, data)
 	delete(before, filepath.Join(data, "LOCK"))
