@@ -16,8 +16,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Status(s.st))
 }
 
-// Status describes st as GET /v1/status does. The CLI uses it for a store
-// it opened itself.
+// Status describes st as GET /v1/status does, so that a command working on
+// a store it opened itself can print the same JSON.
 func Status(st *store.Store) *client.Status {
 	snap := st.Snapshot()
 	man := st.Manifest()
