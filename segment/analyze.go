@@ -16,7 +16,6 @@ type segResult struct {
 	hdr      segHeader
 	hdrSum   uint64
 	hdrOK    bool
-	fileSize int64
 	problems []Problem
 	// cutAt is where a forced repair cuts the segment: the offset of its
 	// first problem (0 if its header is damaged or it does not link to its
@@ -65,7 +64,7 @@ func analyzeSeg(fsys vfs.FS, dir, name string, newest bool) (*segResult, error) 
 	} else if err != nil {
 		return nil, err
 	}
-	r.hdr, r.hdrSum, r.hdrOK, r.fileSize = s.hdr, s.hdrSum, true, s.size
+	r.hdr, r.hdrSum, r.hdrOK = s.hdr, s.hdrSum, true
 	r.info.Term = s.hdr.term
 	if err := r.scanRecords(s, newest); err != nil {
 		return nil, err

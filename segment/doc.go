@@ -4,32 +4,33 @@
 //
 // # On-disk layout
 //
-// A segment is DATA/wal/<format.SegmentName(first)>. All integers are
-// little-endian. The file starts with a format header (magic
-// format.MagicSegment) whose 48-byte ext is:
+// A segment is DATA/wal/<format.SegmentName(first)>; integers are
+// little-endian. It starts with a format header (magic format.MagicSegment)
+// whose 48-byte ext links it to the segment before it:
 //
-//	+-------------+------------+---------+-------------------+----------------------+
-//	| storeID 16B | first u64  | term u64| prevFirst u64     | prevHeaderSum u64    |
-//	+-------------+------------+---------+-------------------+----------------------+
-//	  prevFirst and prevHeaderSum name the previous segment (its first index
-//	  and its header checksum; 0/0 in the first segment of a log), so a
-//	  missing, reordered or foreign segment is detected.
+//	+-------------+-----------+----------+---------------+-------------------+
+//	| storeID 16B | first u64 | term u64 | prevFirst u64 | prevHeaderSum u64 |
+//	+-------------+-----------+----------+---------------+-------------------+
+//	  prevFirst/prevHeaderSum: first index and header checksum of the previous
+//	  segment (0/0 for a log's first), so a missing, reordered or foreign
+//	  segment breaks the chain. The header checksum covers all of the header.
 //
-// Records follow, one format frame each; the frame type is the entry type:
+// Records follow, one format frame each (frame type = entry type):
 //
-//	+-----------+------------+---------+----------+-----------+-----------+------+
-//	| xxh64 u64 | length u32 | type u8 | reserved | index u64 | term u64  | data |
-//	+-----------+------------+---------+----------+-----------+-----------+------+
-//	  the checksum covers everything after it, payload included.
+//	+-----------+------------+---------+------------+-----------+----------+------+
+//	| xxh64 u64 | length u32 | type u8 | reserved 3 | index u64 | term u64 | data |
+//	+-----------+------------+---------+------------+-----------+----------+------+
+//	  the checksum covers everything after it: length, type, payload.
 //
-// The file is preallocated (zeros), so the end of data is the first all-zero
-// frame header; every byte after it must be zero. Indexes are contiguous
+// The file is preallocated with zeros, so data ends at the first all-zero
+// frame header, and every byte after it must be zero. Indexes are contiguous
 // within and across segments, so a stale record is never replayed. Only the
 // newest segment may end in a torn record; anything else is corruption.
+// Sealed segments are trimmed to their data.
 //
 // # Concurrency
 //
-// All methods of *Log and *Pending are safe for concurrent use. A *Reader is
-// owned by one goroutine. List, NewReader, Verify and Repair work on a
-// directory no Log has open.
+// All methods of *Log and *Pending are safe for concurrent use; one flusher
+// goroutine does all writes and syncs. A *Reader belongs to one goroutine.
+// List, NewReader, Verify and Repair work on a directory no Log is writing.
 package segment

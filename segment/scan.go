@@ -16,7 +16,6 @@ import (
 type segReader struct {
 	f      vfs.File
 	path   string
-	name   string
 	size   int64 // file size when opened
 	hdr    segHeader
 	hdrSum uint64
@@ -58,7 +57,7 @@ func newSegReader(f vfs.File, path, name string, br *bufio.Reader) (*segReader, 
 	if err != nil {
 		return nil, err
 	}
-	s := &segReader{f: f, path: path, name: name, size: size, hdr: h, hdrSum: sum, expect: h.first, term: h.term, br: br}
+	s := &segReader{f: f, path: path, size: size, hdr: h, hdrSum: sum, expect: h.first, term: h.term, br: br}
 	s.seek(headerSize, h.first)
 	return s, nil
 }

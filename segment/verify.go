@@ -18,6 +18,7 @@ const (
 	Garbage                           // nonzero bytes after the end of data of a sealed segment
 )
 
+// String returns the kind's name as reports print it ("torn-tail").
 func (k ProblemKind) String() string {
 	switch k {
 	case Corruption:
@@ -34,6 +35,9 @@ func (k ProblemKind) String() string {
 	return "problem"
 }
 
+// MarshalText makes a kind appear by name in JSON.
+func (k ProblemKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
 // Problem is one thing Verify found wrong.
 type Problem struct {
 	Path   string      // the segment
@@ -42,6 +46,7 @@ type Problem struct {
 	Reason string      // what was wrong, for a person
 }
 
+// String describes the problem for a person: file, kind, offset, reason.
 func (p Problem) String() string {
 	return fmt.Sprintf("%s: %s at offset %d: %s", p.Path, p.Kind, p.Offset, p.Reason)
 }
@@ -54,7 +59,7 @@ type VerifyOptions struct {
 
 // Report is what Verify found.
 type Report struct {
-	Segments   []SegmentInfo // every segment, oldest first (each up to its first damage)
+	Segments   []SegmentInfo // every segment, oldest first, counting its intact records
 	FirstIndex uint64        // first index of the oldest segment
 	LastIndex  uint64        // last good index of the newest segment
 	Records    int64         // good records read
@@ -89,8 +94,9 @@ func Verify(fsys vfs.FS, dir string, opts VerifyOptions) (*Report, error) {
 }
 
 // List scans every segment in dir and describes them, oldest first. Damage
-// is not an error here (each description covers its segment up to the first
-// damage); Verify reports it.
+// is not an error here: each description counts the intact records of its
+// segment, and Verify reports the damage. A segment whose header is damaged
+// is described by its name only.
 func List(fsys vfs.FS, dir string) ([]SegmentInfo, error) {
 	rep, err := Verify(fsys, dir, VerifyOptions{})
 	if err != nil {
