@@ -37,7 +37,8 @@
 //
 // # Concurrency
 //
-// A Writer is owned by one goroutine. A Reader is safe for concurrent Get
+// A Writer is owned by one goroutine (it compresses blocks on goroutines
+// of its own and waits for them in Close and Cancel). A Reader is safe for concurrent Get
 // and NewIter calls (it reads with ReadAt); each Iter is owned by one
 // goroutine. Verify only reads.
 package table

@@ -41,7 +41,7 @@ func TestRoundTrip(t *testing.T) {
 		{"one", func(rng *rand.Rand) []entry { return genEntries(rng, 1, 10, 10, 0) }, 0},
 		{"one-tombstone", func(rng *rand.Rand) []entry { return genEntries(rng, 1, 10, 10, 1) }, 0},
 		{"many-blocks", func(rng *rand.Rand) []entry { return genEntries(rng, 5000, 24, 200, 0.2) }, 4 << 10},
-		{"default-blocks", func(rng *rand.Rand) []entry { return genEntries(rng, 20000, 16, 100, 0) }, 0},
+		{"default-blocks", func(rng *rand.Rand) []entry { return genEntries(rng, 8000, 16, 100, 0) }, 0},
 		{"big-values", big, 0},
 		{"max-keys", longKeys, 16 << 10},
 	}
@@ -267,6 +267,38 @@ func TestWriterRejectsBadEntries(t *testing.T) {
 	}
 	if again, err := w.Close(); err != nil || !infoEqual(again, info) {
 		t.Fatalf("second Close = %+v, %v", again, err)
+	}
+}
+
+// TestKeyOrderAcrossBlocks checks the order of the first key of a block
+// against the block before, for both codecs (zstd blocks are compressed
+// concurrently).
+func TestKeyOrderAcrossBlocks(t *testing.T) {
+	for _, codec := range []format.BlockCodec{format.CodecNone, format.CodecZstd} {
+		fs := vfs.NewMem()
+		w, err := NewWriter(fs, "t", WriterOptions{Magic: format.MagicDelta, BlockSize: 64, Codec: codec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		val := bytes.Repeat([]byte("v"), 60)
+		for _, k := range []string{"a", "b", "c", "d"} { // one entry per block
+			if err := w.Add([]byte(k), val, format.EntryPut); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"c", "d"} {
+			if err := w.Add([]byte(k), val, format.EntryPut); !errors.Is(err, format.ErrKeyOrder) {
+				t.Fatalf("Add(%q) after \"d\" in a new block = %v", k, err)
+			}
+		}
+		if err := w.Add([]byte("e"), val, format.EntryPut); err != nil {
+			t.Fatal(err)
+		}
+		info, err := w.Close()
+		if err != nil || info.Blocks != 5 || info.Puts != 5 {
+			t.Fatalf("%+v, %v", info, err)
+		}
+		mustVerifyOK(t, fs, "t")
 	}
 }
 

@@ -45,17 +45,22 @@ type WriterOptions struct {
 
 // Writer streams sorted entries into a table file. Nothing is visible
 // under the final path until Close has published the file durably. Memory
-// is one block plus the index (two keys per block).
+// is bounded by the index (two keys per block) and a few blocks: with zstd,
+// up to GOMAXPROCS+1 cut blocks compress on other goroutines while the
+// next one fills (see pipeline.go); output stays in key order.
 type Writer struct {
 	path   string
 	opts   WriterOptions
 	af     *format.AtomicFile
 	buf    *bufio.Writer
-	sum    *xxhash.Digest // whole-file checksum of the bytes written so far
-	off    int64          // bytes written so far
-	blocks *format.BlockWriter
-	frame  []byte // scratch for one block frame
-	first  []byte // scratch: the first key of the block being finished
+	sum    *xxhash.Digest  // whole-file checksum of the bytes written so far
+	off    int64           // bytes written so far
+	cur    *pendingBlock   // the block being filled
+	queue  []*pendingBlock // blocks cut and being compressed, oldest first
+	free   []*pendingBlock // finished blocks to reuse
+	par    int             // blocks that may be compressing at once (0: compress inline)
+	last   []byte          // last key of the block cut before cur
+	frame  []byte          // scratch for the index and footer frames
 	index  indexBuilder
 	hash   *entryHasher
 	nblock int
@@ -81,11 +86,12 @@ func NewWriter(fs vfs.FS, path string, opts WriterOptions) (*Writer, error) {
 	}
 	w := &Writer{
 		path: path, opts: opts, af: af,
-		buf:    bufio.NewWriterSize(af, writeBufferSize),
-		sum:    xxhash.New(),
-		blocks: format.NewBlockWriter(opts.Codec),
-		hash:   newEntryHasher(),
+		buf:  bufio.NewWriterSize(af, writeBufferSize),
+		sum:  xxhash.New(),
+		hash: newEntryHasher(),
+		par:  parallelism(opts.Codec),
 	}
+	w.cur = w.newBlock()
 	w.write(format.AppendHeader(nil, opts.Magic, opts.Ext))
 	return w, nil
 }
@@ -121,12 +127,17 @@ func (w *Writer) Add(key, value []byte, kind format.EntryKind) error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.blocks.Len() > 0 && w.blocks.Size()+format.EntrySize(key, value) > w.opts.BlockSize {
-		if err := w.flushBlock(); err != nil {
+	bw := w.cur.bw
+	if bw.Len() > 0 && bw.Size()+format.EntrySize(key, value) > w.opts.BlockSize {
+		if err := w.cutBlock(); err != nil {
 			return err
 		}
+		bw = w.cur.bw
 	}
-	if err := w.blocks.Add(key, value, kind); err != nil {
+	if bw.Len() == 0 && w.nblock+len(w.queue) > 0 && bytes.Compare(key, w.last) <= 0 {
+		return fmt.Errorf("kvtool/table: %s: %w: %s after %s", w.path, format.ErrKeyOrder, shortKey(key), shortKey(w.last))
+	}
+	if err := bw.Add(key, value, kind); err != nil {
 		return fmt.Errorf("kvtool/table: %s: %w", w.path, err)
 	}
 	w.hash.add(key, value, kind)
@@ -136,19 +147,6 @@ func (w *Writer) Add(key, value []byte, kind format.EntryKind) error {
 		w.tombs++
 	}
 	return nil
-}
-
-// flushBlock writes the current block as a frame and indexes it.
-func (w *Writer) flushBlock() error {
-	w.first = append(w.first[:0], w.blocks.FirstKey()...)
-	count := uint32(w.blocks.Len())
-	frame, start := format.BeginFrame(w.frame[:0], format.FrameBlock)
-	frame = w.blocks.Finish(frame)
-	format.FinishFrame(frame, start)
-	w.frame = frame
-	w.index.add(w.first, w.blocks.LastKey(), w.off, uint32(len(frame)), count)
-	w.nblock++
-	return w.write(frame)
 }
 
 // write appends p to the file, adding it to the whole-file checksum.
@@ -174,6 +172,7 @@ func (w *Writer) Close() (Info, error) {
 	}
 	w.done = true
 	if err := w.finish(); err != nil {
+		w.wait()
 		w.af.Cancel()
 		return Info{}, err
 	}
@@ -193,10 +192,13 @@ func (w *Writer) closeErr() error {
 
 // finish writes everything after the last entry and flushes the buffer.
 func (w *Writer) finish() error {
-	if w.blocks.Len() > 0 {
-		if err := w.flushBlock(); err != nil {
+	if w.cur.bw.Len() > 0 {
+		if err := w.cutBlock(); err != nil {
 			return err
 		}
+	}
+	if err := w.drain(0); err != nil {
+		return err
 	}
 	indexOff := w.off
 	for _, p := range w.index.payloads() {
@@ -234,5 +236,14 @@ func (w *Writer) Cancel() {
 	}
 	w.done = true
 	w.err = ErrCancelled
+	w.wait()
 	w.af.Cancel()
+}
+
+// shortKey formats a key for an error message, cut if long.
+func shortKey(k []byte) string {
+	if len(k) > 64 {
+		return fmt.Sprintf("%q...(%d bytes)", k[:64], len(k))
+	}
+	return fmt.Sprintf("%q", k)
 }

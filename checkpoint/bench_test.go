@@ -1,0 +1,157 @@
+package checkpoint
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// The benchmark state: 1,000,000 keys of 16 bytes and values of 100 bytes
+// drawn from 36 letters and digits (about 5.2 bits of entropy per byte), so
+// that zstd finds some but not much to compress.
+const (
+	benchKeys   = 1_000_000
+	benchValLen = 100
+)
+
+type benchState struct {
+	keys []string
+	vals [][]byte
+	raw  int64 // key and value bytes
+}
+
+func (s *benchState) Ascend(fn func(string, []byte) bool) {
+	for i, k := range s.keys {
+		if !fn(k, s.vals[i]) {
+			return
+		}
+	}
+}
+
+var loadBenchState = sync.OnceValue(func() *benchState {
+	rng := rand.New(rand.NewPCG(42, 42))
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	arena := make([]byte, benchKeys*benchValLen)
+	for i := range arena {
+		arena[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	s := &benchState{keys: make([]string, benchKeys), vals: make([][]byte, benchKeys)}
+	for i := range s.keys {
+		s.keys[i] = fmt.Sprintf("key:%012d", i)
+		s.vals[i] = arena[i*benchValLen : (i+1)*benchValLen : (i+1)*benchValLen]
+		s.raw += int64(len(s.keys[i]) + benchValLen)
+	}
+	return s
+})
+
+// benchDir returns a fresh directory under KVTOOL_BENCH_DIR (default: the
+// system temporary directory), removed after the benchmark.
+func benchDir(b *testing.B) string {
+	base := os.Getenv("KVTOOL_BENCH_DIR")
+	if base == "" {
+		base = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(base, "kvtool-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// BenchmarkCheckpointWrite writes the 1M-key state as a checkpoint on a
+// real directory. MB/s counts key and value bytes; compare with
+// BenchmarkSequentialWriteBaseline (the target: at least half).
+func BenchmarkCheckpointWrite(b *testing.B) {
+	s := loadBenchState()
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{{"zstd", Options{}}, {"uncompressed", Options{Uncompressed: true}}} {
+		b.Run(c.name, func(b *testing.B) {
+			dir := benchDir(b)
+			b.SetBytes(s.raw)
+			var info Info
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				var err error
+				if info, err = Write(vfs.Default, dir, Meta{Index: 1, Shards: 1}, s, c.opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(benchKeys*b.N)/time.Since(start).Seconds(), "keys/s")
+			b.ReportMetric(float64(info.Size)/float64(s.raw), "size/raw")
+			b.ReportMetric(float64(info.Size), "file-bytes")
+		})
+	}
+}
+
+// BenchmarkSequentialWriteBaseline writes as many bytes as the state holds
+// (keys and values) to a plain file in 256 KiB writes and fsyncs it: the
+// ceiling a checkpoint write is measured against.
+func BenchmarkSequentialWriteBaseline(b *testing.B) {
+	s := loadBenchState()
+	buf := make([]byte, 256<<10)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	dir := benchDir(b)
+	b.SetBytes(s.raw)
+	for i := 0; i < b.N; i++ {
+		path := filepath.Join(dir, "baseline")
+		f, err := vfs.Default.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n := int64(0); n < s.raw; n += int64(len(buf)) {
+			if _, err := f.Write(buf[:min(int64(len(buf)), s.raw-n)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		os.Remove(path)
+	}
+}
+
+// BenchmarkCheckpointGet measures point lookups in the 1M-key checkpoint
+// (a binary search of the index, one block read, checksummed and decoded)
+// at two block sizes: the block size trades lookup latency for ratio.
+func BenchmarkCheckpointGet(b *testing.B) {
+	s := loadBenchState()
+	for _, bs := range []int{16 << 10, 64 << 10} {
+		b.Run(fmt.Sprintf("block=%dKiB", bs>>10), func(b *testing.B) {
+			dir := benchDir(b)
+			info, err := Write(vfs.Default, dir, Meta{Index: 1, Shards: 1}, s, Options{BlockSize: bs})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := Open(vfs.Default, info.Path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			b.Run("present", func(b *testing.B) { benchGets(b, r, s, "") })
+			b.Run("absent", func(b *testing.B) { benchGets(b, r, s, "x") })
+		})
+	}
+}
+
+func benchGets(b *testing.B, r *Reader, s *benchState, suffix string) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		k := []byte(s.keys[rng.IntN(benchKeys)] + suffix)
+		if _, found, err := r.Get(k); err != nil || found != (suffix == "") {
+			b.Fatal(found, err)
+		}
+	}
+}
