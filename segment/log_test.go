@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -386,4 +387,58 @@ func TestLiveReader(t *testing.T) {
 		es = append(es, e)
 	}
 	checkEntries(t, es, 90, 100)
+}
+
+// TestConcurrentMaintenance runs appends, rotations, drops, status calls and
+// finally Close all at once (for the race detector), then checks the log.
+func TestConcurrentMaintenance(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, memOpts(fs, 2048))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				if _, err := l.Append(format.FrameWALTxn, payload(l.LastIndex())); err != nil {
+					if !errors.Is(err, ErrClosed) {
+						t.Error(err)
+					}
+					return
+				}
+			}
+		})
+	}
+	var maint sync.WaitGroup
+	maint.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := l.Rotate(); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := l.DropBefore(l.DurableIndex() / 2); err != nil {
+				t.Error(err)
+				return
+			}
+			_ = l.Segments()
+			_ = l.FirstIndex()
+		}
+	})
+	for l.DurableIndex() < 2000 {
+		runtime.Gosched()
+	}
+	close(stop)
+	maint.Wait()
+	if err := l.Close(); err != nil { // while the appenders run
+		t.Fatal(err)
+	}
+	wg.Wait()
+	rep, err := Verify(fs, testDir, VerifyOptions{})
+	if err != nil || !rep.OK() || rep.LastIndex != l.LastIndex() || rep.FirstIndex != l.FirstIndex() {
+		t.Fatalf("Verify: %v, %+v\n%s", err, rep, problemsString(rep.Problems))
+	}
 }
