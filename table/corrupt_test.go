@@ -197,4 +197,12 @@ func TestVerifyWithoutFooter(t *testing.T) {
 	if len(rep.Problems) != 2 || !rep.problemIn(regs[3].from, regs[3].from+1) || rep.Blocks != len(regs)-3-1 {
 		t.Fatalf("problems %v, %d blocks found of %d regions", rep.Problems, rep.Blocks, len(regs))
 	}
+	// Without a footer the index frames are found by walking: damage in
+	// them is still reported there.
+	index := regs[len(regs)-2]
+	b[index.from+20] ^= 1
+	writeFile(t, fs, "t", b)
+	if rep, err = Verify(fs, "t", VerifyOptions{}); err != nil || len(rep.Problems) != 3 || !rep.problemIn(index.from, index.from+1) {
+		t.Fatalf("damaged index without a footer: %v, problems %v", err, rep.Problems)
+	}
 }

@@ -303,15 +303,32 @@ func (v *verifier) matchIndex(off, length int64) {
 	}
 }
 
-// walkIndex checks the index frames from cur to end when no footer points
-// to them.
+// walkIndex checks the index frames from cur to end, one at a time, when
+// no footer points to them.
 func (v *verifier) walkIndex(cur, end int64) error {
-	b, err := v.sc.read(cur, int(end-cur))
-	if err != nil {
-		return v.rep.addErr(err)
-	}
-	if _, err := parseIndex(b, v.path, cur); err != nil {
-		return v.rep.addErr(err)
+	for cur < end {
+		if end-cur < format.FrameHeaderSize {
+			v.rep.Addf(cur, "truncated index frame header: %d bytes left", end-cur)
+			return nil
+		}
+		b, err := v.sc.read(cur, format.FrameHeaderSize)
+		if err != nil {
+			return v.rep.addErr(err)
+		}
+		h, err := format.ParseFrameHeader(b, v.path, cur, end-cur-format.FrameHeaderSize)
+		if err != nil {
+			return v.rep.addErr(err) // the next frame cannot be found
+		}
+		frame := make([]byte, format.FrameHeaderSize+int(h.Length))
+		copy(frame, b)
+		if b, err = v.sc.read(cur+format.FrameHeaderSize, int(h.Length)); err != nil {
+			return v.rep.addErr(err)
+		}
+		copy(frame[format.FrameHeaderSize:], b)
+		if _, err := parseIndex(frame, v.path, cur); err != nil {
+			v.rep.addErr(err)
+		}
+		cur += int64(len(frame))
 	}
 	return nil
 }
