@@ -6,10 +6,17 @@ import "fmt"
 // index, and returns their paths. It never removes the active segment.
 // Segments go oldest first, each removal followed by a sync of the
 // directory, so a crash at any point leaves a contiguous suffix of the log
-// (the first segment then links to a dropped one, which is allowed).
+// (the first segment then links to a dropped one, which is allowed). It
+// works on a failed log (it writes no record) but not after Close.
 func (l *Log) DropBefore(index uint64) ([]string, error) {
 	l.dropMu.Lock()
 	defer l.dropMu.Unlock()
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	var removed []string
 	for {
 		path, ok := l.droppable(index)
