@@ -85,6 +85,9 @@ type Manifest struct {
 	StoreID StoreID `json:"store_id"`
 	Shards  int     `json:"shards"`
 	Epoch   uint64  `json:"epoch"`
+	// SegmentSize is the WAL rotation threshold the directory was created
+	// with; every process that opens it uses it unless told otherwise.
+	SegmentSize int64 `json:"segment_size,omitempty"`
 	// Base is the base checkpoint (nil: the state starts empty at index 0).
 	Base *FileRef `json:"base,omitempty"`
 	// Deltas is the chain on top of Base, oldest first.

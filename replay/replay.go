@@ -33,16 +33,30 @@ type Result struct {
 	AppliedIndex uint64 `json:"applied_index"` // index of the last entry applied (from-1 if none)
 	Records      int64  `json:"records"`       // WAL entries read
 	Effects      int64  `json:"effects"`       // puts and deletes applied
+	TornTail     bool   `json:"torn_tail"`     // stopped at a torn tail (WALOptions.StopAtTornTail)
 }
 
 // ErrGap is returned (wrapped) when the WAL does not start at the index the
 // replay needs: history is missing.
 var ErrGap = errors.New("kvtool/replay: WAL does not cover the needed index")
 
+// WALOptions tune WAL.
+type WALOptions struct {
+	// StopAtTornTail treats a torn tail of the newest segment as the end of
+	// the log (Result.TornTail says so) instead of an error. Read-only
+	// openers use it: they must not cut the tail, and nothing after a torn
+	// tail was ever acknowledged.
+	StopAtTornTail bool
+}
+
 // WAL applies the WAL entries of walDir with index in [from, to] (to == 0:
 // through the end of the log) to t. The first entry read must be exactly
 // from, unless the log holds nothing at or after from.
-func WAL(fsys vfs.FS, walDir string, from, to uint64, t Target) (Result, error) {
+func WAL(fsys vfs.FS, walDir string, from, to uint64, t Target, opts ...WALOptions) (Result, error) {
+	var o WALOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	res := Result{AppliedIndex: from - 1}
 	r, err := segment.NewReader(fsys, walDir, from)
 	if err != nil {
@@ -52,6 +66,9 @@ func WAL(fsys vfs.FS, walDir string, from, to uint64, t Target) (Result, error) 
 	for to == 0 || res.AppliedIndex < to {
 		e, err := r.Next()
 		if err == io.EOF {
+			return res, nil
+		} else if o.StopAtTornTail && errors.Is(err, segment.ErrTornTail) {
+			res.TornTail = true
 			return res, nil
 		} else if err != nil {
 			return res, err

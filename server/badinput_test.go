@@ -30,7 +30,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		msg                string // substring of the error message
 	}{
 		{"malformed JSON", "POST", "/v1/txn", []byte(`{"ops":[{"op":"put"`), 400, "invalid transaction"},
-		{"not an object", "POST", "/v1/txn", []byte(`[1,2]`), 400, "cannot unmarshal"},
+		{"not an object", "POST", "/v1/txn", []byte(`[1,2]`), 400, "got array, want an object"},
 		{"empty body", "POST", "/v1/txn", nil, 400, "empty body"},
 		{"no ops", "POST", "/v1/txn", []byte(`{"ops":[]}`), 400, "no operations"},
 		{"trailing data", "POST", "/v1/txn", []byte(`{"ops":[{"op":"del","key":"a"}]} {}`), 400, "trailing data"},

@@ -32,6 +32,9 @@ func (s *Store) Commit(ctx context.Context, txn *Txn) (uint64, error) {
 	if s.closed {
 		return 0, ErrClosed
 	}
+	if s.readOnly {
+		return 0, ErrReadOnly
+	}
 	if err := s.Err(); err != nil {
 		return 0, err
 	}

@@ -25,6 +25,8 @@ var (
 	ErrFailed = errors.New("kvtool/store: store failed after a WAL error; restart it to recover")
 	// ErrClosed is returned by commits after Close.
 	ErrClosed = errors.New("kvtool/store: store is closed")
+	// ErrReadOnly is returned by commits on a store opened ReadOnly.
+	ErrReadOnly = errors.New("kvtool/store: store is open read-only")
 	// ErrNoDataDir is returned (wrapped) by Open with Create unset when the
 	// directory is not an initialised data directory.
 	ErrNoDataDir = errors.New("kvtool/store: not a kvtool data directory")
@@ -36,7 +38,11 @@ type Options struct {
 	Dir         string // the data directory
 	Create      bool   // initialise the directory if it is missing or empty
 	Shards      int    // shard count of a new directory (default 16); ignored for an existing one
-	SegmentSize int64  // WAL rotation threshold (default segment.DefaultSegmentSize)
+	SegmentSize int64  // WAL rotation threshold; default: the one recorded at init (itself defaulting to segment.DefaultSegmentSize)
+	// ReadOnly opens the directory for reading only: no WAL is opened for
+	// writing, a torn tail is read up to but never cut, nothing is created
+	// or written except the lock file, and Commit fails with ErrReadOnly.
+	ReadOnly bool
 }
 
 // Store is a durable, sharded key-value store. Readers call Snapshot and
@@ -70,6 +76,9 @@ type Store struct {
 	// Close waits for in-flight commits and later ones see closed.
 	closeMu sync.RWMutex
 	closed  bool
+
+	readOnly bool // opened ReadOnly: log is nil
+	tornTail bool // a ReadOnly open stopped at a torn WAL tail
 }
 
 // logged is a transaction whose WAL record is written (maybe not yet
@@ -122,8 +131,16 @@ func (s *Store) open(opts Options) error {
 	}
 	s.man = man
 	walDir := filepath.Join(s.dir, format.WALDir)
+	if opts.ReadOnly {
+		s.readOnly = true
+		return s.recover(walDir)
+	}
+	segSize := opts.SegmentSize
+	if segSize <= 0 {
+		segSize = man.SegmentSize
+	}
 	s.log, err = segment.Open(segment.Options{
-		FS: s.fs, Dir: walDir, SegmentSize: opts.SegmentSize, StoreID: man.StoreID,
+		FS: s.fs, Dir: walDir, SegmentSize: segSize, StoreID: man.StoreID,
 		FirstIndex: man.WALFirstIndex, RepairTail: true, OnDurable: s.onDurable,
 	})
 	if err != nil {
@@ -144,7 +161,7 @@ func (s *Store) loadManifest(opts Options) (*manifest.Manifest, error) {
 	if err == nil || !errors.Is(err, manifest.ErrNotFound) {
 		return man, err
 	}
-	if !opts.Create {
+	if !opts.Create || opts.ReadOnly {
 		return nil, fmt.Errorf("%w: %s has no %s (create it with `kvtool serve` or `kvtool put`)", ErrNoDataDir, s.dir, format.ManifestName)
 	}
 	if segs, _ := s.fs.List(filepath.Join(s.dir, format.WALDir)); len(segs) > 0 {
@@ -154,7 +171,11 @@ func (s *Store) loadManifest(opts Options) (*manifest.Manifest, error) {
 	if shards <= 0 {
 		shards = DefaultShards
 	}
-	man = &manifest.Manifest{StoreID: manifest.NewStoreID(), Shards: shards, Epoch: 1, WALFirstIndex: 1}
+	segSize := opts.SegmentSize
+	if segSize <= 0 {
+		segSize = segment.DefaultSegmentSize
+	}
+	man = &manifest.Manifest{StoreID: manifest.NewStoreID(), Shards: shards, Epoch: 1, WALFirstIndex: 1, SegmentSize: segSize}
 	if err := manifest.Publish(s.fs, s.dir, man); err != nil {
 		return nil, fmt.Errorf("initialise %s: %w", s.dir, err)
 	}
@@ -165,11 +186,12 @@ func (s *Store) loadManifest(opts Options) (*manifest.Manifest, error) {
 func (s *Store) recover(walDir string) error {
 	l := newLoader(s.man.Shards)
 	from := max(s.man.WALFirstIndex, 1)
-	res, err := replay.WAL(s.fs, walDir, from, 0, l)
+	res, err := replay.WAL(s.fs, walDir, from, 0, l, replay.WALOptions{StopAtTornTail: s.readOnly})
 	if err != nil {
 		return fmt.Errorf("recover %s: %w", s.dir, err)
 	}
-	if res.AppliedIndex != s.log.LastIndex() {
+	s.tornTail = res.TornTail
+	if s.log != nil && res.AppliedIndex != s.log.LastIndex() {
 		return fmt.Errorf("recover %s: replay stopped at index %d but the WAL ends at %d", s.dir, res.AppliedIndex, s.log.LastIndex())
 	}
 	n := s.man.Shards
@@ -213,11 +235,22 @@ func (s *Store) Snapshot() *Snapshot { return s.root.Load() }
 // Get reads key from the published state.
 func (s *Store) Get(key string) ([]byte, bool) { return s.Snapshot().Get(key) }
 
-// DurableIndex is the highest index known durable in the WAL.
-func (s *Store) DurableIndex() uint64 { return s.log.DurableIndex() }
+// DurableIndex is the highest index known durable in the WAL (for a
+// read-only store, the applied index).
+func (s *Store) DurableIndex() uint64 {
+	if s.log == nil {
+		return s.Snapshot().Index()
+	}
+	return s.log.DurableIndex()
+}
 
-// Log returns the store's WAL (for status and maintenance).
+// Log returns the store's WAL (for status and maintenance); nil for a store
+// opened ReadOnly.
 func (s *Store) Log() *segment.Log { return s.log }
+
+// ReadOnly reports whether the store was opened ReadOnly, and whether that
+// open stopped at a torn WAL tail (which a writable open would cut).
+func (s *Store) ReadOnly() (readOnly, tornTail bool) { return s.readOnly, s.tornTail }
 
 // Manifest returns a copy of the manifest the store was opened with.
 func (s *Store) Manifest() manifest.Manifest { return *s.man }
@@ -256,7 +289,10 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	err := s.log.Close()
+	var err error
+	if s.log != nil {
+		err = s.log.Close()
+	}
 	if lerr := s.lock.Close(); err == nil {
 		err = lerr
 	}

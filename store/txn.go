@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/kvtool/kvtool/format"
 )
@@ -145,7 +146,7 @@ func ParseTxnJSON(r io.Reader) (*Txn, error) {
 	dec.UseNumber()
 	var jt jsonTxn
 	if err := dec.Decode(&jt); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, describeJSONError(err))
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after the transaction object", ErrInvalid)
@@ -253,4 +254,42 @@ func truncate(v []byte) []byte {
 		return append(v[:32:32], "..."...)
 	}
 	return v
+}
+
+// describeJSONError turns encoding/json's errors, which name Go types, into
+// messages about the transaction document a user wrote.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return `empty input: want a JSON object like {"ops": [{"op": "put", "key": "k", "value": "v"}]}`
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON document ends too early"
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error())
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "the document"
+		}
+		return fmt.Sprintf("%s: got %s, want %s", field, te.Value, jsonTypeName(te.Type.Kind().String()))
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "int64":
+		return "an integer"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return `an array of operations`
+	case "struct", "ptr":
+		return "an object"
+	}
+	return kind
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -426,44 +425,12 @@ func openKV(cCtx *cli.Context, e env, create bool) (kvTarget, error) {
 			return nil, err
 		}
 	}
-	st, err := store.Open(store.Options{FS: e.fs, Dir: data, Create: create, SegmentSize: activeSegmentSize(e.fs, data)})
+	st, err := store.Open(store.Options{FS: e.fs, Dir: data, Create: create, ReadOnly: !create})
 	if err != nil {
 		return nil, openError(err, data)
 	}
 	return &localKV{st: st}, nil
 }
-
-// activeSegmentSize is the file size of the newest WAL segment of data, or
-// 0 (the default) if there is none. A key command opens the log with it,
-// so that a one-shot command keeps the segment size the directory was
-// served with instead of growing the active segment to the default (every
-// later open reads the preallocated tail).
-func activeSegmentSize(fsys vfs.FS, data string) int64 {
-	dir := filepath.Join(data, format.WALDir)
-	names, err := fsys.List(dir)
-	if err != nil {
-		return 0
-	}
-	newest, found := uint64(0), ""
-	for _, name := range names {
-		if first, ok := format.ParseSegmentName(name); ok && (found == "" || first > newest) {
-			newest, found = first, name
-		}
-	}
-	if found == "" {
-		return 0
-	}
-	fi, err := fsys.Stat(filepath.Join(dir, found))
-	if err != nil {
-		return 0
-	}
-	// A segment cut short by a repair must not become a tiny rotation
-	// threshold.
-	return max(fi.Size(), minOneShotSegment)
-}
-
-// minOneShotSegment is the smallest segment size a key command opens with.
-const minOneShotSegment = 1 << 20
 
 // openError gives a failure to open a data directory its exit code and hint.
 func openError(err error, data string) error {

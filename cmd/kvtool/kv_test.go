@@ -197,7 +197,7 @@ func TestKVBadInput(t *testing.T) {
 				{"", a("get"), "expected 1 argument, got 0"},
 				{"", a("scan", "--limit", "-1"), "--limit must not be negative"},
 				{"", a("txn"), "the transaction input is empty"},
-				{"{", a("txn"), "invalid transaction: unexpected EOF"},
+				{"{", a("txn"), "invalid transaction: the JSON document ends too early"},
 				{`{"ops":[{"op":"frob","key":"a"}]}`, a("txn"), `op 0: unknown op "frob"`},
 				{`{"ops":[{"op":"add","key":"a","delta":1.5}]}`, a("txn"), "delta"},
 				{`{"ops":[{"op":"put","key":"a","value":"1","extra":1}]}`, a("txn"), `unknown field "extra"`},

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// TestReadOnlyTornTail checks that a read-only open of a directory whose WAL
+// ends in a torn record reads everything before it, refuses commits, and
+// leaves every byte of the directory as it was.
+func TestReadOnlyTornTail(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, Create: true, SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if _, err := s.Put(context.Background(), k, []byte("v-"+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Tear the last record: zero its last byte's neighbourhood by cutting
+	// the record short and zeroing what follows.
+	segs, _ := vfs.Default.List(filepath.Join(dir, format.WALDir))
+	seg := filepath.Join(dir, format.WALDir, segs[len(segs)-1])
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := len(b)
+	for end > 0 && b[end-1] == 0 {
+		end--
+	}
+	for i := end - 5; i < end; i++ {
+		b[i] = 0
+	}
+	if err := os.WriteFile(seg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := hashDir(t, dir)
+
+	ro, err := Open(Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := ro.Get("b"); !ok || string(v) != "v-b" {
+		t.Errorf("get b = %q %v", v, ok)
+	}
+	if _, ok := ro.Get("c"); ok {
+		t.Errorf("the torn record's key is visible")
+	}
+	if _, torn := ro.ReadOnly(); !torn {
+		t.Errorf("ReadOnly() does not report the torn tail")
+	}
+	if _, err := ro.Put(context.Background(), "d", nil); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("put on a read-only store: %v", err)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := hashDir(t, dir); after != before {
+		t.Fatalf("read-only open changed the directory:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// hashDir describes every file under dir except the lock file: name, size
+// and checksum.
+func hashDir(t *testing.T, dir string) string {
+	t.Helper()
+	out := ""
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || fi.Name() == format.LockName {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out += fmt.Sprintf("%s:%d:%016x ", rel, len(b), xxhash.Sum64(b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
