@@ -67,7 +67,6 @@ func newApp(e env) *cli.App {
 		Version:              versionString(),
 		Flags:                globalFlags(true),
 		EnableBashCompletion: true,
-		Suggest:              true,
 		Reader:               e.stdin,
 		Writer:               e.stdout,
 		ErrWriter:            e.stderr,

@@ -204,7 +204,7 @@ func walList(cCtx *cli.Context, fsys vfs.FS, data string) error {
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	p.Notef("%d segments, %d records, %d bytes in %s", len(segs), records, bytes, dir)
+	p.Notef("%s, %d records, %d bytes in %s", plural(len(segs), "segment"), records, bytes, dir)
 	return nil
 }
 
@@ -485,7 +485,7 @@ func printVerifyReport(p *printer, dir string, rep *segment.Report) error {
 	if len(rep.Problems) > 0 {
 		status = problemCount(rep.Problems)
 	}
-	p.Notef("%s: %d segments, %d records, %s", status, len(rep.Segments), rep.Records, indexRange(rep.FirstIndex, rep.LastIndex, rep.Records))
+	p.Notef("%s: %s, %d records, %s", status, plural(len(rep.Segments), "segment"), rep.Records, indexRange(rep.FirstIndex, rep.LastIndex, rep.Records))
 	return nil
 }
 
@@ -511,11 +511,15 @@ func problemCount(problems []segment.Problem) string {
 	for i, k := range kinds {
 		parts[i] = fmt.Sprintf("%d %s", count[k], k)
 	}
-	noun := "problems"
-	if len(problems) == 1 {
-		noun = "problem"
+	return fmt.Sprintf("%s (%s)", plural(len(problems), "problem"), strings.Join(parts, ", "))
+}
+
+// plural says "1 segment", "2 segments".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
 	}
-	return fmt.Sprintf("%d %s (%s)", len(problems), noun, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func verifyHint(data string, problems []segment.Problem) string {
@@ -683,9 +687,9 @@ func printRepair(p *printer, dir string, res *segment.RepairResult) error {
 		return err
 	}
 	if res.DryRun {
-		p.Notef("dry run: would cut %d range(s); nothing was changed", len(res.Cuts))
+		p.Notef("dry run: would cut %s; nothing was changed", plural(len(res.Cuts), "range"))
 	} else {
-		p.Notef("cut %d range(s); the log now ends at index %d", len(res.Cuts), res.LastIndex)
+		p.Notef("cut %s; the log now ends at index %d", plural(len(res.Cuts), "range"), res.LastIndex)
 	}
 	return nil
 }
