@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -713,7 +714,9 @@ func walRotateCommand(e env) *cli.Command {
 		Description: `Opens the log, seals the newest segment and starts a new, empty one, then
 prints it. Use it to close off a segment before copying or archiving it.
 
-The new segment is preallocated to --segment-size bytes.
+The new segment is preallocated to --segment-size bytes; by default, to the
+segment size the data directory was created with (in its MANIFEST), or 64MiB
+without a manifest.
 
 rotate takes DATA/LOCK: the data directory must not be held by a running
 server (against a server, rotation is an HTTP admin request). A log with a
@@ -722,16 +725,16 @@ torn tail must be repaired first (kvtool wal repair).
 Examples:
   kvtool wal rotate
   kvtool wal rotate --segment-size 16MiB --json`,
-		Flags: []cli.Flag{
-			newSizeFlag("segment-size", "preallocate the new segment to `SIZE`", segment.DefaultSegmentSize),
-		},
+		Flags: []cli.Flag{rotateSizeFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			opts := walRotateOptions{segmentSize: sizeFlag(cCtx, "segment-size")}
-			if opts.segmentSize <= 0 {
-				return usageErrorf(cCtx, "--segment-size must be more than 0")
+			var opts walRotateOptions
+			if cCtx.IsSet("segment-size") {
+				if opts.segmentSize = sizeFlag(cCtx, "segment-size"); opts.segmentSize <= 0 {
+					return usageErrorf(cCtx, "--segment-size must be more than 0")
+				}
 			}
 			data, err := dataDir(cCtx)
 			if err != nil {
@@ -744,7 +747,23 @@ Examples:
 
 // walRotateOptions are the flags of `wal rotate`.
 type walRotateOptions struct {
-	segmentSize int64
+	segmentSize int64 // 0: the directory's own (see rotateSegmentSize)
+}
+
+func rotateSizeFlag() *cli.GenericFlag {
+	f := newSizeFlag("segment-size", "preallocate the new segment to `SIZE`", 0)
+	f.DefaultText = "the data directory's segment size"
+	return f
+}
+
+// rotateSegmentSize is the size a rotation without --segment-size
+// preallocates the new segment to: the one the directory was created with
+// (in its MANIFEST), else the default.
+func rotateSegmentSize(fsys vfs.FS, data string) int64 {
+	if m, err := manifest.Load(fsys, data); err == nil && m.SegmentSize > 0 {
+		return m.SegmentSize
+	}
+	return segment.DefaultSegmentSize
 }
 
 func walRotate(cCtx *cli.Context, fsys vfs.FS, data string, opts walRotateOptions) error {
@@ -757,6 +776,9 @@ func walRotate(cCtx *cli.Context, fsys vfs.FS, data string, opts walRotateOption
 		return err
 	}
 	defer lock.Close()
+	if opts.segmentSize == 0 {
+		opts.segmentSize = rotateSegmentSize(fsys, data)
+	}
 	seg, rotated, err := rotateLog(fsys, dir, opts.segmentSize)
 	if err != nil {
 		return walError(err, data)

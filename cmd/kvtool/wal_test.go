@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -433,6 +434,22 @@ func TestWALRotate(t *testing.T) {
 
 	_, stderr, code = run(t, "--data", data, "wal", "rotate", "--segment-size", "0")
 	mustCode(t, code, exitUsage, "", stderr)
+}
+
+// TestWALRotateManifestSize checks that without --segment-size the new
+// segment gets the size the directory was created with.
+func TestWALRotateManifestSize(t *testing.T) {
+	data := newTestLog(t)
+	m := &manifest.Manifest{StoreID: manifest.NewStoreID(), Shards: 1, SegmentSize: 12 << 10, WALFirstIndex: 1}
+	if err := manifest.Publish(vfs.Default, data, m); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := run(t, "--data", data, "wal", "rotate")
+	mustCode(t, code, exitOK, stdout, stderr)
+	segs := segments(t, data)
+	if fi, err := os.Stat(segs[len(segs)-1].Path); err != nil || fi.Size() != 12<<10 {
+		t.Errorf("new segment not preallocated to the manifest's 12KiB: %v, %v", fi.Size(), err)
+	}
 }
 
 func TestWALRotateTornTail(t *testing.T) {
