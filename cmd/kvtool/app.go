@@ -49,8 +49,11 @@ EXIT CODES
 
 ENVIRONMENT
   KVTOOL_DATA   the data directory, when --data is not given
+  KVTOOL_ADDR   the server key commands talk to, when --addr is not given
 
 EXAMPLES
+  kvtool serve                           run the store on ./kvdata, HTTP on 127.0.0.1:7070
+  kvtool put --addr 127.0.0.1:7070 greeting hello
   kvtool wal verify                      check every WAL segment; exit 3 on damage
   kvtool --data /srv/kv wal list --json  describe the segments as JSON
   kvtool wal dump --from 100 --to 120    print log entries 100 to 120

@@ -205,7 +205,7 @@ func walList(cCtx *cli.Context, fsys vfs.FS, data string) error {
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	p.Notef("%s, %d records, %d bytes in %s", plural(len(segs), "segment"), records, bytes, dir)
+	p.Notef("%s, %s, %d bytes in %s", plural(len(segs), "segment"), plural(int(records), "record"), bytes, dir)
 	return nil
 }
 
@@ -486,7 +486,8 @@ func printVerifyReport(p *printer, dir string, rep *segment.Report) error {
 	if len(rep.Problems) > 0 {
 		status = problemCount(rep.Problems)
 	}
-	p.Notef("%s: %s, %d records, %s", status, plural(len(rep.Segments), "segment"), rep.Records, indexRange(rep.FirstIndex, rep.LastIndex, rep.Records))
+	p.Notef("%s: %s, %s, %s", status, plural(len(rep.Segments), "segment"), plural(int(rep.Records), "record"),
+		indexRange(rep.FirstIndex, rep.LastIndex, rep.Records))
 	return nil
 }
 
