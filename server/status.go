@@ -20,7 +20,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 // a store it opened itself can print the same JSON.
 func Status(st *store.Store) *client.Status {
 	snap := st.Snapshot()
-	man := st.Manifest()
+	man := st.CurrentManifest()
 	log := st.Log()
 	out := &client.Status{
 		StoreID:       man.StoreID.String(),

@@ -35,6 +35,9 @@ func (s *Store) Commit(ctx context.Context, txn *Txn) (uint64, error) {
 	if s.readOnly {
 		return 0, ErrReadOnly
 	}
+	if s.replica {
+		return 0, ErrReplica
+	}
 	if err := s.Err(); err != nil {
 		return 0, err
 	}
@@ -127,11 +130,18 @@ func (s *Store) stageAndLog(txn *Txn, st *staging) (uint64, *segment.Pending, er
 	if err != nil {
 		return 0, nil, s.fail(err)
 	}
+	s.install(st, p.Index())
+	return p.Index(), p, nil
+}
+
+// install makes a logged transaction's staged shard versions the shards'
+// newest (later transactions stage on top of them) and queues them for
+// publication at idx. The caller holds the gates of st.shards.
+func (s *Store) install(st *staging, idx uint64) {
 	l := &logged{shards: st.shards, trees: st.trees, keys: make([]string, len(st.effects))}
 	for i, e := range st.effects {
 		l.keys[i] = e.Key
 	}
-	idx := p.Index()
 	for i, sh := range st.shards {
 		if st.trees[i] != nil {
 			s.staged[sh] = st.trees[i]
@@ -139,7 +149,6 @@ func (s *Store) stageAndLog(txn *Txn, st *staging) (uint64, *segment.Pending, er
 		}
 	}
 	s.register(idx, l)
-	return idx, p, nil
 }
 
 // apply evaluates operation i on the staging view.

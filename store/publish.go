@@ -54,6 +54,8 @@ func (s *Store) publishLocked() {
 	if shards != nil {
 		s.root.Store(&Snapshot{index: next - 1, shards: shards})
 		s.pubCond.Broadcast()
+		close(s.pubCh)
+		s.pubCh = make(chan struct{})
 	}
 }
 
@@ -84,6 +86,8 @@ func (s *Store) fail(err error) error {
 	if s.failed == nil {
 		s.failed = fmt.Errorf("%w: %v", ErrFailed, err)
 		s.pubCond.Broadcast()
+		close(s.pubCh)
+		s.pubCh = make(chan struct{})
 	}
 	return s.failed
 }

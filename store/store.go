@@ -43,6 +43,12 @@ type Options struct {
 	// writing, a torn tail is read up to but never cut, nothing is created
 	// or written except the lock file, and Commit fails with ErrReadOnly.
 	ReadOnly bool
+	// Replica opens the store as a read replica: Commit fails with
+	// ErrReplica and the log grows only through ApplyEntry.
+	Replica bool
+	// MaxLeaseBytes caps what one peer's lease may keep on disk
+	// (default DefaultMaxLeaseBytes).
+	MaxLeaseBytes int64
 }
 
 // Store is a durable, sharded key-value store. Readers call Snapshot and
@@ -71,11 +77,18 @@ type Store struct {
 	durable uint64             // highest index the WAL reported durable
 	dirty   map[string]struct{}
 	failed  error
+	pubCh   chan struct{} // closed and replaced at every publication (WaitApplied)
 
 	// closeMu is held shared by every commit and exclusively by Close, so
 	// Close waits for in-flight commits and later ones see closed.
 	closeMu sync.RWMutex
 	closed  bool
+
+	manMu   sync.Mutex // guards man
+	maintMu sync.Mutex // serializes checkpoint, delta, merge, compact
+	replMu  sync.Mutex // serializes ApplyEntry
+	leases  leases     // retention leases of peers
+	replica bool       // opened as a read replica: Commit refuses
 
 	readOnly bool // opened ReadOnly: log is nil
 	tornTail bool // a ReadOnly open stopped at a torn WAL tail
@@ -93,7 +106,12 @@ type logged struct {
 // state from the WAL, and returns a running store. It holds the directory's
 // lock until Close.
 func Open(opts Options) (*Store, error) {
-	s := &Store{fs: opts.FS, dir: opts.Dir, queue: map[uint64]*logged{}, dirty: map[string]struct{}{}}
+	s := &Store{fs: opts.FS, dir: opts.Dir, queue: map[uint64]*logged{}, dirty: map[string]struct{}{},
+		pubCh: make(chan struct{}), replica: opts.Replica}
+	s.leases.maxLen = opts.MaxLeaseBytes
+	if s.leases.maxLen <= 0 {
+		s.leases.maxLen = DefaultMaxLeaseBytes
+	}
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
@@ -135,6 +153,9 @@ func (s *Store) open(opts Options) error {
 		s.readOnly = true
 		return s.recover(walDir)
 	}
+	if err := s.ensureSnapDir(); err != nil {
+		return err
+	}
 	segSize := opts.SegmentSize
 	if segSize <= 0 {
 		segSize = man.SegmentSize
@@ -149,6 +170,21 @@ func (s *Store) open(opts Options) error {
 	if err := s.recover(walDir); err != nil {
 		s.log.Close()
 		return err
+	}
+	return nil
+}
+
+// ensureSnapDir creates DATA/snap, where checkpoints and deltas go, and
+// makes its directory entry durable.
+func (s *Store) ensureSnapDir() error {
+	if _, err := s.fs.Stat(s.snapDir()); err == nil {
+		return nil
+	}
+	if err := s.fs.MkdirAll(s.snapDir(), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", s.snapDir(), err)
+	}
+	if err := s.fs.SyncDir(s.dir); err != nil {
+		return fmt.Errorf("fsync %s: %w", s.dir, err)
 	}
 	return nil
 }
@@ -182,17 +218,24 @@ func (s *Store) loadManifest(opts Options) (*manifest.Manifest, error) {
 	return man, nil
 }
 
-// recover rebuilds the state from the WAL and publishes it.
+// recover rebuilds the state from the manifest's base and deltas and the
+// WAL tail, and publishes it. Keys changed by the WAL tail are the dirty set:
+// the next delta must cover them.
 func (s *Store) recover(walDir string) error {
 	l := newLoader(s.man.Shards)
-	from := max(s.man.WALFirstIndex, 1)
-	res, err := replay.WAL(s.fs, walDir, from, 0, l, replay.WALOptions{StopAtTornTail: s.readOnly})
+	chain, err := replay.Snapshot(s.fs, s.dir, s.man, 0, l)
+	if err != nil {
+		return fmt.Errorf("recover %s: %w", s.dir, err)
+	}
+	l.dirty = s.dirty
+	res, err := replay.WAL(s.fs, walDir, chain.Index+1, 0, l, replay.WALOptions{StopAtTornTail: s.readOnly})
 	if err != nil {
 		return fmt.Errorf("recover %s: %w", s.dir, err)
 	}
 	s.tornTail = res.TornTail
 	if s.log != nil && res.AppliedIndex != s.log.LastIndex() {
-		return fmt.Errorf("recover %s: replay stopped at index %d but the WAL ends at %d", s.dir, res.AppliedIndex, s.log.LastIndex())
+		return fmt.Errorf("recover %s: the snapshot files and WAL end at index %d but the WAL's last index is %d (run `kvtool verify`)",
+			s.dir, res.AppliedIndex, s.log.LastIndex())
 	}
 	n := s.man.Shards
 	s.gates = make([]chan struct{}, n)
@@ -209,7 +252,10 @@ func (s *Store) recover(walDir string) error {
 
 // loader is the replay target used at open: plain mutable trees, no
 // copy-on-write, published once at the end.
-type loader struct{ trees []*tree }
+type loader struct {
+	trees []*tree
+	dirty map[string]struct{} // if set, keys applied are added
+}
 
 func newLoader(n int) *loader {
 	l := &loader{trees: make([]*tree, n)}
@@ -221,6 +267,9 @@ func newLoader(n int) *loader {
 
 func (l *loader) Apply(kind uint8, key, value []byte) {
 	k := string(key)
+	if l.dirty != nil {
+		l.dirty[k] = struct{}{}
+	}
 	t := l.trees[shardOf(k, len(l.trees))]
 	if kind == format.TxnDelete {
 		t.Delete(item{key: k})
@@ -251,9 +300,6 @@ func (s *Store) Log() *segment.Log { return s.log }
 // ReadOnly reports whether the store was opened ReadOnly, and whether that
 // open stopped at a torn WAL tail (which a writable open would cut).
 func (s *Store) ReadOnly() (readOnly, tornTail bool) { return s.readOnly, s.tornTail }
-
-// Manifest returns a copy of the manifest the store was opened with.
-func (s *Store) Manifest() manifest.Manifest { return *s.man }
 
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }

@@ -152,7 +152,7 @@ type listeningJSON struct {
 
 // announce logs and prints where the server listens, and what open found.
 func announce(cCtx *cli.Context, st *store.Store, o serveOptions, addr string) error {
-	snap, man := st.Snapshot(), st.Manifest()
+	snap, man := st.Snapshot(), st.CurrentManifest()
 	if cCtx.IsSet("shards") && man.Shards != o.shards {
 		o.logger.Warn("--shards ignored: the data directory already has its shard count", "shards", man.Shards, "flag", o.shards)
 	}

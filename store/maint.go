@@ -1,0 +1,281 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/kvtool/kvtool/checkpoint"
+	"github.com/kvtool/kvtool/delta"
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/manifest"
+)
+
+// ErrNothingToDo is returned (wrapped) by maintenance that found nothing to
+// do: no change since the last snapshot, no delta to merge.
+var ErrNothingToDo = errors.New("kvtool/store: nothing to do")
+
+// CompactResult says what Compact did.
+type CompactResult struct {
+	Checkpoint      checkpoint.Info `json:"-"`
+	WALFirstIndex   uint64          `json:"wal_first_index"`
+	DroppedSegments []string        `json:"dropped_segments"`
+	RemovedFiles    []string        `json:"removed_files"`
+}
+
+func (s *Store) snapDir() string { return filepath.Join(s.dir, format.SnapDir) }
+
+// CurrentManifest returns a copy of the manifest as last published.
+func (s *Store) CurrentManifest() manifest.Manifest {
+	s.manMu.Lock()
+	defer s.manMu.Unlock()
+	m := *s.man
+	if m.Base != nil {
+		b := *m.Base
+		m.Base = &b
+	}
+	m.Deltas = slices.Clone(m.Deltas)
+	return m
+}
+
+// publishManifest durably replaces the manifest. If it fails, the old
+// manifest (which names files that all still exist) stays in force on disk
+// and in memory, so a failure here loses nothing.
+func (s *Store) publishManifest(m *manifest.Manifest) error {
+	if err := manifest.Publish(s.fs, s.dir, m); err != nil {
+		return fmt.Errorf("publish manifest: %w", err)
+	}
+	s.manMu.Lock()
+	s.man = m
+	s.manMu.Unlock()
+	return nil
+}
+
+// maintenance runs f with the maintenance lock held, on a writable store.
+func (s *Store) maintenance(ctx context.Context, f func() error) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return f()
+}
+
+// Checkpoint writes a checkpoint of the current published state into
+// DATA/snap and makes it the manifest's base: the deltas are folded away and
+// the WAL is needed only after its index. It streams from a frozen snapshot,
+// so readers and writers keep going. The WAL segments it makes unneeded are
+// dropped by Compact, not here.
+func (s *Store) Checkpoint(ctx context.Context) (info checkpoint.Info, err error) {
+	err = s.maintenance(ctx, func() error {
+		info, err = s.checkpointLocked()
+		return err
+	})
+	return info, err
+}
+
+func (s *Store) checkpointLocked() (checkpoint.Info, error) {
+	snap, keys := s.TakeDirty()
+	m := s.CurrentManifest()
+	if m.Base != nil && m.Base.Index == snap.Index() && len(m.Deltas) == 0 {
+		s.restoreDirty(keys)
+		return checkpoint.Info{}, fmt.Errorf("%w: the state at index %d is already checkpointed as %s", ErrNothingToDo, snap.Index(), m.Base.Name)
+	}
+	meta := checkpoint.Meta{StoreID: m.StoreID, Index: snap.Index(), Term: s.term(), Shards: m.Shards}
+	info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, checkpoint.Options{})
+	if err != nil {
+		s.restoreDirty(keys)
+		return info, err
+	}
+	ref := info.Ref()
+	m.Base, m.Deltas, m.WALFirstIndex = &ref, nil, snap.Index()+1
+	if err := s.publishManifest(&m); err != nil {
+		s.restoreDirty(keys)
+		return info, err
+	}
+	return info, nil
+}
+
+// Delta writes the keys changed since the last base or delta (their values
+// at the published index, or tombstones) as a delta file and appends it to
+// the manifest's chain.
+func (s *Store) Delta(ctx context.Context) (info delta.Info, err error) {
+	err = s.maintenance(ctx, func() error {
+		info, err = s.deltaLocked()
+		return err
+	})
+	return info, err
+}
+
+func (s *Store) deltaLocked() (delta.Info, error) {
+	snap, keys := s.TakeDirty()
+	m := s.CurrentManifest()
+	from := m.SnapshotIndex()
+	if snap.Index() == from {
+		s.restoreDirty(keys)
+		return delta.Info{}, fmt.Errorf("%w: no change since index %d", ErrNothingToDo, from)
+	}
+	meta := delta.Meta{StoreID: m.StoreID, From: from, To: snap.Index(), Term: s.term(), Parent: chainTip(&m)}
+	info, err := delta.Write(s.fs, s.snapDir(), meta, setKeys(keys), snap, delta.Options{})
+	if err != nil {
+		s.restoreDirty(keys)
+		return info, err
+	}
+	m.Deltas = append(m.Deltas, info.Ref())
+	if err := s.publishManifest(&m); err != nil {
+		s.restoreDirty(keys)
+		return info, err
+	}
+	return info, nil
+}
+
+// chainTip names the file the next delta builds on: the newest delta, else
+// the base, else "" (the empty state at index 0).
+func chainTip(m *manifest.Manifest) string {
+	if n := len(m.Deltas); n > 0 {
+		return m.Deltas[n-1].Name
+	}
+	if m.Base != nil {
+		return m.Base.Name
+	}
+	return ""
+}
+
+// Merge folds the base and its deltas into a new base checkpoint at the last
+// delta's index, by a streaming merge whose memory does not depend on the
+// size of the state.
+func (s *Store) Merge(ctx context.Context) (info checkpoint.Info, err error) {
+	err = s.maintenance(ctx, func() error {
+		info, err = s.mergeLocked()
+		return err
+	})
+	return info, err
+}
+
+func (s *Store) mergeLocked() (checkpoint.Info, error) {
+	m := s.CurrentManifest()
+	if len(m.Deltas) == 0 {
+		return checkpoint.Info{}, fmt.Errorf("%w: the manifest has no deltas to merge", ErrNothingToDo)
+	}
+	base := ""
+	if m.Base != nil {
+		base = filepath.Join(s.snapDir(), m.Base.Name)
+	}
+	paths := make([]string, len(m.Deltas))
+	for i, d := range m.Deltas {
+		paths[i] = filepath.Join(s.snapDir(), d.Name)
+	}
+	info, err := delta.Merge(s.fs, s.snapDir(), base, paths, delta.MergeOptions{Shards: m.Shards})
+	if err != nil {
+		return info, err
+	}
+	ref := info.Ref()
+	m.Base, m.Deltas, m.WALFirstIndex = &ref, nil, ref.Index+1
+	return info, s.publishManifest(&m)
+}
+
+// Compact checkpoints the state (unless it already is), then drops the WAL
+// segments and snapshot files the manifest no longer needs — keeping what a
+// lease pins — so restart time and disk use stay bounded.
+func (s *Store) Compact(ctx context.Context) (res CompactResult, err error) {
+	err = s.maintenance(ctx, func() error {
+		info, err := s.checkpointLocked()
+		if err != nil && !errors.Is(err, ErrNothingToDo) {
+			return err
+		}
+		res.Checkpoint = info
+		return s.collectLocked(&res)
+	})
+	return res, err
+}
+
+// collectLocked removes what the manifest does not need and no lease pins.
+func (s *Store) collectLocked(res *CompactResult) error {
+	m := s.CurrentManifest()
+	keepFrom, pinned := s.retention(m.WALFirstIndex)
+	res.WALFirstIndex = m.WALFirstIndex
+	dropped, err := s.log.DropBefore(keepFrom)
+	res.DroppedSegments = dropped
+	if err != nil {
+		return fmt.Errorf("drop WAL segments before %d: %w", keepFrom, err)
+	}
+	removed, err := s.removeUnnamed(&m, pinned)
+	res.RemovedFiles = removed
+	return err
+}
+
+// removeUnnamed removes checkpoints, deltas and temp files in DATA/snap that
+// the manifest does not name and no lease pins.
+func (s *Store) removeUnnamed(m *manifest.Manifest, pinned map[string]bool) ([]string, error) {
+	names, err := s.fs.List(s.snapDir())
+	if err != nil {
+		return nil, nil // no snap directory yet
+	}
+	keep := map[string]bool{}
+	if m.Base != nil {
+		keep[m.Base.Name] = true
+	}
+	for _, d := range m.Deltas {
+		keep[d.Name] = true
+	}
+	var removed []string
+	for _, name := range names {
+		if keep[name] || pinned[name] || !isSnapFile(name) {
+			continue
+		}
+		path := filepath.Join(s.snapDir(), name)
+		if err := s.fs.Remove(path); err != nil {
+			return removed, fmt.Errorf("remove %s: %w", path, err)
+		}
+		removed = append(removed, path)
+	}
+	if len(removed) > 0 {
+		if err := s.fs.SyncDir(s.snapDir()); err != nil {
+			return removed, fmt.Errorf("fsync %s: %w", s.snapDir(), err)
+		}
+	}
+	return removed, nil
+}
+
+func isSnapFile(name string) bool {
+	_, ckpt := format.ParseCheckpointName(name)
+	_, _, dlt := format.ParseDeltaName(name)
+	return ckpt || dlt || format.IsTempName(name)
+}
+
+// restoreDirty puts keys taken by TakeDirty back after a failed snapshot, so
+// the next delta still covers them.
+func (s *Store) restoreDirty(keys map[string]struct{}) {
+	s.pubMu.Lock()
+	for k := range keys {
+		s.dirty[k] = struct{}{}
+	}
+	s.pubMu.Unlock()
+}
+
+func setKeys(set map[string]struct{}) []string {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// snapshotSource lets a Snapshot feed checkpoint.Write in key order.
+type snapshotSource struct{ snap *Snapshot }
+
+func (s snapshotSource) Ascend(fn func(key string, value []byte) bool) {
+	s.snap.Scan(ScanOptions{}, fn)
+}
+
+func (s *Store) term() uint64 {
+	if s.log == nil {
+		return 1
+	}
+	return s.log.Term()
+}
