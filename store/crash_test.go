@@ -17,6 +17,7 @@ import (
 // transfers that were acknowledged before it was taken.
 type crashImage struct {
 	at    int64
+	what  string // the step running when it was taken, if any
 	fs    *vfs.MemFS
 	acked []string
 }
