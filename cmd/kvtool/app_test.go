@@ -17,23 +17,24 @@ import (
 	"github.com/kvtool/kvtool/vfs"
 )
 
+// TestMain clears the variables kvtool reads, so that the environment of
+// whoever runs the tests cannot change what they do; a test that wants one
+// sets it with t.Setenv.
+func TestMain(m *testing.M) {
+	os.Unsetenv("KVTOOL_DATA")
+	os.Unsetenv("KVTOOL_ADDR")
+	os.Exit(m.Run())
+}
+
 // run runs kvtool in-process with args and returns what it printed and its
-// exit code. KVTOOL_DATA is unset for the call unless the test set it.
+// exit code.
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	if _, ok := os.LookupEnv("KVTOOL_DATA"); ok && !envSetByTest(t) {
-		t.Setenv("KVTOOL_DATA", "")
-		os.Unsetenv("KVTOOL_DATA")
-	}
 	var out, errw bytes.Buffer
 	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errw, fs: vfs.Default}
 	code = execute(context.Background(), append([]string{"kvtool"}, args...), e)
 	return out.String(), errw.String(), code
 }
-
-// envSetByTest reports whether the running test set KVTOOL_DATA itself
-// (it names the variable in its name, by convention: TestEnv...).
-func envSetByTest(t *testing.T) bool { return strings.Contains(t.Name(), "Env") }
 
 // mustCode fails the test unless code is want, showing the output.
 func mustCode(t *testing.T, code, want int, stdout, stderr string) {
