@@ -33,7 +33,7 @@ type Chain struct {
 // DirResult says what Dir applied.
 type DirResult struct {
 	Chain
-	Result        // the WAL part; AppliedIndex is the final applied index
+	Result         // the WAL part; AppliedIndex is the final applied index
 	WALFrom uint64 `json:"wal_from"` // first WAL index applied
 }
 
