@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"time"
 	"unicode/utf8"
 )
 
@@ -114,6 +115,18 @@ type Status struct {
 	Checkpoint *FileStatus `json:"checkpoint"`
 	// Deltas is the delta chain on top of Checkpoint, oldest first.
 	Deltas []FileStatus `json:"deltas"`
+	// Leases are the retention leases peers hold (snapshot transfers).
+	Leases []LeaseStatus `json:"leases"`
+}
+
+// LeaseStatus describes a retention lease: what it keeps from compaction.
+type LeaseStatus struct {
+	Peer          string    `json:"peer"`
+	PinnedIndex   uint64    `json:"pinned_index"`
+	Files         []string  `json:"files"`
+	RetainedBytes int64     `json:"retained_bytes"`
+	State         string    `json:"state"`
+	Expires       time.Time `json:"expires"`
 }
 
 // SegmentStatus describes one WAL segment.

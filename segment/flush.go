@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"time"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
@@ -80,11 +81,16 @@ func (l *Log) write(b *batch, data []byte) error {
 		}
 		a = l.active
 	}
+	t0 := time.Now()
 	if _, err := a.f.WriteAt(data, a.off); err != nil {
 		return fmt.Errorf("%w: write %s at offset %d: %w", ErrFailed, a.path, a.off, err)
 	}
+	t1 := time.Now()
 	if err := a.f.Sync(); err != nil {
 		return fmt.Errorf("%w: fsync %s: %w", ErrFailed, a.path, err)
+	}
+	if l.onSync != nil {
+		l.onSync(SyncStats{Records: int(b.n), Bytes: len(data), Write: t1.Sub(t0), Sync: time.Since(t1)})
 	}
 	a.off += int64(len(data))
 	a.records += b.n

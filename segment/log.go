@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
@@ -52,6 +53,18 @@ type Options struct {
 	// It runs on the flusher's goroutine: it must be quick and must not
 	// wait for an append.
 	OnDurable func(last uint64)
+	// OnSync, if set, is called by the flusher after each successful batch
+	// write + fsync with what it cost (for metrics). Same rules as
+	// OnDurable.
+	OnSync func(SyncStats)
+}
+
+// SyncStats describes one group commit: one write and one fsync.
+type SyncStats struct {
+	Records int           // records in the batch
+	Bytes   int           // bytes written
+	Write   time.Duration // time in the write call
+	Sync    time.Duration // time in the fsync call
 }
 
 // Log is an open write-ahead log. All its methods are safe for concurrent use.
@@ -62,6 +75,7 @@ type Log struct {
 	storeID   [16]byte
 	term      uint64
 	onDurable func(uint64)
+	onSync    func(SyncStats)
 	maxBatch  int
 	tailCut   *Cut
 

@@ -61,7 +61,7 @@ func Open(opts Options) (*Log, error) {
 func newLog(opts Options) *Log {
 	l := &Log{
 		fs: opts.FS, dir: opts.Dir, segSize: opts.SegmentSize, storeID: opts.StoreID,
-		onDurable: opts.OnDurable, cur: newBatch(),
+		onDurable: opts.OnDurable, onSync: opts.OnSync, cur: newBatch(),
 		wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 	}
 	l.maxBatch = int(min(maxBatchBytes, max(opts.SegmentSize-headerSize, 1)))

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/store"
 )
 
@@ -31,6 +32,11 @@ type metrics struct {
 	commitSeconds prometheus.Histogram
 	requests      *prometheus.CounterVec
 	reqSeconds    *prometheus.HistogramVec
+	fsyncSeconds  prometheus.Histogram
+	batchRecords  prometheus.Histogram
+	walWritten    prometheus.Counter
+	maint         *prometheus.CounterVec
+	maintSeconds  *prometheus.HistogramVec
 }
 
 func newMetrics(st *store.Store) *metrics {
@@ -52,14 +58,56 @@ func newMetrics(st *store.Store) *metrics {
 			Help:    "HTTP request latency, by route pattern.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
 		}, []string{"route"}),
+		fsyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvtool_wal_fsync_duration_seconds",
+			Help:    "Time in each WAL fsync (one per group commit).",
+			Buckets: prometheus.ExponentialBuckets(20e-6, 2, 16), // 20µs .. 0.65s
+		}),
+		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvtool_wal_group_commit_records",
+			Help:    "Records made durable by each group commit (one write and one fsync).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14), // 1 .. 8192
+		}),
+		walWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvtool_wal_written_bytes_total", Help: "Bytes written to the WAL.",
+		}),
+		maint: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvtool_maintenance_total", Help: "Automatic maintenance steps (delta, merge, compact), by result.",
+		}, []string{"kind", "result"}),
+		maintSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kvtool_maintenance_duration_seconds",
+			Help:    "Duration of maintenance steps (checkpoint writing, deltas, merges, compaction), by kind.",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 16), // 1ms .. 33s
+		}, []string{"kind"}),
 	}
 	m.reg.MustRegister(m.commits, m.commitSeconds, m.requests, m.reqSeconds,
+		m.fsyncSeconds, m.batchRecords, m.walWritten, m.maint, m.maintSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{resultOK, resultAborted, resultInvalid, resultCanceled, resultError} {
 		m.commits.WithLabelValues(r) // export zeros, so rates work from the start
 	}
 	m.registerStoreGauges(st)
+	st.ObserveWAL(m.observeSync)
 	return m
+}
+
+// observeSync records one group commit; it runs on the WAL flusher.
+func (m *metrics) observeSync(s segment.SyncStats) {
+	m.fsyncSeconds.Observe(s.Sync.Seconds())
+	m.batchRecords.Observe(float64(s.Records))
+	m.walWritten.Add(float64(s.Bytes))
+}
+
+// observeMaintenance records one maintenance step.
+func (m *metrics) observeMaintenance(ev store.MaintenanceEvent) {
+	result := "ok"
+	if ev.Err != nil {
+		result = "error"
+	}
+	m.maint.WithLabelValues(ev.Kind, result).Inc()
+	if ev.Err == nil {
+		m.maintSeconds.WithLabelValues(ev.Kind).Observe(ev.Duration.Seconds())
+	}
 }
 
 // registerStoreGauges exports the store's state, read at scrape time.

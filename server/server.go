@@ -93,6 +93,7 @@ func (s *Server) routes() {
 		{http.MethodPost, "/v1/admin/rotate", s.rotate},
 		{http.MethodGet, "/metrics", s.m.handler().ServeHTTP},
 	}
+	rs = append(rs, s.adminRoutes()...)
 	allowed := map[string][]string{}
 	var paths []string
 	for _, r := range rs {
@@ -155,4 +156,15 @@ func routeOf(r *http.Request) string {
 		return "unmatched"
 	}
 	return r.Pattern
+}
+
+// ReportMaintenance logs and counts one automatic maintenance step; pass it
+// to store.RunMaintenance.
+func (s *Server) ReportMaintenance(ev store.MaintenanceEvent) {
+	s.m.observeMaintenance(ev)
+	if ev.Err != nil {
+		s.log.Error("maintenance failed", "kind", ev.Kind, "err", ev.Err)
+		return
+	}
+	s.log.Info("maintenance", "kind", ev.Kind, "index", ev.Index, "duration", ev.Duration)
 }

@@ -47,6 +47,11 @@ func Status(st *store.Store) *client.Status {
 	for i := range man.Deltas {
 		out.Deltas = append(out.Deltas, *fileStatus(&man.Deltas[i]))
 	}
+	out.Leases = []client.LeaseStatus{}
+	for _, l := range st.Leases() {
+		out.Leases = append(out.Leases, client.LeaseStatus{Peer: l.Peer, PinnedIndex: l.Index, Files: l.Files,
+			RetainedBytes: l.RetainedBytes, State: l.State, Expires: l.Expires})
+	}
 	return out
 }
 

@@ -90,6 +90,8 @@ type Store struct {
 	leases  leases     // retention leases of peers
 	replica bool       // opened as a read replica: Commit refuses
 
+	walObserver atomic.Pointer[func(segment.SyncStats)] // see ObserveWAL
+
 	readOnly bool // opened ReadOnly: log is nil
 	tornTail bool // a ReadOnly open stopped at a torn WAL tail
 }
@@ -162,7 +164,7 @@ func (s *Store) open(opts Options) error {
 	}
 	s.log, err = segment.Open(segment.Options{
 		FS: s.fs, Dir: walDir, SegmentSize: segSize, StoreID: man.StoreID,
-		FirstIndex: man.WALFirstIndex, RepairTail: true, OnDurable: s.onDurable,
+		FirstIndex: man.WALFirstIndex, RepairTail: true, OnDurable: s.onDurable, OnSync: s.onSync,
 	})
 	if err != nil {
 		return fmt.Errorf("open WAL: %w", err)

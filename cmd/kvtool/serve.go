@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,7 +43,11 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7070", Usage: "serve HTTP on `HOST:PORT` (port 0: any free port)"},
 			&cli.IntFlag{Name: "shards", Value: store.DefaultShards, Usage: "shard count `N` of a new data directory"},
-			newSizeFlag("segment-size", "rotate WAL segments at `SIZE`", segment.DefaultSegmentSize),
+			newSizeFlag("segment-size", "rotate WAL segments at `SIZE` (default: the size the directory was created with, 64MiB for a new one)", segment.DefaultSegmentSize),
+			&cli.DurationFlag{Name: "delta-every", Value: time.Minute, Usage: "take an incremental delta snapshot every `DURATION` when keys changed (0: never)"},
+			&cli.IntFlag{Name: "merge-after", Value: 8, Usage: "merge the deltas into a new base checkpoint once there are `N` of them (0: never)"},
+			newSizeFlag("merge-after-size", "merge the deltas once they add up to `SIZE` (0: no size rule)", 256<<20),
+			newSizeFlag("compact-wal-size", "checkpoint and drop old WAL segments once the WAL holds `SIZE` (0: never)", 1<<30),
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "let requests in flight finish for up to `DURATION` on shutdown"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug (every request), info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
@@ -65,9 +70,10 @@ type serveOptions struct {
 	data            string
 	listen          string
 	shards          int
-	segmentSize     int64
+	segmentSize     int64 // 0: the directory's own
 	shutdownTimeout time.Duration
 	logger          *slog.Logger
+	maintenance     store.MaintenancePolicy
 }
 
 func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
@@ -77,12 +83,21 @@ func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
 	}
 	o := serveOptions{
 		data: data, listen: cCtx.String("listen"), shards: cCtx.Int("shards"),
-		segmentSize: sizeFlag(cCtx, "segment-size"), shutdownTimeout: cCtx.Duration("shutdown-timeout"),
+		shutdownTimeout: cCtx.Duration("shutdown-timeout"),
+		maintenance: store.MaintenancePolicy{
+			DeltaEvery: cCtx.Duration("delta-every"), MergeAfterDeltas: cCtx.Int("merge-after"),
+			MergeAfterBytes: sizeFlag(cCtx, "merge-after-size"), CompactWALBytes: sizeFlag(cCtx, "compact-wal-size"),
+		},
+	}
+	if cCtx.IsSet("segment-size") {
+		o.segmentSize = sizeFlag(cCtx, "segment-size")
 	}
 	switch {
 	case o.shards < 1 || o.shards > 4096:
 		return o, usageErrorf(cCtx, "--shards must be between 1 and 4096")
-	case o.segmentSize < 64<<10:
+	case o.maintenance.DeltaEvery < 0 || o.maintenance.MergeAfterDeltas < 0:
+		return o, usageErrorf(cCtx, "--delta-every and --merge-after must not be negative")
+	case cCtx.IsSet("segment-size") && o.segmentSize < 64<<10:
 		return o, usageErrorf(cCtx, "--segment-size must be at least 64KiB")
 	case o.shutdownTimeout <= 0:
 		return o, usageErrorf(cCtx, "--shutdown-timeout must be more than 0")
@@ -127,8 +142,10 @@ func serve(cCtx *cli.Context, e env, o serveOptions) error {
 		st.Close()
 		return err
 	}
-	runErr := server.Run(cCtx.Context, ln, server.New(st, server.Options{Logger: o.logger}),
-		server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
+	srv := server.New(st, server.Options{Logger: o.logger})
+	stopMaint := startMaintenance(cCtx.Context, st, o.maintenance, srv.ReportMaintenance)
+	runErr := server.Run(cCtx.Context, ln, srv, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
+	stopMaint()
 	applied := st.Snapshot().Index()
 	if err := st.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close the store: %w", err)
@@ -183,4 +200,20 @@ func printStopped(cCtx *cli.Context, applied uint64) error {
 	}
 	p.Notef("stopped cleanly at applied index %d", applied)
 	return nil
+}
+
+// startMaintenance runs the store's automatic deltas, merges and compaction
+// beside the server; the returned func stops it and waits for a step in
+// progress to finish, so the store is closed only after.
+func startMaintenance(ctx context.Context, st *store.Store, p store.MaintenancePolicy, report func(store.MaintenanceEvent)) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.RunMaintenance(ctx, p, report)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
