@@ -35,23 +35,51 @@ type DeltaFile struct {
 	InChain    bool // the manifest names it in the chain
 }
 
-// Summary is what Inspect found in a data directory.
-type Summary struct {
+// Snapshots are the checkpoints and deltas of a data directory, and the
+// manifest that says which of them are current.
+type Snapshots struct {
 	Dir string
 	// Manifest is the decoded manifest, nil if ManifestErr says why not.
 	Manifest    *manifest.Manifest
 	ManifestErr error
+	Checkpoints []CheckpointFile // every checkpoint in DATA/snap, named or not, by index
+	Deltas      []DeltaFile      // every delta in DATA/snap, named or not, by range
+}
+
+// Summary is what Inspect found in a data directory.
+type Summary struct {
+	Snapshots
 	// Segments are the WAL segments, oldest first; WALProblems what
 	// segment.Verify found wrong with them.
 	Segments    []segment.SegmentInfo
 	WALProblems []segment.Problem
-	Checkpoints []CheckpointFile // every checkpoint in DATA/snap, named or not
-	Deltas      []DeltaFile      // every delta in DATA/snap, named or not
-	Other       []string         // other files, each with what it is
+	Other       []string // other files, each with what it is
 	// State is the rebuilt state (InspectOptions.WithState), nil if it was
 	// not asked for or StateErr says why it could not be rebuilt.
 	State    *State
 	StateErr error
+}
+
+// ListSnapshots describes the manifest and every checkpoint and delta of
+// dir from their headers and footers, without reading the WAL. A damaged
+// manifest or file is described (ManifestErr, Info.Err), not an error; the
+// error is for what stops ListSnapshots itself (an I/O error, ErrNoDataDir).
+// It never writes.
+func ListSnapshots(fsys vfs.FS, dir string) (*Snapshots, error) {
+	l, err := scan(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	return listSnapshots(fsys, l)
+}
+
+func listSnapshots(fsys vfs.FS, l *layout) (*Snapshots, error) {
+	s := &Snapshots{Dir: l.dir}
+	if err := s.loadManifest(fsys, l.dir); err != nil {
+		return nil, err
+	}
+	s.readSnap(fsys, l)
+	return s, nil
 }
 
 // Inspect summarises the data directory dir: its manifest, segments,
@@ -64,14 +92,14 @@ func Inspect(fsys vfs.FS, dir string, opts InspectOptions) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Summary{Dir: dir}
-	if err := s.loadManifest(fsys, dir); err != nil {
+	snaps, err := listSnapshots(fsys, l)
+	if err != nil {
 		return nil, err
 	}
+	s := &Summary{Snapshots: *snaps}
 	if err := s.readWAL(fsys, l, opts.Progress); err != nil {
 		return nil, err
 	}
-	s.readSnap(fsys, l)
 	for _, p := range l.other {
 		s.Other = append(s.Other, describeOther(p))
 	}
@@ -83,7 +111,7 @@ func Inspect(fsys vfs.FS, dir string, opts InspectOptions) (*Summary, error) {
 
 // loadManifest records the manifest, or why it could not be read; only an
 // I/O error is returned.
-func (s *Summary) loadManifest(fsys vfs.FS, dir string) error {
+func (s *Snapshots) loadManifest(fsys vfs.FS, dir string) error {
 	m, err := manifest.Load(fsys, dir)
 	if err != nil && !errors.Is(err, manifest.ErrNotFound) && format.AsCorruption(err) == nil {
 		return err
@@ -105,7 +133,7 @@ func (s *Summary) readWAL(fsys vfs.FS, l *layout, progress func(done, total int6
 }
 
 // readSnap describes every checkpoint and delta from its header and footer.
-func (s *Summary) readSnap(fsys vfs.FS, l *layout) {
+func (s *Snapshots) readSnap(fsys vfs.FS, l *layout) {
 	for _, n := range l.checkpoints {
 		info, _ := checkpoint.ReadInfo(fsys, filepath.Join(l.snapDir, n))
 		s.Checkpoints = append(s.Checkpoints, CheckpointFile{Info: info, Base: isBase(s.Manifest, n)})
