@@ -24,7 +24,7 @@ import (
 func walCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "wal",
-		Usage: "list, dump, verify, repair and rotate the write-ahead log",
+		Usage: "list, dump, verify, repair, rotate and compact the write-ahead log",
 		Description: `The write-ahead log lives in DATA/wal as segment files named by the index of
 their first record (0000000000000001.wal, ...). Every record carries its log
 index, term, type and an xxhash64 checksum; indexes are contiguous across
@@ -33,7 +33,8 @@ segments.
 list, dump and verify only read: they never create, lock or change a file,
 so they are safe on a directory a server is using (they may then see a
 record being written as a torn tail). repair and rotate take DATA/LOCK and
-refuse to run while another process, such as a running server, holds it.
+refuse to run while another process, such as a running server, holds it;
+compact does too, or asks the server with --addr.
 
 Examples:
   kvtool wal list
@@ -45,6 +46,7 @@ Examples:
 			walVerifyCommand(e),
 			walRepairCommand(e),
 			walRotateCommand(e),
+			walCompactCommand(e),
 		},
 	}
 }
