@@ -287,23 +287,28 @@ func printCheckpointList(p *printer, data string, s *datadir.Snapshots) error {
 		p.Notef("no checkpoints in %s", snapDir)
 		return nil
 	}
-	return printCheckpointTable(p, s.Checkpoints)
+	return printCheckpointTable(p, s.Checkpoints, s.Manifest != nil)
 }
 
-func printCheckpointTable(p *printer, ckpts []datadir.CheckpointFile) error {
+func printCheckpointTable(p *printer, ckpts []datadir.CheckpointFile, manifestKnown bool) error {
 	t := p.Table("CHECKPOINT", "INDEX", "KEYS", "BYTES", "STATE HASH", "ROLE")
 	for _, c := range ckpts {
 		if c.Err != nil {
 			t.Row(c.Name, "?", "?", "?", "?", "UNREADABLE: "+errorOf(c.Err))
 			continue
 		}
-		t.Row(c.Name, c.Meta.Index, c.Keys, c.Size, format.FormatStateHash(c.StateHash), roleText(c.Base, "base"))
+		t.Row(c.Name, c.Meta.Index, c.Keys, c.Size, format.FormatStateHash(c.StateHash), roleText(c.Base, manifestKnown, "base"))
 	}
 	return t.Flush()
 }
 
-func roleText(named bool, role string) string {
-	if named {
+// roleText is the ROLE column of a snapshot file: role if the manifest
+// names it, else "-", or "unknown" when the manifest cannot be read.
+func roleText(named, manifestKnown bool, role string) string {
+	switch {
+	case !manifestKnown:
+		return "unknown (no readable manifest)"
+	case named:
 		return role
 	}
 	return "- (not in the manifest)"

@@ -180,7 +180,7 @@ func printDeltaList(p *printer, data string, s *datadir.Snapshots) error {
 		p.Notef("no deltas in %s", snapDir)
 		return nil
 	}
-	return printDeltaTable(p, s.Deltas)
+	return printDeltaTable(p, s.Deltas, s.Manifest != nil)
 }
 
 // baseName is the manifest's base checkpoint, or "".
@@ -191,7 +191,7 @@ func baseName(s *datadir.Snapshots) string {
 	return s.Manifest.Base.Name
 }
 
-func printDeltaTable(p *printer, deltas []datadir.DeltaFile) error {
+func printDeltaTable(p *printer, deltas []datadir.DeltaFile, manifestKnown bool) error {
 	chainLen := 0
 	for _, d := range deltas {
 		if d.InChain {
@@ -205,7 +205,7 @@ func printDeltaTable(p *printer, deltas []datadir.DeltaFile) error {
 			t.Row(d.Name, "?", "?", "?", "?", "?", "UNREADABLE: "+errorOf(d.Err))
 			continue
 		}
-		role := roleText(false, "")
+		role := roleText(false, manifestKnown, "")
 		if d.InChain {
 			pos++
 			role = fmt.Sprintf("chain %d/%d", pos, chainLen)

@@ -261,13 +261,13 @@ func printSegments(p *printer, s *datadir.Summary) error {
 func printSnapshots(p *printer, s *datadir.Snapshots) error {
 	if len(s.Checkpoints) > 0 {
 		p.Notef("")
-		if err := printCheckpointTable(p, s.Checkpoints); err != nil {
+		if err := printCheckpointTable(p, s.Checkpoints, s.Manifest != nil); err != nil {
 			return err
 		}
 	}
 	if len(s.Deltas) > 0 {
 		p.Notef("")
-		if err := printDeltaTable(p, s.Deltas); err != nil {
+		if err := printDeltaTable(p, s.Deltas, s.Manifest != nil); err != nil {
 			return err
 		}
 	}
