@@ -32,7 +32,7 @@ func (v *verifier) checkSnapshot() error {
 	if v.man == nil {
 		return nil
 	}
-	v.total = v.snapBytes(v.refs()) + v.l.walBytes()
+	v.total += v.snapBytes(v.refs())
 	if err := v.checkBase(); err != nil {
 		return err
 	}

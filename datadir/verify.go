@@ -51,6 +51,7 @@ func Verify(fsys vfs.FS, dir string, opts VerifyOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	v.total = v.l.walBytes() // checkSnapshot adds the files the manifest names
 	steps := []func() error{v.checkManifest, v.checkSnapshot, v.checkWAL}
 	if err := v.run(steps); err != nil {
 		return nil, err

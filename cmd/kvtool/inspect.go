@@ -199,6 +199,8 @@ func printInspectHead(p *printer, s *datadir.Summary) error {
 		t.Row("base", baseText(m))
 		t.Row("deltas", chainText(m))
 		t.Row("WAL needed from", fmt.Sprintf("index %d", m.WALFirstIndex))
+	} else if errors.Is(s.ManifestErr, manifest.ErrNotFound) {
+		t.Row("manifest", "MISSING: recovery cannot start without it")
 	} else {
 		t.Row("manifest", "UNREADABLE: "+errText(s.ManifestErr))
 	}
