@@ -30,8 +30,9 @@ DATA DIRECTORY (--data, $KVTOOL_DATA, default ./kvdata)
                            first WAL index still needed; recovery starts here
   DATA/LOCK                held by the one process that owns the directory;
                            it contains the holder's pid
-  Read-only commands (wal list, wal dump, wal verify) never create, lock or
-  change any file.
+  Read-only commands (verify, inspect, replay, wal list|dump|verify,
+  checkpoint list|inspect|verify, delta list|verify) never create, lock or
+  change any file of the directory.
 
 OUTPUT
   Results go to standard output as aligned text, or with --json as one JSON
