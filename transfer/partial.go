@@ -1,0 +1,554 @@
+package transfer
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// partial is a snapshot being received into DATA/.transfer/<snapshot ID>/,
+// with its WAL tail spilled into DATA/wal:
+//
+//	snapshot.part  the checkpoint's bytes, written at their offsets
+//	PROGRESS       a transfer stream header (role XferProgress), the session
+//	               frame, then one chunk frame (header only, no data) per
+//	               chunk verified and durable, then the final frame once the
+//	               whole snapshot verified
+//
+// A chunk is recorded only after its bytes were fsync'd, so a record never
+// names bytes that a crash could lose. A partial is owned by one goroutine.
+type partial struct {
+	fs   vfs.FS
+	dir  string // the data directory
+	sdir string // DATA/.transfer/<id>
+	sess format.XferSession
+	// final is recorded once the assembled snapshot verified; a restart
+	// then finishes the cutover without the sender.
+	final *format.XferFinal
+
+	part    vfs.File
+	prog    vfs.File
+	progEnd int64
+
+	firstMissing uint64              // every chunk below is verified and durable
+	above        map[uint64]struct{} // verified chunks past firstMissing (after a resend)
+	sums         map[uint64]uint64   // while loading: the recorded checksum of each chunk
+	pending      []format.XferChunk  // written to part, not yet synced and recorded
+	pendingBytes int64
+
+	log      *segment.Log // the spilled WAL tail
+	lastPend *segment.Pending
+	rec      []byte // scratch for progress records
+}
+
+func (p *partial) id() format.XferSnapshotID { return p.sess.Snapshot }
+
+func transferDir(dir string) string { return filepath.Join(dir, format.TransferDir) }
+
+func (p *partial) partPath() string { return filepath.Join(p.sdir, format.XferPartName) }
+func (p *partial) progPath() string { return filepath.Join(p.sdir, format.XferProgressName) }
+func walDir(dir string) string      { return filepath.Join(dir, format.WALDir) }
+
+// findPartial returns the partial snapshot of dir, or nil if there is none.
+// Other session directories (left by a crash while discarding) are removed.
+func findPartial(fs vfs.FS, dir string) (*partial, error) {
+	names, err := fs.List(transferDir(dir))
+	if vfs.IsNotExist(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	var found *partial
+	for _, name := range names {
+		if _, ok := format.ParseXferSessionDir(name); !ok {
+			continue
+		}
+		p, err := loadPartial(fs, dir, name)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil {
+			continue
+		}
+		if found != nil {
+			// Two sessions: keep the newer snapshot.
+			if found.id().Index > p.id().Index {
+				found, p = p, found
+			}
+			if err := found.discard(); err != nil {
+				return nil, err
+			}
+		}
+		found = p
+	}
+	return found, nil
+}
+
+// loadPartial opens the session directory name. A directory without a
+// readable session record is garbage: it is removed and nil returned.
+func loadPartial(fs vfs.FS, dir, name string) (*partial, error) {
+	p := &partial{fs: fs, dir: dir, sdir: filepath.Join(transferDir(dir), name), above: map[uint64]struct{}{}}
+	records, end, err := p.readProgress()
+	if err != nil || len(records) == 0 || records[0].sess == nil {
+		return nil, removeTree(fs, p.sdir)
+	}
+	p.sess, p.progEnd = *records[0].sess, end
+	p.applyRecords(records[1:])
+	if err := p.open(); err != nil {
+		p.close()
+		if vfs.IsNotExist(err) { // a part file lost before its first chunk: start again
+			return nil, removeTree(fs, p.sdir)
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// progressRecord is one frame of a progress file.
+type progressRecord struct {
+	sess  *format.XferSession
+	chunk *format.XferChunk
+	final *format.XferFinal
+}
+
+// readProgress reads the progress file up to its end or its first damaged
+// frame (a torn append), returning the records and the end of the good ones.
+func (p *partial) readProgress() ([]progressRecord, int64, error) {
+	f, err := p.fs.Open(p.progPath())
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fr := newFrameReader(f, p.progPath(), false)
+	if err := fr.header(format.XferProgress, format.XferDuplex); err != nil {
+		return nil, 0, err
+	}
+	var out []progressRecord
+	for {
+		end := fr.off
+		t, off, payload, err := fr.next()
+		if err != nil {
+			return out, end, nil // a clean end, or a torn last record: both end here
+		}
+		rec, err := decodeRecord(t, payload, p.progPath(), off)
+		if err != nil || (len(out) == 0) != (rec.sess != nil) {
+			return out, end, nil
+		}
+		out = append(out, rec)
+	}
+}
+
+func decodeRecord(t format.FrameType, payload []byte, path string, off int64) (progressRecord, error) {
+	var r progressRecord
+	switch t {
+	case format.FrameXferSession:
+		s, err := format.DecodeXferSession(payload, path, off)
+		r.sess = &s
+		return r, err
+	case format.FrameXferChunk:
+		c, err := format.DecodeXferChunk(payload, path, off)
+		r.chunk = &c
+		return r, err
+	case format.FrameXferFinal:
+		f, err := format.DecodeXferFinal(payload, path, off)
+		r.final = &f
+		return r, err
+	}
+	return r, format.Corruptf(path, off, "frame type %d in a progress file", t)
+}
+
+// applyRecords marks the recorded chunks verified, and notes the final.
+func (p *partial) applyRecords(records []progressRecord) {
+	p.sums = map[uint64]uint64{}
+	for _, r := range records {
+		switch {
+		case r.chunk != nil && p.validChunk(*r.chunk):
+			p.above[r.chunk.Seq] = struct{}{}
+			p.sums[r.chunk.Seq] = r.chunk.Sum
+		case r.final != nil:
+			p.final = r.final
+		}
+	}
+	p.advance()
+}
+
+// validChunk reports whether c fits the session's geometry.
+func (p *partial) validChunk(c format.XferChunk) bool {
+	return c.Seq < p.sess.ChunkCount && c.Offset == c.Seq*uint64(p.sess.ChunkSize) &&
+		uint64(c.RawLen) == p.chunkLen(c.Seq)
+}
+
+// chunkLen is the raw length of chunk seq.
+func (p *partial) chunkLen(seq uint64) uint64 {
+	off := seq * uint64(p.sess.ChunkSize)
+	return min(uint64(p.sess.ChunkSize), p.sess.TotalSize-off)
+}
+
+// advance moves firstMissing past the verified chunks.
+func (p *partial) advance() {
+	for {
+		if _, ok := p.above[p.firstMissing]; !ok {
+			return
+		}
+		delete(p.above, p.firstMissing)
+		p.firstMissing++
+	}
+}
+
+// open opens the part and progress files of a loaded partial, checks the
+// recorded chunks against the bytes on disk (a chunk whose bytes no longer
+// match is simply fetched again), and opens the spilled log.
+func (p *partial) open() error {
+	var err error
+	if p.prog, err = p.fs.OpenReadWrite(p.progPath()); err != nil {
+		return fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	if err := p.prog.Truncate(p.progEnd); err != nil { // cut a torn record
+		return fmt.Errorf("kvtool/transfer: truncate %s: %w", p.progPath(), err)
+	}
+	p.part, err = p.fs.OpenReadWrite(p.partPath())
+	if vfs.IsNotExist(err) && p.final != nil {
+		return p.openSpill(false) // renamed into snap/ by an interrupted cutover
+	} else if err != nil {
+		return fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	if err := p.recheck(); err != nil {
+		return err
+	}
+	return p.openSpill(false)
+}
+
+// recheck rereads the chunks recorded as verified and forgets any whose
+// bytes no longer match their checksum.
+func (p *partial) recheck() error {
+	verified := p.firstMissing
+	for s := range p.above {
+		verified = max(verified, s+1)
+	}
+	ok := map[uint64]struct{}{}
+	buf := make([]byte, p.sess.ChunkSize)
+	for seq := uint64(0); seq < verified; seq++ {
+		if _, v := p.above[seq]; seq >= p.firstMissing && !v {
+			continue
+		}
+		good, err := p.chunkIntact(seq, buf)
+		if err != nil {
+			return err
+		}
+		if good {
+			ok[seq] = struct{}{}
+		}
+	}
+	p.firstMissing, p.above, p.sums = 0, ok, nil
+	p.advance()
+	return nil
+}
+
+// chunkIntact reports whether chunk seq's bytes on disk still match the
+// checksum its progress record carries.
+func (p *partial) chunkIntact(seq uint64, buf []byte) (bool, error) {
+	sum, ok := p.sums[seq]
+	if !ok {
+		return false, nil
+	}
+	n := p.chunkLen(seq)
+	if _, err := p.part.ReadAt(buf[:n], int64(seq*uint64(p.sess.ChunkSize))); err != nil && err != io.EOF {
+		return false, fmt.Errorf("kvtool/transfer: read %s: %w", p.partPath(), err)
+	}
+	return xxhash.Sum64(buf[:n]) == sum, nil
+}
+
+// newPartial starts receiving the snapshot of sess: the session directory,
+// an empty part file of the snapshot's size, the progress file (published
+// atomically: its existence marks the directory as a transfer in
+// progress), then a fresh spilled log.
+func newPartial(fs vfs.FS, dir string, sess format.XferSession) (*partial, error) {
+	sess.Proof, sess.Nonce, sess.ResumeFrom, sess.Flags = [32]byte{}, [32]byte{}, 0, 0
+	sess.TailFrom = sess.Snapshot.Index + 1
+	p := &partial{fs: fs, dir: dir, sdir: filepath.Join(transferDir(dir), sess.Snapshot.String()), sess: sess,
+		above: map[uint64]struct{}{}}
+	if err := p.create(); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *partial) create() error {
+	if err := mkdirDurable(p.fs, p.sdir); err != nil {
+		return err
+	}
+	var err error
+	if p.part, err = p.fs.Create(p.partPath()); err != nil {
+		return fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	if err := p.part.Truncate(int64(p.sess.TotalSize)); err != nil {
+		return fmt.Errorf("kvtool/transfer: size %s: %w", p.partPath(), err)
+	}
+	if err := p.part.Sync(); err != nil {
+		return fmt.Errorf("kvtool/transfer: fsync %s: %w", p.partPath(), err)
+	}
+	b := format.AppendXferStreamHeader(nil, format.XferStreamExt{Role: format.XferProgress, Mode: format.XferDuplex})
+	b = format.AppendFrame(b, format.FrameXferSession, format.AppendXferSession(nil, p.sess))
+	if err := format.WriteFileAtomic(p.fs, p.progPath(), b); err != nil {
+		return fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	p.progEnd = int64(len(b))
+	if p.prog, err = p.fs.OpenReadWrite(p.progPath()); err != nil {
+		return fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	return p.openSpill(true)
+}
+
+// openSpill opens the WAL that holds the tail: DATA/wal, with the source's
+// store ID, starting at the entry after the snapshot. A log left by an
+// earlier snapshot (or damaged beyond its tail) is replaced: with no
+// manifest yet, nothing in DATA/wal is anybody's data but this transfer's.
+func (p *partial) openSpill(fresh bool) error {
+	if !fresh {
+		l, err := p.openLog(0)
+		if err == nil && l.FirstIndex() == p.sess.Snapshot.Index+1 && l.LastIndex() >= p.sess.Snapshot.Index {
+			p.log = l
+			return nil
+		}
+		if err == nil {
+			l.Close()
+		}
+	}
+	if err := clearDir(p.fs, walDir(p.dir)); err != nil {
+		return err
+	}
+	l, err := p.openLog(max(p.sess.Term, 1))
+	if err != nil {
+		return err
+	}
+	p.log = l
+	return nil
+}
+
+func (p *partial) openLog(term uint64) (*segment.Log, error) {
+	l, err := segment.Open(segment.Options{
+		FS: p.fs, Dir: walDir(p.dir), SegmentSize: segmentSize(p.sess), StoreID: p.sess.StoreID,
+		FirstIndex: p.sess.Snapshot.Index + 1, Term: term, RepairTail: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kvtool/transfer: open the WAL for the tail: %w", err)
+	}
+	return l, nil
+}
+
+// verified reports whether chunk seq is verified (durable or pending).
+func (p *partial) verified(seq uint64) bool {
+	if seq < p.firstMissing {
+		return true
+	}
+	_, ok := p.above[seq]
+	return ok
+}
+
+// complete reports whether every chunk is verified and durable.
+func (p *partial) complete() bool {
+	return p.firstMissing == p.sess.ChunkCount && len(p.pending) == 0
+}
+
+// addChunk writes a verified chunk's bytes at their offset. They count as
+// received only once flush has synced them and recorded the chunk.
+func (p *partial) addChunk(c format.XferChunk, raw []byte) error {
+	if _, err := p.part.WriteAt(raw, int64(c.Offset)); err != nil {
+		return fmt.Errorf("kvtool/transfer: write chunk %d to %s at offset %d: %w", c.Seq, p.partPath(), c.Offset, err)
+	}
+	p.pending = append(p.pending, c)
+	p.pendingBytes += int64(c.RawLen)
+	p.above[c.Seq] = struct{}{}
+	return nil
+}
+
+// flush makes the pending chunks durable: fsync their bytes, then append
+// their records to the progress file and fsync it. Only then does
+// firstMissing move (and with it the credit the sender sees).
+func (p *partial) flush() error {
+	if len(p.pending) == 0 {
+		return nil
+	}
+	if err := p.part.Sync(); err != nil {
+		return fmt.Errorf("kvtool/transfer: fsync %s: %w", p.partPath(), err)
+	}
+	rec := p.rec[:0]
+	for _, c := range p.pending {
+		c.Codec, c.WireLen = format.CodecNone, c.RawLen // the record describes the bytes on disk
+		rec = format.AppendFrame(rec, format.FrameXferChunk, format.AppendXferChunk(nil, c))
+	}
+	p.rec = rec
+	if err := p.appendProgress(rec); err != nil {
+		return err
+	}
+	p.pending, p.pendingBytes = p.pending[:0], 0
+	p.advance()
+	return nil
+}
+
+// appendProgress appends records to the progress file and syncs it.
+func (p *partial) appendProgress(b []byte) error {
+	if _, err := p.prog.WriteAt(b, p.progEnd); err != nil {
+		return fmt.Errorf("kvtool/transfer: append to %s at offset %d: %w", p.progPath(), p.progEnd, err)
+	}
+	if err := p.prog.Sync(); err != nil {
+		return fmt.Errorf("kvtool/transfer: fsync %s: %w", p.progPath(), err)
+	}
+	p.progEnd += int64(len(b))
+	return nil
+}
+
+// addTail appends a tail entry to the spilled log (a duplicate of an entry
+// it holds, resent after a reconnect, is skipped). It does not wait for
+// durability; waitTail does.
+func (p *partial) addTail(t format.XferTail, peer string) error {
+	last := p.log.LastIndex()
+	switch {
+	case t.Index <= last:
+		return nil
+	case t.Index != last+1:
+		return protocolf(peer, "tail entry %d does not follow entry %d", t.Index, last)
+	case t.Term != p.log.Term():
+		return protocolf(peer, "tail entry %d has term %d, the log's is %d (a term change mid-transfer is not supported)", t.Index, t.Term, p.log.Term())
+	}
+	pend, err := p.log.Enqueue(t.Type, t.Data)
+	if err != nil {
+		return fmt.Errorf("kvtool/transfer: spill tail entry %d: %w", t.Index, err)
+	}
+	p.lastPend = pend
+	return nil
+}
+
+// waitTail waits until every tail entry appended is durable.
+func (p *partial) waitTail() error {
+	if p.lastPend == nil {
+		return nil
+	}
+	if err := p.lastPend.Wait(); err != nil {
+		return fmt.Errorf("kvtool/transfer: spill the tail: %w", err)
+	}
+	return nil
+}
+
+// walLast is the last tail entry durable in the spilled log (the snapshot
+// index if none).
+func (p *partial) walLast() uint64 { return p.log.DurableIndex() }
+
+// recordFinal durably records the verified final frame.
+func (p *partial) recordFinal(f format.XferFinal) error {
+	if err := p.appendProgress(format.AppendFrame(nil, format.FrameXferFinal, format.AppendXferFinal(nil, f))); err != nil {
+		return err
+	}
+	p.final = &f
+	return nil
+}
+
+// close closes the files and the log; it reports the log's failure, if any.
+func (p *partial) close() error {
+	for _, f := range []vfs.File{p.part, p.prog} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	p.part, p.prog = nil, nil
+	if p.log == nil {
+		return nil
+	}
+	err := p.log.Close()
+	p.log = nil
+	return err
+}
+
+// discard removes the partial snapshot and its spilled log. The log goes
+// first and the progress file before the rest, so a crash part-way leaves
+// either a partial the next run reloads (and whose log it rebuilds) or a
+// directory without a progress file, which is garbage.
+func (p *partial) discard() error {
+	p.close()
+	if err := clearDir(p.fs, walDir(p.dir)); err != nil {
+		return err
+	}
+	if err := removeTree(p.fs, p.sdir); err != nil {
+		return err
+	}
+	return nil
+}
+
+// removeTree removes the session directory dir: its progress file first
+// (durably), then everything else.
+func removeTree(fs vfs.FS, dir string) error {
+	if err := fs.Remove(filepath.Join(dir, format.XferProgressName)); err == nil {
+		if err := fs.SyncDir(dir); err != nil {
+			return fmt.Errorf("kvtool/transfer: fsync %s: %w", dir, err)
+		}
+	} else if !vfs.IsNotExist(err) {
+		return fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	if err := clearDir(fs, dir); err != nil {
+		return err
+	}
+	if err := fs.Remove(dir); err != nil && !vfs.IsNotExist(err) {
+		return fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	return syncDir(fs, filepath.Dir(dir))
+}
+
+// clearDir removes every file in dir (which may not exist) and syncs it.
+func clearDir(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if vfs.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	for _, n := range names {
+		if err := fs.Remove(filepath.Join(dir, n)); err != nil && !vfs.IsNotExist(err) {
+			return fmt.Errorf("kvtool/transfer: %w", err)
+		}
+	}
+	return syncDir(fs, dir)
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	if err := fs.SyncDir(dir); err != nil && !vfs.IsNotExist(err) {
+		return fmt.Errorf("kvtool/transfer: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// mkdirDurable creates dir and its missing parents, and makes each new
+// entry durable in its parent.
+func mkdirDurable(fs vfs.FS, dir string) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := fs.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("kvtool/transfer: create %s: %w", dir, err)
+	}
+	for _, d := range missing {
+		if err := fs.SyncDir(filepath.Dir(d)); err != nil {
+			return fmt.Errorf("kvtool/transfer: fsync %s: %w", filepath.Dir(d), err)
+		}
+	}
+	return nil
+}
+
+// segmentSize is the WAL segment size for a session: the source's, unless
+// it is out of the range a log accepts.
+func segmentSize(sess format.XferSession) int64 {
+	if sess.SegmentSize < 64<<10 || sess.SegmentSize > 1<<32 {
+		return segment.DefaultSegmentSize
+	}
+	return int64(sess.SegmentSize)
+}

@@ -1,0 +1,92 @@
+package transfer
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"hash"
+
+	"github.com/kvtool/kvtool/format"
+)
+
+// MinSecretLen is the shortest shared secret NewSecret accepts.
+const MinSecretLen = 16
+
+// Secret is the shared secret both ends of a transfer hold. It is never
+// sent: each side proves it has it with an HMAC over nonces both sides
+// chose. It formats as "[secret]" so it cannot leak into a log or an error.
+type Secret struct{ key []byte }
+
+// NewSecret returns the secret b (copied). It must be at least
+// MinSecretLen bytes.
+func NewSecret(b []byte) (Secret, error) {
+	if len(b) < MinSecretLen {
+		return Secret{}, ErrNoSecret
+	}
+	return Secret{key: append([]byte(nil), b...)}, nil
+}
+
+// IsZero reports whether s is the zero Secret (none given).
+func (s Secret) IsZero() bool { return len(s.key) == 0 }
+
+// String hides the secret.
+func (Secret) String() string { return "[secret]" }
+
+// GoString hides the secret from %#v.
+func (Secret) GoString() string { return "transfer.Secret{[secret]}" }
+
+// Labels keep every MAC to one purpose, so a proof made for one role or
+// step is never accepted for another (no reflection of a proof).
+const (
+	labelSenderProof   = "kvtool/transfer v1 sender proof\x00"
+	labelReceiverProof = "kvtool/transfer v1 receiver proof\x00"
+	labelOneWaySession = "kvtool/transfer v1 one-way session\x00"
+	labelOneWayStream  = "kvtool/transfer v1 one-way stream\x00"
+)
+
+// mac is the HMAC-SHA256 under s of label and parts.
+func (s Secret) mac(label string, parts ...[]byte) [format.XferMACSize]byte {
+	m := s.newMAC(label)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	var out [format.XferMACSize]byte
+	m.Sum(out[:0])
+	return out
+}
+
+func (s Secret) newMAC(label string) hash.Hash {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(label))
+	return m
+}
+
+// senderProof proves the secret to a receiver that chose nonce nr.
+func (s Secret) senderProof(nr, ns [format.XferNonceSize]byte) [format.XferMACSize]byte {
+	return s.mac(labelSenderProof, nr[:], ns[:])
+}
+
+// receiverProof proves the secret to a sender that chose nonce ns.
+func (s Secret) receiverProof(ns, nr [format.XferNonceSize]byte) [format.XferMACSize]byte {
+	return s.mac(labelReceiverProof, ns[:], nr[:])
+}
+
+// sessionProof authenticates a one-way stream's session payload (its
+// proof field zeroed), so a receiver rejects a wrong secret before it
+// writes anything.
+func (s Secret) sessionProof(sess format.XferSession) [format.XferMACSize]byte {
+	sess.Proof = [format.XferMACSize]byte{}
+	return s.mac(labelOneWaySession, format.AppendXferSession(nil, sess))
+}
+
+// validProof compares proofs in constant time.
+func validProof(got, want [format.XferMACSize]byte) bool { return hmac.Equal(got[:], want[:]) }
+
+// newNonce returns a fresh random nonce.
+func newNonce() [format.XferNonceSize]byte {
+	var n [format.XferNonceSize]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return n
+}

@@ -1,0 +1,96 @@
+package transfer
+
+import (
+	"context"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/manifest"
+	"github.com/kvtool/kvtool/segment"
+)
+
+// Source is what a sender ships: one store's snapshots and log. A live
+// store (NewStoreSource) and an offline data directory (OpenDirSource)
+// implement it; tests use an in-memory one.
+type Source interface {
+	// Identity describes the store.
+	Identity() Identity
+	// Pin returns a pinned snapshot for req.Peer: the one named by
+	// req.Want if the source still has it together with its log from
+	// req.TailFrom on, otherwise a new one (whose ID differs). The pin
+	// keeps the snapshot's bytes and the log after it until Release.
+	Pin(ctx context.Context, req PinRequest) (Snapshot, error)
+	// PinLog pins the log after index after, for a receiver whose complete
+	// store ends there. The returned Snapshot has Size 0 and ID().Index ==
+	// after. It fails with ErrTooFarBehind if the log no longer holds
+	// after+1.
+	PinLog(ctx context.Context, peer string, after uint64) (Snapshot, error)
+	// Tail returns the log's entries from index from on. Its Next blocks
+	// until the next entry is durable.
+	Tail(ctx context.Context, from uint64) (Tail, error)
+	// LastIndex is the last index durable in the source's log: where a
+	// receiver that is caught up stands.
+	LastIndex() uint64
+}
+
+// Identity is who a source is.
+type Identity struct {
+	StoreID     manifest.StoreID
+	Epoch       uint64
+	Term        uint64
+	SegmentSize int64 // the source's WAL segment size; receivers use it for theirs
+}
+
+// PinRequest says which snapshot a receiver would like to resume.
+type PinRequest struct {
+	Peer     string
+	Want     format.XferSnapshotID // zero: any (a new one)
+	TailFrom uint64                // with Want: the first log index the receiver still needs
+}
+
+// Snapshot is a pinned snapshot: a checkpoint file's bytes and the log
+// after its index. Its methods may be called from several goroutines.
+type Snapshot interface {
+	ID() format.XferSnapshotID
+	Size() int64
+	ReadAt(p []byte, off int64) (int, error)
+	// Retain renews the pin, and says the receiver holds the log through
+	// index durably and whether it still needs the snapshot bytes: the pin
+	// may let go of what is older. The sender calls it every
+	// SendOptions.RetainEvery.
+	Retain(index uint64, needFile bool)
+	// Release drops the pin.
+	Release()
+}
+
+// Tail reads log entries in index order.
+type Tail interface {
+	// Next returns the next entry, waiting until it is durable; io.EOF
+	// when the source will never have more (an offline directory). Data is
+	// valid until the next call.
+	Next(ctx context.Context) (segment.Entry, error)
+	Close() error
+}
+
+// Progress describes a transfer in flight, for progress bars and status.
+type Progress struct {
+	Phase        string `json:"phase"` // see the Phase constants
+	Peer         string `json:"peer"`
+	Snapshot     string `json:"snapshot,omitempty"` // format.XferSnapshotID.String()
+	Resumed      bool   `json:"resumed"`
+	Chunks       uint64 `json:"chunks"`
+	ChunksDone   uint64 `json:"chunks_done"` // verified and durable at the receiver
+	Bytes        int64  `json:"bytes"`       // snapshot size
+	BytesDone    int64  `json:"bytes_done"`  // of those, verified and durable at the receiver
+	BytesSent    int64  `json:"bytes_sent"`  // chunk bytes on the wire, resends included
+	TailIndex    uint64 `json:"tail_index"`  // last log entry sent or received
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
+}
+
+// Phases of a transfer.
+const (
+	PhaseHandshake = "handshake"
+	PhaseSnapshot  = "snapshot"  // chunks (and tail) flowing
+	PhaseCutover   = "cutover"   // verifying and installing
+	PhaseFollowing = "following" // cut over; applying the source's log (read replica)
+	PhaseDone      = "done"
+)

@@ -1,0 +1,352 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/manifest"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// small chunks and a small window make many chunks and many credits out
+// of a small state, so the tests stay fast.
+const (
+	testChunk  = format.MinXferChunk
+	testWindow = 4 * testChunk
+)
+
+func smallOpts(dir string) (SendOptions, ReceiveOptions) {
+	return SendOptions{ChunkSize: testChunk, Peer: "receiver"},
+		ReceiveOptions{Dir: dir, Window: testWindow, Peer: "sender"}
+}
+
+func TestSendReceive(t *testing.T) {
+	src := newMemSource(t, 2000, 100)
+	src.append("after", []byte("the snapshot"))
+	dir := filepath.Join(t.TempDir(), "data")
+	sopts, ropts := smallOpts(dir)
+	var phases []string
+	ropts.Progress = func(p Progress) {
+		if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
+			phases = append(phases, p.Phase)
+		}
+	}
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	if o.sendErr != nil || o.recvErr != nil {
+		t.Fatalf("send: %v\nreceive: %v", o.sendErr, o.recvErr)
+	}
+	if !o.recv.CutOver || o.recv.Resumed || o.recv.Chunks < 10 {
+		t.Fatalf("receive result %+v", o.recv)
+	}
+	if o.send.ChunkBytes != o.send.Size || o.send.Applied != o.recv.Applied || o.send.Snapshot != o.recv.Snapshot {
+		t.Fatalf("send %+v\nreceive %+v", o.send, o.recv)
+	}
+	if got := checkInstalled(t, vfs.Default, dir, src); got != src.LastIndex() {
+		t.Fatalf("installed at index %d, want %d", got, src.LastIndex())
+	}
+	if want := []string{PhaseSnapshot, PhaseCutover, PhaseDone}; fmt.Sprint(phases) != fmt.Sprint(want) {
+		t.Errorf("phases %v, want %v", phases, want)
+	}
+	if names, _ := vfs.Default.List(filepath.Join(dir, format.TransferDir)); len(names) != 0 {
+		t.Errorf("the transfer area still holds %v after cutover", names)
+	}
+	if src.pins.Load() != src.released.Load() {
+		t.Errorf("%d pins, %d released", src.pins.Load(), src.released.Load())
+	}
+}
+
+// TestTailDuringTransfer appends to the source's log while chunks flow: the
+// receiver cuts over at the sender's target with every entry up to it.
+func TestTailDuringTransfer(t *testing.T) {
+	src := newMemSource(t, 3000, 10)
+	if _, err := src.snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			src.append(fmt.Sprintf("live:%d", i%50), []byte(fmt.Sprint(i)))
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	dir := t.TempDir()
+	sopts, ropts := smallOpts(dir)
+	sopts.MaxRate = 2 << 20 // slow enough for the tail to grow meanwhile
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	close(stop)
+	<-done
+	if o.sendErr != nil || o.recvErr != nil {
+		t.Fatalf("send: %v\nreceive: %v", o.sendErr, o.recvErr)
+	}
+	if o.send.Entries == 0 || o.recv.Applied != o.send.TailEnd || o.send.TailEnd <= o.send.Snapshot.Index {
+		t.Fatalf("no tail streamed: send %+v receive %+v", o.send, o.recv)
+	}
+	if got := checkInstalled(t, vfs.Default, dir, src); got != o.send.TailEnd {
+		t.Fatalf("installed at %d, the tail ended at %d", got, o.send.TailEnd)
+	}
+}
+
+// TestResumeAfterCut cuts the connection at many points and resumes; every
+// resume sends at most one window of chunks again.
+func TestResumeAfterCut(t *testing.T) {
+	src := newMemSource(t, 3000, 5)
+	id, err := src.snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(src.snaps[id]))
+	dir := t.TempDir()
+	sopts, ropts := smallOpts(dir)
+	var sent int64
+	cuts := 0
+	for cut := size / 7; ; cut += size / 7 {
+		o := transferOnce(t, src, sopts, ropts, nil, cutAfter(cut))
+		sent += o.send.ChunkBytes
+		if o.recvErr == nil {
+			if !o.recv.Resumed || o.recv.ResumeFrom == 0 {
+				t.Fatalf("the last session did not resume: %+v", o.recv)
+			}
+			break
+		}
+		if !errors.Is(o.recvErr, ErrPeerGone) {
+			t.Fatalf("cut at %d: receive: %v", cut, o.recvErr)
+		}
+		cuts++
+		if cuts > 20 {
+			t.Fatal("never finished")
+		}
+	}
+	if limit := size + int64(cuts)*testWindow; sent > limit {
+		t.Fatalf("sent %d chunk bytes over %d interruptions; the snapshot is %d, the bound %d", sent, cuts, size, limit)
+	}
+	checkInstalled(t, vfs.Default, dir, src)
+	t.Logf("snapshot %d bytes, %d cuts, %d chunk bytes sent (%d resent)", size, cuts, sent, sent-size)
+}
+
+// TestResumeAfterReceiverKilled cancels the receiver mid-transfer (as a
+// killed process) and starts a new one on the same directory.
+func TestResumeAfterReceiverKilled(t *testing.T) {
+	src := newMemSource(t, 3000, 5)
+	dir := t.TempDir()
+	sopts, ropts := smallOpts(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	var got atomic.Uint64
+	ropts.Progress = func(p Progress) {
+		got.Store(p.ChunksDone)
+		if p.ChunksDone > p.Chunks/2 {
+			cancel()
+		}
+	}
+	a, b := tcpPair(t)
+	sopts.Secret, ropts.Secret = testSecret, testSecret
+	go Send(context.Background(), a, src, sopts)
+	_, err := Receive(ctx, b, ropts)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("receive: %v", err)
+	}
+	a.Close()
+	b.Close()
+	ropts.Progress = nil
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	if o.recvErr != nil || !o.recv.Resumed || o.recv.ResumeFrom < got.Load()-1 {
+		t.Fatalf("resume after %d chunks: %+v, %v", got.Load(), o.recv, o.recvErr)
+	}
+	checkInstalled(t, vfs.Default, dir, src)
+}
+
+// TestCorruptChunkResent damages a chunk's data in transit: the receiver
+// asks for it again and the transfer completes.
+func TestCorruptChunkResent(t *testing.T) {
+	src := newMemSource(t, 1000, 1)
+	dir := t.TempDir()
+	sopts, ropts := smallOpts(dir)
+	// Offset 20000 of the sender's stream is inside a chunk's data: the
+	// handshake and session take a few hundred bytes, and each chunk frame
+	// is 56 bytes of header for 4 KiB of data.
+	o := transferOnce(t, src, sopts, ropts, nil, flipAt(20000))
+	if o.sendErr != nil || o.recvErr != nil {
+		t.Fatalf("send: %v\nreceive: %v", o.sendErr, o.recvErr)
+	}
+	if o.recv.Nacks != 1 || o.send.ResentBytes != testChunk {
+		t.Fatalf("nacks %d, resent %d bytes", o.recv.Nacks, o.send.ResentBytes)
+	}
+	checkInstalled(t, vfs.Default, dir, src)
+}
+
+// TestCorruptFrameEndsSession damages a frame header: the stream cannot be
+// trusted past it, so the session ends with corruption, and the next one
+// resumes.
+func TestCorruptFrameEndsSession(t *testing.T) {
+	src := newMemSource(t, 1000, 1)
+	dir := t.TempDir()
+	sopts, ropts := smallOpts(dir)
+	hdr := int64(format.XferStreamHeaderSize) + 16 + 72 + 16 + 168 + 2*(56+testChunk) + 3 // inside chunk 2's frame header
+	o := transferOnce(t, src, sopts, ropts, nil, flipAt(hdr))
+	if format.AsCorruption(o.recvErr) == nil || !errors.Is(o.sendErr, format.ErrCorruption) {
+		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)
+	}
+	o = transferOnce(t, src, sopts, ropts, nil, nil)
+	if o.recvErr != nil || !o.recv.Resumed {
+		t.Fatalf("%+v %v", o.recv, o.recvErr)
+	}
+	checkInstalled(t, vfs.Default, dir, src)
+}
+
+func TestWrongSecret(t *testing.T) {
+	src := newMemSource(t, 100, 1)
+	dir := filepath.Join(t.TempDir(), "data")
+	sopts, ropts := smallOpts(dir)
+	sopts.Secret = mustSecret("another secret, also long enough")
+	before := dirImage(t, filepath.Dir(dir))
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	if !errors.Is(o.recvErr, ErrAuth) || !errors.Is(o.sendErr, ErrAuth) {
+		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)
+	}
+	if after := dirImage(t, filepath.Dir(dir)); !sameImage(before, after) {
+		t.Fatalf("a rejected sender changed the directory: %v -> %v", sortedKeys(before), sortedKeys(after))
+	}
+	if src.pins.Load() != 0 {
+		t.Fatalf("the sender pinned a snapshot for an unauthenticated receiver")
+	}
+	if s := fmt.Sprintf("%v %+v %#v", sopts.Secret, sopts, sopts.Secret); bytes.Contains([]byte(s), []byte("another secret")) {
+		t.Fatalf("the secret formats as %q", s)
+	}
+}
+
+// partialDir leaves a partial snapshot of src in a new directory.
+func partialDir(t *testing.T, src *memSource) string {
+	t.Helper()
+	dir := t.TempDir()
+	sopts, ropts := smallOpts(dir)
+	o := transferOnce(t, src, sopts, ropts, nil, cutAfter(30000))
+	if !errors.Is(o.recvErr, ErrPeerGone) {
+		t.Fatalf("receive: %v", o.recvErr)
+	}
+	return dir
+}
+
+func TestRejectOtherStore(t *testing.T) {
+	src := newMemSource(t, 3000, 1)
+	dir := partialDir(t, src)
+	other := newMemSource(t, 3000, 1)
+	before := dirImage(t, dir)
+	sopts, ropts := smallOpts(dir)
+	o := transferOnce(t, other, sopts, ropts, nil, nil)
+	if !errors.Is(o.recvErr, ErrStoreMismatch) && !errors.Is(o.sendErr, ErrStoreMismatch) {
+		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)
+	}
+	if after := dirImage(t, dir); !sameImage(before, after) {
+		t.Fatalf("a stream from another store changed the directory")
+	}
+}
+
+func TestRejectStaleEpoch(t *testing.T) {
+	src := newMemSource(t, 3000, 1)
+	src.id.Epoch = 5
+	dir := partialDir(t, src)
+	src.id.Epoch = 4
+	before := dirImage(t, dir)
+	sopts, ropts := smallOpts(dir)
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	if !errors.Is(o.recvErr, ErrStaleEpoch) || !errors.Is(o.sendErr, ErrStaleEpoch) {
+		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)
+	}
+	if after := dirImage(t, dir); !sameImage(before, after) {
+		t.Fatalf("a stale stream changed the directory")
+	}
+}
+
+// TestSnapshotGone resumes against a source that no longer has the partial
+// snapshot: the receiver is told, drops it, and takes the new one.
+func TestSnapshotGone(t *testing.T) {
+	src := newMemSource(t, 3000, 1)
+	dir := partialDir(t, src)
+	src.append("k", []byte("v"))
+	src.mu.Lock()
+	src.dropped = true
+	src.snaps = map[format.XferSnapshotID][]byte{}
+	src.mu.Unlock()
+	sopts, ropts := smallOpts(dir)
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	if o.recvErr != nil || !o.recv.Restarted || !o.send.Restarted || o.recv.Resumed {
+		t.Fatalf("%+v %v", o.recv, o.recvErr)
+	}
+	if got := checkInstalled(t, vfs.Default, dir, src); got != src.LastIndex() {
+		t.Fatalf("installed at %d", got)
+	}
+}
+
+// TestRefuseStrayWAL refuses a directory with WAL segments but no
+// manifest and no transfer: they are somebody's data.
+func TestRefuseStrayWAL(t *testing.T) {
+	dir := t.TempDir()
+	if err := vfs.Default.MkdirAll(filepath.Join(dir, format.WALDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := vfs.Default.Create(filepath.Join(dir, format.WALDir, format.SegmentName(1)))
+	f.Close()
+	sopts, ropts := smallOpts(dir)
+	o := transferOnce(t, newMemSource(t, 10, 1), sopts, ropts, nil, nil)
+	if o.recvErr == nil || !bytes.Contains([]byte(o.recvErr.Error()), []byte("refusing")) {
+		t.Fatalf("receive: %v", o.recvErr)
+	}
+}
+
+// TestReceiveIntoStoreNeedsOpen refuses a directory that holds a store
+// when there is no way to catch it up.
+func TestReceiveIntoStoreNeedsOpen(t *testing.T) {
+	src := newMemSource(t, 100, 1)
+	dir := t.TempDir()
+	sopts, ropts := smallOpts(dir)
+	if o := transferOnce(t, src, sopts, ropts, nil, nil); o.recvErr != nil {
+		t.Fatal(o.recvErr)
+	}
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	if !errors.Is(o.recvErr, ErrNotEmpty) {
+		t.Fatalf("receive: %v", o.recvErr)
+	}
+	if _, err := manifest.Load(vfs.Default, dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestContextEndsSend checks that cancelling the sender's context ends a
+// Send blocked on a receiver that stopped reading.
+func TestContextEndsSend(t *testing.T) {
+	src := newMemSource(t, 100, 1)
+	a, b := tcpPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Send(ctx, a, src, SendOptions{Secret: testSecret})
+		errc <- err
+	}()
+	// The receiver's hello never comes: Send waits in its handshake.
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("send: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send did not return after its context was cancelled")
+	}
+	_ = b
+	var _ net.Conn = a
+}

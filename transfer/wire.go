@@ -1,0 +1,288 @@
+package transfer
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"slices"
+
+	"github.com/kvtool/kvtool/format"
+)
+
+// frameReader reads one direction of a transfer stream: its header, then
+// frames. A frame's length is checked against its type's limits before its
+// payload is read, and the payload of a stream of unknown length is
+// allocated only as its bytes arrive, so a damaged length costs nothing.
+// Errors are sticky.
+type frameReader struct {
+	br   *bufio.Reader
+	name string // the stream in errors: the peer's address, or a file
+	live bool   // a connection: an early end is the peer going away, not corruption
+	off  int64  // stream offset of the next byte
+	// mac, if set (one-way streams), receives every byte read except the
+	// frames' checksums (see macFrame).
+	mac  hash.Hash
+	hdr  [format.FrameHeaderSize]byte
+	buf  []byte // payload
+	data []byte // chunk data
+	err  error  // sticky
+}
+
+// readBufSize is the read-ahead of a frameReader.
+const readBufSize = 256 << 10
+
+func newFrameReader(r io.Reader, name string, live bool) *frameReader {
+	return &frameReader{br: bufio.NewReaderSize(r, readBufSize), name: name, live: live}
+}
+
+// header reads the stream header and checks that a writer in role and mode
+// wrote it.
+func (fr *frameReader) header(role format.XferRole, mode format.XferMode) error {
+	if fr.err != nil {
+		return fr.err
+	}
+	b := make([]byte, format.XferStreamHeaderSize)
+	if err := fr.full(b, "stream header", false); err != nil {
+		return fr.fail(err)
+	}
+	h, err := format.ReadHeader(bytes.NewReader(b), fr.name, format.MagicTransfer)
+	if err != nil {
+		return fr.fail(err)
+	}
+	e, err := format.ParseXferStreamExt(h.Ext, fr.name)
+	if err != nil {
+		return fr.fail(err)
+	}
+	if e.Role != role || e.Mode != mode {
+		return fr.fail(protocolf(fr.name, "stream written by role %d in mode %d, want role %d in mode %d", e.Role, e.Mode, role, mode))
+	}
+	fr.macWrite(b)
+	return nil
+}
+
+// next returns the next frame's type, its stream offset and its payload,
+// valid until the next call. A clean end between frames is io.EOF on a
+// file and ErrPeerGone on a connection.
+func (fr *frameReader) next() (format.FrameType, int64, []byte, error) {
+	if fr.err != nil {
+		return 0, fr.off, nil, fr.err
+	}
+	t, off, p, err := fr.readFrame()
+	if err != nil {
+		fr.fail(err)
+	}
+	return t, off, p, err
+}
+
+func (fr *frameReader) readFrame() (format.FrameType, int64, []byte, error) {
+	start := fr.off
+	if err := fr.full(fr.hdr[:], "frame header", true); err != nil {
+		return 0, start, nil, err
+	}
+	h, err := format.ParseFrameHeader(fr.hdr[:], fr.name, start, -1)
+	if err != nil {
+		return 0, start, nil, err
+	}
+	lo, hi, ok := format.XferPayloadLimits(h.Type)
+	switch {
+	case !ok:
+		return 0, start, nil, format.Corruptf(fr.name, start, "frame type %d is not a transfer frame", h.Type)
+	case int(h.Length) < lo || int(h.Length) > hi:
+		return 0, start, nil, format.Corruptf(fr.name, start, "frame of type %d is %d bytes, want %d to %d", h.Type, h.Length, lo, hi)
+	}
+	p, err := fr.payload(int(h.Length))
+	if err != nil {
+		return 0, start, nil, err
+	}
+	if !format.VerifyFrame(fr.hdr[:], p) {
+		return 0, start, nil, format.Corruptf(fr.name, start, "frame checksum mismatch (type %d, length %d)", h.Type, h.Length)
+	}
+	fr.macFrame(h.Type, p)
+	return h.Type, start, p, nil
+}
+
+// payload reads n bytes into the reader's buffer, growing it by at most
+// streamStep ahead of the bytes that actually arrived.
+func (fr *frameReader) payload(n int) ([]byte, error) {
+	buf := fr.buf[:0]
+	for len(buf) < n {
+		step := min(streamStep, n-len(buf))
+		buf = slices.Grow(buf, step)
+		if err := fr.full(buf[len(buf):len(buf)+step], "frame payload", false); err != nil {
+			return nil, err
+		}
+		buf = buf[:len(buf)+step]
+	}
+	fr.buf = buf
+	return buf, nil
+}
+
+const streamStep = 1 << 20
+
+// chunkData reads the n bytes of data that follow a chunk frame. The
+// caller bounds n. The slice is valid until the next call.
+func (fr *frameReader) chunkData(n int) ([]byte, error) {
+	if fr.err != nil {
+		return nil, fr.err
+	}
+	if cap(fr.data) < n {
+		fr.data = make([]byte, n)
+	}
+	d := fr.data[:n]
+	if err := fr.full(d, "chunk data", false); err != nil {
+		return nil, fr.fail(err)
+	}
+	fr.macWrite(d)
+	return d, nil
+}
+
+// full reads len(b) bytes. With atBoundary, an end of stream before the
+// first byte is a clean end (io.EOF; ErrPeerGone on a connection).
+func (fr *frameReader) full(b []byte, what string, atBoundary bool) error {
+	start := fr.off
+	n, err := io.ReadFull(fr.br, b)
+	fr.off += int64(n)
+	switch {
+	case err == nil:
+		return nil
+	case fr.live:
+		return gone(fr.name, fmt.Errorf("reading %s at offset %d: %w", what, start, err))
+	case err == io.EOF && atBoundary:
+		return io.EOF
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return format.Corruptf(fr.name, start, "stream ends inside the %s", what)
+	}
+	return fmt.Errorf("%s: read %s at offset %d: %w", fr.name, what, start, err)
+}
+
+func (fr *frameReader) fail(err error) error {
+	if fr.err == nil {
+		fr.err = err
+	}
+	return err
+}
+
+// macFrame adds a frame to the MAC: everything but its checksum, and for
+// the final frame only up to its MAC field.
+func (fr *frameReader) macFrame(t format.FrameType, p []byte) {
+	if fr.mac == nil {
+		return
+	}
+	fr.mac.Write(fr.hdr[8:])
+	if t == format.FrameXferFinal {
+		p = p[:format.XferFinalMACOffset]
+	}
+	fr.mac.Write(p)
+}
+
+func (fr *frameReader) macWrite(b []byte) {
+	if fr.mac != nil {
+		fr.mac.Write(b)
+	}
+}
+
+// frameWriter writes one direction of a transfer stream. Errors are
+// sticky; on a connection they wrap ErrPeerGone.
+type frameWriter struct {
+	bw   *bufio.Writer
+	name string
+	live bool
+	n    int64 // bytes written
+	mac  hash.Hash
+	buf  []byte
+	err  error
+}
+
+// writeBufSize is the write buffer of a frameWriter: control and tail
+// frames gather in it; chunk data larger than it goes out directly.
+const writeBufSize = 64 << 10
+
+func newFrameWriter(w io.Writer, name string, live bool) *frameWriter {
+	return &frameWriter{bw: bufio.NewWriterSize(w, writeBufSize), name: name, live: live}
+}
+
+// header writes the stream header.
+func (fw *frameWriter) header(role format.XferRole, mode format.XferMode) error {
+	b := format.AppendXferStreamHeader(nil, format.XferStreamExt{Role: role, Mode: mode})
+	fw.macWrite(b)
+	return fw.write(b)
+}
+
+// frame writes a frame of type t whose payload appendPayload appends.
+func (fw *frameWriter) frame(t format.FrameType, appendPayload func([]byte) []byte) error {
+	b, start := format.BeginFrame(fw.buf[:0], t)
+	b = appendPayload(b)
+	format.FinishFrame(b, start)
+	fw.buf = b
+	fw.macWrite(b[8:])
+	return fw.write(b)
+}
+
+// chunk writes a chunk frame and its data.
+func (fw *frameWriter) chunk(c format.XferChunk, data []byte) error {
+	if err := fw.frame(format.FrameXferChunk, func(b []byte) []byte { return format.AppendXferChunk(b, c) }); err != nil {
+		return err
+	}
+	fw.macWrite(data)
+	return fw.write(data)
+}
+
+// final writes the final frame; on a one-way stream it fills in the MAC
+// of everything written before it.
+func (fw *frameWriter) final(f format.XferFinal) error {
+	f.MAC = [format.XferMACSize]byte{}
+	b, start := format.BeginFrame(fw.buf[:0], format.FrameXferFinal)
+	b = format.AppendXferFinal(b, f)
+	format.FinishFrame(b, start) // sets the length the MAC covers
+	if fw.mac != nil {
+		macAt := start + format.FrameHeaderSize + format.XferFinalMACOffset
+		fw.mac.Write(b[start+8 : macAt])
+		copy(b[macAt:], fw.mac.Sum(nil))
+		format.FinishFrame(b, start) // the checksum covers the MAC too
+	}
+	fw.buf = b
+	return fw.write(b)
+}
+
+func (fw *frameWriter) write(b []byte) error {
+	if fw.err != nil {
+		return fw.err
+	}
+	n, err := fw.bw.Write(b)
+	fw.n += int64(n)
+	return fw.check(err)
+}
+
+// flush sends what is buffered.
+func (fw *frameWriter) flush() error {
+	if fw.err != nil {
+		return fw.err
+	}
+	return fw.check(fw.bw.Flush())
+}
+
+func (fw *frameWriter) check(err error) error {
+	if err == nil {
+		return nil
+	}
+	if fw.live {
+		fw.err = gone(fw.name, fmt.Errorf("writing at offset %d: %w", fw.n, err))
+	} else {
+		fw.err = fmt.Errorf("%s: write at offset %d: %w", fw.name, fw.n, err)
+	}
+	return fw.err
+}
+
+func (fw *frameWriter) macWrite(b []byte) {
+	if fw.mac != nil {
+		fw.mac.Write(b)
+	}
+}
+
+// written is the number of bytes handed to the writer (buffered or sent).
+func (fw *frameWriter) written() int64 { return fw.n }
+
+var errFinished = errors.New("kvtool/transfer: finished")
