@@ -28,6 +28,7 @@ type Chain struct {
 	BaseIndex uint64   `json:"base_index"`
 	Deltas    []string `json:"deltas,omitempty"` // delta file names applied, oldest first
 	Index     uint64   `json:"index"`            // index the base and deltas brought the state to
+	FileTerm  uint64   `json:"file_term"`        // term recorded in the last file applied
 }
 
 // DirResult says what Dir applied.
@@ -51,14 +52,19 @@ func Dir(fsys vfs.FS, dir string, opts Options, t Target) (DirResult, error) {
 		return res, err
 	}
 	if opts.ToIndex != 0 && opts.ToIndex == res.Chain.Index {
-		res.AppliedIndex = res.Chain.Index
+		res.AppliedIndex, res.Result.Term = res.Chain.Index, res.Chain.FileTerm
 		return res, nil
 	}
 	res.WALFrom = res.Chain.Index + 1
 	walDir := filepath.Join(dir, format.WALDir)
 	res.Result, err = WAL(fsys, walDir, res.WALFrom, opts.ToIndex, t, WALOptions{StopAtTornTail: opts.StopAtTornTail})
-	if err != nil {
+	if errors.Is(err, ErrGap) {
+		return res, fmt.Errorf("%w: %w", ErrNotCovered, err)
+	} else if err != nil {
 		return res, err
+	}
+	if res.Records == 0 {
+		res.Result.Term = res.Chain.FileTerm
 	}
 	if opts.ToIndex != 0 && res.AppliedIndex < opts.ToIndex {
 		return res, fmt.Errorf("%w: index %d is past the end of the log (last index %d)", ErrNotCovered, opts.ToIndex, res.AppliedIndex)
@@ -77,18 +83,22 @@ func Snapshot(fsys vfs.FS, dir string, man *manifest.Manifest, toIndex uint64, t
 			return c, fmt.Errorf("%w: index %d is before the base checkpoint %s at %d; the retained files cover %d and later",
 				ErrNotCovered, toIndex, man.Base.Name, man.Base.Index, man.Base.Index)
 		}
-		if err := applyBase(fsys, dir, *man.Base, t); err != nil {
+		term, err := applyBase(fsys, dir, *man.Base, t)
+		if err != nil {
 			return c, err
 		}
+		c.FileTerm = term
 		c.Base, c.BaseIndex, c.Index = man.Base.Name, man.Base.Index, man.Base.Index
 	}
 	for _, d := range man.Deltas {
 		if toIndex != 0 && d.Index > toIndex {
 			break
 		}
-		if err := applyDelta(fsys, dir, d, t); err != nil {
+		term, err := applyDelta(fsys, dir, d, t)
+		if err != nil {
 			return c, err
 		}
+		c.FileTerm = term
 		c.Deltas = append(c.Deltas, d.Name)
 		c.Index = d.Index
 	}
@@ -98,36 +108,38 @@ func Snapshot(fsys vfs.FS, dir string, man *manifest.Manifest, toIndex uint64, t
 	return c, nil
 }
 
-func applyBase(fsys vfs.FS, dir string, ref manifest.FileRef, t Target) error {
+// applyBase applies the base checkpoint and returns its term.
+func applyBase(fsys vfs.FS, dir string, ref manifest.FileRef, t Target) (uint64, error) {
 	path := filepath.Join(dir, format.SnapDir, ref.Name)
 	r, err := checkpoint.Open(fsys, path)
 	if err != nil {
-		return fmt.Errorf("base checkpoint named by the manifest: %w", err)
+		return 0, fmt.Errorf("base checkpoint named by the manifest: %w", err)
 	}
 	defer r.Close()
 	if err := checkRef(path, ref, r.Info().Meta.Index, r.Info().Checksum); err != nil {
-		return err
+		return 0, err
 	}
-	return r.Ascend(func(key, value []byte) bool {
+	return r.Meta().Term, r.Ascend(func(key, value []byte) bool {
 		t.Apply(format.TxnPut, key, value)
 		return true
 	})
 }
 
-func applyDelta(fsys vfs.FS, dir string, ref manifest.FileRef, t Target) error {
+// applyDelta applies one delta and returns its term.
+func applyDelta(fsys vfs.FS, dir string, ref manifest.FileRef, t Target) (uint64, error) {
 	path := filepath.Join(dir, format.SnapDir, ref.Name)
 	r, err := delta.Open(fsys, path)
 	if err != nil {
-		return fmt.Errorf("delta named by the manifest: %w", err)
+		return 0, fmt.Errorf("delta named by the manifest: %w", err)
 	}
 	defer r.Close()
 	if m := r.Meta(); m.From != ref.FromIndex {
-		return format.Corruptf(path, 0, "delta covers (%d, %d], the manifest says (%d, %d]", m.From, m.To, ref.FromIndex, ref.Index)
+		return 0, format.Corruptf(path, 0, "delta covers (%d, %d], the manifest says (%d, %d]", m.From, m.To, ref.FromIndex, ref.Index)
 	}
 	if err := checkRef(path, ref, r.Meta().To, r.Info().Checksum); err != nil {
-		return err
+		return 0, err
 	}
-	return r.ForEach(func(kind format.EntryKind, key, value []byte) error {
+	return r.Meta().Term, r.ForEach(func(kind format.EntryKind, key, value []byte) error {
 		if kind == format.EntryDelete {
 			t.Apply(format.TxnDelete, key, nil)
 		} else {

@@ -34,6 +34,7 @@ type Result struct {
 	Records      int64  `json:"records"`       // WAL entries read
 	Effects      int64  `json:"effects"`       // puts and deletes applied
 	TornTail     bool   `json:"torn_tail"`     // stopped at a torn tail (WALOptions.StopAtTornTail)
+	Term         uint64 `json:"term"`          // term of the last entry applied (0 if none)
 }
 
 // ErrGap is returned (wrapped) when the WAL does not start at the index the
@@ -93,7 +94,7 @@ func applyEntry(e segment.Entry, t Target, res *Result) error {
 			return fmt.Errorf("kvtool/replay: WAL entry %d: %w: %v", e.Index, format.ErrCorruption, err)
 		}
 	}
-	res.AppliedIndex = e.Index
+	res.AppliedIndex, res.Term = e.Index, e.Term
 	res.Records++
 	return nil
 }

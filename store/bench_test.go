@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/benbjohnson/immutable"
+
+	"github.com/kvtool/kvtool/segment"
 )
 
 // benchDir is where benchmarks put real data directories: KVTOOL_BENCH_DIR,
@@ -37,6 +39,7 @@ func openBench(b *testing.B) *Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
+	reportGroupCommits(b, s)
 	txn := &Txn{}
 	for i := 0; i < benchAccounts; i++ {
 		txn.Ops = append(txn.Ops, Op{Kind: OpPut, Key: fmt.Sprintf("acct:%05d", i), Value: []byte("1000000")})
@@ -45,6 +48,24 @@ func openBench(b *testing.B) *Store {
 		b.Fatal(err)
 	}
 	return s
+}
+
+// reportGroupCommits reports, at the end of the benchmark, how many records
+// each WAL fsync carried and how long the fsyncs took: the two numbers
+// that bound durable throughput.
+func reportGroupCommits(b *testing.B, s *Store) {
+	var syncs, records, syncNanos atomic.Int64
+	s.ObserveWAL(func(st segment.SyncStats) {
+		syncs.Add(1)
+		records.Add(int64(st.Records))
+		syncNanos.Add(int64(st.Sync))
+	})
+	b.Cleanup(func() {
+		if n := syncs.Load(); n > 0 {
+			b.ReportMetric(float64(records.Load())/float64(n), "records/fsync")
+			b.ReportMetric(float64(syncNanos.Load())/float64(n)/1e3, "fsync-µs")
+		}
+	})
 }
 
 // latencies collects per-operation latencies from many goroutines.
@@ -97,12 +118,22 @@ func runClients(b *testing.B, n int, unit string, op func(rng *rand.Rand) error)
 	lat.report(b, b.N, elapsed, unit)
 }
 
+// benchKeys are the account keys, formatted once so the benchmark measures
+// the store, not fmt.
+var benchKeys = func() []string {
+	keys := make([]string, benchAccounts)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("acct:%05d", i)
+	}
+	return keys
+}()
+
 func randomTransfer(rng *rand.Rand) *Txn {
 	a, c := rng.IntN(benchAccounts), rng.IntN(benchAccounts-1)
 	if c >= a {
 		c++
 	}
-	ka, kc := fmt.Sprintf("acct:%05d", a), fmt.Sprintf("acct:%05d", c)
+	ka, kc := benchKeys[a], benchKeys[c]
 	return &Txn{Ops: []Op{
 		{Kind: OpAdd, Key: ka, Delta: -1},
 		{Kind: OpAdd, Key: kc, Delta: 1},

@@ -38,22 +38,32 @@ func (s *Store) Commit(ctx context.Context, txn *Txn) (uint64, error) {
 	if s.replica {
 		return 0, ErrReplica
 	}
-	if err := s.Err(); err != nil {
-		return 0, err
+	if s.failedFlag.Load() {
+		return 0, s.Err()
 	}
 	st := newStaging(txn, len(s.gates))
 	if err := s.acquire(ctx, st.shards); err != nil {
 		return 0, err
 	}
-	idx, p, err := s.stageAndLog(txn, st)
+	idx, p, l, err := s.stageAndLog(txn, st)
 	s.release(st.shards)
 	if err != nil {
 		return 0, err
 	}
-	if p != nil {
-		if err := p.Wait(); err != nil {
-			return 0, s.fail(err)
+	if p == nil {
+		// Nothing logged: answer the published index once the state the
+		// checks saw is published, so indexes a client sees never go back.
+		if err := s.waitPublished(idx); err != nil {
+			return 0, err
 		}
+		return max(idx, s.root.Load().index), nil
+	}
+	// Queued for publication only now, outside the gates: pubMu is shared
+	// with the publisher, and holding it under the gates would stretch
+	// every gate's hold time. Publication waits for late registrations.
+	s.register(idx, l)
+	if err := p.Wait(); err != nil {
+		return 0, s.fail(err)
 	}
 	return idx, s.waitPublished(idx)
 }
@@ -91,6 +101,12 @@ func newStaging(txn *Txn, nshards int) *staging {
 // acquire takes the gates of shards in ascending order, giving up (and
 // releasing what it took) when ctx is done.
 func (s *Store) acquire(ctx context.Context, shards []int) error {
+	if ctx.Done() == nil { // cannot be cancelled: plain sends, no select
+		for _, sh := range shards {
+			s.gates[sh] <- struct{}{}
+		}
+		return nil
+	}
 	for i, sh := range shards {
 		select {
 		case s.gates[sh] <- struct{}{}:
@@ -109,13 +125,14 @@ func (s *Store) release(shards []int) {
 }
 
 // stageAndLog runs with the gates of st.shards held and returns the
-// transaction's pending WAL write. It returns a nil Pending for a
-// transaction that changed nothing (only checks): then idx is the index of
-// the state its checks saw, which the caller waits to see published.
-func (s *Store) stageAndLog(txn *Txn, st *staging) (uint64, *segment.Pending, error) {
+// transaction's pending WAL write and what the caller must register for
+// publication. It returns a nil Pending for a transaction that changed
+// nothing (only checks): then idx is the index of the state its checks saw,
+// which the caller waits to see published.
+func (s *Store) stageAndLog(txn *Txn, st *staging) (uint64, *segment.Pending, *logged, error) {
 	for i, op := range txn.Ops {
 		if err := s.apply(st, i, op); err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 	}
 	if len(st.effects) == 0 {
@@ -123,21 +140,20 @@ func (s *Store) stageAndLog(txn *Txn, st *staging) (uint64, *segment.Pending, er
 		for _, sh := range st.shards {
 			seen = max(seen, s.lastIdx[sh])
 		}
-		return seen, nil, nil
+		return seen, nil, nil, nil
 	}
 	rec := format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(st.effects)), st.effects)
 	p, err := s.log.Enqueue(format.FrameWALTxn, rec)
 	if err != nil {
-		return 0, nil, s.fail(err)
+		return 0, nil, nil, s.fail(err)
 	}
-	s.install(st, p.Index())
-	return p.Index(), p, nil
+	return p.Index(), p, s.install(st, p.Index()), nil
 }
 
 // install makes a logged transaction's staged shard versions the shards'
-// newest (later transactions stage on top of them) and queues them for
-// publication at idx. The caller holds the gates of st.shards.
-func (s *Store) install(st *staging, idx uint64) {
+// newest (later transactions stage on top of them) and returns what to
+// register for publication at idx. The caller holds the gates of st.shards.
+func (s *Store) install(st *staging, idx uint64) *logged {
 	l := &logged{shards: st.shards, trees: st.trees, keys: make([]string, len(st.effects))}
 	for i, e := range st.effects {
 		l.keys[i] = e.Key
@@ -148,7 +164,7 @@ func (s *Store) install(st *staging, idx uint64) {
 			s.lastIdx[sh] = idx
 		}
 	}
-	s.register(idx, l)
+	return l
 }
 
 // apply evaluates operation i on the staging view.

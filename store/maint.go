@@ -58,6 +58,13 @@ func (s *Store) maintenance(ctx context.Context, f func() error) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
+	// Held shared for the whole step, so Close waits for it and no file is
+	// written after the directory lock is released.
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
 	s.maintMu.Lock()
 	defer s.maintMu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -199,6 +206,9 @@ func (s *Store) collectLocked(res *CompactResult) error {
 	m := s.CurrentManifest()
 	keepFrom, pinned := s.retention(m.WALFirstIndex)
 	res.WALFirstIndex = m.WALFirstIndex
+	if err := s.sealIfUnneeded(keepFrom); err != nil {
+		return err
+	}
 	dropped, err := s.log.DropBefore(keepFrom)
 	res.DroppedSegments = dropped
 	if err != nil {
@@ -207,6 +217,22 @@ func (s *Store) collectLocked(res *CompactResult) error {
 	removed, err := s.removeUnnamed(&m, pinned)
 	res.RemovedFiles = removed
 	return err
+}
+
+// sealIfUnneeded rotates the WAL when its active segment holds only entries
+// before keepFrom, so that DropBefore (which never drops the active segment)
+// can drop it: otherwise a WAL that fits in one segment would never shrink.
+func (s *Store) sealIfUnneeded(keepFrom uint64) error {
+	segs := s.log.Segments()
+	if len(segs) == 0 {
+		return nil
+	}
+	if a := segs[len(segs)-1]; a.Records > 0 && a.LastIndex < keepFrom {
+		if err := s.log.Rotate(); err != nil {
+			return fmt.Errorf("seal the WAL's active segment: %w", err)
+		}
+	}
+	return nil
 }
 
 // removeUnnamed removes checkpoints, deltas and temp files in DATA/snap that
@@ -278,4 +304,12 @@ func (s *Store) term() uint64 {
 		return 1
 	}
 	return s.log.Term()
+}
+
+func deltaBytes(m *manifest.Manifest) int64 {
+	n := int64(0)
+	for _, d := range m.Deltas {
+		n += d.Size
+	}
+	return n
 }

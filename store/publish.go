@@ -85,6 +85,7 @@ func (s *Store) fail(err error) error {
 	defer s.pubMu.Unlock()
 	if s.failed == nil {
 		s.failed = fmt.Errorf("%w: %v", ErrFailed, err)
+		s.failedFlag.Store(true)
 		s.pubCond.Broadcast()
 		close(s.pubCh)
 		s.pubCh = make(chan struct{})

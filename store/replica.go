@@ -66,10 +66,11 @@ func (s *Store) ApplyEntry(ctx context.Context, e segment.Entry) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	p, err := s.logReplicated(ctx, e)
+	p, l, err := s.logReplicated(ctx, e)
 	if err != nil {
 		return err
 	}
+	s.register(e.Index, l)
 	if err := p.Wait(); err != nil {
 		return s.fail(err)
 	}
@@ -78,11 +79,11 @@ func (s *Store) ApplyEntry(ctx context.Context, e segment.Entry) error {
 
 // logReplicated stages and logs e under the replica lock and the gates of
 // the shards it touches.
-func (s *Store) logReplicated(ctx context.Context, e segment.Entry) (*segment.Pending, error) {
+func (s *Store) logReplicated(ctx context.Context, e segment.Entry) (*segment.Pending, *logged, error) {
 	s.replMu.Lock()
 	defer s.replMu.Unlock()
 	if want := s.log.LastIndex() + 1; e.Index != want {
-		return nil, fmt.Errorf("%w: got index %d, the local log wants %d", ErrOutOfOrder, e.Index, want)
+		return nil, nil, fmt.Errorf("%w: got index %d, the local log wants %d", ErrOutOfOrder, e.Index, want)
 	}
 	var effects []format.TxnEffect
 	if e.Type == format.FrameWALTxn {
@@ -90,12 +91,12 @@ func (s *Store) logReplicated(ctx context.Context, e segment.Entry) (*segment.Pe
 			effects = append(effects, format.TxnEffect{Kind: kind, Key: string(key), Value: append([]byte(nil), value...)})
 		})
 		if err != nil {
-			return nil, fmt.Errorf("kvtool/store: replicated entry %d: %w: %v", e.Index, format.ErrCorruption, err)
+			return nil, nil, fmt.Errorf("kvtool/store: replicated entry %d: %w: %v", e.Index, format.ErrCorruption, err)
 		}
 	}
 	st := newStagingKeys(effects, len(s.gates))
 	if err := s.acquire(ctx, st.shards); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer s.release(st.shards)
 	for _, ef := range effects {
@@ -104,13 +105,12 @@ func (s *Store) logReplicated(ctx context.Context, e segment.Entry) (*segment.Pe
 	}
 	p, err := s.log.Enqueue(e.Type, e.Data)
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, nil, s.fail(err)
 	}
 	if p.Index() != e.Index {
-		return nil, s.fail(fmt.Errorf("replicated entry %d was logged at index %d", e.Index, p.Index()))
+		return nil, nil, s.fail(fmt.Errorf("replicated entry %d was logged at index %d", e.Index, p.Index()))
 	}
-	s.install(st, p.Index())
-	return p, nil
+	return p, s.install(st, p.Index()), nil
 }
 
 // newStagingKeys is newStaging for a list of effects.

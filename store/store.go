@@ -77,7 +77,10 @@ type Store struct {
 	durable uint64             // highest index the WAL reported durable
 	dirty   map[string]struct{}
 	failed  error
-	pubCh   chan struct{} // closed and replaced at every publication (WaitApplied)
+	// failedFlag mirrors failed != nil for the commit path's check without
+	// taking pubMu.
+	failedFlag atomic.Bool
+	pubCh      chan struct{} // closed and replaced at every publication (WaitApplied)
 
 	// closeMu is held shared by every commit and exclusively by Close, so
 	// Close waits for in-flight commits and later ones see closed.

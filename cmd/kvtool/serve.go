@@ -31,8 +31,14 @@ so --listen 127.0.0.1:0 picks a free port that a script can read back.
 Logs go to standard error.
 
 HTTP API (see the README): GET/PUT/DELETE /v1/kv/{key}, POST /v1/txn,
-GET /v1/scan, GET /v1/status, GET /v1/hash, POST /v1/admin/rotate,
-GET /metrics.
+GET /v1/scan, GET /v1/status, GET /v1/hash, GET /metrics, and the
+maintenance endpoints POST /v1/admin/rotate, /v1/admin/checkpoint,
+/v1/admin/delta, /v1/admin/merge and /v1/admin/compact.
+
+Maintenance also runs on its own: a delta every --delta-every when keys
+changed, a merge once --merge-after deltas (or --merge-after-size bytes)
+pile up, and compaction (checkpoint, then drop old WAL segments) once the
+WAL passes --compact-wal-size. Readers and writers keep going throughout.
 
 --shards applies only when the directory is created; an existing directory
 keeps its shard count.
