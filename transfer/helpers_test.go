@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
@@ -68,8 +70,8 @@ func newMemSource(t testing.TB, n int, base uint64) *memSource {
 		kv[fmt.Sprintf("key:%08d", i)] = v
 	}
 	return &memSource{
-		id:     Identity{StoreID: manifest.NewStoreID(), Epoch: 1, Term: 1, SegmentSize: 1 << 20},
-		base:   base, baseKV: kv, snaps: map[format.XferSnapshotID][]byte{}, changed: make(chan struct{}),
+		id:   Identity{StoreID: manifest.NewStoreID(), Epoch: 1, Term: 1, SegmentSize: 1 << 20},
+		base: base, baseKV: kv, snaps: map[format.XferSnapshotID][]byte{}, changed: make(chan struct{}),
 	}
 }
 
@@ -432,3 +434,5 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+func xxh(b []byte) uint64 { return xxhash.Sum64(b) }

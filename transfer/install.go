@@ -32,7 +32,8 @@ func (p *partial) checkFinal(f format.XferFinal, peer string, off int64) error {
 //  1. every chunk recorded, the tail through f.TailEnd durable;
 //  2. the part file: its size, its xxh64 against f.FileSum, checkpoint.Verify,
 //     and its header against the snapshot ID and store;
-//  3. the final recorded in PROGRESS (a restart finishes from here alone);
+//  3. the final recorded in PROGRESS (a restart resumes from here with
+//     nothing left to receive);
 //  4. the log closed, the part renamed to DATA/snap/<checkpoint name>, both
 //     directories synced;
 //  5. the manifest published: the commit point. Before it the directory has

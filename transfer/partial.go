@@ -206,17 +206,17 @@ func (p *partial) advance() {
 // match is simply fetched again), and opens the spilled log.
 func (p *partial) open() error {
 	var err error
-	if p.prog, err = p.fs.OpenReadWrite(p.progPath()); err != nil {
-		return fmt.Errorf("kvtool/transfer: %w", err)
+	if p.prog, err = openFile(p.fs.OpenReadWrite, p.progPath()); err != nil {
+		return err
 	}
 	if err := p.prog.Truncate(p.progEnd); err != nil { // cut a torn record
 		return fmt.Errorf("kvtool/transfer: truncate %s: %w", p.progPath(), err)
 	}
-	p.part, err = p.fs.OpenReadWrite(p.partPath())
+	p.part, err = openFile(p.fs.OpenReadWrite, p.partPath())
 	if vfs.IsNotExist(err) && p.final != nil {
 		return p.openSpill(false) // renamed into snap/ by an interrupted cutover
 	} else if err != nil {
-		return fmt.Errorf("kvtool/transfer: %w", err)
+		return err
 	}
 	if err := p.recheck(); err != nil {
 		return err
@@ -225,18 +225,12 @@ func (p *partial) open() error {
 }
 
 // recheck rereads the chunks recorded as verified and forgets any whose
-// bytes no longer match their checksum.
+// bytes no longer match their checksum (it is fetched again). It reads each
+// recorded chunk once: the work is bounded by the progress file.
 func (p *partial) recheck() error {
-	verified := p.firstMissing
-	for s := range p.above {
-		verified = max(verified, s+1)
-	}
 	ok := map[uint64]struct{}{}
 	buf := make([]byte, p.sess.ChunkSize)
-	for seq := uint64(0); seq < verified; seq++ {
-		if _, v := p.above[seq]; seq >= p.firstMissing && !v {
-			continue
-		}
+	for seq := range p.sums {
 		good, err := p.chunkIntact(seq, buf)
 		if err != nil {
 			return err
@@ -285,8 +279,8 @@ func (p *partial) create() error {
 		return err
 	}
 	var err error
-	if p.part, err = p.fs.Create(p.partPath()); err != nil {
-		return fmt.Errorf("kvtool/transfer: %w", err)
+	if p.part, err = openFile(p.fs.Create, p.partPath()); err != nil {
+		return err
 	}
 	if err := p.part.Truncate(int64(p.sess.TotalSize)); err != nil {
 		return fmt.Errorf("kvtool/transfer: size %s: %w", p.partPath(), err)
@@ -300,8 +294,8 @@ func (p *partial) create() error {
 		return fmt.Errorf("kvtool/transfer: %w", err)
 	}
 	p.progEnd = int64(len(b))
-	if p.prog, err = p.fs.OpenReadWrite(p.progPath()); err != nil {
-		return fmt.Errorf("kvtool/transfer: %w", err)
+	if p.prog, err = openFile(p.fs.OpenReadWrite, p.progPath()); err != nil {
+		return err
 	}
 	return p.openSpill(true)
 }
@@ -521,6 +515,16 @@ func syncDir(fs vfs.FS, dir string) error {
 		return fmt.Errorf("kvtool/transfer: fsync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// openFile opens path with open, returning a nil File (not a typed nil)
+// on failure.
+func openFile(open func(string) (vfs.File, error), path string) (vfs.File, error) {
+	f, err := open(path)
+	if err != nil {
+		return nil, fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	return f, nil
 }
 
 // mkdirDurable creates dir and its missing parents, and makes each new

@@ -1,0 +1,150 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// replicaOpener opens the received directory as a read replica once, and
+// hands out the same store afterwards (as serve --join does).
+type replicaOpener struct {
+	dir string
+	mu  sync.Mutex
+	st  *store.Store
+}
+
+func (o *replicaOpener) open() (Replica, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.st == nil {
+		st, err := store.Open(store.Options{FS: vfs.Default, Dir: o.dir, Replica: true})
+		if err != nil {
+			return nil, err
+		}
+		o.st = st
+	}
+	return o.st, nil
+}
+
+func (o *replicaOpener) store() *store.Store {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.st
+}
+
+// follow runs a following session in the background and returns a func
+// that ends it (closing the connection) and returns both results.
+func follow(t *testing.T, src Source, dir string, op *replicaOpener) func() outcome {
+	a, b := tcpPair(t)
+	sopts, ropts := smallOpts(dir)
+	sopts.Secret, ropts.Secret = testSecret, testSecret
+	ropts.Follow, ropts.Open = true, op.open
+	var o outcome
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		o.send, o.sendErr = Send(context.Background(), a, src, sopts)
+	}()
+	go func() {
+		defer wg.Done()
+		o.recv, o.recvErr = Receive(context.Background(), b, ropts)
+	}()
+	return func() outcome {
+		a.Close()
+		b.Close()
+		wg.Wait()
+		return o
+	}
+}
+
+func TestFollowAndReconnect(t *testing.T) {
+	src := newMemSource(t, 2000, 3)
+	dir := t.TempDir()
+	op := &replicaOpener{dir: dir}
+	defer func() {
+		if st := op.store(); st != nil {
+			st.Close()
+		}
+	}()
+	stop := follow(t, src, dir, op)
+	for i := 0; i < 200; i++ {
+		src.append(fmt.Sprintf("f:%d", i%17), []byte(fmt.Sprint(i)))
+	}
+	waitCaughtUp(t, op, src)
+	o := stop()
+	if !errors.Is(o.recvErr, ErrPeerGone) || !o.recv.CutOver {
+		t.Fatalf("receive: %+v %v", o.recv, o.recvErr)
+	}
+
+	// Reconnect: the directory holds a store now, so only the log after
+	// it is sent.
+	for i := 0; i < 100; i++ {
+		src.append(fmt.Sprintf("g:%d", i%5), []byte(fmt.Sprint(i)))
+	}
+	stop = follow(t, src, dir, op)
+	waitCaughtUp(t, op, src)
+	o = stop()
+	if !o.recv.TailOnly || !o.send.TailOnly || o.send.ChunkBytes != 0 {
+		t.Fatalf("reconnect sent a snapshot: %+v %+v", o.recv, o.send)
+	}
+}
+
+func waitCaughtUp(t *testing.T, op *replicaOpener, src *memSource) {
+	t.Helper()
+	waitFor(t, "the replica to catch up", func() bool {
+		st := op.store()
+		return st != nil && st.Snapshot().Index() == src.LastIndex()
+	})
+	snap := op.store().Snapshot()
+	if got, want := snap.Hash(), src.hashAt(snap.Index()); got != want {
+		t.Fatalf("replica at %d: state hash %016x, the source had %016x", snap.Index(), got, want)
+	}
+}
+
+// TestCatchUpStore receives into a directory that holds an older copy of
+// the store: only the log after it comes, and the session ends there.
+func TestCatchUpStore(t *testing.T) {
+	src := newMemSource(t, 500, 3)
+	dir := t.TempDir()
+	sopts, ropts := smallOpts(dir)
+	if o := transferOnce(t, src, sopts, ropts, nil, nil); o.recvErr != nil {
+		t.Fatal(o.recvErr)
+	}
+	for i := 0; i < 50; i++ {
+		src.append(fmt.Sprintf("c:%d", i), []byte("v"))
+	}
+	op := &replicaOpener{dir: dir}
+	ropts.Open = op.open
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	if o.recvErr != nil || !o.recv.TailOnly || o.recv.Applied != src.LastIndex() || o.send.Applied != src.LastIndex() {
+		t.Fatalf("%+v %v\n%+v %v", o.recv, o.recvErr, o.send, o.sendErr)
+	}
+	op.store().Close()
+	checkInstalled(t, vfs.Default, dir, src)
+}
+
+// TestCatchUpTooFarBehind: a store whose next entry the source no longer
+// has cannot be caught up.
+func TestCatchUpTooFarBehind(t *testing.T) {
+	src := newMemSource(t, 100, 3)
+	dir := t.TempDir()
+	sopts, ropts := smallOpts(dir)
+	if o := transferOnce(t, src, sopts, ropts, nil, nil); o.recvErr != nil {
+		t.Fatal(o.recvErr)
+	}
+	src.base += 1000 // the log was compacted far past the copy
+	op := &replicaOpener{dir: dir}
+	defer func() { op.store().Close() }()
+	ropts.Open = op.open
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	if !errors.Is(o.recvErr, ErrTooFarBehind) || !errors.Is(o.sendErr, ErrTooFarBehind) {
+		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)
+	}
+}
