@@ -170,7 +170,11 @@ func (s *Store) install(st *staging, idx uint64) *logged {
 // apply evaluates operation i on the staging view.
 func (s *Store) apply(st *staging, i int, op Op) error {
 	t, pos := st.view(s, op.Key)
-	cur, ok := t.Get(item{key: op.Key})
+	cur, ok := t.Get(probe(op.Key))
+	var curVal []byte
+	if ok {
+		curVal = cur.val
+	}
 	switch op.Kind {
 	case OpPut:
 		st.write(s, pos, op.Key, append([]byte(nil), op.Value...), format.TxnPut)
@@ -179,7 +183,7 @@ func (s *Store) apply(st *staging, i int, op Op) error {
 			st.write(s, pos, op.Key, nil, format.TxnDelete)
 		}
 	case OpAdd:
-		n, err := parseInt(cur.val, ok)
+		n, err := parseInt(curVal, ok)
 		if err != nil {
 			return &CheckError{Op: i, Key: op.Key, Reason: "add: " + err.Error()}
 		}
@@ -189,7 +193,7 @@ func (s *Store) apply(st *staging, i int, op Op) error {
 		}
 		st.write(s, pos, op.Key, strconv.AppendInt(nil, sum, 10), format.TxnPut)
 	case OpCheck:
-		return check(i, op, cur.val, ok)
+		return check(i, op, curVal, ok)
 	}
 	return nil
 }
@@ -242,9 +246,9 @@ func (st *staging) write(s *Store, pos int, key string, val []byte, kind uint8) 
 		st.trees[pos] = s.staged[st.shards[pos]].Copy()
 	}
 	if kind == format.TxnDelete {
-		st.trees[pos].Delete(item{key: key})
+		st.trees[pos].Delete(probe(key))
 	} else {
-		st.trees[pos].Set(item{key: key, val: val})
+		st.trees[pos].Set(&pair{key: key, val: val})
 	}
 	e := format.TxnEffect{Kind: kind, Key: key, Value: val}
 	for i := range st.effects {

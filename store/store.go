@@ -277,10 +277,10 @@ func (l *loader) Apply(kind uint8, key, value []byte) {
 	}
 	t := l.trees[shardOf(k, len(l.trees))]
 	if kind == format.TxnDelete {
-		t.Delete(item{key: k})
+		t.Delete(probe(k))
 		return
 	}
-	t.Set(item{key: k, val: append([]byte(nil), value...)})
+	t.Set(&pair{key: k, val: append([]byte(nil), value...)})
 }
 
 // Snapshot returns the published state. It never blocks.
