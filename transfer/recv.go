@@ -654,11 +654,9 @@ func (rv *receiver) done() error {
 		rv.w.frame(format.FrameXferDone, func(b []byte) []byte {
 			return format.AppendXferDone(b, format.XferDone{Applied: rv.res.Applied})
 		})
-		if err := rv.w.flush(); err != nil && !rv.opts.Follow {
-			return nil // installed: the sender not hearing so changes nothing here
-		} else if err != nil {
+		if err := rv.w.flush(); err != nil && rv.opts.Follow {
 			return err
-		}
+		} // without Follow the directory is complete whether or not the sender hears so
 	}
 	if !rv.opts.Follow {
 		rv.progress(PhaseDone, true)
