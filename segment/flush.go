@@ -18,6 +18,7 @@ func (l *Log) flushLoop() {
 	defer close(l.stopped)
 	for range l.wake {
 		for {
+			l.gather()
 			b, data, closing := l.take()
 			if b == nil {
 				if closing {
@@ -26,6 +27,45 @@ func (l *Log) flushLoop() {
 				break
 			}
 			l.flush(b, data)
+		}
+	}
+}
+
+// gather waits, before the flusher takes the next batch, for the records
+// the waiters it just released are about to append — the adaptive form of
+// PostgreSQL's commit_delay/commit_siblings. After a flush released a
+// cohort of n waiters, callers that commit in a loop come straight back;
+// if the flusher took the buffer at once it would catch only the quickest
+// few, and everyone else would wait a whole extra fsync. So it waits until
+// the buffer holds n records, but never longer than half the recent fsync
+// time, which bounds what a caller that does not come back can cost. A lone
+// appender (n = 1) never waits: its own record satisfies it.
+func (l *Log) gather() {
+	if l.expect <= 1 {
+		return
+	}
+	limit := l.syncEWMA / 2
+	if limit <= 0 {
+		return
+	}
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		l.gathering = l.cur.n < l.expect && l.failed == nil && !l.closed && !l.cur.rotate &&
+			len(l.buf) < l.maxBatch/2
+		gathering := l.gathering
+		l.mu.Unlock()
+		if !gathering {
+			return
+		}
+		select {
+		case <-l.grew:
+		case <-timer.C:
+			l.mu.Lock()
+			l.gathering = false
+			l.mu.Unlock()
+			return
 		}
 	}
 }
@@ -56,6 +96,7 @@ func (l *Log) flush(b *batch, data []byte) {
 		l.fail(err, b)
 		return
 	}
+	l.expect = b.n
 	if b.n > 0 {
 		l.durable.Store(b.last)
 		if l.onDurable != nil {
@@ -89,6 +130,7 @@ func (l *Log) write(b *batch, data []byte) error {
 	if err := a.f.Sync(); err != nil {
 		return fmt.Errorf("%w: fsync %s: %w", ErrFailed, a.path, err)
 	}
+	l.syncEWMA += (time.Since(t1) - l.syncEWMA) / 8
 	if l.onSync != nil {
 		l.onSync(SyncStats{Records: int(b.n), Bytes: len(data), Write: t1.Sub(t0), Sync: time.Since(t1)})
 	}

@@ -88,10 +88,17 @@ type Log struct {
 	closed  bool
 	failed  error // non-nil (wrapping ErrFailed) once a write, fsync or rotation failed
 
-	wake    chan struct{} // capacity 1: there is work for the flusher
-	stopped chan struct{} // closed when the flusher returns
-	durable atomic.Uint64
-	last    atomic.Uint64
+	wake chan struct{} // capacity 1: there is work for the flusher
+	// Adaptive group commit (see gather). grew (capacity 1) is poked by
+	// enqueue while gathering is set; expect is the size of the cohort the
+	// last flush released; syncEWMA is a running average of fsync time.
+	grew      chan struct{}
+	gathering bool // guarded by mu
+	expect    int64
+	syncEWMA  time.Duration
+	stopped   chan struct{} // closed when the flusher returns
+	durable   atomic.Uint64
+	last      atomic.Uint64
 
 	// Owned by the flusher goroutine.
 	spare  []byte // the other buffer: double buffering
@@ -207,7 +214,14 @@ func (l *Log) enqueue(t format.FrameType, data []byte) (*batch, uint64, error) {
 	b := l.cur
 	b.last, b.n = idx, b.n+1
 	l.last.Store(idx)
+	gathering := l.gathering
 	l.mu.Unlock()
+	if gathering {
+		select {
+		case l.grew <- struct{}{}:
+		default:
+		}
+	}
 	if first {
 		l.signal() // later records of this batch find the flusher already woken
 	}

@@ -62,7 +62,7 @@ func newLog(opts Options) *Log {
 	l := &Log{
 		fs: opts.FS, dir: opts.Dir, segSize: opts.SegmentSize, storeID: opts.StoreID,
 		onDurable: opts.OnDurable, onSync: opts.OnSync, cur: newBatch(),
-		wake: make(chan struct{}, 1), stopped: make(chan struct{}),
+		wake: make(chan struct{}, 1), grew: make(chan struct{}, 1), stopped: make(chan struct{}),
 	}
 	l.maxBatch = int(min(maxBatchBytes, max(opts.SegmentSize-headerSize, 1)))
 	l.space = sync.NewCond(&l.mu)
