@@ -82,8 +82,14 @@ func (l *latencies) report(b *testing.B, ops int, elapsed time.Duration, unit st
 		return
 	}
 	b.ReportMetric(float64(ops)/elapsed.Seconds(), unit+"/s")
-	b.ReportMetric(float64(l.d[len(l.d)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(l.d[len(l.d)*99/100].Microseconds()), "p99-µs")
+	p50, p99 := l.d[len(l.d)/2], l.d[len(l.d)*99/100]
+	if unit == "reads" { // sub-microsecond: report nanoseconds
+		b.ReportMetric(float64(p50.Nanoseconds()), "p50-ns")
+		b.ReportMetric(float64(p99.Nanoseconds()), "p99-ns")
+	} else {
+		b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
+		b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 
