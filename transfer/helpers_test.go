@@ -220,7 +220,7 @@ func (s *memSnap) ReadAt(p []byte, off int64) (int, error) {
 	return bytes.NewReader(s.b).ReadAt(p, off)
 }
 func (s *memSnap) Retain(index uint64, needFile bool) { s.m.retains.Add(1) }
-func (s *memSnap) Release()                           { s.m.released.Add(1) }
+func (s *memSnap) Release(done bool)                  { s.m.released.Add(1) }
 
 type memTail struct {
 	m    *memSource

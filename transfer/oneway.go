@@ -34,7 +34,7 @@ func (s *sender) runOneWay(ctx context.Context) error {
 	if err := s.open(ctx, format.XferRequest{}); err != nil {
 		return err
 	}
-	defer s.snap.Release()
+	defer s.snap.Release(true)
 	s.sess.Nonce = newNonce()
 	s.sess.Proof = s.opts.Secret.sessionProof(s.sess)
 	if err := s.writeSession(); err != nil {

@@ -157,14 +157,21 @@ func (s *sender) run(ctx context.Context) error {
 	if err := s.open(ctx, req); err != nil {
 		return s.abort(err)
 	}
-	defer s.snap.Release()
-	if err := s.writeSession(); err != nil {
-		return s.abort(err)
+	err = s.writeSession()
+	if err == nil {
+		s.readerDone = make(chan struct{})
+		go s.readLoop()
+		err = s.stream(ctx)
+		s.stopReader()
 	}
-	s.readerDone = make(chan struct{})
-	go s.readLoop()
-	defer s.stopReader()
-	return s.abort(s.stream(ctx))
+	s.snap.Release(!resumable(ctx, err))
+	return s.abort(err)
+}
+
+// resumable reports whether a session that ended with err may be resumed
+// by the same receiver: the connection broke, or this side was stopped.
+func resumable(ctx context.Context, err error) bool {
+	return errors.Is(err, ErrPeerGone) || ctx.Err() != nil
 }
 
 // stream runs the writer until the session ends.

@@ -58,8 +58,11 @@ type Snapshot interface {
 	// may let go of what is older. The sender calls it every
 	// SendOptions.RetainEvery.
 	Retain(index uint64, needFile bool)
-	// Release drops the pin.
-	Release()
+	// Release ends the session's hold. With done the receiver needs
+	// nothing more (it cut over, or was refused for good); otherwise the
+	// connection broke and the receiver may come back to resume, so the
+	// source should keep the snapshot and its log until the pin expires.
+	Release(done bool)
 }
 
 // Tail reads log entries in index order.

@@ -1,0 +1,343 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kvtool/kvtool/checkpoint"
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// StoreSourceOptions configure NewStoreSource.
+type StoreSourceOptions struct {
+	FS vfs.FS // the file system the store is on; default vfs.Default
+	// LeaseTTL is how long a peer's lease outlives its last renewal: how
+	// long a receiver whose connection broke has to come back and resume.
+	// Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// TailPoll is the least time between two reads of the WAL's newest
+	// segment once the tail has caught up (each read rescans the segment
+	// from its start); default 10ms.
+	TailPoll time.Duration
+}
+
+// DefaultLeaseTTL is StoreSourceOptions.LeaseTTL's default.
+const DefaultLeaseTTL = 2 * time.Minute
+
+// StoreSource is a Source over a live store. A new snapshot is a
+// checkpoint the store writes while it keeps serving (Store.Checkpoint, or
+// the manifest's base if it is current); each peer holds a store lease on
+// the checkpoint file and the WAL after it, visible in Store.Leases, that
+// compaction respects. The tail is the store's WAL, read as entries
+// become durable. Safe for concurrent sessions.
+type StoreSource struct {
+	st   *store.Store
+	opts StoreSourceOptions
+
+	mu     sync.Mutex
+	parked map[format.XferSnapshotID]*store.Lease // kept for receivers that may resume
+}
+
+// NewStoreSource returns a Source over st, which must be open for writing
+// (or as a replica).
+func NewStoreSource(st *store.Store, opts StoreSourceOptions) *StoreSource {
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	if opts.TailPoll <= 0 {
+		opts.TailPoll = 10 * time.Millisecond
+	}
+	return &StoreSource{st: st, opts: opts, parked: map[format.XferSnapshotID]*store.Lease{}}
+}
+
+// Identity describes the store.
+func (s *StoreSource) Identity() Identity {
+	m := s.st.CurrentManifest()
+	return Identity{StoreID: m.StoreID, Epoch: m.Epoch, Term: s.st.Log().Term(), SegmentSize: m.SegmentSize}
+}
+
+// LastIndex is the store's applied index: every entry up to it is durable.
+func (s *StoreSource) LastIndex() uint64 { return s.st.Snapshot().Index() }
+
+// errPinRace says compaction removed what was about to be pinned; pinning
+// a fresh checkpoint again is the remedy.
+var errPinRace = errors.New("kvtool/transfer: the checkpoint or its log went away while being pinned")
+
+// Pin pins the snapshot req.Want if the store still has its checkpoint and
+// its log from req.TailFrom, else a checkpoint of the current state.
+func (s *StoreSource) Pin(ctx context.Context, req PinRequest) (Snapshot, error) {
+	s.prune()
+	if !req.Want.IsZero() {
+		if snap, err := s.reuse(req); err == nil {
+			return snap, nil
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		info, err := s.checkpoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		snap, err := s.pinFile(req.Peer, info, info.Meta.Index+1)
+		if err == nil || !errors.Is(err, errPinRace) || attempt == 2 {
+			return snap, err
+		}
+	}
+}
+
+// checkpoint writes a checkpoint of the current state, or describes the
+// manifest's base if it already is one.
+func (s *StoreSource) checkpoint(ctx context.Context) (checkpoint.Info, error) {
+	info, err := s.st.Checkpoint(ctx)
+	if errors.Is(err, store.ErrNothingToDo) {
+		if m := s.st.CurrentManifest(); m.Base != nil && len(m.Deltas) == 0 {
+			return checkpoint.ReadInfo(s.opts.FS, s.snapPath(m.Base.Name))
+		}
+	}
+	if err != nil {
+		return info, fmt.Errorf("kvtool/transfer: checkpoint the store: %w", err)
+	}
+	return info, nil
+}
+
+func (s *StoreSource) snapPath(name string) string {
+	return filepath.Join(s.st.Dir(), format.SnapDir, name)
+}
+
+// reuse pins the checkpoint a receiver holds part of, if it is still there
+// with its log from req.TailFrom.
+func (s *StoreSource) reuse(req PinRequest) (Snapshot, error) {
+	info, err := checkpoint.ReadInfo(s.opts.FS, s.snapPath(format.CheckpointName(req.Want.Index)))
+	if err != nil {
+		return nil, err
+	}
+	if info.Meta.StoreID != s.st.StoreID() || info.Meta.Term != req.Want.Term || info.Checksum != req.Want.Checksum {
+		return nil, errPinRace
+	}
+	snap, err := s.pinFile(req.Peer, info, req.TailFrom)
+	if err == nil {
+		s.unpark(req.Want)
+	}
+	return snap, err
+}
+
+// pinFile leases the checkpoint info and the log from tailFrom for peer,
+// then checks that both are still there (compaction may have run since the
+// checkpoint was written or chosen).
+func (s *StoreSource) pinFile(peer string, info checkpoint.Info, tailFrom uint64) (Snapshot, error) {
+	rel := store.SnapPath(info.Name)
+	lease := s.st.AcquireLease(peer, tailFrom-1, []string{rel}, s.opts.LeaseTTL)
+	f, err := s.opts.FS.Open(s.snapPath(info.Name))
+	if err != nil {
+		lease.Release()
+		if vfs.IsNotExist(err) {
+			return nil, errPinRace
+		}
+		return nil, fmt.Errorf("kvtool/transfer: %w", err)
+	}
+	if err := s.checkLog(tailFrom); err != nil {
+		f.Close()
+		lease.Release()
+		return nil, err
+	}
+	id := format.XferSnapshotID{Index: info.Meta.Index, Term: info.Meta.Term, Checksum: info.Checksum}
+	return &storeSnap{src: s, peer: peer, id: id, size: info.Size, f: f, rel: rel, lease: lease,
+		index: tailFrom - 1, needFile: true}, nil
+}
+
+// checkLog checks that the WAL still holds every entry from tailFrom on.
+func (s *StoreSource) checkLog(tailFrom uint64) error {
+	if first := s.st.Log().FirstIndex(); first > tailFrom {
+		return fmt.Errorf("%w: the WAL starts at %d, entry %d is needed", errPinRace, first, tailFrom)
+	}
+	return nil
+}
+
+// PinLog pins the log after index after for a receiver whose store ends
+// there.
+func (s *StoreSource) PinLog(ctx context.Context, peer string, after uint64) (Snapshot, error) {
+	s.prune()
+	if last := s.st.LastIndex(); after > last {
+		return nil, fmt.Errorf("%w: %s's log runs to %d, past this store's %d: the two histories differ",
+			ErrStoreMismatch, peer, after, last)
+	}
+	lease := s.st.AcquireLease(peer, after, nil, s.opts.LeaseTTL)
+	if err := s.checkLog(after + 1); err != nil {
+		lease.Release()
+		return nil, fmt.Errorf("%w: %v", ErrTooFarBehind, err)
+	}
+	return &storeSnap{src: s, peer: peer, id: format.XferSnapshotID{Index: after}, lease: lease, index: after}, nil
+}
+
+// park keeps a lease for a receiver that may come back, until it expires.
+func (s *StoreSource) park(id format.XferSnapshotID, l *store.Lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.parked[id]; old != nil {
+		old.Release()
+	}
+	s.parked[id] = l
+}
+
+func (s *StoreSource) unpark(id format.XferSnapshotID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.parked[id]; l != nil {
+		l.Release()
+		delete(s.parked, id)
+	}
+}
+
+// prune releases parked leases that expired, so they leave Store.Leases.
+func (s *StoreSource) prune() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, l := range s.parked {
+		if !l.Active() {
+			l.Release()
+			delete(s.parked, id)
+		}
+	}
+}
+
+// Tail reads the store's WAL from index from on.
+func (s *StoreSource) Tail(ctx context.Context, from uint64) (Tail, error) {
+	return &storeTail{st: s.st, next: from, poll: s.opts.TailPoll}, nil
+}
+
+// storeSnap is a pinned checkpoint (or, for PinLog, just the log).
+type storeSnap struct {
+	src  *StoreSource
+	peer string
+	id   format.XferSnapshotID
+	size int64
+	f    vfs.File // nil for PinLog
+	rel  string
+
+	mu       sync.Mutex
+	lease    *store.Lease
+	index    uint64
+	needFile bool
+}
+
+func (p *storeSnap) ID() format.XferSnapshotID { return p.id }
+func (p *storeSnap) Size() int64               { return p.size }
+
+func (p *storeSnap) ReadAt(b []byte, off int64) (int, error) {
+	if p.f == nil {
+		return 0, io.EOF
+	}
+	return p.f.ReadAt(b, off)
+}
+
+// Retain renews the lease, moving it up to index (and off the checkpoint
+// file once the receiver no longer needs it) by taking a new lease before
+// releasing the old one, so nothing is unpinned in between.
+func (p *storeSnap) Retain(index uint64, needFile bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	needFile = needFile && p.needFile
+	if index <= p.index && needFile == p.needFile {
+		p.lease.Renew(p.src.opts.LeaseTTL)
+		return
+	}
+	var files []string
+	if needFile {
+		files = []string{p.rel}
+	}
+	old := p.lease
+	p.lease = p.src.st.AcquireLease(p.peer, max(index, p.index), files, p.src.opts.LeaseTTL)
+	p.index, p.needFile = max(index, p.index), needFile
+	old.Release()
+}
+
+// Release drops the lease, or parks it for a receiver that may resume.
+func (p *storeSnap) Release(done bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.f != nil {
+		p.f.Close()
+	}
+	if done || p.size == 0 {
+		p.lease.Release()
+		return
+	}
+	p.lease.Renew(p.src.opts.LeaseTTL)
+	p.src.park(p.id, p.lease)
+}
+
+// storeTail reads a live store's WAL. A segment.Reader stops at the
+// durable index of its creation, so at the end of one the tail waits for
+// the store to publish the next entry and opens a new reader; as a new
+// reader rescans its segment from the start, it opens them at most every
+// poll.
+type storeTail struct {
+	st     *store.Store
+	next   uint64
+	poll   time.Duration
+	r      *segment.Reader
+	opened time.Time
+}
+
+func (t *storeTail) Next(ctx context.Context) (segment.Entry, error) {
+	for {
+		if t.r == nil {
+			if err := t.open(ctx); err != nil {
+				return segment.Entry{}, err
+			}
+		}
+		e, err := t.r.Next()
+		if err == io.EOF {
+			t.r.Close()
+			t.r = nil
+			continue
+		} else if err != nil {
+			return e, err
+		}
+		if e.Index != t.next {
+			return e, fmt.Errorf("%w: the WAL holds entry %d where %d was expected (compacted away?)", ErrTooFarBehind, e.Index, t.next)
+		}
+		t.next++
+		return e, nil
+	}
+}
+
+// open waits until entry next is published (so durable), at least poll
+// after the previous reader was opened, and opens a reader from it.
+func (t *storeTail) open(ctx context.Context) error {
+	if err := t.st.WaitApplied(ctx, t.next); err != nil {
+		return err
+	}
+	if wait := t.poll - time.Since(t.opened); wait > 0 {
+		tm := time.NewTimer(wait)
+		defer tm.Stop()
+		select {
+		case <-tm.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r, err := t.st.Log().NewReader(t.next)
+	if err != nil {
+		return fmt.Errorf("kvtool/transfer: read the WAL from %d: %w", t.next, err)
+	}
+	t.r, t.opened = r, time.Now()
+	return nil
+}
+
+func (t *storeTail) Close() error {
+	if t.r != nil {
+		return t.r.Close()
+	}
+	return nil
+}
