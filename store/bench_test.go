@@ -222,12 +222,12 @@ func BenchmarkCoW(b *testing.B) {
 		b.Run(fmt.Sprintf("tidwall/keys=%d", n), func(b *testing.B) {
 			t := newTree()
 			for _, k := range keys {
-				t.Set(&pair{key: k, val: val})
+				t.Set(newItem(k, val))
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				c := t.Copy()
-				c.Set(&pair{key: keys[i%n], val: val})
+				c.Set(newItem(keys[i%n], val))
 				t = c
 			}
 		})

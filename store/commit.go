@@ -170,10 +170,12 @@ func (s *Store) install(st *staging, idx uint64) *logged {
 // apply evaluates operation i on the staging view.
 func (s *Store) apply(st *staging, i int, op Op) error {
 	t, pos := st.view(s, op.Key)
-	cur, ok := t.Get(probe(op.Key))
+	pr := probe(op.Key)
+	cur, ok := t.Get(pr)
+	unprobe(pr)
 	var curVal []byte
 	if ok {
-		curVal = cur.val
+		curVal = cur.p.val
 	}
 	switch op.Kind {
 	case OpPut:
@@ -246,9 +248,11 @@ func (st *staging) write(s *Store, pos int, key string, val []byte, kind uint8) 
 		st.trees[pos] = s.staged[st.shards[pos]].Copy()
 	}
 	if kind == format.TxnDelete {
-		st.trees[pos].Delete(probe(key))
+		pr := probe(key)
+		st.trees[pos].Delete(pr)
+		unprobe(pr)
 	} else {
-		st.trees[pos].Set(&pair{key: key, val: val})
+		st.trees[pos].Set(newItem(key, val))
 	}
 	e := format.TxnEffect{Kind: kind, Key: key, Value: val}
 	for i := range st.effects {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"path/filepath"
 	"slices"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/kvtool/kvtool/delta"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
+	"github.com/kvtool/kvtool/segment"
 )
 
 // ErrNothingToDo is returned (wrapped) by maintenance that found nothing to
@@ -87,22 +90,22 @@ func (s *Store) Checkpoint(ctx context.Context) (info checkpoint.Info, err error
 }
 
 func (s *Store) checkpointLocked() (checkpoint.Info, error) {
-	snap, keys := s.TakeDirty()
+	snap, keys, walKeys := s.takeDirty() // a checkpoint covers every key: no need to read walKeys
 	m := s.CurrentManifest()
 	if m.Base != nil && m.Base.Index == snap.Index() && len(m.Deltas) == 0 {
-		s.restoreDirty(keys)
+		s.restoreDirty(keys, walKeys)
 		return checkpoint.Info{}, fmt.Errorf("%w: the state at index %d is already checkpointed as %s", ErrNothingToDo, snap.Index(), m.Base.Name)
 	}
 	meta := checkpoint.Meta{StoreID: m.StoreID, Index: snap.Index(), Term: s.term(), Shards: m.Shards}
 	info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, checkpoint.Options{})
 	if err != nil {
-		s.restoreDirty(keys)
+		s.restoreDirty(keys, walKeys)
 		return info, err
 	}
 	ref := info.Ref()
 	m.Base, m.Deltas, m.WALFirstIndex = &ref, nil, snap.Index()+1
 	if err := s.publishManifest(&m); err != nil {
-		s.restoreDirty(keys)
+		s.restoreDirty(keys, walKeys)
 		return info, err
 	}
 	return info, nil
@@ -120,25 +123,58 @@ func (s *Store) Delta(ctx context.Context) (info delta.Info, err error) {
 }
 
 func (s *Store) deltaLocked() (delta.Info, error) {
-	snap, keys := s.TakeDirty()
+	snap, keys, walKeys := s.takeDirty()
 	m := s.CurrentManifest()
 	from := m.SnapshotIndex()
 	if snap.Index() == from {
-		s.restoreDirty(keys)
+		s.restoreDirty(keys, walKeys)
 		return delta.Info{}, fmt.Errorf("%w: no change since index %d", ErrNothingToDo, from)
 	}
+	all := maps.Clone(keys)
+	if err := s.addWALKeys(all, walKeys); err != nil {
+		s.restoreDirty(keys, walKeys)
+		return delta.Info{}, err
+	}
 	meta := delta.Meta{StoreID: m.StoreID, From: from, To: snap.Index(), Term: s.term(), Parent: chainTip(&m)}
-	info, err := delta.Write(s.fs, s.snapDir(), meta, setKeys(keys), snap, delta.Options{})
+	info, err := delta.Write(s.fs, s.snapDir(), meta, setKeys(all), snap, delta.Options{})
 	if err != nil {
-		s.restoreDirty(keys)
+		s.restoreDirty(keys, walKeys)
 		return info, err
 	}
 	m.Deltas = append(m.Deltas, info.Ref())
 	if err := s.publishManifest(&m); err != nil {
-		s.restoreDirty(keys)
+		s.restoreDirty(keys, walKeys)
 		return info, err
 	}
 	return info, nil
+}
+
+// addWALKeys adds to keys every key changed by the WAL entries in r (the
+// range recovery did not track key by key).
+func (s *Store) addWALKeys(keys map[string]struct{}, r indexRange) error {
+	if r.from == 0 {
+		return nil
+	}
+	rd, err := segment.NewReader(s.fs, filepath.Join(s.dir, format.WALDir), r.from)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	for {
+		e, err := rd.Next()
+		if err == io.EOF || (err == nil && e.Index > r.to) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("read the keys changed since the last snapshot: %w", err)
+		}
+		if e.Type != format.FrameWALTxn {
+			continue
+		}
+		err = format.DecodeTxnRecord(e.Data, func(_ uint8, key, _ []byte) { keys[string(key)] = struct{}{} })
+		if err != nil {
+			return fmt.Errorf("WAL entry %d: %w: %v", e.Index, format.ErrCorruption, err)
+		}
+	}
 }
 
 // chainTip names the file the next delta builds on: the newest delta, else
@@ -274,12 +310,15 @@ func isSnapFile(name string) bool {
 	return ckpt || dlt || format.IsTempName(name)
 }
 
-// restoreDirty puts keys taken by TakeDirty back after a failed snapshot, so
-// the next delta still covers them.
-func (s *Store) restoreDirty(keys map[string]struct{}) {
+// restoreDirty puts what takeDirty took back after a failed snapshot, so
+// the next delta still covers it.
+func (s *Store) restoreDirty(keys map[string]struct{}, r indexRange) {
 	s.pubMu.Lock()
 	for k := range keys {
 		s.dirty[k] = struct{}{}
+	}
+	if r.from != 0 {
+		s.walDirty = r // nothing newer can be there: only recovery sets it
 	}
 	s.pubMu.Unlock()
 }

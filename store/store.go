@@ -76,7 +76,10 @@ type Store struct {
 	queue   map[uint64]*logged // logged entries waiting to be published
 	durable uint64             // highest index the WAL reported durable
 	dirty   map[string]struct{}
-	failed  error
+	// walDirty is a range of WAL indexes whose changed keys are not in
+	// dirty: recovery leaves them for the next delta to read from the WAL.
+	walDirty indexRange
+	failed   error
 	// failedFlag mirrors failed != nil for the commit path's check without
 	// taking pubMu.
 	failedFlag atomic.Bool
@@ -232,7 +235,6 @@ func (s *Store) recover(walDir string) error {
 	if err != nil {
 		return fmt.Errorf("recover %s: %w", s.dir, err)
 	}
-	l.dirty = s.dirty
 	res, err := replay.WAL(s.fs, walDir, chain.Index+1, 0, l, replay.WALOptions{StopAtTornTail: s.readOnly})
 	if err != nil {
 		return fmt.Errorf("recover %s: %w", s.dir, err)
@@ -242,45 +244,23 @@ func (s *Store) recover(walDir string) error {
 		return fmt.Errorf("recover %s: the snapshot files and WAL end at index %d but the WAL's last index is %d (run `kvtool verify`)",
 			s.dir, res.AppliedIndex, s.log.LastIndex())
 	}
+	// The keys the WAL tail changed belong in the next delta; rather than
+	// collect them one by one here, the delta reads them from the WAL.
+	if res.AppliedIndex > chain.Index {
+		s.walDirty = indexRange{from: chain.Index + 1, to: res.AppliedIndex}
+	}
+	trees := l.build()
 	n := s.man.Shards
 	s.gates = make([]chan struct{}, n)
 	s.lastIdx = make([]uint64, n)
-	s.staged = l.trees
+	s.staged = trees
 	for i := range s.gates {
 		s.gates[i] = make(chan struct{}, 1)
 		s.lastIdx[i] = res.AppliedIndex
 	}
 	s.durable = res.AppliedIndex
-	s.root.Store(&Snapshot{index: res.AppliedIndex, shards: append([]*tree(nil), l.trees...)})
+	s.root.Store(&Snapshot{index: res.AppliedIndex, shards: append([]*tree(nil), trees...)})
 	return nil
-}
-
-// loader is the replay target used at open: plain mutable trees, no
-// copy-on-write, published once at the end.
-type loader struct {
-	trees []*tree
-	dirty map[string]struct{} // if set, keys applied are added
-}
-
-func newLoader(n int) *loader {
-	l := &loader{trees: make([]*tree, n)}
-	for i := range l.trees {
-		l.trees[i] = newTree()
-	}
-	return l
-}
-
-func (l *loader) Apply(kind uint8, key, value []byte) {
-	k := string(key)
-	if l.dirty != nil {
-		l.dirty[k] = struct{}{}
-	}
-	t := l.trees[shardOf(k, len(l.trees))]
-	if kind == format.TxnDelete {
-		t.Delete(probe(k))
-		return
-	}
-	t.Set(&pair{key: k, val: append([]byte(nil), value...)})
 }
 
 // Snapshot returns the published state. It never blocks.
@@ -320,12 +300,24 @@ func (s *Store) Err() error {
 // changed since the previous call (or since open), and starts a new set. The
 // two are taken atomically: the set holds exactly the keys changed by the
 // entries published up to the snapshot's index.
-func (s *Store) TakeDirty() (*Snapshot, map[string]struct{}) {
+func (s *Store) TakeDirty() (*Snapshot, map[string]struct{}, error) {
+	snap, d, r := s.takeDirty()
+	if err := s.addWALKeys(d, r); err != nil {
+		s.restoreDirty(d, r)
+		return nil, nil, err
+	}
+	return snap, d, nil
+}
+
+// indexRange is a range of log indexes [from, to]; the zero value is empty.
+type indexRange struct{ from, to uint64 }
+
+func (s *Store) takeDirty() (*Snapshot, map[string]struct{}, indexRange) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
-	d := s.dirty
-	s.dirty = make(map[string]struct{}, len(d))
-	return s.root.Load(), d
+	d, r := s.dirty, s.walDirty
+	s.dirty, s.walDirty = make(map[string]struct{}, len(d)), indexRange{}
+	return s.root.Load(), d, r
 }
 
 // Rotate seals the active WAL segment and starts a new one.
