@@ -21,14 +21,24 @@ type Options struct {
 	// Progress, if set, is called every few thousand keys and at the end
 	// with the keys and the file bytes written so far.
 	Progress func(keys, bytes int64)
+	// Background makes the writer use one core and no more than
+	// BytesPerSec (see table.WriterOptions): for maintenance beside a
+	// serving store.
+	Background  bool
+	BytesPerSec int64
 }
 
-func (o Options) table(magic string, ext []byte) table.WriterOptions {
+// TableOptions returns the table writer options for a file of this kind.
+func (o Options) TableOptions(magic string, ext []byte) table.WriterOptions {
 	codec := format.CodecZstd
 	if o.Uncompressed {
 		codec = format.CodecNone
 	}
-	return table.WriterOptions{Magic: magic, Ext: ext, BlockSize: o.BlockSize, Codec: codec}
+	topts := table.WriterOptions{Magic: magic, Ext: ext, BlockSize: o.BlockSize, Codec: codec, BytesPerSec: o.BytesPerSec}
+	if o.Background {
+		topts.Parallelism = 1
+	}
+	return topts
 }
 
 // Source is a frozen state: Ascend yields every pair in ascending key
@@ -87,7 +97,7 @@ func NewWriter(fs vfs.FS, path string, meta Meta, opts Options) (*Writer, error)
 	if err := meta.check(); err != nil {
 		return nil, err
 	}
-	topts := opts.table(format.MagicCheckpoint, meta.appendExt(nil))
+	topts := opts.TableOptions(format.MagicCheckpoint, meta.appendExt(nil))
 	topts.Index, topts.Term = meta.Index, meta.Term
 	tw, err := table.NewWriter(fs, path, topts)
 	if err != nil {

@@ -55,14 +55,9 @@ func NewWriter(fs vfs.FS, path string, meta Meta, opts Options) (*Writer, error)
 	if err := meta.check(); err != nil {
 		return nil, err
 	}
-	codec := format.CodecZstd
-	if opts.Uncompressed {
-		codec = format.CodecNone
-	}
-	tw, err := table.NewWriter(fs, path, table.WriterOptions{
-		Magic: format.MagicDelta, Ext: meta.appendExt(nil), BlockSize: opts.BlockSize, Codec: codec,
-		Index: meta.To, FromIndex: meta.From, Term: meta.Term,
-	})
+	topts := opts.TableOptions(format.MagicDelta, meta.appendExt(nil))
+	topts.Index, topts.FromIndex, topts.Term = meta.To, meta.From, meta.Term
+	tw, err := table.NewWriter(fs, path, topts)
 	if err != nil {
 		return nil, fmt.Errorf("kvtool/delta: %w", err)
 	}

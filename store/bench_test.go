@@ -33,8 +33,13 @@ func benchDir(b *testing.B) string {
 
 const benchAccounts = 10000
 
-func openBench(b *testing.B) *Store {
-	s, err := Open(Options{Dir: benchDir(b), Create: true})
+func openBench(b *testing.B) *Store { return openBenchWith(b, Options{}) }
+
+// openBenchWith opens a store for a benchmark with opts (Dir and Create
+// are filled in) and creates the bench accounts.
+func openBenchWith(b *testing.B, opts Options) *Store {
+	opts.Dir, opts.Create = benchDir(b), true
+	s, err := Open(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (s *Store) checkpointLocked() (checkpoint.Info, error) {
 		return checkpoint.Info{}, fmt.Errorf("%w: the state at index %d is already checkpointed as %s", ErrNothingToDo, snap.Index(), m.Base.Name)
 	}
 	meta := checkpoint.Meta{StoreID: m.StoreID, Index: snap.Index(), Term: s.term(), Shards: m.Shards}
-	info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, checkpoint.Options{})
+	info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, s.maintOpts)
 	if err != nil {
 		s.restoreDirty(keys, walKeys)
 		return info, err
@@ -136,7 +136,7 @@ func (s *Store) deltaLocked() (delta.Info, error) {
 		return delta.Info{}, err
 	}
 	meta := delta.Meta{StoreID: m.StoreID, From: from, To: snap.Index(), Term: s.term(), Parent: chainTip(&m)}
-	info, err := delta.Write(s.fs, s.snapDir(), meta, setKeys(all), snap, delta.Options{})
+	info, err := delta.Write(s.fs, s.snapDir(), meta, setKeys(all), snap, s.maintOpts)
 	if err != nil {
 		s.restoreDirty(keys, walKeys)
 		return info, err
@@ -213,7 +213,7 @@ func (s *Store) mergeLocked() (checkpoint.Info, error) {
 	for i, d := range m.Deltas {
 		paths[i] = filepath.Join(s.snapDir(), d.Name)
 	}
-	info, err := delta.Merge(s.fs, s.snapDir(), base, paths, delta.MergeOptions{Shards: m.Shards})
+	info, err := delta.Merge(s.fs, s.snapDir(), base, paths, delta.MergeOptions{Options: s.maintOpts, Shards: m.Shards})
 	if err != nil {
 		return info, err
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/replay"
@@ -49,6 +50,11 @@ type Options struct {
 	// MaxLeaseBytes caps what one peer's lease may keep on disk
 	// (default DefaultMaxLeaseBytes).
 	MaxLeaseBytes int64
+	// MaintenanceRate, if set, makes checkpoints, deltas and merges run on
+	// one core and write at most this many bytes of entries per second, so
+	// they leave the CPU and the disk to readers and writers (a serving
+	// store). 0 writes as fast as the machine allows (offline commands).
+	MaintenanceRate int64
 }
 
 // Store is a durable, sharded key-value store. Readers call Snapshot and
@@ -90,11 +96,12 @@ type Store struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	manMu   sync.Mutex // guards man
-	maintMu sync.Mutex // serializes checkpoint, delta, merge, compact
-	replMu  sync.Mutex // serializes ApplyEntry
-	leases  leases     // retention leases of peers
-	replica bool       // opened as a read replica: Commit refuses
+	manMu     sync.Mutex         // guards man
+	maintMu   sync.Mutex         // serializes checkpoint, delta, merge, compact
+	maintOpts checkpoint.Options // how maintenance writes files (Options.MaintenanceRate)
+	replMu    sync.Mutex         // serializes ApplyEntry
+	leases    leases             // retention leases of peers
+	replica   bool               // opened as a read replica: Commit refuses
 
 	walObserver atomic.Pointer[func(segment.SyncStats)] // see ObserveWAL
 
@@ -116,6 +123,7 @@ type logged struct {
 func Open(opts Options) (*Store, error) {
 	s := &Store{fs: opts.FS, dir: opts.Dir, queue: map[uint64]*logged{}, dirty: map[string]struct{}{},
 		pubCh: make(chan struct{}), replica: opts.Replica}
+	s.maintOpts = checkpoint.Options{Background: opts.MaintenanceRate > 0, BytesPerSec: opts.MaintenanceRate}
 	s.leases.maxLen = opts.MaxLeaseBytes
 	if s.leases.maxLen <= 0 {
 		s.leases.maxLen = DefaultMaxLeaseBytes

@@ -2,6 +2,7 @@ package table
 
 import (
 	"runtime"
+	"time"
 
 	"github.com/kvtool/kvtool/format"
 )
@@ -24,10 +25,14 @@ type pendingBlock struct {
 }
 
 // parallelism returns how many blocks may compress at once: none for
-// uncompressed blocks (Finish is a copy) or a single core.
-func parallelism(codec format.BlockCodec) int {
-	if codec == format.CodecNone || runtime.GOMAXPROCS(0) < 2 {
+// uncompressed blocks (Finish is a copy), a single core, or a writer asked
+// to stay on one goroutine (limit 1).
+func parallelism(codec format.BlockCodec, limit int) int {
+	if codec == format.CodecNone || runtime.GOMAXPROCS(0) < 2 || limit == 1 {
 		return 0
+	}
+	if limit > 1 {
+		return limit
 	}
 	return runtime.GOMAXPROCS(0) + 1
 }
@@ -44,6 +49,7 @@ func (w *Writer) newBlock() *pendingBlock {
 // cutBlock ends the current block, starts compressing it and writes the
 // blocks that are finished beyond the allowed number in flight.
 func (w *Writer) cutBlock() error {
+	w.pace(w.cur.bw.Size())
 	p := w.cur
 	p.first = append(p.first[:0], p.bw.FirstKey()...)
 	p.last = append(p.last[:0], p.bw.LastKey()...)
@@ -101,4 +107,20 @@ func (w *Writer) wait() {
 		}
 	}
 	w.queue = nil
+}
+
+// pace sleeps as needed to keep the entry bytes written within
+// opts.BytesPerSec, counting n more.
+func (w *Writer) pace(n int) {
+	if w.opts.BytesPerSec <= 0 {
+		return
+	}
+	if w.paceStart.IsZero() {
+		w.paceStart = time.Now()
+	}
+	w.paced += int64(n)
+	due := time.Duration(float64(w.paced) / float64(w.opts.BytesPerSec) * float64(time.Second))
+	if ahead := due - time.Since(w.paceStart); ahead > 0 {
+		time.Sleep(ahead)
+	}
 }

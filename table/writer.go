@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/kvtool/kvtool/format"
@@ -41,6 +42,14 @@ type WriterOptions struct {
 	// index the table brings the state to, the exclusive lower bound of the
 	// range it covers (0 for a checkpoint), and the term.
 	Index, FromIndex, Term uint64
+	// Parallelism bounds the goroutines compressing blocks: 0 uses every
+	// core (fastest), 1 compresses on the writer's goroutine (at most one
+	// core: a background writer beside a busy store).
+	Parallelism int
+	// BytesPerSec paces the writer to this many bytes of entries per
+	// second (0: as fast as it can), so background maintenance leaves the
+	// disk and CPU to the foreground.
+	BytesPerSec int64
 }
 
 // Writer streams sorted entries into a table file. Nothing is visible
@@ -49,26 +58,29 @@ type WriterOptions struct {
 // up to GOMAXPROCS+1 cut blocks compress on other goroutines while the
 // next one fills (see pipeline.go); output stays in key order.
 type Writer struct {
-	path   string
-	opts   WriterOptions
-	af     *format.AtomicFile
-	buf    *bufio.Writer
-	sum    *xxhash.Digest  // whole-file checksum of the bytes written so far
-	off    int64           // bytes written so far
-	cur    *pendingBlock   // the block being filled
-	queue  []*pendingBlock // blocks cut and being compressed, oldest first
-	free   []*pendingBlock // finished blocks to reuse
-	par    int             // blocks that may be compressing at once (0: compress inline)
-	last   []byte          // last key of the block cut before cur
-	frame  []byte          // scratch for the index and footer frames
-	index  indexBuilder
-	hash   *entryHasher
-	nblock int
-	puts   uint64
-	tombs  uint64
-	err    error // sticky: the first write error, or ErrClosed/ErrCancelled
-	done   bool
-	info   Info
+	path  string
+	opts  WriterOptions
+	af    *format.AtomicFile
+	buf   *bufio.Writer
+	sum   *xxhash.Digest  // whole-file checksum of the bytes written so far
+	off   int64           // bytes written so far
+	cur   *pendingBlock   // the block being filled
+	queue []*pendingBlock // blocks cut and being compressed, oldest first
+	free  []*pendingBlock // finished blocks to reuse
+	par   int             // blocks that may be compressing at once (0: compress inline)
+
+	paceStart time.Time // pacing (opts.BytesPerSec): when the first block was cut
+	paced     int64     // entry bytes cut into blocks so far
+	last      []byte    // last key of the block cut before cur
+	frame     []byte    // scratch for the index and footer frames
+	index     indexBuilder
+	hash      *entryHasher
+	nblock    int
+	puts      uint64
+	tombs     uint64
+	err       error // sticky: the first write error, or ErrClosed/ErrCancelled
+	done      bool
+	info      Info
 }
 
 // NewWriter starts a table that Close will publish at path.
@@ -89,7 +101,7 @@ func NewWriter(fs vfs.FS, path string, opts WriterOptions) (*Writer, error) {
 		buf:  bufio.NewWriterSize(af, writeBufferSize),
 		sum:  xxhash.New(),
 		hash: newEntryHasher(),
-		par:  parallelism(opts.Codec),
+		par:  parallelism(opts.Codec, opts.Parallelism),
 	}
 	w.cur = w.newBlock()
 	w.write(format.AppendHeader(nil, opts.Magic, opts.Ext))

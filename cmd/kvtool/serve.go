@@ -54,6 +54,7 @@ Examples:
 			&cli.IntFlag{Name: "merge-after", Value: 8, Usage: "merge the deltas into a new base checkpoint once there are `N` of them (0: never)"},
 			newSizeFlag("merge-after-size", "merge the deltas once they add up to `SIZE` (0: no size rule)", 256<<20),
 			newSizeFlag("compact-wal-size", "checkpoint and drop old WAL segments once the WAL holds `SIZE` (0: never)", 1<<30),
+			newSizeFlag("maintenance-rate", "write checkpoints, deltas and merges at most `RATE` bytes/s, on one core, so readers and writers keep the machine (0: full speed)", 32<<20),
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "let requests in flight finish for up to `DURATION` on shutdown"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug (every request), info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
@@ -80,6 +81,7 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	logger          *slog.Logger
 	maintenance     store.MaintenancePolicy
+	maintenanceRate int64
 }
 
 func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
@@ -98,6 +100,7 @@ func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
 	if cCtx.IsSet("segment-size") {
 		o.segmentSize = sizeFlag(cCtx, "segment-size")
 	}
+	o.maintenanceRate = sizeFlag(cCtx, "maintenance-rate")
 	switch {
 	case o.shards < 1 || o.shards > 4096:
 		return o, usageErrorf(cCtx, "--shards must be between 1 and 4096")
@@ -134,7 +137,8 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // serve runs the store and its API until the command's context is
 // cancelled (SIGINT, SIGTERM), then closes the store.
 func serve(cCtx *cli.Context, e env, o serveOptions) error {
-	st, err := store.Open(store.Options{FS: e.fs, Dir: o.data, Create: true, Shards: o.shards, SegmentSize: o.segmentSize})
+	st, err := store.Open(store.Options{FS: e.fs, Dir: o.data, Create: true, Shards: o.shards, SegmentSize: o.segmentSize,
+		MaintenanceRate: o.maintenanceRate})
 	if err != nil {
 		return openError(err, o.data)
 	}
