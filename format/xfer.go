@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -507,9 +508,12 @@ func DecodeXferTail(p []byte, path string, off int64) (XferTail, error) {
 //	fileSum u64 | snapIndex u64 | totalSize u64 | chunkCount u64 |
 //	tailEnd u64 | reserved u64 | mac [32]
 //
-// FileSum is the xxh64 of the whole snapshot; the receiver cuts over once
-// it holds every chunk and the tail through TailEnd. In a one-way stream
-// MAC is the HMAC of every stream byte before it (zero otherwise).
+// FileSum is XferFileSum of the chunks' checksums: it binds every chunk to
+// its place without a second pass over the bytes (the checkpoint's own
+// footer checksum covers the bytes themselves). The receiver cuts over
+// once it holds every chunk and the tail through TailEnd. In a one-way
+// stream MAC is the HMAC of every stream byte before it but the frame
+// checksums (zero otherwise).
 type XferFinal struct {
 	FileSum    uint64
 	SnapIndex  uint64
@@ -545,6 +549,25 @@ func DecodeXferFinal(p []byte, path string, off int64) (XferFinal, error) {
 	}
 	return f, d.err
 }
+
+// XferFileSum accumulates a final frame's FileSum: xxh64 over the chunks'
+// xxh64 sums, each as a little-endian u64, in chunk order.
+type XferFileSum struct {
+	d   *xxhash.Digest
+	buf [8]byte
+}
+
+// NewXferFileSum starts an empty sum.
+func NewXferFileSum() *XferFileSum { return &XferFileSum{d: xxhash.New()} }
+
+// Add adds the next chunk's checksum.
+func (f *XferFileSum) Add(chunkSum uint64) {
+	binary.LittleEndian.PutUint64(f.buf[:], chunkSum)
+	f.d.Write(f.buf[:])
+}
+
+// Sum64 returns the sum of the chunks added so far.
+func (f *XferFileSum) Sum64() uint64 { return f.d.Sum64() }
 
 // XferCredit is the receiver's durable progress and the sender's
 // allowance (32 bytes):

@@ -2,16 +2,12 @@ package transfer
 
 import (
 	"fmt"
-	"io"
 	"path/filepath"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/table"
-	"github.com/kvtool/kvtool/vfs"
 )
 
 // checkFinal checks a final frame (at offset off of the stream from peer)
@@ -30,7 +26,8 @@ func (p *partial) checkFinal(f format.XferFinal, peer string, off int64) error {
 // durable before the next:
 //
 //  1. every chunk recorded, the tail through f.TailEnd durable;
-//  2. the part file: its size, its xxh64 against f.FileSum, checkpoint.Verify,
+//  2. the part file: its size, its chunks' checksums against f.FileSum,
+//     checkpoint.Verify (every block and the footer's whole-file checksum),
 //     and its header against the snapshot ID and store;
 //  3. the final recorded in PROGRESS (a restart resumes from here with
 //     nothing left to receive);
@@ -85,15 +82,16 @@ func (p *partial) ready(f format.XferFinal, peer string) error {
 
 // verifyPart checks step 2.
 func (p *partial) verifyPart(f format.XferFinal, peer string) error {
-	sum, size, err := fileSum(p.fs, p.partPath())
+	fi, err := p.fs.Stat(p.partPath())
 	if err != nil {
-		return err
+		return fmt.Errorf("kvtool/transfer: %w", err)
 	}
+	sum, all := p.fileSum()
 	switch {
-	case uint64(size) != p.sess.TotalSize:
-		return format.Corruptf(p.partPath(), size, "assembled snapshot is %d bytes, the session said %d", size, p.sess.TotalSize)
-	case sum != f.FileSum:
-		return format.Corruptf(p.partPath(), 0, "assembled snapshot has xxh64 %016x, %s sent %016x", sum, peer, f.FileSum)
+	case uint64(fi.Size()) != p.sess.TotalSize:
+		return format.Corruptf(p.partPath(), fi.Size(), "assembled snapshot is %d bytes, the session said %d", fi.Size(), p.sess.TotalSize)
+	case !all || sum != f.FileSum:
+		return format.Corruptf(p.partPath(), 0, "the chunks' checksums sum to %016x, %s sent %016x", sum, peer, f.FileSum)
 	}
 	rep, err := checkpoint.Verify(p.fs, p.partPath(), table.VerifyOptions{})
 	if err != nil {
@@ -117,21 +115,6 @@ func (p *partial) checkInfo(info checkpoint.Info) error {
 			m.StoreID, m.Index, m.Term, info.Checksum, id)
 	}
 	return nil
-}
-
-// fileSum is the xxh64 and size of a whole file.
-func fileSum(fs vfs.FS, path string) (uint64, int64, error) {
-	f, err := fs.Open(path)
-	if err != nil {
-		return 0, 0, fmt.Errorf("kvtool/transfer: %w", err)
-	}
-	defer f.Close()
-	d := xxhash.New()
-	n, err := io.CopyBuffer(d, f, make([]byte, 1<<20))
-	if err != nil {
-		return 0, 0, fmt.Errorf("kvtool/transfer: read %s: %w", path, err)
-	}
-	return d.Sum64(), n, nil
 }
 
 // moveIntoSnap does step 4's rename (unless an interrupted cutover did it)

@@ -57,7 +57,7 @@ func ReadStream(ctx context.Context, r io.Reader, opts ReceiveOptions) (ReceiveR
 	if opts.Secret.IsZero() {
 		return ReceiveResult{}, ErrNoSecret
 	}
-	rv := &receiver{opts: opts, peer: opts.Peer, r: newFrameReader(r, opts.Peer, true)}
+	rv := &receiver{opts: opts, peer: opts.Peer, conn: r, r: newFrameReader(r, opts.Peer, true)}
 	rv.r.mac = opts.Secret.newMAC(labelOneWayStream)
 	rv.opts.Follow = false
 	defer rv.release()

@@ -38,7 +38,7 @@ type partial struct {
 
 	firstMissing uint64              // every chunk below is verified and durable
 	above        map[uint64]struct{} // verified chunks past firstMissing (after a resend)
-	sums         map[uint64]uint64   // while loading: the recorded checksum of each chunk
+	sums         map[uint64]uint64   // the checksum of each verified chunk
 	pending      []format.XferChunk  // written to part, not yet synced and recorded
 	pendingBytes int64
 
@@ -98,6 +98,7 @@ func loadPartial(fs vfs.FS, dir, name string) (*partial, error) {
 	if err != nil || len(records) == 0 || records[0].sess == nil {
 		return nil, removeTree(fs, p.sdir)
 	}
+	p.sums = map[uint64]uint64{}
 	p.sess, p.progEnd = *records[0].sess, end
 	p.applyRecords(records[1:])
 	if err := p.open(); err != nil {
@@ -165,7 +166,6 @@ func decodeRecord(t format.FrameType, payload []byte, path string, off int64) (p
 
 // applyRecords marks the recorded chunks verified, and notes the final.
 func (p *partial) applyRecords(records []progressRecord) {
-	p.sums = map[uint64]uint64{}
 	for _, r := range records {
 		switch {
 		case r.chunk != nil && p.validChunk(*r.chunk):
@@ -239,7 +239,12 @@ func (p *partial) recheck() error {
 			ok[seq] = struct{}{}
 		}
 	}
-	p.firstMissing, p.above, p.sums = 0, ok, nil
+	for seq := range p.sums {
+		if _, good := ok[seq]; !good {
+			delete(p.sums, seq)
+		}
+	}
+	p.firstMissing, p.above = 0, ok
 	p.advance()
 	return nil
 }
@@ -266,7 +271,7 @@ func newPartial(fs vfs.FS, dir string, sess format.XferSession) (*partial, error
 	sess.Proof, sess.Nonce, sess.ResumeFrom, sess.Flags = [32]byte{}, [32]byte{}, 0, 0
 	sess.TailFrom = sess.Snapshot.Index + 1
 	p := &partial{fs: fs, dir: dir, sdir: filepath.Join(transferDir(dir), sess.Snapshot.String()), sess: sess,
-		above: map[uint64]struct{}{}}
+		above: map[uint64]struct{}{}, sums: map[uint64]uint64{}}
 	if err := p.create(); err != nil {
 		p.close()
 		return nil, err
@@ -346,6 +351,20 @@ func (p *partial) verified(seq uint64) bool {
 	return ok
 }
 
+// fileSum is the final frame's checksum of the verified chunks, and
+// whether every chunk is verified.
+func (p *partial) fileSum() (uint64, bool) {
+	f := format.NewXferFileSum()
+	for seq := uint64(0); seq < p.sess.ChunkCount; seq++ {
+		sum, ok := p.sums[seq]
+		if !ok {
+			return 0, false
+		}
+		f.Add(sum)
+	}
+	return f.Sum64(), true
+}
+
 // complete reports whether every chunk is verified and durable.
 func (p *partial) complete() bool {
 	return p.firstMissing == p.sess.ChunkCount && len(p.pending) == 0
@@ -360,6 +379,7 @@ func (p *partial) addChunk(c format.XferChunk, raw []byte) error {
 	p.pending = append(p.pending, c)
 	p.pendingBytes += int64(c.RawLen)
 	p.above[c.Seq] = struct{}{}
+	p.sums[c.Seq] = c.Sum
 	return nil
 }
 

@@ -100,7 +100,7 @@ func Receive(ctx context.Context, conn io.ReadWriter, opts ReceiveOptions) (Rece
 		return ReceiveResult{}, ErrNoSecret
 	}
 	defer watch(ctx, conn)()
-	rv := &receiver{opts: opts, peer: opts.Peer, duplex: true,
+	rv := &receiver{opts: opts, peer: opts.Peer, duplex: true, conn: conn,
 		r: newFrameReader(conn, opts.Peer, true), w: newFrameWriter(conn, opts.Peer, true)}
 	defer rv.release()
 	err := rv.runDuplex(ctx)
@@ -112,8 +112,10 @@ type receiver struct {
 	opts   ReceiveOptions
 	peer   string
 	duplex bool
+	conn   any
 	r      *frameReader
 	w      *frameWriter // nil for a one-way stream
+	ra     *readAhead   // reads r once the session started
 
 	lock    io.Closer // DATA/LOCK while a partial snapshot is open
 	p       *partial
@@ -388,28 +390,31 @@ func (rv *receiver) openPartial(sess format.XferSession) error {
 	return nil
 }
 
-// loop handles the sender's frames until the session ends.
+// loop handles the sender's frames until the session ends. A read-ahead
+// goroutine reads them, so the connection keeps draining while chunks are
+// written and fsync'd here.
 func (rv *receiver) loop(ctx context.Context) error {
+	budget := int(max(rv.opts.Window, 4*int64(rv.sess.ChunkSize)))
+	rv.ra = startReadAhead(rv.r, rv.conn, max(rv.sess.ChunkSize, format.MinXferChunk), budget)
+	defer rv.ra.stop()
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		t, off, payload, err := rv.r.next()
+		f, err := rv.ra.next(ctx)
 		if err != nil {
 			return err
 		}
-		switch t {
+		switch f.t {
 		case format.FrameXferChunk:
-			err = rv.onChunk(off, payload)
+			err = rv.onChunk(f)
 		case format.FrameXferTail:
-			err = rv.onTail(ctx, off, payload)
+			err = rv.onTail(ctx, f.off, f.p)
 		case format.FrameXferFinal:
-			err = rv.onFinal(ctx, off, payload)
+			err = rv.onFinal(ctx, f)
 		case format.FrameXferError:
-			err = peerError(rv.peer, off, payload)
+			err = peerError(rv.peer, f.off, f.p)
 		default:
-			err = protocolf(rv.peer, "unexpected frame type %d at offset %d", t, off)
+			err = protocolf(rv.peer, "unexpected frame type %d at offset %d", f.t, f.off)
 		}
+		rv.ra.release(f)
 		if err != nil {
 			return err
 		}
@@ -418,23 +423,19 @@ func (rv *receiver) loop(ctx context.Context) error {
 
 // onChunk checks a chunk against the session and its checksum, then writes
 // it (or asks for it again).
-func (rv *receiver) onChunk(off int64, payload []byte) error {
-	c, err := format.DecodeXferChunk(payload, rv.peer, off)
+func (rv *receiver) onChunk(f inFrame) error {
+	c, err := format.DecodeXferChunk(f.p, rv.peer, f.off)
 	if err != nil {
 		return err
 	}
-	if err := rv.checkChunk(c, off); err != nil {
-		return err
-	}
-	wire, err := rv.r.chunkData(int(c.WireLen))
-	if err != nil {
+	if err := rv.checkChunk(c, f.off); err != nil {
 		return err
 	}
 	rv.res.ChunkBytes += int64(c.WireLen)
 	rv.highest = max(rv.highest, c.Seq+1)
-	raw, reason := rv.decode(c, wire)
+	raw, reason := rv.decode(c, f.data)
 	if reason != 0 {
-		return rv.badChunk(c, off, reason)
+		return rv.badChunk(c, f.off, reason)
 	}
 	if rv.nacks[c.Seq] > 0 {
 		delete(rv.nacks, c.Seq)
@@ -509,7 +510,7 @@ func (rv *receiver) maybeFlush() error {
 	p := rv.p
 	stalled := rv.highest >= rv.sess.ChunkCount || rv.duplex && rv.highest >= rv.granted
 	stalled = stalled && rv.outstanding == 0
-	if p.pendingBytes < rv.opts.Window/4 && !(stalled && len(p.pending) > 0) {
+	if p.pendingBytes < rv.opts.Window/2 && !(stalled && len(p.pending) > 0) {
 		return nil
 	}
 	if err := p.flush(); err != nil {
@@ -583,8 +584,9 @@ func (rv *receiver) apply(ctx context.Context, t format.XferTail) error {
 
 // onFinal checks the final frame, cuts over and answers done. Without
 // Follow that ends the session.
-func (rv *receiver) onFinal(ctx context.Context, off int64, payload []byte) error {
-	f, err := format.DecodeXferFinal(payload, rv.peer, off)
+func (rv *receiver) onFinal(ctx context.Context, in inFrame) error {
+	off := in.off
+	f, err := format.DecodeXferFinal(in.p, rv.peer, off)
 	if err != nil {
 		return err
 	}
@@ -594,7 +596,7 @@ func (rv *receiver) onFinal(ctx context.Context, off int64, payload []byte) erro
 	if err := rv.p.checkFinal(f, rv.peer, off); err != nil {
 		return err
 	}
-	if err := rv.checkMAC(f, off); err != nil {
+	if err := rv.checkMAC(f, in.mac, off); err != nil {
 		return err
 	}
 	if err := rv.cutover(f); err != nil {
@@ -614,12 +616,12 @@ func (rv *receiver) caughtUp(f format.XferFinal, off int64) error {
 }
 
 // checkMAC checks a one-way stream's MAC (duplex streams carry none).
-func (rv *receiver) checkMAC(f format.XferFinal, off int64) error {
+func (rv *receiver) checkMAC(f format.XferFinal, mac []byte, off int64) error {
 	if rv.duplex {
 		return nil
 	}
 	var want [format.XferMACSize]byte
-	copy(want[:], rv.r.mac.Sum(nil))
+	copy(want[:], mac)
 	if !validProof(f.MAC, want) {
 		return fmt.Errorf("%w: the stream's MAC at offset %d does not match (wrong secret, or the stream was altered)", ErrAuth, off)
 	}

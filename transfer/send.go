@@ -123,8 +123,8 @@ type sender struct {
 	wake   chan struct{}
 	sent   atomic.Uint64 // one past the highest chunk sent
 
-	next        uint64 // next chunk to send for the first time
-	digest      *xxhash.Digest
+	next        uint64              // next chunk to send for the first time
+	fileSum     *format.XferFileSum // of the chunks sent in order, for the final frame
 	digestNext  uint64
 	tail        *tailQueue
 	lastTail    uint64
@@ -273,7 +273,7 @@ func (s *sender) openTailOnly(ctx context.Context, after uint64) error {
 	s.sess.TailFrom = after + 1
 	s.res.TailOnly = true
 	s.lastTail = after
-	s.digest = xxhash.New()
+	s.fileSum = format.NewXferFileSum()
 	return nil
 }
 
@@ -325,13 +325,16 @@ func (s *sender) grant(window uint64) {
 	s.credit = format.XferCredit{FirstMissing: s.sess.ResumeFrom, Limit: s.sess.ResumeFrom + min(w, s.sess.ChunkCount)}
 }
 
-// startDigest starts the whole-snapshot checksum of the final frame; on a
-// resume it first reads the chunks the receiver already has.
+// startDigest starts the final frame's checksum; on a resume it first
+// reads the chunks the receiver already has, for their checksums.
 func (s *sender) startDigest() error {
-	s.digest = xxhash.New()
-	end := int64(min(s.sess.ResumeFrom*uint64(s.sess.ChunkSize), s.sess.TotalSize))
-	if _, err := io.CopyBuffer(s.digest, io.NewSectionReader(s.snap, 0, end), make([]byte, 1<<20)); err != nil {
-		return fmt.Errorf("kvtool/transfer: read snapshot %s: %w", s.sess.Snapshot, err)
+	s.fileSum = format.NewXferFileSum()
+	for seq := uint64(0); seq < s.sess.ResumeFrom; seq++ {
+		raw, err := s.readChunk(seq)
+		if err != nil {
+			return err
+		}
+		s.fileSum.Add(xxhash.Sum64(raw))
 	}
 	s.digestNext = s.sess.ResumeFrom
 	return nil
@@ -423,17 +426,13 @@ func (s *sender) sendChunks(ctx context.Context, st sharedState) (bool, error) {
 
 // sendChunk reads chunk seq from the snapshot and writes it.
 func (s *sender) sendChunk(ctx context.Context, seq uint64, resend bool) error {
-	off := seq * uint64(s.sess.ChunkSize)
-	n := min(uint64(s.sess.ChunkSize), s.sess.TotalSize-off)
-	if cap(s.chunkBuf) < int(n) {
-		s.chunkBuf = make([]byte, s.sess.ChunkSize)
+	raw, err := s.readChunk(seq)
+	if err != nil {
+		return err
 	}
-	raw := s.chunkBuf[:n]
-	if _, err := s.snap.ReadAt(raw, int64(off)); err != nil && !(err == io.EOF && int64(off+n) == int64(s.sess.TotalSize)) {
-		return fmt.Errorf("kvtool/transfer: read chunk %d of snapshot %s at offset %d: %w", seq, s.sess.Snapshot, off, err)
-	}
+	sum := xxhash.Sum64(raw)
 	if seq == s.digestNext {
-		s.digest.Write(raw)
+		s.fileSum.Add(sum)
 		s.digestNext++
 	}
 	wire, codec := raw, format.CodecNone
@@ -441,7 +440,8 @@ func (s *sender) sendChunk(ctx context.Context, seq uint64, resend bool) error {
 		wire, codec = format.CompressXferChunk(s.zbuf[:0], raw)
 		s.zbuf = wire
 	}
-	c := format.XferChunk{Seq: seq, Offset: off, RawLen: uint32(n), WireLen: uint32(len(wire)), Sum: xxhash.Sum64(raw), Codec: codec}
+	c := format.XferChunk{Seq: seq, Offset: seq * uint64(s.sess.ChunkSize), RawLen: uint32(len(raw)),
+		WireLen: uint32(len(wire)), Sum: sum, Codec: codec}
 	if err := s.bucket.wait(ctx, len(wire)+format.FrameHeaderSize+format.XferChunkSize); err != nil {
 		return err
 	}
@@ -450,6 +450,20 @@ func (s *sender) sendChunk(ctx context.Context, seq uint64, resend bool) error {
 		s.res.ResentBytes += int64(len(wire))
 	}
 	return s.w.chunk(c, wire)
+}
+
+// readChunk reads chunk seq of the snapshot into the sender's buffer.
+func (s *sender) readChunk(seq uint64) ([]byte, error) {
+	off := seq * uint64(s.sess.ChunkSize)
+	n := min(uint64(s.sess.ChunkSize), s.sess.TotalSize-off)
+	if cap(s.chunkBuf) < int(n) {
+		s.chunkBuf = make([]byte, s.sess.ChunkSize)
+	}
+	raw := s.chunkBuf[:n]
+	if _, err := s.snap.ReadAt(raw, int64(off)); err != nil && !(err == io.EOF && off+n == s.sess.TotalSize) {
+		return nil, fmt.Errorf("kvtool/transfer: read chunk %d of snapshot %s at offset %d: %w", seq, s.sess.Snapshot, off, err)
+	}
+	return raw, nil
 }
 
 // sendTail writes the tail entries that are ready, up to tailBudget bytes;
@@ -513,7 +527,7 @@ func (s *sender) sendFinal() error {
 	}
 	f := format.XferFinal{SnapIndex: s.sess.Snapshot.Index, TotalSize: s.sess.TotalSize, ChunkCount: s.sess.ChunkCount, TailEnd: s.target}
 	if !s.res.TailOnly {
-		f.FileSum = s.digest.Sum64()
+		f.FileSum = s.fileSum.Sum64()
 	}
 	if err := s.w.final(f); err != nil {
 		return err

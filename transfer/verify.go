@@ -92,7 +92,7 @@ func VerifyStream(r io.Reader, path string, opts VerifyOptions) (*StreamReport, 
 	if opts.FS == nil {
 		opts.FS = vfs.Default
 	}
-	v := &streamVerifier{opts: opts, rep: &StreamReport{Path: path}, fr: newFrameReader(r, path, false), digest: xxhash.New()}
+	v := &streamVerifier{opts: opts, rep: &StreamReport{Path: path}, fr: newFrameReader(r, path, false), digest: format.NewXferFileSum()}
 	if !opts.Secret.IsZero() {
 		v.fr.mac = opts.Secret.newMAC(labelOneWayStream)
 	}
@@ -107,7 +107,7 @@ type streamVerifier struct {
 	rep      *StreamReport
 	fr       *frameReader
 	sess     format.XferSession
-	digest   *xxhash.Digest
+	digest   *format.XferFileSum
 	nextSeq  uint64
 	nextTail uint64
 	badChunk bool
@@ -227,7 +227,7 @@ func (v *streamVerifier) chunk(off int64, p []byte) error {
 		return nil
 	}
 	v.rep.ChunksOK++
-	v.digest.Write(raw)
+	v.digest.Add(c.Sum)
 	return v.writeTemp(raw, c.Offset)
 }
 
@@ -260,7 +260,7 @@ func (v *streamVerifier) final(off int64, p []byte) {
 	case v.nextSeq != s.ChunkCount:
 		v.rep.addf(off, "final frame after %d of %d chunks", v.nextSeq, s.ChunkCount)
 	case !v.badChunk && f.FileSum != v.digest.Sum64():
-		v.rep.addf(off, "snapshot xxh64 %016x, the final frame says %016x", v.digest.Sum64(), f.FileSum)
+		v.rep.addf(off, "the chunks' checksums sum to %016x, the final frame says %016x", v.digest.Sum64(), f.FileSum)
 	case f.TailEnd != v.rep.TailEnd:
 		v.rep.addf(off, "final frame says the tail ends at %d, it ended at %d", f.TailEnd, v.rep.TailEnd)
 	}

@@ -122,16 +122,21 @@ func (fr *frameReader) payload(n int) ([]byte, error) {
 
 const streamStep = 1 << 20
 
-// chunkData reads the n bytes of data that follow a chunk frame. The
-// caller bounds n. The slice is valid until the next call.
+// chunkData reads the n bytes of data that follow a chunk frame into the
+// reader's buffer. The caller bounds n. The slice is valid until the next
+// call.
 func (fr *frameReader) chunkData(n int) ([]byte, error) {
-	if fr.err != nil {
-		return nil, fr.err
-	}
 	if cap(fr.data) < n {
 		fr.data = make([]byte, n)
 	}
-	d := fr.data[:n]
+	return fr.chunkDataInto(fr.data[:n])
+}
+
+// chunkDataInto reads the data that follows a chunk frame into d.
+func (fr *frameReader) chunkDataInto(d []byte) ([]byte, error) {
+	if fr.err != nil {
+		return nil, fr.err
+	}
 	if err := fr.full(d, "chunk data", false); err != nil {
 		return nil, fr.fail(err)
 	}
