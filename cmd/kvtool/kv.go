@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -438,7 +439,18 @@ func openError(err error, data string) error {
 		return failed(err, "another process holds the data directory (is `kvtool serve` running on it?); "+
 			"send the command to it with --addr HOST:PORT, or stop it first")
 	}
+	// Damage in a checkpoint, a delta or the manifest is not the WAL's: point
+	// at the command that checks every file, not at wal repair.
+	if ce := format.AsCorruption(err); ce != nil && !isWALPath(ce.Path) {
+		return damaged(err, fmt.Sprintf("run %s to list every fault in the directory; copy the directory before changing anything",
+			cmdline(data, "verify")))
+	}
 	return walError(err, data)
+}
+
+// isWALPath reports whether path is a file of the WAL directory.
+func isWALPath(path string) bool {
+	return filepath.Base(filepath.Dir(path)) == format.WALDir
 }
 
 // closeKV closes kv and returns err, or the close error if err is nil.
