@@ -24,7 +24,7 @@
 //	   partial snapshot ID + first missing chunk + WAL last | store's last index}
 //	S: Session{store, epoch, term, snapshot ID (index, term, checksum),
 //	   chunk size, total size, chunk count, resume-from chunk, tail-from index}
-//	S: Chunk... Tail... (interleaved)  Final{xxh64 of the snapshot, tail end}
+//	S: Chunk... Tail... (interleaved)  Final{hash of the chunk checksums, tail end}
 //	R: Credit{first missing, limit}... Nack{seq}... Done{applied index}
 //
 // The secret never crosses the wire; the receiver touches nothing on disk
@@ -43,9 +43,11 @@
 //	DATA/.transfer/<...>/PROGRESS   header, session, one chunk frame per verified chunk, final
 //	DATA/wal/                       the tail, a WAL starting at the snapshot index + 1
 //
-// Nothing in a stream names a path. Cutover verifies the whole snapshot
-// (xxh64, checkpoint.Verify), renames it into DATA/snap and publishes the
-// manifest: the single commit point.
+// Nothing in a stream names a path. Cutover checks the chunk checksums
+// against the final frame, verifies the snapshot as a checkpoint (every
+// block, its whole-file checksum), renames it into DATA/snap and publishes
+// the manifest: the single commit point. A receiver restarted at any point
+// resumes from what PROGRESS recorded, after checking those chunks' bytes.
 //
 // # Concurrency
 //

@@ -27,7 +27,17 @@ type StoreSourceOptions struct {
 	// segment once the tail has caught up (each read rescans the segment
 	// from its start); default 10ms.
 	TailPoll time.Duration
+	// ReuseBase lets a new snapshot be the manifest's base checkpoint
+	// rather than a checkpoint written for the transfer, when the WAL
+	// after the base is at most this many bytes (the receiver gets it as
+	// the tail). Writing a checkpoint costs the source CPU and disk while
+	// it serves; the base is usually recent, since serve compacts. Default
+	// DefaultReuseBase; negative: always write a new checkpoint.
+	ReuseBase int64
 }
+
+// DefaultReuseBase is StoreSourceOptions.ReuseBase's default.
+const DefaultReuseBase = 64 << 20
 
 // DefaultLeaseTTL is StoreSourceOptions.LeaseTTL's default.
 const DefaultLeaseTTL = 2 * time.Minute
@@ -57,6 +67,9 @@ func NewStoreSource(st *store.Store, opts StoreSourceOptions) *StoreSource {
 	}
 	if opts.TailPoll <= 0 {
 		opts.TailPoll = 10 * time.Millisecond
+	}
+	if opts.ReuseBase == 0 {
+		opts.ReuseBase = DefaultReuseBase
 	}
 	return &StoreSource{st: st, opts: opts, parked: map[format.XferSnapshotID]*store.Lease{}}
 }
@@ -95,9 +108,13 @@ func (s *StoreSource) Pin(ctx context.Context, req PinRequest) (Snapshot, error)
 	}
 }
 
-// checkpoint writes a checkpoint of the current state, or describes the
-// manifest's base if it already is one.
+// checkpoint chooses a new snapshot: the manifest's base if the WAL after
+// it is short enough to send as the tail, else a checkpoint of the current
+// state (or the base, if it already is one).
 func (s *StoreSource) checkpoint(ctx context.Context) (checkpoint.Info, error) {
+	if info, ok := s.recentBase(); ok {
+		return info, nil
+	}
 	info, err := s.st.Checkpoint(ctx)
 	if errors.Is(err, store.ErrNothingToDo) {
 		if m := s.st.CurrentManifest(); m.Base != nil && len(m.Deltas) == 0 {
@@ -108,6 +125,26 @@ func (s *StoreSource) checkpoint(ctx context.Context) (checkpoint.Info, error) {
 		return info, fmt.Errorf("kvtool/transfer: checkpoint the store: %w", err)
 	}
 	return info, nil
+}
+
+// recentBase returns the manifest's base if the WAL still holds every
+// entry after it and those entries take at most ReuseBase bytes.
+func (s *StoreSource) recentBase() (checkpoint.Info, bool) {
+	m := s.st.CurrentManifest()
+	if m.Base == nil || s.opts.ReuseBase < 0 || m.WALFirstIndex > m.Base.Index+1 || s.st.Log().FirstIndex() > m.Base.Index+1 {
+		return checkpoint.Info{}, false
+	}
+	tail := int64(0)
+	for _, seg := range s.st.Log().Segments() {
+		if seg.LastIndex > m.Base.Index {
+			tail += seg.Size
+		}
+	}
+	if tail > s.opts.ReuseBase {
+		return checkpoint.Info{}, false
+	}
+	info, err := checkpoint.ReadInfo(s.opts.FS, s.snapPath(m.Base.Name))
+	return info, err == nil
 }
 
 func (s *StoreSource) snapPath(name string) string {

@@ -362,3 +362,23 @@ func TestContextEndsSend(t *testing.T) {
 	_ = b
 	var _ net.Conn = a
 }
+
+func TestLocalStatus(t *testing.T) {
+	src := newMemSource(t, 3000, 1)
+	dir := partialDir(t, src)
+	before := dirImage(t, dir)
+	st, err := ReadLocalStatus(vfs.Default, dir)
+	if err != nil || !st.Receiving || st.Complete || st.ChunksDone == 0 || st.ChunksDone >= st.Chunks || st.BytesDone == 0 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if !sameImage(before, dirImage(t, dir)) {
+		t.Fatal("status changed the directory")
+	}
+	sopts, ropts := smallOpts(dir)
+	if o := transferOnce(t, src, sopts, ropts, nil, nil); o.recvErr != nil {
+		t.Fatal(o.recvErr)
+	}
+	if st, err = ReadLocalStatus(vfs.Default, dir); err != nil || !st.Complete || st.Receiving {
+		t.Fatalf("%+v %v", st, err)
+	}
+}
