@@ -71,7 +71,7 @@ func TxnRecordSize(effects []TxnEffect) int {
 // call. A malformed record is an error describing what is wrong (the caller
 // wraps it with the file and offset of its frame).
 func DecodeTxnRecord(b []byte, fn func(kind uint8, key, value []byte)) error {
-	count, n := binary.Uvarint(b)
+	count, n := uvarint(b)
 	if n <= 0 || count > MaxTxnOps {
 		return fmt.Errorf("bad effect count")
 	}
@@ -106,7 +106,7 @@ func DecodeTxnRecord(b []byte, fn func(kind uint8, key, value []byte)) error {
 
 // takeBytes splits a uvarint-length-prefixed byte string off b.
 func takeBytes(b []byte, limit int) (s, rest []byte, err error) {
-	l, n := binary.Uvarint(b)
+	l, n := uvarint(b)
 	if n <= 0 {
 		return nil, nil, fmt.Errorf("bad length")
 	}
@@ -114,4 +114,14 @@ func takeBytes(b []byte, limit int) (s, rest []byte, err error) {
 		return nil, nil, fmt.Errorf("length %d exceeds limit or record", l)
 	}
 	return b[n : n+int(l)], b[n+int(l):], nil
+}
+
+// uvarint is binary.Uvarint that also rejects non-minimal encodings (such
+// as 0x80 0x00 for 0), so every record has exactly one encoding.
+func uvarint(b []byte) (uint64, int) {
+	v, n := binary.Uvarint(b)
+	if n > 1 && b[n-1] == 0 {
+		return 0, -1
+	}
+	return v, n
 }
