@@ -114,6 +114,19 @@ func (id XferSnapshotID) String() string {
 	return fmt.Sprintf("%016x-%016x-%016x", id.Index, id.Term, id.Checksum)
 }
 
+// MarshalText encodes the ID as String does.
+func (id XferSnapshotID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText decodes an ID written by MarshalText.
+func (id *XferSnapshotID) UnmarshalText(b []byte) error {
+	v, ok := ParseXferSessionDir(string(b))
+	if !ok {
+		return fmt.Errorf("snapshot id %q is not index-term-checksum in 16 hex digits each", b)
+	}
+	*id = v
+	return nil
+}
+
 // IsZero reports whether id is the zero ID (no snapshot).
 func (id XferSnapshotID) IsZero() bool { return id == XferSnapshotID{} }
 

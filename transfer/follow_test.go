@@ -64,7 +64,16 @@ func follow(t *testing.T, src Source, dir string, op *replicaOpener) func() outc
 	}
 }
 
+// fastCredits makes receivers report progress at every entry, so tests
+// exercise those frames.
+func fastCredits(t *testing.T) {
+	old := creditEvery
+	creditEvery = 0
+	t.Cleanup(func() { creditEvery = old })
+}
+
 func TestFollowAndReconnect(t *testing.T) {
+	fastCredits(t)
 	src := newMemSource(t, 2000, 3)
 	dir := t.TempDir()
 	op := &replicaOpener{dir: dir}

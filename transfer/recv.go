@@ -71,17 +71,17 @@ func (o *ReceiveOptions) fill() {
 
 // ReceiveResult says what a Receive did.
 type ReceiveResult struct {
-	Snapshot   format.XferSnapshotID
-	Resumed    bool   // the session continued a partial snapshot
-	ResumeFrom uint64 // first chunk of this session
-	Restarted  bool   // the partial snapshot was gone at the source: started over
-	TailOnly   bool   // no snapshot: a complete store caught up
-	Chunks     uint64 // chunks of the snapshot
-	ChunkBytes int64  // chunk bytes received in this session, resends included
-	Nacks      int    // chunks asked for again
-	Entries    int64  // tail entries received
-	CutOver    bool   // the directory was installed and cut over
-	Applied    uint64 // the index the store stood at when this session ended
+	Snapshot   format.XferSnapshotID `json:"snapshot"`
+	Resumed    bool                  `json:"resumed"`              // the session continued a partial snapshot
+	ResumeFrom uint64                `json:"resume_from"`          // first chunk of this session
+	Restarted  bool                  `json:"restarted"`            // the partial snapshot was gone at the source: started over
+	TailOnly   bool                  `json:"tail_only"`            // no snapshot: a complete store caught up
+	Chunks     uint64                `json:"chunks"`               // chunks of the snapshot
+	ChunkBytes int64                 `json:"chunk_bytes_received"` // chunk bytes received in this session, resends included
+	Nacks      int                   `json:"nacks"`                // chunks asked for again
+	Entries    int64                 `json:"tail_entries"`         // tail entries received
+	CutOver    bool                  `json:"cut_over"`             // the directory was installed and cut over
+	Applied    uint64                `json:"applied_index"`        // the index the store stood at when this session ended
 }
 
 // Receive authenticates the sender on conn, then receives a snapshot and
@@ -525,7 +525,8 @@ func (rv *receiver) credit(applied uint64) error {
 	if !rv.duplex {
 		return nil
 	}
-	c := format.XferCredit{Applied: applied, WALLast: applied}
+	n := rv.sess.ChunkCount // cut over (or tail-only): every chunk is in
+	c := format.XferCredit{FirstMissing: n, Limit: n, Applied: applied, WALLast: applied}
 	if rv.p != nil {
 		rv.granted = max(rv.granted, rv.p.firstMissing+rv.windowChunks)
 		c.FirstMissing, c.Limit, c.WALLast = rv.p.firstMissing, rv.granted, rv.p.walLast()
@@ -559,8 +560,9 @@ func (rv *receiver) onTail(ctx context.Context, off int64, payload []byte) error
 }
 
 // creditEvery is how often a receiver reports progress when no chunk
-// prompts it (tail entries, or a replica applying the log).
-const creditEvery = time.Second
+// prompts it (tail entries, or a replica applying the log). A variable so
+// tests can make it short.
+var creditEvery = time.Second
 
 // apply applies a tail entry to the replica.
 func (rv *receiver) apply(ctx context.Context, t format.XferTail) error {
@@ -674,7 +676,7 @@ func (rv *receiver) abort(err error) error {
 	if err == nil || errors.Is(err, errFinished) {
 		return nil
 	}
-	if rv.w != nil && !isPeerSide(err) {
+	if rv.w != nil && !isPeerSide(err) && !errors.Is(err, context.Canceled) {
 		sendError(rv.w, err)
 	}
 	return err

@@ -50,19 +50,19 @@ func (o *SendOptions) fill() {
 
 // SendResult says what a send did.
 type SendResult struct {
-	Snapshot    format.XferSnapshotID
-	Size        int64  // snapshot bytes
-	Chunks      uint64 // chunks of the snapshot
-	ResumeFrom  uint64 // first chunk of this session (0 unless resumed)
-	Restarted   bool   // the receiver's partial snapshot was gone here: a new one was sent
-	TailOnly    bool   // no snapshot: a complete store was caught up
-	ChunkBytes  int64  // chunk bytes written, resends included
-	ResentBytes int64  // of those, sent again after a nack
-	Entries     int64  // tail entries written
-	TailBytes   int64  // their data bytes
-	WireBytes   int64  // every byte written
-	TailEnd     uint64 // the last tail entry before the final frame
-	Applied     uint64 // the index the receiver cut over (or caught up) at
+	Snapshot    format.XferSnapshotID `json:"snapshot"`
+	Size        int64                 `json:"snapshot_bytes"`   // snapshot bytes
+	Chunks      uint64                `json:"chunks"`           // chunks of the snapshot
+	ResumeFrom  uint64                `json:"resume_from"`      // first chunk of this session (0 unless resumed)
+	Restarted   bool                  `json:"restarted"`        // the receiver's partial snapshot was gone here: a new one was sent
+	TailOnly    bool                  `json:"tail_only"`        // no snapshot: a complete store was caught up
+	ChunkBytes  int64                 `json:"chunk_bytes_sent"` // chunk bytes written, resends included
+	ResentBytes int64                 `json:"resent_bytes"`     // of those, sent again after a nack
+	Entries     int64                 `json:"tail_entries"`     // tail entries written
+	TailBytes   int64                 `json:"tail_bytes"`       // their data bytes
+	WireBytes   int64                 `json:"wire_bytes"`       // every byte written
+	TailEnd     uint64                `json:"tail_end"`         // the last tail entry before the final frame
+	Applied     uint64                `json:"applied_index"`    // the index the receiver cut over (or caught up) at
 }
 
 // maxTailBuffer bounds the tail entries read ahead of the connection.
@@ -685,7 +685,7 @@ func (s *sender) abort(err error) error {
 	if err == nil || errors.Is(err, errFinished) {
 		return nil
 	}
-	if !isPeerSide(err) && !s.oneWay {
+	if !isPeerSide(err) && !s.oneWay && !errors.Is(err, context.Canceled) {
 		s.writeHeader(format.XferDuplex)
 		sendError(s.w, err)
 	}

@@ -159,6 +159,7 @@ func serveTransfers(t testing.TB, ctx context.Context, src Source) string {
 // with the same state hash, the bank total intact and every acknowledged
 // transfer present.
 func TestHotJoinUnderLoad(t *testing.T) {
+	fastCredits(t)
 	srcDir, joinDir := t.TempDir(), t.TempDir()
 	st := newSourceStore(t, srcDir, 20000)
 	defer st.Close()
