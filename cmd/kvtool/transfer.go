@@ -1,0 +1,1289 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/server"
+	"github.com/kvtool/kvtool/store"
+	xfer "github.com/kvtool/kvtool/transfer"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// The transfer commands ship a snapshot of a store and its WAL tail to
+// another data directory, resumably; see package transfer.
+
+const transferHelp = `Peers prove a shared secret to each other (HMAC over nonces both sides
+choose; the secret never crosses the wire): --secret-file FILE, or the
+environment variable KVTOOL_SECRET, at least 16 bytes, the same on both
+ends. --tls-cert/--tls-key/--tls-ca add TLS (the listening end presents
+--tls-cert; with --tls-ca it also requires client certificates signed by
+that CA; the connecting end checks the listener against --tls-ca).`
+
+func transferCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "transfer",
+		Usage: "stream a snapshot and its log tail to another data directory, resumably",
+		Description: `A transfer sends a checkpoint of the source store in checksummed chunks,
+and the WAL entries after it, to a receiver that writes them into its data
+directory, records durably which chunks verified, and installs nothing
+until all of it verified; then it cuts over by publishing the manifest.
+A broken transfer resumes from the first chunk the receiver does not hold,
+never from byte zero, whichever end was restarted.
+
+` + transferHelp + `
+
+Examples:
+  kvtool transfer recv --listen 0.0.0.0:7071 --data /srv/copy
+  kvtool transfer send --data /srv/kv --to replica:7071
+  kvtool transfer send --data /srv/kv --to - | ssh replica kvtool transfer recv --from - --data /srv/copy
+  kvtool transfer status --addr 127.0.0.1:7070`,
+		Subcommands: []*cli.Command{
+			transferSendCommand(e),
+			transferRecvCommand(e),
+			transferVerifyCommand(e),
+			transferStatusCommand(e),
+		},
+	}
+}
+
+// ---- flags and shared helpers ----
+
+func secretFlag() cli.Flag {
+	return &cli.StringFlag{Name: "secret-file", Usage: "read the shared secret from `FILE` (default: $KVTOOL_SECRET)"}
+}
+
+func tlsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate `FILE` (PEM) this end presents"},
+		&cli.StringFlag{Name: "tls-key", Usage: "TLS private key `FILE` (PEM) of --tls-cert"},
+		&cli.StringFlag{Name: "tls-ca", Usage: "CA certificates `FILE` (PEM) the other end's certificate must chain to"},
+	}
+}
+
+// loadSecret reads the shared secret from --secret-file or KVTOOL_SECRET.
+// Without one it is a usage error if required, else the zero Secret.
+func loadSecret(cCtx *cli.Context, required bool) (xfer.Secret, error) {
+	var b []byte
+	if f := cCtx.String("secret-file"); f != "" {
+		var err error
+		if b, err = os.ReadFile(f); err != nil {
+			return xfer.Secret{}, failed(fmt.Errorf("read the secret file: %w", err), "")
+		}
+	} else {
+		b = []byte(os.Getenv("KVTOOL_SECRET"))
+	}
+	b = bytes.TrimRight(b, "\r\n")
+	if len(b) == 0 && !required {
+		return xfer.Secret{}, nil
+	}
+	s, err := xfer.NewSecret(b)
+	if err != nil {
+		return s, usageErrorf(cCtx, "no usable shared secret: give --secret-file FILE or set KVTOOL_SECRET, at least %d bytes, the same on both ends (e.g. head -c 32 /dev/urandom | base64 > secret)", xfer.MinSecretLen)
+	}
+	return s, nil
+}
+
+// tlsConfig builds the TLS configuration of a listening (server) or
+// connecting end from --tls-cert, --tls-key and --tls-ca, or nil without
+// them.
+func tlsConfig(cCtx *cli.Context, server bool) (*tls.Config, error) {
+	cert, key, ca := cCtx.String("tls-cert"), cCtx.String("tls-key"), cCtx.String("tls-ca")
+	switch {
+	case cert == "" && key == "" && ca == "":
+		return nil, nil
+	case (cert == "") != (key == ""):
+		return nil, usageErrorf(cCtx, "--tls-cert and --tls-key go together")
+	case server && cert == "":
+		return nil, usageErrorf(cCtx, "a TLS listener needs --tls-cert and --tls-key")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, failed(fmt.Errorf("load the TLS certificate: %w", err), "")
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, failed(fmt.Errorf("read the TLS CA: %w", err), "")
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf(cCtx, "--tls-ca %s holds no PEM certificate", ca)
+		}
+		cfg.RootCAs, cfg.ClientCAs = pool, pool
+		if server {
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	return cfg, nil
+}
+
+// dialPeer connects to addr, over TLS if cfg is set.
+func dialPeer(ctx context.Context, addr string, cfg *tls.Config) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	if cfg == nil {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	c := cfg.Clone()
+	if c.ServerName == "" {
+		c.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	return (&tls.Dialer{NetDialer: d, Config: c}).DialContext(ctx, "tcp", addr)
+}
+
+// listenPeer listens on addr, over TLS if cfg is set.
+func listenPeer(addr string, cfg *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil || cfg == nil {
+		return ln, err
+	}
+	return tls.NewListener(ln, cfg), nil
+}
+
+// startTransferProgress is startProgress with the rate and the time left.
+// The bar counts this session's work, so a resumed transfer's rate and ETA
+// are its own.
+func startTransferProgress(cCtx *cli.Context, label string) *transferProgress {
+	g := globalsOf(cCtx)
+	if g.JSON || g.Quiet || !isTerminal(cCtx.App.ErrWriter) {
+		return &transferProgress{progress: &progress{}}
+	}
+	p := mpb.NewWithContext(cCtx.Context, mpb.WithOutput(cCtx.App.ErrWriter), mpb.WithWidth(40))
+	bar := p.AddBar(0,
+		mpb.BarRemoveOnComplete(),
+		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR)),
+		mpb.AppendDecorators(
+			decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace),
+			decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace),
+			decor.AverageETA(decor.ET_STYLE_GO, decor.WCSyncSpace),
+		),
+	)
+	return &transferProgress{progress: &progress{p: p, bar: bar}}
+}
+
+type transferProgress struct {
+	*progress
+	once  sync.Once
+	start int64 // bytes already done when this session started
+}
+
+// update shows a transfer's progress.
+func (t *transferProgress) update(p xfer.Progress) {
+	t.once.Do(func() { t.start = p.BytesDone })
+	t.Update(p.BytesDone-t.start, p.Bytes-t.start)
+}
+
+// transferError gives a transfer's failure its exit code and a hint.
+func transferError(err error, resumeHint string) error {
+	var ee *exitError
+	switch {
+	case err == nil || errors.As(err, &ee):
+		return err
+	case errors.Is(err, format.ErrCorruption):
+		return damaged(err, "the stream failed verification; nothing was installed. "+resumeHint)
+	case errors.Is(err, xfer.ErrPeerGone), errors.Is(err, context.Canceled), peerFailed(err):
+		return failed(err, resumeHint)
+	case errors.Is(err, xfer.ErrAuth):
+		return failed(err, "both ends must use the same secret (--secret-file FILE or KVTOOL_SECRET)")
+	case errors.Is(err, xfer.ErrStoreMismatch), errors.Is(err, xfer.ErrStaleEpoch):
+		return failed(err, "the receiving directory holds (part of) another store or an older one; receive into an empty directory")
+	case errors.Is(err, xfer.ErrNotEmpty):
+		return failed(err, "the directory already holds a store; receive into an empty directory, or keep it following its source with `kvtool serve --join`")
+	case errors.Is(err, xfer.ErrTooFarBehind):
+		return failed(err, "the source no longer has the log this copy needs; move the directory away and receive a fresh snapshot")
+	case errors.Is(err, vfs.ErrLocked):
+		return failed(err, "another process holds the data directory; stop it first")
+	}
+	return failed(err, "")
+}
+
+// peerFailed reports whether the peer gave up for a reason of its own (an
+// I/O error there): what this side holds is intact and resumable.
+func peerFailed(err error) bool {
+	var pe *xfer.PeerError
+	return errors.As(err, &pe) && pe.Code == format.XferErrInternal
+}
+
+// ---- transfer send ----
+
+func transferSendCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "send",
+		Usage: "send a snapshot and its log tail to a receiver; exit 0 once it confirmed",
+		Description: `Sends a snapshot of a store to a receiver (kvtool transfer recv --listen)
+at --to HOST:PORT, and waits until it confirms it cut over. The snapshot
+comes from a data directory no server runs on (--data: a checkpoint of its
+state is written to DATA/.transfer/send and kept until a transfer
+completes, so a sender that is restarted offers the same snapshot and the
+receiver resumes it), or from a running server (--addr: the server sends,
+from a checkpoint it pins with a lease, plus the log written meanwhile; it
+needs the secret itself).
+
+--to - writes a one-way stream to standard output instead, for a pipe (over
+ssh, into kvtool transfer recv --from -) or a file (kvtool transfer
+verify). It is signed with the secret; it cannot resume, and nobody
+confirms it.
+
+Exits 0 once the receiver confirmed, 1 if the connection broke (run the
+same command again: the transfer resumes), 3 if the receiver found the
+stream corrupt.
+
+` + transferHelp + `
+
+Examples:
+  kvtool transfer send --data /srv/kv --to replica:7071 --max-rate 50MB
+  kvtool transfer send --addr 127.0.0.1:7070 --to replica:7071
+  kvtool transfer send --data /srv/kv --to - > kv.xfer`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "to", Required: true, Usage: "the receiver's `HOST:PORT`, or - for a one-way stream on standard output"},
+			addrFlag(),
+			newSizeFlag("max-rate", "send at most `RATE` bytes per second (0: no limit)", 0),
+			newSizeFlag("chunk-size", "cut the snapshot into chunks of `SIZE`", xfer.DefaultChunkSize),
+			&cli.BoolFlag{Name: "compress", Usage: "zstd-compress chunks (pays only for uncompressed checkpoints)"},
+			secretFlag(),
+		}, tlsFlags()...),
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			o, err := sendOptionsOf(cCtx)
+			if err != nil {
+				return err
+			}
+			switch {
+			case o.addr != "" && o.to == "-":
+				return sendStreamFromServer(cCtx, e, o)
+			case o.addr != "":
+				return sendViaServer(cCtx, o)
+			}
+			return sendFromDir(cCtx, e, o)
+		},
+	}
+}
+
+// sendOpts are the flags of transfer send.
+type sendOpts struct {
+	to, addr, data string
+	secret         xfer.Secret
+	tls            *tls.Config
+	opts           xfer.SendOptions
+}
+
+func sendOptionsOf(cCtx *cli.Context) (sendOpts, error) {
+	o := sendOpts{to: cCtx.String("to"), addr: cCtx.String(flagAddr)}
+	chunk, rate := sizeFlag(cCtx, "chunk-size"), sizeFlag(cCtx, "max-rate")
+	switch {
+	case chunk < format.MinXferChunk || chunk > format.MaxXferChunk:
+		return o, usageErrorf(cCtx, "--chunk-size must be between %s and %s", formatSize(format.MinXferChunk), formatSize(format.MaxXferChunk))
+	case rate < 0:
+		return o, usageErrorf(cCtx, "--max-rate must not be negative")
+	case o.addr != "" && setIn(cCtx, flagData) != nil:
+		return o, usageErrorf(cCtx, "give --addr (send from a running server) or --data (from a directory), not both")
+	}
+	var err error
+	if o.addr == "" {
+		if o.data, err = dataDir(cCtx); err != nil {
+			return o, err
+		}
+		if o.secret, err = loadSecret(cCtx, true); err != nil {
+			return o, err
+		}
+		if o.tls, err = tlsConfig(cCtx, false); err != nil {
+			return o, err
+		}
+	}
+	o.opts = xfer.SendOptions{Secret: o.secret, Peer: o.to, ChunkSize: int(chunk), MaxRate: rate, Compress: cCtx.Bool("compress")}
+	return o, nil
+}
+
+func sendResumeHint(o sendOpts) string {
+	return "the transfer can be resumed: run the same `kvtool transfer send` again (with the receiver listening); it continues from the first chunk the receiver does not hold"
+}
+
+// sendFromDir sends a data directory no server runs on.
+func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
+	src, err := xfer.OpenDirSource(e.fs, o.data)
+	if err != nil {
+		return openError(err, o.data)
+	}
+	defer src.Close()
+	pr := startTransferProgress(cCtx, "send")
+	o.opts.Progress = pr.update
+	if o.to == "-" {
+		res, err := xfer.WriteStream(cCtx.Context, e.stdout, src, o.opts)
+		pr.Done()
+		if err != nil {
+			return transferError(err, "")
+		}
+		return printStreamWritten(cCtx, res, o)
+	}
+	conn, err := dialPeer(cCtx.Context, o.to, o.tls)
+	if err != nil {
+		pr.Done()
+		return failed(fmt.Errorf("connect to %s: %w", o.to, err), "is `kvtool transfer recv --listen` running there?")
+	}
+	res, err := xfer.Send(cCtx.Context, conn, src, o.opts)
+	conn.Close()
+	pr.Done()
+	if err != nil {
+		return transferError(err, sendResumeHint(o))
+	}
+	if err := src.Cleanup(); err != nil {
+		return failed(err, "")
+	}
+	return printSent(cCtx, o.to, res)
+}
+
+// sentJSON is what transfer send prints with --json.
+type sentJSON struct {
+	To string `json:"to"`
+	xfer.SendResult
+}
+
+func printSent(cCtx *cli.Context, to string, res xfer.SendResult) error {
+	p := newPrinter(cCtx)
+	if p.json {
+		return p.JSON(sentJSON{To: to, SendResult: res})
+	}
+	t := p.Table("sent to", to)
+	describeSend(t, res)
+	return t.Flush()
+}
+
+func describeSend(t *table, res xfer.SendResult) {
+	if res.TailOnly {
+		t.Row("snapshot", "none: the receiver's store was caught up")
+	} else {
+		t.Row("snapshot", res.Snapshot)
+		t.Row("snapshot bytes", res.Size)
+		t.Row("chunks", fmt.Sprintf("%d (from chunk %d%s)", res.Chunks, res.ResumeFrom, restartedNote(res.Restarted)))
+		t.Row("chunk bytes sent", fmt.Sprintf("%d (%d again after a checksum failure)", res.ChunkBytes, res.ResentBytes))
+	}
+	t.Row("tail entries", fmt.Sprintf("%d (through index %d)", res.Entries, res.TailEnd))
+	t.Row("wire bytes", res.WireBytes)
+	if res.Applied > 0 || !res.TailOnly {
+		t.Row("applied index", res.Applied)
+	}
+}
+
+func restartedNote(restarted bool) string {
+	if restarted {
+		return "; the receiver's partial snapshot was gone here, so it started over"
+	}
+	return ""
+}
+
+// printStreamWritten reports a one-way stream on standard error: standard
+// output is the stream.
+func printStreamWritten(cCtx *cli.Context, res xfer.SendResult, o sendOpts) error {
+	if globalsOf(cCtx).Quiet {
+		return nil
+	}
+	fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: wrote a one-way stream of snapshot %s (%d bytes, %d tail entries through index %d), %d bytes; the checkpoint stays in %s/.transfer/send for a re-run\n",
+		res.Snapshot, res.Size, res.Entries, res.TailEnd, res.WireBytes, o.data)
+	return nil
+}
+
+// sendViaServer asks a running server to send, and follows the send until
+// it ends.
+func sendViaServer(cCtx *cli.Context, o sendOpts) error {
+	body, _ := json.Marshal(map[string]any{"to": o.to, "max_rate": o.opts.MaxRate, "chunk_size": o.opts.ChunkSize})
+	var started struct {
+		ID int `json:"id"`
+	}
+	if err := serverJSON(cCtx.Context, http.MethodPost, o.addr, "/v1/transfer/send", body, &started); err != nil {
+		return err
+	}
+	pr := startTransferProgress(cCtx, "send")
+	job, err := waitJob(cCtx.Context, o.addr, started.ID, pr.update)
+	pr.Done()
+	if err != nil {
+		return err
+	}
+	if job.State == server.JobFailed {
+		return jobError(job, o)
+	}
+	return printSent(cCtx, o.to, *job.Result)
+}
+
+// waitJob polls GET /v1/transfers until send id ends.
+func waitJob(ctx context.Context, addr string, id int, progress func(xfer.Progress)) (*server.SendJob, error) {
+	for {
+		var st server.TransfersStatus
+		if err := serverJSON(ctx, http.MethodGet, addr, "/v1/transfers", nil, &st); err != nil {
+			return nil, err
+		}
+		job := findJob(st.Sends, id)
+		if job == nil {
+			return nil, failed(fmt.Errorf("the server at %s no longer lists send %d", addr, id), "")
+		}
+		progress(job.Progress)
+		if job.State != server.JobRunning {
+			return job, nil
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, failed(fmt.Errorf("stopped waiting: %w (the server keeps sending)", ctx.Err()), "follow it with `kvtool transfer status --addr "+addr+"`")
+		}
+	}
+}
+
+func findJob(jobs []*server.SendJob, id int) *server.SendJob {
+	for _, j := range jobs {
+		if j.ID == id {
+			return j
+		}
+	}
+	return nil
+}
+
+// jobError turns a failed server-side send into the exit code it earns.
+func jobError(job *server.SendJob, o sendOpts) error {
+	err := errors.New(job.Error)
+	switch job.Kind {
+	case "corruption":
+		return damaged(err, "the receiver found the stream corrupt; nothing was installed. Run the same command again.")
+	case "peer_gone":
+		return failed(err, sendResumeHint(o))
+	case "auth":
+		return failed(err, "the server and the receiver must use the same secret")
+	}
+	return failed(err, "")
+}
+
+// sendStreamFromServer copies a running server's one-way stream to
+// standard output.
+func sendStreamFromServer(cCtx *cli.Context, e env, o sendOpts) error {
+	path := fmt.Sprintf("/v1/transfer/stream?max_rate=%d", o.opts.MaxRate)
+	resp, err := serverDo(cCtx.Context, http.MethodGet, o.addr, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(e.stdout, resp.Body)
+	if err != nil {
+		return failed(fmt.Errorf("copy the stream from %s after %d bytes: %w", o.addr, n, err), "run the same command again")
+	}
+	return nil
+}
+
+// serverDo sends a request to a kvtool server and turns an error answer
+// into an error naming the server's message.
+func serverDo(ctx context.Context, method, addr, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, failed(err, "")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, failed(fmt.Errorf("%s %s: %w", method, addr, err), "is `kvtool serve` running at "+addr+"?")
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var eb struct {
+			Error string `json:"error"`
+		}
+		json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&eb)
+		return nil, failed(fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, eb.Error), "")
+	}
+	return resp, nil
+}
+
+func serverJSON(ctx context.Context, method, addr, path string, body []byte, v any) error {
+	resp, err := serverDo(ctx, method, addr, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return failed(fmt.Errorf("decode the answer of %s: %w", path, err), "")
+	}
+	return nil
+}
+
+// ---- transfer recv ----
+
+func transferRecvCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "recv",
+		Usage: "receive a snapshot and its log tail into --data; exit 0 once it is installed and cut over",
+		Description: `Receives a transfer into the data directory --data: listening on --listen
+HOST:PORT for one sender (kvtool transfer send --to), or reading a one-way
+stream from standard input (--from -). The directory must be empty, hold a
+partial transfer (which is resumed: only the chunks it does not hold are
+sent), or hold an older copy of the same store (which is caught up with
+the log it lacks). Nothing is installed before every chunk, the snapshot
+as a whole and the tail verified; then the manifest is published, the one
+commit point, and the directory opens as a complete store.
+
+Prints the snapshot, what was received, the applied index and the state
+hash. Exits 0 once cut over, 1 if the sender went away (run it again: it
+resumes), 3 if the stream failed verification.
+
+` + transferHelp + `
+
+Examples:
+  kvtool transfer recv --listen 0.0.0.0:7071 --data /srv/copy
+  ssh source kvtool transfer send --data /srv/kv --to - | kvtool transfer recv --from - --data /srv/copy`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "listen", Usage: "wait for a sender on `HOST:PORT` (port 0: any free port)"},
+			&cli.StringFlag{Name: "from", Usage: "- reads a one-way stream from standard input"},
+			newSizeFlag("window", "let the sender have `SIZE` of chunks in flight: the most a resume sends twice", xfer.DefaultWindow),
+			secretFlag(),
+		}, tlsFlags()...),
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			o, err := recvOptionsOf(cCtx, e)
+			if err != nil {
+				return err
+			}
+			return recv(cCtx, e, o)
+		},
+	}
+}
+
+type recvOpts struct {
+	listen string
+	tls    *tls.Config
+	opts   xfer.ReceiveOptions
+}
+
+func recvOptionsOf(cCtx *cli.Context, e env) (recvOpts, error) {
+	o := recvOpts{listen: cCtx.String("listen")}
+	from := cCtx.String("from")
+	switch {
+	case (o.listen == "") == (from == ""):
+		return o, usageErrorf(cCtx, "give --listen HOST:PORT or --from -")
+	case from != "" && from != "-":
+		return o, usageErrorf(cCtx, "--from takes only - (a one-way stream on standard input); to receive over the network use --listen")
+	case sizeFlag(cCtx, "window") < format.MinXferChunk:
+		return o, usageErrorf(cCtx, "--window must be at least %s", formatSize(format.MinXferChunk))
+	}
+	data, err := dataDir(cCtx)
+	if err != nil {
+		return o, err
+	}
+	secret, err := loadSecret(cCtx, true)
+	if err != nil {
+		return o, err
+	}
+	if o.listen != "" {
+		if o.tls, err = tlsConfig(cCtx, true); err != nil {
+			return o, err
+		}
+	}
+	o.opts = xfer.ReceiveOptions{FS: e.fs, Dir: data, Secret: secret, Window: sizeFlag(cCtx, "window"), Peer: "stdin"}
+	return o, nil
+}
+
+func recv(cCtx *cli.Context, e env, o recvOpts) error {
+	rep := &replicaOnce{fs: e.fs, dir: o.opts.Dir}
+	defer rep.close()
+	o.opts.Open = rep.open
+	pr := startTransferProgress(cCtx, "recv")
+	o.opts.Progress = pr.update
+	var res xfer.ReceiveResult
+	var err error
+	if o.listen == "" {
+		res, err = xfer.ReadStream(cCtx.Context, e.stdin, o.opts)
+	} else {
+		res, err = recvListen(cCtx, &o)
+	}
+	pr.Done()
+	if cerr := rep.close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return transferError(err, recvResumeHint(o))
+	}
+	return printReceived(cCtx, e, o, res)
+}
+
+func recvResumeHint(o recvOpts) string {
+	return fmt.Sprintf("the transfer can be resumed: the chunks verified so far are kept in %s/%s; run `kvtool transfer recv` again on the same --data and the sender again", o.opts.Dir, format.TransferDir)
+}
+
+// recvListen accepts one sender and receives from it.
+func recvListen(cCtx *cli.Context, o *recvOpts) (xfer.ReceiveResult, error) {
+	ln, err := listenPeer(o.listen, o.tls)
+	if err != nil {
+		return xfer.ReceiveResult{}, failed(fmt.Errorf("listen on %s: %w", o.listen, err), "is the port in use? choose another with --listen")
+	}
+	defer ln.Close()
+	if err := announceRecv(cCtx, ln.Addr().String(), o.opts.Dir); err != nil {
+		return xfer.ReceiveResult{}, err
+	}
+	stop := context.AfterFunc(cCtx.Context, func() { ln.Close() })
+	defer stop()
+	conn, err := ln.Accept()
+	if err != nil {
+		if cCtx.Context.Err() != nil {
+			err = cCtx.Context.Err()
+		}
+		return xfer.ReceiveResult{}, failed(fmt.Errorf("wait for a sender on %s: %w", o.listen, err), "")
+	}
+	defer conn.Close()
+	o.opts.Peer = conn.RemoteAddr().String()
+	return xfer.Receive(cCtx.Context, conn, o.opts)
+}
+
+// recvListeningJSON is the first line transfer recv --listen prints with
+// --json, so a script can read the port back.
+type recvListeningJSON struct {
+	Event      string `json:"event"`
+	ListenAddr string `json:"listen_addr"`
+	DataDir    string `json:"data_dir"`
+}
+
+func announceRecv(cCtx *cli.Context, addr, data string) error {
+	p := newPrinter(cCtx)
+	if p.json {
+		return p.JSONLine(recvListeningJSON{Event: "listening", ListenAddr: addr, DataDir: data})
+	}
+	_, err := fmt.Fprintf(p.w, "waiting for a sender on %s to fill %s\n", addr, data)
+	return writeErr(err)
+}
+
+// replicaOnce opens the receiving directory as a read replica when the
+// transfer needs it (to catch an older copy up), once.
+type replicaOnce struct {
+	fs  vfs.FS
+	dir string
+	mu  sync.Mutex
+	st  *store.Store
+}
+
+func (r *replicaOnce) open() (xfer.Replica, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st == nil {
+		st, err := store.Open(store.Options{FS: r.fs, Dir: r.dir, Replica: true})
+		if err != nil {
+			return nil, err
+		}
+		r.st = st
+	}
+	return r.st, nil
+}
+
+func (r *replicaOnce) close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st == nil {
+		return nil
+	}
+	err := r.st.Close()
+	r.st = nil
+	return err
+}
+
+// receivedJSON is what transfer recv prints with --json.
+type receivedJSON struct {
+	Event   string `json:"event,omitempty"`
+	From    string `json:"from"`
+	DataDir string `json:"data_dir"`
+	StoreID string `json:"store_id"`
+	xfer.ReceiveResult
+	StateHash string `json:"state_hash"`
+}
+
+// printReceived opens the installed directory read-only for its state
+// hash, and prints what was received.
+func printReceived(cCtx *cli.Context, e env, o recvOpts, res xfer.ReceiveResult) error {
+	st, err := store.Open(store.Options{FS: e.fs, Dir: o.opts.Dir, ReadOnly: true})
+	if err != nil {
+		return failed(fmt.Errorf("open the received directory: %w", err), "run `kvtool verify --data "+o.opts.Dir+"`")
+	}
+	snap := st.Snapshot()
+	out := receivedJSON{From: o.opts.Peer, DataDir: o.opts.Dir, StoreID: st.StoreID().String(), ReceiveResult: res,
+		StateHash: format.FormatStateHash(snap.Hash())}
+	out.Applied = snap.Index()
+	st.Close()
+	p := newPrinter(cCtx)
+	if p.json {
+		if o.listen != "" {
+			out.Event = "received"
+			return p.JSONLine(out)
+		}
+		return p.JSON(out)
+	}
+	t := p.Table("received from", out.From)
+	t.Row("data directory", out.DataDir)
+	t.Row("store", out.StoreID)
+	if res.TailOnly {
+		t.Row("snapshot", "none: the directory's store was caught up")
+	} else {
+		t.Row("snapshot", res.Snapshot)
+		t.Row("chunks", fmt.Sprintf("%d (from chunk %d%s)", res.Chunks, res.ResumeFrom, restartedNote(res.Restarted)))
+		t.Row("chunk bytes received", fmt.Sprintf("%d (%d chunks asked for again)", res.ChunkBytes, res.Nacks))
+	}
+	t.Row("tail entries", res.Entries)
+	t.Row("applied index", out.Applied)
+	t.Row("state hash", out.StateHash)
+	return t.Flush()
+}
+
+// ---- transfer verify ----
+
+func transferVerifyCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check a saved one-way stream (transfer send --to - > FILE); exit 3 on problems",
+		ArgsUsage: "FILE|-",
+		Description: `Reads a one-way transfer stream from FILE (or standard input with -) and
+checks everything in it: the header and session, every frame's checksum,
+every chunk's place and xxh64, the final frame's checksum of the chunks,
+the tail's continuity, and, with the secret (--secret-file or
+KVTOOL_SECRET), the session's signature and the stream's MAC. It also
+assembles the snapshot in a temporary file and verifies it as a checkpoint
+(--no-checkpoint skips that).
+
+Prints every problem with its stream offset, then a count; exits 3 if there
+is any. Changes nothing.
+
+Examples:
+  kvtool transfer verify kv.xfer
+  kvtool transfer verify --json --secret-file secret - < kv.xfer`,
+		Flags: []cli.Flag{
+			secretFlag(),
+			&cli.BoolFlag{Name: "no-checkpoint", Usage: "do not assemble and verify the snapshot as a checkpoint"},
+		},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 1, 1); err != nil {
+				return err
+			}
+			return verifyStream(cCtx, e, cCtx.Args().First())
+		},
+	}
+}
+
+func verifyStream(cCtx *cli.Context, e env, path string) error {
+	secret, err := loadSecret(cCtx, false)
+	if err != nil {
+		return err
+	}
+	r := e.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return failed(err, "")
+		}
+		defer f.Close()
+		r = f
+	}
+	opts := xfer.VerifyOptions{Secret: secret, FS: vfs.Default}
+	if !cCtx.Bool("no-checkpoint") {
+		tmp, err := os.MkdirTemp("", "kvtool-verify-")
+		if err != nil {
+			return failed(err, "")
+		}
+		defer os.RemoveAll(tmp)
+		opts.TempDir = tmp
+	}
+	pr := startProgress(cCtx, "verify", 0)
+	opts.Progress = func(n int64) { pr.Update(n, 0) }
+	rep, err := xfer.VerifyStream(r, path, opts)
+	pr.Done()
+	if err != nil {
+		return failed(err, "")
+	}
+	return printStreamReport(cCtx, rep)
+}
+
+// streamReportJSON is what transfer verify prints with --json.
+type streamReportJSON struct {
+	*xfer.StreamReport
+	Problems []streamProblem `json:"problems"`
+	OK       bool            `json:"ok"`
+}
+
+type streamProblem struct {
+	Path   string `json:"path"`
+	Offset int64  `json:"offset"`
+	Reason string `json:"reason"`
+}
+
+func printStreamReport(cCtx *cli.Context, rep *xfer.StreamReport) error {
+	p := newPrinter(cCtx)
+	out := streamReportJSON{StreamReport: rep, Problems: []streamProblem{}, OK: rep.OK()}
+	for _, pb := range rep.Problems {
+		out.Problems = append(out.Problems, streamProblem{Path: pb.Path, Offset: pb.Offset, Reason: pb.Reason})
+	}
+	if p.json {
+		if err := p.JSON(out); err != nil {
+			return err
+		}
+	} else if err := printStreamText(p, rep); err != nil {
+		return err
+	}
+	if !rep.OK() {
+		return damaged(fmt.Errorf("transfer verify: %s: %s", rep.Path, plural(len(rep.Problems), "problem")), "the stream cannot be installed; write it again from its source")
+	}
+	return nil
+}
+
+func printStreamText(p *printer, rep *xfer.StreamReport) error {
+	for _, pb := range rep.Problems {
+		fmt.Fprintf(p.w, "%s: offset %d: %s\n", pb.Path, pb.Offset, pb.Reason)
+	}
+	t := p.Table("stream", rep.Path)
+	t.Row("bytes", rep.Bytes)
+	t.Row("store", rep.StoreID)
+	t.Row("snapshot", rep.SnapshotID)
+	t.Row("snapshot bytes", rep.Size)
+	t.Row("chunks ok", fmt.Sprintf("%d of %d", rep.ChunksOK, rep.Chunks))
+	if rep.Entries == 0 {
+		t.Row("tail", "no entries")
+	} else {
+		t.Row("tail", fmt.Sprintf("%d entries, %d..%d", rep.Entries, rep.TailFrom, rep.TailEnd))
+	}
+	t.Row("signature", checkedNote(rep.MACChecked, "checked", "not checked (no secret given)"))
+	t.Row("checkpoint", checkedNote(rep.CheckpointChecked, "verified", "not verified"))
+	t.Row("problems", len(rep.Problems))
+	return t.Flush()
+}
+
+func checkedNote(ok bool, yes, no string) string {
+	if ok {
+		return yes
+	}
+	return no
+}
+
+// ---- transfer status ----
+
+func transferStatusCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show transfers: a server's leases, sends and join (--addr), or a data directory's partial transfer",
+		Description: `With --addr HOST:PORT (or KVTOOL_ADDR) asks a running server (GET
+/v1/transfers): the lease each receiving peer holds (the pinned index, the
+bytes it keeps on disk, its state and expiry), the sends started there,
+and on a node started with serve --join, the join's progress.
+
+Without it, reads --data: a partial transfer being received (its snapshot,
+the chunks verified and durable, the tail received), or a complete store.
+Reads only; changes nothing.
+
+Examples:
+  kvtool transfer status --addr 127.0.0.1:7070 --json
+  kvtool transfer status --data /srv/copy`,
+		Flags: []cli.Flag{addrFlag()},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 0, 0); err != nil {
+				return err
+			}
+			if addr := cCtx.String(flagAddr); addr != "" {
+				return serverTransferStatus(cCtx, addr)
+			}
+			return localTransferStatus(cCtx, e)
+		},
+	}
+}
+
+func serverTransferStatus(cCtx *cli.Context, addr string) error {
+	var st server.TransfersStatus
+	if err := serverJSON(cCtx.Context, http.MethodGet, addr, "/v1/transfers", nil, &st); err != nil {
+		return err
+	}
+	p := newPrinter(cCtx)
+	if p.json {
+		return p.JSON(st)
+	}
+	t := p.Table("lease peer", "pinned index", "retained bytes", "state", "expires")
+	for _, l := range st.Leases {
+		t.Row(l.Peer, l.Index, l.RetainedBytes, l.State, l.Expires.Format(time.RFC3339))
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	if len(st.Sends) > 0 {
+		t = p.Table("send", "to", "state", "chunks done", "tail index", "error")
+		for _, j := range st.Sends {
+			t.Row(j.ID, j.To, j.State, fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks), j.Progress.TailIndex, j.Error)
+		}
+		if err := t.Flush(); err != nil {
+			return err
+		}
+	}
+	if j := st.Join; j != nil {
+		t = p.Table("joined from", j.Source)
+		t.Row("phase", j.Phase)
+		t.Row("connected", j.Connected)
+		t.Row("cut over", j.CutOver)
+		t.Row("chunks done", fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks))
+		t.Row("applied index", j.Progress.AppliedIndex)
+		if j.Error != "" {
+			t.Row("last error", j.Error)
+		}
+		return t.Flush()
+	}
+	return nil
+}
+
+func localTransferStatus(cCtx *cli.Context, e env) error {
+	data, err := dataDir(cCtx)
+	if err != nil {
+		return err
+	}
+	st, err := xfer.ReadLocalStatus(e.fs, data)
+	if err != nil {
+		return dirError(err, data)
+	}
+	p := newPrinter(cCtx)
+	if p.json {
+		return p.JSON(st)
+	}
+	t := p.Table("data directory", st.DataDir)
+	switch {
+	case st.Receiving:
+		t.Row("receiving", "snapshot "+st.Snapshot+" of store "+st.StoreID)
+		t.Row("chunks verified", fmt.Sprintf("%d of %d (%d of %d bytes)", st.ChunksDone, st.Chunks, st.BytesDone, st.Bytes))
+		t.Row("tail received through", st.TailIndex)
+		t.Row("snapshot verified", st.Verified)
+	case st.Complete:
+		t.Row("store", st.StoreID+" (complete; no transfer in progress)")
+	default:
+		t.Row("state", "empty: no store, no transfer in progress")
+	}
+	if st.SendCheckpoint != "" {
+		t.Row("kept for a resumed send", st.SendCheckpoint)
+	}
+	return t.Flush()
+}
+
+// ---- serve: --transfer-listen and --join ----
+
+// transferServeFlags are the flags serve takes for transfers.
+func transferServeFlags() []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "transfer-listen", Usage: "accept snapshot transfers to joining nodes (serve --join) on `HOST:PORT`"},
+		&cli.StringFlag{Name: "join", Usage: "start as a read replica of the node whose --transfer-listen is `HOST:PORT`: receive its snapshot, cut over, then follow its log"},
+		newSizeFlag("transfer-max-rate", "send transfers at most `RATE` bytes per second each (0: no limit)", 0),
+		secretFlag(),
+	}, tlsFlags()...)
+}
+
+const serveTransferHelp = `Transfers: with a shared secret (--secret-file or KVTOOL_SECRET), the server
+sends snapshots: POST /v1/transfer/send {"to": "HOST:PORT"} (kvtool transfer
+send --addr), GET /v1/transfer/stream, and with --transfer-listen HOST:PORT
+to nodes started with --join. GET /v1/transfers lists the leases receiving
+peers hold. --join HOST:PORT starts a node that receives the snapshot of
+the server listening there and then follows its log as a read replica:
+before its cutover it answers 503 "syncing" (GET /v1/status shows the
+progress); after it serves reads and refuses writes (403).`
+
+// serveTransfers adds the transfer endpoints to a serving store's handler,
+// and with --transfer-listen accepts joining nodes. The returned function
+// stops the sends and waits for them.
+func serveTransfers(cCtx *cli.Context, e env, st *store.Store, h http.Handler, log logger) (http.Handler, func(), error) {
+	listen := cCtx.String("transfer-listen")
+	secret, err := loadSecret(cCtx, listen != "")
+	if err != nil {
+		return nil, nil, err
+	}
+	clientTLS, err := tlsConfig(cCtx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(cCtx.Context)
+	src := xfer.NewStoreSource(st, xfer.StoreSourceOptions{FS: e.fs})
+	wrapped := server.WithTransfers(h, st, server.TransferOptions{Source: src, Secret: secret, Context: ctx, Logger: log.slog(),
+		Dial: func(ctx context.Context, addr string) (net.Conn, error) { return dialPeer(ctx, addr, clientTLS) }})
+	if listen == "" {
+		return wrapped, cancel, nil
+	}
+	ln, err := transferListener(cCtx, listen)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	var wg sync.WaitGroup
+	opts := xfer.SendOptions{Secret: secret, MaxRate: sizeFlag(cCtx, "transfer-max-rate")}
+	go acceptTransfers(ctx, ln, src, opts, log, &wg)
+	return wrapped, func() {
+		cancel()
+		ln.Close()
+		wg.Wait()
+	}, nil
+}
+
+// transferListener listens for joining nodes and says where.
+func transferListener(cCtx *cli.Context, listen string) (net.Listener, error) {
+	serverTLS, err := tlsConfig(cCtx, true)
+	if err != nil && cCtx.String("tls-cert") != "" {
+		return nil, err
+	}
+	ln, err := listenPeer(listen, serverTLS)
+	if err != nil {
+		return nil, failed(fmt.Errorf("listen for transfers on %s: %w", listen, err), "choose another --transfer-listen")
+	}
+	p := newPrinter(cCtx)
+	if p.json {
+		err = p.JSONLine(map[string]string{"event": "transfer_listening", "transfer_addr": ln.Addr().String()})
+	} else {
+		_, err = fmt.Fprintf(p.w, "accepting transfers on %s\n", ln.Addr())
+	}
+	if err != nil {
+		ln.Close()
+		return nil, writeErr(err)
+	}
+	return ln, nil
+}
+
+// acceptTransfers sends to every node that connects until ctx ends.
+func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts xfer.SendOptions, log logger, wg *sync.WaitGroup) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			o := opts
+			o.Peer = conn.RemoteAddr().String()
+			res, err := xfer.Send(ctx, conn, src, o)
+			log.done("transfer to "+o.Peer, res, err)
+		}()
+	}
+}
+
+// serveJoin runs a node that joins the source at --join: it serves
+// "syncing" until its data directory is complete, then reads from the
+// replica while it follows the source's log, reconnecting as needed.
+func serveJoin(cCtx *cli.Context, e env, o serveOptions) error {
+	source := cCtx.String("join")
+	secret, err := loadSecret(cCtx, true)
+	if err != nil {
+		return err
+	}
+	clientTLS, err := tlsConfig(cCtx, false)
+	if err != nil {
+		return err
+	}
+	j := &joiner{e: e, o: o, source: source, log: logger{o.logger}}
+	j.status.Source, j.status.Phase = source, "connecting"
+	j.handler.Store(ptr(server.Syncing(j.snapshot)))
+	if err := j.openIfComplete(cCtx.Context); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		j.close() //nolint:errcheck // the listen error is the one to report
+		return failed(fmt.Errorf("listen on %s: %w", o.listen, err), "is another server using the port? choose another with --listen")
+	}
+	if err := j.announce(cCtx, ln.Addr().String()); err != nil {
+		ln.Close()
+		j.close() //nolint:errcheck // the output error is the one to report
+		return err
+	}
+	ctx, cancel := context.WithCancel(cCtx.Context)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		j.follow(ctx, secret, clientTLS)
+	}()
+	runErr := server.Run(cCtx.Context, ln, j, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
+	cancel()
+	<-done
+	applied, closeErr := j.close()
+	if runErr == nil && closeErr != nil {
+		runErr = fmt.Errorf("close the store: %w", closeErr)
+	}
+	if runErr != nil {
+		return failed(runErr, "")
+	}
+	o.logger.Info("stopped", "applied_index", applied)
+	return printStopped(cCtx, applied)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// joiner is a node joining a source: its HTTP handler (syncing, then the
+// replica's API), its store once complete, and the join's status.
+type joiner struct {
+	e       env
+	o       serveOptions
+	source  string
+	log     logger
+	handler atomic.Pointer[http.Handler]
+
+	mu        sync.Mutex
+	st        *store.Store
+	stopMaint func()
+	status    server.JoinStatus
+}
+
+func (j *joiner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*j.handler.Load()).ServeHTTP(w, r)
+}
+
+// snapshot returns a copy of the join's status.
+func (j *joiner) snapshot() *server.JoinStatus {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s := j.status
+	return &s
+}
+
+func (j *joiner) setStatus(f func(s *server.JoinStatus)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f(&j.status)
+}
+
+// openIfComplete opens the data directory at once if it already holds a
+// store (a replica that restarted), so it serves reads while it catches
+// up.
+func (j *joiner) openIfComplete(ctx context.Context) error {
+	st, err := xfer.ReadLocalStatus(j.e.fs, j.o.data)
+	if err != nil || !st.Complete {
+		return nil
+	}
+	if _, err := j.open(ctx); err != nil {
+		return openError(err, j.o.data)
+	}
+	return nil
+}
+
+// open opens the complete directory as a read replica (once) and serves
+// its API from then on.
+func (j *joiner) open(ctx context.Context) (xfer.Replica, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.st != nil {
+		return j.st, nil
+	}
+	st, err := store.Open(store.Options{FS: j.e.fs, Dir: j.o.data, Replica: true, MaintenanceRate: j.o.maintenanceRate})
+	if err != nil {
+		return nil, err
+	}
+	srv := server.New(st, server.Options{Logger: j.o.logger})
+	api := server.WithTransfers(srv, st, server.TransferOptions{Source: xfer.NewStoreSource(st, xfer.StoreSourceOptions{FS: j.e.fs}),
+		Join: j.snapshot, Logger: j.o.logger})
+	j.handler.Store(ptr(server.ReadReplica(api, j.source)))
+	j.st, j.status.CutOver = st, true
+	j.stopMaint = startMaintenance(ctx, st, j.o.maintenance, srv.ReportMaintenance)
+	j.log.l.Info("serving the replica", "data_dir", j.o.data, "applied_index", st.Snapshot().Index())
+	return st, nil
+}
+
+// follow receives from the source and follows its log, reconnecting with
+// a growing pause after each failure, until ctx ends.
+func (j *joiner) follow(ctx context.Context, secret xfer.Secret, cfg *tls.Config) {
+	pause := time.Second
+	for ctx.Err() == nil {
+		err := j.session(ctx, secret, cfg)
+		if ctx.Err() != nil {
+			return
+		}
+		j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Error = false, err.Error() })
+		j.log.l.Warn("join: session ended; reconnecting", "source", j.source, "error", err, "pause", pause)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+func (j *joiner) session(ctx context.Context, secret xfer.Secret, cfg *tls.Config) error {
+	conn, err := dialPeer(ctx, j.source, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Phase = true, xfer.PhaseHandshake })
+	_, err = xfer.Receive(ctx, conn, xfer.ReceiveOptions{
+		FS: j.e.fs, Dir: j.o.data, Secret: secret, Peer: j.source, Follow: true,
+		Open:     func() (xfer.Replica, error) { return j.open(ctx) },
+		Progress: func(p xfer.Progress) { j.setStatus(func(s *server.JoinStatus) { s.Phase, s.Progress = p.Phase, p }) },
+	})
+	return err
+}
+
+// announce prints where the node listens, like serve does.
+func (j *joiner) announce(cCtx *cli.Context, addr string) error {
+	j.log.l.Info("listening", "addr", addr, "data_dir", j.o.data, "joining", j.source)
+	p := newPrinter(cCtx)
+	if p.json {
+		l := listeningJSON{Event: "listening", ListenAddr: addr, DataDir: j.o.data}
+		if st := j.current(); st != nil {
+			l.StoreID, l.AppliedIndex, l.Shards = st.StoreID().String(), st.Snapshot().Index(), st.CurrentManifest().Shards
+		}
+		return p.JSONLine(l)
+	}
+	_, err := fmt.Fprintf(p.w, "serving %s on http://%s as a read replica of %s\n", j.o.data, addr, j.source)
+	return writeErr(err)
+}
+
+func (j *joiner) current() *store.Store {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.st
+}
+
+// close stops maintenance and closes the replica, returning its applied
+// index.
+func (j *joiner) close() (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.st == nil {
+		return 0, nil
+	}
+	if j.stopMaint != nil {
+		j.stopMaint()
+	}
+	applied := j.st.Snapshot().Index()
+	err := j.st.Close()
+	j.st = nil
+	return applied, err
+}
+
+// logger logs what the transfer side of serve does.
+type logger struct{ l *slog.Logger }
+
+func (g logger) slog() *slog.Logger { return g.l }
+
+// done logs how a send to a peer ended; a follower disconnecting is the
+// normal end of its session.
+func (g logger) done(what string, res xfer.SendResult, err error) {
+	attrs := []any{"snapshot", res.Snapshot.String(), "chunk_bytes", res.ChunkBytes, "tail_entries", res.Entries, "applied_index", res.Applied}
+	switch {
+	case err == nil:
+		g.l.Info(what+" done", attrs...)
+	case errors.Is(err, xfer.ErrPeerGone) || errors.Is(err, context.Canceled):
+		g.l.Info(what+" ended: the peer went away", append(attrs, "error", err)...)
+	default:
+		g.l.Warn(what+" failed", append(attrs, "error", err)...)
+	}
+}
