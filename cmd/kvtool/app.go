@@ -87,6 +87,7 @@ func newApp(e env) *cli.App {
 			scanCommand(e),
 			txnCommand(e),
 			walCommand(e),
+			transferCommand(e),
 			checkpointCommand(e),
 			deltaCommand(e),
 			replayCommand(e),
