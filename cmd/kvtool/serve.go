@@ -43,10 +43,14 @@ WAL passes --compact-wal-size. Readers and writers keep going throughout.
 --shards applies only when the directory is created; an existing directory
 keeps its shard count.
 
+` + serveTransferHelp + `
+
 Examples:
   kvtool serve --data /srv/kv
-  kvtool serve --listen 127.0.0.1:0 --json --segment-size 16MiB`,
-		Flags: []cli.Flag{
+  kvtool serve --listen 127.0.0.1:0 --json --segment-size 16MiB
+  kvtool serve --data /srv/kv --transfer-listen 0.0.0.0:7071 --secret-file secret
+  kvtool serve --data /srv/replica --join source:7071 --secret-file secret`,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7070", Usage: "serve HTTP on `HOST:PORT` (port 0: any free port)"},
 			&cli.IntFlag{Name: "shards", Value: store.DefaultShards, Usage: "shard count `N` of a new data directory"},
 			newSizeFlag("segment-size", "rotate WAL segments at `SIZE` (default: the size the directory was created with, 64MiB for a new one)", segment.DefaultSegmentSize),
@@ -58,7 +62,7 @@ Examples:
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "let requests in flight finish for up to `DURATION` on shutdown"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug (every request), info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
-		},
+		}, transferServeFlags()...),
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
@@ -66,6 +70,9 @@ Examples:
 			opts, err := serveOptionsOf(cCtx)
 			if err != nil {
 				return err
+			}
+			if cCtx.String("join") != "" {
+				return serveJoin(cCtx, e, opts)
 			}
 			return serve(cCtx, e, opts)
 		},
@@ -153,8 +160,15 @@ func serve(cCtx *cli.Context, e env, o serveOptions) error {
 		return err
 	}
 	srv := server.New(st, server.Options{Logger: o.logger})
+	h, stopTransfers, err := serveTransfers(cCtx, e, st, srv, logger{o.logger})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return err
+	}
 	stopMaint := startMaintenance(cCtx.Context, st, o.maintenance, srv.ReportMaintenance)
-	runErr := server.Run(cCtx.Context, ln, srv, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
+	runErr := server.Run(cCtx.Context, ln, h, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
+	stopTransfers()
 	stopMaint()
 	applied := st.Snapshot().Index()
 	if err := st.Close(); err != nil && runErr == nil {
