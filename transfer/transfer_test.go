@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"testing"
@@ -100,9 +101,19 @@ func TestTailDuringTransfer(t *testing.T) {
 	}
 }
 
-// TestResumeAfterCut cuts the connection at many points and resumes; every
-// resume sends at most one window of chunks again.
-func TestResumeAfterCut(t *testing.T) {
+// TestResumeRandomInterruptions interrupts a transfer at random points,
+// alternately cutting the connection and killing the receiver (its context
+// cancelled, restarted from disk), while the source's log grows. The last
+// session completes, and the chunk bytes sent in all sessions are at most
+// the snapshot plus one credit window per interruption.
+func TestResumeRandomInterruptions(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { randomInterruptions(t, seed) })
+	}
+}
+
+func randomInterruptions(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 7))
 	src := newMemSource(t, 3000, 5)
 	id, err := src.snapshot()
 	if err != nil {
@@ -111,30 +122,58 @@ func TestResumeAfterCut(t *testing.T) {
 	size := int64(len(src.snaps[id]))
 	dir := t.TempDir()
 	sopts, ropts := smallOpts(dir)
-	var sent int64
+	var sent, tail int64
 	cuts := 0
-	for cut := size / 7; ; cut += size / 7 {
-		o := transferOnce(t, src, sopts, ropts, nil, cutAfter(cut))
+	for ; ; cuts++ {
+		if cuts > 30 {
+			t.Fatal("never finished")
+		}
+		for i := 0; i < 20; i++ {
+			src.append(fmt.Sprintf("live:%d", r.IntN(100)), []byte(fmt.Sprint(cuts, i)))
+		}
+		at := 1 + r.Int64N(size/3)
+		var o outcome
+		if cuts%2 == 0 {
+			o = transferOnce(t, src, sopts, ropts, nil, cutAfter(at))
+		} else {
+			o = killReceiverAfter(t, src, sopts, ropts, at)
+		}
 		sent += o.send.ChunkBytes
+		tail += o.send.TailBytes
 		if o.recvErr == nil {
-			if !o.recv.Resumed || o.recv.ResumeFrom == 0 {
-				t.Fatalf("the last session did not resume: %+v", o.recv)
-			}
 			break
 		}
-		if !errors.Is(o.recvErr, ErrPeerGone) {
-			t.Fatalf("cut at %d: receive: %v", cut, o.recvErr)
-		}
-		cuts++
-		if cuts > 20 {
-			t.Fatal("never finished")
+		if !errors.Is(o.recvErr, ErrPeerGone) && !errors.Is(o.recvErr, context.Canceled) {
+			t.Fatalf("interruption %d at %d: receive: %v", cuts, at, o.recvErr)
 		}
 	}
 	if limit := size + int64(cuts)*testWindow; sent > limit {
 		t.Fatalf("sent %d chunk bytes over %d interruptions; the snapshot is %d, the bound %d", sent, cuts, size, limit)
 	}
-	checkInstalled(t, vfs.Default, dir, src)
-	t.Logf("snapshot %d bytes, %d cuts, %d chunk bytes sent (%d resent)", size, cuts, sent, sent-size)
+	if got := checkInstalled(t, vfs.Default, dir, src); got != src.LastIndex() {
+		t.Fatalf("installed at %d, want %d", got, src.LastIndex())
+	}
+	t.Logf("snapshot %d bytes, %d interruptions, %d chunk bytes sent (%d again), %d tail bytes", size, cuts, sent, sent-size, tail)
+}
+
+// killReceiverAfter runs a session whose receiver is killed (its context
+// cancelled) once it has read n bytes.
+func killReceiverAfter(t *testing.T, src Source, sopts SendOptions, ropts ReceiveOptions, n int64) outcome {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b := tcpPair(t)
+	sopts.Secret, ropts.Secret = testSecret, testSecret
+	var o outcome
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o.send, o.sendErr = Send(context.Background(), a, src, sopts)
+		a.Close()
+	}()
+	o.recv, o.recvErr = Receive(ctx, &cancelConn{Conn: b, after: n, cancel: cancel}, ropts)
+	b.Close()
+	<-done
+	return o
 }
 
 // TestResumeAfterReceiverKilled cancels the receiver halfway through (as a

@@ -1146,11 +1146,15 @@ func (j *joiner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	(*j.handler.Load()).ServeHTTP(w, r)
 }
 
-// snapshot returns a copy of the join's status.
+// snapshot returns a copy of the join's status, with the replica's
+// applied index once it serves.
 func (j *joiner) snapshot() *server.JoinStatus {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.status
+	if j.st != nil {
+		s.Progress.AppliedIndex = j.st.Snapshot().Index()
+	}
 	return &s
 }
 

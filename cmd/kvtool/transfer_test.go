@@ -3,10 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -378,4 +386,74 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestTransferTLS sends over mutual TLS: the listener presents a
+// certificate the sender checks against the CA, and requires the
+// sender's, signed by the same CA. A sender without one is refused.
+func TestTransferTLS(t *testing.T) {
+	t.Setenv("KVTOOL_SECRET", cliSecret)
+	pki := newTestPKI(t)
+	src, idx, _ := sourceDir(t, 100)
+	dst := filepath.Join(t.TempDir(), "dst")
+	r, addr := startRecv(t, dst, "--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--tls-ca", pki.ca)
+	out, errOut, code := run(t, "transfer", "send", "--data", src, "--to", addr,
+		"--tls-ca", pki.ca, "--tls-cert", pki.clientCert, "--tls-key", pki.clientKey, "--json")
+	mustCode(t, code, exitOK, out, errOut)
+	mustCode(t, r.wait(t), exitOK, r.stdout.String(), r.stderr.String())
+	var got receivedJSON
+	r.line(t, 1, &got)
+	if got.Applied != idx {
+		t.Fatalf("received %+v", got)
+	}
+
+	r, addr = startRecv(t, filepath.Join(t.TempDir(), "dst2"), "--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--tls-ca", pki.ca)
+	out, errOut, code = run(t, "transfer", "send", "--data", src, "--to", addr, "--tls-ca", pki.ca)
+	mustCode(t, code, exitFailure, out, errOut)
+	mustCode(t, r.wait(t), exitFailure, r.stdout.String(), r.stderr.String())
+}
+
+// testPKI is a CA and a server and a client certificate it signed, as PEM
+// files.
+type testPKI struct {
+	ca, serverCert, serverKey, clientCert, clientKey string
+}
+
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kvtool test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(crand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	p := testPKI{ca: writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)}
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		der, err := x509.CreateCertificate(crand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, _ := x509.MarshalECPrivateKey(key)
+		return writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+".key", "EC PRIVATE KEY", kder)
+	}
+	p.serverCert, p.serverKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
+	p.clientCert, p.clientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
+	return p
+}
+
+func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
