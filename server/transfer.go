@@ -28,6 +28,8 @@ import (
 //	GET  /v1/transfer/stream  the body is a one-way transfer stream of the store
 //	                          (kvtool transfer send --addr --to -); ?max_rate=N
 //
+// A max_rate of 0 (or none) means the server's TransferOptions.MaxRate.
+//
 // Sending needs the shared secret (TransferOptions.Secret); without it
 // those two answer 503. Listing needs nothing.
 
@@ -37,6 +39,9 @@ type TransferOptions struct {
 	Secret transfer.Secret // zero: sending is not enabled
 	// Dial connects to a receiver (TCP, or TLS); default a plain TCP dial.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// MaxRate limits each send and stream (bytes per second) unless the
+	// request names a rate; 0: no limit.
+	MaxRate int64
 	// Context ends the sends started here (the server's lifetime).
 	Context context.Context
 	Logger  *slog.Logger
@@ -183,7 +188,7 @@ func (t *transfers) startJob(req sendRequest) *SendJob {
 
 func (t *transfers) runJob(job *SendJob, req sendRequest) {
 	ctx := t.o.Context
-	opts := transfer.SendOptions{Secret: t.o.Secret, Peer: req.To, MaxRate: req.MaxRate, ChunkSize: req.ChunkSize,
+	opts := transfer.SendOptions{Secret: t.o.Secret, Peer: req.To, MaxRate: t.rate(req.MaxRate), ChunkSize: req.ChunkSize,
 		Progress: func(p transfer.Progress) { t.update(job, func() { job.Progress = p }) }}
 	conn, err := t.o.Dial(ctx, req.To)
 	var res transfer.SendResult
@@ -200,6 +205,14 @@ func (t *transfers) runJob(job *SendJob, req sendRequest) {
 		}
 	})
 	t.o.Logger.Info("transfer send finished", "id", job.ID, "to", req.To, "state", job.State, "error", job.Error)
+}
+
+// rate is the rate a request asked for, or the server's.
+func (t *transfers) rate(asked int64) int64 {
+	if asked > 0 {
+		return asked
+	}
+	return t.o.MaxRate
 }
 
 // ErrorKind classifies a transfer error: peer_gone (resumable),
@@ -239,7 +252,7 @@ func (t *transfers) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, err := transfer.WriteStream(r.Context(), flushWriter{w}, t.o.Source,
-		transfer.SendOptions{Secret: t.o.Secret, Peer: r.RemoteAddr, MaxRate: rate})
+		transfer.SendOptions{Secret: t.o.Secret, Peer: r.RemoteAddr, MaxRate: t.rate(rate)})
 	if err != nil {
 		t.o.Logger.Warn("transfer stream cut short", "remote", r.RemoteAddr, "error", err)
 	}

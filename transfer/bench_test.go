@@ -266,3 +266,24 @@ func commitRate(b *testing.B, st *store.Store, during func()) float64 {
 	close(stop)
 	return float64(len(acked())) / elapsed.Seconds()
 }
+
+// BenchmarkFollow measures how fast a read replica (serve --join) applies
+// its source's log after cutover: entries/s through Store.ApplyEntry,
+// which logs and fsyncs each entry on its own.
+func BenchmarkFollow(b *testing.B) {
+	src := newMemSource(b, 100, 1)
+	dir := b.TempDir()
+	op := &replicaOpener{dir: dir}
+	stop := follow(b, src, dir, op)
+	waitFor(b, "cutover", func() bool { return op.store() != nil })
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		src.append(fmt.Sprintf("k%d", i%1000), []byte("value"))
+	}
+	last := src.LastIndex()
+	waitFor(b, "the replica", func() bool { return op.store().Snapshot().Index() >= last })
+	b.StopTimer()
+	stop()
+	op.store().Close()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}

@@ -44,6 +44,7 @@ type PeerError struct {
 	Message string
 }
 
+// Error says which peer gave up and why.
 func (e *PeerError) Error() string {
 	return fmt.Sprintf("kvtool/transfer: %s gave up: %s", e.Peer, e.Message)
 }

@@ -40,7 +40,7 @@ func (o *replicaOpener) store() *store.Store {
 
 // follow runs a following session in the background and returns a func
 // that ends it (closing the connection) and returns both results.
-func follow(t *testing.T, src Source, dir string, op *replicaOpener) func() outcome {
+func follow(t testing.TB, src Source, dir string, op *replicaOpener) func() outcome {
 	a, b := tcpPair(t)
 	sopts, ropts := smallOpts(dir)
 	sopts.Secret, ropts.Secret = testSecret, testSecret

@@ -259,7 +259,7 @@ Examples:
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "to", Required: true, Usage: "the receiver's `HOST:PORT`, or - for a one-way stream on standard output"},
 			addrFlag(),
-			newSizeFlag("max-rate", "send at most `RATE` bytes per second (0: no limit)", 0),
+			newSizeFlag("max-rate", "send at most `RATE` bytes per second (0: no limit; with --addr, the server's --transfer-max-rate)", 0),
 			newSizeFlag("chunk-size", "cut the snapshot into chunks of `SIZE`", xfer.DefaultChunkSize),
 			&cli.BoolFlag{Name: "compress", Usage: "zstd-compress chunks (pays only for uncompressed checkpoints)"},
 			secretFlag(),
@@ -985,7 +985,7 @@ func transferServeFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "transfer-listen", Usage: "accept snapshot transfers to joining nodes (serve --join) on `HOST:PORT`"},
 		&cli.StringFlag{Name: "join", Usage: "start as a read replica of the node whose --transfer-listen is `HOST:PORT`: receive its snapshot, cut over, then follow its log"},
-		newSizeFlag("transfer-max-rate", "send transfers at most `RATE` bytes per second each (0: no limit)", 0),
+		newSizeFlag("transfer-max-rate", "send each transfer at most `RATE` bytes per second, so the store's readers and writers keep the machine (0: no limit)", 32<<20),
 		secretFlag(),
 	}, tlsFlags()...)
 }
@@ -1014,8 +1014,9 @@ func serveTransfers(cCtx *cli.Context, e env, st *store.Store, h http.Handler, l
 	}
 	ctx, cancel := context.WithCancel(cCtx.Context)
 	src := xfer.NewStoreSource(st, xfer.StoreSourceOptions{FS: e.fs})
-	wrapped := server.WithTransfers(h, st, server.TransferOptions{Source: src, Secret: secret, Context: ctx, Logger: log.slog(),
-		Dial: func(ctx context.Context, addr string) (net.Conn, error) { return dialPeer(ctx, addr, clientTLS) }})
+	rate := sizeFlag(cCtx, "transfer-max-rate")
+	wrapped := server.WithTransfers(h, st, server.TransferOptions{Source: src, Secret: secret, MaxRate: rate, Context: ctx,
+		Logger: log.slog(), Dial: func(ctx context.Context, addr string) (net.Conn, error) { return dialPeer(ctx, addr, clientTLS) }})
 	if listen == "" {
 		return wrapped, cancel, nil
 	}
@@ -1025,7 +1026,7 @@ func serveTransfers(cCtx *cli.Context, e env, st *store.Store, h http.Handler, l
 		return nil, nil, err
 	}
 	var wg sync.WaitGroup
-	opts := xfer.SendOptions{Secret: secret, MaxRate: sizeFlag(cCtx, "transfer-max-rate")}
+	opts := xfer.SendOptions{Secret: secret, MaxRate: rate}
 	go acceptTransfers(ctx, ln, src, opts, log, &wg)
 	return wrapped, func() {
 		cancel()
