@@ -52,6 +52,19 @@ func recoverImage(t *testing.T, img *vfs.MemFS, dir string, src *memSource) {
 		if got := checkInstalled(t, img, dir, src); got != src.LastIndex() {
 			t.Fatalf("a published manifest opens at %d, want the whole tail to %d", got, src.LastIndex())
 		}
+		// A catch-up session finds nothing to send and clears what the
+		// interrupted cutover left.
+		op := &replicaOpener{fs: img, dir: dir}
+		sopts, ropts := smallOpts(dir)
+		ropts.FS, ropts.Open = img, op.open
+		o := transferOnce(t, src, sopts, ropts, nil, nil)
+		op.store().Close()
+		if o.recvErr != nil || !o.recv.TailOnly {
+			t.Fatalf("catch-up after the cutover: %+v %v", o.recv, o.recvErr)
+		}
+		if names, _ := img.List(filepath.Join(dir, format.TransferDir)); len(names) != 0 {
+			t.Fatalf("transfer area left behind: %v", names)
+		}
 		return
 	}
 	held := uint64(0)

@@ -14,6 +14,7 @@ import (
 // replicaOpener opens the received directory as a read replica once, and
 // hands out the same store afterwards (as serve --join does).
 type replicaOpener struct {
+	fs  vfs.FS // default vfs.Default
 	dir string
 	mu  sync.Mutex
 	st  *store.Store
@@ -23,7 +24,11 @@ func (o *replicaOpener) open() (Replica, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.st == nil {
-		st, err := store.Open(store.Options{FS: vfs.Default, Dir: o.dir, Replica: true})
+		fs := o.fs
+		if fs == nil {
+			fs = vfs.Default
+		}
+		st, err := store.Open(store.Options{FS: fs, Dir: o.dir, Replica: true})
 		if err != nil {
 			return nil, err
 		}

@@ -240,6 +240,21 @@ func (rv *receiver) loadStore(m *manifest.Manifest) error {
 	}
 	rv.replica = rep
 	rv.held = heldState{storeID: m.StoreID, epoch: m.Epoch, known: true, store: true, walLast: rep.LastIndex(), manifest: m}
+	return removeSessions(rv.opts.FS, rv.opts.Dir)
+}
+
+// removeSessions removes the session directories of a directory that holds
+// a store: what a crash between the manifest's publication and the end of
+// a cutover left behind.
+func removeSessions(fs vfs.FS, dir string) error {
+	names, _ := fs.List(transferDir(dir))
+	for _, name := range names {
+		if _, ok := format.ParseXferSessionDir(name); ok {
+			if err := removeTree(fs, filepath.Join(transferDir(dir), name)); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -164,8 +164,20 @@ func (s *sender) run(ctx context.Context) error {
 		err = s.stream(ctx)
 		s.stopReader()
 	}
+	s.retainFinal()
 	s.snap.Release(!resumable(ctx, err))
 	return s.abort(err)
+}
+
+// retainFinal moves the pin up to what a receiver that cut over holds, and
+// off the snapshot file, before the pin is released or parked.
+func (s *sender) retainFinal() {
+	s.mu.Lock()
+	done, c, applied := s.done, s.credit, s.res.Applied
+	s.mu.Unlock()
+	if done {
+		s.snap.Retain(max(c.WALLast, c.Applied, applied, s.sess.TailFrom-1), false)
+	}
 }
 
 // resumable reports whether a session that ended with err may be resumed

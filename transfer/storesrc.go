@@ -213,7 +213,21 @@ func (s *StoreSource) PinLog(ctx context.Context, peer string, after uint64) (Sn
 		lease.Release()
 		return nil, fmt.Errorf("%w: %v", ErrTooFarBehind, err)
 	}
+	s.unparkLogs(after)
 	return &storeSnap{src: s, peer: peer, id: format.XferSnapshotID{Index: after}, lease: lease, index: after}, nil
+}
+
+// unparkLogs releases the parked leases of log-only sessions that a
+// session from after supersedes: a follower that reconnected.
+func (s *StoreSource) unparkLogs(after uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, l := range s.parked {
+		if id.Checksum == 0 && id.Index <= after {
+			l.Release()
+			delete(s.parked, id)
+		}
+	}
 }
 
 // park keeps a lease for a receiver that may come back, until it expires.
@@ -298,19 +312,25 @@ func (p *storeSnap) Retain(index uint64, needFile bool) {
 	old.Release()
 }
 
-// Release drops the lease, or parks it for a receiver that may resume.
+// Release drops the lease, or parks it until it expires for a receiver
+// that may come back: to resume the snapshot, or as a follower to catch up
+// (the log after what it holds must outlive compaction meanwhile).
 func (p *storeSnap) Release(done bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.f != nil {
 		p.f.Close()
 	}
-	if done || p.size == 0 {
+	if done {
 		p.lease.Release()
 		return
 	}
 	p.lease.Renew(p.src.opts.LeaseTTL)
-	p.src.park(p.id, p.lease)
+	id := p.id
+	if p.size == 0 || !p.needFile {
+		id = format.XferSnapshotID{Index: p.index} // a follower: what it needs is the log after p.index
+	}
+	p.src.park(id, p.lease)
 }
 
 // storeTail reads a live store's WAL. A segment.Reader stops at the

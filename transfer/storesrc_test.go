@@ -300,3 +300,40 @@ func TestDirSource(t *testing.T) {
 		t.Fatalf("received %d/%016x, want %d/%016x", s.Index(), s.Hash(), wantIdx, wantHash)
 	}
 }
+
+// TestStoreSourceFollowerLease: a follower that disconnects keeps a lease
+// on the log after what it holds (no snapshot file), so compaction cannot
+// take what it needs to catch up; when it reconnects, that lease is
+// replaced by its new session's.
+func TestStoreSourceFollowerLease(t *testing.T) {
+	fastCredits(t)
+	st := newSourceStore(t, t.TempDir(), 1000)
+	defer st.Close()
+	ss := NewStoreSource(st, StoreSourceOptions{})
+	dir := t.TempDir()
+	op := &replicaOpener{dir: dir}
+	defer func() { op.store().Close() }()
+	stop := follow(t, ss, dir, op)
+	if _, err := st.Put(context.Background(), "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replica", func() bool { s := op.store(); return s != nil && s.Snapshot().Index() == st.Snapshot().Index() })
+	waitFor(t, "the lease to let go of the snapshot", func() bool { ls := st.Leases(); return len(ls) == 1 && len(ls[0].Files) == 0 })
+	stop()
+	waitFor(t, "the session's lease to be parked", func() bool {
+		ls := st.Leases()
+		return len(ls) == 1 && ls[0].State == store.LeaseActive && len(ls[0].Files) == 0
+	})
+	if _, err := st.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(context.Background(), "b", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	stop = follow(t, ss, dir, op)
+	defer stop()
+	waitFor(t, "the replica to catch up after compaction", func() bool { return op.store().Snapshot().Index() == st.Snapshot().Index() })
+	if ls := st.Leases(); len(ls) != 1 {
+		t.Fatalf("leases after the reconnect: %+v", ls)
+	}
+}

@@ -24,7 +24,7 @@ const (
 )
 
 func smallOpts(dir string) (SendOptions, ReceiveOptions) {
-	return SendOptions{ChunkSize: testChunk, Peer: "receiver"},
+	return SendOptions{ChunkSize: testChunk, Peer: "receiver", RetainEvery: 20 * time.Millisecond},
 		ReceiveOptions{Dir: dir, Window: testWindow, Peer: "sender"}
 }
 
