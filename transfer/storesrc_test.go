@@ -202,6 +202,11 @@ func TestHotJoinUnderLoad(t *testing.T) {
 			t.Fatalf("acknowledged transfer %s is missing on the replica", id)
 		}
 	}
+	n := 0
+	rep.Scan(store.ScanOptions{Prefix: "xfer:"}, func(string, []byte) bool { n++; return true })
+	if n != len(ids) {
+		t.Fatalf("the replica holds %d transfers, %d were acknowledged", n, len(ids))
+	}
 	if leases.Load() == 0 {
 		t.Errorf("no lease was visible on the source during the join")
 	}
