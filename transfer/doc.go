@@ -8,13 +8,36 @@
 //
 // Each direction is a format file header (magic KVT-XFR, ext: role u8 |
 // mode u8 | 6 zero bytes) then format frames (xxh64 over length, type and
-// payload). Payload layouts are in format/xfer.go. A chunk frame carries
-// only the chunk's 40-byte header; its data follows the frame, covered by
-// the header's xxh64, so each byte is hashed once per side:
+// payload). Payloads are little-endian, fixed-size except tail and error,
+// and checked against per-type limits before they are read (format/xfer.go):
 //
-//	+--------+---------+-------------------------------------------+------+
-//	| frame  | type 33 | seq | offset | rawLen | wireLen | xxh64 | codec | data |
-//	+--------+---------+-------------------------------------------+------+
+//	+------------+------+------------------------------------------------------------+
+//	| frame      | from | payload                                                    |
+//	+------------+------+------------------------------------------------------------+
+//	| Hello   37 | both | version u16 | role u8 | 0[5] | nonce[32] | proof[32]        |
+//	| Request 38 | R    | proof[32] | flags u32 | chunkSize u32 | storeID[16] | epoch  |
+//	|            |      | term | snapIndex | snapTerm | snapSum | firstMissing |       |
+//	|            |      | walLast | window (u64 each)                                  |
+//	| Session 32 | S    | proof[32] | nonce[32] | version u16 | flags u16 | chunkSize  |
+//	|            |      | u32 | storeID[16] | epoch | term | snapIndex | snapTerm |     |
+//	|            |      | snapSum | totalSize | chunkCount | resumeFrom | tailFrom |   |
+//	|            |      | segmentSize (u64 each)                                     |
+//	| Chunk   33 | S    | seq u64 | offset u64 | rawLen u32 | wireLen u32 | xxh64 u64 |
+//	|            |      | codec u8 | 0[7] ... then wireLen data bytes, outside frame |
+//	| Tail    34 | S    | index u64 | term u64 | type u8 | data (one WAL entry)      |
+//	| Final   35 | S    | chunksSum | snapIndex | totalSize | chunkCount | tailEnd |  |
+//	|            |      | 0 (u64 each) | mac[32]                                     |
+//	| Credit  36 | R    | firstMissing | limit | walLast | applied (u64 each)         |
+//	| Nack    39 | R    | seq u64 | reason u8 | 0[7]                                  |
+//	| Done    40 | R    | applied u64 | 0[8]                                        |
+//	| Error   41 | both | code u16 | msgLen u16 | message (at most 1 KiB)            |
+//	+------------+------+------------------------------------------------------------+
+//
+// A chunk's data follows its frame, covered by the header's xxh64 (which
+// the frame checksum covers), so each byte is hashed once per side; the
+// final frame's chunksSum is the xxh64 of the chunks' xxh64s in order.
+//
+// # Protocol
 //
 // Duplex (a connection; R = receiver, S = sender):
 //

@@ -365,11 +365,6 @@ func (p *partial) fileSum() (uint64, bool) {
 	return f.Sum64(), true
 }
 
-// complete reports whether every chunk is verified and durable.
-func (p *partial) complete() bool {
-	return p.firstMissing == p.sess.ChunkCount && len(p.pending) == 0
-}
-
 // addChunk writes a verified chunk's bytes at their offset. They count as
 // received only once flush has synced them and recorded the chunk.
 func (p *partial) addChunk(c format.XferChunk, raw []byte) error {

@@ -136,13 +136,12 @@ type receiver struct {
 
 // heldState is what the data directory already holds.
 type heldState struct {
-	storeID  [16]byte
-	epoch    uint64
-	term     uint64
-	known    bool   // storeID, epoch and term are set
-	store    bool   // a complete store (a manifest)
-	walLast  uint64 // its last index
-	manifest *manifest.Manifest
+	storeID [16]byte
+	epoch   uint64
+	term    uint64
+	known   bool   // storeID, epoch and term are set
+	store   bool   // a complete store (a manifest)
+	walLast uint64 // its last index
 }
 
 func (rv *receiver) runDuplex(ctx context.Context) error {
@@ -239,7 +238,7 @@ func (rv *receiver) loadStore(m *manifest.Manifest) error {
 		return err
 	}
 	rv.replica = rep
-	rv.held = heldState{storeID: m.StoreID, epoch: m.Epoch, known: true, store: true, walLast: rep.LastIndex(), manifest: m}
+	rv.held = heldState{storeID: m.StoreID, epoch: m.Epoch, known: true, store: true, walLast: rep.LastIndex()}
 	return removeSessions(rv.opts.FS, rv.opts.Dir)
 }
 
