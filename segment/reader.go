@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
@@ -177,6 +178,46 @@ func (r *Reader) damagedFrame(off int64, err error) error {
 		return format.Corruptf(ce.Path, ce.Offset, "%s (an intact record, index %d, follows at offset %d)", ce.Reason, t.validIndex, t.validAt)
 	}
 	return fmt.Errorf("%w: %w", ErrTornTail, err)
+}
+
+// Follow lets a reader of a live log (Log.NewReader) go on past the limit
+// it stopped at: it raises the limit to limit (pass the log's durable index,
+// never more), forgets the io.EOF it returned, and picks up segments created
+// since. The open segment is read again from just after the last entry
+// returned, dropping read-ahead that may hold bytes written since. Entries
+// are checked as before. It returns the reader's error if it failed with
+// anything but io.EOF.
+func (r *Reader) Follow(limit uint64) error {
+	if r.err != nil && r.err != io.EOF {
+		return r.err
+	}
+	r.err, r.limit = nil, max(r.limit, limit)
+	names, err := walNames(r.fsys, r.dir)
+	if err != nil {
+		return err
+	}
+	if r.i < len(r.names) {
+		cur := r.names[r.i]
+		i := slices.Index(names, cur)
+		if i < 0 {
+			return fmt.Errorf("kvtool/segment: %s was removed while being read", filepath.Join(r.dir, cur))
+		}
+		r.i = i
+	}
+	r.names = names
+	if s := r.seg; s != nil {
+		size, err := s.f.Size()
+		if err != nil {
+			return fmt.Errorf("kvtool/segment: size of %s: %w", s.path, err)
+		}
+		off := s.end
+		if off == 0 {
+			off = headerSize
+		}
+		s.size = size
+		s.seek(off, s.expect)
+	}
+	return nil
 }
 
 // Close releases the open file. It is safe to call more than once.

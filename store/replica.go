@@ -58,23 +58,38 @@ func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
 // log. The record's bytes are logged unchanged, so the replica's log is the
 // source's. It returns once the entry is durable and published.
 func (s *Store) ApplyEntry(ctx context.Context, e segment.Entry) error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if s.readOnly {
-		return ErrReadOnly
-	}
-	p, l, err := s.logReplicated(ctx, e)
+	wait, err := s.EnqueueEntry(ctx, e)
 	if err != nil {
 		return err
 	}
-	s.register(e.Index, l)
-	if err := p.Wait(); err != nil {
-		return s.fail(err)
+	return wait()
+}
+
+// EnqueueEntry is ApplyEntry without the wait: it logs and stages e and
+// returns a func that returns once e is durable and published. Entries
+// enqueued back to back share fsyncs (group commit), so a replica keeps up
+// with a source that commits many transactions per fsync; waiting for each
+// entry on its own would cost one fsync per entry.
+func (s *Store) EnqueueEntry(ctx context.Context, e segment.Entry) (wait func() error, err error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
 	}
-	return s.waitPublished(e.Index)
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
+	p, l, err := s.logReplicated(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	s.register(e.Index, l)
+	return func() error {
+		if err := p.Wait(); err != nil {
+			return s.fail(err)
+		}
+		return s.waitPublished(e.Index)
+	}, nil
 }
 
 // logReplicated stages and logs e under the replica lock and the gates of

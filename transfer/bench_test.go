@@ -269,7 +269,7 @@ func commitRate(b *testing.B, st *store.Store, during func()) float64 {
 
 // BenchmarkFollow measures how fast a read replica (serve --join) applies
 // its source's log after cutover (1000 entries per op): entries/s through
-// Store.ApplyEntry, which logs and fsyncs each entry on its own.
+// Store.EnqueueEntry, whose entries share fsyncs.
 func BenchmarkFollow(b *testing.B) {
 	src := newMemSource(b, 100, 1)
 	dir := b.TempDir()

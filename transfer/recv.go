@@ -31,9 +31,10 @@ const (
 type Replica interface {
 	// LastIndex is the last index in the store's log.
 	LastIndex() uint64
-	// ApplyEntry appends the source's entry e (Index = LastIndex()+1) and
-	// returns once it is durable and published.
-	ApplyEntry(ctx context.Context, e segment.Entry) error
+	// EnqueueEntry appends the source's entry e (Index = LastIndex()+1)
+	// and returns a func that returns once it is durable and published.
+	// Entries enqueued back to back share fsyncs.
+	EnqueueEntry(ctx context.Context, e segment.Entry) (wait func() error, err error)
 }
 
 // ReceiveOptions configure Receive and ReadStream.
@@ -109,6 +110,11 @@ func Receive(ctx context.Context, conn io.ReadWriter, opts ReceiveOptions) (Rece
 
 // receiver is one receiving session.
 type receiver struct {
+	// unsettled waits for the replica's last enqueued entry, unsettledIndex;
+	// nil when every entry given to the replica is settled (see settle).
+	unsettled      func() error
+	unsettledIndex uint64
+
 	opts   ReceiveOptions
 	peer   string
 	duplex bool
@@ -585,16 +591,42 @@ func (rv *receiver) apply(ctx context.Context, t format.XferTail) error {
 		return nil // already have it (resent after a reconnect)
 	}
 	e := segment.Entry{Index: t.Index, Term: t.Term, Type: t.Type, Data: t.Data}
-	if err := rv.replica.ApplyEntry(ctx, e); err != nil {
+	wait, err := rv.replica.EnqueueEntry(ctx, e)
+	if err != nil {
 		return fmt.Errorf("kvtool/transfer: apply entry %d from %s: %w", t.Index, rv.peer, err)
 	}
-	rv.res.Applied = t.Index
-	if time.Since(rv.lastProgress) > progressEvery {
+	// Entries are not waited for one by one (that would be one fsync
+	// each): only before the receiver reports what it holds.
+	rv.unsettled, rv.unsettledIndex = wait, t.Index
+	report := rv.opts.Progress != nil && time.Since(rv.lastProgress) > progressEvery
+	credit := time.Since(rv.lastCredit) > creditEvery
+	if !report && !credit {
+		return nil
+	}
+	if err := rv.settle(); err != nil {
+		return err
+	}
+	if report {
 		rv.progress(PhaseFollowing, true)
 	}
-	if time.Since(rv.lastCredit) > creditEvery {
-		return rv.credit(t.Index)
+	if credit {
+		return rv.credit(rv.res.Applied)
 	}
+	return nil
+}
+
+// settle waits until the entries the replica was given are durable and
+// published, and only then counts them applied.
+func (rv *receiver) settle() error {
+	if rv.unsettled == nil {
+		return nil
+	}
+	wait := rv.unsettled
+	rv.unsettled = nil
+	if err := wait(); err != nil {
+		return fmt.Errorf("kvtool/transfer: apply entry %d from %s: %w", rv.unsettledIndex, rv.peer, err)
+	}
+	rv.res.Applied = rv.unsettledIndex
 	return nil
 }
 
@@ -624,6 +656,9 @@ func (rv *receiver) onFinal(ctx context.Context, in inFrame) error {
 // caughtUp handles the final frame of a tail-only session: the store holds
 // the tail through f.TailEnd.
 func (rv *receiver) caughtUp(f format.XferFinal, off int64) error {
+	if err := rv.settle(); err != nil {
+		return err
+	}
 	if last := rv.replica.LastIndex(); last < f.TailEnd {
 		return protocolf(rv.peer, "final frame at offset %d says the tail ends at %d, the store is at %d", off, f.TailEnd, last)
 	}
@@ -668,6 +703,9 @@ func (rv *receiver) cutover(f format.XferFinal) error {
 // done tells the sender the directory is complete; without Follow that
 // ends the session.
 func (rv *receiver) done() error {
+	if err := rv.settle(); err != nil {
+		return err
+	}
 	if rv.duplex {
 		rv.w.frame(format.FrameXferDone, func(b []byte) []byte {
 			return format.AppendXferDone(b, format.XferDone{Applied: rv.res.Applied})

@@ -23,10 +23,6 @@ type StoreSourceOptions struct {
 	// long a receiver whose connection broke has to come back and resume.
 	// Default DefaultLeaseTTL.
 	LeaseTTL time.Duration
-	// TailPoll is the least time between two reads of the WAL's newest
-	// segment once the tail has caught up (each read rescans the segment
-	// from its start); default 10ms.
-	TailPoll time.Duration
 	// ReuseBase lets a new snapshot be the manifest's base checkpoint
 	// rather than a checkpoint written for the transfer, when the WAL
 	// after the base is at most this many bytes (the receiver gets it as
@@ -64,9 +60,6 @@ func NewStoreSource(st *store.Store, opts StoreSourceOptions) *StoreSource {
 	}
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
-	}
-	if opts.TailPoll <= 0 {
-		opts.TailPoll = 10 * time.Millisecond
 	}
 	if opts.ReuseBase == 0 {
 		opts.ReuseBase = DefaultReuseBase
@@ -263,7 +256,7 @@ func (s *StoreSource) prune() {
 
 // Tail reads the store's WAL from index from on.
 func (s *StoreSource) Tail(ctx context.Context, from uint64) (Tail, error) {
-	return &storeTail{st: s.st, next: from, poll: s.opts.TailPoll}, nil
+	return &storeTail{st: s.st, next: from}, nil
 }
 
 // storeSnap is a pinned checkpoint (or, for PinLog, just the log).
@@ -334,16 +327,14 @@ func (p *storeSnap) Release(done bool) {
 }
 
 // storeTail reads a live store's WAL. A segment.Reader stops at the
-// durable index of its creation, so at the end of one the tail waits for
-// the store to publish the next entry and opens a new reader; as a new
-// reader rescans its segment from the start, it opens them at most every
-// poll.
+// durable index it was given, so at the end the tail waits for the store
+// to publish the next entry and lets the same reader follow the log there
+// (segment.Reader.Follow): it goes on from where it stopped instead of
+// rescanning its segment.
 type storeTail struct {
-	st     *store.Store
-	next   uint64
-	poll   time.Duration
-	r      *segment.Reader
-	opened time.Time
+	st   *store.Store
+	next uint64
+	r    *segment.Reader
 }
 
 func (t *storeTail) Next(ctx context.Context) (segment.Entry, error) {
@@ -355,8 +346,9 @@ func (t *storeTail) Next(ctx context.Context) (segment.Entry, error) {
 		}
 		e, err := t.r.Next()
 		if err == io.EOF {
-			t.r.Close()
-			t.r = nil
+			if err := t.follow(ctx); err != nil {
+				return segment.Entry{}, err
+			}
 			continue
 		} else if err != nil {
 			return e, err
@@ -369,26 +361,29 @@ func (t *storeTail) Next(ctx context.Context) (segment.Entry, error) {
 	}
 }
 
-// open waits until entry next is published (so durable), at least poll
-// after the previous reader was opened, and opens a reader from it.
+// open waits until entry next is published (so durable) and opens a
+// reader from it.
 func (t *storeTail) open(ctx context.Context) error {
 	if err := t.st.WaitApplied(ctx, t.next); err != nil {
 		return err
-	}
-	if wait := t.poll - time.Since(t.opened); wait > 0 {
-		tm := time.NewTimer(wait)
-		defer tm.Stop()
-		select {
-		case <-tm.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 	}
 	r, err := t.st.Log().NewReader(t.next)
 	if err != nil {
 		return fmt.Errorf("kvtool/transfer: read the WAL from %d: %w", t.next, err)
 	}
-	t.r, t.opened = r, time.Now()
+	t.r = r
+	return nil
+}
+
+// follow waits until entry next is published and lets the reader go on to
+// the durable index.
+func (t *storeTail) follow(ctx context.Context) error {
+	if err := t.st.WaitApplied(ctx, t.next); err != nil {
+		return err
+	}
+	if err := t.r.Follow(t.st.Log().DurableIndex()); err != nil {
+		return fmt.Errorf("kvtool/transfer: follow the WAL from %d: %w", t.next, err)
+	}
 	return nil
 }
 

@@ -165,7 +165,7 @@ func TestHotJoinUnderLoad(t *testing.T) {
 	defer st.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr := serveTransfers(t, ctx, NewStoreSource(st, StoreSourceOptions{TailPoll: 2 * time.Millisecond}))
+	addr := serveTransfers(t, ctx, NewStoreSource(st, StoreSourceOptions{}))
 
 	stop := make(chan struct{})
 	acked := runBank(t, st, 4, stop)
