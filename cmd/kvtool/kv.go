@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -473,7 +474,9 @@ func kvError(cCtx *cli.Context, err error) error {
 		return aborted(err)
 	case errors.Is(err, store.ErrInvalid):
 		return invalidInput(cCtx, err)
-	case errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500 && ce.Status != 404:
+	case errors.As(err, &ce) && (ce.Status == http.StatusBadRequest || ce.Status == http.StatusRequestEntityTooLarge):
+		// The request itself is wrong; other 4xx (a read replica's 403, a
+		// 404) are about the server, not the command line.
 		return invalidInput(cCtx, errors.New(ce.Message))
 	case errors.Is(err, client.ErrNoServer):
 		return failed(err, "is `kvtool serve` running there? Without --addr (and KVTOOL_ADDR) the command opens --data directly")
