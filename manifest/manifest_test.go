@@ -12,7 +12,7 @@ import (
 func sample() *Manifest {
 	base := FileRef{Name: format.CheckpointName(20), Index: 20, Size: 100, Checksum: 7}
 	return &Manifest{StoreID: NewStoreID(), Shards: 16, Epoch: 1, SegmentSize: 1 << 20, Base: &base,
-		Deltas: []FileRef{{Name: format.DeltaName(20, 30), FromIndex: 20, Index: 30, Size: 50, Checksum: 9}},
+		Deltas:        []FileRef{{Name: format.DeltaName(20, 30), FromIndex: 20, Index: 30, Size: 50, Checksum: 9}},
 		WALFirstIndex: 21}
 }
 
