@@ -136,7 +136,11 @@ const (
 	TransferDir      = ".transfer"     // DATA/.transfer: partial transfers
 	XferPartName     = "snapshot.part" // the snapshot being assembled
 	XferProgressName = "PROGRESS"      // header, session, verified chunks, final
-	XferSendDir      = "send"          // DATA/.transfer/send: an offline sender's checkpoint
+	// XferUnverifiedName marks a session directory filled by a one-way
+	// stream whose final MAC has not been checked yet: nothing in it may be
+	// trusted by a later session.
+	XferUnverifiedName = "UNVERIFIED"
+	XferSendDir        = "send" // DATA/.transfer/send: an offline sender's checkpoint
 )
 
 // ParseXferSessionDir returns the snapshot ID named by a directory name made

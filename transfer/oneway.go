@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/kvtool/kvtool/format"
 )
@@ -32,6 +33,7 @@ func WriteStream(ctx context.Context, w io.Writer, src Source, opts SendOptions)
 func (s *sender) runOneWay(ctx context.Context) error {
 	s.writeHeader(format.XferOneWay)
 	if err := s.open(ctx, format.XferRequest{}); err != nil {
+		s.releaseFailedOpen()
 		return err
 	}
 	defer s.snap.Release(true)
@@ -62,6 +64,13 @@ func ReadStream(ctx context.Context, r io.Reader, opts ReceiveOptions) (ReceiveR
 	rv.opts.Follow = false
 	defer rv.release()
 	err := rv.abort(rv.runOneWay(ctx))
+	if err != nil && rv.marked && rv.p != nil {
+		// Nothing this stream wrote is kept: its chunks and tail were
+		// covered only by the MAC it never delivered.
+		if derr := rv.p.discard(); derr == nil {
+			rv.p = nil
+		}
+	}
 	return rv.res, contextErr(ctx, err)
 }
 
@@ -84,6 +93,19 @@ func (rv *receiver) runOneWay(ctx context.Context) error {
 	}
 	if err := rv.start(sess); err != nil {
 		return err
+	}
+	// Only the final frame's MAC authenticates a one-way stream's chunks
+	// and tail, so before it writes any, the stream marks the partial
+	// unverified, durably. A later session discards a marked partial (see
+	// loadPartial), and a failed stream discards it at once: a replayed
+	// session header followed by forged frames can cost a partial, never
+	// plant data.
+	if rv.p != nil {
+		mark := filepath.Join(rv.p.sdir, format.XferUnverifiedName)
+		if err := format.WriteFileAtomic(rv.opts.FS, mark, []byte("filled by a one-way stream not yet authenticated\n")); err != nil {
+			return fmt.Errorf("kvtool/transfer: %w", err)
+		}
+		rv.marked = true
 	}
 	return rv.loop(ctx)
 }

@@ -94,6 +94,11 @@ func findPartial(fs vfs.FS, dir string) (*partial, error) {
 // readable session record is garbage: it is removed and nil returned.
 func loadPartial(fs vfs.FS, dir, name string) (*partial, error) {
 	p := &partial{fs: fs, dir: dir, sdir: filepath.Join(transferDir(dir), name), above: map[uint64]struct{}{}}
+	if _, err := fs.Stat(filepath.Join(p.sdir, format.XferUnverifiedName)); err == nil {
+		// Left by a one-way stream that never proved its MAC: its chunks
+		// and spilled tail are not to be trusted.
+		return nil, p.discard()
+	}
 	records, end, err := p.readProgress()
 	if err != nil || len(records) == 0 || records[0].sess == nil {
 		return nil, removeTree(fs, p.sdir)

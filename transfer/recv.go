@@ -114,6 +114,9 @@ type receiver struct {
 	// nil when every entry given to the replica is settled (see settle).
 	unsettled      func() error
 	unsettledIndex uint64
+	// marked is set once a one-way stream has marked the partial
+	// unverified (format.XferUnverifiedName).
+	marked bool
 
 	opts   ReceiveOptions
 	peer   string
@@ -447,6 +450,9 @@ func (rv *receiver) onChunk(f inFrame) error {
 	c, err := format.DecodeXferChunk(f.p, rv.peer, f.off)
 	if err != nil {
 		return err
+	}
+	if rv.p == nil {
+		return protocolf(rv.peer, "chunk %d at offset %d arrived when no snapshot is being received (after cutover, or in a tail-only session)", c.Seq, f.off)
 	}
 	if err := rv.checkChunk(c, f.off); err != nil {
 		return err

@@ -155,6 +155,7 @@ func (s *sender) run(ctx context.Context) error {
 		return s.abort(err)
 	}
 	if err := s.open(ctx, req); err != nil {
+		s.releaseFailedOpen()
 		return s.abort(err)
 	}
 	err = s.writeSession()
@@ -268,10 +269,24 @@ func (s *sender) open(ctx context.Context, req format.XferRequest) error {
 	s.follow = req.Flags&format.XferFollow != 0
 	s.sess = format.XferSession{Version: format.XferProtocol, StoreID: id.StoreID, Epoch: id.Epoch, Term: id.Term,
 		SegmentSize: uint64(max(id.SegmentSize, 0))}
+	// A receiver cannot hold entries this log never had: such a claim
+	// would make the session skip or stream past them.
+	if last := s.src.LastIndex(); req.WALLast > last {
+		return protocolf(s.peer, "says it holds entry %d, but this log ends at %d", req.WALLast, last)
+	}
 	if req.Flags&format.XferHaveStore != 0 {
 		return s.openTailOnly(ctx, req.WALLast)
 	}
 	return s.openSnapshot(ctx, req)
+}
+
+// releaseFailedOpen releases what open pinned before it failed (the
+// snapshot's file and lease), keeping the lease for a resume.
+func (s *sender) releaseFailedOpen() {
+	if s.snap != nil {
+		s.snap.Release(false)
+		s.snap = nil
+	}
 }
 
 func (s *sender) openTailOnly(ctx context.Context, after uint64) error {
