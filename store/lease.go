@@ -124,14 +124,14 @@ func (s *Store) Leases() []LeaseInfo {
 	return out
 }
 
-// retention returns the first WAL index compaction must keep (the
+// retentionLocked returns the first WAL index compaction must keep (the
 // manifest's, or earlier for an active lease) and the snapshot file names
-// leases pin. A lease over the size cap is evicted here.
-func (s *Store) retention(walFirst uint64) (uint64, map[string]bool) {
+// leases pin. A lease over the size cap is evicted here. The caller holds
+// s.leases.mu until it has dropped what is not kept, so that no lease is
+// acquired in between (it would be promised history that is about to go).
+func (s *Store) retentionLocked(walFirst uint64) (uint64, map[string]bool) {
 	now := time.Now()
 	pinned := map[string]bool{}
-	s.leases.mu.Lock()
-	defer s.leases.mu.Unlock()
 	for _, l := range s.leases.byID {
 		l.mu.Lock()
 		if l.activeLocked(now) && s.retainedBytes(l.index, l.files) > s.leases.maxLen {

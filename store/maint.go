@@ -160,12 +160,15 @@ func (s *Store) addWALKeys(keys map[string]struct{}, r indexRange) error {
 		return err
 	}
 	defer rd.Close()
-	for {
+	for first := true; ; first = false {
 		e, err := rd.Next()
 		if err == io.EOF || (err == nil && e.Index > r.to) {
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("read the keys changed since the last snapshot: %w", err)
+		}
+		if first && e.Index != r.from {
+			return fmt.Errorf("kvtool/store: the keys changed since the last snapshot start at WAL index %d, but the WAL starts at %d", r.from, e.Index)
 		}
 		if e.Type != format.FrameWALTxn {
 			continue
@@ -240,7 +243,12 @@ func (s *Store) Compact(ctx context.Context) (res CompactResult, err error) {
 // collectLocked removes what the manifest does not need and no lease pins.
 func (s *Store) collectLocked(res *CompactResult) error {
 	m := s.CurrentManifest()
-	keepFrom, pinned := s.retention(m.WALFirstIndex)
+	// No lease may be acquired between deciding what to keep and dropping
+	// the rest (found in review: a lease taken in that window was promised
+	// WAL that compaction then dropped).
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
+	keepFrom, pinned := s.retentionLocked(m.WALFirstIndex)
 	res.WALFirstIndex = m.WALFirstIndex
 	if err := s.sealIfUnneeded(keepFrom); err != nil {
 		return err

@@ -79,6 +79,13 @@ func (s *Store) EnqueueEntry(ctx context.Context, e segment.Entry) (wait func() 
 	if s.readOnly {
 		return nil, ErrReadOnly
 	}
+	if !s.replica {
+		// Local commits would race for the same log indexes.
+		return nil, errors.New("kvtool/store: EnqueueEntry needs a store opened with Options.Replica")
+	}
+	if s.failedFlag.Load() {
+		return nil, s.Err()
+	}
 	p, l, err := s.logReplicated(ctx, e)
 	if err != nil {
 		return nil, err
