@@ -207,12 +207,13 @@ func (t *transfers) runJob(job *SendJob, req sendRequest) {
 	t.o.Logger.Info("transfer send finished", "id", job.ID, "to", req.To, "state", job.State, "error", job.Error)
 }
 
-// rate is the rate a request asked for, or the server's.
+// rate is the rate a request asked for, never above the server's limit
+// (a request may slow a transfer down, not lift the operator's cap).
 func (t *transfers) rate(asked int64) int64 {
-	if asked > 0 {
-		return asked
+	if limit := t.o.MaxRate; limit > 0 && (asked <= 0 || asked > limit) {
+		return limit
 	}
-	return t.o.MaxRate
+	return asked
 }
 
 // ErrorKind classifies a transfer error: peer_gone (resumable),

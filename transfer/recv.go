@@ -154,7 +154,16 @@ type heldState struct {
 }
 
 func (rv *receiver) runDuplex(ctx context.Context) error {
+	// A connection that proves nothing must not hold the receiver for ever
+	// (recv --listen takes one connection): the handshake has a deadline.
+	d, timed := rv.conn.(deadliner)
+	if timed {
+		d.SetDeadline(time.Now().Add(handshakeTimeout))
+	}
 	ns, nr, err := rv.handshake()
+	if timed {
+		d.SetDeadline(time.Time{})
+	}
 	if err != nil {
 		return rv.abort(err)
 	}

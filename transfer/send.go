@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,7 +151,16 @@ func newSender(conn any, src Source, opts SendOptions, live bool) *sender {
 }
 
 func (s *sender) run(ctx context.Context) error {
+	// A peer that connects and says nothing must not hold a session for
+	// ever: the handshake has a deadline.
+	d, timed := s.conn.(deadliner)
+	if timed {
+		d.SetDeadline(time.Now().Add(handshakeTimeout))
+	}
 	req, err := s.handshake()
+	if timed {
+		d.SetDeadline(time.Time{})
+	}
 	if err != nil {
 		return s.abort(err)
 	}
@@ -690,10 +700,23 @@ func (s *sender) onNack(n format.XferNack, off int64) error {
 		return protocolf(s.peer, "nack at offset %d for chunk %d, which was never sent", off, n.Seq)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.Contains(s.nacks, n.Seq) {
+		return nil // already queued for a resend
+	}
+	if len(s.nacks) >= maxQueuedNacks {
+		return protocolf(s.peer, "nack at offset %d: more than %d chunks waiting to be resent", off, maxQueuedNacks)
+	}
 	s.nacks = append(s.nacks, n.Seq)
-	s.mu.Unlock()
 	return nil
 }
+
+// handshakeTimeout bounds the handshake of a connection.
+const handshakeTimeout = 30 * time.Second
+
+// maxQueuedNacks bounds the chunks waiting to be resent: a receiver cannot
+// grow the sender's memory by repeating nacks.
+const maxQueuedNacks = 1024
 
 // stopReader ends readLoop: with a deadline on a net.Conn it waits for it;
 // otherwise the reader ends when the caller closes conn.

@@ -1058,16 +1058,29 @@ func transferListener(cCtx *cli.Context, listen string) (net.Listener, error) {
 	return ln, nil
 }
 
-// acceptTransfers sends to every node that connects until ctx ends.
+// maxTransferSessions bounds the transfers a server runs at once; a
+// connection beyond it is closed at once (the peer retries).
+const maxTransferSessions = 8
+
+// acceptTransfers sends to every node that connects until ctx ends, at
+// most maxTransferSessions at a time.
 func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts xfer.SendOptions, log logger, wg *sync.WaitGroup) {
+	slots := make(chan struct{}, maxTransferSessions)
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			return
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			conn.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			defer conn.Close()
 			o := opts
 			o.Peer = conn.RemoteAddr().String()
