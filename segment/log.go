@@ -256,6 +256,16 @@ func (l *Log) signal() {
 	}
 }
 
+// interrupt wakes the flusher, also out of a gather: Rotate and Close
+// want it to act now, not when its gathering wait runs out.
+func (l *Log) interrupt() {
+	l.signal()
+	select {
+	case l.grew <- struct{}{}:
+	default:
+	}
+}
+
 // FirstIndex returns the first index of the oldest segment.
 func (l *Log) FirstIndex() uint64 {
 	l.segMu.Lock()
@@ -289,7 +299,7 @@ func (l *Log) Rotate() error {
 	b := l.cur
 	b.rotate = true
 	l.mu.Unlock()
-	l.signal()
+	l.interrupt()
 	<-b.done
 	return b.err
 }
@@ -329,7 +339,7 @@ func (l *Log) Close() error {
 		l.closed = true
 		l.space.Broadcast()
 		l.mu.Unlock()
-		l.signal()
+		l.interrupt()
 		<-l.stopped
 		err := l.Err()
 		if cerr := l.active.f.Close(); err == nil && cerr != nil {
