@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 )
 
@@ -53,9 +54,7 @@ func (s *Store) publishLocked() {
 	}
 	if shards != nil {
 		s.root.Store(&Snapshot{index: next - 1, shards: shards})
-		s.pubCond.Broadcast()
-		close(s.pubCh)
-		s.pubCh = make(chan struct{})
+		s.notifyLocked()
 	}
 }
 
@@ -66,15 +65,14 @@ func (s *Store) waitPublished(idx uint64) error {
 	if s.root.Load().index >= idx {
 		return nil
 	}
-	s.pubMu.Lock()
-	defer s.pubMu.Unlock()
-	for s.root.Load().index < idx {
-		if s.failed != nil {
-			return s.failed
-		}
-		s.pubCond.Wait()
-	}
-	return nil
+	return s.WaitApplied(context.Background(), idx)
+}
+
+// notifyLocked wakes everyone waiting for a publication or the failure
+// (WaitApplied): it closes the current channel and starts a new one.
+func (s *Store) notifyLocked() {
+	close(s.pubCh)
+	s.pubCh = make(chan struct{})
 }
 
 // fail puts the store in the failed state (fail stop after a WAL error):
@@ -86,9 +84,7 @@ func (s *Store) fail(err error) error {
 	if s.failed == nil {
 		s.failed = fmt.Errorf("%w: %v", ErrFailed, err)
 		s.failedFlag.Store(true)
-		s.pubCond.Broadcast()
-		close(s.pubCh)
-		s.pubCh = make(chan struct{})
+		s.notifyLocked()
 	}
 	return s.failed
 }

@@ -78,7 +78,6 @@ type Store struct {
 
 	// Publication side, guarded by pubMu.
 	pubMu   sync.Mutex
-	pubCond *sync.Cond
 	queue   map[uint64]*logged // logged entries waiting to be published
 	durable uint64             // highest index the WAL reported durable
 	dirty   map[string]struct{}
@@ -131,7 +130,6 @@ func Open(opts Options) (*Store, error) {
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
-	s.pubCond = sync.NewCond(&s.pubMu)
 	if err := s.lockDir(opts.Create); err != nil {
 		return nil, err
 	}
