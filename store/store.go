@@ -302,22 +302,14 @@ func (s *Store) Err() error {
 	return s.failed
 }
 
-// TakeDirty returns the published snapshot together with the set of keys
-// changed since the previous call (or since open), and starts a new set. The
-// two are taken atomically: the set holds exactly the keys changed by the
-// entries published up to the snapshot's index.
-func (s *Store) TakeDirty() (*Snapshot, map[string]struct{}, error) {
-	snap, d, r := s.takeDirty()
-	if err := s.addWALKeys(d, r); err != nil {
-		s.restoreDirty(d, r)
-		return nil, nil, err
-	}
-	return snap, d, nil
-}
-
 // indexRange is a range of log indexes [from, to]; the zero value is empty.
 type indexRange struct{ from, to uint64 }
 
+// takeDirty returns the published snapshot together with the keys changed
+// since the previous call (or since open) — the set the publisher fills,
+// and the WAL range recovery left for the next delta to read (addWALKeys)
+// — and starts a new set. They are taken atomically: together they cover
+// exactly the entries published up to the snapshot's index.
 func (s *Store) takeDirty() (*Snapshot, map[string]struct{}, indexRange) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
