@@ -54,16 +54,24 @@ type WALOptions struct {
 // through the end of the log) to t. The first entry read must be exactly
 // from, unless the log holds nothing at or after from.
 func WAL(fsys vfs.FS, walDir string, from, to uint64, t Target, opts ...WALOptions) (Result, error) {
+	r, err := segment.NewReader(fsys, walDir, from)
+	if err != nil {
+		return Result{AppliedIndex: from - 1}, err
+	}
+	defer r.Close()
+	return Entries(r, walDir, from, to, t, opts...)
+}
+
+// Entries is WAL over a reader the caller opened at from (and closes): the
+// store replays through its open log's reader, which stops at the log's
+// end without checking the newest segment's preallocated remainder a
+// second time (segment.Open already did). walDir names the log in errors.
+func Entries(r *segment.Reader, walDir string, from, to uint64, t Target, opts ...WALOptions) (Result, error) {
 	var o WALOptions
 	if len(opts) > 0 {
 		o = opts[0]
 	}
 	res := Result{AppliedIndex: from - 1}
-	r, err := segment.NewReader(fsys, walDir, from)
-	if err != nil {
-		return res, err
-	}
-	defer r.Close()
 	for to == 0 || res.AppliedIndex < to {
 		e, err := r.Next()
 		if err == io.EOF {

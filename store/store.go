@@ -203,6 +203,23 @@ func (s *Store) ensureSnapDir() error {
 	return nil
 }
 
+// replayWAL applies the WAL from index from. A writable store reads
+// through its open log, whose reader stops at the log's end: segment.Open
+// has already checked the newest segment's preallocated remainder, and a
+// fresh reader would read all of it (up to the segment size) again. A
+// read-only store has no open log and stops at a torn tail instead.
+func (s *Store) replayWAL(walDir string, from uint64, t replay.Target) (replay.Result, error) {
+	if s.log == nil {
+		return replay.WAL(s.fs, walDir, from, 0, t, replay.WALOptions{StopAtTornTail: true})
+	}
+	r, err := s.log.NewReader(from)
+	if err != nil {
+		return replay.Result{AppliedIndex: from - 1}, err
+	}
+	defer r.Close()
+	return replay.Entries(r, walDir, from, 0, t)
+}
+
 // loadManifest loads the manifest, or with Create initialises a new
 // directory: a fresh store ID and shard count, published before any WAL
 // segment exists.
@@ -241,7 +258,7 @@ func (s *Store) recover(walDir string) error {
 	if err != nil {
 		return fmt.Errorf("recover %s: %w", s.dir, err)
 	}
-	res, err := replay.WAL(s.fs, walDir, chain.Index+1, 0, l, replay.WALOptions{StopAtTornTail: s.readOnly})
+	res, err := s.replayWAL(walDir, chain.Index+1, l)
 	if err != nil {
 		return fmt.Errorf("recover %s: %w", s.dir, err)
 	}
