@@ -2,9 +2,7 @@ package datadir_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -150,47 +148,6 @@ func (td *testDir) segments(t *testing.T) []string {
 		}
 	}
 	return out
-}
-
-// snapshotFiles hashes every file under dir, for byte-for-byte comparisons.
-func snapshotFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files[path] = fmt.Sprintf("%d bytes %x", len(b), sha256.Sum256(b))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
-
-func requireNoChange(t *testing.T, dir string, before map[string]string, what string) {
-	t.Helper()
-	after := snapshotFiles(t, dir)
-	if !mapsEqual(before, after) {
-		t.Errorf("%s changed the directory:\nbefore %v\nafter  %v", what, before, after)
-	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // readOnlyFS fails the test on any operation that could change a file.

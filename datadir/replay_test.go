@@ -9,6 +9,7 @@ import (
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/dirtest"
 	"github.com/kvtool/kvtool/replay"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -17,7 +18,7 @@ import (
 // retained files cover and compares it with the workload's model.
 func TestReplayEveryCoveredIndex(t *testing.T) {
 	td := buildDir(t)
-	before := snapshotFiles(t, td.dir)
+	before := dirtest.Snapshot(t, td.dir)
 	ranges, err := datadir.Covered(readOnlyFS(t), td.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +46,7 @@ func TestReplayEveryCoveredIndex(t *testing.T) {
 	if checked < 10 {
 		t.Fatalf("only %d indexes checked", checked)
 	}
-	requireNoChange(t, td.dir, before, "Replay")
+	dirtest.RequireUnchanged(t, td.dir, before, "Replay")
 }
 
 func TestReplayUsesChain(t *testing.T) {
@@ -126,12 +127,12 @@ func TestReplayOut(t *testing.T) {
 
 func TestInspect(t *testing.T) {
 	td := buildDir(t)
-	before := snapshotFiles(t, td.dir)
+	before := dirtest.Snapshot(t, td.dir)
 	s, err := datadir.Inspect(readOnlyFS(t), td.dir, datadir.InspectOptions{WithState: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	requireNoChange(t, td.dir, before, "Inspect")
+	dirtest.RequireUnchanged(t, td.dir, before, "Inspect")
 	if s.Manifest == nil || s.ManifestErr != nil || s.Manifest.Generation != td.man.Generation {
 		t.Fatalf("manifest %+v, %v", s.Manifest, s.ManifestErr)
 	}

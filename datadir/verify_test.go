@@ -10,13 +10,14 @@ import (
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/dirtest"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/vfs"
 )
 
 func TestVerifyClean(t *testing.T) {
 	td := buildDir(t)
-	before := snapshotFiles(t, td.dir)
+	before := dirtest.Snapshot(t, td.dir)
 	var calls int
 	var lastDone, lastTotal int64
 	rep, err := datadir.Verify(readOnlyFS(t), td.dir, datadir.VerifyOptions{Progress: func(done, total int64) {
@@ -54,7 +55,7 @@ func TestVerifyClean(t *testing.T) {
 	if len(rep.Notes) != 0 {
 		t.Errorf("notes on a clean directory: %q", rep.Notes)
 	}
-	requireNoChange(t, td.dir, before, "Verify")
+	dirtest.RequireUnchanged(t, td.dir, before, "Verify")
 }
 
 // TestVerifyNotes checks that files the manifest does not name are notes,
@@ -153,12 +154,12 @@ func TestVerifyDamage(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			td := buildDir(t)
 			path, kind, hasOffset := d.damage(t, td)
-			before := snapshotFiles(t, td.dir)
+			before := dirtest.Snapshot(t, td.dir)
 			rep, err := datadir.Verify(readOnlyFS(t), td.dir, datadir.VerifyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			requireNoChange(t, td.dir, before, "Verify")
+			dirtest.RequireUnchanged(t, td.dir, before, "Verify")
 			if rep.OK() || rep.Err() == nil {
 				t.Fatalf("damage not found; report %+v", rep)
 			}
@@ -185,11 +186,11 @@ func TestInspectDamagedReadOnly(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			td := buildDir(t)
 			d.damage(t, td)
-			before := snapshotFiles(t, td.dir)
+			before := dirtest.Snapshot(t, td.dir)
 			if _, err := datadir.Inspect(readOnlyFS(t), td.dir, datadir.InspectOptions{WithState: true}); err != nil {
 				t.Fatal(err)
 			}
-			requireNoChange(t, td.dir, before, "Inspect")
+			dirtest.RequireUnchanged(t, td.dir, before, "Inspect")
 		})
 	}
 }

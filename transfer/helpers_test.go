@@ -9,10 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -337,34 +334,6 @@ func checkInstalled(t testing.TB, fs vfs.FS, dir string, src *memSource) uint64 
 		t.Fatalf("store ID %s, want %s", st.StoreID(), src.id.StoreID)
 	}
 	return snap.Index()
-}
-
-// dirImage records every file under dir with its contents, to assert that
-// a rejected transfer changed nothing.
-func dirImage(t testing.TB, dir string) map[string]string {
-	t.Helper()
-	img := map[string]string{}
-	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
-		if err != nil {
-			return nil
-		}
-		if info.IsDir() {
-			img[path] = "dir"
-			return nil
-		}
-		b, _ := os.ReadFile(path)
-		img[path] = string(b)
-		return nil
-	})
-	return img
-}
-
-func sameImage(a, b map[string]string) bool { return maps.Equal(a, b) }
-
-func sortedKeys(m map[string]string) []string {
-	ks := slices.Collect(maps.Keys(m))
-	sort.Strings(ks)
-	return ks
 }
 
 // cutConn closes the connection once n bytes went through it in the

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"path/filepath"
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/dirtest"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -92,12 +94,12 @@ func TestOneWayWrongSecret(t *testing.T) {
 	other := mustSecret("not the secret the stream used..")
 	root := t.TempDir()
 	dir := filepath.Join(root, "data")
-	before := dirImage(t, root)
+	before := dirtest.Snapshot(t, root)
 	_, err := ReadStream(context.Background(), bytes.NewReader(stream), ReceiveOptions{Dir: dir, Secret: other})
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("read stream: %v", err)
 	}
-	if !sameImage(before, dirImage(t, root)) {
+	if !maps.Equal(before, dirtest.Snapshot(t, root)) {
 		t.Fatal("a rejected stream changed the directory")
 	}
 	rep, err := VerifyStream(bytes.NewReader(stream), "s", VerifyOptions{Secret: other})
@@ -113,12 +115,12 @@ func TestOneWayOtherStore(t *testing.T) {
 	dir := partialDir(t, src)
 	other := newMemSource(t, 10, 1)
 	stream := oneWayStream(t, other)
-	before := dirImage(t, dir)
+	before := dirtest.Snapshot(t, dir)
 	_, err := ReadStream(context.Background(), bytes.NewReader(stream), ReceiveOptions{Dir: dir, Secret: testSecret})
 	if !errors.Is(err, ErrStoreMismatch) {
 		t.Fatalf("read stream: %v", err)
 	}
-	if !sameImage(before, dirImage(t, dir)) {
+	if !maps.Equal(before, dirtest.Snapshot(t, dir)) {
 		t.Fatal("a stream of another store changed the directory")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/dirtest"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -263,13 +265,13 @@ func TestWrongSecret(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	sopts, ropts := smallOpts(dir)
 	sopts.Secret = mustSecret("another secret, also long enough")
-	before := dirImage(t, filepath.Dir(dir))
+	before := dirtest.Snapshot(t, filepath.Dir(dir))
 	o := transferOnce(t, src, sopts, ropts, nil, nil)
 	if !errors.Is(o.recvErr, ErrAuth) || !errors.Is(o.sendErr, ErrAuth) {
 		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)
 	}
-	if after := dirImage(t, filepath.Dir(dir)); !sameImage(before, after) {
-		t.Fatalf("a rejected sender changed the directory: %v -> %v", sortedKeys(before), sortedKeys(after))
+	if after := dirtest.Snapshot(t, filepath.Dir(dir)); !maps.Equal(before, after) {
+		t.Fatalf("a rejected sender changed the directory: %v -> %v", before, after)
 	}
 	if src.pins.Load() != 0 {
 		t.Fatalf("the sender pinned a snapshot for an unauthenticated receiver")
@@ -295,13 +297,13 @@ func TestRejectOtherStore(t *testing.T) {
 	src := newMemSource(t, 3000, 1)
 	dir := partialDir(t, src)
 	other := newMemSource(t, 3000, 1)
-	before := dirImage(t, dir)
+	before := dirtest.Snapshot(t, dir)
 	sopts, ropts := smallOpts(dir)
 	o := transferOnce(t, other, sopts, ropts, nil, nil)
 	if !errors.Is(o.recvErr, ErrStoreMismatch) && !errors.Is(o.sendErr, ErrStoreMismatch) {
 		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)
 	}
-	if after := dirImage(t, dir); !sameImage(before, after) {
+	if after := dirtest.Snapshot(t, dir); !maps.Equal(before, after) {
 		t.Fatalf("a stream from another store changed the directory")
 	}
 }
@@ -311,13 +313,13 @@ func TestRejectStaleEpoch(t *testing.T) {
 	src.id.Epoch = 5
 	dir := partialDir(t, src)
 	src.id.Epoch = 4
-	before := dirImage(t, dir)
+	before := dirtest.Snapshot(t, dir)
 	sopts, ropts := smallOpts(dir)
 	o := transferOnce(t, src, sopts, ropts, nil, nil)
 	if !errors.Is(o.recvErr, ErrStaleEpoch) || !errors.Is(o.sendErr, ErrStaleEpoch) {
 		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)
 	}
-	if after := dirImage(t, dir); !sameImage(before, after) {
+	if after := dirtest.Snapshot(t, dir); !maps.Equal(before, after) {
 		t.Fatalf("a stale stream changed the directory")
 	}
 }
@@ -405,12 +407,12 @@ func TestContextEndsSend(t *testing.T) {
 func TestLocalStatus(t *testing.T) {
 	src := newMemSource(t, 3000, 1)
 	dir := partialDir(t, src)
-	before := dirImage(t, dir)
+	before := dirtest.Snapshot(t, dir)
 	st, err := ReadLocalStatus(vfs.Default, dir)
 	if err != nil || !st.Receiving || st.Complete || st.ChunksDone == 0 || st.ChunksDone >= st.Chunks || st.BytesDone == 0 {
 		t.Fatalf("%+v %v", st, err)
 	}
-	if !sameImage(before, dirImage(t, dir)) {
+	if !maps.Equal(before, dirtest.Snapshot(t, dir)) {
 		t.Fatal("status changed the directory")
 	}
 	sopts, ropts := smallOpts(dir)

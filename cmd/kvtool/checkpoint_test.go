@@ -10,6 +10,7 @@ import (
 
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/dirtest"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
@@ -209,7 +210,7 @@ func TestMaintenanceLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	before := snapshot(t, data)
+	before := dirtest.Snapshot(t, data)
 	for _, cmd := range [][]string{{"checkpoint", "create"}, {"delta", "create"}, {"delta", "merge"}, {"wal", "compact"}} {
 		stdout, stderr, code := run(t, append([]string{"--data", data}, cmd...)...)
 		mustCode(t, code, exitFailure, stdout, stderr)
@@ -217,7 +218,7 @@ func TestMaintenanceLocked(t *testing.T) {
 			t.Errorf("%v on a held directory: %s", cmd, stderr)
 		}
 	}
-	requireNoChange(t, data, before, "maintenance on a held directory")
+	dirtest.RequireUnchanged(t, data, before, "maintenance on a held directory")
 }
 
 func TestMaintenanceOnAddr(t *testing.T) {

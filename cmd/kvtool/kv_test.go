@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvtool/kvtool/internal/dirtest"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
@@ -240,11 +241,11 @@ func TestKVReadsDoNotCreate(t *testing.T) {
 func TestKVReadsChangeNoData(t *testing.T) {
 	data := smallDataDir(t)
 	kvMust(t, exitOK, "", "put", "--data", data, "k", "v")
-	before := snapshot(t, data)
+	before := dirtest.Snapshot(t, data)
 	delete(before, filepath.Join(data, "LOCK"))
 	kvMust(t, exitOK, "", "get", "--data", data, "k")
 	kvMust(t, exitOK, "", "scan", "--data", data)
-	after := snapshot(t, data)
+	after := dirtest.Snapshot(t, data)
 	delete(after, filepath.Join(data, "LOCK"))
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("reads changed the data directory:\n%v\n->\n%v", before, after)

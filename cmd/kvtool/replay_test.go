@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kvtool/kvtool/internal/dirtest"
 )
 
 func TestReplayCommand(t *testing.T) {
@@ -48,10 +50,10 @@ func TestReplayCommandOut(t *testing.T) {
 	sd := newSnapDir(t)
 	idx := sd.man.Deltas[0].Index
 	out := filepath.Join(t.TempDir(), "pitr.ckpt")
-	before := snapshot(t, sd.data)
+	before := dirtest.Snapshot(t, sd.data)
 	stdout, stderr, code := run(t, "--data", sd.data, "replay", "--json", "--to-index", fmt.Sprint(idx), "--out", out)
 	mustCode(t, code, exitOK, stdout, stderr)
-	requireNoChange(t, sd.data, before, "replay --out")
+	dirtest.RequireUnchanged(t, sd.data, before, "replay --out")
 	var r replayJSON
 	mustJSON(t, stdout, &r)
 	if r.Out == nil || r.Out.Path != out || r.Out.Index != idx || r.Out.StateHash != sd.hashes[idx] {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/dirtest"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
@@ -198,7 +199,7 @@ func TestMaintReadOnlyCommandsChangeNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := snapshot(t, sd.data)
+		before := dirtest.Snapshot(t, sd.data)
 		for _, cmd := range [][]string{
 			{"verify"}, {"inspect"}, {"inspect", "--no-state"}, {"replay"},
 			{"replay", "--to-index", fmt.Sprint(sd.man.Base.Index + 5)}, {"replay", "--to-index", "1"},
@@ -211,7 +212,7 @@ func TestMaintReadOnlyCommandsChangeNothing(t *testing.T) {
 				if code != exitOK && code != exitDamage && code != exitFailure || strings.Contains(stderr, "locked") {
 					t.Errorf("%v: exit %d\n%s%s", args, code, stdout, stderr)
 				}
-				requireNoChange(t, sd.data, before, strings.Join(args, " "))
+				dirtest.RequireUnchanged(t, sd.data, before, strings.Join(args, " "))
 			}
 		}
 		holder.Close()

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/dirtest"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/vfs"
@@ -47,45 +46,6 @@ func segments(t *testing.T, data string) []segment.SegmentInfo {
 		t.Fatal(err)
 	}
 	return segs
-}
-
-// snapshot hashes every file under dir (path -> size and sha256), so a test
-// can assert that a command left every byte unchanged (bbolt's
-// requireDBNoChange, for a whole directory).
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files[path] = fmt.Sprintf("%d bytes %x", len(b), sha256.Sum256(b))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
-
-// requireNoChange fails if the files under dir differ from before.
-func requireNoChange(t *testing.T, dir string, before map[string]string, what string) {
-	t.Helper()
-	after := snapshot(t, dir)
-	for path, h := range before {
-		if after[path] != h {
-			t.Errorf("%s changed %s: %s -> %q", what, path, h, after[path])
-		}
-	}
-	for path := range after {
-		if _, ok := before[path]; !ok {
-			t.Errorf("%s created %s", what, path)
-		}
-	}
 }
 
 // flipByte flips the bits of the byte at off in path.
@@ -248,7 +208,7 @@ func TestWALVerifyCorruption(t *testing.T) {
 		t.Fatalf("the library reports %+v for a flip at %d of %s", want, seg.Size/2, seg.Path)
 	}
 
-	before := snapshot(t, data)
+	before := dirtest.Snapshot(t, data)
 	stdout, stderr, code := run(t, "--data", data, "wal", "verify")
 	mustCode(t, code, exitDamage, stdout, stderr)
 	row := strings.Fields(strings.Split(stdout, "\n")[1])
@@ -289,7 +249,7 @@ func TestWALVerifyCorruption(t *testing.T) {
 	}
 	delete(before, filepath.Join(data, "LOCK")) // repair takes the lock
 	os.Remove(filepath.Join(data, "LOCK"))
-	requireNoChange(t, data, before, "verify, dump and a refused repair")
+	dirtest.RequireUnchanged(t, data, before, "verify, dump and a refused repair")
 
 	// --dry-run --force says what it would cut and changes nothing.
 	stdout, stderr, code = run(t, "--data", data, "wal", "repair", "--dry-run", "--force", "--json")
@@ -299,7 +259,7 @@ func TestWALVerifyCorruption(t *testing.T) {
 	if !res.DryRun || len(res.Cuts) == 0 || res.Cuts[0].Path != seg.Path || res.Cuts[0].Offset != want.Offset {
 		t.Errorf("repair --dry-run --force: %+v", res)
 	}
-	requireNoChange(t, data, before, "repair --dry-run --force")
+	dirtest.RequireUnchanged(t, data, before, "repair --dry-run --force")
 
 	// --force cuts, and the log verifies clean afterwards.
 	stdout, stderr, code = run(t, "--data", data, "wal", "repair", "--force")
@@ -327,7 +287,7 @@ func TestWALTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	before := snapshot(t, data)
+	before := dirtest.Snapshot(t, data)
 	stdout, stderr, code := run(t, "--data", data, "wal", "verify")
 	mustCode(t, code, exitDamage, stdout, stderr)
 	if !strings.Contains(stdout, newest.Path) || !strings.Contains(stdout, "torn-tail") {
@@ -342,7 +302,7 @@ func TestWALTornTail(t *testing.T) {
 	if !strings.Contains(stdout, "dry run: would cut 1 range; nothing was changed") || !strings.Contains(stdout, ".quarantine") {
 		t.Errorf("repair --dry-run stdout:\n%s", stdout)
 	}
-	requireNoChange(t, data, before, "verify and repair --dry-run")
+	dirtest.RequireUnchanged(t, data, before, "verify and repair --dry-run")
 
 	stdout, stderr, code = run(t, "--data", data, "wal", "repair", "--json")
 	mustCode(t, code, exitOK, stdout, stderr)
@@ -383,7 +343,7 @@ func TestReadOnlyCommandsChangeNothing(t *testing.T) {
 	os.Truncate(newest.Path, newest.Size-3)
 
 	for _, data := range []string{clean, damaged} {
-		before := snapshot(t, data)
+		before := dirtest.Snapshot(t, data)
 		for _, cmd := range [][]string{
 			{"wal", "list"}, {"wal", "dump"}, {"wal", "dump", "--from", "50", "--to", "60"},
 			{"wal", "verify"}, {"wal", "repair", "--dry-run"}, {"wal", "repair", "--dry-run", "--force"},
@@ -394,7 +354,7 @@ func TestReadOnlyCommandsChangeNothing(t *testing.T) {
 				if code != exitOK && code != exitDamage {
 					t.Errorf("%v: exit %d\n%s%s", args, code, stdout, stderr)
 				}
-				requireNoChange(t, data, before, strings.Join(args, " "))
+				dirtest.RequireUnchanged(t, data, before, strings.Join(args, " "))
 			}
 		}
 	}
@@ -476,7 +436,7 @@ func TestWALLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lock.Close()
-	before := snapshot(t, data)
+	before := dirtest.Snapshot(t, data)
 	for _, cmd := range [][]string{{"wal", "repair"}, {"wal", "repair", "--force"}, {"wal", "rotate"}} {
 		stdout, stderr, code := run(t, append([]string{"--data", data}, cmd...)...)
 		mustCode(t, code, exitFailure, stdout, stderr)
@@ -484,5 +444,5 @@ func TestWALLocked(t *testing.T) {
 			t.Errorf("%v: stderr %q, want the holder named and a hint", cmd, stderr)
 		}
 	}
-	requireNoChange(t, data, before, "a locked repair or rotate")
+	dirtest.RequireUnchanged(t, data, before, "a locked repair or rotate")
 }
