@@ -17,9 +17,10 @@ func (s *Store) register(idx uint64, l *logged) {
 
 // onDurable is the WAL's durability callback: the flusher calls it in index
 // order after each successful fsync, before it releases that sync's waiters.
+// The log has already made last its durable index, which publishLocked
+// reads.
 func (s *Store) onDurable(last uint64) {
 	s.pubMu.Lock()
-	s.durable = max(s.durable, last)
 	s.publishLocked()
 	s.pubMu.Unlock()
 }
@@ -32,9 +33,10 @@ func (s *Store) onDurable(last uint64) {
 // leaves each shard at its newest durable version.
 func (s *Store) publishLocked() {
 	cur := s.root.Load()
+	durable := s.log.DurableIndex() // stored before OnDurable runs, only ever after an fsync
 	next := cur.index + 1
 	var shards []*tree
-	for ; next <= s.durable; next++ {
+	for ; next <= durable; next++ {
 		l, ok := s.queue[next]
 		if !ok {
 			break

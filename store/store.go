@@ -77,10 +77,9 @@ type Store struct {
 	lastIdx []uint64
 
 	// Publication side, guarded by pubMu.
-	pubMu   sync.Mutex
-	queue   map[uint64]*logged // logged entries waiting to be published
-	durable uint64             // highest index the WAL reported durable
-	dirty   map[string]struct{}
+	pubMu sync.Mutex
+	queue map[uint64]*logged // logged entries waiting to be published
+	dirty map[string]struct{}
 	// walDirty is a range of WAL indexes whose changed keys are not in
 	// dirty: recovery leaves them for the next delta to read from the WAL.
 	walDirty indexRange
@@ -281,7 +280,6 @@ func (s *Store) recover(walDir string) error {
 		s.gates[i] = make(chan struct{}, 1)
 		s.lastIdx[i] = res.AppliedIndex
 	}
-	s.durable = res.AppliedIndex
 	s.root.Store(&Snapshot{index: res.AppliedIndex, shards: append([]*tree(nil), trees...)})
 	return nil
 }
