@@ -44,7 +44,8 @@ type MaintenanceEvent struct {
 // RunMaintenance applies the policy until ctx is done, calling report after
 // every step it takes (report may be nil). Steps run one at a time, beside
 // readers and writers; an error is reported and retried at the next rule
-// check, never fatal.
+// check, never fatal. A step that ctx cuts short stops at its safe point
+// and is not reported.
 func (s *Store) RunMaintenance(ctx context.Context, p MaintenancePolicy, report func(MaintenanceEvent)) {
 	tick := p.Tick
 	if tick <= 0 {
@@ -60,6 +61,11 @@ func (s *Store) RunMaintenance(ctx context.Context, p MaintenancePolicy, report 
 		case <-t.C:
 		}
 		ev, ok := s.maintenanceStep(ctx, p, &lastDelta)
+		if ctx.Err() != nil && errors.Is(ev.Err, ctx.Err()) {
+			// Shutdown cut the step short at a safe point (its temp file
+			// removed, nothing published): not a failure to report.
+			return
+		}
 		if ok && report != nil && !errors.Is(ev.Err, ErrNothingToDo) {
 			report(ev)
 		}

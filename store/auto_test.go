@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,5 +65,40 @@ func TestRunMaintenance(t *testing.T) {
 	defer s2.Close()
 	if got := s2.Snapshot(); got.Index() != want.Index() || got.Hash() != want.Hash() {
 		t.Fatalf("reopened at %d, want %d", got.Index(), want.Index())
+	}
+}
+
+// TestRunMaintenanceStopIsNotFailure cancels RunMaintenance while a delta
+// is being written (from inside the file system, so the timing is exact):
+// a step cut short by shutdown stops at its safe point and is not reported
+// as a failed step.
+func TestRunMaintenanceStopIsNotFailure(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fsys := vfs.NewErrorFS(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpWrite && strings.Contains(path, ".delta") {
+			cancel()
+		}
+		return nil
+	}))
+	s, err := Open(Options{FS: fsys, Dir: "/d", Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 200 {
+		putN(t, s, fmt.Sprintf("k%03d-", i), 5)
+	}
+	var events []MaintenanceEvent
+	s.RunMaintenance(ctx, MaintenancePolicy{Tick: time.Millisecond, DeltaEvery: time.Nanosecond}, func(ev MaintenanceEvent) {
+		events = append(events, ev)
+	})
+	for _, ev := range events {
+		if ev.Err != nil {
+			t.Errorf("a step stopped by shutdown was reported as failed: %s: %v", ev.Kind, ev.Err)
+		}
+	}
+	if ctx.Err() == nil {
+		t.Fatal("no delta was written")
 	}
 }

@@ -169,7 +169,8 @@ func TestHotJoinUnderLoad(t *testing.T) {
 
 	stop := make(chan struct{})
 	acked := runBank(t, st, 4, stop)
-	time.Sleep(100 * time.Millisecond) // the load is on before the join starts
+	start := st.Snapshot().Index()
+	waitFor(t, "the load to be on before the join starts", func() bool { return st.Snapshot().Index() >= start+50 })
 
 	op := &replicaOpener{dir: joinDir}
 	var leases atomic.Int64
@@ -186,7 +187,8 @@ func TestHotJoinUnderLoad(t *testing.T) {
 		joined <- err
 	}()
 	waitFor(t, "the joiner to cut over", func() bool { return op.store() != nil })
-	time.Sleep(200 * time.Millisecond) // more load while the replica follows
+	cut := st.Snapshot().Index()
+	waitFor(t, "more load while the replica follows", func() bool { return st.Snapshot().Index() >= cut+200 })
 	close(stop)
 	ids := acked()
 	last := st.Snapshot().Index()

@@ -199,7 +199,7 @@ func (b *bank) init(t *testing.T, c *client.Client) {
 }
 
 // runUntilKilled runs killWorkers goroutines of transfers and SIGKILLs the
-// server after d.
+// server d after they got their first transfers acknowledged.
 func (b *bank) runUntilKilled(t *testing.T, p *process, d time.Duration, seed uint64) {
 	var killed atomic.Bool
 	var wg sync.WaitGroup
@@ -212,6 +212,13 @@ func (b *bank) runUntilKilled(t *testing.T, p *process, d time.Duration, seed ui
 				b.one(p.c, rng)
 			}
 		}()
+	}
+	// The kill lands at a random moment, but only once the load is on: a
+	// loaded machine may take a while to get the first transfers through.
+	start := b.acked.Load()
+	deadline := time.Now().Add(60 * time.Second)
+	for b.acked.Load() < start+killWorkers && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(d)
 	killed.Store(true)

@@ -25,6 +25,7 @@ import (
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
+	xferpkg "github.com/kvtool/kvtool/transfer"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -203,8 +204,11 @@ func TestTransferInterrupted(t *testing.T) {
 	src, idx, hash := sourceDir(t, 2000)
 	dst := filepath.Join(t.TempDir(), "dst")
 	r, addr := startRecv(t, dst, "--window", "16KiB")
-	s := startKvtool(t, nil, "transfer", "send", "--data", src, "--to", addr, "--chunk-size", "4KiB", "--max-rate", "100KiB")
-	time.Sleep(700 * time.Millisecond)
+	// A slow send: at 16 KiB/s the snapshot takes many seconds, so the
+	// cancel below lands with some chunks held and others missing however
+	// loaded the machine is.
+	s := startKvtool(t, nil, "transfer", "send", "--data", src, "--to", addr, "--chunk-size", "4KiB", "--max-rate", "16KiB")
+	waitReceiving(t, dst, s)
 	s.cancel()
 	mustCode(t, s.wait(t), exitFailure, s.stdout.String(), s.stderr.String())
 	mustCode(t, r.wait(t), exitFailure, r.stdout.String(), r.stderr.String())
@@ -234,6 +238,77 @@ func TestTransferInterrupted(t *testing.T) {
 	if !got.Resumed || got.ResumeFrom == 0 || got.Applied != idx || got.StateHash != hash {
 		t.Fatalf("the second run %+v, want a resume to %d %s", got, idx, hash)
 	}
+}
+
+// waitReceiving waits until the receiver in dst holds at least one chunk
+// of the snapshot as durable, or the sender b ended.
+func waitReceiving(t *testing.T, dst string, b *background) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := xferpkg.ReadLocalStatus(vfs.Default, dst)
+		if err == nil && st.Receiving && st.ChunksDone > 0 {
+			return
+		}
+		select {
+		case code := <-b.code:
+			b.code <- code
+			t.Fatalf("the sender ended (exit %d) before the receiver held a chunk:\n%s\n%s", code, b.stdout, b.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver in %s held no chunk after 60s (status %+v, %v)", dst, st, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTransferCancelledBeforeConnect defines what a sender cancelled
+// before it ever connected does: it exits 130 or 1 without a
+// resume hint, and the receiver, which never saw it, keeps listening and
+// writes nothing.
+func TestTransferCancelledBeforeConnect(t *testing.T) {
+	t.Setenv("KVTOOL_SECRET", cliSecret)
+	src, idx, hash := sourceDir(t, 200)
+	dst := filepath.Join(t.TempDir(), "dst")
+	r, addr := startRecv(t, dst)
+	// A sender to a port nothing listens on, cancelled: it must stop.
+	dead := freeAddr(t)
+	s := startKvtool(t, nil, "transfer", "send", "--data", src, "--to", dead)
+	s.cancel()
+	if code := s.wait(t); code == exitOK {
+		t.Fatalf("a cancelled sender exited 0:\n%s", s.stderr)
+	}
+	select {
+	case code := <-r.code:
+		r.code <- code
+		t.Fatalf("the receiver exited %d with no sender:\n%s", code, r.stderr)
+	default:
+	}
+	if st, err := xferpkg.ReadLocalStatus(vfs.Default, dst); err == nil && (st.Receiving || st.Complete) {
+		t.Fatalf("the receiver wrote a transfer with no sender: %+v", st)
+	}
+	// The receiver still takes a sender that comes later.
+	out, errOut, code := run(t, "transfer", "send", "--data", src, "--to", addr)
+	mustCode(t, code, exitOK, out, errOut)
+	mustCode(t, r.wait(t), exitOK, r.stdout.String(), r.stderr.String())
+	var got receivedJSON
+	r.line(t, 1, &got)
+	if got.Applied != idx || got.StateHash != hash {
+		t.Fatalf("received %+v, want %d %s", got, idx, hash)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
 
 func TestTransferWrongSecret(t *testing.T) {
