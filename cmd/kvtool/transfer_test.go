@@ -204,10 +204,10 @@ func TestTransferInterrupted(t *testing.T) {
 	src, idx, hash := sourceDir(t, 2000)
 	dst := filepath.Join(t.TempDir(), "dst")
 	r, addr := startRecv(t, dst, "--window", "16KiB")
-	// A slow send: at 16 KiB/s the snapshot takes many seconds, so the
-	// cancel below lands with some chunks held and others missing however
-	// loaded the machine is.
-	s := startKvtool(t, nil, "transfer", "send", "--data", src, "--to", addr, "--chunk-size", "4KiB", "--max-rate", "16KiB")
+	// The sender reaches the receiver through a proxy that passes its
+	// first 48 KiB and holds the rest back, so the cancel below lands with
+	// some chunks held and others missing however loaded the machine is.
+	s := startKvtool(t, nil, "transfer", "send", "--data", src, "--to", stallingProxy(t, addr, 48<<10), "--chunk-size", "4KiB")
 	waitReceiving(t, dst, s)
 	s.cancel()
 	mustCode(t, s.wait(t), exitFailure, s.stdout.String(), s.stderr.String())
@@ -297,6 +297,36 @@ func TestTransferCancelledBeforeConnect(t *testing.T) {
 	if got.Applied != idx || got.StateHash != hash {
 		t.Fatalf("received %+v, want %d %s", got, idx, hash)
 	}
+}
+
+// stallingProxy forwards one connection to target, passing everything the
+// target sends back but only the first limit bytes the client sends; the
+// rest it reads and drops, so the client stalls for credit. When either
+// side closes, it closes both.
+func stallingProxy(t *testing.T, target string, limit int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		u, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer u.Close()
+		go func() { io.Copy(c, u); c.Close() }()
+		if _, err := io.CopyN(u, c, limit); err == nil {
+			io.Copy(io.Discard, c)
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // freeAddr returns a loopback address nothing listens on.
