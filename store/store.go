@@ -103,6 +103,10 @@ type Store struct {
 
 	walObserver atomic.Pointer[func(segment.SyncStats)] // see ObserveWAL
 
+	// checkWaitHook, if set (by tests), is called when a failed check must
+	// wait for the entry at the given index to become durable.
+	checkWaitHook func(idx uint64)
+
 	readOnly bool // opened ReadOnly: log is nil
 	tornTail bool // a ReadOnly open stopped at a torn WAL tail
 }
