@@ -86,6 +86,17 @@ func TestMkdirAllDurable(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("on the OS", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "a", "b")
+		for range 2 { // the second time everything exists
+			if err := MkdirAllDurable(vfs.Default, dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if fi, err := vfs.Default.Stat(dir); err != nil || !fi.IsDir() {
+			t.Fatalf("stat %s: %v", dir, err)
+		}
+	})
 	t.Run("failed fsync", func(t *testing.T) {
 		fs := vfs.NewErrorFS(vfs.NewMem(), vfs.FailOnce(vfs.OpSyncDir, "/a", nil))
 		err := MkdirAllDurable(fs, "/a/b")

@@ -23,11 +23,30 @@ func TestCreateIsDurable(t *testing.T) {
 	}{
 		{"new directory", func(*testing.T, *vfs.MemFS) {}},
 		{"subdirectories left unsynced by a kill", func(t *testing.T, m *vfs.MemFS) {
-			if err := format.MkdirAllDurable(m, "/srv/data"); err != nil {
+			// An initialised directory (its manifest durable) whose
+			// subdirectories a killed process made but never synced.
+			s, err := Open(Options{FS: m, Dir: "/srv/data", Create: true, SegmentSize: 256 << 10})
+			if err != nil {
 				t.Fatal(err)
 			}
-			for _, d := range []string{format.WALDir, format.SnapDir} {
-				if err := m.MkdirAll(filepath.Join("/srv/data", d), 0o755); err != nil {
+			s.Close()
+			subdirs := []string{filepath.Join("/srv/data", format.WALDir), filepath.Join("/srv/data", format.SnapDir)}
+			for _, d := range subdirs {
+				names, _ := m.List(d)
+				for _, n := range names {
+					if err := m.Remove(filepath.Join(d, n)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := m.Remove(d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := m.SyncDir("/srv/data"); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range subdirs {
+				if err := m.MkdirAll(d, 0o755); err != nil {
 					t.Fatal(err)
 				}
 			}

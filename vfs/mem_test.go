@@ -507,6 +507,28 @@ func TestCrashPartialDirProperty(t *testing.T) {
 	}
 }
 
+// TestCrashPartialMkdir checks that a directory made by MkdirAll is an
+// unsynced entry like any other under partial persistence: a crash keeps
+// it (with the synced file inside) or loses it whole, and both happen.
+func TestCrashPartialMkdir(t *testing.T) {
+	m := NewMem()
+	durableDir(t, m, "/d")
+	mustMkdirAll(t, m, "/d/x")
+	durableFile(t, m, "/d/x/f", "data")
+	seen := map[bool]bool{}
+	for seed := range uint64(64) {
+		img := dump(t, m.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(seed, 5))}))
+		kept := maps.Equal(img, map[string]string{"/d/": "", "/d/x/": "", "/d/x/f": "data"})
+		if !kept && !maps.Equal(img, map[string]string{"/d/": ""}) {
+			t.Fatalf("seed %d: crash image %q is neither the directory whole nor none of it", seed, img)
+		}
+		seen[kept] = true
+	}
+	if !seen[true] || !seen[false] {
+		t.Fatalf("over 64 seeds the unsynced directory was kept: %v", seen)
+	}
+}
+
 // randomDirOp does one unsynced create, rename or remove in /d, on m and on
 // model. Created files are synced, so their contents name them in the image.
 func randomDirOp(t *testing.T, r *rand.Rand, m *MemFS, model map[string]string, i int) {
