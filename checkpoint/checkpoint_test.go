@@ -59,7 +59,7 @@ var testMeta = Meta{StoreID: manifest.StoreID{1, 2, 3}, Index: 1234, Term: 5, Sh
 
 func newDir(t testing.TB) *vfs.MemFS {
 	fs := vfs.NewMem()
-	if err := fs.MkdirAll(format.SnapDir, 0o755); err != nil {
+	if err := format.MkdirAllDurable(fs, format.SnapDir); err != nil {
 		t.Fatal(err)
 	}
 	return fs

@@ -46,9 +46,11 @@ func crashImages(t *testing.T, fs *vfs.MemFS, work func(vfs.FS) error) []*vfs.Me
 }
 
 // checkImages checks that in every image the file at path is absent or
-// complete and verified (by verify), that List functions trust no leftover
-// temporary file, and that both outcomes occur.
-func checkImages(t *testing.T, images []*vfs.MemFS, path string, verify func(vfs.FS, string) (*table.Report, error)) {
+// complete, verified (by verify) and holding exactly the state want (as
+// read by stateOf: a file can be self-consistent and still wrong), that
+// List functions trust no leftover temporary file, and that both outcomes
+// occur.
+func checkImages(t *testing.T, images []*vfs.MemFS, path string, verify func(vfs.FS, string) (*table.Report, error), stateOf func(vfs.FS, string) model, want model) {
 	t.Helper()
 	present := 0
 	for i, img := range images {
@@ -77,6 +79,9 @@ func checkImages(t *testing.T, images []*vfs.MemFS, path string, verify func(vfs
 		if rep, err := verify(img, path); err != nil || !rep.OK() {
 			t.Fatalf("image %d: a partial %s is visible: %v %v", i, path, err, rep.Err())
 		}
+		if got := stateOf(img, path); got.hash() != want.hash() || !equalModels(got, want) {
+			t.Fatalf("image %d: %s verifies but holds state %016x (%d keys), want %016x (%d keys)", i, path, got.hash(), len(got), want.hash(), len(want))
+		}
 	}
 	if present == 0 || present == len(images) {
 		t.Fatalf("%s present in %d of %d images: the crash points miss the interesting cases", path, present, len(images))
@@ -93,9 +98,15 @@ func TestCrashDuringDeltaWrite(t *testing.T) {
 		info, err = Write(fs, format.SnapDir, meta, dirty, m, Options{Uncompressed: true})
 		return err
 	})
+	base := readCheckpoint(t, c.fs, c.base)
 	checkImages(t, images, info.Path, func(fs vfs.FS, p string) (*table.Report, error) {
 		return Verify(fs, p, table.VerifyOptions{})
-	})
+	}, func(fs vfs.FS, p string) model {
+		return applyDelta(t, fs, readCheckpoint(t, fs, c.base), p)
+	}, m)
+	if equalModels(base, m) {
+		t.Fatal("the delta changes nothing: the content check cannot fail")
+	}
 }
 
 func TestCrashDuringMerge(t *testing.T) {
@@ -107,11 +118,9 @@ func TestCrashDuringMerge(t *testing.T) {
 	})
 	checkImages(t, images, info.Path, func(fs vfs.FS, p string) (*table.Report, error) {
 		return checkpoint.Verify(fs, p, table.VerifyOptions{})
-	})
-	final := images[len(images)-1]
-	if got := readCheckpoint(t, final, info.Path); !equalModels(got, c.states[3]) {
-		t.Fatal("merged state differs after the crash-free run")
-	}
+	}, func(fs vfs.FS, p string) model {
+		return readCheckpoint(t, fs, p)
+	}, c.states[3])
 }
 
 // TestWriteAndMergeErrors fails each step of writing a delta and of a

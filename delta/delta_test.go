@@ -19,7 +19,9 @@ import (
 func TestWriteOpenRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	fs := vfs.NewMem()
-	fs.MkdirAll(format.SnapDir, 0o755)
+	if err := format.MkdirAllDurable(fs, format.SnapDir); err != nil {
+		t.Fatal(err)
+	}
 	m := randModel(rng, 500, 2000)
 	dirty := step(rng, m, 800, 2000)
 	dirty = append(dirty, dirty[:50]...) // duplicates

@@ -91,7 +91,7 @@ type chain struct {
 func buildChain(t testing.TB, rng *rand.Rand, n, baseKeys, ops, space int, noBase bool) *chain {
 	t.Helper()
 	c := &chain{fs: vfs.NewMem()}
-	if err := c.fs.MkdirAll(format.SnapDir, 0o755); err != nil {
+	if err := format.MkdirAllDurable(c.fs, format.SnapDir); err != nil {
 		t.Fatal(err)
 	}
 	// Mostly uncompressed: zstd is slow under the race detector, and the
@@ -136,5 +136,29 @@ func readCheckpoint(t testing.TB, fs vfs.FS, path string) model {
 }
 
 func equalModels(a, b model) bool { return maps.EqualFunc(a, b, bytes.Equal) }
+
+// applyDelta returns base changed by the delta at path: its puts set, its
+// tombstones removed.
+func applyDelta(t testing.TB, fs vfs.FS, base model, path string) model {
+	t.Helper()
+	r, err := Open(fs, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m := maps.Clone(base)
+	err = r.ForEach(func(kind format.EntryKind, k, v []byte) error {
+		if kind == format.EntryDelete {
+			delete(m, string(k))
+		} else {
+			m[string(k)] = bytes.Clone(v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
 
 func snapPath(name string) string { return filepath.Join(format.SnapDir, name) }

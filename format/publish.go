@@ -4,14 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 
 	"github.com/kvtool/kvtool/vfs"
 )
 
 // AtomicFile is a sink that writes a whole file under a temporary name and
 // publishes it durably under its final name on Close: fsync the file, rename
-// it over the final name, fsync the directory. Until Close returns nil a
+// it over the final name, fsync the directory (PublishFile). The directory
+// must exist durably (MkdirAllDurable). Until Close returns nil a
 // reader sees either the old file or none, never a partial one. It is the one
 // way every package writes a whole file.
 type AtomicFile struct {
@@ -26,10 +26,9 @@ type AtomicFile struct {
 
 // CreateAtomic starts writing the file that will be published at path.
 func CreateAtomic(fs vfs.FS, path string) (*AtomicFile, error) {
-	tmp := filepath.Join(filepath.Dir(path), TempName(filepath.Base(path), rand.Uint64()))
-	f, err := fs.Create(tmp)
+	f, tmp, err := CreateTemp(fs, path, rand.Uint64())
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", tmp, err)
+		return nil, err
 	}
 	return &AtomicFile{fs: fs, path: path, tmp: tmp, f: f}, nil
 }
@@ -61,11 +60,11 @@ func (a *AtomicFile) Offset() int64 { return a.n }
 // Path returns the final path.
 func (a *AtomicFile) Path() string { return a.path }
 
-// Close publishes the file durably. If any step fails the temporary file is
-// removed and the error returned; the final path is untouched unless the
-// rename itself happened, in which case only the directory sync failed and
-// the caller must treat the result as unknown (fail stop). Calling Close
-// again after a success is a no-op.
+// Close publishes the file durably (PublishFile). If any step fails the
+// temporary file is removed and the error returned; the final path is
+// untouched unless the rename itself happened, in which case only the
+// directory sync failed and the caller must treat the result as unknown
+// (fail stop). Calling Close again after a success is a no-op.
 func (a *AtomicFile) Close() error {
 	if a.closed {
 		return a.err
@@ -75,20 +74,12 @@ func (a *AtomicFile) Close() error {
 		a.discard()
 		return a.err
 	}
-	if err := a.f.Sync(); err != nil {
-		a.discard()
-		return a.fail(fmt.Errorf("fsync %s: %w", a.tmp, err))
+	err := PublishFile(a.fs, a.f, a.tmp, a.path)
+	if cerr := a.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", a.path, cerr)
 	}
-	if err := a.f.Close(); err != nil {
-		a.fs.Remove(a.tmp)
-		return a.fail(fmt.Errorf("close %s: %w", a.tmp, err))
-	}
-	if err := a.fs.Rename(a.tmp, a.path); err != nil {
-		a.fs.Remove(a.tmp)
-		return a.fail(fmt.Errorf("rename %s to %s: %w", a.tmp, a.path, err))
-	}
-	if err := a.fs.SyncDir(filepath.Dir(a.path)); err != nil {
-		return a.fail(fmt.Errorf("fsync directory of %s: %w", a.path, err))
+	if err != nil {
+		return a.fail(err)
 	}
 	return nil
 }

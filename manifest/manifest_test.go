@@ -18,7 +18,7 @@ func sample() *Manifest {
 
 func TestPublishLoad(t *testing.T) {
 	fsys := vfs.NewMem()
-	if err := fsys.MkdirAll("/d", 0o755); err != nil {
+	if err := format.MkdirAllDurable(fsys, "/d"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Load(fsys, "/d"); !errors.Is(err, ErrNotFound) {

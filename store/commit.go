@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -16,7 +17,8 @@ import (
 // gates in ascending order (ctx may give up while waiting), stage private
 // copy-on-write versions of those shards and evaluate every operation on
 // them, and on a failed check drop them (returning a *CheckError; nothing is
-// logged). Otherwise log one WAL record and — still under the gates, so that
+// logged; see settleCheck for when the failure is reported). Otherwise log
+// one WAL record and — still under the gates, so that
 // log order matches staging order on every shard — make the staged versions
 // the shards' newest, then release the gates. A later transaction on the
 // same shard may stage on top of this one before it is durable; nothing is
@@ -41,15 +43,82 @@ func (s *Store) Commit(ctx context.Context, txn *Txn) (uint64, error) {
 	if s.failedFlag.Load() {
 		return 0, s.Err()
 	}
-	st := newStaging(txn, len(s.gates))
+	for {
+		idx, p, l, err := s.stage(ctx, txn)
+		var ce *CheckError
+		if errors.As(err, &ce) {
+			retry, err := s.settleCheck(ctx, txn, idx, ce)
+			if retry {
+				continue
+			}
+			return 0, err
+		}
+		if err != nil {
+			return 0, err
+		}
+		return s.finish(idx, p, l)
+	}
+}
+
+// stage takes the gates of the shards txn touches, stages and (unless it
+// only checked, or a check failed) logs it, and releases the gates; see
+// stageAndLog for what it returns.
+func (s *Store) stage(ctx context.Context, txn *Txn) (uint64, *segment.Pending, *logged, error) {
+	st := newStaging(txn, s.staged)
 	if err := s.acquire(ctx, st.shards); err != nil {
-		return 0, err
+		return 0, nil, nil, err
 	}
-	idx, p, l, err := s.stageAndLog(txn, st)
-	s.release(st.shards)
-	if err != nil {
-		return 0, err
+	defer s.release(st.shards)
+	return s.stageAndLog(txn, st)
+}
+
+// settleCheck decides what a failed check reports. A verdict and its
+// message may rest only on durable, published state (DESIGN.md,
+// "Transactions and shards", step 3): the check may have seen a value that
+// is logged but not yet durable, and if that fsync then fails the value
+// never existed. seen is the index of the newest entry the staged view of
+// the transaction's shards included. If it is published, the failure
+// stands. Otherwise settleCheck waits until it is (or the store failed:
+// then it returns the store's failure, never the value) and decides the
+// transaction again against the published root. A failure there is
+// reported, with the published value; a pass means the state moved on, and
+// retry tells the caller to stage the transaction afresh.
+func (s *Store) settleCheck(ctx context.Context, txn *Txn, seen uint64, ce *CheckError) (retry bool, err error) {
+	if s.root.Load().index >= seen {
+		return false, ce
 	}
+	if h := s.checkWaitHook; h != nil {
+		h(seen)
+	}
+	if err := s.WaitApplied(ctx, seen); err != nil {
+		if s.failedFlag.Load() {
+			return false, err
+		}
+		return false, fmt.Errorf("kvtool/store: waiting for index %d, which a failed check saw, to become durable: %w", seen, err)
+	}
+	if err := s.decidePublished(txn); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// decidePublished evaluates txn against the published root, changing
+// nothing, and returns the *CheckError of its first failed operation, or
+// nil.
+func (s *Store) decidePublished(txn *Txn) error {
+	st := newStaging(txn, s.root.Load().shards)
+	for i, op := range txn.Ops {
+		if err := st.apply(i, op); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish waits for a staged transaction: for a logged one, until it is
+// durable and published; for one that only checked, until the state its
+// checks saw is published.
+func (s *Store) finish(idx uint64, p *segment.Pending, l *logged) (uint64, error) {
 	if p == nil {
 		// Nothing logged: answer the published index once the state the
 		// checks saw is published, so indexes a client sees never go back.
@@ -80,15 +149,19 @@ func (s *Store) Delete(ctx context.Context, key string) (uint64, error) {
 
 // staging is a transaction's private view of the shards it touches.
 type staging struct {
+	base    []*tree // every shard's version to stage on: Store.staged, or a published root's
 	shards  []int   // touched shards, ascending
 	trees   []*tree // private copies, parallel to shards; nil until first write
 	effects []format.TxnEffect
 }
 
-func newStaging(txn *Txn, nshards int) *staging {
-	st := &staging{shards: make([]int, 0, 4)}
+// newStaging starts a view of txn's shards on top of base (one tree per
+// shard). With Store.staged as base, the caller must hold the gates of
+// the touched shards while it reads through the view.
+func newStaging(txn *Txn, base []*tree) *staging {
+	st := &staging{base: base, shards: make([]int, 0, 4)}
 	for _, op := range txn.Ops {
-		sh := shardOf(op.Key, nshards)
+		sh := shardOf(op.Key, len(base))
 		if !slices.Contains(st.shards, sh) {
 			st.shards = append(st.shards, sh)
 		}
@@ -127,20 +200,17 @@ func (s *Store) release(shards []int) {
 // stageAndLog runs with the gates of st.shards held and returns the
 // transaction's pending WAL write and what the caller must register for
 // publication. It returns a nil Pending for a transaction that changed
-// nothing (only checks): then idx is the index of the state its checks saw,
-// which the caller waits to see published.
+// nothing (only checks), or whose check failed (with the *CheckError): then
+// idx is the index of the state its checks saw, which the caller waits to
+// see published.
 func (s *Store) stageAndLog(txn *Txn, st *staging) (uint64, *segment.Pending, *logged, error) {
 	for i, op := range txn.Ops {
-		if err := s.apply(st, i, op); err != nil {
-			return 0, nil, nil, err
+		if err := st.apply(i, op); err != nil {
+			return s.seen(st.shards), nil, nil, err
 		}
 	}
 	if len(st.effects) == 0 {
-		seen := uint64(0)
-		for _, sh := range st.shards {
-			seen = max(seen, s.lastIdx[sh])
-		}
-		return seen, nil, nil, nil
+		return s.seen(st.shards), nil, nil, nil
 	}
 	rec := format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(st.effects)), st.effects)
 	p, err := s.log.Enqueue(format.FrameWALTxn, rec)
@@ -148,6 +218,16 @@ func (s *Store) stageAndLog(txn *Txn, st *staging) (uint64, *segment.Pending, *l
 		return 0, nil, nil, s.fail(err)
 	}
 	return p.Index(), p, s.install(st, p.Index()), nil
+}
+
+// seen returns the index of the newest entry included in the staged
+// versions of shards. The caller holds their gates.
+func (s *Store) seen(shards []int) uint64 {
+	idx := uint64(0)
+	for _, sh := range shards {
+		idx = max(idx, s.lastIdx[sh])
+	}
+	return idx
 }
 
 // install makes a logged transaction's staged shard versions the shards'
@@ -168,8 +248,8 @@ func (s *Store) install(st *staging, idx uint64) *logged {
 }
 
 // apply evaluates operation i on the staging view.
-func (s *Store) apply(st *staging, i int, op Op) error {
-	t, pos := st.view(s, op.Key)
+func (st *staging) apply(i int, op Op) error {
+	t, pos := st.view(op.Key)
 	pr := probe(op.Key)
 	cur, ok := t.Get(pr)
 	unprobe(pr)
@@ -179,10 +259,10 @@ func (s *Store) apply(st *staging, i int, op Op) error {
 	}
 	switch op.Kind {
 	case OpPut:
-		st.write(s, pos, op.Key, append([]byte(nil), op.Value...), format.TxnPut)
+		st.write(pos, op.Key, append([]byte(nil), op.Value...), format.TxnPut)
 	case OpDelete:
 		if ok {
-			st.write(s, pos, op.Key, nil, format.TxnDelete)
+			st.write(pos, op.Key, nil, format.TxnDelete)
 		}
 	case OpAdd:
 		n, err := parseInt(curVal, ok)
@@ -193,7 +273,7 @@ func (s *Store) apply(st *staging, i int, op Op) error {
 		if !fits {
 			return &CheckError{Op: i, Key: op.Key, Reason: fmt.Sprintf("add: %d + %d overflows int64", n, op.Delta)}
 		}
-		st.write(s, pos, op.Key, strconv.AppendInt(nil, sum, 10), format.TxnPut)
+		st.write(pos, op.Key, strconv.AppendInt(nil, sum, 10), format.TxnPut)
 	case OpCheck:
 		return check(i, op, curVal, ok)
 	}
@@ -232,20 +312,20 @@ func check(i int, op Op, val []byte, ok bool) error {
 // view returns the tree a transaction reads key from (its private copy if
 // it already wrote that shard, else the shard's newest version) and the
 // shard's position in st.
-func (st *staging) view(s *Store, key string) (*tree, int) {
-	pos := slices.Index(st.shards, shardOf(key, len(s.gates)))
+func (st *staging) view(key string) (*tree, int) {
+	pos := slices.Index(st.shards, shardOf(key, len(st.base)))
 	if t := st.trees[pos]; t != nil {
 		return t, pos
 	}
-	return s.staged[st.shards[pos]], pos
+	return st.base[st.shards[pos]], pos
 }
 
 // write records an effect, copying the shard on its first write (the
 // copy-on-write step: only the paths touched later are duplicated) and
 // keeping one effect per key, the last.
-func (st *staging) write(s *Store, pos int, key string, val []byte, kind uint8) {
+func (st *staging) write(pos int, key string, val []byte, kind uint8) {
 	if st.trees[pos] == nil {
-		st.trees[pos] = s.staged[st.shards[pos]].Copy()
+		st.trees[pos] = st.base[st.shards[pos]].Copy()
 	}
 	if kind == format.TxnDelete {
 		pr := probe(key)

@@ -11,7 +11,11 @@
 //	          one atomic root swap per fsync ─► acknowledge
 //
 // A failed check drops the private copies: that is the whole rollback, and
-// nothing is logged. Because gates are released once the record is queued,
+// nothing is logged. If the check saw a value that is logged but not yet
+// durable, the failure is not reported until that value is published (then
+// the transaction is decided again against the published root) or the
+// store failed: a verdict never rests on data that may never exist. Because
+// gates are released once the record is queued,
 // the next transaction on a shard stages on top of one that is logged but
 // not yet durable, and shares its fsync. The published root is always the
 // state after a prefix of the log, so no reader ever sees part of a

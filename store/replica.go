@@ -116,14 +116,14 @@ func (s *Store) logReplicated(ctx context.Context, e segment.Entry) (*segment.Pe
 			return nil, nil, fmt.Errorf("kvtool/store: replicated entry %d: %w: %v", e.Index, format.ErrCorruption, err)
 		}
 	}
-	st := newStagingKeys(effects, len(s.gates))
+	st := newStagingKeys(effects, s.staged)
 	if err := s.acquire(ctx, st.shards); err != nil {
 		return nil, nil, err
 	}
 	defer s.release(st.shards)
 	for _, ef := range effects {
-		_, pos := st.view(s, ef.Key)
-		st.write(s, pos, ef.Key, ef.Value, ef.Kind)
+		_, pos := st.view(ef.Key)
+		st.write(pos, ef.Key, ef.Value, ef.Kind)
 	}
 	p, err := s.log.Enqueue(e.Type, e.Data)
 	if err != nil {
@@ -136,10 +136,10 @@ func (s *Store) logReplicated(ctx context.Context, e segment.Entry) (*segment.Pe
 }
 
 // newStagingKeys is newStaging for a list of effects.
-func newStagingKeys(effects []format.TxnEffect, nshards int) *staging {
+func newStagingKeys(effects []format.TxnEffect, base []*tree) *staging {
 	ops := make([]Op, len(effects))
 	for i, e := range effects {
 		ops[i].Key = e.Key
 	}
-	return newStaging(&Txn{Ops: ops}, nshards)
+	return newStaging(&Txn{Ops: ops}, base)
 }

@@ -103,6 +103,10 @@ type Store struct {
 
 	walObserver atomic.Pointer[func(segment.SyncStats)] // see ObserveWAL
 
+	// checkWaitHook, if set (by tests), is called when a failed check must
+	// wait for the entry at the given index to become durable.
+	checkWaitHook func(idx uint64)
+
 	readOnly bool // opened ReadOnly: log is nil
 	tornTail bool // a ReadOnly open stopped at a torn WAL tail
 }
@@ -129,7 +133,7 @@ func Open(opts Options) (*Store, error) {
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
-	if err := s.lockDir(opts.Create); err != nil {
+	if err := s.lockDir(opts.Create && !opts.ReadOnly); err != nil {
 		return nil, err
 	}
 	if err := s.open(opts); err != nil {
@@ -141,7 +145,7 @@ func Open(opts Options) (*Store, error) {
 
 func (s *Store) lockDir(create bool) error {
 	if create {
-		if err := s.fs.MkdirAll(s.dir, 0o755); err != nil {
+		if err := format.MkdirAllDurable(s.fs, s.dir); err != nil {
 			return fmt.Errorf("create data directory %s: %w", s.dir, err)
 		}
 	} else if _, err := s.fs.Stat(s.dir); err != nil {
@@ -166,7 +170,7 @@ func (s *Store) open(opts Options) error {
 		s.readOnly = true
 		return s.recover(walDir)
 	}
-	if err := s.ensureSnapDir(); err != nil {
+	if err := s.prepareDirs(walDir); err != nil {
 		return err
 	}
 	segSize := opts.SegmentSize
@@ -187,17 +191,23 @@ func (s *Store) open(opts Options) error {
 	return nil
 }
 
-// ensureSnapDir creates DATA/snap, where checkpoints and deltas go, and
-// makes its directory entry durable.
-func (s *Store) ensureSnapDir() error {
-	if _, err := s.fs.Stat(s.snapDir()); err == nil {
-		return nil
+// prepareDirs readies a writable open: DATA/wal and DATA/snap exist
+// durably (a process killed between a mkdir and its fsync may have left
+// either one existing but not durable, so their entries are synced even
+// when found), and the temporary files a killed publish left in DATA and
+// DATA/snap are removed, durably. The WAL's own leftovers are the log's
+// to remove. Only a writable open calls this: a read-only one changes
+// nothing.
+func (s *Store) prepareDirs(walDir string) error {
+	for _, d := range []string{walDir, s.snapDir()} {
+		if err := format.MkdirAllDurable(s.fs, d); err != nil {
+			return fmt.Errorf("kvtool/store: %w", err)
+		}
 	}
-	if err := s.fs.MkdirAll(s.snapDir(), 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", s.snapDir(), err)
-	}
-	if err := s.fs.SyncDir(s.dir); err != nil {
-		return fmt.Errorf("fsync %s: %w", s.dir, err)
+	for _, d := range []string{s.dir, s.snapDir()} {
+		if _, err := format.RemoveTemps(s.fs, d); err != nil {
+			return fmt.Errorf("kvtool/store: %w", err)
+		}
 	}
 	return nil
 }

@@ -126,13 +126,8 @@ func (p *partial) moveIntoSnap() (checkpoint.Info, error) {
 		if err := mkdirDurable(p.fs, snap); err != nil {
 			return checkpoint.Info{}, err
 		}
-		if err := p.fs.Rename(p.partPath(), dst); err != nil {
+		if err := format.RenameDurable(p.fs, p.partPath(), dst); err != nil {
 			return checkpoint.Info{}, fmt.Errorf("kvtool/transfer: install the snapshot: %w", err)
-		}
-		for _, d := range []string{snap, p.sdir} {
-			if err := p.fs.SyncDir(d); err != nil {
-				return checkpoint.Info{}, fmt.Errorf("kvtool/transfer: fsync %s: %w", d, err)
-			}
 		}
 	}
 	info, err := checkpoint.ReadInfo(p.fs, dst)

@@ -547,23 +547,11 @@ func openFile(open func(string) (vfs.File, error), path string) (vfs.File, error
 	return f, nil
 }
 
-// mkdirDurable creates dir and its missing parents, and makes each new
-// entry durable in its parent.
+// mkdirDurable creates dir and its missing parents durably
+// (format.MkdirAllDurable, the one durable-publish path).
 func mkdirDurable(fs vfs.FS, dir string) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := fs.Stat(d); err == nil || d == filepath.Dir(d) {
-			break
-		}
-		missing = append(missing, d)
-	}
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("kvtool/transfer: create %s: %w", dir, err)
-	}
-	for _, d := range missing {
-		if err := fs.SyncDir(filepath.Dir(d)); err != nil {
-			return fmt.Errorf("kvtool/transfer: fsync %s: %w", filepath.Dir(d), err)
-		}
+	if err := format.MkdirAllDurable(fs, dir); err != nil {
+		return fmt.Errorf("kvtool/transfer: %w", err)
 	}
 	return nil
 }

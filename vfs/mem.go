@@ -29,10 +29,6 @@ import (
 // os.ErrNotExist or os.ErrExist, and IsNotExist, work as with OSFS.
 //
 // Deliberate simplifications:
-//   - MkdirAll makes the directories it creates durable at once, as if the
-//     parent had been synced for that one entry. (Exception: if an unsynced
-//     Remove or Rename freed the same name just before, a crash image with
-//     partial persistence that keeps that removal may lack the directory.)
 //   - Permissions are recorded but not enforced.
 //   - Open of a directory fails with EISDIR, and SyncDir of a regular file
 //     fails with ENOTDIR (the OS allows both), so a mistyped path is caught.
@@ -227,9 +223,9 @@ func (m *MemFS) onPath(ino *inode, name string) bool {
 	return n == ino
 }
 
-// MkdirAll creates dir and any missing parents. Unlike files, the
-// directories it creates are durable at once (a simplification: real file
-// systems need a SyncDir of each parent).
+// MkdirAll creates dir and any missing parents. Like every other directory
+// entry, each directory it creates is durable only after SyncDir of its
+// parent: until then a crash loses it, and everything below it.
 func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -238,7 +234,7 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 		child, ok := n.children[p]
 		if !ok {
 			child = newDirInode(perm)
-			n.mkdirDurable(p, child)
+			n.link(p, child)
 		}
 		if !child.isDir {
 			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}

@@ -77,15 +77,6 @@ func (n *inode) rename(from, to string) {
 	n.logDir(dirOp{kind: opRename, name: from, to: to, ino: n.children[from]})
 }
 
-// mkdirDurable adds a directory entry that is durable at once (the MemFS
-// simplification for MkdirAll). It is logged as well, so that the invariant
-// durable + dirLog = children still holds when earlier logged operations
-// touched the same name.
-func (n *inode) mkdirDurable(name string, child *inode) {
-	n.durable[name] = child
-	n.link(name, child)
-}
-
 func (n *inode) logDir(op dirOp) {
 	op.apply(n.children)
 	n.dirLog = append(n.dirLog, op)
@@ -166,8 +157,8 @@ const (
 )
 
 // dirOp is one change to a directory's entries. A rename carries its inode
-// rather than looking name up when replayed, so replaying onto a durable
-// state that MkdirAll changed underneath still moves the right file.
+// rather than looking name up when replayed, so replaying a prefix of the
+// log onto the durable state always moves the file that was renamed.
 type dirOp struct {
 	kind dirOpKind
 	name string

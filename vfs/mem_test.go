@@ -92,7 +92,7 @@ func TestCrashTable(t *testing.T) {
 		name: "rename across directories, only target synced: both names",
 		do: func(t *testing.T, m *MemFS) {
 			durableFile(t, m, "/d/a", "x")
-			mustMkdirAll(t, m, "/e")
+			durableDir(t, m, "/e")
 			mustRename(t, m, "/d/a", "/e/a")
 			mustSyncDir(t, m, "/e")
 		},
@@ -101,7 +101,7 @@ func TestCrashTable(t *testing.T) {
 		name: "rename across directories, only source synced: neither",
 		do: func(t *testing.T, m *MemFS) {
 			durableFile(t, m, "/d/a", "x")
-			mustMkdirAll(t, m, "/e")
+			durableDir(t, m, "/e")
 			mustRename(t, m, "/d/a", "/e/a")
 			mustSyncDir(t, m, "/d")
 		},
@@ -110,7 +110,7 @@ func TestCrashTable(t *testing.T) {
 		name: "rename across directories, both synced: new name",
 		do: func(t *testing.T, m *MemFS) {
 			durableFile(t, m, "/d/a", "x")
-			mustMkdirAll(t, m, "/e")
+			durableDir(t, m, "/e")
 			mustRename(t, m, "/d/a", "/e/a")
 			mustSyncDir(t, m, "/e")
 			mustSyncDir(t, m, "/d")
@@ -188,11 +188,65 @@ func TestCrashTable(t *testing.T) {
 		},
 		want: map[string]string{"/d/": "", "/d/f": "ab\x00\x00\x00\x00"},
 	}, {
-		name: "MkdirAll is durable without SyncDir",
+		name: "MkdirAll without SyncDir: directories lost",
 		do: func(t *testing.T, m *MemFS) {
 			mustMkdirAll(t, m, "/d/x/y")
 		},
+		want: map[string]string{"/d/": ""},
+	}, {
+		name: "MkdirAll with SyncDir of each parent: directories kept",
+		do: func(t *testing.T, m *MemFS) {
+			mustMkdirAll(t, m, "/d/x/y")
+			mustSyncDir(t, m, "/d/x")
+			mustSyncDir(t, m, "/d")
+		},
 		want: map[string]string{"/d/": "", "/d/x/": "", "/d/x/y/": ""},
+	}, {
+		name: "MkdirAll, only the innermost parent synced: everything below the unsynced entry lost",
+		do: func(t *testing.T, m *MemFS) {
+			mustMkdirAll(t, m, "/d/x/y")
+			mustSyncDir(t, m, "/d/x")
+		},
+		want: map[string]string{"/d/": ""},
+	}, {
+		name: "file and its new directory synced, the directory's parent not: file lost",
+		do: func(t *testing.T, m *MemFS) {
+			mustMkdirAll(t, m, "/d/x")
+			durableFile(t, m, "/d/x/f", "a")
+		},
+		want: map[string]string{"/d/": ""},
+	}, {
+		name: "file in a new directory, every parent synced: file kept",
+		do: func(t *testing.T, m *MemFS) {
+			mustMkdirAll(t, m, "/d/x")
+			durableFile(t, m, "/d/x/f", "a")
+			mustSyncDir(t, m, "/d")
+		},
+		want: map[string]string{"/d/": "", "/d/x/": "", "/d/x/f": "a"},
+	}, {
+		name: "removed directory, parent not synced: back",
+		do: func(t *testing.T, m *MemFS) {
+			durableDir(t, m, "/d/x")
+			mustRemove(t, m, "/d/x")
+		},
+		want: map[string]string{"/d/": "", "/d/x/": ""},
+	}, {
+		name: "renamed directory, parent not synced: old name with its files",
+		do: func(t *testing.T, m *MemFS) {
+			durableDir(t, m, "/d/x")
+			durableFile(t, m, "/d/x/f", "a")
+			mustRename(t, m, "/d/x", "/d/y")
+		},
+		want: map[string]string{"/d/": "", "/d/x/": "", "/d/x/f": "a"},
+	}, {
+		name: "renamed directory, parent synced: new name with its files",
+		do: func(t *testing.T, m *MemFS) {
+			durableDir(t, m, "/d/x")
+			durableFile(t, m, "/d/x/f", "a")
+			mustRename(t, m, "/d/x", "/d/y")
+			mustSyncDir(t, m, "/d")
+		},
+		want: map[string]string{"/d/": "", "/d/y/": "", "/d/y/f": "a"},
 	}, {
 		name: "a file keeps its inode across a synced rename",
 		do: func(t *testing.T, m *MemFS) {
@@ -207,7 +261,7 @@ func TestCrashTable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := NewMem()
-			mustMkdirAll(t, m, "/d")
+			durableDir(t, m, "/d")
 			tt.do(t, m)
 			before := dump(t, m)
 			got := dump(t, m.CrashClone(CrashOptions{}))
@@ -226,7 +280,7 @@ func TestCrashTable(t *testing.T) {
 // nothing and both keep working.
 func TestCrashCloneIsIndependent(t *testing.T) {
 	m := NewMem()
-	mustMkdirAll(t, m, "/d")
+	durableDir(t, m, "/d")
 	f := durableFile(t, m, "/d/f", "synced")
 	mustWrite(t, f, "+unsynced")
 	c := m.CrashClone(CrashOptions{})
@@ -274,8 +328,8 @@ func TestCrashCloneDropsLocks(t *testing.T) {
 // each time) and checks that the crash image cuts it instead of looping.
 func TestCrashDirectoryCycle(t *testing.T) {
 	m := NewMem()
-	mustMkdirAll(t, m, "/A")
-	mustMkdirAll(t, m, "/B")
+	durableDir(t, m, "/A")
+	durableDir(t, m, "/B")
 	mustRename(t, m, "/A", "/B/A")
 	mustSyncDir(t, m, "/B") // durable: B holds A
 	mustRename(t, m, "/B/A", "/A")
@@ -421,7 +475,7 @@ func TestCrashPartialDirProperty(t *testing.T) {
 	for seed := range uint64(300) {
 		r := rand.New(rand.NewPCG(seed, 2))
 		m := NewMem()
-		mustMkdirAll(t, m, "/d")
+		durableDir(t, m, "/d")
 		model := map[string]string{}
 		for i := range 3 {
 			name := fmt.Sprintf("/d/f%d", i)
@@ -450,6 +504,28 @@ func TestCrashPartialDirProperty(t *testing.T) {
 	}
 	if !seen[0] || !seen[6] {
 		t.Errorf("kept-op counts seen: %v; want 0 and 6 among them", seen)
+	}
+}
+
+// TestCrashPartialMkdir checks that a directory made by MkdirAll is an
+// unsynced entry like any other under partial persistence: a crash keeps
+// it (with the synced file inside) or loses it whole, and both happen.
+func TestCrashPartialMkdir(t *testing.T) {
+	m := NewMem()
+	durableDir(t, m, "/d")
+	mustMkdirAll(t, m, "/d/x")
+	durableFile(t, m, "/d/x/f", "data")
+	seen := map[bool]bool{}
+	for seed := range uint64(64) {
+		img := dump(t, m.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(seed, 5))}))
+		kept := maps.Equal(img, map[string]string{"/d/": "", "/d/x/": "", "/d/x/f": "data"})
+		if !kept && !maps.Equal(img, map[string]string{"/d/": ""}) {
+			t.Fatalf("seed %d: crash image %q is neither the directory whole nor none of it", seed, img)
+		}
+		seen[kept] = true
+	}
+	if !seen[true] || !seen[false] {
+		t.Fatalf("over 64 seeds the unsynced directory was kept: %v", seen)
 	}
 }
 
@@ -482,7 +558,7 @@ func randomDirOp(t *testing.T, r *rand.Rand, m *MemFS, model map[string]string, 
 // TestCrashCloneDeterministic checks that a seed reproduces its image.
 func TestCrashCloneDeterministic(t *testing.T) {
 	m := NewMem()
-	mustMkdirAll(t, m, "/d")
+	durableDir(t, m, "/d")
 	for i := range 5 {
 		f := mustCreate(t, m, fmt.Sprintf("/d/f%d", i))
 		for j := range 5 {
@@ -577,6 +653,7 @@ func TestCrashAtEverySync(t *testing.T) {
 // republishes /manifest (temp file, Sync, Rename, SyncDir) after each.
 func crashWorkload(t *testing.T, m *MemFS, ack func(n int)) {
 	mustMkdirAll(t, m, "/db")
+	mustSyncDir(t, m, "/")
 	log := mustCreate(t, m, "/db/log")
 	mustSyncDir(t, m, "/db")
 	for i := 1; i <= 5; i++ {
@@ -622,7 +699,7 @@ func checkCrashImage(t *testing.T, img *MemFS, at int64, acked int) {
 // ReadAt and CrashClones at once; run it with -race.
 func TestMemConcurrent(t *testing.T) {
 	m := NewMem()
-	mustMkdirAll(t, m, "/shared")
+	durableDir(t, m, "/shared")
 	shared := durableFile(t, m, "/shared/f", strings.Repeat("s", 4096))
 	m.SetSyncHook(func(n int64) {
 		if n%16 == 0 { // a hook clone races with the other workers' writes
@@ -655,7 +732,7 @@ func TestMemConcurrent(t *testing.T) {
 
 func concurrentWorker(t *testing.T, m *MemFS, w int) {
 	dir := fmt.Sprintf("/w%d", w)
-	if err := m.MkdirAll(dir, 0o755); err != nil {
+	if err := cmp.Or(m.MkdirAll(dir, 0o755), m.SyncDir("/")); err != nil {
 		t.Error(err)
 		return
 	}
@@ -770,6 +847,16 @@ func readAll(t *testing.T, fs FS, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// durableDir creates dir and its missing parents and syncs the parent of
+// every element of dir, so that a crash keeps it.
+func durableDir(t *testing.T, m *MemFS, dir string) {
+	t.Helper()
+	mustMkdirAll(t, m, dir)
+	for d := filepath.Clean(dir); d != "/"; d = filepath.Dir(d) {
+		mustSyncDir(t, m, filepath.Dir(d))
+	}
 }
 
 // durableFile creates name holding s with both the bytes and the name

@@ -7,9 +7,9 @@
 // nothing more. Durability is explicit: a file's bytes are durable only after
 // File.Sync, and a created, renamed or removed directory entry only after
 // FS.SyncDir on its directory; a rename across directories needs a SyncDir of
-// both. MemFS enforces exactly that rule in its crash images, so code that
-// forgets a sync fails its crash tests. (Its one leniency: directories made
-// by MkdirAll are durable at once.)
+// both; a directory made by MkdirAll needs a SyncDir of its parent, like a
+// file. MemFS enforces exactly that rule in its crash images, so code that
+// forgets a sync fails its crash tests.
 //
 // # Crash testing
 //
@@ -67,8 +67,9 @@ type FS interface {
 	// Rename atomically renames oldname to newname, replacing a file at
 	// newname. A directory at newname is refused, as os.Rename does.
 	Rename(oldname, newname string) error
-	// MkdirAll creates dir and any missing parents. On the OS the new
-	// directories are durable only after SyncDir of each parent.
+	// MkdirAll creates dir and any missing parents. The new directories
+	// are durable only after SyncDir of each parent (see
+	// format.MkdirAllDurable).
 	MkdirAll(dir string, perm os.FileMode) error
 	// List returns the names (not paths) of the entries of dir, sorted.
 	List(dir string) ([]string, error)
