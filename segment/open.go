@@ -35,7 +35,7 @@ func Open(opts Options) (*Log, error) {
 	if opts.FirstIndex == 0 {
 		opts.FirstIndex = 1
 	}
-	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := format.MkdirAllDurable(opts.FS, opts.Dir); err != nil {
 		return nil, fmt.Errorf("kvtool/segment: create %s: %w", opts.Dir, err)
 	}
 	if err := removeTemps(opts.FS, opts.Dir); err != nil {
