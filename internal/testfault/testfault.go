@@ -1,0 +1,46 @@
+// Package testfault holds bugs that tests plant in the storage code to show
+// that the crash tests and the recovery drills can fail: a check that passes
+// on correct code proves little until it has been seen to fail on broken
+// code. Nothing but a test sets them (directly, or through Plant in a test
+// binary that runs kvtool as a child process); each is consulted at exactly
+// one place in the code it breaks, and costs an atomic load there.
+//
+// # Concurrency
+//
+// The faults are atomics: set them before the code under test runs and
+// clear them after.
+package testfault
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// WALAckBeforeWrite, when true, makes the WAL's flusher acknowledge each
+// batch (durable index, OnDurable, waiters released) before it writes the
+// batch, and write it only WALWriteDelay later: the commits acknowledged in
+// the last moments before a crash or a SIGKILL are lost. It is the bug of a
+// store that acknowledges before the fsync, made wide enough to be hit.
+var WALAckBeforeWrite atomic.Bool
+
+// WALWriteDelay is how long a batch acknowledged under WALAckBeforeWrite
+// waits before it is written.
+const WALWriteDelay = 20 * time.Millisecond
+
+// NameWALAckBeforeWrite is WALAckBeforeWrite's name for Plant.
+const NameWALAckBeforeWrite = "wal-ack-before-write"
+
+// Plant turns on the fault called name; "" plants nothing. A test binary
+// that re-executes itself as kvtool calls it with a name the test passed in
+// its environment.
+func Plant(name string) error {
+	switch name {
+	case "":
+	case NameWALAckBeforeWrite:
+		WALAckBeforeWrite.Store(true)
+	default:
+		return fmt.Errorf("kvtool/testfault: unknown fault %q (known: %s)", name, NameWALAckBeforeWrite)
+	}
+	return nil
+}
