@@ -28,7 +28,7 @@ var errNoMount = errors.New("mounting a file system is not permitted here")
 
 // The disk-full file system and load.
 const (
-	dfSize     = 8 << 20   // the tmpfs
+	dfSize     = 8 << 20    // the tmpfs
 	dfHeadroom = 1536 << 10 // what the ballast leaves free for the server to fill
 	dfPad      = 2048       // bytes added to each transfer, so the headroom fills quickly
 	// dfResume bounds the wait for writes to resume after space is freed.

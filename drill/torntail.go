@@ -42,8 +42,8 @@ type tearFS struct {
 	mu      sync.Mutex
 	renamed map[string]string // old name -> new name, for files renamed after they were opened
 	path    string            // the segment torn
-	off  int64  // where the torn write started
-	kept []byte // the bytes of it that reached the disk
+	off     int64             // where the torn write started
+	kept    []byte            // the bytes of it that reached the disk
 }
 
 func (t *tearFS) wrap(f vfs.File, name string, err error) (vfs.File, error) {
