@@ -134,9 +134,24 @@ func logIndexes(walDir string) ([]uint64, error) {
 // damageSealed flips one byte of a random record of a random sealed
 // segment (not the newest, which may legitimately end torn).
 func damageSealed(walDir string, rng *rand.Rand) (damage, error) {
-	infos, err := segment.List(vfs.Default, walDir)
+	sealed, err := sealedSegments(walDir)
 	if err != nil {
 		return damage{}, err
+	}
+	seg := sealed[rng.IntN(len(sealed))]
+	recs, err := segmentRecords(seg.Path)
+	if err != nil {
+		return damage{}, err
+	}
+	return damageRecord(seg.Path, recs[rng.IntN(len(recs))], rng)
+}
+
+// sealedSegments lists the segments of walDir, but the newest, that hold
+// records.
+func sealedSegments(walDir string) ([]segment.SegmentInfo, error) {
+	infos, err := segment.List(vfs.Default, walDir)
+	if err != nil {
+		return nil, err
 	}
 	var sealed []segment.SegmentInfo
 	for _, in := range infos[:max(len(infos)-1, 0)] {
@@ -145,15 +160,14 @@ func damageSealed(walDir string, rng *rand.Rand) (damage, error) {
 		}
 	}
 	if len(sealed) == 0 {
-		return damage{}, fmt.Errorf("the WAL has no sealed segment with records (%d segments)", len(infos))
+		return nil, fmt.Errorf("the WAL has no sealed segment with records (%d segments)", len(infos))
 	}
-	seg := sealed[rng.IntN(len(sealed))]
-	recs, err := segmentRecords(seg.Path)
-	if err != nil {
-		return damage{}, err
-	}
-	rec := recs[rng.IntN(len(recs))]
-	d := damage{path: seg.Path, rec: rec, off: rec.off + rng.Int64N(rec.end-rec.off)}
+	return sealed, nil
+}
+
+// damageRecord flips a random byte of record rec of the segment at path.
+func damageRecord(path string, rec record, rng *rand.Rand) (damage, error) {
+	d := damage{path: path, rec: rec, off: rec.off + rng.Int64N(rec.end-rec.off)}
 	return d, flipByte(d.path, d.off, byte(1+rng.IntN(255)))
 }
 

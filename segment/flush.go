@@ -90,7 +90,9 @@ func (l *Log) take() (*batch, []byte, bool) {
 // flush makes batch b (encoded in data) durable and releases its waiters.
 func (l *Log) flush(b *batch, data []byte) {
 	if testfault.WALAckBeforeWrite.Load() {
-		b = l.ackBeforeWrite(b)
+		if b, data = l.ackBeforeWrite(b, data); b == nil {
+			return
+		}
 	}
 	err := l.write(b, data)
 	if err == nil && b.rotate {

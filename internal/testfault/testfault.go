@@ -14,19 +14,15 @@ package testfault
 import (
 	"fmt"
 	"sync/atomic"
-	"time"
 )
 
 // WALAckBeforeWrite, when true, makes the WAL's flusher acknowledge each
 // batch (durable index, OnDurable, waiters released) before it writes the
-// batch, and write it only WALWriteDelay later: the commits acknowledged in
-// the last moments before a crash or a SIGKILL are lost. It is the bug of a
-// store that acknowledges before the fsync, made wide enough to be hit.
+// batch, and write it only when it acknowledges the next one: the newest
+// acknowledged commits are never on disk, so a crash or a SIGKILL at any
+// moment loses them. It is the bug of a store that acknowledges before the
+// fsync, made wide enough that a single kill always hits it.
 var WALAckBeforeWrite atomic.Bool
-
-// WALWriteDelay is how long a batch acknowledged under WALAckBeforeWrite
-// waits before it is written.
-const WALWriteDelay = 20 * time.Millisecond
 
 // NameWALAckBeforeWrite is WALAckBeforeWrite's name for Plant.
 const NameWALAckBeforeWrite = "wal-ack-before-write"
