@@ -32,7 +32,7 @@ const (
 	dfHeadroom = 1536 << 10 // what the ballast leaves free for the server to fill
 	dfPad      = 2048       // bytes added to each transfer, so the headroom fills quickly
 	// dfResume bounds the wait for writes to resume after space is freed.
-	dfResume = 15 * time.Second
+	dfResume = 10 * time.Second
 )
 
 // refusals classifies the error answers a Target gets: a clean refusal is

@@ -77,12 +77,12 @@ type Result struct {
 	RecoverySeconds float64       `json:"time_to_recover_seconds"`
 	// Points counts the fault points explored (crash images, flipped bytes),
 	// for drills that explore more than one.
-	Points   int      `json:"points_explored,omitempty"`
+	Points   int      `json:"points_explored"`
 	Notes    []string `json:"notes"`
-	Failures []string `json:"failures,omitempty"` // the checks that failed, or why the drill could not run or was skipped
+	Failures []string `json:"failures"` // the checks that failed, or why the drill could not run or was skipped
 	Steps    []Step   `json:"steps"`
 	Elapsed  float64  `json:"elapsed_seconds"`
-	Dir      string   `json:"dir,omitempty"` // the evidence, when kept
+	Dir      string   `json:"dir"` // the evidence, when kept
 }
 
 // All returns every drill, in the order `kvtool drill` runs them.
@@ -199,6 +199,9 @@ func runOne(ctx context.Context, d Drill, dir string, seed uint64, opts Options)
 	}
 	if r.Notes == nil {
 		r.Notes = []string{}
+	}
+	if r.Failures == nil {
+		r.Failures = []string{}
 	}
 	if r.Steps == nil {
 		r.Steps = []Step{}

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
@@ -49,13 +48,14 @@ func runKill9(ctx context.Context, env *Env) Result {
 	}
 	killAt := env.Duration/4 + time.Duration(rng.Int64N(int64(env.Duration*3/4)+1))
 	var killed time.Time
+	var maint map[string]int
 	r.step("load and kill", func() error {
-		killed = loadUntilKilled(ctx, r, bank, srv, killAt, rng.Uint64())
+		killed, maint = loadUntilKilled(ctx, r, bank, srv, killAt, rng.Uint64())
 		return nil
 	})
 	st := bank.Stats()
-	r.note("killed after %v of load: %d transfers acknowledged, %d aborted by their check, %d in flight or refused",
-		killAt.Round(time.Millisecond), st.Acked, st.Aborted, st.Unknown)
+	r.note("killed after %v of load: %d transfers acknowledged, %d aborted by their check, %d in flight or refused; maintenance done: %s",
+		killAt.Round(time.Millisecond), st.Acked, st.Aborted, st.Unknown, maintText(maint))
 	r.res.Acked = st.Acked
 	if st.Acked == 0 {
 		return r.abort("no transfer was acknowledged before the kill: the drill tested nothing")
@@ -91,13 +91,18 @@ func startStep(ctx context.Context, r *run, name string, env *Env, data string, 
 }
 
 // loadUntilKilled drives bank transfers and maintenance against srv and
-// SIGKILLs it after d. It returns the moment of the kill.
-func loadUntilKilled(ctx context.Context, r *run, bank *Bank, srv *server, d time.Duration, seed uint64) time.Time {
+// SIGKILLs it after d. It returns the moment of the kill and the
+// maintenance steps completed.
+func loadUntilKilled(ctx context.Context, r *run, bank *Bank, srv *server, d time.Duration, seed uint64) (time.Time, map[string]int) {
 	lctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	var maint map[string]int
 	wg.Add(2)
 	go func() { defer wg.Done(); bank.Run(lctx, ServerTarget{srv.c}, serverWorkers, seed) }()
-	go func() { defer wg.Done(); maintain(lctx, r, srv.c, rand.New(rand.NewPCG(seed, 2))) }()
+	go func() {
+		defer wg.Done()
+		maint = maintain(lctx, r, serverSteps(srv.c), rand.New(rand.NewPCG(seed, 2)), 150*time.Millisecond, nil)
+	}()
 	timer := time.NewTimer(d)
 	select {
 	case <-timer.C:
@@ -107,37 +112,7 @@ func loadUntilKilled(ctx context.Context, r *run, bank *Bank, srv *server, d tim
 	killed := time.Now()
 	cancel()
 	wg.Wait()
-	return killed
-}
-
-// maintain runs the server's maintenance over its admin API in a cycle
-// (rotate, delta, delta, merge, checkpoint, compact) until ctx is done, so a
-// kill can land in the middle of any of it.
-func maintain(ctx context.Context, r *run, c *client.Client, rng *rand.Rand) {
-	steps := []struct {
-		name string
-		f    func(context.Context) error
-	}{
-		{"rotate", func(ctx context.Context) error { _, err := c.Rotate(ctx); return err }},
-		{"delta", func(ctx context.Context) error { _, err := c.Delta(ctx); return err }},
-		{"delta", func(ctx context.Context) error { _, err := c.Delta(ctx); return err }},
-		{"merge", func(ctx context.Context) error { _, err := c.Merge(ctx); return err }},
-		{"checkpoint", func(ctx context.Context) error { _, err := c.Checkpoint(ctx); return err }},
-		{"compact", func(ctx context.Context) error { _, err := c.Compact(ctx); return err }},
-	}
-	for i := 0; ; i++ {
-		pause := time.NewTimer(time.Duration(20+rng.IntN(150)) * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			pause.Stop()
-			return
-		case <-pause.C:
-		}
-		s := steps[i%len(steps)]
-		if err := s.f(ctx); err != nil && ctx.Err() == nil {
-			r.logf("maintenance %s: %v", s.name, err)
-		}
-	}
+	return killed, maint
 }
 
 // checkServer checks a restarted server: the bank against what was

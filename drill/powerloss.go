@@ -2,7 +2,6 @@ package drill
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -205,10 +204,11 @@ func runPowerLoss(ctx context.Context, env *Env) Result {
 		return r.abort("create the store on the simulated file system: %v", err)
 	}
 	ex.armed.Store(true)
+	var maint map[string]int
 	err = r.step("setup", func() error { return bank.Setup(ctx, StoreTarget{s}) })
 	if err == nil {
 		r.step("load and crash at every sync point", func() error {
-			powerLoad(ctx, r, s, bank, ex, env)
+			maint = powerLoad(ctx, r, s, bank, ex, env)
 			return nil
 		})
 	}
@@ -221,12 +221,13 @@ func runPowerLoss(ctx context.Context, env *Env) Result {
 	if err != nil {
 		return r.abort("%v", err)
 	}
-	return powerLossResult(r, bank, ex, env)
+	return powerLossResult(r, bank, ex, env, maint)
 }
 
 // powerLoad runs the bank load for env.Duration with maintenance cycling
-// beside it, all on the store whose every sync point ex explores.
-func powerLoad(ctx context.Context, r *run, s *store.Store, bank *Bank, ex *explorer, env *Env) {
+// beside it, all on the store whose every sync point ex explores. It
+// returns the maintenance steps completed.
+func powerLoad(ctx context.Context, r *run, s *store.Store, bank *Bank, ex *explorer, env *Env) map[string]int {
 	lctx, cancel := context.WithTimeout(ctx, env.Duration)
 	defer cancel()
 	done := make(chan struct{})
@@ -234,42 +235,21 @@ func powerLoad(ctx context.Context, r *run, s *store.Store, bank *Bank, ex *expl
 		defer close(done)
 		bank.Run(lctx, StoreTarget{s}, plWorkers, env.Seed)
 	}()
-	steps := []struct {
-		name string
-		f    func() error
-	}{
-		{"rotate", s.Rotate},
-		{"delta", func() error { _, err := s.Delta(lctx); return err }},
-		{"delta", func() error { _, err := s.Delta(lctx); return err }},
-		{"merge", func() error { _, err := s.Merge(lctx); return err }},
-		{"checkpoint", func() error { _, err := s.Checkpoint(lctx); return err }},
-		{"compact", func() error { _, err := s.Compact(lctx); return err }},
-	}
-	rng := rand.New(rand.NewPCG(env.Seed, 3))
 	ex.during.Store("load")
-	for i := 0; lctx.Err() == nil; i++ {
-		pause := time.NewTimer(time.Duration(10+rng.IntN(40)) * time.Millisecond)
-		select {
-		case <-lctx.Done():
-		case <-pause.C:
-		}
-		st := steps[i%len(steps)]
-		ex.during.Store(st.name)
-		if err := st.f(); err != nil && !errors.Is(err, store.ErrNothingToDo) && lctx.Err() == nil {
-			r.logf("maintenance %s: %v", st.name, err)
-		}
-		ex.during.Store("load")
-	}
+	maint := maintain(lctx, r, storeSteps(s), rand.New(rand.NewPCG(env.Seed, 3)), 40*time.Millisecond,
+		func(step string) { ex.during.Store(step) })
 	<-done
+	return maint
 }
 
-func powerLossResult(r *run, bank *Bank, ex *explorer, env *Env) Result {
+func powerLossResult(r *run, bank *Bank, ex *explorer, env *Env, maint map[string]int) Result {
 	st := bank.Stats()
 	r.res.Acked = st.Acked
 	r.res.Points = ex.checked
 	r.res.Lost = len(ex.lost)
 	r.note("%d crash points explored (%d before a sync with torn writes), %d needed a torn tail cut",
 		ex.checked, ex.tornN, ex.cuts)
+	r.note("maintenance done under the crash points: %s", maintText(maint))
 	if st.Acked == 0 || ex.checked == 0 {
 		return r.abort("nothing was acknowledged or no crash point was reached: the drill tested nothing")
 	}

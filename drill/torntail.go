@@ -110,7 +110,9 @@ func (f *tearFile) WriteAt(p []byte, off int64) (int, error) {
 	}
 	frame := format.FrameHeaderSize + int(binary.LittleEndian.Uint32(p[8:12]))
 	t.mu.Lock()
-	keep := 1 + t.rng.IntN(min(frame, len(p))-1) // strictly inside the first record
+	// Strictly inside the first record, and at least its checksum: a tear
+	// that leaves only zeros is no different from no write at all.
+	keep := 8 + t.rng.IntN(min(frame, len(p))-8)
 	t.path, t.off, t.kept = t.nameOf(f.Name()), off, bytes.Clone(p[:keep])
 	t.mu.Unlock()
 	t.cut.Store(true)
@@ -244,9 +246,12 @@ func repairTorn(r *run, walDir string, tfs *tearFS) bool {
 	if !r.check("read the quarantine file", err) {
 		return false
 	}
-	if q.Source != filepath.Base(tfs.path) || q.Offset != tfs.off || !bytes.Equal(q.Data, tfs.kept) {
-		r.fail("the quarantine file %s holds %d bytes of %s at offset %d, want the %d torn bytes of %s at offset %d",
-			c.QuarantinePath, len(q.Data), q.Source, q.Offset, len(tfs.kept), filepath.Base(tfs.path), tfs.off)
+	// The cut ends at the last nonzero byte: zeros after it are the
+	// preallocated space, and the torn bytes may end in zeros too.
+	torn := bytes.TrimRight(tfs.kept, "\x00")
+	if q.Source != filepath.Base(tfs.path) || q.Offset != tfs.off || !bytes.Equal(q.Data, torn) {
+		r.fail("the quarantine file %s holds %d bytes of %s at offset %d, want the %d torn bytes of %s at offset %d (%d before trailing zeros)",
+			c.QuarantinePath, len(q.Data), q.Source, q.Offset, len(torn), filepath.Base(tfs.path), tfs.off, len(tfs.kept))
 		return false
 	}
 	r.note("wal repair cut %d torn bytes at offset %d and kept them in %s", c.Bytes, c.Offset, filepath.Base(c.QuarantinePath))
