@@ -105,13 +105,13 @@ func TestRepairReportCheck(t *testing.T) {
 		return &r
 	}
 	for name, bad := range map[string]*segment.RepairResult{
-		"log said to end later":       doctor(func(r *segment.RepairResult) { r.LastIndex++ }),
-		"log said to end earlier":     doctor(func(r *segment.RepairResult) { r.LastIndex-- }),
-		"a cut left out":              doctor(func(r *segment.RepairResult) { r.Cuts = append(r.Cuts[:last], r.Cuts[last+1:]...) }),
-		"a cut short by one":          doctor(func(r *segment.RepairResult) { r.Cuts[last].LastLostIndex-- }),
-		"a cut long by one":           doctor(func(r *segment.RepairResult) { r.Cuts[last].LastLostIndex++ }),
-		"the damaged record in a cut": doctor(func(r *segment.RepairResult) { r.Cuts[0].FirstLostIndex = dmg.rec.index }),
-		"the wrong first cut":         doctor(func(r *segment.RepairResult) { r.Cuts[0].Offset++ }),
+		"log said to end later":            doctor(func(r *segment.RepairResult) { r.LastIndex++ }),
+		"log said to end earlier":          doctor(func(r *segment.RepairResult) { r.LastIndex-- }),
+		"a cut left out":                   doctor(func(r *segment.RepairResult) { r.Cuts = append(r.Cuts[:last], r.Cuts[last+1:]...) }),
+		"a cut short by one":               doctor(func(r *segment.RepairResult) { r.Cuts[last].LastLostIndex-- }),
+		"a cut long by one":                doctor(func(r *segment.RepairResult) { r.Cuts[last].LastLostIndex++ }),
+		"a cut reaching before the damage": doctor(func(r *segment.RepairResult) { r.Cuts[0].FirstLostIndex = dmg.rec.index - 1 }),
+		"the wrong first cut":              doctor(func(r *segment.RepairResult) { r.Cuts[0].Offset++ }),
 	} {
 		if err := checkRepairReport(bad, dmg, before, after); err == nil {
 			t.Errorf("%s: accepted", name)

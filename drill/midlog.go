@@ -188,14 +188,17 @@ func segmentRecords(path string) ([]record, error) {
 	fr := format.NewFrameReader(f, path, start, -1, true)
 	var recs []record
 	for {
-		_, off, payload, err := fr.Next()
+		h, off, payload, err := fr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return nil, err
 		}
-		recs = append(recs, record{index: binary.LittleEndian.Uint64(payload), off: off, end: fr.Offset()})
+		switch h.Type {
+		case format.FrameWALTxn, format.FrameWALNoop, format.FrameWALConf: // a record, not a marker
+			recs = append(recs, record{index: binary.LittleEndian.Uint64(payload), off: off, end: fr.Offset()})
+		}
 	}
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("%s holds no record", path)
@@ -306,15 +309,19 @@ func checkRepairReport(res *segment.RepairResult, dmg damage, before, after []ui
 	if res.LastIndex != dmg.rec.index-1 {
 		return fmt.Errorf("it says the log now ends at %d, but the damaged record is %d", res.LastIndex, dmg.rec.index)
 	}
-	reported := map[uint64]bool{dmg.rec.index: true} // the damaged record itself: no cut can decode it
+	reported := map[uint64]bool{}
 	for _, c := range res.Cuts {
 		for i := c.FirstLostIndex; c.FirstLostIndex != 0 && i <= c.LastLostIndex; i++ {
 			if reported[i] {
-				return fmt.Errorf("index %d is reported twice", i)
+				return fmt.Errorf("index %d is reported by two cuts", i)
 			}
 			reported[i] = true
 		}
 	}
+	// The damaged record itself: a cut lists it when the repair knows its
+	// index, and otherwise the report implies it (the log ends just
+	// before it).
+	reported[dmg.rec.index] = true
 	kept := map[uint64]bool{}
 	for _, i := range after {
 		kept[i] = true
