@@ -188,6 +188,11 @@ func runOne(ctx context.Context, d Drill, dir string, seed uint64, opts Options)
 		}
 		fmt.Fprintf(logf, "drill %s, seed %d, duration %v\n", d.Name, seed, opts.Duration)
 		res := d.Run(ctx, env)
+		if ctx.Err() != nil && res.Verdict != Pass {
+			// What a drill cut short found is no verdict on the store.
+			res.Verdict = Error
+			res.Failures = append(res.Failures, fmt.Sprintf("interrupted (%v) before the drill could finish", ctx.Err()))
+		}
 		fmt.Fprintf(logf, "verdict %s: %s\n", res.Verdict, strings.Join(append(res.Failures, res.Notes...), "; "))
 		return res
 	}()

@@ -124,7 +124,7 @@ func runDrills(cCtx *cli.Context, drills []drill.Drill, opts drill.Options) erro
 	}
 	opts.Progress = line.show
 	opts.Done = func(r drill.Result) {
-		line.clear()
+		line.done(r)
 		if p.json {
 			p.JSONLine(r)
 		}
@@ -219,6 +219,13 @@ func newProgressLine(cCtx *cli.Context) *progressLine {
 func (l *progressLine) show(name, step string) {
 	if l.w != nil {
 		fmt.Fprintf(l.w, "\r\033[K%s: %s", l.names[name], shorten(step, 60))
+	}
+}
+
+// done replaces the drill's line with its verdict, which stays.
+func (l *progressLine) done(r drill.Result) {
+	if l.w != nil {
+		fmt.Fprintf(l.w, "\r\033[K%s: %s (%.1fs)\n", l.names[r.Drill], r.Verdict, r.Elapsed)
 	}
 }
 
