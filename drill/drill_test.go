@@ -178,3 +178,19 @@ func TestRunKeepsEvidence(t *testing.T) {
 		t.Errorf("a second run into kept evidence: verdict %s, want error", res[0].Verdict)
 	}
 }
+
+// TestRunInterrupted checks that a drill cut short by the operator is not
+// reported as having found loss: its checks ran on a half-done drill.
+func TestRunInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := Drill{Name: "cut-short", Run: func(ctx context.Context, env *Env) Result {
+		cancel()
+		r := newRun(env)
+		r.fail("the server does not start: %v", ctx.Err())
+		return r.result()
+	}}
+	res, err := Run(ctx, []Drill{d}, Options{Duration: time.Second})
+	if err == nil || len(res) != 1 || res[0].Verdict != Error {
+		t.Fatalf("err %v, results %+v; want the interruption and an error verdict", err, res)
+	}
+}
