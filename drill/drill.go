@@ -156,14 +156,24 @@ func Run(ctx context.Context, drills []Drill, opts Options) ([]Result, error) {
 	return results, ctx.Err()
 }
 
+// scratchRoot returns the absolute directory the drills' directories go
+// in (servers run with their own working directory) and how to clean up.
 func scratchRoot(keep string) (string, func(), error) {
 	if keep != "" {
+		abs, err := filepath.Abs(keep)
+		if err != nil {
+			return "", nil, fmt.Errorf("kvtool/drill: --keep directory %s: %w", keep, err)
+		}
+		keep = abs
 		if err := os.MkdirAll(keep, 0o755); err != nil {
 			return "", nil, fmt.Errorf("kvtool/drill: create --keep directory %s: %w", keep, err)
 		}
 		return keep, func() {}, nil
 	}
 	root, err := os.MkdirTemp("", "kvtool-drill-")
+	if err == nil {
+		root, err = filepath.Abs(root)
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("kvtool/drill: create a scratch directory: %w", err)
 	}

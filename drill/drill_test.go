@@ -194,3 +194,19 @@ func TestRunInterrupted(t *testing.T) {
 		t.Fatalf("err %v, results %+v; want the interruption and an error verdict", err, res)
 	}
 }
+
+// TestRunKeepRelative checks that a relative --keep directory is made
+// absolute: the servers drills start run in a working directory of their
+// own, so a relative path would point elsewhere for them.
+func TestRunKeepRelative(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var got string
+	d := Drill{Name: "where", Run: func(ctx context.Context, env *Env) Result {
+		got = env.Dir
+		return newRun(env).result()
+	}}
+	res, err := Run(context.Background(), []Drill{d}, Options{Keep: "evidence", Duration: time.Second})
+	if err != nil || !filepath.IsAbs(got) || !filepath.IsAbs(res[0].Dir) {
+		t.Fatalf("err %v, drill directory %q, result directory %q; want absolute ones", err, got, res[0].Dir)
+	}
+}
