@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/testfault"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -88,6 +89,11 @@ func (l *Log) take() (*batch, []byte, bool) {
 
 // flush makes batch b (encoded in data) durable and releases its waiters.
 func (l *Log) flush(b *batch, data []byte) {
+	if testfault.WALAckBeforeWrite.Load() {
+		if b, data = l.ackBeforeWrite(b, data); b == nil {
+			return
+		}
+	}
 	err := l.write(b, data)
 	if err == nil && b.rotate {
 		err = l.rotate()

@@ -172,15 +172,14 @@ func scanTail(f vfs.File, path string, from, size int64, after uint64) (tail, er
 		}
 		own := min(n, tailChunk) // bytes of this chunk; the rest is overlap
 		for i := 0; i < own; i++ {
-			c := buf[i]
-			if c == 0 {
-				continue
-			}
 			p := off + int64(i)
-			if t.firstNonzero < 0 {
-				t.firstNonzero = p
+			if buf[i] != 0 {
+				if t.firstNonzero < 0 {
+					t.firstNonzero = p
+				}
+				t.endNonzero = p + 1
 			}
-			t.endNonzero = p + 1
+			// A frame may start with a zero byte: its checksum's low byte.
 			if after == noIndex || i+format.FrameHeaderSize > n || !maybeFrame(buf[i:i+format.FrameHeaderSize]) {
 				continue
 			}

@@ -19,8 +19,10 @@ import (
 
 // TestMain clears the variables kvtool reads, so that the environment of
 // whoever runs the tests cannot change what they do; a test that wants one
-// sets it with t.Setenv.
+// sets it with t.Setenv. (Run as a child of a drill, the binary is kvtool
+// instead: standInForKvtool.)
 func TestMain(m *testing.M) {
+	standInForKvtool()
 	os.Unsetenv("KVTOOL_DATA")
 	os.Unsetenv("KVTOOL_ADDR")
 	os.Exit(m.Run())
