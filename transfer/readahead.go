@@ -17,7 +17,10 @@ type inFrame struct {
 	p    []byte
 	data []byte
 	mac  []byte // for a final frame of a one-way stream: the MAC of all before it
-	err  error
+	// forged marks a chunk of a duplex session whose data does not match
+	// its authentication tag.
+	forged bool
+	err    error
 }
 
 // readAhead reads a stream's frames on a goroutine of its own, so the
@@ -79,7 +82,9 @@ func (ra *readAhead) read() inFrame {
 			err = format.Corruptf(ra.r.name, off, "chunk %d has %d wire bytes, more than the chunk size %d", c.Seq, c.WireLen, ra.maxWire)
 		}
 		if err == nil {
-			f.data, err = ra.r.chunkDataInto(ra.buffer(int(c.WireLen)))
+			var authentic bool
+			f.data, authentic, err = ra.r.chunkDataInto(ra.buffer(int(c.WireLen)))
+			f.forged = !authentic
 		}
 		f.err = err
 	case format.FrameXferFinal:

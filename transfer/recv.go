@@ -189,7 +189,7 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	nr = newNonce()
 	rv.w.header(format.XferReceiver, format.XferDuplex)
 	rv.w.frame(format.FrameXferHello, func(b []byte) []byte {
-		return format.AppendXferHello(b, format.XferHello{Version: format.XferProtocol, Role: format.XferReceiver, Nonce: nr})
+		return format.AppendXferHello(b, format.XferHello{Version: helloVersion, Role: format.XferReceiver, Nonce: nr})
 	})
 	if err := rv.w.flush(); err != nil {
 		return ns, nr, err
@@ -205,7 +205,12 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	if err != nil {
 		return ns, nr, err
 	}
-	if err := checkVersion(h.Version, rv.peer); err != nil {
+	// Every frame from here on carries a tag under keys only holders of
+	// the secret can derive; an error frame too, so a sender with another
+	// secret sees ErrAuth either way.
+	toR, toS := rv.opts.Secret.frameKeys(nr, h.Nonce)
+	rv.r.auth, rv.w.auth = newFrameAuth(toR), newFrameAuth(toS)
+	if err := checkVersion(h.Version, helloVersion, rv.peer); err != nil {
 		return ns, nr, err
 	}
 	if h.Role != format.XferSender || !validProof(h.Proof, rv.opts.Secret.senderProof(nr, h.Nonce)) {
@@ -214,9 +219,11 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	return h.Nonce, nr, nil
 }
 
-func checkVersion(v uint16, peer string) error {
-	if v != format.XferProtocol {
-		return protocolf(peer, "speaks transfer protocol version %d, this kvtool speaks %d (use the same kvtool version on both ends)", v, format.XferProtocol)
+// checkVersion checks the protocol version v the peer announced (in its
+// hello, or a one-way session) against the one this build speaks.
+func checkVersion(v, want uint16, peer string) error {
+	if v != want {
+		return protocolf(peer, "speaks transfer protocol version %d, this kvtool speaks %d (use the same kvtool version on both ends)", v, want)
 	}
 	return nil
 }
@@ -333,7 +340,7 @@ func (rv *receiver) readSession() (format.XferSession, error) {
 	if err != nil {
 		return sess, err
 	}
-	return sess, checkVersion(sess.Version, rv.peer)
+	return sess, checkVersion(sess.Version, format.XferProtocol, rv.peer)
 }
 
 // checkIdentity refuses a stream from another store, or from an older
@@ -470,7 +477,10 @@ func (rv *receiver) onChunk(f inFrame) error {
 	rv.highest = max(rv.highest, c.Seq+1)
 	raw, reason := rv.decode(c, f.data)
 	if reason != 0 {
-		return rv.badChunk(c, f.off, reason)
+		return rv.badChunk(c, f.off, reason) // damage, which also explains a tag that fails
+	}
+	if f.forged { // checksums recomputed to match: not damage
+		return forged(rv.peer, f.off, format.FrameXferChunk)
 	}
 	if rv.nacks[c.Seq] > 0 {
 		delete(rv.nacks, c.Seq)

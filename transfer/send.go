@@ -234,7 +234,7 @@ func (s *sender) handshake() (format.XferRequest, error) {
 	if err != nil {
 		return req, err
 	}
-	if err := checkVersion(h.Version, s.peer); err != nil {
+	if err := checkVersion(h.Version, helloVersion, s.peer); err != nil {
 		return req, err
 	}
 	if h.Role != format.XferReceiver {
@@ -243,9 +243,12 @@ func (s *sender) handshake() (format.XferRequest, error) {
 	ns := newNonce()
 	s.writeHeader(format.XferDuplex)
 	s.w.frame(format.FrameXferHello, func(b []byte) []byte {
-		return format.AppendXferHello(b, format.XferHello{Version: format.XferProtocol, Role: format.XferSender,
+		return format.AppendXferHello(b, format.XferHello{Version: helloVersion, Role: format.XferSender,
 			Nonce: ns, Proof: s.opts.Secret.senderProof(h.Nonce, ns)})
 	})
+	// Every frame after the hellos carries a tag (frameAuth).
+	toR, toS := s.opts.Secret.frameKeys(h.Nonce, ns)
+	s.w.auth, s.r.auth = newFrameAuth(toR), newFrameAuth(toS)
 	if err := s.w.flush(); err != nil {
 		return req, err
 	}
