@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -59,7 +60,8 @@ func ParseTxnJSON(r io.Reader) (*Txn, error) {
 type txnDecoder struct {
 	dec     *json.Decoder
 	src     *readRecorder
-	started bool // the first token was read: an end of input is early
+	started bool   // the first token was read: an end of input is early
+	jo      jsonOp // the operation being decoded, reused
 }
 
 // readRecorder remembers the error its reader returned, so a read error is
@@ -137,6 +139,9 @@ func (d *txnDecoder) ops() (*Txn, error) {
 		if total += len(op.Key) + len(op.Value); total > MaxTxnBytes {
 			return nil, fmt.Errorf("%w: more than %d bytes of keys and values by op %d, limit %d", ErrInvalid, MaxTxnBytes, i, MaxTxnBytes)
 		}
+		if len(t.Ops) == cap(t.Ops) { // double: append's gentler growth of a large slice allocates more in all
+			t.Ops = slices.Grow(t.Ops, max(16, len(t.Ops)))
+		}
 		t.Ops = append(t.Ops, op)
 	}
 	if _, err := d.token(); err != nil { // the closing bracket
@@ -147,8 +152,9 @@ func (d *txnDecoder) ops() (*Txn, error) {
 
 // op decodes and checks operation i.
 func (d *txnDecoder) op(i int) (Op, error) {
-	var jo jsonOp
-	if err := d.dec.Decode(&jo); err != nil {
+	d.jo = jsonOp{} // fresh byte fields: an op's value keeps the bytes it was decoded into
+	jo := &d.jo
+	if err := d.dec.Decode(jo); err != nil {
 		if rerr := d.readErr(err); rerr != nil {
 			return Op{}, rerr
 		}
@@ -289,10 +295,10 @@ func bytesField(name string, text, b64 json.RawMessage) ([]byte, bool, error) {
 	case hasText && hasB64:
 		return nil, false, fmt.Errorf(`give %q or "%s_base64", not both`, name, name)
 	case hasText:
-		b, err := jsonString(text, name, fmt.Sprintf(`; send bytes that are not UTF-8 text as "%s_base64"`, name))
+		b, err := jsonString(text, name, true)
 		return b, err == nil, err
 	case hasB64:
-		s, err := jsonString(b64, name+"_base64", "")
+		s, err := jsonString(b64, name+"_base64", false)
 		if err != nil {
 			return nil, false, err
 		}
@@ -311,9 +317,9 @@ func given(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "nu
 // jsonString decodes the JSON string raw, the value of field name. Unlike
 // encoding/json it never replaces anything with U+FFFD: invalid UTF-8, or
 // an escaped surrogate that is not half of a pair, is an error naming its
-// byte offset in the string, followed by hint. It decodes in place: the
-// result shares raw's bytes.
-func jsonString(raw []byte, name, hint string) ([]byte, error) {
+// byte offset in the string (and, with hint, where to send such bytes). It
+// decodes in place: the result shares raw's bytes.
+func jsonString(raw []byte, name string, hint bool) ([]byte, error) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		kind := "a number, object or array"
 		if len(raw) > 0 && (raw[0] == 't' || raw[0] == 'f') {
@@ -330,7 +336,7 @@ func jsonString(raw []byte, name, hint string) ([]byte, error) {
 		if s[i] == '\\' {
 			r, n, err := unescape(s[i:])
 			if err != nil {
-				return nil, fmt.Errorf("%s: %v at byte %d of the string%s", name, err, i, hint)
+				return nil, fmt.Errorf("%s: %v at byte %d of the string%s", name, err, i, base64Hint(name, hint))
 			}
 			out = utf8.AppendRune(out, r)
 			i += n
@@ -338,12 +344,19 @@ func jsonString(raw []byte, name, hint string) ([]byte, error) {
 		}
 		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size <= 1 {
-			return nil, fmt.Errorf("%s is not valid UTF-8: byte %#02x at byte %d of the string%s", name, s[i], i, hint)
+			return nil, fmt.Errorf("%s is not valid UTF-8: byte %#02x at byte %d of the string%s", name, s[i], i, base64Hint(name, hint))
 		}
 		out = append(out, s[i:i+size]...)
 		i += size
 	}
 	return out, nil
+}
+
+func base64Hint(name string, hint bool) string {
+	if !hint {
+		return ""
+	}
+	return fmt.Sprintf(`; send bytes that are not UTF-8 text as "%s_base64"`, name)
 }
 
 // unescape decodes the escape sequence at the start of s (s[0] == '\\'):

@@ -33,9 +33,9 @@ type frameReader struct {
 	tagPending bool
 	tag        [tagSize]byte
 	hdr        [format.FrameHeaderSize]byte
-	buf  []byte // payload
-	data []byte // chunk data
-	err  error  // sticky
+	buf        []byte // payload
+	data       []byte // chunk data
+	err        error  // sticky
 }
 
 // readBufSize is the read-ahead of a frameReader.
