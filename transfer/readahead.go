@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"sync"
-	"time"
 
 	"github.com/kvtool/kvtool/format"
 )
@@ -152,17 +151,24 @@ func (ra *readAhead) release(f inFrame) {
 	ra.cond.Signal()
 }
 
-// stop ends the goroutine. On a connection with deadlines it interrupts a
-// blocked read and waits; otherwise the goroutine ends at the stream's
-// next byte or end.
+// stop ends the goroutine and waits for it: it interrupts a blocked read
+// (see interrupt: on a stream without deadlines this closes it). On a
+// stream that can neither take a deadline nor be closed, the goroutine
+// ends at the stream's next byte or end.
 func (ra *readAhead) stop() {
 	close(ra.quit)
 	ra.mu.Lock()
 	ra.cond.Broadcast()
 	ra.mu.Unlock()
-	if d, ok := ra.conn.(deadliner); ok {
-		d.SetDeadline(time.Unix(1, 0))
-		<-ra.done
-		d.SetDeadline(time.Time{})
+	select {
+	case <-ra.done:
+		return
+	default:
 	}
+	undo, ok := interrupt(ra.conn)
+	if !ok {
+		return
+	}
+	<-ra.done
+	undo()
 }

@@ -94,7 +94,9 @@ type ReceiveResult struct {
 // the secret. On a broken connection it returns an error wrapping
 // ErrPeerGone and everything verified stays on disk for the next session.
 // If ctx is done, Receive returns promptly when conn is a net.Conn (it
-// sets a deadline on it); it does not close conn.
+// sets a deadline on it); it does not close conn, unless conn takes no
+// deadline: then closing it is the only way to stop reading it, and
+// Receive closes it when cancelled and before it returns.
 func Receive(ctx context.Context, conn io.ReadWriter, opts ReceiveOptions) (ReceiveResult, error) {
 	opts.fill()
 	if opts.Secret.IsZero() {
@@ -156,14 +158,9 @@ type heldState struct {
 func (rv *receiver) runDuplex(ctx context.Context) error {
 	// A connection that proves nothing must not hold the receiver for ever
 	// (recv --listen takes one connection): the handshake has a deadline.
-	d, timed := rv.conn.(deadliner)
-	if timed {
-		d.SetDeadline(time.Now().Add(handshakeTimeout))
-	}
+	lift := limit(rv.conn, handshakeTimeout)
 	ns, nr, err := rv.handshake()
-	if timed {
-		d.SetDeadline(time.Time{})
-	}
+	lift()
 	if err != nil {
 		return rv.abort(err)
 	}
@@ -435,8 +432,7 @@ func (rv *receiver) openPartial(sess format.XferSession) error {
 func (rv *receiver) loop(ctx context.Context) error {
 	budget := int(max(rv.opts.Window, 4*int64(rv.sess.ChunkSize)))
 	rv.ra = startReadAhead(rv.r, rv.conn, max(rv.sess.ChunkSize, format.MinXferChunk), budget)
-	defer rv.ra.stop()
-	for {
+	for { // release stops the read-ahead, after abort told the sender why
 		f, err := rv.ra.next(ctx)
 		if err != nil {
 			return err
@@ -759,8 +755,14 @@ func (rv *receiver) abort(err error) error {
 	return err
 }
 
-// release closes the partial snapshot and unlocks the directory.
+// release stops the read-ahead (see interrupt: on a stream without
+// deadlines this closes it), closes the partial snapshot and unlocks the
+// directory.
 func (rv *receiver) release() {
+	if rv.ra != nil {
+		rv.ra.stop()
+		rv.ra = nil
+	}
 	if rv.p != nil {
 		rv.p.close()
 		rv.p = nil
