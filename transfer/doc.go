@@ -86,6 +86,9 @@
 // # Concurrency
 //
 // Send, Receive, WriteStream, ReadStream and VerifyStream each own their
-// stream; Send reads the receiver's frames and the source's log on
-// goroutines of its own and stops them before it returns.
+// stream; Send and Receive read their peer's frames on goroutines of their
+// own and stop them before they return (a stream without deadlines is
+// closed to stop them). Serve accepts connections and runs Send on each:
+// connections in their handshake have a short deadline and a bound of
+// their own, and only authenticated sessions take one of its slots.
 package transfer

@@ -37,6 +37,10 @@ type SendOptions struct {
 	// HandshakeTimeout bounds the handshake: a peer that has not proved
 	// the secret by then is dropped. Default 10s.
 	HandshakeTimeout time.Duration
+
+	// admit, if set (Serve), is called once the peer proved the secret:
+	// it takes a session slot (release gives it back) or refuses.
+	admit func() (release func(), err error)
 }
 
 func (o *SendOptions) fill() {
@@ -167,6 +171,13 @@ func (s *sender) run(ctx context.Context) error {
 	lift()
 	if err != nil {
 		return s.abort(err)
+	}
+	if s.opts.admit != nil {
+		release, err := s.opts.admit()
+		if err != nil {
+			return s.abort(err)
+		}
+		defer release()
 	}
 	if err := s.open(ctx, req); err != nil {
 		s.releaseFailedOpen()

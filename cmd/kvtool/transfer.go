@@ -1058,35 +1058,21 @@ func transferListener(cCtx *cli.Context, listen string) (net.Listener, error) {
 	return ln, nil
 }
 
-// maxTransferSessions bounds the transfers a server runs at once; a
-// connection beyond it is closed at once (the peer retries).
+// maxTransferSessions bounds the transfers a server runs at once; an
+// authenticated peer beyond it is told the source is busy (it retries).
 const maxTransferSessions = 8
 
-// acceptTransfers sends to every node that connects until ctx ends, at
-// most maxTransferSessions at a time.
+// acceptTransfers sends to every node that connects until ctx ends: at
+// most maxTransferSessions sessions, counted once the peer proved the
+// secret; connections still in their handshake have their own bound and a
+// short deadline (xfer.Serve).
 func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts xfer.SendOptions, log logger, wg *sync.WaitGroup) {
-	slots := make(chan struct{}, maxTransferSessions)
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			conn.Close()
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			defer conn.Close()
-			o := opts
-			o.Peer = conn.RemoteAddr().String()
-			res, err := xfer.Send(ctx, conn, src, o)
-			log.done("transfer to "+o.Peer, res, err)
-		}()
+	wg.Add(1)
+	defer wg.Done()
+	err := xfer.Serve(ctx, ln, src, opts, xfer.ServeOptions{MaxSessions: maxTransferSessions,
+		Done: func(peer string, res xfer.SendResult, err error) { log.done("transfer to "+peer, res, err) }})
+	if err != nil {
+		log.l.Error("transfers: no longer accepting", "error", err)
 	}
 }
 
