@@ -257,7 +257,7 @@ func (rv *receiver) loadStore(m *manifest.Manifest) error {
 	}
 	rep, err := rv.opts.Open()
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: open %s: %w", ErrLocalStore, rv.opts.Dir, err)
 	}
 	rv.replica = rep
 	rv.held = heldState{storeID: m.StoreID, epoch: m.Epoch, known: true, store: true, walLast: rep.LastIndex()}
@@ -614,7 +614,7 @@ func (rv *receiver) apply(ctx context.Context, t format.XferTail) error {
 	e := segment.Entry{Index: t.Index, Term: t.Term, Type: t.Type, Data: t.Data}
 	wait, err := rv.replica.EnqueueEntry(ctx, e)
 	if err != nil {
-		return fmt.Errorf("kvtool/transfer: apply entry %d from %s: %w", t.Index, rv.peer, err)
+		return rv.localStoreErr(t.Index, err)
 	}
 	// Entries are not waited for one by one (that would be one fsync
 	// each): only before the receiver reports what it holds.
@@ -645,10 +645,18 @@ func (rv *receiver) settle() error {
 	wait := rv.unsettled
 	rv.unsettled = nil
 	if err := wait(); err != nil {
-		return fmt.Errorf("kvtool/transfer: apply entry %d from %s: %w", rv.unsettledIndex, rv.peer, err)
+		return rv.localStoreErr(rv.unsettledIndex, err)
 	}
 	rv.res.Applied = rv.unsettledIndex
 	return nil
+}
+
+// localStoreErr is the error of the replica failing to apply entry index.
+func (rv *receiver) localStoreErr(index uint64, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: apply entry %d from %s: %w", ErrLocalStore, index, rv.peer, err)
 }
 
 // onFinal checks the final frame, cuts over and answers done. Without
@@ -715,7 +723,7 @@ func (rv *receiver) cutover(f format.XferFinal) error {
 	}
 	rep, err := rv.opts.Open()
 	if err != nil {
-		return fmt.Errorf("kvtool/transfer: open the installed store: %w", err)
+		return fmt.Errorf("%w: open the installed store in %s: %w", ErrLocalStore, rv.opts.Dir, err)
 	}
 	rv.replica = rep
 	return nil

@@ -57,17 +57,28 @@ func (fr *frameReader) header(role format.XferRole, mode format.XferMode) error 
 	}
 	h, err := format.ReadHeader(bytes.NewReader(b), fr.name, format.MagicTransfer)
 	if err != nil {
-		return fr.fail(err)
+		return fr.fail(fr.notTransfer(err))
 	}
 	e, err := format.ParseXferStreamExt(h.Ext, fr.name)
 	if err != nil {
-		return fr.fail(err)
+		return fr.fail(fr.notTransfer(err))
 	}
 	if e.Role != role || e.Mode != mode {
 		return fr.fail(protocolf(fr.name, "stream written by role %d in mode %d, want role %d in mode %d", e.Role, e.Mode, role, mode))
 	}
 	fr.macWrite(b)
 	return nil
+}
+
+// notTransfer explains a connection whose first bytes are not a transfer
+// stream header: the peer is something else (a wrong address), not a
+// damaged stream.
+func (fr *frameReader) notTransfer(err error) error {
+	if !fr.live {
+		return err
+	}
+	return fmt.Errorf("%w: %s does not speak the kvtool transfer protocol (is it the address of a transfer listener, serve --transfer-listen?): %v",
+		ErrProtocol, fr.name, err)
 }
 
 // next returns the next frame's type, its stream offset and its payload,
