@@ -159,3 +159,26 @@ func TestKeyPath(t *testing.T) {
 		}
 	}
 }
+
+// TestTxnBytesNotText: keys and values that are not valid UTF-8 travel in
+// their _base64 forms, so two keys that differ only in such bytes stay two
+// keys (JSON text would turn both into U+FFFD).
+func TestTxnBytesNotText(t *testing.T) {
+	c := newServer(t)
+	ctx := t.Context()
+	if _, err := c.Txn(ctx, client.PutOp("k\xff", "one\xfe"), client.PutOp("k\xfe", "two"), client.PutOp("k\uFFFD", "three")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Txn(ctx, client.CheckEqualsOp("k\xff", "one\xfe"), client.CheckExistsOp("k\xfe", true),
+		client.AddOp("n\xff", 2), client.CheckMinOp("n\xff", 2), client.DelOp("k\uFFFD")); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"k\xff": "one\xfe", "k\xfe": "two", "n\xff": "2"} {
+		if v, _, err := c.Get(ctx, key); err != nil || string(v) != want {
+			t.Errorf("get %q: %q, %v; want %q", key, v, err, want)
+		}
+	}
+	if _, _, err := c.Get(ctx, "k\uFFFD"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("get k\\uFFFD after its delete: %v", err)
+	}
+}

@@ -15,11 +15,18 @@
 //	GET    /metrics          Prometheus text format (the server's own registry)
 //
 // The wire types live in package client. Keys are percent-encoded in the
-// path (client.KeyPath). Every error answer is JSON {"error": "..."}: 400
+// path (client.KeyPath), and a key is everything after /v1/kv/, decoded,
+// exactly as sent: no path cleaning and no redirect ("x/../k" is the key
+// "x/../k", never "k"); no other path is redirected either. Transaction
+// keys and values are UTF-8 JSON strings or their _base64 forms; invalid
+// UTF-8 is refused, never rewritten. Every error answer is JSON {"error": "..."}: 400
 // for input that can never commit (and nothing changes), 404, 405 with an
 // Allow header, 409 for a failed check (nothing changes), 413 for a body
 // over its bound, 500 and 503 when the store has failed or is closed.
-// Request bodies are bounded before they are read. A request's context is
+// Request bodies are bounded before they are read, each by its limit and
+// all together by Options.MaxInflightBytes (503 with Retry-After when a
+// body does not fit); a transaction is decoded as it arrives and refused at
+// its first operation past a limit. A request's context is
 // passed to Commit, so a client that goes away stops waiting for shard
 // gates; once its record is logged a commit always completes.
 //

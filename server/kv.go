@@ -36,7 +36,8 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	val, ok := readBody(w, r, s.opts.MaxPutBody, "value")
+	val, done, ok := s.readBody(w, r, s.opts.MaxPutBody, "value")
+	defer done()
 	if !ok {
 		return
 	}

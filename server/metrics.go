@@ -134,6 +134,14 @@ func (m *metrics) registerStoreGauges(st *store.Store) {
 	})
 }
 
+// registerInflight exports the request body bytes in flight.
+func (m *metrics) registerInflight(b *inflight) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kvtool_http_inflight_body_bytes",
+		Help: "Request body bytes held by requests in flight (bounded by Options.MaxInflightBytes).",
+	}, func() float64 { return float64(b.bytes()) }))
+}
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 
 	"github.com/kvtool/kvtool/format"
@@ -27,6 +30,10 @@ const (
 	// MaxTxnBody bounds the body of POST /v1/txn: store.MaxTxnBytes of keys
 	// and values, with room for base64 (4/3) and per-op JSON overhead.
 	MaxTxnBody = store.MaxTxnBytes*3/2 + format.MaxTxnOps*128
+	// DefaultMaxInflight bounds the request body bytes all requests in
+	// flight hold at once (four transactions of MaxTxnBody); a request
+	// beyond it is answered 503 with Retry-After.
+	DefaultMaxInflight = 4 * MaxTxnBody
 )
 
 // Options configure a Server. Zero values take the defaults.
@@ -37,6 +44,9 @@ type Options struct {
 	ScanBytes  int          // default DefaultScanBytes
 	MaxPutBody int64        // default MaxPutBody
 	MaxTxnBody int64        // default MaxTxnBody
+	// MaxInflightBytes bounds the body bytes of all requests in flight;
+	// default DefaultMaxInflight.
+	MaxInflightBytes int64
 }
 
 func (o *Options) fill() {
@@ -48,6 +58,7 @@ func (o *Options) fill() {
 	setDefault(&o.ScanBytes, DefaultScanBytes)
 	setDefault(&o.MaxPutBody, MaxPutBody)
 	setDefault(&o.MaxTxnBody, MaxTxnBody)
+	setDefault(&o.MaxInflightBytes, DefaultMaxInflight)
 }
 
 func setDefault[T int | int64](v *T, def T) {
@@ -64,13 +75,16 @@ type Server struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 	m    *metrics
+	// inflight bounds the request bodies held at once.
+	inflight inflight
 }
 
 // New returns the API handler for st.
 func New(st *store.Store, opts Options) *Server {
 	opts.fill()
-	s := &Server{st: st, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s := &Server{st: st, opts: opts, log: opts.Logger, mux: http.NewServeMux(), inflight: inflight{max: opts.MaxInflightBytes}}
 	s.m = newMetrics(st)
+	s.m.registerInflight(&s.inflight)
 	s.routes()
 	return s
 }
@@ -82,10 +96,9 @@ type route struct {
 }
 
 func (s *Server) routes() {
+	// /v1/kv/ is routed before the mux (see route), which would clean
+	// the key out of the path.
 	rs := []route{
-		{http.MethodGet, "/v1/kv/{key...}", s.get},
-		{http.MethodPut, "/v1/kv/{key...}", s.put},
-		{http.MethodDelete, "/v1/kv/{key...}", s.del},
 		{http.MethodPost, "/v1/txn", s.txn},
 		{http.MethodGet, "/v1/scan", s.scan},
 		{http.MethodGet, "/v1/status", s.status},
@@ -125,9 +138,74 @@ func methodNotAllowed(methods []string) http.HandlerFunc {
 // (5xx answers at error level).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := newRecorder(w)
-	s.mux.ServeHTTP(rec, r)
+	s.route(rec, r)
 	s.m.observeRequest(r, rec.status, rec.elapsed())
 	s.logRequest(r, rec)
+}
+
+// kvPrefix starts the path of every key.
+const kvPrefix = "/v1/kv/"
+
+// kvRoutes name the key endpoints in metrics and logs.
+var kvRoutes = map[string]string{
+	http.MethodGet: "GET /v1/kv/{key...}", http.MethodHead: "GET /v1/kv/{key...}",
+	http.MethodPut: "PUT /v1/kv/{key...}", http.MethodDelete: "DELETE /v1/kv/{key...}",
+}
+
+// route sends a request under /v1/kv/ to its key handler with the key
+// exactly as sent: everything after the prefix, percent-decoded, with no
+// path cleaning (http.ServeMux would answer "a//b", "a/./b" or "x/../b"
+// with a redirect to another key). Any other path must be in canonical
+// form: the server redirects nowhere.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.EscapedPath()
+	if key, ok := strings.CutPrefix(p, kvPrefix); ok {
+		s.kv(w, r, key)
+		return
+	}
+	if p != cleanPath(p) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %q (a path with //, /./ or /../ is never redirected; keys go under %s, percent-encoded)", p, kvPrefix))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// kv serves GET, PUT and DELETE of the key whose escaped form is escaped.
+func (s *Server) kv(w http.ResponseWriter, r *http.Request, escaped string) {
+	pattern, ok := kvRoutes[r.Method]
+	if !ok {
+		r.Pattern = kvPrefix + "{key...}"
+		methodNotAllowed([]string{http.MethodGet, http.MethodPut, http.MethodDelete})(w, r)
+		return
+	}
+	r.Pattern = pattern
+	key, err := url.PathUnescape(escaped)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the key in the path is not valid percent-encoding: %v", err))
+		return
+	}
+	r.SetPathValue("key", key)
+	switch r.Method {
+	case http.MethodPut:
+		s.put(w, r)
+	case http.MethodDelete:
+		s.del(w, r)
+	default:
+		s.get(w, r)
+	}
+}
+
+// cleanPath is p as http.ServeMux would clean it: no empty, "." or ".."
+// elements, and the trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 func (s *Server) logRequest(r *http.Request, rec *recorder) {

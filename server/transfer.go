@@ -85,6 +85,9 @@ type JoinStatus struct {
 	CutOver   bool              `json:"cut_over"`
 	Progress  transfer.Progress `json:"progress"`
 	Error     string            `json:"error,omitempty"` // the last failure, if the node is reconnecting
+	// Attempts counts the sessions tried so far (the first, then one per
+	// reconnection after a failure that may pass).
+	Attempts int `json:"attempts"`
 }
 
 // maxJobs bounds the finished sends GET /v1/transfers remembers.

@@ -1,9 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -12,26 +12,31 @@ import (
 	"github.com/kvtool/kvtool/store"
 )
 
-// txn commits a transaction given in the JSON of the CLI contract.
+// txn commits a transaction given in the JSON of the CLI contract. The
+// body is decoded as it arrives (store.ParseTxnJSON stops at the first
+// operation past a limit), within the in-flight budget.
 func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r, s.opts.MaxTxnBody, "transaction")
+	body, done, ok := s.admitBody(w, r, s.opts.MaxTxnBody, "transaction")
 	if !ok {
 		return
 	}
-	t, err := parseTxn(body)
+	defer done()
+	t, err := parseTxn(r, body)
 	if err != nil {
-		s.m.commits.WithLabelValues(resultInvalid).Inc()
-		writeError(w, http.StatusBadRequest, err.Error())
+		if !s.bodyError(w, err, "transaction", s.opts.MaxTxnBody) {
+			s.m.commits.WithLabelValues(resultInvalid).Inc()
+			writeError(w, http.StatusBadRequest, err.Error())
+		}
 		return
 	}
 	s.commit(w, r, t)
 }
 
-func parseTxn(body []byte) (*store.Txn, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
+func parseTxn(r *http.Request, body io.Reader) (*store.Txn, error) {
+	if r.ContentLength == 0 {
 		return nil, errors.New(`empty body: want a transaction, {"ops": [...]}`)
 	}
-	return store.ParseTxnJSON(bytes.NewReader(body))
+	return store.ParseTxnJSON(body)
 }
 
 // commit runs t with the request's context and answers {"index": N}, or the

@@ -2,14 +2,10 @@ package store
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/kvtool/kvtool/format"
 )
@@ -121,115 +117,6 @@ func (op *Op) validate() error {
 	return fmt.Errorf("unknown op kind %d", op.Kind)
 }
 
-// jsonOp is the wire form of an Op (DESIGN.md "Transaction JSON").
-type jsonOp struct {
-	Op          string  `json:"op"`
-	Key         string  `json:"key"`
-	Value       *string `json:"value,omitempty"`
-	ValueBase64 *string `json:"value_base64,omitempty"`
-	Delta       *int64  `json:"delta,omitempty"`
-	Exists      *bool   `json:"exists,omitempty"`
-	Equals      *string `json:"equals,omitempty"`
-	Min         *int64  `json:"min,omitempty"`
-}
-
-type jsonTxn struct {
-	Ops []jsonOp `json:"ops"`
-}
-
-// ParseTxnJSON decodes and validates a transaction in the JSON form of the
-// CLI contract. Unknown fields and unknown ops are errors (wrapping
-// ErrInvalid), never ignored.
-func ParseTxnJSON(r io.Reader) (*Txn, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	var jt jsonTxn
-	if err := dec.Decode(&jt); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, describeJSONError(err))
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the transaction object", ErrInvalid)
-	}
-	t := &Txn{Ops: make([]Op, 0, len(jt.Ops))}
-	for i, jo := range jt.Ops {
-		op, err := jo.toOp()
-		if err != nil {
-			return nil, fmt.Errorf("%w: op %d: %v", ErrInvalid, i, err)
-		}
-		t.Ops = append(t.Ops, op)
-	}
-	return t, t.Validate()
-}
-
-func (jo *jsonOp) toOp() (Op, error) {
-	op := Op{Key: jo.Key}
-	val, err := jo.value()
-	if err != nil {
-		return op, err
-	}
-	switch jo.Op {
-	case "put":
-		if val == nil {
-			return op, errors.New(`put needs "value" or "value_base64"`)
-		}
-		op.Kind, op.Value = OpPut, val
-	case "del", "delete":
-		op.Kind = OpDelete
-	case "add":
-		if jo.Delta == nil {
-			return op, errors.New(`add needs an integer "delta"`)
-		}
-		op.Kind, op.Delta = OpAdd, *jo.Delta
-	case "check":
-		op.Kind = OpCheck
-		return op, jo.check(&op)
-	default:
-		return op, fmt.Errorf("unknown op %q (want put, del, add or check)", jo.Op)
-	}
-	return op, nil
-}
-
-func (jo *jsonOp) value() ([]byte, error) {
-	switch {
-	case jo.Value != nil && jo.ValueBase64 != nil:
-		return nil, errors.New(`give "value" or "value_base64", not both`)
-	case jo.Value != nil:
-		return []byte(*jo.Value), nil
-	case jo.ValueBase64 != nil:
-		b, err := base64.StdEncoding.DecodeString(*jo.ValueBase64)
-		if err != nil {
-			return nil, fmt.Errorf("value_base64: %v", err)
-		}
-		return b, nil
-	}
-	return nil, nil
-}
-
-// check fills a check op from exactly one of exists, equals, min.
-func (jo *jsonOp) check(op *Op) error {
-	n := 0
-	if jo.Exists != nil {
-		n++
-		op.Check = CheckAbsent
-		if *jo.Exists {
-			op.Check = CheckExists
-		}
-	}
-	if jo.Equals != nil {
-		n++
-		op.Check, op.Value = CheckEquals, []byte(*jo.Equals)
-	}
-	if jo.Min != nil {
-		n++
-		op.Check, op.Min = CheckMin, *jo.Min
-	}
-	if n != 1 {
-		return errors.New(`check needs exactly one of "exists", "equals", "min"`)
-	}
-	return nil
-}
-
 // parseInt reads a stored decimal integer; a missing key is 0.
 func parseInt(v []byte, ok bool) (int64, error) {
 	if !ok {
@@ -254,42 +141,4 @@ func truncate(v []byte) []byte {
 		return append(v[:32:32], "..."...)
 	}
 	return v
-}
-
-// describeJSONError turns encoding/json's errors, which name Go types, into
-// messages about the transaction document a user wrote.
-func describeJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.Is(err, io.EOF):
-		return `empty input: want a JSON object like {"ops": [{"op": "put", "key": "k", "value": "v"}]}`
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "the JSON document ends too early"
-	case errors.As(err, &se):
-		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error())
-	case errors.As(err, &te):
-		field := te.Field
-		if field == "" {
-			field = "the document"
-		}
-		return fmt.Sprintf("%s: got %s, want %s", field, te.Value, jsonTypeName(te.Type.Kind().String()))
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
-}
-
-func jsonTypeName(kind string) string {
-	switch kind {
-	case "int64":
-		return "an integer"
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "slice":
-		return `an array of operations`
-	case "struct", "ptr":
-		return "an object"
-	}
-	return kind
 }

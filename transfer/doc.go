@@ -37,6 +37,16 @@
 // the frame checksum covers), so each byte is hashed once per side; the
 // final frame's chunksSum is the xxh64 of the chunks' xxh64s in order.
 //
+// On a connection (hello version 2) every frame after the hellos is
+// followed by a 16-byte tag, outside the frame (for a chunk, after its
+// data): HMAC-SHA256, truncated, under a key for its direction derived
+// from the secret and both nonces (HKDF-SHA256), over the frame's number
+// in its direction, its length and type, its payload and a chunk's data.
+// The checksums catch damage, the tags an attacker who recomputes them: a
+// frame whose tag fails ends the session with ErrAuth before anything it
+// carried is recorded (a chunk whose own xxh64 fails is damage, and is
+// asked for again).
+//
 // # Protocol
 //
 // Duplex (a connection; R = receiver, S = sender):
@@ -51,7 +61,8 @@
 //	R: Credit{first missing, limit}... Nack{seq}... Done{applied index}
 //
 // The secret never crosses the wire; the receiver touches nothing on disk
-// before the sender proved it. Chunks and tail share the connection: one
+// before the sender proved it, and accepts no frame after the hellos
+// without its tag. Chunks and tail share the connection: one
 // authentication, one ordering, one lease; TCP backpressure bounds the
 // tail and credits bound the chunks. A sender never has chunks at or past
 // the credit limit in flight; the receiver moves the limit only after the
@@ -75,6 +86,9 @@
 // # Concurrency
 //
 // Send, Receive, WriteStream, ReadStream and VerifyStream each own their
-// stream; Send reads the receiver's frames and the source's log on
-// goroutines of its own and stops them before it returns.
+// stream; Send and Receive read their peer's frames on goroutines of their
+// own and stop them before they return (a stream without deadlines is
+// closed to stop them). Serve accepts connections and runs Send on each:
+// connections in their handshake have a short deadline and a bound of
+// their own, and only authenticated sessions take one of its slots.
 package transfer

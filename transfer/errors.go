@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -33,7 +34,36 @@ var (
 	ErrNotEmpty = errors.New("kvtool/transfer: the data directory already holds a store")
 	// ErrNoSecret is returned by NewSecret for a secret too short to be one.
 	ErrNoSecret = errors.New("kvtool/transfer: the shared secret is missing or shorter than 16 bytes")
+	// ErrLocalStore is returned (wrapped) by a receiver whose own store
+	// failed: opening the installed directory, or applying the source's
+	// log to it (a store fails stop after a failed write or fsync).
+	ErrLocalStore = errors.New("kvtool/transfer: the local store failed")
 )
+
+// permanent are the errors that a new session would meet again.
+var permanent = []error{ErrAuth, ErrProtocol, ErrStoreMismatch, ErrStaleEpoch, ErrNotEmpty, ErrTooFarBehind, ErrLocalStore, ErrNoSecret}
+
+// Permanent reports whether err ended a transfer in a way that connecting
+// again cannot mend, so a node that retries (serve --join) should stop
+// and say why: the peers' secrets differ (or frames were forged), the
+// peer is not a kvtool transfer listener or speaks another protocol
+// version, it serves another store or an older epoch, the source no
+// longer has the log the receiver's store needs, the directory holds a
+// store that cannot be caught up, or the local store failed. Everything
+// else (the connection, a busy or stopping source, damage in transit, a
+// local I/O error while receiving) is worth another try. This holds for
+// errors from either side: a peer's error frame carries its class.
+func Permanent(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	for _, p := range permanent {
+		if errors.Is(err, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // PeerError is the reason the peer gave (in an error frame) for ending the
 // session. It matches errors.Is with the sentinel of its code, and with

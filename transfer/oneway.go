@@ -53,7 +53,8 @@ func (s *sender) runOneWay(ctx context.Context) error {
 // verified. If opts.Dir holds part of the same snapshot from an earlier
 // stream, the chunks it verified are not written again. A stream whose
 // session proof does not match the secret is rejected before anything is
-// written.
+// written. Before it returns it stops reading r: if r takes no deadline
+// and is an io.Closer, by closing it.
 func ReadStream(ctx context.Context, r io.Reader, opts ReceiveOptions) (ReceiveResult, error) {
 	opts.fill()
 	if opts.Secret.IsZero() {

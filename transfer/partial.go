@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -98,8 +99,13 @@ func loadPartial(fs vfs.FS, dir, name string) (*partial, error) {
 		// Left by a one-way stream that never proved its MAC: its chunks
 		// and spilled tail are not to be trusted.
 		return nil, p.discard()
+	} else if !vfs.IsNotExist(err) { // cannot tell: trust nothing, remove nothing
+		return nil, fmt.Errorf("kvtool/transfer: %w", err)
 	}
 	records, end, err := p.readProgress()
+	if err != nil && !vfs.IsNotExist(err) && !errors.Is(err, format.ErrCorruption) {
+		return nil, fmt.Errorf("kvtool/transfer: read %s: %w", p.progPath(), err) // may pass: keep the partial
+	}
 	if err != nil || len(records) == 0 || records[0].sess == nil {
 		return nil, removeTree(fs, p.sdir)
 	}
@@ -311,19 +317,31 @@ func (p *partial) create() error {
 }
 
 // openSpill opens the WAL that holds the tail: DATA/wal, with the source's
-// store ID, starting at the entry after the snapshot. A log left by an
-// earlier snapshot (or damaged beyond its tail) is replaced: with no
-// manifest yet, nothing in DATA/wal is anybody's data but this transfer's.
+// store ID, starting at the entry after the snapshot. With no manifest
+// yet, nothing in DATA/wal is anybody's data but this transfer's, yet what
+// it holds may have been reported to the sender as held (its lease moved
+// past it), so only proof replaces it: a log of an earlier snapshot (its
+// first index is not this one's) is replaced, a damaged one is repaired
+// (segment.Repair: what is cut is kept in a quarantine file, the intact
+// entries before the damage stay), and any other failure to open it (an
+// I/O error that may pass, a log of another store) is returned with
+// everything left in place.
 func (p *partial) openSpill(fresh bool) error {
 	if !fresh {
 		l, err := p.openLog(0)
-		if err == nil && l.FirstIndex() == p.sess.Snapshot.Index+1 && l.LastIndex() >= p.sess.Snapshot.Index {
+		if errors.Is(err, format.ErrCorruption) {
+			if err = p.repairSpill(err); err == nil {
+				l, err = p.openLog(0)
+			}
+		}
+		switch {
+		case err != nil:
+			return err
+		case l.FirstIndex() == p.sess.Snapshot.Index+1 && l.LastIndex() >= p.sess.Snapshot.Index:
 			p.log = l
 			return nil
 		}
-		if err == nil {
-			l.Close()
-		}
+		l.Close() // the spilled tail of an earlier snapshot
 	}
 	if err := clearDir(p.fs, walDir(p.dir)); err != nil {
 		return err
@@ -333,6 +351,15 @@ func (p *partial) openSpill(fresh bool) error {
 		return err
 	}
 	p.log = l
+	return nil
+}
+
+// repairSpill cuts the damage open found in the spilled WAL (keeping the
+// bytes in quarantine files); the entries it cuts are fetched again.
+func (p *partial) repairSpill(found error) error {
+	if _, err := segment.Repair(p.fs, walDir(p.dir), segment.RepairOptions{Force: true}); err != nil {
+		return fmt.Errorf("kvtool/transfer: repair the spilled WAL in %s after %v: %w", walDir(p.dir), found, err)
+	}
 	return nil
 }
 

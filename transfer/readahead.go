@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"sync"
-	"time"
 
 	"github.com/kvtool/kvtool/format"
 )
@@ -17,7 +16,10 @@ type inFrame struct {
 	p    []byte
 	data []byte
 	mac  []byte // for a final frame of a one-way stream: the MAC of all before it
-	err  error
+	// forged marks a chunk of a duplex session whose data does not match
+	// its authentication tag.
+	forged bool
+	err    error
 }
 
 // readAhead reads a stream's frames on a goroutine of its own, so the
@@ -79,7 +81,9 @@ func (ra *readAhead) read() inFrame {
 			err = format.Corruptf(ra.r.name, off, "chunk %d has %d wire bytes, more than the chunk size %d", c.Seq, c.WireLen, ra.maxWire)
 		}
 		if err == nil {
-			f.data, err = ra.r.chunkDataInto(ra.buffer(int(c.WireLen)))
+			var authentic bool
+			f.data, authentic, err = ra.r.chunkDataInto(ra.buffer(int(c.WireLen)))
+			f.forged = !authentic
 		}
 		f.err = err
 	case format.FrameXferFinal:
@@ -147,17 +151,24 @@ func (ra *readAhead) release(f inFrame) {
 	ra.cond.Signal()
 }
 
-// stop ends the goroutine. On a connection with deadlines it interrupts a
-// blocked read and waits; otherwise the goroutine ends at the stream's
-// next byte or end.
+// stop ends the goroutine and waits for it: it interrupts a blocked read
+// (see interrupt: on a stream without deadlines this closes it). On a
+// stream that can neither take a deadline nor be closed, the goroutine
+// ends at the stream's next byte or end.
 func (ra *readAhead) stop() {
 	close(ra.quit)
 	ra.mu.Lock()
 	ra.cond.Broadcast()
 	ra.mu.Unlock()
-	if d, ok := ra.conn.(deadliner); ok {
-		d.SetDeadline(time.Unix(1, 0))
-		<-ra.done
-		d.SetDeadline(time.Time{})
+	select {
+	case <-ra.done:
+		return
+	default:
 	}
+	undo, ok := interrupt(ra.conn)
+	if !ok {
+		return
+	}
+	<-ra.done
+	undo()
 }

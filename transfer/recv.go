@@ -94,7 +94,9 @@ type ReceiveResult struct {
 // the secret. On a broken connection it returns an error wrapping
 // ErrPeerGone and everything verified stays on disk for the next session.
 // If ctx is done, Receive returns promptly when conn is a net.Conn (it
-// sets a deadline on it); it does not close conn.
+// sets a deadline on it); it does not close conn, unless conn takes no
+// deadline: then closing it is the only way to stop reading it, and
+// Receive closes it when cancelled and before it returns.
 func Receive(ctx context.Context, conn io.ReadWriter, opts ReceiveOptions) (ReceiveResult, error) {
 	opts.fill()
 	if opts.Secret.IsZero() {
@@ -156,14 +158,9 @@ type heldState struct {
 func (rv *receiver) runDuplex(ctx context.Context) error {
 	// A connection that proves nothing must not hold the receiver for ever
 	// (recv --listen takes one connection): the handshake has a deadline.
-	d, timed := rv.conn.(deadliner)
-	if timed {
-		d.SetDeadline(time.Now().Add(handshakeTimeout))
-	}
+	lift := limit(rv.conn, handshakeTimeout)
 	ns, nr, err := rv.handshake()
-	if timed {
-		d.SetDeadline(time.Time{})
-	}
+	lift()
 	if err != nil {
 		return rv.abort(err)
 	}
@@ -189,7 +186,7 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	nr = newNonce()
 	rv.w.header(format.XferReceiver, format.XferDuplex)
 	rv.w.frame(format.FrameXferHello, func(b []byte) []byte {
-		return format.AppendXferHello(b, format.XferHello{Version: format.XferProtocol, Role: format.XferReceiver, Nonce: nr})
+		return format.AppendXferHello(b, format.XferHello{Version: helloVersion, Role: format.XferReceiver, Nonce: nr})
 	})
 	if err := rv.w.flush(); err != nil {
 		return ns, nr, err
@@ -205,7 +202,12 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	if err != nil {
 		return ns, nr, err
 	}
-	if err := checkVersion(h.Version, rv.peer); err != nil {
+	// Every frame from here on carries a tag under keys only holders of
+	// the secret can derive; an error frame too, so a sender with another
+	// secret sees ErrAuth either way.
+	toR, toS := rv.opts.Secret.frameKeys(nr, h.Nonce)
+	rv.r.auth, rv.w.auth = newFrameAuth(toR), newFrameAuth(toS)
+	if err := checkVersion(h.Version, helloVersion, rv.peer); err != nil {
 		return ns, nr, err
 	}
 	if h.Role != format.XferSender || !validProof(h.Proof, rv.opts.Secret.senderProof(nr, h.Nonce)) {
@@ -214,9 +216,11 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	return h.Nonce, nr, nil
 }
 
-func checkVersion(v uint16, peer string) error {
-	if v != format.XferProtocol {
-		return protocolf(peer, "speaks transfer protocol version %d, this kvtool speaks %d (use the same kvtool version on both ends)", v, format.XferProtocol)
+// checkVersion checks the protocol version v the peer announced (in its
+// hello, or a one-way session) against the one this build speaks.
+func checkVersion(v, want uint16, peer string) error {
+	if v != want {
+		return protocolf(peer, "speaks transfer protocol version %d, this kvtool speaks %d (use the same kvtool version on both ends)", v, want)
 	}
 	return nil
 }
@@ -253,7 +257,7 @@ func (rv *receiver) loadStore(m *manifest.Manifest) error {
 	}
 	rep, err := rv.opts.Open()
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: open %s: %w", ErrLocalStore, rv.opts.Dir, err)
 	}
 	rv.replica = rep
 	rv.held = heldState{storeID: m.StoreID, epoch: m.Epoch, known: true, store: true, walLast: rep.LastIndex()}
@@ -333,7 +337,7 @@ func (rv *receiver) readSession() (format.XferSession, error) {
 	if err != nil {
 		return sess, err
 	}
-	return sess, checkVersion(sess.Version, rv.peer)
+	return sess, checkVersion(sess.Version, format.XferProtocol, rv.peer)
 }
 
 // checkIdentity refuses a stream from another store, or from an older
@@ -428,8 +432,7 @@ func (rv *receiver) openPartial(sess format.XferSession) error {
 func (rv *receiver) loop(ctx context.Context) error {
 	budget := int(max(rv.opts.Window, 4*int64(rv.sess.ChunkSize)))
 	rv.ra = startReadAhead(rv.r, rv.conn, max(rv.sess.ChunkSize, format.MinXferChunk), budget)
-	defer rv.ra.stop()
-	for {
+	for { // release stops the read-ahead, after abort told the sender why
 		f, err := rv.ra.next(ctx)
 		if err != nil {
 			return err
@@ -470,7 +473,10 @@ func (rv *receiver) onChunk(f inFrame) error {
 	rv.highest = max(rv.highest, c.Seq+1)
 	raw, reason := rv.decode(c, f.data)
 	if reason != 0 {
-		return rv.badChunk(c, f.off, reason)
+		return rv.badChunk(c, f.off, reason) // damage, which also explains a tag that fails
+	}
+	if f.forged { // checksums recomputed to match: not damage
+		return forged(rv.peer, f.off, format.FrameXferChunk)
 	}
 	if rv.nacks[c.Seq] > 0 {
 		delete(rv.nacks, c.Seq)
@@ -608,7 +614,7 @@ func (rv *receiver) apply(ctx context.Context, t format.XferTail) error {
 	e := segment.Entry{Index: t.Index, Term: t.Term, Type: t.Type, Data: t.Data}
 	wait, err := rv.replica.EnqueueEntry(ctx, e)
 	if err != nil {
-		return fmt.Errorf("kvtool/transfer: apply entry %d from %s: %w", t.Index, rv.peer, err)
+		return rv.localStoreErr(t.Index, err)
 	}
 	// Entries are not waited for one by one (that would be one fsync
 	// each): only before the receiver reports what it holds.
@@ -639,10 +645,18 @@ func (rv *receiver) settle() error {
 	wait := rv.unsettled
 	rv.unsettled = nil
 	if err := wait(); err != nil {
-		return fmt.Errorf("kvtool/transfer: apply entry %d from %s: %w", rv.unsettledIndex, rv.peer, err)
+		return rv.localStoreErr(rv.unsettledIndex, err)
 	}
 	rv.res.Applied = rv.unsettledIndex
 	return nil
+}
+
+// localStoreErr is the error of the replica failing to apply entry index.
+func (rv *receiver) localStoreErr(index uint64, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: apply entry %d from %s: %w", ErrLocalStore, index, rv.peer, err)
 }
 
 // onFinal checks the final frame, cuts over and answers done. Without
@@ -709,7 +723,7 @@ func (rv *receiver) cutover(f format.XferFinal) error {
 	}
 	rep, err := rv.opts.Open()
 	if err != nil {
-		return fmt.Errorf("kvtool/transfer: open the installed store: %w", err)
+		return fmt.Errorf("%w: open the installed store in %s: %w", ErrLocalStore, rv.opts.Dir, err)
 	}
 	rv.replica = rep
 	return nil
@@ -749,8 +763,14 @@ func (rv *receiver) abort(err error) error {
 	return err
 }
 
-// release closes the partial snapshot and unlocks the directory.
+// release stops the read-ahead (see interrupt: on a stream without
+// deadlines this closes it), closes the partial snapshot and unlocks the
+// directory.
 func (rv *receiver) release() {
+	if rv.ra != nil {
+		rv.ra.stop()
+		rv.ra = nil
+	}
 	if rv.p != nil {
 		rv.p.close()
 		rv.p = nil

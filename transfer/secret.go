@@ -1,9 +1,11 @@
 package transfer
 
 import (
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"hash"
 
 	"github.com/kvtool/kvtool/format"
@@ -42,7 +44,65 @@ const (
 	labelReceiverProof = "kvtool/transfer v1 receiver proof\x00"
 	labelOneWaySession = "kvtool/transfer v1 one-way session\x00"
 	labelOneWayStream  = "kvtool/transfer v1 one-way stream\x00"
+	labelToReceiver    = "kvtool/transfer v2 frames to the receiver\x00"
+	labelToSender      = "kvtool/transfer v2 frames to the sender\x00"
 )
+
+// helloVersion is the duplex protocol a hello announces. Version 2: every
+// frame after the hellos carries an authentication tag (frameAuth).
+const helloVersion uint16 = 2
+
+// frameKeys derives the keys that authenticate a duplex session's frames,
+// one per direction, from the secret and both nonces (HKDF-SHA256): fresh
+// for every session, so a frame of one session is worthless in another.
+func (s Secret) frameKeys(nr, ns [format.XferNonceSize]byte) (toReceiver, toSender []byte) {
+	salt := append(nr[:len(nr):len(nr)], ns[:]...)
+	key := func(label string) []byte {
+		k, err := hkdf.Key(sha256.New, s.key, salt, label, 32)
+		if err != nil {
+			panic(err) // only for a length over 255*32 bytes
+		}
+		return k
+	}
+	return key(labelToReceiver), key(labelToSender)
+}
+
+// tagSize is the size of a frame's authentication tag: HMAC-SHA256
+// truncated to 128 bits.
+const tagSize = 16
+
+// frameAuth makes and checks the tags of one direction of a duplex
+// session. A frame's tag follows it on the wire (for a chunk, after its
+// data) and covers its sequence number in the direction, its header
+// without the checksum (length and type), its payload and a chunk's data:
+// a frame altered, dropped, replayed or moved is refused.
+type frameAuth struct {
+	mac hash.Hash
+	seq uint64
+	sum [sha256.Size]byte
+}
+
+func newFrameAuth(key []byte) *frameAuth { return &frameAuth{mac: hmac.New(sha256.New, key)} }
+
+// begin starts the tag of the next frame with its header fields after the
+// checksum (length and type) and its payload.
+func (a *frameAuth) begin(hdr, payload []byte) {
+	a.mac.Reset()
+	var seq [8]byte
+	binary.LittleEndian.PutUint64(seq[:], a.seq)
+	a.mac.Write(seq[:])
+	a.mac.Write(hdr)
+	a.mac.Write(payload)
+}
+
+// add adds a chunk's data to the tag begun.
+func (a *frameAuth) add(b []byte) { a.mac.Write(b) }
+
+// finish returns the tag of the frame begun, valid until the next call.
+func (a *frameAuth) finish() []byte {
+	a.seq++
+	return a.mac.Sum(a.sum[:0])[:tagSize]
+}
 
 // mac is the HMAC-SHA256 under s of label and parts.
 func (s Secret) mac(label string, parts ...[]byte) [format.XferMACSize]byte {

@@ -34,9 +34,19 @@ type SendOptions struct {
 	RetainEvery time.Duration
 	// Progress, if set, is called as the transfer advances.
 	Progress func(Progress)
+	// HandshakeTimeout bounds the handshake: a peer that has not proved
+	// the secret by then is dropped. Default 10s.
+	HandshakeTimeout time.Duration
+
+	// admit, if set (Serve), is called once the peer proved the secret:
+	// it takes a session slot (release gives it back) or refuses.
+	admit func() (release func(), err error)
 }
 
 func (o *SendOptions) fill() {
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = handshakeTimeout
+	}
 	if o.ChunkSize <= 0 {
 		o.ChunkSize = DefaultChunkSize
 	}
@@ -83,7 +93,10 @@ const tailBudget = 256 << 10
 // A dropped connection is an error wrapping ErrPeerGone; the receiver keeps
 // what it verified, so sending again resumes. If ctx is done, Send returns
 // promptly when conn is a net.Conn (it sets a deadline on it); it does not
-// close conn.
+// close conn, unless conn takes no deadline: then closing it is the only
+// way to stop reading it, and Send closes it when cancelled and before it
+// returns (an io.ReadWriter that can neither take a deadline nor be closed
+// leaves a reader blocked until the stream delivers or ends).
 func Send(ctx context.Context, conn io.ReadWriter, src Source, opts SendOptions) (SendResult, error) {
 	opts.fill()
 	if opts.Secret.IsZero() {
@@ -153,16 +166,18 @@ func newSender(conn any, src Source, opts SendOptions, live bool) *sender {
 func (s *sender) run(ctx context.Context) error {
 	// A peer that connects and says nothing must not hold a session for
 	// ever: the handshake has a deadline.
-	d, timed := s.conn.(deadliner)
-	if timed {
-		d.SetDeadline(time.Now().Add(handshakeTimeout))
-	}
+	lift := limit(s.conn, s.opts.HandshakeTimeout)
 	req, err := s.handshake()
-	if timed {
-		d.SetDeadline(time.Time{})
-	}
+	lift()
 	if err != nil {
 		return s.abort(err)
+	}
+	if s.opts.admit != nil {
+		release, err := s.opts.admit()
+		if err != nil {
+			return s.abort(err)
+		}
+		defer release()
 	}
 	if err := s.open(ctx, req); err != nil {
 		s.releaseFailedOpen()
@@ -172,12 +187,15 @@ func (s *sender) run(ctx context.Context) error {
 	if err == nil {
 		s.readerDone = make(chan struct{})
 		go s.readLoop()
-		err = s.stream(ctx)
+		// Tell the receiver first: stopping the reader may close conn.
+		err = s.abort(s.stream(ctx))
 		s.stopReader()
+	} else {
+		err = s.abort(err)
 	}
 	s.retainFinal()
 	s.snap.Release(!resumable(ctx, err))
-	return s.abort(err)
+	return err
 }
 
 // retainFinal moves the pin up to what a receiver that cut over holds, and
@@ -234,7 +252,7 @@ func (s *sender) handshake() (format.XferRequest, error) {
 	if err != nil {
 		return req, err
 	}
-	if err := checkVersion(h.Version, s.peer); err != nil {
+	if err := checkVersion(h.Version, helloVersion, s.peer); err != nil {
 		return req, err
 	}
 	if h.Role != format.XferReceiver {
@@ -243,9 +261,12 @@ func (s *sender) handshake() (format.XferRequest, error) {
 	ns := newNonce()
 	s.writeHeader(format.XferDuplex)
 	s.w.frame(format.FrameXferHello, func(b []byte) []byte {
-		return format.AppendXferHello(b, format.XferHello{Version: format.XferProtocol, Role: format.XferSender,
+		return format.AppendXferHello(b, format.XferHello{Version: helloVersion, Role: format.XferSender,
 			Nonce: ns, Proof: s.opts.Secret.senderProof(h.Nonce, ns)})
 	})
+	// Every frame after the hellos carries a tag (frameAuth).
+	toR, toS := s.opts.Secret.frameKeys(h.Nonce, ns)
+	s.w.auth, s.r.auth = newFrameAuth(toR), newFrameAuth(toS)
 	if err := s.w.flush(); err != nil {
 		return req, err
 	}
@@ -711,23 +732,29 @@ func (s *sender) onNack(n format.XferNack, off int64) error {
 	return nil
 }
 
-// handshakeTimeout bounds the handshake of a connection.
-const handshakeTimeout = 30 * time.Second
+// handshakeTimeout bounds the handshake of a connection unless
+// SendOptions.HandshakeTimeout says otherwise: it takes two round trips.
+const handshakeTimeout = 10 * time.Second
 
 // maxQueuedNacks bounds the chunks waiting to be resent: a receiver cannot
 // grow the sender's memory by repeating nacks.
 const maxQueuedNacks = 1024
 
-// stopReader ends readLoop: with a deadline on a net.Conn it waits for it;
-// otherwise the reader ends when the caller closes conn.
+// stopReader ends readLoop and waits for it (see interrupt: on a stream
+// without deadlines this closes conn). On a stream that can neither take
+// a deadline nor be closed, the reader ends with the stream.
 func (s *sender) stopReader() {
-	d, ok := s.conn.(deadliner)
+	select {
+	case <-s.readerDone:
+		return
+	default:
+	}
+	undo, ok := interrupt(s.conn)
 	if !ok {
 		return
 	}
-	d.SetDeadline(time.Unix(1, 0))
 	<-s.readerDone
-	d.SetDeadline(time.Time{})
+	undo()
 }
 
 // abort ends the session with err, telling the receiver why (best effort).

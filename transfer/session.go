@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/kvtool/kvtool/format"
@@ -52,17 +53,49 @@ type deadliner interface {
 	SetDeadline(t time.Time) error
 }
 
-// watch makes reads and writes blocked on conn return once ctx is done,
-// when conn supports deadlines. The returned function undoes it.
-func watch(ctx context.Context, conn any) func() {
-	d, ok := conn.(deadliner)
-	if !ok {
-		return func() {}
+// interrupt makes a read or write blocked on conn return: a deadline in
+// the past when conn takes one, else closing it (the only way to stop a
+// stream without deadlines, such as a pipe). It returns how to undo a
+// deadline (nothing to undo after a close), and false when conn can
+// neither take a deadline nor be closed: then nothing can stop a read in
+// flight but the stream itself.
+func interrupt(conn any) (undo func(), ok bool) {
+	if d, ok := conn.(deadliner); ok && d.SetDeadline(time.Unix(1, 0)) == nil {
+		return func() { d.SetDeadline(time.Time{}) }, true
 	}
-	stop := context.AfterFunc(ctx, func() { d.SetDeadline(time.Unix(1, 0)) })
+	if c, ok := conn.(io.Closer); ok {
+		c.Close()
+		return func() {}, true
+	}
+	return func() {}, false
+}
+
+// limit bounds the calls on conn for d (a handshake): with a deadline, or
+// by closing conn once d has passed. The returned function lifts the bound.
+func limit(conn any, d time.Duration) func() {
+	if dl, ok := conn.(deadliner); ok && dl.SetDeadline(time.Now().Add(d)) == nil {
+		return func() { dl.SetDeadline(time.Time{}) }
+	}
+	if c, ok := conn.(io.Closer); ok {
+		t := time.AfterFunc(d, func() { c.Close() })
+		return func() { t.Stop() }
+	}
+	return func() {}
+}
+
+// watch makes reads and writes blocked on conn return once ctx is done
+// (see interrupt). The returned function undoes it.
+func watch(ctx context.Context, conn any) func() {
+	var undo func()
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		undo, _ = interrupt(conn)
+		close(fired)
+	})
 	return func() {
 		if !stop() {
-			d.SetDeadline(time.Time{})
+			<-fired
+			undo()
 		}
 	}
 }

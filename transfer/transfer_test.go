@@ -248,7 +248,10 @@ func TestCorruptFrameEndsSession(t *testing.T) {
 	src := newMemSource(t, 1000, 1)
 	dir := t.TempDir()
 	sopts, ropts := smallOpts(dir)
-	hdr := int64(format.XferStreamHeaderSize) + 16 + 72 + 16 + 168 + 2*(56+testChunk) + 3 // inside chunk 2's frame header
+	// Inside chunk 2's frame header: after the stream header, the hello,
+	// the session and two chunks, each frame after the hello followed by
+	// its tag.
+	hdr := int64(format.XferStreamHeaderSize) + 16 + 72 + 16 + 168 + tagSize + 2*(56+testChunk+tagSize) + 3
 	o := transferOnce(t, src, sopts, ropts, nil, flipAt(hdr))
 	if format.AsCorruption(o.recvErr) == nil || !errors.Is(o.sendErr, format.ErrCorruption) {
 		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)

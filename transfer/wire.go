@@ -3,6 +3,7 @@ package transfer
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"hash"
@@ -24,11 +25,17 @@ type frameReader struct {
 	off  int64  // stream offset of the next byte
 	// mac, if set (one-way streams), receives every byte read except the
 	// frames' checksums (see macFrame).
-	mac  hash.Hash
-	hdr  [format.FrameHeaderSize]byte
-	buf  []byte // payload
-	data []byte // chunk data
-	err  error  // sticky
+	mac hash.Hash
+	// auth, if set (a duplex session after the hellos), checks the tag
+	// that follows every frame; tagPending says a chunk frame's tag is
+	// still to come, after its data.
+	auth       *frameAuth
+	tagPending bool
+	tag        [tagSize]byte
+	hdr        [format.FrameHeaderSize]byte
+	buf        []byte // payload
+	data       []byte // chunk data
+	err        error  // sticky
 }
 
 // readBufSize is the read-ahead of a frameReader.
@@ -50,17 +57,28 @@ func (fr *frameReader) header(role format.XferRole, mode format.XferMode) error 
 	}
 	h, err := format.ReadHeader(bytes.NewReader(b), fr.name, format.MagicTransfer)
 	if err != nil {
-		return fr.fail(err)
+		return fr.fail(fr.notTransfer(err))
 	}
 	e, err := format.ParseXferStreamExt(h.Ext, fr.name)
 	if err != nil {
-		return fr.fail(err)
+		return fr.fail(fr.notTransfer(err))
 	}
 	if e.Role != role || e.Mode != mode {
 		return fr.fail(protocolf(fr.name, "stream written by role %d in mode %d, want role %d in mode %d", e.Role, e.Mode, role, mode))
 	}
 	fr.macWrite(b)
 	return nil
+}
+
+// notTransfer explains a connection whose first bytes are not a transfer
+// stream header: the peer is something else (a wrong address), not a
+// damaged stream.
+func (fr *frameReader) notTransfer(err error) error {
+	if !fr.live {
+		return err
+	}
+	return fmt.Errorf("%w: %s does not speak the kvtool transfer protocol (is it the address of a transfer listener, serve --transfer-listen?): %v",
+		ErrProtocol, fr.name, err)
 }
 
 // next returns the next frame's type, its stream offset and its payload,
@@ -101,7 +119,32 @@ func (fr *frameReader) readFrame() (format.FrameType, int64, []byte, error) {
 		return 0, start, nil, format.Corruptf(fr.name, start, "frame checksum mismatch (type %d, length %d)", h.Type, h.Length)
 	}
 	fr.macFrame(h.Type, p)
+	if fr.auth != nil {
+		fr.auth.begin(fr.hdr[8:], p)
+		if h.Type == format.FrameXferChunk {
+			fr.tagPending = true
+		} else if ok, err := fr.checkTag(); err != nil {
+			return 0, start, nil, err
+		} else if !ok {
+			return 0, start, nil, forged(fr.name, start, h.Type)
+		}
+	}
 	return h.Type, start, p, nil
+}
+
+// checkTag reads the tag of the frame begun and reports whether it is the
+// frame's.
+func (fr *frameReader) checkTag() (bool, error) {
+	if err := fr.full(fr.tag[:], "authentication tag", false); err != nil {
+		return false, err
+	}
+	return hmac.Equal(fr.tag[:], fr.auth.finish()), nil
+}
+
+// forged is the error for a frame whose tag is not its own.
+func forged(peer string, off int64, t format.FrameType) error {
+	return fmt.Errorf("%w, or the stream was altered on the way: the frame of type %d at offset %d from %s fails its authentication tag",
+		ErrAuth, t, off, peer)
 }
 
 // payload reads n bytes into the reader's buffer, growing it by at most
@@ -123,25 +166,42 @@ func (fr *frameReader) payload(n int) ([]byte, error) {
 const streamStep = 1 << 20
 
 // chunkData reads the n bytes of data that follow a chunk frame into the
-// reader's buffer. The caller bounds n. The slice is valid until the next
-// call.
+// reader's buffer, and on a duplex session checks its tag. The caller
+// bounds n. The slice is valid until the next call.
 func (fr *frameReader) chunkData(n int) ([]byte, error) {
 	if cap(fr.data) < n {
 		fr.data = make([]byte, n)
 	}
-	return fr.chunkDataInto(fr.data[:n])
+	start := fr.off
+	d, authentic, err := fr.chunkDataInto(fr.data[:n])
+	if err == nil && !authentic {
+		err = fr.fail(forged(fr.name, start, format.FrameXferChunk))
+	}
+	return d, err
 }
 
-// chunkDataInto reads the data that follows a chunk frame into d.
-func (fr *frameReader) chunkDataInto(d []byte) ([]byte, error) {
+// chunkDataInto reads the data that follows a chunk frame into d and, on a
+// duplex session, its tag. It reports whether the tag is the chunk's; a
+// chunk that is not may be damage its own checksum explains, so the
+// caller decides (and the stream goes on).
+func (fr *frameReader) chunkDataInto(d []byte) ([]byte, bool, error) {
 	if fr.err != nil {
-		return nil, fr.err
+		return nil, false, fr.err
 	}
 	if err := fr.full(d, "chunk data", false); err != nil {
-		return nil, fr.fail(err)
+		return nil, false, fr.fail(err)
 	}
 	fr.macWrite(d)
-	return d, nil
+	if !fr.tagPending {
+		return d, fr.auth == nil, nil
+	}
+	fr.tagPending = false
+	fr.auth.add(d)
+	ok, err := fr.checkTag()
+	if err != nil {
+		return nil, false, fr.fail(err)
+	}
+	return d, ok, nil
 }
 
 // full reads len(b) bytes. With atBoundary, an end of stream before the
@@ -197,6 +257,7 @@ type frameWriter struct {
 	live bool
 	n    int64 // bytes written
 	mac  hash.Hash
+	auth *frameAuth // a duplex session after the hellos: tag every frame
 	buf  []byte
 	err  error
 }
@@ -218,21 +279,40 @@ func (fw *frameWriter) header(role format.XferRole, mode format.XferMode) error 
 
 // frame writes a frame of type t whose payload appendPayload appends.
 func (fw *frameWriter) frame(t format.FrameType, appendPayload func([]byte) []byte) error {
+	b := fw.build(t, appendPayload)
+	fw.macWrite(b[8:])
+	fw.write(b)
+	return fw.writeTag(b, nil)
+}
+
+// build returns the frame in the writer's buffer.
+func (fw *frameWriter) build(t format.FrameType, appendPayload func([]byte) []byte) []byte {
 	b, start := format.BeginFrame(fw.buf[:0], t)
 	b = appendPayload(b)
 	format.FinishFrame(b, start)
 	fw.buf = b
-	fw.macWrite(b[8:])
-	return fw.write(b)
+	return b
 }
 
 // chunk writes a chunk frame and its data.
 func (fw *frameWriter) chunk(c format.XferChunk, data []byte) error {
-	if err := fw.frame(format.FrameXferChunk, func(b []byte) []byte { return format.AppendXferChunk(b, c) }); err != nil {
-		return err
-	}
+	b := fw.build(format.FrameXferChunk, func(b []byte) []byte { return format.AppendXferChunk(b, c) })
+	fw.macWrite(b[8:])
+	fw.write(b)
 	fw.macWrite(data)
-	return fw.write(data)
+	fw.write(data)
+	return fw.writeTag(b, data)
+}
+
+// writeTag writes the tag of frame (and a chunk's data), on a duplex
+// session after the hellos.
+func (fw *frameWriter) writeTag(frame, data []byte) error {
+	if fw.auth == nil {
+		return fw.err
+	}
+	fw.auth.begin(frame[8:format.FrameHeaderSize], frame[format.FrameHeaderSize:])
+	fw.auth.add(data)
+	return fw.write(fw.auth.finish())
 }
 
 // final writes the final frame; on a one-way stream it fills in the MAC
@@ -249,7 +329,8 @@ func (fw *frameWriter) final(f format.XferFinal) error {
 		format.FinishFrame(b, start) // the checksum covers the MAC too
 	}
 	fw.buf = b
-	return fw.write(b)
+	fw.write(b)
+	return fw.writeTag(b, nil)
 }
 
 func (fw *frameWriter) write(b []byte) error {

@@ -1058,35 +1058,21 @@ func transferListener(cCtx *cli.Context, listen string) (net.Listener, error) {
 	return ln, nil
 }
 
-// maxTransferSessions bounds the transfers a server runs at once; a
-// connection beyond it is closed at once (the peer retries).
+// maxTransferSessions bounds the transfers a server runs at once; an
+// authenticated peer beyond it is told the source is busy (it retries).
 const maxTransferSessions = 8
 
-// acceptTransfers sends to every node that connects until ctx ends, at
-// most maxTransferSessions at a time.
+// acceptTransfers sends to every node that connects until ctx ends: at
+// most maxTransferSessions sessions, counted once the peer proved the
+// secret; connections still in their handshake have their own bound and a
+// short deadline (xfer.Serve).
 func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts xfer.SendOptions, log logger, wg *sync.WaitGroup) {
-	slots := make(chan struct{}, maxTransferSessions)
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			conn.Close()
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			defer conn.Close()
-			o := opts
-			o.Peer = conn.RemoteAddr().String()
-			res, err := xfer.Send(ctx, conn, src, o)
-			log.done("transfer to "+o.Peer, res, err)
-		}()
+	wg.Add(1)
+	defer wg.Done()
+	err := xfer.Serve(ctx, ln, src, opts, xfer.ServeOptions{MaxSessions: maxTransferSessions,
+		Done: func(peer string, res xfer.SendResult, err error) { log.done("transfer to "+peer, res, err) }})
+	if err != nil {
+		log.l.Error("transfers: no longer accepting", "error", err)
 	}
 }
 
@@ -1121,14 +1107,20 @@ func serveJoin(cCtx *cli.Context, e env, o serveOptions) error {
 	}
 	ctx, cancel := context.WithCancel(cCtx.Context)
 	done := make(chan struct{})
+	var joinErr error
 	go func() {
 		defer close(done)
-		j.follow(ctx, secret, clientTLS)
+		if joinErr = j.follow(ctx, secret, clientTLS); joinErr != nil {
+			cancel() // a join that cannot succeed stops the node
+		}
 	}()
-	runErr := server.Run(cCtx.Context, ln, j, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
+	runErr := server.Run(ctx, ln, j, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
 	cancel()
 	<-done
 	applied, closeErr := j.close()
+	if joinErr != nil {
+		return failed(joinErr, "retrying cannot help: check the secret, the --join address (a --transfer-listen port) and the data directory, then start the node again")
+	}
 	if runErr == nil && closeErr != nil {
 		runErr = fmt.Errorf("close the store: %w", closeErr)
 	}
@@ -1215,23 +1207,29 @@ func (j *joiner) open(ctx context.Context) (xfer.Replica, error) {
 }
 
 // follow receives from the source and follows its log, reconnecting with
-// a growing pause after each failure, until ctx ends.
-func (j *joiner) follow(ctx context.Context, secret xfer.Secret, cfg *tls.Config) {
+// a growing pause after each failure that may pass, until ctx ends. It
+// returns a failure that retrying cannot mend (xfer.Permanent).
+func (j *joiner) follow(ctx context.Context, secret xfer.Secret, cfg *tls.Config) error {
 	pause := time.Second
-	for ctx.Err() == nil {
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		j.setStatus(func(s *server.JoinStatus) { s.Attempts = attempt })
 		err := j.session(ctx, secret, cfg)
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Error = false, err.Error() })
-		j.log.l.Warn("join: session ended; reconnecting", "source", j.source, "error", err, "pause", pause)
+		if xfer.Permanent(err) {
+			return fmt.Errorf("join %s: %w", j.source, err)
+		}
+		j.log.l.Warn("join: session ended; reconnecting", "source", j.source, "error", err, "attempt", attempt, "pause", pause)
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
-			return
+			return nil
 		}
 		pause = min(2*pause, 30*time.Second)
 	}
+	return nil
 }
 
 func (j *joiner) session(ctx context.Context, secret xfer.Secret, cfg *tls.Config) error {
