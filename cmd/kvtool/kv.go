@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -213,11 +214,14 @@ func scanCommand(e env) *cli.Command {
 		Usage: "list keys and values in key order",
 		Description: `Prints the keys and values in a range, in key order: all of them, or those
 with --prefix, from --start (inclusive) to --end (exclusive), at most
---limit (0: no limit). With --json prints an array of {"key", "value"}, with
-"value_base64" (and "key_base64") for bytes that are not UTF-8 text.
+--limit (0: no limit). Rows are printed as they are read, so the first
+appear at once and memory does not grow with the range. With --json prints
+JSON lines, one {"key", "value"} per pair, with "key_base64" and
+"value_base64" for bytes that are not UTF-8 text.
 
-Against --data the scan reads one consistent snapshot. Against a server
-(--addr) it is fetched in pages of 1000; each page is one snapshot.
+The scan reads one consistent snapshot, of --data or of the server (--addr;
+an older server that cannot stream sends pages of 1000 pairs, each from one
+snapshot of its own).
 
 Never creates the data directory.
 
@@ -225,7 +229,7 @@ Never creates the data directory.
 
 Examples:
   kvtool scan --prefix acct:
-  kvtool scan --start a --end b --limit 10 --json`,
+  kvtool scan --start a --end b --limit 10 --json | jq -r .key`,
 		Flags: []cli.Flag{
 			addrFlag(),
 			&cli.StringFlag{Name: "prefix", Usage: "only keys starting with `P`"},
@@ -238,53 +242,137 @@ Examples:
 				return err
 			}
 			o := client.ScanOptions{Prefix: cCtx.String("prefix"), Start: cCtx.String("start"), End: cCtx.String("end"), Limit: cCtx.Int("limit")}
-			if o.Limit < 0 {
+			switch {
+			case o.Limit < 0:
 				return usageErrorf(cCtx, "--limit must not be negative")
+			case cCtx.IsSet("start") && cCtx.IsSet("end") && o.Start >= o.End:
+				return usageErrorf(cCtx, "--start %q is not below --end %q: the range is empty (--start is inclusive, --end exclusive)", o.Start, o.End)
 			}
 			kv, err := openKV(cCtx, e, false)
 			if err != nil {
 				return err
 			}
-			var pairs []client.Pair
+			pw := newPairWriter(cCtx)
 			err = kv.scan(cCtx.Context, o, func(k string, v []byte) bool {
-				pairs = append(pairs, client.Pair{Key: k, Value: v})
-				return true
+				if scanVisited != nil {
+					scanVisited(k)
+				}
+				return pw.add(client.Pair{Key: k, Value: v}) && cCtx.Context.Err() == nil
 			})
+			if err == nil {
+				err = cCtx.Context.Err()
+			}
 			if err := closeKV(kv, err); err != nil {
+				pw.flush()
 				return kvError(cCtx, err)
 			}
-			return printPairs(cCtx, pairs)
+			return pw.finish()
 		},
 	}
 }
 
+// scanVisited, when set (by tests), is called with each key a scan reads,
+// before it is printed.
+var scanVisited func(key string)
+
 // maxShown is how much of a key or value a scan table shows.
 const maxShown = 80
 
-func printPairs(cCtx *cli.Context, pairs []client.Pair) error {
+// widthRows is how many rows a scan table holds back to size its key
+// column; later rows stream in that layout (a longer key pushes its value
+// right).
+const widthRows = 1000
+
+// pairWriter prints the pairs of a scan as they come: JSON lines, or an
+// aligned table whose key column is sized by the first widthRows rows.
+type pairWriter struct {
+	p     *printer
+	bw    *bufio.Writer
+	held  [][2]string // rows before the layout is fixed
+	width int         // of the key column; 0 until fixed
+	n     int
+	cut   bool
+	err   error // sticky write error
+}
+
+func newPairWriter(cCtx *cli.Context) *pairWriter {
 	p := newPrinter(cCtx)
-	if p.json {
-		if pairs == nil {
-			pairs = []client.Pair{}
+	bw := bufio.NewWriter(p.w)
+	return &pairWriter{p: &printer{w: bw, json: p.json, quiet: p.quiet}, bw: bw}
+}
+
+// add prints (or holds) one pair; false means stop (the output failed).
+func (w *pairWriter) add(pr client.Pair) bool {
+	if w.err != nil {
+		return false
+	}
+	w.n++
+	if w.p.json {
+		w.err = w.p.JSONLine(pr)
+		return w.err == nil
+	}
+	k, kc := shown([]byte(pr.Key))
+	v, vc := shown(pr.Value)
+	w.cut = w.cut || kc || vc
+	if w.width == 0 {
+		w.held = append(w.held, [2]string{k, v})
+		if len(w.held) == widthRows {
+			w.release()
 		}
-		return p.JSON(pairs)
+		return w.err == nil
 	}
-	t := p.Table("KEY", "VALUE")
-	cut := false
-	for _, pr := range pairs {
-		k, kc := shown([]byte(pr.Key))
-		v, vc := shown(pr.Value)
-		cut = cut || kc || vc
-		t.Row(k, v)
+	w.row(k, v)
+	return w.err == nil
+}
+
+// release fixes the layout from the held rows and prints them.
+func (w *pairWriter) release() {
+	w.width = len("KEY")
+	for _, r := range w.held {
+		w.width = max(w.width, utf8.RuneCountInString(r[0]))
 	}
-	if err := t.Flush(); err != nil {
-		return err
+	w.row("KEY", "VALUE")
+	for _, r := range w.held {
+		w.row(r[0], r[1])
 	}
-	if cut {
-		p.Notef("(long or binary keys and values are shortened or quoted; use --json for the exact bytes)")
+	w.held = nil
+}
+
+func (w *pairWriter) row(k, v string) {
+	if w.err != nil {
+		return
 	}
-	p.Notef("%d pairs", len(pairs))
-	return nil
+	pad := w.width - utf8.RuneCountInString(k)
+	_, err := fmt.Fprintf(w.bw, "%s%s  %s\n", k, strings.Repeat(" ", max(pad, 0)), v)
+	w.err = writeErr(err)
+}
+
+// flush writes what is buffered (after a failure, so the rows printed so
+// far are not lost).
+func (w *pairWriter) flush() {
+	if !w.p.json && w.width == 0 && len(w.held) > 0 {
+		w.release()
+	}
+	w.bw.Flush()
+}
+
+// finish prints the rest and the summary.
+func (w *pairWriter) finish() error {
+	if !w.p.json && w.width == 0 {
+		w.release()
+	}
+	if w.err == nil {
+		w.err = writeErr(w.bw.Flush())
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if w.cut {
+		w.p.w = w.bw
+		w.p.Notef("(long or binary keys and values are shortened or quoted; use --json for the exact bytes)")
+	}
+	w.p.Notef("%s", plural(w.n, "pair"))
+	return writeErr(w.bw.Flush())
 }
 
 // shown is b as a table shows it: as is when it is printable text, quoted
