@@ -9,17 +9,19 @@ import (
 
 // readBody reads the whole request body, at most limit bytes. A larger body
 // is answered 413 (without reading it when its length is declared) and
-// readBody returns false; what names the body in the message.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64, what string) ([]byte, bool) {
+// readBody returns false; what names the body in the message, and shown is
+// the limit the message names: the one the user knows (a value's, not the
+// body's slack above it).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, what string, shown int64) ([]byte, bool) {
 	if r.ContentLength > limit {
-		tooLarge(w, what, limit)
+		tooLarge(w, what, shown)
 		return nil, false
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		tooLarge(w, what, limit)
+		tooLarge(w, what, shown)
 		return nil, false
 	case err != nil:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("read %s: %v", what, err))

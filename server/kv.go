@@ -36,7 +36,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	val, ok := readBody(w, r, s.opts.MaxPutBody, "value")
+	val, ok := readBody(w, r, s.opts.MaxPutBody, "value", min(s.opts.MaxPutBody, format.MaxValueSize))
 	if !ok {
 		return
 	}

@@ -14,7 +14,7 @@ import (
 
 // txn commits a transaction given in the JSON of the CLI contract.
 func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r, s.opts.MaxTxnBody, "transaction")
+	body, ok := readBody(w, r, s.opts.MaxTxnBody, "transaction", s.opts.MaxTxnBody)
 	if !ok {
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
@@ -47,21 +48,38 @@ func putCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:      "put",
 		Usage:     "set a key to a value",
-		ArgsUsage: "KEY VALUE",
+		ArgsUsage: "KEY [VALUE | -]",
 		Description: `Sets KEY to VALUE and returns once the write is durable, printing its log
-index. Creates the data directory if it does not exist.
+index (with --quiet, the index alone). The value is the VALUE argument, or
+standard input with - (for values that are not text, or longer than the
+shell accepts as an argument), or the contents of --file FILE. To store a
+literal "-", use printf -- - | kvtool put KEY -.
+
+` + limitsHelp + `
 
 ` + kvTargetHelp + `
 
 Examples:
   kvtool put greeting hello
-  kvtool put --addr 127.0.0.1:7070 --json acct:1 100`,
-		Flags: []cli.Flag{addrFlag()},
+  kvtool put --addr 127.0.0.1:7070 --json acct:1 100
+  tar c notes/ | kvtool put backup:notes -
+  kvtool put cfg:nginx --file /etc/nginx/nginx.conf`,
+		Flags: []cli.Flag{
+			addrFlag(),
+			&cli.StringFlag{Name: "file", Usage: "read the value from `FILE` (instead of a VALUE argument)"},
+		},
 		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 2, 2); err != nil {
+			if err := wantArgs(cCtx, 1, 2); err != nil {
 				return err
 			}
-			key, val := cCtx.Args().Get(0), []byte(cCtx.Args().Get(1))
+			key := cCtx.Args().Get(0)
+			if err := checkKeyValue(cCtx, key, nil); err != nil {
+				return err
+			}
+			val, err := putValue(cCtx, e)
+			if err != nil {
+				return err
+			}
 			if err := checkKeyValue(cCtx, key, val); err != nil {
 				return err
 			}
@@ -70,13 +88,65 @@ Examples:
 	}
 }
 
+// limitsHelp states the limits on what can be stored.
+var limitsHelp = fmt.Sprintf(`Limits: a key is 1 to %d bytes; a value at most %d bytes (%s); a
+transaction at most %d operations and %s of keys and values, in a JSON
+document of at most %s. The same limits hold for the HTTP API.`,
+	format.MaxKeySize, format.MaxValueSize, formatSize(format.MaxValueSize),
+	format.MaxTxnOps, formatSize(store.MaxTxnBytes), formatSize(server.MaxTxnBody))
+
+// putValue reads the value of put: the second argument, standard input
+// (-), or --file; bounded by the value limit.
+func putValue(cCtx *cli.Context, e env) ([]byte, error) {
+	arg, file := cCtx.Args().Get(1), cCtx.String("file")
+	switch {
+	case cCtx.NArg() == 2 && cCtx.IsSet("file"):
+		return nil, usageErrorf(cCtx, "give the value as an argument or with --file, not both")
+	case cCtx.NArg() == 1 && !cCtx.IsSet("file"):
+		return nil, usageErrorf(cCtx, "no value: give VALUE, - to read it from standard input, or --file FILE")
+	case cCtx.IsSet("file") && file == "":
+		return nil, usageErrorf(cCtx, "--file is empty (is a shell variable unset?)")
+	case cCtx.NArg() == 2 && arg != "-":
+		return []byte(arg), nil
+	}
+	var r io.Reader = cCtx.App.Reader
+	what := "standard input"
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, failed(fmt.Errorf("read the value: %w", err), "")
+		}
+		defer f.Close()
+		r, what = f, file
+	} else if isTerminalReader(r) && !globalsOf(cCtx).Quiet {
+		fmt.Fprintln(cCtx.App.ErrWriter, "kvtool: reading the value from standard input (Ctrl-D to end)")
+	}
+	val, err := io.ReadAll(io.LimitReader(r, format.MaxValueSize+1))
+	switch {
+	case err != nil:
+		return nil, failed(fmt.Errorf("read the value from %s: %w", what, err), "")
+	case len(val) > format.MaxValueSize:
+		return nil, usageErrorf(cCtx, "the value in %s is over the limit of %d bytes (%s)", what, format.MaxValueSize, formatSize(format.MaxValueSize))
+	}
+	return val, nil
+}
+
+// isTerminalReader reports whether r is a terminal.
+func isTerminalReader(r io.Reader) bool {
+	f, ok := r.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 func delCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:      "del",
 		Usage:     "delete a key",
 		ArgsUsage: "KEY",
 		Description: `Deletes KEY and returns once the deletion is durable, printing the log index
-of the resulting state. Deleting an absent key succeeds and changes nothing.
+of the resulting state (with --quiet, the index alone). Deleting an absent
+key succeeds and changes nothing; del says so ("absent, nothing changed").
+With --json prints {"index", "deleted"}: deleted is false when the key was
+absent.
 
 ` + kvTargetHelp + `
 
@@ -92,9 +162,45 @@ Examples:
 			if err := checkKeyValue(cCtx, key, nil); err != nil {
 				return err
 			}
-			return commitOne(cCtx, e, func(kv kvTarget) (uint64, error) { return kv.del(cCtx.Context, key) })
+			kv, err := openKV(cCtx, e, true)
+			if err != nil {
+				return err
+			}
+			// Whether the key was there: absent before, and no write at all
+			// since (the delete answered the same index), means the delete
+			// changed nothing. A write in between leaves it unknown: then
+			// the delete is reported as one.
+			_, before, gerr := kv.get(cCtx.Context, key)
+			idx, err := kv.del(cCtx.Context, key)
+			if err := closeKV(kv, err); err != nil {
+				return kvError(cCtx, err)
+			}
+			absent := errors.Is(gerr, errKeyNotFound) && idx == before
+			return printDeleted(cCtx, idx, !absent)
 		},
 	}
+}
+
+// deletedJSON is the --json output of del.
+type deletedJSON struct {
+	Index   uint64 `json:"index"`
+	Deleted bool   `json:"deleted"` // false: the key was absent; nothing changed
+}
+
+func printDeleted(cCtx *cli.Context, idx uint64, deleted bool) error {
+	p := newPrinter(cCtx)
+	switch {
+	case p.json:
+		return p.JSON(deletedJSON{Index: idx, Deleted: deleted})
+	case p.quiet:
+		_, err := fmt.Fprintln(p.w, idx)
+		return writeErr(err)
+	case !deleted:
+		p.Notef("absent, nothing changed (applied index %d)", idx)
+		return nil
+	}
+	p.Notef("deleted at index %d", idx)
+	return nil
 }
 
 // checkKeyValue refuses, before anything is opened (so a bad key never
@@ -131,8 +237,12 @@ type indexJSON struct {
 
 func printIndex(cCtx *cli.Context, idx uint64) error {
 	p := newPrinter(cCtx)
-	if p.json {
+	switch {
+	case p.json:
 		return p.JSON(indexJSON{Index: idx})
+	case p.quiet: // the result alone
+		_, err := fmt.Fprintln(p.w, idx)
+		return writeErr(err)
 	}
 	p.Notef("committed at index %d", idx)
 	return nil
@@ -146,7 +256,8 @@ func getCommand(e env) *cli.Command {
 		Description: `Prints the value of KEY exactly as stored (no newline is added unless
 standard output is a terminal). Exits 1 with "key not found" if KEY is
 absent. With --json prints {"key", "value", "applied_index"}, with
-"value_base64" instead of "value" when the value is not UTF-8 text.
+"key_base64" and "value_base64" instead of "key" and "value" for bytes
+that are not UTF-8 text.
 
 Never creates the data directory.
 
@@ -182,7 +293,8 @@ Examples:
 
 // valueJSON is the --json output of get.
 type valueJSON struct {
-	Key          string  `json:"key"`
+	Key          string  `json:"key,omitempty"`
+	KeyBase64    string  `json:"key_base64,omitempty"`
 	Value        *string `json:"value,omitempty"`
 	ValueBase64  *string `json:"value_base64,omitempty"`
 	AppliedIndex uint64  `json:"applied_index"`
@@ -192,6 +304,9 @@ func printValue(cCtx *cli.Context, key string, val []byte, idx uint64) error {
 	p := newPrinter(cCtx)
 	if p.json {
 		out := valueJSON{Key: key, AppliedIndex: idx}
+		if !utf8.ValidString(key) {
+			out.Key, out.KeyBase64 = "", base64.StdEncoding.EncodeToString([]byte(key))
+		}
 		s := string(val)
 		if utf8.Valid(val) {
 			out.Value = &s
@@ -415,6 +530,8 @@ treats a missing key as 0; "value_base64" may replace "value". If a check
 fails, nothing changes and txn exits 4 naming the operation (counted from 0)
 and the reason. A malformed transaction exits 2. Creates the data directory
 if it does not exist.
+
+` + limitsHelp + `
 
 ` + kvTargetHelp + `
 

@@ -198,7 +198,7 @@ func TestKVBadInput(t *testing.T) {
 				{"", a("put", strings.Repeat("k", 4097), "x"), "the key is 4097 bytes, over the limit of 4096 bytes"},
 				{"", a("get", ""), "the key is empty"},
 				{"", a("del", ""), "the key is empty"},
-				{"", a("put", "k"), "expected 2 arguments, got 1"},
+				{"", a("put", "k"), "no value: give VALUE, - to read it from standard input, or --file FILE"},
 				{"", a("get"), "expected 1 argument, got 0"},
 				{"", a("scan", "--limit", "-1"), "--limit must not be negative"},
 				{"", a("scan", "--start", "b", "--end", "a"), `--start "b" is not below --end "a"`},
