@@ -287,7 +287,13 @@ Examples:
 			if err != nil {
 				return dirError(err, data)
 			}
-			return finishReport(cCtx, "delta verify", data, rep)
+			var applied *uint64
+			if rep.Manifest != nil {
+				applied = &rep.SnapshotIndex
+			}
+			return finishWith(cCtx, "delta verify", data, rep, func(p *printer) error {
+				return printSnapReport(p, data, "", rep, applied, "")
+			})
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -237,7 +239,8 @@ at --to HOST:PORT, and waits until it confirms it cut over. The snapshot
 comes from a data directory no server runs on (--data: a checkpoint of its
 state is written to DATA/.transfer/send and kept until a transfer
 completes, so a sender that is restarted offers the same snapshot and the
-receiver resumes it), or from a running server (--addr: the server sends,
+receiver resumes it; it is removed once the receiver confirmed, or the
+one-way stream is written), or from a running server (--addr: the server sends,
 from a checkpoint it pins with a lease, plus the log written meanwhile; it
 needs the secret itself).
 
@@ -337,6 +340,11 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 		if err != nil {
 			return transferError(err, "")
 		}
+		// Nobody resumes a one-way stream: the checkpoint written for it
+		// goes, as after a confirmed send.
+		if err := cleanupSend(e.fs, o.data, src); err != nil {
+			return failed(err, "")
+		}
 		return printStreamWritten(cCtx, res, o)
 	}
 	conn, err := dialPeer(cCtx.Context, o.to, o.tls)
@@ -350,10 +358,26 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 	if err != nil {
 		return transferError(err, sendResumeHint(o))
 	}
-	if err := src.Cleanup(); err != nil {
+	if err := cleanupSend(e.fs, o.data, src); err != nil {
 		return failed(err, "")
 	}
 	return printSent(cCtx, o.to, res)
+}
+
+// cleanupSend removes the checkpoint written for a send, and DATA/.transfer
+// when that leaves it empty (it also holds a transfer being received).
+func cleanupSend(fsys vfs.FS, data string, src *xfer.DirSource) error {
+	if err := src.Cleanup(); err != nil {
+		return err
+	}
+	dir := filepath.Join(data, format.TransferDir)
+	if names, err := fsys.List(dir); err != nil || len(names) > 0 {
+		return nil
+	}
+	if err := fsys.Remove(dir); err != nil && !vfs.IsNotExist(err) {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return fsys.SyncDir(data)
 }
 
 // sentJSON is what transfer send prints with --json.
@@ -401,8 +425,8 @@ func printStreamWritten(cCtx *cli.Context, res xfer.SendResult, o sendOpts) erro
 	if globalsOf(cCtx).Quiet {
 		return nil
 	}
-	fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: wrote a one-way stream of snapshot %s (%d bytes, %d tail entries through index %d), %d bytes; the checkpoint stays in %s/.transfer/send for a re-run\n",
-		res.Snapshot, res.Size, res.Entries, res.TailEnd, res.WireBytes, o.data)
+	fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: wrote a one-way stream of snapshot %s (%d bytes, %d tail entries through index %d), %d bytes\n",
+		res.Snapshot, res.Size, res.Entries, res.TailEnd, res.WireBytes)
 	return nil
 }
 
@@ -551,7 +575,7 @@ Examples:
   ssh source kvtool transfer send --data /srv/kv --to - | kvtool transfer recv --from - --data /srv/copy`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "wait for a sender on `HOST:PORT` (port 0: any free port)"},
-			&cli.StringFlag{Name: "from", Usage: "- reads a one-way stream from standard input"},
+			&cli.StringFlag{Name: "from", Usage: "read a one-way stream from standard input: `-` (the only value)"},
 			newSizeFlag("window", "let the sender have `SIZE` of chunks in flight: the most a resume sends twice", xfer.DefaultWindow),
 			secretFlag(),
 		}, tlsFlags()...),
@@ -797,6 +821,17 @@ func verifyStream(cCtx *cli.Context, e env, path string) error {
 		defer f.Close()
 		r = f
 	}
+	br := bufio.NewReader(r)
+	switch magic, err := peekMagic(br); {
+	case errors.Is(err, errNotKvtool):
+		// Never echo the bytes: the wrong file may be a secret.
+		rep := &xfer.StreamReport{Path: path, Problems: []*format.CorruptionError{
+			format.Corruptf(path, 0, "not a kvtool transfer stream: %v", err)}}
+		return printStreamReport(cCtx, rep)
+	case err == nil && magic != format.MagicTransfer:
+		return wrongKind(cCtx, path, magic, format.MagicTransfer)
+	}
+	r = br
 	opts := xfer.VerifyOptions{Secret: secret, FS: vfs.Default}
 	if !cCtx.Bool("no-checkpoint") {
 		tmp, err := os.MkdirTemp("", "kvtool-verify-")
@@ -916,7 +951,7 @@ func serverTransferStatus(cCtx *cli.Context, addr string) error {
 	if p.json {
 		return p.JSON(st)
 	}
-	t := p.Table("lease peer", "pinned index", "retained bytes", "state", "expires")
+	t := p.Table("LEASE PEER", "PINNED INDEX", "RETAINED BYTES", "STATE", "EXPIRES")
 	for _, l := range st.Leases {
 		t.Row(l.Peer, l.Index, l.RetainedBytes, l.State, l.Expires.Format(time.RFC3339))
 	}
@@ -924,7 +959,7 @@ func serverTransferStatus(cCtx *cli.Context, addr string) error {
 		return err
 	}
 	if len(st.Sends) > 0 {
-		t = p.Table("send", "to", "state", "chunks done", "tail index", "error")
+		t = p.Table("SEND", "TO", "STATE", "CHUNKS DONE", "TAIL INDEX", "ERROR")
 		for _, j := range st.Sends {
 			t.Row(j.ID, j.To, j.State, fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks), j.Progress.TailIndex, j.Error)
 		}
