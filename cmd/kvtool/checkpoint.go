@@ -155,13 +155,19 @@ the applied index it prints "nothing to do" and exits 0.
 
 ` + maintTargetHelp + `
 
+` + dryRunHelp + `
+
 Examples:
   kvtool checkpoint create
+  kvtool checkpoint create --dry-run
   kvtool checkpoint create --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{addrFlag(), dryRunFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
+			}
+			if cCtx.Bool("dry-run") {
+				return dryRun(cCtx, e, planCheckpoint)
 			}
 			remote, local, err := maintain(cCtx, e,
 				func(ctx context.Context, c *client.Client) (*client.CheckpointResult, error) {
@@ -510,13 +516,19 @@ every segment and file removed.
 
 ` + maintTargetHelp + `
 
+` + dryRunHelp + `
+
 Examples:
   kvtool wal compact
+  kvtool wal compact --dry-run
   kvtool wal compact --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{addrFlag(), dryRunFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
+			}
+			if cCtx.Bool("dry-run") {
+				return dryRun(cCtx, e, planCompact)
 			}
 			remote, local, err := maintain(cCtx, e,
 				func(ctx context.Context, c *client.Client) (*client.CompactResult, error) { return c.Compact(ctx) },

@@ -237,13 +237,19 @@ chain has no deltas it prints "nothing to do" and exits 0.
 
 ` + maintTargetHelp + `
 
+` + dryRunHelp + `
+
 Examples:
   kvtool delta merge
+  kvtool delta merge --dry-run
   kvtool delta merge --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{addrFlag(), dryRunFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
+			}
+			if cCtx.Bool("dry-run") {
+				return dryRun(cCtx, e, planMerge)
 			}
 			remote, local, err := maintain(cCtx, e,
 				func(ctx context.Context, c *client.Client) (*client.CheckpointResult, error) { return c.Merge(ctx) },
