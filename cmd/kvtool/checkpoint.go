@@ -72,7 +72,10 @@ func maintain[R, L any](cCtx *cli.Context, e env,
 	if err != nil {
 		return r, l, err
 	}
-	st, err := store.Open(store.Options{FS: e.fs, Dir: data})
+	read, write := dirWork(e.fs, data)
+	fsys, ip := startIOProgress(cCtx, cCtx.Command.Name, e.fs, read+write)
+	defer ip.Done()
+	st, err := store.Open(store.Options{FS: fsys, Dir: data})
 	if err != nil {
 		return r, l, openError(err, data)
 	}
@@ -161,7 +164,7 @@ Examples:
   kvtool checkpoint create
   kvtool checkpoint create --dry-run
   kvtool checkpoint create --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag(), dryRunFlag()},
+		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
@@ -445,6 +448,7 @@ there is any. Reads only; changes nothing.
 Examples:
   kvtool checkpoint verify
   kvtool checkpoint verify --json /backups/pitr.ckpt`,
+		Flags: []cli.Flag{progressFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 1); err != nil {
 				return err
@@ -522,7 +526,7 @@ Examples:
   kvtool wal compact
   kvtool wal compact --dry-run
   kvtool wal compact --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag(), dryRunFlag()},
+		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err

@@ -60,7 +60,7 @@ it prints "nothing to do" and exits 0.
 Examples:
   kvtool delta create
   kvtool delta create --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{progressFlag(), addrFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
@@ -243,7 +243,7 @@ Examples:
   kvtool delta merge
   kvtool delta merge --dry-run
   kvtool delta merge --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag(), dryRunFlag()},
+		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
@@ -279,6 +279,7 @@ there is any. Reads only; changes nothing.
 Examples:
   kvtool delta verify
   kvtool delta verify --json | jq '.faults'`,
+		Flags: []cli.Flag{progressFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err

@@ -168,9 +168,8 @@ func listenPeer(addr string, cfg *tls.Config) (net.Listener, error) {
 // The bar counts this session's work, so a resumed transfer's rate and ETA
 // are its own.
 func startTransferProgress(cCtx *cli.Context, label string) *transferProgress {
-	g := globalsOf(cCtx)
-	if g.JSON || g.Quiet || !isTerminal(cCtx.App.ErrWriter) {
-		return &transferProgress{progress: &progress{}}
+	if progressMode(cCtx) != barProgress {
+		return &transferProgress{progress: startProgress(cCtx, label, 0)}
 	}
 	p := mpb.NewWithContext(cCtx.Context, mpb.WithOutput(cCtx.App.ErrWriter), mpb.WithWidth(40))
 	bar := p.AddBar(0,
@@ -260,6 +259,7 @@ Examples:
   kvtool transfer send --addr 127.0.0.1:7070 --to replica:7071
   kvtool transfer send --data /srv/kv --to - > kv.xfer`,
 		Flags: append([]cli.Flag{
+			progressFlag(),
 			&cli.StringFlag{Name: "to", Required: true, Usage: "the receiver's `HOST:PORT`, or - for a one-way stream on standard output"},
 			addrFlag(),
 			newSizeFlag("max-rate", "send at most `RATE` bytes per second (0: no limit; with --addr, the server's --transfer-max-rate)", 0),
@@ -574,6 +574,7 @@ Examples:
   kvtool transfer recv --listen 0.0.0.0:7071 --data /srv/copy
   ssh source kvtool transfer send --data /srv/kv --to - | kvtool transfer recv --from - --data /srv/copy`,
 		Flags: append([]cli.Flag{
+			progressFlag(),
 			&cli.StringFlag{Name: "listen", Usage: "wait for a sender on `HOST:PORT` (port 0: any free port)"},
 			&cli.StringFlag{Name: "from", Usage: "read a one-way stream from standard input: `-` (the only value)"},
 			newSizeFlag("window", "let the sender have `SIZE` of chunks in flight: the most a resume sends twice", xfer.DefaultWindow),
@@ -795,6 +796,7 @@ Examples:
   kvtool transfer verify kv.xfer
   kvtool transfer verify --json --secret-file secret - < kv.xfer`,
 		Flags: []cli.Flag{
+			progressFlag(),
 			secretFlag(),
 			&cli.BoolFlag{Name: "no-checkpoint", Usage: "do not assemble and verify the snapshot as a checkpoint"},
 		},
@@ -1022,6 +1024,7 @@ func transferServeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "join", Usage: "start as a read replica of the node whose --transfer-listen is `HOST:PORT`: receive its snapshot, cut over, then follow its log"},
 		newSizeFlag("transfer-max-rate", "send each transfer at most `RATE` bytes per second, so the store's readers and writers keep the machine (0: no limit)", 32<<20),
 		secretFlag(),
+		progressFlag(),
 	}, tlsFlags()...)
 }
 
@@ -1062,7 +1065,8 @@ func serveTransfers(cCtx *cli.Context, e env, st *store.Store, h http.Handler, l
 	}
 	var wg sync.WaitGroup
 	opts := xfer.SendOptions{Secret: secret, MaxRate: rate}
-	go acceptTransfers(ctx, ln, src, opts, log, &wg)
+	srv, _ := h.(*server.Server) // its /metrics count the sends
+	go acceptTransfers(ctx, ln, src, opts, log, srv, &wg)
 	return wrapped, func() {
 		cancel()
 		ln.Close()
@@ -1099,7 +1103,7 @@ const maxTransferSessions = 8
 
 // acceptTransfers sends to every node that connects until ctx ends, at
 // most maxTransferSessions at a time.
-func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts xfer.SendOptions, log logger, wg *sync.WaitGroup) {
+func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts xfer.SendOptions, log logger, srv *server.Server, wg *sync.WaitGroup) {
 	slots := make(chan struct{}, maxTransferSessions)
 	for {
 		conn, err := ln.Accept()
@@ -1119,7 +1123,13 @@ func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts
 			defer conn.Close()
 			o := opts
 			o.Peer = conn.RemoteAddr().String()
+			if srv != nil {
+				o.Progress = srv.ObserveSendProgress
+			}
 			res, err := xfer.Send(ctx, conn, src, o)
+			if srv != nil {
+				srv.ObserveSend(o.Peer, res, err)
+			}
 			log.done("transfer to "+o.Peer, res, err)
 		}()
 	}
@@ -1138,7 +1148,8 @@ func serveJoin(cCtx *cli.Context, e env, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	j := &joiner{e: e, o: o, source: source, log: logger{o.logger}}
+	j := &joiner{e: e, o: o, source: source, log: logger{o.logger}, pr: startTransferProgress(cCtx, "join")}
+	defer j.progressDone()
 	j.status.Source, j.status.Phase = source, "connecting"
 	j.handler.Store(ptr(server.Syncing(j.snapshot)))
 	if err := j.openIfComplete(cCtx.Context); err != nil {
@@ -1189,7 +1200,13 @@ type joiner struct {
 	st        *store.Store
 	stopMaint func()
 	status    server.JoinStatus
+
+	pr     *transferProgress // the snapshot's progress, on a terminal, until cutover
+	prOnce sync.Once
 }
+
+// progressDone removes the join's progress bar.
+func (j *joiner) progressDone() { j.prOnce.Do(j.pr.Done) }
 
 func (j *joiner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	(*j.handler.Load()).ServeHTTP(w, r)
@@ -1244,6 +1261,7 @@ func (j *joiner) open(ctx context.Context) (xfer.Replica, error) {
 		Join: j.snapshot, Logger: j.o.logger})
 	j.handler.Store(ptr(server.ReadReplica(api, j.source)))
 	j.st, j.status.CutOver = st, true
+	go j.progressDone() // not under j.mu: Done waits for the bar to be drawn
 	j.stopMaint = startMaintenance(ctx, st, j.o.maintenance, srv.ReportMaintenance)
 	j.log.l.Info("serving the replica", "data_dir", j.o.data, "applied_index", st.Snapshot().Index())
 	return st, nil
@@ -1278,8 +1296,13 @@ func (j *joiner) session(ctx context.Context, secret xfer.Secret, cfg *tls.Confi
 	j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Phase = true, xfer.PhaseHandshake })
 	_, err = xfer.Receive(ctx, conn, xfer.ReceiveOptions{
 		FS: j.e.fs, Dir: j.o.data, Secret: secret, Peer: j.source, Follow: true,
-		Open:     func() (xfer.Replica, error) { return j.open(ctx) },
-		Progress: func(p xfer.Progress) { j.setStatus(func(s *server.JoinStatus) { s.Phase, s.Progress = p.Phase, p }) },
+		Open: func() (xfer.Replica, error) { return j.open(ctx) },
+		Progress: func(p xfer.Progress) {
+			j.setStatus(func(s *server.JoinStatus) { s.Phase, s.Progress = p.Phase, p })
+			if j.current() == nil { // until cutover
+				j.pr.update(p)
+			}
+		},
 	})
 	return err
 }

@@ -48,6 +48,7 @@ Examples:
   kvtool verify
   kvtool verify --json | jq -r '.files[].problems[] | "\(.path):\(.offset) \(.reason)"'
   kvtool verify --quiet || echo "data directory damaged"`,
+		Flags: []cli.Flag{progressFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err

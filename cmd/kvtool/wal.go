@@ -601,6 +601,7 @@ Examples:
   kvtool wal verify
   kvtool wal verify --json | jq '.problems[] | .path + ":" + (.offset|tostring)'
   kvtool wal verify --quiet || echo "WAL damaged"`,
+		Flags: []cli.Flag{progressFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
