@@ -96,8 +96,8 @@ func printDeltaWritten(p *printer, d *client.DeltaResult) error {
 		_, err := fmt.Fprintln(p.w, d.Path)
 		return writeErr(err)
 	}
-	p.Notef("delta written: %s covering (%d, %d]: %s (%d puts, %d tombstones), %d bytes",
-		d.Path, d.FromIndex, d.ToIndex, plural(int(d.Keys), "key"), d.Puts, d.Tombstones, d.Size)
+	p.Notef("delta written: %s covering (%d, %d]: %s (%s, %s), %d bytes",
+		d.Path, d.FromIndex, d.ToIndex, plural(int(d.Keys), "key"), plural(int(d.Puts), "put"), plural(int(d.Tombstones), "tombstone"), d.Size)
 	return nil
 }
 

@@ -331,9 +331,6 @@ func walDump(cCtx *cli.Context, fsys vfs.FS, data string, opts walDumpOptions) e
 	p := newPrinter(cCtx)
 	bw := bufio.NewWriter(p.w)
 	p.w = bw
-	if !p.json {
-		fmt.Fprintf(bw, dumpFormat, "INDEX", "TERM", "SEGMENT", "OFFSET", "OP", "KEY", "VALUE")
-	}
 	st, err := dumpEntries(cCtx, p, r, opts)
 	if ferr := writeErr(bw.Flush()); err == nil {
 		err = ferr
@@ -351,6 +348,10 @@ func walDump(cCtx *cli.Context, fsys vfs.FS, data string, opts walDumpOptions) e
 	}
 	if st.n == 0 && (opts.fromSet || opts.toSet) {
 		return notRetained(fsys, dir, opts)
+	}
+	if st.n == 0 {
+		p.w = cCtx.App.Writer
+		p.Notef("no entries in %s", dir)
 	}
 	if st.first > opts.from && opts.fromSet && !p.quiet {
 		fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: note: the log starts at index %d: older entries were compacted into a checkpoint\n", st.first)
@@ -420,6 +421,9 @@ func dumpEntries(cCtx *cli.Context, p *printer, r *segment.Reader, opts walDumpO
 			if st.nbad++; st.bad == nil {
 				st.bad = fmt.Errorf("%s: entry %d at offset %d: %w", d.path, d.Index, d.offset, d.bad)
 			}
+		}
+		if st.n == 0 && !p.json {
+			fmt.Fprintf(p.w, dumpFormat, "INDEX", "TERM", "SEGMENT", "OFFSET", "OP", "KEY", "VALUE")
 		}
 		if err := printEntry(p, d); err != nil {
 			return st, err
