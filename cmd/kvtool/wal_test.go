@@ -241,6 +241,24 @@ func TestWALDumpOps(t *testing.T) {
 			t.Errorf("line %d: %s\nwant it to contain %s", i, lines[i], w)
 		}
 	}
+
+	// A transaction record that cannot be decoded (its frame is intact):
+	// the dump goes on, marks it, and exits 3 naming where it is.
+	l, err = segment.Open(segment.Options{FS: vfs.Default, Dir: filepath.Join(data, format.WALDir), SegmentSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(format.FrameWALTxn, []byte{0x01, 0x09}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = run(t, "--data", data, "wal", "dump", "--from", "4")
+	mustCode(t, code, exitDamage, stdout, stderr)
+	if !strings.Contains(stdout, " bad ") || !hasErrorLine(stderr, "0000000000000001.wal: entry 4 at offset ") {
+		t.Errorf("wal dump of an undecodable record:\n%s%s", stdout, stderr)
+	}
 }
 
 // TestWALDumpNotRetained checks that a range the log does not hold is an
