@@ -10,6 +10,7 @@
 //	DELETE /v1/kv/{key}                                -> {"index": N}
 //	POST   /v1/txn           transaction JSON          -> {"index": N} | 409 {"error", "op"}
 //	GET    /v1/scan          ?prefix=&start=&end=&limit= -> [{"key", "value"}, ...]
+//	                         &format=jsonl -> {"key", "value"} lines, the whole range
 //	GET    /v1/status        applied and durable index, shards, WAL segments
 //	GET    /v1/hash          {"applied_index", "state_hash"} of one snapshot
 //	POST   /v1/admin/rotate  seal the active WAL segment

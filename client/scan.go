@@ -3,15 +3,21 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // MoreHeader is set to "true" on a scan answer that stopped before the end
 // of the requested range (at the limit or at the server's byte budget).
 const MoreHeader = "X-Kvtool-More"
+
+// JSONLinesType is the content type of a streamed scan (?format=jsonl).
+const JSONLinesType = "application/x-ndjson"
 
 // ScanOptions select a key range, as store.ScanOptions. Empty fields do not
 // restrict; Limit 0 means every key in the range.
@@ -22,14 +28,75 @@ type ScanOptions struct {
 	Limit  int
 }
 
-// PageSize is the number of pairs Scan asks for per request.
+// PageSize is the number of pairs Scan asks for per request from a server
+// that cannot stream.
 const PageSize = 1000
 
 // Scan calls fn for each pair in the range in key order until fn returns
-// false. It fetches pages of at most PageSize pairs; each page is read from
-// one snapshot, but a scan of several pages may see writes made between
-// them.
+// false. It streams the whole range from one snapshot (GET /v1/scan
+// ?format=jsonl), handing each pair to fn as it arrives, so memory does not
+// grow with the range. From a server that cannot stream it fetches pages of
+// at most PageSize pairs instead: each page is read from one snapshot, but
+// a scan of several pages may see writes made between them.
 func (c *Client) Scan(ctx context.Context, o ScanOptions, fn func(Pair) bool) error {
+	err := c.scanLines(ctx, o, fn)
+	if !errors.Is(err, errNoStream) {
+		return err
+	}
+	return c.scanPages(ctx, o, fn)
+}
+
+// errNoStream says the server does not know ?format=jsonl.
+var errNoStream = errors.New("kvtool/client: the server cannot stream a scan")
+
+// scanQuery is the query of a scan request.
+func scanQuery(o ScanOptions, limit int, format string) string {
+	q := url.Values{}
+	for k, v := range map[string]string{"prefix": o.Prefix, "start": o.Start, "end": o.End, "format": format} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q.Encode()
+}
+
+// scanLines streams the range as JSON lines.
+func (c *Client) scanLines(ctx context.Context, o ScanOptions, fn func(Pair) bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // fn may stop early: do not read the rest
+	resp, err := c.do(ctx, http.MethodGet, "/v1/scan?"+scanQuery(o, o.Limit, "jsonl"), nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := checkStatus(resp); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Status == http.StatusBadRequest && strings.Contains(e.Message, `unknown scan parameter "format"`) {
+			return errNoStream
+		}
+		return err
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var p Pair
+		err := dec.Decode(&p)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("kvtool/client: read the scan: %w", c.transportErr(err))
+		}
+		if !fn(p) {
+			return nil
+		}
+	}
+}
+
+// scanPages fetches the range page by page.
+func (c *Client) scanPages(ctx context.Context, o ScanOptions, fn func(Pair) bool) error {
 	for n := 0; o.Limit <= 0 || n < o.Limit; {
 		want := PageSize
 		if o.Limit > 0 {
@@ -56,14 +123,7 @@ func (c *Client) Scan(ctx context.Context, o ScanOptions, fn func(Pair) bool) er
 // scanPage fetches one page of at most limit pairs, and whether the range
 // holds more after it.
 func (c *Client) scanPage(ctx context.Context, o ScanOptions, limit int) ([]Pair, bool, error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"prefix": o.Prefix, "start": o.Start, "end": o.End} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	q.Set("limit", strconv.Itoa(limit))
-	resp, err := c.do(ctx, http.MethodGet, "/v1/scan?"+q.Encode(), nil, "")
+	resp, err := c.do(ctx, http.MethodGet, "/v1/scan?"+scanQuery(o, limit, ""), nil, "")
 	if err != nil {
 		return nil, false, err
 	}

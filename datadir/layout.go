@@ -153,6 +153,8 @@ func describeOther(path string) string {
 		return path + ": quarantine file: bytes cut by a repair, kept for inspection; never replayed"
 	case format.IsTempName(name):
 		return path + ": temporary file of an unfinished write; never trusted, safe to remove"
+	case name == format.TransferDir:
+		return path + ": transfer directory: a snapshot being received, or a checkpoint kept for a resumed send (kvtool transfer status says which); never replayed"
 	}
 	return path + ": not a kvtool file name; ignored"
 }

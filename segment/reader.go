@@ -28,6 +28,9 @@ type Reader struct {
 	from  uint64
 	limit uint64 // last index to return (a live log's durable index)
 	err   error  // sticky: once set, Next returns it
+	// pathAt and offAt locate the frame of the entry Next returned last.
+	pathAt string
+	offAt  int64
 }
 
 // NewReader returns a Reader over the entries of dir with Index >= from. If
@@ -91,6 +94,7 @@ func (r *Reader) next() (Entry, error) {
 		case err == nil && e.Index < r.from:
 			continue
 		case err == nil:
+			r.pathAt, r.offAt = r.seg.path, off
 			return e, nil
 		case err == io.EOF:
 			if err := r.endSegment(); err != nil {
@@ -179,6 +183,10 @@ func (r *Reader) damagedFrame(off int64, err error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrTornTail, err)
 }
+
+// Position returns the segment file and the byte offset of the frame of
+// the entry Next returned last ("" and 0 before the first).
+func (r *Reader) Position() (path string, offset int64) { return r.pathAt, r.offAt }
 
 // Follow lets a reader of a live log (Log.NewReader) go on past the limit
 // it stopped at: it raises the limit to limit (pass the log's durable index,

@@ -57,7 +57,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"long key put", "PUT", client.KeyPath(bigKey), []byte("x"), 400, "over the limit"},
 		{"long key get", "GET", client.KeyPath(bigKey), nil, 400, "over the limit"},
 		{"value over MaxValueSize", "PUT", client.KeyPath("big"), make([]byte, format.MaxValueSize+1), 400, "value of 1048577 bytes is over the limit"},
-		{"put body over bound", "PUT", client.KeyPath("big"), make([]byte, server.MaxPutBody+1), 413, "value is over the limit"},
+		{"put body over bound", "PUT", client.KeyPath("big"), make([]byte, server.MaxPutBody+1), 413, fmt.Sprintf("value is over the limit of %d bytes", format.MaxValueSize)},
 		{"check fails", "POST", "/v1/txn", txnJSON(`{"op":"put","key":"new","value":"1"},{"op":"check","key":"acct:1","equals":"99"}`), 409, "op 1"},
 	}
 	for _, c := range cases {

@@ -8,7 +8,8 @@
 //	PUT    /v1/kv/{key...}   body = value; 200 {"index": N} once durable
 //	DELETE /v1/kv/{key...}   200 {"index": N} once durable
 //	POST   /v1/txn           transaction JSON; 200 {"index": N} | 409 {"error", "op", ...}
-//	GET    /v1/scan          ?prefix=&start=&end=&limit=; [{"key","value"}] in key order
+//	GET    /v1/scan          ?prefix=&start=&end=&limit=; [{"key","value"}] in key order, one page
+//	                         &format=jsonl: the whole range streamed as JSON lines
 //	GET    /v1/status        indexes, shards, WAL segments, checkpoint, deltas
 //	GET    /v1/hash          {"applied_index","state_hash"} of one snapshot
 //	POST   /v1/admin/rotate  seal the active WAL segment

@@ -37,7 +37,12 @@ type metrics struct {
 	walWritten    prometheus.Counter
 	maint         *prometheus.CounterVec
 	maintSeconds  *prometheus.HistogramVec
+	transfers     *transferMetrics
 }
+
+// maintenanceKinds are the kinds of automatic maintenance steps
+// (store.MaintenanceEvent.Kind), exported from the start.
+var maintenanceKinds = []string{"delta", "merge", "compact"}
 
 func newMetrics(st *store.Store) *metrics {
 	m := &metrics{
@@ -86,6 +91,12 @@ func newMetrics(st *store.Store) *metrics {
 	for _, r := range []string{resultOK, resultAborted, resultInvalid, resultCanceled, resultError} {
 		m.commits.WithLabelValues(r) // export zeros, so rates work from the start
 	}
+	for _, k := range maintenanceKinds {
+		m.maint.WithLabelValues(k, "ok")
+		m.maint.WithLabelValues(k, "error")
+		m.maintSeconds.WithLabelValues(k)
+	}
+	m.transfers = newTransferMetrics(m.reg, st)
 	m.registerStoreGauges(st)
 	st.ObserveWAL(m.observeSync)
 	return m

@@ -94,9 +94,10 @@ type JoinStatus struct {
 const maxJobs = 32
 
 type transfers struct {
-	next http.Handler
-	st   *store.Store
-	o    TransferOptions
+	next    http.Handler
+	st      *store.Store
+	o       TransferOptions
+	metrics *Server // whose /metrics count the sends; nil: none
 
 	mu   sync.Mutex
 	jobs []*SendJob
@@ -115,7 +116,25 @@ func WithTransfers(next http.Handler, st *store.Store, o TransferOptions) http.H
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &transfers{next: next, st: st, o: o}
+	t := &transfers{next: next, st: st, o: o}
+	if s, ok := next.(*Server); ok {
+		t.metrics = s // the API's own /metrics count its sends
+	}
+	return t
+}
+
+// observeProgress records a send's progress in the server's metrics.
+func (t *transfers) observeProgress(p transfer.Progress) {
+	if t.metrics != nil {
+		t.metrics.ObserveSendProgress(p)
+	}
+}
+
+// observeSend counts a send that ended in the server's metrics.
+func (t *transfers) observeSend(peer string, res transfer.SendResult, err error) {
+	if t.metrics != nil {
+		t.metrics.ObserveSend(peer, res, err)
+	}
 }
 
 func (t *transfers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -192,7 +211,7 @@ func (t *transfers) startJob(req sendRequest) *SendJob {
 func (t *transfers) runJob(job *SendJob, req sendRequest) {
 	ctx := t.o.Context
 	opts := transfer.SendOptions{Secret: t.o.Secret, Peer: req.To, MaxRate: t.rate(req.MaxRate), ChunkSize: req.ChunkSize,
-		Progress: func(p transfer.Progress) { t.update(job, func() { job.Progress = p }) }}
+		Progress: func(p transfer.Progress) { t.update(job, func() { job.Progress = p }); t.observeProgress(p) }}
 	conn, err := t.o.Dial(ctx, req.To)
 	var res transfer.SendResult
 	if err == nil {
@@ -201,6 +220,7 @@ func (t *transfers) runJob(job *SendJob, req sendRequest) {
 	} else {
 		err = fmt.Errorf("%w: connect to %s: %v", transfer.ErrPeerGone, req.To, err)
 	}
+	t.observeSend(req.To, res, err)
 	t.update(job, func() {
 		job.Result, job.State = &res, JobDone
 		if err != nil {
@@ -255,8 +275,9 @@ func (t *transfers) stream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	_, err := transfer.WriteStream(r.Context(), flushWriter{w}, t.o.Source,
+	res, err := transfer.WriteStream(r.Context(), flushWriter{w}, t.o.Source,
 		transfer.SendOptions{Secret: t.o.Secret, Peer: r.RemoteAddr, MaxRate: t.rate(rate)})
+	t.observeSend(r.RemoteAddr, res, err)
 	if err != nil {
 		t.o.Logger.Warn("transfer stream cut short", "remote", r.RemoteAddr, "error", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
@@ -70,7 +72,10 @@ func maintain[R, L any](cCtx *cli.Context, e env,
 	if err != nil {
 		return r, l, err
 	}
-	st, err := store.Open(store.Options{FS: e.fs, Dir: data})
+	read, write := dirWork(e.fs, data)
+	fsys, ip := startIOProgress(cCtx, cCtx.Command.Name, e.fs, read+write)
+	defer ip.Done()
+	st, err := store.Open(store.Options{FS: fsys, Dir: data})
 	if err != nil {
 		return r, l, openError(err, data)
 	}
@@ -153,13 +158,19 @@ the applied index it prints "nothing to do" and exits 0.
 
 ` + maintTargetHelp + `
 
+` + dryRunHelp + `
+
 Examples:
   kvtool checkpoint create
+  kvtool checkpoint create --dry-run
   kvtool checkpoint create --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
+			}
+			if cCtx.Bool("dry-run") {
+				return dryRun(cCtx, e, planCheckpoint)
 			}
 			remote, local, err := maintain(cCtx, e,
 				func(ctx context.Context, c *client.Client) (*client.CheckpointResult, error) {
@@ -336,11 +347,14 @@ Examples:
 			}
 			data := globalsOf(cCtx).Data
 			path := snapFile(e.fs, data, cCtx.Args().First())
+			if err := checkKind(cCtx, e.fs, path, format.MagicCheckpoint); err != nil {
+				return err
+			}
 			info, err := checkpoint.ReadInfo(e.fs, path)
 			if err != nil {
 				return fileError(err, path, data)
 			}
-			return printCheckpointInfo(newPrinter(cCtx), info)
+			return printCheckpointInfo(newPrinter(cCtx), info, isBase(e.fs, data, path))
 		},
 	}
 }
@@ -373,9 +387,32 @@ func fileError(err error, path, data string) error {
 	return failed(err, "")
 }
 
-func printCheckpointInfo(p *printer, i checkpoint.Info) error {
+// isBase reports whether path is the base checkpoint the manifest of data
+// names (as checkpoint list marks it).
+func isBase(fsys vfs.FS, data, path string) bool {
+	if data == "" {
+		return false
+	}
+	m, err := manifest.Load(fsys, data)
+	if err != nil || m.Base == nil {
+		return false
+	}
+	return sameFile(fsys, path, filepath.Join(data, format.SnapDir, m.Base.Name))
+}
+
+// sameFile reports whether a and b name the same existing file.
+func sameFile(fsys vfs.FS, a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return statOK(fsys, a)
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+func printCheckpointInfo(p *printer, i checkpoint.Info, base bool) error {
 	if p.json {
-		return p.JSON(toCheckpointJSON(i, false))
+		return p.JSON(toCheckpointJSON(i, base))
 	}
 	t := p.Table("file", i.Path)
 	t.Row("store", i.Meta.StoreID)
@@ -387,6 +424,7 @@ func printCheckpointInfo(p *printer, i checkpoint.Info) error {
 	t.Row("bytes", i.Size)
 	t.Row("state hash", format.FormatStateHash(i.StateHash))
 	t.Row("checksum", hex16(i.Checksum))
+	t.Row("role", roleText(base, true, "base (the manifest's)"))
 	return t.Flush()
 }
 
@@ -410,16 +448,23 @@ there is any. Reads only; changes nothing.
 Examples:
   kvtool checkpoint verify
   kvtool checkpoint verify --json /backups/pitr.ckpt`,
+		Flags: []cli.Flag{progressFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 1); err != nil {
 				return err
 			}
 			data := globalsOf(cCtx).Data
+			var path string
+			if cCtx.NArg() == 1 {
+				path = snapFile(e.fs, data, cCtx.Args().First())
+				if err := checkKind(cCtx, e.fs, path, format.MagicCheckpoint); err != nil {
+					return err
+				}
+			}
 			pr := startProgress(cCtx, "verify", 0)
 			var rep *datadir.Report
 			var err error
-			if cCtx.NArg() == 1 {
-				path := snapFile(e.fs, data, cCtx.Args().First())
+			if path != "" {
 				if rep, err = datadir.VerifyCheckpoint(e.fs, path, datadir.VerifyOptions{Progress: pr.Update}); vfs.IsNotExist(err) {
 					pr.Done()
 					return fileError(err, path, data)
@@ -433,9 +478,29 @@ Examples:
 			if err != nil {
 				return dirError(err, data)
 			}
-			return finishReport(cCtx, "checkpoint verify", data, rep)
+			applied, hash := checkpointState(e.fs, data, path, rep)
+			return finishWith(cCtx, "checkpoint verify", data, rep, func(p *printer) error {
+				return printSnapReport(p, data, path, rep, applied, hash)
+			})
 		},
 	}
+}
+
+// checkpointState is the applied index and state hash of the checkpoint a
+// verify checked (path, or the manifest's base), from its footer; nil and
+// "" when it holds no readable checkpoint.
+func checkpointState(fsys vfs.FS, data, path string, rep *datadir.Report) (*uint64, string) {
+	if path == "" {
+		if rep.Manifest == nil || rep.Manifest.Base == nil {
+			return nil, ""
+		}
+		path = filepath.Join(data, format.SnapDir, rep.Manifest.Base.Name)
+	}
+	info, err := checkpoint.ReadInfo(fsys, path)
+	if err != nil {
+		return nil, ""
+	}
+	return &info.Meta.Index, format.FormatStateHash(info.StateHash)
 }
 
 // ---- wal compact ----
@@ -455,13 +520,19 @@ every segment and file removed.
 
 ` + maintTargetHelp + `
 
+` + dryRunHelp + `
+
 Examples:
   kvtool wal compact
+  kvtool wal compact --dry-run
   kvtool wal compact --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
+			}
+			if cCtx.Bool("dry-run") {
+				return dryRun(cCtx, e, planCompact)
 			}
 			remote, local, err := maintain(cCtx, e,
 				func(ctx context.Context, c *client.Client) (*client.CompactResult, error) { return c.Compact(ctx) },

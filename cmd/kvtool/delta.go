@@ -60,7 +60,7 @@ it prints "nothing to do" and exits 0.
 Examples:
   kvtool delta create
   kvtool delta create --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{progressFlag(), addrFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
@@ -96,8 +96,8 @@ func printDeltaWritten(p *printer, d *client.DeltaResult) error {
 		_, err := fmt.Fprintln(p.w, d.Path)
 		return writeErr(err)
 	}
-	p.Notef("delta written: %s covering (%d, %d]: %s (%d puts, %d tombstones), %d bytes",
-		d.Path, d.FromIndex, d.ToIndex, plural(int(d.Keys), "key"), d.Puts, d.Tombstones, d.Size)
+	p.Notef("delta written: %s covering (%d, %d]: %s (%s, %s), %d bytes",
+		d.Path, d.FromIndex, d.ToIndex, plural(int(d.Keys), "key"), plural(int(d.Puts), "put"), plural(int(d.Tombstones), "tombstone"), d.Size)
 	return nil
 }
 
@@ -237,13 +237,19 @@ chain has no deltas it prints "nothing to do" and exits 0.
 
 ` + maintTargetHelp + `
 
+` + dryRunHelp + `
+
 Examples:
   kvtool delta merge
+  kvtool delta merge --dry-run
   kvtool delta merge --addr 127.0.0.1:7070 --json`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
+			}
+			if cCtx.Bool("dry-run") {
+				return dryRun(cCtx, e, planMerge)
 			}
 			remote, local, err := maintain(cCtx, e,
 				func(ctx context.Context, c *client.Client) (*client.CheckpointResult, error) { return c.Merge(ctx) },
@@ -273,6 +279,7 @@ there is any. Reads only; changes nothing.
 Examples:
   kvtool delta verify
   kvtool delta verify --json | jq '.faults'`,
+		Flags: []cli.Flag{progressFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
@@ -287,7 +294,13 @@ Examples:
 			if err != nil {
 				return dirError(err, data)
 			}
-			return finishReport(cCtx, "delta verify", data, rep)
+			var applied *uint64
+			if rep.Manifest != nil {
+				applied = &rep.SnapshotIndex
+			}
+			return finishWith(cCtx, "delta verify", data, rep, func(p *printer) error {
+				return printSnapReport(p, data, "", rep, applied, "")
+			})
 		},
 	}
 }

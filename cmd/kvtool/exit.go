@@ -150,6 +150,9 @@ func reportError(w io.Writer, err error) int {
 // hintFor returns the hint carried by err, or a generic one for errors every
 // command can meet.
 func hintFor(err error) string {
+	if errors.Is(err, errNoHint) { // --quiet
+		return ""
+	}
 	var ee *exitError
 	if errors.As(err, &ee) && ee.hint != "" {
 		return ee.hint

@@ -34,6 +34,7 @@ Examples:
   kvtool inspect --json | jq '{applied_index, keys, state_hash}'
   kvtool inspect --no-state`,
 		Flags: []cli.Flag{
+			progressFlag(),
 			&cli.BoolFlag{Name: "no-state", Usage: "do not rebuild the state (no applied index, keys or state hash)", DisableDefaultText: true},
 		},
 		Action: func(cCtx *cli.Context) error {

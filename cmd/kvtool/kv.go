@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
@@ -46,21 +48,38 @@ func putCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:      "put",
 		Usage:     "set a key to a value",
-		ArgsUsage: "KEY VALUE",
+		ArgsUsage: "KEY [VALUE | -]",
 		Description: `Sets KEY to VALUE and returns once the write is durable, printing its log
-index. Creates the data directory if it does not exist.
+index (with --quiet, the index alone). The value is the VALUE argument, or
+standard input with - (for values that are not text, or longer than the
+shell accepts as an argument), or the contents of --file FILE. To store a
+literal "-", use printf -- - | kvtool put KEY -.
+
+` + limitsHelp + `
 
 ` + kvTargetHelp + `
 
 Examples:
   kvtool put greeting hello
-  kvtool put --addr 127.0.0.1:7070 --json acct:1 100`,
-		Flags: []cli.Flag{addrFlag()},
+  kvtool put --addr 127.0.0.1:7070 --json acct:1 100
+  tar c notes/ | kvtool put backup:notes -
+  kvtool put cfg:nginx --file /etc/nginx/nginx.conf`,
+		Flags: []cli.Flag{
+			addrFlag(),
+			&cli.StringFlag{Name: "file", Usage: "read the value from `FILE` (instead of a VALUE argument)"},
+		},
 		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 2, 2); err != nil {
+			if err := wantArgs(cCtx, 1, 2); err != nil {
 				return err
 			}
-			key, val := cCtx.Args().Get(0), []byte(cCtx.Args().Get(1))
+			key := cCtx.Args().Get(0)
+			if err := checkKeyValue(cCtx, key, nil); err != nil {
+				return err
+			}
+			val, err := putValue(cCtx, e)
+			if err != nil {
+				return err
+			}
 			if err := checkKeyValue(cCtx, key, val); err != nil {
 				return err
 			}
@@ -69,13 +88,65 @@ Examples:
 	}
 }
 
+// limitsHelp states the limits on what can be stored.
+var limitsHelp = fmt.Sprintf(`Limits: a key is 1 to %d bytes; a value at most %d bytes (%s); a
+transaction at most %d operations and %s of keys and values, in a JSON
+document of at most %s. The same limits hold for the HTTP API.`,
+	format.MaxKeySize, format.MaxValueSize, formatSize(format.MaxValueSize),
+	format.MaxTxnOps, formatSize(store.MaxTxnBytes), formatSize(server.MaxTxnBody))
+
+// putValue reads the value of put: the second argument, standard input
+// (-), or --file; bounded by the value limit.
+func putValue(cCtx *cli.Context, e env) ([]byte, error) {
+	arg, file := cCtx.Args().Get(1), cCtx.String("file")
+	switch {
+	case cCtx.NArg() == 2 && cCtx.IsSet("file"):
+		return nil, usageErrorf(cCtx, "give the value as an argument or with --file, not both")
+	case cCtx.NArg() == 1 && !cCtx.IsSet("file"):
+		return nil, usageErrorf(cCtx, "no value: give VALUE, - to read it from standard input, or --file FILE")
+	case cCtx.IsSet("file") && file == "":
+		return nil, usageErrorf(cCtx, "--file is empty (is a shell variable unset?)")
+	case cCtx.NArg() == 2 && arg != "-":
+		return []byte(arg), nil
+	}
+	var r io.Reader = cCtx.App.Reader
+	what := "standard input"
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, failed(fmt.Errorf("read the value: %w", err), "")
+		}
+		defer f.Close()
+		r, what = f, file
+	} else if isTerminalReader(r) && !globalsOf(cCtx).Quiet {
+		fmt.Fprintln(cCtx.App.ErrWriter, "kvtool: reading the value from standard input (Ctrl-D to end)")
+	}
+	val, err := io.ReadAll(io.LimitReader(r, format.MaxValueSize+1))
+	switch {
+	case err != nil:
+		return nil, failed(fmt.Errorf("read the value from %s: %w", what, err), "")
+	case len(val) > format.MaxValueSize:
+		return nil, usageErrorf(cCtx, "the value in %s is over the limit of %d bytes (%s)", what, format.MaxValueSize, formatSize(format.MaxValueSize))
+	}
+	return val, nil
+}
+
+// isTerminalReader reports whether r is a terminal.
+func isTerminalReader(r io.Reader) bool {
+	f, ok := r.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 func delCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:      "del",
 		Usage:     "delete a key",
 		ArgsUsage: "KEY",
 		Description: `Deletes KEY and returns once the deletion is durable, printing the log index
-of the resulting state. Deleting an absent key succeeds and changes nothing.
+of the resulting state (with --quiet, the index alone). Deleting an absent
+key succeeds and changes nothing; del says so ("absent, nothing changed").
+With --json prints {"index", "deleted"}: deleted is false when the key was
+absent.
 
 ` + kvTargetHelp + `
 
@@ -91,9 +162,45 @@ Examples:
 			if err := checkKeyValue(cCtx, key, nil); err != nil {
 				return err
 			}
-			return commitOne(cCtx, e, func(kv kvTarget) (uint64, error) { return kv.del(cCtx.Context, key) })
+			kv, err := openKV(cCtx, e, true)
+			if err != nil {
+				return err
+			}
+			// Whether the key was there: absent before, and no write at all
+			// since (the delete answered the same index), means the delete
+			// changed nothing. A write in between leaves it unknown: then
+			// the delete is reported as one.
+			_, before, gerr := kv.get(cCtx.Context, key)
+			idx, err := kv.del(cCtx.Context, key)
+			if err := closeKV(kv, err); err != nil {
+				return kvError(cCtx, err)
+			}
+			absent := errors.Is(gerr, errKeyNotFound) && idx == before
+			return printDeleted(cCtx, idx, !absent)
 		},
 	}
+}
+
+// deletedJSON is the --json output of del.
+type deletedJSON struct {
+	Index   uint64 `json:"index"`
+	Deleted bool   `json:"deleted"` // false: the key was absent; nothing changed
+}
+
+func printDeleted(cCtx *cli.Context, idx uint64, deleted bool) error {
+	p := newPrinter(cCtx)
+	switch {
+	case p.json:
+		return p.JSON(deletedJSON{Index: idx, Deleted: deleted})
+	case p.quiet:
+		_, err := fmt.Fprintln(p.w, idx)
+		return writeErr(err)
+	case !deleted:
+		p.Notef("absent, nothing changed (applied index %d)", idx)
+		return nil
+	}
+	p.Notef("deleted at index %d", idx)
+	return nil
 }
 
 // checkKeyValue refuses, before anything is opened (so a bad key never
@@ -130,8 +237,12 @@ type indexJSON struct {
 
 func printIndex(cCtx *cli.Context, idx uint64) error {
 	p := newPrinter(cCtx)
-	if p.json {
+	switch {
+	case p.json:
 		return p.JSON(indexJSON{Index: idx})
+	case p.quiet: // the result alone
+		_, err := fmt.Fprintln(p.w, idx)
+		return writeErr(err)
 	}
 	p.Notef("committed at index %d", idx)
 	return nil
@@ -145,7 +256,8 @@ func getCommand(e env) *cli.Command {
 		Description: `Prints the value of KEY exactly as stored (no newline is added unless
 standard output is a terminal). Exits 1 with "key not found" if KEY is
 absent. With --json prints {"key", "value", "applied_index"}, with
-"value_base64" instead of "value" when the value is not UTF-8 text.
+"key_base64" and "value_base64" instead of "key" and "value" for bytes
+that are not UTF-8 text.
 
 Never creates the data directory.
 
@@ -181,7 +293,8 @@ Examples:
 
 // valueJSON is the --json output of get.
 type valueJSON struct {
-	Key          string  `json:"key"`
+	Key          string  `json:"key,omitempty"`
+	KeyBase64    string  `json:"key_base64,omitempty"`
 	Value        *string `json:"value,omitempty"`
 	ValueBase64  *string `json:"value_base64,omitempty"`
 	AppliedIndex uint64  `json:"applied_index"`
@@ -191,6 +304,9 @@ func printValue(cCtx *cli.Context, key string, val []byte, idx uint64) error {
 	p := newPrinter(cCtx)
 	if p.json {
 		out := valueJSON{Key: key, AppliedIndex: idx}
+		if !utf8.ValidString(key) {
+			out.Key, out.KeyBase64 = "", base64.StdEncoding.EncodeToString([]byte(key))
+		}
 		s := string(val)
 		if utf8.Valid(val) {
 			out.Value = &s
@@ -213,11 +329,14 @@ func scanCommand(e env) *cli.Command {
 		Usage: "list keys and values in key order",
 		Description: `Prints the keys and values in a range, in key order: all of them, or those
 with --prefix, from --start (inclusive) to --end (exclusive), at most
---limit (0: no limit). With --json prints an array of {"key", "value"}, with
-"value_base64" (and "key_base64") for bytes that are not UTF-8 text.
+--limit (0: no limit). Rows are printed as they are read, so the first
+appear at once and memory does not grow with the range. With --json prints
+JSON lines, one {"key", "value"} per pair, with "key_base64" and
+"value_base64" for bytes that are not UTF-8 text.
 
-Against --data the scan reads one consistent snapshot. Against a server
-(--addr) it is fetched in pages of 1000; each page is one snapshot.
+The scan reads one consistent snapshot, of --data or of the server (--addr;
+an older server that cannot stream sends pages of 1000 pairs, each from one
+snapshot of its own).
 
 Never creates the data directory.
 
@@ -225,7 +344,7 @@ Never creates the data directory.
 
 Examples:
   kvtool scan --prefix acct:
-  kvtool scan --start a --end b --limit 10 --json`,
+  kvtool scan --start a --end b --limit 10 --json | jq -r .key`,
 		Flags: []cli.Flag{
 			addrFlag(),
 			&cli.StringFlag{Name: "prefix", Usage: "only keys starting with `P`"},
@@ -238,53 +357,137 @@ Examples:
 				return err
 			}
 			o := client.ScanOptions{Prefix: cCtx.String("prefix"), Start: cCtx.String("start"), End: cCtx.String("end"), Limit: cCtx.Int("limit")}
-			if o.Limit < 0 {
+			switch {
+			case o.Limit < 0:
 				return usageErrorf(cCtx, "--limit must not be negative")
+			case cCtx.IsSet("start") && cCtx.IsSet("end") && o.Start >= o.End:
+				return usageErrorf(cCtx, "--start %q is not below --end %q: the range is empty (--start is inclusive, --end exclusive)", o.Start, o.End)
 			}
 			kv, err := openKV(cCtx, e, false)
 			if err != nil {
 				return err
 			}
-			var pairs []client.Pair
+			pw := newPairWriter(cCtx)
 			err = kv.scan(cCtx.Context, o, func(k string, v []byte) bool {
-				pairs = append(pairs, client.Pair{Key: k, Value: v})
-				return true
+				if scanVisited != nil {
+					scanVisited(k)
+				}
+				return pw.add(client.Pair{Key: k, Value: v}) && cCtx.Context.Err() == nil
 			})
+			if err == nil {
+				err = cCtx.Context.Err()
+			}
 			if err := closeKV(kv, err); err != nil {
+				pw.flush()
 				return kvError(cCtx, err)
 			}
-			return printPairs(cCtx, pairs)
+			return pw.finish()
 		},
 	}
 }
 
+// scanVisited, when set (by tests), is called with each key a scan reads,
+// before it is printed.
+var scanVisited func(key string)
+
 // maxShown is how much of a key or value a scan table shows.
 const maxShown = 80
 
-func printPairs(cCtx *cli.Context, pairs []client.Pair) error {
+// widthRows is how many rows a scan table holds back to size its key
+// column; later rows stream in that layout (a longer key pushes its value
+// right).
+const widthRows = 1000
+
+// pairWriter prints the pairs of a scan as they come: JSON lines, or an
+// aligned table whose key column is sized by the first widthRows rows.
+type pairWriter struct {
+	p     *printer
+	bw    *bufio.Writer
+	held  [][2]string // rows before the layout is fixed
+	width int         // of the key column; 0 until fixed
+	n     int
+	cut   bool
+	err   error // sticky write error
+}
+
+func newPairWriter(cCtx *cli.Context) *pairWriter {
 	p := newPrinter(cCtx)
-	if p.json {
-		if pairs == nil {
-			pairs = []client.Pair{}
+	bw := bufio.NewWriter(p.w)
+	return &pairWriter{p: &printer{w: bw, json: p.json, quiet: p.quiet}, bw: bw}
+}
+
+// add prints (or holds) one pair; false means stop (the output failed).
+func (w *pairWriter) add(pr client.Pair) bool {
+	if w.err != nil {
+		return false
+	}
+	w.n++
+	if w.p.json {
+		w.err = w.p.JSONLine(pr)
+		return w.err == nil
+	}
+	k, kc := shown([]byte(pr.Key))
+	v, vc := shown(pr.Value)
+	w.cut = w.cut || kc || vc
+	if w.width == 0 {
+		w.held = append(w.held, [2]string{k, v})
+		if len(w.held) == widthRows {
+			w.release()
 		}
-		return p.JSON(pairs)
+		return w.err == nil
 	}
-	t := p.Table("KEY", "VALUE")
-	cut := false
-	for _, pr := range pairs {
-		k, kc := shown([]byte(pr.Key))
-		v, vc := shown(pr.Value)
-		cut = cut || kc || vc
-		t.Row(k, v)
+	w.row(k, v)
+	return w.err == nil
+}
+
+// release fixes the layout from the held rows and prints them.
+func (w *pairWriter) release() {
+	w.width = len("KEY")
+	for _, r := range w.held {
+		w.width = max(w.width, utf8.RuneCountInString(r[0]))
 	}
-	if err := t.Flush(); err != nil {
-		return err
+	w.row("KEY", "VALUE")
+	for _, r := range w.held {
+		w.row(r[0], r[1])
 	}
-	if cut {
-		p.Notef("(long or binary keys and values are shortened or quoted; use --json for the exact bytes)")
+	w.held = nil
+}
+
+func (w *pairWriter) row(k, v string) {
+	if w.err != nil {
+		return
 	}
-	p.Notef("%d pairs", len(pairs))
-	return nil
+	pad := w.width - utf8.RuneCountInString(k)
+	_, err := fmt.Fprintf(w.bw, "%s%s  %s\n", k, strings.Repeat(" ", max(pad, 0)), v)
+	w.err = writeErr(err)
+}
+
+// flush writes what is buffered (after a failure, so the rows printed so
+// far are not lost).
+func (w *pairWriter) flush() {
+	if !w.p.json && w.width == 0 && len(w.held) > 0 {
+		w.release()
+	}
+	w.bw.Flush()
+}
+
+// finish prints the rest and the summary.
+func (w *pairWriter) finish() error {
+	if !w.p.json && w.width == 0 {
+		w.release()
+	}
+	if w.err == nil {
+		w.err = writeErr(w.bw.Flush())
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if w.cut {
+		w.p.w = w.bw
+		w.p.Notef("(long or binary keys and values are shortened or quoted; use --json for the exact bytes)")
+	}
+	w.p.Notef("%s", plural(w.n, "pair"))
+	return writeErr(w.bw.Flush())
 }
 
 // shown is b as a table shows it: as is when it is printable text, quoted
@@ -327,6 +530,8 @@ treats a missing key as 0; "value_base64" may replace "value". If a check
 fails, nothing changes and txn exits 4 naming the operation (counted from 0)
 and the reason. A malformed transaction exits 2. Creates the data directory
 if it does not exist.
+
+` + limitsHelp + `
 
 ` + kvTargetHelp + `
 

@@ -30,6 +30,11 @@ type env struct {
 // execute runs kvtool with args (args[0] is the program name) and returns
 // the process exit code. It never calls os.Exit, so tests run it in-process.
 func execute(ctx context.Context, args []string, e env) int {
-	err := newApp(e).RunContext(ctx, args)
+	app := newApp(e)
+	quiet := captureQuiet(app)
+	err := app.RunContext(ctx, args)
+	if *quiet {
+		err = withoutHint(err)
+	}
 	return reportError(e.stderr, err)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vbauerster/mpb/v8"
@@ -103,16 +104,19 @@ func writeErr(err error) error {
 	return nil
 }
 
-// progress draws a progress bar on standard error while a long operation
-// runs. It draws only when standard error is a terminal and neither --json
-// nor --quiet is set; otherwise every method does nothing. Use:
+// progress shows a long operation's progress on standard error: a bar
+// (mpb) when standard error is a terminal and --json is not set; with
+// --progress, a bar on a terminal and otherwise a line every few seconds
+// and one at the end (for a log); never with --quiet. Otherwise every
+// method does nothing. Use:
 //
 //	pr := startProgress(cCtx, "verify", 0)
 //	err := lib.Do(lib.Options{Progress: pr.Update})
 //	pr.Done()
 type progress struct {
-	p     *mpb.Progress // nil: disabled
+	p     *mpb.Progress // the bar; nil: none
 	bar   *mpb.Bar
+	lines *lineProgress // nil: none
 	mu    sync.Mutex
 	total int64
 }
@@ -120,9 +124,11 @@ type progress struct {
 // startProgress starts a progress bar labelled label for total bytes (0 if
 // not known yet; Update may change it).
 func startProgress(cCtx *cli.Context, label string, total int64) *progress {
-	g := globalsOf(cCtx)
-	if g.JSON || g.Quiet || !isTerminal(cCtx.App.ErrWriter) {
+	switch progressMode(cCtx) {
+	case noProgress:
 		return &progress{}
+	case linesProgress:
+		return &progress{lines: &lineProgress{w: cCtx.App.ErrWriter, label: label, start: time.Now()}, total: total}
 	}
 	p := mpb.NewWithContext(cCtx.Context, mpb.WithOutput(cCtx.App.ErrWriter), mpb.WithWidth(40))
 	bar := p.AddBar(total,
@@ -138,6 +144,10 @@ func startProgress(cCtx *cli.Context, label string, total int64) *progress {
 
 // Update reports done out of total. It is safe to call from any goroutine.
 func (pr *progress) Update(done, total int64) {
+	if pr.lines != nil {
+		pr.lines.update(done, total)
+		return
+	}
 	if pr.p == nil {
 		return
 	}
@@ -150,15 +160,108 @@ func (pr *progress) Update(done, total int64) {
 	pr.bar.SetCurrent(done)
 }
 
-// Done removes the bar and waits until it is erased. Call it once, before
-// printing results, whether the operation succeeded or not.
+// Done removes the bar and waits until it is erased (or prints the last
+// line). Call it once, before printing results, whether the operation
+// succeeded or not.
 func (pr *progress) Done() {
+	if pr.lines != nil {
+		pr.lines.done()
+		return
+	}
 	if pr.p == nil {
 		return
 	}
 	pr.bar.SetTotal(-1, true)
 	pr.p.Wait()
 }
+
+// lineProgress writes progress as lines, for a standard error that is not
+// a terminal: at most one per lineEvery, and one at the end.
+type lineProgress struct {
+	w           io.Writer
+	label       string
+	mu          sync.Mutex
+	start, last time.Time
+	moved       int64
+	total       int64
+}
+
+// lineEvery is how often lineProgress writes a line.
+const lineEvery = 5 * time.Second
+
+func (l *lineProgress) update(done, total int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.moved, l.total = done, total
+	if now := time.Now(); now.Sub(l.last) >= lineEvery && now.Sub(l.start) >= lineEvery {
+		l.last = now
+		fmt.Fprintf(l.w, "kvtool: %s: %s\n", l.label, progressText(done, total))
+	}
+}
+
+func (l *lineProgress) done() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, "kvtool: %s: done: %s in %s\n", l.label, byteText(l.moved), time.Since(l.start).Round(time.Millisecond))
+}
+
+// progressText says "12.0MiB of 40.0MiB (30%)".
+func progressText(done, total int64) string {
+	if total <= 0 {
+		return byteText(done)
+	}
+	return fmt.Sprintf("%s of %s (%d%%)", byteText(done), byteText(total), done*100/total)
+}
+
+// byteText says "12.0MiB".
+func byteText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	f, u := float64(n), 0
+	for f >= unit && u < 4 {
+		f, u = f/unit, u+1
+	}
+	return fmt.Sprintf("%.1f%ciB", f, "KMGTP"[u-1])
+}
+
+// flagProgress forces progress, even into a pipe.
+const flagProgress = "progress"
+
+// progressFlag is --progress, on the commands that show progress.
+func progressFlag() cli.Flag {
+	return &cli.BoolFlag{Name: flagProgress, Usage: "show progress on standard error even when it is not a terminal (as lines; --quiet hides it)", DisableDefaultText: true}
+}
+
+// How a command shows progress.
+const (
+	noProgress    = iota
+	barProgress   // a bar on a terminal
+	linesProgress // lines, into a pipe or a file (--progress)
+)
+
+// progressMode says how the command running in cCtx shows progress.
+func progressMode(cCtx *cli.Context) int {
+	g := globalsOf(cCtx)
+	term := isTerminal(cCtx.App.ErrWriter)
+	forced := false
+	if c := setIn(cCtx, flagProgress); c != nil {
+		forced = c.Bool(flagProgress)
+	}
+	switch {
+	case g.Quiet:
+		return noProgress
+	case forced && term, !g.JSON && term:
+		return barProgress
+	case forced:
+		return linesProgress
+	}
+	return noProgress
+}
+
+// showProgress says whether the command running in cCtx shows progress.
+func showProgress(cCtx *cli.Context) bool { return progressMode(cCtx) != noProgress }
 
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {

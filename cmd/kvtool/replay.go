@@ -43,6 +43,7 @@ Examples:
   kvtool replay --to-index 1200 --json | jq -r .state_hash
   kvtool replay --to-index 1200 --out /backups/state-1200.ckpt`,
 		Flags: []cli.Flag{
+			progressFlag(),
 			&cli.Uint64Flag{Name: "to-index", Usage: "rebuild the state at log `INDEX`", DefaultText: "the last durable index"},
 			&cli.StringFlag{Name: "out", Usage: "write the state as a checkpoint to `FILE`"},
 			&cli.BoolFlag{Name: "force", Usage: "with --out, replace an existing FILE", DisableDefaultText: true},
@@ -68,7 +69,13 @@ Examples:
 }
 
 func replayDir(cCtx *cli.Context, fsys vfs.FS, data string, opts datadir.ReplayOptions) error {
-	res, err := datadir.Replay(fsys, data, opts)
+	read, write := dirWork(fsys, data)
+	if opts.Out == "" {
+		write = 0
+	}
+	pfs, ip := startIOProgress(cCtx, "replay", fsys, read+write)
+	res, err := datadir.Replay(pfs, data, opts)
+	ip.Done()
 	if err != nil {
 		return replayError(cCtx, fsys, data, opts, err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,9 +168,8 @@ func listenPeer(addr string, cfg *tls.Config) (net.Listener, error) {
 // The bar counts this session's work, so a resumed transfer's rate and ETA
 // are its own.
 func startTransferProgress(cCtx *cli.Context, label string) *transferProgress {
-	g := globalsOf(cCtx)
-	if g.JSON || g.Quiet || !isTerminal(cCtx.App.ErrWriter) {
-		return &transferProgress{progress: &progress{}}
+	if progressMode(cCtx) != barProgress {
+		return &transferProgress{progress: startProgress(cCtx, label, 0)}
 	}
 	p := mpb.NewWithContext(cCtx.Context, mpb.WithOutput(cCtx.App.ErrWriter), mpb.WithWidth(40))
 	bar := p.AddBar(0,
@@ -237,7 +238,8 @@ at --to HOST:PORT, and waits until it confirms it cut over. The snapshot
 comes from a data directory no server runs on (--data: a checkpoint of its
 state is written to DATA/.transfer/send and kept until a transfer
 completes, so a sender that is restarted offers the same snapshot and the
-receiver resumes it), or from a running server (--addr: the server sends,
+receiver resumes it; it is removed once the receiver confirmed, or the
+one-way stream is written), or from a running server (--addr: the server sends,
 from a checkpoint it pins with a lease, plus the log written meanwhile; it
 needs the secret itself).
 
@@ -257,6 +259,7 @@ Examples:
   kvtool transfer send --addr 127.0.0.1:7070 --to replica:7071
   kvtool transfer send --data /srv/kv --to - > kv.xfer`,
 		Flags: append([]cli.Flag{
+			progressFlag(),
 			&cli.StringFlag{Name: "to", Required: true, Usage: "the receiver's `HOST:PORT`, or - for a one-way stream on standard output"},
 			addrFlag(),
 			newSizeFlag("max-rate", "send at most `RATE` bytes per second (0: no limit; with --addr, the server's --transfer-max-rate)", 0),
@@ -337,6 +340,11 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 		if err != nil {
 			return transferError(err, "")
 		}
+		// Nobody resumes a one-way stream: the checkpoint written for it
+		// goes, as after a confirmed send.
+		if err := cleanupSend(e.fs, o.data, src); err != nil {
+			return failed(err, "")
+		}
 		return printStreamWritten(cCtx, res, o)
 	}
 	conn, err := dialPeer(cCtx.Context, o.to, o.tls)
@@ -350,10 +358,26 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 	if err != nil {
 		return transferError(err, sendResumeHint(o))
 	}
-	if err := src.Cleanup(); err != nil {
+	if err := cleanupSend(e.fs, o.data, src); err != nil {
 		return failed(err, "")
 	}
 	return printSent(cCtx, o.to, res)
+}
+
+// cleanupSend removes the checkpoint written for a send, and DATA/.transfer
+// when that leaves it empty (it also holds a transfer being received).
+func cleanupSend(fsys vfs.FS, data string, src *xfer.DirSource) error {
+	if err := src.Cleanup(); err != nil {
+		return err
+	}
+	dir := filepath.Join(data, format.TransferDir)
+	if names, err := fsys.List(dir); err != nil || len(names) > 0 {
+		return nil
+	}
+	if err := fsys.Remove(dir); err != nil && !vfs.IsNotExist(err) {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return fsys.SyncDir(data)
 }
 
 // sentJSON is what transfer send prints with --json.
@@ -401,8 +425,8 @@ func printStreamWritten(cCtx *cli.Context, res xfer.SendResult, o sendOpts) erro
 	if globalsOf(cCtx).Quiet {
 		return nil
 	}
-	fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: wrote a one-way stream of snapshot %s (%d bytes, %d tail entries through index %d), %d bytes; the checkpoint stays in %s/.transfer/send for a re-run\n",
-		res.Snapshot, res.Size, res.Entries, res.TailEnd, res.WireBytes, o.data)
+	fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: wrote a one-way stream of snapshot %s (%d bytes, %d tail entries through index %d), %d bytes\n",
+		res.Snapshot, res.Size, res.Entries, res.TailEnd, res.WireBytes)
 	return nil
 }
 
@@ -550,8 +574,9 @@ Examples:
   kvtool transfer recv --listen 0.0.0.0:7071 --data /srv/copy
   ssh source kvtool transfer send --data /srv/kv --to - | kvtool transfer recv --from - --data /srv/copy`,
 		Flags: append([]cli.Flag{
+			progressFlag(),
 			&cli.StringFlag{Name: "listen", Usage: "wait for a sender on `HOST:PORT` (port 0: any free port)"},
-			&cli.StringFlag{Name: "from", Usage: "- reads a one-way stream from standard input"},
+			&cli.StringFlag{Name: "from", Usage: "read a one-way stream from standard input: `-` (the only value)"},
 			newSizeFlag("window", "let the sender have `SIZE` of chunks in flight: the most a resume sends twice", xfer.DefaultWindow),
 			secretFlag(),
 		}, tlsFlags()...),
@@ -771,6 +796,7 @@ Examples:
   kvtool transfer verify kv.xfer
   kvtool transfer verify --json --secret-file secret - < kv.xfer`,
 		Flags: []cli.Flag{
+			progressFlag(),
 			secretFlag(),
 			&cli.BoolFlag{Name: "no-checkpoint", Usage: "do not assemble and verify the snapshot as a checkpoint"},
 		},
@@ -797,6 +823,17 @@ func verifyStream(cCtx *cli.Context, e env, path string) error {
 		defer f.Close()
 		r = f
 	}
+	br := bufio.NewReader(r)
+	switch magic, err := peekMagic(br); {
+	case errors.Is(err, errNotKvtool):
+		// Never echo the bytes: the wrong file may be a secret.
+		rep := &xfer.StreamReport{Path: path, Problems: []*format.CorruptionError{
+			format.Corruptf(path, 0, "not a kvtool transfer stream: %v", err)}}
+		return printStreamReport(cCtx, rep)
+	case err == nil && magic != format.MagicTransfer:
+		return wrongKind(cCtx, path, magic, format.MagicTransfer)
+	}
+	r = br
 	opts := xfer.VerifyOptions{Secret: secret, FS: vfs.Default}
 	if !cCtx.Bool("no-checkpoint") {
 		tmp, err := os.MkdirTemp("", "kvtool-verify-")
@@ -916,7 +953,7 @@ func serverTransferStatus(cCtx *cli.Context, addr string) error {
 	if p.json {
 		return p.JSON(st)
 	}
-	t := p.Table("lease peer", "pinned index", "retained bytes", "state", "expires")
+	t := p.Table("LEASE PEER", "PINNED INDEX", "RETAINED BYTES", "STATE", "EXPIRES")
 	for _, l := range st.Leases {
 		t.Row(l.Peer, l.Index, l.RetainedBytes, l.State, l.Expires.Format(time.RFC3339))
 	}
@@ -924,7 +961,7 @@ func serverTransferStatus(cCtx *cli.Context, addr string) error {
 		return err
 	}
 	if len(st.Sends) > 0 {
-		t = p.Table("send", "to", "state", "chunks done", "tail index", "error")
+		t = p.Table("SEND", "TO", "STATE", "CHUNKS DONE", "TAIL INDEX", "ERROR")
 		for _, j := range st.Sends {
 			t.Row(j.ID, j.To, j.State, fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks), j.Progress.TailIndex, j.Error)
 		}
@@ -987,6 +1024,7 @@ func transferServeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "join", Usage: "start as a read replica of the node whose --transfer-listen is `HOST:PORT`: receive its snapshot, cut over, then follow its log"},
 		newSizeFlag("transfer-max-rate", "send each transfer at most `RATE` bytes per second, so the store's readers and writers keep the machine (0: no limit)", 32<<20),
 		secretFlag(),
+		progressFlag(),
 	}, tlsFlags()...)
 }
 
@@ -1027,7 +1065,8 @@ func serveTransfers(cCtx *cli.Context, e env, st *store.Store, h http.Handler, l
 	}
 	var wg sync.WaitGroup
 	opts := xfer.SendOptions{Secret: secret, MaxRate: rate}
-	go acceptTransfers(ctx, ln, src, opts, log, &wg)
+	srv, _ := h.(*server.Server) // its /metrics count the sends
+	go acceptTransfers(ctx, ln, src, opts, log, srv, &wg)
 	return wrapped, func() {
 		cancel()
 		ln.Close()
@@ -1065,12 +1104,20 @@ const maxTransferSessions = 8
 // acceptTransfers sends to every node that connects until ctx ends: at
 // most maxTransferSessions sessions, counted once the peer proved the
 // secret; connections still in their handshake have their own bound and a
-// short deadline (xfer.Serve).
-func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts xfer.SendOptions, log logger, wg *sync.WaitGroup) {
+// short deadline (xfer.Serve). srv, if not nil, observes every send.
+func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts xfer.SendOptions, log logger, srv *server.Server, wg *sync.WaitGroup) {
 	wg.Add(1)
 	defer wg.Done()
+	if srv != nil {
+		opts.Progress = srv.ObserveSendProgress
+	}
 	err := xfer.Serve(ctx, ln, src, opts, xfer.ServeOptions{MaxSessions: maxTransferSessions,
-		Done: func(peer string, res xfer.SendResult, err error) { log.done("transfer to "+peer, res, err) }})
+		Done: func(peer string, res xfer.SendResult, err error) {
+			if srv != nil {
+				srv.ObserveSend(peer, res, err)
+			}
+			log.done("transfer to "+peer, res, err)
+		}})
 	if err != nil {
 		log.l.Error("transfers: no longer accepting", "error", err)
 	}
@@ -1089,7 +1136,8 @@ func serveJoin(cCtx *cli.Context, e env, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	j := &joiner{e: e, o: o, source: source, log: logger{o.logger}}
+	j := &joiner{e: e, o: o, source: source, log: logger{o.logger}, pr: startTransferProgress(cCtx, "join")}
+	defer j.progressDone()
 	j.status.Source, j.status.Phase = source, "connecting"
 	j.handler.Store(ptr(server.Syncing(j.snapshot)))
 	if err := j.openIfComplete(cCtx.Context); err != nil {
@@ -1146,7 +1194,13 @@ type joiner struct {
 	st        *store.Store
 	stopMaint func()
 	status    server.JoinStatus
+
+	pr     *transferProgress // the snapshot's progress, on a terminal, until cutover
+	prOnce sync.Once
 }
+
+// progressDone removes the join's progress bar.
+func (j *joiner) progressDone() { j.prOnce.Do(j.pr.Done) }
 
 func (j *joiner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	(*j.handler.Load()).ServeHTTP(w, r)
@@ -1201,6 +1255,7 @@ func (j *joiner) open(ctx context.Context) (xfer.Replica, error) {
 		Join: j.snapshot, Logger: j.o.logger})
 	j.handler.Store(ptr(server.ReadReplica(api, j.source)))
 	j.st, j.status.CutOver = st, true
+	go j.progressDone() // not under j.mu: Done waits for the bar to be drawn
 	j.stopMaint = startMaintenance(ctx, st, j.o.maintenance, srv.ReportMaintenance)
 	j.log.l.Info("serving the replica", "data_dir", j.o.data, "applied_index", st.Snapshot().Index())
 	return st, nil
@@ -1241,8 +1296,13 @@ func (j *joiner) session(ctx context.Context, secret xfer.Secret, cfg *tls.Confi
 	j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Phase = true, xfer.PhaseHandshake })
 	_, err = xfer.Receive(ctx, conn, xfer.ReceiveOptions{
 		FS: j.e.fs, Dir: j.o.data, Secret: secret, Peer: j.source, Follow: true,
-		Open:     func() (xfer.Replica, error) { return j.open(ctx) },
-		Progress: func(p xfer.Progress) { j.setStatus(func(s *server.JoinStatus) { s.Phase, s.Progress = p.Phase, p }) },
+		Open: func() (xfer.Replica, error) { return j.open(ctx) },
+		Progress: func(p xfer.Progress) {
+			j.setStatus(func(s *server.JoinStatus) { s.Phase, s.Progress = p.Phase, p })
+			if j.current() == nil { // until cutover
+				j.pr.update(p)
+			}
+		},
 	})
 	return err
 }

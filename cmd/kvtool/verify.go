@@ -48,6 +48,7 @@ Examples:
   kvtool verify
   kvtool verify --json | jq -r '.files[].problems[] | "\(.path):\(.offset) \(.reason)"'
   kvtool verify --quiet || echo "data directory damaged"`,
+		Flags: []cli.Flag{progressFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
@@ -74,7 +75,12 @@ func verifyDir(cCtx *cli.Context, fsys vfs.FS, data string) error {
 // finishReport prints a verification report and returns the exit error for
 // its faults (exit 3), or nil.
 func finishReport(cCtx *cli.Context, what, data string, rep *datadir.Report) error {
-	if err := printReport(newPrinter(cCtx), data, rep); err != nil {
+	return finishWith(cCtx, what, data, rep, func(p *printer) error { return printReport(p, data, rep) })
+}
+
+// finishWith is finishReport printing with print.
+func finishWith(cCtx *cli.Context, what, data string, rep *datadir.Report, print func(*printer) error) error {
+	if err := print(newPrinter(cCtx)); err != nil {
 		return err
 	}
 	if rep.OK() {
@@ -95,6 +101,42 @@ type reportJSON struct {
 	WALLastIndex  uint64               `json:"wal_last_index"`
 	Files         []datadir.FileReport `json:"files"`
 	Notes         []string             `json:"notes"`
+}
+
+// snapReportJSON is the document checkpoint verify and delta verify print
+// with --json. They read snapshot files only, never the WAL, so it has no
+// WAL indexes; its applied index is that of the state the files verified
+// hold (the checkpoint's, or the end of the delta chain), absent when
+// unknown.
+type snapReportJSON struct {
+	DataDir      string               `json:"data_dir,omitempty"`
+	Path         string               `json:"path,omitempty"` // the FILE verified, if one was given
+	OK           bool                 `json:"ok"`
+	Faults       int                  `json:"faults"`
+	AppliedIndex *uint64              `json:"applied_index,omitempty"`
+	StateHash    string               `json:"state_hash,omitempty"`
+	Files        []datadir.FileReport `json:"files"`
+	Notes        []string             `json:"notes"`
+}
+
+// printSnapReport prints a report of checkpoint verify or delta verify:
+// as printReport in text, and with --json as a snapReportJSON.
+func printSnapReport(p *printer, data, path string, rep *datadir.Report, applied *uint64, stateHash string) error {
+	if !p.json {
+		return printReport(p, data, rep)
+	}
+	out := snapReportJSON{DataDir: data, Path: path, OK: rep.OK(), Faults: rep.Faults, AppliedIndex: applied,
+		StateHash: stateHash, Files: rep.Files, Notes: rep.Notes}
+	if path != "" {
+		out.DataDir = ""
+	}
+	if out.Files == nil {
+		out.Files = []datadir.FileReport{}
+	}
+	if out.Notes == nil {
+		out.Notes = []string{}
+	}
+	return p.JSON(out)
 }
 
 func printReport(p *printer, data string, rep *datadir.Report) error {

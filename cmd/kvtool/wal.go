@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -217,24 +218,39 @@ func walList(cCtx *cli.Context, fsys vfs.FS, data string) error {
 type walDumpOptions struct {
 	from uint64 // first index to print
 	to   uint64 // last index to print; 0 means the end of the log
+	// fromSet and toSet say the range was asked for (not the defaults).
+	fromSet, toSet bool
 }
 
 func walDumpCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "dump",
-		Usage: "print log entries: index, term, type, length and a preview of the data",
-		Description: `Prints one line per log entry from --from to --to (both included): index,
-term, entry type (txn, noop, conf), data length, and a short preview of the
-data (quoted text, or hex for binary data). With --json it prints JSON lines,
-one object per entry, with the whole data base64-encoded in "data_base64".
+		Usage: "print log entries decoded: index, term, segment, offset and each put or del",
+		Description: `Prints the log entries from --from to --to (both included), decoded, as
+pg_waldump does: one line per operation, with the entry's log index, term,
+segment file and the byte offset of its frame there, then the operation:
+"put KEY VALUE" or "del KEY". A transaction of several operations prints
+one line per operation, all with its index. The log records effects, not
+requests: an "add" is logged as the put of the value it produced, and a
+check changes nothing, so it is not logged. Other entries print their type
+(noop, conf) and length.
 
-If it meets damage it stops there, after printing every entry before it,
-names the file and byte offset on standard error, and exits 3.
+Keys are printed as they are when they are printable text, quoted
+otherwise; values are quoted text or hex, shortened. --json prints JSON
+lines, one object per entry: {"index", "term", "segment", "offset",
+"type", "length", "ops": [{"op", "key", "value"}]}, with "key_base64" and
+"value_base64" instead of "key" and "value" for bytes that are not UTF-8,
+so every byte survives.
+
+A range outside the retained log (older entries are dropped by compaction
+once a checkpoint holds them) exits 1 and says which indexes the log holds.
+If the dump meets damage it stops there, after printing every entry before
+it, names the file and byte offset on standard error, and exits 3.
 Reads only; changes nothing.
 
 Examples:
   kvtool wal dump --from 1000 --to 1010
-  kvtool wal dump --json | jq -r 'select(.type == "txn") | .index'`,
+  kvtool wal dump --json | jq -c '.ops[]? | select(.op == "del")'`,
 		Flags: []cli.Flag{
 			&cli.Uint64Flag{Name: "from", Usage: "first log `INDEX` to print", DefaultText: "the first in the log"},
 			&cli.Uint64Flag{Name: "to", Usage: "last log `INDEX` to print", DefaultText: "the last in the log"},
@@ -243,11 +259,11 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			opts := walDumpOptions{from: cCtx.Uint64("from"), to: cCtx.Uint64("to")}
-			if cCtx.IsSet("to") && opts.to < opts.from {
+			opts := walDumpOptions{from: cCtx.Uint64("from"), to: cCtx.Uint64("to"), fromSet: cCtx.IsSet("from"), toSet: cCtx.IsSet("to")}
+			if opts.toSet && opts.to < opts.from {
 				return usageErrorf(cCtx, "--to %d is below --from %d", opts.to, opts.from)
 			}
-			if cCtx.IsSet("to") && opts.to == 0 {
+			if opts.toSet && opts.to == 0 {
 				return usageErrorf(cCtx, "--to 0: log indexes start at 1")
 			}
 			data, err := dataDir(cCtx)
@@ -261,11 +277,44 @@ Examples:
 
 // entryJSON is one entry in `wal dump --json`.
 type entryJSON struct {
-	Index      uint64 `json:"index"`
-	Term       uint64 `json:"term"`
-	Type       string `json:"type"`
-	Length     int    `json:"length"`
-	DataBase64 []byte `json:"data_base64"` // encoding/json writes []byte as base64
+	Index   uint64 `json:"index"`
+	Term    uint64 `json:"term"`
+	Segment string `json:"segment"`
+	Offset  int64  `json:"offset"`
+	Type    string `json:"type"`
+	Length  int    `json:"length"`
+	// Ops are the operations of a txn entry, in the order logged.
+	Ops []opJSON `json:"ops,omitempty"`
+	// DataBase64 is the data of an entry that is not a transaction, or of
+	// one that cannot be decoded (then Error says why).
+	DataBase64 []byte `json:"data_base64,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// opJSON is one logged operation: "key" or "key_base64", and for a put
+// "value" or "value_base64".
+type opJSON struct {
+	Op          string  `json:"op"`
+	Key         *string `json:"key,omitempty"`
+	KeyBase64   []byte  `json:"key_base64,omitempty"`
+	Value       *string `json:"value,omitempty"`
+	ValueBase64 []byte  `json:"value_base64,omitempty"`
+}
+
+// walOp is one decoded operation of a txn entry.
+type walOp struct {
+	kind       uint8
+	key, value []byte
+}
+
+// decodedEntry is a WAL entry with where it is and what it holds.
+type decodedEntry struct {
+	segment.Entry
+	path    string // of the segment file
+	segment string // its name
+	offset  int64  // of the entry's frame in the segment
+	ops     []walOp
+	bad     error // why a txn entry could not be decoded
 }
 
 func walDump(cCtx *cli.Context, fsys vfs.FS, data string, opts walDumpOptions) error {
@@ -282,10 +331,7 @@ func walDump(cCtx *cli.Context, fsys vfs.FS, data string, opts walDumpOptions) e
 	p := newPrinter(cCtx)
 	bw := bufio.NewWriter(p.w)
 	p.w = bw
-	if !p.json {
-		fmt.Fprintf(bw, dumpFormat, "INDEX", "TERM", "TYPE", "LENGTH", "DATA")
-	}
-	n, last, err := dumpEntries(p, r, opts)
+	st, err := dumpEntries(cCtx, p, r, opts)
 	if ferr := writeErr(bw.Flush()); err == nil {
 		err = ferr
 	}
@@ -295,47 +341,195 @@ func walDump(cCtx *cli.Context, fsys vfs.FS, data string, opts walDumpOptions) e
 			return err
 		}
 		what := "no entries were printed"
-		if n > 0 {
-			what = fmt.Sprintf("entries up to index %d were printed", last)
+		if st.n > 0 {
+			what = fmt.Sprintf("entries up to index %d were printed", st.last)
 		}
 		return walError(fmt.Errorf("%w (%s)", err, what), data)
+	}
+	if st.n == 0 && (opts.fromSet || opts.toSet) {
+		return notRetained(fsys, dir, opts)
+	}
+	if st.n == 0 {
+		p.w = cCtx.App.Writer
+		p.Notef("no entries in %s", dir)
+	}
+	if st.first > opts.from && opts.fromSet && !p.quiet {
+		fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: note: the log starts at index %d: older entries were compacted into a checkpoint\n", st.first)
+	}
+	if st.bad != nil {
+		return damaged(fmt.Errorf("wal dump: %s could not be decoded; the first: %w", plural(st.nbad, "entry"), st.bad),
+			"run "+cmdline(data, "verify")+" to check every file; copy the data directory before changing anything")
 	}
 	return nil
 }
 
-// dumpEntries prints entries until the end of the log or opts.to. It returns
-// how many it printed and the index of the last one.
-func dumpEntries(p *printer, r *segment.Reader, opts walDumpOptions) (n int64, last uint64, err error) {
+// notRetained is the error for a --from/--to range the log does not hold.
+func notRetained(fsys vfs.FS, dir string, opts walDumpOptions) error {
+	asked := fmt.Sprintf("index %d on", opts.from)
+	if opts.toSet {
+		asked = fmt.Sprintf("indexes %d to %d", opts.from, opts.to)
+	}
+	segs, err := segment.List(fsys, dir)
+	if err != nil {
+		return failed(fmt.Errorf("wal dump: no entries at %s in %s", asked, dir), "")
+	}
+	var records int64
+	first, last := uint64(0), uint64(0)
+	for _, s := range segs {
+		if s.Records == 0 {
+			continue
+		}
+		if first == 0 {
+			first = s.FirstIndex
+		}
+		records, last = records+s.Records, s.LastIndex
+	}
+	if records == 0 {
+		return failed(fmt.Errorf("wal dump: asked for %s, but the log in %s holds no entries", asked, dir),
+			"entries compacted into a checkpoint are no longer in the log; kvtool replay --to-index N rebuilds the state at any index the files cover")
+	}
+	return failed(fmt.Errorf("wal dump: asked for %s, but the log in %s holds indexes %d to %d", asked, dir, first, last),
+		fmt.Sprintf("choose --from and --to between %d and %d; older entries were compacted into a checkpoint", first, last))
+}
+
+// dumpStats is what dumpEntries printed.
+type dumpStats struct {
+	n           int64  // entries printed
+	first, last uint64 // indexes of the first and last printed
+	nbad        int    // txn entries that could not be decoded
+	bad         error  // the first of them
+}
+
+// dumpEntries prints entries until the end of the log or opts.to.
+func dumpEntries(cCtx *cli.Context, p *printer, r *segment.Reader, opts walDumpOptions) (st dumpStats, err error) {
 	for {
+		if err := cCtx.Context.Err(); err != nil {
+			return st, err
+		}
 		e, err := r.Next()
 		if err == io.EOF || (err == nil && opts.to != 0 && e.Index > opts.to) {
-			return n, last, nil
+			return st, nil
 		}
 		if err != nil {
-			return n, last, err
+			return st, err
 		}
 		if e.Index < opts.from {
 			continue
 		}
-		if err := printEntry(p, e); err != nil {
-			return n, last, err
+		d := decodeEntry(r, e)
+		if d.bad != nil {
+			if st.nbad++; st.bad == nil {
+				st.bad = fmt.Errorf("%s: entry %d at offset %d: %w", d.path, d.Index, d.offset, d.bad)
+			}
 		}
-		n, last = n+1, e.Index
+		if st.n == 0 && !p.json {
+			fmt.Fprintf(p.w, dumpFormat, "INDEX", "TERM", "SEGMENT", "OFFSET", "OP", "KEY", "VALUE")
+		}
+		if err := printEntry(p, d); err != nil {
+			return st, err
+		}
+		if st.n == 0 {
+			st.first = e.Index
+		}
+		st.n, st.last = st.n+1, e.Index
 	}
 }
 
-func printEntry(p *printer, e segment.Entry) error {
-	if p.json {
-		return p.JSONLine(entryJSON{Index: e.Index, Term: e.Term, Type: entryType(e.Type), Length: len(e.Data), DataBase64: e.Data})
+// decodeEntry decodes the operations of a txn entry. The slices of the
+// result alias e.Data: valid until the next call to r.Next.
+func decodeEntry(r *segment.Reader, e segment.Entry) decodedEntry {
+	path, off := r.Position()
+	d := decodedEntry{Entry: e, path: path, segment: filepath.Base(path), offset: off}
+	if e.Type != format.FrameWALTxn {
+		return d
 	}
-	_, err := fmt.Fprintf(p.w, dumpFormat, strconv.FormatUint(e.Index, 10), strconv.FormatUint(e.Term, 10),
-		entryType(e.Type), strconv.Itoa(len(e.Data)), preview(e.Data))
-	return writeErr(err)
+	err := format.DecodeTxnRecord(e.Data, func(kind uint8, key, value []byte) {
+		d.ops = append(d.ops, walOp{kind: kind, key: key, value: value})
+	})
+	if err != nil {
+		d.ops, d.bad = nil, err
+	}
+	return d
+}
+
+func opName(kind uint8) string {
+	if kind == format.TxnDelete {
+		return "del"
+	}
+	return "put"
+}
+
+func printEntry(p *printer, d decodedEntry) error {
+	if p.json {
+		return p.JSONLine(toEntryJSON(d))
+	}
+	idx, term, off := strconv.FormatUint(d.Index, 10), strconv.FormatUint(d.Term, 10), strconv.FormatInt(d.offset, 10)
+	line := func(op, key, value string) error {
+		_, err := fmt.Fprint(p.w, strings.TrimRight(fmt.Sprintf(dumpFormat, idx, term, d.segment, off, op, key, value), " \n")+"\n")
+		return writeErr(err)
+	}
+	switch {
+	case d.bad != nil:
+		return line("bad", "", "cannot decode the transaction: "+d.bad.Error())
+	case d.Type != format.FrameWALTxn:
+		return line(entryType(d.Type), "", fmt.Sprintf("(%s)", plural(len(d.Data), "byte")))
+	case len(d.ops) == 0:
+		return line("txn", "", "(no operations)")
+	}
+	for _, op := range d.ops {
+		value := ""
+		if op.kind == format.TxnPut {
+			value = preview(op.value)
+		}
+		if err := line(opName(op.kind), keyText(op.key), value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func toEntryJSON(d decodedEntry) entryJSON {
+	out := entryJSON{Index: d.Index, Term: d.Term, Segment: d.segment, Offset: d.offset, Type: entryType(d.Type), Length: len(d.Data)}
+	switch {
+	case d.bad != nil:
+		out.DataBase64, out.Error = d.Data, d.bad.Error()
+	case d.Type != format.FrameWALTxn:
+		out.DataBase64 = d.Data
+	}
+	for _, op := range d.ops {
+		o := opJSON{Op: opName(op.kind)}
+		o.Key, o.KeyBase64 = textOrBase64(op.key)
+		if op.kind == format.TxnPut {
+			o.Value, o.ValueBase64 = textOrBase64(op.value)
+		}
+		out.Ops = append(out.Ops, o)
+	}
+	return out
+}
+
+// textOrBase64 returns b as text when it is UTF-8, else as bytes for a
+// _base64 JSON field (encoding/json writes []byte as base64). The bytes
+// are copied: b may be reused.
+func textOrBase64(b []byte) (*string, []byte) {
+	if utf8.Valid(b) {
+		s := string(b)
+		return &s, nil
+	}
+	return nil, bytes.Clone(b)
+}
+
+// keyText shows a key: as is when it is printable text without spaces,
+// quoted otherwise.
+func keyText(k []byte) string {
+	if printable(k) && len(k) > 0 && !bytes.ContainsAny(k, " \"") {
+		return string(k)
+	}
+	return strconv.Quote(string(k))
 }
 
 // dumpFormat lays out a line of `wal dump`. The widths are fixed rather than
 // computed (as a table's are) so that a dump of any length streams.
-const dumpFormat = "%-10s  %-5s  %-5s  %8s  %s\n"
+const dumpFormat = "%-10s  %-5s  %-20s  %8s  %-4s  %-16s  %s\n"
 
 // entryType names a WAL entry type.
 func entryType(t format.FrameType) string {
@@ -411,6 +605,7 @@ Examples:
   kvtool wal verify
   kvtool wal verify --json | jq '.problems[] | .path + ":" + (.offset|tostring)'
   kvtool wal verify --quiet || echo "WAL damaged"`,
+		Flags: []cli.Flag{progressFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -18,8 +19,9 @@ import (
 
 const testRecords = 300
 
-// newTestLog writes a log of testRecords records ("put acct:<i> <10*i>") in
-// small segments under a new data directory and returns the directory.
+// newTestLog writes a log of testRecords transaction records (entry i puts
+// acct:<i> = <10*i>) in small segments under a new data directory and
+// returns the directory.
 func newTestLog(t *testing.T) string {
 	t.Helper()
 	data := t.TempDir()
@@ -28,7 +30,7 @@ func newTestLog(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for i := 1; i <= testRecords; i++ {
-		if _, err := l.Append(format.FrameWALTxn, fmt.Appendf(nil, "put acct:%d %d", i, 10*i)); err != nil {
+		if _, err := l.Append(format.FrameWALTxn, putRecord(fmt.Sprintf("acct:%d", i), fmt.Sprint(10*i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -36,6 +38,11 @@ func newTestLog(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// putRecord is the WAL transaction record of one put.
+func putRecord(key, value string) []byte {
+	return format.AppendTxnRecord(nil, []format.TxnEffect{{Kind: format.TxnPut, Key: key, Value: []byte(value)}})
 }
 
 // segments lists the segments of data with the library, to compare with.
@@ -128,22 +135,28 @@ func TestWALListEmpty(t *testing.T) {
 
 func TestWALDump(t *testing.T) {
 	data := newTestLog(t)
+	segs := segments(t, data)
 	stdout, stderr, code := run(t, "--data", data, "wal", "dump", "--from", "10", "--to", "20")
 	mustCode(t, code, exitOK, stdout, stderr)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if len(lines) != 12 || !strings.HasPrefix(lines[0], "INDEX") {
+	if len(lines) != 12 || strings.Join(strings.Fields(lines[0]), " ") != "INDEX TERM SEGMENT OFFSET OP KEY VALUE" {
 		t.Fatalf("dump --from 10 --to 20 printed %d lines:\n%s", len(lines), stdout)
 	}
 	for i, line := range lines[1:] {
-		idx := 10 + i
-		text := fmt.Sprintf("put acct:%d %d", idx, 10*idx)
-		want := fmt.Sprintf("%d 1 txn %d %q", idx, len(text), text)
-		if got := strings.Join(strings.Fields(line), " "); got != want {
-			t.Errorf("line %q, want %q (spacing aside)", line, want)
+		idx := uint64(10 + i)
+		f := strings.Fields(line)
+		if len(f) != 7 {
+			t.Fatalf("line %q has %d fields, want 7", line, len(f))
 		}
+		want := fmt.Sprintf("%d 1 %s put acct:%d \"%d\"", idx, segmentOf(t, segs, idx), idx, 10*idx)
+		if got := strings.Join(append(f[:3:3], f[4:]...), " "); got != want {
+			t.Errorf("line %q, want %q (offset and spacing aside)", line, want)
+		}
+		off, _ := strconv.ParseInt(f[3], 10, 64)
+		checkFrameAt(t, filepath.Join(data, "wal", f[2]), off, idx)
 	}
 
-	// The whole log, as JSON lines.
+	// The whole log, as JSON lines: one object per entry.
 	stdout, stderr, code = run(t, "--data", data, "wal", "dump", "--json")
 	mustCode(t, code, exitOK, stdout, stderr)
 	lines = strings.Split(strings.TrimSpace(stdout), "\n")
@@ -155,13 +168,13 @@ func TestWALDump(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("line %d is not JSON: %v: %s", i, err, line)
 		}
-		want := fmt.Sprintf("put acct:%d %d", i+1, 10*(i+1))
-		if e.Index != uint64(i+1) || e.Term != 1 || e.Type != "txn" || string(e.DataBase64) != want || e.Length != len(want) {
-			t.Fatalf("line %d: %+v", i, e)
+		idx := uint64(i + 1)
+		key, val := fmt.Sprintf("acct:%d", idx), fmt.Sprint(10*idx)
+		if e.Index != idx || e.Term != 1 || e.Type != "txn" || e.Segment != segmentOf(t, segs, idx) || len(e.Ops) != 1 ||
+			e.Ops[0].Op != "put" || e.Ops[0].Key == nil || *e.Ops[0].Key != key || e.Ops[0].Value == nil || *e.Ops[0].Value != val {
+			t.Fatalf("line %d: %s", i, line)
 		}
-	}
-	if !strings.Contains(lines[0], `"data_base64":`) {
-		t.Errorf("JSON line lacks data_base64: %s", lines[0])
+		checkFrameAt(t, filepath.Join(data, "wal", e.Segment), e.Offset, idx)
 	}
 
 	// --to past the end stops at the end.
@@ -169,6 +182,137 @@ func TestWALDump(t *testing.T) {
 	mustCode(t, code, exitOK, stdout, stderr)
 	if n := strings.Count(stdout, "\n"); n != 2 {
 		t.Errorf("dump --from 299 --to 5000 printed %d entries, want 2", n)
+	}
+}
+
+// TestWALDumpOps checks the decoding of every kind of entry: a transaction
+// of several operations, a delete, keys and values that are not text, and
+// a noop.
+func TestWALDumpOps(t *testing.T) {
+	data := t.TempDir()
+	l, err := segment.Open(segment.Options{FS: vfs.Default, Dir: filepath.Join(data, format.WALDir), SegmentSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := []struct {
+		typ  format.FrameType
+		data []byte
+	}{
+		{format.FrameWALTxn, format.AppendTxnRecord(nil, []format.TxnEffect{
+			{Kind: format.TxnPut, Key: "acct:1", Value: []byte("90")},
+			{Kind: format.TxnPut, Key: "acct:2", Value: []byte("10")},
+			{Kind: format.TxnDelete, Key: "tmp"},
+		})},
+		{format.FrameWALTxn, format.AppendTxnRecord(nil, []format.TxnEffect{{Kind: format.TxnPut, Key: "bin\xff", Value: []byte{0, 0xfe}}})},
+		{format.FrameWALNoop, nil},
+	}
+	for _, r := range records {
+		if _, err := l.Append(r.typ, r.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := run(t, "--data", data, "wal", "dump")
+	mustCode(t, code, exitOK, stdout, stderr)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n")[1:] {
+		f := strings.Fields(line)
+		got = append(got, strings.Join(append([]string{f[0]}, f[4:]...), " "))
+	}
+	want := []string{`1 put acct:1 "90"`, `1 put acct:2 "10"`, `1 del tmp`, `2 put "bin\xff" 0x00fe`, `3 noop (0 bytes)`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("wal dump (index and operation):\n%s\nwant\n%s\nfull output:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), stdout)
+	}
+
+	stdout, stderr, code = run(t, "--data", data, "wal", "dump", "--json", "--from", "2")
+	mustCode(t, code, exitOK, stdout, stderr)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	wantJSON := []string{
+		`"ops":[{"op":"put","key_base64":"Ymlu/w==","value_base64":"AP4="}]`,
+		`"type":"noop","length":0}`,
+	}
+	if len(lines) != 2 {
+		t.Fatalf("wal dump --json --from 2 printed %d lines:\n%s", len(lines), stdout)
+	}
+	for i, w := range wantJSON {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d: %s\nwant it to contain %s", i, lines[i], w)
+		}
+	}
+
+	// A transaction record that cannot be decoded (its frame is intact):
+	// the dump goes on, marks it, and exits 3 naming where it is.
+	l, err = segment.Open(segment.Options{FS: vfs.Default, Dir: filepath.Join(data, format.WALDir), SegmentSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(format.FrameWALTxn, []byte{0x01, 0x09}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = run(t, "--data", data, "wal", "dump", "--from", "4")
+	mustCode(t, code, exitDamage, stdout, stderr)
+	if !strings.Contains(stdout, " bad ") || !hasErrorLine(stderr, "0000000000000001.wal: entry 4 at offset ") {
+		t.Errorf("wal dump of an undecodable record:\n%s%s", stdout, stderr)
+	}
+}
+
+// TestWALDumpNotRetained checks that a range the log does not hold is an
+// error saying which indexes it holds, not an empty dump.
+func TestWALDumpNotRetained(t *testing.T) {
+	data := newTestLog(t)
+	for _, args := range [][]string{{"--from", "301"}, {"--from", "400", "--to", "500"}, {"--from", "1000", "--json"}} {
+		stdout, stderr, code := run(t, append([]string{"--data", data, "wal", "dump"}, args...)...)
+		mustCode(t, code, exitFailure, stdout, stderr)
+		if !hasErrorLine(stderr, "holds indexes 1 to 300") {
+			t.Errorf("%v: stderr %q does not say what the log holds", args, stderr)
+		}
+	}
+	// Compaction dropped the first segment: a range below the log says so.
+	segs := segments(t, data)
+	if err := os.Remove(segs[0].Path); err != nil {
+		t.Fatal(err)
+	}
+	first := segs[1].FirstIndex
+	stdout, stderr, code := run(t, "--data", data, "wal", "dump", "--from", "1", "--to", "3")
+	mustCode(t, code, exitFailure, stdout, stderr)
+	if !hasErrorLine(stderr, fmt.Sprintf("holds indexes %d to 300", first)) {
+		t.Errorf("stderr %q does not say what the log holds", stderr)
+	}
+	stdout, stderr, code = run(t, "--data", data, "wal", "dump", "--from", "1", "--to", fmt.Sprint(first))
+	mustCode(t, code, exitOK, stdout, stderr)
+	if !strings.Contains(stderr, fmt.Sprintf("the log starts at index %d", first)) {
+		t.Errorf("a range that starts before the log: stderr %q", stderr)
+	}
+}
+
+// segmentOf names the segment holding index.
+func segmentOf(t *testing.T, segs []segment.SegmentInfo, idx uint64) string {
+	t.Helper()
+	for _, s := range segs {
+		if s.FirstIndex <= idx && idx <= s.LastIndex {
+			return s.Name
+		}
+	}
+	t.Fatalf("no segment holds index %d", idx)
+	return ""
+}
+
+// checkFrameAt checks that the frame at off in the segment at path holds
+// the entry of index idx.
+func checkFrameAt(t *testing.T, path string, off int64, idx uint64) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := off + format.FrameHeaderSize
+	if off <= 0 || at+8 > int64(len(b)) || binary.LittleEndian.Uint64(b[at:]) != idx {
+		t.Errorf("%s: the frame at offset %d does not hold entry %d", path, off, idx)
 	}
 }
 

@@ -1,0 +1,56 @@
+package client_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/kvtool/kvtool/client"
+)
+
+// TestScanFallsBackToPages checks that the client still scans a whole
+// range from a server that does not stream (it rejects ?format=), by pages.
+func TestScanFallsBackToPages(t *testing.T) {
+	var keys []string
+	for i := range 2500 {
+		keys = append(keys, fmt.Sprintf("k%04d", i))
+	}
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests++
+		q := r.URL.Query()
+		if q.Has("format") {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(client.ErrorBody{Error: `unknown scan parameter "format" (want prefix, start, end, limit)`})
+			return
+		}
+		var page []client.Pair
+		for _, k := range keys {
+			if k >= q.Get("start") && len(page) < client.PageSize {
+				page = append(page, client.Pair{Key: k, Value: []byte("v")})
+			}
+		}
+		if len(page) > 0 && page[len(page)-1].Key != keys[len(keys)-1] {
+			w.Header().Set(client.MoreHeader, "true")
+		}
+		json.NewEncoder(w).Encode(page)
+	}))
+	defer srv.Close()
+	c := client.New(srv.Listener.Addr().String())
+	defer c.Close()
+	n := 0
+	if err := c.Scan(t.Context(), client.ScanOptions{}, func(p client.Pair) bool {
+		if p.Key != keys[n] {
+			t.Fatalf("pair %d: %q, want %q", n, p.Key, keys[n])
+		}
+		n++
+		return true
+	}); err != nil || n != len(keys) {
+		t.Fatalf("scan: %d pairs, %v; want %d", n, err, len(keys))
+	}
+	if requests != 4 {
+		t.Errorf("%d requests, want 1 refused stream and 3 pages", requests)
+	}
+}
