@@ -71,9 +71,9 @@ func (c *chargedBody) Read(p []byte) (int, error) {
 // is false. Otherwise it returns the body to read (bounded by limit, and
 // charging a body of undeclared length as it is read: errBusy) and done,
 // which gives the bytes back once the request is answered.
-func (s *Server) admitBody(w http.ResponseWriter, r *http.Request, limit int64, what string) (body io.Reader, done func(), ok bool) {
+func (s *Server) admitBody(w http.ResponseWriter, r *http.Request, limit, shown int64, what string) (body io.Reader, done func(), ok bool) {
 	if r.ContentLength > limit {
-		tooLarge(w, what, limit)
+		tooLarge(w, what, shown)
 		return nil, nil, false
 	}
 	limited := http.MaxBytesReader(w, r.Body, limit)
@@ -92,15 +92,17 @@ func (s *Server) admitBody(w http.ResponseWriter, r *http.Request, limit int64, 
 // readBody reads the whole request body, at most limit bytes, within the
 // in-flight budget. A failure is answered (413 over the limit, 503 over
 // the budget, 400 otherwise) and readBody returns false; call done once
-// the request is answered either way. what names the body in messages.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, what string) (b []byte, done func(), ok bool) {
-	body, done, ok := s.admitBody(w, r, limit, what)
+// the request is answered either way. what names the body in messages, and
+// shown is the limit a 413 names: the one the user knows (a value's, not the
+// body's slack above it).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit, shown int64, what string) (b []byte, done func(), ok bool) {
+	body, done, ok := s.admitBody(w, r, limit, shown, what)
 	if !ok {
 		return nil, func() {}, false
 	}
 	b, err := io.ReadAll(body)
 	if err != nil {
-		if !s.bodyError(w, err, what, limit) {
+		if !s.bodyError(w, err, what, shown) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("read %s: %v", what, err))
 		}
 		return nil, done, false
@@ -110,11 +112,11 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, w
 
 // bodyError answers a failure to read a request body, if err is one, and
 // reports whether it did.
-func (s *Server) bodyError(w http.ResponseWriter, err error, what string, limit int64) bool {
+func (s *Server) bodyError(w http.ResponseWriter, err error, what string, shown int64) bool {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		tooLarge(w, what, limit)
+		tooLarge(w, what, shown)
 	case errors.Is(err, errBusy):
 		s.busy(w, what)
 	default:

@@ -36,7 +36,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	val, done, ok := s.readBody(w, r, min(s.opts.MaxPutBody, format.MaxValueSize), "value")
+	val, done, ok := s.readBody(w, r, s.opts.MaxPutBody, min(s.opts.MaxPutBody, format.MaxValueSize), "value")
 	defer done()
 	if !ok {
 		return

@@ -16,7 +16,7 @@ import (
 // body is decoded as it arrives (store.ParseTxnJSON stops at the first
 // operation past a limit), within the in-flight budget.
 func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
-	body, done, ok := s.admitBody(w, r, s.opts.MaxTxnBody, "transaction")
+	body, done, ok := s.admitBody(w, r, s.opts.MaxTxnBody, s.opts.MaxTxnBody, "transaction")
 	if !ok {
 		return
 	}
