@@ -1,0 +1,110 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// run is the node's one raft goroutine: it ticks raft's clock and handles
+// each Ready, until Close or a failure.
+func (n *Node) run() {
+	defer close(n.stopped)
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			n.raft.Tick()
+		case rd := <-n.raft.Ready():
+			if err := n.handleReady(rd); err != nil {
+				n.fail(err)
+				return
+			}
+		case <-n.stop:
+			return
+		}
+	}
+}
+
+// handleReady is raft's contract, in its order: entries and hard state are
+// durable before any message that depends on them leaves; committed
+// entries are applied in log order; then raft may go on. Nothing here
+// waits on anything but the raft log's fsync: the store's own fsync and
+// publication happen behind it, and whoever needs them waits for them.
+func (n *Node) handleReady(rd raft.Ready) error {
+	if err := n.persist(rd); err != nil {
+		return err
+	}
+	n.send(rd.Messages)
+	if err := n.apply(rd); err != nil {
+		return err
+	}
+	n.raft.Advance()
+	return nil
+}
+
+// persist appends rd.Entries to the raft log (cutting a replaced suffix
+// first) and saves rd.HardState, then waits for the entries' fsync.
+// Entries always need one (raft's MustSync is true whenever there are
+// entries); a new term or vote is saved durably by setHardState.
+func (n *Node) persist(rd raft.Ready) error {
+	p, err := n.ls.append(rd.Entries)
+	if err != nil {
+		return err
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if err := n.ls.setHardState(rd.HardState); err != nil {
+			return err
+		}
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		return fmt.Errorf("%w: raft handed this node snapshot %d (term %d) to install",
+			ErrSnapshotNeeded, rd.Snapshot.GetMetadata().GetIndex(), rd.Snapshot.GetMetadata().GetTerm())
+	}
+	if p != nil {
+		if err := p.Wait(); err != nil {
+			return fmt.Errorf("kvtool/cluster: fsync raft log: %w", err)
+		}
+	}
+	return nil
+}
+
+// send hands messages to the transport, which never blocks. A snapshot
+// message carries only metadata; the bytes would travel through transfer/,
+// which is not wired yet, so the send is reported failed at once and raft
+// keeps the member in probing (it retries later).
+func (n *Node) send(msgs []*pb.Message) {
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		if m.GetType() == pb.MsgSnap {
+			n.stats.snapshotsNeeded.Add(1)
+			n.raft.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+			continue
+		}
+		out = append(out, m)
+	}
+	if len(out) > 0 {
+		n.tr.Send(out)
+	}
+}
+
+// apply records a change of leader, applies the committed entries to the
+// store in log order (without waiting for the store's fsync) and answers
+// the read states raft confirmed.
+func (n *Node) apply(rd raft.Ready) error {
+	if rd.SoftState != nil {
+		n.observeLeader(rd.SoftState, rd.HardState.GetTerm())
+	}
+	for _, e := range rd.CommittedEntries {
+		if err := n.applyEntry(e); err != nil {
+			return err
+		}
+	}
+	for _, rs := range rd.ReadStates {
+		n.reads.deliver(string(rs.RequestCtx), rs.Index)
+	}
+	return nil
+}
