@@ -349,5 +349,5 @@ func (quietLogger) Panicf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
 // nodeStats are the node's counters (for status and metrics).
 type nodeStats struct {
 	proposals, proposalRetries, readIndexes, readRetries atomic.Int64
-	leaderChanges, snapshotsNeeded, received              atomic.Int64
+	leaderChanges, snapshotsNeeded, received             atomic.Int64
 }
