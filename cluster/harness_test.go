@@ -23,14 +23,17 @@ type testCluster struct {
 	nodes map[uint64]*testNode
 }
 
-// testNode is one member; epoch counts its crashes, so a client can tell
-// whether an answer came from the incarnation it asked.
+// testNode is one incarnation of a member. crashed is set (under the
+// cluster's mu) when it crashes, before its file system is cloned: a
+// client that sees it set after an answer treats the answer as unknown, as
+// a real crash would have kept it from being given.
 type testNode struct {
-	id    uint64
-	fs    *vfs.MemFS
-	st    *store.Store
-	n     *Node
-	epoch int
+	id      uint64
+	fs      *vfs.MemFS
+	st      *store.Store
+	n       *Node
+	crashed bool
+	stopped bool
 }
 
 const testClusterID = 0xc1
@@ -78,11 +81,33 @@ func (c *testCluster) node(id uint64) *testNode {
 
 // stop closes a member cleanly.
 func (c *testCluster) stop(tn *testNode) {
-	if tn.n != nil {
+	c.mu.Lock()
+	stopped := tn.stopped
+	tn.stopped = true
+	c.mu.Unlock()
+	if !stopped {
 		tn.n.Close()
 		tn.st.Close()
-		tn.n, tn.st = nil, nil
 	}
+}
+
+// restart starts a stopped member again on its file system.
+func (c *testCluster) restart(id uint64) error {
+	next := &testNode{id: id, fs: c.node(id).fs}
+	if err := c.start(next); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.nodes[id] = next
+	c.mu.Unlock()
+	return nil
+}
+
+// isCrashed reports whether tn crashed.
+func (c *testCluster) isCrashed(tn *testNode) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return tn.crashed
 }
 
 // crash simulates a power loss of member id: it is cut off the network
@@ -94,7 +119,7 @@ func (c *testCluster) crash(id uint64, rng *rand.Rand) {
 	c.mu.Lock()
 	tn := c.nodes[id]
 	c.net.Isolate(id)
-	tn.epoch++
+	tn.crashed = true
 	opts := vfs.CrashOptions{}
 	if rng != nil {
 		opts = vfs.CrashOptions{Rand: rng, TearLast: true}
@@ -102,7 +127,7 @@ func (c *testCluster) crash(id uint64, rng *rand.Rand) {
 	clone := tn.fs.CrashClone(opts)
 	c.mu.Unlock()
 	c.stop(tn)
-	next := &testNode{id: id, fs: clone, epoch: tn.epoch}
+	next := &testNode{id: id, fs: clone}
 	if err := c.start(next); err != nil {
 		c.t.Errorf("restart after crash: %v", err)
 		return
@@ -138,10 +163,8 @@ func (c *testCluster) leader() uint64 {
 	waitFor(c.t, "a leader", func() bool {
 		votes := map[uint64]int{}
 		for _, id := range c.ids {
-			if tn := c.node(id); tn.n != nil {
-				if l, _ := tn.n.Leader(); l != 0 {
-					votes[l]++
-				}
+			if l, _ := c.node(id).n.Leader(); l != 0 {
+				votes[l]++
 			}
 		}
 		for l, v := range votes {

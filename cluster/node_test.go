@@ -136,9 +136,8 @@ func TestClusterRestart(t *testing.T) {
 			c.crash(id, nil)
 			continue
 		}
-		tn := c.node(id)
-		c.stop(tn)
-		if err := c.start(tn); err != nil {
+		c.stop(c.node(id))
+		if err := c.restart(id); err != nil {
 			t.Fatal(err)
 		}
 	}
