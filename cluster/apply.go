@@ -18,10 +18,11 @@ import (
 //	DedupPrefix + "id/" + ID     -> index that applied the request (decimal)
 //	DedupPrefix + "slot/" + %08x -> the ID recorded in that slot
 //
-// A request with a client ID applied at index i takes slot i mod
-// DedupWindow, evicting the ID recorded there, so an ID is remembered for
-// at least DedupWindow entries. A request whose check failed changed
-// nothing and is not recorded: a retry evaluates it afresh.
+// Every request carries an ID (the client's, or one its node made up), so
+// a node may propose it again while it waits. A request applied at index i
+// takes slot i mod DedupWindow, evicting the ID recorded there, so an ID
+// is remembered for at least DedupWindow entries. A request whose check
+// failed changed nothing and is not recorded: a retry evaluates it afresh.
 const DedupPrefix = "\xff\xffkvtool/dedup/"
 
 func dedupKey(id string) string { return DedupPrefix + "id/" + id }

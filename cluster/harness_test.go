@@ -21,6 +21,9 @@ type testCluster struct {
 	tick  time.Duration
 	mu    sync.Mutex
 	nodes map[uint64]*testNode
+	// transport, if set, makes each member's transport (default: an
+	// endpoint of net).
+	transport func(id uint64) (Transport, error)
 }
 
 // testNode is one incarnation of a member. crashed is set (under the
@@ -39,7 +42,11 @@ type testNode struct {
 const testClusterID = 0xc1
 
 func newTestCluster(t testing.TB, size int, seed uint64) *testCluster {
-	c := &testCluster{t: t, net: NewMemNetwork(seed), tick: 10 * time.Millisecond, nodes: map[uint64]*testNode{}}
+	return newTestClusterWith(t, size, seed, nil)
+}
+
+func newTestClusterWith(t testing.TB, size int, seed uint64, transport func(id uint64) (Transport, error)) *testCluster {
+	c := &testCluster{t: t, net: NewMemNetwork(seed), tick: 10 * time.Millisecond, nodes: map[uint64]*testNode{}, transport: transport}
 	for i := 1; i <= size; i++ {
 		c.ids = append(c.ids, uint64(i))
 	}
@@ -60,9 +67,16 @@ func (c *testCluster) start(tn *testNode) error {
 	if err != nil {
 		return fmt.Errorf("node %d: open store: %w", tn.id, err)
 	}
+	var tr Transport = c.net.Endpoint(tn.id)
+	if c.transport != nil {
+		if tr, err = c.transport(tn.id); err != nil {
+			st.Close()
+			return err
+		}
+	}
 	n, err := Start(Config{
 		ID: tn.id, ClusterID: testClusterID, Peers: c.ids, FS: tn.fs, Dir: "/data", Store: st,
-		Transport: c.net.Endpoint(tn.id), TickInterval: c.tick, LogSegmentSize: 64 << 10, LogCacheBytes: 32 << 10,
+		Transport: tr, TickInterval: c.tick, LogSegmentSize: 64 << 10, LogCacheBytes: 32 << 10,
 		ProposalRetry: 30 * c.tick,
 	})
 	if err != nil {

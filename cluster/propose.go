@@ -18,9 +18,9 @@ import (
 type Request struct {
 	// ID is the client's request ID (HTTP X-Kvtool-Request-Id), at most
 	// MaxRequestID bytes: a request retried with the same ID applies at
-	// most once, and the node itself re-proposes it while waiting, in case
-	// the first proposal was lost with a leader. Empty: the request is
-	// proposed once, and a lost proposal ends in ErrNoQuorum.
+	// most once. Empty: the node makes one up. Either way the node
+	// re-proposes the request while it waits, in case a proposal was lost
+	// with a leader, and the ID keeps the copies from applying twice.
 	ID  string
 	Txn *store.Txn
 }
@@ -46,8 +46,8 @@ func (n *Node) Propose(ctx context.Context, req Request) (Result, error) {
 	if len(req.ID) > MaxRequestID {
 		return Result{}, fmt.Errorf("kvtool/cluster: request ID of %d bytes, the limit is %d", len(req.ID), MaxRequestID)
 	}
-	r := &request{id: req.ID, dedup: req.ID != "", txn: req.Txn}
-	if !r.dedup {
+	r := &request{id: req.ID, dedup: true, txn: req.Txn}
+	if r.id == "" {
 		r.id = newRequestID()
 	}
 	ch := n.waiters.add(r.id)
@@ -67,9 +67,9 @@ func (n *Node) Propose(ctx context.Context, req Request) (Result, error) {
 }
 
 // awaitApply proposes data and waits for this node to apply it, proposing
-// again (same ID) every ProposalRetry or when the leader changes if the
-// request is deduplicated, and again at once if raft dropped it (no leader
-// known: the proposal reached no log).
+// again (same ID) every ProposalRetry and whenever the leader changes if
+// the request is deduplicated, and again soon if raft dropped it (no
+// leader known: the proposal reached no log).
 func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan applyResult) (applyResult, error) {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
