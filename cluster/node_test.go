@@ -26,6 +26,20 @@ func TestClusterReplicates(t *testing.T) {
 		}
 	}
 	idx := c.converged()
+	lead = c.leader()
+	for _, id := range c.ids {
+		st := c.node(id).n.Status()
+		want := "follower"
+		if id == lead {
+			want = "leader"
+		}
+		if st.Role != want || st.Leader != lead || st.AppliedIndex != idx || len(st.Members) != 3 || st.Err != "" {
+			t.Errorf("status of node %d: %+v", id, st)
+		}
+		if self := st.Members[id-1]; id == lead && (self.Match < idx || self.State != "StateReplicate") {
+			t.Errorf("the leader's view of itself: %+v, want match >= %d", self, idx)
+		}
+	}
 	for _, id := range c.ids {
 		snap := c.node(id).st.Snapshot()
 		for i := range c.ids {
