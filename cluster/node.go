@@ -114,6 +114,7 @@ type Node struct {
 	// Owned by the Ready loop.
 	applied   uint64 // last entry handed to the store
 	confIndex uint64 // entry the saved membership reflects
+	leading   bool   // raft's role in the last Ready was leader
 
 	leaderMu sync.Mutex
 	leader   uint64

@@ -31,19 +31,38 @@ func (n *Node) run() {
 
 // handleReady is raft's contract, in its order: entries and hard state are
 // durable before any message that depends on them leaves; committed
-// entries are applied in log order; then raft may go on. Nothing here
-// waits on anything but the raft log's fsync: the store's own fsync and
-// publication happen behind it, and whoever needs them waits for them.
+// entries are applied in log order; then raft may go on. A leader's
+// messages depend on nothing in this Ready's writes (its own acceptance of
+// its entries is counted only at Advance), so a leader sends first and
+// writes its log while the followers write theirs (raft thesis 10.2.1).
+// Nothing here waits on anything but the raft log's fsync: the store's own
+// fsync and publication happen behind it, and whoever needs them waits.
 func (n *Node) handleReady(rd raft.Ready) error {
+	leader := n.observe(rd)
+	if leader {
+		n.send(rd.Messages)
+	}
 	if err := n.persist(rd); err != nil {
 		return err
 	}
-	n.send(rd.Messages)
+	if !leader {
+		n.send(rd.Messages)
+	}
 	if err := n.apply(rd); err != nil {
 		return err
 	}
 	n.raft.Advance()
 	return nil
+}
+
+// observe records a change of leader or role and reports whether this
+// node leads in this Ready.
+func (n *Node) observe(rd raft.Ready) bool {
+	if rd.SoftState != nil {
+		n.observeLeader(rd.SoftState, rd.HardState.GetTerm())
+		n.leading = rd.SoftState.RaftState == raft.StateLeader
+	}
+	return n.leading
 }
 
 // persist appends rd.Entries to the raft log (cutting a replaced suffix
@@ -91,13 +110,10 @@ func (n *Node) send(msgs []*pb.Message) {
 	}
 }
 
-// apply records a change of leader, applies the committed entries to the
-// store in log order (without waiting for the store's fsync) and answers
-// the read states raft confirmed.
+// apply applies the committed entries to the store in log order (without
+// waiting for the store's fsync) and answers the read states raft
+// confirmed.
 func (n *Node) apply(rd raft.Ready) error {
-	if rd.SoftState != nil {
-		n.observeLeader(rd.SoftState, rd.HardState.GetTerm())
-	}
 	for _, e := range rd.CommittedEntries {
 		if err := n.applyEntry(e); err != nil {
 			return err
