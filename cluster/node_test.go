@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/kvtool/kvtool/store"
 )
@@ -186,5 +189,36 @@ func TestClusterLinearizableReadOnFollower(t *testing.T) {
 		if got, _ := snap.Get("x"); string(got) != v {
 			t.Fatalf("linearizable read on follower %d after write %q: %q", follower, v, got)
 		}
+	}
+}
+
+// TestClusterConfChangeSurvivesRestart applies a membership change (a
+// learner that never shows up) and checks every member saved it with its
+// index, and still has it after a crash.
+func TestClusterConfChangeSurvivesRestart(t *testing.T) {
+	c := newTestCluster(t, 3, 7)
+	lead := c.leader()
+	cc := &pb.ConfChangeV2{Changes: []*pb.ConfChangeSingle{{Type: pb.ConfChangeAddLearnerNode.Enum(), NodeId: new(uint64(4))}}}
+	if err := c.node(lead).n.raft.ProposeConfChange(context.Background(), cc); err != nil {
+		t.Fatal(err)
+	}
+	hasLearner := func(id uint64) bool {
+		st := c.node(id).n.ls.state()
+		return slices.Equal(st.Conf.GetLearners(), []uint64{4}) && st.ConfIndex > 0
+	}
+	waitFor(t, "every member to apply the change", func() bool {
+		return hasLearner(1) && hasLearner(2) && hasLearner(3)
+	})
+	c.converged()
+	c.crash(2, nil)
+	if !hasLearner(2) {
+		t.Fatalf("member 2 lost the membership change in a crash: %+v", c.node(2).n.ls.state())
+	}
+	if _, err := c.propose(2, Request{Txn: put("after", "change")}); err != nil {
+		t.Fatal(err)
+	}
+	st := c.node(2).n.Status()
+	if len(st.Members) != 4 || !st.Members[3].Learner {
+		t.Fatalf("members after the change: %+v", st.Members)
 	}
 }
