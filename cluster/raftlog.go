@@ -119,6 +119,9 @@ func (ls *logStore) load() error {
 	if ls.last != ls.log.LastIndex() {
 		return fmt.Errorf("kvtool/cluster: raft log %s ends at %d but holds entries up to %d", ls.dir, ls.last, ls.log.LastIndex())
 	}
+	// The saved commit index is a hint: never past the durable log (raft
+	// refuses to start so), whatever order a crash left things in.
+	ls.hs.Commit = new(max(ls.st.SnapIndex, min(ls.hs.GetCommit(), ls.last)))
 	return nil
 }
 

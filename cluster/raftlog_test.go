@@ -219,3 +219,23 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// TestLogStoreCommitNeverPastTheLog: a state file whose commit index runs
+// ahead of the durable log (a crash between the two) must not keep the
+// node from starting: the commit index is a hint.
+func TestLogStoreCommitNeverPastTheLog(t *testing.T) {
+	fs := vfs.NewMem()
+	ls := newLogStore(t, fs, 1<<20)
+	appendWait(t, ls, ents(1, 5, 1))
+	st := ls.state()
+	st.Term, st.Commit = 1, 10
+	if err := saveState(fs, testRaftDir, &st); err != nil {
+		t.Fatal(err)
+	}
+	ls.close()
+	ls = newLogStore(t, fs, 1<<20)
+	defer ls.close()
+	if hs, _, _ := ls.InitialState(); hs.GetCommit() != 5 {
+		t.Fatalf("commit %d, want it clamped to the log's end 5", hs.GetCommit())
+	}
+}

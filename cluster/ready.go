@@ -66,13 +66,18 @@ func (n *Node) observe(rd raft.Ready) bool {
 }
 
 // persist appends rd.Entries to the raft log (cutting a replaced suffix
-// first) and saves rd.HardState, then waits for the entries' fsync.
-// Entries always need one (raft's MustSync is true whenever there are
-// entries); a new term or vote is saved durably by setHardState.
+// first) and waits for their fsync (raft's MustSync is true whenever there
+// are entries), then saves rd.HardState: a new term or vote durably, with
+// a commit index that never runs ahead of the durable log.
 func (n *Node) persist(rd raft.Ready) error {
 	p, err := n.ls.append(rd.Entries)
 	if err != nil {
 		return err
+	}
+	if p != nil {
+		if err := p.Wait(); err != nil {
+			return fmt.Errorf("kvtool/cluster: fsync raft log: %w", err)
+		}
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		if err := n.ls.setHardState(rd.HardState); err != nil {
@@ -82,11 +87,6 @@ func (n *Node) persist(rd raft.Ready) error {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		return fmt.Errorf("%w: raft handed this node snapshot %d (term %d) to install",
 			ErrSnapshotNeeded, rd.Snapshot.GetMetadata().GetIndex(), rd.Snapshot.GetMetadata().GetTerm())
-	}
-	if p != nil {
-		if err := p.Wait(); err != nil {
-			return fmt.Errorf("kvtool/cluster: fsync raft log: %w", err)
-		}
 	}
 	return nil
 }
