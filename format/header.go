@@ -17,6 +17,7 @@ const (
 	MagicManifest   = "KVT-MAN\x00" // data directory manifest
 	MagicTransfer   = "KVT-XFR\x00" // snapshot transfer stream
 	MagicQuarantine = "KVT-QRN\x00" // bytes cut by a repair
+	MagicRaftState  = "KVT-RFT\x00" // a cluster node's raft state (format/raft.go)
 )
 
 // Version is the only format version this build writes and reads.
@@ -97,7 +98,7 @@ func ReadHeader(r io.Reader, path, want string) (Header, error) {
 
 func knownMagic(m string) bool {
 	switch m {
-	case MagicSegment, MagicCheckpoint, MagicDelta, MagicManifest, MagicTransfer, MagicQuarantine:
+	case MagicSegment, MagicCheckpoint, MagicDelta, MagicManifest, MagicTransfer, MagicQuarantine, MagicRaftState:
 		return true
 	}
 	return false
@@ -118,6 +119,8 @@ func kindName(magic string) string {
 		return "transfer stream"
 	case MagicQuarantine:
 		return "quarantine"
+	case MagicRaftState:
+		return "raft state"
 	}
 	return fmt.Sprintf("unknown (%q)", magic)
 }

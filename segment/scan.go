@@ -135,7 +135,7 @@ func (s *segReader) skipBad(e Entry) {
 }
 
 func isEntryType(t format.FrameType) bool {
-	return t == format.FrameWALTxn || t == format.FrameWALNoop || t == format.FrameWALConf
+	return t == format.FrameWALTxn || t == format.FrameWALNoop || t == format.FrameWALConf || t == format.FrameWALRaft
 }
 
 // tail describes the bytes of a segment after a given offset.

@@ -1,0 +1,142 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kvtool/kvtool/store"
+)
+
+// Request deduplication lives in the replicated state itself, under a
+// reserved key prefix, so every node decides alike whether an entry is a
+// retry, and checkpoints, transfers and replay carry the table along:
+//
+//	DedupPrefix + "id/" + ID     -> index that applied the request (decimal)
+//	DedupPrefix + "slot/" + %08x -> the ID recorded in that slot
+//
+// Every request carries an ID (the client's, or one its node made up), so
+// a node may propose it again while it waits. A request applied at index i
+// takes slot i mod DedupWindow, evicting the ID recorded there, so an ID
+// is remembered for at least DedupWindow entries. A request whose check
+// failed changed nothing and is not recorded: a retry evaluates it afresh.
+const DedupPrefix = "\xff\xffkvtool/dedup/"
+
+func dedupKey(id string) string { return DedupPrefix + "id/" + id }
+
+func slotKey(slot uint64) string { return fmt.Sprintf("%sslot/%08x", DedupPrefix, slot) }
+
+// applyResult is what applying a proposal decided, for the node that
+// proposed it.
+type applyResult struct {
+	entry    uint64 // the entry applied
+	index    uint64 // the entry that applied the request (an earlier one for a duplicate)
+	dup      bool   // the request ID had already applied at index
+	checkErr error  // a failed check (*store.CheckError) or invalid transaction: nothing changed
+}
+
+// applyEntry applies one committed entry to the store at its index.
+func (n *Node) applyEntry(e *pb.Entry) error {
+	idx := e.GetIndex()
+	if idx <= n.applied {
+		return nil // the store had it when the node started
+	}
+	var err error
+	switch e.GetType() {
+	case pb.EntryConfChange, pb.EntryConfChangeV2:
+		err = n.applyConf(idx, e)
+	default:
+		err = n.applyRequest(idx, e.GetData())
+	}
+	if err != nil {
+		return fmt.Errorf("kvtool/cluster: apply entry %d: %w", idx, err)
+	}
+	n.applied = idx
+	return nil
+}
+
+// applyRequest applies a normal entry: nothing for an empty one (a new
+// leader's first entry), else the client request it holds.
+func (n *Node) applyRequest(idx uint64, data []byte) error {
+	if len(data) == 0 {
+		_, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil)
+		return err
+	}
+	req, err := decodeRequest(data)
+	if err != nil {
+		_, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil) // every node rejects it alike
+		return err
+	}
+	if req.dedup {
+		if v, ok := n.st.GetNewest(dedupKey(req.id)); ok {
+			return n.applyDuplicate(idx, req.id, v)
+		}
+	}
+	txn := req.txn
+	if req.dedup {
+		txn = n.withDedup(idx, req)
+	}
+	_, checkErr, err := n.st.ApplyTxnAt(context.Background(), idx, txn)
+	if err != nil {
+		return err
+	}
+	n.waiters.deliver(req.id, applyResult{entry: idx, index: idx, checkErr: checkErr})
+	return nil
+}
+
+// applyDuplicate applies a retry of a request that already applied at the
+// index held in v: a no-op, answered with the original index.
+func (n *Node) applyDuplicate(idx uint64, id string, v []byte) error {
+	if _, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil); err != nil {
+		return err
+	}
+	orig, perr := strconv.ParseUint(string(v), 10, 64)
+	if perr != nil {
+		orig = idx // a value a client wrote under the reserved prefix; the retry still applies nothing
+	}
+	n.waiters.deliver(id, applyResult{entry: idx, index: orig, dup: true})
+	return nil
+}
+
+// withDedup returns req's transaction followed by the writes that record
+// its ID in slot idx mod DedupWindow.
+func (n *Node) withDedup(idx uint64, req *request) *store.Txn {
+	slot := slotKey(idx % n.cfg.DedupWindow)
+	ops := append(make([]store.Op, 0, len(req.txn.Ops)+3), req.txn.Ops...)
+	if old, ok := n.st.GetNewest(slot); ok {
+		ops = append(ops, store.Op{Kind: store.OpDelete, Key: dedupKey(string(old))})
+	}
+	ops = append(ops,
+		store.Op{Kind: store.OpPut, Key: slot, Value: []byte(req.id)},
+		store.Op{Kind: store.OpPut, Key: dedupKey(req.id), Value: strconv.AppendUint(nil, idx, 10)})
+	return &store.Txn{Ops: ops}
+}
+
+// applyConf applies a membership change: raft's view first, then the
+// membership is saved durably with the entry's index (so a restart neither
+// loses nor repeats it), and the store logs a no-op at the index. A change
+// that does not decode is rejected alike on every node (raft is not told).
+func (n *Node) applyConf(idx uint64, e *pb.Entry) error {
+	cc, err := decodeConfChange(e)
+	if err == nil && idx > n.confIndex {
+		cs := n.raft.ApplyConfChange(cc)
+		if err := n.ls.setConf(cs, idx); err != nil {
+			return err
+		}
+		n.confIndex = idx
+	}
+	_, _, err = n.st.ApplyTxnAt(context.Background(), idx, nil)
+	return err
+}
+
+func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {
+	if e.GetType() == pb.EntryConfChange {
+		cc := &pb.ConfChange{}
+		return cc, proto.Unmarshal(e.GetData(), cc)
+	}
+	cc := &pb.ConfChangeV2{}
+	return cc, proto.Unmarshal(e.GetData(), cc)
+}

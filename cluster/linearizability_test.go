@@ -1,0 +1,327 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/kvtool/kvtool/store"
+)
+
+// The linearizability test is three pieces: a workload of clients doing
+// writes, compare-and-set transactions and linearizable reads on a few
+// keys through every member, recording each operation's call and return
+// (workload); faults injected between histories (nemesis_test.go); and
+// porcupine checking each history against a sequential register per key
+// (checker).
+
+// historiesEnv sets how many histories TestLinearizability checks.
+const historiesEnv = "KVTOOL_LINEARIZABILITY_HISTORIES"
+
+func historyCount(t *testing.T, def int) int {
+	if v := os.Getenv(historiesEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q is not a positive count", historiesEnv, v)
+		}
+		return n
+	}
+	return def
+}
+
+// Operations of the workload.
+type kvInput struct {
+	op       string // "put", "cas" or "get"
+	key      string
+	val, old string // put/cas: the new value; cas: the value it expects ("" = absent)
+}
+
+type kvOutput struct {
+	val     string // get: the value read ("" = absent)
+	ok      bool   // cas: the check held and the value was written
+	unknown bool   // a write whose outcome is unknown (timeout, crash)
+}
+
+// kvModel is one register per key: porcupine checks each key's history
+// on its own (partitioning keeps the search small).
+var kvModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range h {
+			k := op.Input.(kvInput).key
+			if _, ok := byKey[k]; !ok {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(string), input.(kvInput), output.(kvOutput)
+		switch in.op {
+		case "get":
+			return out.val == s, s
+		case "put":
+			return true, in.val
+		}
+		switch { // cas
+		case out.unknown && s == in.old, out.ok:
+			return s == in.old, in.val
+		case out.unknown:
+			return true, s
+		}
+		return s != in.old, s
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(kvInput), output.(kvOutput)
+		switch {
+		case in.op == "get":
+			return fmt.Sprintf("get(%s) -> %q", in.key, out.val)
+		case out.unknown:
+			return fmt.Sprintf("%s(%s, %q, %q) -> ?", in.op, in.key, in.old, in.val)
+		}
+		return fmt.Sprintf("%s(%s, %q, %q) -> %v", in.op, in.key, in.old, in.val, out.ok)
+	},
+}
+
+// workload runs clients against a test cluster and records histories.
+type workload struct {
+	c         *testCluster
+	start     time.Time
+	deadline  time.Duration // per operation
+	localRead bool          // planted bug: reads from the local snapshot, recorded as linearizable
+	seq       atomic.Int64
+}
+
+func (w *workload) now() int64 { return int64(time.Since(w.start)) }
+
+// history is one history being recorded.
+type history struct {
+	w   *workload
+	mu  sync.Mutex
+	ops []porcupine.Operation
+}
+
+func (h *history) record(client int, in kvInput, call int64, out kvOutput, ret int64) {
+	h.mu.Lock()
+	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+	h.mu.Unlock()
+}
+
+// run has clients clients do operations on keys, each through a random
+// member, starting new ones until budget has passed, and returns the
+// history.
+func (w *workload) run(seed uint64, clients int, budget time.Duration, keys []string) []porcupine.Operation {
+	h := &history{w: w}
+	end := time.Now().Add(budget)
+	var wg sync.WaitGroup
+	for cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(cl)))
+			for n := 0; n < 1 || time.Now().Before(end); n++ {
+				h.one(cl, rng, keys[rng.IntN(len(keys))])
+			}
+		}()
+	}
+	wg.Wait()
+	return h.ops
+}
+
+// one does one random operation on key through a random member.
+func (h *history) one(client int, rng *rand.Rand, key string) {
+	w := h.w
+	tn := w.c.node(w.c.ids[rng.IntN(len(w.c.ids))])
+	ctx, cancel := context.WithTimeout(context.Background(), w.deadline)
+	defer cancel()
+	val := fmt.Sprintf("c%d-%d", client, w.seq.Add(1))
+	switch r := rng.IntN(10); {
+	case r < 4:
+		h.read(ctx, client, tn, key)
+	case r < 7:
+		in := kvInput{op: "put", key: key, val: val}
+		h.write(ctx, client, tn, in, put(key, val))
+	default:
+		old := w.c.lastValue(key)
+		in := kvInput{op: "cas", key: key, val: val, old: old}
+		h.write(ctx, client, tn, in, casTxn(key, old, val))
+	}
+}
+
+func casTxn(key, old, val string) *store.Txn {
+	check := store.Op{Kind: store.OpCheck, Key: key, Check: store.CheckEquals, Value: []byte(old)}
+	if old == "" {
+		check = store.Op{Kind: store.OpCheck, Key: key, Check: store.CheckAbsent}
+	}
+	return &store.Txn{Ops: []store.Op{check, {Kind: store.OpPut, Key: key, Value: []byte(val)}}}
+}
+
+// write proposes a transaction with a fresh request ID. An answer the
+// member gave after it crashed, or no answer, is an unknown outcome: the
+// write may take effect at any point after its call.
+func (h *history) write(ctx context.Context, client int, tn *testNode, in kvInput, txn *store.Txn) {
+	w := h.w
+	call := w.now()
+	_, err := tn.n.Propose(ctx, Request{ID: fmt.Sprintf("%s/%s", in.key, in.val), Txn: txn})
+	ret := w.now()
+	var ce *store.CheckError
+	switch {
+	case w.c.isCrashed(tn) || (err != nil && !errors.As(err, &ce)):
+		h.record(client, in, call, kvOutput{unknown: true}, math.MaxInt64)
+	default:
+		h.record(client, in, call, kvOutput{ok: err == nil}, ret)
+	}
+}
+
+// read does a linearizable read (or, as the planted bug, a local one). A
+// failed read, or one answered by a crashed member, is left out.
+func (h *history) read(ctx context.Context, client int, tn *testNode, key string) {
+	w := h.w
+	call := w.now()
+	snap := tn.st.Snapshot()
+	var err error
+	if !w.localRead {
+		snap, err = tn.n.LinearizableSnapshot(ctx)
+	}
+	ret := w.now()
+	if err != nil || w.c.isCrashed(tn) {
+		return
+	}
+	v, _ := snap.Get(key)
+	h.record(client, kvInput{op: "get", key: key}, call, kvOutput{val: string(v)}, ret)
+}
+
+// lastValue is the key's value on some member (a likely CAS expectation).
+func (c *testCluster) lastValue(key string) string {
+	v, _ := c.node(c.ids[0]).st.Snapshot().Get(key)
+	return string(v)
+}
+
+// Each round of a run takes one nemesis step, then runs
+// historiesPerRound independent histories at once (each its own clients
+// and keys) for roundBudget.
+const (
+	historiesPerRound = 8
+	roundBudget       = 60 * time.Millisecond
+)
+
+// linearizabilityRun checks histories histories and returns how many
+// porcupine found illegal, with a description of the first.
+func linearizabilityRun(t *testing.T, seed uint64, histories int, localRead bool, stopAtFirst bool) (int, string) {
+	c := newTestCluster(t, 3, seed)
+	c.leader()
+	c.net.SetFaults(Faults{Drop: 0.02, Duplicate: 0.02, MaxDelay: 2 * time.Millisecond})
+	nem := newNemesis(c, seed)
+	w := &workload{c: c, start: time.Now(), deadline: 300 * time.Millisecond, localRead: localRead}
+	illegal, first := 0, ""
+	var ops, unknown, reads int
+	defer func() {
+		t.Logf("%d histories: %d operations (%d linearizable reads, %d writes of unknown outcome); network %+v",
+			histories, ops, reads, unknown, c.net.Stats())
+	}()
+	for round := 0; round*historiesPerRound < histories; round++ {
+		nem.step()
+		results := make([][]porcupine.Operation, min(historiesPerRound, histories-round*historiesPerRound))
+		var wg sync.WaitGroup
+		for g := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h := round*historiesPerRound + g
+				keys := []string{fmt.Sprintf("h%d/a", h), fmt.Sprintf("h%d/b", h)}
+				results[g] = w.run(seed*100003+uint64(h), 3, roundBudget, keys)
+			}()
+		}
+		wg.Wait()
+		for g, hist := range results {
+			h := round*historiesPerRound + g
+			ops += len(hist)
+			for _, op := range hist {
+				if op.Input.(kvInput).op == "get" {
+					reads++
+				} else if op.Output.(kvOutput).unknown {
+					unknown++
+				}
+			}
+			res, info := porcupine.CheckOperationsVerbose(kvModel, hist, 10*time.Second)
+			switch res {
+			case porcupine.Illegal:
+				illegal++
+				if first == "" {
+					first = describeIllegal(h, nem.log, hist, info)
+				}
+				if stopAtFirst {
+					return illegal, first
+				}
+			case porcupine.Unknown:
+				t.Logf("history %d: the checker timed out (counted as passed)", h)
+			}
+		}
+	}
+	return illegal, first
+}
+
+// describeIllegal names the history, the faults so far and its operations.
+func describeIllegal(h int, faults []string, ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "history %d is not linearizable; faults so far: %s\n", h, strings.Join(faults, ", "))
+	for _, op := range ops {
+		ret := "?"
+		if op.Return != math.MaxInt64 {
+			ret = strconv.FormatInt(op.Return/1000, 10)
+		}
+		fmt.Fprintf(&b, "  client %d [%d us, %s us] %s\n", op.ClientId, op.Call/1000, ret, kvModel.DescribeOperation(op.Input, op.Output))
+	}
+	if dir := os.Getenv("KVTOOL_LINEARIZABILITY_VIZ"); dir != "" {
+		path := fmt.Sprintf("%s/history-%d.html", dir, h)
+		if f, err := os.Create(path); err == nil {
+			porcupine.Visualize(kvModel, info, f)
+			f.Close()
+			fmt.Fprintf(&b, "  visualization: %s\n", path)
+		}
+	}
+	return b.String()
+}
+
+// TestLinearizability checks histories of writes, compare-and-set
+// transactions and linearizable reads on a 3-member cluster whose network
+// drops, delays, reorders and duplicates messages, is partitioned (the
+// leader alone, any member alone) and healed, and whose members crash
+// losing unsynced writes and restart. Set KVTOOL_LINEARIZABILITY_HISTORIES
+// for a longer campaign (for example 10000).
+func TestLinearizability(t *testing.T) {
+	n := historyCount(t, 100)
+	seed := uint64(time.Now().UnixNano())
+	if illegal, first := linearizabilityRun(t, seed, n, false, true); illegal > 0 {
+		t.Fatalf("seed %d: %s", seed, first)
+	}
+}
+
+// TestLinearizabilityCatchesLocalReads plants a bug: reads served from the
+// member's local snapshot (the default, non-linearizable read) are recorded
+// as linearizable. The checker must catch it, or it proves nothing.
+func TestLinearizabilityCatchesLocalReads(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	illegal, _ := linearizabilityRun(t, seed, 150, true, true)
+	if illegal == 0 {
+		t.Fatalf("seed %d: 150 histories with local reads passed as linearizable: the checker cannot see stale reads", seed)
+	}
+}

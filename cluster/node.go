@@ -1,0 +1,354 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// Config configures a Node.
+type Config struct {
+	ID        uint64 // this member's raft ID, nonzero
+	ClusterID uint64 // the cluster's ID, nonzero; fences out foreign peers and data
+	// Peers are the founding voters (including ID). They are used only to
+	// bootstrap a data directory that has no raft state yet; afterwards the
+	// membership comes from the raft state and log.
+	Peers []uint64
+
+	FS  vfs.FS // default vfs.Default
+	Dir string // the node's data directory; raft's log and state go in Dir/raft
+	// Store is the node's store on Dir, opened with store.Options.Replica:
+	// only this node applies to it. The node does not close it.
+	Store     *store.Store
+	Transport Transport // the node calls Handle on it, and closes it
+
+	TickInterval   time.Duration // raft's clock; default 100ms
+	ElectionTicks  int           // election timeout in ticks; default 10
+	HeartbeatTicks int           // heartbeat interval in ticks; default 1
+	LogSegmentSize int64         // raft log segment size; default DefaultLogSegmentSize
+	LogCacheBytes  int           // raft log tail kept in memory; default DefaultCacheBytes
+	// DedupWindow is how many log entries a client request ID is
+	// remembered for (at least); default DefaultDedupWindow. Every node of
+	// a cluster must use the same value.
+	DedupWindow uint64
+	// ProposalRetry is how long a request with a client ID waits before it
+	// is proposed again (the first proposal may have been lost with a
+	// leader); default twice the election timeout.
+	ProposalRetry time.Duration
+	// ReadRetry is how long one ReadIndex attempt waits for its answer
+	// before a new attempt with a new context; default the election timeout.
+	ReadRetry time.Duration
+}
+
+// DefaultDedupWindow is Config.DedupWindow's default.
+const DefaultDedupWindow = 1 << 16
+
+func (c *Config) setDefaults() {
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.ElectionTicks <= 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks <= 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.LogSegmentSize <= 0 {
+		c.LogSegmentSize = DefaultLogSegmentSize
+	}
+	if c.LogCacheBytes <= 0 {
+		c.LogCacheBytes = DefaultCacheBytes
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
+	election := c.TickInterval * time.Duration(c.ElectionTicks)
+	if c.ProposalRetry <= 0 {
+		c.ProposalRetry = 2 * election
+	}
+	if c.ReadRetry <= 0 {
+		c.ReadRetry = election
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.ID == 0 || c.ClusterID == 0:
+		return errors.New("kvtool/cluster: the node ID and the cluster ID must be nonzero")
+	case c.Store == nil || c.Transport == nil:
+		return errors.New("kvtool/cluster: a node needs a store (opened as a replica) and a transport")
+	case c.ElectionTicks <= c.HeartbeatTicks:
+		return fmt.Errorf("kvtool/cluster: election timeout (%d ticks) must exceed the heartbeat (%d ticks)", c.ElectionTicks, c.HeartbeatTicks)
+	}
+	return nil
+}
+
+// Node is one running member of a cluster: raft over the node's raft log,
+// applying committed entries to its store. All its methods are safe for
+// concurrent use.
+type Node struct {
+	cfg  Config
+	st   *store.Store
+	ls   *logStore
+	raft raft.Node
+	tr   Transport
+
+	waiters waitTable // proposals waiting for their entry to apply
+	reads   readTable // ReadIndex attempts waiting for their read state
+
+	// Owned by the Ready loop.
+	applied   uint64 // last entry handed to the store
+	confIndex uint64 // entry the saved membership reflects
+	leading   bool   // raft's role in the last Ready was leader
+
+	leaderMu sync.Mutex
+	leader   uint64
+	term     uint64
+	leaderCh chan struct{} // closed and replaced when the leader changes
+
+	stats nodeStats
+
+	stop     chan struct{}
+	stopped  chan struct{} // closed when the Ready loop returns
+	failOnce sync.Once
+	failErr  atomic.Pointer[error]
+	closing  sync.Once
+	closeErr error
+}
+
+// Start opens the node's raft state and log in cfg.Dir/raft (bootstrapping
+// them from cfg.Peers the first time), and starts raft and its Ready loop.
+// The store's applied index tells raft where applying resumes.
+func Start(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cfg.Dir, RaftDir)
+	st, err := openState(&cfg, dir)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := openLogStore(cfg.FS, dir, cfg.LogSegmentSize, cfg.LogCacheBytes)
+	if err != nil {
+		return nil, err
+	}
+	applied := cfg.Store.Snapshot().Index()
+	if err := ls.raiseCommit(applied); err != nil {
+		ls.close()
+		return nil, err
+	}
+	n := &Node{
+		cfg: cfg, st: cfg.Store, ls: ls, tr: cfg.Transport, applied: applied, confIndex: st.ConfIndex,
+		waiters: waitTable{m: map[string][]chan applyResult{}}, reads: readTable{m: map[string]chan uint64{}},
+		leaderCh: make(chan struct{}), stop: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	n.raft = raft.RestartNode(n.raftConfig(applied))
+	n.tr.Handle(n)
+	go n.run()
+	return n, nil
+}
+
+// raftConfig is raft's configuration: CheckQuorum (a leader that cannot
+// reach a quorum steps down) and PreVote (a member coming back from a
+// partition does not disrupt the cluster) are on.
+func (n *Node) raftConfig(applied uint64) *raft.Config {
+	return &raft.Config{
+		ID: n.cfg.ID, ElectionTick: n.cfg.ElectionTicks, HeartbeatTick: n.cfg.HeartbeatTicks,
+		Storage: n.ls, Applied: applied,
+		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 64 << 20,
+		CheckQuorum: true, PreVote: true, ReadOnlyOption: raft.ReadOnlySafe,
+		Logger: quietLogger{},
+	}
+}
+
+// openState loads the raft state of dir, or bootstraps it from cfg.Peers
+// when the directory has none, and checks it belongs to this node.
+func openState(cfg *Config, dir string) (*raftState, error) {
+	if err := ensureDir(cfg.FS, dir); err != nil {
+		return nil, err
+	}
+	st, err := loadState(cfg.FS, dir)
+	if errors.Is(err, errNoState) {
+		return bootstrap(cfg, dir)
+	} else if err != nil {
+		return nil, err
+	}
+	if st.ClusterID != cfg.ClusterID || st.NodeID != cfg.ID {
+		return nil, fmt.Errorf("%w: %s is node %x of cluster %x, not node %x of cluster %x",
+			ErrClusterMismatch, filepath.Join(dir, StateName), st.NodeID, st.ClusterID, cfg.ID, cfg.ClusterID)
+	}
+	return st, nil
+}
+
+// bootstrap writes the first raft state of a founding member: no entries,
+// the founding voters as the membership (raft's recommended bootstrap, so
+// every founder starts from the same state and no entry carries it).
+func bootstrap(cfg *Config, dir string) (*raftState, error) {
+	if !slices.Contains(cfg.Peers, cfg.ID) {
+		return nil, fmt.Errorf("kvtool/cluster: %s has no raft state, and the founding members %v do not include this node (%x)", dir, cfg.Peers, cfg.ID)
+	}
+	if idx := cfg.Store.Snapshot().Index(); idx > 0 {
+		return nil, fmt.Errorf("kvtool/cluster: %s has no raft state but the store already holds entries up to %d: refusing to found a cluster on it (start from an empty data directory)", dir, idx)
+	}
+	if names, _ := cfg.FS.List(dir); slices.ContainsFunc(names, func(n string) bool { _, ok := format.ParseSegmentName(n); return ok }) {
+		return nil, fmt.Errorf("kvtool/cluster: %s has raft log segments but no %s: refusing to guess the raft state", dir, StateName)
+	}
+	voters := slices.Clone(cfg.Peers)
+	slices.Sort(voters)
+	voters = slices.Compact(voters)
+	st := &raftState{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Conf: &pb.ConfState{Voters: voters}, SnapConf: &pb.ConfState{Voters: voters}}
+	if err := saveState(cfg.FS, dir, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// ensureDir creates dir and makes its entry durable.
+func ensureDir(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("kvtool/cluster: create %s: %w", dir, err)
+	}
+	if err := fs.SyncDir(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("kvtool/cluster: fsync %s: %w", filepath.Dir(dir), err)
+	}
+	return nil
+}
+
+// Receive implements Handler: it steps a message from a peer into raft.
+func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
+	if m.GetTo() != n.cfg.ID {
+		return fmt.Errorf("kvtool/cluster: node %x got a message for %x", n.cfg.ID, m.GetTo())
+	}
+	n.stats.received.Add(1)
+	return n.raft.Step(ctx, m)
+}
+
+// Unreachable implements Handler.
+func (n *Node) Unreachable(id uint64) { n.raft.ReportUnreachable(id) }
+
+// ID is the node's raft ID.
+func (n *Node) ID() uint64 { return n.cfg.ID }
+
+// Store is the node's store: local reads take its Snapshot.
+func (n *Node) Store() *store.Store { return n.st }
+
+// Leader returns the leader this node knows of (0 if none) and the term.
+func (n *Node) Leader() (leader, term uint64) {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	return n.leader, n.term
+}
+
+// leaderChanged returns a channel closed at the next change of leader.
+func (n *Node) leaderChanged() <-chan struct{} {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	return n.leaderCh
+}
+
+// observeLeader records a new soft state from raft.
+func (n *Node) observeLeader(ss *raft.SoftState, term uint64) {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	if ss.Lead != n.leader {
+		n.stats.leaderChanges.Add(1)
+		n.leader = ss.Lead
+		close(n.leaderCh)
+		n.leaderCh = make(chan struct{})
+	}
+	if term > 0 {
+		n.term = term
+	}
+}
+
+// TransferLeadership asks the leader to hand leadership to member to. It
+// returns at once; watch Leader for the outcome.
+func (n *Node) TransferLeadership(ctx context.Context, to uint64) {
+	lead, _ := n.Leader()
+	n.raft.TransferLeadership(ctx, lead, to)
+}
+
+// Campaign makes this node start an election now (tests, and an operator
+// who knows the leader is gone).
+func (n *Node) Campaign(ctx context.Context) error { return n.raft.Campaign(ctx) }
+
+// Err returns nil while the node runs, the failure that stopped it
+// (wrapping ErrFailed), or ErrStopped after Close.
+func (n *Node) Err() error {
+	if p := n.failErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail stops the node after an error it cannot continue from (fail stop).
+func (n *Node) fail(err error) {
+	n.failOnce.Do(func() {
+		e := fmt.Errorf("%w: %w", ErrFailed, err)
+		n.failErr.Store(&e)
+	})
+}
+
+// done is closed once the node no longer applies anything.
+func (n *Node) done() <-chan struct{} { return n.stopped }
+
+// Close stops raft, the Ready loop and the transport, and closes the raft
+// log; waiting calls return ErrStopped. The store stays open (its owner
+// closes it). Calling Close again returns the same result.
+func (n *Node) Close() error {
+	n.closing.Do(func() {
+		close(n.stop)
+		<-n.stopped
+		n.raft.Stop()
+		err := n.tr.Close()
+		if lerr := n.ls.close(); err == nil {
+			err = lerr
+		}
+		n.closeErr = err
+	})
+	return n.closeErr
+}
+
+// quietLogger keeps raft from printing: a library never prints. raft's
+// Panic and Fatal (broken invariants) still panic.
+type quietLogger struct{}
+
+func (quietLogger) Debug(...any)            {}
+func (quietLogger) Debugf(string, ...any)   {}
+func (quietLogger) Error(...any)            {}
+func (quietLogger) Errorf(string, ...any)   {}
+func (quietLogger) Info(...any)             {}
+func (quietLogger) Infof(string, ...any)    {}
+func (quietLogger) Warning(...any)          {}
+func (quietLogger) Warningf(string, ...any) {}
+func (quietLogger) Fatal(v ...any)          { panic(fmt.Sprint(v...)) }
+func (quietLogger) Fatalf(f string, v ...any) {
+	panic(fmt.Sprintf(f, v...))
+}
+func (quietLogger) Panic(v ...any)            { panic(fmt.Sprint(v...)) }
+func (quietLogger) Panicf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
+
+// nodeStats are the node's counters (for status and metrics).
+type nodeStats struct {
+	proposals, proposalRetries, readIndexes, readRetries atomic.Int64
+	leaderChanges, snapshotsNeeded, received             atomic.Int64
+}

@@ -1,0 +1,176 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+
+	"github.com/kvtool/kvtool/store"
+)
+
+// Request is one write: a transaction, proposed as one raft entry.
+type Request struct {
+	// ID is the client's request ID (HTTP X-Kvtool-Request-Id), at most
+	// MaxRequestID bytes: a request retried with the same ID applies at
+	// most once. Empty: the node makes one up. Either way the node
+	// re-proposes the request while it waits, in case a proposal was lost
+	// with a leader, and the ID keeps the copies from applying twice.
+	ID  string
+	Txn *store.Txn
+}
+
+// Result says where a request applied.
+type Result struct {
+	Index     uint64 // the log index that applied it
+	Duplicate bool   // its ID had already applied, at Index; this retry changed nothing
+}
+
+// Propose replicates req and returns once a quorum has durably logged its
+// entry and this node has applied and published it, so a read on this
+// node right after sees it (followers forward the proposal to the leader
+// through raft). The transaction's checks are decided at apply time
+// against committed state, alike on every node: a failed check returns a
+// *store.CheckError and changed nothing anywhere. If ctx ends first the
+// error wraps ErrNoQuorum (the write may still apply; retry with the same
+// ID).
+func (n *Node) Propose(ctx context.Context, req Request) (Result, error) {
+	if err := req.Txn.Validate(); err != nil {
+		return Result{}, err
+	}
+	if len(req.ID) > MaxRequestID {
+		return Result{}, fmt.Errorf("kvtool/cluster: request ID of %d bytes, the limit is %d", len(req.ID), MaxRequestID)
+	}
+	r := &request{id: req.ID, dedup: true, txn: req.Txn}
+	if r.id == "" {
+		r.id = newRequestID()
+	}
+	ch := n.waiters.add(r.id)
+	defer n.waiters.remove(r.id, ch)
+	n.stats.proposals.Add(1)
+	res, err := n.awaitApply(ctx, r, encodeRequest(r), ch)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := n.st.WaitApplied(ctx, res.entry); err != nil {
+		if ctx.Err() != nil {
+			return Result{}, n.deadlineErr(ctx, "write")
+		}
+		return Result{}, err
+	}
+	return Result{Index: res.index, Duplicate: res.dup}, res.checkErr
+}
+
+// awaitApply proposes data and waits for this node to apply it, proposing
+// again (same ID) every ProposalRetry and whenever the leader changes if
+// the request is deduplicated, and again soon if raft dropped it (no
+// leader known: the proposal reached no log).
+func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan applyResult) (applyResult, error) {
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	var leaderCh <-chan struct{}
+	proposed := false
+	for {
+		select {
+		case res := <-ch:
+			return res, nil
+		case <-ctx.Done():
+			return applyResult{}, n.deadlineErr(ctx, "write")
+		case <-n.done():
+			return applyResult{}, n.stoppedErr()
+		case <-retry.C:
+		case <-leaderCh:
+		}
+		if proposed && !r.dedup {
+			leaderCh = nil // without an ID a second proposal could apply twice
+			continue
+		}
+		leaderCh = n.leaderChanged()
+		err := n.raft.Propose(ctx, data)
+		switch {
+		case err == nil:
+			if proposed {
+				n.stats.proposalRetries.Add(1)
+			}
+			proposed = true
+			retry.Reset(n.cfg.ProposalRetry)
+		case errors.Is(err, raft.ErrProposalDropped):
+			retry.Reset(n.cfg.TickInterval) // dropped before any log took it: safe to try again
+		case ctx.Err() != nil:
+			return applyResult{}, n.deadlineErr(ctx, "write")
+		default:
+			return applyResult{}, n.stoppedErr()
+		}
+	}
+}
+
+func (n *Node) deadlineErr(ctx context.Context, what string) error {
+	lead, term := n.Leader()
+	if lead == 0 {
+		return fmt.Errorf("%w: %s on node %x: no leader known in term %d: %w", ErrNoQuorum, what, n.cfg.ID, term, ctx.Err())
+	}
+	return fmt.Errorf("%w: %s on node %x: leader %x (term %d) did not commit it in time: %w", ErrNoQuorum, what, n.cfg.ID, lead, term, ctx.Err())
+}
+
+func (n *Node) stoppedErr() error {
+	if err := n.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrStopped, err)
+	}
+	return fmt.Errorf("%w: node %x is closed", ErrStopped, n.cfg.ID)
+}
+
+// newRequestID returns a random ID for a request that has none.
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// waitTable holds the proposals waiting on this node, by request ID. A
+// request retried while its first call still waits has two waiters; both
+// get the result.
+type waitTable struct {
+	mu sync.Mutex
+	m  map[string][]chan applyResult
+}
+
+func (w *waitTable) add(id string) chan applyResult {
+	ch := make(chan applyResult, 1)
+	w.mu.Lock()
+	w.m[id] = append(w.m[id], ch)
+	w.mu.Unlock()
+	return ch
+}
+
+func (w *waitTable) remove(id string, ch chan applyResult) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	chans := w.m[id]
+	for i, c := range chans {
+		if c == ch {
+			chans = append(chans[:i:i], chans[i+1:]...)
+			break
+		}
+	}
+	if len(chans) == 0 {
+		delete(w.m, id)
+	} else {
+		w.m[id] = chans
+	}
+}
+
+// deliver hands res to every waiter of id (each at most once).
+func (w *waitTable) deliver(id string, res applyResult) {
+	w.mu.Lock()
+	chans := w.m[id]
+	delete(w.m, id)
+	w.mu.Unlock()
+	for _, ch := range chans {
+		ch <- res
+	}
+}

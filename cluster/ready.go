@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// run is the node's one raft goroutine: it ticks raft's clock and handles
+// each Ready, until Close or a failure.
+func (n *Node) run() {
+	defer close(n.stopped)
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			n.raft.Tick()
+		case rd := <-n.raft.Ready():
+			if err := n.handleReady(rd); err != nil {
+				n.fail(err)
+				return
+			}
+		case <-n.stop:
+			return
+		}
+	}
+}
+
+// handleReady is raft's contract, in its order: entries and hard state are
+// durable before any message that depends on them leaves; committed
+// entries are applied in log order; then raft may go on. A leader's
+// messages depend on nothing in this Ready's writes (its own acceptance of
+// its entries is counted only at Advance), so a leader sends first and
+// writes its log while the followers write theirs (raft thesis 10.2.1).
+// Nothing here waits on anything but the raft log's fsync: the store's own
+// fsync and publication happen behind it, and whoever needs them waits.
+func (n *Node) handleReady(rd raft.Ready) error {
+	leader := n.observe(rd)
+	if leader {
+		n.send(rd.Messages)
+	}
+	if err := n.persist(rd); err != nil {
+		return err
+	}
+	if !leader {
+		n.send(rd.Messages)
+	}
+	if err := n.apply(rd); err != nil {
+		return err
+	}
+	n.raft.Advance()
+	return nil
+}
+
+// observe records a change of leader or role and reports whether this
+// node leads in this Ready.
+func (n *Node) observe(rd raft.Ready) bool {
+	if rd.SoftState != nil {
+		n.observeLeader(rd.SoftState, rd.HardState.GetTerm())
+		n.leading = rd.SoftState.RaftState == raft.StateLeader
+	}
+	return n.leading
+}
+
+// persist appends rd.Entries to the raft log (cutting a replaced suffix
+// first) and waits for their fsync (raft's MustSync is true whenever there
+// are entries), then saves rd.HardState: a new term or vote durably, with
+// a commit index that never runs ahead of the durable log.
+func (n *Node) persist(rd raft.Ready) error {
+	p, err := n.ls.append(rd.Entries)
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		if err := p.Wait(); err != nil {
+			return fmt.Errorf("kvtool/cluster: fsync raft log: %w", err)
+		}
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if err := n.ls.setHardState(rd.HardState); err != nil {
+			return err
+		}
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		return fmt.Errorf("%w: raft handed this node snapshot %d (term %d) to install",
+			ErrSnapshotNeeded, rd.Snapshot.GetMetadata().GetIndex(), rd.Snapshot.GetMetadata().GetTerm())
+	}
+	return nil
+}
+
+// send hands messages to the transport, which never blocks. A snapshot
+// message carries only metadata; the bytes would travel through transfer/,
+// which is not wired yet, so the send is reported failed at once and raft
+// keeps the member in probing (it retries later).
+func (n *Node) send(msgs []*pb.Message) {
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		if m.GetType() == pb.MsgSnap {
+			n.stats.snapshotsNeeded.Add(1)
+			n.raft.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+			continue
+		}
+		out = append(out, m)
+	}
+	if len(out) > 0 {
+		n.tr.Send(out)
+	}
+}
+
+// apply applies the committed entries to the store in log order (without
+// waiting for the store's fsync) and answers the read states raft
+// confirmed.
+func (n *Node) apply(rd raft.Ready) error {
+	for _, e := range rd.CommittedEntries {
+		if err := n.applyEntry(e); err != nil {
+			return err
+		}
+	}
+	for _, rs := range rd.ReadStates {
+		n.reads.deliver(string(rs.RequestCtx), rs.Index)
+	}
+	return nil
+}

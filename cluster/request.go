@@ -1,0 +1,209 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/store"
+)
+
+// A client request travels in a raft entry (a FrameWALRaft record) as the
+// operations to evaluate at apply time, so every node decides its checks
+// against the same committed state. Little-endian; part of the format:
+//
+//	+--------------+----------+-----------+--------+-----------------+-----------------+
+//	| version u8=1 | flags u8 | idLen u8  | id     | count uvarint   | count x op      |
+//	+--------------+----------+-----------+--------+-----------------+-----------------+
+//	  flags bit 0: the ID is the client's (deduplicate: apply at most once)
+//	  op: kind u8 | keyLen uvarint | key | then by kind:
+//	      put: valLen uvarint | value     add: delta zigzag varint
+//	      del: nothing                    check: check u8 | equals: valLen | value
+//	                                                     | min: zigzag varint
+//
+// Integrity comes from the WAL record's checksum and the peer transport's
+// authentication; decoding still bounds every length, so a malformed entry
+// is an error, never a panic or a huge allocation.
+const requestVersion = 1
+
+const flagDedup = 1
+
+// MaxRequestID bounds a request ID, in bytes.
+const MaxRequestID = 64
+
+// errBadRequest is wrapped by decodeRequest.
+var errBadRequest = errors.New("kvtool/cluster: malformed request entry")
+
+// request is a decoded request entry.
+type request struct {
+	id    string
+	dedup bool // id is the client's: apply at most once
+	txn   *store.Txn
+}
+
+// encodeRequest encodes r; r.txn must be valid (store.Txn.Validate) and
+// r.id at most MaxRequestID bytes.
+func encodeRequest(r *request) []byte {
+	flags := byte(0)
+	if r.dedup {
+		flags |= flagDedup
+	}
+	b := []byte{requestVersion, flags, byte(len(r.id))}
+	b = append(b, r.id...)
+	b = binary.AppendUvarint(b, uint64(len(r.txn.Ops)))
+	for _, op := range r.txn.Ops {
+		b = appendOp(b, op)
+	}
+	return b
+}
+
+func appendOp(b []byte, op store.Op) []byte {
+	b = append(b, byte(op.Kind))
+	b = appendBytes(b, []byte(op.Key))
+	switch op.Kind {
+	case store.OpPut:
+		b = appendBytes(b, op.Value)
+	case store.OpAdd:
+		b = binary.AppendVarint(b, op.Delta)
+	case store.OpCheck:
+		b = append(b, byte(op.Check))
+		switch op.Check {
+		case store.CheckEquals:
+			b = appendBytes(b, op.Value)
+		case store.CheckMin:
+			b = binary.AppendVarint(b, op.Min)
+		}
+	}
+	return b
+}
+
+func appendBytes(b, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+// decodeRequest decodes a request entry. The result does not alias b.
+func decodeRequest(b []byte) (*request, error) {
+	d := &reqDecoder{b: b}
+	r := &request{}
+	head := d.take(3)
+	if head == nil {
+		return nil, d.fail("entry of %d bytes is too short", len(b))
+	}
+	if head[0] != requestVersion || head[1]&^flagDedup != 0 || head[2] > MaxRequestID {
+		return nil, d.fail("version %d, flags %#x, id length %d", head[0], head[1], head[2])
+	}
+	r.dedup = head[1]&flagDedup != 0
+	r.id = string(d.take(int(head[2])))
+	n := d.uvarint()
+	if n > format.MaxTxnOps {
+		return nil, d.fail("%d operations, the limit is %d", n, format.MaxTxnOps)
+	}
+	r.txn = &store.Txn{Ops: make([]store.Op, 0, min(n, 1024))}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		r.txn.Ops = append(r.txn.Ops, d.op())
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.fail("%d bytes after the last operation", len(d.b))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return r, nil
+}
+
+// reqDecoder reads a request; the first error is sticky.
+type reqDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *reqDecoder) fail(f string, args ...any) error {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(f, args...))
+	}
+	return d.err
+}
+
+func (d *reqDecoder) take(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(d.b) {
+		d.fail("ends early (want %d more bytes, %d left)", n, len(d.b))
+		return nil
+	}
+	p := d.b[:n:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *reqDecoder) byte1() byte {
+	if p := d.take(1); p != nil {
+		return p[0]
+	}
+	return 0
+}
+
+func (d *reqDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad length")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *reqDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad integer")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes reads a length-prefixed byte string of at most limit bytes, copied.
+func (d *reqDecoder) bytes(limit int) []byte {
+	n := d.uvarint()
+	if n > uint64(limit) {
+		d.fail("length %d exceeds the limit %d", n, limit)
+		return nil
+	}
+	return append([]byte{}, d.take(int(n))...)
+}
+
+func (d *reqDecoder) op() store.Op {
+	op := store.Op{Kind: store.OpKind(d.byte1())}
+	op.Key = string(d.bytes(format.MaxKeySize))
+	switch op.Kind {
+	case store.OpPut:
+		op.Value = d.bytes(format.MaxValueSize)
+	case store.OpDelete:
+	case store.OpAdd:
+		op.Delta = d.varint()
+	case store.OpCheck:
+		op.Check = store.CheckKind(d.byte1())
+		switch op.Check {
+		case store.CheckEquals:
+			op.Value = d.bytes(format.MaxValueSize)
+		case store.CheckMin:
+			op.Min = d.varint()
+		case store.CheckExists, store.CheckAbsent:
+		default:
+			d.fail("unknown check kind %d", op.Check)
+		}
+	default:
+		d.fail("unknown operation kind %d", op.Kind)
+	}
+	return op
+}

@@ -1,0 +1,429 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kvtool/kvtool/format"
+)
+
+// TCPConfig configures a TCPTransport.
+type TCPConfig struct {
+	ID        uint64
+	ClusterID uint64
+	// Listener is this member's one peer listener (--peer-listen); the
+	// transport accepts on it and closes it.
+	Listener net.Listener
+	Peers    map[uint64]string // every other member's peer address, by ID
+	Secret   []byte            // the shared secret, at least MinSecretSize bytes; never sent
+
+	QueueMessages    int           // bound of each peer's queue in messages; default 4096
+	QueueBytes       int64         // bound of each peer's queue in bytes; default 64 MiB
+	MaxFrame         int           // largest frame accepted; default format.MaxFrameSize
+	HandshakeTimeout time.Duration // default 5s
+	WriteTimeout     time.Duration // a peer that takes longer to accept a batch is dropped; default 5s
+	RedialMax        time.Duration // longest wait between dials to a down peer; default 2s
+}
+
+func (c *TCPConfig) setDefaults() {
+	if c.QueueMessages <= 0 {
+		c.QueueMessages = 4096
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 64 << 20
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = format.MaxFrameSize
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.RedialMax <= 0 {
+		c.RedialMax = 2 * time.Second
+	}
+}
+
+// TCPTransport is the peer transport over TCP: one listener per member,
+// one outgoing connection per peer carrying raft messages, authenticated
+// with the shared secret and fenced by cluster ID (see tcpwire.go). Each
+// peer has a bounded queue drained by its own goroutine, so a dead or slow
+// peer costs the sender dropped messages, never a blocked Send.
+type TCPTransport struct {
+	cfg     TCPConfig
+	handler atomic.Pointer[Handler]
+	peers   map[uint64]*peerSender
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // accepted connections, closed by Close
+
+	rejected atomic.Int64 // handshakes and frames refused
+	lastRej  atomic.Pointer[string]
+}
+
+// NewTCPTransport starts accepting on cfg.Listener and dialing peers.
+func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
+	cfg.setDefaults()
+	switch {
+	case cfg.ID == 0 || cfg.ClusterID == 0:
+		return nil, errors.New("kvtool/cluster: a TCP transport needs nonzero member and cluster IDs")
+	case cfg.Listener == nil:
+		return nil, errors.New("kvtool/cluster: a TCP transport needs a listener")
+	case len(cfg.Secret) < MinSecretSize:
+		return nil, fmt.Errorf("kvtool/cluster: the shared secret has %d bytes, at least %d are needed (KVTOOL_SECRET or --secret-file)", len(cfg.Secret), MinSecretSize)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &TCPTransport{cfg: cfg, peers: map[uint64]*peerSender{}, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	for id, addr := range cfg.Peers {
+		if id == cfg.ID || id == 0 {
+			continue
+		}
+		p := &peerSender{t: t, id: id, addr: addr, q: make(chan *pb.Message, cfg.QueueMessages), unreachable: make(chan struct{}, 1)}
+		t.peers[id] = p
+		t.wg.Add(2)
+		go p.run()
+		go p.report()
+	}
+	t.wg.Add(1)
+	go t.accept()
+	return t, nil
+}
+
+// Handle implements Transport.
+func (t *TCPTransport) Handle(h Handler) { t.handler.Store(&h) }
+
+// Send implements Transport: each message goes to its peer's queue, or is
+// dropped (and the peer reported unreachable) if that queue is full.
+func (t *TCPTransport) Send(msgs []*pb.Message) {
+	for _, m := range msgs {
+		if p := t.peers[m.GetTo()]; p != nil {
+			p.enqueue(m)
+		}
+	}
+}
+
+// Close stops accepting and dialing, closes every connection and waits for
+// the transport's goroutines.
+func (t *TCPTransport) Close() error {
+	t.cancel()
+	err := t.cfg.Listener.Close()
+	t.mu.Lock()
+	for c := range t.conns {
+		c.Close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Addr is the listener's address.
+func (t *TCPTransport) Addr() net.Addr { return t.cfg.Listener.Addr() }
+
+// PeerStatus describes the link to one peer.
+type PeerStatus struct {
+	Addr      string
+	Connected bool
+	Queued    int
+	Sent      int64
+	Dropped   int64  // messages dropped because the queue was full or the link failed
+	LastError string // the last dial, handshake or write error ("" if none since connecting)
+}
+
+// Peers returns the status of every peer link, and the count of incoming
+// connections or frames refused with the last reason.
+func (t *TCPTransport) Peers() (map[uint64]PeerStatus, int64, string) {
+	out := map[uint64]PeerStatus{}
+	for id, p := range t.peers {
+		out[id] = p.status()
+	}
+	last := ""
+	if s := t.lastRej.Load(); s != nil {
+		last = *s
+	}
+	return out, t.rejected.Load(), last
+}
+
+func (t *TCPTransport) reject(err error) {
+	t.rejected.Add(1)
+	s := err.Error()
+	t.lastRej.Store(&s)
+}
+
+// accept serves incoming connections until Close.
+func (t *TCPTransport) accept() {
+	defer t.wg.Done()
+	for {
+		conn, err := t.cfg.Listener.Accept()
+		if err != nil {
+			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // a transient accept error (out of descriptors)
+			continue
+		}
+		if !t.track(conn) {
+			conn.Close()
+			return
+		}
+		t.wg.Add(1)
+		go t.serve(conn)
+	}
+}
+
+// track registers an accepted connection for Close; false once closing.
+func (t *TCPTransport) track(c net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx.Err() != nil {
+		return false
+	}
+	t.conns[c] = struct{}{}
+	return true
+}
+
+func (t *TCPTransport) untrack(c net.Conn) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+	c.Close()
+}
+
+// serve authenticates one incoming connection and delivers its messages.
+func (t *TCPTransport) serve(conn net.Conn) {
+	defer t.wg.Done()
+	defer t.untrack(conn)
+	from, key, err := acceptHandshake(conn, t.cfg.Secret, t.checkHello, time.Now().Add(t.cfg.HandshakeTimeout))
+	if err != nil {
+		t.reject(fmt.Errorf("from %s: %w", conn.RemoteAddr(), err))
+		return
+	}
+	fr := &frameReader{r: bufio.NewReaderSize(conn, 64<<10), mac: newMacer(key), maxLen: t.cfg.MaxFrame}
+	for {
+		b, err := fr.next()
+		if err != nil {
+			if errors.Is(err, ErrFrame) {
+				t.reject(fmt.Errorf("member %x at %s: %w", from, conn.RemoteAddr(), err))
+			}
+			return
+		}
+		if err := t.deliver(from, b); err != nil {
+			t.reject(fmt.Errorf("member %x at %s: %w", from, conn.RemoteAddr(), err))
+			return
+		}
+	}
+}
+
+// checkHello accepts a dialer of this cluster, known as a peer, that means
+// this member.
+func (t *TCPTransport) checkHello(h hello) error {
+	switch {
+	case h.clusterID != t.cfg.ClusterID:
+		return fmt.Errorf("%w: %w: member %x is in cluster %x, this is cluster %x", ErrHandshake, ErrClusterMismatch, h.from, h.clusterID, t.cfg.ClusterID)
+	case h.to != t.cfg.ID:
+		return fmt.Errorf("%w: member %x dialed member %x, this is member %x (check --cluster addresses)", ErrHandshake, h.from, h.to, t.cfg.ID)
+	case t.peers[h.from] == nil:
+		return fmt.Errorf("%w: member %x is not a peer of member %x", ErrHandshake, h.from, t.cfg.ID)
+	}
+	return nil
+}
+
+// deliver decodes one authenticated frame and steps it into the handler.
+func (t *TCPTransport) deliver(from uint64, b []byte) error {
+	m := &pb.Message{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("%w: not a raft message: %v", ErrFrame, err)
+	}
+	if m.GetFrom() != from || m.GetTo() != t.cfg.ID {
+		return fmt.Errorf("%w: message from %x to %x on the link from %x to %x", ErrFrame, m.GetFrom(), m.GetTo(), from, t.cfg.ID)
+	}
+	if h := t.handler.Load(); h != nil {
+		(*h).Receive(t.ctx, m)
+	}
+	return nil
+}
+
+// peerSender owns the link to one peer: its queue, and the goroutine that
+// dials, authenticates and writes.
+type peerSender struct {
+	t           *TCPTransport
+	id          uint64
+	addr        string
+	q           chan *pb.Message
+	queued      atomic.Int64 // bytes in q
+	sent        atomic.Int64
+	dropped     atomic.Int64
+	unreachable chan struct{} // capacity 1: report the peer unreachable
+
+	mu        sync.Mutex
+	connected bool
+	lastErr   string
+}
+
+func (p *peerSender) enqueue(m *pb.Message) {
+	size := int64(proto.Size(m))
+	if p.queued.Add(size) > p.t.cfg.QueueBytes {
+		p.queued.Add(-size)
+		p.drop()
+		return
+	}
+	select {
+	case p.q <- m:
+	default:
+		p.queued.Add(-size)
+		p.drop()
+	}
+}
+
+func (p *peerSender) drop() {
+	p.dropped.Add(1)
+	p.signalUnreachable()
+}
+
+func (p *peerSender) signalUnreachable() {
+	select {
+	case p.unreachable <- struct{}{}:
+	default:
+	}
+}
+
+// report tells the handler about unreachability, off the Send path.
+func (p *peerSender) report() {
+	defer p.t.wg.Done()
+	for {
+		select {
+		case <-p.unreachable:
+			if h := p.t.handler.Load(); h != nil {
+				(*h).Unreachable(p.id)
+			}
+		case <-p.t.ctx.Done():
+			return
+		}
+	}
+}
+
+// run dials the peer and streams its queue to it, redialing with backoff
+// after any failure, until the transport closes.
+func (p *peerSender) run() {
+	defer p.t.wg.Done()
+	backoff := 10 * time.Millisecond
+	for p.t.ctx.Err() == nil {
+		conn, key, err := p.dial()
+		if err == nil {
+			backoff = 10 * time.Millisecond
+			err = p.stream(conn, key)
+			conn.Close()
+		}
+		p.setState(false, err)
+		if p.t.ctx.Err() != nil {
+			return
+		}
+		p.signalUnreachable()
+		select {
+		case <-time.After(backoff):
+		case <-p.t.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, p.t.cfg.RedialMax)
+	}
+}
+
+func (p *peerSender) dial() (net.Conn, []byte, error) {
+	d := net.Dialer{Timeout: p.t.cfg.HandshakeTimeout}
+	conn, err := d.DialContext(p.t.ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial member %x at %s: %w", p.id, p.addr, err)
+	}
+	h := hello{clusterID: p.t.cfg.ClusterID, from: p.t.cfg.ID, to: p.id}
+	key, err := dialHandshake(conn, p.t.cfg.Secret, h, time.Now().Add(p.t.cfg.HandshakeTimeout))
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("member %x at %s: %w", p.id, p.addr, err)
+	}
+	p.setState(true, nil)
+	return conn, key, nil
+}
+
+// stream writes queued messages to conn, a batch per flush, until an error
+// or Close. A message taken from the queue and lost with the connection is
+// simply lost: raft retransmits.
+func (p *peerSender) stream(conn net.Conn, key []byte) error {
+	fw := &frameWriter{w: bufio.NewWriterSize(conn, 64<<10), mac: newMacer(key)}
+	closed := make(chan struct{})
+	defer close(closed)
+	go func() { // unblock a write stuck on a dead peer at Close
+		select {
+		case <-p.t.ctx.Done():
+			conn.Close()
+		case <-closed:
+		}
+	}()
+	var buf []byte
+	for {
+		var m *pb.Message
+		select {
+		case m = <-p.q:
+		case <-p.t.ctx.Done():
+			return nil
+		}
+		conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout))
+		for m != nil {
+			p.queued.Add(-int64(proto.Size(m)))
+			var err error
+			if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf[:0], m); err != nil {
+				return fmt.Errorf("marshal message to %x: %w", p.id, err)
+			}
+			if err := fw.write(buf); err != nil {
+				return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
+			}
+			p.sent.Add(1)
+			m = p.next()
+		}
+		if err := fw.w.Flush(); err != nil {
+			return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
+		}
+	}
+}
+
+// next takes another queued message without waiting, or nil.
+func (p *peerSender) next() *pb.Message {
+	select {
+	case m := <-p.q:
+		return m
+	default:
+		return nil
+	}
+}
+
+func (p *peerSender) setState(connected bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.connected = connected
+	if err != nil {
+		p.lastErr = err.Error()
+	} else if connected {
+		p.lastErr = ""
+	}
+}
+
+func (p *peerSender) status() PeerStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return PeerStatus{Addr: p.addr, Connected: p.connected, Queued: len(p.q), Sent: p.sent.Load(), Dropped: p.dropped.Load(), LastError: p.lastErr}
+}

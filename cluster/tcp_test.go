@@ -1,0 +1,339 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+var testSecret = []byte("0123456789abcdef-test-secret")
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// tcpMembers gives each member of a test cluster a TCP transport on its
+// own loopback port, kept across restarts.
+func tcpMembers(t testing.TB, ids []uint64) func(uint64) (Transport, error) {
+	addrs := map[uint64]string{}
+	first := map[uint64]net.Listener{}
+	for _, id := range ids {
+		l := listen(t)
+		addrs[id], first[id] = l.Addr().String(), l
+	}
+	var mu sync.Mutex
+	return func(id uint64) (Transport, error) {
+		mu.Lock()
+		l := first[id]
+		delete(first, id)
+		mu.Unlock()
+		if l == nil {
+			var err error
+			if l, err = net.Listen("tcp", addrs[id]); err != nil {
+				return nil, err
+			}
+		}
+		return NewTCPTransport(TCPConfig{ID: id, ClusterID: testClusterID, Listener: l, Peers: addrs, Secret: testSecret, RedialMax: 50 * time.Millisecond})
+	}
+}
+
+func TestTCPCluster(t *testing.T) {
+	ids := []uint64{1, 2, 3}
+	c := newTestClusterWith(t, 3, 1, tcpMembers(t, ids))
+	lead := c.leader()
+	for _, id := range ids {
+		if _, err := c.propose(id, Request{Txn: put(fmt.Sprint("k", id), "v")}); err != nil {
+			t.Fatalf("propose on %d (leader %d): %v", id, lead, err)
+		}
+	}
+	c.converged()
+	// The leader goes away; the other two elect one and go on.
+	c.stop(c.node(lead))
+	other := lead%3 + 1
+	if _, err := c.propose(other, Request{Txn: put("after", "v")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.restart(lead); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	if v, _ := c.node(lead).st.Snapshot().Get("after"); string(v) != "v" {
+		t.Fatalf("restarted member %d did not catch up", lead)
+	}
+}
+
+// recorder is a Handler that keeps what it receives.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []*pb.Message
+	unr  atomic.Int64
+}
+
+func (r *recorder) Receive(_ context.Context, m *pb.Message) error {
+	r.mu.Lock()
+	r.msgs = append(r.msgs, m)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) Unreachable(uint64) { r.unr.Add(1) }
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs)
+}
+
+// pair starts transports for members 1 and 2; tweak adjusts member 1's
+// config (the sender) before it starts.
+func pair(t *testing.T, tweak func(c *TCPConfig)) (*TCPTransport, *TCPTransport, *recorder) {
+	t.Helper()
+	l1, l2 := listen(t), listen(t)
+	peers := map[uint64]string{1: l1.Addr().String(), 2: l2.Addr().String()}
+	c1 := TCPConfig{ID: 1, ClusterID: 9, Listener: l1, Peers: peers, Secret: testSecret, RedialMax: 20 * time.Millisecond}
+	c2 := TCPConfig{ID: 2, ClusterID: 9, Listener: l2, Peers: peers, Secret: testSecret}
+	if tweak != nil {
+		tweak(&c1)
+	}
+	t1, err := NewTCPTransport(c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err := NewTCPTransport(c2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	t2.Handle(rec)
+	t.Cleanup(func() { t1.Close(); t2.Close() })
+	return t1, t2, rec
+}
+
+func heartbeat(from, to uint64) *pb.Message {
+	return &pb.Message{Type: pb.MsgHeartbeat.Enum(), From: new(from), To: new(to), Term: new(uint64(1))}
+}
+
+func TestTCPDelivers(t *testing.T) {
+	t1, _, rec := pair(t, nil)
+	for range 100 {
+		t1.Send([]*pb.Message{heartbeat(1, 2)})
+	}
+	waitFor(t, "100 messages", func() bool { return rec.count() == 100 })
+}
+
+// TestTCPRefusesStrangers: a wrong secret or another cluster's ID gets no
+// message through, and both sides say why.
+func TestTCPRefusesStrangers(t *testing.T) {
+	cases := []struct {
+		name  string
+		tweak func(*TCPConfig)
+		want  string
+	}{
+		{"secret", func(c *TCPConfig) { c.Secret = []byte("another-secret-of-16+ bytes") }, "shared secret"},
+		{"cluster", func(c *TCPConfig) { c.ClusterID = 10 }, "cluster"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t1, t2, rec := pair(t, tc.tweak)
+			t1.Send([]*pb.Message{heartbeat(1, 2)})
+			waitFor(t, "the handshake to fail on both sides", func() bool {
+				peers, _, _ := t1.Peers()
+				_, rej, last := t2.Peers()
+				return strings.Contains(peers[2].LastError, tc.want) && rej > 0 && last != ""
+			})
+			for range 3 {
+				t1.Send([]*pb.Message{heartbeat(1, 2)})
+			}
+			if n := rec.count(); n != 0 {
+				t.Fatalf("%d messages got through", n)
+			}
+		})
+	}
+}
+
+// TestTCPAuthenticatesFrames puts a proxy between the members that flips
+// one bit of the first frame after the handshake: the receiver must refuse
+// it (and not deliver it).
+func TestTCPAuthenticatesFrames(t *testing.T) {
+	l2 := listen(t)
+	proxy := listen(t)
+	defer proxy.Close()
+	go func() {
+		for {
+			in, err := proxy.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", l2.Addr().String())
+			if err != nil {
+				in.Close()
+				return
+			}
+			go io.Copy(in, out)
+			go func() { // flip a bit in the first payload byte after the hello and the proof
+				flipAt := helloSize + macSize + 4
+				buf := make([]byte, 4096)
+				seen := 0
+				for {
+					n, err := in.Read(buf)
+					if n > 0 {
+						if seen <= flipAt && flipAt < seen+n {
+							buf[flipAt-seen] ^= 1
+						}
+						seen += n
+						out.Write(buf[:n])
+					}
+					if err != nil {
+						out.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	l1 := listen(t)
+	peers := map[uint64]string{1: l1.Addr().String(), 2: proxy.Addr().String()}
+	t1, _ := NewTCPTransport(TCPConfig{ID: 1, ClusterID: 9, Listener: l1, Peers: peers, Secret: testSecret})
+	defer t1.Close()
+	t2, _ := NewTCPTransport(TCPConfig{ID: 2, ClusterID: 9, Listener: l2, Peers: peers, Secret: testSecret})
+	defer t2.Close()
+	rec := &recorder{}
+	t2.Handle(rec)
+	t1.Send([]*pb.Message{heartbeat(1, 2)})
+	waitFor(t, "the altered frame to be refused", func() bool {
+		_, rej, last := t2.Peers()
+		return rej > 0 && strings.Contains(last, "authentication")
+	})
+	if rec.count() != 0 {
+		t.Fatal("an altered frame was delivered")
+	}
+}
+
+// TestTCPRefusesForgedSender: an authenticated member cannot speak for
+// another one.
+func TestTCPRefusesForgedSender(t *testing.T) {
+	_, t2, rec := pair(t, nil)
+	conn, err := net.Dial("tcp", t2.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	key, err := dialHandshake(conn, testSecret, hello{clusterID: 9, from: 1, to: 2}, time.Now().Add(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := &frameWriter{w: bufio.NewWriter(conn), mac: newMacer(key)}
+	b, _ := proto.Marshal(heartbeat(3, 2))
+	fw.write(b)
+	fw.w.Flush()
+	waitFor(t, "the forged message to be refused", func() bool {
+		_, rej, last := t2.Peers()
+		return rej > 0 && strings.Contains(last, "from 3")
+	})
+	if rec.count() != 0 {
+		t.Fatal("a message with a forged sender was delivered")
+	}
+}
+
+// TestTCPRefusesDialerWithoutSecret: a dialer that ignores the acceptor's
+// proof and answers with a made-up one gets nothing delivered.
+func TestTCPRefusesDialerWithoutSecret(t *testing.T) {
+	_, t2, rec := pair(t, nil)
+	conn, err := net.Dial("tcp", t2.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h := hello{clusterID: 9, from: 1, to: 2}
+	conn.Write(h.encode())
+	reply := make([]byte, 1+nonceSize+macSize)
+	if _, err := io.ReadFull(conn, reply); err != nil {
+		t.Fatal(err)
+	}
+	conn.Write(make([]byte, macSize)) // not the proof
+	fw := &frameWriter{w: bufio.NewWriter(conn), mac: newMacer(make([]byte, 32))}
+	b, _ := proto.Marshal(heartbeat(1, 2))
+	fw.write(b)
+	fw.w.Flush()
+	waitFor(t, "the dialer to be refused", func() bool {
+		_, rej, last := t2.Peers()
+		return rej > 0 && strings.Contains(last, "shared secret")
+	})
+	if rec.count() != 0 {
+		t.Fatal("a dialer without the secret got a message through")
+	}
+}
+
+// TestTCPSlowPeerNeverBlocks: a peer that accepts connections but never
+// reads must cost the sender dropped messages, never a blocked Send or
+// unbounded memory.
+func TestTCPSlowPeerNeverBlocks(t *testing.T) {
+	sink := listen(t)
+	defer sink.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := sink.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, ever
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	l1 := listen(t)
+	tr, err := NewTCPTransport(TCPConfig{ID: 1, ClusterID: 9, Listener: l1, Peers: map[uint64]string{2: sink.Addr().String()},
+		Secret: testSecret, QueueMessages: 256, HandshakeTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	rec := &recorder{}
+	tr.Handle(rec)
+	big := &pb.Message{Type: pb.MsgApp.Enum(), From: new(uint64(1)), To: new(uint64(2)), Entries: []*pb.Entry{{Data: make([]byte, 4096)}}}
+	for range 20000 {
+		tr.Send([]*pb.Message{big})
+	}
+	peers, _, _ := tr.Peers()
+	if p := peers[2]; p.Dropped == 0 || p.Queued > 256 {
+		t.Fatalf("peer status %+v: want drops and at most 256 queued", p)
+	}
+	waitFor(t, "the peer to be reported unreachable", func() bool { return rec.unr.Load() > 0 })
+}
+
+func TestTCPConfigRefusesShortSecret(t *testing.T) {
+	l := listen(t)
+	defer l.Close()
+	_, err := NewTCPTransport(TCPConfig{ID: 1, ClusterID: 9, Listener: l, Secret: []byte("short")})
+	if err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("short secret: %v", err)
+	}
+	if !errors.Is(fmt.Errorf("x: %w", ErrHandshake), ErrHandshake) {
+		t.Fatal("unreachable")
+	}
+}

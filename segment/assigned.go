@@ -1,0 +1,206 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// This file serves a log whose indexes and terms are decided elsewhere: a
+// cluster node's raft log, where the leader assigns both and a new leader
+// may replace a suffix a follower holds.
+
+// ErrNotNext is returned (wrapped) by EnqueueAt for a record that does not
+// directly follow the log, or whose term is below the log's term.
+var ErrNotNext = errors.New("kvtool/segment: record does not follow the log")
+
+// EnqueueAt is Enqueue for a record whose index and term the caller assigns:
+// index must be the log's next index (LastIndex()+1) and term at least the
+// log's term (Term(); a segment created later is headed with it). Keeping
+// terms non-decreasing from record to record is the caller's duty, as
+// readers reject a record whose term is below the one before it.
+func (l *Log) EnqueueAt(index, term uint64, t format.FrameType, data []byte) (*Pending, error) {
+	if !isEntryType(t) {
+		return nil, fmt.Errorf("%w: frame type %d", ErrBadType, t)
+	}
+	if len(data) > maxData {
+		return nil, fmt.Errorf("%w: %d bytes of data, the limit is %d", ErrTooLarge, len(data), maxData)
+	}
+	size := format.FrameHeaderSize + recordHeaderSize + len(data)
+	l.mu.Lock()
+	for l.failed == nil && !l.closed && len(l.buf) > 0 && len(l.buf)+size > l.maxBatch {
+		l.waiting++
+		l.space.Wait()
+		l.waiting--
+	}
+	if err := l.stateErr(); err != nil {
+		l.mu.Unlock()
+		return nil, err
+	}
+	if index != l.next || term < l.term {
+		next, lterm := l.next, l.term
+		l.mu.Unlock()
+		return nil, fmt.Errorf("%w: record %d (term %d) after %s, whose next index is %d (term at least %d)",
+			ErrNotNext, index, term, l.dir, next, lterm)
+	}
+	first := len(l.buf) == 0
+	l.next++
+	l.buf = appendRecord(l.buf, t, index, term, data)
+	b := l.cur
+	b.last, b.n = index, b.n+1
+	l.last.Store(index)
+	gathering := l.gathering
+	l.mu.Unlock()
+	if gathering {
+		select {
+		case l.grew <- struct{}{}:
+		default:
+		}
+	}
+	if first {
+		l.signal()
+	}
+	return &Pending{b: b, index: index}, nil
+}
+
+// Truncation is what TruncateAfter removed.
+type Truncation struct {
+	Removed []string // segments removed whole, newest first
+	Path    string   // the segment cut short ("" if none was)
+	Offset  int64    // where it was cut: the offset of record Last+1
+	Last    uint64   // the log's last index after the cut
+	OldLast uint64   // the log's last index before the cut
+}
+
+// TruncateAfter durably removes every record after index last from the log
+// in dir, which no Log may have open (close it, truncate, open it again).
+// It is how a raft follower drops the suffix a new leader replaces; the cut
+// records were never committed, so they are not quarantined.
+//
+// Segments wholly after last are removed newest first, each removal
+// followed by an fsync of the directory; then the segment holding record
+// last+1 is truncated at that record and synced. A crash at any point
+// leaves a prefix of the old log, never a gap or a mix with records
+// appended after the cut (those are appended only once this returns). The
+// cut segment is re-preallocated when the log is opened again.
+func TruncateAfter(fsys vfs.FS, dir string, last uint64) (Truncation, error) {
+	tr := Truncation{Last: last, OldLast: last}
+	names, err := walNames(fsys, dir)
+	if err != nil {
+		return tr, err
+	}
+	k := startSegment(names, last+1)
+	if len(names) == 0 {
+		return tr, fmt.Errorf("kvtool/segment: truncate %s after %d: no segments", dir, last)
+	}
+	if first, _ := format.ParseSegmentName(names[k]); first > last+1 {
+		return tr, fmt.Errorf("kvtool/segment: truncate %s after %d: the log starts at %d (cutting below it would leave no log)", dir, last, first)
+	}
+	for i := len(names) - 1; i > k; i-- {
+		if err := tr.removeSegment(fsys, dir, names[i]); err != nil {
+			return tr, err
+		}
+	}
+	return tr, tr.cutSegment(fsys, filepath.Join(dir, names[k]), names[k])
+}
+
+// removeSegment removes a segment wholly after the cut, noting its last
+// index for OldLast.
+func (tr *Truncation) removeSegment(fsys vfs.FS, dir, name string) error {
+	path := filepath.Join(dir, name)
+	if tr.OldLast == tr.Last {
+		if last, err := lastIndexOf(fsys, path, name); err == nil {
+			tr.OldLast = last
+		}
+	}
+	if err := fsys.Remove(path); err != nil {
+		return fmt.Errorf("kvtool/segment: truncate: remove %s: %w", path, err)
+	}
+	tr.Removed = append(tr.Removed, path)
+	if err := fsys.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("kvtool/segment: truncate: fsync directory of %s: %w", path, err)
+	}
+	return nil
+}
+
+// cutSegment truncates the segment at path just before record tr.Last+1,
+// if it holds it.
+func (tr *Truncation) cutSegment(fsys vfs.FS, path, name string) error {
+	off, oldLast, err := recordOffset(fsys, path, name, tr.Last+1)
+	if err != nil || off < 0 {
+		return err
+	}
+	tr.OldLast = max(tr.OldLast, oldLast)
+	f, err := fsys.OpenReadWrite(path)
+	if err != nil {
+		return fmt.Errorf("kvtool/segment: truncate: open %s: %w", path, err)
+	}
+	err = f.Truncate(off)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("kvtool/segment: truncate %s at offset %d: %w", path, off, err)
+	}
+	tr.Path, tr.Offset = path, off
+	return nil
+}
+
+// recordOffset returns the offset of record idx in the segment at path
+// (-1 if the segment ends before it) and the segment's last index. A
+// damaged frame where record idx would start counts as its start: it is
+// cut with the rest. Damage before it is an error.
+func recordOffset(fsys vfs.FS, path, name string, idx uint64) (int64, uint64, error) {
+	s, err := openSeg(fsys, path, name, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.close()
+	if idx == s.hdr.first {
+		last, _ := scanToEnd(s)
+		return headerSize, last, nil
+	}
+	for {
+		e, off, err := s.next()
+		switch {
+		case err == io.EOF:
+			return -1, s.last(), nil
+		case err != nil && s.expect == idx:
+			return off, idx - 1, nil
+		case err != nil:
+			return 0, 0, fmt.Errorf("kvtool/segment: truncate after %d: %w", idx-1, err)
+		case e.Index == idx:
+			last, _ := scanToEnd(s)
+			return off, max(last, idx), nil
+		}
+	}
+}
+
+// scanToEnd reads the rest of a segment and returns its last good index,
+// and the damage that stopped it early, if any.
+func scanToEnd(s *segReader) (uint64, error) {
+	for {
+		if _, _, err := s.next(); err == io.EOF {
+			return s.last(), nil
+		} else if err != nil {
+			return s.last(), err
+		}
+	}
+}
+
+// lastIndexOf returns the last good index of the segment at path.
+func lastIndexOf(fsys vfs.FS, path, name string) (uint64, error) {
+	s, err := openSeg(fsys, path, name, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer s.close()
+	return scanToEnd(s)
+}

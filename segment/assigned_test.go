@@ -1,0 +1,184 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// termData is the payload of record i written in term t: it names both, so
+// a record read back tells which log it came from.
+func termData(i, t uint64) []byte {
+	return fmt.Appendf(bytes.Repeat([]byte{byte(i)}, int(i*13%97)), "i=%d t=%d", i, t)
+}
+
+// appendAt appends records from..to in term t with EnqueueAt and waits.
+func appendAt(t testing.TB, l *Log, from, to, term uint64) {
+	t.Helper()
+	var last *Pending
+	for i := from; i <= to; i++ {
+		p, err := l.EnqueueAt(i, term, format.FrameWALRaft, termData(i, term))
+		if err != nil {
+			t.Fatalf("EnqueueAt %d: %v", i, err)
+		}
+		last = p
+	}
+	if err := last.Wait(); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+}
+
+func TestEnqueueAtChecksIndexAndTerm(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, Options{FS: fs, Dir: testDir, SegmentSize: 1024, Term: 3})
+	defer l.Close()
+	appendAt(t, l, 1, 5, 3)
+	for _, c := range []struct{ idx, term uint64 }{{5, 3}, {7, 3}, {6, 2}} {
+		if _, err := l.EnqueueAt(c.idx, c.term, format.FrameWALRaft, nil); !errors.Is(err, ErrNotNext) {
+			t.Errorf("EnqueueAt(%d, term %d) = %v, want ErrNotNext", c.idx, c.term, err)
+		}
+	}
+	appendAt(t, l, 6, 40, 4) // crosses segments: rotation headers carry a term no record is below
+	es, err := readAll(fs, testDir, 1)
+	if err != nil || len(es) != 40 {
+		t.Fatalf("read back %d entries, err %v", len(es), err)
+	}
+	for _, e := range es {
+		want := uint64(3)
+		if e.Index > 5 {
+			want = 4
+		}
+		if e.Term != want || !bytes.Equal(e.Data, termData(e.Index, want)) {
+			t.Fatalf("entry %d: term %d data %q", e.Index, e.Term, e.Data)
+		}
+	}
+}
+
+// truncateAndAppend is the raft follower's path: a log of 1..old in term 1
+// over small segments, cut after keep, reopened, and 1+keep..keep+add
+// appended in term 2.
+func truncateAndAppend(t testing.TB, fs vfs.FS, old, keep, add uint64) Truncation {
+	t.Helper()
+	opts := Options{FS: fs, Dir: testDir, SegmentSize: 1024, Term: 1, RepairTail: true}
+	l := mustOpen(t, opts)
+	appendAt(t, l, 1, old, 1)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := TruncateAfter(fs, testDir, keep)
+	if err != nil {
+		t.Fatalf("TruncateAfter(%d): %v", keep, err)
+	}
+	opts.Term = 0
+	l = mustOpen(t, opts)
+	if l.LastIndex() != keep {
+		t.Fatalf("after the cut the log ends at %d, want %d", l.LastIndex(), keep)
+	}
+	appendAt(t, l, keep+1, keep+add, 2)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestTruncateAfter(t *testing.T) {
+	for _, keep := range []uint64{1, 2, 17, 29, 30, 59} {
+		t.Run(fmt.Sprint(keep), func(t *testing.T) {
+			fs := vfs.NewMem()
+			tr := truncateAndAppend(t, fs, 60, keep, 10)
+			if tr.OldLast != 60 || tr.Last != keep {
+				t.Errorf("truncation %+v, want OldLast 60, Last %d", tr, keep)
+			}
+			checkCutLog(t, fs, keep, keep+10, 60)
+		})
+	}
+}
+
+func TestTruncateAfterRefusesBelowTheLog(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, Options{FS: fs, Dir: testDir, SegmentSize: 1024, FirstIndex: 10})
+	appendAt(t, l, 10, 12, 1)
+	l.Close()
+	if _, err := TruncateAfter(fs, testDir, 5); err == nil {
+		t.Fatal("TruncateAfter below the log's first index succeeded")
+	}
+	if es, err := readAll(fs, testDir, 1); err != nil || len(es) != 3 {
+		t.Fatalf("the refused cut changed the log: %d entries, %v", len(es), err)
+	}
+}
+
+// checkCutLog checks the log in fs is a prefix of the old log (1..oldLast
+// in term 1) or the old log's first keep records followed by a prefix of
+// the new ones (term 2) ending at most at newLast — never a mix of old
+// records after the cut with new ones — and returns its last index.
+func checkCutLog(t testing.TB, fs vfs.FS, keep, newLast, oldLast uint64) uint64 {
+	t.Helper()
+	es, err := readAll(fs, testDir, 1)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	sawNew := false
+	for i, e := range es {
+		if e.Index != uint64(i+1) {
+			t.Fatalf("entry %d has index %d", i+1, e.Index)
+		}
+		switch {
+		case e.Term == 2 && e.Index > keep && e.Index <= newLast:
+			sawNew = true
+		case e.Term == 1 && !sawNew && (e.Index <= keep || e.Index <= oldLast):
+			if e.Index > keep && len(es) > int(oldLast) {
+				t.Fatalf("old record %d in a log longer than the old one", e.Index)
+			}
+		default:
+			t.Fatalf("entry %d (term %d) after new records: the log mixes the old suffix with the new one", e.Index, e.Term)
+		}
+		if !bytes.Equal(e.Data, termData(e.Index, e.Term)) {
+			t.Fatalf("entry %d: data %q", e.Index, e.Data)
+		}
+	}
+	if sawNew {
+		for _, e := range es[keep:] {
+			if e.Term != 2 {
+				t.Fatalf("entry %d is from the old suffix after the cut", e.Index)
+			}
+		}
+	}
+	return uint64(len(es))
+}
+
+// TestTruncateAfterCrash crashes the truncate-and-append path at every sync
+// (keeping exactly the synced state, or a random prefix of the unsynced
+// operations with a torn last write) and checks that the log then opens and
+// never mixes the cut suffix with the records that replace it.
+func TestTruncateAfterCrash(t *testing.T) {
+	for _, keep := range []uint64{3, 30} {
+		probe := vfs.NewMem()
+		truncateAndAppend(t, probe, 60, keep, 12)
+		syncs := probe.SyncCount()
+		rng := rand.New(rand.NewPCG(uint64(keep), 7))
+		for n := int64(1); n <= syncs; n++ {
+			fs := vfs.NewMem()
+			var images []*vfs.MemFS
+			fs.SetSyncHook(func(c int64) {
+				if c == n {
+					images = append(images, fs.CrashClone(vfs.CrashOptions{}),
+						fs.CrashClone(vfs.CrashOptions{Rand: rng, TearLast: true}))
+				}
+			})
+			truncateAndAppend(t, fs, 60, keep, 12)
+			for i, img := range images {
+				l, err := Open(Options{FS: img, Dir: testDir, SegmentSize: 1024, RepairTail: true})
+				if err != nil {
+					t.Fatalf("keep %d, crash at sync %d (image %d): open: %v", keep, n, i, err)
+				}
+				l.Close()
+				checkCutLog(t, img, keep, keep+12, 60)
+			}
+		}
+	}
+}

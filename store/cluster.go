@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/segment"
+)
+
+// This file is the store's side of a cluster node (package cluster): the
+// log is decided by raft, and each committed entry is applied here, in
+// order, at the index raft gave it. The store is opened with
+// Options.Replica, so its own Commit refuses and its WAL holds exactly one
+// record per raft index: the effects of a transaction, or a no-op for an
+// entry that changed nothing (an empty raft entry, a membership change, a
+// transaction whose check failed). Recovery, checkpoints, deltas, replay
+// and transfers see an ordinary store.
+
+// ApplyTxnAt evaluates txn as log entry idx, which must directly follow the
+// local log, against the state after every entry before it (checks are
+// decided there, so every node decides them alike), and logs its effects.
+// A transaction that fails a check, or is invalid, changes nothing: a no-op
+// is logged at idx and checkErr says why (a *CheckError, or an error
+// wrapping ErrInvalid). A nil txn logs a no-op. The entry is durable and
+// published once wait returns nil; entries applied back to back share
+// fsyncs.
+func (s *Store) ApplyTxnAt(ctx context.Context, idx uint64, txn *Txn) (wait func() error, checkErr error, err error) {
+	if err := s.replicaWritable(); err != nil {
+		return nil, nil, err
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return nil, nil, ErrClosed
+	}
+	if txn != nil {
+		if checkErr = txn.Validate(); checkErr != nil {
+			txn = nil
+		}
+	}
+	p, l, checkErr2, err := s.evaluateAt(ctx, idx, txn)
+	if err != nil {
+		return nil, nil, err
+	}
+	if checkErr == nil {
+		checkErr = checkErr2
+	}
+	s.register(idx, l)
+	return func() error {
+		if err := p.Wait(); err != nil {
+			return s.fail(err)
+		}
+		return s.waitPublished(idx)
+	}, checkErr, nil
+}
+
+// replicaWritable refuses ApplyTxnAt on a store that is not a writable
+// replica.
+func (s *Store) replicaWritable() error {
+	switch {
+	case s.readOnly:
+		return ErrReadOnly
+	case !s.replica:
+		return errors.New("kvtool/store: ApplyTxnAt needs a store opened with Options.Replica")
+	case s.failedFlag.Load():
+		return s.Err()
+	}
+	return nil
+}
+
+// evaluateAt stages txn under the replica lock and its shards' gates and
+// logs its effects at idx (a no-op if it changed nothing or failed).
+func (s *Store) evaluateAt(ctx context.Context, idx uint64, txn *Txn) (*segment.Pending, *logged, error, error) {
+	s.replMu.Lock()
+	defer s.replMu.Unlock()
+	if want := s.log.LastIndex() + 1; idx != want {
+		return nil, nil, nil, fmt.Errorf("%w: got index %d, the local log wants %d", ErrOutOfOrder, idx, want)
+	}
+	if txn == nil {
+		txn = &Txn{}
+	}
+	st := newStaging(txn, len(s.gates))
+	if err := s.acquire(ctx, st.shards); err != nil {
+		return nil, nil, nil, err
+	}
+	defer s.release(st.shards)
+	var checkErr error
+	for i, op := range txn.Ops {
+		if checkErr = s.apply(st, i, op); checkErr != nil {
+			st = newStaging(&Txn{}, len(s.gates)) // drop the private copies: the whole rollback
+			break
+		}
+	}
+	t, rec := format.FrameWALNoop, []byte(nil)
+	if len(st.effects) > 0 {
+		t, rec = format.FrameWALTxn, format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(st.effects)), st.effects)
+	}
+	p, err := s.log.Enqueue(t, rec)
+	if err != nil {
+		return nil, nil, nil, s.fail(err)
+	}
+	if p.Index() != idx {
+		return nil, nil, nil, s.fail(fmt.Errorf("entry %d was logged at index %d", idx, p.Index()))
+	}
+	return p, s.install(st, idx), checkErr, nil
+}
+
+// GetNewest returns the newest value of key: the state after every entry
+// logged so far, published or not. On a replica, whose log only
+// ApplyTxnAt and EnqueueEntry grow, that is the state after every entry
+// applied so far — what the next ApplyTxnAt will see.
+func (s *Store) GetNewest(key string) ([]byte, bool) {
+	sh := shardOf(key, len(s.gates))
+	s.gates[sh] <- struct{}{}
+	t := s.staged[sh]
+	<-s.gates[sh]
+	pr := probe(key)
+	it, ok := t.Get(pr)
+	unprobe(pr)
+	if !ok {
+		return nil, false
+	}
+	return it.p.val, true
+}
