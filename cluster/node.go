@@ -219,16 +219,11 @@ func bootstrap(cfg *Config, dir string) (*raftState, error) {
 	return st, nil
 }
 
-// ensureDir creates dir and makes its entry durable.
+// ensureDir creates dir and makes its entry durable (format's one helper:
+// also when a killed process left it created but not synced).
 func ensureDir(fs vfs.FS, dir string) error {
-	if _, err := fs.Stat(dir); err == nil {
-		return nil
-	}
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
+	if err := format.MkdirAllDurable(fs, dir); err != nil {
 		return fmt.Errorf("kvtool/cluster: create %s: %w", dir, err)
-	}
-	if err := fs.SyncDir(filepath.Dir(dir)); err != nil {
-		return fmt.Errorf("kvtool/cluster: fsync %s: %w", filepath.Dir(dir), err)
 	}
 	return nil
 }

@@ -83,6 +83,10 @@ func TestClusterRequestIDAppliesOnce(t *testing.T) {
 	if err != nil || first.Duplicate {
 		t.Fatalf("first: %+v, %v", first, err)
 	}
+	// Every node has applied the first copy before the retries: a node
+	// still behind would hand its retry the first copy's own answer
+	// (Duplicate false, the same index), which is right but not this test.
+	c.converged()
 	for _, id := range c.ids {
 		again, err := c.propose(id, Request{ID: "req-1", Txn: add})
 		if err != nil || !again.Duplicate || again.Index != first.Index {

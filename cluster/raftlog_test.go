@@ -19,7 +19,9 @@ const testRaftDir = "/data/raft"
 func newLogStore(t *testing.T, fs vfs.FS, cache int) *logStore {
 	t.Helper()
 	if _, err := loadState(fs, testRaftDir); errors.Is(err, errNoState) {
-		fs.MkdirAll(testRaftDir, 0o755)
+		if err := format.MkdirAllDurable(fs, testRaftDir); err != nil {
+			t.Fatal(err)
+		}
 		st := &raftState{ClusterID: 1, NodeID: 1, Conf: &pb.ConfState{Voters: []uint64{1, 2, 3}}, SnapConf: &pb.ConfState{}}
 		if err := saveState(fs, testRaftDir, st); err != nil {
 			t.Fatal(err)

@@ -81,15 +81,15 @@ func (s *Store) evaluateAt(ctx context.Context, idx uint64, txn *Txn) (*segment.
 	if txn == nil {
 		txn = &Txn{}
 	}
-	st := newStaging(txn, len(s.gates))
+	st := newStaging(txn, s.staged)
 	if err := s.acquire(ctx, st.shards); err != nil {
 		return nil, nil, nil, err
 	}
 	defer s.release(st.shards)
 	var checkErr error
 	for i, op := range txn.Ops {
-		if checkErr = s.apply(st, i, op); checkErr != nil {
-			st = newStaging(&Txn{}, len(s.gates)) // drop the private copies: the whole rollback
+		if checkErr = st.apply(i, op); checkErr != nil {
+			st = newStaging(&Txn{}, s.staged) // drop the private copies: the whole rollback
 			break
 		}
 	}
