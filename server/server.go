@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/store"
 )
@@ -124,6 +125,7 @@ func methodNotAllowed(methods []string) http.HandlerFunc {
 // ServeHTTP routes the request, counting it and logging it at debug level
 // (5xx answers at error level).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(client.ServerHeader, client.ServerID)
 	rec := newRecorder(w)
 	s.mux.ServeHTTP(rec, r)
 	s.m.observeRequest(r, rec.status, rec.elapsed())
