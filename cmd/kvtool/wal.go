@@ -164,11 +164,11 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			return walList(cCtx, e.fs, data)
+			return readOnly(cCtx, e, func(fsys vfs.FS) error { return walList(cCtx, fsys, data) })
 		},
 	}
 }
@@ -250,11 +250,11 @@ Examples:
 			if cCtx.IsSet("to") && opts.to == 0 {
 				return usageErrorf(cCtx, "--to 0: log indexes start at 1")
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			return walDump(cCtx, e.fs, data, opts)
+			return readOnly(cCtx, e, func(fsys vfs.FS) error { return walDump(cCtx, fsys, data, opts) })
 		},
 	}
 }
@@ -415,11 +415,11 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			return walVerify(cCtx, e.fs, data)
+			return readOnly(cCtx, e, func(fsys vfs.FS) error { return walVerify(cCtx, fsys, data) })
 		},
 	}
 }
@@ -579,9 +579,12 @@ Examples:
 				return err
 			}
 			opts := walRepairOptions{dryRun: cCtx.Bool("dry-run"), force: cCtx.Bool("force")}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
+			}
+			if opts.dryRun {
+				return readOnly(cCtx, e, func(fsys vfs.FS) error { return walRepair(cCtx, fsys, data, opts) })
 			}
 			return walRepair(cCtx, e.fs, data, opts)
 		},
@@ -739,7 +742,7 @@ Examples:
 					return usageErrorf(cCtx, "--segment-size must be more than 0")
 				}
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
