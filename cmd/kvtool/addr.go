@@ -72,7 +72,7 @@ func describePeer(ctx context.Context, addr string) string {
 // helloTimeout bounds how long the end that dials a transfer peer waits
 // for its first bytes: a kvtool peer sends them at once, something else
 // (an HTTP server waits for a request) may never.
-var helloTimeout = 10 * time.Second
+var helloTimeout = 5 * time.Second
 
 // helloConn is a connection to a transfer peer that remembers the first
 // bytes the peer sent, so that a failed session can tell a kvtool peer that
@@ -123,7 +123,10 @@ func (e *wrongPeerError) Error() string { return e.msg }
 // Nothing was sent, so nothing can be resumed.
 func dialError(addr string, err error) error {
 	hint := "is `kvtool transfer recv --listen` running there? --to needs its address"
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return err // interrupted before it connected: nothing to say about the receiver
+	case errors.Is(err, syscall.ECONNREFUSED):
 		return failed(fmt.Errorf("connection refused at %s: nothing listens there", addr), hint)
 	}
 	return failed(fmt.Errorf("connect to %s: %w", addr, inner(err)), hint)

@@ -54,23 +54,25 @@ func normalizeArgs(app *cli.App, args []string) []string {
 		if ft.known {
 			head = append(head, rest[:n]...)
 		} else {
+			ft.at = len(head)
 			pending = append(pending, ft)
 		}
 		rest = rest[n:]
 	}
 	var moved []string
-	for _, ft := range pending {
-		if f := lookupFlag(flags, ft.name); f != nil {
-			if ft.value != "" && !takesValue(f) {
-				// The token taken as its value was a positional argument.
-				moved = append(moved, ft.tokens[0])
-				rest = append([]string{ft.value}, rest...)
-				continue
-			}
-			moved = append(moved, ft.tokens...)
-			continue
+	for i := len(pending) - 1; i >= 0; i-- {
+		ft := pending[i]
+		f := lookupFlag(flags, ft.name)
+		switch {
+		case f == nil: // left where it was, for urfave/cli to say it is not defined
+			head = slices.Insert(head, ft.at, ft.tokens...)
+		case ft.value != "" && !takesValue(f):
+			// The token taken as its value is a positional argument.
+			moved = append([]string{ft.tokens[0]}, moved...)
+			rest = append([]string{ft.value}, rest...)
+		default:
+			moved = append(slices.Clone(ft.tokens), moved...)
 		}
-		head = append(head, ft.tokens...) // urfave/cli says it is not defined
 	}
 	cmdFlags, positional, dashdash := splitCommandArgs(rest, flags)
 	out := append(append(head, moved...), cmdFlags...)
@@ -87,6 +89,7 @@ type flagToken struct {
 	tokens []string
 	value  string // the separate value token, if one was taken
 	known  bool   // defined where it was found
+	at     int    // where it was, in the head of the command line
 }
 
 // readFlag reads the flag at rest[0] among flags, and returns it and how

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
 
@@ -274,28 +274,41 @@ func printStopped(cCtx *cli.Context, applied uint64) error {
 func startMaintenance(ctx context.Context, st *store.Store, p store.MaintenancePolicy, report func(store.MaintenanceEvent), log *slog.Logger) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	var step atomic.Pointer[string]
-	p.Running = func(kind string) {
-		step.Store(&kind)
-		if kind != "" {
-			log.Debug("maintenance started", "kind", kind)
+	var (
+		mu     sync.Mutex
+		step   string // the step running, "" between steps
+		waited bool   // "waiting for" was logged
+	)
+	waiting := func() { // with mu held
+		if step != "" && !waited {
+			log.Info("waiting for maintenance to stop at a safe point", "kind", step)
+			waited = true
 		}
 	}
+	p.Running = func(kind string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case kind != "":
+			log.Debug("maintenance started", "kind", kind)
+		case ctx.Err() != nil:
+			waiting() // the step may notice the end before AfterFunc runs
+			log.Info("maintenance stopped at a safe point", "kind", step)
+		}
+		step = kind
+	}
+	stopping := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		waiting()
+	})
 	go func() {
 		defer close(done)
 		st.RunMaintenance(ctx, p, report)
 	}()
 	return func() {
 		cancel()
-		select {
-		case <-done:
-			return
-		default:
-		}
-		if kind := step.Load(); kind != nil && *kind != "" {
-			log.Info("waiting for maintenance to stop at a safe point", "kind", *kind)
-			defer log.Info("maintenance stopped", "kind", *kind)
-		}
 		<-done
+		stopping()
 	}
 }
