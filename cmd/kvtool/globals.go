@@ -168,6 +168,12 @@ func resolveTarget(cCtx *cli.Context) (target, error) {
 	return target{data: d, from: data}, nil
 }
 
+// dataTarget is the data directory data, resolved from cCtx's --data, as
+// the target of a command that only works on a directory.
+func dataTarget(cCtx *cli.Context, data string) target {
+	return target{data: data, from: dataSetting(cCtx)}
+}
+
 // dataDir returns the data directory for the command running in cCtx. An
 // empty one is a usage error rather than a silent fallback to ./kvdata: it
 // is usually a shell variable that was not set (--data "$DIR").

@@ -633,6 +633,9 @@ func walRepair(cCtx *cli.Context, fsys vfs.FS, data string, opts walRepairOption
 	if err != nil {
 		return walError(err, data)
 	}
+	if !opts.dryRun {
+		noteTarget(cCtx, dataTarget(cCtx, data))
+	}
 	return printRepair(newPrinter(cCtx), dir, res)
 }
 
@@ -789,6 +792,7 @@ func walRotate(cCtx *cli.Context, fsys vfs.FS, data string, opts walRotateOption
 	if err != nil {
 		return walError(err, data)
 	}
+	noteTarget(cCtx, dataTarget(cCtx, data))
 	p := newPrinter(cCtx)
 	if p.json {
 		return p.JSON(struct {
