@@ -316,7 +316,7 @@ func TestMissingDataDirOneWording(t *testing.T) {
 		{"wal", "list"}, {"wal", "verify"}, {"wal", "compact"}, {"verify"}, {"inspect"}, {"replay"},
 		{"checkpoint", "list"}, {"checkpoint", "create"}, {"checkpoint", "verify"},
 		{"delta", "list"}, {"delta", "verify"}, {"delta", "create"},
-		{"transfer", "send", "--to", "-"},
+		{"transfer", "send", "--to", "-"}, {"transfer", "status"},
 	} {
 		out, errOut, code := runEnv(t, context.Background(), vfs.Default, strings.NewReader(`{"ops":[{"op":"del","key":"k"}]}`),
 			append([]string{"--data", data}, args...)...)

@@ -968,6 +968,9 @@ func localTransferStatus(cCtx *cli.Context, e env) error {
 	if err != nil {
 		return err
 	}
+	if state, err := statDataDir(e.fs, data); err == nil && (state == dirMissing || state == dirNoParent || state == dirNotDir) {
+		return noDataDir(e.fs, dataSetting(cCtx)) // an empty directory is a receiver yet to start
+	}
 	st, err := xfer.ReadLocalStatus(e.fs, data)
 	if err != nil {
 		return dirError(err, data)
