@@ -16,8 +16,12 @@
 //	POST   /v1/admin/rotate  seal the active WAL segment
 //	GET    /metrics          Prometheus text format
 //
-// Every error answer is {"error": "..."}; a Client turns it into an *Error
-// carrying the HTTP status, or a *CheckFailedError for a 409. Keys travel
+// Every answer carries "Server: kvtool/v1" (ServerID); an answer without it
+// comes from another program at the address, and is a *NotKvtoolError
+// (errors.Is ErrNotKvtool), never taken for a kvtool answer. Every error
+// answer is {"error": "..."}; a Client turns it into an *Error carrying the
+// HTTP status, or a *CheckFailedError for a 409. Nothing answering at all
+// wraps ErrNoServer. Keys travel
 // percent-encoded in the path (EscapeKey), so any byte string is a key.
 //
 // Only stdlib is imported: a program that talks to a server does not link

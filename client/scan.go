@@ -133,7 +133,7 @@ func (c *Client) scanPage(ctx context.Context, o ScanOptions, limit int) ([]Pair
 	}
 	var page []Pair
 	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
-		return nil, false, fmt.Errorf("kvtool/client: decode scan page: %w", c.transportErr(err))
+		return nil, false, fmt.Errorf("%s: decode a scan page: %w", c.addr, c.transportErr(err))
 	}
 	return page, resp.Header.Get(MoreHeader) == "true", nil
 }
