@@ -20,6 +20,7 @@ func TestScanFallsBackToPages(t *testing.T) {
 	requests := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests++
+		w.Header().Set(client.ServerHeader, client.ServerID) // an older kvtool server
 		q := r.URL.Query()
 		if q.Has("format") {
 			w.WriteHeader(http.StatusBadRequest)
