@@ -39,10 +39,8 @@ func TestFailedIOStopsTheLog(t *testing.T) {
 		{"fsync", vfs.FailOnce(vfs.OpSync, ".wal", nil)},
 		{"fsync later", vfs.FailAfter(vfs.OpSync, ".wal", 5, nil)},
 		{"write", vfs.FailOnce(vfs.OpWrite, ".wal", nil)},
-		{"create on rotation", vfs.FailOnce(vfs.OpCreate, ".wal", nil)},
 		{"rename on rotation", vfs.FailOnce(vfs.OpRename, ".wal", nil)},
 		{"fsync dir on rotation", vfs.FailOnce(vfs.OpSyncDir, "wal", nil)},
-		{"seal", vfs.FailOnce(vfs.OpTruncate, ".wal", nil)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { testFailure(t, c.inj) })

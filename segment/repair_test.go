@@ -183,11 +183,11 @@ func TestRepairForce(t *testing.T) {
 	badIndex := segs[m].FirstIndex + 1
 	c := res.Cuts[0]
 	if c.Path != segs[m].Path || c.Offset != bad.start || c.WholeFile || c.Kind != Corruption ||
-		c.FirstLostIndex != badIndex+1 || c.LastLostIndex != segs[m].LastIndex {
+		c.FirstLostIndex != badIndex || c.LastLostIndex != segs[m].LastIndex { // the damaged record left the log too
 		t.Fatalf("first cut %+v", c)
 	}
 	q, err := ReadQuarantine(fs, c.QuarantinePath)
-	if err != nil || !bytes.Equal(q.Data, before[segs[m].Name][bad.start:]) {
+	if err != nil || !bytes.Equal(q.Data, bytes.TrimRight(before[segs[m].Name][bad.start:], "\x00")) {
 		t.Fatalf("quarantine of the cut: %v", err)
 	}
 	for k, c := range res.Cuts[1:] {
@@ -226,7 +226,11 @@ func TestRepairForceDamagedHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Cuts) != len(segs)-m+1 || !res.Cuts[0].WholeFile || res.Cuts[0].Path != segs[m-1].Path {
+	// The segment before the damaged one is the newest again: its seal
+	// record, which names the removed segment, is cut first.
+	if len(res.Cuts) != len(segs)-m+2 || res.Cuts[0].Path != segs[m-2].Path || res.Cuts[0].WholeFile ||
+		res.Cuts[0].FirstLostIndex != 0 || !res.Cuts[1].WholeFile || res.Cuts[1].Path != segs[m-1].Path ||
+		res.Cuts[1].FirstLostIndex != segs[m-1].FirstIndex {
 		t.Fatalf("cuts %+v", res.Cuts)
 	}
 	if rep, _ := Verify(fs, testDir, VerifyOptions{}); !rep.OK() || rep.LastIndex != segs[m-2].LastIndex {
