@@ -79,7 +79,15 @@ func (sp *spareFile) publish(fsys vfs.FS, dir string, h segHeader) (*activeSeg, 
 	if err := fsys.SyncDir(dir); err != nil {
 		return nil, fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
-	return &activeSeg{f: sp.f, path: path, first: h.first, sum: sum, off: int64(len(hdr))}, nil
+	// Reopened under its name, so that the file system's own errors name
+	// the segment rather than a temporary file.
+	f, err := fsys.OpenReadWrite(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	sp.f.Close()
+	sp.f = f
+	return &activeSeg{f: f, path: path, first: h.first, sum: sum, off: int64(len(hdr))}, nil
 }
 
 // discard closes and removes an unused spare.
