@@ -80,7 +80,7 @@ func TestVerifyClaimsOnlyWhatRecoveryReaches(t *testing.T) {
 		{"last record damaged after a kill", func(t *testing.T, newest, prev segment.SegmentInfo) string {
 			changeFile(t, newest.Path, func(b []byte) []byte {
 				clear(b[newest.Size-closeRecord : newest.Size]) // killed: no clean-shutdown record
-				b[newest.Size-closeRecord-1] ^= 0x01          // and one flipped byte in the last record
+				b[newest.Size-closeRecord-1] ^= 0x01            // and one flipped byte in the last record
 				return b
 			})
 			return newest.Path
