@@ -228,6 +228,10 @@ func (l *Log) rotate() error {
 		ns.f.Close()
 		return err
 	}
+	l.mu.Lock()
+	l.trims = append(l.trims, old) // the worker trims and closes it
+	l.mu.Unlock()
+	l.poke()
 	l.active = ns
 	l.segMu.Lock()
 	l.segs[len(l.segs)-1].info.Size = old.off
@@ -238,9 +242,7 @@ func (l *Log) rotate() error {
 }
 
 // seal writes the seal record naming next at the end of a's data and syncs
-// it, then trims the segment to its data and closes it. The trim is only
-// about space (a sealed segment may keep its preallocated zeros, as a crash
-// can leave it), so it is not synced and its failure is not an error.
+// it. The segment is trimmed and closed later, by the worker.
 func seal(a *activeSeg, next uint64) error {
 	rec := appendMarker(nil, format.FrameWALSeal, next)
 	if _, err := a.f.WriteAt(rec, a.off); err != nil {
@@ -250,10 +252,6 @@ func seal(a *activeSeg, next uint64) error {
 		return fmt.Errorf("%w: fsync %s: %w", ErrFailed, a.path, err)
 	}
 	a.off += int64(len(rec))
-	_ = a.f.Truncate(a.off)
-	if err := a.f.Close(); err != nil {
-		return fmt.Errorf("%w: close %s: %w", ErrFailed, a.path, err)
-	}
 	return nil
 }
 

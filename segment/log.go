@@ -100,6 +100,7 @@ type Log struct {
 	ready     *spareFile
 	preparing bool
 	spareErr  error
+	trims     []*activeSeg  // sealed segments for the worker to trim and close
 	work      chan struct{} // capacity 1: wakes the worker
 	quit      chan struct{} // closed by Close: the worker stops
 	workDone  chan struct{} // closed when the worker returns

@@ -48,6 +48,9 @@ func prepareSpare(fsys vfs.FS, dir string, size int64) (*spareFile, error) {
 		return nil, fmt.Errorf("create %s: %w", tmp, err)
 	}
 	err = f.Preallocate(size)
+	if err == nil { // written once, so a rotation's header write changes no allocation and syncs fast
+		_, err = f.WriteAt(make([]byte, min(size, 4096)), 0)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -127,9 +130,10 @@ func (l *Log) spareError(err error) error {
 	return fmt.Errorf("kvtool/segment: cannot prepare the next segment in %s (retrying): %w", l.dir, err)
 }
 
-// spareWorker prepares a spare whenever there is none, when poked (after a
-// rotation took the spare, or by a write that needs one) or when the retry
-// delay after a failure has passed. It stops when quit is closed.
+// spareWorker trims sealed segments and prepares a spare whenever there is
+// none, when poked (after a rotation took the spare, or by a write that
+// needs one) or when the retry delay after a failure has passed. It stops
+// when quit is closed, after the last trims.
 func (l *Log) spareWorker() {
 	defer close(l.workDone)
 	backoff := spareRetryMin
@@ -137,12 +141,14 @@ func (l *Log) spareWorker() {
 	for {
 		select {
 		case <-l.work:
+			l.trim()
 			if retry != nil {
 				continue // a failed attempt waits out its delay
 			}
 		case <-retry:
 			retry = nil
 		case <-l.quit:
+			l.trim()
 			return
 		}
 		if !l.startPreparing() {
@@ -184,6 +190,21 @@ func (l *Log) donePreparing(sp *spareFile, err error) {
 		l.ready = sp
 	}
 	l.space.Broadcast()
+}
+
+// trim trims the segments sealed since the last call to their data and
+// closes them. That is only about space (a sealed segment may keep its
+// preallocated zeros, as a crash can leave it), so it is not synced and a
+// failure is not an error.
+func (l *Log) trim() {
+	l.mu.Lock()
+	segs := l.trims
+	l.trims = nil
+	l.mu.Unlock()
+	for _, a := range segs {
+		_ = a.f.Truncate(a.off)
+		_ = a.f.Close()
+	}
 }
 
 // poke wakes the worker.
