@@ -143,6 +143,7 @@ func (l *Log) write(b *batch, data []byte) error {
 	}
 	a.off += int64(len(data))
 	a.records += b.n
+	l.endsClosed = false
 	l.segMu.Lock()
 	m := &l.segs[len(l.segs)-1].info
 	m.LastIndex, m.Records, m.Size = b.last, a.records, a.off
@@ -232,7 +233,7 @@ func (l *Log) rotate() error {
 	l.trims = append(l.trims, old) // the worker trims and closes it
 	l.mu.Unlock()
 	l.poke()
-	l.active = ns
+	l.active, l.endsClosed = ns, false
 	l.segMu.Lock()
 	l.segs[len(l.segs)-1].info.Size = old.off
 	l.segs = append(l.segs, segMeta{info: ns.info(h.term), sum: ns.sum})
@@ -259,7 +260,7 @@ func seal(a *activeSeg, next uint64) error {
 // active segment's data, naming the log's last index, unless the log
 // failed. The flusher calls it last, with nothing left to write.
 func (l *Log) writeClose() error {
-	if l.Err() != nil {
+	if l.Err() != nil || l.endsClosed {
 		return nil
 	}
 	a := l.active
@@ -271,6 +272,7 @@ func (l *Log) writeClose() error {
 		return fmt.Errorf("kvtool/segment: fsync %s: %w", a.path, err)
 	}
 	a.off += int64(len(rec))
+	l.endsClosed = true
 	l.segMu.Lock()
 	l.segs[len(l.segs)-1].info.Size = a.off
 	l.segMu.Unlock()

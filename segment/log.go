@@ -105,6 +105,10 @@ type Log struct {
 	quit      chan struct{} // closed by Close: the worker stops
 	workDone  chan struct{} // closed when the worker returns
 	closeRec  error         // what writing the clean-shutdown record returned
+	// endsClosed (owned by the flusher) is set while the active segment's
+	// data ends with a clean-shutdown record: a log opened and closed with
+	// nothing written in between does not write another.
+	endsClosed bool
 
 	wake chan struct{} // capacity 1: there is work for the flusher
 	// Adaptive group commit (see gather). grew (capacity 1) is poked by

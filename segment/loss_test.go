@@ -165,6 +165,11 @@ func TestCleanShutdownRecord(t *testing.T) {
 	if rep, _ := Verify(fs, testDir, VerifyOptions{}); !rep.OK() || !rep.Closed {
 		t.Fatalf("after Close: %+v", rep)
 	}
+	before := snapshot(t, fs, testDir)
+	mustOpen(t, memOpts(fs, 4096)).Close()
+	if !reflect.DeepEqual(before, snapshot(t, fs, testDir)) {
+		t.Fatal("opening and closing a log with nothing written changed its files")
+	}
 	l := mustOpen(t, memOpts(fs, 4096))
 	appendN(t, l, 3)
 	img := fs.CrashClone(vfs.CrashOptions{})

@@ -139,6 +139,7 @@ func (l *Log) openExisting(opts Options, names []string) error {
 	if err != nil {
 		return err
 	}
+	l.endsClosed = r.closed
 	l.start(a, r.hdr.term, sealed)
 	return nil
 }
