@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -273,4 +274,28 @@ func waitSpare(t testing.TB, l *Log) {
 		defer l.mu.Unlock()
 		return l.ready != nil
 	})
+}
+
+// TestOpenMakesTheDirectoryDurable: creating the WAL directory is followed
+// by an fsync of its parent, and publishing the first segment by an fsync
+// of the WAL directory, before Open returns.
+func TestOpenMakesTheDirectoryDurable(t *testing.T) {
+	mem := vfs.NewMem()
+	var ops []string
+	rec := vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpMkdir || op == vfs.OpSyncDir || op == vfs.OpRename {
+			ops = append(ops, op.String()+" "+path)
+		}
+		return nil
+	})
+	l := mustOpen(t, memOpts(vfs.NewErrorFS(mem, rec), 4096))
+	got := strings.Join(ops, "\n")
+	l.Close()
+	mkdir := strings.Index(got, "mkdir "+testDir)
+	parent := strings.Index(got, "syncdir "+filepath.Dir(testDir))
+	rename := strings.Index(got, "rename ")
+	wal := strings.LastIndex(got, "syncdir "+testDir)
+	if mkdir < 0 || parent < mkdir || rename < parent || wal < rename {
+		t.Fatalf("want mkdir %s, syncdir %s, rename, syncdir %s in that order; got:\n%s", testDir, filepath.Dir(testDir), testDir, got)
+	}
 }
