@@ -219,8 +219,12 @@ func (r *segResult) checkShape(s *segReader, role segRole) {
 	}
 	if role.last && s.sealAt < 0 && s.prealloc > 0 && s.size < s.prealloc {
 		r.cut(s.end, s.last())
-		r.add(Truncated, s.size, fmt.Sprintf("the file is %d bytes, shorter than the %d it was preallocated to: it was truncated, and any entries after index %d are gone",
-			s.size, s.prealloc, s.last()))
+		lost := fmt.Sprintf("any entries after index %d are gone", s.last())
+		if s.closed && !r.endDamaged {
+			lost = "but its data ends with the clean-shutdown record, so no entry is missing"
+		}
+		r.add(Truncated, s.size, fmt.Sprintf("the file is %d bytes, shorter than the %d it was preallocated to: it was truncated, %s",
+			s.size, s.prealloc, lost))
 	}
 }
 

@@ -88,18 +88,29 @@ func TestTruncatedNewestSegmentIsReported(t *testing.T) {
 		t.Fatalf("newest segment holds %d records", len(fr))
 	}
 	for _, c := range []struct {
-		name   string
-		size   int64
-		intact uint64
+		name    string
+		size    int64
+		intact  uint64
+		missing uint64 // what a forced repair says is missing from
 	}{
-		{"at a record boundary", fr[len(fr)-3].start, newest.LastIndex - 3},
-		{"before the clean-shutdown record", fr[len(fr)-1].end, newest.LastIndex},
-		{"in the preallocated space", newest.Size + 100, newest.LastIndex},
+		{"at a record boundary", fr[len(fr)-3].start, newest.LastIndex - 3, newest.LastIndex - 2},
+		{"before the clean-shutdown record", fr[len(fr)-1].end, newest.LastIndex, newest.LastIndex + 1},
+		{"in the preallocated space", newest.Size + 100, newest.LastIndex, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			img := copyFS(t, fs, testDir)
 			damage(t, img, newest.Path, func(b []byte) []byte { return b[:c.size] })
 			refused(t, img, newest.Path, "truncated", c.intact)
+			res, err := Repair(img, testDir, RepairOptions{Force: true})
+			if err != nil || res.LastIndex != c.intact || len(res.Cuts) != 1 || res.Cuts[0].MissingFrom != c.missing {
+				t.Fatalf("forced repair: %+v, %v", res, err)
+			}
+			l := mustOpen(t, memOpts(img, 4096))
+			appendN(t, l, 1)
+			l.Close()
+			if rep, _ := Verify(img, testDir, VerifyOptions{}); !rep.OK() || rep.LastIndex != c.intact+1 {
+				t.Fatalf("after the repair:\n%s", problemsString(rep.Problems))
+			}
 		})
 	}
 }

@@ -195,7 +195,7 @@ func (r *segResult) missingFrom() uint64 {
 		switch {
 		case p.Kind == Gap && p.Offset == r.sealAt:
 			return r.sealNext
-		case p.Kind == Truncated:
+		case p.Kind == Truncated && !(r.closed && !r.endDamaged):
 			return r.info.LastIndex + 1
 		}
 	}
