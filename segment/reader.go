@@ -28,6 +28,7 @@ type Reader struct {
 	from  uint64
 	limit uint64 // last index to return (a live log's durable index)
 	err   error  // sticky: once set, Next returns it
+	off   int64  // offset of the frame of the last entry returned (Position)
 }
 
 // NewReader returns a Reader over the entries of dir with Index >= from. If
@@ -91,6 +92,7 @@ func (r *Reader) next() (Entry, error) {
 		case err == nil && e.Index < r.from:
 			continue
 		case err == nil:
+			r.off = off
 			return e, nil
 		case err == io.EOF:
 			if err := r.endSegment(); err != nil {
