@@ -81,6 +81,10 @@ func (baseTable) Destroy() error    { return nil }
 // context: a cancelled query stops within that many rows of a scan.
 const cursorCheck = 256
 
+// testHookRow, if set (by tests, before a query starts), is called for
+// every row a cursor moves to.
+var testHookRow func()
+
 // baseCursor counts rows for the context check and rowids.
 type baseCursor struct {
 	s   *Session
@@ -91,6 +95,9 @@ type baseCursor struct {
 // cursorCheck rows.
 func (c *baseCursor) step() error {
 	c.row++
+	if testHookRow != nil {
+		testHookRow()
+	}
 	if c.row%cursorCheck == 0 {
 		if err := c.s.queryCtx().Err(); err != nil {
 			return c.s.setTableErr(fmt.Errorf("kvtool/query: %w", err))

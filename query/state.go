@@ -137,5 +137,12 @@ func (s *Session) notCovered(n uint64, err error) error {
 	if cerr != nil {
 		return fmt.Errorf("kv_at(%d): %w", n, err)
 	}
-	return fmt.Errorf("kv_at(%d): %w: the retained files of %s cover %s", n, replay.ErrNotCovered, s.src.Dir, datadir.RangesText(rs))
+	return &notCoveredError{fmt.Sprintf("kv_at(%d): index %d is not covered by the retained files of %s; they cover %s", n, n, s.src.Dir, datadir.RangesText(rs))}
 }
+
+// notCoveredError is an index the files do not cover; it matches
+// replay.ErrNotCovered.
+type notCoveredError struct{ msg string }
+
+func (e *notCoveredError) Error() string { return e.msg }
+func (e *notCoveredError) Unwrap() error { return replay.ErrNotCovered }
