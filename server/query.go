@@ -177,4 +177,3 @@ func queryErrorText(ctx context.Context, err error) string {
 	}
 	return err.Error()
 }
-
