@@ -97,8 +97,19 @@ func (c *Client) Query(ctx context.Context, req QueryRequest, header func(QueryH
 		}
 		return QueryEnd{}, &QueryError{Status: resp.StatusCode, Kind: eb.Kind, Message: eb.Error}
 	}
-	end, err := readQueryStream(resp.Body, header, row)
-	if err != nil {
+	var cbErr error // an error of header or row is returned as is
+	end, err := readQueryStream(resp.Body, func(h QueryHeader) error {
+		cbErr = header(h)
+		return cbErr
+	}, func(vals []any) error {
+		cbErr = row(vals)
+		return cbErr
+	})
+	if cbErr != nil {
+		return end, cbErr
+	} else if err != nil && ctx.Err() != nil {
+		return end, ctx.Err()
+	} else if err != nil {
 		return end, c.transportErr(err)
 	}
 	if end.Error != "" {
@@ -112,21 +123,24 @@ func (c *Client) Query(ctx context.Context, req QueryRequest, header func(QueryH
 const maxQueryLine = 64 << 20
 
 func readQueryStream(r io.Reader, header func(QueryHeader) error, row func([]any) error) (QueryEnd, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxQueryLine)
-	if !sc.Scan() {
-		return QueryEnd{}, streamErr(sc.Err(), "no header")
+	br := bufio.NewReaderSize(r, 64<<10)
+	line, err := readLine(br)
+	if err != nil {
+		return QueryEnd{}, streamErr(err, "no header")
 	}
 	var h QueryHeader
-	if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+	if err := json.Unmarshal(line, &h); err != nil {
 		return QueryEnd{}, fmt.Errorf("kvtool/client: query header: %w", err)
 	}
 	if err := header(h); err != nil {
 		return QueryEnd{}, err
 	}
 	vals := make([]any, len(h.Columns))
-	for sc.Scan() {
-		line := sc.Bytes()
+	for {
+		line, err := readLine(br)
+		if err != nil {
+			return QueryEnd{}, streamErr(err, "the answer ended before its last line")
+		}
 		if len(line) > 0 && line[0] == '{' {
 			var end QueryEnd
 			if err := json.Unmarshal(line, &end); err != nil || !end.End {
@@ -141,13 +155,32 @@ func readQueryStream(r io.Reader, header func(QueryHeader) error, row func([]any
 			return QueryEnd{}, err
 		}
 	}
-	return QueryEnd{}, streamErr(sc.Err(), "the answer ended before its last line")
+}
+
+// readLine reads one whole line (without its newline); a line cut short
+// by the end of the answer is an error, as is one over maxQueryLine.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		part, err := br.ReadSlice('\n')
+		if len(line)+len(part) > maxQueryLine {
+			return nil, fmt.Errorf("a line is over %d bytes", maxQueryLine)
+		}
+		line = append(line, part...)
+		switch {
+		case err == nil:
+			return line[:len(line)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
+	}
 }
 
 func streamErr(err error, what string) error {
-	if err == nil {
-		err = io.ErrUnexpectedEOF
-	}
 	return fmt.Errorf("kvtool/client: query: %s: %w", what, err)
 }
 

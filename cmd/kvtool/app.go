@@ -93,6 +93,7 @@ func newApp(e env) *cli.App {
 			replayCommand(e),
 			verifyCommand(e),
 			inspectCommand(e),
+			queryCommand(e), diffCommand(e),
 			versionCommand(),
 			completionCommand(),
 		},
