@@ -1,7 +1,6 @@
 package query
 
 import (
-	"strings"
 	"unicode/utf8"
 
 	"modernc.org/sqlite/vtab"
@@ -54,7 +53,7 @@ func (c *kvCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 	if err != nil {
 		return c.fail(err)
 	}
-	c.keys.start(st, newKeyScan(strings.Fields(idxStr), vals))
+	c.keys.start(st, newKeyScan(c.tokens(idxStr), vals))
 	return nil
 }
 

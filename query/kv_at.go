@@ -70,7 +70,7 @@ type kvAtCursor struct {
 }
 
 func (c *kvAtCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
-	toks := strings.Fields(idxStr)
+	toks := c.tokens(idxStr)
 	if len(toks) == 0 || toks[0] != tokIndex || len(vals) == 0 {
 		return c.fail(ErrNoIndex)
 	}

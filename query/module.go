@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"modernc.org/sqlite/vtab"
@@ -89,6 +90,18 @@ var testHookRow func()
 type baseCursor struct {
 	s   *Session
 	row int64
+	// idxStr and toks are the last plan Filter was given, split into
+	// tokens: a join calls Filter once per outer row with the same plan.
+	idxStr string
+	toks   []string
+}
+
+// tokens returns the tokens of a plan's idxStr.
+func (c *baseCursor) tokens(idxStr string) []string {
+	if c.toks == nil || idxStr != c.idxStr {
+		c.idxStr, c.toks = idxStr, strings.Fields(idxStr)
+	}
+	return c.toks
 }
 
 // step counts a row and returns the query's context error every

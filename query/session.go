@@ -148,24 +148,72 @@ func (s *Session) Close() error {
 // attach or load anything is an error wrapping ErrReadOnly.
 func (s *Session) Query(ctx context.Context, text string, args ...any) (*Rows, error) {
 	if strings.TrimSpace(text) == "" {
-		return nil, &SQLError{Msg: "the query is empty"}
+		return nil, &SQLError{Msg: "the query is empty", Offset: -1}
 	}
+	return s.run(ctx, text, s.pushModeOf(text), func() (*sql.Rows, error) {
+		return s.conn.QueryContext(ctx, text, args...)
+	})
+}
+
+// Stmt is a prepared statement of a session: parsed and planned once, run
+// many times with different arguments.
+type Stmt struct {
+	s    *Session
+	text string
+	push pushMode
+	stmt *sql.Stmt
+}
+
+// Prepare prepares text for Stmt.Query (errors as Query's).
+func (s *Session) Prepare(ctx context.Context, text string) (*Stmt, error) {
+	push := s.pushModeOf(text)
+	s.begin(ctx, push)
+	stmt, err := s.conn.PrepareContext(ctx, text)
+	if err != nil {
+		return nil, s.queryError(ctx, text, err)
+	}
+	return &Stmt{s: s, text: text, push: push, stmt: stmt}, nil
+}
+
+// Query runs the statement with args, as Session.Query does.
+func (st *Stmt) Query(ctx context.Context, args ...any) (*Rows, error) {
+	return st.s.run(ctx, st.text, st.push, func() (*sql.Rows, error) {
+		return st.stmt.QueryContext(ctx, args...)
+	})
+}
+
+// Close releases the statement.
+func (st *Stmt) Close() error { return st.stmt.Close() }
+
+// begin readies the session for a statement: what the authorizer and the
+// tables remember is reset, and the statement's context and pushdown are
+// where the tables look (SQLite may plan it again at any step).
+func (s *Session) begin(ctx context.Context, push pushMode) {
 	s.mu.Lock()
 	s.denied, s.tableErr = "", nil
 	s.mu.Unlock()
 	s.ctx.Store(&ctx)
-	push := pushModeOf(text)
-	if s.opts.NoPushdown {
-		push = pushMode{}
-	}
 	s.push.Store(&push)
+}
+
+// run starts a statement with query and wraps its rows.
+func (s *Session) run(ctx context.Context, text string, push pushMode, query func() (*sql.Rows, error)) (*Rows, error) {
+	s.begin(ctx, push)
 	stop := s.intr.watch(ctx)
-	rows, err := s.conn.QueryContext(ctx, text, args...)
+	rows, err := query()
 	if err != nil {
 		stop()
 		return nil, s.queryError(ctx, text, err)
 	}
 	return newRows(s, ctx, text, rows, stop)
+}
+
+// pushModeOf is what the tables may push down for text.
+func (s *Session) pushModeOf(text string) pushMode {
+	if s.opts.NoPushdown {
+		return pushMode{}
+	}
+	return pushModeOf(text)
 }
 
 // queryError classifies the error of a statement.

@@ -113,7 +113,7 @@ type walCursor struct {
 
 func (c *walCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 	c.Close()
-	from, to, wantDelta := walBounds(strings.Fields(idxStr), vals)
+	from, to, wantDelta := walBounds(c.tokens(idxStr), vals)
 	if c.s.src.Snapshot != nil {
 		to = min(to, c.s.src.Snapshot.Index())
 	}
