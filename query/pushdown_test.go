@@ -195,6 +195,9 @@ func pushdownRounds() int {
 	if n, err := strconv.Atoi(os.Getenv("KVTOOL_QUERY_ROUNDS")); err == nil && n > 0 {
 		return n
 	}
+	if raceEnabled {
+		return 100
+	}
 	return 600
 }
 
