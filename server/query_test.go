@@ -75,7 +75,7 @@ func TestQueryBankSnapshot(t *testing.T) {
 		(SELECT sum(CAST(value AS INTEGER)) FROM kv WHERE key LIKE 'acct:%%'),
 		(SELECT count(*) FROM kv WHERE CAST(value AS INTEGER) < 0),
 		(SELECT max("index") FROM wal)`)
-	for i := 0; i < 40 || commits.Load() < 200; i++ {
+	for i := 0; i < 10 || commits.Load() < 50; i++ {
 		h, rows, _, err := queryRows(t, ts.c, client.QueryRequest{SQL: q})
 		if err != nil {
 			t.Fatal(err)
