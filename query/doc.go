@@ -11,8 +11,8 @@
 //
 // Each table's file says what its BestIndex pushes down and why what it
 // leaves to SQLite is safe to leave: no table ever asks SQLite to skip a
-// check (keyplan.go), so pushdown only narrows a scan. Values and keys
-// that are valid UTF-8 are TEXT; other values are BLOBs.
+// check (keyplan.go), so pushdown only narrows a scan. Keys are TEXT;
+// values are TEXT when they are valid UTF-8 and BLOBs otherwise.
 //
 // # Read-only
 //

@@ -293,3 +293,27 @@ func TestQueryCommandInterrupt(t *testing.T) {
 	t.Cleanup(func() { srv.Close(); st.Close() })
 	run("--addr", srv.Listener.Addr().String(), "--json", endless)
 }
+
+// Damage met by a query exits 3, naming the file and offset.
+func TestQueryCommandDamage(t *testing.T) {
+	data := queryDataDir(t)
+	seg := filepath.Join(data, "wal", "0000000000000001.wal")
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entry 12's frame is followed by intact ones: corruption, not a torn tail.
+	stdout, stderr, code := run(t, "query", "--data", data, "--csv", `SELECT offset FROM wal WHERE "index" = 12`)
+	mustCode(t, code, exitOK, stdout, stderr)
+	var off int
+	fmt.Sscanf(strings.Split(stdout, "\n")[1], "%d", &off)
+	b[off+30] ^= 0xff
+	if err := os.WriteFile(seg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = run(t, "query", "--data", data, `SELECT count(*) FROM wal`)
+	mustCode(t, code, exitDamage, stdout, stderr)
+	if !strings.Contains(stderr, seg) || !strings.Contains(stderr, fmt.Sprint("offset ", off)) {
+		t.Errorf("stderr %q does not name %s and offset %d", stderr, seg, off)
+	}
+}
