@@ -282,7 +282,7 @@ func benchPoint(b *testing.B, d benchData, sess *Session) {
 // varies less than the wall time. Call the function it returns at the end.
 func reportCPU(b *testing.B) func() {
 	start := cpuNow()
-	return func() { b.ReportMetric(float64((cpuNow() - start).Nanoseconds())/float64(b.N), "cpu-ns/op") }
+	return func() { b.ReportMetric(float64((cpuNow()-start).Nanoseconds())/float64(b.N), "cpu-ns/op") }
 }
 
 func cpuNow() time.Duration {
