@@ -42,7 +42,8 @@ const queryTablesHelp = `TABLES
   checkpoints, deltas       the snapshot files and what they cover
   manifest                  the manifest, one row
   leases                    retention leases (a server's; empty on --data)
-  "index" is an SQL keyword: quote it. Values that are not UTF-8 are BLOBs.
+  "index" is an SQL keyword: quote it ("index" or [index]). Values that are
+  not UTF-8 are BLOBs.
   EXPLAIN QUERY PLAN shows what each table was asked (INDEX 0:key= ...).`
 
 func queryCommand(e env) *cli.Command {
@@ -71,7 +72,7 @@ Examples:
   kvtool query "SELECT count(*) FROM kv WHERE key LIKE 'acct:%'"
   kvtool query "SELECT key, value FROM kv WHERE CAST(value AS INTEGER) < 0"
   kvtool query "SELECT substr(key, 1, instr(key, ':')) AS prefix, count(*), sum(length(value)) FROM kv GROUP BY prefix"
-  kvtool query 'SELECT "index", op, value, delta FROM wal WHERE key = '"'acct:1'"' ORDER BY "index"'
+  kvtool query "SELECT [index], op, value, delta FROM wal WHERE key = 'acct:1' AND [index] > 1000"
   kvtool query "SELECT a.key, a.value AS before, b.value AS after FROM kv_at(100) a JOIN kv b USING (key) WHERE a.value <> b.value"
   kvtool query --file report.sql --csv > report.csv
   echo "SELECT * FROM segments" | kvtool query --addr 127.0.0.1:7070 --json -`,
