@@ -46,6 +46,8 @@ func (t *kvTable) Open() (vtab.Cursor, error) {
 type kvCursor struct {
 	baseCursor
 	keys keyCursor
+	val  vtab.Value // the current row's value as SQLite sees it, once asked
+	vrow int64      // the row val is of (baseCursor.row)
 }
 
 func (c *kvCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
@@ -54,6 +56,7 @@ func (c *kvCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 		return c.fail(err)
 	}
 	c.keys.start(st, newKeyScan(c.tokens(idxStr), vals))
+	c.val, c.row = nil, c.row+1 // a new scan: no value is current
 	return nil
 }
 
@@ -68,7 +71,10 @@ func (c *kvCursor) Column(col int) (vtab.Value, error) {
 	if col == kvKeyCol {
 		return c.keys.key, nil
 	}
-	return valueOf(c.keys.val), nil
+	if c.val == nil || c.vrow != c.row {
+		c.val, c.vrow = valueOf(c.keys.val), c.row // SQLite may ask twice
+	}
+	return c.val, nil
 }
 
 func (c *kvCursor) Close() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -82,6 +83,11 @@ func (baseTable) Destroy() error    { return nil }
 // context: a cancelled query stops within that many rows of a scan.
 const cursorCheck = 256
 
+// cursorYield is how often (in rows) a cursor lets other goroutines run. A
+// long scan is CPU-bound and Go preempts it only every 10ms: a writer of
+// the same process woken by its fsync would wait that long for a core.
+const cursorYield = 64
+
 // testHookRow, if set (by tests, before a query starts), is called for
 // every row a cursor moves to.
 var testHookRow func()
@@ -110,6 +116,9 @@ func (c *baseCursor) step() error {
 	c.row++
 	if testHookRow != nil {
 		testHookRow()
+	}
+	if c.row%cursorYield == 0 {
+		runtime.Gosched()
 	}
 	if c.row%cursorCheck == 0 {
 		if err := c.s.queryCtx().Err(); err != nil {

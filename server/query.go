@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,11 @@ const (
 	queryFlushRows = 256
 )
 
+// querySlots bounds the queries running at once in the process to half
+// the cores (at least one): a query is CPU-bound, and writers must keep
+// the rest. A query waits for a slot within its time limit.
+var querySlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+
 // queryTestHook, if set (by tests), is called with how each query ended.
 var queryTestHook atomic.Pointer[func(err error)]
 
@@ -54,7 +60,15 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	err := s.runQuery(ctx, w, req.SQL, maxRows)
+	var err error
+	select {
+	case querySlots <- struct{}{}:
+		err = s.runQuery(ctx, w, req.SQL, maxRows)
+		<-querySlots
+	case <-ctx.Done():
+		err = fmt.Errorf("kvtool/server: waiting for other queries to finish: %w", ctx.Err())
+		writeQueryError(w, ctx, err)
+	}
 	if h := queryTestHook.Load(); h != nil {
 		(*h)(err)
 	}
