@@ -32,10 +32,11 @@ const (
 	queryFlushRows = 256
 )
 
-// querySlots bounds the queries running at once in the process to half
-// the cores (at least one): a query is CPU-bound, and writers must keep
-// the rest. A query waits for a slot within its time limit.
-var querySlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+// querySlots bounds the queries running at once in the process to the
+// cores (at least two, so one client reading slowly cannot hold up every
+// other query): queries are CPU-bound, and more at once would only take
+// the cores from writers. A query waits for a slot within its time limit.
+var querySlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
 // queryTestHook, if set (by tests), is called with how each query ended.
 var queryTestHook atomic.Pointer[func(err error)]
