@@ -105,6 +105,7 @@ func (s *Server) routes() {
 		{http.MethodGet, "/v1/status", s.status},
 		{http.MethodGet, "/v1/hash", s.hash},
 		{http.MethodPost, "/v1/admin/rotate", s.rotate},
+		{http.MethodPost, "/v1/query", s.query},
 		{http.MethodGet, "/metrics", s.m.handler().ServeHTTP},
 	}
 	rs = append(rs, s.adminRoutes()...)

@@ -100,6 +100,7 @@ func newApp(e env) *cli.App {
 			verifyCommand(e),
 			inspectCommand(e),
 			drillCommand(e),
+			queryCommand(e), diffCommand(e),
 			versionCommand(),
 			completionCommand(),
 		},

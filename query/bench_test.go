@@ -1,0 +1,292 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kvtool/kvtool/store"
+)
+
+// The speed benchmarks: the same queries on the kv and wal tables of a
+// live snapshot, and on the same rows loaded into ordinary in-memory
+// SQLite tables (what a user would build by hand; BenchmarkLoadTables is
+// that load, to be added to the table's times). N keys (default 1M,
+// KVTOOL_QUERY_BENCH_KEYS to change) in 1000 prefixes, written 1000 keys
+// per transaction.
+//
+//	go test -run '^$' -bench 'Query|LoadTables' -benchtime 2s ./query/
+
+const benchPrefixes = 1000
+
+func benchKeys() int {
+	if n, err := strconv.Atoi(os.Getenv("KVTOOL_QUERY_BENCH_KEYS")); err == nil && n >= benchPrefixes {
+		return n
+	}
+	return 1_000_000
+}
+
+func benchKey(i int) string {
+	per := benchKeys() / benchPrefixes
+	return fmt.Sprintf("p%03d:%07d", i/per, i%per)
+}
+
+type benchData struct {
+	st   *store.Store
+	n    int
+	last uint64 // last log index
+}
+
+var (
+	benchOnce sync.Once
+	bench     benchData
+)
+
+// benchStore builds the store once for every benchmark of the run.
+func benchStore(b *testing.B) benchData {
+	benchOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "kvtool-query-bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := store.Open(store.Options{Dir: dir, Create: true, SegmentSize: 256 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := benchKeys()
+		for i := 0; i < n; i += 1000 {
+			txn := &store.Txn{}
+			for j := i; j < min(n, i+1000); j++ {
+				txn.Ops = append(txn.Ops, store.Op{Kind: store.OpPut, Key: benchKey(j), Value: []byte(strconv.Itoa(j * 7 % 100000))})
+			}
+			if bench.last, err = st.Commit(context.Background(), txn); err != nil {
+				b.Fatal(err)
+			}
+		}
+		bench.st, bench.n = st, n
+	})
+	if bench.st == nil {
+		b.Fatal("no benchmark store")
+	}
+	return bench
+}
+
+// loadTables copies the snapshot's rows and the WAL's into ordinary
+// tables: kvt(key PRIMARY KEY, value) and walt("index", key, value) with
+// an index on "index".
+func loadTables(b *testing.B, d benchData) *sql.DB {
+	b.Helper()
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	s, err := Open(context.Background(), Source{Dir: d.st.Dir(), Snapshot: d.st.Snapshot()}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	exec := func(q string, args ...any) {
+		if _, err := db.Exec(q, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	exec("CREATE TABLE kvt(key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+	exec(`CREATE TABLE walt("index" INTEGER, key TEXT, value)`)
+	copyRows := func(q, ins string) {
+		tx, err := db.Begin()
+		if err != nil {
+			b.Fatal(err)
+		}
+		stmt, err := tx.Prepare(ins)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows, err := s.Query(context.Background(), q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rows.Next() {
+			if _, err := stmt.Exec(rows.Values()...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			b.Fatal(err)
+		}
+		rows.Close()
+		stmt.Close()
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	copyRows("SELECT key, value FROM kv", "INSERT INTO kvt VALUES (?, ?)")
+	copyRows(`SELECT "index", key, value FROM wal`, "INSERT INTO walt VALUES (?, ?, ?)")
+	exec(`CREATE INDEX walt_index ON walt("index")`)
+	return db
+}
+
+var (
+	loadedOnce sync.Once
+	loaded     *sql.DB
+)
+
+// BenchmarkLoadTables is the baseline's fixed cost: loading the rows into
+// ordinary tables before the first query can run.
+func BenchmarkLoadTables(b *testing.B) {
+	d := benchStore(b)
+	b.ResetTimer()
+	defer reportCPU(b)()
+	for i := 0; i < b.N; i++ {
+		db := loadTables(b, d)
+		db.Close()
+	}
+}
+
+// benchQueries are the measured queries; %s is the kv table, %s the wal
+// table (kv, wal or kvt, walt).
+func benchQueries(d benchData) map[string]func(r *rand.Rand) (string, []any) {
+	return map[string]func(r *rand.Rand) (string, []any){
+		"point": func(r *rand.Rand) (string, []any) {
+			return "SELECT value FROM %[1]s WHERE key = ?", []any{benchKey(r.IntN(d.n))}
+		},
+		"prefix": func(r *rand.Rand) (string, []any) {
+			return "SELECT key, value FROM %[1]s WHERE key LIKE ?", []any{fmt.Sprintf("p%03d:%%", r.IntN(benchPrefixes))}
+		},
+		"prefix-range": func(r *rand.Rand) (string, []any) {
+			p := r.IntN(benchPrefixes)
+			return "SELECT key, value FROM %[1]s WHERE key >= ? AND key < ?", []any{fmt.Sprintf("p%03d:", p), fmt.Sprintf("p%03d;", p)}
+		},
+		"count": func(*rand.Rand) (string, []any) { return "SELECT count(*) FROM %[1]s", nil },
+		"group-by-prefix": func(*rand.Rand) (string, []any) {
+			return "SELECT substr(key, 1, 4) AS p, count(*), sum(CAST(value AS INTEGER)) FROM %[1]s GROUP BY p", nil
+		},
+		"wal-join": func(*rand.Rand) (string, []any) {
+			return `SELECT count(*), sum(CAST(k.value AS INTEGER)) FROM %[2]s AS w JOIN %[1]s AS k ON k.key = w.key WHERE w."index" > ?`,
+				[]any{int64(d.last - 1)} // the last transaction: 1000 keys
+		},
+	}
+}
+
+// BenchmarkQuery runs each query to its last row on the kv tables (vtab)
+// and on the loaded tables (table), and reports the time to the first row
+// of the vtab (first-row-ns).
+func BenchmarkQuery(b *testing.B) {
+	d := benchStore(b)
+	sess, err := Open(context.Background(), Source{Dir: d.st.Dir(), Snapshot: d.st.Snapshot()}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.Close()
+	loadedOnce.Do(func() { loaded = loadTables(b, d) })
+	b.ResetTimer()
+	for name, q := range benchQueries(d) {
+		if name == "point" {
+			benchPoint(b, d, sess)
+		}
+		b.Run(name+"/vtab", func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			var first time.Duration
+			defer reportCPU(b)()
+			for i := 0; i < b.N; i++ {
+				text, args := q(r)
+				start := time.Now()
+				rows, err := sess.Query(context.Background(), fmt.Sprintf(text, "kv", "wal"), args...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for n := 0; rows.Next(); n++ {
+					if n == 0 {
+						first += time.Since(start)
+					}
+				}
+				if err := rows.Err(); err != nil {
+					b.Fatal(err)
+				}
+				rows.Close()
+			}
+			b.ReportMetric(float64(first.Nanoseconds())/float64(b.N), "first-row-ns")
+		})
+		b.Run(name+"/table", func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			defer reportCPU(b)()
+			for i := 0; i < b.N; i++ {
+				text, args := q(r)
+				rows, err := loaded.Query(fmt.Sprintf(text, "kvt", "walt"), args...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rows.Next() {
+				}
+				if err := rows.Err(); err != nil {
+					b.Fatal(err)
+				}
+				rows.Close()
+			}
+		})
+	}
+}
+
+// benchPoint is the point lookup with prepared statements, the way a
+// program doing many lookups runs them.
+func benchPoint(b *testing.B, d benchData, sess *Session) {
+	b.Run("point-prepared/vtab", func(b *testing.B) {
+		stmt, err := sess.Prepare(context.Background(), "SELECT value FROM kv WHERE key = ?")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer stmt.Close()
+		r := rand.New(rand.NewPCG(1, 2))
+		defer reportCPU(b)()
+		for i := 0; i < b.N; i++ {
+			rows, err := stmt.Query(context.Background(), benchKey(r.IntN(d.n)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !rows.Next() {
+				b.Fatal(rows.Err())
+			}
+			rows.Close()
+		}
+	})
+	b.Run("point-prepared/table", func(b *testing.B) {
+		stmt, err := loaded.Prepare("SELECT value FROM kvt WHERE key = ?")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer stmt.Close()
+		r := rand.New(rand.NewPCG(1, 2))
+		defer reportCPU(b)()
+		for i := 0; i < b.N; i++ {
+			rows, err := stmt.Query(benchKey(r.IntN(d.n)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !rows.Next() {
+				b.Fatal(rows.Err())
+			}
+			rows.Close()
+		}
+	})
+}
+
+// reportCPU reports the CPU time the process used per op (cpu-ns/op), all
+// threads and the collector included: on a shared, loaded machine it
+// varies less than the wall time. Call the function it returns at the end.
+func reportCPU(b *testing.B) func() {
+	start := cpuNow()
+	return func() { b.ReportMetric(float64((cpuNow()-start).Nanoseconds())/float64(b.N), "cpu-ns/op") }
+}
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,92 @@
+package query
+
+import (
+	"unicode/utf8"
+
+	"modernc.org/sqlite/vtab"
+)
+
+// kv is the state: one row per key, in key order.
+//
+//	kv(key TEXT, value)
+//
+// Pushed down (see keyplan.go for why each is safe): key = and IN (a point
+// lookup per value), key >, >=, <, <= (a range), key LIKE and key GLOB with
+// a literal prefix (prefix ranges; LIKE's in every ASCII case), and ORDER
+// BY key in either direction (the scan's own order). SQLite checks every
+// constraint again on each row, so anything else (a constraint on value,
+// NOT, OR, functions of key, LIMIT) is simply left to it: it sees a
+// superset and filters. A value that is valid UTF-8 is TEXT, any other a
+// BLOB.
+var kvDef = tableDef{
+	name:   "kv",
+	schema: "CREATE TABLE x(key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+	open:   func(s *Session) vtab.Table { return &kvTable{baseTable{s}} },
+}
+
+const kvKeyCol = 0
+
+type kvTable struct{ baseTable }
+
+func (t *kvTable) BestIndex(info *vtab.IndexInfo) error {
+	p := planKey(info, kvKeyCol, 0, t.s.pushMode())
+	info.IdxStr = p.idxStr()
+	info.EstimatedRows = p.estimate()
+	info.EstimatedCost = float64(info.EstimatedRows)
+	if p.eq {
+		info.IdxFlags |= vtab.IndexScanUnique
+	}
+	return nil
+}
+
+func (t *kvTable) Open() (vtab.Cursor, error) {
+	return &kvCursor{baseCursor: baseCursor{s: t.s}}, nil
+}
+
+type kvCursor struct {
+	baseCursor
+	keys keyCursor
+	val  vtab.Value // the current row's value as SQLite sees it, once asked
+	vrow int64      // the row val is of (baseCursor.row)
+}
+
+func (c *kvCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
+	st, err := c.s.liveState()
+	if err != nil {
+		return c.fail(err)
+	}
+	c.keys.start(st, newKeyScan(c.tokens(idxStr), vals))
+	c.val, c.row = nil, c.row+1 // a new scan: no value is current
+	return nil
+}
+
+func (c *kvCursor) Next() error {
+	c.keys.next()
+	return c.step()
+}
+
+func (c *kvCursor) Eof() bool { return c.keys.eof }
+
+func (c *kvCursor) Column(col int) (vtab.Value, error) {
+	if col == kvKeyCol {
+		return c.keys.key, nil
+	}
+	if c.val == nil || c.vrow != c.row {
+		c.val, c.vrow = valueOf(c.keys.val), c.row // SQLite may ask twice
+	}
+	return c.val, nil
+}
+
+func (c *kvCursor) Close() error {
+	c.keys.release()
+	return nil
+}
+
+// valueOf is a stored value as SQLite sees it: TEXT when it is valid
+// UTF-8, else a BLOB.
+func valueOf(v []byte) vtab.Value {
+	if utf8.Valid(v) {
+		return string(v)
+	}
+	return v
+}

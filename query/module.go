@@ -1,0 +1,145 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+
+	"modernc.org/sqlite/vtab"
+)
+
+// table is one of kvtool's virtual tables: its name, its schema (a CREATE
+// TABLE statement SQLite is given) and how to make it for a session.
+type tableDef struct {
+	name   string
+	schema string
+	open   func(s *Session) vtab.Table
+}
+
+// tables are the tables every session has, in the order they are created.
+var tables = []tableDef{kvDef, kvAtDef, walDef, segmentsDef, checkpointsDef, deltasDef, manifestDef, leasesDef}
+
+// moduleName is the SQLite module behind a table. Modules are registered
+// once per process; each session creates its tables with its id as the
+// module argument, and Connect looks the session up by it.
+func moduleName(table string) string { return "kvtool_" + table }
+
+var (
+	registerOnce sync.Once
+	registerErr  error
+)
+
+func registerModules() error {
+	registerOnce.Do(func() {
+		for _, t := range tables {
+			if err := vtab.RegisterModule(nil, moduleName(t.name), module{t}); err != nil {
+				registerErr = fmt.Errorf("kvtool/query: register table %s: %w", t.name, err)
+				return
+			}
+		}
+	})
+	return registerErr
+}
+
+// module adapts a tableDef to vtab.Module.
+type module struct{ def tableDef }
+
+// VolatileArgs makes the driver pass TEXT arguments to Filter whole: it
+// otherwise reads them as C strings and cuts them at the first NUL, and a
+// key may hold NUL. Such arguments alias SQLite's memory for the call only:
+// Filter copies what it keeps.
+func (module) VolatileArgs() bool { return true }
+
+func (m module) Create(ctx vtab.Context, args []string) (vtab.Table, error) {
+	return m.Connect(ctx, args)
+}
+
+// Connect makes the table for the session named by the module argument
+// (args are the module, database and table names, then the arguments).
+func (m module) Connect(ctx vtab.Context, args []string) (vtab.Table, error) {
+	if len(args) != 4 {
+		return nil, fmt.Errorf("kvtool/query: table %s wants one argument, the session", m.def.name)
+	}
+	s, err := lookupSession(args[3])
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Declare(m.def.schema); err != nil {
+		return nil, fmt.Errorf("kvtool/query: declare %s: %w", m.def.name, err)
+	}
+	return m.def.open(s), nil
+}
+
+// baseTable holds what every table does the same way.
+type baseTable struct{ s *Session }
+
+func (baseTable) Disconnect() error { return nil }
+func (baseTable) Destroy() error    { return nil }
+
+// cursorCheck is how often (in rows) a cursor looks at the query's
+// context: a cancelled query stops within that many rows of a scan.
+const cursorCheck = 256
+
+// cursorYield is how often (in rows) a cursor lets other goroutines run. A
+// long scan is CPU-bound and Go preempts it only every 10ms: a writer of
+// the same process woken by its fsync would wait that long for a core.
+const cursorYield = 64
+
+// testHookRow, if set (by tests, before a query starts), is called for
+// every row a cursor moves to.
+var testHookRow func()
+
+// baseCursor counts rows for the context check and rowids.
+type baseCursor struct {
+	s   *Session
+	row int64
+	// idxStr and toks are the last plan Filter was given, split into
+	// tokens: a join calls Filter once per outer row with the same plan.
+	idxStr string
+	toks   []string
+}
+
+// tokens returns the tokens of a plan's idxStr.
+func (c *baseCursor) tokens(idxStr string) []string {
+	if c.toks == nil || idxStr != c.idxStr {
+		c.idxStr, c.toks = idxStr, strings.Fields(idxStr)
+	}
+	return c.toks
+}
+
+// step counts a row and returns the query's context error every
+// cursorCheck rows.
+func (c *baseCursor) step() error {
+	c.row++
+	if testHookRow != nil {
+		testHookRow()
+	}
+	if c.row%cursorYield == 0 {
+		runtime.Gosched()
+	}
+	if c.row%cursorCheck == 0 {
+		if err := c.s.queryCtx().Err(); err != nil {
+			return c.s.setTableErr(fmt.Errorf("kvtool/query: %w", err))
+		}
+	}
+	return nil
+}
+
+func (c *baseCursor) Rowid() (int64, error) { return c.row, nil }
+func (c *baseCursor) Close() error          { return nil }
+
+// fail records a table's error for the session and returns it to SQLite.
+func (c *baseCursor) fail(err error) error { return c.s.setTableErr(err) }
+
+// ctxErr wraps a context error the way step does.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("kvtool/query: %w", err)
+	}
+	return nil
+}
+
+var errNoCursor = errors.New("kvtool/query: cursor is not positioned")

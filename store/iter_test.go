@@ -1,0 +1,59 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// Iter walks the same pairs as Scan, forward from any SeekGE and backward
+// from any SeekLT or Last, across shards.
+func TestIterMatchesScan(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), Create: true, Shards: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	txn := &Txn{}
+	for i := 0; i < 500; i++ {
+		txn.Ops = append(txn.Ops, Op{Kind: OpPut, Key: fmt.Sprintf("k%03d", r.IntN(900)), Value: []byte{byte(i)}})
+	}
+	if _, err := s.Commit(context.Background(), txn); err != nil {
+		t.Fatal(err)
+	}
+	snap := s.Snapshot()
+	var keys []string
+	snap.Scan(ScanOptions{}, func(k string, _ []byte) bool { keys = append(keys, k); return true })
+	it := snap.Iter()
+	defer it.Release()
+	walk := func(ok bool) []string {
+		var out []string
+		for ; ok; ok = it.Next() {
+			v, _ := snap.Get(it.Key())
+			if !slices.Equal(v, it.Value()) {
+				t.Fatalf("value of %s: %x, Get says %x", it.Key(), it.Value(), v)
+			}
+			out = append(out, it.Key())
+		}
+		return out
+	}
+	for _, seek := range []string{"", "k", "k000", "k450", "k4505", "k899", "k9", "z"} {
+		from, _ := slices.BinarySearch(keys, seek)
+		if got := walk(it.SeekGE(seek)); !slices.Equal(got, keys[from:]) {
+			t.Errorf("SeekGE(%q): %d keys, want %d", seek, len(got), len(keys)-from)
+		}
+		want := slices.Clone(keys[:from])
+		slices.Reverse(want)
+		if got := walk(it.SeekLT(seek)); !slices.Equal(got, want) {
+			t.Errorf("SeekLT(%q): %d keys, want %d", seek, len(got), len(want))
+		}
+	}
+	all := slices.Clone(keys)
+	slices.Reverse(all)
+	if got := walk(it.Last()); !slices.Equal(got, all) {
+		t.Errorf("Last: %d keys, want %d", len(got), len(all))
+	}
+}
