@@ -3,7 +3,11 @@
 // snapshots). A table is a stream of format blocks of sorted entries, an
 // index of the blocks, and a fixed-size footer, so a reader finds
 // everything from the last bytes of the file and a point lookup or range
-// scan decodes only the blocks it needs.
+// scan decodes only the blocks it needs. Checkpoints and deltas are two
+// Kinds of table: a Kind names its magic and its header ext's fields (one
+// ExtCodec encodes and decodes them) and what header, footer and file name
+// must agree on; its methods open, write, list and verify files of that
+// kind the same way for both.
 //
 // # On-disk layout
 //
