@@ -1,7 +1,6 @@
 package delta
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
 
@@ -44,58 +43,34 @@ func Write(fs vfs.FS, dir string, meta Meta, keys []string, src Getter, opts Opt
 
 // Writer streams changes into a delta file.
 type Writer struct {
-	tw   *table.Writer
-	meta Meta
-	opts Options
-	keys int64
+	w *table.KindWriter[Meta, Info]
 }
 
 // NewWriter starts the delta that Close publishes at path.
 func NewWriter(fs vfs.FS, path string, meta Meta, opts Options) (*Writer, error) {
-	if err := meta.check(); err != nil {
+	w, err := Kind.NewWriter(fs, path, meta, opts.TableOptions(Kind.Magic, nil), opts.Progress)
+	if err != nil {
 		return nil, err
 	}
-	topts := opts.TableOptions(format.MagicDelta, meta.appendExt(nil))
-	topts.Index, topts.FromIndex, topts.Term = meta.To, meta.From, meta.Term
-	tw, err := table.NewWriter(fs, path, topts)
-	if err != nil {
-		return nil, fmt.Errorf("kvtool/delta: %w", err)
-	}
-	return &Writer{tw: tw, meta: meta, opts: opts}, nil
+	return &Writer{w}, nil
 }
 
 // Put records that key holds value at To; keys must be strictly ascending.
-func (w *Writer) Put(key, value []byte) error { return w.add(key, value, true) }
+func (w *Writer) Put(key, value []byte) error { return w.w.Add(key, value, format.EntryPut) }
 
 // Delete records that key is absent at To.
-func (w *Writer) Delete(key []byte) error { return w.add(key, nil, false) }
+func (w *Writer) Delete(key []byte) error { return w.w.Add(key, nil, format.EntryDelete) }
 
+// add is Put, or Delete if !put.
 func (w *Writer) add(key, value []byte, put bool) error {
-	kind := format.EntryPut
-	if !put {
-		kind, value = format.EntryDelete, nil
+	if put {
+		return w.Put(key, value)
 	}
-	if err := w.tw.Add(key, value, kind); err != nil {
-		return fmt.Errorf("kvtool/delta: %w", err)
-	}
-	w.keys++
-	if w.opts.Progress != nil && w.keys%4096 == 0 {
-		w.opts.Progress(w.keys, w.tw.Offset())
-	}
-	return nil
+	return w.Delete(key)
 }
 
 // Close publishes the delta durably and describes it.
-func (w *Writer) Close() (Info, error) {
-	ti, err := w.tw.Close()
-	if err != nil {
-		return Info{}, fmt.Errorf("kvtool/delta: %w", err)
-	}
-	if w.opts.Progress != nil {
-		w.opts.Progress(w.keys, ti.Size)
-	}
-	return infoOf(ti, w.meta), nil
-}
+func (w *Writer) Close() (Info, error) { return w.w.Close() }
 
 // Cancel abandons the delta and removes its temporary file.
-func (w *Writer) Cancel() { w.tw.Cancel() }
+func (w *Writer) Cancel() { w.w.Cancel() }
