@@ -52,10 +52,10 @@ func (m Meta) check() error {
 // extFields lists the header ext: storeID [16] | index u64 | term u64 |
 // shards u32.
 func extFields(c *table.ExtCodec, m *Meta) {
+	shards := uint32(m.Shards) // check keeps it in range
 	c.Bytes(m.StoreID[:])
 	c.Uint64(&m.Index)
 	c.Uint64(&m.Term)
-	shards := uint32(m.Shards)
 	c.Uint32(&shards)
 	m.Shards = int(shards)
 }
@@ -97,28 +97,17 @@ func checkName(m Meta, path string) error {
 	return nil
 }
 
-// Info describes a checkpoint file.
+// Info describes a checkpoint file: what table.File says of every kind
+// of file, and its pairs.
 type Info struct {
-	Name      string // file name
-	Path      string
-	Meta      Meta
-	Size      int64  // bytes
+	table.File[Meta]
 	Keys      uint64 // key/value pairs
-	Blocks    int
 	StateHash uint64 // format.StateHasher digest of the pairs
-	Checksum  uint64 // whole-file checksum from the footer
-	// Err is set by List for a file whose header or footer could not be
-	// read; the other fields but Name and Path are then zero.
-	Err error
 }
 
-// infoOf describes a checkpoint from what its file says.
-func infoOf(f table.FileInfo[Meta]) Info {
-	t := f.Table
-	return Info{
-		Name: filepath.Base(f.Path), Path: f.Path, Meta: f.Meta, Size: t.Size, Keys: t.Puts,
-		Blocks: t.Blocks, StateHash: t.StateHash, Checksum: t.Checksum, Err: f.Err,
-	}
+// infoOf describes a checkpoint from its file and table.
+func infoOf(f table.File[Meta], t table.Info) Info {
+	return Info{File: f, Keys: t.Puts, StateHash: t.StateHash}
 }
 
 // Ref returns the manifest's reference to the checkpoint.

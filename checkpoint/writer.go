@@ -95,7 +95,7 @@ func NewWriter(fs vfs.FS, path string, meta Meta, opts Options) (*Writer, error)
 }
 
 // Add appends a pair; keys must be strictly ascending.
-func (w *Writer) Add(key, value []byte) error { return w.w.Add(key, value, format.EntryPut) }
+func (w *Writer) Add(key, value []byte) error { return w.w.Put(key, value) }
 
 // Close publishes the checkpoint durably and describes it. A second Close
 // returns the first one's result.

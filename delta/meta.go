@@ -95,29 +95,18 @@ func checkName(m Meta, path string) error {
 	return nil
 }
 
-// Info describes a delta file.
+// Info describes a delta file: what table.File says of every kind of
+// file, and its entries.
 type Info struct {
-	Name       string // file name
-	Path       string
-	Meta       Meta
-	Size       int64 // bytes
+	table.File[Meta]
 	Puts       uint64
 	Tombstones uint64
-	Blocks     int
 	Hash       uint64 // digest of the entries, tombstones included (not a state hash)
-	Checksum   uint64 // whole-file checksum from the footer
-	// Err is set by List for a delta whose header or footer could not be
-	// read; the other fields but Name and Path are then zero.
-	Err error
 }
 
-// infoOf describes a delta from what its file says.
-func infoOf(f table.FileInfo[Meta]) Info {
-	t := f.Table
-	return Info{
-		Name: filepath.Base(f.Path), Path: f.Path, Meta: f.Meta, Size: t.Size, Puts: t.Puts,
-		Tombstones: t.Tombstones, Blocks: t.Blocks, Hash: t.StateHash, Checksum: t.Checksum, Err: f.Err,
-	}
+// infoOf describes a delta from its file and table.
+func infoOf(f table.File[Meta], t table.Info) Info {
+	return Info{File: f, Puts: t.Puts, Tombstones: t.Tombstones, Hash: t.StateHash}
 }
 
 // Keys returns the number of keys the delta changes.

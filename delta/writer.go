@@ -33,7 +33,12 @@ func Write(fs vfs.FS, dir string, meta Meta, keys []string, src Getter, opts Opt
 	for _, k := range slices.Compact(sorted) {
 		kb = append(kb[:0], k...)
 		v, ok := src.Get(k)
-		if err := w.add(kb, v, ok); err != nil {
+		if !ok {
+			err = w.Delete(kb)
+		} else {
+			err = w.Put(kb, v)
+		}
+		if err != nil {
 			w.Cancel()
 			return Info{}, err
 		}
@@ -41,36 +46,13 @@ func Write(fs vfs.FS, dir string, meta Meta, keys []string, src Getter, opts Opt
 	return w.Close()
 }
 
-// Writer streams changes into a delta file.
-type Writer struct {
-	w *table.KindWriter[Meta, Info]
-}
+// Writer streams changes into a delta file: Put records that a key holds
+// a value at To, Delete that it is absent at To (keys strictly
+// ascending); Close publishes the delta durably and describes it, Cancel
+// abandons it and removes its temporary file.
+type Writer = table.KindWriter[Meta, Info]
 
 // NewWriter starts the delta that Close publishes at path.
 func NewWriter(fs vfs.FS, path string, meta Meta, opts Options) (*Writer, error) {
-	w, err := Kind.NewWriter(fs, path, meta, opts.TableOptions(Kind.Magic, nil), opts.Progress)
-	if err != nil {
-		return nil, err
-	}
-	return &Writer{w}, nil
+	return Kind.NewWriter(fs, path, meta, opts.TableOptions(Kind.Magic, nil), opts.Progress)
 }
-
-// Put records that key holds value at To; keys must be strictly ascending.
-func (w *Writer) Put(key, value []byte) error { return w.w.Add(key, value, format.EntryPut) }
-
-// Delete records that key is absent at To.
-func (w *Writer) Delete(key []byte) error { return w.w.Add(key, nil, format.EntryDelete) }
-
-// add is Put, or Delete if !put.
-func (w *Writer) add(key, value []byte, put bool) error {
-	if put {
-		return w.Put(key, value)
-	}
-	return w.Delete(key)
-}
-
-// Close publishes the delta durably and describes it.
-func (w *Writer) Close() (Info, error) { return w.w.Close() }
-
-// Cancel abandons the delta and removes its temporary file.
-func (w *Writer) Cancel() { w.w.Cancel() }

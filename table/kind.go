@@ -44,18 +44,35 @@ type Kind[M, I any] struct {
 	// CheckName checks that a file named like one of the kind's carries
 	// the m its name says; damage is a *format.CorruptionError.
 	CheckName func(m M, path string) error
-	// Describe returns the kind's description of a file.
-	Describe func(f FileInfo[M]) I
+	// Describe returns the kind's description of a file: f, and what the
+	// kind takes from t, its table's header and footer (zero if f.Err is
+	// set).
+	Describe func(f File[M], t Info) I
 }
 
-// FileInfo is what a file of some kind says about itself: its table's
-// header and footer and the kind's metadata, or why they could not be
-// read.
-type FileInfo[M any] struct {
-	Path  string
-	Table Info // zero if Err is set
-	Meta  M    // zero if Err is set
-	Err   error
+// File describes a file of some kind: what every kind's description holds.
+type File[M any] struct {
+	Name     string // file name
+	Path     string
+	Meta     M
+	Size     int64 // bytes
+	Blocks   int
+	Checksum uint64 // whole-file checksum from the footer
+	// Err is set for a file whose header or footer could not be read (List
+	// lists such a file too); the other fields but Name and Path are then
+	// zero.
+	Err error
+}
+
+// describe returns the kind's description of the file at path: its table
+// t and metadata m, or err.
+func (k *Kind[M, I]) describe(path string, t Info, m M, err error) I {
+	f := File[M]{Name: filepath.Base(path), Path: path, Err: err}
+	if err != nil {
+		return k.Describe(f, Info{})
+	}
+	f.Meta, f.Size, f.Blocks, f.Checksum = m, t.Size, t.Blocks, t.Checksum
+	return k.Describe(f, t)
 }
 
 // errorf prefixes an error with the kind's package.
@@ -116,27 +133,20 @@ func (k *Kind[M, I]) Open(fs vfs.FS, path string) (*KindReader[M, I], error) {
 		t.Close()
 		return nil, err
 	}
-	info := k.Describe(FileInfo[M]{Path: path, Table: t.Info(), Meta: m})
+	info := k.describe(path, t.Info(), m, nil)
 	return &KindReader[M, I]{Reader: t, meta: m, info: info}, nil
 }
 
 // ReadInfo describes the file at path from its header and footer only,
 // checking that they agree. On error the description holds the error.
 func (k *Kind[M, I]) ReadInfo(fs vfs.FS, path string) (I, error) {
-	f := k.fileInfo(fs, path)
-	return k.Describe(f), f.Err
-}
-
-func (k *Kind[M, I]) fileInfo(fs vfs.FS, path string) FileInfo[M] {
 	ti, err := ReadInfo(fs, path)
-	if err != nil {
-		return FileInfo[M]{Path: path, Err: k.wrap(err)}
+	var m M
+	if err == nil {
+		m, err = k.metaOf(ti)
 	}
-	m, err := k.metaOf(ti)
-	if err != nil {
-		return FileInfo[M]{Path: path, Err: k.wrap(err)}
-	}
-	return FileInfo[M]{Path: path, Table: ti, Meta: m}
+	err = k.wrap(err)
+	return k.describe(path, ti, m, err), err
 }
 
 // List describes the kind's files in dir in name order, from their
@@ -150,7 +160,8 @@ func (k *Kind[M, I]) List(fs vfs.FS, dir string) ([]I, error) {
 	var out []I
 	for _, name := range names {
 		if k.IsName(name) {
-			out = append(out, k.Describe(k.fileInfo(fs, filepath.Join(dir, name))))
+			i, _ := k.ReadInfo(fs, filepath.Join(dir, name))
+			out = append(out, i)
 		}
 	}
 	return out, nil
@@ -220,8 +231,14 @@ func (k *Kind[M, I]) NewWriter(fs vfs.FS, path string, m M, opts WriterOptions, 
 	return &KindWriter[M, I]{k: k, tw: tw, meta: m, progress: progress}, nil
 }
 
-// Add appends an entry; keys must be strictly ascending (see Writer.Add).
-func (w *KindWriter[M, I]) Add(key, value []byte, kind format.EntryKind) error {
+// Put records that key holds value; keys must be strictly ascending (see
+// Writer.Add).
+func (w *KindWriter[M, I]) Put(key, value []byte) error { return w.add(key, value, format.EntryPut) }
+
+// Delete records that key is absent (a tombstone).
+func (w *KindWriter[M, I]) Delete(key []byte) error { return w.add(key, nil, format.EntryDelete) }
+
+func (w *KindWriter[M, I]) add(key, value []byte, kind format.EntryKind) error {
 	if err := w.tw.Add(key, value, kind); err != nil {
 		return w.k.errorf(err)
 	}
@@ -243,7 +260,7 @@ func (w *KindWriter[M, I]) Close() (I, error) {
 	if w.progress != nil {
 		w.progress(w.n, ti.Size)
 	}
-	return w.k.Describe(FileInfo[M]{Path: ti.Path, Table: ti, Meta: w.meta}), nil
+	return w.k.describe(ti.Path, ti, w.meta, nil), nil
 }
 
 // Cancel abandons the file and removes its temporary file.
