@@ -16,8 +16,9 @@ import (
 // kind: write, open, describe, list and verify, checking that header,
 // footer and file name agree.
 //
-// Errors that are not corruption start with "kvtool/<Noun>: ";
-// corruption is a *format.CorruptionError naming the file and offset.
+// Every field must be set. Errors that are not corruption start with
+// "kvtool/<Noun>: "; corruption is a *format.CorruptionError naming the
+// file and offset. A Kind is read-only once built, so safe to share.
 type Kind[M, I any] struct {
 	// Noun names the kind in messages ("checkpoint", "delta").
 	Noun string
