@@ -5,65 +5,24 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/table"
+	"github.com/kvtool/kvtool/table/tabletest"
 	"github.com/kvtool/kvtool/vfs"
 )
-
-// crashImages runs write on a MemFS and returns crash images taken at
-// every sync (exactly the synced state, and a random partial persistence
-// of what was not synced yet, with a torn last write) and before every
-// write (partial persistence).
-func crashImages(t *testing.T, seed uint64, setup func(vfs.FS), write func(vfs.FS) error) []*vfs.MemFS {
-	t.Helper()
-	mem := newDir(t)
-	setup(mem)
-	rng := rand.New(rand.NewPCG(seed, 1))
-	var mu sync.Mutex
-	var images []*vfs.MemFS
-	snap := func(opts vfs.CrashOptions) {
-		mu.Lock()
-		images = append(images, mem.CrashClone(opts))
-		mu.Unlock()
-	}
-	mem.SetSyncHook(func(int64) {
-		snap(vfs.CrashOptions{})
-		snap(vfs.CrashOptions{Rand: rng, TearLast: true})
-	})
-	fs := vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
-		if op == vfs.OpWrite || op == vfs.OpRename {
-			snap(vfs.CrashOptions{Rand: rng, TearLast: true})
-		}
-		return nil
-	}))
-	if err := write(fs); err != nil {
-		t.Fatal(err)
-	}
-	mem.SetSyncHook(nil)
-	return append(images, mem.CrashClone(vfs.CrashOptions{}))
-}
 
 func TestCrashDuringWrite(t *testing.T) {
 	src := randState(rand.New(rand.NewPCG(2, 2)), 4000, 400) // ~1 MiB: several buffer flushes
 	path := filepath.Join(format.SnapDir, format.CheckpointName(testMeta.Index))
-	images := crashImages(t, 2, func(vfs.FS) {}, func(fs vfs.FS) error {
+	images := tabletest.CrashImages(t, newDir(t), 2, func(fs vfs.FS) error {
 		_, err := Write(fs, format.SnapDir, testMeta, src, Options{})
 		return err
 	})
-	complete := 0
-	for i, img := range images {
-		if checkCrashImage(t, img, path, src) {
-			complete++
-		} else if i == len(images)-1 {
-			t.Fatal("the checkpoint is missing after Write returned")
-		}
-	}
-	if complete == 0 || complete == len(images) {
-		t.Fatalf("%d of %d crash images hold the checkpoint: the crash points miss the interesting cases", complete, len(images))
-	}
+	tabletest.CheckImages(t, images, "the checkpoint", func(_ int, img *vfs.MemFS) bool {
+		return checkCrashImage(t, img, path, src)
+	})
 }
 
 // checkCrashImage checks that the checkpoint at path is either absent or

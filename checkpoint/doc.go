@@ -1,7 +1,7 @@
 // Package checkpoint writes, reads, lists and verifies checkpoints: full
 // snapshots of the store's state at one applied index, streamed from a
-// frozen root while the store keeps running. A checkpoint is a table file
-// (package table) of puts only, in global key order.
+// frozen root while the store keeps running. A checkpoint is the Kind of
+// table file (package table) that holds puts only, in global key order.
 //
 // # On-disk layout
 //

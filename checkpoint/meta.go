@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -15,9 +14,6 @@ import (
 // extSize is the size of a checkpoint's header ext.
 const extSize = 16 + 8 + 8 + 4
 
-// extOffset is the file offset of the header ext.
-const extOffset = 16
-
 // ErrBadMeta is returned by the writers for a Meta they cannot record.
 var ErrBadMeta = errors.New("kvtool/checkpoint: invalid checkpoint metadata")
 
@@ -29,48 +25,50 @@ type Meta struct {
 	Shards  int              // the store's shard count
 }
 
+// Kind is the checkpoint kind of table file: what a checkpoint's header,
+// footer and name say, for the table package's reader, writer, lister and
+// verifier.
+var Kind = &table.Kind[Meta, Info]{
+	Noun:        "checkpoint",
+	Magic:       format.MagicCheckpoint,
+	IsName:      isName,
+	Ext:         extFields,
+	Check:       Meta.check,
+	ErrBadMeta:  ErrBadMeta,
+	Footer:      func(m Meta) (index, fromIndex, term uint64) { return m.Index, 0, m.Term },
+	CheckFooter: checkFooter,
+	CheckName:   checkName,
+	Describe:    infoOf,
+}
+
+// check says why m cannot be recorded.
 func (m Meta) check() error {
 	if m.Shards < 0 || m.Shards > math.MaxUint32 {
-		return fmt.Errorf("%w: %d shards", ErrBadMeta, m.Shards)
+		return fmt.Errorf("%d shards", m.Shards)
 	}
 	return nil
 }
 
-// appendExt appends the header ext encoding of m.
-func (m Meta) appendExt(dst []byte) []byte {
-	dst = append(dst, m.StoreID[:]...)
-	dst = binary.LittleEndian.AppendUint64(dst, m.Index)
-	dst = binary.LittleEndian.AppendUint64(dst, m.Term)
-	return binary.LittleEndian.AppendUint32(dst, uint32(m.Shards))
+// extFields lists the header ext: storeID [16] | index u64 | term u64 |
+// shards u32.
+func extFields(c *table.ExtCodec, m *Meta) {
+	shards := uint32(m.Shards) // check keeps it in range
+	c.Bytes(m.StoreID[:])
+	c.Uint64(&m.Index)
+	c.Uint64(&m.Term)
+	c.Uint32(&shards)
+	m.Shards = int(shards)
 }
+
+// appendExt appends the header ext encoding of m.
+func (m Meta) appendExt(dst []byte) []byte { return Kind.AppendExt(dst, m) }
 
 // parseExt decodes the header ext of the checkpoint at path.
-func parseExt(ext []byte, path string) (Meta, error) {
-	var m Meta
-	if len(ext) != extSize {
-		return m, format.Corruptf(path, extOffset, "checkpoint header ext of %d bytes, want %d", len(ext), extSize)
-	}
-	copy(m.StoreID[:], ext)
-	m.Index = binary.LittleEndian.Uint64(ext[16:])
-	m.Term = binary.LittleEndian.Uint64(ext[24:])
-	m.Shards = int(binary.LittleEndian.Uint32(ext[32:]))
-	return m, nil
-}
+func parseExt(ext []byte, path string) (Meta, error) { return Kind.ParseExt(ext, path) }
 
-// metaOf reads the Meta of a table and checks that its header, footer and
-// file name agree on what a checkpoint must say.
-func metaOf(info table.Info) (Meta, error) {
-	if info.Magic != format.MagicCheckpoint {
-		return Meta{}, format.Corruptf(info.Path, 0, "not a checkpoint (magic %q)", info.Magic)
-	}
-	m, err := parseExt(info.Ext, info.Path)
-	if err != nil {
-		return m, err
-	}
-	return m, checkFooter(m, info)
-}
-
-// checkFooter compares the footer's fields with the header's.
+// checkFooter compares the footer's fields with the header's: a
+// checkpoint's footer repeats its index and term, covers the range from 0
+// and holds no tombstones.
 func checkFooter(m Meta, info table.Info) error {
 	off, path := info.FooterOffset(), info.Path
 	switch {
@@ -81,7 +79,13 @@ func checkFooter(m Meta, info table.Info) error {
 	case info.Tombstones != 0:
 		return format.Corruptf(path, off, "checkpoint holds %d tombstones", info.Tombstones)
 	}
-	return checkName(m, path)
+	return nil
+}
+
+// isName reports whether name is a checkpoint's.
+func isName(name string) bool {
+	_, ok := format.ParseCheckpointName(name)
+	return ok
 }
 
 // checkName checks that a file named like a checkpoint carries the index
@@ -93,26 +97,17 @@ func checkName(m Meta, path string) error {
 	return nil
 }
 
-// Info describes a checkpoint file.
+// Info describes a checkpoint file: what table.File says of every kind
+// of file, and its pairs.
 type Info struct {
-	Name      string // file name
-	Path      string
-	Meta      Meta
-	Size      int64  // bytes
+	table.File[Meta]
 	Keys      uint64 // key/value pairs
-	Blocks    int
 	StateHash uint64 // format.StateHasher digest of the pairs
-	Checksum  uint64 // whole-file checksum from the footer
-	// Err is set by List for a file whose header or footer could not be
-	// read; the other fields but Name and Path are then zero.
-	Err error
 }
 
-func infoOf(t table.Info, m Meta) Info {
-	return Info{
-		Name: filepath.Base(t.Path), Path: t.Path, Meta: m, Size: t.Size, Keys: t.Puts,
-		Blocks: t.Blocks, StateHash: t.StateHash, Checksum: t.Checksum,
-	}
+// infoOf describes a checkpoint from its file and table.
+func infoOf(f table.File[Meta], t table.Info) Info {
+	return Info{File: f, Keys: t.Puts, StateHash: t.StateHash}
 }
 
 // Ref returns the manifest's reference to the checkpoint.

@@ -2,16 +2,12 @@ package checkpoint
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/table"
 	"github.com/kvtool/kvtool/vfs"
 )
-
-// progressEvery is how many keys pass between two Progress calls.
-const progressEvery = 4096
 
 // Options tunes writing a checkpoint.
 type Options struct {
@@ -90,52 +86,26 @@ func WriteFile(fs vfs.FS, path string, meta Meta, src Source, opts Options) (Inf
 
 // Writer streams pairs into a checkpoint file.
 type Writer struct {
-	tw   *table.Writer
-	meta Meta
-	opts Options
-	keys int64
+	w *table.KindWriter[Meta, Info]
 }
 
 // NewWriter starts the checkpoint that Close publishes at path (use
 // filepath.Join(dir, format.CheckpointName(meta.Index)) for the snapshot
 // directory).
 func NewWriter(fs vfs.FS, path string, meta Meta, opts Options) (*Writer, error) {
-	if err := meta.check(); err != nil {
+	w, err := Kind.NewWriter(fs, path, meta, opts.TableOptions(Kind.Magic, nil), opts.Progress)
+	if err != nil {
 		return nil, err
 	}
-	topts := opts.TableOptions(format.MagicCheckpoint, meta.appendExt(nil))
-	topts.Index, topts.Term = meta.Index, meta.Term
-	tw, err := table.NewWriter(fs, path, topts)
-	if err != nil {
-		return nil, fmt.Errorf("kvtool/checkpoint: %w", err)
-	}
-	return &Writer{tw: tw, meta: meta, opts: opts}, nil
+	return &Writer{w}, nil
 }
 
 // Add appends a pair; keys must be strictly ascending.
-func (w *Writer) Add(key, value []byte) error {
-	if err := w.tw.Add(key, value, format.EntryPut); err != nil {
-		return fmt.Errorf("kvtool/checkpoint: %w", err)
-	}
-	w.keys++
-	if w.opts.Progress != nil && w.keys%progressEvery == 0 {
-		w.opts.Progress(w.keys, w.tw.Offset())
-	}
-	return nil
-}
+func (w *Writer) Add(key, value []byte) error { return w.w.Put(key, value) }
 
 // Close publishes the checkpoint durably and describes it. A second Close
 // returns the first one's result.
-func (w *Writer) Close() (Info, error) {
-	ti, err := w.tw.Close()
-	if err != nil {
-		return Info{}, fmt.Errorf("kvtool/checkpoint: %w", err)
-	}
-	if w.opts.Progress != nil {
-		w.opts.Progress(w.keys, ti.Size)
-	}
-	return infoOf(ti, w.meta), nil
-}
+func (w *Writer) Close() (Info, error) { return w.w.Close() }
 
 // Cancel abandons the checkpoint and removes its temporary file.
-func (w *Writer) Cancel() { w.tw.Cancel() }
+func (w *Writer) Cancel() { w.w.Cancel() }

@@ -4,46 +4,14 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/table"
+	"github.com/kvtool/kvtool/table/tabletest"
 	"github.com/kvtool/kvtool/vfs"
 )
-
-// crashImages runs work on a clone of fs and returns crash images taken
-// at every sync (exactly the synced state, and a random partial
-// persistence with a torn last write), before every write and rename
-// (partial persistence), and after work returned.
-func crashImages(t *testing.T, fs *vfs.MemFS, work func(vfs.FS) error) []*vfs.MemFS {
-	t.Helper()
-	mem := fs.CrashClone(vfs.CrashOptions{}) // everything set up is durable
-	rng := rand.New(rand.NewPCG(1, 1))
-	var mu sync.Mutex
-	var images []*vfs.MemFS
-	snap := func(opts vfs.CrashOptions) {
-		mu.Lock()
-		images = append(images, mem.CrashClone(opts))
-		mu.Unlock()
-	}
-	mem.SetSyncHook(func(int64) {
-		snap(vfs.CrashOptions{})
-		snap(vfs.CrashOptions{Rand: rng, TearLast: true})
-	})
-	efs := vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
-		if op == vfs.OpWrite || op == vfs.OpRename {
-			snap(vfs.CrashOptions{Rand: rng, TearLast: true})
-		}
-		return nil
-	}))
-	if err := work(efs); err != nil {
-		t.Fatal(err)
-	}
-	mem.SetSyncHook(nil)
-	return append(images, mem.CrashClone(vfs.CrashOptions{}))
-}
 
 // checkImages checks that in every image the file at path is absent or
 // complete, verified (by verify) and holding exactly the state want (as
@@ -52,8 +20,7 @@ func crashImages(t *testing.T, fs *vfs.MemFS, work func(vfs.FS) error) []*vfs.Me
 // occur.
 func checkImages(t *testing.T, images []*vfs.MemFS, path string, verify func(vfs.FS, string) (*table.Report, error), stateOf func(vfs.FS, string) model, want model) {
 	t.Helper()
-	present := 0
-	for i, img := range images {
+	tabletest.CheckImages(t, images, path, func(i int, img *vfs.MemFS) bool {
 		ckpts, err1 := checkpoint.List(img, format.SnapDir)
 		deltas, err2 := List(img, format.SnapDir)
 		if err := errors.Join(err1, err2); err != nil {
@@ -70,22 +37,16 @@ func checkImages(t *testing.T, images []*vfs.MemFS, path string, verify func(vfs
 			}
 		}
 		if _, err := img.Stat(path); vfs.IsNotExist(err) {
-			if i == len(images)-1 {
-				t.Fatalf("%s missing after the write returned", path)
-			}
-			continue
+			return false
 		}
-		present++
 		if rep, err := verify(img, path); err != nil || !rep.OK() {
 			t.Fatalf("image %d: a partial %s is visible: %v %v", i, path, err, rep.Err())
 		}
 		if got := stateOf(img, path); got.hash() != want.hash() || !equalModels(got, want) {
 			t.Fatalf("image %d: %s verifies but holds state %016x (%d keys), want %016x (%d keys)", i, path, got.hash(), len(got), want.hash(), len(want))
 		}
-	}
-	if present == 0 || present == len(images) {
-		t.Fatalf("%s present in %d of %d images: the crash points miss the interesting cases", path, present, len(images))
-	}
+		return true
+	})
 }
 
 func TestCrashDuringDeltaWrite(t *testing.T) {
@@ -94,7 +55,7 @@ func TestCrashDuringDeltaWrite(t *testing.T) {
 	dirty := step(rand.New(rand.NewPCG(8, 9)), m, 4000, 5000)
 	meta := Meta{StoreID: storeID, From: 100, To: 200, Term: 1, Parent: format.CheckpointName(100)}
 	var info Info
-	images := crashImages(t, c.fs, func(fs vfs.FS) (err error) {
+	images := tabletest.CrashImages(t, c.fs, 1, func(fs vfs.FS) (err error) {
 		info, err = Write(fs, format.SnapDir, meta, dirty, m, Options{Uncompressed: true})
 		return err
 	})
@@ -112,7 +73,7 @@ func TestCrashDuringDeltaWrite(t *testing.T) {
 func TestCrashDuringMerge(t *testing.T) {
 	c := buildChain(t, rand.New(rand.NewPCG(9, 9)), 3, 3000, 1000, 6000, false)
 	var info checkpoint.Info
-	images := crashImages(t, c.fs, func(fs vfs.FS) (err error) {
+	images := tabletest.CrashImages(t, c.fs, 1, func(fs vfs.FS) (err error) {
 		info, err = Merge(fs, format.SnapDir, c.base, c.deltas, MergeOptions{Options: Options{Uncompressed: true}})
 		return err
 	})

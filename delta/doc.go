@@ -2,7 +2,8 @@
 // holding, for every key changed in an index range (from, to], its value
 // at to or a tombstone — checks delta chains for gaps, overlaps and foreign
 // files, and merges a base checkpoint and its deltas into a new checkpoint
-// by a streaming k-way merge. A delta is a table file (package table).
+// by a streaming k-way merge. A delta is the Kind of table file (package
+// table) that holds puts and tombstones.
 //
 // # On-disk layout
 //

@@ -1,7 +1,6 @@
 package delta
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -14,8 +13,6 @@ import (
 const (
 	// extFixed is the size of the fixed part of a delta's header ext.
 	extFixed = 16 + 8 + 8 + 8 + 2
-	// extOffset is the file offset of the header ext.
-	extOffset = 16
 	// MaxParentLen bounds the parent name recorded in a delta.
 	MaxParentLen = 255
 )
@@ -32,66 +29,61 @@ type Meta struct {
 	Parent  string           // file name of the base checkpoint or previous delta ("" for the empty state at 0)
 }
 
+// Kind is the delta kind of table file: what a delta's header, footer and
+// name say, for the table package's reader, writer, lister and verifier.
+var Kind = &table.Kind[Meta, Info]{
+	Noun:        "delta",
+	Magic:       format.MagicDelta,
+	IsName:      isName,
+	Ext:         extFields,
+	Check:       Meta.check,
+	ErrBadMeta:  ErrBadMeta,
+	Footer:      func(m Meta) (index, fromIndex, term uint64) { return m.To, m.From, m.Term },
+	CheckFooter: checkFooter,
+	CheckName:   checkName,
+	Describe:    infoOf,
+}
+
+// check says why m cannot be recorded.
 func (m Meta) check() error {
 	switch {
 	case m.To <= m.From:
-		return fmt.Errorf("%w: empty index range (%d, %d]", ErrBadMeta, m.From, m.To)
+		return fmt.Errorf("empty index range (%d, %d]", m.From, m.To)
 	case len(m.Parent) > MaxParentLen || (m.Parent != "" && filepath.Base(m.Parent) != m.Parent):
-		return fmt.Errorf("%w: parent %q is not a file name", ErrBadMeta, m.Parent)
+		return fmt.Errorf("parent %q is not a file name", m.Parent)
 	case m.Parent == "" && m.From != 0:
-		return fmt.Errorf("%w: no parent, but the range starts at %d", ErrBadMeta, m.From)
+		return fmt.Errorf("no parent, but the range starts at %d", m.From)
 	}
 	return nil
 }
 
-func (m Meta) appendExt(dst []byte) []byte {
-	dst = append(dst, m.StoreID[:]...)
-	dst = binary.LittleEndian.AppendUint64(dst, m.From)
-	dst = binary.LittleEndian.AppendUint64(dst, m.To)
-	dst = binary.LittleEndian.AppendUint64(dst, m.Term)
-	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(m.Parent)))
-	return append(dst, m.Parent...)
+// extFields lists the header ext: storeID [16] | from u64 | to u64 |
+// term u64 | parentLen u16 | parent.
+func extFields(c *table.ExtCodec, m *Meta) {
+	c.Bytes(m.StoreID[:])
+	c.Uint64(&m.From)
+	c.Uint64(&m.To)
+	c.Uint64(&m.Term)
+	c.Name(&m.Parent, MaxParentLen, "parent name")
 }
 
-func parseExt(ext []byte, path string) (Meta, error) {
-	var m Meta
-	if len(ext) < extFixed {
-		return m, format.Corruptf(path, extOffset, "delta header ext of %d bytes, want at least %d", len(ext), extFixed)
-	}
-	copy(m.StoreID[:], ext)
-	m.From = binary.LittleEndian.Uint64(ext[16:])
-	m.To = binary.LittleEndian.Uint64(ext[24:])
-	m.Term = binary.LittleEndian.Uint64(ext[32:])
-	n := int(binary.LittleEndian.Uint16(ext[40:]))
-	if n > MaxParentLen || len(ext) != extFixed+n {
-		return m, format.Corruptf(path, extOffset+40, "parent name of %d bytes in a %d-byte ext", n, len(ext))
-	}
-	m.Parent = string(ext[extFixed:])
-	if m.check() != nil {
-		return m, format.Corruptf(path, extOffset, "delta header says range (%d, %d], parent %q", m.From, m.To, m.Parent)
-	}
-	return m, nil
-}
+func (m Meta) appendExt(dst []byte) []byte { return Kind.AppendExt(dst, m) }
 
-// metaOf reads the Meta of a table and checks that its header, footer and
-// file name agree.
-func metaOf(info table.Info) (Meta, error) {
-	if info.Magic != format.MagicDelta {
-		return Meta{}, format.Corruptf(info.Path, 0, "not a delta (magic %q)", info.Magic)
-	}
-	m, err := parseExt(info.Ext, info.Path)
-	if err != nil {
-		return m, err
-	}
-	return m, checkFooter(m, info)
-}
+func parseExt(ext []byte, path string) (Meta, error) { return Kind.ParseExt(ext, path) }
 
+// checkFooter checks that the footer records the header's range and term.
 func checkFooter(m Meta, info table.Info) error {
 	if info.FromIndex != m.From || info.Index != m.To || info.Term != m.Term {
 		return format.Corruptf(info.Path, info.FooterOffset(), "footer says (%d, %d] term %d, header (%d, %d] term %d",
 			info.FromIndex, info.Index, info.Term, m.From, m.To, m.Term)
 	}
-	return checkName(m, info.Path)
+	return nil
+}
+
+// isName reports whether name is a delta's.
+func isName(name string) bool {
+	_, _, ok := format.ParseDeltaName(name)
+	return ok
 }
 
 // checkName checks that a file named like a delta carries the range its
@@ -103,27 +95,18 @@ func checkName(m Meta, path string) error {
 	return nil
 }
 
-// Info describes a delta file.
+// Info describes a delta file: what table.File says of every kind of
+// file, and its entries.
 type Info struct {
-	Name       string // file name
-	Path       string
-	Meta       Meta
-	Size       int64 // bytes
+	table.File[Meta]
 	Puts       uint64
 	Tombstones uint64
-	Blocks     int
 	Hash       uint64 // digest of the entries, tombstones included (not a state hash)
-	Checksum   uint64 // whole-file checksum from the footer
-	// Err is set by List for a delta whose header or footer could not be
-	// read; the other fields but Name and Path are then zero.
-	Err error
 }
 
-func infoOf(t table.Info, m Meta) Info {
-	return Info{
-		Name: filepath.Base(t.Path), Path: t.Path, Meta: m, Size: t.Size, Puts: t.Puts,
-		Tombstones: t.Tombstones, Blocks: t.Blocks, Hash: t.StateHash, Checksum: t.Checksum,
-	}
+// infoOf describes a delta from its file and table.
+func infoOf(f table.File[Meta], t table.Info) Info {
+	return Info{File: f, Puts: t.Puts, Tombstones: t.Tombstones, Hash: t.StateHash}
 }
 
 // Keys returns the number of keys the delta changes.

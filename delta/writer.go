@@ -1,7 +1,6 @@
 package delta
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
 
@@ -34,7 +33,12 @@ func Write(fs vfs.FS, dir string, meta Meta, keys []string, src Getter, opts Opt
 	for _, k := range slices.Compact(sorted) {
 		kb = append(kb[:0], k...)
 		v, ok := src.Get(k)
-		if err := w.add(kb, v, ok); err != nil {
+		if !ok {
+			err = w.Delete(kb)
+		} else {
+			err = w.Put(kb, v)
+		}
+		if err != nil {
 			w.Cancel()
 			return Info{}, err
 		}
@@ -42,60 +46,13 @@ func Write(fs vfs.FS, dir string, meta Meta, keys []string, src Getter, opts Opt
 	return w.Close()
 }
 
-// Writer streams changes into a delta file.
-type Writer struct {
-	tw   *table.Writer
-	meta Meta
-	opts Options
-	keys int64
-}
+// Writer streams changes into a delta file: Put records that a key holds
+// a value at To, Delete that it is absent at To (keys strictly
+// ascending); Close publishes the delta durably and describes it, Cancel
+// abandons it and removes its temporary file.
+type Writer = table.KindWriter[Meta, Info]
 
 // NewWriter starts the delta that Close publishes at path.
 func NewWriter(fs vfs.FS, path string, meta Meta, opts Options) (*Writer, error) {
-	if err := meta.check(); err != nil {
-		return nil, err
-	}
-	topts := opts.TableOptions(format.MagicDelta, meta.appendExt(nil))
-	topts.Index, topts.FromIndex, topts.Term = meta.To, meta.From, meta.Term
-	tw, err := table.NewWriter(fs, path, topts)
-	if err != nil {
-		return nil, fmt.Errorf("kvtool/delta: %w", err)
-	}
-	return &Writer{tw: tw, meta: meta, opts: opts}, nil
+	return Kind.NewWriter(fs, path, meta, opts.TableOptions(Kind.Magic, nil), opts.Progress)
 }
-
-// Put records that key holds value at To; keys must be strictly ascending.
-func (w *Writer) Put(key, value []byte) error { return w.add(key, value, true) }
-
-// Delete records that key is absent at To.
-func (w *Writer) Delete(key []byte) error { return w.add(key, nil, false) }
-
-func (w *Writer) add(key, value []byte, put bool) error {
-	kind := format.EntryPut
-	if !put {
-		kind, value = format.EntryDelete, nil
-	}
-	if err := w.tw.Add(key, value, kind); err != nil {
-		return fmt.Errorf("kvtool/delta: %w", err)
-	}
-	w.keys++
-	if w.opts.Progress != nil && w.keys%4096 == 0 {
-		w.opts.Progress(w.keys, w.tw.Offset())
-	}
-	return nil
-}
-
-// Close publishes the delta durably and describes it.
-func (w *Writer) Close() (Info, error) {
-	ti, err := w.tw.Close()
-	if err != nil {
-		return Info{}, fmt.Errorf("kvtool/delta: %w", err)
-	}
-	if w.opts.Progress != nil {
-		w.opts.Progress(w.keys, ti.Size)
-	}
-	return infoOf(ti, w.meta), nil
-}
-
-// Cancel abandons the delta and removes its temporary file.
-func (w *Writer) Cancel() { w.tw.Cancel() }

@@ -242,26 +242,35 @@ func allZero(b []byte) bool {
 
 // readPayload reads n bytes into the reader's buffer. When the length was
 // bounded by the known size of the data it allocates n at once; on a stream
-// of unknown length it grows the buffer as bytes actually arrive, so a
-// damaged length costs at most what the stream really holds.
+// of unknown length it grows the buffer as bytes actually arrive (see
+// ReadGrowing).
 func (fr *FrameReader) readPayload(n int, bounded bool) ([]byte, error) {
-	if bounded || n <= streamStep || cap(fr.buf) >= n {
-		if cap(fr.buf) < n {
-			fr.buf = make([]byte, n)
-		}
-		_, err := io.ReadFull(fr.r, fr.buf[:n])
-		return fr.buf[:n], err
+	if (bounded || n <= streamStep) && cap(fr.buf) < n {
+		fr.buf = make([]byte, n)
 	}
-	buf := fr.buf[:0]
+	b, err := ReadGrowing(fr.r, fr.buf, n)
+	if b != nil {
+		fr.buf = b
+	}
+	return b, err
+}
+
+// ReadGrowing reads n bytes from r into buf's memory, in steps of at most
+// streamStep (1 MiB), growing it before each step only by that step: a
+// damaged length read from a stream of unknown size costs at most what the
+// stream really holds, not what the length claims. It returns the n bytes
+// (in buf's memory if it had room), or nil and the error of the step that
+// failed (io.EOF if the stream ended exactly between two steps).
+func ReadGrowing(r io.Reader, buf []byte, n int) ([]byte, error) {
+	buf = buf[:0]
 	for len(buf) < n {
 		step := min(streamStep, n-len(buf))
 		buf = slices.Grow(buf, step)
-		if _, err := io.ReadFull(fr.r, buf[len(buf):len(buf)+step]); err != nil {
+		if _, err := io.ReadFull(r, buf[len(buf):len(buf)+step]); err != nil {
 			return nil, err
 		}
 		buf = buf[:len(buf)+step]
 	}
-	fr.buf = buf
 	return buf, nil
 }
 

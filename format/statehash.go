@@ -37,8 +37,23 @@ func (h *StateHasher) AddString(key string, value []byte) {
 	h.d.Write(value)
 }
 
-func (h *StateHasher) addLen(n int) {
-	binary.LittleEndian.PutUint64(h.buf[:], uint64(n))
+// AddTombstone adds a deleted key, hashed as keyLen u64 | key | 2^64-1:
+// no value is that long, so a tombstone never hashes like a pair. A state
+// has no tombstones; a digest of changes (a delta's entries, see package
+// table) does.
+func (h *StateHasher) AddTombstone(key []byte) {
+	h.addLen(len(key))
+	h.d.Write(key)
+	h.addUint64(tombstoneLen)
+}
+
+// tombstoneLen stands for the value length of a tombstone.
+const tombstoneLen = ^uint64(0)
+
+func (h *StateHasher) addLen(n int) { h.addUint64(uint64(n)) }
+
+func (h *StateHasher) addUint64(v uint64) {
+	binary.LittleEndian.PutUint64(h.buf[:], v)
 	h.d.Write(h.buf[:])
 }
 

@@ -1,9 +1,10 @@
-// Package table writes, reads and verifies sorted-table files: the one file
-// shape shared by checkpoints (full snapshots) and deltas (incremental
-// snapshots). A table is a stream of format blocks of sorted entries, an
-// index of the blocks, and a fixed-size footer, so a reader finds
-// everything from the last bytes of the file and a point lookup or range
-// scan decodes only the blocks it needs.
+// Package table writes, reads and verifies sorted-table files: a stream of
+// format blocks of sorted entries, an index of the blocks and a fixed-size
+// footer, so a reader finds everything from the last bytes of the file and
+// a lookup or scan decodes only the blocks it needs. Checkpoints and deltas
+// are two Kinds of table: a Kind gives its magic, its header ext's fields
+// (one ExtCodec encodes and decodes them) and what header, footer and file
+// name must agree on; its methods open, write, list and verify both alike.
 //
 // # On-disk layout
 //
@@ -30,15 +31,12 @@
 //	+-------------------------------------------------------------+ size
 //
 // fileChecksum is xxh64 over every byte before the footer frame. hash is
-// format.StateHasher's digest of the entries in key order, where a tombstone
-// is hashed as keyLen u64 | key | 2^64-1 (a length no value has): for a
-// table of puts only, such as a checkpoint, it is exactly the state hash of
-// its pairs; for a delta it digests its puts and tombstones.
+// format.StateHasher's digest of the entries in key order (a tombstone as
+// keyLen u64 | key | 2^64-1): for a checkpoint, the state hash of its pairs.
 //
 // # Concurrency
 //
-// A Writer is owned by one goroutine (it compresses blocks on goroutines
-// of its own and waits for them in Close and Cancel). A Reader is safe for concurrent Get
-// and NewIter calls (it reads with ReadAt); each Iter is owned by one
-// goroutine. Verify only reads.
+// A Writer is owned by one goroutine (it compresses blocks on goroutines of
+// its own and waits for them in Close and Cancel). A Reader is safe for
+// concurrent Get and NewIter calls; each Iter is owned by one goroutine.
 package table

@@ -1,41 +1,20 @@
 package table
 
-import (
-	"encoding/binary"
+import "github.com/kvtool/kvtool/format"
 
-	"github.com/cespare/xxhash/v2"
-	"github.com/kvtool/kvtool/format"
-)
+// entryHasher computes a table's footer hash with format.StateHasher: a
+// put is hashed as a pair, so a table of puts only carries the state hash
+// of its pairs, and a tombstone as StateHasher.AddTombstone hashes it.
+type entryHasher struct{ *format.StateHasher }
 
-// tombstoneLen stands for the value length of a tombstone in a table's
-// hash: no value can be that long, so a tombstone never hashes like a put.
-const tombstoneLen = ^uint64(0)
-
-// entryHasher computes a table's footer hash. A put is hashed exactly as
-// format.StateHasher hashes a pair (keyLen u64 | key | valueLen u64 |
-// value), so a table of puts only carries the state hash of its pairs; a
-// tombstone is hashed as keyLen u64 | key | tombstoneLen.
-type entryHasher struct {
-	d   *xxhash.Digest
-	buf [8]byte
-}
-
-func newEntryHasher() *entryHasher { return &entryHasher{d: xxhash.New()} }
+func newEntryHasher() *entryHasher { return &entryHasher{format.NewStateHasher()} }
 
 func (h *entryHasher) add(key, value []byte, kind format.EntryKind) {
-	h.addLen(uint64(len(key)))
-	h.d.Write(key)
 	if kind == format.EntryDelete {
-		h.addLen(tombstoneLen)
+		h.AddTombstone(key)
 		return
 	}
-	h.addLen(uint64(len(value)))
-	h.d.Write(value)
+	h.Add(key, value)
 }
 
-func (h *entryHasher) addLen(n uint64) {
-	binary.LittleEndian.PutUint64(h.buf[:], n)
-	h.d.Write(h.buf[:])
-}
-
-func (h *entryHasher) sum() uint64 { return h.d.Sum64() }
+func (h *entryHasher) sum() uint64 { return h.Sum64() }

@@ -106,3 +106,17 @@ func (it *Iter) Close() error {
 	it.bb = blockBuf{}
 	return it.err
 }
+
+// ForEach calls fn for every entry in key order — a put with its value, or
+// a tombstone — until fn returns an error, which ForEach returns. The
+// slices are valid only during the call.
+func (r *Reader) ForEach(fn func(kind format.EntryKind, key, value []byte) error) error {
+	it := r.NewIter(nil, nil)
+	for it.Next() {
+		if err := fn(it.Kind(), it.Key(), it.Value()); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	return it.Close()
+}

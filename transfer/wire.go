@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"slices"
 
 	"github.com/kvtool/kvtool/format"
 )
@@ -147,23 +146,30 @@ func forged(peer string, off int64, t format.FrameType) error {
 		ErrAuth, t, off, peer)
 }
 
-// payload reads n bytes into the reader's buffer, growing it by at most
-// streamStep ahead of the bytes that actually arrived.
+// payload reads n bytes into the reader's buffer with format's bounded
+// reading (format.ReadGrowing): the buffer grows only as bytes arrive.
 func (fr *frameReader) payload(n int) ([]byte, error) {
-	buf := fr.buf[:0]
-	for len(buf) < n {
-		step := min(streamStep, n-len(buf))
-		buf = slices.Grow(buf, step)
-		if err := fr.full(buf[len(buf):len(buf)+step], "frame payload", false); err != nil {
-			return nil, err
-		}
-		buf = buf[:len(buf)+step]
+	buf, err := format.ReadGrowing(fullReader{fr, "frame payload"}, fr.buf, n)
+	if err != nil {
+		return nil, err
 	}
 	fr.buf = buf
 	return buf, nil
 }
 
-const streamStep = 1 << 20
+// fullReader reads through frameReader.full, so the bytes count toward the
+// stream offset and an early end is reported as what was being read.
+type fullReader struct {
+	fr   *frameReader
+	what string
+}
+
+func (r fullReader) Read(p []byte) (int, error) {
+	if err := r.fr.full(p, r.what, false); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 // chunkData reads the n bytes of data that follow a chunk frame into the
 // reader's buffer, and on a duplex session checks its tag. The caller
