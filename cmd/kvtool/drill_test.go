@@ -121,13 +121,7 @@ func TestDrillDiskFull(t *testing.T) {
 		}
 		return
 	}
-	if r.Lost != 0 || r.Verdict != drill.Fail || len(r.Failures) != 1 || !strings.HasPrefix(r.Failures[0], "writes did not resume") {
-		t.Fatalf("disk-full: verdict %s, %d lost: %v", r.Verdict, r.Lost, r.Failures)
-	}
-	// Known: the store fails stop when preallocating a segment hits ENOSPC
-	// and takes writes again only after a restart (issue 8, item 6). Every
-	// other check of the drill held; it passes once that is fixed.
-	t.Skipf("known failure, the store fails stop on ENOSPC (issue 8, item 6): %s", r.Failures[0])
+	t.Fatalf("disk-full: verdict %s, exit %d, %d lost: %v\nstderr:\n%s", r.Verdict, code, r.Lost, r.Failures, stderr)
 }
 
 // TestDrillUsage checks the command's contract for bad input and --list.
