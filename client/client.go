@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kvtool/kvtool/api"
 )
 
 // Client talks to one kvtool server.
@@ -125,25 +127,25 @@ func (c *Client) TxnJSON(ctx context.Context, body io.Reader) (uint64, error) {
 }
 
 // Status returns the server's status.
-func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var st Status
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var st api.Status
 	return &st, c.getJSON(ctx, "/v1/status", &st)
 }
 
 // Hash returns the state hash and applied index of one snapshot.
-func (c *Client) Hash(ctx context.Context) (*HashResult, error) {
-	var h HashResult
+func (c *Client) Hash(ctx context.Context) (*api.HashResult, error) {
+	var h api.HashResult
 	return &h, c.getJSON(ctx, "/v1/hash", &h)
 }
 
 // Rotate seals the active WAL segment and returns the new one.
-func (c *Client) Rotate(ctx context.Context) (*RotateResult, error) {
-	var r RotateResult
+func (c *Client) Rotate(ctx context.Context) (*api.RotateResult, error) {
+	var r api.RotateResult
 	return &r, c.doJSON(ctx, http.MethodPost, "/v1/admin/rotate", nil, "", &r)
 }
 
 func (c *Client) index(ctx context.Context, method, path string, body io.Reader, ctype string) (uint64, error) {
-	var r IndexResult
+	var r api.IndexResult
 	if err := c.doJSON(ctx, method, path, body, ctype, &r); err != nil {
 		return 0, err
 	}
@@ -210,7 +212,7 @@ func checkStatus(resp *http.Response) error {
 		return nil
 	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var eb ErrorBody
+	var eb api.ErrorBody
 	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
 		eb.Error = strings.TrimSpace(string(raw))
 		if eb.Error == "" {
@@ -231,6 +233,6 @@ func drain(resp *http.Response) {
 }
 
 func indexOf(resp *http.Response) uint64 {
-	n, _ := strconv.ParseUint(resp.Header.Get(IndexHeader), 10, 64)
+	n, _ := strconv.ParseUint(resp.Header.Get(api.IndexHeader), 10, 64)
 	return n
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
@@ -116,7 +117,7 @@ func TestScanAllPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	var keys []string
-	if err := c.Scan(t.Context(), client.ScanOptions{}, func(p client.Pair) bool {
+	if err := c.Scan(t.Context(), client.ScanOptions{}, func(p api.Pair) bool {
 		keys = append(keys, p.Key)
 		return true
 	}); err != nil {
@@ -131,12 +132,12 @@ func TestScanAllPages(t *testing.T) {
 		}
 	}
 	n := 0
-	c.Scan(t.Context(), client.ScanOptions{Limit: 1500}, func(client.Pair) bool { n++; return true })
+	c.Scan(t.Context(), client.ScanOptions{Limit: 1500}, func(api.Pair) bool { n++; return true })
 	if n != 1500 {
 		t.Fatalf("limit 1500: %d", n)
 	}
 	n = 0
-	c.Scan(t.Context(), client.ScanOptions{}, func(client.Pair) bool { n++; return n < 10 })
+	c.Scan(t.Context(), client.ScanOptions{}, func(api.Pair) bool { n++; return n < 10 })
 	if n != 10 {
 		t.Fatalf("stop early: %d", n)
 	}

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/store"
 )
 
@@ -49,7 +49,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, t *store.Txn) {
 		s.commitError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, client.IndexResult{Index: idx})
+	writeJSON(w, http.StatusOK, api.IndexResult{Index: idx})
 }
 
 // commitError answers a failed commit: 409 for a failed check, 400 for a
@@ -59,7 +59,7 @@ func (s *Server) commitError(w http.ResponseWriter, r *http.Request, err error) 
 	var ce *store.CheckError
 	switch {
 	case errors.As(err, &ce):
-		writeErrorBody(w, http.StatusConflict, client.ErrorBody{Error: ce.Error(), Op: &ce.Op, Key: ce.Key, Reason: ce.Reason})
+		writeErrorBody(w, http.StatusConflict, api.ErrorBody{Error: ce.Error(), Op: &ce.Op, Key: ce.Key, Reason: ce.Reason})
 	case errors.Is(err, store.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, store.ErrClosed):
