@@ -112,10 +112,10 @@ func (c *Client) Delete(ctx context.Context, key string) (uint64, error) {
 
 // Txn commits a transaction and returns its index once durable. A failed
 // check is a *CheckFailedError.
-func (c *Client) Txn(ctx context.Context, ops ...Op) (uint64, error) {
-	body, err := json.Marshal(TxnRequest{Ops: ops})
+func (c *Client) Txn(ctx context.Context, ops ...api.Op) (uint64, error) {
+	body, err := json.Marshal(api.Txn{Ops: ops})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("kvtool/client: encode the transaction: %w", err)
 	}
 	return c.TxnJSON(ctx, bytes.NewReader(body))
 }

@@ -134,7 +134,7 @@ func TestTxnCheckFailed(t *testing.T) {
 		t.Fatalf("aborted transaction changed the state: %v -> %v", before, after)
 	}
 	// The client turns it into a *CheckFailedError.
-	_, err := ts.c.Txn(t.Context(), client.AddOp("acct:1", -30), client.CheckMinOp("acct:1", 0))
+	_, err := ts.c.Txn(t.Context(), api.AddOp("acct:1", -30), api.CheckMinOp("acct:1", 0))
 	var cfe *client.CheckFailedError
 	if !errors.As(err, &cfe) || cfe.Op != 1 || !errors.Is(err, client.ErrCheckFailed) {
 		t.Fatalf("client txn: %v, want *CheckFailedError at op 1", err)

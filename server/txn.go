@@ -13,7 +13,7 @@ import (
 )
 
 // txn commits a transaction given in the JSON of the CLI contract. The
-// body is decoded as it arrives (store.ParseTxnJSON stops at the first
+// body is decoded as it arrives (api.ParseTxnJSON stops at the first
 // operation past a limit), within the in-flight budget.
 func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
 	body, done, ok := s.admitBody(w, r, s.opts.MaxTxnBody, s.opts.MaxTxnBody, "transaction")
@@ -36,7 +36,7 @@ func parseTxn(r *http.Request, body io.Reader) (*store.Txn, error) {
 	if r.ContentLength == 0 {
 		return nil, errors.New(`empty body: want a transaction, {"ops": [...]}`)
 	}
-	return store.ParseTxnJSON(body)
+	return ParseTxn(body)
 }
 
 // commit runs t with the request's context and answers {"index": N}, or the
