@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -24,6 +26,19 @@ const (
 
 // JSONLinesType is the content type of a streamed scan (?format=jsonl).
 const JSONLinesType = "application/x-ndjson"
+
+// ServerHeader and ServerID identify a kvtool server: every answer it gives
+// carries "Server: kvtool/v1". A client.Client treats an answer without it as
+// coming from something else at the address (*NotKvtoolError), never as a
+// kvtool answer: another program's 404 is not a missing key.
+const (
+	ServerHeader = "Server"
+	ServerID     = "kvtool/v1"
+)
+
+// IsKvtool reports whether h, the headers of an answer, come from a kvtool
+// server.
+func IsKvtool(h http.Header) bool { return strings.HasPrefix(h.Get(ServerHeader), "kvtool/") }
 
 // ErrorBody is the body of every error answer.
 type ErrorBody struct {

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
@@ -26,6 +27,10 @@ type Options struct {
 	// serving store.
 	Background  bool
 	BytesPerSec int64
+	// Context, if set, abandons the file at the next block once it is done
+	// (see table.WriterOptions.Context): the write fails with its error and
+	// nothing is published.
+	Context context.Context
 }
 
 // TableOptions returns the table writer options for a file of this kind.
@@ -34,7 +39,8 @@ func (o Options) TableOptions(magic string, ext []byte) table.WriterOptions {
 	if o.Uncompressed {
 		codec = format.CodecNone
 	}
-	topts := table.WriterOptions{Magic: magic, Ext: ext, BlockSize: o.BlockSize, Codec: codec, BytesPerSec: o.BytesPerSec}
+	topts := table.WriterOptions{Magic: magic, Ext: ext, BlockSize: o.BlockSize, Codec: codec, BytesPerSec: o.BytesPerSec,
+		Context: o.Context}
 	if o.Background {
 		topts.Parallelism = 1
 	}

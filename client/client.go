@@ -9,8 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,8 +40,15 @@ func New(addr string) *Client {
 // newTransport is a transport for many concurrent requests to one host. It
 // ignores HTTP_PROXY: a kvtool server is reached directly.
 func newTransport() *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &sniffConn{Conn: c}, nil
+		},
 		MaxIdleConns:        512,
 		MaxIdleConnsPerHost: 512,
 		IdleConnTimeout:     90 * time.Second,
@@ -167,30 +177,69 @@ func (c *Client) doJSON(ctx context.Context, method, path string, body io.Reader
 		return err
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("kvtool/client: decode answer of %s %s: %w", method, path, c.transportErr(err))
+		return fmt.Errorf("%s: decode the answer of %s %s: %w", c.addr, method, path, c.transportErr(err))
 	}
 	return nil
 }
 
+// Do sends one request to the server and returns its answer, of any
+// status, for a caller that reads a body of its own (a stream). Failing to
+// reach the server is an error wrapping ErrNoServer; an answer from
+// something that is not a kvtool server is a *NotKvtoolError.
+func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+	return c.do(ctx, method, path, body, ctype)
+}
+
+// CheckStatus turns a non-200 answer of Do into an *Error or a
+// *CheckFailedError, reading (not closing) its body.
+func CheckStatus(resp *http.Response) error { return checkStatus(resp) }
+
 // do sends one request. Failing to reach the server is an error wrapping
-// ErrNoServer; an answer of any status is returned as is.
+// ErrNoServer, an answer without the kvtool Server header a
+// *NotKvtoolError; an answer of any status is returned as is.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return nil, fmt.Errorf("kvtool/client: %w", err)
+		return nil, fmt.Errorf("%s: %w", c.addr, unwrapURL(err))
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	var conn *sniffConn
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { conn, _ = i.Conn.(*sniffConn) },
+	}))
 	resp, err := c.hc.Do(req)
+	if err != nil && conn != nil && conn.transferPort() {
+		return nil, &NotKvtoolError{Addr: c.addr,
+			What: "it is a kvtool transfer port, which does not answer HTTP; --addr needs the server's HTTP --listen address"}
+	}
 	if err != nil {
 		return nil, c.transportErr(err)
+	}
+	if !api.IsKvtool(resp.Header) {
+		defer drain(resp)
+		return nil, c.notKvtool(resp)
 	}
 	return resp, nil
 }
 
-// transportErr explains a failure to talk to the server.
+// notKvtool describes the answer of something that is not a kvtool server.
+func (c *Client) notKvtool(resp *http.Response) error {
+	what := "it answered " + resp.Status
+	if s := resp.Header.Get(api.ServerHeader); s != "" {
+		what += ", Server: " + s
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		what += ", " + ct
+	}
+	return &NotKvtoolError{Addr: c.addr, Status: resp.StatusCode, What: what}
+}
+
+// transportErr explains a failure to talk to the server, in the user's
+// terms: never the request URL net/http puts in front of its errors.
 func (c *Client) transportErr(err error) error {
+	err = unwrapURL(err)
 	var dnsErr *net.DNSError
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -199,8 +248,54 @@ func (c *Client) transportErr(err error) error {
 		return fmt.Errorf("%w at %s (connection refused)", ErrNoServer, c.addr)
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.As(err, &dnsErr):
 		return fmt.Errorf("%w at %s: %v", ErrNoServer, c.addr, err)
+	case strings.Contains(err.Error(), "malformed HTTP"):
+		return &NotKvtoolError{Addr: c.addr, What: "it does not answer HTTP"}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%s closed the connection without an HTTP answer: is it a kvtool server's --listen address (not a transfer port)?", c.addr)
 	}
 	return fmt.Errorf("kvtool server at %s: %w", c.addr, err)
+}
+
+// transferMagic starts everything a kvtool transfer port sends (it is
+// format.MagicTransfer; the client does not import the format package).
+const transferMagic = "KVT-XFR\x00"
+
+// sniffConn remembers the first bytes the server sent on a connection, so
+// that a failed request can tell a kvtool transfer port, which greets in
+// its own protocol, from a server that is down or not kvtool.
+type sniffConn struct {
+	net.Conn
+	mu    sync.Mutex
+	first []byte
+}
+
+func (c *sniffConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		if k := len(transferMagic) - len(c.first); k > 0 {
+			c.first = append(c.first, p[:min(n, k)]...)
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// transferPort reports whether the server greeted like a transfer port.
+func (c *sniffConn) transferPort() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.first) >= 4 && strings.HasPrefix(transferMagic, string(c.first))
+}
+
+// unwrapURL returns the error inside a *url.Error: its "Get \"http://...\":"
+// prefix names a request, which means nothing to the user.
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // maxErrorBody bounds how much of an error answer is read.

@@ -1,7 +1,9 @@
 package client_test
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 )
@@ -95,15 +98,94 @@ func TestClientNoServer(t *testing.T) {
 	}
 }
 
+// TestClientNotAKvtoolServer checks that an answer from another program at
+// the address is never taken for a kvtool answer: its 404 is not a missing
+// key, its HTML is not an error message.
 func TestClientNotAKvtoolServer(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "teapot", http.StatusTeapot)
+		w.Header().Set("Server", "nginx/1.25")
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "<html><body><h1>404 Not Found</h1></body></html>")
 	}))
 	defer srv.Close()
-	_, err := client.New(srv.Listener.Addr().String()).Status(t.Context())
-	var e *client.Error
-	if !errors.As(err, &e) || e.Status != http.StatusTeapot || e.Message != "teapot" {
-		t.Fatalf("got %v", err)
+	addr := srv.Listener.Addr().String()
+	c := client.New(addr)
+	ctx := t.Context()
+	_, _, err := c.Get(ctx, "x")
+	var nk *client.NotKvtoolError
+	if errors.Is(err, client.ErrNotFound) || !errors.As(err, &nk) || nk.Status != http.StatusNotFound {
+		t.Fatalf("get: %v, want a *NotKvtoolError, not ErrNotFound", err)
+	}
+	want := addr + " is not a kvtool server (it answered 404 Not Found, Server: nginx/1.25, text/html)"
+	if err.Error() != want {
+		t.Errorf("get: %q, want %q", err, want)
+	}
+	_, err = c.Put(ctx, "x", []byte("v"))
+	if !errors.Is(err, client.ErrNotKvtool) || strings.Contains(err.Error(), "<html>") {
+		t.Errorf("put: %v", err)
+	}
+	err = c.Scan(ctx, client.ScanOptions{}, func(client.Pair) bool { return true })
+	if !errors.Is(err, client.ErrNotKvtool) || strings.Contains(err.Error(), "<html>") {
+		t.Errorf("scan: %v", err)
+	}
+}
+
+// TestClientTransferPort points a client at a kvtool transfer port, which
+// greets in its own protocol instead of HTTP.
+func TestClientTransferPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Write([]byte(format.MagicTransfer + "\x01\x00 hello"))
+			conn.Close()
+		}
+	}()
+	_, _, err = client.New(ln.Addr().String()).Get(t.Context(), "x")
+	if !errors.Is(err, client.ErrNotKvtool) || !strings.Contains(err.Error(), "kvtool transfer port") {
+		t.Fatalf("got %v, want a transfer port named", err)
+	}
+}
+
+// TestClientErrorsNameNoURL checks that transport errors are in the user's
+// terms: the address, never the request URL net/http reports.
+func TestClientErrorsNameNoURL(t *testing.T) {
+	c := newServer(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, _, err := c.Get(ctx, "k")
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "http://") || strings.Contains(err.Error(), `Get "`) {
+		t.Fatalf("got %q", err)
+	}
+}
+
+// TestServerIdentifies checks that a kvtool server marks every answer,
+// errors and unknown paths included.
+func TestServerIdentifies(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Create: true, SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv := httptest.NewServer(server.New(st, server.Options{}))
+	defer srv.Close()
+	for _, path := range []string{"/v1/status", "/v1/kv/missing", "/nope"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if !api.IsKvtool(resp.Header) {
+			t.Errorf("%s: Server header %q", path, resp.Header.Get("Server"))
+		}
 	}
 }
 

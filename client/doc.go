@@ -15,8 +15,12 @@
 //	POST   /v1/admin/rotate  seal the active WAL segment
 //	GET    /metrics          Prometheus text format
 //
-// Every error answer is {"error": "..."}; a Client turns it into an *Error
-// carrying the HTTP status, or a *CheckFailedError for a 409. Keys travel
+// Every answer carries "Server: kvtool/v1" (api.ServerID); an answer without it
+// comes from another program at the address, and is a *NotKvtoolError
+// (errors.Is ErrNotKvtool), never taken for a kvtool answer. Every error
+// answer is {"error": "..."}; a Client turns it into an *Error carrying the
+// HTTP status, or a *CheckFailedError for a 409. Nothing answering at all
+// wraps ErrNoServer. Keys travel
 // percent-encoded in the path (KeyPath), so any byte string is a key.
 //
 // Only stdlib and package api are imported: a program that talks to a

@@ -128,7 +128,7 @@ func (c *Client) scanPage(ctx context.Context, o ScanOptions, limit int) ([]api.
 	}
 	var page []api.Pair
 	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
-		return nil, false, fmt.Errorf("kvtool/client: decode scan page: %w", c.transportErr(err))
+		return nil, false, fmt.Errorf("%s: decode a scan page: %w", c.addr, c.transportErr(err))
 	}
 	return page, resp.Header.Get(api.MoreHeader) == "true", nil
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/kvtool/kvtool/api"
 )
 
 // DefaultShutdownTimeout is how long Run lets requests in flight finish.
@@ -33,7 +35,7 @@ func Run(ctx context.Context, ln net.Listener, h http.Handler, opts RunOptions) 
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	srv := newHTTPServer(h, opts.Logger)
+	srv := newHTTPServer(identify(h), opts.Logger)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -47,6 +49,15 @@ func Run(ctx context.Context, ln net.Listener, h http.Handler, opts RunOptions) 
 		err = serr
 	}
 	return err
+}
+
+// identify marks every answer as a kvtool server's (api.ServerID), so
+// that a client can tell it from another program at the address.
+func identify(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(api.ServerHeader, api.ServerID)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // newHTTPServer bounds what a slow or idle client can hold. There is no

@@ -9,6 +9,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/store"
 )
@@ -137,6 +138,7 @@ func methodNotAllowed(methods []string) http.HandlerFunc {
 // ServeHTTP routes the request, counting it and logging it at debug level
 // (5xx answers at error level).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(api.ServerHeader, api.ServerID)
 	rec := newRecorder(w)
 	s.route(rec, r)
 	s.m.observeRequest(r, rec.status, rec.elapsed())

@@ -65,8 +65,9 @@ type SendJob struct {
 	Progress transfer.Progress    `json:"progress"`
 	Result   *transfer.SendResult `json:"result,omitempty"`
 	Error    string               `json:"error,omitempty"`
-	// Kind classifies a failure for the CLI's exit code: peer_gone (the
-	// transfer can be resumed), corruption, auth, or error.
+	// Kind classifies a failure for the CLI's exit code: unreachable
+	// (nothing answered at To; nothing was sent), peer_gone (the transfer
+	// can be resumed), corruption, auth, or error.
 	Kind string `json:"kind,omitempty"`
 }
 
@@ -218,7 +219,7 @@ func (t *transfers) runJob(job *SendJob, req sendRequest) {
 		res, err = transfer.Send(ctx, conn, t.o.Source, opts)
 		conn.Close()
 	} else {
-		err = fmt.Errorf("%w: connect to %s: %v", transfer.ErrPeerGone, req.To, err)
+		err = fmt.Errorf("%w: connect to %s: %v", errUnreachable, req.To, err)
 	}
 	t.observeSend(req.To, res, err)
 	t.update(job, func() {
@@ -239,10 +240,15 @@ func (t *transfers) rate(asked int64) int64 {
 	return asked
 }
 
-// ErrorKind classifies a transfer error: peer_gone (resumable),
-// corruption, auth, or error.
+// errUnreachable is a send whose receiver could not be connected to.
+var errUnreachable = errors.New("cannot reach the receiver")
+
+// ErrorKind classifies a transfer error: unreachable, peer_gone
+// (resumable), corruption, auth, or error.
 func ErrorKind(err error) string {
 	switch {
+	case errors.Is(err, errUnreachable):
+		return "unreachable"
 	case errors.Is(err, transfer.ErrPeerGone):
 		return "peer_gone"
 	case errors.Is(err, format.ErrCorruption):

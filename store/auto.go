@@ -31,6 +31,10 @@ type MaintenancePolicy struct {
 	CompactWALBytes int64
 	// Tick is how often the rules are checked (default 1s).
 	Tick time.Duration
+	// Running, if set, is called with the kind of each step ("delta",
+	// "merge", "compact") before it runs, and with "" once it ended, so
+	// that a caller stopping maintenance can say what it waits for.
+	Running func(kind string)
 }
 
 // MaintenanceEvent reports one maintenance step RunMaintenance took.
@@ -44,8 +48,10 @@ type MaintenanceEvent struct {
 // RunMaintenance applies the policy until ctx is done, calling report after
 // every step it takes (report may be nil). Steps run one at a time, beside
 // readers and writers; an error is reported and retried at the next rule
-// check, never fatal. A step that ctx cuts short stops at its safe point
-// and is not reported.
+// check, never fatal. Once ctx is done, the step in progress stops at its
+// next safe point (between two blocks of the file it writes, which is then
+// abandoned; the manifest is untouched), is not reported, and
+// RunMaintenance returns.
 func (s *Store) RunMaintenance(ctx context.Context, p MaintenancePolicy, report func(MaintenanceEvent)) {
 	tick := p.Tick
 	if tick <= 0 {
@@ -76,20 +82,29 @@ func (s *Store) RunMaintenance(ctx context.Context, p MaintenancePolicy, report 
 // and restart time), then a merge, then a delta.
 func (s *Store) maintenanceStep(ctx context.Context, p MaintenancePolicy, lastDelta *time.Time) (MaintenanceEvent, bool) {
 	start := time.Now()
+	running := func(kind string) {
+		if p.Running != nil {
+			p.Running(kind)
+		}
+	}
 	done := func(kind string, idx uint64, err error) (MaintenanceEvent, bool) {
+		running("")
 		return MaintenanceEvent{Kind: kind, Duration: time.Since(start), Index: idx, Err: err}, true
 	}
 	m := s.CurrentManifest()
 	switch {
 	case p.CompactWALBytes > 0 && s.walBytes() >= p.CompactWALBytes:
+		running("compact")
 		res, err := s.Compact(ctx)
 		return done("compact", res.Checkpoint.Meta.Index, err)
 	case p.MergeAfterDeltas > 0 && len(m.Deltas) >= p.MergeAfterDeltas,
 		p.MergeAfterBytes > 0 && deltaBytes(&m) >= p.MergeAfterBytes:
+		running("merge")
 		info, err := s.Merge(ctx)
 		return done("merge", info.Meta.Index, err)
 	case p.DeltaEvery > 0 && time.Since(*lastDelta) >= p.DeltaEvery:
 		*lastDelta = time.Now()
+		running("delta")
 		info, err := s.Delta(ctx)
 		return done("delta", info.Meta.To, err)
 	}

@@ -120,3 +120,71 @@ func TestFailedCheckRestsOnDurableState(t *testing.T) {
 		})
 	}
 }
+
+// TestRedecisionTakesGates: a transaction whose check failed against a
+// value not yet durable is decided again against the published root, and
+// that decision copies the trees of the shards it writes. A copy-on-write
+// Copy is not read-only (it gives the copied tree a new isolation id), so
+// it must be ordered with every other copy of that shard's trees: writers
+// staging on the same tree, or another transaction deciding again on it.
+// Without the gates the two copies race (the race detector saw it in the
+// drills' bank workload, when the copies overlapped). Here the test holds
+// the gate of the shard B writes, as a writer staging on it would, and
+// lets B decide again with its context cancelled: B must give up waiting
+// for the gate, not decide (and copy) under the writer's feet.
+func TestRedecisionTakesGates(t *testing.T) {
+	gate := newSyncGate()
+	s, err := Open(Options{FS: vfs.NewErrorFS(vfs.NewMem(), gate), Dir: "/d", Create: true, SegmentSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "k", []byte("v0")); err != nil {
+		t.Fatal(err)
+	}
+	waiting, proceed := make(chan uint64, 1), make(chan struct{})
+	s.checkWaitHook = func(idx uint64) { waiting <- idx; <-proceed }
+	defer func() {
+		select {
+		case <-proceed:
+		default:
+			close(proceed)
+		}
+	}()
+	gate.armed.Store(true)
+	aDone := make(chan error, 1)
+	go func() { _, err := s.Put(ctx, "k", []byte("v1")); aDone <- err }()
+	<-gate.reached // A is logged and staged; its fsync is held
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bDone := make(chan error, 1)
+	go func() {
+		// B writes n first, so deciding it again copies n's shard.
+		_, err := s.Commit(bctx, &Txn{Ops: []Op{
+			{Kind: OpAdd, Key: "n", Delta: 1},
+			{Kind: OpCheck, Key: "k", Check: CheckEquals, Value: []byte("v0")},
+		}})
+		bDone <- err
+	}()
+	<-waiting // B's check failed against v1, which is not durable yet
+	gate.release <- nil
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	sh := shardOf("n", len(s.gates))
+	if err := s.acquire(ctx, []int{sh}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	close(proceed) // B decides again, against the published root
+	bErr := <-bDone
+	s.release([]int{sh})
+	var ce *CheckError
+	if errors.As(bErr, &ce) || !errors.Is(bErr, context.Canceled) {
+		t.Fatalf("B decided again while a writer held the gate of the shard it writes (%v); want it waiting for the gate, and giving up with its context", bErr)
+	}
+	if _, ok := s.Get("n"); ok {
+		t.Fatal("B changed n")
+	}
+}

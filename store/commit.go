@@ -96,7 +96,7 @@ func (s *Store) settleCheck(ctx context.Context, txn *Txn, seen uint64, ce *Chec
 		}
 		return false, fmt.Errorf("kvtool/store: waiting for index %d, which a failed check saw, to become durable: %w", seen, err)
 	}
-	if err := s.decidePublished(txn); err != nil {
+	if err := s.decidePublished(ctx, txn); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -105,8 +105,19 @@ func (s *Store) settleCheck(ctx context.Context, txn *Txn, seen uint64, ce *Chec
 // decidePublished evaluates txn against the published root, changing
 // nothing, and returns the *CheckError of its first failed operation, or
 // nil.
-func (s *Store) decidePublished(txn *Txn) error {
+//
+// It holds the gates of the touched shards while it evaluates: a write
+// copies the shard's tree, and a copy-on-write Copy is not read-only (it
+// gives the tree it copies a new isolation id), so every Copy of a shard's
+// tree must happen under that shard's gate. The published tree of a shard
+// is often Store.staged's too, which writers copy under the gate, and two
+// failed transactions may be deciding on the same published tree.
+func (s *Store) decidePublished(ctx context.Context, txn *Txn) error {
 	st := newStaging(txn, s.root.Load().shards)
+	if err := s.acquire(ctx, st.shards); err != nil {
+		return err
+	}
+	defer s.release(st.shards)
 	for i, op := range txn.Ops {
 		if err := st.apply(i, op); err != nil {
 			return err
@@ -156,8 +167,10 @@ type staging struct {
 }
 
 // newStaging starts a view of txn's shards on top of base (one tree per
-// shard). With Store.staged as base, the caller must hold the gates of
-// the touched shards while it reads through the view.
+// shard). The caller must hold the gates of the touched shards while it
+// writes through the view, whatever the base (a write copies the shard's
+// tree, and Copy writes to the tree it copies), and, with Store.staged as
+// base, while it reads.
 func newStaging(txn *Txn, base []*tree) *staging {
 	st := &staging{base: base, shards: make([]int, 0, 4)}
 	for _, op := range txn.Ops {

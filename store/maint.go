@@ -83,13 +83,22 @@ func (s *Store) maintenance(ctx context.Context, f func() error) error {
 // dropped by Compact, not here.
 func (s *Store) Checkpoint(ctx context.Context) (info checkpoint.Info, err error) {
 	err = s.maintenance(ctx, func() error {
-		info, err = s.checkpointLocked()
+		info, err = s.checkpointLocked(ctx)
 		return err
 	})
 	return info, err
 }
 
-func (s *Store) checkpointLocked() (checkpoint.Info, error) {
+// writeOpts are the options maintenance writes a file with: the store's,
+// stopped by ctx between blocks (the file is then abandoned, the manifest
+// untouched).
+func (s *Store) writeOpts(ctx context.Context) checkpoint.Options {
+	o := s.maintOpts
+	o.Context = ctx
+	return o
+}
+
+func (s *Store) checkpointLocked(ctx context.Context) (checkpoint.Info, error) {
 	snap, keys, walKeys := s.takeDirty() // a checkpoint covers every key: no need to read walKeys
 	m := s.CurrentManifest()
 	if m.Base != nil && m.Base.Index == snap.Index() && len(m.Deltas) == 0 {
@@ -97,7 +106,7 @@ func (s *Store) checkpointLocked() (checkpoint.Info, error) {
 		return checkpoint.Info{}, fmt.Errorf("%w: the state at index %d is already checkpointed as %s", ErrNothingToDo, snap.Index(), m.Base.Name)
 	}
 	meta := checkpoint.Meta{StoreID: m.StoreID, Index: snap.Index(), Term: s.term(), Shards: m.Shards}
-	info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, s.maintOpts)
+	info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, s.writeOpts(ctx))
 	if err != nil {
 		s.restoreDirty(keys, walKeys)
 		return info, err
@@ -116,13 +125,13 @@ func (s *Store) checkpointLocked() (checkpoint.Info, error) {
 // the manifest's chain.
 func (s *Store) Delta(ctx context.Context) (info delta.Info, err error) {
 	err = s.maintenance(ctx, func() error {
-		info, err = s.deltaLocked()
+		info, err = s.deltaLocked(ctx)
 		return err
 	})
 	return info, err
 }
 
-func (s *Store) deltaLocked() (delta.Info, error) {
+func (s *Store) deltaLocked(ctx context.Context) (delta.Info, error) {
 	snap, keys, walKeys := s.takeDirty()
 	m := s.CurrentManifest()
 	from := m.SnapshotIndex()
@@ -136,7 +145,7 @@ func (s *Store) deltaLocked() (delta.Info, error) {
 		return delta.Info{}, err
 	}
 	meta := delta.Meta{StoreID: m.StoreID, From: from, To: snap.Index(), Term: s.term(), Parent: chainTip(&m)}
-	info, err := delta.Write(s.fs, s.snapDir(), meta, setKeys(all), snap, s.maintOpts)
+	info, err := delta.Write(s.fs, s.snapDir(), meta, setKeys(all), snap, s.writeOpts(ctx))
 	if err != nil {
 		s.restoreDirty(keys, walKeys)
 		return info, err
@@ -197,13 +206,13 @@ func chainTip(m *manifest.Manifest) string {
 // size of the state.
 func (s *Store) Merge(ctx context.Context) (info checkpoint.Info, err error) {
 	err = s.maintenance(ctx, func() error {
-		info, err = s.mergeLocked()
+		info, err = s.mergeLocked(ctx)
 		return err
 	})
 	return info, err
 }
 
-func (s *Store) mergeLocked() (checkpoint.Info, error) {
+func (s *Store) mergeLocked(ctx context.Context) (checkpoint.Info, error) {
 	m := s.CurrentManifest()
 	if len(m.Deltas) == 0 {
 		return checkpoint.Info{}, fmt.Errorf("%w: the manifest has no deltas to merge", ErrNothingToDo)
@@ -216,7 +225,7 @@ func (s *Store) mergeLocked() (checkpoint.Info, error) {
 	for i, d := range m.Deltas {
 		paths[i] = filepath.Join(s.snapDir(), d.Name)
 	}
-	info, err := delta.Merge(s.fs, s.snapDir(), base, paths, delta.MergeOptions{Options: s.maintOpts, Shards: m.Shards})
+	info, err := delta.Merge(s.fs, s.snapDir(), base, paths, delta.MergeOptions{Options: s.writeOpts(ctx), Shards: m.Shards})
 	if err != nil {
 		return info, err
 	}
@@ -230,7 +239,7 @@ func (s *Store) mergeLocked() (checkpoint.Info, error) {
 // lease pins — so restart time and disk use stay bounded.
 func (s *Store) Compact(ctx context.Context) (res CompactResult, err error) {
 	err = s.maintenance(ctx, func() error {
-		info, err := s.checkpointLocked()
+		info, err := s.checkpointLocked(ctx)
 		if err != nil && !errors.Is(err, ErrNothingToDo) {
 			return err
 		}

@@ -1,6 +1,8 @@
 package table
 
 import (
+	"context"
+	"fmt"
 	"runtime"
 	"time"
 
@@ -49,7 +51,9 @@ func (w *Writer) newBlock() *pendingBlock {
 // cutBlock ends the current block, starts compressing it and writes the
 // blocks that are finished beyond the allowed number in flight.
 func (w *Writer) cutBlock() error {
-	w.pace(w.cur.bw.Size())
+	if err := w.pace(w.cur.bw.Size()); err != nil {
+		return err
+	}
 	p := w.cur
 	p.first = append(p.first[:0], p.bw.FirstKey()...)
 	p.last = append(p.last[:0], p.bw.LastKey()...)
@@ -110,10 +114,15 @@ func (w *Writer) wait() {
 }
 
 // pace sleeps as needed to keep the entry bytes written within
-// opts.BytesPerSec, counting n more.
-func (w *Writer) pace(n int) {
-	if w.opts.BytesPerSec <= 0 {
-		return
+// opts.BytesPerSec, counting n more. It fails, stickily, once
+// opts.Context is done, before or during the pause.
+func (w *Writer) pace(n int) error {
+	ctx := w.opts.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := w.stop(ctx.Err()); err != nil || w.opts.BytesPerSec <= 0 {
+		return err
 	}
 	if w.paceStart.IsZero() {
 		w.paceStart = time.Now()
@@ -121,6 +130,24 @@ func (w *Writer) pace(n int) {
 	w.paced += int64(n)
 	due := time.Duration(float64(w.paced) / float64(w.opts.BytesPerSec) * float64(time.Second))
 	if ahead := due - time.Since(w.paceStart); ahead > 0 {
-		time.Sleep(ahead)
+		t := time.NewTimer(ahead)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return w.stop(ctx.Err())
+		}
 	}
+	return nil
+}
+
+// stop makes err, a context's error, the writer's sticky error.
+func (w *Writer) stop(err error) error {
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("kvtool/table: writing %s: stopped: %w", w.path, err)
+	}
+	if err != nil {
+		return w.err
+	}
+	return nil
 }

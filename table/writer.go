@@ -3,6 +3,7 @@ package table
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -50,6 +51,11 @@ type WriterOptions struct {
 	// second (0: as fast as it can), so background maintenance leaves the
 	// disk and CPU to the foreground.
 	BytesPerSec int64
+	// Context, if set, stops the writer: once it is done, the next block
+	// cut (and a pacing pause) fails with its error, which is sticky, so
+	// the table is abandoned at a block boundary; Close then publishes
+	// nothing and Cancel removes the temporary file.
+	Context context.Context
 }
 
 // Writer streams sorted entries into a table file. Nothing is visible

@@ -17,9 +17,10 @@ data directory from the command line. Every file in the directory is
 checksummed; the tools below say which file and which byte offset is damaged
 and what to do about it.
 
-Global options may be given before the command or after it:
-  kvtool --data /srv/kv wal verify   and   kvtool wal verify --data /srv/kv
-are the same.
+Options may be given before the command or after it, and after its
+arguments: kvtool --data /srv/kv wal verify, kvtool wal verify --data /srv/kv,
+and kvtool get --addr H:P k, kvtool get k --addr H:P, kvtool --addr H:P get k
+are the same. After "--" everything is an argument (kvtool put -- k --x).
 
 DATA DIRECTORY (--data, $KVTOOL_DATA, default ./kvdata)
   DATA/wal/*.wal           write-ahead log segments, named by their first log
@@ -47,10 +48,15 @@ EXIT CODES
   2  usage error (unknown command or flag, bad argument, wrong argument count)
   3  verification found corruption, a gap or a mismatch
   4  transaction aborted by a failed check (nothing was changed)
+  5  get: the key does not exist
+  130 interrupted by SIGINT or SIGTERM (Ctrl-C); a second one stops at once
 
 ENVIRONMENT
   KVTOOL_DATA   the data directory, when --data is not given
   KVTOOL_ADDR   the server key commands talk to, when --addr is not given
+  A flag always beats a variable: with KVTOOL_ADDR set, --data DIR acts on
+  DIR. Giving both --addr and --data is an error. Every command that changes
+  a store says on standard error which one it acted on.
 
 EXAMPLES
   kvtool serve                           run the store on ./kvdata, HTTP on 127.0.0.1:7070
@@ -112,6 +118,7 @@ func prepareCommands(cmds []*cli.Command) {
 			c.OnUsageError = onUsageError
 		}
 		c.Flags = append(c.Flags, globalFlags(false)...)
+		checkRequired(c)
 		if len(c.Subcommands) > 0 {
 			if c.Action == nil {
 				c.Action = groupAction
@@ -124,6 +131,44 @@ func prepareCommands(cmds []*cli.Command) {
 			c.HideHelpCommand = true
 		}
 	}
+}
+
+// checkRequired makes c's required flags optional for urfave/cli, which
+// answers a missing one by printing the whole help on standard output, and
+// checks them in c's action instead: a missing flag is a usage error of one
+// line, naming it, on standard error.
+func checkRequired(c *cli.Command) {
+	var required []cli.Flag
+	for _, f := range c.Flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Required {
+			sf.Required = false
+			required = append(required, sf)
+		}
+	}
+	if len(required) == 0 || c.Action == nil {
+		return
+	}
+	action := c.Action
+	c.Action = func(cCtx *cli.Context) error {
+		for _, f := range required {
+			name := f.Names()[0]
+			if !cCtx.IsSet(name) {
+				return usageErrorf(cCtx, "%s needs --%s %s", cCtx.Command.HelpName, name, placeholder(f.(*cli.StringFlag).Usage))
+			}
+		}
+		return action(cCtx)
+	}
+}
+
+// placeholder is the `NAME` a flag's usage quotes for its value ("VALUE"
+// if none).
+func placeholder(usage string) string {
+	if _, rest, ok := strings.Cut(usage, "`"); ok {
+		if name, _, ok := strings.Cut(rest, "`"); ok {
+			return name
+		}
+	}
+	return "VALUE"
 }
 
 // groupAction runs when a command group (or the app) is given no known

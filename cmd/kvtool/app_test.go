@@ -150,7 +150,7 @@ func TestMissingDataDir(t *testing.T) {
 		} {
 			stdout, stderr, code := run(t, args...)
 			mustCode(t, code, exitFailure, stdout, stderr)
-			want := "kvtool: no data directory at " + data + " (use --data or KVTOOL_DATA)"
+			want := "kvtool: no data directory at " + data + " (from --data)"
 			if !strings.Contains(stderr, want) {
 				t.Errorf("%v: stderr %q, want %q", args, stderr, want)
 			}
@@ -163,11 +163,15 @@ func TestMissingDataDir(t *testing.T) {
 
 func TestMissingWALDir(t *testing.T) {
 	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "MANIFEST"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	stdout, stderr, code := run(t, "--data", data, "wal", "verify")
 	mustCode(t, code, exitFailure, stdout, stderr)
 	if !strings.Contains(stderr, "no write-ahead log at "+filepath.Join(data, "wal")) {
 		t.Errorf("stderr %q does not name the missing wal directory", stderr)
 	}
+	os.Remove(filepath.Join(data, "MANIFEST"))
 	assertNoFiles(t, data)
 }
 

@@ -57,18 +57,28 @@ holding DATA/LOCK, which fails while another process (a server) holds it.`
 
 // maintain runs one maintenance step: remote against the server of --addr,
 // or local on the store of --data, opened (and closed) here. Exactly one of
-// the results is set.
+// the results is set. It says which store it acted on (noteTarget, and
+// printer.store for --json).
 func maintain[R, L any](cCtx *cli.Context, e env,
 	remote func(context.Context, *client.Client) (R, error),
 	local func(context.Context, *store.Store) (L, error),
 ) (r R, l L, err error) {
-	if addr := cCtx.String(flagAddr); addr != "" {
-		c := client.New(addr)
+	t, err := resolveTarget(cCtx)
+	if err != nil {
+		return r, l, err
+	}
+	defer func() {
+		if err == nil || nothingToDo(err) {
+			actedOn(cCtx, t)
+		}
+	}()
+	if t.remote() {
+		c := client.New(t.addr)
 		defer c.Close()
 		r, err = remote(cCtx.Context, c)
 		return r, l, err
 	}
-	data, err := dataDir(cCtx)
+	data, err := existingDataDir(cCtx, e.fs)
 	if err != nil {
 		return r, l, err
 	}
@@ -110,8 +120,8 @@ func maintError(cCtx *cli.Context, err error) error {
 	switch {
 	case errors.As(err, &ee):
 		return err
-	case errors.Is(err, client.ErrNoServer):
-		return failed(err, "is `kvtool serve` running there? Without --addr (and KVTOOL_ADDR) the command opens --data directly")
+	case errors.Is(err, client.ErrNoServer), errors.Is(err, client.ErrNotKvtool):
+		return serverError(err)
 	case errors.Is(err, format.ErrCorruption):
 		return damaged(err, "run "+cmdline(data, "verify")+" to list every fault with its file and offset")
 	}
@@ -123,6 +133,7 @@ func maintError(cCtx *cli.Context, err error) error {
 type notCreatedJSON struct {
 	Created bool   `json:"created"` // always false
 	Reason  string `json:"reason"`
+	storeJSON
 }
 
 // checkpointCreatedJSON is the --json output of checkpoint create and
@@ -130,6 +141,7 @@ type notCreatedJSON struct {
 type checkpointCreatedJSON struct {
 	Created bool `json:"created"` // always true
 	*client.CheckpointResult
+	storeJSON
 }
 
 // printNothingToDo reports a maintenance step that had nothing to do. It is
@@ -137,7 +149,7 @@ type checkpointCreatedJSON struct {
 func printNothingToDo(cCtx *cli.Context, err error) error {
 	p := newPrinter(cCtx)
 	if p.json {
-		return p.JSON(notCreatedJSON{Created: false, Reason: reasonOf(err)})
+		return p.JSON(notCreatedJSON{Created: false, Reason: reasonOf(err), storeJSON: p.store})
 	}
 	p.Notef("nothing to do: %s", reasonOf(err))
 	return nil
@@ -199,7 +211,7 @@ func finishCheckpoint(cCtx *cli.Context, what string, remote *client.CheckpointR
 
 func printCheckpointWritten(p *printer, what string, c *client.CheckpointResult) error {
 	if p.json {
-		return p.JSON(checkpointCreatedJSON{Created: true, CheckpointResult: c})
+		return p.JSON(checkpointCreatedJSON{Created: true, CheckpointResult: c, storeJSON: p.store})
 	}
 	if p.quiet {
 		_, err := fmt.Fprintln(p.w, c.Path)
@@ -228,15 +240,17 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			s, err := datadir.ListSnapshots(e.fs, data)
-			if err != nil {
-				return dirError(err, data)
-			}
-			return printCheckpointList(newPrinter(cCtx), data, s)
+			return readOnly(cCtx, e, func(fsys vfs.FS) error {
+				s, err := datadir.ListSnapshots(fsys, data)
+				if err != nil {
+					return dirError(err, data)
+				}
+				return printCheckpointList(newPrinter(cCtx), data, s)
+			})
 		},
 	}
 }
@@ -350,7 +364,8 @@ Examples:
 			if err := checkKind(cCtx, e.fs, path, format.MagicCheckpoint); err != nil {
 				return err
 			}
-			info, err := checkpoint.ReadInfo(e.fs, path)
+			var info checkpoint.Info
+			err := readOnly(cCtx, e, func(fsys vfs.FS) (err error) { info, err = checkpoint.ReadInfo(fsys, path); return err })
 			if err != nil {
 				return fileError(err, path, data)
 			}
@@ -465,16 +480,19 @@ Examples:
 			var rep *datadir.Report
 			var err error
 			if path != "" {
-				if rep, err = datadir.VerifyCheckpoint(e.fs, path, datadir.VerifyOptions{Progress: pr.Update}); vfs.IsNotExist(err) {
+				if rep, err = datadir.VerifyCheckpoint(readOnlyFS(cCtx, e), path, datadir.VerifyOptions{Progress: pr.Update}); vfs.IsNotExist(err) {
 					pr.Done()
 					return fileError(err, path, data)
 				}
 			} else {
-				if data, err = dataDir(cCtx); err == nil {
-					rep, err = datadir.VerifyBase(e.fs, data, datadir.VerifyOptions{Progress: pr.Update})
+				if data, err = existingDataDir(cCtx, e.fs); err == nil {
+					rep, err = datadir.VerifyBase(readOnlyFS(cCtx, e), data, datadir.VerifyOptions{Progress: pr.Update})
 				}
 			}
 			pr.Done()
+			if s := stopped(cCtx, "it changed nothing"); s != nil {
+				return s
+			}
 			if err != nil {
 				return dirError(err, data)
 			}
@@ -550,7 +568,10 @@ Examples:
 
 func printCompact(p *printer, r *client.CompactResult) error {
 	if p.json {
-		return p.JSON(r)
+		return p.JSON(struct {
+			*client.CompactResult
+			storeJSON
+		}{r, p.store})
 	}
 	var b strings.Builder
 	if c := r.Checkpoint; c != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
 )
 
 // deltaCommand is `kvtool delta`: incremental snapshots in DATA/snap.
@@ -86,11 +87,12 @@ Examples:
 type deltaCreatedJSON struct {
 	Created bool `json:"created"` // always true
 	*client.DeltaResult
+	storeJSON
 }
 
 func printDeltaWritten(p *printer, d *client.DeltaResult) error {
 	if p.json {
-		return p.JSON(deltaCreatedJSON{Created: true, DeltaResult: d})
+		return p.JSON(deltaCreatedJSON{Created: true, DeltaResult: d, storeJSON: p.store})
 	}
 	if p.quiet {
 		_, err := fmt.Fprintln(p.w, d.Path)
@@ -120,15 +122,17 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			s, err := datadir.ListSnapshots(e.fs, data)
-			if err != nil {
-				return dirError(err, data)
-			}
-			return printDeltaList(newPrinter(cCtx), data, s)
+			return readOnly(cCtx, e, func(fsys vfs.FS) error {
+				s, err := datadir.ListSnapshots(fsys, data)
+				if err != nil {
+					return dirError(err, data)
+				}
+				return printDeltaList(newPrinter(cCtx), data, s)
+			})
 		},
 	}
 }
@@ -284,13 +288,16 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
 			pr := startProgress(cCtx, "verify", 0)
-			rep, err := datadir.VerifyChain(e.fs, data, datadir.VerifyOptions{Progress: pr.Update})
+			rep, err := datadir.VerifyChain(readOnlyFS(cCtx, e), data, datadir.VerifyOptions{Progress: pr.Update})
 			pr.Done()
+			if s := stopped(cCtx, "it changed nothing"); s != nil {
+				return s
+			}
 			if err != nil {
 				return dirError(err, data)
 			}

@@ -21,6 +21,10 @@ const (
 	exitUsage   = 2 // usage error: unknown command or flag, bad argument, wrong argument count
 	exitDamage  = 3 // verification found corruption, a gap or a mismatch
 	exitAborted = 4 // a transaction was aborted by a failed check; nothing changed
+	// exitNotFound is get's answer for an absent key, so that a script can
+	// tell "no such key" from "could not ask" (exit 1).
+	exitNotFound    = 5
+	exitInterrupted = 130 // stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it)
 )
 
 // exitError is an error with the exit code it ends the process with and,
@@ -47,6 +51,26 @@ func damaged(err error, hint string) error { return &exitError{code: exitDamage,
 
 // aborted says a transaction was aborted by a failed check (exit 4).
 func aborted(err error) error { return &exitError{code: exitAborted, err: err} }
+
+// notFound says a key is absent (exit 5).
+func notFound(err error) error { return &exitError{code: exitNotFound, err: err} }
+
+// interrupted says a command stopped early because of SIGINT or SIGTERM
+// (exit 130); done says what that left behind.
+func interrupted(what, done string) error {
+	return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %s stopped before it finished", what), hint: done}
+}
+
+// asInterrupted turns the error of a command whose context was cancelled
+// into an interruption (exit 130), unless it already is one or is a usage
+// error (found before any work).
+func asInterrupted(err error) error {
+	switch exitCode(err) {
+	case exitInterrupted, exitUsage:
+		return err
+	}
+	return &exitError{code: exitInterrupted, err: errors.New("interrupted: the command stopped before it finished"), hint: hintFor(err)}
+}
 
 // usageErrorf is a usage error (exit 2) of the command running in cCtx; the
 // hint points at that command's help.
@@ -137,7 +161,7 @@ func reportError(w io.Writer, err error) int {
 	if err == nil || code == exitOK {
 		return code
 	}
-	msg := strings.TrimSpace(err.Error())
+	msg := userMessage(err)
 	if msg != "" {
 		fmt.Fprintf(w, "kvtool: %s\n", msg)
 	}
@@ -145,6 +169,23 @@ func reportError(w io.Writer, err error) int {
 		fmt.Fprintf(w, "kvtool: hint: %s\n", hint)
 	}
 	return code
+}
+
+// goPrefixRE matches the package prefixes of library errors
+// ("kvtool/vfs: "), and urlRE the request net/http puts in front of its
+// errors (`Get "http://127.0.0.1:7070/v1/kv/k": `): Go's words, not the
+// user's.
+var (
+	goPrefixRE = regexp.MustCompile(`\bkvtool/[a-z]+: `)
+	urlRE      = regexp.MustCompile(`\b(Get|Head|Post|Put|Patch|Delete|Options) "[a-z]+://[^"]*": `)
+)
+
+// userMessage is err's message in the user's terms: without package
+// prefixes and request URLs.
+func userMessage(err error) string {
+	msg := goPrefixRE.ReplaceAllString(err.Error(), "")
+	msg = urlRE.ReplaceAllString(msg, "")
+	return strings.TrimSpace(msg)
 }
 
 // hintFor returns the hint carried by err, or a generic one for errors every

@@ -41,11 +41,13 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			return inspectDir(cCtx, e.fs, data, datadir.InspectOptions{WithState: !cCtx.Bool("no-state")})
+			return readOnly(cCtx, e, func(fsys vfs.FS) error {
+				return inspectDir(cCtx, fsys, data, datadir.InspectOptions{WithState: !cCtx.Bool("no-state")})
+			})
 		},
 	}
 }

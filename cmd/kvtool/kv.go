@@ -30,19 +30,21 @@ import (
 // --addr (or KVTOOL_ADDR) is given, and otherwise open --data themselves,
 // holding DATA/LOCK for the duration of the command.
 
-const flagAddr = "addr"
-
-func addrFlag() cli.Flag {
-	return &cli.StringFlag{
-		Name:    flagAddr,
-		EnvVars: []string{"KVTOOL_ADDR"},
-		Usage:   "send the command to the kvtool server at `HOST:PORT` instead of opening --data",
-	}
-}
-
 const kvTargetHelp = `With --addr HOST:PORT (or KVTOOL_ADDR) the command goes to a running
 kvtool serve; otherwise it opens --data directly, which fails with the
-holder's pid while another process (such as a server) holds the directory.`
+holder's pid while another process (such as a server) holds the directory.
+An explicit --data beats KVTOOL_ADDR; --addr and --data together are refused.`
+
+// initFlag is --init of put and txn: without it they never create a store.
+func initFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "init", Usage: "create a new store if --data is missing or empty (never among other files)", DisableDefaultText: true}
+}
+
+const initHelp = `Without --init, a missing --data directory is an error: a typo in --data, or
+an unset KVTOOL_DATA falling back to ./kvdata, would otherwise create a new,
+empty store and put the write there instead of in the store meant. With
+--init it creates the store in a missing or empty directory (whose parent
+must exist), and never in a directory that holds other files.`
 
 func putCommand(e env) *cli.Command {
 	return &cli.Command{
@@ -50,22 +52,25 @@ func putCommand(e env) *cli.Command {
 		Usage:     "set a key to a value",
 		ArgsUsage: "KEY [VALUE | -]",
 		Description: `Sets KEY to VALUE and returns once the write is durable, printing its log
-index (with --quiet, the index alone). The value is the VALUE argument, or
-standard input with - (for values that are not text, or longer than the
-shell accepts as an argument), or the contents of --file FILE. To store a
-literal "-", use printf -- - | kvtool put KEY -.
+index (with --quiet, the index alone), and on standard error the store it
+wrote to. The value is the VALUE argument, or standard input with - (for
+values that are not text, or longer than the shell accepts as an
+argument), or the contents of --file FILE. To store a literal "-", use
+printf -- - | kvtool put KEY -.
 
 ` + limitsHelp + `
+
+` + initHelp + `
 
 ` + kvTargetHelp + `
 
 Examples:
-  kvtool put greeting hello
+  kvtool put --init --data ./kvdata greeting hello
   kvtool put --addr 127.0.0.1:7070 --json acct:1 100
   tar c notes/ | kvtool put backup:notes -
   kvtool put cfg:nginx --file /etc/nginx/nginx.conf`,
 		Flags: []cli.Flag{
-			addrFlag(),
+			addrFlag(), initFlag(),
 			&cli.StringFlag{Name: "file", Usage: "read the value from `FILE` (instead of a VALUE argument)"},
 		},
 		Action: func(cCtx *cli.Context) error {
@@ -83,7 +88,7 @@ Examples:
 			if err := checkKeyValue(cCtx, key, val); err != nil {
 				return err
 			}
-			return commitOne(cCtx, e, func(kv kvTarget) (uint64, error) { return kv.put(cCtx.Context, key, val) })
+			return commitOne(cCtx, e, cCtx.Bool("init"), func(kv kvTarget) (uint64, error) { return kv.put(cCtx.Context, key, val) })
 		},
 	}
 }
@@ -162,7 +167,11 @@ Examples:
 			if err := checkKeyValue(cCtx, key, nil); err != nil {
 				return err
 			}
-			kv, err := openKV(cCtx, e, true)
+			t, err := resolveTarget(cCtx)
+			if err != nil {
+				return err
+			}
+			kv, err := openKV(cCtx, e, t, openMode{write: true})
 			if err != nil {
 				return err
 			}
@@ -176,7 +185,7 @@ Examples:
 				return kvError(cCtx, err)
 			}
 			absent := errors.Is(gerr, errKeyNotFound) && idx == before
-			return printDeleted(cCtx, idx, !absent)
+			return printDeleted(cCtx, t, idx, !absent)
 		},
 	}
 }
@@ -185,17 +194,20 @@ Examples:
 type deletedJSON struct {
 	Index   uint64 `json:"index"`
 	Deleted bool   `json:"deleted"` // false: the key was absent; nothing changed
+	storeJSON
 }
 
-func printDeleted(cCtx *cli.Context, idx uint64, deleted bool) error {
+func printDeleted(cCtx *cli.Context, t target, idx uint64, deleted bool) error {
 	p := newPrinter(cCtx)
 	switch {
 	case p.json:
-		return p.JSON(deletedJSON{Index: idx, Deleted: deleted})
+		return p.JSON(deletedJSON{Index: idx, Deleted: deleted, storeJSON: t.json()})
 	case p.quiet:
 		_, err := fmt.Fprintln(p.w, idx)
 		return writeErr(err)
-	case !deleted:
+	}
+	noteTarget(cCtx, t)
+	if !deleted {
 		p.Notef("absent, nothing changed (applied index %d)", idx)
 		return nil
 	}
@@ -217,9 +229,14 @@ func checkKeyValue(cCtx *cli.Context, key string, val []byte) error {
 	return nil
 }
 
-// commitOne runs do on a writable target and prints the index.
-func commitOne(cCtx *cli.Context, e env, do func(kvTarget) (uint64, error)) error {
-	kv, err := openKV(cCtx, e, true)
+// commitOne runs do on a writable target (created with init) and prints
+// the index.
+func commitOne(cCtx *cli.Context, e env, init bool, do func(kvTarget) (uint64, error)) error {
+	t, err := resolveTarget(cCtx)
+	if err != nil {
+		return err
+	}
+	kv, err := openKV(cCtx, e, t, openMode{write: true, create: init})
 	if err != nil {
 		return err
 	}
@@ -227,23 +244,25 @@ func commitOne(cCtx *cli.Context, e env, do func(kvTarget) (uint64, error)) erro
 	if err := closeKV(kv, err); err != nil {
 		return kvError(cCtx, err)
 	}
-	return printIndex(cCtx, idx)
+	return printIndex(cCtx, t, idx)
 }
 
 // indexJSON is the --json output of a write.
 type indexJSON struct {
 	Index uint64 `json:"index"`
+	storeJSON
 }
 
-func printIndex(cCtx *cli.Context, idx uint64) error {
+func printIndex(cCtx *cli.Context, t target, idx uint64) error {
 	p := newPrinter(cCtx)
 	switch {
 	case p.json:
-		return p.JSON(indexJSON{Index: idx})
+		return p.JSON(indexJSON{Index: idx, storeJSON: t.json()})
 	case p.quiet: // the result alone
 		_, err := fmt.Fprintln(p.w, idx)
 		return writeErr(err)
 	}
+	noteTarget(cCtx, t)
 	p.Notef("committed at index %d", idx)
 	return nil
 }
@@ -254,10 +273,12 @@ func getCommand(e env) *cli.Command {
 		Usage:     "print the value of a key",
 		ArgsUsage: "KEY",
 		Description: `Prints the value of KEY exactly as stored (no newline is added unless
-standard output is a terminal). Exits 1 with "key not found" if KEY is
-absent. With --json prints {"key", "value", "applied_index"}, with
-"key_base64" and "value_base64" instead of "key" and "value" for bytes
-that are not UTF-8 text.
+standard output is a terminal). If KEY is absent it prints "key not found"
+on standard error and exits 5, so that a script can tell a missing key from
+a failure to ask (exit 1: no server, no data directory, ...). With --json
+prints {"key", "value", "applied_index"}, with "key_base64" and
+"value_base64" instead of "key" and "value" for bytes that are not UTF-8
+text.
 
 Never creates the data directory.
 
@@ -275,13 +296,17 @@ Examples:
 			if err := checkKeyValue(cCtx, key, nil); err != nil {
 				return err
 			}
-			kv, err := openKV(cCtx, e, false)
+			t, err := resolveTarget(cCtx)
+			if err != nil {
+				return err
+			}
+			kv, err := openKV(cCtx, e, t, openMode{})
 			if err != nil {
 				return err
 			}
 			val, idx, err := kv.get(cCtx.Context, key)
 			if errors.Is(err, errKeyNotFound) {
-				err = failed(fmt.Errorf("key %q not found (applied index %d)", key, idx), "")
+				err = notFound(fmt.Errorf("key %q not found (applied index %d)", key, idx))
 			}
 			if err := closeKV(kv, err); err != nil {
 				return kvError(cCtx, err)
@@ -363,7 +388,11 @@ Examples:
 			case cCtx.IsSet("start") && cCtx.IsSet("end") && o.Start >= o.End:
 				return usageErrorf(cCtx, "--start %q is not below --end %q: the range is empty (--start is inclusive, --end exclusive)", o.Start, o.End)
 			}
-			kv, err := openKV(cCtx, e, false)
+			t, err := resolveTarget(cCtx)
+			if err != nil {
+				return err
+			}
+			kv, err := openKV(cCtx, e, t, openMode{})
 			if err != nil {
 				return err
 			}
@@ -528,8 +557,10 @@ atomically, and prints its log index once it is durable. The format:
 Operations apply in order; a check sees the operations before it. "add"
 treats a missing key as 0; "value_base64" may replace "value". If a check
 fails, nothing changes and txn exits 4 naming the operation (counted from 0)
-and the reason. A malformed transaction exits 2. Creates the data directory
-if it does not exist.
+and the reason. A malformed transaction exits 2. Reading standard input
+from a terminal, it says so; end the input with Ctrl-D.
+
+` + initHelp + `
 
 ` + limitsHelp + `
 
@@ -538,7 +569,7 @@ if it does not exist.
 Examples:
   kvtool txn transfer.json
   echo '{"ops":[{"op":"add","key":"hits","delta":1}]}' | kvtool txn --json`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{addrFlag(), initFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 0, 1); err != nil {
 				return err
@@ -557,7 +588,9 @@ Examples:
 func readTxnInput(cCtx *cli.Context, e env) ([]byte, error) {
 	name := cCtx.Args().First()
 	var r io.Reader = cCtx.App.Reader
-	if name != "" && name != "-" {
+	if name == "" || name == "-" {
+		promptStdin(cCtx, e, "reading a transaction from standard input (Ctrl-D to end)")
+	} else {
 		f, err := os.Open(name)
 		if err != nil {
 			return nil, failed(fmt.Errorf("read transaction: %w", err), "")
@@ -578,8 +611,12 @@ func readTxnInput(cCtx *cli.Context, e env) ([]byte, error) {
 }
 
 func runTxn(cCtx *cli.Context, e env, body []byte) error {
+	t, err := resolveTarget(cCtx)
+	if err != nil {
+		return err
+	}
 	var txn *store.Txn
-	if !remote(cCtx) {
+	if !t.remote() {
 		// Parse before opening, so a malformed file never creates a
 		// data directory. A server parses it itself.
 		t, err := server.ParseTxn(bytes.NewReader(body))
@@ -588,7 +625,7 @@ func runTxn(cCtx *cli.Context, e env, body []byte) error {
 		}
 		txn = t
 	}
-	kv, err := openKV(cCtx, e, true)
+	kv, err := openKV(cCtx, e, t, openMode{write: true, create: cCtx.Bool("init")})
 	if err != nil {
 		return err
 	}
@@ -596,7 +633,7 @@ func runTxn(cCtx *cli.Context, e env, body []byte) error {
 	if err := closeKV(kv, err); err != nil {
 		return kvError(cCtx, err)
 	}
-	return printIndex(cCtx, idx)
+	return printIndex(cCtx, t, idx)
 }
 
 // kvTarget is what the key commands run against: a server or a store this
@@ -615,26 +652,31 @@ type kvTarget interface {
 // errKeyNotFound is returned by kvTarget.get for an absent key.
 var errKeyNotFound = errors.New("key not found")
 
-func remote(cCtx *cli.Context) bool { return cCtx.String(flagAddr) != "" }
+// openMode says how openKV opens a data directory.
+type openMode struct {
+	write  bool // for writing (else read-only)
+	create bool // create a store in a missing or empty directory
+}
 
-// openKV returns the server of --addr, or opens --data (creating it if
-// create is set).
-func openKV(cCtx *cli.Context, e env, create bool) (kvTarget, error) {
-	if addr := cCtx.String(flagAddr); addr != "" {
-		return &remoteKV{c: client.New(addr)}, nil
+// openKV returns the server t names, or opens its data directory.
+func openKV(cCtx *cli.Context, e env, t target, m openMode) (kvTarget, error) {
+	if t.remote() {
+		return &remoteKV{c: client.New(t.addr)}, nil
 	}
-	data, err := dataDir(cCtx)
-	if err != nil {
-		return nil, err
-	}
-	if !create {
-		if _, err := walDirOf(e.fs, data); err != nil {
+	fsys := e.fs
+	if m.create {
+		if err := checkCreate(fsys, t.from); err != nil {
 			return nil, err
 		}
+	} else if _, err := existingDataDir(cCtx, fsys); err != nil {
+		return nil, err
 	}
-	st, err := store.Open(store.Options{FS: e.fs, Dir: data, Create: create, ReadOnly: !create})
+	if !m.write {
+		fsys = readOnlyFS(cCtx, e)
+	}
+	st, err := store.Open(store.Options{FS: fsys, Dir: t.data, Create: m.create, ReadOnly: !m.write})
 	if err != nil {
-		return nil, openError(err, data)
+		return nil, openError(err, t.data)
 	}
 	return &localKV{st: st}, nil
 }
@@ -683,8 +725,8 @@ func kvError(cCtx *cli.Context, err error) error {
 		// The request itself is wrong; other 4xx (a read replica's 403, a
 		// 404) are about the server, not the command line.
 		return invalidInput(cCtx, errors.New(ce.Message))
-	case errors.Is(err, client.ErrNoServer):
-		return failed(err, "is `kvtool serve` running there? Without --addr (and KVTOOL_ADDR) the command opens --data directly")
+	case errors.Is(err, client.ErrNoServer), errors.Is(err, client.ErrNotKvtool):
+		return serverError(err)
 	}
 	return failed(err, "")
 }
@@ -741,9 +783,10 @@ func (l *localKV) put(ctx context.Context, key string, val []byte) (uint64, erro
 
 func (l *localKV) del(ctx context.Context, key string) (uint64, error) { return l.st.Delete(ctx, key) }
 
-func (l *localKV) scan(_ context.Context, o client.ScanOptions, fn func(string, []byte) bool) error {
-	l.st.Snapshot().Scan(store.ScanOptions{Prefix: o.Prefix, Start: o.Start, End: o.End, Limit: o.Limit}, fn)
-	return nil
+func (l *localKV) scan(ctx context.Context, o client.ScanOptions, fn func(string, []byte) bool) error {
+	l.st.Snapshot().Scan(store.ScanOptions{Prefix: o.Prefix, Start: o.Start, End: o.End, Limit: o.Limit},
+		func(k string, v []byte) bool { return ctx.Err() == nil && fn(k, v) })
+	return ctx.Err()
 }
 
 func (l *localKV) txn(ctx context.Context, _ []byte, t *store.Txn) (uint64, error) {

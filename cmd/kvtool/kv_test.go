@@ -139,7 +139,7 @@ func TestKVCommands(t *testing.T) {
 			if idx.Index != 4 {
 				t.Errorf("del --json: %s", out)
 			}
-			_, stderr := kvMust(t, exitFailure, "", a("get", "greeting")...)
+			_, stderr := kvMust(t, exitNotFound, "", a("get", "greeting")...)
 			if !hasErrorLine(stderr, `key "greeting" not found`) {
 				t.Errorf("get of a deleted key: stderr %q", stderr)
 			}

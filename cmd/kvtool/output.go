@@ -23,12 +23,17 @@ type printer struct {
 	w     io.Writer
 	json  bool
 	quiet bool
+	store storeJSON // the store the command changed, if it recorded one (actedOn)
 }
 
 // newPrinter returns the printer for the command running in cCtx.
 func newPrinter(cCtx *cli.Context) *printer {
 	g := globalsOf(cCtx)
-	return &printer{w: cCtx.App.Writer, json: g.JSON, quiet: g.Quiet}
+	p := &printer{w: cCtx.App.Writer, json: g.JSON, quiet: g.Quiet}
+	if t, ok := cCtx.App.Metadata[actedOnKey].(target); ok {
+		p.store = t.json()
+	}
+	return p
 }
 
 // JSON writes v as one indented JSON document. Field names are snake_case
@@ -263,8 +268,8 @@ func progressMode(cCtx *cli.Context) int {
 // showProgress says whether the command running in cCtx shows progress.
 func showProgress(cCtx *cli.Context) bool { return progressMode(cCtx) != noProgress }
 
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
+// isTerminal reports whether w (a writer or a reader) is a terminal.
+func isTerminal(w any) bool {
 	f, ok := w.(interface{ Fd() uintptr })
 	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -59,11 +59,11 @@ Examples:
 			if cCtx.IsSet("out") && opts.Out == "" {
 				return usageErrorf(cCtx, "--out is empty (is a shell variable unset?)")
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			return replayDir(cCtx, e.fs, data, opts)
+			return replayDir(cCtx, readOnlyFS(cCtx, e), data, opts)
 		},
 	}
 }
@@ -76,10 +76,25 @@ func replayDir(cCtx *cli.Context, fsys vfs.FS, data string, opts datadir.ReplayO
 	pfs, ip := startIOProgress(cCtx, "replay", fsys, read+write)
 	res, err := datadir.Replay(pfs, data, opts)
 	ip.Done()
+	if err != nil || opts.Out == "" {
+		// Without --out a cancelled replay's result rests on failed reads;
+		// with it, the file is published whole or not at all.
+		if s := stopped(cCtx, outLeft(opts.Out)); s != nil {
+			return s
+		}
+	}
 	if err != nil {
 		return replayError(cCtx, fsys, data, opts, err)
 	}
 	return printReplay(newPrinter(cCtx), res)
+}
+
+// outLeft says what an interrupted replay left behind.
+func outLeft(out string) string {
+	if out == "" {
+		return "it changed nothing"
+	}
+	return "nothing was written to " + out
 }
 
 // replayError gives a failed replay its exit code and a hint; an index the

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -20,15 +23,21 @@ func serveCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the store and its HTTP API",
-		Description: `Opens the data directory (creating it if missing), recovers its state from
-the write-ahead log, and serves the HTTP API on --listen until SIGINT or
-SIGTERM. Shutdown stops accepting connections, lets requests in flight
-finish (up to --shutdown-timeout), then closes the log.
+		Description: `Opens the data directory, recovers its state from the write-ahead log, and
+serves the HTTP API on --listen until SIGINT or SIGTERM. Shutdown stops
+accepting connections, lets requests in flight finish and maintenance stop
+at a safe point (up to --shutdown-timeout), then closes the log; a second
+SIGINT stops at once.
 
-On start it prints the address it listens on (with --json, one JSON line
-{"event": "listening", "listen_addr", "data_dir", "applied_index", ...}),
-so --listen 127.0.0.1:0 picks a free port that a script can read back.
-Logs go to standard error.
+A new store is created only in a missing or empty directory whose parent
+exists: a directory holding other files is refused, so a typo in --data
+never starts an empty store beside other data.
+
+It checks every flag, opens the data directory and binds every listener
+before it prints anything; then it prints the address it listens on (with
+--json, one JSON line {"event": "listening", "listen_addr", "data_dir",
+"applied_index", ...}), so --listen 127.0.0.1:0 picks a free port that a
+script can read back. Logs go to standard error.
 
 HTTP API (see the README): GET/PUT/DELETE /v1/kv/{key}, POST /v1/txn,
 GET /v1/scan, GET /v1/status, GET /v1/hash, GET /metrics, and the
@@ -71,10 +80,14 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if cCtx.String("join") != "" {
-				return serveJoin(cCtx, e, opts)
+			ts, err := transferServeOf(cCtx)
+			if err != nil {
+				return err
 			}
-			return serve(cCtx, e, opts)
+			if cCtx.IsSet("join") {
+				return serveJoin(cCtx, e, opts, ts)
+			}
+			return serve(cCtx, e, opts, ts)
 		},
 	}
 }
@@ -82,6 +95,7 @@ Examples:
 // serveOptions are the flags of `serve`.
 type serveOptions struct {
 	data            string
+	dataFrom        setting
 	listen          string
 	shards          int
 	segmentSize     int64 // 0: the directory's own
@@ -97,7 +111,7 @@ func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
 		return serveOptions{}, err
 	}
 	o := serveOptions{
-		data: data, listen: cCtx.String("listen"), shards: cCtx.Int("shards"),
+		data: data, dataFrom: dataSetting(cCtx), listen: cCtx.String("listen"), shards: cCtx.Int("shards"),
 		shutdownTimeout: cCtx.Duration("shutdown-timeout"),
 		maintenance: store.MaintenancePolicy{
 			DeltaEvery: cCtx.Duration("delta-every"), MergeAfterDeltas: cCtx.Int("merge-after"),
@@ -117,6 +131,14 @@ func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
 		return o, usageErrorf(cCtx, "--segment-size must be at least 64KiB")
 	case o.shutdownTimeout <= 0:
 		return o, usageErrorf(cCtx, "--shutdown-timeout must be more than 0")
+	}
+	if err := checkHostPort(cCtx, "listen", o.listen); err != nil {
+		return o, err
+	}
+	if j := cCtx.String("join"); cCtx.IsSet("join") {
+		if err := checkHostPort(cCtx, "join", j); err != nil {
+			return o, err
+		}
 	}
 	o.logger, err = newLogger(cCtx.App.ErrWriter, cCtx.String("log-level"), cCtx.String("log-format"))
 	if err != nil {
@@ -142,31 +164,40 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 }
 
 // serve runs the store and its API until the command's context is
-// cancelled (SIGINT, SIGTERM), then closes the store.
-func serve(cCtx *cli.Context, e env, o serveOptions) error {
+// cancelled (SIGINT, SIGTERM), then closes the store. Every flag is checked
+// (serveOptionsOf, transferServeOf), the directory checked and every
+// listener bound before the store is opened or created, and the store
+// opened before anything is announced: a server that prints its address
+// serves there.
+func serve(cCtx *cli.Context, e env, o serveOptions, ts *transferServe) error {
+	if err := checkCreate(e.fs, o.dataFrom); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return listenError("--listen", o.listen, err)
+	}
+	defer ln.Close()
+	if err := ts.bind(); err != nil {
+		return err
+	}
+	defer ts.close()
 	st, err := store.Open(store.Options{FS: e.fs, Dir: o.data, Create: true, Shards: o.shards, SegmentSize: o.segmentSize,
 		MaintenanceRate: o.maintenanceRate})
 	if err != nil {
 		return openError(err, o.data)
 	}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		st.Close()
-		return failed(fmt.Errorf("listen on %s: %w", o.listen, err), "is another server using the port? choose another with --listen")
-	}
 	if err := announce(cCtx, st, o, ln.Addr().String()); err != nil {
-		ln.Close()
+		st.Close()
+		return err
+	}
+	if err := ts.announce(cCtx); err != nil {
 		st.Close()
 		return err
 	}
 	srv := server.New(st, server.Options{Logger: o.logger})
-	h, stopTransfers, err := serveTransfers(cCtx, e, st, srv, logger{o.logger})
-	if err != nil {
-		ln.Close()
-		st.Close()
-		return err
-	}
-	stopMaint := startMaintenance(cCtx.Context, st, o.maintenance, srv.ReportMaintenance)
+	h, stopTransfers := ts.start(cCtx.Context, e, st, srv, logger{o.logger})
+	stopMaint := startMaintenance(cCtx.Context, st, o.maintenance, srv.ReportMaintenance, o.logger)
 	runErr := server.Run(cCtx.Context, ln, h, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
 	stopTransfers()
 	stopMaint()
@@ -179,6 +210,15 @@ func serve(cCtx *cli.Context, e env, o serveOptions) error {
 	}
 	o.logger.Info("stopped", "applied_index", applied)
 	return printStopped(cCtx, applied)
+}
+
+// listenError explains a failure to listen on addr (the value of flag).
+func listenError(flag, addr string, err error) error {
+	hint := "choose another address with " + flag
+	if errors.Is(err, syscall.EADDRINUSE) {
+		hint = "another process uses the port (another kvtool serve?); stop it, or " + hint
+	}
+	return failed(fmt.Errorf("listen on %s (%s): %w", addr, flag, inner(err)), hint)
 }
 
 // listeningJSON is the first line serve prints with --json.
@@ -227,11 +267,41 @@ func printStopped(cCtx *cli.Context, applied uint64) error {
 }
 
 // startMaintenance runs the store's automatic deltas, merges and compaction
-// beside the server; the returned func stops it and waits for a step in
-// progress to finish, so the store is closed only after.
-func startMaintenance(ctx context.Context, st *store.Store, p store.MaintenancePolicy, report func(store.MaintenanceEvent)) func() {
+// beside the server; the returned func stops it: the step in progress, if
+// any, stops at its next safe point (between two blocks of the file it
+// writes, which is then removed; the manifest is untouched), and the
+// function waits for that, saying so, so the store is closed only after.
+func startMaintenance(ctx context.Context, st *store.Store, p store.MaintenancePolicy, report func(store.MaintenanceEvent), log *slog.Logger) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	var (
+		mu     sync.Mutex
+		step   string // the step running, "" between steps
+		waited bool   // "waiting for" was logged
+	)
+	waiting := func() { // with mu held
+		if step != "" && !waited {
+			log.Info("waiting for maintenance to stop at a safe point", "kind", step)
+			waited = true
+		}
+	}
+	p.Running = func(kind string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case kind != "":
+			log.Debug("maintenance started", "kind", kind)
+		case ctx.Err() != nil:
+			waiting() // the step may notice the end before AfterFunc runs
+			log.Info("maintenance stopped at a safe point", "kind", step)
+		}
+		step = kind
+	}
+	stopping := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		waiting()
+	})
 	go func() {
 		defer close(done)
 		st.RunMaintenance(ctx, p, report)
@@ -239,5 +309,6 @@ func startMaintenance(ctx context.Context, st *store.Store, p store.MaintenanceP
 	return func() {
 		cancel()
 		<-done
+		stopping()
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
@@ -272,7 +273,7 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			o, err := sendOptionsOf(cCtx)
+			o, err := sendOptionsOf(cCtx, e)
 			if err != nil {
 				return err
 			}
@@ -295,26 +296,31 @@ type sendOpts struct {
 	opts           xfer.SendOptions
 }
 
-func sendOptionsOf(cCtx *cli.Context) (sendOpts, error) {
-	o := sendOpts{to: cCtx.String("to"), addr: cCtx.String(flagAddr)}
+func sendOptionsOf(cCtx *cli.Context, e env) (sendOpts, error) {
+	o := sendOpts{to: cCtx.String("to")}
 	chunk, rate := sizeFlag(cCtx, "chunk-size"), sizeFlag(cCtx, "max-rate")
 	switch {
 	case chunk < format.MinXferChunk || chunk > format.MaxXferChunk:
 		return o, usageErrorf(cCtx, "--chunk-size must be between %s and %s", formatSize(format.MinXferChunk), formatSize(format.MaxXferChunk))
 	case rate < 0:
 		return o, usageErrorf(cCtx, "--max-rate must not be negative")
-	case o.addr != "" && setIn(cCtx, flagData) != nil:
-		return o, usageErrorf(cCtx, "give --addr (send from a running server) or --data (from a directory), not both")
 	}
-	var err error
+	if err := checkHostPort(cCtx, "to", o.to); err != nil {
+		return o, err
+	}
+	t, err := resolveTarget(cCtx)
+	if err != nil {
+		return o, err
+	}
+	o.addr = t.addr
 	if o.addr == "" {
-		if o.data, err = dataDir(cCtx); err != nil {
-			return o, err
-		}
 		if o.secret, err = loadSecret(cCtx, true); err != nil {
 			return o, err
 		}
 		if o.tls, err = tlsConfig(cCtx, false); err != nil {
+			return o, err
+		}
+		if o.data, err = existingDataDir(cCtx, e.fs); err != nil {
 			return o, err
 		}
 	}
@@ -348,14 +354,19 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 		}
 		return printStreamWritten(cCtx, res, o)
 	}
-	conn, err := dialPeer(cCtx.Context, o.to, o.tls)
+	raw, err := dialPeer(cCtx.Context, o.to, o.tls)
 	if err != nil {
 		pr.Done()
-		return failed(fmt.Errorf("connect to %s: %w", o.to, err), "is `kvtool transfer recv --listen` running there?")
+		return dialError(o.to, err)
 	}
+	conn := newHelloConn(raw, true)
 	res, err := xfer.Send(cCtx.Context, conn, src, o.opts)
 	conn.Close()
 	pr.Done()
+	if err != nil && conn.wrongPeer() && cCtx.Context.Err() == nil {
+		return failed(errors.New(describePeer(cCtx.Context, o.to)+"; --to needs the address of `kvtool transfer recv --listen`"),
+			"start `kvtool transfer recv --listen HOST:PORT` on the receiving machine and give that address to --to")
+	}
 	if err != nil {
 		return transferError(err, sendResumeHint(o))
 	}
@@ -491,6 +502,8 @@ func jobError(job *server.SendJob, o sendOpts) error {
 	switch job.Kind {
 	case "corruption":
 		return damaged(err, "the receiver found the stream corrupt; nothing was installed. Run the same command again.")
+	case "unreachable":
+		return failed(err, "is `kvtool transfer recv --listen` running there? --to needs its address")
 	case "peer_gone":
 		return failed(err, sendResumeHint(o))
 	case "auth":
@@ -518,22 +531,16 @@ func sendStreamFromServer(cCtx *cli.Context, e env, o sendOpts) error {
 // serverDo sends a request to a kvtool server and turns an error answer
 // into an error naming the server's message.
 func serverDo(ctx context.Context, method, addr, path string, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	resp, err := client.New(addr).Do(ctx, method, path, bytes.NewReader(body), "application/json")
 	if err != nil {
+		if serr := serverError(err); serr != nil {
+			return nil, serr
+		}
 		return nil, failed(err, "")
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, failed(fmt.Errorf("%s %s: %w", method, addr, err), "is `kvtool serve` running at "+addr+"?")
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		var eb struct {
-			Error string `json:"error"`
-		}
-		json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&eb)
-		return nil, failed(fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, eb.Error), "")
+		return nil, failed(fmt.Errorf("%s %s: %w", method, path, client.CheckStatus(resp)), "")
 	}
 	return resp, nil
 }
@@ -611,6 +618,11 @@ func recvOptionsOf(cCtx *cli.Context, e env) (recvOpts, error) {
 	case sizeFlag(cCtx, "window") < format.MinXferChunk:
 		return o, usageErrorf(cCtx, "--window must be at least %s", formatSize(format.MinXferChunk))
 	}
+	if o.listen != "" {
+		if err := checkHostPort(cCtx, "listen", o.listen); err != nil {
+			return o, err
+		}
+	}
 	data, err := dataDir(cCtx)
 	if err != nil {
 		return o, err
@@ -659,7 +671,7 @@ func recvResumeHint(o recvOpts) string {
 func recvListen(cCtx *cli.Context, o *recvOpts) (xfer.ReceiveResult, error) {
 	ln, err := listenPeer(o.listen, o.tls)
 	if err != nil {
-		return xfer.ReceiveResult{}, failed(fmt.Errorf("listen on %s: %w", o.listen, err), "is the port in use? choose another with --listen")
+		return xfer.ReceiveResult{}, listenError("--listen", o.listen, err)
 	}
 	defer ln.Close()
 	if err := announceRecv(cCtx, ln.Addr().String(), o.opts.Dir); err != nil {
@@ -937,8 +949,12 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			if addr := cCtx.String(flagAddr); addr != "" {
-				return serverTransferStatus(cCtx, addr)
+			t, err := resolveTarget(cCtx)
+			if err != nil {
+				return err
+			}
+			if t.remote() {
+				return serverTransferStatus(cCtx, t.addr)
 			}
 			return localTransferStatus(cCtx, e)
 		},
@@ -990,6 +1006,9 @@ func localTransferStatus(cCtx *cli.Context, e env) error {
 	if err != nil {
 		return err
 	}
+	if state, err := statDataDir(e.fs, data); err == nil && (state == dirMissing || state == dirNoParent || state == dirNotDir) {
+		return noDataDir(e.fs, dataSetting(cCtx)) // an empty directory is a receiver yet to start
+	}
 	st, err := xfer.ReadLocalStatus(e.fs, data)
 	if err != nil {
 		return dirError(err, data)
@@ -1038,64 +1057,100 @@ the server listening there and then follows its log as a read replica:
 before its cutover it answers 503 "syncing" (GET /v1/status shows the
 progress); after it serves reads and refuses writes (403).`
 
-// serveTransfers adds the transfer endpoints to a serving store's handler,
-// and with --transfer-listen accepts joining nodes. The returned function
-// stops the sends and waits for them.
-func serveTransfers(cCtx *cli.Context, e env, st *store.Store, h http.Handler, log logger) (http.Handler, func(), error) {
-	listen := cCtx.String("transfer-listen")
-	secret, err := loadSecret(cCtx, listen != "")
-	if err != nil {
-		return nil, nil, err
+// transferServe is the transfer side of serve: its flags, checked before
+// anything is opened, and the listener of --transfer-listen, bound before
+// serve announces anything.
+type transferServe struct {
+	listen    string
+	secret    xfer.Secret
+	clientTLS *tls.Config
+	serverTLS *tls.Config
+	rate      int64
+	ln        net.Listener // --transfer-listen, once bound
+}
+
+// transferServeOf reads and checks serve's transfer flags.
+func transferServeOf(cCtx *cli.Context) (*transferServe, error) {
+	ts := &transferServe{listen: cCtx.String("transfer-listen"), rate: sizeFlag(cCtx, "transfer-max-rate")}
+	if cCtx.IsSet("transfer-listen") {
+		if err := checkHostPort(cCtx, "transfer-listen", ts.listen); err != nil {
+			return nil, err
+		}
 	}
-	clientTLS, err := tlsConfig(cCtx, false)
-	if err != nil {
-		return nil, nil, err
+	var err error
+	if ts.secret, err = loadSecret(cCtx, ts.listen != "" || cCtx.IsSet("join")); err != nil {
+		return nil, err
 	}
-	ctx, cancel := context.WithCancel(cCtx.Context)
+	if ts.clientTLS, err = tlsConfig(cCtx, false); err != nil {
+		return nil, err
+	}
+	if ts.listen != "" {
+		serverTLS, err := tlsConfig(cCtx, true)
+		if err != nil && cCtx.String("tls-cert") != "" {
+			return nil, err
+		}
+		ts.serverTLS = serverTLS
+	}
+	return ts, nil
+}
+
+// bind listens on --transfer-listen, if given.
+func (ts *transferServe) bind() error {
+	if ts.listen == "" {
+		return nil
+	}
+	ln, err := listenPeer(ts.listen, ts.serverTLS)
+	if err != nil {
+		return listenError("--transfer-listen", ts.listen, err)
+	}
+	ts.ln = ln
+	return nil
+}
+
+// close closes the transfer listener if start did not take it over.
+func (ts *transferServe) close() {
+	if ts.ln != nil {
+		ts.ln.Close()
+	}
+}
+
+// announce says where transfers are accepted, after serve's own line.
+func (ts *transferServe) announce(cCtx *cli.Context) error {
+	if ts.ln == nil {
+		return nil
+	}
+	p := newPrinter(cCtx)
+	var err error
+	if p.json {
+		err = p.JSONLine(map[string]string{"event": "transfer_listening", "transfer_addr": ts.ln.Addr().String()})
+	} else {
+		_, err = fmt.Fprintf(p.w, "accepting transfers on %s\n", ts.ln.Addr())
+	}
+	return writeErr(err)
+}
+
+// start adds the transfer endpoints to a serving store's handler and
+// accepts joining nodes on the bound listener. The returned function stops
+// the sends and waits for them.
+func (ts *transferServe) start(ctx context.Context, e env, st *store.Store, h http.Handler, log logger) (http.Handler, func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	src := xferstore.NewStoreSource(st, xferstore.StoreSourceOptions{FS: e.fs})
-	rate := sizeFlag(cCtx, "transfer-max-rate")
-	wrapped := server.WithTransfers(h, st, server.TransferOptions{Source: src, Secret: secret, MaxRate: rate, Context: ctx,
-		Logger: log.slog(), Dial: func(ctx context.Context, addr string) (net.Conn, error) { return dialPeer(ctx, addr, clientTLS) }})
-	if listen == "" {
-		return wrapped, cancel, nil
+	wrapped := server.WithTransfers(h, st, server.TransferOptions{Source: src, Secret: ts.secret, MaxRate: ts.rate, Context: ctx,
+		Logger: log.slog(), Dial: func(ctx context.Context, addr string) (net.Conn, error) { return dialPeer(ctx, addr, ts.clientTLS) }})
+	if ts.ln == nil {
+		return wrapped, cancel
 	}
-	ln, err := transferListener(cCtx, listen)
-	if err != nil {
-		cancel()
-		return nil, nil, err
-	}
+	ln := ts.ln
+	ts.ln = nil
 	var wg sync.WaitGroup
-	opts := xfer.SendOptions{Secret: secret, MaxRate: rate}
+	opts := xfer.SendOptions{Secret: ts.secret, MaxRate: ts.rate}
 	srv, _ := h.(*server.Server) // its /metrics count the sends
 	go acceptTransfers(ctx, ln, src, opts, log, srv, &wg)
 	return wrapped, func() {
 		cancel()
 		ln.Close()
 		wg.Wait()
-	}, nil
-}
-
-// transferListener listens for joining nodes and says where.
-func transferListener(cCtx *cli.Context, listen string) (net.Listener, error) {
-	serverTLS, err := tlsConfig(cCtx, true)
-	if err != nil && cCtx.String("tls-cert") != "" {
-		return nil, err
 	}
-	ln, err := listenPeer(listen, serverTLS)
-	if err != nil {
-		return nil, failed(fmt.Errorf("listen for transfers on %s: %w", listen, err), "choose another --transfer-listen")
-	}
-	p := newPrinter(cCtx)
-	if p.json {
-		err = p.JSONLine(map[string]string{"event": "transfer_listening", "transfer_addr": ln.Addr().String()})
-	} else {
-		_, err = fmt.Fprintf(p.w, "accepting transfers on %s\n", ln.Addr())
-	}
-	if err != nil {
-		ln.Close()
-		return nil, writeErr(err)
-	}
-	return ln, nil
 }
 
 // maxTransferSessions bounds the transfers a server runs at once; an
@@ -1126,17 +1181,19 @@ func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts
 
 // serveJoin runs a node that joins the source at --join: it serves
 // "syncing" until its data directory is complete, then reads from the
-// replica while it follows the source's log, reconnecting as needed.
-func serveJoin(cCtx *cli.Context, e env, o serveOptions) error {
+// replica while it follows the source's log, reconnecting as needed. A
+// source that is not a kvtool transfer port (the source's HTTP API, say)
+// ends it: retrying cannot help.
+func serveJoin(cCtx *cli.Context, e env, o serveOptions, ts *transferServe) error {
 	source := cCtx.String("join")
-	secret, err := loadSecret(cCtx, true)
-	if err != nil {
-		return err
+	if st, err := statDataDir(e.fs, o.data); err == nil && st == dirNoParent {
+		return checkCreate(e.fs, o.dataFrom)
 	}
-	clientTLS, err := tlsConfig(cCtx, false)
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return err
+		return listenError("--listen", o.listen, err)
 	}
+	defer ln.Close()
 	j := &joiner{e: e, o: o, source: source, log: logger{o.logger}, pr: startTransferProgress(cCtx, "join")}
 	defer j.progressDone()
 	j.status.Source, j.status.Phase = source, "connecting"
@@ -1144,13 +1201,7 @@ func serveJoin(cCtx *cli.Context, e env, o serveOptions) error {
 	if err := j.openIfComplete(cCtx.Context); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		j.close() //nolint:errcheck // the listen error is the one to report
-		return failed(fmt.Errorf("listen on %s: %w", o.listen, err), "is another server using the port? choose another with --listen")
-	}
 	if err := j.announce(cCtx, ln.Addr().String()); err != nil {
-		ln.Close()
 		j.close() //nolint:errcheck // the output error is the one to report
 		return err
 	}
@@ -1159,21 +1210,23 @@ func serveJoin(cCtx *cli.Context, e env, o serveOptions) error {
 	var joinErr error
 	go func() {
 		defer close(done)
-		if joinErr = j.follow(ctx, secret, clientTLS); joinErr != nil {
-			cancel() // a join that cannot succeed stops the node
-		}
+		joinErr = j.follow(ctx, ts.secret, ts.clientTLS)
+		cancel() // a join that cannot succeed stops the node
 	}()
 	runErr := server.Run(ctx, ln, j, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
 	cancel()
 	<-done
 	applied, closeErr := j.close()
-	if joinErr != nil {
-		return failed(joinErr, "retrying cannot help: check the secret, the --join address (a --transfer-listen port) and the data directory, then start the node again")
-	}
 	if runErr == nil && closeErr != nil {
 		runErr = fmt.Errorf("close the store: %w", closeErr)
 	}
-	if runErr != nil {
+	var wp *wrongPeerError
+	switch {
+	case errors.As(joinErr, &wp):
+		return failed(joinErr, "start the source with --transfer-listen HOST:PORT and give that address to --join")
+	case joinErr != nil:
+		return failed(joinErr, "retrying cannot help: check the secret, the --join address (a --transfer-listen port) and the data directory, then start the node again")
+	case runErr != nil:
 		return failed(runErr, "")
 	}
 	o.logger.Info("stopped", "applied_index", applied)
@@ -1257,14 +1310,15 @@ func (j *joiner) open(ctx context.Context) (xfer.Replica, error) {
 	j.handler.Store(ptr(server.ReadReplica(api, j.source)))
 	j.st, j.status.CutOver = st, true
 	go j.progressDone() // not under j.mu: Done waits for the bar to be drawn
-	j.stopMaint = startMaintenance(ctx, st, j.o.maintenance, srv.ReportMaintenance)
+	j.stopMaint = startMaintenance(ctx, st, j.o.maintenance, srv.ReportMaintenance, j.o.logger)
 	j.log.l.Info("serving the replica", "data_dir", j.o.data, "applied_index", st.Snapshot().Index())
 	return st, nil
 }
 
 // follow receives from the source and follows its log, reconnecting with
 // a growing pause after each failure that may pass, until ctx ends. It
-// returns a failure that retrying cannot mend (xfer.Permanent).
+// returns a failure that retrying cannot mend: a source that is not a
+// kvtool transfer port at all, or xfer.Permanent.
 func (j *joiner) follow(ctx context.Context, secret xfer.Secret, cfg *tls.Config) error {
 	pause := time.Second
 	for attempt := 1; ctx.Err() == nil; attempt++ {
@@ -1272,6 +1326,12 @@ func (j *joiner) follow(ctx context.Context, secret xfer.Secret, cfg *tls.Config
 		err := j.session(ctx, secret, cfg)
 		if ctx.Err() != nil {
 			return nil
+		}
+		var wp *wrongPeerError
+		if errors.As(err, &wp) {
+			j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Error = false, err.Error() })
+			j.log.l.Error("join: the source is not a kvtool transfer port; stopping", "source", j.source, "error", err)
+			return err
 		}
 		j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Error = false, err.Error() })
 		if xfer.Permanent(err) {
@@ -1289,10 +1349,11 @@ func (j *joiner) follow(ctx context.Context, secret xfer.Secret, cfg *tls.Config
 }
 
 func (j *joiner) session(ctx context.Context, secret xfer.Secret, cfg *tls.Config) error {
-	conn, err := dialPeer(ctx, j.source, cfg)
+	raw, err := dialPeer(ctx, j.source, cfg)
 	if err != nil {
 		return err
 	}
+	conn := newHelloConn(raw, false)
 	defer conn.Close()
 	j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Phase = true, xfer.PhaseHandshake })
 	_, err = xfer.Receive(ctx, conn, xfer.ReceiveOptions{
@@ -1305,6 +1366,9 @@ func (j *joiner) session(ctx context.Context, secret xfer.Secret, cfg *tls.Confi
 			}
 		},
 	})
+	if err != nil && conn.wrongPeer() && ctx.Err() == nil {
+		return &wrongPeerError{msg: describePeer(ctx, j.source) + "; --join needs the source's --transfer-listen address"}
+	}
 	return err
 }
 

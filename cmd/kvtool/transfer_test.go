@@ -196,9 +196,10 @@ func TestTransferOneWay(t *testing.T) {
 	}
 }
 
-// TestTransferInterrupted stops a slow send halfway: both ends exit 1
-// saying the transfer can be resumed, status shows the partial snapshot,
-// and running both again resumes it.
+// TestTransferInterrupted stops a slow send halfway as Ctrl-C does: the
+// sender exits 130 and the receiver 1, both saying the transfer can be
+// resumed, status shows the partial snapshot, and running both again
+// resumes it.
 func TestTransferInterrupted(t *testing.T) {
 	t.Setenv("KVTOOL_SECRET", cliSecret)
 	src, idx, hash := sourceDir(t, 2000)
@@ -210,7 +211,7 @@ func TestTransferInterrupted(t *testing.T) {
 	s := startKvtool(t, nil, "transfer", "send", "--data", src, "--to", stallingProxy(t, addr, 48<<10), "--chunk-size", "4KiB")
 	waitReceiving(t, dst, s)
 	s.cancel()
-	mustCode(t, s.wait(t), exitFailure, s.stdout.String(), s.stderr.String())
+	mustCode(t, s.wait(t), exitInterrupted, s.stdout.String(), s.stderr.String())
 	mustCode(t, r.wait(t), exitFailure, r.stdout.String(), r.stderr.String())
 	for _, b := range []*background{s, r} {
 		if !strings.Contains(b.stderr.String(), "can be resumed") {

@@ -53,11 +53,11 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			return verifyDir(cCtx, e.fs, data)
+			return readOnly(cCtx, e, func(fsys vfs.FS) error { return verifyDir(cCtx, fsys, data) })
 		},
 	}
 }

@@ -165,11 +165,11 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			return walList(cCtx, e.fs, data)
+			return readOnly(cCtx, e, func(fsys vfs.FS) error { return walList(cCtx, fsys, data) })
 		},
 	}
 }
@@ -266,11 +266,11 @@ Examples:
 			if opts.toSet && opts.to == 0 {
 				return usageErrorf(cCtx, "--to 0: log indexes start at 1")
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			return walDump(cCtx, e.fs, data, opts)
+			return readOnly(cCtx, e, func(fsys vfs.FS) error { return walDump(cCtx, fsys, data, opts) })
 		},
 	}
 }
@@ -610,11 +610,11 @@ Examples:
 			if err := wantArgs(cCtx, 0, 0); err != nil {
 				return err
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
-			return walVerify(cCtx, e.fs, data)
+			return readOnly(cCtx, e, func(fsys vfs.FS) error { return walVerify(cCtx, fsys, data) })
 		},
 	}
 }
@@ -774,9 +774,12 @@ Examples:
 				return err
 			}
 			opts := walRepairOptions{dryRun: cCtx.Bool("dry-run"), force: cCtx.Bool("force")}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
+			}
+			if opts.dryRun {
+				return readOnly(cCtx, e, func(fsys vfs.FS) error { return walRepair(cCtx, fsys, data, opts) })
 			}
 			return walRepair(cCtx, e.fs, data, opts)
 		},
@@ -824,6 +827,9 @@ func walRepair(cCtx *cli.Context, fsys vfs.FS, data string, opts walRepairOption
 	}
 	if err != nil {
 		return walError(err, data)
+	}
+	if !opts.dryRun {
+		noteTarget(cCtx, dataTarget(cCtx, data))
 	}
 	return printRepair(newPrinter(cCtx), dir, res)
 }
@@ -934,7 +940,7 @@ Examples:
 					return usageErrorf(cCtx, "--segment-size must be more than 0")
 				}
 			}
-			data, err := dataDir(cCtx)
+			data, err := existingDataDir(cCtx, e.fs)
 			if err != nil {
 				return err
 			}
@@ -981,6 +987,7 @@ func walRotate(cCtx *cli.Context, fsys vfs.FS, data string, opts walRotateOption
 	if err != nil {
 		return walError(err, data)
 	}
+	noteTarget(cCtx, dataTarget(cCtx, data))
 	p := newPrinter(cCtx)
 	if p.json {
 		return p.JSON(struct {
