@@ -21,6 +21,7 @@ func TestScanFallsBackToPages(t *testing.T) {
 	requests := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests++
+		w.Header().Set(api.ServerHeader, api.ServerID) // an older kvtool server
 		q := r.URL.Query()
 		if q.Has("format") {
 			w.WriteHeader(http.StatusBadRequest)
