@@ -87,7 +87,8 @@ type Report struct {
 	WALLastIndex  uint64 // last intact index of the newest segment
 	// AppliedIndex is the index recovery would reach: the WAL's last intact
 	// index, or the snapshot's index if the WAL ends there. It is 0 when
-	// the report has faults that make it unknowable (no manifest).
+	// the store would not open: a fault other than a torn tail of the
+	// newest segment (which the store cuts), or no manifest.
 	AppliedIndex uint64
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
+	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -198,10 +199,19 @@ func (v *verifier) noteUnnamed() {
 	}
 }
 
-// finish works out the index recovery would reach.
+// finish works out the index recovery would reach: only when the store
+// would open. A torn tail of the newest segment is the one fault it gets
+// past (it cuts it, losing nothing acknowledged); any other fault makes it
+// refuse, so no index is claimed then.
 func (v *verifier) finish() {
 	if v.man == nil {
 		return
+	}
+	for _, p := range v.rep.Problems() {
+		if p.Kind != ProblemKind(segment.TornTail.String()) {
+			v.rep.notef("no recovery index: the store refuses to open until the faults above are repaired")
+			return
+		}
 	}
 	v.rep.AppliedIndex = max(v.rep.SnapshotIndex, v.rep.WALLastIndex)
 }

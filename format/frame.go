@@ -13,11 +13,25 @@ import (
 // never mistaken for a frame.
 type FrameType uint8
 
-// Frame types of WAL segments.
+// Frame types of WAL segments: entries (each carries a log index).
 const (
 	FrameWALTxn  FrameType = 1 // a store transaction (payload: index, term, encoded ops)
 	FrameWALNoop FrameType = 2 // an empty entry (payload: index, term)
 	FrameWALConf FrameType = 3 // a cluster configuration change (later)
+)
+
+// Frame types of WAL segments: markers, which are not log entries and take
+// no index. Each payload is one little-endian u64.
+const (
+	// FrameWALSeal is the last frame of a sealed segment; its payload is
+	// the first index of the next segment, which must exist.
+	FrameWALSeal FrameType = 4
+	// FrameWALClose is written by a clean shutdown; its payload is the
+	// index of the last entry before it.
+	FrameWALClose FrameType = 5
+	// FrameWALSegInfo is the first frame of a segment; its payload is the
+	// size the segment was preallocated to.
+	FrameWALSegInfo FrameType = 6
 )
 
 // Frame types of block files (checkpoints and deltas).

@@ -10,6 +10,19 @@ import (
 	"github.com/kvtool/kvtool/vfs"
 )
 
+// segRole says where a segment stands in its log, which decides what its
+// end may look like.
+type segRole struct {
+	// last is set for the newest file: it must not be sealed (a seal names
+	// a next segment), and must be at least as large as it was
+	// preallocated.
+	last bool
+	// tornOK is set for a segment that may end in a torn write and without
+	// a seal record: the newest one, and the one before it when the newest
+	// holds no entry (a crash interrupted a rotation; see tailFrom).
+	tornOK bool
+}
+
 // segResult is what analyzing one segment found.
 type segResult struct {
 	info     SegmentInfo
@@ -24,6 +37,16 @@ type segResult struct {
 	// lastGood is the index of the last good record before cutAt.
 	lastGood uint64
 	lastTerm uint64 // term of the last good record (or of the header)
+	size     int64  // bytes in the file
+	prealloc int64  // the size it was preallocated to (segment info record); 0 if unknown
+	sealAt   int64  // offset of the seal record, -1 if none
+	sealNext uint64 // the first index of the next segment, named by the seal
+	closed   bool   // the data ends with a clean-shutdown record
+	// maxIndex is the highest index the segment is known to have held:
+	// from its intact records and markers, and a whole record that is
+	// damaged (0 if none).
+	maxIndex   uint64
+	endDamaged bool // the scan ended on damage (so a missing seal is no news)
 }
 
 func (r *segResult) link() link { return link{r.hdr.first, r.hdrSum} }
@@ -45,12 +68,12 @@ func (r *segResult) cut(off int64, lastGood uint64) {
 }
 
 // analyzeSeg reads the whole segment dir/name and records every problem in
-// it; newest says whether it is the newest segment, the only one that may
-// have a torn tail. The error is for failures to read, never for damage.
-func analyzeSeg(fsys vfs.FS, dir, name string, newest bool) (*segResult, error) {
+// it; role says where it stands in the log. The error is for failures to
+// read, never for damage.
+func analyzeSeg(fsys vfs.FS, dir, name string, role segRole) (*segResult, error) {
 	path := filepath.Join(dir, name)
 	first, _ := format.ParseSegmentName(name)
-	r := &segResult{info: SegmentInfo{Name: name, Path: path, FirstIndex: first, LastIndex: first - 1}, cutAt: -1}
+	r := &segResult{info: SegmentInfo{Name: name, Path: path, FirstIndex: first, LastIndex: first - 1}, cutAt: -1, sealAt: -1}
 	f, err := fsys.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("kvtool/segment: open %s: %w", path, err)
@@ -64,26 +87,29 @@ func analyzeSeg(fsys vfs.FS, dir, name string, newest bool) (*segResult, error) 
 	} else if err != nil {
 		return nil, err
 	}
-	r.hdr, r.hdrSum, r.hdrOK = s.hdr, s.hdrSum, true
+	r.hdr, r.hdrSum, r.hdrOK, r.size = s.hdr, s.hdrSum, true, s.size
 	r.info.Term = s.hdr.term
-	if err := r.scanRecords(s, newest); err != nil {
+	if err := r.scanRecords(s, role); err != nil {
 		return nil, err
 	}
 	r.info.LastIndex, r.info.Size, r.lastTerm = s.last(), s.end, s.term
+	r.prealloc, r.sealAt, r.sealNext, r.closed = s.prealloc, s.sealAt, s.sealNext, s.closed
+	r.checkShape(s, role)
 	return r, nil
 }
 
 // scanRecords reads records to the end of the segment, resynchronizing after
 // damage at the next intact record so that every problem is reported.
-func (r *segResult) scanRecords(s *segReader, newest bool) error {
+func (r *segResult) scanRecords(s *segReader, role segRole) error {
 	for {
 		e, off, err := s.next()
 		switch {
 		case err == nil:
 			r.info.Records++
+			r.maxIndex = max(r.maxIndex, e.Index)
 			continue
 		case err == io.EOF:
-			return r.checkEnd(s, newest)
+			return r.checkEnd(s, role)
 		}
 		ce := format.AsCorruption(err)
 		if ce == nil {
@@ -92,10 +118,13 @@ func (r *segResult) scanRecords(s *segReader, newest bool) error {
 		r.cut(off, s.last())
 		if s.badRecord {
 			r.add(Corruption, off, ce.Reason)
+			if e.Index != 0 { // an intact record frame took the next slot
+				r.maxIndex = max(r.maxIndex, s.last()+1)
+			}
 			s.skipBad(e)
 			continue
 		}
-		done, err := r.damagedFrame(s, off, ce.Reason, newest)
+		done, err := r.damagedFrame(s, off, ce.Reason, role)
 		if done || err != nil {
 			return err
 		}
@@ -103,46 +132,100 @@ func (r *segResult) scanRecords(s *segReader, newest bool) error {
 }
 
 // damagedFrame classifies a frame that failed its checks at off: if an
-// intact record follows anywhere later, it is corruption and the reader
-// resumes there; otherwise the rest of the file is a torn tail (newest
-// segment) or corruption (older segment), and the scan is done.
-func (r *segResult) damagedFrame(s *segReader, off int64, reason string, newest bool) (bool, error) {
+// intact frame follows anywhere later, it is corruption and the reader
+// resumes there; otherwise it is a torn tail if the segment may have one
+// and the frame is what a torn write leaves (see tornFrame), and
+// corruption if not; then the scan is done.
+func (r *segResult) damagedFrame(s *segReader, off int64, reason string, role segRole) (bool, error) {
 	t, err := scanTail(s.f, s.path, off+1, s.size, s.last())
 	if err != nil {
 		return true, err
 	}
 	if t.validAt >= 0 {
-		r.add(Corruption, off, fmt.Sprintf("%s (an intact record, index %d, follows at offset %d)", reason, t.validIndex, t.validAt))
+		r.add(Corruption, off, fmt.Sprintf("%s (an intact frame, index %d, follows at offset %d)", reason, t.validIndex, t.validAt))
+		r.maxIndex = max(r.maxIndex, s.last()+1)
 		s.seek(t.validAt, t.validIndex)
 		return false, nil
 	}
-	if newest {
-		r.add(TornTail, off, reason+" (torn write at the end of the newest segment)")
-	} else {
-		r.add(Corruption, off, reason+" (in a sealed segment)")
+	r.endDamaged = true
+	if !role.tornOK {
+		r.add(Corruption, off, reason+" (in an older segment, which no crash leaves torn)")
+		return true, r.wholeDamaged(s, off)
 	}
-	return true, nil
+	torn, err := tornFrame(s.f, s.path, off, s.size)
+	switch {
+	case err != nil:
+		return true, err
+	case torn:
+		r.add(TornTail, off, reason+" (torn write at the end of the newest segment)")
+		return true, nil
+	}
+	r.add(Corruption, off, reason+" (every byte of the frame is there, so it was damaged after it was written: not a torn write)")
+	return true, r.wholeDamaged(s, off)
+}
+
+// wholeDamaged counts the damaged frame at off, which no crash could leave,
+// as the record after the last good one, unless its type says it is a
+// marker.
+func (r *segResult) wholeDamaged(s *segReader, off int64) error {
+	var hdr [format.FrameHeaderSize]byte
+	if _, err := s.f.ReadAt(hdr[:], off); err != nil && err != io.EOF {
+		return fmt.Errorf("kvtool/segment: %s: read at offset %d: %w", s.path, off, err)
+	}
+	if !isMarkerType(format.FrameType(hdr[12])) {
+		r.maxIndex = max(r.maxIndex, s.last()+1)
+	}
+	return nil
 }
 
 // checkEnd checks that everything after the end of data (s.end) is zero.
-func (r *segResult) checkEnd(s *segReader, newest bool) error {
+func (r *segResult) checkEnd(s *segReader, role segRole) error {
 	eod := s.end
 	t, err := scanTail(s.f, s.path, eod, s.size, s.last())
 	if err != nil || t.firstNonzero < 0 {
 		return err
 	}
 	r.cut(eod, s.last())
+	r.endDamaged = t.validAt < 0
 	switch {
 	case t.validAt >= 0:
-		r.add(Corruption, eod, fmt.Sprintf("zeroed frame header at the end of data hides an intact record (index %d) at offset %d", t.validIndex, t.validAt))
+		r.add(Corruption, eod, fmt.Sprintf("zeroed frame header at the end of data hides an intact frame (index %d) at offset %d", t.validIndex, t.validAt))
 		s.seek(t.validAt, t.validIndex)
-		return r.scanRecords(s, newest)
-	case newest:
+		return r.scanRecords(s, role)
+	case role.tornOK:
 		r.add(TornTail, t.firstNonzero, fmt.Sprintf("nonzero bytes after the end of data at offset %d (torn write at the end of the newest segment)", eod))
 	default:
 		r.add(Garbage, t.firstNonzero, fmt.Sprintf("nonzero bytes after the end of data at offset %d", eod))
 	}
 	return nil
+}
+
+// checkShape checks how the segment ends for its place in the log: the
+// newest must not be sealed (its seal names a next segment, so that one is
+// missing) and must not be shorter than it was preallocated (it was
+// truncated); an older one written with markers must end with a seal.
+func (r *segResult) checkShape(s *segReader, role segRole) {
+	if s.sealAt >= 0 {
+		r.maxIndex = max(r.maxIndex, s.sealNext-1)
+	}
+	switch {
+	case s.sealAt >= 0 && role.last:
+		r.cut(s.sealAt, s.last())
+		r.add(Gap, s.sealAt, fmt.Sprintf("the segment is sealed and its seal record names %s as the next segment, which is missing: the log's entries from index %d on are gone",
+			format.SegmentName(s.sealNext), s.sealNext))
+	case s.sealAt < 0 && !role.tornOK && s.prealloc > 0 && !r.endDamaged:
+		r.cut(s.end, s.last())
+		r.add(Corruption, s.end, fmt.Sprintf("the segment ends at index %d without the seal record that every rotation writes: its end was cut off or zeroed", s.last()))
+	}
+	if role.last && s.sealAt < 0 && s.prealloc > 0 && s.size < s.prealloc {
+		r.cut(s.end, s.last())
+		lost := fmt.Sprintf("any entries after index %d are gone", s.last())
+		if s.closed && !r.endDamaged {
+			lost = "but its data ends with the clean-shutdown record, so no entry is missing"
+		}
+		r.add(Truncated, s.size, fmt.Sprintf("the file is %d bytes, shorter than the %d it was preallocated to: it was truncated, %s",
+			s.size, s.prealloc, lost))
+	}
 }
 
 // walNames returns the segment names in dir, oldest first.
@@ -172,10 +255,14 @@ func analyzeLog(fsys vfs.FS, dir string, progress func(done, total int64)) ([]*s
 	if err != nil {
 		return nil, err
 	}
+	tail, err := tailFrom(fsys, dir, names)
+	if err != nil {
+		return nil, err
+	}
 	var done int64
 	res := make([]*segResult, 0, len(names))
 	for i, name := range names {
-		r, err := analyzeSeg(fsys, dir, name, i == len(names)-1)
+		r, err := analyzeSeg(fsys, dir, name, segRole{last: i == len(names)-1, tornOK: i >= tail})
 		if err != nil {
 			return nil, err
 		}
@@ -221,3 +308,39 @@ func fileSizes(fsys vfs.FS, dir string, names []string) ([]int64, int64, error) 
 
 // noIndex makes scanTail look for nonzero bytes only.
 const noIndex = math.MaxUint64
+
+// tailFrom returns the index in names of the first segment that may end in
+// a torn write: the newest, or the one before it when the newest holds no
+// entry. A rotation publishes the next segment before it writes the seal
+// record into the old one, so a crash between the two leaves an empty
+// newest segment after one that is unsealed or has a torn seal; nothing is
+// lost then, and Open removes the empty segment.
+func tailFrom(fsys vfs.FS, dir string, names []string) (int, error) {
+	n := len(names)
+	if n < 2 {
+		return n - 1, nil
+	}
+	empty, err := segEmpty(fsys, filepath.Join(dir, names[n-1]), names[n-1])
+	if err != nil || !empty {
+		return n - 1, err
+	}
+	return n - 2, nil
+}
+
+// segEmpty reports whether the segment at path holds no entry: its first
+// frames are markers at most, then the end of data. Damage is not an error
+// here (the segment is then not empty; its analysis reports the damage).
+func segEmpty(fsys vfs.FS, path, name string) (bool, error) {
+	s, err := openSeg(fsys, path, name, nil)
+	if format.AsCorruption(err) != nil {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	defer s.close()
+	_, _, err = s.next()
+	if err != nil && err != io.EOF && format.AsCorruption(err) == nil {
+		return false, err
+	}
+	return err == io.EOF, nil
+}

@@ -1,10 +1,13 @@
 package segment
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
@@ -86,8 +89,81 @@ type Truncation struct {
 // last+1 is truncated at that record and synced. A crash at any point
 // leaves a prefix of the old log, never a gap or a mix with records
 // appended after the cut (those are appended only once this returns). The
-// cut segment is re-preallocated when the log is opened again.
+// cut segment keeps its size: the bytes after the cut are zeros.
+//
+// Removing a sealed segment's successor, or cutting a segment that newer
+// ones follow, leaves a state that reads as lost log (a seal naming a
+// missing segment, an index gap). So the cut is first recorded durably in
+// an intent file, TruncateMarkerName, which Open finds after a crash and
+// finishes the cut from, before it reads the log; the intent goes once the
+// cut is durable.
 func TruncateAfter(fsys vfs.FS, dir string, last uint64) (Truncation, error) {
+	if err := writeTruncateIntent(fsys, dir, last); err != nil {
+		return Truncation{Last: last, OldLast: last}, err
+	}
+	tr, err := truncateAfter(fsys, dir, last)
+	if err != nil {
+		return tr, err
+	}
+	return tr, removeTruncateIntent(fsys, dir)
+}
+
+// TruncateMarkerName is the intent file of an unfinished TruncateAfter in
+// a WAL directory: 8 bytes of the last index to keep and an xxh64 of them.
+const TruncateMarkerName = "TRUNCATE"
+
+func writeTruncateIntent(fsys vfs.FS, dir string, last uint64) error {
+	f, err := format.CreateAtomic(fsys, filepath.Join(dir, TruncateMarkerName))
+	if err != nil {
+		return fmt.Errorf("kvtool/segment: truncate intent: %w", err)
+	}
+	b := binary.LittleEndian.AppendUint64(nil, last)
+	b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
+	if _, err := f.Write(b); err != nil {
+		f.Cancel()
+		return fmt.Errorf("kvtool/segment: truncate intent: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("kvtool/segment: truncate intent: %w", err)
+	}
+	return nil
+}
+
+func removeTruncateIntent(fsys vfs.FS, dir string) error {
+	if err := fsys.Remove(filepath.Join(dir, TruncateMarkerName)); err != nil {
+		return fmt.Errorf("kvtool/segment: remove truncate intent: %w", err)
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		return fmt.Errorf("kvtool/segment: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// finishTruncate completes a TruncateAfter that a crash interrupted, if
+// dir holds its intent. Open calls it before it reads the log.
+func finishTruncate(fsys vfs.FS, dir string) error {
+	path := filepath.Join(dir, TruncateMarkerName)
+	f, err := fsys.Open(path)
+	if vfs.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("kvtool/segment: open %s: %w", path, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64))
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("kvtool/segment: read %s: %w", path, err)
+	}
+	if len(b) != 16 || xxhash.Sum64(b[:8]) != binary.LittleEndian.Uint64(b[8:]) {
+		return format.Corruptf(path, 0, "a truncate intent of %d bytes whose checksum does not match", len(b))
+	}
+	if _, err := truncateAfter(fsys, dir, binary.LittleEndian.Uint64(b)); err != nil {
+		return err
+	}
+	return removeTruncateIntent(fsys, dir)
+}
+
+func truncateAfter(fsys vfs.FS, dir string, last uint64) (Truncation, error) {
 	tr := Truncation{Last: last, OldLast: last}
 	names, err := walNames(fsys, dir)
 	if err != nil {
@@ -127,58 +203,70 @@ func (tr *Truncation) removeSegment(fsys vfs.FS, dir, name string) error {
 	return nil
 }
 
-// cutSegment truncates the segment at path just before record tr.Last+1,
-// if it holds it.
+// cutSegment replaces the segment at path by a copy cut just before
+// record tr.Last+1, if it holds it. The copy keeps the length the segment
+// was preallocated to (zeros after the cut: never-written space, not a
+// truncated file) and is published atomically (temp file, fsync, rename,
+// fsync of the directory), so a crash leaves the old segment or the cut
+// one, never a short file or a half-zeroed one.
 func (tr *Truncation) cutSegment(fsys vfs.FS, path, name string) error {
-	off, oldLast, err := recordOffset(fsys, path, name, tr.Last+1)
+	off, oldLast, prealloc, err := recordOffset(fsys, path, name, tr.Last+1)
 	if err != nil || off < 0 {
 		return err
 	}
 	tr.OldLast = max(tr.OldLast, oldLast)
-	f, err := fsys.OpenReadWrite(path)
-	if err != nil {
-		return fmt.Errorf("kvtool/segment: truncate: open %s: %w", path, err)
-	}
-	err = f.Truncate(off)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := publishCut(fsys, path, off, prealloc); err != nil {
 		return fmt.Errorf("kvtool/segment: truncate %s at offset %d: %w", path, off, err)
 	}
 	tr.Path, tr.Offset = path, off
 	return nil
 }
 
+// publishCut publishes over path the first off bytes of it, grown with
+// zeros to at least size bytes (its preallocated length).
+func publishCut(fsys vfs.FS, path string, off, size int64) error {
+	src, err := fsys.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, tmp, err := format.CreateTemp(fsys, path, uint64(off))
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	if _, err = io.Copy(dst, io.NewSectionReader(src, 0, off)); err == nil {
+		err = dst.Preallocate(max(size, off))
+	}
+	if err != nil {
+		fsys.Remove(tmp)
+		return err
+	}
+	return format.PublishFile(fsys, dst, tmp, path)
+}
+
 // recordOffset returns the offset of record idx in the segment at path
 // (-1 if the segment ends before it) and the segment's last index. A
 // damaged frame where record idx would start counts as its start: it is
 // cut with the rest. Damage before it is an error.
-func recordOffset(fsys vfs.FS, path, name string, idx uint64) (int64, uint64, error) {
+func recordOffset(fsys vfs.FS, path, name string, idx uint64) (off int64, last uint64, prealloc int64, err error) {
 	s, err := openSeg(fsys, path, name, nil)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer s.close()
-	if idx == s.hdr.first {
-		last, _ := scanToEnd(s)
-		return headerSize, last, nil
-	}
 	for {
 		e, off, err := s.next()
 		switch {
 		case err == io.EOF:
-			return -1, s.last(), nil
+			return -1, s.last(), s.prealloc, nil
 		case err != nil && s.expect == idx:
-			return off, idx - 1, nil
+			return off, idx - 1, s.prealloc, nil
 		case err != nil:
-			return 0, 0, fmt.Errorf("kvtool/segment: truncate after %d: %w", idx-1, err)
+			return 0, 0, 0, fmt.Errorf("kvtool/segment: truncate after %d: %w", idx-1, err)
 		case e.Index == idx:
 			last, _ := scanToEnd(s)
-			return off, max(last, idx), nil
+			return off, max(last, idx), s.prealloc, nil
 		}
 	}
 }

@@ -195,3 +195,35 @@ func percentile(sorted []time.Duration, q float64) float64 {
 	}
 	return float64(sorted[int(q*float64(len(sorted)-1))].Microseconds())
 }
+
+// BenchmarkRotate measures a rotation of a log with the default 64 MiB
+// segments: what the commit that crosses a segment boundary waits for. The
+// background worker is given the time it has in real use (a segment's
+// worth of commits) to prepare the next segment, outside the timer.
+//
+//	go test ./segment -run XXX -bench Rotate -benchtime 50x
+func BenchmarkRotate(b *testing.B) {
+	l, err := Open(Options{FS: vfs.Default, Dir: benchDir(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	data := make([]byte, benchPayload)
+	var lat []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := l.Append(format.FrameWALTxn, data); err != nil {
+			b.Fatal(err)
+		}
+		waitSpare(b, l)
+		b.StartTimer()
+		t0 := time.Now()
+		if err := l.Rotate(); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(percentile(lat, 0.5), "p50-µs")
+	b.ReportMetric(percentile(lat, 0.99), "p99-µs")
+}

@@ -75,9 +75,12 @@ func crashRun(t *testing.T, workers, per int, seed uint64) ([]crashImage, []ack)
 		mu.Unlock()
 	})
 	writeRand := rand.New(rand.NewPCG(seed, 3))
+	var writeMu sync.Mutex // the flusher and the spare worker both write
 	afterWrite := func() { // after every write, before its sync: torn writes
 		k := nAcked()
+		writeMu.Lock()
 		img := fs.CrashClone(vfs.CrashOptions{Rand: writeRand, TearLast: true})
+		writeMu.Unlock()
 		mu.Lock()
 		images = append(images, crashImage{img, k, "write+torn"})
 		mu.Unlock()

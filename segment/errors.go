@@ -22,4 +22,10 @@ var (
 	// ErrNeedsForce is wrapped by Repair when it finds damage other than a
 	// torn tail and RepairOptions.Force is not set.
 	ErrNeedsForce = errors.New("kvtool/segment: damage other than a torn tail; repair needs force")
+	// ErrNoSpace is wrapped (with the file system's error, the directory
+	// and the bytes needed) by Append, Enqueue and Rotate when a record
+	// needs the next segment and the disk has no room to preallocate it.
+	// Nothing was written: the log has not failed, and takes records again
+	// once the space exists (it retries by itself).
+	ErrNoSpace = errors.New("kvtool/segment: no space for the next WAL segment")
 )

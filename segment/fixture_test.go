@@ -15,23 +15,52 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the files in testdata")
 
-const fixturePath = "testdata/segment-v1.wal"
+// fixtureV1Path is a segment written before markers existed (no segment
+// info, seal or clean-shutdown records): it must still read.
+const fixtureV1Path = "testdata/segment-v1.wal"
 
-// fixtureEntries are the records of the committed fixture.
+// fixtureV2Dir holds the two segments today's writer makes of
+// fixtureEntries: the first sealed after record 4, the second with record
+// 5 and the clean-shutdown record.
+const fixtureV2Dir = "testdata/segment-v2"
+
+// fixtureEntries are the records of the committed fixtures (the v1 one
+// holds the first four).
 var fixtureEntries = []Entry{
 	{Index: 1, Term: 1, Type: format.FrameWALTxn, Data: []byte("hello, segment")},
 	{Index: 2, Term: 1, Type: format.FrameWALNoop, Data: []byte{}},
 	{Index: 3, Term: 1, Type: format.FrameWALConf, Data: []byte("conf")},
 	{Index: 4, Term: 1, Type: format.FrameWALTxn, Data: bytes.Repeat([]byte{0xa5}, 100)},
+	{Index: 5, Term: 1, Type: format.FrameWALTxn, Data: []byte("after the seal")},
 }
 
-// fixtureSegment writes the fixture's records with a Log and returns the
-// segment's bytes (preallocated to 512).
-func fixtureSegment(t testing.TB) []byte {
+// fixtureSegments writes the fixture's records with a Log, rotating after
+// the fourth, and returns the segments' bytes by name (preallocated to 512).
+func fixtureSegments(t testing.TB) map[string][]byte {
 	fs := vfs.NewMem()
 	opts := memOpts(fs, 512)
 	opts.StoreID = [16]byte{'f', 'i', 'x', 't', 'u', 'r', 'e'}
 	l := mustOpen(t, opts)
+	for i, e := range fixtureEntries {
+		if i == 4 {
+			if err := l.Rotate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := l.Append(e.Type, e.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return snapshot(t, fs, testDir)
+}
+
+// oneSegment writes the fixture's records into one segment, closed.
+func oneSegment(t testing.TB) []byte {
+	fs := vfs.NewMem()
+	l := mustOpen(t, memOpts(fs, 512))
 	for _, e := range fixtureEntries {
 		if _, err := l.Append(e.Type, e.Data); err != nil {
 			t.Fatal(err)
@@ -43,32 +72,66 @@ func fixtureSegment(t testing.TB) []byte {
 	return readFile(t, fs, segPath(1))
 }
 
-// TestFixture freezes the segment format: the committed fixture must read
-// back, and today's writer must produce it byte for byte. Regenerate with
-// -update only for an intended format change (and a new version).
+// TestFixture freezes the segment format: the committed fixtures must read
+// back, and today's writer must produce the v2 one byte for byte.
+// Regenerate with -update only for an intended format change.
 func TestFixture(t *testing.T) {
-	got := fixtureSegment(t)
+	got := fixtureSegments(t)
 	if *update {
-		writeTestdata(t, fixturePath, got)
-		writeFuzzSeeds(t, got)
+		for name, b := range got {
+			writeTestdata(t, filepath.Join(fixtureV2Dir, name), b)
+		}
+		writeFuzzSeeds(t, oneSegment(t), "v2-")
+		writeFuzzSeeds(t, got[format.SegmentName(1)], "v2-sealed-")
 	}
-	want, err := os.ReadFile(fixturePath)
+	fs := vfs.NewMem()
+	for name, b := range got {
+		want, err := os.ReadFile(filepath.Join(fixtureV2Dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, want) {
+			t.Fatalf("the writer no longer produces %s/%s byte for byte: the on-disk format changed", fixtureV2Dir, name)
+		}
+		writeFile(t, fs, filepath.Join(testDir, name), want)
+	}
+	checkFixture(t, fs, fixtureEntries)
+	rep, _ := Verify(fs, testDir, VerifyOptions{})
+	if !rep.Closed {
+		t.Fatal("Verify does not see the clean-shutdown record")
+	}
+}
+
+// TestFixtureV1 reads a segment written before markers existed.
+func TestFixtureV1(t *testing.T) {
+	want, err := os.ReadFile(fixtureV1Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("the writer no longer produces %s byte for byte: the on-disk format changed", fixturePath)
-	}
 	fs := vfs.NewMem()
 	writeFile(t, fs, segPath(1), want)
+	checkFixture(t, fs, fixtureEntries[:4])
+	opts := memOpts(fs, 512) // and a new writer goes on with it
+	opts.StoreID = [16]byte{'f', 'i', 'x', 't', 'u', 'r', 'e'}
+	l := mustOpen(t, opts)
+	appendN(t, l, 20)
+	l.Close()
+	if rep, err := Verify(fs, testDir, VerifyOptions{}); err != nil || !rep.OK() || rep.LastIndex != 24 || len(rep.Segments) < 2 {
+		t.Fatalf("Verify after appending: %v %+v", err, rep)
+	}
+}
+
+// checkFixture checks that the log in fs reads back as want and verifies.
+func checkFixture(t *testing.T, fs vfs.FS, want []Entry) {
+	t.Helper()
 	es, err := readAll(fs, testDir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(es) != fmt.Sprint(fixtureEntries) {
-		t.Fatalf("read %v\nwant %v", es, fixtureEntries)
+	if fmt.Sprint(es) != fmt.Sprint(want) {
+		t.Fatalf("read %v\nwant %v", es, want)
 	}
-	if rep, err := Verify(fs, testDir, VerifyOptions{}); err != nil || !rep.OK() || rep.Records != 4 {
+	if rep, err := Verify(fs, testDir, VerifyOptions{}); err != nil || !rep.OK() || rep.Records != int64(len(want)) {
 		t.Fatalf("Verify: %v %+v", err, rep)
 	}
 }
@@ -82,13 +145,14 @@ func writeTestdata(t testing.TB, path string, b []byte) {
 	}
 }
 
-// writeFuzzSeeds writes FuzzReader's seed corpus: the fixture and damaged
-// variants of it, each a case the reader must handle.
-func writeFuzzSeeds(t testing.TB, seg []byte) {
-	eod := int64(headerSize)
-	for _, e := range fixtureEntries {
-		eod += format.FrameHeaderSize + recordHeaderSize + int64(len(e.Data))
-	}
+// writeFuzzSeeds writes FuzzReader's seed corpus: a fixture segment and
+// damaged variants of it, each a case the reader must handle, named with
+// prefix.
+func writeFuzzSeeds(t testing.TB, seg []byte, prefix string) {
+	fs := vfs.NewMem()
+	writeFile(t, fs, segPath(1), seg)
+	_, eod := allFrames(t, fs, segPath(1))
+	seg = append(seg, make([]byte, max(0, eod+64-int64(len(seg))))...)
 	mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(seg)) }
 	seeds := map[string][]byte{
 		"valid":          seg,
@@ -107,7 +171,7 @@ func writeFuzzSeeds(t testing.TB, seg []byte) {
 	}
 	for name, b := range seeds {
 		corpus := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
-		writeTestdata(t, filepath.Join("testdata/fuzz/FuzzReader", name), []byte(corpus))
+		writeTestdata(t, filepath.Join("testdata/fuzz/FuzzReader", prefix+name), []byte(corpus))
 	}
 }
 

@@ -1,14 +1,13 @@
 package segment
 
 import (
+	"errors"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"time"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/internal/testfault"
-	"github.com/kvtool/kvtool/vfs"
 )
 
 // flushLoop is the one flusher goroutine. Each round it takes the whole
@@ -23,6 +22,7 @@ func (l *Log) flushLoop() {
 			b, data, closing := l.take()
 			if b == nil {
 				if closing {
+					l.closeRec = l.writeClose()
 					return
 				}
 				break
@@ -94,13 +94,17 @@ func (l *Log) flush(b *batch, data []byte) {
 			return
 		}
 	}
-	err := l.write(b, data)
-	if err == nil && b.rotate {
-		err = l.rotate()
-	}
-	if err != nil {
+	if err := l.write(b, data); err != nil {
 		l.fail(err, b)
 		return
+	}
+	if b.rotate {
+		if err := l.rotate(); errors.Is(err, ErrFailed) {
+			l.fail(err, b)
+			return
+		} else if err != nil {
+			b.rotErr = err // no spare: nothing was written, the log goes on
+		}
 	}
 	l.expect = b.n
 	if b.n > 0 {
@@ -116,15 +120,18 @@ func (l *Log) flush(b *batch, data []byte) {
 }
 
 // write appends the batch to the active segment, rotating first if it would
-// pass the size limit (a batch is never split across segments), and syncs.
+// leave no room for the segment's trailer (a batch is never split across
+// segments), and syncs.
 func (l *Log) write(b *batch, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
 	a := l.active
-	if a.records > 0 && a.off+int64(len(data)) > l.segSize {
+	if a.records > 0 && a.off+int64(len(data))+trailerSize > l.segSize {
 		if err := l.rotate(); err != nil {
-			return err
+			// admit made sure a spare was ready: not having one now is a bug,
+			// and the records queued cannot be written.
+			return failure(err)
 		}
 		a = l.active
 	}
@@ -142,11 +149,33 @@ func (l *Log) write(b *batch, data []byte) error {
 	}
 	a.off += int64(len(data))
 	a.records += b.n
+	l.endsClosed = false
 	l.segMu.Lock()
 	m := &l.segs[len(l.segs)-1].info
 	m.LastIndex, m.Records, m.Size = b.last, a.records, a.off
 	l.segMu.Unlock()
+	l.wrote(int64(len(data)))
 	return nil
+}
+
+// wrote tells admit that n queued bytes are written and where the active
+// segment stands.
+func (l *Log) wrote(n int64) {
+	l.mu.Lock()
+	l.queued -= n
+	l.activeOff, l.activeRecs = l.active.off, l.active.records
+	if l.waiting > 0 {
+		l.space.Broadcast()
+	}
+	l.mu.Unlock()
+}
+
+// failure wraps err in ErrFailed unless it already is.
+func failure(err error) error {
+	if errors.Is(err, ErrFailed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrFailed, err)
 }
 
 // fail puts the log in the failed state after a write, fsync or rotation
@@ -169,41 +198,90 @@ func (l *Log) fail(err error, b *batch) {
 	}
 }
 
-// rotate seals the active segment and makes a new one active. The new
-// segment is durable (file and directory entry) before any record goes into
-// it. Sealing truncates the old segment's unused preallocated space; that is
-// only about space, so a crash before it is harmless (the tail reads as
-// zeros).
+// rotate seals the active segment and makes a new one active, in the order
+// that keeps a lost end of the log visible:
+//
+//  1. the next segment (the spare) is published durably, still empty:
+//     header and segment info record synced, renamed, directory synced;
+//  2. the old segment gets a seal record naming the new one's first index,
+//     and is synced;
+//  3. only then do entries go into the new segment.
+//
+// So a newest segment holding entries always follows a sealed one, and if
+// it goes missing, the seal names it: a gap. A crash between 1 and 2
+// leaves an empty newest segment after an unsealed one (or one with a torn
+// seal), which Open removes; nothing is lost (see tailFrom). The sealed
+// segment is then trimmed to its data, which is only about space.
+//
+// An error wrapping ErrFailed stops the log. Any other (no spare could be
+// prepared) means nothing was written and the active segment is unchanged.
 func (l *Log) rotate() error {
 	old := l.active
 	if old.records == 0 {
 		return nil // a new segment would have the same name
 	}
-	last := old.first + uint64(old.records) - 1
-	h := segHeader{storeID: l.storeID, first: last + 1, term: l.term, prevFirst: old.first, prevSum: old.sum}
-	ns, err := createSegment(l.fs, l.dir, h, l.segSize)
+	next := old.first + uint64(old.records)
+	sp, err := l.takeSpare()
 	if err != nil {
+		return err
+	}
+	h := segHeader{storeID: l.storeID, first: next, term: l.term, prevFirst: old.first, prevSum: old.sum}
+	ns, err := sp.publish(l.fs, l.dir, h)
+	if err != nil {
+		sp.f.Close()
 		return fmt.Errorf("%w: %w", ErrFailed, err)
 	}
-	l.active = ns
+	if err := seal(old, next); err != nil {
+		ns.f.Close()
+		return err
+	}
+	l.mu.Lock()
+	l.trims = append(l.trims, old) // the worker trims and closes it
+	l.mu.Unlock()
+	l.poke()
+	l.active, l.endsClosed = ns, false
 	l.segMu.Lock()
+	l.segs[len(l.segs)-1].info.Size = old.off
 	l.segs = append(l.segs, segMeta{info: ns.info(h.term), sum: ns.sum})
 	l.segMu.Unlock()
-	return seal(old)
+	l.wrote(0)
+	return nil
 }
 
-// seal trims a full segment to its data and closes it.
-func seal(a *activeSeg) error {
-	err := a.f.Truncate(a.off)
-	if err == nil {
-		err = a.f.Sync()
+// seal writes the seal record naming next at the end of a's data and syncs
+// it. The segment is trimmed and closed later, by the worker.
+func seal(a *activeSeg, next uint64) error {
+	rec := appendMarker(nil, format.FrameWALSeal, next)
+	if _, err := a.f.WriteAt(rec, a.off); err != nil {
+		return fmt.Errorf("%w: write the seal record of %s at offset %d: %w", ErrFailed, a.path, a.off, err)
 	}
-	if cerr := a.f.Close(); err == nil {
-		err = cerr
+	if err := a.f.Sync(); err != nil {
+		return fmt.Errorf("%w: fsync %s: %w", ErrFailed, a.path, err)
 	}
-	if err != nil {
-		return fmt.Errorf("%w: seal %s: %w", ErrFailed, a.path, err)
+	a.off += int64(len(rec))
+	return nil
+}
+
+// writeClose writes and syncs the clean-shutdown record at the end of the
+// active segment's data, naming the log's last index, unless the log
+// failed. The flusher calls it last, with nothing left to write.
+func (l *Log) writeClose() error {
+	if l.Err() != nil || l.endsClosed {
+		return nil
 	}
+	a := l.active
+	rec := appendMarker(nil, format.FrameWALClose, a.first+uint64(a.records)-1)
+	if _, err := a.f.WriteAt(rec, a.off); err != nil {
+		return fmt.Errorf("kvtool/segment: write the clean-shutdown record of %s at offset %d: %w", a.path, a.off, err)
+	}
+	if err := a.f.Sync(); err != nil {
+		return fmt.Errorf("kvtool/segment: fsync %s: %w", a.path, err)
+	}
+	a.off += int64(len(rec))
+	l.endsClosed = true
+	l.segMu.Lock()
+	l.segs[len(l.segs)-1].info.Size = a.off
+	l.segMu.Unlock()
 	return nil
 }
 
@@ -212,47 +290,4 @@ func (a *activeSeg) info(term uint64) SegmentInfo {
 		Name: filepath.Base(a.path), Path: a.path, FirstIndex: a.first,
 		LastIndex: a.first + uint64(a.records) - 1, Records: a.records, Size: a.off, Term: term,
 	}
-}
-
-// createSegment creates the segment with header h in dir, preallocated to
-// size, and publishes it durably: it is written under a temporary name,
-// preallocated, given its header and synced, then renamed and the directory
-// synced. So a segment file never exists without a whole header.
-func createSegment(fsys vfs.FS, dir string, h segHeader, size int64) (*activeSeg, error) {
-	name := format.SegmentName(h.first)
-	path := filepath.Join(dir, name)
-	tmp := filepath.Join(dir, format.TempName(name, rand.Uint64()))
-	f, err := fsys.Create(tmp)
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", tmp, err)
-	}
-	hdr, sum := h.encode()
-	if err := prepareSegment(f, tmp, hdr, size); err != nil {
-		f.Close()
-		fsys.Remove(tmp)
-		return nil, err
-	}
-	if err := fsys.Rename(tmp, path); err != nil {
-		f.Close()
-		fsys.Remove(tmp)
-		return nil, fmt.Errorf("rename %s to %s: %w", tmp, path, err)
-	}
-	if err := fsys.SyncDir(dir); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return &activeSeg{f: f, path: path, first: h.first, sum: sum, off: int64(len(hdr))}, nil
-}
-
-func prepareSegment(f vfs.File, path string, hdr []byte, size int64) error {
-	if err := f.Preallocate(max(size, int64(len(hdr)))); err != nil {
-		return fmt.Errorf("preallocate %s: %w", path, err)
-	}
-	if _, err := f.WriteAt(hdr, 0); err != nil {
-		return fmt.Errorf("write header of %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	return nil
 }

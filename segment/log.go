@@ -80,13 +80,35 @@ type Log struct {
 	tailCut   *Cut
 
 	mu      sync.Mutex
-	space   *sync.Cond // signalled when the flusher takes the buffer, and on close or failure
+	space   *sync.Cond // signalled when the flusher takes the buffer or writes, when a spare is prepared (or fails), on close and on failure
 	buf     []byte     // the records of cur, encoded
 	cur     *batch     // the batch being filled
 	next    uint64     // index the next record gets
 	waiting int        // Enqueue calls blocked on space
 	closed  bool
 	failed  error // non-nil (wrapping ErrFailed) once a write, fsync or rotation failed
+
+	// Space accounting for admit (guarded by mu): the bytes enqueued but
+	// not yet written, and the active segment's end of data and record
+	// count as of the flusher's last write or rotation.
+	queued     int64
+	activeOff  int64
+	activeRecs int64
+	// The spare (guarded by mu; see spare.go): the next segment, prepared
+	// ahead of time; whether the worker is preparing one; and why its last
+	// attempt failed (nil after a success).
+	ready     *spareFile
+	preparing bool
+	spareErr  error
+	trims     []*activeSeg  // sealed segments for the worker to trim and close
+	work      chan struct{} // capacity 1: wakes the worker
+	quit      chan struct{} // closed by Close: the worker stops
+	workDone  chan struct{} // closed when the worker returns
+	closeRec  error         // what writing the clean-shutdown record returned
+	// endsClosed (owned by the flusher) is set while the active segment's
+	// data ends with a clean-shutdown record: a log opened and closed with
+	// nothing written in between does not write another.
+	endsClosed bool
 
 	wake chan struct{} // capacity 1: there is work for the flusher
 	// Adaptive group commit (see gather). grew (capacity 1) is poked by
@@ -121,6 +143,7 @@ type batch struct {
 	last   uint64 // index of the batch's last record
 	n      int64  // records in the batch
 	rotate bool   // Rotate asked for a new segment after this batch
+	rotErr error  // why that rotation did not happen (the log goes on); set before done is closed
 }
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
@@ -177,8 +200,11 @@ func (l *Log) Append(t format.FrameType, data []byte) (uint64, error) {
 
 // Enqueue assigns the next index to a record of type t, copies data into the
 // write buffer and returns at once; Wait on the result for durability.
-// Records become durable in index order. Enqueue blocks only while the
-// buffer holds a full batch (backpressure).
+// Records become durable in index order. Enqueue blocks while the buffer
+// holds a full batch (backpressure), and while the record needs the next
+// segment and the background worker is still preparing it. If the record
+// needs the next segment and the disk has no room for it, Enqueue fails at
+// once with an error wrapping ErrNoSpace, and assigns no index.
 func (l *Log) Enqueue(t format.FrameType, data []byte) (*Pending, error) {
 	b, idx, err := l.enqueue(t, data)
 	if err != nil {
@@ -198,15 +224,25 @@ func (l *Log) enqueue(t format.FrameType, data []byte) (*batch, uint64, error) {
 	}
 	size := format.FrameHeaderSize + recordHeaderSize + len(data)
 	l.mu.Lock()
-	for l.failed == nil && !l.closed && len(l.buf) > 0 && len(l.buf)+size > l.maxBatch {
+	for {
+		if err := l.stateErr(); err != nil {
+			l.mu.Unlock()
+			return nil, 0, err
+		}
+		ok, err := l.admit(int64(size))
+		if err != nil {
+			l.mu.Unlock()
+			l.poke()
+			return nil, 0, err
+		}
+		if ok {
+			break
+		}
 		l.waiting++
 		l.space.Wait()
 		l.waiting--
 	}
-	if err := l.stateErr(); err != nil {
-		l.mu.Unlock()
-		return nil, 0, err
-	}
+	l.queued += int64(size)
 	first := len(l.buf) == 0
 	idx := l.next
 	l.next++
@@ -289,7 +325,9 @@ func (l *Log) TailCut() *Cut { return l.tailCut }
 // Rotate seals the active segment and starts a new one. It returns once
 // every record enqueued before it is durable and the new segment exists. If
 // the active segment holds no record it does nothing (a new segment would
-// have the same name).
+// have the same name). If the next segment cannot be prepared it returns
+// that error (wrapping ErrNoSpace on a full disk) and the log goes on in
+// the active segment.
 func (l *Log) Rotate() error {
 	l.mu.Lock()
 	if err := l.stateErr(); err != nil {
@@ -301,7 +339,19 @@ func (l *Log) Rotate() error {
 	l.mu.Unlock()
 	l.interrupt()
 	<-b.done
-	return b.err
+	if b.err != nil {
+		return b.err
+	}
+	return b.rotErr
+}
+
+// SpaceErr returns why the next segment could not be prepared (wrapping
+// ErrNoSpace on a full disk), or nil. While it is set, records that need
+// the next segment are refused; the log retries by itself.
+func (l *Log) SpaceErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.spareErr
 }
 
 // Segments describes the segments of the log, oldest first. Size is the
@@ -330,7 +380,9 @@ func (l *Log) NewReader(from uint64) (*Reader, error) {
 	return newReader(l.fs, l.dir, from, l.DurableIndex())
 }
 
-// Close flushes and syncs what is buffered, stops the flusher and closes the
+// Close flushes and syncs what is buffered, writes and syncs the record
+// that marks a clean shutdown (unless the log failed), stops the flusher
+// and the background worker, removes the unused spare and closes the
 // active segment. It returns the log's failure, if any. Calling it again
 // returns the same result.
 func (l *Log) Close() error {
@@ -341,11 +393,35 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		l.interrupt()
 		<-l.stopped
+		close(l.quit)
+		<-l.workDone
 		err := l.Err()
+		if err == nil {
+			err = l.closeRec
+		}
+		if derr := l.dropSpare(); err == nil {
+			err = derr
+		}
 		if cerr := l.active.f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("kvtool/segment: close %s: %w", l.active.path, cerr)
 		}
 		l.closeErr = err
 	})
 	return l.closeErr
+}
+
+// dropSpare removes the unused spare, if any, and syncs the directory.
+func (l *Log) dropSpare() error {
+	l.mu.Lock()
+	sp := l.ready
+	l.ready = nil
+	l.mu.Unlock()
+	if sp == nil {
+		return nil
+	}
+	sp.discard(l.fs)
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("kvtool/segment: fsync directory %s: %w", l.dir, err)
+	}
+	return nil
 }

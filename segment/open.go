@@ -9,18 +9,22 @@ import (
 	"github.com/kvtool/kvtool/vfs"
 )
 
-// Open opens the log in opts.Dir, creating the directory and a first segment
-// if needed.
+// Open opens the log in opts.Dir, creating the directory (durably: its
+// parent is synced) and a first segment if needed.
 //
 // With segments present it reads every header and checks the store ID and
 // the header chain, then scans the newest segment to its end of data and
 // continues appending there: the bytes after the end of data were checked to
 // be zero, so nothing stale can follow the new records. A torn tail is cut
-// first (Options.RepairTail) or is an error (ErrTornTail); any other damage
-// in the newest segment is an error. Older segments are not scanned here:
-// damage in them is for Verify and the Reader to report, and must not stop a
-// store whose needed history is intact. Leftover temporary files are
-// removed; quarantine files are left alone.
+// first (Options.RepairTail) or is an error (ErrTornTail). Anything else
+// wrong with the newest segment is an error naming the file and offset
+// (wrapping format.ErrCorruption), and Open changes nothing: a damaged
+// record whose bytes are all there, a seal record (the segment it names is
+// missing), a file shorter than its preallocation. Older segments are not
+// scanned here: damage in them is for Verify and the Reader to report, and
+// must not stop a store whose needed history is intact. An empty newest
+// segment after an unsealed one (a crash during a rotation) is removed.
+// Leftover temporary files are removed; quarantine files are left alone.
 //
 // Before returning, Open syncs the newest segment and the directory, so the
 // records it found (perhaps written but never synced by a process that
@@ -35,10 +39,13 @@ func Open(opts Options) (*Log, error) {
 	if opts.FirstIndex == 0 {
 		opts.FirstIndex = 1
 	}
-	if err := format.MkdirAllDurable(opts.FS, opts.Dir); err != nil {
-		return nil, fmt.Errorf("kvtool/segment: create %s: %w", opts.Dir, err)
+	if err := makeDir(opts.FS, opts.Dir); err != nil {
+		return nil, err
 	}
 	if err := removeTemps(opts.FS, opts.Dir); err != nil {
+		return nil, err
+	}
+	if err := finishTruncate(opts.FS, opts.Dir); err != nil {
 		return nil, err
 	}
 	names, err := walNames(opts.FS, opts.Dir)
@@ -54,8 +61,19 @@ func Open(opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.activeOff, l.activeRecs = l.active.off, l.active.records
 	go l.flushLoop()
+	go l.spareWorker()
+	l.poke()
 	return l, nil
+}
+
+// makeDir creates dir if it is missing, and makes its entry durable.
+func makeDir(fsys vfs.FS, dir string) error {
+	if err := format.MkdirAllDurable(fsys, dir); err != nil {
+		return fmt.Errorf("kvtool/segment: create %s: %w", dir, err)
+	}
+	return nil
 }
 
 func newLog(opts Options) *Log {
@@ -63,8 +81,9 @@ func newLog(opts Options) *Log {
 		fs: opts.FS, dir: opts.Dir, segSize: opts.SegmentSize, storeID: opts.StoreID,
 		onDurable: opts.OnDurable, onSync: opts.OnSync, cur: newBatch(),
 		wake: make(chan struct{}, 1), grew: make(chan struct{}, 1), stopped: make(chan struct{}),
+		work: make(chan struct{}, 1), quit: make(chan struct{}), workDone: make(chan struct{}),
 	}
-	l.maxBatch = int(min(maxBatchBytes, max(opts.SegmentSize-headerSize, 1)))
+	l.maxBatch = int(min(maxBatchBytes, l.capacity()))
 	l.space = sync.NewCond(&l.mu)
 	return l
 }
@@ -97,6 +116,14 @@ func (l *Log) openExisting(opts Options, names []string) error {
 	if err != nil {
 		return err
 	}
+	if kept, err := l.dropInterrupted(names); err != nil {
+		return err
+	} else if len(kept) < len(names) {
+		names = kept
+		if sealed, err = l.readHeaders(names); err != nil {
+			return err
+		}
+	}
 	newest := names[len(names)-1]
 	r, err := l.scanNewest(newest, opts.RepairTail)
 	if err != nil {
@@ -109,6 +136,7 @@ func (l *Log) openExisting(opts Options, names []string) error {
 	if err != nil {
 		return err
 	}
+	l.endsClosed = r.closed
 	l.start(a, r.hdr.term, sealed)
 	return nil
 }
@@ -178,9 +206,12 @@ type newestScan struct {
 	lastTerm uint64
 }
 
+// newestRole is the role of the newest segment when the log is opened.
+var newestRole = segRole{last: true, tornOK: true}
+
 // scanNewest scans the newest segment; a torn tail is cut if repair is set.
 func (l *Log) scanNewest(name string, repair bool) (*newestScan, error) {
-	r, err := analyzeSeg(l.fs, l.dir, name, true)
+	r, err := analyzeSeg(l.fs, l.dir, name, newestRole)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +221,8 @@ func (l *Log) scanNewest(name string, repair bool) (*newestScan, error) {
 		if r.torn() {
 			return nil, fmt.Errorf("%w: %w", ErrTornTail, ce)
 		}
-		return nil, fmt.Errorf("kvtool/segment: %s in the newest segment: %w", p.Kind, ce)
+		return nil, fmt.Errorf("kvtool/segment: %s in the newest segment; the log was not opened and nothing was changed "+
+			"(wal repair --dry-run --force says what cutting it would lose): %w", p.Kind, ce)
 	}
 	if len(r.problems) > 0 {
 		cut, err := cutTail(l.fs, r, false)
@@ -198,7 +230,7 @@ func (l *Log) scanNewest(name string, repair bool) (*newestScan, error) {
 			return nil, err
 		}
 		l.tailCut = &cut
-		if r, err = analyzeSeg(l.fs, l.dir, name, true); err != nil {
+		if r, err = analyzeSeg(l.fs, l.dir, name, newestRole); err != nil {
 			return nil, err
 		}
 		if len(r.problems) > 0 {
@@ -264,4 +296,59 @@ func removeTemps(fsys vfs.FS, dir string) error {
 		return fsys.SyncDir(dir)
 	}
 	return nil
+}
+
+// dropInterrupted removes the newest segment when it holds no entry and the
+// one before it has no valid seal record naming it: a crash came between
+// publishing the new segment and sealing the old one (see Log.rotate).
+// Nothing is lost: no entry goes into a segment before its predecessor is
+// sealed. It returns the names left.
+func (l *Log) dropInterrupted(names []string) ([]string, error) {
+	n := len(names)
+	if n < 2 {
+		return names, nil
+	}
+	newest := filepath.Join(l.dir, names[n-1])
+	if empty, err := segEmpty(l.fs, newest, names[n-1]); err != nil || !empty {
+		return names, err
+	}
+	next, _ := format.ParseSegmentName(names[n-1])
+	if ok, err := sealedFor(l.fs, l.dir, names[n-2], next); err != nil || ok {
+		return names, err
+	}
+	if err := l.fs.Remove(newest); err != nil {
+		return names, fmt.Errorf("kvtool/segment: remove %s, left empty by an interrupted rotation: %w", newest, err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return names, fmt.Errorf("kvtool/segment: fsync directory %s: %w", l.dir, err)
+	}
+	return names[:n-1], nil
+}
+
+// sealedFor reports whether segment dir/name is whole and ends with a seal
+// record naming next. A sealed segment is normally trimmed to its data, so
+// its last bytes are the seal; if they are not, it is read in full.
+func sealedFor(fsys vfs.FS, dir, name string, next uint64) (bool, error) {
+	path := filepath.Join(dir, name)
+	f, err := fsys.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("kvtool/segment: open %s: %w", path, err)
+	}
+	size, err := f.Size()
+	var tail [markerSize]byte
+	if err == nil && size >= headerSize+markerSize {
+		_, err = f.ReadAt(tail[:], size-markerSize)
+	}
+	f.Close()
+	if err != nil {
+		return false, fmt.Errorf("kvtool/segment: read %s: %w", path, err)
+	}
+	if string(tail[:]) == string(appendMarker(nil, format.FrameWALSeal, next)) {
+		return true, nil
+	}
+	r, err := analyzeSeg(fsys, dir, name, segRole{tornOK: true})
+	if err != nil {
+		return false, err
+	}
+	return r.sealAt >= 0 && r.sealNext == next && len(r.problems) == 0, nil
 }

@@ -22,6 +22,7 @@ type Reader struct {
 	fsys  vfs.FS
 	dir   string
 	names []string // segment names, oldest first
+	tail  int      // index in names of the first segment that may end torn (see tailFrom)
 	i     int      // index in names of the open segment
 	seg   *segReader
 	br    *bufio.Reader // read buffer, handed from segment to segment
@@ -47,9 +48,18 @@ func newReader(fsys vfs.FS, dir string, from, limit uint64) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{fsys: fsys, dir: dir, names: names, from: from, limit: limit}
+	tail, err := tailFrom(fsys, dir, names)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{fsys: fsys, dir: dir, names: names, tail: tail, from: from, limit: limit}
 	r.i = startSegment(names, from)
 	return r, nil
+}
+
+// role is the role of the open segment (see segRole).
+func (r *Reader) role() segRole {
+	return segRole{last: r.i == len(r.names)-1, tornOK: r.i >= r.tail}
 }
 
 // startSegment returns the index of the newest segment whose first index is
@@ -67,7 +77,9 @@ func startSegment(names []string, from uint64) int {
 // Next returns the next entry, or io.EOF at the clean end of the log.
 // Entry.Data is valid until the next call. Errors are sticky. Damage is a
 // *format.CorruptionError naming the file and offset; a torn tail of the
-// newest segment also matches errors.Is(err, ErrTornTail).
+// newest segment also matches errors.Is(err, ErrTornTail). A lost end of
+// the log is damage too: a newest segment that is sealed (the segment its
+// seal names is missing) or shorter than it was preallocated.
 func (r *Reader) Next() (Entry, error) {
 	if r.err != nil {
 		return Entry{}, r.err
@@ -124,18 +136,22 @@ func (r *Reader) openNext() error {
 }
 
 // endSegment checks the end of the current segment (nothing but zeros after
-// the end of data) and moves to the next one, checking the link.
+// the end of data, a seal record where its place in the log wants one, no
+// truncation of the newest) and moves to the next one, checking the link.
 func (r *Reader) endSegment() error {
 	s := r.seg
 	t, err := scanTail(s.f, s.path, s.end, s.size, s.last())
 	if err != nil {
 		return err
 	}
-	newest := r.i == len(r.names)-1
+	role := r.role()
 	if t.firstNonzero >= 0 {
 		return r.tailDamage(t, s.end)
 	}
-	if newest {
+	if err := r.checkShape(); err != nil {
+		return err
+	}
+	if role.last {
 		return io.EOF
 	}
 	prev, last, term := s.link(), s.last(), s.term
@@ -152,34 +168,75 @@ func (r *Reader) endSegment() error {
 	return nil
 }
 
+// checkShape is segResult.checkShape for the open segment, as an error:
+// a sealed newest segment, a truncated one, an older one without a seal.
+func (r *Reader) checkShape() error {
+	s, role := r.seg, r.role()
+	if err := r.truncated(); err != nil {
+		return err
+	}
+	switch {
+	case s.sealAt >= 0 && role.last:
+		return format.Corruptf(s.path, s.sealAt, "gap: the segment is sealed and its seal record names %s as the next segment, which is missing: the log's entries from index %d on are gone",
+			format.SegmentName(s.sealNext), s.sealNext)
+	case s.sealAt < 0 && !role.tornOK && s.prealloc > 0:
+		return format.Corruptf(s.path, s.end, "the segment ends at index %d without the seal record that every rotation writes: its end was cut off or zeroed", s.last())
+	}
+	return nil
+}
+
+// truncated is the error for a newest segment shorter than it was
+// preallocated, or nil.
+func (r *Reader) truncated() error {
+	s := r.seg
+	if !r.role().last || s.sealAt >= 0 || s.prealloc == 0 || s.size >= s.prealloc {
+		return nil
+	}
+	return format.Corruptf(s.path, s.size, "truncated: the file is %d bytes, shorter than the %d it was preallocated to, and any entries after index %d are gone",
+		s.size, s.prealloc, s.last())
+}
+
 // tailDamage is the error for nonzero bytes after the end of data at eod.
 func (r *Reader) tailDamage(t tail, eod int64) error {
 	s := r.seg
 	if t.validAt >= 0 {
-		return format.Corruptf(s.path, eod, "zeroed frame header at the end of data hides an intact record (index %d) at offset %d", t.validIndex, t.validAt)
+		return format.Corruptf(s.path, eod, "zeroed frame header at the end of data hides an intact frame (index %d) at offset %d", t.validIndex, t.validAt)
+	}
+	if err := r.truncated(); err != nil {
+		return err
 	}
 	ce := format.Corruptf(s.path, t.firstNonzero, "nonzero bytes after the end of data at offset %d", eod)
-	if r.i == len(r.names)-1 {
+	if r.role().tornOK {
 		return fmt.Errorf("%w: %w", ErrTornTail, ce)
 	}
 	return ce
 }
 
-// damagedFrame classifies the damaged frame at off (err): a torn tail if it
-// is in the newest segment and no intact record follows it, otherwise
-// corruption.
+// damagedFrame classifies the damaged frame at off (err): a torn tail if
+// the segment may end torn, no intact frame follows it and it is what a
+// torn write leaves (see tornFrame), otherwise corruption.
 func (r *Reader) damagedFrame(off int64, err error) error {
 	s := r.seg
-	if r.i != len(r.names)-1 {
+	if !r.role().tornOK {
 		return err
 	}
 	t, terr := scanTail(s.f, s.path, off+1, s.size, s.last())
 	if terr != nil {
 		return terr
 	}
+	ce := format.AsCorruption(err)
 	if t.validAt >= 0 {
-		ce := format.AsCorruption(err)
-		return format.Corruptf(ce.Path, ce.Offset, "%s (an intact record, index %d, follows at offset %d)", ce.Reason, t.validIndex, t.validAt)
+		return format.Corruptf(ce.Path, ce.Offset, "%s (an intact frame, index %d, follows at offset %d)", ce.Reason, t.validIndex, t.validAt)
+	}
+	if err := r.truncated(); err != nil {
+		return err
+	}
+	torn, terr := tornFrame(s.f, s.path, off, s.size)
+	switch {
+	case terr != nil:
+		return terr
+	case !torn:
+		return format.Corruptf(ce.Path, ce.Offset, "%s (every byte of the frame is there, so it was damaged after it was written: not a torn write)", ce.Reason)
 	}
 	return fmt.Errorf("%w: %w", ErrTornTail, err)
 }
@@ -213,6 +270,9 @@ func (r *Reader) Follow(limit uint64) error {
 		r.i = i
 	}
 	r.names = names
+	if r.tail, err = tailFrom(r.fsys, r.dir, names); err != nil {
+		return err
+	}
 	if s := r.seg; s != nil {
 		size, err := s.f.Size()
 		if err != nil {

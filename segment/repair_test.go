@@ -183,11 +183,11 @@ func TestRepairForce(t *testing.T) {
 	badIndex := segs[m].FirstIndex + 1
 	c := res.Cuts[0]
 	if c.Path != segs[m].Path || c.Offset != bad.start || c.WholeFile || c.Kind != Corruption ||
-		c.FirstLostIndex != badIndex+1 || c.LastLostIndex != segs[m].LastIndex {
+		c.FirstLostIndex != badIndex || c.LastLostIndex != segs[m].LastIndex { // the damaged record left the log too
 		t.Fatalf("first cut %+v", c)
 	}
 	q, err := ReadQuarantine(fs, c.QuarantinePath)
-	if err != nil || !bytes.Equal(q.Data, before[segs[m].Name][bad.start:]) {
+	if err != nil || !bytes.Equal(q.Data, bytes.TrimRight(before[segs[m].Name][bad.start:], "\x00")) {
 		t.Fatalf("quarantine of the cut: %v", err)
 	}
 	for k, c := range res.Cuts[1:] {
@@ -226,10 +226,92 @@ func TestRepairForceDamagedHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Cuts) != len(segs)-m+1 || !res.Cuts[0].WholeFile || res.Cuts[0].Path != segs[m-1].Path {
+	// The segment before the damaged one is the newest again: its seal
+	// record, which names the removed segment, is cut first.
+	if len(res.Cuts) != len(segs)-m+2 || res.Cuts[0].Path != segs[m-2].Path || res.Cuts[0].WholeFile ||
+		res.Cuts[0].FirstLostIndex != 0 || !res.Cuts[1].WholeFile || res.Cuts[1].Path != segs[m-1].Path ||
+		res.Cuts[1].FirstLostIndex != segs[m-1].FirstIndex {
 		t.Fatalf("cuts %+v", res.Cuts)
 	}
 	if rep, _ := Verify(fs, testDir, VerifyOptions{}); !rep.OK() || rep.LastIndex != segs[m-2].LastIndex {
 		t.Fatalf("after:\n%s", problemsString(rep.Problems))
+	}
+}
+
+// TestRepairForceListsExactlyWhatLeft damages a log of 60 records in many
+// ways and checks that a forced repair's cuts list, between them, exactly
+// the indexes that left the log: contiguous, from the log's new last index
+// plus one to its old last index, 60. (The review saw "13000 to 13031"
+// for a log that ended at 12992: the damaged record, and a segment whose
+// header was damaged, were left out.)
+func TestRepairForceListsExactlyWhatLeft(t *testing.T) {
+	type corruptFunc func(t *testing.T, fs *vfs.MemFS, segs []SegmentInfo)
+	mid := func(segs []SegmentInfo) SegmentInfo { return segs[len(segs)/2] }
+	record := func(k int, change func(b []byte, f frameSpan)) corruptFunc {
+		return func(t *testing.T, fs *vfs.MemFS, segs []SegmentInfo) {
+			s := mid(segs)
+			fr, _ := frames(t, fs, s.Path)
+			f := fr[(k+len(fr))%len(fr)]
+			damage(t, fs, s.Path, func(b []byte) []byte { change(b, f); return b })
+		}
+	}
+	flip := func(b []byte, f frameSpan) { b[f.start+20] ^= 0xff }
+	zero := func(b []byte, f frameSpan) { clear(b[f.start:f.end]) }
+	for _, c := range []struct {
+		name    string
+		corrupt corruptFunc
+	}{
+		{"damaged record in a segment", record(1, flip)},
+		{"damaged first record of a segment", record(0, flip)},
+		{"damaged last record of a sealed segment", record(-1, flip)},
+		{"zeroed record in a segment", record(1, zero)},
+		{"damaged segment header", func(t *testing.T, fs *vfs.MemFS, segs []SegmentInfo) {
+			damage(t, fs, mid(segs).Path, func(b []byte) []byte { b[20] ^= 1; return b })
+		}},
+		{"garbage after a sealed segment", func(t *testing.T, fs *vfs.MemFS, segs []SegmentInfo) {
+			damage(t, fs, mid(segs).Path, func(b []byte) []byte { return append(b, 0, 0, 7) })
+		}},
+		{"damaged last record of the newest segment", func(t *testing.T, fs *vfs.MemFS, segs []SegmentInfo) {
+			s := segs[len(segs)-1]
+			fr, _ := frames(t, fs, s.Path)
+			damage(t, fs, s.Path, func(b []byte) []byte { b[fr[len(fr)-1].start+20] ^= 0xff; return b })
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			l := mustOpen(t, memOpts(fs, 1024))
+			appendN(t, l, 60)
+			segs := l.Segments()
+			l.Close()
+			c.corrupt(t, fs, segs)
+			res, err := Repair(fs, testDir, RepairOptions{Force: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := res.LastIndex + 1
+			for _, cut := range res.Cuts {
+				if cut.FirstLostIndex == 0 {
+					continue
+				}
+				if cut.FirstLostIndex != next || cut.LastLostIndex < cut.FirstLostIndex {
+					t.Fatalf("cut of %s lists %d to %d, want it to start at %d; cuts:\n%+v",
+						cut.Path, cut.FirstLostIndex, cut.LastLostIndex, next, res.Cuts)
+				}
+				next = cut.LastLostIndex + 1
+			}
+			if next != 61 || res.LastIndex >= 60 {
+				t.Fatalf("the log ends at %d after the repair, and the cuts list indexes up to %d, want 60; cuts:\n%+v",
+					res.LastIndex, next-1, res.Cuts)
+			}
+			rep, err := Verify(fs, testDir, VerifyOptions{})
+			if err != nil || !rep.OK() || rep.LastIndex != res.LastIndex {
+				t.Fatalf("after the repair: last %d, want %d\n%s", rep.LastIndex, res.LastIndex, problemsString(rep.Problems))
+			}
+			es, err := readAll(fs, testDir, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEntries(t, es, 1, res.LastIndex)
+		})
 	}
 }

@@ -23,10 +23,19 @@ type segReader struct {
 	fr     *format.FrameReader
 	expect uint64 // index the next record must have
 	term   uint64 // term of the last record (or of the header)
-	end    int64  // offset just after the last good record
+	end    int64  // offset just after the last good record or marker
 	// badRecord is set when next's error is an intact frame holding a wrong
-	// record (never a torn write); the reader has then moved past it.
+	// record or marker (never a torn write); the reader has then moved past it.
 	badRecord bool
+	// What the segment's markers said (see marker): the size it was
+	// preallocated to (0 for a segment written before segment info records
+	// existed), where its seal record is (-1: not sealed) and the next
+	// index it names, and whether the last frame read is a clean-shutdown
+	// record.
+	prealloc int64
+	sealAt   int64
+	sealNext uint64
+	closed   bool
 }
 
 // readBufSize is the read-ahead of a segment reader.
@@ -57,7 +66,7 @@ func newSegReader(f vfs.File, path, name string, br *bufio.Reader) (*segReader, 
 	if err != nil {
 		return nil, err
 	}
-	s := &segReader{f: f, path: path, size: size, hdr: h, hdrSum: sum, expect: h.first, term: h.term, br: br}
+	s := &segReader{f: f, path: path, size: size, hdr: h, hdrSum: sum, expect: h.first, term: h.term, br: br, sealAt: -1}
 	s.seek(headerSize, h.first)
 	return s, nil
 }
@@ -81,23 +90,33 @@ func (s *segReader) link() link { return link{s.hdr.first, s.hdrSum} }
 // last returns the index of the last good record read so far.
 func (s *segReader) last() uint64 { return s.expect - 1 }
 
-// next returns the next record and its offset. At the end of data it returns
-// io.EOF (s.end is then the end-of-data offset). A damaged frame is a
-// *format.CorruptionError; for an intact frame with a wrong record,
-// s.badRecord is set as well.
+// next returns the next record and its offset, checking and passing over
+// marker frames. At the end of data it returns io.EOF (s.end is then the
+// end-of-data offset). A damaged frame is a *format.CorruptionError; for an
+// intact frame with a wrong record or marker, s.badRecord is set as well.
 func (s *segReader) next() (Entry, int64, error) {
-	h, off, payload, err := s.fr.Next()
-	s.badRecord = false
-	if err != nil {
-		return Entry{}, off, err
+	for {
+		h, off, payload, err := s.fr.Next()
+		s.badRecord = false
+		if err != nil {
+			return Entry{}, off, err
+		}
+		if isMarkerType(h.Type) {
+			if err := s.marker(h, off, payload); err != nil {
+				s.badRecord = true
+				return Entry{}, off, err
+			}
+			s.end = s.fr.Offset()
+			continue
+		}
+		e, err := s.decode(h, off, payload)
+		if err != nil {
+			s.badRecord = true
+			return e, off, err
+		}
+		s.expect, s.term, s.end, s.closed = e.Index+1, e.Term, s.fr.Offset(), false
+		return e, off, nil
 	}
-	e, err := s.decode(h, off, payload)
-	if err != nil {
-		s.badRecord = true
-		return e, off, err
-	}
-	s.expect, s.term, s.end = e.Index+1, e.Term, s.fr.Offset()
-	return e, off, nil
 }
 
 // decode checks one intact frame as a record of this segment.
@@ -113,6 +132,9 @@ func (s *segReader) decode(h format.FrameHeader, off int64, payload []byte) (Ent
 		Term:  binary.LittleEndian.Uint64(payload[8:]),
 		Type:  h.Type,
 		Data:  payload[recordHeaderSize:],
+	}
+	if s.sealAt >= 0 {
+		return e, format.Corruptf(s.path, off, "record %d after the seal record at offset %d (a sealed segment ends there)", e.Index, s.sealAt)
 	}
 	if e.Index != s.expect {
 		return e, format.Corruptf(s.path, off, "record index %d, want %d (indexes must be contiguous)", e.Index, s.expect)
@@ -140,24 +162,25 @@ func isEntryType(t format.FrameType) bool {
 
 // tail describes the bytes of a segment after a given offset.
 type tail struct {
-	firstNonzero int64 // offset of the first nonzero byte, -1 if none
-	endNonzero   int64 // offset just after the last nonzero byte (the start offset if none)
-	validAt      int64 // offset of the first intact record frame found, -1 if none
-	validEnd     int64 // offset just after that frame
-	validIndex   uint64
+	firstNonzero int64  // offset of the first nonzero byte, -1 if none
+	endNonzero   int64  // offset just after the last nonzero byte (the start offset if none)
+	validAt      int64  // offset of the first intact record, seal or close frame found, -1 if none
+	validEnd     int64  // offset just after that frame
+	validIndex   uint64 // the last index it vouches for (see coveredIndex)
 }
 
 // tailChunk is how much scanTail reads at a time.
 const tailChunk = 1 << 20
 
 // scanTail examines [from, size) of f: where nonzero bytes are, and whether
-// an intact record frame (checksum, entry type, index above after) starts
-// anywhere in it (after == noIndex: only the nonzero bytes). It stops at the first such frame. Its cost is one read of
-// the range; it allocates at most one chunk and one frame payload (bounded by
-// the range and format.MaxFrameSize).
+// an intact record, seal or close frame (checksum, type, an index above
+// after) starts anywhere in it (after == noIndex: only the nonzero bytes).
+// It stops at the first such frame. Its cost is one read of the range; it
+// allocates at most one chunk and one frame payload (bounded by the range
+// and format.MaxFrameSize).
 //
 // It is what tells a torn tail from corruption: a torn write can leave
-// garbage after the last good record, but never an intact record after it.
+// garbage after the last good record, but never an intact frame after it.
 func scanTail(f vfs.File, path string, from, size int64, after uint64) (tail, error) {
 	t := tail{firstNonzero: -1, endNonzero: from, validAt: -1}
 	if from >= size {
@@ -196,17 +219,23 @@ func scanTail(f vfs.File, path string, from, size int64, after uint64) (tail, er
 	return t, nil
 }
 
-// maybeFrame is a cheap filter: the type is an entry type and the reserved
-// bytes are zero.
+// maybeFrame is a cheap filter: the type is an entry, seal or close type
+// and the reserved bytes are zero.
 func maybeFrame(h []byte) bool {
-	return isEntryType(format.FrameType(h[12])) && h[13]|h[14]|h[15] == 0
+	t := format.FrameType(h[12])
+	return (isEntryType(t) || t == format.FrameWALSeal || t == format.FrameWALClose) && h[13]|h[14]|h[15] == 0
 }
 
-// intactAt reports whether an intact record frame with header hdr starts at
-// off: its index and its size, or a size of 0 if not.
+// intactAt reports whether an intact frame with header hdr (one maybeFrame
+// passed) starts at off: the index it vouches for and its size, or a size
+// of 0 if not.
 func intactAt(f vfs.File, path string, hdr []byte, off, size int64, payload *[]byte) (uint64, int64, error) {
 	n := int64(binary.LittleEndian.Uint32(hdr[8:]))
-	if n < recordHeaderSize || n > format.MaxFrameSize || off+format.FrameHeaderSize+n > size {
+	minLen := int64(recordHeaderSize)
+	if !isEntryType(format.FrameType(hdr[12])) {
+		minLen = 8
+	}
+	if n < minLen || n > format.MaxFrameSize || off+format.FrameHeaderSize+n > size {
 		return 0, 0, nil
 	}
 	if int64(cap(*payload)) < n {
@@ -219,5 +248,5 @@ func intactAt(f vfs.File, path string, hdr []byte, off, size int64, payload *[]b
 	if !format.VerifyFrame(hdr, p) {
 		return 0, 0, nil
 	}
-	return binary.LittleEndian.Uint64(p), format.FrameHeaderSize + n, nil
+	return coveredIndex(format.FrameType(hdr[12]), binary.LittleEndian.Uint64(p)), format.FrameHeaderSize + n, nil
 }

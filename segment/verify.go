@@ -15,7 +15,8 @@ const (
 	TornTail                          // the newest segment ends mid-record
 	Gap                               // indexes are not contiguous between segments
 	ChainBreak                        // a header does not link to its predecessor
-	Garbage                           // nonzero bytes after the end of data of a sealed segment
+	Garbage                           // nonzero bytes after the end of data of an older segment
+	Truncated                         // the newest segment is shorter than it was preallocated
 )
 
 // String returns the kind's name as reports print it ("torn-tail").
@@ -31,6 +32,8 @@ func (k ProblemKind) String() string {
 		return "chain-break"
 	case Garbage:
 		return "garbage"
+	case Truncated:
+		return "truncated"
 	}
 	return "problem"
 }
@@ -64,6 +67,9 @@ type Report struct {
 	LastIndex  uint64        // last good index of the newest segment
 	Records    int64         // good records read
 	Problems   []Problem     // every problem, in log order; empty when the log is sound
+	// Closed reports that the newest segment ends with the record a clean
+	// shutdown writes: nothing was being written when the log stopped.
+	Closed bool
 }
 
 // OK reports whether Verify found no problem.
@@ -72,9 +78,11 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 // Verify reads every segment in dir and reports every problem, each with its
 // file and offset: damaged headers and frames, wrong records, gaps and
 // header chain breaks between segments, nonzero bytes after the end of data,
-// and a torn tail of the newest segment (TornTail, distinct from
-// Corruption). It opens files read-only and never modifies a byte. The error
-// is for failures to read, never for damage.
+// an older segment without its seal record, a newest segment that is sealed
+// (its successor is missing) or shorter than its preallocation
+// (Truncated), and a torn tail of the newest segment (TornTail, distinct
+// from Corruption). It opens files read-only and never modifies a byte. The
+// error is for failures to read, never for damage.
 func Verify(fsys vfs.FS, dir string, opts VerifyOptions) (*Report, error) {
 	res, err := analyzeLog(fsys, dir, opts.Progress)
 	if err != nil {
@@ -89,6 +97,7 @@ func Verify(fsys vfs.FS, dir string, opts VerifyOptions) (*Report, error) {
 		rep.LastIndex = r.info.LastIndex
 		rep.Records += r.info.Records
 		rep.Problems = append(rep.Problems, r.problems...)
+		rep.Closed = r.closed
 	}
 	return rep, nil
 }

@@ -62,6 +62,8 @@ func (s *Server) commitError(w http.ResponseWriter, r *http.Request, err error) 
 		writeErrorBody(w, http.StatusConflict, api.ErrorBody{Error: ce.Error(), Op: &ce.Op, Key: ce.Key, Reason: ce.Reason})
 	case errors.Is(err, store.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, store.ErrNoSpace):
+		writeError(w, http.StatusInsufficientStorage, err.Error())
 	case errors.Is(err, store.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, "the store is shutting down")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -228,7 +228,7 @@ func (s *Store) stageAndLog(txn *Txn, st *staging) (uint64, *segment.Pending, *l
 	rec := format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(st.effects)), st.effects)
 	p, err := s.log.Enqueue(format.FrameWALTxn, rec)
 	if err != nil {
-		return 0, nil, nil, s.fail(err)
+		return 0, nil, nil, s.enqueueError(err)
 	}
 	return p.Index(), p, s.install(st, p.Index()), nil
 }
@@ -241,6 +241,18 @@ func (s *Store) seen(shards []int) uint64 {
 		idx = max(idx, s.lastIdx[sh])
 	}
 	return idx
+}
+
+// enqueueError is what a refused Enqueue means for the store. Only a failed
+// log (a write or fsync error) fails the store; any other refusal, such as
+// segment.ErrNoSpace (no room to prepare the next segment), assigned no
+// index and wrote nothing, so the store goes on: readers keep reading, and
+// commits succeed again once the log takes records.
+func (s *Store) enqueueError(err error) error {
+	if errors.Is(err, segment.ErrFailed) {
+		return s.fail(err)
+	}
+	return fmt.Errorf("kvtool/store: %w", err)
 }
 
 // install makes a logged transaction's staged shard versions the shards'

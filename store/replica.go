@@ -127,7 +127,7 @@ func (s *Store) logReplicated(ctx context.Context, e segment.Entry) (*segment.Pe
 	}
 	p, err := s.log.Enqueue(e.Type, e.Data)
 	if err != nil {
-		return nil, nil, s.fail(err)
+		return nil, nil, s.enqueueError(err)
 	}
 	if p.Index() != e.Index {
 		return nil, nil, s.fail(fmt.Errorf("replicated entry %d was logged at index %d", e.Index, p.Index()))

@@ -31,6 +31,10 @@ var (
 	// ErrNoDataDir is returned (wrapped) by Open with Create unset when the
 	// directory is not an initialised data directory.
 	ErrNoDataDir = errors.New("kvtool/store: not a kvtool data directory")
+	// ErrNoSpace is returned (wrapped) by commits while the disk has no room
+	// for the WAL's next segment. Nothing was logged or changed; the store
+	// keeps serving reads and takes commits again once there is space.
+	ErrNoSpace = segment.ErrNoSpace
 )
 
 // Options configure Open.

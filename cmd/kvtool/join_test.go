@@ -27,7 +27,7 @@ func TestServeJoinStopsOnPermanentError(t *testing.T) {
 		want       string
 	}{
 		{"wrong secret", xaddr, []string{"--secret-file", secret}, "secrets differ"},
-		{"not a transfer listener", s.addr, nil, "does not speak the kvtool transfer protocol"},
+		{"not a transfer listener", s.addr, nil, "--join needs the source's --transfer-listen address"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "replica")

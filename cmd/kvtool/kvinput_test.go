@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -93,7 +94,14 @@ func TestQuietAndJSONResults(t *testing.T) {
 			if out, _ := kvMust(t, exitOK, "", a("put", "--quiet", "k", "v")...); out != "1\n" {
 				t.Errorf("put --quiet printed %q, want the index alone", out)
 			}
-			if out, _ := kvMust(t, exitOK, "", a("put", "--quiet", "--json", "k", "w")...); out != "{\n  \"index\": 2\n}\n" {
+			// --json is the whole result, --quiet or not: the index and the
+			// store it went to.
+			var res struct {
+				Index   uint64 `json:"index"`
+				DataDir string `json:"data_dir"`
+				Addr    string `json:"addr"`
+			}
+			if out, _ := kvMust(t, exitOK, "", a("put", "--quiet", "--json", "k", "w")...); json.Unmarshal([]byte(out), &res) != nil || res.Index != 2 || res.DataDir == "" && res.Addr == "" {
 				t.Errorf("put --quiet --json printed %q", out)
 			}
 			if out, _ := kvMust(t, exitOK, "", a("del", "nope")...); out != "absent, nothing changed (applied index 2)\n" {

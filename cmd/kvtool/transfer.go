@@ -1223,7 +1223,7 @@ func serveJoin(cCtx *cli.Context, e env, o serveOptions, ts *transferServe) erro
 	var wp *wrongPeerError
 	switch {
 	case errors.As(joinErr, &wp):
-		return failed(joinErr, "start the source with --transfer-listen HOST:PORT and give that address to --join")
+		return failed(joinErr, "retrying cannot help: start the source with --transfer-listen HOST:PORT and give that address to --join")
 	case joinErr != nil:
 		return failed(joinErr, "retrying cannot help: check the secret, the --join address (a --transfer-listen port) and the data directory, then start the node again")
 	case runErr != nil:

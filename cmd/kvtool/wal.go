@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -596,8 +597,10 @@ it found any problem, a torn tail included.
 
 A torn tail is a record cut short at the end of the newest segment, left by a
 crash during a write; kvtool wal repair cuts it. Other kinds (corruption,
-gap, chain-break, foreign, garbage, unknown-file) mean the files were damaged
-or changed by something other than kvtool.
+gap, chain-break, truncated, foreign, garbage, unknown-file) mean the files
+were damaged or changed by something other than kvtool: a record whose bytes
+are all there but whose checksum fails, a newest segment that was deleted
+(the segment before it is sealed and names it: a gap) or truncated.
 
 Reads only; changes nothing.
 
@@ -806,6 +809,7 @@ type cutJSON struct {
 	QuarantinePath string `json:"quarantine_path"`
 	FirstLostIndex uint64 `json:"first_lost_index"`
 	LastLostIndex  uint64 `json:"last_lost_index"`
+	MissingFrom    uint64 `json:"missing_from,omitempty"` // entries from here on were gone before the repair
 	WholeFile      bool   `json:"whole_file"`
 }
 
@@ -867,7 +871,7 @@ func toRepairJSON(dir string, res *segment.RepairResult, refused bool) repairJSO
 	for _, c := range res.Cuts {
 		out.Cuts = append(out.Cuts, cutJSON{Path: c.Path, Offset: c.Offset, Bytes: c.Bytes, Kind: c.Kind.String(),
 			Reason: c.Reason, QuarantinePath: c.QuarantinePath, FirstLostIndex: c.FirstLostIndex,
-			LastLostIndex: c.LastLostIndex, WholeFile: c.WholeFile})
+			LastLostIndex: c.LastLostIndex, MissingFrom: c.MissingFrom, WholeFile: c.WholeFile})
 	}
 	return out
 }
@@ -892,21 +896,55 @@ func printRepair(p *printer, dir string, res *segment.RepairResult) error {
 		return err
 	}
 	if res.DryRun {
-		p.Notef("dry run: would cut %s; nothing was changed", plural(len(res.Cuts), "range"))
+		p.Notef("dry run: would cut %s; nothing was changed; %s", plural(len(res.Cuts), "range"), lostSummary(res, "would leave"))
 	} else {
-		p.Notef("cut %s; the log now ends at index %d", plural(len(res.Cuts), "range"), res.LastIndex)
+		p.Notef("cut %s; the log now ends at index %d; %s", plural(len(res.Cuts), "range"), res.LastIndex, lostSummary(res, "left"))
 	}
 	return nil
 }
 
+// lostSummary says which indexes the cuts take out of the log, all of
+// them (the cuts' ranges run on from one to the next), and from which
+// index entries were already missing.
+func lostSummary(res *segment.RepairResult, verb string) string {
+	var first, last, missing uint64
+	for _, c := range res.Cuts {
+		if c.FirstLostIndex != 0 {
+			first = cmp.Or(first, c.FirstLostIndex)
+			last = c.LastLostIndex
+		}
+		missing = cmp.Or(missing, c.MissingFrom)
+	}
+	s := "no whole record " + verb + " the log"
+	if first != 0 {
+		s = fmt.Sprintf("%s %s the log (their bytes are kept in the quarantine files)", indexesText(first, last), verb)
+	}
+	if missing != 0 {
+		s += fmt.Sprintf("; entries from index %d on were already missing, and no file says how many", missing)
+	}
+	return s
+}
+
+func indexesText(first, last uint64) string {
+	if first == last {
+		return "index " + strconv.FormatUint(first, 10)
+	}
+	return fmt.Sprintf("indexes %d to %d", first, last)
+}
+
 func lostText(c segment.Cut) string {
+	s := "none (no whole record)"
 	switch {
 	case c.FirstLostIndex == 0:
-		return "none (no whole record)"
 	case c.LastLostIndex == c.FirstLostIndex:
-		return strconv.FormatUint(c.FirstLostIndex, 10)
+		s = strconv.FormatUint(c.FirstLostIndex, 10)
+	default:
+		s = fmt.Sprintf("%d to %d", c.FirstLostIndex, c.LastLostIndex)
 	}
-	return fmt.Sprintf("%d to %d", c.FirstLostIndex, c.LastLostIndex)
+	if c.MissingFrom != 0 {
+		s += fmt.Sprintf("; %d and later already missing", c.MissingFrom)
+	}
+	return s
 }
 
 // ---- wal rotate ----

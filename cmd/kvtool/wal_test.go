@@ -56,6 +56,22 @@ func segments(t *testing.T, data string) []segment.SegmentInfo {
 }
 
 // flipByte flips the bits of the byte at off in path.
+// tearTail leaves the newest segment seg as a crash during its last write
+// does: the file keeps its preallocated size, the clean-shutdown record
+// (the last 24 bytes of data) is gone and the last record lacks its last 5
+// bytes.
+func tearTail(t *testing.T, seg segment.SegmentInfo) {
+	t.Helper()
+	f, err := os.OpenFile(seg.Path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, 24+5), seg.Size-24-5); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func flipByte(t *testing.T, path string, off int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -420,16 +436,14 @@ func TestWALVerifyCorruption(t *testing.T) {
 	}
 }
 
-// TestWALTornTail cuts the newest segment short in its last record: verify
+// TestWALTornTail tears the newest segment's last record: verify
 // exits 3 with a repair hint, repair --dry-run changes nothing, repair cuts
 // the tail into a quarantine file, and verify is clean again.
 func TestWALTornTail(t *testing.T) {
 	data := newTestLog(t)
 	segs := segments(t, data)
 	newest := segs[len(segs)-1]
-	if err := os.Truncate(newest.Path, newest.Size-5); err != nil {
-		t.Fatal(err)
-	}
+	tearTail(t, newest)
 
 	before := dirtest.Snapshot(t, data)
 	stdout, stderr, code := run(t, "--data", data, "wal", "verify")
@@ -560,7 +574,7 @@ func TestWALRotateTornTail(t *testing.T) {
 	data := newTestLog(t)
 	segs := segments(t, data)
 	newest := segs[len(segs)-1]
-	os.Truncate(newest.Path, newest.Size-5)
+	tearTail(t, newest)
 	stdout, stderr, code := run(t, "--data", data, "wal", "rotate")
 	mustCode(t, code, exitDamage, stdout, stderr)
 	if !strings.Contains(stderr, "kvtool: hint: run `kvtool --data "+data+" wal repair`") {
@@ -574,7 +588,7 @@ func TestWALLocked(t *testing.T) {
 	data := newTestLog(t)
 	segs := segments(t, data)
 	newest := segs[len(segs)-1]
-	os.Truncate(newest.Path, newest.Size-5)
+	tearTail(t, newest)
 	lock, err := vfs.Default.Lock(filepath.Join(data, format.LockName))
 	if err != nil {
 		t.Fatal(err)
