@@ -638,11 +638,14 @@ func (s *sender) progressWith(phase string, c format.XferCredit, force bool) {
 		return
 	}
 	s.lastProg = time.Now()
+	s.mu.Lock()
+	applied := s.res.Applied // the reader sets it on the done frame
+	s.mu.Unlock()
 	s.opts.Progress(Progress{
 		Phase: phase, Peer: s.peer, Snapshot: s.sess.Snapshot.String(), Resumed: s.res.ResumeFrom > 0,
 		Chunks: s.sess.ChunkCount, ChunksDone: min(c.FirstMissing, s.sess.ChunkCount), Bytes: int64(s.sess.TotalSize),
 		BytesDone: int64(min(c.FirstMissing*uint64(s.sess.ChunkSize), s.sess.TotalSize)), BytesSent: s.res.ChunkBytes,
-		TailIndex: s.lastTail, AppliedIndex: max(c.Applied, s.res.Applied),
+		TailIndex: s.lastTail, AppliedIndex: max(c.Applied, applied),
 	})
 }
 
