@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kvtool/kvtool/api"
 )
 
 // Client talks to one kvtool server.
@@ -120,10 +122,10 @@ func (c *Client) Delete(ctx context.Context, key string) (uint64, error) {
 
 // Txn commits a transaction and returns its index once durable. A failed
 // check is a *CheckFailedError.
-func (c *Client) Txn(ctx context.Context, ops ...Op) (uint64, error) {
-	body, err := json.Marshal(TxnRequest{Ops: ops})
+func (c *Client) Txn(ctx context.Context, ops ...api.Op) (uint64, error) {
+	body, err := json.Marshal(api.Txn{Ops: ops})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("kvtool/client: encode the transaction: %w", err)
 	}
 	return c.TxnJSON(ctx, bytes.NewReader(body))
 }
@@ -135,25 +137,25 @@ func (c *Client) TxnJSON(ctx context.Context, body io.Reader) (uint64, error) {
 }
 
 // Status returns the server's status.
-func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var st Status
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var st api.Status
 	return &st, c.getJSON(ctx, "/v1/status", &st)
 }
 
 // Hash returns the state hash and applied index of one snapshot.
-func (c *Client) Hash(ctx context.Context) (*HashResult, error) {
-	var h HashResult
+func (c *Client) Hash(ctx context.Context) (*api.HashResult, error) {
+	var h api.HashResult
 	return &h, c.getJSON(ctx, "/v1/hash", &h)
 }
 
 // Rotate seals the active WAL segment and returns the new one.
-func (c *Client) Rotate(ctx context.Context) (*RotateResult, error) {
-	var r RotateResult
+func (c *Client) Rotate(ctx context.Context) (*api.RotateResult, error) {
+	var r api.RotateResult
 	return &r, c.doJSON(ctx, http.MethodPost, "/v1/admin/rotate", nil, "", &r)
 }
 
 func (c *Client) index(ctx context.Context, method, path string, body io.Reader, ctype string) (uint64, error) {
-	var r IndexResult
+	var r api.IndexResult
 	if err := c.doJSON(ctx, method, path, body, ctype, &r); err != nil {
 		return 0, err
 	}
@@ -215,7 +217,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 	if err != nil {
 		return nil, c.transportErr(err)
 	}
-	if !IsKvtool(resp.Header) {
+	if !api.IsKvtool(resp.Header) {
 		defer drain(resp)
 		return nil, c.notKvtool(resp)
 	}
@@ -225,7 +227,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 // notKvtool describes the answer of something that is not a kvtool server.
 func (c *Client) notKvtool(resp *http.Response) error {
 	what := "it answered " + resp.Status
-	if s := resp.Header.Get(ServerHeader); s != "" {
+	if s := resp.Header.Get(api.ServerHeader); s != "" {
 		what += ", Server: " + s
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
@@ -305,7 +307,7 @@ func checkStatus(resp *http.Response) error {
 		return nil
 	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var eb ErrorBody
+	var eb api.ErrorBody
 	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
 		eb.Error = strings.TrimSpace(string(raw))
 		if eb.Error == "" {
@@ -326,6 +328,6 @@ func drain(resp *http.Response) {
 }
 
 func indexOf(resp *http.Response) uint64 {
-	n, _ := strconv.ParseUint(resp.Header.Get(IndexHeader), 10, 64)
+	n, _ := strconv.ParseUint(resp.Header.Get(api.IndexHeader), 10, 64)
 	return n
 }

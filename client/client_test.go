@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
@@ -39,8 +40,8 @@ func TestClientOperations(t *testing.T) {
 	if err != nil || string(val) != "1" || gidx != 1 {
 		t.Fatalf("get: %q %d %v", val, gidx, err)
 	}
-	if idx, err = c.Txn(ctx, client.AddOp("a/b", 5), client.PutOp("c", "x"), client.CheckEqualsOp("a/b", "6"),
-		client.CheckExistsOp("c", true), client.CheckMinOp("a/b", 6)); err != nil || idx != 2 {
+	if idx, err = c.Txn(ctx, api.AddOp("a/b", 5), api.PutOp("c", "x"), api.CheckEqualsOp("a/b", "6"),
+		api.CheckExistsOp("c", true), api.CheckMinOp("a/b", 6)); err != nil || idx != 2 {
 		t.Fatalf("txn: %d, %v", idx, err)
 	}
 	if idx, err = c.TxnJSON(ctx, strings.NewReader(`{"ops":[{"op":"del","key":"c"}]}`)); err != nil || idx != 3 {
@@ -73,7 +74,7 @@ func TestClientErrors(t *testing.T) {
 	if !errors.As(err, &e) || e.Status != http.StatusBadRequest || !strings.Contains(e.Message, "empty key") {
 		t.Fatalf("empty key: %v, want *Error 400", err)
 	}
-	_, err = c.Txn(ctx, client.CheckExistsOp("nope", true))
+	_, err = c.Txn(ctx, api.CheckExistsOp("nope", true))
 	var cfe *client.CheckFailedError
 	if !errors.As(err, &cfe) || cfe.Op != 0 || cfe.Key != "nope" || cfe.Reason != "key does not exist" {
 		t.Fatalf("failed check: %#v", err)
@@ -182,7 +183,7 @@ func TestServerIdentifies(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if !client.IsKvtool(resp.Header) {
+		if !api.IsKvtool(resp.Header) {
 			t.Errorf("%s: Server header %q", path, resp.Header.Get("Server"))
 		}
 	}
@@ -190,15 +191,15 @@ func TestServerIdentifies(t *testing.T) {
 
 func TestScanAllPages(t *testing.T) {
 	c := newServer(t)
-	var ops []client.Op
+	var ops []api.Op
 	for i := range 2500 {
-		ops = append(ops, client.PutOp(strings.Repeat("k", 1+i%3)+string(rune('a'+i%26))+string(rune(0x100+i)), "v"))
+		ops = append(ops, api.PutOp(strings.Repeat("k", 1+i%3)+string(rune('a'+i%26))+string(rune(0x100+i)), "v"))
 	}
 	if _, err := c.Txn(t.Context(), ops...); err != nil {
 		t.Fatal(err)
 	}
 	var keys []string
-	if err := c.Scan(t.Context(), client.ScanOptions{}, func(p client.Pair) bool {
+	if err := c.Scan(t.Context(), client.ScanOptions{}, func(p api.Pair) bool {
 		keys = append(keys, p.Key)
 		return true
 	}); err != nil {
@@ -213,12 +214,12 @@ func TestScanAllPages(t *testing.T) {
 		}
 	}
 	n := 0
-	c.Scan(t.Context(), client.ScanOptions{Limit: 1500}, func(client.Pair) bool { n++; return true })
+	c.Scan(t.Context(), client.ScanOptions{Limit: 1500}, func(api.Pair) bool { n++; return true })
 	if n != 1500 {
 		t.Fatalf("limit 1500: %d", n)
 	}
 	n = 0
-	c.Scan(t.Context(), client.ScanOptions{}, func(client.Pair) bool { n++; return n < 10 })
+	c.Scan(t.Context(), client.ScanOptions{}, func(api.Pair) bool { n++; return n < 10 })
 	if n != 10 {
 		t.Fatalf("stop early: %d", n)
 	}
@@ -248,11 +249,11 @@ func TestKeyPath(t *testing.T) {
 func TestTxnBytesNotText(t *testing.T) {
 	c := newServer(t)
 	ctx := t.Context()
-	if _, err := c.Txn(ctx, client.PutOp("k\xff", "one\xfe"), client.PutOp("k\xfe", "two"), client.PutOp("k\uFFFD", "three")); err != nil {
+	if _, err := c.Txn(ctx, api.PutOp("k\xff", "one\xfe"), api.PutOp("k\xfe", "two"), api.PutOp("k\uFFFD", "three")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Txn(ctx, client.CheckEqualsOp("k\xff", "one\xfe"), client.CheckExistsOp("k\xfe", true),
-		client.AddOp("n\xff", 2), client.CheckMinOp("n\xff", 2), client.DelOp("k\uFFFD")); err != nil {
+	if _, err := c.Txn(ctx, api.CheckEqualsOp("k\xff", "one\xfe"), api.CheckExistsOp("k\xfe", true),
+		api.AddOp("n\xff", 2), api.CheckMinOp("n\xff", 2), api.DelOp("k\uFFFD")); err != nil {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]string{"k\xff": "one\xfe", "k\xfe": "two", "n\xff": "2"} {

@@ -1,7 +1,6 @@
 // Package client is the Go client of the HTTP API that `kvtool serve`
-// exposes (package server), and the home of that API's wire types: the JSON
-// bodies both sides encode and decode, so that the contract is written down
-// once.
+// exposes (package server). The JSON bodies both sides encode and decode
+// are package api's types, so the contract is written down once.
 //
 // # The API
 //
@@ -16,16 +15,16 @@
 //	POST   /v1/admin/rotate  seal the active WAL segment
 //	GET    /metrics          Prometheus text format
 //
-// Every answer carries "Server: kvtool/v1" (ServerID); an answer without it
+// Every answer carries "Server: kvtool/v1" (api.ServerID); an answer without it
 // comes from another program at the address, and is a *NotKvtoolError
 // (errors.Is ErrNotKvtool), never taken for a kvtool answer. Every error
 // answer is {"error": "..."}; a Client turns it into an *Error carrying the
 // HTTP status, or a *CheckFailedError for a 409. Nothing answering at all
 // wraps ErrNoServer. Keys travel
-// percent-encoded in the path (EscapeKey), so any byte string is a key.
+// percent-encoded in the path (KeyPath), so any byte string is a key.
 //
-// Only stdlib is imported: a program that talks to a server does not link
-// the store.
+// Only stdlib and package api are imported: a program that talks to a
+// server does not link the store.
 //
 // # Concurrency
 //

@@ -10,14 +10,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/kvtool/kvtool/api"
 )
-
-// MoreHeader is set to "true" on a scan answer that stopped before the end
-// of the requested range (at the limit or at the server's byte budget).
-const MoreHeader = "X-Kvtool-More"
-
-// JSONLinesType is the content type of a streamed scan (?format=jsonl).
-const JSONLinesType = "application/x-ndjson"
 
 // ScanOptions select a key range, as store.ScanOptions. Empty fields do not
 // restrict; Limit 0 means every key in the range.
@@ -38,7 +33,7 @@ const PageSize = 1000
 // grow with the range. From a server that cannot stream it fetches pages of
 // at most PageSize pairs instead: each page is read from one snapshot, but
 // a scan of several pages may see writes made between them.
-func (c *Client) Scan(ctx context.Context, o ScanOptions, fn func(Pair) bool) error {
+func (c *Client) Scan(ctx context.Context, o ScanOptions, fn func(api.Pair) bool) error {
 	err := c.scanLines(ctx, o, fn)
 	if !errors.Is(err, errNoStream) {
 		return err
@@ -64,7 +59,7 @@ func scanQuery(o ScanOptions, limit int, format string) string {
 }
 
 // scanLines streams the range as JSON lines.
-func (c *Client) scanLines(ctx context.Context, o ScanOptions, fn func(Pair) bool) error {
+func (c *Client) scanLines(ctx context.Context, o ScanOptions, fn func(api.Pair) bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // fn may stop early: do not read the rest
 	resp, err := c.do(ctx, http.MethodGet, "/v1/scan?"+scanQuery(o, o.Limit, "jsonl"), nil, "")
@@ -81,7 +76,7 @@ func (c *Client) scanLines(ctx context.Context, o ScanOptions, fn func(Pair) boo
 	}
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var p Pair
+		var p api.Pair
 		err := dec.Decode(&p)
 		if err == io.EOF {
 			return nil
@@ -96,7 +91,7 @@ func (c *Client) scanLines(ctx context.Context, o ScanOptions, fn func(Pair) boo
 }
 
 // scanPages fetches the range page by page.
-func (c *Client) scanPages(ctx context.Context, o ScanOptions, fn func(Pair) bool) error {
+func (c *Client) scanPages(ctx context.Context, o ScanOptions, fn func(api.Pair) bool) error {
 	for n := 0; o.Limit <= 0 || n < o.Limit; {
 		want := PageSize
 		if o.Limit > 0 {
@@ -122,7 +117,7 @@ func (c *Client) scanPages(ctx context.Context, o ScanOptions, fn func(Pair) boo
 
 // scanPage fetches one page of at most limit pairs, and whether the range
 // holds more after it.
-func (c *Client) scanPage(ctx context.Context, o ScanOptions, limit int) ([]Pair, bool, error) {
+func (c *Client) scanPage(ctx context.Context, o ScanOptions, limit int) ([]api.Pair, bool, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/scan?"+scanQuery(o, limit, ""), nil, "")
 	if err != nil {
 		return nil, false, err
@@ -131,9 +126,9 @@ func (c *Client) scanPage(ctx context.Context, o ScanOptions, limit int) ([]Pair
 	if err := checkStatus(resp); err != nil {
 		return nil, false, err
 	}
-	var page []Pair
+	var page []api.Pair
 	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
 		return nil, false, fmt.Errorf("%s: decode a scan page: %w", c.addr, c.transportErr(err))
 	}
-	return page, resp.Header.Get(MoreHeader) == "true", nil
+	return page, resp.Header.Get(api.MoreHeader) == "true", nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
 )
 
@@ -20,21 +21,21 @@ func TestScanFallsBackToPages(t *testing.T) {
 	requests := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests++
-		w.Header().Set(client.ServerHeader, client.ServerID) // an older kvtool server
+		w.Header().Set(api.ServerHeader, api.ServerID) // an older kvtool server
 		q := r.URL.Query()
 		if q.Has("format") {
 			w.WriteHeader(http.StatusBadRequest)
-			json.NewEncoder(w).Encode(client.ErrorBody{Error: `unknown scan parameter "format" (want prefix, start, end, limit)`})
+			json.NewEncoder(w).Encode(api.ErrorBody{Error: `unknown scan parameter "format" (want prefix, start, end, limit)`})
 			return
 		}
-		var page []client.Pair
+		var page []api.Pair
 		for _, k := range keys {
 			if k >= q.Get("start") && len(page) < client.PageSize {
-				page = append(page, client.Pair{Key: k, Value: []byte("v")})
+				page = append(page, api.Pair{Key: k, Value: []byte("v")})
 			}
 		}
 		if len(page) > 0 && page[len(page)-1].Key != keys[len(keys)-1] {
-			w.Header().Set(client.MoreHeader, "true")
+			w.Header().Set(api.MoreHeader, "true")
 		}
 		json.NewEncoder(w).Encode(page)
 	}))
@@ -42,7 +43,7 @@ func TestScanFallsBackToPages(t *testing.T) {
 	c := client.New(srv.Listener.Addr().String())
 	defer c.Close()
 	n := 0
-	if err := c.Scan(t.Context(), client.ScanOptions{}, func(p client.Pair) bool {
+	if err := c.Scan(t.Context(), client.ScanOptions{}, func(p api.Pair) bool {
 		if p.Key != keys[n] {
 			t.Fatalf("pair %d: %q, want %q", n, p.Key, keys[n])
 		}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/checkpoint"
-	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/delta"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/segment"
@@ -81,24 +81,24 @@ func maintenanceError(w http.ResponseWriter, what string, err error) {
 // CheckpointResult describes a checkpoint as POST /v1/admin/checkpoint does,
 // so that a command working on a store it opened itself prints the same
 // JSON.
-func CheckpointResult(i checkpoint.Info) *client.CheckpointResult {
-	return &client.CheckpointResult{
+func CheckpointResult(i checkpoint.Info) *api.CheckpointResult {
+	return &api.CheckpointResult{
 		Name: i.Name, Path: i.Path, Index: i.Meta.Index, Term: i.Meta.Term, Keys: i.Keys, Blocks: i.Blocks,
 		Size: i.Size, StateHash: format.FormatStateHash(i.StateHash), Checksum: hex16(i.Checksum),
 	}
 }
 
 // DeltaResult describes a delta as POST /v1/admin/delta does.
-func DeltaResult(i delta.Info) *client.DeltaResult {
-	return &client.DeltaResult{
+func DeltaResult(i delta.Info) *api.DeltaResult {
+	return &api.DeltaResult{
 		Name: i.Name, Path: i.Path, FromIndex: i.Meta.From, ToIndex: i.Meta.To, Term: i.Meta.Term, Parent: i.Meta.Parent,
 		Keys: i.Keys(), Puts: i.Puts, Tombstones: i.Tombstones, Blocks: i.Blocks, Size: i.Size, Checksum: hex16(i.Checksum),
 	}
 }
 
 // CompactResult describes a compaction as POST /v1/admin/compact does.
-func CompactResult(r store.CompactResult) *client.CompactResult {
-	out := &client.CompactResult{WALFirstIndex: r.WALFirstIndex,
+func CompactResult(r store.CompactResult) *api.CompactResult {
+	out := &api.CompactResult{WALFirstIndex: r.WALFirstIndex,
 		DroppedSegments: nonNil(r.DroppedSegments), RemovedFiles: nonNil(r.RemovedFiles)}
 	if r.Checkpoint.Name != "" {
 		out.Checkpoint = CheckpointResult(r.Checkpoint)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
@@ -95,11 +96,11 @@ func txnJSON(ops string) []byte { return []byte(`{"ops":[` + ops + `]}`) }
 // bigTxn is a transaction of n puts of values just under the value limit.
 func bigTxn(n int) []byte {
 	val := strings.Repeat("v", format.MaxValueSize-1)
-	var ops []client.Op
+	var ops []api.Op
 	for i := range n {
-		ops = append(ops, client.PutOp(fmt.Sprint("k", i), val))
+		ops = append(ops, api.PutOp(fmt.Sprint("k", i), val))
 	}
-	b, _ := json.Marshal(client.TxnRequest{Ops: ops})
+	b, _ := json.Marshal(api.Txn{Ops: ops})
 	return b
 }
 

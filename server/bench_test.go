@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
@@ -51,9 +52,9 @@ func openBenchServer(b *testing.B) *client.Client {
 	srv := httptest.NewServer(server.New(st, server.Options{}))
 	c := client.New(srv.Listener.Addr().String())
 	b.Cleanup(func() { c.Close(); srv.Close(); st.Close() })
-	ops := make([]client.Op, benchAccounts)
+	ops := make([]api.Op, benchAccounts)
 	for i := range ops {
-		ops[i] = client.PutOp(benchAcct(i), "1000000")
+		ops[i] = api.PutOp(benchAcct(i), "1000000")
 	}
 	if _, err := c.Txn(context.Background(), ops...); err != nil {
 		b.Fatal(err)
@@ -65,12 +66,12 @@ func benchAcct(i int) string { return fmt.Sprintf("acct:%05d", i) }
 
 // randomTransfer moves 1 between two random accounts (on two shards, almost
 // always) with the non-negative check.
-func randomTransfer(rng *rand.Rand) []client.Op {
+func randomTransfer(rng *rand.Rand) []api.Op {
 	a, c := rng.IntN(benchAccounts), rng.IntN(benchAccounts-1)
 	if c >= a {
 		c++
 	}
-	return []client.Op{client.AddOp(benchAcct(a), -1), client.AddOp(benchAcct(c), 1), client.CheckMinOp(benchAcct(a), 0)}
+	return []api.Op{api.AddOp(benchAcct(a), -1), api.AddOp(benchAcct(c), 1), api.CheckMinOp(benchAcct(a), 0)}
 }
 
 // BenchmarkHTTP measures durable single-key puts of 100-byte values and

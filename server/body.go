@@ -12,7 +12,7 @@ import (
 // at once: a body is charged before it is read (its declared length) or as
 // it is read (a chunked one), and given back when its request is answered.
 // The transaction decoder keeps what a request holds within a small
-// multiple of its body (store.ParseTxnJSON), so this bounds the memory of
+// multiple of its body (api.ParseTxnJSON), so this bounds the memory of
 // requests in flight.
 type inflight struct {
 	mu   sync.Mutex

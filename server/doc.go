@@ -15,7 +15,7 @@
 //	POST   /v1/admin/rotate  seal the active WAL segment
 //	GET    /metrics          Prometheus text format (the server's own registry)
 //
-// The wire types live in package client. Keys are percent-encoded in the
+// The wire types live in package api. Keys are percent-encoded in the
 // path (client.KeyPath), and a key is everything after /v1/kv/, decoded,
 // exactly as sent: no path cleaning and no redirect ("x/../k" is the key
 // "x/../k", never "k"); no other path is redirected either. Transaction

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
@@ -53,7 +54,7 @@ type answer struct {
 // the test if the body is not one.
 func (a answer) errorMessage(t testing.TB) string {
 	t.Helper()
-	var eb client.ErrorBody
+	var eb api.ErrorBody
 	if err := json.Unmarshal(a.body, &eb); err != nil || eb.Error == "" {
 		t.Fatalf("answer %d is not a JSON error body: %q", a.status, a.body)
 	}

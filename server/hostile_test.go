@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
@@ -145,11 +146,11 @@ func TestTxnBodyMemoryBounded(t *testing.T) {
 	}
 
 	val := strings.Repeat("v", format.MaxValueSize-100)
-	var ops []client.Op
+	var ops []api.Op
 	for i := range store.MaxTxnBytes/format.MaxValueSize - 1 {
-		ops = append(ops, client.PutOp(fmt.Sprint("big", i), val))
+		ops = append(ops, api.PutOp(fmt.Sprint("big", i), val))
 	}
-	big, _ := json.Marshal(client.TxnRequest{Ops: ops})
+	big, _ := json.Marshal(api.Txn{Ops: ops})
 	n = allocated(func() {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/txn", bytes.NewReader(big)))

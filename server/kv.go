@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/store"
 )
@@ -18,7 +18,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	snap := s.st.Snapshot()
-	w.Header().Set(client.IndexHeader, strconv.FormatUint(snap.Index(), 10))
+	w.Header().Set(api.IndexHeader, strconv.FormatUint(snap.Index(), 10))
 	val, ok := snap.Get(key)
 	if !ok {
 		writeError(w, http.StatusNotFound, "key not found")

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/api"
 )
 
 // writeJSON writes v as the JSON body of a status answer. A failure to
@@ -15,7 +15,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		body, _ = json.Marshal(client.ErrorBody{Error: "encode answer: " + err.Error()})
+		body, _ = json.Marshal(api.ErrorBody{Error: "encode answer: " + err.Error()})
 	}
 	body = append(body, '\n')
 	h := w.Header()
@@ -27,10 +27,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError answers status with {"error": msg}.
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeErrorBody(w, status, client.ErrorBody{Error: msg})
+	writeErrorBody(w, status, api.ErrorBody{Error: msg})
 }
 
-func writeErrorBody(w http.ResponseWriter, status int, eb client.ErrorBody) {
+func writeErrorBody(w http.ResponseWriter, status int, eb api.ErrorBody) {
 	if rec, ok := w.(*recorder); ok && status >= 500 {
 		rec.errMsg = eb.Error
 	}

@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/api"
 )
 
 // DefaultShutdownTimeout is how long Run lets requests in flight finish.
@@ -51,11 +51,11 @@ func Run(ctx context.Context, ln net.Listener, h http.Handler, opts RunOptions) 
 	return err
 }
 
-// identify marks every answer as a kvtool server's (client.ServerID), so
+// identify marks every answer as a kvtool server's (api.ServerID), so
 // that a client can tell it from another program at the address.
 func identify(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(client.ServerHeader, client.ServerID)
+		w.Header().Set(api.ServerHeader, api.ServerID)
 		h.ServeHTTP(w, r)
 	})
 }

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/store"
 )
 
@@ -25,22 +25,22 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	snap := s.st.Snapshot()
-	w.Header().Set(client.IndexHeader, strconv.FormatUint(snap.Index(), 10))
+	w.Header().Set(api.IndexHeader, strconv.FormatUint(snap.Index(), 10))
 	if lines {
 		s.scanLines(w, r, snap, o)
 		return
 	}
 	pairs, more := s.scanPage(snap, o)
 	if more {
-		w.Header().Set(client.MoreHeader, "true")
+		w.Header().Set(api.MoreHeader, "true")
 	}
 	writeJSON(w, http.StatusOK, pairs)
 }
 
 // scanPage collects at most o.Limit pairs; it asks the snapshot for one
 // more to learn whether the range goes on.
-func (s *Server) scanPage(snap *store.Snapshot, o store.ScanOptions) ([]client.Pair, bool) {
-	pairs := make([]client.Pair, 0, min(o.Limit, 64))
+func (s *Server) scanPage(snap *store.Snapshot, o store.ScanOptions) ([]api.Pair, bool) {
+	pairs := make([]api.Pair, 0, min(o.Limit, 64))
 	size, more := 0, false
 	limit := o.Limit
 	o.Limit++
@@ -49,7 +49,7 @@ func (s *Server) scanPage(snap *store.Snapshot, o store.ScanOptions) ([]client.P
 			more = true
 			return false
 		}
-		pairs = append(pairs, client.Pair{Key: k, Value: v})
+		pairs = append(pairs, api.Pair{Key: k, Value: v})
 		size += len(k) + len(v)
 		return true
 	})
@@ -63,12 +63,12 @@ const scanStreamBuffer = 32 << 10
 // scanLines streams the range as JSON lines. A client that goes away stops
 // it; the end of the chunked body is the end of the range.
 func (s *Server) scanLines(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, o store.ScanOptions) {
-	w.Header().Set("Content-Type", client.JSONLinesType)
+	w.Header().Set("Content-Type", api.JSONLinesType)
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(flushWriter{w}, scanStreamBuffer)
 	enc := json.NewEncoder(bw)
 	snap.Scan(o, func(k string, v []byte) bool {
-		return enc.Encode(client.Pair{Key: k, Value: v}) == nil && r.Context().Err() == nil
+		return enc.Encode(api.Pair{Key: k, Value: v}) == nil && r.Context().Err() == nil
 	})
 	bw.Flush()
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/server"
 )
@@ -29,7 +30,7 @@ func TestScanLines(t *testing.T) {
 		{"?format=jsonl&prefix=zzz", 0},
 	} {
 		a := ts.do(http.MethodGet, "/v1/scan"+c.query, nil)
-		if a.status != http.StatusOK || a.header.Get("Content-Type") != client.JSONLinesType || a.header.Get(client.IndexHeader) != "13" {
+		if a.status != http.StatusOK || a.header.Get("Content-Type") != api.JSONLinesType || a.header.Get(api.IndexHeader) != "13" {
 			t.Fatalf("scan%s: %d %v %q", c.query, a.status, a.header, a.body)
 		}
 		lines := strings.Split(strings.TrimSuffix(string(a.body), "\n"), "\n")
@@ -49,7 +50,7 @@ func TestScanLines(t *testing.T) {
 	}
 	// The client streams the whole range in one request.
 	n := 0
-	if err := ts.c.Scan(t.Context(), client.ScanOptions{Prefix: "k"}, func(client.Pair) bool { n++; return true }); err != nil || n != 12 {
+	if err := ts.c.Scan(t.Context(), client.ScanOptions{Prefix: "k"}, func(api.Pair) bool { n++; return true }); err != nil || n != 12 {
 		t.Errorf("client scan: %d pairs, %v; want 12", n, err)
 	}
 }

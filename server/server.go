@@ -9,7 +9,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/store"
 )
@@ -139,7 +139,7 @@ func methodNotAllowed(methods []string) http.HandlerFunc {
 // ServeHTTP routes the request, counting it and logging it at debug level
 // (5xx answers at error level).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set(client.ServerHeader, client.ServerID)
+	w.Header().Set(api.ServerHeader, api.ServerID)
 	rec := newRecorder(w)
 	s.route(rec, r)
 	s.m.observeRequest(r, rec.status, rec.elapsed())

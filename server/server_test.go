@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/server"
 )
@@ -26,8 +27,8 @@ func TestKVRoundTrip(t *testing.T) {
 		if a.status != http.StatusOK || string(a.body) != val {
 			t.Fatalf("get %q: %d %q, want 200 %q", key, a.status, a.body, val)
 		}
-		if got := a.header.Get(client.IndexHeader); got != strconv.FormatUint(idx, 10) {
-			t.Errorf("get %q: %s = %q, want %d", key, client.IndexHeader, got, idx)
+		if got := a.header.Get(api.IndexHeader); got != strconv.FormatUint(idx, 10) {
+			t.Errorf("get %q: %s = %q, want %d", key, api.IndexHeader, got, idx)
 		}
 		if ct := a.header.Get("Content-Type"); ct != "application/octet-stream" {
 			t.Errorf("get %q: Content-Type %q", key, ct)
@@ -64,11 +65,11 @@ func TestGetAbsentAndDelete(t *testing.T) {
 	if a.status != http.StatusNotFound || a.errorMessage(t) != "key not found" {
 		t.Fatalf("get missing: %d %q", a.status, a.body)
 	}
-	if a.header.Get(client.IndexHeader) != strconv.FormatUint(idx, 10) {
-		t.Errorf("404 carries %s %q, want %d", client.IndexHeader, a.header.Get(client.IndexHeader), idx)
+	if a.header.Get(api.IndexHeader) != strconv.FormatUint(idx, 10) {
+		t.Errorf("404 carries %s %q, want %d", api.IndexHeader, a.header.Get(api.IndexHeader), idx)
 	}
 	a = ts.do(http.MethodDelete, client.KeyPath("k"), nil)
-	var res client.IndexResult
+	var res api.IndexResult
 	decodeJSON(t, a.body, &res)
 	if a.status != http.StatusOK || res.Index != idx+1 {
 		t.Fatalf("delete: %d %q, want 200 index %d", a.status, a.body, idx+1)
@@ -100,7 +101,7 @@ func TestTxn(t *testing.T) {
 		{"op":"add","key":"acct:2","delta":30},
 		{"op":"check","key":"acct:1","min":0},
 		{"op":"check","key":"bin","exists":true}]}`)
-	var res client.IndexResult
+	var res api.IndexResult
 	decodeJSON(t, a.body, &res)
 	if a.status != http.StatusOK || res.Index != 2 {
 		t.Fatalf("transfer: %d %q, want 200 index 2", a.status, a.body)
@@ -124,7 +125,7 @@ func TestTxnCheckFailed(t *testing.T) {
 	if a.status != http.StatusConflict {
 		t.Fatalf("overdraft: %d %q, want 409", a.status, a.body)
 	}
-	var eb client.ErrorBody
+	var eb api.ErrorBody
 	decodeJSON(t, a.body, &eb)
 	if eb.Op == nil || *eb.Op != 2 || eb.Key != "acct:1" || !strings.Contains(eb.Error, "below the minimum") {
 		t.Fatalf("409 body %q: want op 2, key acct:1 and the reason", a.body)
@@ -133,7 +134,7 @@ func TestTxnCheckFailed(t *testing.T) {
 		t.Fatalf("aborted transaction changed the state: %v -> %v", before, after)
 	}
 	// The client turns it into a *CheckFailedError.
-	_, err := ts.c.Txn(t.Context(), client.AddOp("acct:1", -30), client.CheckMinOp("acct:1", 0))
+	_, err := ts.c.Txn(t.Context(), api.AddOp("acct:1", -30), api.CheckMinOp("acct:1", 0))
 	var cfe *client.CheckFailedError
 	if !errors.As(err, &cfe) || cfe.Op != 1 || !errors.Is(err, client.ErrCheckFailed) {
 		t.Fatalf("client txn: %v, want *CheckFailedError at op 1", err)
@@ -165,7 +166,7 @@ func TestScan(t *testing.T) {
 		if a.status != http.StatusOK {
 			t.Fatalf("scan%s: %d %q", c.query, a.status, a.body)
 		}
-		var pairs []client.Pair
+		var pairs []api.Pair
 		decodeJSON(t, a.body, &pairs)
 		var keys []string
 		for _, p := range pairs {
@@ -177,11 +178,11 @@ func TestScan(t *testing.T) {
 		if got := strings.Join(keys, " "); got != c.keys {
 			t.Errorf("scan%s: keys %q, want %q", c.query, got, c.keys)
 		}
-		if more := a.header.Get(client.MoreHeader) == "true"; more != c.more {
+		if more := a.header.Get(api.MoreHeader) == "true"; more != c.more {
 			t.Errorf("scan%s: more = %v, want %v", c.query, more, c.more)
 		}
-		if a.header.Get(client.IndexHeader) != "6" {
-			t.Errorf("scan%s: index header %q, want 6", c.query, a.header.Get(client.IndexHeader))
+		if a.header.Get(api.IndexHeader) != "6" {
+			t.Errorf("scan%s: index header %q, want 6", c.query, a.header.Get(api.IndexHeader))
 		}
 	}
 }
@@ -208,18 +209,18 @@ func TestScanPagesByBytes(t *testing.T) {
 		ts.mustPut("k"+strconv.Itoa(i), strings.Repeat("v", 10))
 	}
 	a := ts.do(http.MethodGet, "/v1/scan", nil)
-	var pairs []client.Pair
+	var pairs []api.Pair
 	decodeJSON(t, a.body, &pairs)
-	if len(pairs) != 3 || a.header.Get(client.MoreHeader) != "true" {
-		t.Fatalf("byte-bounded page: %d pairs, more %q; want 3 and true", len(pairs), a.header.Get(client.MoreHeader))
+	if len(pairs) != 3 || a.header.Get(api.MoreHeader) != "true" {
+		t.Fatalf("byte-bounded page: %d pairs, more %q; want 3 and true", len(pairs), a.header.Get(api.MoreHeader))
 	}
 	// The client pages through all of them.
 	var n int
-	if err := ts.c.Scan(t.Context(), client.ScanOptions{}, func(client.Pair) bool { n++; return true }); err != nil || n != 10 {
+	if err := ts.c.Scan(t.Context(), client.ScanOptions{}, func(api.Pair) bool { n++; return true }); err != nil || n != 10 {
 		t.Fatalf("client scan: %d pairs, %v; want 10", n, err)
 	}
 	n = 0
-	if err := ts.c.Scan(t.Context(), client.ScanOptions{Limit: 4}, func(client.Pair) bool { n++; return true }); err != nil || n != 4 {
+	if err := ts.c.Scan(t.Context(), client.ScanOptions{Limit: 4}, func(api.Pair) bool { n++; return true }); err != nil || n != 4 {
 		t.Fatalf("client scan limit 4: %d pairs, %v", n, err)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/segment"
@@ -18,11 +18,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 
 // Status describes st as GET /v1/status does, so that a command working on
 // a store it opened itself can print the same JSON.
-func Status(st *store.Store) *client.Status {
+func Status(st *store.Store) *api.Status {
 	snap := st.Snapshot()
 	man := st.CurrentManifest()
 	log := st.Log()
-	out := &client.Status{
+	out := &api.Status{
 		StoreID:       man.StoreID.String(),
 		DataDir:       st.Dir(),
 		AppliedIndex:  snap.Index(),
@@ -31,15 +31,15 @@ func Status(st *store.Store) *client.Status {
 		Keys:          snap.Len(),
 		WALFirstIndex: log.FirstIndex(),
 		WALLastIndex:  log.LastIndex(),
-		Segments:      []client.SegmentStatus{},
+		Segments:      []api.SegmentStatus{},
 		Checkpoint:    fileStatus(man.Base),
-		Deltas:        []client.FileStatus{},
+		Deltas:        []api.FileStatus{},
 	}
 	if err := st.Err(); err != nil {
 		out.Failed = err.Error()
 	}
 	for _, seg := range log.Segments() {
-		out.Segments = append(out.Segments, client.SegmentStatus{
+		out.Segments = append(out.Segments, api.SegmentStatus{
 			Name: seg.Name, FirstIndex: seg.FirstIndex, LastIndex: seg.LastIndex, Records: seg.Records, Bytes: seg.Size,
 		})
 		out.WALBytes += seg.Size
@@ -47,25 +47,25 @@ func Status(st *store.Store) *client.Status {
 	for i := range man.Deltas {
 		out.Deltas = append(out.Deltas, *fileStatus(&man.Deltas[i]))
 	}
-	out.Leases = []client.LeaseStatus{}
+	out.Leases = []api.LeaseStatus{}
 	for _, l := range st.Leases() {
-		out.Leases = append(out.Leases, client.LeaseStatus{Peer: l.Peer, PinnedIndex: l.Index, Files: l.Files,
+		out.Leases = append(out.Leases, api.LeaseStatus{Peer: l.Peer, PinnedIndex: l.Index, Files: l.Files,
 			RetainedBytes: l.RetainedBytes, State: l.State, Expires: l.Expires})
 	}
 	return out
 }
 
-func fileStatus(f *manifest.FileRef) *client.FileStatus {
+func fileStatus(f *manifest.FileRef) *api.FileStatus {
 	if f == nil {
 		return nil
 	}
-	return &client.FileStatus{Name: f.Name, FromIndex: f.FromIndex, Index: f.Index, Bytes: f.Size}
+	return &api.FileStatus{Name: f.Name, FromIndex: f.FromIndex, Index: f.Index, Bytes: f.Size}
 }
 
 // hash answers the state hash and applied index of one snapshot.
 func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 	snap := s.st.Snapshot()
-	writeJSON(w, http.StatusOK, client.HashResult{AppliedIndex: snap.Index(), StateHash: format.FormatStateHash(snap.Hash())})
+	writeJSON(w, http.StatusOK, api.HashResult{AppliedIndex: snap.Index(), StateHash: format.FormatStateHash(snap.Hash())})
 }
 
 // rotate seals the active WAL segment; readers and writers keep going.
@@ -78,10 +78,10 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, "rotate: "+err.Error())
 		return
 	}
-	var res client.RotateResult
+	var res api.RotateResult
 	if segs := s.st.Log().Segments(); len(segs) > 0 {
 		last := segs[len(segs)-1]
-		res = client.RotateResult{Segment: last.Name, FirstIndex: last.FirstIndex}
+		res = api.RotateResult{Segment: last.Name, FirstIndex: last.FirstIndex}
 	}
 	writeJSON(w, http.StatusOK, res)
 }

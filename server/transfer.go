@@ -35,7 +35,7 @@ import (
 
 // TransferOptions configure WithTransfers.
 type TransferOptions struct {
-	Source *transfer.StoreSource
+	Source transfer.Source // what is sent: a live store (xferstore.NewStoreSource)
 	Secret transfer.Secret // zero: sending is not enabled
 	// Dial connects to a receiver (TCP, or TLS); default a plain TCP dial.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)

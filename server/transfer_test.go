@@ -13,6 +13,7 @@ import (
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
+	"github.com/kvtool/kvtool/xferstore"
 )
 
 var transferSecret, _ = transfer.NewSecret([]byte("server tests' transfer secret..."))
@@ -21,7 +22,7 @@ var transferSecret, _ = transfer.NewSecret([]byte("server tests' transfer secret
 func newTransferServer(t *testing.T, secret transfer.Secret) (*testServer, *httptest.Server) {
 	ts := newTestServer(t, server.Options{})
 	h := server.WithTransfers(server.New(ts.st, server.Options{}), ts.st, server.TransferOptions{
-		Source: transfer.NewStoreSource(ts.st, transfer.StoreSourceOptions{}), Secret: secret, Context: t.Context()})
+		Source: xferstore.NewStoreSource(ts.st, xferstore.StoreSourceOptions{}), Secret: secret, Context: t.Context()})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return ts, srv

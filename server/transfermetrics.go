@@ -8,6 +8,7 @@ import (
 
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
+	"github.com/kvtool/kvtool/xferstore"
 )
 
 // Transfer, lease and replica metrics. Every series exists from the start
@@ -31,7 +32,7 @@ type peerProgress struct {
 }
 
 // peerStale is how long a peer's last progress counts for the lag.
-const peerStale = 2 * transfer.DefaultLeaseTTL
+const peerStale = 2 * xferstore.DefaultLeaseTTL
 
 func newTransferMetrics(reg *prometheus.Registry, st *store.Store) *transferMetrics {
 	t := &transferMetrics{

@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/store"
 )
 
 // txn commits a transaction given in the JSON of the CLI contract. The
-// body is decoded as it arrives (store.ParseTxnJSON stops at the first
+// body is decoded as it arrives (api.ParseTxnJSON stops at the first
 // operation past a limit), within the in-flight budget.
 func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
 	body, done, ok := s.admitBody(w, r, s.opts.MaxTxnBody, s.opts.MaxTxnBody, "transaction")
@@ -36,7 +36,7 @@ func parseTxn(r *http.Request, body io.Reader) (*store.Txn, error) {
 	if r.ContentLength == 0 {
 		return nil, errors.New(`empty body: want a transaction, {"ops": [...]}`)
 	}
-	return store.ParseTxnJSON(body)
+	return ParseTxn(body)
 }
 
 // commit runs t with the request's context and answers {"index": N}, or the
@@ -49,7 +49,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, t *store.Txn) {
 		s.commitError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, client.IndexResult{Index: idx})
+	writeJSON(w, http.StatusOK, api.IndexResult{Index: idx})
 }
 
 // commitError answers a failed commit: 409 for a failed check, 400 for a
@@ -59,7 +59,7 @@ func (s *Server) commitError(w http.ResponseWriter, r *http.Request, err error) 
 	var ce *store.CheckError
 	switch {
 	case errors.As(err, &ce):
-		writeErrorBody(w, http.StatusConflict, client.ErrorBody{Error: ce.Error(), Op: &ce.Op, Key: ce.Key, Reason: ce.Reason})
+		writeErrorBody(w, http.StatusConflict, api.ErrorBody{Error: ce.Error(), Op: &ce.Op, Key: ce.Key, Reason: ce.Reason})
 	case errors.Is(err, store.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, store.ErrNoSpace):

@@ -2,7 +2,9 @@
 // joining peer over any byte stream (TCP, TLS, a pipe), in checksummed
 // chunks under a receiver-driven credit window, and resumes a broken
 // transfer from the first chunk the receiver does not hold durably instead
-// of from byte zero.
+// of from byte zero. It knows a store only through its Source and Replica
+// interfaces; package xferstore implements Source over a live store and an
+// offline data directory.
 //
 // # Stream layout
 //

@@ -56,6 +56,11 @@ type ReceiveOptions struct {
 	Open func() (Replica, error)
 	// Progress, if set, is called as the transfer advances.
 	Progress func(Progress)
+	// CreditEvery is how often the receiver reports what it holds when no
+	// chunk prompts it (tail entries, or a replica applying the log): how
+	// far the source's lease on its log may lag. Default one second;
+	// tests make it short.
+	CreditEvery time.Duration
 }
 
 func (o *ReceiveOptions) fill() {
@@ -594,16 +599,22 @@ func (rv *receiver) onTail(ctx context.Context, off int64, payload []byte) error
 	if err := rv.p.addTail(t, rv.peer); err != nil {
 		return err
 	}
-	if rv.duplex && time.Since(rv.lastCredit) > creditEvery {
+	if rv.duplex && time.Since(rv.lastCredit) > rv.creditEvery() {
 		return rv.credit(0) // lets the source's lease move past what is durable here
 	}
 	return nil
 }
 
-// creditEvery is how often a receiver reports progress when no chunk
-// prompts it (tail entries, or a replica applying the log). A variable so
-// tests can make it short.
+// creditEvery is ReceiveOptions.CreditEvery's default. A variable so this
+// package's tests can make it short.
 var creditEvery = time.Second
+
+func (rv *receiver) creditEvery() time.Duration {
+	if rv.opts.CreditEvery > 0 {
+		return rv.opts.CreditEvery
+	}
+	return creditEvery
+}
 
 // apply applies a tail entry to the replica.
 func (rv *receiver) apply(ctx context.Context, t format.XferTail) error {
@@ -620,7 +631,7 @@ func (rv *receiver) apply(ctx context.Context, t format.XferTail) error {
 	// each): only before the receiver reports what it holds.
 	rv.unsettled, rv.unsettledIndex = wait, t.Index
 	report := rv.opts.Progress != nil && time.Since(rv.lastProgress) > progressEvery
-	credit := time.Since(rv.lastCredit) > creditEvery
+	credit := time.Since(rv.lastCredit) > rv.creditEvery()
 	if !report && !credit {
 		return nil
 	}

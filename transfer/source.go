@@ -8,9 +8,10 @@ import (
 	"github.com/kvtool/kvtool/segment"
 )
 
-// Source is what a sender ships: one store's snapshots and log. A live
-// store (NewStoreSource) and an offline data directory (OpenDirSource)
-// implement it; tests use an in-memory one.
+// Source is what a sender ships: one store's snapshots and log. Package
+// xferstore implements it over a live store (xferstore.NewStoreSource)
+// and an offline data directory (xferstore.OpenDirSource), with
+// FileSnapshot and WALTail; tests use an in-memory one.
 type Source interface {
 	// Identity describes the store.
 	Identity() Identity

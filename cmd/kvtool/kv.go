@@ -619,7 +619,7 @@ func runTxn(cCtx *cli.Context, e env, body []byte) error {
 	if !t.remote() {
 		// Parse before opening, so a malformed file never creates a
 		// data directory. A server parses it itself.
-		t, err := store.ParseTxnJSON(bytes.NewReader(body))
+		t, err := server.ParseTxn(bytes.NewReader(body))
 		if err != nil {
 			return invalidInput(cCtx, err)
 		}
@@ -734,7 +734,7 @@ func kvError(cCtx *cli.Context, err error) error {
 // invalidInput is a usage error for a key, value or transaction that can
 // never commit; the store's package prefix is left out of the message.
 func invalidInput(cCtx *cli.Context, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "kvtool/store: ")
+	msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "kvtool/store: "), "kvtool/api: ")
 	return usageErrorf(cCtx, "%s", msg)
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/kvtool/kvtool/store"
 	xfer "github.com/kvtool/kvtool/transfer"
 	"github.com/kvtool/kvtool/vfs"
+	"github.com/kvtool/kvtool/xferstore"
 )
 
 // The transfer commands ship a snapshot of a store and its WAL tail to
@@ -333,7 +334,7 @@ func sendResumeHint(o sendOpts) string {
 
 // sendFromDir sends a data directory no server runs on.
 func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
-	src, err := xfer.OpenDirSource(e.fs, o.data)
+	src, err := xferstore.OpenDirSource(e.fs, o.data)
 	if err != nil {
 		return openError(err, o.data)
 	}
@@ -377,7 +378,7 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 
 // cleanupSend removes the checkpoint written for a send, and DATA/.transfer
 // when that leaves it empty (it also holds a transfer being received).
-func cleanupSend(fsys vfs.FS, data string, src *xfer.DirSource) error {
+func cleanupSend(fsys vfs.FS, data string, src *xferstore.DirSource) error {
 	if err := src.Cleanup(); err != nil {
 		return err
 	}
@@ -1133,7 +1134,7 @@ func (ts *transferServe) announce(cCtx *cli.Context) error {
 // the sends and waits for them.
 func (ts *transferServe) start(ctx context.Context, e env, st *store.Store, h http.Handler, log logger) (http.Handler, func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	src := xfer.NewStoreSource(st, xfer.StoreSourceOptions{FS: e.fs})
+	src := xferstore.NewStoreSource(st, xferstore.StoreSourceOptions{FS: e.fs})
 	wrapped := server.WithTransfers(h, st, server.TransferOptions{Source: src, Secret: ts.secret, MaxRate: ts.rate, Context: ctx,
 		Logger: log.slog(), Dial: func(ctx context.Context, addr string) (net.Conn, error) { return dialPeer(ctx, addr, ts.clientTLS) }})
 	if ts.ln == nil {
@@ -1304,7 +1305,7 @@ func (j *joiner) open(ctx context.Context) (xfer.Replica, error) {
 		return nil, err
 	}
 	srv := server.New(st, server.Options{Logger: j.o.logger})
-	api := server.WithTransfers(srv, st, server.TransferOptions{Source: xfer.NewStoreSource(st, xfer.StoreSourceOptions{FS: j.e.fs}),
+	api := server.WithTransfers(srv, st, server.TransferOptions{Source: xferstore.NewStoreSource(st, xferstore.StoreSourceOptions{FS: j.e.fs}),
 		Join: j.snapshot, Logger: j.o.logger})
 	j.handler.Store(ptr(server.ReadReplica(api, j.source)))
 	j.st, j.status.CutOver = st, true

@@ -1,16 +1,15 @@
-package transfer
+package xferstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/transfer"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -44,10 +43,10 @@ func OpenDirSource(fs vfs.FS, dir string) (*DirSource, error) {
 // Close releases the directory.
 func (d *DirSource) Close() error { return d.st.Close() }
 
-// Identity describes the store; its term is the term of its last entry.
-func (d *DirSource) Identity() Identity {
+// transfer.Identity describes the store; its term is the term of its last entry.
+func (d *DirSource) Identity() transfer.Identity {
 	m := d.st.CurrentManifest()
-	return Identity{StoreID: m.StoreID, Epoch: m.Epoch, Term: d.term(), SegmentSize: m.SegmentSize}
+	return transfer.Identity{StoreID: m.StoreID, Epoch: m.Epoch, Term: d.term(), SegmentSize: m.SegmentSize}
 }
 
 // LastIndex is the index of the store's state.
@@ -78,17 +77,17 @@ func (d *DirSource) sendDir() string {
 
 // Pin pins the checkpoint of the directory's state, writing it if a
 // previous run did not leave it.
-func (d *DirSource) Pin(ctx context.Context, req PinRequest) (Snapshot, error) {
+func (d *DirSource) Pin(ctx context.Context, req transfer.PinRequest) (transfer.Snapshot, error) {
 	info, err := d.checkpoint()
 	if err != nil {
 		return nil, err
 	}
-	f, err := openFile(d.fs.Open, info.Path)
+	f, err := d.fs.Open(info.Path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kvtool/xferstore: %w", err)
 	}
 	id := format.XferSnapshotID{Index: info.Meta.Index, Term: info.Meta.Term, Checksum: info.Checksum}
-	return &fileSnap{id: id, size: info.Size, f: f}, nil
+	return transfer.FileSnapshot(id, info.Size, f), nil
 }
 
 // checkpoint returns the checkpoint of the state in the send directory.
@@ -121,7 +120,7 @@ func (d *DirSource) writeCheckpoint(path string) (checkpoint.Info, error) {
 	src := checkpoint.SourceFunc(func(fn func(string, []byte) bool) { d.snap.Scan(store.ScanOptions{}, fn) })
 	info, err := checkpoint.WriteFile(d.fs, path, meta, src, checkpoint.Options{})
 	if err != nil {
-		return info, fmt.Errorf("kvtool/transfer: checkpoint %s: %w", d.dir, err)
+		return info, fmt.Errorf("kvtool/xferstore: checkpoint %s: %w", d.dir, err)
 	}
 	return info, nil
 }
@@ -134,23 +133,23 @@ func (d *DirSource) Cleanup() error {
 		return err
 	}
 	if err := d.fs.Remove(d.sendDir()); err != nil && !vfs.IsNotExist(err) {
-		return fmt.Errorf("kvtool/transfer: %w", err)
+		return fmt.Errorf("kvtool/xferstore: %w", err)
 	}
 	return syncDir(d.fs, filepath.Dir(d.sendDir()))
 }
 
 // PinLog serves a receiver whose copy ends at after from the WAL on disk.
-func (d *DirSource) PinLog(ctx context.Context, peer string, after uint64) (Snapshot, error) {
+func (d *DirSource) PinLog(ctx context.Context, peer string, after uint64) (transfer.Snapshot, error) {
 	if after > d.snap.Index() {
 		return nil, fmt.Errorf("%w: %s's log runs to %d, past this store's %d: the two histories differ",
-			ErrStoreMismatch, peer, after, d.snap.Index())
+			transfer.ErrStoreMismatch, peer, after, d.snap.Index())
 	}
 	if after < d.snap.Index() {
 		if _, err := d.walEntry(after + 1); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrTooFarBehind, err)
+			return nil, fmt.Errorf("%w: %v", transfer.ErrTooFarBehind, err)
 		}
 	}
-	return &fileSnap{id: format.XferSnapshotID{Index: after}}, nil
+	return transfer.FileSnapshot(format.XferSnapshotID{Index: after}, 0, nil), nil
 }
 
 // walEntry checks that the WAL on disk holds entry idx.
@@ -167,67 +166,7 @@ func (d *DirSource) walEntry(idx uint64) (segment.Entry, error) {
 	return e, err
 }
 
-// Tail reads the WAL on disk from from through the state's index.
-func (d *DirSource) Tail(ctx context.Context, from uint64) (Tail, error) {
-	if from > d.snap.Index() {
-		return dirTail{}, nil
-	}
-	r, err := segment.NewReader(d.fs, walDir(d.dir), from)
-	if err != nil {
-		return nil, err
-	}
-	return &walTail{r: r, next: from, last: d.snap.Index()}, nil
+// transfer.Tail reads the WAL on disk from from through the state's index.
+func (d *DirSource) Tail(ctx context.Context, from uint64) (transfer.Tail, error) {
+	return transfer.WALTail(d.fs, d.dir, from, d.snap.Index())
 }
-
-// fileSnap is a pinned checkpoint file of a DirSource.
-type fileSnap struct {
-	id   format.XferSnapshotID
-	size int64
-	f    vfs.File
-}
-
-func (p *fileSnap) ID() format.XferSnapshotID { return p.id }
-func (p *fileSnap) Size() int64               { return p.size }
-func (p *fileSnap) Retain(uint64, bool)       {}
-
-func (p *fileSnap) ReadAt(b []byte, off int64) (int, error) {
-	if p.f == nil {
-		return 0, io.EOF
-	}
-	return p.f.ReadAt(b, off)
-}
-
-func (p *fileSnap) Release(bool) {
-	if p.f != nil {
-		p.f.Close()
-	}
-}
-
-// dirTail is an empty tail.
-type dirTail struct{}
-
-func (dirTail) Next(context.Context) (segment.Entry, error) { return segment.Entry{}, io.EOF }
-func (dirTail) Close() error                                { return nil }
-
-// walTail reads a WAL on disk through last.
-type walTail struct {
-	r    *segment.Reader
-	next uint64
-	last uint64
-}
-
-func (t *walTail) Next(ctx context.Context) (segment.Entry, error) {
-	if t.next > t.last {
-		return segment.Entry{}, io.EOF
-	}
-	e, err := t.r.Next()
-	if errors.Is(err, io.EOF) || err == nil && e.Index != t.next {
-		return e, fmt.Errorf("%w: the WAL has no entry %d", ErrTooFarBehind, t.next)
-	} else if err != nil {
-		return e, err
-	}
-	t.next++
-	return e, nil
-}
-
-func (t *walTail) Close() error { return t.r.Close() }

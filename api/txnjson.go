@@ -1,4 +1,4 @@
-package store
+package api
 
 import (
 	"bytes"
@@ -11,14 +11,13 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/kvtool/kvtool/format"
 )
 
-// jsonOp is the wire form of an Op (DESIGN.md "Transaction JSON"). The
-// byte fields stay raw JSON until toOp decodes them strictly: a key or
-// value is a JSON string of valid UTF-8, or base64 of any bytes in the
-// _base64 form, never rewritten.
+// jsonOp is the wire form of an Op (DESIGN.md "Transaction JSON") as it is
+// decoded. The byte fields stay raw JSON until toOp decodes them strictly:
+// a key or value is a JSON string of valid UTF-8, or base64 of any bytes in
+// the _base64 form, never rewritten. wireOp is the same form as encoded;
+// a test checks that the two carry the same fields.
 type jsonOp struct {
 	Op           string          `json:"op"`
 	Key          json.RawMessage `json:"key"`
@@ -33,14 +32,14 @@ type jsonOp struct {
 }
 
 // ParseTxnJSON decodes and validates a transaction in the JSON form of the
-// CLI contract. Unknown fields and unknown ops are errors (wrapping
+// CLI contract, as Txn.MarshalJSON writes it. Unknown fields and unknown ops are errors (wrapping
 // ErrInvalid), never ignored. Keys and values are JSON strings of valid
 // UTF-8 ("key", "value", "equals") or base64 of any bytes ("key_base64",
 // "value_base64", "equals_base64"); a string that is not valid UTF-8 is an
 // error naming the op, never rewritten to U+FFFD.
 //
 // It reads r as a stream, one operation at a time, and stops at the first
-// operation past format.MaxTxnOps or past MaxTxnBytes of keys and values:
+// operation past MaxTxnOps or past MaxTxnBytes of keys and values:
 // a huge document costs the memory of what one transaction may hold, not
 // of the document. A failure to read r is returned wrapped, not as
 // ErrInvalid, so a caller can tell a body over its limit from bad input.
@@ -129,8 +128,8 @@ func (d *txnDecoder) ops() (*Txn, error) {
 	total := 0
 	for d.dec.More() {
 		i := len(t.Ops)
-		if i == format.MaxTxnOps {
-			return nil, fmt.Errorf("%w: more than %d operations, limit %d", ErrInvalid, format.MaxTxnOps, format.MaxTxnOps)
+		if i == MaxTxnOps {
+			return nil, fmt.Errorf("%w: more than %d operations, limit %d", ErrInvalid, MaxTxnOps, MaxTxnOps)
 		}
 		op, err := d.op(i)
 		if err != nil {
@@ -203,7 +202,7 @@ func (d *txnDecoder) readErr(err error) error {
 	if d.src.err == nil || !errors.Is(err, d.src.err) {
 		return nil
 	}
-	return fmt.Errorf("kvtool/store: read the transaction: %w", d.src.err)
+	return fmt.Errorf("kvtool/api: read the transaction: %w", d.src.err)
 }
 
 func tokenKind(tok json.Token) string {

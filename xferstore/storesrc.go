@@ -1,4 +1,4 @@
-package transfer
+package xferstore
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/transfer"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -67,10 +68,10 @@ func NewStoreSource(st *store.Store, opts StoreSourceOptions) *StoreSource {
 	return &StoreSource{st: st, opts: opts, parked: map[format.XferSnapshotID]*store.Lease{}}
 }
 
-// Identity describes the store.
-func (s *StoreSource) Identity() Identity {
+// transfer.Identity describes the store.
+func (s *StoreSource) Identity() transfer.Identity {
 	m := s.st.CurrentManifest()
-	return Identity{StoreID: m.StoreID, Epoch: m.Epoch, Term: s.st.Log().Term(), SegmentSize: m.SegmentSize}
+	return transfer.Identity{StoreID: m.StoreID, Epoch: m.Epoch, Term: s.st.Log().Term(), SegmentSize: m.SegmentSize}
 }
 
 // LastIndex is the store's applied index: every entry up to it is durable.
@@ -78,11 +79,11 @@ func (s *StoreSource) LastIndex() uint64 { return s.st.Snapshot().Index() }
 
 // errPinRace says compaction removed what was about to be pinned; pinning
 // a fresh checkpoint again is the remedy.
-var errPinRace = errors.New("kvtool/transfer: the checkpoint or its log went away while being pinned")
+var errPinRace = errors.New("kvtool/xferstore: the checkpoint or its log went away while being pinned")
 
 // Pin pins the snapshot req.Want if the store still has its checkpoint and
 // its log from req.TailFrom, else a checkpoint of the current state.
-func (s *StoreSource) Pin(ctx context.Context, req PinRequest) (Snapshot, error) {
+func (s *StoreSource) Pin(ctx context.Context, req transfer.PinRequest) (transfer.Snapshot, error) {
 	s.prune()
 	if !req.Want.IsZero() {
 		if snap, err := s.reuse(req); err == nil {
@@ -115,7 +116,7 @@ func (s *StoreSource) checkpoint(ctx context.Context) (checkpoint.Info, error) {
 		}
 	}
 	if err != nil {
-		return info, fmt.Errorf("kvtool/transfer: checkpoint the store: %w", err)
+		return info, fmt.Errorf("kvtool/xferstore: checkpoint the store: %w", err)
 	}
 	return info, nil
 }
@@ -146,7 +147,7 @@ func (s *StoreSource) snapPath(name string) string {
 
 // reuse pins the checkpoint a receiver holds part of, if it is still there
 // with its log from req.TailFrom.
-func (s *StoreSource) reuse(req PinRequest) (Snapshot, error) {
+func (s *StoreSource) reuse(req transfer.PinRequest) (transfer.Snapshot, error) {
 	info, err := checkpoint.ReadInfo(s.opts.FS, s.snapPath(format.CheckpointName(req.Want.Index)))
 	if err != nil {
 		return nil, err
@@ -164,7 +165,7 @@ func (s *StoreSource) reuse(req PinRequest) (Snapshot, error) {
 // pinFile leases the checkpoint info and the log from tailFrom for peer,
 // then checks that both are still there (compaction may have run since the
 // checkpoint was written or chosen).
-func (s *StoreSource) pinFile(peer string, info checkpoint.Info, tailFrom uint64) (Snapshot, error) {
+func (s *StoreSource) pinFile(peer string, info checkpoint.Info, tailFrom uint64) (transfer.Snapshot, error) {
 	rel := store.SnapPath(info.Name)
 	lease := s.st.AcquireLease(peer, tailFrom-1, []string{rel}, s.opts.LeaseTTL)
 	f, err := s.opts.FS.Open(s.snapPath(info.Name))
@@ -173,7 +174,7 @@ func (s *StoreSource) pinFile(peer string, info checkpoint.Info, tailFrom uint64
 		if vfs.IsNotExist(err) {
 			return nil, errPinRace
 		}
-		return nil, fmt.Errorf("kvtool/transfer: %w", err)
+		return nil, fmt.Errorf("kvtool/xferstore: %w", err)
 	}
 	if err := s.checkLog(tailFrom); err != nil {
 		f.Close()
@@ -195,16 +196,16 @@ func (s *StoreSource) checkLog(tailFrom uint64) error {
 
 // PinLog pins the log after index after for a receiver whose store ends
 // there.
-func (s *StoreSource) PinLog(ctx context.Context, peer string, after uint64) (Snapshot, error) {
+func (s *StoreSource) PinLog(ctx context.Context, peer string, after uint64) (transfer.Snapshot, error) {
 	s.prune()
 	if last := s.st.LastIndex(); after > last {
 		return nil, fmt.Errorf("%w: %s's log runs to %d, past this store's %d: the two histories differ",
-			ErrStoreMismatch, peer, after, last)
+			transfer.ErrStoreMismatch, peer, after, last)
 	}
 	lease := s.st.AcquireLease(peer, after, nil, s.opts.LeaseTTL)
 	if err := s.checkLog(after + 1); err != nil {
 		lease.Release()
-		return nil, fmt.Errorf("%w: %v", ErrTooFarBehind, err)
+		return nil, fmt.Errorf("%w: %v", transfer.ErrTooFarBehind, err)
 	}
 	s.unparkLogs(after)
 	return &storeSnap{src: s, peer: peer, id: format.XferSnapshotID{Index: after}, lease: lease, index: after}, nil
@@ -254,8 +255,8 @@ func (s *StoreSource) prune() {
 	}
 }
 
-// Tail reads the store's WAL from index from on.
-func (s *StoreSource) Tail(ctx context.Context, from uint64) (Tail, error) {
+// transfer.Tail reads the store's WAL from index from on.
+func (s *StoreSource) Tail(ctx context.Context, from uint64) (transfer.Tail, error) {
 	return &storeTail{st: s.st, next: from}, nil
 }
 
@@ -354,7 +355,7 @@ func (t *storeTail) Next(ctx context.Context) (segment.Entry, error) {
 			return e, err
 		}
 		if e.Index != t.next {
-			return e, fmt.Errorf("%w: the WAL holds entry %d where %d was expected (compacted away?)", ErrTooFarBehind, e.Index, t.next)
+			return e, fmt.Errorf("%w: the WAL holds entry %d where %d was expected (compacted away?)", transfer.ErrTooFarBehind, e.Index, t.next)
 		}
 		t.next++
 		return e, nil
@@ -369,7 +370,7 @@ func (t *storeTail) open(ctx context.Context) error {
 	}
 	r, err := t.st.Log().NewReader(t.next)
 	if err != nil {
-		return fmt.Errorf("kvtool/transfer: read the WAL from %d: %w", t.next, err)
+		return fmt.Errorf("kvtool/xferstore: read the WAL from %d: %w", t.next, err)
 	}
 	t.r = r
 	return nil
@@ -382,7 +383,7 @@ func (t *storeTail) follow(ctx context.Context) error {
 		return err
 	}
 	if err := t.r.Follow(t.st.Log().DurableIndex()); err != nil {
-		return fmt.Errorf("kvtool/transfer: follow the WAL from %d: %w", t.next, err)
+		return fmt.Errorf("kvtool/xferstore: follow the WAL from %d: %w", t.next, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package transfer
+package xferstore
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/transfer"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -125,7 +126,7 @@ func checkBank(t testing.TB, snap *store.Snapshot) {
 
 // serveTransfers accepts transfer connections on a loopback listener and
 // sends from src on each until ctx ends.
-func serveTransfers(t testing.TB, ctx context.Context, src Source) string {
+func serveTransfers(t testing.TB, ctx context.Context, src transfer.Source) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +146,7 @@ func serveTransfers(t testing.TB, ctx context.Context, src Source) string {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				Send(ctx, c, src, SendOptions{Secret: testSecret, ChunkSize: 64 << 10, Peer: c.RemoteAddr().String(), RetainEvery: 50 * time.Millisecond})
+				transfer.Send(ctx, c, src, transfer.SendOptions{Secret: testSecret, ChunkSize: 64 << 10, Peer: c.RemoteAddr().String(), RetainEvery: 50 * time.Millisecond})
 			}()
 		}
 	}()
@@ -159,7 +160,6 @@ func serveTransfers(t testing.TB, ctx context.Context, src Source) string {
 // with the same state hash, the bank total intact and every acknowledged
 // transfer present.
 func TestHotJoinUnderLoad(t *testing.T) {
-	fastCredits(t)
 	srcDir, joinDir := t.TempDir(), t.TempDir()
 	st := newSourceStore(t, srcDir, 20000)
 	defer st.Close()
@@ -182,8 +182,8 @@ func TestHotJoinUnderLoad(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		_, err = Receive(ctx, conn, ReceiveOptions{Dir: joinDir, Secret: testSecret, Follow: true, Open: op.open, Peer: addr,
-			Progress: func(Progress) { leases.Store(max(leases.Load(), int64(len(st.Leases())))) }})
+		_, err = transfer.Receive(ctx, conn, transfer.ReceiveOptions{Dir: joinDir, Secret: testSecret, Follow: true, Open: op.open, Peer: addr, CreditEvery: fastCredit,
+			Progress: func(transfer.Progress) { leases.Store(max(leases.Load(), int64(len(st.Leases())))) }})
 		joined <- err
 	}()
 	waitFor(t, "the joiner to cut over", func() bool { return op.store() != nil })
@@ -232,7 +232,7 @@ func TestStoreSourceResume(t *testing.T) {
 	sopts, ropts := smallOpts(dir)
 	ss := NewStoreSource(st, StoreSourceOptions{})
 	o := transferOnce(t, ss, sopts, ropts, nil, cutAfter(300<<10))
-	if !errors.Is(o.recvErr, ErrPeerGone) {
+	if !errors.Is(o.recvErr, transfer.ErrPeerGone) {
 		t.Fatalf("receive: %v", o.recvErr)
 	}
 	if ls := st.Leases(); len(ls) != 1 || ls[0].State != store.LeaseActive || len(ls[0].Files) != 1 {
@@ -280,7 +280,7 @@ func TestDirSource(t *testing.T) {
 	}
 	sopts, ropts := smallOpts(dir)
 	o := transferOnce(t, ds, sopts, ropts, nil, cutAfter(300<<10))
-	if !errors.Is(o.recvErr, ErrPeerGone) {
+	if !errors.Is(o.recvErr, transfer.ErrPeerGone) {
 		t.Fatalf("receive: %v", o.recvErr)
 	}
 	ds.Close()
@@ -313,7 +313,6 @@ func TestDirSource(t *testing.T) {
 // take what it needs to catch up; when it reconnects, that lease is
 // replaced by its new session's.
 func TestStoreSourceFollowerLease(t *testing.T) {
-	fastCredits(t)
 	st := newSourceStore(t, t.TempDir(), 1000)
 	defer st.Close()
 	ss := NewStoreSource(st, StoreSourceOptions{})

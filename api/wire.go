@@ -1,4 +1,4 @@
-package client
+package api
 
 import (
 	"encoding/base64"
@@ -10,12 +10,25 @@ import (
 	"unicode/utf8"
 )
 
-// IndexHeader is the response header holding the applied index of the
-// snapshot a read was served from.
-const IndexHeader = "X-Kvtool-Index"
+// Header names of the API.
+const (
+	// IndexHeader is the response header holding the applied index of the
+	// snapshot a read was served from.
+	IndexHeader = "X-Kvtool-Index"
+	// MoreHeader is set to "true" on a scan answer that stopped before the
+	// end of the requested range (at the limit or at the server's byte
+	// budget).
+	MoreHeader = "X-Kvtool-More"
+	// RequestIDHeader carries a client's ID for a write, so that a write
+	// retried after a lost answer is applied once (cluster.Request.ID).
+	RequestIDHeader = "X-Kvtool-Request-Id"
+)
+
+// JSONLinesType is the content type of a streamed scan (?format=jsonl).
+const JSONLinesType = "application/x-ndjson"
 
 // ServerHeader and ServerID identify a kvtool server: every answer it gives
-// carries "Server: kvtool/v1". A Client treats an answer without it as
+// carries "Server: kvtool/v1". A client.Client treats an answer without it as
 // coming from something else at the address (*NotKvtoolError), never as a
 // kvtool answer: another program's 404 is not a missing key.
 const (
@@ -166,4 +179,45 @@ type FileStatus struct {
 type RotateResult struct {
 	Segment    string `json:"segment"`
 	FirstIndex uint64 `json:"first_index"`
+}
+
+// CheckpointResult is the answer of POST /v1/admin/checkpoint and
+// /v1/admin/merge: the checkpoint written, now the manifest's base.
+type CheckpointResult struct {
+	Name      string `json:"name"`
+	Path      string `json:"path"` // on the server
+	Index     uint64 `json:"index"`
+	Term      uint64 `json:"term"`
+	Keys      uint64 `json:"keys"`
+	Blocks    int    `json:"blocks"`
+	Size      int64  `json:"size"`
+	StateHash string `json:"state_hash"` // 16 hex digits
+	Checksum  string `json:"checksum"`   // whole-file checksum, 16 hex digits
+}
+
+// DeltaResult is the answer of POST /v1/admin/delta: the delta written,
+// now the end of the manifest's chain.
+type DeltaResult struct {
+	Name       string `json:"name"`
+	Path       string `json:"path"` // on the server
+	FromIndex  uint64 `json:"from_index"`
+	ToIndex    uint64 `json:"to_index"`
+	Term       uint64 `json:"term"`
+	Parent     string `json:"parent"` // the base or previous delta it builds on
+	Keys       uint64 `json:"keys"`   // keys changed: puts plus tombstones
+	Puts       uint64 `json:"puts"`
+	Tombstones uint64 `json:"tombstones"`
+	Blocks     int    `json:"blocks"`
+	Size       int64  `json:"size"`
+	Checksum   string `json:"checksum"` // whole-file checksum, 16 hex digits
+}
+
+// CompactResult is the answer of POST /v1/admin/compact.
+type CompactResult struct {
+	// Checkpoint is the checkpoint written; nil when the state was already
+	// checkpointed at the applied index.
+	Checkpoint      *CheckpointResult `json:"checkpoint"`
+	WALFirstIndex   uint64            `json:"wal_first_index"`  // first WAL index the manifest still needs
+	DroppedSegments []string          `json:"dropped_segments"` // WAL segments removed
+	RemovedFiles    []string          `json:"removed_files"`    // checkpoints, deltas and temp files removed
 }
