@@ -36,11 +36,20 @@ func testEnv(t *testing.T, d time.Duration) *Env {
 func TestTornTailCatchesPlantedFault(t *testing.T) {
 	testfault.WALAckBeforeWrite.Store(true)
 	defer testfault.WALAckBeforeWrite.Store(false)
-	r := runTornTail(context.Background(), testEnv(t, 500*time.Millisecond))
-	if r.Verdict != Fail || r.Lost == 0 {
-		t.Fatalf("verdict %s, %d lost; want a failure with loss: %v", r.Verdict, r.Lost, r.Failures)
+	// The tear lands at a random write, which may be a marker record rather
+	// than the batch the fault holds back: up to four seeds, one of which
+	// must report the loss.
+	var r Result
+	for seed := uint64(1); seed <= 4; seed++ {
+		env := testEnv(t, 500*time.Millisecond)
+		env.Seed = seed
+		if r = runTornTail(context.Background(), env); r.Verdict == Fail && r.Lost > 0 {
+			t.Logf("%d of %d lost: %v", r.Lost, r.Acked, r.Failures)
+			return
+		}
+		t.Logf("seed %d: verdict %s, %d lost (%v); trying another seed", seed, r.Verdict, r.Lost, r.Failures)
 	}
-	t.Logf("%d of %d lost: %v", r.Lost, r.Acked, r.Failures)
+	t.Fatalf("verdict %s, %d lost; want a failure with loss: %v", r.Verdict, r.Lost, r.Failures)
 }
 
 // TestTornTailPasses runs torn-tail on the real WAL.
