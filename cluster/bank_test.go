@@ -81,6 +81,7 @@ func TestClusterBank(t *testing.T) {
 	}
 	var mu sync.Mutex
 	acked := map[string]bool{}
+	var nAcked atomic.Int64
 	for w := range 3 {
 		writers.Add(1)
 		go func() {
@@ -97,14 +98,24 @@ func TestClusterBank(t *testing.T) {
 					mu.Lock()
 					acked[id] = true
 					mu.Unlock()
+					nAcked.Add(1)
 				}
 			}
 		}()
 	}
 	nem := newNemesis(c, seed)
 	leaders := map[uint64]bool{}
-	for range 12 {
-		time.Sleep(80 * time.Millisecond) // let transfers run between faults
+	for round := range 12 {
+		// Between faults the cluster must make progress: wait until a few
+		// more transfers are acknowledged (the state), not for a time.
+		want := nAcked.Load() + 5
+		deadline := time.Now().Add(time.Minute)
+		for nAcked.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no progress for a minute after a fault (%d transfers acknowledged)", round, nAcked.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
 		leaders[c.leader()] = true
 		nem.leaderFault()
 	}
