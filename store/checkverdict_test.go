@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,10 @@ import (
 )
 
 // syncGate is an injector that holds the next fsync of a WAL segment until
-// the test releases it, with the error the test chooses.
+// the test releases it, with the error the test chooses. Only a segment
+// proper counts: the background worker also syncs the spare (a temporary
+// file in the WAL directory) whenever it gets to run, and holding that one
+// would let A's own fsync through.
 type syncGate struct {
 	armed   atomic.Bool
 	reached chan struct{}
@@ -25,7 +29,8 @@ func newSyncGate() *syncGate {
 }
 
 func (g *syncGate) MaybeError(op vfs.Op, path string) error {
-	if op != vfs.OpSync || !strings.Contains(path, "/"+format.WALDir+"/") || !g.armed.CompareAndSwap(true, false) {
+	if _, seg := format.ParseSegmentName(filepath.Base(path)); op != vfs.OpSync || !seg ||
+		!strings.Contains(path, "/"+format.WALDir+"/") || !g.armed.CompareAndSwap(true, false) {
 		return nil
 	}
 	close(g.reached)
