@@ -280,6 +280,13 @@ func (n *Node) observeLeader(ss *raft.SoftState, term uint64) {
 	}
 }
 
+// observeTerm records a new term without a change of leader.
+func (n *Node) observeTerm(term uint64) {
+	n.leaderMu.Lock()
+	n.term = term
+	n.leaderMu.Unlock()
+}
+
 // TransferLeadership asks the leader to hand leadership to member to. It
 // returns at once; watch Leader for the outcome (or use TransferLeader).
 func (n *Node) TransferLeadership(ctx context.Context, to uint64) {

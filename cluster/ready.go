@@ -61,6 +61,8 @@ func (n *Node) observe(rd raft.Ready) bool {
 	if rd.SoftState != nil {
 		n.observeLeader(rd.SoftState, rd.HardState.GetTerm())
 		n.leading = rd.SoftState.RaftState == raft.StateLeader
+	} else if term := rd.HardState.GetTerm(); term > 0 {
+		n.observeTerm(term)
 	}
 	return n.leading
 }

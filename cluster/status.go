@@ -62,6 +62,9 @@ type MemberStatus struct {
 	// RoundTrip is the smoothed heartbeat round trip (leader only; zero
 	// until measured).
 	RoundTrip time.Duration `json:"round_trip_ns"`
+	// Dropped counts the messages to the member this node dropped (queue
+	// full, link down): raft sends them again.
+	Dropped int64 `json:"dropped_messages"`
 }
 
 // Status returns the node's current status.

@@ -346,7 +346,10 @@ func (t *TCPTransport) deliver(from uint64, b []byte) error {
 	if err := proto.Unmarshal(b, m); err != nil {
 		return fmt.Errorf("%w: not a raft message: %v", ErrFrame, err)
 	}
-	if m.GetFrom() != from || m.GetTo() != t.cfg.ID {
+	// A follower forwards a leadership transfer to the leader as raft made
+	// it: From is the member to hand over to, not the sender.
+	forwarded := m.GetType() == pb.MsgTransferLeader
+	if (m.GetFrom() != from && !forwarded) || m.GetTo() != t.cfg.ID {
 		return fmt.Errorf("%w: message from %x to %x on the link from %x to %x", ErrFrame, m.GetFrom(), m.GetTo(), from, t.cfg.ID)
 	}
 	if h := t.handler.Load(); h != nil {
