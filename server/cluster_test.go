@@ -332,6 +332,11 @@ func TestClusterHTTP(t *testing.T) {
 		if a.status != http.StatusBadRequest || !strings.Contains(a.errorMessage(t), "n9") {
 			t.Fatalf("transfer to a stranger: %d %s", a.status, a.body)
 		}
+		for _, body := range []string{"", "n2", `{"to": "n2", "x": 1}`} {
+			if a := c.raw(lead, http.MethodPost, "/v1/cluster/transfer-leader", body, nil); a.status != http.StatusBadRequest {
+				t.Fatalf("transfer-leader with body %q: %d %s", body, a.status, a.body)
+			}
+		}
 	})
 
 	t.Run("a minority answers 503, and heals", func(t *testing.T) {
