@@ -145,6 +145,8 @@ type Status struct {
 	Deltas []FileStatus `json:"deltas"`
 	// Leases are the retention leases peers hold (snapshot transfers).
 	Leases []LeaseStatus `json:"leases"`
+	// Cluster is this member's view of its cluster (nil on a single node).
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // LeaseStatus describes a retention lease: what it keeps from compaction.

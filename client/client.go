@@ -3,6 +3,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,10 +24,19 @@ import (
 
 // Client talks to one kvtool server.
 type Client struct {
-	addr string // as given, for messages
-	base string // scheme://host:port, no trailing slash
-	hc   *http.Client
+	addr    string // as given, for messages
+	base    string // scheme://host:port, no trailing slash
+	hc      *http.Client
+	retries int // times a write answered 503 with Retry-After is sent again
 }
+
+// DefaultWriteRetries is how many times a Client sends a write again after
+// an answer 503 with Retry-After (a cluster without a quorum for now, or a
+// server with too many request bodies in flight).
+const DefaultWriteRetries = 4
+
+// maxRetryWait caps the wait a Retry-After asks for.
+const maxRetryWait = 5 * time.Second
 
 // New returns a client for the server at addr: "HOST:PORT", or a URL
 // "http://HOST:PORT". Requests are bounded only by their contexts.
@@ -34,8 +45,12 @@ func New(addr string) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &Client{addr: addr, base: base, hc: &http.Client{Transport: newTransport()}}
+	return &Client{addr: addr, base: base, hc: &http.Client{Transport: newTransport()}, retries: DefaultWriteRetries}
 }
+
+// SetWriteRetries sets how many times a write answered 503 with
+// Retry-After is sent again (0: never); call it before using the client.
+func (c *Client) SetWriteRetries(n int) { c.retries = max(n, 0) }
 
 // newTransport is a transport for many concurrent requests to one host. It
 // ignores HTTP_PROXY: a kvtool server is reached directly.
@@ -90,7 +105,25 @@ func unreserved(c byte) bool {
 // read from. An absent key is an error wrapping ErrNotFound (the index is
 // still returned).
 func (c *Client) Get(ctx context.Context, key string) ([]byte, uint64, error) {
-	resp, err := c.do(ctx, http.MethodGet, KeyPath(key), nil, "")
+	return c.GetWith(ctx, key, ReadOptions{})
+}
+
+// ReadOptions qualify a read.
+type ReadOptions struct {
+	// Linearizable asks a cluster member for a value that includes every
+	// write acknowledged before the request (?consistency=linearizable:
+	// it waits for the leader's confirmation); without it the member
+	// answers from its latest published state at once, which may lag.
+	Linearizable bool
+}
+
+// GetWith is Get with options.
+func (c *Client) GetWith(ctx context.Context, key string, o ReadOptions) ([]byte, uint64, error) {
+	path := KeyPath(key)
+	if o.Linearizable {
+		path += "?consistency=linearizable"
+	}
+	resp, err := c.do(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
 		return nil, 0, err
 	}
@@ -154,12 +187,82 @@ func (c *Client) Rotate(ctx context.Context) (*api.RotateResult, error) {
 	return &r, c.doJSON(ctx, http.MethodPost, "/v1/admin/rotate", nil, "", &r)
 }
 
+// index sends a write and returns the index it applied at. The write
+// carries a request ID of its own, and an answer 503 with Retry-After
+// (no quorum for now, or a busy server) is retried with the same ID, up to
+// the client's retries, after the wait the server asked for (at most
+// maxRetryWait): a cluster applies the write at most once, and a single
+// node gives Retry-After only when nothing changed.
 func (c *Client) index(ctx context.Context, method, path string, body io.Reader, ctype string) (uint64, error) {
-	var r api.IndexResult
-	if err := c.doJSON(ctx, method, path, body, ctype, &r); err != nil {
-		return 0, err
+	payload, err := rewindable(body)
+	if err != nil {
+		return 0, fmt.Errorf("kvtool/client: read the request body: %w", err)
 	}
-	return r.Index, nil
+	hdr := http.Header{api.RequestIDHeader: {newRequestID()}}
+	for attempt := 0; ; attempt++ {
+		resp, err := c.doHeader(ctx, method, path, payload(), ctype, hdr)
+		if err != nil {
+			return 0, err
+		}
+		wait, retry := retryAfter(resp)
+		if !retry || attempt >= c.retries {
+			var r api.IndexResult
+			err := c.decodeAnswer(resp, method, path, &r)
+			return r.Index, err
+		}
+		drain(resp)
+		if err := sleepCtx(ctx, wait); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// rewindable returns a function giving body from its start on each call.
+func rewindable(body io.Reader) (func() io.Reader, error) {
+	if body == nil {
+		return func() io.Reader { return nil }, nil
+	}
+	if br, ok := body.(*bytes.Reader); ok { // Put, and the CLI's transactions: no copy
+		start := br.Size() - int64(br.Len())
+		return func() io.Reader { br.Seek(start, io.SeekStart); return br }, nil
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	return func() io.Reader { return bytes.NewReader(b) }, nil
+}
+
+// retryAfter reports whether resp is a 503 that asks to be retried, and
+// after how long.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	ra := resp.Header.Get("Retry-After")
+	if resp.StatusCode != http.StatusServiceUnavailable || ra == "" {
+		return 0, false
+	}
+	secs, err := strconv.Atoi(ra)
+	if err != nil || secs < 0 {
+		secs = 1
+	}
+	return min(time.Duration(secs)*time.Second, maxRetryWait), true
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// newRequestID returns a random request ID (32 hex digits).
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {
@@ -172,6 +275,12 @@ func (c *Client) doJSON(ctx context.Context, method, path string, body io.Reader
 	if err != nil {
 		return err
 	}
+	return c.decodeAnswer(resp, method, path, v)
+}
+
+// decodeAnswer decodes a 200 answer into v, or returns the error answer;
+// it closes the body.
+func (c *Client) decodeAnswer(resp *http.Response, method, path string, v any) error {
 	defer drain(resp)
 	if err := checkStatus(resp); err != nil {
 		return err
@@ -198,9 +307,17 @@ func CheckStatus(resp *http.Response) error { return checkStatus(resp) }
 // ErrNoServer, an answer without the kvtool Server header a
 // *NotKvtoolError; an answer of any status is returned as is.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+	return c.doHeader(ctx, method, path, body, ctype, nil)
+}
+
+// doHeader is do with extra request headers.
+func (c *Client) doHeader(ctx context.Context, method, path string, body io.Reader, ctype string, hdr http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.addr, unwrapURL(err))
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)

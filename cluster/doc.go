@@ -40,21 +40,48 @@
 //
 // # Wiring a node (node/)
 //
-//	st  := store.Open(store.Options{Dir: dir, Create: true, Replica: true, ...})
-//	ln  := net.Listen("tcp", peerListen)                 // --peer-listen
-//	tr  := cluster.NewTCPTransport(cluster.TCPConfig{ID, ClusterID, Listener: ln,
-//	           Peers: --cluster addresses, Secret: KVTOOL_SECRET / --secret-file})
-//	n   := cluster.Start(cluster.Config{ID, ClusterID, Peers: --cluster IDs, Dir: dir, Store: st, Transport: tr})
-//	// HTTP: PUT/DELETE/txn -> n.Propose(ctx, Request{ID: X-Kvtool-Request-Id, Txn})
-//	//       (*store.CheckError -> 409; ErrNoQuorum -> 503 + Retry-After);
-//	//       GET -> st.Snapshot() (local) or n.LinearizableSnapshot(ctx) (?consistency=linearizable);
-//	//       /v1/status "cluster" -> n.Status(); tr.Peers() for links
-//	// shutdown: n.Close() (closes tr), then st.Close()
+// StartMember does the wiring from the serve flags; the HTTP API is
+// server.New with Options.Cluster:
 //
-// Every node of a cluster must use the same DedupWindow. Node IDs and the
-// cluster ID are nonzero (derive them from names, e.g. a hash of "n1").
-// Keys under DedupPrefix are the cluster's; the API should refuse writes
-// to them and may hide them from scans.
+//	members, err := cluster.ParseMembers(clusterFlag)      // --cluster n1=HOST:PORT,...
+//	st, err  := store.Open(store.Options{Dir: dir, Create: true, Replica: true, ...})
+//	ln, err  := net.Listen("tcp", peerListen)             // --peer-listen
+//	m, err   := cluster.StartMember(cluster.MemberConfig{Name: nodeFlag, Members: members,
+//	                PeerListener: ln, APIAddr: apiListener.Addr().String(), Secret: secret,
+//	                TLS: tlsConfig /* optional */, Node: cluster.Config{Dir: dir, Store: st}})
+//	h := server.New(st, server.Options{Cluster: m, ...})  // then server.Run on the API listener
+//	// m.Done() closes if the member fails (fail stop): shut the process down, exit non-zero.
+//	// shutdown: stop the API (server.Run returns), m.Close() (transport, listener), st.Close()
+//
+// Member IDs are MemberID(name); the cluster ID is the one in the data
+// directory's raft state, or ClusterIDOf the founding names for a new one.
+// Every member dials every other one and tells it its name and API
+// address in the first frame, so Member.Status lists each member's API
+// once it has connected. Every node of a cluster must use the same
+// DedupWindow. Keys under DedupPrefix are the cluster's: the API refuses
+// writes to them and hides them from scans.
+//
+// # Peer transport
+//
+// TCPTransport: one listener per member; a connection carries raft
+// messages one way (tcpwire.go: hello, mutual HMAC proof over nonces, then
+// frames each authenticated with a session key and its sequence number;
+// the first frame is the dialer's name and API address). TCPConfig.TLS
+// adds mutual TLS under it (a peer without a certificate of the cluster's
+// CA is refused before the hello). Each peer has a bounded queue, so a
+// dead or slow peer costs dropped messages (raft retransmits), never a
+// blocked leader.
+//
+// # Operations
+//
+// Node.TransferLeader moves leadership (from any member: a follower's
+// request is forwarded to the leader). Status counts proposals by outcome
+// (ok, aborted by a check, failed: no quorum in time or stopped), leader
+// changes, ReadIndex reads, snapshots raft asked for, and, on the leader,
+// each peer's match index and smoothed heartbeat round trip. A member
+// whose disk fails (raft log, state or store) stops: Err wraps ErrFailed,
+// Done closes, calls return ErrStopped, and it sends nothing more; the
+// others go on.
 //
 // # Concurrency
 //

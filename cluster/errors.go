@@ -20,6 +20,9 @@ var (
 	// log is behind what the leader kept, or it is new): snapshots travel
 	// through transfer/, which the node does not drive yet.
 	ErrSnapshotNeeded = errors.New("kvtool/cluster: a snapshot transfer is needed and not yet supported")
+	// ErrUnknownMember is wrapped when a request names a member that is
+	// not in the cluster (or not a voter, for a leadership transfer).
+	ErrUnknownMember = errors.New("kvtool/cluster: no such member")
 	// ErrClusterMismatch is wrapped when a data directory or a peer
 	// belongs to another cluster or node.
 	ErrClusterMismatch = errors.New("kvtool/cluster: belongs to another cluster")

@@ -24,6 +24,8 @@ type testCluster struct {
 	// transport, if set, makes each member's transport (default: an
 	// endpoint of net).
 	transport func(id uint64) (Transport, error)
+	// wrapFS, if set, wraps each member's file system (to inject faults).
+	wrapFS func(id uint64, fs vfs.FS) vfs.FS
 }
 
 // testNode is one incarnation of a member. crashed is set (under the
@@ -46,7 +48,11 @@ func newTestCluster(t testing.TB, size int, seed uint64) *testCluster {
 }
 
 func newTestClusterWith(t testing.TB, size int, seed uint64, transport func(id uint64) (Transport, error)) *testCluster {
-	c := &testCluster{t: t, net: NewMemNetwork(seed), tick: 10 * time.Millisecond, nodes: map[uint64]*testNode{}, transport: transport}
+	return newTestClusterFS(t, size, seed, transport, nil)
+}
+
+func newTestClusterFS(t testing.TB, size int, seed uint64, transport func(id uint64) (Transport, error), wrapFS func(uint64, vfs.FS) vfs.FS) *testCluster {
+	c := &testCluster{t: t, net: NewMemNetwork(seed), tick: 10 * time.Millisecond, nodes: map[uint64]*testNode{}, transport: transport, wrapFS: wrapFS}
 	for i := 1; i <= size; i++ {
 		c.ids = append(c.ids, uint64(i))
 	}
@@ -63,7 +69,11 @@ func newTestClusterWith(t testing.TB, size int, seed uint64, transport func(id u
 
 // start opens the member's store and node on its file system.
 func (c *testCluster) start(tn *testNode) error {
-	st, err := store.Open(store.Options{FS: tn.fs, Dir: "/data", Create: true, Replica: true, Shards: 4, SegmentSize: 1 << 20})
+	var fsys vfs.FS = tn.fs
+	if c.wrapFS != nil {
+		fsys = c.wrapFS(tn.id, fsys)
+	}
+	st, err := store.Open(store.Options{FS: fsys, Dir: "/data", Create: true, Replica: true, Shards: 4, SegmentSize: 1 << 20})
 	if err != nil {
 		return fmt.Errorf("node %d: open store: %w", tn.id, err)
 	}
@@ -75,7 +85,7 @@ func (c *testCluster) start(tn *testNode) error {
 		}
 	}
 	n, err := Start(Config{
-		ID: tn.id, ClusterID: testClusterID, Peers: c.ids, FS: tn.fs, Dir: "/data", Store: st,
+		ID: tn.id, ClusterID: testClusterID, Peers: c.ids, FS: fsys, Dir: "/data", Store: st,
 		Transport: tr, TickInterval: c.tick, LogSegmentSize: 64 << 10, LogCacheBytes: 32 << 10,
 		ProposalRetry: 30 * c.tick,
 	})

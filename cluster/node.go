@@ -122,6 +122,7 @@ type Node struct {
 	leaderCh chan struct{} // closed and replaced when the leader changes
 
 	stats nodeStats
+	rtt   rttTable // heartbeat round trips to each peer (leader only)
 
 	stop     chan struct{}
 	stopped  chan struct{} // closed when the Ready loop returns
@@ -156,6 +157,7 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, st: cfg.Store, ls: ls, tr: cfg.Transport, applied: applied, confIndex: st.ConfIndex,
 		waiters: waitTable{m: map[string][]chan applyResult{}}, reads: readTable{m: map[string]chan uint64{}},
+		rtt:      rttTable{m: map[uint64]*rttEntry{}, stale: cfg.TickInterval * time.Duration(cfg.ElectionTicks)},
 		leaderCh: make(chan struct{}), stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	n.raft = raft.RestartNode(n.raftConfig(applied))
@@ -234,6 +236,9 @@ func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 		return fmt.Errorf("kvtool/cluster: node %x got a message for %x", n.cfg.ID, m.GetTo())
 	}
 	n.stats.received.Add(1)
+	if m.GetType() == pb.MsgHeartbeatResp {
+		n.rtt.answered(m.GetFrom(), time.Now())
+	}
 	return n.raft.Step(ctx, m)
 }
 
@@ -275,11 +280,54 @@ func (n *Node) observeLeader(ss *raft.SoftState, term uint64) {
 	}
 }
 
+// observeTerm records a new term without a change of leader.
+func (n *Node) observeTerm(term uint64) {
+	n.leaderMu.Lock()
+	n.term = term
+	n.leaderMu.Unlock()
+}
+
 // TransferLeadership asks the leader to hand leadership to member to. It
-// returns at once; watch Leader for the outcome.
+// returns at once; watch Leader for the outcome (or use TransferLeader).
 func (n *Node) TransferLeadership(ctx context.Context, to uint64) {
 	lead, _ := n.Leader()
 	n.raft.TransferLeadership(ctx, lead, to)
+}
+
+// TransferLeader makes voter to the leader and returns once this node
+// knows it leads. It works on any member (a follower forwards the request
+// to the leader). The leader hands over once to has caught up with its
+// log; an attempt that has not succeeded after twice the election timeout
+// (to was behind, or a message was lost) is made again, until ctx ends:
+// then the error wraps ErrNoQuorum. A member that is not a voter is an
+// error wrapping ErrUnknownMember.
+func (n *Node) TransferLeader(ctx context.Context, to uint64) error {
+	if !slices.Contains(n.ls.state().Conf.GetVoters(), to) {
+		return fmt.Errorf("%w: %x is not a voter of cluster %x (voters %x)", ErrUnknownMember, to, n.cfg.ClusterID, n.ls.state().Conf.GetVoters())
+	}
+	retry := 2 * n.cfg.TickInterval * time.Duration(n.cfg.ElectionTicks)
+	for {
+		changed := n.leaderChanged()
+		lead, _ := n.Leader()
+		if lead == to {
+			return nil
+		}
+		if lead != 0 {
+			n.raft.TransferLeadership(ctx, lead, to)
+		}
+		t := time.NewTimer(retry)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return n.deadlineErr(ctx, fmt.Sprintf("transfer of leadership to %x", to))
+		case <-n.done():
+			t.Stop()
+			return n.stoppedErr()
+		}
+		t.Stop()
+	}
 }
 
 // Campaign makes this node start an election now (tests, and an operator
@@ -305,6 +353,12 @@ func (n *Node) fail(err error) {
 
 // done is closed once the node no longer applies anything.
 func (n *Node) done() <-chan struct{} { return n.stopped }
+
+// Done is closed once the node has stopped: after Close, or when it failed
+// (Err says why). A process serving the node should then shut down: a
+// failed node acknowledges nothing more (fail stop), and restarting it
+// recovers from what is durable.
+func (n *Node) Done() <-chan struct{} { return n.stopped }
 
 // Close stops raft, the Ready loop and the transport, and closes the raft
 // log; waiting calls return ErrStopped. The store stays open (its owner
@@ -346,4 +400,8 @@ func (quietLogger) Panicf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
 type nodeStats struct {
 	proposals, proposalRetries, readIndexes, readRetries atomic.Int64
 	leaderChanges, snapshotsNeeded, received             atomic.Int64
+	// Outcomes of Propose: applied (ok), applied as a failed check
+	// (aborted: committed, changed nothing), or not answered (failed: no
+	// quorum before the deadline, or the node stopped).
+	proposalsOK, proposalsAborted, proposalsFailed atomic.Int64
 }

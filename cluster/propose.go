@@ -54,14 +54,20 @@ func (n *Node) Propose(ctx context.Context, req Request) (Result, error) {
 	defer n.waiters.remove(r.id, ch)
 	n.stats.proposals.Add(1)
 	res, err := n.awaitApply(ctx, r, encodeRequest(r), ch)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := n.st.WaitApplied(ctx, res.entry); err != nil {
-		if ctx.Err() != nil {
-			return Result{}, n.deadlineErr(ctx, "write")
+	if err == nil {
+		err = n.st.WaitApplied(ctx, res.entry)
+		if err != nil && ctx.Err() != nil {
+			err = n.deadlineErr(ctx, "write")
 		}
+	}
+	switch {
+	case err != nil:
+		n.stats.proposalsFailed.Add(1)
 		return Result{}, err
+	case res.checkErr != nil:
+		n.stats.proposalsAborted.Add(1)
+	default:
+		n.stats.proposalsOK.Add(1)
 	}
 	return Result{Index: res.index, Duplicate: res.dup}, res.checkErr
 }

@@ -61,6 +61,8 @@ func (n *Node) observe(rd raft.Ready) bool {
 	if rd.SoftState != nil {
 		n.observeLeader(rd.SoftState, rd.HardState.GetTerm())
 		n.leading = rd.SoftState.RaftState == raft.StateLeader
+	} else if term := rd.HardState.GetTerm(); term > 0 {
+		n.observeTerm(term)
 	}
 	return n.leading
 }
@@ -97,11 +99,15 @@ func (n *Node) persist(rd raft.Ready) error {
 // keeps the member in probing (it retries later).
 func (n *Node) send(msgs []*pb.Message) {
 	out := msgs[:0:0]
+	now := time.Now()
 	for _, m := range msgs {
-		if m.GetType() == pb.MsgSnap {
+		switch m.GetType() {
+		case pb.MsgSnap:
 			n.stats.snapshotsNeeded.Add(1)
 			n.raft.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
 			continue
+		case pb.MsgHeartbeat:
+			n.rtt.sent(m.GetTo(), now)
 		}
 		out = append(out, m)
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/tracker"
@@ -12,6 +13,7 @@ import (
 // /metrics. JSON names follow DESIGN.md (snake_case).
 type Status struct {
 	ID        uint64 `json:"id"`
+	Name      string `json:"name,omitempty"` // set by a Member
 	ClusterID uint64 `json:"cluster_id"`
 	Role      string `json:"role"` // leader, follower, candidate, pre-candidate
 	Leader    uint64 `json:"leader"`
@@ -23,24 +25,46 @@ type Status struct {
 	LastIndex    uint64         `json:"last_index"`
 	Members      []MemberStatus `json:"members"`
 
-	Proposals       int64  `json:"proposals"`
-	ProposalRetries int64  `json:"proposal_retries"`
-	ReadIndexes     int64  `json:"read_indexes"`
-	ReadRetries     int64  `json:"read_retries"`
-	LeaderChanges   int64  `json:"leader_changes"`
-	SnapshotsNeeded int64  `json:"snapshots_needed"`
-	LogCuts         int    `json:"log_cuts"`
-	Err             string `json:"error,omitempty"`
+	// Proposals counts Propose calls; their outcomes are ProposalsOK
+	// (applied), ProposalsAborted (applied as a failed check: nothing
+	// changed) and ProposalsFailed (no answer before the deadline, or the
+	// node stopped: the write may or may not apply).
+	Proposals        int64  `json:"proposals"`
+	ProposalsOK      int64  `json:"proposals_ok"`
+	ProposalsAborted int64  `json:"proposals_aborted"`
+	ProposalsFailed  int64  `json:"proposals_failed"`
+	ProposalRetries  int64  `json:"proposal_retries"`
+	ReadIndexes      int64  `json:"read_indexes"`
+	ReadRetries      int64  `json:"read_retries"`
+	LeaderChanges    int64  `json:"leader_changes"`
+	SnapshotsNeeded  int64  `json:"snapshots_needed"`
+	LogCuts          int    `json:"log_cuts"`
+	Err              string `json:"error,omitempty"`
 }
 
 // MemberStatus is one member as this node sees it. Match and Next are
-// known only on the leader (zero elsewhere).
+// known only on the leader (zero elsewhere), and so is RoundTrip. Name,
+// the addresses and Connected are filled in by a Member (they are the
+// transport's knowledge); a bare Node leaves them empty.
 type MemberStatus struct {
-	ID      uint64 `json:"id"`
-	Learner bool   `json:"learner"`
-	Match   uint64 `json:"match_index"`
-	Next    uint64 `json:"next_index"`
-	State   string `json:"state,omitempty"` // probe, replicate, snapshot (leader only)
+	ID       uint64 `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Self     bool   `json:"self"`
+	Learner  bool   `json:"learner"`
+	PeerAddr string `json:"peer_addr,omitempty"`
+	APIAddr  string `json:"api_addr,omitempty"`
+	Match    uint64 `json:"match_index"`
+	Next     uint64 `json:"next_index"`
+	State    string `json:"state,omitempty"` // probe, replicate, snapshot (leader only)
+	// Connected says the link from this node to the member is up (always
+	// true for the node itself).
+	Connected bool `json:"connected"`
+	// RoundTrip is the smoothed heartbeat round trip (leader only; zero
+	// until measured).
+	RoundTrip time.Duration `json:"round_trip_ns"`
+	// Dropped counts the messages to the member this node dropped (queue
+	// full, link down): raft sends them again.
+	Dropped int64 `json:"dropped_messages"`
 }
 
 // Status returns the node's current status.
@@ -53,18 +77,29 @@ func (n *Node) Status() Status {
 	s := Status{
 		ID: n.cfg.ID, ClusterID: n.cfg.ClusterID, Role: roleName(rs.RaftState), Leader: rs.Lead,
 		Term: rs.GetTerm(), Commit: rs.GetCommit(), AppliedIndex: n.st.Snapshot().Index(), LastIndex: last,
-		Proposals: n.stats.proposals.Load(), ProposalRetries: n.stats.proposalRetries.Load(),
-		ReadIndexes: n.stats.readIndexes.Load(), ReadRetries: n.stats.readRetries.Load(),
+		Proposals: n.stats.proposals.Load(), ProposalsOK: n.stats.proposalsOK.Load(),
+		ProposalsAborted: n.stats.proposalsAborted.Load(), ProposalsFailed: n.stats.proposalsFailed.Load(),
+		ProposalRetries: n.stats.proposalRetries.Load(),
+		ReadIndexes:     n.stats.readIndexes.Load(), ReadRetries: n.stats.readRetries.Load(),
 		LeaderChanges: n.stats.leaderChanges.Load(), SnapshotsNeeded: n.stats.snapshotsNeeded.Load(), LogCuts: cuts,
 	}
 	if err := n.Err(); err != nil {
 		s.Err = err.Error()
 	}
+	leading := rs.RaftState == raft.StateLeader
+	add := func(id uint64, learner bool) {
+		m := memberStatus(id, learner, rs.Progress[id])
+		m.Self, m.Connected = id == n.cfg.ID, id == n.cfg.ID
+		if leading && !m.Self {
+			m.RoundTrip = n.rtt.get(id).Smooth
+		}
+		s.Members = append(s.Members, m)
+	}
 	for _, id := range ls.Conf.GetVoters() {
-		s.Members = append(s.Members, memberStatus(id, false, rs.Progress[id]))
+		add(id, false)
 	}
 	for _, id := range ls.Conf.GetLearners() {
-		s.Members = append(s.Members, memberStatus(id, true, rs.Progress[id]))
+		add(id, true)
 	}
 	slices.SortFunc(s.Members, func(a, b MemberStatus) int { return cmp.Compare(a.ID, b.ID) })
 	return s

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,18 @@ type TCPConfig struct {
 	Listener net.Listener
 	Peers    map[uint64]string // every other member's peer address, by ID
 	Secret   []byte            // the shared secret, at least MinSecretSize bytes; never sent
+	// Name and APIAddr are this member's name and the address of its HTTP
+	// API, told to each peer in the first frame of every connection, so
+	// that `kvtool cluster status` can list every member's API.
+	Name    string
+	APIAddr string
+	// TLS, if set, wraps every peer connection in mutual TLS (1.3 at
+	// least): each side presents Certificates, and verifies the other's
+	// against RootCAs (ClientCAs, if set, for the certificates of dialing
+	// peers). A dialer checks the peer's certificate for ServerName, or
+	// the host of the peer's address when ServerName is empty. The shared
+	// secret's handshake and frame authentication still run inside it.
+	TLS *tls.Config
 
 	QueueMessages    int           // bound of each peer's queue in messages; default 4096
 	QueueBytes       int64         // bound of each peer's queue in bytes; default 64 MiB
@@ -70,6 +83,7 @@ type TCPTransport struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // accepted connections, closed by Close
+	info  map[uint64]PeerInfo   // what each peer said of itself when it last connected
 
 	rejected atomic.Int64 // handshakes and frames refused
 	lastRej  atomic.Pointer[string]
@@ -85,9 +99,13 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 		return nil, errors.New("kvtool/cluster: a TCP transport needs a listener")
 	case len(cfg.Secret) < MinSecretSize:
 		return nil, fmt.Errorf("kvtool/cluster: the shared secret has %d bytes, at least %d are needed (KVTOOL_SECRET or --secret-file)", len(cfg.Secret), MinSecretSize)
+	case len(cfg.Name) > maxInfoField || len(cfg.APIAddr) > maxInfoField:
+		return nil, fmt.Errorf("kvtool/cluster: member name %q or API address %q is over %d bytes", cfg.Name, cfg.APIAddr, maxInfoField)
+	case cfg.TLS != nil && len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil:
+		return nil, errors.New("kvtool/cluster: peer TLS needs this member's certificate (mutual TLS: every member presents one)")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &TCPTransport{cfg: cfg, peers: map[uint64]*peerSender{}, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	t := &TCPTransport{cfg: cfg, peers: map[uint64]*peerSender{}, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, info: map[uint64]PeerInfo{}}
 	for id, addr := range cfg.Peers {
 		if id == cfg.ID || id == 0 {
 			continue
@@ -136,9 +154,17 @@ func (t *TCPTransport) Close() error {
 // Addr is the listener's address.
 func (t *TCPTransport) Addr() net.Addr { return t.cfg.Listener.Addr() }
 
+// PeerInfo is what a peer says of itself when it connects (in the first,
+// authenticated frame).
+type PeerInfo struct {
+	Name    string
+	APIAddr string
+}
+
 // PeerStatus describes the link to one peer.
 type PeerStatus struct {
-	Addr      string
+	Addr string
+	PeerInfo
 	Connected bool
 	Queued    int
 	Sent      int64
@@ -150,8 +176,12 @@ type PeerStatus struct {
 // connections or frames refused with the last reason.
 func (t *TCPTransport) Peers() (map[uint64]PeerStatus, int64, string) {
 	out := map[uint64]PeerStatus{}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for id, p := range t.peers {
-		out[id] = p.status()
+		ps := p.status()
+		ps.PeerInfo = t.info[id]
+		out[id] = ps
 	}
 	last := ""
 	if s := t.lastRej.Load(); s != nil {
@@ -206,15 +236,25 @@ func (t *TCPTransport) untrack(c net.Conn) {
 }
 
 // serve authenticates one incoming connection and delivers its messages.
-func (t *TCPTransport) serve(conn net.Conn) {
+func (t *TCPTransport) serve(raw net.Conn) {
 	defer t.wg.Done()
-	defer t.untrack(conn)
-	from, key, err := acceptHandshake(conn, t.cfg.Secret, t.checkHello, time.Now().Add(t.cfg.HandshakeTimeout))
+	defer t.untrack(raw)
+	deadline := time.Now().Add(t.cfg.HandshakeTimeout)
+	conn, err := t.acceptTLS(raw, deadline)
+	if err != nil {
+		t.reject(fmt.Errorf("from %s: %w", raw.RemoteAddr(), err))
+		return
+	}
+	from, key, err := acceptHandshake(conn, t.cfg.Secret, t.checkHello, deadline)
 	if err != nil {
 		t.reject(fmt.Errorf("from %s: %w", conn.RemoteAddr(), err))
 		return
 	}
 	fr := &frameReader{r: bufio.NewReaderSize(conn, 64<<10), mac: newMacer(key), maxLen: t.cfg.MaxFrame}
+	if err := t.readInfo(fr, from, deadline, conn); err != nil {
+		t.reject(fmt.Errorf("member %x at %s: %w", from, conn.RemoteAddr(), err))
+		return
+	}
 	for {
 		b, err := fr.next()
 		if err != nil {
@@ -228,6 +268,62 @@ func (t *TCPTransport) serve(conn net.Conn) {
 			return
 		}
 	}
+}
+
+// acceptTLS runs the server side of the TLS handshake on raw, if the
+// transport uses TLS: the peer must present a certificate the CAs vouch
+// for.
+func (t *TCPTransport) acceptTLS(raw net.Conn, deadline time.Time) (net.Conn, error) {
+	if t.cfg.TLS == nil {
+		return raw, nil
+	}
+	tc := tls.Server(raw, serverTLS(t.cfg.TLS))
+	raw.SetDeadline(deadline)
+	defer raw.SetDeadline(time.Time{})
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("%w: TLS: %w (peers need a certificate of this cluster's CA)", ErrHandshake, err)
+	}
+	return tc, nil
+}
+
+// readInfo reads the dialer's first frame, what it says of itself, and
+// records it.
+func (t *TCPTransport) readInfo(fr *frameReader, from uint64, deadline time.Time, conn net.Conn) error {
+	conn.SetReadDeadline(deadline)
+	defer conn.SetReadDeadline(time.Time{})
+	b, err := fr.next()
+	if err != nil {
+		return fmt.Errorf("%w: no member info after the handshake: %w", ErrHandshake, err)
+	}
+	info, err := decodeInfo(b)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.info[from] = info
+	t.mu.Unlock()
+	return nil
+}
+
+// serverTLS is the acceptor's TLS configuration: mutual, TLS 1.3.
+func serverTLS(c *tls.Config) *tls.Config {
+	s := c.Clone()
+	s.ClientAuth = tls.RequireAndVerifyClientCert
+	if s.ClientCAs == nil {
+		s.ClientCAs = s.RootCAs
+	}
+	s.MinVersion = max(s.MinVersion, tls.VersionTLS13)
+	return s
+}
+
+// clientTLS is the dialer's TLS configuration for the peer at addr.
+func clientTLS(c *tls.Config, addr string) *tls.Config {
+	s := c.Clone()
+	if s.ServerName == "" {
+		s.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	s.MinVersion = max(s.MinVersion, tls.VersionTLS13)
+	return s
 }
 
 // checkHello accepts a dialer of this cluster, known as a peer, that means
@@ -250,7 +346,10 @@ func (t *TCPTransport) deliver(from uint64, b []byte) error {
 	if err := proto.Unmarshal(b, m); err != nil {
 		return fmt.Errorf("%w: not a raft message: %v", ErrFrame, err)
 	}
-	if m.GetFrom() != from || m.GetTo() != t.cfg.ID {
+	// A follower forwards a leadership transfer to the leader as raft made
+	// it: From is the member to hand over to, not the sender.
+	forwarded := m.GetType() == pb.MsgTransferLeader
+	if (m.GetFrom() != from && !forwarded) || m.GetTo() != t.cfg.ID {
 		return fmt.Errorf("%w: message from %x to %x on the link from %x to %x", ErrFrame, m.GetFrom(), m.GetTo(), from, t.cfg.ID)
 	}
 	if h := t.handler.Load(); h != nil {
@@ -350,8 +449,19 @@ func (p *peerSender) dial() (net.Conn, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial member %x at %s: %w", p.id, p.addr, err)
 	}
+	deadline := time.Now().Add(p.t.cfg.HandshakeTimeout)
+	if p.t.cfg.TLS != nil {
+		tc := tls.Client(conn, clientTLS(p.t.cfg.TLS, p.addr))
+		tc.SetDeadline(deadline)
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("member %x at %s: %w: TLS: %w", p.id, p.addr, ErrHandshake, err)
+		}
+		tc.SetDeadline(time.Time{})
+		conn = tc
+	}
 	h := hello{clusterID: p.t.cfg.ClusterID, from: p.t.cfg.ID, to: p.id}
-	key, err := dialHandshake(conn, p.t.cfg.Secret, h, time.Now().Add(p.t.cfg.HandshakeTimeout))
+	key, err := dialHandshake(conn, p.t.cfg.Secret, h, deadline)
 	if err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("member %x at %s: %w", p.id, p.addr, err)
@@ -374,6 +484,13 @@ func (p *peerSender) stream(conn net.Conn, key []byte) error {
 		case <-closed:
 		}
 	}()
+	conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout))
+	if err := fw.write(encodeInfo(PeerInfo{Name: p.t.cfg.Name, APIAddr: p.t.cfg.APIAddr})); err != nil {
+		return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
+	}
+	if err := fw.w.Flush(); err != nil {
+		return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
+	}
 	var buf []byte
 	for {
 		var m *pb.Message

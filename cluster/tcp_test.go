@@ -102,14 +102,14 @@ func (r *recorder) count() int {
 
 // pair starts transports for members 1 and 2; tweak adjusts member 1's
 // config (the sender) before it starts.
-func pair(t *testing.T, tweak func(c *TCPConfig)) (*TCPTransport, *TCPTransport, *recorder) {
+func pair(t *testing.T, tweak func(c1, c2 *TCPConfig)) (*TCPTransport, *TCPTransport, *recorder) {
 	t.Helper()
 	l1, l2 := listen(t), listen(t)
 	peers := map[uint64]string{1: l1.Addr().String(), 2: l2.Addr().String()}
 	c1 := TCPConfig{ID: 1, ClusterID: 9, Listener: l1, Peers: peers, Secret: testSecret, RedialMax: 20 * time.Millisecond}
 	c2 := TCPConfig{ID: 2, ClusterID: 9, Listener: l2, Peers: peers, Secret: testSecret}
 	if tweak != nil {
-		tweak(&c1)
+		tweak(&c1, &c2)
 	}
 	t1, err := NewTCPTransport(c1)
 	if err != nil {
@@ -142,11 +142,11 @@ func TestTCPDelivers(t *testing.T) {
 func TestTCPRefusesStrangers(t *testing.T) {
 	cases := []struct {
 		name  string
-		tweak func(*TCPConfig)
+		tweak func(c1, c2 *TCPConfig)
 		want  string
 	}{
-		{"secret", func(c *TCPConfig) { c.Secret = []byte("another-secret-of-16+ bytes") }, "shared secret"},
-		{"cluster", func(c *TCPConfig) { c.ClusterID = 10 }, "cluster"},
+		{"secret", func(c, _ *TCPConfig) { c.Secret = []byte("another-secret-of-16+ bytes") }, "shared secret"},
+		{"cluster", func(c, _ *TCPConfig) { c.ClusterID = 10 }, "cluster"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,6 +239,7 @@ func TestTCPRefusesForgedSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	fw := &frameWriter{w: bufio.NewWriter(conn), mac: newMacer(key)}
+	fw.write(encodeInfo(PeerInfo{Name: "n1"}))
 	b, _ := proto.Marshal(heartbeat(3, 2))
 	fw.write(b)
 	fw.w.Flush()

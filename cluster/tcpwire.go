@@ -25,8 +25,10 @@ import (
 //	                   or, if refused: msgLen u8 | message (unauthenticated, for the log)
 //	dialer:   proof  = HMAC(secret, "dial" | ids | nonceA | nonceD)
 //	then frames, dialer to acceptor:
-//	          len u32 | payload (a marshalled raft message) | mac [16]
+//	          len u32 | payload | mac [16]
 //	          mac = HMAC-SHA256(session key, seq u64 | len u32 | payload), first 16 bytes
+//	          the first payload is the dialer's info: nameLen u8 | name | apiLen u8 | api
+//	          (its member name and HTTP API address); every later one a marshalled raft message
 //
 // ids is clusterID | dialer | acceptor (u64 each); HMACs are HMAC-SHA256
 // keyed with the shared secret, and the session key is HMAC(secret,
@@ -36,10 +38,11 @@ import (
 // authenticated with the session key and its position (seq counts frames
 // from 0), so a frame cannot be forged, altered, replayed or reordered.
 // The cluster ID in the hello fences out members of another cluster, and a
-// message's From must be the authenticated dialer.
+// message's From must be the authenticated dialer. With TCPConfig.TLS all
+// of this runs inside mutual TLS. Version 2 added the info frame.
 const (
 	peerMagic    = "KVT-PEER"
-	peerVersion  = 1
+	peerVersion  = 2
 	kindRaft     = 1 // a raft message stream; snapshot transfers will be another kind
 	helloSize    = 8 + 2 + 1 + 1 + 8 + 8 + 8 + nonceSize
 	nonceSize    = 32
@@ -47,6 +50,8 @@ const (
 	frameMACSize = 16
 	// maxRefusal bounds the message of a refused handshake.
 	maxRefusal = 255
+	// maxInfoField bounds the name and the API address in the info frame.
+	maxInfoField = 255
 )
 
 // MinSecretSize is the shortest shared secret a TCP transport accepts.
@@ -264,4 +269,33 @@ func (m *macer) sum(hdr, payload []byte) []byte {
 	m.h.Write(hdr)
 	m.h.Write(payload)
 	return m.h.Sum(m.out[:0])[:frameMACSize]
+}
+
+// encodeInfo encodes the dialer's info frame; its fields are at most
+// maxInfoField bytes (checked by NewTCPTransport).
+func encodeInfo(i PeerInfo) []byte {
+	b := append([]byte{byte(len(i.Name))}, i.Name...)
+	b = append(b, byte(len(i.APIAddr)))
+	return append(b, i.APIAddr...)
+}
+
+// decodeInfo decodes an info frame.
+func decodeInfo(b []byte) (PeerInfo, error) {
+	var i PeerInfo
+	var ok bool
+	if i.Name, b, ok = cutField(b); ok {
+		i.APIAddr, b, ok = cutField(b)
+	}
+	if !ok || len(b) != 0 {
+		return PeerInfo{}, fmt.Errorf("%w: the first frame is not member info", ErrFrame)
+	}
+	return i, nil
+}
+
+func cutField(b []byte) (string, []byte, bool) {
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return "", nil, false
+	}
+	n := int(b[0])
+	return string(b[1 : 1+n]), b[1+n:], true
 }

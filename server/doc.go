@@ -14,6 +14,30 @@
 //	GET    /v1/hash          {"applied_index","state_hash"} of one snapshot
 //	POST   /v1/admin/rotate  seal the active WAL segment
 //	GET    /metrics          Prometheus text format (the server's own registry)
+//	GET    /v1/cluster       cluster member only: api.ClusterStatus, every member asked (?local=true: this one's view)
+//	POST   /v1/cluster/transfer-leader  {"to": NAME or hex ID}; 200 {"leader","leader_id","term"} once it leads
+//
+// # Cluster members
+//
+// With Options.Cluster (a *cluster.Member) the server is a cluster
+// member's API. PUT, DELETE and txn are proposed through raft with the
+// X-Kvtool-Request-Id header as request ID (at most cluster.MaxRequestID
+// bytes) and answered 200 {"index": N} once a quorum logged the entry and
+// this member applied it (a read here right after sees it); a retried ID
+// that already applied answers its first index with X-Kvtool-Duplicate.
+// No quorum within WriteTimeout: 503 with Retry-After and a message saying
+// the write may still apply (retry with the same ID); a stopped member:
+// 503 without Retry-After (ask another). Reads (GET, scan, hash) are local
+// by default (X-Kvtool-Index says how fresh); ?consistency=linearizable
+// goes through ReadIndex (503 with Retry-After without a quorum). Keys
+// under cluster.DedupPrefix are refused in writes (400) and left out of
+// scans; GET, the key count of /v1/status and /v1/hash still see them, so
+// the hash matches `kvtool replay` of the member's data directory.
+// /v1/status gains a "cluster" object (this member's view, nobody asked)
+// and /metrics the kvtool_cluster_* series (term, leader changes,
+// proposals by result, commit and apply lag, per-peer round trip, lag,
+// link and drops, snapshot sends). Without Options.Cluster the commit path
+// is the single node's, unchanged.
 //
 // The wire types live in package api. Keys are percent-encoded in the
 // path (client.KeyPath), and a key is everything after /v1/kv/, decoded,

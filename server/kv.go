@@ -17,7 +17,10 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	snap := s.st.Snapshot()
+	snap, ok := s.readSnapshot(w, r)
+	if !ok {
+		return
+	}
 	w.Header().Set(api.IndexHeader, strconv.FormatUint(snap.Index(), 10))
 	val, ok := snap.Get(key)
 	if !ok {

@@ -11,17 +11,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/store"
 )
 
 // Commit results, the values of the "result" label of kvtool_commits_total.
 const (
-	resultOK       = "ok"       // committed and durable
-	resultAborted  = "aborted"  // a check failed; nothing changed
-	resultInvalid  = "invalid"  // the transaction can never commit
-	resultCanceled = "canceled" // the client gave up waiting for gates
-	resultError    = "error"    // the store failed or is closed
+	resultOK       = "ok"        // committed and durable
+	resultAborted  = "aborted"   // a check failed; nothing changed
+	resultInvalid  = "invalid"   // the transaction can never commit
+	resultCanceled = "canceled"  // the client gave up waiting for gates
+	resultError    = "error"     // the store failed or is closed
+	resultNoQuorum = "no_quorum" // cluster: no quorum answered in time (the write may still apply)
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own (so
@@ -173,6 +175,8 @@ func commitResult(err error) string {
 		return resultAborted
 	case errors.Is(err, store.ErrInvalid):
 		return resultInvalid
+	case errors.Is(err, cluster.ErrNoQuorum):
+		return resultNoQuorum
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return resultCanceled
 	}

@@ -24,7 +24,10 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	snap := s.st.Snapshot()
+	snap, ok := s.readSnapshot(w, r)
+	if !ok {
+		return
+	}
 	w.Header().Set(api.IndexHeader, strconv.FormatUint(snap.Index(), 10))
 	if lines {
 		s.scanLines(w, r, snap, o)
@@ -44,7 +47,7 @@ func (s *Server) scanPage(snap *store.Snapshot, o store.ScanOptions) ([]api.Pair
 	size, more := 0, false
 	limit := o.Limit
 	o.Limit++
-	snap.Scan(o, func(k string, v []byte) bool {
+	s.scanSnapshot(snap, o, func(k string, v []byte) bool {
 		if len(pairs) == limit || size >= s.opts.ScanBytes {
 			more = true
 			return false
@@ -67,7 +70,7 @@ func (s *Server) scanLines(w http.ResponseWriter, r *http.Request, snap *store.S
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(flushWriter{w}, scanStreamBuffer)
 	enc := json.NewEncoder(bw)
-	snap.Scan(o, func(k string, v []byte) bool {
+	s.scanSnapshot(snap, o, func(k string, v []byte) bool {
 		return enc.Encode(api.Pair{Key: k, Value: v}) == nil && r.Context().Err() == nil
 	})
 	bw.Flush()
@@ -80,9 +83,9 @@ func (s *Server) scanOptions(r *http.Request) (o store.ScanOptions, lines bool, 
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "prefix", "start", "end", "limit", "format":
+		case "prefix", "start", "end", "limit", "format", "consistency":
 		default:
-			return o, false, fmt.Errorf("unknown scan parameter %q (want prefix, start, end, limit, format)", k)
+			return o, false, fmt.Errorf("unknown scan parameter %q (want prefix, start, end, limit, format, consistency)", k)
 		}
 	}
 	switch f := q.Get("format"); f {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/format"
@@ -48,6 +49,25 @@ type Options struct {
 	// MaxInflightBytes bounds the body bytes of all requests in flight;
 	// default DefaultMaxInflight.
 	MaxInflightBytes int64
+
+	// Cluster, if set, makes the server a cluster member's API (see
+	// Cluster): writes go through raft, ?consistency=linearizable reads
+	// through ReadIndex, and /v1/cluster, /v1/cluster/transfer-leader and
+	// the "cluster" object of /v1/status describe the cluster. Nil: a
+	// single node, whose writes commit on the store as always.
+	Cluster Cluster
+	// WriteTimeout bounds a cluster write's wait for a quorum (then 503
+	// with Retry-After); default DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// ReadTimeout bounds a linearizable read's wait; default
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// TransferTimeout bounds a leadership transfer; default
+	// DefaultTransferTimeout.
+	TransferTimeout time.Duration
+	// AskTimeout bounds GET /v1/cluster's question to each other member;
+	// default DefaultAskTimeout.
+	AskTimeout time.Duration
 }
 
 func (o *Options) fill() {
@@ -60,9 +80,13 @@ func (o *Options) fill() {
 	setDefault(&o.MaxPutBody, MaxPutBody)
 	setDefault(&o.MaxTxnBody, MaxTxnBody)
 	setDefault(&o.MaxInflightBytes, DefaultMaxInflight)
+	setDefault(&o.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&o.ReadTimeout, DefaultReadTimeout)
+	setDefault(&o.TransferTimeout, DefaultTransferTimeout)
+	setDefault(&o.AskTimeout, DefaultAskTimeout)
 }
 
-func setDefault[T int | int64](v *T, def T) {
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
@@ -71,11 +95,12 @@ func setDefault[T int | int64](v *T, def T) {
 // Server is the HTTP API over one store. It does not own the store: closing
 // it is the caller's job, after the server has stopped (see Run).
 type Server struct {
-	st   *store.Store
-	opts Options
-	log  *slog.Logger
-	mux  *http.ServeMux
-	m    *metrics
+	st      *store.Store
+	cluster Cluster // nil on a single node
+	opts    Options
+	log     *slog.Logger
+	mux     *http.ServeMux
+	m       *metrics
 	// inflight bounds the request bodies held at once.
 	inflight inflight
 }
@@ -83,8 +108,11 @@ type Server struct {
 // New returns the API handler for st.
 func New(st *store.Store, opts Options) *Server {
 	opts.fill()
-	s := &Server{st: st, opts: opts, log: opts.Logger, mux: http.NewServeMux(), inflight: inflight{max: opts.MaxInflightBytes}}
+	s := &Server{st: st, cluster: opts.Cluster, opts: opts, log: opts.Logger, mux: http.NewServeMux(), inflight: inflight{max: opts.MaxInflightBytes}}
 	s.m = newMetrics(st)
+	if s.cluster != nil {
+		s.m.reg.MustRegister(newClusterCollector(s.cluster))
+	}
 	s.m.registerInflight(&s.inflight)
 	s.routes()
 	return s
@@ -106,6 +134,8 @@ func (s *Server) routes() {
 		{http.MethodGet, "/v1/hash", s.hash},
 		{http.MethodPost, "/v1/admin/rotate", s.rotate},
 		{http.MethodPost, "/v1/query", s.query},
+		{http.MethodGet, "/v1/cluster", s.clusterStatus},
+		{http.MethodPost, "/v1/cluster/transfer-leader", s.transferLeader},
 		{http.MethodGet, "/metrics", s.m.handler().ServeHTTP},
 	}
 	rs = append(rs, s.adminRoutes()...)

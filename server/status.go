@@ -13,7 +13,11 @@ import (
 
 // status answers the store's indexes, shards and WAL segments.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Status(s.st))
+	out := Status(s.st)
+	if s.cluster != nil {
+		out.Cluster = clusterView(s.cluster.Status())
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // Status describes st as GET /v1/status does, so that a command working on
@@ -64,7 +68,10 @@ func fileStatus(f *manifest.FileRef) *api.FileStatus {
 
 // hash answers the state hash and applied index of one snapshot.
 func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
-	snap := s.st.Snapshot()
+	snap, ok := s.readSnapshot(w, r)
+	if !ok {
+		return
+	}
 	writeJSON(w, http.StatusOK, api.HashResult{AppliedIndex: snap.Index(), StateHash: format.FormatStateHash(snap.Hash())})
 }
 

@@ -42,6 +42,10 @@ func parseTxn(r *http.Request, body io.Reader) (*store.Txn, error) {
 // commit runs t with the request's context and answers {"index": N}, or the
 // error.
 func (s *Server) commit(w http.ResponseWriter, r *http.Request, t *store.Txn) {
+	if s.cluster != nil {
+		s.propose(w, r, t)
+		return
+	}
 	start := time.Now()
 	idx, err := s.st.Commit(r.Context(), t)
 	s.m.observeCommit(err, time.Since(start))

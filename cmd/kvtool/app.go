@@ -101,6 +101,7 @@ func newApp(e env) *cli.App {
 			inspectCommand(e),
 			drillCommand(e),
 			queryCommand(e), diffCommand(e),
+			clusterCommand(e),
 			versionCommand(),
 			completionCommand(),
 		},

@@ -287,7 +287,7 @@ Never creates the data directory.
 Examples:
   kvtool get greeting
   kvtool get --addr 127.0.0.1:7070 --json acct:1`,
-		Flags: []cli.Flag{addrFlag()},
+		Flags: []cli.Flag{addrFlag(), linearizableFlag()},
 		Action: func(cCtx *cli.Context) error {
 			if err := wantArgs(cCtx, 1, 1); err != nil {
 				return err
@@ -304,6 +304,7 @@ Examples:
 			if err != nil {
 				return err
 			}
+			setReadOptions(cCtx, kv)
 			val, idx, err := kv.get(cCtx.Context, key)
 			if errors.Is(err, errKeyNotFound) {
 				err = notFound(fmt.Errorf("key %q not found (applied index %d)", key, idx))
@@ -739,10 +740,13 @@ func invalidInput(cCtx *cli.Context, err error) error {
 }
 
 // remoteKV runs the key commands on a server.
-type remoteKV struct{ c *client.Client }
+type remoteKV struct {
+	c    *client.Client
+	read client.ReadOptions // get's
+}
 
 func (r *remoteKV) get(ctx context.Context, key string) ([]byte, uint64, error) {
-	v, idx, err := r.c.Get(ctx, key)
+	v, idx, err := r.c.GetWith(ctx, key, r.read)
 	if errors.Is(err, client.ErrNotFound) {
 		return nil, idx, errKeyNotFound
 	}

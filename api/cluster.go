@@ -1,0 +1,97 @@
+package api
+
+// DuplicateHeader is set to "true" on the answer to a write whose request
+// ID (RequestIDHeader) had already applied: the write changed nothing now,
+// and the index is the one it applied at first.
+const DuplicateHeader = "X-Kvtool-Duplicate"
+
+// ClusterStatus is one cluster member's view of its cluster: the "cluster"
+// object of GET /v1/status, and the answer of GET /v1/cluster (which also
+// asks every other member for its applied index and role). IDs are 16 hex
+// digits.
+type ClusterStatus struct {
+	Name      string `json:"name"`
+	ID        string `json:"id"`
+	ClusterID string `json:"cluster_id"`
+	// Role is this member's: leader, follower, candidate or pre-candidate.
+	Role string `json:"role"`
+	// Leader is the leader's name ("" when no leader is known).
+	Leader   string `json:"leader"`
+	LeaderID string `json:"leader_id"`
+	Term     uint64 `json:"term"`
+	// CommitIndex is the last entry this member knows committed, LastIndex
+	// the last in its raft log, AppliedIndex the last in its published
+	// state.
+	CommitIndex  uint64          `json:"commit_index"`
+	AppliedIndex uint64          `json:"applied_index"`
+	LastIndex    uint64          `json:"last_index"`
+	Members      []ClusterMember `json:"members"`
+	Proposals    ProposalCounts  `json:"proposals"`
+	ReadIndexes  int64           `json:"read_indexes"`
+	ReadRetries  int64           `json:"read_retries"`
+	// LeaderChanges counts the changes of leader this member saw.
+	LeaderChanges int64 `json:"leader_changes"`
+	// SnapshotsNeeded counts the snapshots raft asked this member to send
+	// to a member behind the retained log (not sent yet: see package
+	// cluster).
+	SnapshotsNeeded int64 `json:"snapshots_needed"`
+	// LogCuts counts the uncommitted log suffixes a new leader replaced.
+	LogCuts int `json:"log_cuts"`
+	// Failed is the error that stopped this member (fail stop), if any.
+	Failed string `json:"failed,omitempty"`
+}
+
+// ClusterMember is one member in a ClusterStatus.
+type ClusterMember struct {
+	Name string `json:"name"`
+	ID   string `json:"id"`
+	// Role is leader, follower, learner, candidate or pre-candidate: the
+	// member's own word when it was asked, else the viewer's.
+	Role     string `json:"role"`
+	Self     bool   `json:"self"`
+	PeerAddr string `json:"peer_addr"`
+	// APIAddr is the member's HTTP API ("" until it has connected to the
+	// viewer).
+	APIAddr string `json:"api_addr"`
+	// MatchIndex is the last entry the leader knows the member holds (0
+	// when the leader was not asked or is unknown).
+	MatchIndex uint64 `json:"match_index"`
+	// AppliedIndex is the member's published index and Lag how far it
+	// trails the leader's commit index; both null when the member was not
+	// asked (the "cluster" object of /v1/status asks nobody) or did not
+	// answer (Error says why).
+	AppliedIndex *uint64 `json:"applied_index"`
+	Lag          *uint64 `json:"lag"`
+	// Connected says the viewer's link to the member is up.
+	Connected bool `json:"connected"`
+	// RoundTripSeconds is the leader's smoothed heartbeat round trip to
+	// the member (0 unknown).
+	RoundTripSeconds float64 `json:"round_trip_seconds"`
+	DroppedMessages  int64   `json:"dropped_messages"`
+	Error            string  `json:"error,omitempty"`
+}
+
+// ProposalCounts counts a member's writes through raft: OK applied,
+// Aborted applied as a failed check (nothing changed), Failed not answered
+// in time or refused by a stopped member (the write may still apply),
+// Retries proposals made again while waiting.
+type ProposalCounts struct {
+	Total   int64 `json:"total"`
+	OK      int64 `json:"ok"`
+	Aborted int64 `json:"aborted"`
+	Failed  int64 `json:"failed"`
+	Retries int64 `json:"retries"`
+}
+
+// TransferLeaderRequest is the body of POST /v1/cluster/transfer-leader:
+// the member to hand leadership to, by name or ID.
+type TransferLeaderRequest struct {
+	To string `json:"to"`
+}
+
+// TransferLeaderResult is its answer: the leader now, and its term.
+type TransferLeaderResult struct {
+	Leader   string `json:"leader"`
+	LeaderID string `json:"leader_id"`
+	Term     uint64 `json:"term"`
+}

@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// TestFailStop: once member 3's disk fails an fsync (of its raft log, or
+// of its store's WAL), it stops: it acknowledges nothing more, says why,
+// and closes Done; the other two go on committing without it.
+func TestFailStop(t *testing.T) {
+	for _, dir := range []string{"/raft/", "/wal/"} {
+		t.Run(strings.Trim(dir, "/"), func(t *testing.T) {
+			var broken atomic.Bool
+			faulty := vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				if broken.Load() && op == vfs.OpSync && strings.Contains(path, dir) {
+					return fmt.Errorf("%w: fsync %s", vfs.ErrInjected, path)
+				}
+				return nil
+			})
+			c := newTestClusterFS(t, 3, 7, nil, func(id uint64, fs vfs.FS) vfs.FS {
+				if id == 3 {
+					return vfs.NewErrorFS(fs, faulty)
+				}
+				return fs
+			})
+			c.leader()
+			if _, err := c.propose(3, Request{Txn: put("before", "v")}); err != nil {
+				t.Fatal(err)
+			}
+			broken.Store(true)
+			bad := c.node(3).n
+			i := 0
+			waitFor(t, "member 3 to stop after its disk failed", func() bool {
+				i++
+				if _, err := c.propose(uint64(1+i%2), Request{Txn: put(fmt.Sprint("k", i), "v")}); err != nil {
+					t.Fatalf("write %d on the healthy members: %v", i, err)
+				}
+				return bad.Err() != nil
+			})
+			select {
+			case <-bad.Done():
+			case <-time.After(30 * time.Second):
+				t.Fatal("Done not closed after the failure")
+			}
+			if err := bad.Err(); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "injected") {
+				t.Fatalf("Err: %v, want ErrFailed naming the fsync error", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := bad.Propose(ctx, Request{Txn: put("after", "v")}); !errors.Is(err, ErrStopped) {
+				t.Fatalf("a write on the failed member: %v, want ErrStopped", err)
+			}
+			if st := bad.Status(); st.Err == "" {
+				t.Fatalf("status of the failed member has no error: %+v", st)
+			}
+			for i := range 20 { // the others go on, with or without a leader change
+				if _, err := c.propose(uint64(1+i%2), Request{Txn: put("after", fmt.Sprint(i))}); err != nil {
+					t.Fatalf("write after the failure: %v", err)
+				}
+			}
+			waitFor(t, "members 1 and 2 to agree", func() bool {
+				a, b := c.node(1).st.Snapshot(), c.node(2).st.Snapshot()
+				return a.Index() == b.Index() && a.Hash() == b.Hash()
+			})
+		})
+	}
+}
