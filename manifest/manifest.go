@@ -135,16 +135,17 @@ func decode(r io.Reader, path string, size int64) (*Manifest, error) {
 	}
 	off := int64(format.HeaderSize(0))
 	fr := format.NewFrameReader(r, path, off, size, false)
-	h, at, body, err := fr.Next()
+	f, err := fr.Next()
 	if err == io.EOF {
 		return nil, format.Corruptf(path, off, "manifest has no body")
 	} else if err != nil {
 		return nil, err
 	}
-	if h.Type != format.FrameManifest || len(body) > maxSize {
-		return nil, format.Corruptf(path, at, "unexpected frame type %d or size %d", h.Type, len(body))
+	at, body := f.Offset, f.Payload
+	if f.Type != format.FrameManifest || len(body) > maxSize {
+		return nil, format.Corruptf(path, at, "unexpected frame type %d or size %d", f.Type, len(body))
 	}
-	if _, _, _, err := fr.Next(); err != io.EOF {
+	if _, err := fr.Next(); err != io.EOF {
 		return nil, format.Corruptf(path, fr.Offset(), "bytes after the manifest body")
 	}
 	var m Manifest

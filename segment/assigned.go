@@ -256,15 +256,16 @@ func recordOffset(fsys vfs.FS, path, name string, idx uint64) (off int64, last u
 	}
 	defer s.close()
 	for {
-		e, off, err := s.next()
+		e, err := s.next()
 		switch {
 		case err == io.EOF:
 			return -1, s.last(), s.prealloc, nil
 		case err != nil && s.expect == idx:
-			return off, idx - 1, s.prealloc, nil
+			return s.at, idx - 1, s.prealloc, nil
 		case err != nil:
 			return 0, 0, 0, fmt.Errorf("kvtool/segment: truncate after %d: %w", idx-1, err)
 		case e.Index == idx:
+			off := s.at
 			last, _ := scanToEnd(s)
 			return off, max(last, idx), s.prealloc, nil
 		}
@@ -275,7 +276,7 @@ func recordOffset(fsys vfs.FS, path, name string, idx uint64) (off int64, last u
 // and the damage that stopped it early, if any.
 func scanToEnd(s *segReader) (uint64, error) {
 	for {
-		if _, _, err := s.next(); err == io.EOF {
+		if _, err := s.next(); err == io.EOF {
 			return s.last(), nil
 		} else if err != nil {
 			return s.last(), err

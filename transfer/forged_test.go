@@ -111,11 +111,11 @@ func TestChunkAfterCutoverIsAnError(t *testing.T) {
 	s.sendFinal()
 	// read until Done
 	for {
-		ty, _, _, err := s.r.next()
+		f, err := s.r.next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ty == format.FrameXferDone {
+		if f.Type == format.FrameXferDone {
 			break
 		}
 	}
