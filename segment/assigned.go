@@ -27,15 +27,12 @@ var ErrNotNext = errors.New("kvtool/segment: record does not follow the log")
 // terms non-decreasing from record to record is the caller's duty, as
 // readers reject a record whose term is below the one before it.
 func (l *Log) EnqueueAt(index, term uint64, t format.FrameType, data []byte) (*Pending, error) {
-	if !isEntryType(t) {
-		return nil, fmt.Errorf("%w: frame type %d", ErrBadType, t)
+	size, err := recordSize(t, data)
+	if err != nil {
+		return nil, err
 	}
-	if len(data) > maxData {
-		return nil, fmt.Errorf("%w: %d bytes of data, the limit is %d", ErrTooLarge, len(data), maxData)
-	}
-	size := format.FrameHeaderSize + recordHeaderSize + len(data)
 	l.mu.Lock()
-	for l.failed == nil && !l.closed && len(l.buf) > 0 && len(l.buf)+size > l.maxBatch {
+	for l.failed == nil && !l.closed && len(l.buf) > 0 && int64(len(l.buf))+size > int64(l.maxBatch) {
 		l.waiting++
 		l.space.Wait()
 		l.waiting--
@@ -50,24 +47,7 @@ func (l *Log) EnqueueAt(index, term uint64, t format.FrameType, data []byte) (*P
 		return nil, fmt.Errorf("%w: record %d (term %d) after %s, whose next index is %d (term at least %d)",
 			ErrNotNext, index, term, l.dir, next, lterm)
 	}
-	first := len(l.buf) == 0
-	l.next++
-	l.buf = appendRecord(l.buf, t, index, term, data)
-	b := l.cur
-	b.last, b.n = index, b.n+1
-	l.last.Store(index)
-	gathering := l.gathering
-	l.mu.Unlock()
-	if gathering {
-		select {
-		case l.grew <- struct{}{}:
-		default:
-		}
-	}
-	if first {
-		l.signal()
-	}
-	return &Pending{b: b, index: index}, nil
+	return &Pending{b: l.addLocked(t, index, term, data, size), index: index}, nil
 }
 
 // Truncation is what TruncateAfter removed.
