@@ -89,17 +89,59 @@ func TruncateAfter(fsys vfs.FS, dir string, last uint64) (Truncation, error) {
 }
 
 // TruncateMarkerName is the intent file of an unfinished TruncateAfter in
-// a WAL directory: 8 bytes of the last index to keep and an xxh64 of them.
+// a WAL directory: 8 bytes of the last index to keep and an xxh64 of them,
+// both little-endian. Its bytes are part of the format.
 const TruncateMarkerName = "TRUNCATE"
+
+// truncateIntentSize is the size of a truncate intent file.
+const truncateIntentSize = 16
+
+// appendTruncateIntent appends the bytes of the intent to keep index last.
+func appendTruncateIntent(dst []byte, last uint64) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, last)
+	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[len(dst)-8:]))
+}
+
+// parseTruncateIntent decodes the intent file at path, whose bytes are b
+// (read up to one byte past truncateIntentSize). Damage is a
+// *format.CorruptionError.
+func parseTruncateIntent(b []byte, path string) (uint64, error) {
+	if len(b) != truncateIntentSize {
+		return 0, format.Corruptf(path, int64(min(len(b), truncateIntentSize)), "a truncate intent of %d bytes, want %d", len(b), truncateIntentSize)
+	}
+	if xxhash.Sum64(b[:8]) != binary.LittleEndian.Uint64(b[8:]) {
+		return 0, format.Corruptf(path, 8, "truncate intent checksum mismatch")
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+// ReadTruncateIntent reads the intent an interrupted TruncateAfter left in
+// the WAL directory dir: the last index the cut keeps, and whether there
+// is one. Open finishes such a cut before it reads the log. A damaged
+// intent is a *format.CorruptionError, and Open then refuses the log.
+func ReadTruncateIntent(fsys vfs.FS, dir string) (last uint64, ok bool, err error) {
+	path := filepath.Join(dir, TruncateMarkerName)
+	f, err := fsys.Open(path)
+	if vfs.IsNotExist(err) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, fmt.Errorf("kvtool/segment: open %s: %w", path, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, truncateIntentSize+1))
+	f.Close()
+	if err != nil {
+		return 0, false, fmt.Errorf("kvtool/segment: read %s: %w", path, err)
+	}
+	last, err = parseTruncateIntent(b, path)
+	return last, err == nil, err
+}
 
 func writeTruncateIntent(fsys vfs.FS, dir string, last uint64) error {
 	f, err := format.CreateAtomic(fsys, filepath.Join(dir, TruncateMarkerName))
 	if err != nil {
 		return fmt.Errorf("kvtool/segment: truncate intent: %w", err)
 	}
-	b := binary.LittleEndian.AppendUint64(nil, last)
-	b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.Write(appendTruncateIntent(nil, last)); err != nil {
 		f.Cancel()
 		return fmt.Errorf("kvtool/segment: truncate intent: %w", err)
 	}
@@ -122,22 +164,11 @@ func removeTruncateIntent(fsys vfs.FS, dir string) error {
 // finishTruncate completes a TruncateAfter that a crash interrupted, if
 // dir holds its intent. Open calls it before it reads the log.
 func finishTruncate(fsys vfs.FS, dir string) error {
-	path := filepath.Join(dir, TruncateMarkerName)
-	f, err := fsys.Open(path)
-	if vfs.IsNotExist(err) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("kvtool/segment: open %s: %w", path, err)
+	last, ok, err := ReadTruncateIntent(fsys, dir)
+	if err != nil || !ok {
+		return err
 	}
-	b, err := io.ReadAll(io.LimitReader(f, 64))
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("kvtool/segment: read %s: %w", path, err)
-	}
-	if len(b) != 16 || xxhash.Sum64(b[:8]) != binary.LittleEndian.Uint64(b[8:]) {
-		return format.Corruptf(path, 0, "a truncate intent of %d bytes whose checksum does not match", len(b))
-	}
-	if _, err := truncateAfter(fsys, dir, binary.LittleEndian.Uint64(b)); err != nil {
+	if _, err := truncateAfter(fsys, dir, last); err != nil {
 		return err
 	}
 	return removeTruncateIntent(fsys, dir)
