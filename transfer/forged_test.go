@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/xfertest"
 	"github.com/kvtool/kvtool/store"
 )
 
@@ -80,7 +81,7 @@ func TestChunkAfterCutoverIsAnError(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "data")
 	a, b := tcpPair(t)
-	op := &replicaOpener{dir: dir}
+	op := &replicaOpener{xfertest.Replicas{Dir: dir}}
 	done := make(chan error, 1)
 	go func() {
 		defer func() {
