@@ -133,7 +133,24 @@ type Node struct {
 
 // Start opens the node's raft state and log in cfg.Dir/raft (bootstrapping
 // them from cfg.Peers the first time), and starts raft and its Ready loop.
-// The store's applied index tells raft where applying resumes.
+// The store's applied index tells raft where applying resumes. A node is
+// wired (node/) as:
+//
+//	st  := store.Open(store.Options{Dir: dir, Create: true, Replica: true, ...})
+//	ln  := net.Listen("tcp", peerListen)                 // --peer-listen
+//	tr  := cluster.NewTCPTransport(cluster.TCPConfig{ID, ClusterID, Listener: ln,
+//	           Peers: --cluster addresses, Secret: KVTOOL_SECRET / --secret-file})
+//	n   := cluster.Start(cluster.Config{ID, ClusterID, Peers: --cluster IDs, Dir: dir, Store: st, Transport: tr})
+//	// HTTP: PUT/DELETE/txn -> n.Propose(ctx, Request{ID: X-Kvtool-Request-Id, Txn})
+//	//       (*store.CheckError -> 409; ErrNoQuorum -> 503 + Retry-After);
+//	//       GET -> st.Snapshot() (local) or n.LinearizableSnapshot(ctx) (?consistency=linearizable);
+//	//       /v1/status "cluster" -> n.Status(); tr.Peers() for links
+//	// shutdown: n.Close() (closes tr), then st.Close()
+//
+// Every node of a cluster must use the same DedupWindow. Node IDs and the
+// cluster ID are nonzero (derive them from names, e.g. a hash of "n1").
+// Keys under DedupPrefix are the cluster's; the API should refuse writes
+// to them and may hide them from scans.
 func Start(cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
