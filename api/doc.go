@@ -15,9 +15,9 @@
 // transaction as a stream and stops at the first operation past MaxTxnOps
 // or MaxTxnBytes, so a huge body costs what one transaction may hold.
 //
-// Only the standard library is imported: a program that talks to a
-// server does not link the store. The limits here equal the store's
-// (format.MaxKeySize, store.MaxTxnBytes, ...); a test pins them.
+// Only the standard library and internal/txncheck (the state-free check
+// the store runs too) are imported: a program that talks to a server does
+// not link the store. The limits equal the store's; a test pins them.
 //
 // # Concurrency
 //

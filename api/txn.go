@@ -2,7 +2,8 @@ package api
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/kvtool/kvtool/internal/txncheck"
 )
 
 // OpKind is what an operation does.
@@ -49,12 +50,13 @@ type Txn struct {
 
 // Limits of a transaction. They equal the store's (format.MaxKeySize,
 // format.MaxValueSize, format.MaxTxnOps, store.MaxTxnBytes), which a test
-// pins; they are repeated here so the client does not link the store.
+// pins; they come from internal/txncheck so the client does not link the
+// store.
 const (
-	MaxKeySize   = 4 << 10  // bytes in a key
-	MaxValueSize = 1 << 20  // bytes in a value
-	MaxTxnOps    = 64 << 10 // operations in one transaction
-	MaxTxnBytes  = 16 << 20 // bytes of keys and values in one transaction
+	MaxKeySize   = txncheck.MaxKeySize   // bytes in a key
+	MaxValueSize = txncheck.MaxValueSize // bytes in a value
+	MaxTxnOps    = txncheck.MaxTxnOps    // operations in one transaction
+	MaxTxnBytes  = txncheck.MaxTxnBytes  // bytes of keys and values in one transaction
 )
 
 // ErrInvalid is returned (wrapped) for a transaction that can never
@@ -91,44 +93,16 @@ func CheckEqualsOp(key, value string) Op {
 }
 
 // Validate checks what can be checked without the state: what the server
-// would refuse with 400 whatever the store holds.
+// would refuse with 400 whatever the store holds (see txncheck.Validate;
+// the store checks the same).
 func (t *Txn) Validate() error {
-	if len(t.Ops) == 0 {
-		return fmt.Errorf("%w: no operations", ErrInvalid)
-	}
-	if len(t.Ops) > MaxTxnOps {
-		return fmt.Errorf("%w: %d operations, limit %d", ErrInvalid, len(t.Ops), MaxTxnOps)
-	}
-	total := 0
-	for i, op := range t.Ops {
-		if err := op.validate(); err != nil {
-			return fmt.Errorf("%w: op %d: %v", ErrInvalid, i, err)
-		}
-		total += len(op.Key) + len(op.Value)
-	}
-	if total > MaxTxnBytes {
-		return fmt.Errorf("%w: %d bytes of keys and values, limit %d", ErrInvalid, total, MaxTxnBytes)
-	}
-	return nil
+	return txncheck.Validate(t.Ops, ErrInvalid, (*Op).checked)
 }
 
-func (op *Op) validate() error {
-	switch {
-	case op.Key == "":
-		return errors.New("empty key")
-	case len(op.Key) > MaxKeySize:
-		return fmt.Errorf("key of %d bytes, limit %d", len(op.Key), MaxKeySize)
-	case len(op.Value) > MaxValueSize:
-		return fmt.Errorf("value of %d bytes, limit %d", len(op.Value), MaxValueSize)
-	}
-	switch op.Kind {
-	case OpPut, OpDelete, OpAdd:
-		return nil
-	case OpCheck:
-		if op.Check < CheckExists || op.Check > CheckMin {
-			return fmt.Errorf("unknown check kind %d", op.Check)
-		}
-		return nil
-	}
-	return fmt.Errorf("unknown op kind %d", op.Kind)
+// checked is what txncheck checks of op.
+func (op *Op) checked() txncheck.Op {
+	return txncheck.Op{Kind: uint8(op.Kind), Check: uint8(op.Check), Key: op.Key, Value: op.Value}
 }
+
+// validate says what is wrong with op alone.
+func (op *Op) validate() error { return op.checked().Validate() }

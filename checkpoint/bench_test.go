@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvtool/kvtool/table/tabletest"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -50,21 +51,6 @@ var loadBenchState = sync.OnceValue(func() *benchState {
 	return s
 })
 
-// benchDir returns a fresh directory under KVTOOL_BENCH_DIR (default: the
-// system temporary directory), removed after the benchmark.
-func benchDir(b *testing.B) string {
-	base := os.Getenv("KVTOOL_BENCH_DIR")
-	if base == "" {
-		base = os.TempDir()
-	}
-	dir, err := os.MkdirTemp(base, "kvtool-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // BenchmarkCheckpointWrite writes the 1M-key state as a checkpoint on a
 // real directory. MB/s counts key and value bytes; compare with
 // BenchmarkSequentialWriteBaseline (the target: at least half).
@@ -75,7 +61,7 @@ func BenchmarkCheckpointWrite(b *testing.B) {
 		opts Options
 	}{{"zstd", Options{}}, {"uncompressed", Options{Uncompressed: true}}} {
 		b.Run(c.name, func(b *testing.B) {
-			dir := benchDir(b)
+			dir := tabletest.BenchDir(b)
 			b.SetBytes(s.raw)
 			var info Info
 			start := time.Now()
@@ -101,7 +87,7 @@ func BenchmarkSequentialWriteBaseline(b *testing.B) {
 	for i := range buf {
 		buf[i] = byte(i * 7)
 	}
-	dir := benchDir(b)
+	dir := tabletest.BenchDir(b)
 	b.SetBytes(s.raw)
 	for i := 0; i < b.N; i++ {
 		path := filepath.Join(dir, "baseline")
@@ -129,7 +115,7 @@ func BenchmarkCheckpointGet(b *testing.B) {
 	s := loadBenchState()
 	for _, bs := range []int{16 << 10, 64 << 10} {
 		b.Run(fmt.Sprintf("block=%dKiB", bs>>10), func(b *testing.B) {
-			dir := benchDir(b)
+			dir := tabletest.BenchDir(b)
 			info, err := Write(vfs.Default, dir, Meta{Index: 1, Shards: 1}, s, Options{BlockSize: bs})
 			if err != nil {
 				b.Fatal(err)

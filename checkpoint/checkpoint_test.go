@@ -189,7 +189,7 @@ func TestOpenChecksHeaderFooterAndName(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ext := testMeta.appendExt(nil)
+	ext := Kind.AppendExt(nil, testMeta)
 	dir := format.SnapDir
 	cases := map[string]func(string){
 		"delta-magic":     func(p string) { write(p, format.MagicDelta, ext, 1234, 0, 5, false) },

@@ -60,12 +60,6 @@ func extFields(c *table.ExtCodec, m *Meta) {
 	m.Shards = int(shards)
 }
 
-// appendExt appends the header ext encoding of m.
-func (m Meta) appendExt(dst []byte) []byte { return Kind.AppendExt(dst, m) }
-
-// parseExt decodes the header ext of the checkpoint at path.
-func parseExt(ext []byte, path string) (Meta, error) { return Kind.ParseExt(ext, path) }
-
 // checkFooter compares the footer's fields with the header's: a
 // checkpoint's footer repeats its index and term, covers the range from 0
 // and holds no tombstones.

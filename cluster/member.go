@@ -54,7 +54,18 @@ type Member struct {
 }
 
 // StartMember starts the transport and the node of cfg. Close the Member
-// (it closes the transport and the listener), then the store.
+// (it closes the transport and the listener), then the store. Wiring, as
+// node/ does it:
+//
+//	members, err := cluster.ParseMembers(clusterFlag)      // --cluster n1=HOST:PORT,...
+//	st, err  := store.Open(store.Options{Dir: dir, Create: true, Replica: true, ...})
+//	ln, err  := net.Listen("tcp", peerListen)             // --peer-listen
+//	m, err   := cluster.StartMember(cluster.MemberConfig{Name: nodeFlag, Members: members,
+//	                PeerListener: ln, APIAddr: apiAddr, Secret: secret, TLS: tlsConfig,
+//	                Node: cluster.Config{Dir: dir, Store: st}})
+//	h := server.New(st, server.Options{Cluster: m, ...})  // then server.Run on the API listener
+//	// m.Done() closes if the member fails (fail stop): shut down, exit non-zero.
+//	// shutdown: stop the API, then m.Close(), then st.Close()
 func StartMember(cfg MemberConfig) (*Member, error) {
 	m, err := newMember(&cfg)
 	if err != nil {

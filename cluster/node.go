@@ -134,7 +134,10 @@ type Node struct {
 
 // Start opens the node's raft state and log in cfg.Dir/raft (bootstrapping
 // them from cfg.Peers the first time), and starts raft and its Ready loop.
-// The store's applied index tells raft where applying resumes.
+// The store's applied index tells raft where applying resumes. Serving
+// code calls StartMember, which builds the TCP transport and calls Start.
+// Every node of a cluster must use the same DedupWindow; node IDs and the
+// cluster ID are nonzero (MemberID, ClusterIDOf derive them from names).
 func Start(cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {

@@ -18,7 +18,7 @@ import (
 )
 
 // RaftDir is the raft directory inside a node's data directory.
-const RaftDir = "raft"
+const RaftDir = format.RaftDir
 
 // DefaultCacheBytes bounds the log tail kept in memory when
 // Config.LogCacheBytes is 0.

@@ -100,16 +100,17 @@ func decodeState(r io.Reader, path string, size int64) (*raftState, error) {
 	}
 	off := int64(format.HeaderSize(0))
 	fr := format.NewFrameReader(r, path, off, size, false)
-	h, at, body, err := fr.Next()
+	f, err := fr.Next()
 	if err == io.EOF {
 		return nil, format.Corruptf(path, off, "raft state file has no body")
 	} else if err != nil {
 		return nil, err
 	}
-	if h.Type != format.FrameRaftState {
-		return nil, format.Corruptf(path, at, "frame type %d, want the raft state (%d)", h.Type, format.FrameRaftState)
+	at, body := f.Offset, f.Payload
+	if f.Type != format.FrameRaftState {
+		return nil, format.Corruptf(path, at, "frame type %d, want the raft state (%d)", f.Type, format.FrameRaftState)
 	}
-	if _, _, _, err := fr.Next(); err != io.EOF {
+	if _, err := fr.Next(); err != io.EOF {
 		return nil, format.Corruptf(path, fr.Offset(), "bytes after the raft state")
 	}
 	s, err := decodeStateBody(body)

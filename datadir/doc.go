@@ -13,6 +13,8 @@
 //	DATA/wal/*.wal           WAL segments, contiguous; must cover the
 //	                         manifest's WAL first index through the end
 //	DATA/wal/*.quarantine    bytes cut by a repair (kept, never replayed)
+//	DATA/raft/               a cluster member's raft log and state (its own to check);
+//	                         a TRUNCATE there or in wal/ is an unfinished cut, reported
 //	*.tmp-<nonce>            unpublished temporary files (never trusted)
 //
 // A fault is damage that recovery would trip on or that loses history:

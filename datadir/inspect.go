@@ -103,6 +103,13 @@ func Inspect(fsys vfs.FS, dir string, opts InspectOptions) (*Summary, error) {
 	for _, p := range l.other {
 		s.Other = append(s.Other, describeOther(p))
 	}
+	for _, p := range l.intents {
+		text, _, err := intentText(fsys, p)
+		if err != nil {
+			return nil, err
+		}
+		s.Other = append(s.Other, text)
+	}
 	if opts.WithState && s.Manifest != nil {
 		s.rebuild(fsys, dir)
 	}

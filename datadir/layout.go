@@ -6,6 +6,7 @@ import (
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
+	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -18,7 +19,8 @@ type layout struct {
 	segments             []string // segment names, oldest first
 	checkpoints          []string // checkpoint names, by index
 	deltas               []string // delta names, by range
-	other                []string // paths of temp, quarantine and unknown files
+	other                []string // paths of temp, quarantine and unknown files, and DATA/raft
+	intents              []string // paths of truncate intents (segment.TruncateMarkerName) in DATA/wal or DATA/raft
 	sizes                map[string]int64
 }
 
@@ -73,6 +75,11 @@ func (l *layout) scanRoot(fsys vfs.FS) error {
 				return err
 			}
 		case format.LockName, format.WALDir, format.SnapDir:
+		case format.RaftDir:
+			l.other = append(l.other, filepath.Join(l.dir, n))
+			if err := l.scanIntent(fsys, filepath.Join(l.dir, n)); err != nil {
+				return err
+			}
 		default:
 			l.other = append(l.other, filepath.Join(l.dir, n))
 		}
@@ -94,7 +101,26 @@ func (l *layout) scanWAL(fsys vfs.FS) error {
 			}
 			continue
 		}
+		if n == segment.TruncateMarkerName {
+			l.intents = append(l.intents, filepath.Join(l.walDir, n))
+			continue
+		}
 		l.other = append(l.other, filepath.Join(l.walDir, n))
+	}
+	return nil
+}
+
+// scanIntent records the truncate intent in the log directory d, if any.
+// The rest of a raft directory is the cluster's to check when the member
+// starts.
+func (l *layout) scanIntent(fsys vfs.FS, d string) error {
+	path := filepath.Join(d, segment.TruncateMarkerName)
+	_, err := fsys.Stat(path)
+	switch {
+	case err == nil:
+		l.intents = append(l.intents, path)
+	case !vfs.IsNotExist(err):
+		return fmt.Errorf("kvtool/datadir: %w", err)
 	}
 	return nil
 }
@@ -153,6 +179,8 @@ func describeOther(path string) string {
 		return path + ": quarantine file: bytes cut by a repair, kept for inspection; never replayed"
 	case format.IsTempName(name):
 		return path + ": temporary file of an unfinished write; never trusted, safe to remove"
+	case name == format.RaftDir:
+		return path + ": raft directory: a cluster member's raft log and state, which the member checks when it starts; not verified here"
 	case name == format.TransferDir:
 		return path + ": transfer directory: a snapshot being received, or a checkpoint kept for a resumed send (kvtool transfer status says which); never replayed"
 	}
@@ -179,4 +207,17 @@ func named(m *manifest.Manifest, name string) bool {
 // (never a path that could leave DATA/snap).
 func validName(name string) bool {
 	return name != "" && name != "." && name != ".." && filepath.Base(name) == name
+}
+
+// intentText describes the truncate intent at path: a cut of its log that
+// a crash interrupted, which the next open of the log finishes. A damaged
+// intent is described with its *format.CorruptionError.
+func intentText(fsys vfs.FS, path string) (string, *format.CorruptionError, error) {
+	last, _, err := segment.ReadTruncateIntent(fsys, filepath.Dir(path))
+	if ce := format.AsCorruption(err); ce != nil {
+		return fmt.Sprintf("%s: damaged truncate intent (%s): the log in %s will not open until it is dealt with", path, ce.Reason, filepath.Dir(path)), ce, nil
+	} else if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("%s: pending truncation: a cut of the log after index %d was interrupted; the next open of the log finishes it", path, last), nil, nil
 }

@@ -21,7 +21,8 @@ const (
 	KindCheckpoint FileKind = "checkpoint"
 	KindDelta      FileKind = "delta"
 	KindSegment    FileKind = "segment"
-	KindWAL        FileKind = "wal" // the WAL directory as a whole (an empty WAL that should not be)
+	KindWAL        FileKind = "wal"             // the WAL directory as a whole (an empty WAL that should not be)
+	KindIntent     FileKind = "truncate-intent" // a log cut a crash interrupted (segment.TruncateMarkerName)
 )
 
 // ProblemKind classifies a fault.

@@ -53,7 +53,7 @@ func Verify(fsys vfs.FS, dir string, opts VerifyOptions) (*Report, error) {
 		return nil, err
 	}
 	v.total = v.l.walBytes() // checkSnapshot adds the files the manifest names
-	steps := []func() error{v.checkManifest, v.checkSnapshot, v.checkWAL}
+	steps := []func() error{v.checkManifest, v.checkSnapshot, v.checkWAL, v.checkIntents}
 	if err := v.run(steps); err != nil {
 		return nil, err
 	}
@@ -176,6 +176,23 @@ func (v *verifier) advance(n int64) {
 	if v.opts.Progress != nil {
 		v.opts.Progress(v.done, v.total)
 	}
+}
+
+// checkIntents reports each truncate intent: pending (a note), or damaged
+// (a fault: the log will not open).
+func (v *verifier) checkIntents() error {
+	for _, p := range v.l.intents {
+		text, ce, err := intentText(v.fsys, p)
+		switch {
+		case err != nil:
+			return err
+		case ce != nil:
+			v.rep.addf(p, KindIntent, ce.Offset, Corruption, "%s: the log in %s will not open until it is dealt with", ce.Reason, filepath.Dir(p))
+		default:
+			v.rep.notef("%s", text)
+		}
+	}
+	return nil
 }
 
 // noteUnnamed lists the files verification does not trust or check.

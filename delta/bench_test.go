@@ -3,13 +3,13 @@ package delta
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/table/tabletest"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -94,19 +94,6 @@ func (o overlay) Get(k string) ([]byte, bool) {
 	return o.base.Get(k)
 }
 
-func benchDir(b *testing.B) string {
-	base := os.Getenv("KVTOOL_BENCH_DIR")
-	if base == "" {
-		base = os.TempDir()
-	}
-	dir, err := os.MkdirTemp(base, "kvtool-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // BenchmarkDeltaWrite writes a delta of 1% of the 1M keys beside a full
 // checkpoint of the same state, on a real directory. The target:
 // the delta takes at most 5% of the checkpoint's bytes and time; compare
@@ -115,7 +102,7 @@ func BenchmarkDeltaWrite(b *testing.B) {
 	s := loadBenchState()
 	dirty, ov := changes(rand.New(rand.NewPCG(1, 1)), s, benchDirty)
 	b.Run("full-checkpoint", func(b *testing.B) {
-		dir := benchDir(b)
+		dir := tabletest.BenchDir(b)
 		var info checkpoint.Info
 		for i := 0; i < b.N; i++ {
 			var err error
@@ -127,7 +114,7 @@ func BenchmarkDeltaWrite(b *testing.B) {
 		b.ReportMetric(float64(info.Size), "file-bytes")
 	})
 	b.Run("delta-1pct", func(b *testing.B) {
-		dir := benchDir(b)
+		dir := tabletest.BenchDir(b)
 		var info Info
 		for i := 0; i < b.N; i++ {
 			var err error
@@ -146,7 +133,7 @@ func BenchmarkDeltaWrite(b *testing.B) {
 // the merged state.
 func BenchmarkMerge(b *testing.B) {
 	s := loadBenchState()
-	dir := benchDir(b)
+	dir := tabletest.BenchDir(b)
 	id := storeID
 	base, err := checkpoint.Write(vfs.Default, dir, checkpoint.Meta{StoreID: id, Index: 100, Shards: 1}, sortedSource{s.keys, s.m}, checkpoint.Options{})
 	if err != nil {

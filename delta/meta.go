@@ -67,10 +67,6 @@ func extFields(c *table.ExtCodec, m *Meta) {
 	c.Name(&m.Parent, MaxParentLen, "parent name")
 }
 
-func (m Meta) appendExt(dst []byte) []byte { return Kind.AppendExt(dst, m) }
-
-func parseExt(ext []byte, path string) (Meta, error) { return Kind.ParseExt(ext, path) }
-
 // checkFooter checks that the footer records the header's range and term.
 func checkFooter(m Meta, info table.Info) error {
 	if info.FromIndex != m.From || info.Index != m.To || info.Term != m.Term {

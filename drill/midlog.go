@@ -188,16 +188,16 @@ func segmentRecords(path string) ([]record, error) {
 	fr := format.NewFrameReader(f, path, start, -1, true)
 	var recs []record
 	for {
-		h, off, payload, err := fr.Next()
+		f, err := fr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return nil, err
 		}
-		switch h.Type {
+		switch f.Type {
 		case format.FrameWALTxn, format.FrameWALNoop, format.FrameWALConf: // a record, not a marker
-			recs = append(recs, record{index: binary.LittleEndian.Uint64(payload), off: off, end: fr.Offset()})
+			recs = append(recs, record{index: binary.LittleEndian.Uint64(f.Payload), off: f.Offset, end: fr.Offset()})
 		}
 	}
 	if len(recs) == 0 {

@@ -27,7 +27,7 @@ func BenchmarkFrameReader(b *testing.B) {
 		r.Reset(data)
 		fr := NewFrameReader(r, "bench", 0, int64(len(data)), false)
 		for {
-			if _, _, _, err := fr.Next(); err == io.EOF {
+			if _, err := fr.Next(); err == io.EOF {
 				break
 			} else if err != nil {
 				b.Fatal(err)

@@ -314,7 +314,8 @@ func TestBlockFinishAppends(t *testing.T) {
 		buf = w.Finish(buf)
 		FinishFrame(buf, start)
 		fr := NewFrameReader(bytes.NewReader(buf[6:]), "f", 6, int64(len(buf)), false)
-		_, off, p, err := fr.Next()
+		fm, err := fr.Next()
+		off, p := fm.Offset, fm.Payload
 		if err != nil || off != 6 || !bytes.Equal(p, want) {
 			t.Fatalf("codec %d: %v", codec, err)
 		}
@@ -473,7 +474,8 @@ func TestBlockFrameCorruption(t *testing.T) {
 			for i := 1; i < len(frame); i++ {
 				d := damage(c, frame, i)
 				fr := NewFrameReader(bytes.NewReader(d), "bf", 0, int64(len(d)), false)
-				_, off, p, err := fr.Next()
+				fm, err := fr.Next()
+				off, p := fm.Offset, fm.Payload
 				if err == nil {
 					_, err = DecodeBlock(p, "bf", off)
 				}

@@ -116,7 +116,8 @@ func TestDataDrivenFrame(t *testing.T) {
 			fr := NewFrameReader(bytes.NewReader(data), "seg", 0, limit, td.HasArg("stop-at-zero"))
 			var out strings.Builder
 			for {
-				h, off, p, err := fr.Next()
+				fm, err := fr.Next()
+				h, off, p := fm.FrameHeader, fm.Offset, fm.Payload
 				if err != nil {
 					out.WriteString(describeErr(err))
 					return out.String()

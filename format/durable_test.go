@@ -11,35 +11,6 @@ import (
 	"github.com/kvtool/kvtool/vfs"
 )
 
-// crashTree lists every directory (with a trailing "/") and file (with its
-// contents) of fs.
-func crashTree(t *testing.T, fs vfs.FS) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	var walk func(dir string)
-	walk = func(dir string) {
-		names, err := fs.List(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range names {
-			p := filepath.Join(dir, n)
-			fi, err := fs.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.IsDir() {
-				out[p+"/"] = ""
-				walk(p)
-				continue
-			}
-			out[p] = string(readMem(t, fs, p))
-		}
-	}
-	walk("/")
-	return out
-}
-
 // TestMkdirAllDurable checks that the directories MkdirAllDurable made
 // survive a crash, also when the leaf existed but was not durable (a
 // process killed between its mkdir and its fsync), and that a crash at any
@@ -48,12 +19,12 @@ func TestMkdirAllDurable(t *testing.T) {
 	t.Run("new path", func(t *testing.T) {
 		m := vfs.NewMem()
 		var images []map[string]string
-		m.SetSyncHook(func(int64) { images = append(images, crashTree(t, m.CrashClone(vfs.CrashOptions{}))) })
+		m.SetSyncHook(func(int64) { images = append(images, m.CrashClone(vfs.CrashOptions{}).Tree()) })
 		if err := MkdirAllDurable(m, "/a/b/c"); err != nil {
 			t.Fatal(err)
 		}
 		want := map[string]string{"/a/": "", "/a/b/": "", "/a/b/c/": ""}
-		if got := crashTree(t, m.CrashClone(vfs.CrashOptions{})); !maps.Equal(got, want) {
+		if got := m.CrashClone(vfs.CrashOptions{}).Tree(); !maps.Equal(got, want) {
 			t.Fatalf("after MkdirAllDurable a crash leaves %q, want %q", got, want)
 		}
 		// Deepest first: until the last sync the new tree is unreachable,
@@ -120,7 +91,7 @@ func TestRenameDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var images []map[string]string
-	m.SetSyncHook(func(int64) { images = append(images, crashTree(t, m.CrashClone(vfs.CrashOptions{}))) })
+	m.SetSyncHook(func(int64) { images = append(images, m.CrashClone(vfs.CrashOptions{}).Tree()) })
 	if err := RenameDurable(m, "/x/f", "/y/g"); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +105,7 @@ func TestRenameDurable(t *testing.T) {
 		}
 	}
 	want := map[string]string{"/x/": "", "/y/": "", "/y/g": "data"}
-	if got := crashTree(t, m.CrashClone(vfs.CrashOptions{})); !maps.Equal(got, want) {
+	if got := m.CrashClone(vfs.CrashOptions{}).Tree(); !maps.Equal(got, want) {
 		t.Fatalf("after RenameDurable a crash leaves %q, want %q", got, want)
 	}
 }
@@ -164,7 +135,7 @@ func TestPublishFile(t *testing.T) {
 	}
 	f.Close()
 	want := map[string]string{"/wal/": "", "/wal/seg": "header"}
-	if got := crashTree(t, m.CrashClone(vfs.CrashOptions{})); !maps.Equal(got, want) {
+	if got := m.CrashClone(vfs.CrashOptions{}).Tree(); !maps.Equal(got, want) {
 		t.Fatalf("crash image %q, want %q", got, want)
 	}
 

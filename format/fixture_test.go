@@ -115,7 +115,8 @@ func TestFixtureFile(t *testing.T) {
 	fr := NewFrameReader(r, "file-v1.bin", int64(HeaderSize(0)), int64(len(want)), false)
 	var entries []testEntry
 	for {
-		h, off, p, err := fr.Next()
+		fm, err := fr.Next()
+		h, off, p := fm.FrameHeader, fm.Offset, fm.Payload
 		if err == io.EOF {
 			break
 		}

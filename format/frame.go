@@ -159,29 +159,37 @@ func NewFrameReader(r io.Reader, path string, off, limit int64, stopAtZero bool)
 	return &FrameReader{r: r, path: path, off: off, limit: limit, zeroOK: stopAtZero}
 }
 
-// Offset returns the offset of the next frame (after a successful Next, the
-// end of the frame returned).
+// Offset returns the offset of the next frame: after a successful Next, the
+// end of the frame returned; after an error, the start of the frame that
+// failed.
 func (fr *FrameReader) Offset() int64 { return fr.off }
 
-// Next returns the next frame's header, its offset and its payload. The
-// payload is valid until the following call to Next. It returns io.EOF at a
-// clean end: exactly at limit, at the end of r, or (with stopAtZero) at a
-// zeroed header.
-func (fr *FrameReader) Next() (FrameHeader, int64, []byte, error) {
+// Frame is one frame a FrameReader read.
+type Frame struct {
+	FrameHeader
+	Offset  int64  // offset of the frame header in the file
+	Payload []byte // valid until the following call to Next
+}
+
+// Next returns the next frame. It returns io.EOF at a clean end: exactly at
+// limit, at the end of r, or (with stopAtZero) at a zeroed header. Damage
+// is a *CorruptionError naming the offset of the frame; after any error,
+// Offset still returns where the frame that failed starts.
+func (fr *FrameReader) Next() (Frame, error) {
 	if fr.err != nil {
-		return FrameHeader{}, fr.off, nil, fr.err
+		return Frame{}, fr.err
 	}
-	h, start, payload, err := fr.next()
+	f, err := fr.next()
 	if err != nil {
 		fr.err = err
 	}
-	return h, start, payload, err
+	return f, err
 }
 
-func (fr *FrameReader) next() (FrameHeader, int64, []byte, error) {
+func (fr *FrameReader) next() (Frame, error) {
 	start := fr.off
 	if err := fr.readHeader(start); err != nil {
-		return FrameHeader{}, start, nil, err
+		return Frame{}, err
 	}
 	remaining := int64(-1)
 	if fr.limit >= 0 {
@@ -189,17 +197,17 @@ func (fr *FrameReader) next() (FrameHeader, int64, []byte, error) {
 	}
 	h, err := ParseFrameHeader(fr.hdr[:], fr.path, start, remaining)
 	if err != nil {
-		return h, start, nil, err
+		return Frame{}, err
 	}
 	payload, err := fr.readPayload(int(h.Length), remaining >= 0)
 	if err != nil {
-		return h, start, nil, shortRead(fr.path, start, "frame payload", err)
+		return Frame{}, shortRead(fr.path, start, "frame payload", err)
 	}
 	if !VerifyFrame(fr.hdr[:], payload) {
-		return h, start, nil, Corruptf(fr.path, start, "frame checksum mismatch (type %d, length %d)", h.Type, h.Length)
+		return Frame{}, Corruptf(fr.path, start, "frame checksum mismatch (type %d, length %d)", h.Type, h.Length)
 	}
 	fr.off = start + FrameHeaderSize + int64(h.Length)
-	return h, start, payload, nil
+	return Frame{FrameHeader: h, Offset: start, Payload: payload}, nil
 }
 
 // readHeader reads the frame header at start into fr.hdr. It returns io.EOF

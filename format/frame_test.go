@@ -29,7 +29,8 @@ func readAll(fr *FrameReader) ([]testFrame, []int64, error) {
 	var frames []testFrame
 	var offs []int64
 	for {
-		h, off, p, err := fr.Next()
+		fm, err := fr.Next()
+		h, off, p := fm.FrameHeader, fm.Offset, fm.Payload
 		if err != nil {
 			return frames, offs, err
 		}
@@ -80,7 +81,7 @@ func TestFrameRoundTrip(t *testing.T) {
 			if fr.Offset() != int64(len(data)) {
 				t.Fatalf("Offset %d at the end, want %d", fr.Offset(), len(data))
 			}
-			if _, _, _, err := fr.Next(); err != io.EOF {
+			if _, err := fr.Next(); err != io.EOF {
 				t.Fatalf("EOF not sticky: %v", err)
 			}
 		}
@@ -105,7 +106,8 @@ func TestFrameEmptyPayload(t *testing.T) {
 		t.Fatal("an empty frame looks like a zero header")
 	}
 	fr := NewFrameReader(bytes.NewReader(data), "f", 0, int64(len(data)), true)
-	h, _, p, err := fr.Next()
+	fm, err := fr.Next()
+	h, p := fm.FrameHeader, fm.Payload
 	if err != nil || h.Type != FrameWALNoop || len(p) != 0 {
 		t.Fatalf("got %+v %q %v", h, p, err)
 	}
@@ -161,7 +163,8 @@ func TestFrameMaxSize(t *testing.T) {
 	buf[12] = byte(FrameBlock)
 	FinishFrame(buf, 0)
 	fr := NewFrameReader(bytes.NewReader(buf), "f", 0, int64(len(buf)), false)
-	h, _, p, err := fr.Next()
+	fm, err := fr.Next()
+	h, p := fm.FrameHeader, fm.Payload
 	if err != nil || h.Length != MaxFrameSize || p[12345] != 7 {
 		t.Fatalf("%+v %v", h, err)
 	}
@@ -265,8 +268,8 @@ func TestFrameReaderStickyError(t *testing.T) {
 	data := appendFrames(nil, sampleFrames)
 	data[FrameHeaderSize] ^= 1 // first payload byte
 	fr := NewFrameReader(bytes.NewReader(data), "s", 0, int64(len(data)), false)
-	_, _, _, err1 := fr.Next()
-	_, _, _, err2 := fr.Next()
+	_, err1 := fr.Next()
+	_, err2 := fr.Next()
 	if err1 == nil || err1 != err2 {
 		t.Fatalf("errors %v then %v", err1, err2)
 	}

@@ -13,6 +13,7 @@ const (
 	SnapDir      = "snap"     // checkpoints and deltas
 	ManifestName = "MANIFEST" // the current manifest
 	LockName     = "LOCK"     // held by the process that owns the directory
+	RaftDir      = "raft"     // a cluster member's raft log (segments) and state
 )
 
 const (

@@ -216,7 +216,10 @@ func TestAtomicFileCrash(t *testing.T) {
 				t.Fatalf("%s: unexpected file %q", what, n)
 			}
 		}
-		got := readMem(t, img, path)
+		got, err := img.ReadFile(path)
+		if err != nil && !vfs.IsNotExist(err) {
+			t.Fatalf("%s: %v", what, err)
+		}
 		switch {
 		case bytes.Equal(got, new):
 		case bytes.Equal(got, old) && !closed:
@@ -248,25 +251,4 @@ func TestAtomicFileCrash(t *testing.T) {
 		fs.SetSyncHook(nil)
 		check(fs.CrashClone(opts), closed, "after Close")
 	}
-}
-
-func readMem(t *testing.T, fs vfs.FS, path string) []byte {
-	t.Helper()
-	f, err := fs.Open(path)
-	if err != nil {
-		if vfs.IsNotExist(err) {
-			return nil
-		}
-		t.Fatal(err)
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, size)
-	if _, err := f.ReadAt(b, 0); err != nil && size > 0 {
-		t.Fatal(err)
-	}
-	return b
 }

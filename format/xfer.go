@@ -10,11 +10,45 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Transfer streams (package transfer) are a file header (MagicTransfer) and
-// format frames, in both directions of a connection. This file fixes their
-// payloads. All integers are little-endian; every payload but a tail
-// entry's and an error's has a fixed size, checked before it is read.
-// The values below are part of the wire format and never change.
+// Transfer streams (package transfer) are a file header (MagicTransfer,
+// ext: role u8 | mode u8 | 6 zero bytes) and format frames, in both
+// directions of a connection. This file fixes their payloads. All integers
+// are little-endian; every payload but a tail entry's and an error's has a
+// fixed size, checked against XferPayloadLimits before it is read. The
+// values below are part of the wire format and never change.
+//
+//	+------------+------+------------------------------------------------------------+
+//	| frame      | from | payload                                                    |
+//	+------------+------+------------------------------------------------------------+
+//	| Hello   37 | both | version u16 | role u8 | 0[5] | nonce[32] | proof[32]        |
+//	| Request 38 | R    | proof[32] | flags u32 | chunkSize u32 | storeID[16] | epoch  |
+//	|            |      | term | snapIndex | snapTerm | snapSum | firstMissing |       |
+//	|            |      | walLast | window (u64 each)                                  |
+//	| Session 32 | S    | proof[32] | nonce[32] | version u16 | flags u16 | chunkSize  |
+//	|            |      | u32 | storeID[16] | epoch | term | snapIndex | snapTerm |     |
+//	|            |      | snapSum | totalSize | chunkCount | resumeFrom | tailFrom |   |
+//	|            |      | segmentSize (u64 each)                                     |
+//	| Chunk   33 | S    | seq u64 | offset u64 | rawLen u32 | wireLen u32 | xxh64 u64 |
+//	|            |      | codec u8 | 0[7] ... then wireLen data bytes, outside frame |
+//	| Tail    34 | S    | index u64 | term u64 | type u8 | data (one WAL entry)      |
+//	| Final   35 | S    | chunksSum | snapIndex | totalSize | chunkCount | tailEnd |  |
+//	|            |      | 0 (u64 each) | mac[32]                                     |
+//	| Credit  36 | R    | firstMissing | limit | walLast | applied (u64 each)         |
+//	| Nack    39 | R    | seq u64 | reason u8 | 0[7]                                  |
+//	| Done    40 | R    | applied u64 | 0[8]                                        |
+//	| Error   41 | both | code u16 | msgLen u16 | message (at most 1 KiB)            |
+//	+------------+------+------------------------------------------------------------+
+//
+// A chunk's data follows its frame, covered by the header's xxh64 (which
+// the frame checksum covers), so each byte is hashed once per side; the
+// final frame's chunksSum is the xxh64 of the chunks' xxh64s in order.
+//
+// On a connection (hello version 2) every frame after the hellos is
+// followed by a 16-byte tag, outside the frame (for a chunk, after its
+// data): HMAC-SHA256, truncated, under a key for its direction derived
+// from the secret and both nonces (HKDF-SHA256), over the frame's number
+// in its direction, its length and type, its payload and a chunk's data.
+// The checksums catch damage, the tags an attacker who recomputes them.
 
 // Frame types of transfer streams, continued (32–36 are in frame.go).
 const (

@@ -1,25 +1,3 @@
-// Package manifest reads and publishes the manifest: the one small file of a
-// data directory that says what the directory holds — the store's identity
-// and shard count, the base checkpoint, its delta chain, and the first WAL
-// index still needed. Recovery starts from it; a file it does not name is
-// never trusted.
-//
-// # On-disk layout
-//
-//	+----------------------------------+-------------------------------------+
-//	| file header (format.MagicManifest,| one frame (format.FrameManifest)    |
-//	| no ext)                          | payload: the Manifest as JSON        |
-//	+----------------------------------+-------------------------------------+
-//
-// The frame checksum covers the JSON; JSON keeps the file readable with a hex
-// dump at 3 a.m. and lets later versions add fields. The file is replaced
-// only by format.AtomicFile (temp, fsync, rename, fsync directory), so it is
-// always either the old or the new manifest.
-//
-// # Concurrency
-//
-// Load and Publish are safe to call concurrently with readers of the file;
-// callers serialize Publish calls for one directory.
 package manifest
 
 import (
@@ -135,16 +113,17 @@ func decode(r io.Reader, path string, size int64) (*Manifest, error) {
 	}
 	off := int64(format.HeaderSize(0))
 	fr := format.NewFrameReader(r, path, off, size, false)
-	h, at, body, err := fr.Next()
+	f, err := fr.Next()
 	if err == io.EOF {
 		return nil, format.Corruptf(path, off, "manifest has no body")
 	} else if err != nil {
 		return nil, err
 	}
-	if h.Type != format.FrameManifest || len(body) > maxSize {
-		return nil, format.Corruptf(path, at, "unexpected frame type %d or size %d", h.Type, len(body))
+	at, body := f.Offset, f.Payload
+	if f.Type != format.FrameManifest || len(body) > maxSize {
+		return nil, format.Corruptf(path, at, "unexpected frame type %d or size %d", f.Type, len(body))
 	}
-	if _, _, _, err := fr.Next(); err != io.EOF {
+	if _, err := fr.Next(); err != io.EOF {
 		return nil, format.Corruptf(path, fr.Offset(), "bytes after the manifest body")
 	}
 	var m Manifest

@@ -51,7 +51,8 @@ func TestWalRows(t *testing.T) {
 			t.Fatal(err)
 		}
 		fr := format.NewFrameReader(strings.NewReader(string(b[off:])), seg, off, int64(len(b)), false)
-		_, _, p, err := fr.Next()
+		fm, err := fr.Next()
+		p := fm.Payload
 		if err != nil || len(p) < 8 || int64(p[0]) != idx {
 			t.Errorf("index %d: no frame of it at %s offset %d (%v)", idx, seg, off, err)
 		}

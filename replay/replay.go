@@ -1,15 +1,3 @@
-// Package replay rebuilds state from durable history: it reads WAL
-// transaction records in index order and hands their effects to a Target.
-// The store uses it when it opens a data directory and `kvtool replay` uses
-// the same code offline, so there is exactly one recovery path.
-//
-// Replay is idempotent: a transaction record holds final puts and deletes
-// (never increments), so applying an entry the target already has changes
-// nothing.
-//
-// # Concurrency
-//
-// A replay runs in the calling goroutine; the Target is called from it only.
 package replay
 
 import (

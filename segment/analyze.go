@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -102,7 +103,8 @@ func analyzeSeg(fsys vfs.FS, dir, name string, role segRole) (*segResult, error)
 // damage at the next intact record so that every problem is reported.
 func (r *segResult) scanRecords(s *segReader, role segRole) error {
 	for {
-		e, off, err := s.next()
+		e, err := s.next()
+		off := s.at
 		switch {
 		case err == nil:
 			r.info.Records++
@@ -116,7 +118,7 @@ func (r *segResult) scanRecords(s *segReader, role segRole) error {
 			return err
 		}
 		r.cut(off, s.last())
-		if s.badRecord {
+		if errors.Is(err, ErrBadRecord) {
 			r.add(Corruption, off, ce.Reason)
 			if e.Index != 0 { // an intact record frame took the next slot
 				r.maxIndex = max(r.maxIndex, s.last()+1)
@@ -338,7 +340,7 @@ func segEmpty(fsys vfs.FS, path, name string) (bool, error) {
 		return false, err
 	}
 	defer s.close()
-	_, _, err = s.next()
+	_, err = s.next()
 	if err != nil && err != io.EOF && format.AsCorruption(err) == nil {
 		return false, err
 	}

@@ -27,15 +27,12 @@ var ErrNotNext = errors.New("kvtool/segment: record does not follow the log")
 // terms non-decreasing from record to record is the caller's duty, as
 // readers reject a record whose term is below the one before it.
 func (l *Log) EnqueueAt(index, term uint64, t format.FrameType, data []byte) (*Pending, error) {
-	if !isEntryType(t) {
-		return nil, fmt.Errorf("%w: frame type %d", ErrBadType, t)
+	size, err := recordSize(t, data)
+	if err != nil {
+		return nil, err
 	}
-	if len(data) > maxData {
-		return nil, fmt.Errorf("%w: %d bytes of data, the limit is %d", ErrTooLarge, len(data), maxData)
-	}
-	size := format.FrameHeaderSize + recordHeaderSize + len(data)
 	l.mu.Lock()
-	for l.failed == nil && !l.closed && len(l.buf) > 0 && len(l.buf)+size > l.maxBatch {
+	for l.failed == nil && !l.closed && len(l.buf) > 0 && int64(len(l.buf))+size > int64(l.maxBatch) {
 		l.waiting++
 		l.space.Wait()
 		l.waiting--
@@ -50,24 +47,7 @@ func (l *Log) EnqueueAt(index, term uint64, t format.FrameType, data []byte) (*P
 		return nil, fmt.Errorf("%w: record %d (term %d) after %s, whose next index is %d (term at least %d)",
 			ErrNotNext, index, term, l.dir, next, lterm)
 	}
-	first := len(l.buf) == 0
-	l.next++
-	l.buf = appendRecord(l.buf, t, index, term, data)
-	b := l.cur
-	b.last, b.n = index, b.n+1
-	l.last.Store(index)
-	gathering := l.gathering
-	l.mu.Unlock()
-	if gathering {
-		select {
-		case l.grew <- struct{}{}:
-		default:
-		}
-	}
-	if first {
-		l.signal()
-	}
-	return &Pending{b: b, index: index}, nil
+	return &Pending{b: l.addLocked(t, index, term, data, size), index: index}, nil
 }
 
 // Truncation is what TruncateAfter removed.
@@ -109,17 +89,59 @@ func TruncateAfter(fsys vfs.FS, dir string, last uint64) (Truncation, error) {
 }
 
 // TruncateMarkerName is the intent file of an unfinished TruncateAfter in
-// a WAL directory: 8 bytes of the last index to keep and an xxh64 of them.
+// a WAL directory: 8 bytes of the last index to keep and an xxh64 of them,
+// both little-endian. Its bytes are part of the format.
 const TruncateMarkerName = "TRUNCATE"
+
+// truncateIntentSize is the size of a truncate intent file.
+const truncateIntentSize = 16
+
+// appendTruncateIntent appends the bytes of the intent to keep index last.
+func appendTruncateIntent(dst []byte, last uint64) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, last)
+	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[len(dst)-8:]))
+}
+
+// parseTruncateIntent decodes the intent file at path, whose bytes are b
+// (read up to one byte past truncateIntentSize). Damage is a
+// *format.CorruptionError.
+func parseTruncateIntent(b []byte, path string) (uint64, error) {
+	if len(b) != truncateIntentSize {
+		return 0, format.Corruptf(path, int64(min(len(b), truncateIntentSize)), "a truncate intent of %d bytes, want %d", len(b), truncateIntentSize)
+	}
+	if xxhash.Sum64(b[:8]) != binary.LittleEndian.Uint64(b[8:]) {
+		return 0, format.Corruptf(path, 8, "truncate intent checksum mismatch")
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+// ReadTruncateIntent reads the intent an interrupted TruncateAfter left in
+// the WAL directory dir: the last index the cut keeps, and whether there
+// is one. Open finishes such a cut before it reads the log. A damaged
+// intent is a *format.CorruptionError, and Open then refuses the log.
+func ReadTruncateIntent(fsys vfs.FS, dir string) (last uint64, ok bool, err error) {
+	path := filepath.Join(dir, TruncateMarkerName)
+	f, err := fsys.Open(path)
+	if vfs.IsNotExist(err) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, fmt.Errorf("kvtool/segment: open %s: %w", path, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, truncateIntentSize+1))
+	f.Close()
+	if err != nil {
+		return 0, false, fmt.Errorf("kvtool/segment: read %s: %w", path, err)
+	}
+	last, err = parseTruncateIntent(b, path)
+	return last, err == nil, err
+}
 
 func writeTruncateIntent(fsys vfs.FS, dir string, last uint64) error {
 	f, err := format.CreateAtomic(fsys, filepath.Join(dir, TruncateMarkerName))
 	if err != nil {
 		return fmt.Errorf("kvtool/segment: truncate intent: %w", err)
 	}
-	b := binary.LittleEndian.AppendUint64(nil, last)
-	b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.Write(appendTruncateIntent(nil, last)); err != nil {
 		f.Cancel()
 		return fmt.Errorf("kvtool/segment: truncate intent: %w", err)
 	}
@@ -142,22 +164,11 @@ func removeTruncateIntent(fsys vfs.FS, dir string) error {
 // finishTruncate completes a TruncateAfter that a crash interrupted, if
 // dir holds its intent. Open calls it before it reads the log.
 func finishTruncate(fsys vfs.FS, dir string) error {
-	path := filepath.Join(dir, TruncateMarkerName)
-	f, err := fsys.Open(path)
-	if vfs.IsNotExist(err) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("kvtool/segment: open %s: %w", path, err)
+	last, ok, err := ReadTruncateIntent(fsys, dir)
+	if err != nil || !ok {
+		return err
 	}
-	b, err := io.ReadAll(io.LimitReader(f, 64))
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("kvtool/segment: read %s: %w", path, err)
-	}
-	if len(b) != 16 || xxhash.Sum64(b[:8]) != binary.LittleEndian.Uint64(b[8:]) {
-		return format.Corruptf(path, 0, "a truncate intent of %d bytes whose checksum does not match", len(b))
-	}
-	if _, err := truncateAfter(fsys, dir, binary.LittleEndian.Uint64(b)); err != nil {
+	if _, err := truncateAfter(fsys, dir, last); err != nil {
 		return err
 	}
 	return removeTruncateIntent(fsys, dir)
@@ -256,15 +267,16 @@ func recordOffset(fsys vfs.FS, path, name string, idx uint64) (off int64, last u
 	}
 	defer s.close()
 	for {
-		e, off, err := s.next()
+		e, err := s.next()
 		switch {
 		case err == io.EOF:
 			return -1, s.last(), s.prealloc, nil
 		case err != nil && s.expect == idx:
-			return off, idx - 1, s.prealloc, nil
+			return s.at, idx - 1, s.prealloc, nil
 		case err != nil:
 			return 0, 0, 0, fmt.Errorf("kvtool/segment: truncate after %d: %w", idx-1, err)
 		case e.Index == idx:
+			off := s.at
 			last, _ := scanToEnd(s)
 			return off, max(last, idx), s.prealloc, nil
 		}
@@ -275,7 +287,7 @@ func recordOffset(fsys vfs.FS, path, name string, idx uint64) (off int64, last u
 // and the damage that stopped it early, if any.
 func scanToEnd(s *segReader) (uint64, error) {
 	for {
-		if _, _, err := s.next(); err == io.EOF {
+		if _, err := s.next(); err == io.EOF {
 			return s.last(), nil
 		} else if err != nil {
 			return s.last(), err

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -25,13 +26,13 @@ func allFrames(t testing.TB, fs vfs.FS, path string) ([]frameSpan, int64) {
 	defer s.close()
 	var out []frameSpan
 	for {
-		_, off, _, err := s.fr.Next()
+		f, err := s.fr.Next()
 		if err == io.EOF {
 			return out, s.fr.Offset()
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, frameSpan{off, s.fr.Offset()})
+		out = append(out, frameSpan{f.Offset, s.fr.Offset()})
 	}
 }
 
@@ -46,13 +47,13 @@ func frames(t testing.TB, fs vfs.FS, path string) ([]frameSpan, int64) {
 	defer s.close()
 	var out []frameSpan
 	for {
-		_, off, err := s.next()
+		_, err := s.next()
 		if err == io.EOF {
 			return out, s.end
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, frameSpan{off, s.end})
+		out = append(out, frameSpan{s.at, s.end})
 	}
 }
 
@@ -327,5 +328,53 @@ func TestVerifyProgressAndReadOnly(t *testing.T) {
 	after := snapshot(t, fs, testDir)
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Fatal("Verify changed the directory")
+	}
+}
+
+// TestReaderClassifiesDamage checks that Reader.Next says what damage it
+// met by typed errors alone: an intact frame holding a record out of order
+// is ErrBadRecord, a torn write at the end of the newest segment is
+// ErrTornTail, and both are a *format.CorruptionError at the frame.
+func TestReaderClassifiesDamage(t *testing.T) {
+	t.Run("bad record", func(t *testing.T) {
+		fs := smallLog(t)
+		fr, _ := frames(t, fs, segPath(4))
+		at := fr[1].start // record 5, rewritten intact as record 9
+		damage(t, fs, segPath(4), func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[at+format.FrameHeaderSize:], 9)
+			format.FinishFrame(b[:fr[1].end], int(at))
+			return b
+		})
+		_, err := readAll(fs, testDir, 0)
+		checkDamage(t, err, at, ErrBadRecord, ErrTornTail)
+		if ce := format.AsCorruption(err); err.Error() != ce.Error() {
+			t.Fatalf("message %q, want the corruption's own %q", err, ce)
+		}
+	})
+	t.Run("torn tail", func(t *testing.T) {
+		fs := smallLog(t)
+		fr, eod := frames(t, fs, segPath(4))
+		at := fr[len(fr)-1].start // the last record, cut by a crash with what follows
+		damage(t, fs, segPath(4), func(b []byte) []byte {
+			clear(b[at+format.FrameHeaderSize+4 : eod+format.FrameHeaderSize])
+			return b
+		})
+		_, err := readAll(fs, testDir, 0)
+		checkDamage(t, err, at, ErrTornTail, ErrBadRecord)
+	})
+}
+
+// checkDamage checks that err is corruption at off that matches is and
+// not isNot.
+func checkDamage(t *testing.T, err error, off int64, is, isNot error) {
+	t.Helper()
+	ce := format.AsCorruption(err)
+	switch {
+	case ce == nil || !errors.Is(err, format.ErrCorruption):
+		t.Fatalf("Reader: %v, want a *format.CorruptionError", err)
+	case ce.Offset != off:
+		t.Fatalf("Reader: %v, want the damage at offset %d", err, off)
+	case !errors.Is(err, is) || errors.Is(err, isNot):
+		t.Fatalf("Reader: %v, want it to match %q and not %q", err, is, isNot)
 	}
 }

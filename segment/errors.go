@@ -1,6 +1,10 @@
 package segment
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/kvtool/kvtool/format"
+)
 
 var (
 	// ErrClosed is returned by a *Log method called after Close.
@@ -8,9 +12,17 @@ var (
 	// ErrFailed is wrapped by every error a log returns once a write or an
 	// fsync has failed: the log stops there and acknowledges nothing more.
 	ErrFailed = errors.New("kvtool/segment: log failed after an I/O error")
-	// ErrTornTail is wrapped by Open when the newest segment ends in a torn
-	// (partially written) record and Options.RepairTail is not set.
+	// ErrTornTail is wrapped, with the *format.CorruptionError that says
+	// where, by Open when the newest segment ends in a torn (partially
+	// written) record and Options.RepairTail is not set, and by
+	// Reader.Next at such a tail.
 	ErrTornTail = errors.New("kvtool/segment: torn tail in the newest segment (run repair)")
+	// ErrBadRecord is matched, with format.ErrCorruption, by the error for
+	// an intact frame (its checksum holds) whose record or marker is wrong
+	// where it stands: an index out of order, a term going down, a record
+	// after the seal. No torn write leaves one, so it is never ErrTornTail.
+	// The message is the *format.CorruptionError's own.
+	ErrBadRecord = errors.New("kvtool/segment: intact frame holds a wrong record")
 	// ErrTooLarge is returned by Append and Enqueue for data that does not
 	// fit in one frame.
 	ErrTooLarge = errors.New("kvtool/segment: record too large")
@@ -29,3 +41,22 @@ var (
 	// once the space exists (it retries by itself).
 	ErrNoSpace = errors.New("kvtool/segment: no space for the next WAL segment")
 )
+
+// damageError is a *format.CorruptionError classified by a sentinel:
+// errors.Is matches both kind and format.ErrCorruption, errors.As finds
+// the *format.CorruptionError, and the message is the corruption's own.
+type damageError struct {
+	kind error
+	*format.CorruptionError
+}
+
+func (e *damageError) Unwrap() []error { return []error{e.kind, e.CorruptionError} }
+
+// badRecord classifies err, met in an intact frame, as ErrBadRecord if it
+// is corruption.
+func badRecord(err error) error {
+	if ce := format.AsCorruption(err); ce != nil {
+		return &damageError{kind: ErrBadRecord, CorruptionError: ce}
+	}
+	return err
+}

@@ -22,7 +22,7 @@ func (l *Log) flushLoop() {
 			b, data, closing := l.take()
 			if b == nil {
 				if closing {
-					l.closeRec = l.writeClose()
+					l.fl.closeRec = l.writeClose()
 					return
 				}
 				break
@@ -42,10 +42,10 @@ func (l *Log) flushLoop() {
 // time, which bounds what a caller that does not come back can cost. A lone
 // appender (n = 1) never waits: its own record satisfies it.
 func (l *Log) gather() {
-	if l.expect <= 1 {
+	if l.fl.expect <= 1 {
 		return
 	}
-	limit := l.syncEWMA / 2
+	limit := l.fl.syncEWMA / 2
 	if limit <= 0 {
 		return
 	}
@@ -53,7 +53,7 @@ func (l *Log) gather() {
 	defer timer.Stop()
 	for {
 		l.mu.Lock()
-		l.gathering = l.cur.n < l.expect && l.failed == nil && !l.closed && !l.cur.rotate &&
+		l.gathering = l.cur.n < l.fl.expect && l.failed == nil && !l.closed && !l.cur.rotate &&
 			len(l.buf) < l.maxBatch/2
 		gathering := l.gathering
 		l.mu.Unlock()
@@ -80,7 +80,7 @@ func (l *Log) take() (*batch, []byte, bool) {
 		return nil, nil, l.closed
 	}
 	b, data := l.cur, l.buf
-	l.cur, l.buf, l.spare = newBatch(), l.spare[:0], nil
+	l.cur, l.buf, l.fl.spareBuf = newBatch(), l.fl.spareBuf[:0], nil
 	if l.waiting > 0 {
 		l.space.Broadcast()
 	}
@@ -106,7 +106,7 @@ func (l *Log) flush(b *batch, data []byte) {
 			b.rotErr = err // no spare: nothing was written, the log goes on
 		}
 	}
-	l.expect = b.n
+	l.fl.expect = b.n
 	if b.n > 0 {
 		l.durable.Store(b.last)
 		if l.onDurable != nil {
@@ -115,7 +115,7 @@ func (l *Log) flush(b *batch, data []byte) {
 	}
 	close(b.done)
 	if cap(data) <= 2*l.maxBatch {
-		l.spare = data[:0] // keep it for the next swap, unless one huge record grew it
+		l.fl.spareBuf = data[:0] // keep it for the next swap, unless one huge record grew it
 	}
 }
 
@@ -126,14 +126,14 @@ func (l *Log) write(b *batch, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
-	a := l.active
+	a := l.fl.active
 	if a.records > 0 && a.off+int64(len(data))+trailerSize > l.segSize {
 		if err := l.rotate(); err != nil {
 			// admit made sure a spare was ready: not having one now is a bug,
 			// and the records queued cannot be written.
 			return failure(err)
 		}
-		a = l.active
+		a = l.fl.active
 	}
 	t0 := time.Now()
 	if _, err := a.f.WriteAt(data, a.off); err != nil {
@@ -143,13 +143,13 @@ func (l *Log) write(b *batch, data []byte) error {
 	if err := a.f.Sync(); err != nil {
 		return fmt.Errorf("%w: fsync %s: %w", ErrFailed, a.path, err)
 	}
-	l.syncEWMA += (time.Since(t1) - l.syncEWMA) / 8
+	l.fl.syncEWMA += (time.Since(t1) - l.fl.syncEWMA) / 8
 	if l.onSync != nil {
 		l.onSync(SyncStats{Records: int(b.n), Bytes: len(data), Write: t1.Sub(t0), Sync: time.Since(t1)})
 	}
 	a.off += int64(len(data))
 	a.records += b.n
-	l.endsClosed = false
+	l.fl.endsClosed = false
 	l.segMu.Lock()
 	m := &l.segs[len(l.segs)-1].info
 	m.LastIndex, m.Records, m.Size = b.last, a.records, a.off
@@ -163,7 +163,7 @@ func (l *Log) write(b *batch, data []byte) error {
 func (l *Log) wrote(n int64) {
 	l.mu.Lock()
 	l.queued -= n
-	l.activeOff, l.activeRecs = l.active.off, l.active.records
+	l.activeOff, l.activeRecs = l.fl.active.off, l.fl.active.records
 	if l.waiting > 0 {
 		l.space.Broadcast()
 	}
@@ -216,7 +216,7 @@ func (l *Log) fail(err error, b *batch) {
 // An error wrapping ErrFailed stops the log. Any other (no spare could be
 // prepared) means nothing was written and the active segment is unchanged.
 func (l *Log) rotate() error {
-	old := l.active
+	old := l.fl.active
 	if old.records == 0 {
 		return nil // a new segment would have the same name
 	}
@@ -239,7 +239,7 @@ func (l *Log) rotate() error {
 	l.trims = append(l.trims, old) // the worker trims and closes it
 	l.mu.Unlock()
 	l.poke()
-	l.active, l.endsClosed = ns, false
+	l.fl.active, l.fl.endsClosed = ns, false
 	l.segMu.Lock()
 	l.segs[len(l.segs)-1].info.Size = old.off
 	l.segs = append(l.segs, segMeta{info: ns.info(h.term), sum: ns.sum})
@@ -266,10 +266,10 @@ func seal(a *activeSeg, next uint64) error {
 // active segment's data, naming the log's last index, unless the log
 // failed. The flusher calls it last, with nothing left to write.
 func (l *Log) writeClose() error {
-	if l.Err() != nil || l.endsClosed {
+	if l.Err() != nil || l.fl.endsClosed {
 		return nil
 	}
-	a := l.active
+	a := l.fl.active
 	rec := appendMarker(nil, format.FrameWALClose, a.first+uint64(a.records)-1)
 	if _, err := a.f.WriteAt(rec, a.off); err != nil {
 		return fmt.Errorf("kvtool/segment: write the clean-shutdown record of %s at offset %d: %w", a.path, a.off, err)
@@ -278,7 +278,7 @@ func (l *Log) writeClose() error {
 		return fmt.Errorf("kvtool/segment: fsync %s: %w", a.path, err)
 	}
 	a.off += int64(len(rec))
-	l.endsClosed = true
+	l.fl.endsClosed = true
 	l.segMu.Lock()
 	l.segs[len(l.segs)-1].info.Size = a.off
 	l.segMu.Unlock()

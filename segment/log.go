@@ -68,7 +68,14 @@ type SyncStats struct {
 }
 
 // Log is an open write-ahead log. All its methods are safe for concurrent use.
+//
+// Three kinds of goroutine share it: callers (Append, Enqueue, Rotate and
+// the readers of its state), the one flusher (flushLoop: write, fsync,
+// rotate, release waiters) and the one background worker (spareWorker:
+// prepare the next segment, trim sealed ones). Each field says which of
+// them owns it, or which lock guards it.
 type Log struct {
+	// Set by Open before the goroutines start, then only read.
 	fs        vfs.FS
 	dir       string
 	segSize   int64
@@ -79,6 +86,7 @@ type Log struct {
 	maxBatch  int
 	tailCut   *Cut
 
+	// mu guards every field from here to the channels.
 	mu      sync.Mutex
 	space   *sync.Cond // signalled when the flusher takes the buffer or writes, when a spare is prepared (or fails), on close and on failure
 	buf     []byte     // the records of cur, encoded
@@ -87,51 +95,64 @@ type Log struct {
 	waiting int        // Enqueue calls blocked on space
 	closed  bool
 	failed  error // non-nil (wrapping ErrFailed) once a write, fsync or rotation failed
-
-	// Space accounting for admit (guarded by mu): the bytes enqueued but
-	// not yet written, and the active segment's end of data and record
-	// count as of the flusher's last write or rotation.
+	// Space accounting for admit: the bytes enqueued but not yet written,
+	// and the active segment's end of data and record count as of the
+	// flusher's last write or rotation.
 	queued     int64
 	activeOff  int64
 	activeRecs int64
-	// The spare (guarded by mu; see spare.go): the next segment, prepared
-	// ahead of time; whether the worker is preparing one; and why its last
-	// attempt failed (nil after a success).
+	// The spare (see spare.go): the next segment, prepared ahead of time
+	// by the worker; whether the worker is preparing one; why its last
+	// attempt failed (nil after a success); and the sealed segments the
+	// flusher hands the worker to trim and close.
 	ready     *spareFile
 	preparing bool
 	spareErr  error
-	trims     []*activeSeg  // sealed segments for the worker to trim and close
-	work      chan struct{} // capacity 1: wakes the worker
-	quit      chan struct{} // closed by Close: the worker stops
-	workDone  chan struct{} // closed when the worker returns
-	closeRec  error         // what writing the clean-shutdown record returned
-	// endsClosed (owned by the flusher) is set while the active segment's
-	// data ends with a clean-shutdown record: a log opened and closed with
-	// nothing written in between does not write another.
-	endsClosed bool
+	trims     []*activeSeg
+	gathering bool // the flusher is in gather: enqueue pokes grew
 
-	wake chan struct{} // capacity 1: there is work for the flusher
-	// Adaptive group commit (see gather). grew (capacity 1) is poked by
-	// enqueue while gathering is set; expect is the size of the cohort the
-	// last flush released; syncEWMA is a running average of fsync time.
-	grew      chan struct{}
-	gathering bool // guarded by mu
-	expect    int64
-	syncEWMA  time.Duration
-	stopped   chan struct{} // closed when the flusher returns
-	durable   atomic.Uint64
-	last      atomic.Uint64
+	// Channels, created by Open.
+	wake     chan struct{} // capacity 1: there is work for the flusher
+	grew     chan struct{} // capacity 1: poked by enqueue while gathering is set
+	stopped  chan struct{} // closed when the flusher returns
+	work     chan struct{} // capacity 1: wakes the worker
+	quit     chan struct{} // closed by Close: the worker stops
+	workDone chan struct{} // closed when the worker returns
 
-	// Owned by the flusher goroutine.
-	spare  []byte // the other buffer: double buffering
-	active *activeSeg
+	// Written by the flusher (durable) and by appenders under mu (last);
+	// read by anyone.
+	durable atomic.Uint64
+	last    atomic.Uint64
 
+	// fl is the flusher's own: only the flusher goroutine touches it while
+	// it runs; Open fills it in before, Close reads it after <-stopped.
+	fl flusher
+
+	// segMu guards segs: the flusher updates the active segment's entry
+	// and appends at rotation, Drop removes from the front, and readers
+	// (Segments, FirstIndex) copy.
 	segMu  sync.Mutex
-	segs   []segMeta // oldest first; the last is the active segment
-	dropMu sync.Mutex
+	segs   []segMeta  // oldest first; the last is the active segment
+	dropMu sync.Mutex // serializes Drop calls
 
 	closeOnce sync.Once
-	closeErr  error
+	closeErr  error // Close's result, set inside closeOnce
+}
+
+// flusher is the state the flusher goroutine owns (see Log.fl).
+type flusher struct {
+	active   *activeSeg // the segment records are written to
+	spareBuf []byte     // the other buffer of the double buffering: swapped with Log.buf by take
+	// endsClosed is set while the active segment's data ends with a
+	// clean-shutdown record: a log opened and closed with nothing written
+	// in between does not write another.
+	endsClosed bool
+	// Adaptive group commit (see gather): expect is the size of the cohort
+	// the last flush released; syncEWMA is a running average of fsync
+	// time.
+	expect   int64
+	syncEWMA time.Duration
+	closeRec error // what writing the clean-shutdown record returned
 }
 
 // batch is the set of records that share one write and one fsync. Every
@@ -216,20 +237,17 @@ func (l *Log) Enqueue(t format.FrameType, data []byte) (*Pending, error) {
 // enqueue encodes the record straight into the current batch's buffer,
 // under l.mu so that buffer order is index order.
 func (l *Log) enqueue(t format.FrameType, data []byte) (*batch, uint64, error) {
-	if !isEntryType(t) {
-		return nil, 0, fmt.Errorf("%w: frame type %d", ErrBadType, t)
+	size, err := recordSize(t, data)
+	if err != nil {
+		return nil, 0, err
 	}
-	if len(data) > maxData {
-		return nil, 0, fmt.Errorf("%w: %d bytes of data, the limit is %d", ErrTooLarge, len(data), maxData)
-	}
-	size := format.FrameHeaderSize + recordHeaderSize + len(data)
 	l.mu.Lock()
 	for {
 		if err := l.stateErr(); err != nil {
 			l.mu.Unlock()
 			return nil, 0, err
 		}
-		ok, err := l.admit(int64(size))
+		ok, err := l.admit(size)
 		if err != nil {
 			l.mu.Unlock()
 			l.poke()
@@ -242,11 +260,31 @@ func (l *Log) enqueue(t format.FrameType, data []byte) (*batch, uint64, error) {
 		l.space.Wait()
 		l.waiting--
 	}
-	l.queued += int64(size)
-	first := len(l.buf) == 0
 	idx := l.next
-	l.next++
-	l.buf = appendRecord(l.buf, t, idx, l.term, data)
+	return l.addLocked(t, idx, l.term, data, size), idx, nil
+}
+
+// recordSize returns the frame size of a record of type t holding data,
+// or why it cannot be logged.
+func recordSize(t format.FrameType, data []byte) (int64, error) {
+	if !isEntryType(t) {
+		return 0, fmt.Errorf("%w: frame type %d", ErrBadType, t)
+	}
+	if len(data) > maxData {
+		return 0, fmt.Errorf("%w: %d bytes of data, the limit is %d", ErrTooLarge, len(data), maxData)
+	}
+	return int64(format.FrameHeaderSize + recordHeaderSize + len(data)), nil
+}
+
+// addLocked encodes the record of index idx (the log's next) into the
+// current batch and wakes the flusher, returning the batch. l.mu is held
+// on entry, so that buffer order is index order, and released before the
+// wake-ups.
+func (l *Log) addLocked(t format.FrameType, idx, term uint64, data []byte, size int64) *batch {
+	l.queued += size
+	first := len(l.buf) == 0
+	l.next = idx + 1
+	l.buf = appendRecord(l.buf, t, idx, term, data)
 	b := l.cur
 	b.last, b.n = idx, b.n+1
 	l.last.Store(idx)
@@ -261,7 +299,7 @@ func (l *Log) enqueue(t format.FrameType, data []byte) (*batch, uint64, error) {
 	if first {
 		l.signal() // later records of this batch find the flusher already woken
 	}
-	return b, idx, nil
+	return b
 }
 
 // appendRecord appends one record frame to dst, built in place.
@@ -397,13 +435,13 @@ func (l *Log) Close() error {
 		<-l.workDone
 		err := l.Err()
 		if err == nil {
-			err = l.closeRec
+			err = l.fl.closeRec
 		}
 		if derr := l.dropSpare(); err == nil {
 			err = derr
 		}
-		if cerr := l.active.f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("kvtool/segment: close %s: %w", l.active.path, cerr)
+		if cerr := l.fl.active.f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("kvtool/segment: close %s: %w", l.fl.active.path, cerr)
 		}
 		l.closeErr = err
 	})

@@ -61,7 +61,7 @@ func Open(opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.activeOff, l.activeRecs = l.active.off, l.active.records
+	l.activeOff, l.activeRecs = l.fl.active.off, l.fl.active.records
 	go l.flushLoop()
 	go l.spareWorker()
 	l.poke()
@@ -102,7 +102,7 @@ func (l *Log) create(opts Options) error {
 
 // start makes a the active segment after the sealed segments sealed.
 func (l *Log) start(a *activeSeg, term uint64, sealed []segMeta) {
-	l.active = a
+	l.fl.active = a
 	l.segs = append(sealed, segMeta{info: a.info(term), sum: a.sum})
 	last := a.first + uint64(a.records) - 1
 	l.next = last + 1
@@ -136,7 +136,7 @@ func (l *Log) openExisting(opts Options, names []string) error {
 	if err != nil {
 		return err
 	}
-	l.endsClosed = r.closed
+	l.fl.endsClosed = r.closed
 	l.start(a, r.hdr.term, sealed)
 	return nil
 }

@@ -41,8 +41,9 @@ func TestReaderPosition(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, _, p, err := format.NewFrameReader(io.NewSectionReader(f, off, 1<<20), name, off, off+1<<20, false).Next()
+			fm, err := format.NewFrameReader(io.NewSectionReader(f, off, 1<<20), name, off, off+1<<20, false).Next()
 			f.Close()
+			p := fm.Payload
 			if err != nil || binary.LittleEndian.Uint64(p) != e.Index || !bytes.Equal(p[recordHeaderSize:], e.Data) {
 				t.Fatalf("entry %d: the frame at %s offset %d is not it (%v)", e.Index, name, off, err)
 			}

@@ -98,13 +98,13 @@ func ReadQuarantine(fsys vfs.FS, path string) (*Quarantine, error) {
 	start := int64(format.HeaderSize(len(h.Ext)))
 	fr := format.NewFrameReader(r, path, start, size, false)
 	for {
-		fh, off, payload, err := fr.Next()
+		f, err := fr.Next()
 		if err == io.EOF {
 			break
 		} else if err != nil {
 			return nil, err
 		}
-		if err := q.addChunk(fh, off, payload, path); err != nil {
+		if err := q.addChunk(f, path); err != nil {
 			return nil, err
 		}
 	}
@@ -123,14 +123,14 @@ func decodeQuarantineExt(ext []byte, path string) (*Quarantine, int64, error) {
 }
 
 // addChunk appends one chunk frame, checking that chunks are contiguous.
-func (q *Quarantine) addChunk(fh format.FrameHeader, off int64, payload []byte, path string) error {
-	if fh.Type != format.FrameQuarantine || len(payload) < 8 {
-		return format.Corruptf(path, off, "not a quarantine chunk (type %d, %d bytes)", fh.Type, len(payload))
+func (q *Quarantine) addChunk(f format.Frame, path string) error {
+	if f.Type != format.FrameQuarantine || len(f.Payload) < 8 {
+		return format.Corruptf(path, f.Offset, "not a quarantine chunk (type %d, %d bytes)", f.Type, len(f.Payload))
 	}
-	if at := int64(binary.LittleEndian.Uint64(payload)); at != q.Offset+int64(len(q.Data)) {
-		return format.Corruptf(path, off, "chunk for offset %d, want %d", at, q.Offset+int64(len(q.Data)))
+	if at := int64(binary.LittleEndian.Uint64(f.Payload)); at != q.Offset+int64(len(q.Data)) {
+		return format.Corruptf(path, f.Offset, "chunk for offset %d, want %d", at, q.Offset+int64(len(q.Data)))
 	}
-	q.Data = append(q.Data, payload[8:]...)
+	q.Data = append(q.Data, f.Payload[8:]...)
 	return nil
 }
 

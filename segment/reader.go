@@ -77,7 +77,8 @@ func startSegment(names []string, from uint64) int {
 // Next returns the next entry, or io.EOF at the clean end of the log.
 // Entry.Data is valid until the next call. Errors are sticky. Damage is a
 // *format.CorruptionError naming the file and offset; a torn tail of the
-// newest segment also matches errors.Is(err, ErrTornTail). A lost end of
+// newest segment also matches errors.Is(err, ErrTornTail), and an intact
+// frame holding a wrong record ErrBadRecord. A lost end of
 // the log is damage too: a newest segment that is sealed (the segment its
 // seal names is missing) or shorter than it was preallocated.
 func (r *Reader) Next() (Entry, error) {
@@ -101,19 +102,19 @@ func (r *Reader) next() (Entry, error) {
 		if r.seg.expect > r.limit {
 			return Entry{}, io.EOF
 		}
-		e, off, err := r.seg.next()
+		e, err := r.seg.next()
 		switch {
 		case err == nil && e.Index < r.from:
 			continue
 		case err == nil:
-			r.pathAt, r.offAt = r.seg.path, off
+			r.pathAt, r.offAt = r.seg.path, r.seg.at
 			return e, nil
 		case err == io.EOF:
 			if err := r.endSegment(); err != nil {
 				return Entry{}, err
 			}
-		case format.AsCorruption(err) != nil && !r.seg.badRecord:
-			return Entry{}, r.damagedFrame(off, err)
+		case format.AsCorruption(err) != nil && !errors.Is(err, ErrBadRecord):
+			return Entry{}, r.damagedFrame(r.seg.at, err)
 		default:
 			return Entry{}, err
 		}

@@ -24,9 +24,7 @@ type segReader struct {
 	expect uint64 // index the next record must have
 	term   uint64 // term of the last record (or of the header)
 	end    int64  // offset just after the last good record or marker
-	// badRecord is set when next's error is an intact frame holding a wrong
-	// record or marker (never a torn write); the reader has then moved past it.
-	badRecord bool
+	at     int64  // offset of the frame next returned last, or failed at
 	// What the segment's markers said (see marker): the size it was
 	// preallocated to (0 for a segment written before segment info records
 	// existed), where its seal record is (-1: not sealed) and the next
@@ -90,48 +88,50 @@ func (s *segReader) link() link { return link{s.hdr.first, s.hdrSum} }
 // last returns the index of the last good record read so far.
 func (s *segReader) last() uint64 { return s.expect - 1 }
 
-// next returns the next record and its offset, checking and passing over
-// marker frames. At the end of data it returns io.EOF (s.end is then the
-// end-of-data offset). A damaged frame is a *format.CorruptionError; for an
-// intact frame with a wrong record or marker, s.badRecord is set as well.
-func (s *segReader) next() (Entry, int64, error) {
+// next returns the next record, checking and passing over marker frames;
+// s.at is then the record's offset, or that of the frame that failed. At
+// the end of data it returns io.EOF (s.end is then the end-of-data
+// offset). A damaged frame is a *format.CorruptionError. An intact frame
+// holding a wrong record or marker also matches ErrBadRecord, and the
+// reader has then moved past its frame (see skipBad).
+func (s *segReader) next() (Entry, error) {
 	for {
-		h, off, payload, err := s.fr.Next()
-		s.badRecord = false
+		f, err := s.fr.Next()
 		if err != nil {
-			return Entry{}, off, err
+			s.at = s.fr.Offset()
+			return Entry{}, err
 		}
-		if isMarkerType(h.Type) {
-			if err := s.marker(h, off, payload); err != nil {
-				s.badRecord = true
-				return Entry{}, off, err
+		s.at = f.Offset
+		if isMarkerType(f.Type) {
+			if err := s.marker(f.FrameHeader, f.Offset, f.Payload); err != nil {
+				return Entry{}, badRecord(err)
 			}
 			s.end = s.fr.Offset()
 			continue
 		}
-		e, err := s.decode(h, off, payload)
+		e, err := s.decode(f)
 		if err != nil {
-			s.badRecord = true
-			return e, off, err
+			return e, badRecord(err)
 		}
 		s.expect, s.term, s.end, s.closed = e.Index+1, e.Term, s.fr.Offset(), false
-		return e, off, nil
+		return e, nil
 	}
 }
 
 // decode checks one intact frame as a record of this segment.
-func (s *segReader) decode(h format.FrameHeader, off int64, payload []byte) (Entry, error) {
-	if !isEntryType(h.Type) {
-		return Entry{}, format.Corruptf(s.path, off, "frame type %d is not a WAL entry type", h.Type)
+func (s *segReader) decode(f format.Frame) (Entry, error) {
+	off := f.Offset
+	if !isEntryType(f.Type) {
+		return Entry{}, format.Corruptf(s.path, off, "frame type %d is not a WAL entry type", f.Type)
 	}
-	if len(payload) < recordHeaderSize {
-		return Entry{}, format.Corruptf(s.path, off, "record payload is %d bytes, want at least %d", len(payload), recordHeaderSize)
+	if len(f.Payload) < recordHeaderSize {
+		return Entry{}, format.Corruptf(s.path, off, "record payload is %d bytes, want at least %d", len(f.Payload), recordHeaderSize)
 	}
 	e := Entry{
-		Index: binary.LittleEndian.Uint64(payload),
-		Term:  binary.LittleEndian.Uint64(payload[8:]),
-		Type:  h.Type,
-		Data:  payload[recordHeaderSize:],
+		Index: binary.LittleEndian.Uint64(f.Payload),
+		Term:  binary.LittleEndian.Uint64(f.Payload[8:]),
+		Type:  f.Type,
+		Data:  f.Payload[recordHeaderSize:],
 	}
 	if s.sealAt >= 0 {
 		return e, format.Corruptf(s.path, off, "record %d after the seal record at offset %d (a sealed segment ends there)", e.Index, s.sealAt)
@@ -145,7 +145,7 @@ func (s *segReader) decode(h format.FrameHeader, off int64, payload []byte) (Ent
 	return e, nil
 }
 
-// skipBad moves past a record that next rejected with badRecord set, for a
+// skipBad moves past a record that next rejected with ErrBadRecord, for a
 // caller that reports every problem: the frame was intact, so the frame
 // reader is already past it, and the following record is expected to
 // continue from the bad one's index (if it could be read).

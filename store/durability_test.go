@@ -5,6 +5,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
@@ -110,14 +111,14 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := memTree(t, m)
+	before := memTree(m)
 
 	ro, err := Open(Options{FS: m, Dir: "/d", ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ro.Close()
-	after := memTree(t, m)
+	after := memTree(m)
 	delete(after, "/d/"+format.LockName)
 	delete(before, "/d/"+format.LockName)
 	if !maps.Equal(before, after) {
@@ -128,7 +129,7 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := memTree(t, m.CrashClone(vfs.CrashOptions{}))
+	img := memTree(m.CrashClone(vfs.CrashOptions{}))
 	w.Close()
 	for _, p := range leftovers {
 		if _, ok := img[p]; ok {
@@ -144,36 +145,10 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 	}
 }
 
-// memTree maps every file of fs to its contents.
-func memTree(t *testing.T, fs vfs.FS) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	var walk func(dir string)
-	walk = func(dir string) {
-		names, err := fs.List(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range names {
-			p := filepath.Join(dir, n)
-			fi, err := fs.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.IsDir() {
-				walk(p)
-				continue
-			}
-			f, err := fs.Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b := make([]byte, fi.Size())
-			f.ReadAt(b, 0)
-			f.Close()
-			out[p] = string(b)
-		}
-	}
-	walk("/")
-	return out
+// memTree maps every file of m to its contents (vfs.MemFS.Tree without
+// the directories).
+func memTree(m *vfs.MemFS) map[string]string {
+	tree := m.Tree()
+	maps.DeleteFunc(tree, func(p, _ string) bool { return strings.HasSuffix(p, "/") })
+	return tree
 }

@@ -7,7 +7,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/txncheck"
 )
 
 // OpKind is what an operation does.
@@ -50,7 +50,7 @@ type Txn struct {
 }
 
 // MaxTxnBytes bounds the encoded size of one transaction's effects.
-const MaxTxnBytes = 16 << 20
+const MaxTxnBytes = txncheck.MaxTxnBytes
 
 var (
 	// ErrCheckFailed is matched by every *CheckError: the transaction was
@@ -75,46 +75,15 @@ func (e *CheckError) Error() string {
 // Is makes errors.Is(err, ErrCheckFailed) true.
 func (e *CheckError) Is(target error) bool { return target == ErrCheckFailed }
 
-// Validate checks what can be checked without the state.
+// Validate checks what can be checked without the state (see
+// txncheck.Validate; the API checks the same).
 func (t *Txn) Validate() error {
-	if len(t.Ops) == 0 {
-		return fmt.Errorf("%w: no operations", ErrInvalid)
-	}
-	if len(t.Ops) > format.MaxTxnOps {
-		return fmt.Errorf("%w: %d operations, limit %d", ErrInvalid, len(t.Ops), format.MaxTxnOps)
-	}
-	total := 0
-	for i, op := range t.Ops {
-		if err := op.validate(); err != nil {
-			return fmt.Errorf("%w: op %d: %v", ErrInvalid, i, err)
-		}
-		total += len(op.Key) + len(op.Value)
-	}
-	if total > MaxTxnBytes {
-		return fmt.Errorf("%w: %d bytes of keys and values, limit %d", ErrInvalid, total, MaxTxnBytes)
-	}
-	return nil
+	return txncheck.Validate(t.Ops, ErrInvalid, (*Op).checked)
 }
 
-func (op *Op) validate() error {
-	switch {
-	case op.Key == "":
-		return errors.New("empty key")
-	case len(op.Key) > format.MaxKeySize:
-		return fmt.Errorf("key of %d bytes, limit %d", len(op.Key), format.MaxKeySize)
-	case len(op.Value) > format.MaxValueSize:
-		return fmt.Errorf("value of %d bytes, limit %d", len(op.Value), format.MaxValueSize)
-	}
-	switch op.Kind {
-	case OpPut, OpDelete, OpAdd:
-		return nil
-	case OpCheck:
-		if op.Check < CheckExists || op.Check > CheckMin {
-			return fmt.Errorf("unknown check kind %d", op.Check)
-		}
-		return nil
-	}
-	return fmt.Errorf("unknown op kind %d", op.Kind)
+// checked is what txncheck checks of op.
+func (op *Op) checked() txncheck.Op {
+	return txncheck.Op{Kind: uint8(op.Kind), Check: uint8(op.Check), Key: op.Key, Value: op.Value}
 }
 
 // parseInt reads a stored decimal integer; a missing key is 0.

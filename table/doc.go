@@ -1,15 +1,11 @@
-// Package table writes, reads and verifies sorted-table files: a stream of
-// format blocks of sorted entries, an index of the blocks and a fixed-size
-// footer, so a reader finds everything from the last bytes of the file and
-// a lookup or scan decodes only the blocks it needs. Checkpoints and deltas
-// are two Kinds of table: a Kind gives its magic, its header ext's fields
-// (one ExtCodec encodes and decodes them) and what header, footer and file
-// name must agree on; its methods open, write, list and verify both alike.
+// Package table writes, reads and verifies sorted-table files: format
+// blocks of sorted entries, a block index and a fixed-size footer, so a
+// reader finds everything from the file's end and a lookup decodes only
+// the blocks it needs. Checkpoints and deltas are two Kinds: a Kind gives
+// its magic, its ext's fields (one ExtCodec codes them) and what header,
+// footer and name must agree on; its methods serve every kind alike.
 //
 // # On-disk layout
-//
-// All integers are little-endian; frames are format frames (xxh64 over
-// length, type, reserved and payload).
 //
 //	+-------------------------------------------------------------+ 0
 //	| file header: magic (MagicCheckpoint|MagicDelta), version,    |
@@ -30,13 +26,15 @@
 //	|   | term u64 | fileChecksum u64                               |
 //	+-------------------------------------------------------------+ size
 //
-// fileChecksum is xxh64 over every byte before the footer frame. hash is
-// format.StateHasher's digest of the entries in key order (a tombstone as
-// keyLen u64 | key | 2^64-1): for a checkpoint, the state hash of its pairs.
+// Integers are little-endian. fileChecksum is xxh64 over every byte before
+// the footer frame; hash is format.StateHasher's digest of the entries in
+// key order (a tombstone as keyLen u64 | key | 2^64-1), for a checkpoint
+// the state hash of its pairs.
 //
 // # Concurrency
 //
-// A Writer is owned by one goroutine (it compresses blocks on goroutines of
-// its own and waits for them in Close and Cancel). A Reader is safe for
-// concurrent Get and NewIter calls; each Iter is owned by one goroutine.
+// A Writer is owned by one goroutine (it compresses blocks on goroutines
+// of its own and waits for them in Close and Cancel). A Reader is safe for
+// concurrent Get and NewIter calls, an Iter owned by one goroutine, a Kind
+// read-only once built.
 package table

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/xfertest"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -220,7 +221,7 @@ func BenchmarkResume(b *testing.B) {
 func BenchmarkFollow(b *testing.B) {
 	src := newMemSource(b, 100, 1)
 	dir := b.TempDir()
-	op := &replicaOpener{dir: dir}
+	op := &replicaOpener{xfertest.Replicas{Dir: dir}}
 	stop := follow(b, src, dir, op)
 	waitFor(b, "cutover", func() bool { return op.store() != nil })
 	const perOp = 1000

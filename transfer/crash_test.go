@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/xfertest"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -54,7 +55,7 @@ func recoverImage(t *testing.T, img *vfs.MemFS, dir string, src *memSource) {
 		}
 		// A catch-up session finds nothing to send and clears what the
 		// interrupted cutover left.
-		op := &replicaOpener{fs: img, dir: dir}
+		op := &replicaOpener{xfertest.Replicas{FS: img, Dir: dir}}
 		sopts, ropts := smallOpts(dir)
 		ropts.FS, ropts.Open = img, op.open
 		o := transferOnce(t, src, sopts, ropts, nil, nil)

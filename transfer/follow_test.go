@@ -4,67 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"net"
 	"testing"
 
+	"github.com/kvtool/kvtool/internal/xfertest"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
 )
 
-// replicaOpener opens the received directory as a read replica once, and
-// hands out the same store afterwards (as serve --join does).
-type replicaOpener struct {
-	fs  vfs.FS // default vfs.Default
-	dir string
-	mu  sync.Mutex
-	st  *store.Store
-}
+// replicaOpener is xfertest.Replicas with the Open a ReceiveOptions takes.
+type replicaOpener struct{ xfertest.Replicas }
 
-func (o *replicaOpener) open() (Replica, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.st == nil {
-		fs := o.fs
-		if fs == nil {
-			fs = vfs.Default
-		}
-		st, err := store.Open(store.Options{FS: fs, Dir: o.dir, Replica: true})
-		if err != nil {
-			return nil, err
-		}
-		o.st = st
-	}
-	return o.st, nil
-}
-
-func (o *replicaOpener) store() *store.Store {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.st
-}
+func (o *replicaOpener) open() (Replica, error) { return o.Open() }
+func (o *replicaOpener) store() *store.Store    { return o.Store() }
 
 // follow runs a following session in the background and returns a func
 // that ends it (closing the connection) and returns both results.
 func follow(t testing.TB, src Source, dir string, op *replicaOpener) func() outcome {
-	a, b := tcpPair(t)
 	sopts, ropts := smallOpts(dir)
 	sopts.Secret, ropts.Secret = testSecret, testSecret
 	ropts.Follow, ropts.Open = true, op.open
 	var o outcome
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		o.send, o.sendErr = Send(context.Background(), a, src, sopts)
-	}()
-	go func() {
-		defer wg.Done()
-		o.recv, o.recvErr = Receive(context.Background(), b, ropts)
-	}()
+	stop := xfertest.Background(t,
+		func(c net.Conn) { o.send, o.sendErr = Send(context.Background(), c, src, sopts) },
+		func(c net.Conn) { o.recv, o.recvErr = Receive(context.Background(), c, ropts) })
 	return func() outcome {
-		a.Close()
-		b.Close()
-		wg.Wait()
+		stop()
 		return o
 	}
 }
@@ -81,7 +46,7 @@ func TestFollowAndReconnect(t *testing.T) {
 	fastCredits(t)
 	src := newMemSource(t, 2000, 3)
 	dir := t.TempDir()
-	op := &replicaOpener{dir: dir}
+	op := &replicaOpener{xfertest.Replicas{Dir: dir}}
 	defer func() {
 		if st := op.store(); st != nil {
 			st.Close()
@@ -134,7 +99,7 @@ func TestCatchUpStore(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		src.append(fmt.Sprintf("c:%d", i), []byte("v"))
 	}
-	op := &replicaOpener{dir: dir}
+	op := &replicaOpener{xfertest.Replicas{Dir: dir}}
 	ropts.Open = op.open
 	o := transferOnce(t, src, sopts, ropts, nil, nil)
 	if o.recvErr != nil || !o.recv.TailOnly || o.recv.Applied != src.LastIndex() || o.send.Applied != src.LastIndex() {
@@ -154,7 +119,7 @@ func TestCatchUpTooFarBehind(t *testing.T) {
 		t.Fatal(o.recvErr)
 	}
 	src.base += 1000 // the log was compacted far past the copy
-	op := &replicaOpener{dir: dir}
+	op := &replicaOpener{xfertest.Replicas{Dir: dir}}
 	defer func() { op.store().Close() }()
 	ropts.Open = op.open
 	o := transferOnce(t, src, sopts, ropts, nil, nil)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/xfertest"
 	"github.com/kvtool/kvtool/store"
 )
 
@@ -80,7 +81,7 @@ func TestChunkAfterCutoverIsAnError(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "data")
 	a, b := tcpPair(t)
-	op := &replicaOpener{dir: dir}
+	op := &replicaOpener{xfertest.Replicas{Dir: dir}}
 	done := make(chan error, 1)
 	go func() {
 		defer func() {
@@ -111,11 +112,11 @@ func TestChunkAfterCutoverIsAnError(t *testing.T) {
 	s.sendFinal()
 	// read until Done
 	for {
-		ty, _, _, err := s.r.next()
+		f, err := s.r.next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ty == format.FrameXferDone {
+		if f.Type == format.FrameXferDone {
 			break
 		}
 	}

@@ -51,12 +51,10 @@ func FuzzFrames(f *testing.F) {
 		fr := newFrameReader(bytes.NewReader(data), "fz", false)
 		err := fr.header(role, format.XferDuplex)
 		for err == nil {
-			var typ format.FrameType
-			var off int64
-			var p []byte
-			typ, off, p, err = fr.next()
+			var f format.Frame
+			f, err = fr.next()
 			if err == nil {
-				err = decodeAny(typ, off, p, fr)
+				err = decodeAny(f.Type, f.Offset, f.Payload, fr)
 			}
 		}
 		switch ce := format.AsCorruption(err); {

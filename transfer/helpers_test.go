@@ -3,7 +3,6 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -13,12 +12,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/xfertest"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/store"
@@ -26,7 +25,14 @@ import (
 )
 
 // testSecret is the secret both ends use unless a test says otherwise.
-var testSecret = mustSecret("a test secret, 32 bytes long....")
+var testSecret = mustSecret(xfertest.Secret)
+
+// The helpers shared with xferstore's tests.
+var (
+	tcpPair  = xfertest.TCPPair
+	cutAfter = xfertest.CutAfter
+	waitFor  = xfertest.WaitFor
+)
 
 func mustSecret(s string) Secret {
 	sec, err := NewSecret([]byte(s))
@@ -246,36 +252,6 @@ func (t *memTail) Next(ctx context.Context) (segment.Entry, error) {
 
 func (t *memTail) Close() error { return nil }
 
-// pair is a loopback TCP connection: a is the sender's end, b the
-// receiver's.
-func tcpPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			ch <- nil
-			return
-		}
-		ch <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-ch
-	if b == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 // result of one transfer run by transferOnce.
 type outcome struct {
 	send    SendResult
@@ -289,14 +265,6 @@ type outcome struct {
 // it); a failing end closes its connection so the other ends too.
 func transferOnce(t testing.TB, src Source, sopts SendOptions, ropts ReceiveOptions, wrapS, wrapR func(net.Conn) net.Conn) outcome {
 	t.Helper()
-	a, b := tcpPair(t)
-	var sc, rc net.Conn = a, b
-	if wrapS != nil {
-		sc = wrapS(a)
-	}
-	if wrapR != nil {
-		rc = wrapR(b)
-	}
 	if sopts.Secret.IsZero() {
 		sopts.Secret = testSecret
 	}
@@ -304,16 +272,9 @@ func transferOnce(t testing.TB, src Source, sopts SendOptions, ropts ReceiveOpti
 		ropts.Secret = testSecret
 	}
 	var o outcome
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		o.send, o.sendErr = Send(context.Background(), sc, src, sopts)
-		a.Close()
-	}()
-	o.recv, o.recvErr = Receive(context.Background(), rc, ropts)
-	b.Close()
-	wg.Wait()
+	xfertest.Once(t, wrapS, wrapR,
+		func(c net.Conn) { o.send, o.sendErr = Send(context.Background(), c, src, sopts) },
+		func(c net.Conn) { o.recv, o.recvErr = Receive(context.Background(), c, ropts) })
 	return o
 }
 
@@ -334,35 +295,6 @@ func checkInstalled(t testing.TB, fs vfs.FS, dir string, src *memSource) uint64 
 		t.Fatalf("store ID %s, want %s", st.StoreID(), src.id.StoreID)
 	}
 	return snap.Index()
-}
-
-// cutConn closes the connection once n bytes went through it in the
-// direction it wraps (reads).
-type cutConn struct {
-	net.Conn
-	left atomic.Int64
-}
-
-func cutAfter(n int64) func(net.Conn) net.Conn {
-	return func(c net.Conn) net.Conn {
-		cc := &cutConn{Conn: c}
-		cc.left.Store(n)
-		return cc
-	}
-}
-
-func (c *cutConn) Read(p []byte) (int, error) {
-	left := c.left.Load()
-	if left <= 0 {
-		c.Conn.Close()
-		return 0, errors.New("test: connection cut")
-	}
-	if int64(len(p)) > left {
-		p = p[:left]
-	}
-	n, err := c.Conn.Read(p)
-	c.left.Add(-int64(n))
-	return n, err
 }
 
 // flipConn flips one byte at stream offset at of what it reads.
@@ -390,18 +322,6 @@ func (c *flipConn) Read(p []byte) (int, error) {
 	}
 	c.off += int64(n)
 	return n, err
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func xxh(b []byte) uint64 { return xxhash.Sum64(b) }

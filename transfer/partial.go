@@ -144,11 +144,11 @@ func (p *partial) readProgress() ([]progressRecord, int64, error) {
 	var out []progressRecord
 	for {
 		end := fr.off
-		t, off, payload, err := fr.next()
+		f, err := fr.next()
 		if err != nil {
 			return out, end, nil // a clean end, or a torn last record: both end here
 		}
-		rec, err := decodeRecord(t, payload, p.progPath(), off)
+		rec, err := decodeRecord(f.Type, f.Payload, p.progPath(), f.Offset)
 		if err != nil || (len(out) == 0) != (rec.sess != nil) {
 			return out, end, nil
 		}

@@ -69,14 +69,15 @@ func (ra *readAhead) run() {
 
 // read reads one frame, and a chunk's data after its header.
 func (ra *readAhead) read() inFrame {
-	t, off, p, err := ra.r.next()
+	fm, err := ra.r.next()
 	if err != nil {
-		return inFrame{off: off, err: err}
+		return inFrame{err: err}
 	}
-	f := inFrame{t: t, off: off, p: bytes.Clone(p)}
+	t, off := fm.Type, fm.Offset
+	f := inFrame{t: t, off: off, p: bytes.Clone(fm.Payload)}
 	switch t {
 	case format.FrameXferChunk:
-		c, err := format.DecodeXferChunk(p, ra.r.name, off)
+		c, err := format.DecodeXferChunk(fm.Payload, ra.r.name, off)
 		if err == nil && c.WireLen > ra.maxWire {
 			err = format.Corruptf(ra.r.name, off, "chunk %d has %d wire bytes, more than the chunk size %d", c.Seq, c.WireLen, ra.maxWire)
 		}

@@ -199,11 +199,11 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	if err := rv.r.header(format.XferSender, format.XferDuplex); err != nil {
 		return ns, nr, err
 	}
-	_, off, p, err := expect(rv.r, format.FrameXferHello, rv.peer)
+	f, err := expect(rv.r, format.FrameXferHello, rv.peer)
 	if err != nil {
 		return ns, nr, err
 	}
-	h, err := format.DecodeXferHello(p, rv.peer, off)
+	h, err := format.DecodeXferHello(f.Payload, rv.peer, f.Offset)
 	if err != nil {
 		return ns, nr, err
 	}
@@ -334,11 +334,11 @@ func (rv *receiver) sendRequest(ns, nr [format.XferNonceSize]byte) error {
 
 // readSession reads and checks the session header.
 func (rv *receiver) readSession() (format.XferSession, error) {
-	_, off, p, err := expect(rv.r, format.FrameXferSession, rv.peer)
+	f, err := expect(rv.r, format.FrameXferSession, rv.peer)
 	if err != nil {
 		return format.XferSession{}, err
 	}
-	sess, err := format.DecodeXferSession(p, rv.peer, off)
+	sess, err := format.DecodeXferSession(f.Payload, rv.peer, f.Offset)
 	if err != nil {
 		return sess, err
 	}

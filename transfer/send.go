@@ -244,11 +244,11 @@ func (s *sender) handshake() (format.XferRequest, error) {
 	if err := s.r.header(format.XferReceiver, format.XferDuplex); err != nil {
 		return req, err
 	}
-	_, off, p, err := expect(s.r, format.FrameXferHello, s.peer)
+	f, err := expect(s.r, format.FrameXferHello, s.peer)
 	if err != nil {
 		return req, err
 	}
-	h, err := format.DecodeXferHello(p, s.peer, off)
+	h, err := format.DecodeXferHello(f.Payload, s.peer, f.Offset)
 	if err != nil {
 		return req, err
 	}
@@ -270,11 +270,10 @@ func (s *sender) handshake() (format.XferRequest, error) {
 	if err := s.w.flush(); err != nil {
 		return req, err
 	}
-	_, off, p, err = expect(s.r, format.FrameXferRequest, s.peer)
-	if err != nil {
+	if f, err = expect(s.r, format.FrameXferRequest, s.peer); err != nil {
 		return req, err
 	}
-	if req, err = format.DecodeXferRequest(p, s.peer, off); err != nil {
+	if req, err = format.DecodeXferRequest(f.Payload, s.peer, f.Offset); err != nil {
 		return req, err
 	}
 	if !validProof(req.Proof, s.opts.Secret.receiverProof(ns, h.Nonce)) {
@@ -661,9 +660,9 @@ func (s *sender) signal() {
 func (s *sender) readLoop() {
 	defer close(s.readerDone)
 	for {
-		t, off, p, err := s.r.next()
+		f, err := s.r.next()
 		if err == nil {
-			err = s.onFrame(t, off, p)
+			err = s.onFrame(f.Type, f.Offset, f.Payload)
 		}
 		if err != nil {
 			s.mu.Lock()

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvtool/kvtool/internal/xfertest"
 )
 
 // startServe runs Serve on a loopback listener until the test ends.
@@ -94,7 +96,7 @@ func TestServeBusy(t *testing.T) {
 	fastCredits(t)
 	src := newMemSource(t, 300, 1)
 	addr := startServe(t, src, ServeOptions{MaxSessions: 1})
-	op := &replicaOpener{dir: t.TempDir()}
+	op := &replicaOpener{xfertest.Replicas{Dir: t.TempDir()}}
 	t.Cleanup(func() {
 		if st := op.store(); st != nil {
 			st.Close()
@@ -111,7 +113,7 @@ func TestServeBusy(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		Receive(ctx, c, ReceiveOptions{Dir: op.dir, Secret: testSecret, Follow: true, Open: op.open})
+		Receive(ctx, c, ReceiveOptions{Dir: op.Dir, Secret: testSecret, Follow: true, Open: op.open})
 	}()
 	waitFor(t, "the follower to cut over", func() bool { return op.store() != nil })
 	_, err := receiveFrom(t, addr, ReceiveOptions{})

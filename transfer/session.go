@@ -12,17 +12,17 @@ import (
 
 // expect reads the next frame and wants it to be of type want; an error
 // frame from the peer becomes its *PeerError.
-func expect(r *frameReader, want format.FrameType, peer string) (format.FrameType, int64, []byte, error) {
-	t, off, p, err := r.next()
+func expect(r *frameReader, want format.FrameType, peer string) (format.Frame, error) {
+	f, err := r.next()
 	switch {
 	case err != nil:
-		return t, off, p, err
-	case t == format.FrameXferError:
-		return t, off, p, peerError(peer, off, p)
-	case t != want:
-		return t, off, p, protocolf(peer, "frame type %d at offset %d, want type %d", t, off, want)
+		return f, err
+	case f.Type == format.FrameXferError:
+		return f, peerError(peer, f.Offset, f.Payload)
+	case f.Type != want:
+		return f, protocolf(peer, "frame type %d at offset %d, want type %d", f.Type, f.Offset, want)
 	}
-	return t, off, p, nil
+	return f, nil
 }
 
 // peerError decodes an error frame into the *PeerError it carries.

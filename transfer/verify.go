@@ -123,14 +123,14 @@ func (v *streamVerifier) run() error {
 		return err
 	}
 	for !v.rep.Final {
-		t, off, p, err := v.fr.next()
+		f, err := v.fr.next()
 		if err == io.EOF {
 			v.rep.addf(v.fr.off, "stream ends before its final frame")
 			return nil
 		} else if err != nil {
 			return v.fail(err)
 		}
-		if err := v.frame(t, off, p); err != nil {
+		if err := v.frame(f.Type, f.Offset, f.Payload); err != nil {
 			return err
 		}
 		v.progress()
@@ -148,9 +148,10 @@ func (v *streamVerifier) fail(err error) error {
 }
 
 func (v *streamVerifier) session() error {
-	_, off, p, err := v.fr.next()
+	f, err := v.fr.next()
+	off := f.Offset
 	if err == nil {
-		v.sess, err = format.DecodeXferSession(p, v.rep.Path, off)
+		v.sess, err = format.DecodeXferSession(f.Payload, v.rep.Path, off)
 	}
 	if err == io.EOF {
 		v.rep.addf(v.fr.off, "stream ends before its session header")

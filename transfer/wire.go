@@ -80,42 +80,42 @@ func (fr *frameReader) notTransfer(err error) error {
 		ErrProtocol, fr.name, err)
 }
 
-// next returns the next frame's type, its stream offset and its payload,
-// valid until the next call. A clean end between frames is io.EOF on a
-// file and ErrPeerGone on a connection.
-func (fr *frameReader) next() (format.FrameType, int64, []byte, error) {
+// next returns the next frame (its Offset is in the stream; its Payload is
+// valid until the next call), as format.FrameReader.Next does. A clean end
+// between frames is io.EOF on a file and ErrPeerGone on a connection.
+func (fr *frameReader) next() (format.Frame, error) {
 	if fr.err != nil {
-		return 0, fr.off, nil, fr.err
+		return format.Frame{}, fr.err
 	}
-	t, off, p, err := fr.readFrame()
+	f, err := fr.readFrame()
 	if err != nil {
 		fr.fail(err)
 	}
-	return t, off, p, err
+	return f, err
 }
 
-func (fr *frameReader) readFrame() (format.FrameType, int64, []byte, error) {
+func (fr *frameReader) readFrame() (format.Frame, error) {
 	start := fr.off
 	if err := fr.full(fr.hdr[:], "frame header", true); err != nil {
-		return 0, start, nil, err
+		return format.Frame{}, err
 	}
 	h, err := format.ParseFrameHeader(fr.hdr[:], fr.name, start, -1)
 	if err != nil {
-		return 0, start, nil, err
+		return format.Frame{}, err
 	}
 	lo, hi, ok := format.XferPayloadLimits(h.Type)
 	switch {
 	case !ok:
-		return 0, start, nil, format.Corruptf(fr.name, start, "frame type %d is not a transfer frame", h.Type)
+		return format.Frame{}, format.Corruptf(fr.name, start, "frame type %d is not a transfer frame", h.Type)
 	case int(h.Length) < lo || int(h.Length) > hi:
-		return 0, start, nil, format.Corruptf(fr.name, start, "frame of type %d is %d bytes, want %d to %d", h.Type, h.Length, lo, hi)
+		return format.Frame{}, format.Corruptf(fr.name, start, "frame of type %d is %d bytes, want %d to %d", h.Type, h.Length, lo, hi)
 	}
 	p, err := fr.payload(int(h.Length))
 	if err != nil {
-		return 0, start, nil, err
+		return format.Frame{}, err
 	}
 	if !format.VerifyFrame(fr.hdr[:], p) {
-		return 0, start, nil, format.Corruptf(fr.name, start, "frame checksum mismatch (type %d, length %d)", h.Type, h.Length)
+		return format.Frame{}, format.Corruptf(fr.name, start, "frame checksum mismatch (type %d, length %d)", h.Type, h.Length)
 	}
 	fr.macFrame(h.Type, p)
 	if fr.auth != nil {
@@ -123,12 +123,12 @@ func (fr *frameReader) readFrame() (format.FrameType, int64, []byte, error) {
 		if h.Type == format.FrameXferChunk {
 			fr.tagPending = true
 		} else if ok, err := fr.checkTag(); err != nil {
-			return 0, start, nil, err
+			return format.Frame{}, err
 		} else if !ok {
-			return 0, start, nil, forged(fr.name, start, h.Type)
+			return format.Frame{}, forged(fr.name, start, h.Type)
 		}
 	}
-	return h.Type, start, p, nil
+	return format.Frame{FrameHeader: h, Offset: start, Payload: p}, nil
 }
 
 // checkTag reads the tag of the frame begun and reports whether it is the

@@ -103,13 +103,13 @@ func TestInjectorOps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			before, syncs := dump(t, m), m.SyncCount()
+			before, syncs := m.Tree(), m.SyncCount()
 			fail.Store(true)
 			wantInjected(t, tt.do(e, f), ErrInjected, tt.op, tt.path)
 			if want := []string{tt.op.String() + " " + tt.path}; !slices.Equal(seen, want) {
 				t.Errorf("injector saw %q, want %q", seen, want)
 			}
-			if after := dump(t, m); !maps.Equal(before, after) || m.SyncCount() != syncs {
+			if after := m.Tree(); !maps.Equal(before, after) || m.SyncCount() != syncs {
 				t.Errorf("failed %v was performed: %q -> %q", tt.op, before, after)
 			}
 			if err := f.Close(); err != nil { // Close is never injected

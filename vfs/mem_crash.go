@@ -2,8 +2,10 @@ package vfs
 
 import (
 	"bytes"
+	"io"
 	"maps"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 )
 
@@ -168,4 +170,51 @@ func (c *crasher) maybeTear(op fileOp) fileOp {
 	}
 	op.data = op.data[:c.opts.Rand.IntN(len(op.data)+1)]
 	return op
+}
+
+// Tree returns what m holds now: every directory below the root as its
+// path with a trailing "/" (mapped to ""), and every file as its path
+// mapped to its contents. Crash tests compare a crash image
+// (m.CrashClone(...).Tree()) with what they expect this way. A file
+// removed or renamed while Tree walks may be missing from the result.
+func (m *MemFS) Tree() map[string]string {
+	out := map[string]string{}
+	m.walkTree("/", out)
+	return out
+}
+
+func (m *MemFS) walkTree(dir string, out map[string]string) {
+	names, _ := m.List(dir)
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		fi, err := m.Stat(p)
+		switch {
+		case err != nil:
+		case fi.IsDir():
+			out[p+"/"] = ""
+			m.walkTree(p, out)
+		default:
+			if b, err := m.ReadFile(p); err == nil {
+				out[p] = string(b)
+			}
+		}
+	}
+}
+
+// ReadFile returns the contents of the file name.
+func (m *MemFS) ReadFile(name string) ([]byte, error) {
+	f, err := m.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return b, nil
 }

@@ -263,12 +263,12 @@ func TestCrashTable(t *testing.T) {
 			m := NewMem()
 			durableDir(t, m, "/d")
 			tt.do(t, m)
-			before := dump(t, m)
-			got := dump(t, m.CrashClone(CrashOptions{}))
+			before := m.Tree()
+			got := m.CrashClone(CrashOptions{}).Tree()
 			if !maps.Equal(got, tt.want) {
 				t.Errorf("crash image:\n got %q\nwant %q", got, tt.want)
 			}
-			if after := dump(t, m); !maps.Equal(before, after) {
+			if after := m.Tree(); !maps.Equal(before, after) {
 				t.Errorf("CrashClone changed the original:\n got %q\nwant %q", after, before)
 			}
 			checkInvariants(t, m)
@@ -301,7 +301,7 @@ func TestCrashCloneIsIndependent(t *testing.T) {
 		t.Errorf("clone SyncCount = %d, want 0", c.SyncCount())
 	}
 	// The clone is wholly durable: crashing it again changes nothing.
-	if got, want := dump(t, c.CrashClone(CrashOptions{})), map[string]string{"/d/": "", "/d/f": "synced"}; !maps.Equal(got, want) {
+	if got, want := c.CrashClone(CrashOptions{}).Tree(), map[string]string{"/d/": "", "/d/f": "synced"}; !maps.Equal(got, want) {
 		t.Errorf("crash of clone = %q, want %q", got, want)
 	}
 }
@@ -336,7 +336,7 @@ func TestCrashDirectoryCycle(t *testing.T) {
 	mustRename(t, m, "/B", "/A/B")
 	mustSyncDir(t, m, "/A") // durable: A holds B, and root still holds both
 	want := map[string]string{"/A/": "", "/A/B/": ""}
-	if got := dump(t, m.CrashClone(CrashOptions{})); !maps.Equal(got, want) {
+	if got := m.CrashClone(CrashOptions{}).Tree(); !maps.Equal(got, want) {
 		t.Errorf("crash image = %q, want %q", got, want)
 	}
 }
@@ -495,7 +495,7 @@ func TestCrashPartialDirProperty(t *testing.T) {
 			randomDirOp(t, r, m, model, i)
 			states = append(states, maps.Clone(model))
 		}
-		got := files(dump(t, m.CrashClone(CrashOptions{Rand: r})))
+		got := files(m.CrashClone(CrashOptions{Rand: r}).Tree())
 		k := slices.IndexFunc(states, func(s map[string]string) bool { return maps.Equal(s, got) })
 		if k < 0 {
 			t.Fatalf("seed %d: crash image %q is no prefix state of %q", seed, got, states)
@@ -517,7 +517,7 @@ func TestCrashPartialMkdir(t *testing.T) {
 	durableFile(t, m, "/d/x/f", "data")
 	seen := map[bool]bool{}
 	for seed := range uint64(64) {
-		img := dump(t, m.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(seed, 5))}))
+		img := m.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(seed, 5))}).Tree()
 		kept := maps.Equal(img, map[string]string{"/d/": "", "/d/x/": "", "/d/x/f": "data"})
 		if !kept && !maps.Equal(img, map[string]string{"/d/": ""}) {
 			t.Fatalf("seed %d: crash image %q is neither the directory whole nor none of it", seed, img)
@@ -566,7 +566,7 @@ func TestCrashCloneDeterministic(t *testing.T) {
 		}
 	}
 	img := func() map[string]string {
-		return dump(t, m.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(7, 7)), TearLast: true}))
+		return m.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(7, 7)), TearLast: true}).Tree()
 	}
 	first := img()
 	for range 5 {
@@ -584,7 +584,7 @@ func TestSyncHook(t *testing.T) {
 	var order []int64
 	m.SetSyncHook(func(n int64) {
 		order = append(order, n)
-		images[n] = dump(t, m.CrashClone(CrashOptions{}))
+		images[n] = m.CrashClone(CrashOptions{}).Tree()
 	})
 	f := mustCreate(t, m, "/log")
 	mustSyncDir(t, m, "/") // sync 1: empty log
@@ -679,7 +679,7 @@ func checkCrashImage(t *testing.T, img *MemFS, at int64, acked int) {
 	if img == nil {
 		t.Fatalf("no image at sync %d", at)
 	}
-	got := dump(t, img)
+	got := img.Tree()
 	var named int
 	if man, ok := got["/db/manifest"]; ok {
 		if _, err := fmt.Sscanf(man, "records=%d", &named); err != nil {
@@ -716,12 +716,12 @@ func TestMemConcurrent(t *testing.T) {
 	wg.Go(func() {
 		for i := range 30 {
 			img := m.CrashClone(CrashOptions{Rand: rand.New(rand.NewPCG(uint64(i), 3)), TearLast: true})
-			dump(t, img)
+			img.Tree()
 		}
 	})
 	wg.Wait()
 	checkInvariants(t, m)
-	got := files(dump(t, m.CrashClone(CrashOptions{})))
+	got := files(m.CrashClone(CrashOptions{}).Tree())
 	for w := range 6 {
 		name := fmt.Sprintf("/w%d/final", w)
 		if got[name] != strings.Repeat("x", 40) {
@@ -796,54 +796,16 @@ func checkInvariants(t *testing.T, m *MemFS) {
 	walk("/", m.root)
 }
 
-// dump returns every directory (as "path/": "") and file (path: contents)
-// in fs below the root.
-func dump(t *testing.T, fs FS) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	var walk func(dir string)
-	walk = func(dir string) {
-		names, err := fs.List(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range names {
-			p := filepath.Join(dir, name)
-			fi, err := fs.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.IsDir() {
-				out[p+"/"] = ""
-				walk(p)
-				continue
-			}
-			out[p] = string(readAll(t, fs, p))
-		}
-	}
-	walk("/")
-	return out
-}
-
 // files returns the files of a dump, without its directories.
 func files(d map[string]string) map[string]string {
 	maps.DeleteFunc(d, func(k, _ string) bool { return strings.HasSuffix(k, "/") })
 	return d
 }
 
-func readAll(t *testing.T, fs FS, name string) []byte {
+func readAll(t *testing.T, m *MemFS, name string) []byte {
 	t.Helper()
-	f, err := fs.Open(name)
+	b, err := m.ReadFile(name)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, size)
-	if _, err := f.ReadAt(b, 0); err != nil && size > 0 {
 		t.Fatal(err)
 	}
 	return b

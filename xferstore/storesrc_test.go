@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/xfertest"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
 	"github.com/kvtool/kvtool/vfs"
@@ -172,7 +173,7 @@ func TestHotJoinUnderLoad(t *testing.T) {
 	start := st.Snapshot().Index()
 	waitFor(t, "the load to be on before the join starts", func() bool { return st.Snapshot().Index() >= start+50 })
 
-	op := &replicaOpener{dir: joinDir}
+	op := &replicaOpener{xfertest.Replicas{Dir: joinDir}}
 	var leases atomic.Int64
 	joined := make(chan error, 1)
 	go func() {
@@ -317,7 +318,7 @@ func TestStoreSourceFollowerLease(t *testing.T) {
 	defer st.Close()
 	ss := NewStoreSource(st, StoreSourceOptions{})
 	dir := t.TempDir()
-	op := &replicaOpener{dir: dir}
+	op := &replicaOpener{xfertest.Replicas{Dir: dir}}
 	defer func() { op.store().Close() }()
 	stop := follow(t, ss, dir, op)
 	if _, err := st.Put(context.Background(), "a", []byte("1")); err != nil {

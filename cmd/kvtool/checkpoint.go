@@ -236,23 +236,32 @@ header and footer of each file (kvtool checkpoint verify reads them whole).
 Examples:
   kvtool checkpoint list
   kvtool checkpoint list --json | jq -r '.checkpoints[] | select(.base) | .name'`,
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			return readOnly(cCtx, e, func(fsys vfs.FS) error {
-				s, err := datadir.ListSnapshots(fsys, data)
-				if err != nil {
-					return dirError(err, data)
-				}
-				return printCheckpointList(newPrinter(cCtx), data, s)
-			})
-		},
+		Action: snapListAction(e, checkpointFiles),
 	}
+}
+
+// checkpointFiles is the checkpoint kind for list and verify.
+var checkpointFiles = &snapKind{
+	noun: checkpoint.Kind.Noun, magic: checkpoint.Kind.Magic, marked: "the base", maxFiles: 1,
+	count: func(s *datadir.Snapshots) int { return len(s.Checkpoints) },
+	listJSON: func(snapDir string, s *datadir.Snapshots) any {
+		ckpts, _ := snapshotsJSON(s)
+		return struct {
+			SnapDir       string           `json:"snap_dir"`
+			ManifestError string           `json:"manifest_error,omitempty"`
+			Checkpoints   []checkpointJSON `json:"checkpoints"`
+		}{snapDir, errText(s.ManifestErr), ckpts}
+	},
+	table: func(p *printer, s *datadir.Snapshots) error {
+		return printCheckpointTable(p, s.Checkpoints, s.Manifest != nil)
+	},
+	verify: func(fsys vfs.FS, data, path string, opts datadir.VerifyOptions) (*datadir.Report, error) {
+		if path != "" {
+			return datadir.VerifyCheckpoint(fsys, path, opts)
+		}
+		return datadir.VerifyBase(fsys, data, opts)
+	},
+	state: checkpointState,
 }
 
 // checkpointJSON is a checkpoint in list and inspect output.
@@ -293,26 +302,6 @@ func snapshotsJSON(s *datadir.Snapshots) ([]checkpointJSON, []deltaJSON) {
 		deltas = append(deltas, toDeltaJSON(d))
 	}
 	return ckpts, deltas
-}
-
-func printCheckpointList(p *printer, data string, s *datadir.Snapshots) error {
-	snapDir := filepath.Join(data, format.SnapDir)
-	if p.json {
-		ckpts, _ := snapshotsJSON(s)
-		return p.JSON(struct {
-			SnapDir       string           `json:"snap_dir"`
-			ManifestError string           `json:"manifest_error,omitempty"`
-			Checkpoints   []checkpointJSON `json:"checkpoints"`
-		}{snapDir, errText(s.ManifestErr), ckpts})
-	}
-	if s.ManifestErr != nil {
-		p.Notef("note: the manifest cannot be read, so no checkpoint is marked as the base: %v", s.ManifestErr)
-	}
-	if len(s.Checkpoints) == 0 {
-		p.Notef("no checkpoints in %s", snapDir)
-		return nil
-	}
-	return printCheckpointTable(p, s.Checkpoints, s.Manifest != nil)
 }
 
 func printCheckpointTable(p *printer, ckpts []datadir.CheckpointFile, manifestKnown bool) error {
@@ -463,44 +452,8 @@ there is any. Reads only; changes nothing.
 Examples:
   kvtool checkpoint verify
   kvtool checkpoint verify --json /backups/pitr.ckpt`,
-		Flags: []cli.Flag{progressFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 1); err != nil {
-				return err
-			}
-			data := globalsOf(cCtx).Data
-			var path string
-			if cCtx.NArg() == 1 {
-				path = snapFile(e.fs, data, cCtx.Args().First())
-				if err := checkKind(cCtx, e.fs, path, format.MagicCheckpoint); err != nil {
-					return err
-				}
-			}
-			pr := startProgress(cCtx, "verify", 0)
-			var rep *datadir.Report
-			var err error
-			if path != "" {
-				if rep, err = datadir.VerifyCheckpoint(readOnlyFS(cCtx, e), path, datadir.VerifyOptions{Progress: pr.Update}); vfs.IsNotExist(err) {
-					pr.Done()
-					return fileError(err, path, data)
-				}
-			} else {
-				if data, err = existingDataDir(cCtx, e.fs); err == nil {
-					rep, err = datadir.VerifyBase(readOnlyFS(cCtx, e), data, datadir.VerifyOptions{Progress: pr.Update})
-				}
-			}
-			pr.Done()
-			if s := stopped(cCtx, "it changed nothing"); s != nil {
-				return s
-			}
-			if err != nil {
-				return dirError(err, data)
-			}
-			applied, hash := checkpointState(e.fs, data, path, rep)
-			return finishWith(cCtx, "checkpoint verify", data, rep, func(p *printer) error {
-				return printSnapReport(p, data, path, rep, applied, hash)
-			})
-		},
+		Flags:  []cli.Flag{progressFlag()},
+		Action: snapVerifyAction(e, checkpointFiles),
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/delta"
-	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
@@ -118,23 +116,35 @@ header and footer of each file (kvtool delta verify reads them whole).
 Examples:
   kvtool delta list
   kvtool delta list --json | jq -r '.deltas[] | select(.in_chain) | .name'`,
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			return readOnly(cCtx, e, func(fsys vfs.FS) error {
-				s, err := datadir.ListSnapshots(fsys, data)
-				if err != nil {
-					return dirError(err, data)
-				}
-				return printDeltaList(newPrinter(cCtx), data, s)
-			})
-		},
+		Action: snapListAction(e, deltaFiles),
 	}
+}
+
+// deltaFiles is the delta kind for list and verify.
+var deltaFiles = &snapKind{
+	noun: delta.Kind.Noun, magic: delta.Kind.Magic, marked: "in the chain", maxFiles: 0,
+	count: func(s *datadir.Snapshots) int { return len(s.Deltas) },
+	listJSON: func(snapDir string, s *datadir.Snapshots) any {
+		_, deltas := snapshotsJSON(s)
+		return struct {
+			SnapDir       string      `json:"snap_dir"`
+			ManifestError string      `json:"manifest_error,omitempty"`
+			Base          string      `json:"base"`
+			Deltas        []deltaJSON `json:"deltas"`
+		}{snapDir, errText(s.ManifestErr), baseName(s), deltas}
+	},
+	table: func(p *printer, s *datadir.Snapshots) error {
+		return printDeltaTable(p, s.Deltas, s.Manifest != nil)
+	},
+	verify: func(fsys vfs.FS, data, _ string, opts datadir.VerifyOptions) (*datadir.Report, error) {
+		return datadir.VerifyChain(fsys, data, opts)
+	},
+	state: func(_ vfs.FS, _, _ string, rep *datadir.Report) (*uint64, string) {
+		if rep.Manifest == nil {
+			return nil, ""
+		}
+		return &rep.SnapshotIndex, ""
+	},
 }
 
 // deltaJSON is a delta in list and inspect output.
@@ -164,27 +174,6 @@ func toDeltaJSON(d datadir.DeltaFile) deltaJSON {
 	out.Keys, out.Puts, out.Tombstones = d.Keys(), d.Puts, d.Tombstones
 	out.Blocks, out.Size, out.Checksum = d.Blocks, d.Size, hex16(d.Checksum)
 	return out
-}
-
-func printDeltaList(p *printer, data string, s *datadir.Snapshots) error {
-	snapDir := filepath.Join(data, format.SnapDir)
-	if p.json {
-		_, deltas := snapshotsJSON(s)
-		return p.JSON(struct {
-			SnapDir       string      `json:"snap_dir"`
-			ManifestError string      `json:"manifest_error,omitempty"`
-			Base          string      `json:"base"`
-			Deltas        []deltaJSON `json:"deltas"`
-		}{snapDir, errText(s.ManifestErr), baseName(s), deltas})
-	}
-	if s.ManifestErr != nil {
-		p.Notef("note: the manifest cannot be read, so no delta is marked as in the chain: %v", s.ManifestErr)
-	}
-	if len(s.Deltas) == 0 {
-		p.Notef("no deltas in %s", snapDir)
-		return nil
-	}
-	return printDeltaTable(p, s.Deltas, s.Manifest != nil)
 }
 
 // baseName is the manifest's base checkpoint, or "".
@@ -283,31 +272,7 @@ there is any. Reads only; changes nothing.
 Examples:
   kvtool delta verify
   kvtool delta verify --json | jq '.faults'`,
-		Flags: []cli.Flag{progressFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			pr := startProgress(cCtx, "verify", 0)
-			rep, err := datadir.VerifyChain(readOnlyFS(cCtx, e), data, datadir.VerifyOptions{Progress: pr.Update})
-			pr.Done()
-			if s := stopped(cCtx, "it changed nothing"); s != nil {
-				return s
-			}
-			if err != nil {
-				return dirError(err, data)
-			}
-			var applied *uint64
-			if rep.Manifest != nil {
-				applied = &rep.SnapshotIndex
-			}
-			return finishWith(cCtx, "delta verify", data, rep, func(p *printer) error {
-				return printSnapReport(p, data, "", rep, applied, "")
-			})
-		},
+		Flags:  []cli.Flag{progressFlag()},
+		Action: snapVerifyAction(e, deltaFiles),
 	}
 }

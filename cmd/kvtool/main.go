@@ -1,5 +1,3 @@
-// Command kvtool runs a durable key-value store and inspects, verifies and
-// repairs its data directory. See `kvtool --help` and README.md.
 package main
 
 import (

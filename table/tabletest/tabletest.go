@@ -1,18 +1,25 @@
-// Package tabletest is the crash harness both kinds of table file share:
-// it runs a write on a crash-simulating file system, takes a crash image
-// at every step, and checks each image. Checkpoint writes, delta writes
-// and merges all go through it, so a crash point one of them misses the
-// others miss too.
+// Package tabletest is the test support both kinds of table file share.
+// Its crash harness runs a write on a crash-simulating file system, takes
+// a crash image at every step, and checks each image: checkpoint writes,
+// delta writes and merges all go through it, so a crash point one of them
+// misses the others miss too. FuzzExt is the fuzz target of every kind's
+// header ext.
 //
 // It is test support only; nothing outside _test.go files imports it. It
-// imports no kvtool package but vfs, so table's own tests may use it.
+// imports table, so only table's external tests (package table_test) may
+// use it.
 package tabletest
 
 import (
+	"bytes"
+	"errors"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/table"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -67,4 +74,44 @@ func CheckImages(t testing.TB, images []*vfs.MemFS, what string, present func(i 
 	if n == 0 || n == len(images) {
 		t.Fatalf("%s present in %d of %d crash images: the crash points miss the interesting cases", what, n, len(images))
 	}
+}
+
+// FuzzExt fuzzes the header ext of kind k, seeded with the ext of every
+// seed (add raw seeds with f.Add before): it decodes without panicking,
+// damage is corruption, and whatever decodes is metadata the kind can
+// record that re-encodes to the same bytes.
+func FuzzExt[M, I any](f *testing.F, k *table.Kind[M, I], seeds ...M) {
+	for _, m := range seeds {
+		f.Add(k.AppendExt(nil, m))
+	}
+	f.Fuzz(func(t *testing.T, ext []byte) {
+		m, err := k.ParseExt(ext, k.Noun)
+		if err != nil {
+			if !errors.Is(err, format.ErrCorruption) {
+				t.Fatalf("error is not corruption: %v", err)
+			}
+			return
+		}
+		if err := k.Check(m); err != nil {
+			t.Fatalf("decoded an invalid meta: %v", err)
+		}
+		if again := k.AppendExt(nil, m); !bytes.Equal(again, ext) {
+			t.Fatalf("re-encoded ext differs:\n%x\n%x", again, ext)
+		}
+	})
+}
+
+// BenchDir returns a fresh directory under KVTOOL_BENCH_DIR (default: the
+// system temporary directory), removed after the benchmark.
+func BenchDir(b testing.TB) string {
+	base := os.Getenv("KVTOOL_BENCH_DIR")
+	if base == "" {
+		base = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(base, "kvtool-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
