@@ -6,11 +6,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -421,15 +419,14 @@ func printStreamWritten(cCtx *cli.Context, res xfer.SendResult, o sendOpts) erro
 // sendViaServer asks a running server to send, and follows the send until
 // it ends.
 func sendViaServer(cCtx *cli.Context, o sendOpts) error {
-	body, _ := json.Marshal(map[string]any{"to": o.to, "max_rate": o.opts.MaxRate, "chunk_size": o.opts.ChunkSize})
-	var started struct {
-		ID int `json:"id"`
-	}
-	if err := serverJSON(cCtx.Context, http.MethodPost, o.addr, "/v1/transfer/send", body, &started); err != nil {
-		return err
+	c := client.New(o.addr)
+	defer c.Close()
+	id, err := c.StartSend(cCtx.Context, client.SendRequest{To: o.to, MaxRate: o.opts.MaxRate, ChunkSize: o.opts.ChunkSize})
+	if err != nil {
+		return remoteError(err)
 	}
 	pr := startTransferProgress(cCtx, "send")
-	job, err := waitJob(cCtx.Context, o.addr, started.ID, pr.update)
+	job, err := waitJob(cCtx.Context, c, id, pr.update)
 	pr.Done()
 	if err != nil {
 		return err
@@ -441,15 +438,15 @@ func sendViaServer(cCtx *cli.Context, o sendOpts) error {
 }
 
 // waitJob polls GET /v1/transfers until send id ends.
-func waitJob(ctx context.Context, addr string, id int, progress func(xfer.Progress)) (*server.SendJob, error) {
+func waitJob(ctx context.Context, c *client.Client, id int, progress func(xfer.Progress)) (*server.SendJob, error) {
 	for {
 		var st server.TransfersStatus
-		if err := serverJSON(ctx, http.MethodGet, addr, "/v1/transfers", nil, &st); err != nil {
-			return nil, err
+		if err := c.Transfers(ctx, &st); err != nil {
+			return nil, remoteError(err)
 		}
 		job := findJob(st.Sends, id)
 		if job == nil {
-			return nil, failed(fmt.Errorf("the server at %s no longer lists send %d", addr, id), "")
+			return nil, failed(fmt.Errorf("the server at %s no longer lists send %d", c.Addr(), id), "")
 		}
 		progress(job.Progress)
 		if job.State != server.JobRunning {
@@ -458,7 +455,7 @@ func waitJob(ctx context.Context, addr string, id int, progress func(xfer.Progre
 		select {
 		case <-time.After(200 * time.Millisecond):
 		case <-ctx.Done():
-			return nil, failed(fmt.Errorf("stopped waiting: %w (the server keeps sending)", ctx.Err()), "follow it with `kvtool transfer status --addr "+addr+"`")
+			return nil, failed(fmt.Errorf("stopped waiting: %w (the server keeps sending)", ctx.Err()), "follow it with `kvtool transfer status --addr "+c.Addr()+"`")
 		}
 	}
 }
@@ -491,46 +488,27 @@ func jobError(job *server.SendJob, o sendOpts) error {
 // sendStreamFromServer copies a running server's one-way stream to
 // standard output.
 func sendStreamFromServer(cCtx *cli.Context, e env, o sendOpts) error {
-	path := fmt.Sprintf("/v1/transfer/stream?max_rate=%d", o.opts.MaxRate)
-	resp, err := serverDo(cCtx.Context, http.MethodGet, o.addr, path, nil)
+	c := client.New(o.addr)
+	defer c.Close()
+	body, err := c.TransferStream(cCtx.Context, o.opts.MaxRate)
 	if err != nil {
-		return err
+		return remoteError(err)
 	}
-	defer resp.Body.Close()
-	n, err := io.Copy(e.stdout, resp.Body)
+	defer body.Close()
+	n, err := io.Copy(e.stdout, body)
 	if err != nil {
 		return failed(fmt.Errorf("copy the stream from %s after %d bytes: %w", o.addr, n, err), "run the same command again")
 	}
 	return nil
 }
 
-// serverDo sends a request to a kvtool server and turns an error answer
-// into an error naming the server's message.
-func serverDo(ctx context.Context, method, addr, path string, body []byte) (*http.Response, error) {
-	resp, err := client.New(addr).Do(ctx, method, path, bytes.NewReader(body), "application/json")
-	if err != nil {
-		if serr := serverError(err); serr != nil {
-			return nil, serr
-		}
-		return nil, failed(err, "")
+// remoteError gives a failed request to a server its exit code: a server
+// that is not there or not kvtool gets serverError's hint.
+func remoteError(err error) error {
+	if serr := serverError(err); serr != nil {
+		return serr
 	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		return nil, failed(fmt.Errorf("%s %s: %w", method, path, client.CheckStatus(resp)), "")
-	}
-	return resp, nil
-}
-
-func serverJSON(ctx context.Context, method, addr, path string, body []byte, v any) error {
-	resp, err := serverDo(ctx, method, addr, path, body)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return failed(fmt.Errorf("decode the answer of %s: %w", path, err), "")
-	}
-	return nil
+	return failed(err, "")
 }
 
 // ---- transfer recv ----
@@ -938,9 +916,11 @@ Examples:
 }
 
 func serverTransferStatus(cCtx *cli.Context, addr string) error {
+	c := client.New(addr)
+	defer c.Close()
 	var st server.TransfersStatus
-	if err := serverJSON(cCtx.Context, http.MethodGet, addr, "/v1/transfers", nil, &st); err != nil {
-		return err
+	if err := c.Transfers(cCtx.Context, &st); err != nil {
+		return remoteError(err)
 	}
 	p := newPrinter(cCtx)
 	if p.json {
