@@ -101,8 +101,8 @@ func newApp(e env) *cli.App {
 			inspectCommand(e),
 			drillCommand(e),
 			queryCommand(e), diffCommand(e),
-			versionCommand(),
-			completionCommand(),
+			versionCommand(e),
+			completionCommand(e),
 		},
 	}
 	prepareCommands(app.Commands)

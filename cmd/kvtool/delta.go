@@ -14,7 +14,6 @@ import (
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
-	"github.com/kvtool/kvtool/vfs"
 )
 
 // deltaCommand is `kvtool delta`: incremental snapshots in DATA/snap.
@@ -62,24 +61,21 @@ Examples:
   kvtool delta create
   kvtool delta create --addr 127.0.0.1:7070 --json`,
 		Flags: []cli.Flag{progressFlag(), addrFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			remote, local, err := maintain(cCtx, e,
+		Action: act(e, spec{scope: serverOrDir}, func(c *call) error {
+			remote, local, err := maintain(c,
 				func(ctx context.Context, c *client.Client) (*client.DeltaResult, error) { return c.Delta(ctx) },
 				func(ctx context.Context, st *store.Store) (delta.Info, error) { return st.Delta(ctx) })
 			switch {
 			case nothingToDo(err):
-				return printNothingToDo(cCtx, err)
+				return printNothingToDo(c.Context, err)
 			case err != nil:
-				return maintError(cCtx, err)
+				return maintError(c.Context, err)
 			}
 			if remote == nil {
 				remote = server.DeltaResult(local)
 			}
-			return printDeltaWritten(newPrinter(cCtx), remote)
-		},
+			return printDeltaWritten(newPrinter(c.Context), remote)
+		}),
 	}
 }
 
@@ -118,22 +114,13 @@ header and footer of each file (kvtool delta verify reads them whole).
 Examples:
   kvtool delta list
   kvtool delta list --json | jq -r '.deltas[] | select(.in_chain) | .name'`,
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			data, err := existingDataDir(cCtx, e.fs)
+		Action: act(e, spec{scope: readDir}, func(c *call) error {
+			s, err := datadir.ListSnapshots(c.fs, c.data())
 			if err != nil {
-				return err
+				return dirError(err, c.data())
 			}
-			return readOnly(cCtx, e, func(fsys vfs.FS) error {
-				s, err := datadir.ListSnapshots(fsys, data)
-				if err != nil {
-					return dirError(err, data)
-				}
-				return printDeltaList(newPrinter(cCtx), data, s)
-			})
-		},
+			return printDeltaList(newPrinter(c.Context), c.data(), s)
+		}),
 	}
 }
 
@@ -248,18 +235,15 @@ Examples:
   kvtool delta merge --dry-run
   kvtool delta merge --addr 127.0.0.1:7070 --json`,
 		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
+		Action: act(e, spec{scope: serverOrDir}, func(c *call) error {
+			if c.Bool("dry-run") {
+				return dryRun(c, planMerge)
 			}
-			if cCtx.Bool("dry-run") {
-				return dryRun(cCtx, e, planMerge)
-			}
-			remote, local, err := maintain(cCtx, e,
+			remote, local, err := maintain(c,
 				func(ctx context.Context, c *client.Client) (*client.CheckpointResult, error) { return c.Merge(ctx) },
 				func(ctx context.Context, st *store.Store) (checkpoint.Info, error) { return st.Merge(ctx) })
-			return finishCheckpoint(cCtx, "merged checkpoint", remote, local, err)
-		},
+			return finishCheckpoint(c.Context, "merged checkpoint", remote, local, err)
+		}),
 	}
 }
 
@@ -284,16 +268,10 @@ Examples:
   kvtool delta verify
   kvtool delta verify --json | jq '.faults'`,
 		Flags: []cli.Flag{progressFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
+		Action: act(e, spec{scope: readDir}, func(c *call) error {
+			cCtx, data := c.Context, c.data()
 			pr := startProgress(cCtx, "verify", 0)
-			rep, err := datadir.VerifyChain(readOnlyFS(cCtx, e), data, datadir.VerifyOptions{Progress: pr.Update})
+			rep, err := datadir.VerifyChain(c.fs, data, datadir.VerifyOptions{Progress: pr.Update})
 			pr.Done()
 			if s := stopped(cCtx, "it changed nothing"); s != nil {
 				return s
@@ -308,6 +286,6 @@ Examples:
 			return finishWith(cCtx, "delta verify", data, rep, func(p *printer) error {
 				return printSnapReport(p, data, "", rep, applied, "")
 			})
-		},
+		}),
 	}
 }

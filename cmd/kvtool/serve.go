@@ -72,16 +72,10 @@ Examples:
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug (every request), info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
 		}, transferServeFlags()...),
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			o, err := serveOptionsOf(cCtx)
-			if err != nil {
-				return err
-			}
-			return serve(cCtx, e, o)
-		},
+		Action: action(e, spec{scope: anyDir}, serveOptionsOf, func(c *call, o serveOptions) error {
+			o.cfg.Dir, o.cfg.FS = c.data(), c.fs
+			return serve(c.Context, o)
+		}),
 	}
 }
 
@@ -95,12 +89,8 @@ type serveOptions struct {
 // serveOptionsOf checks every flag of serve and turns them into a node's
 // configuration; it opens nothing.
 func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
-	data, err := dataDir(cCtx)
-	if err != nil {
-		return serveOptions{}, err
-	}
 	o := serveOptions{dataFrom: dataSetting(cCtx), cfg: node.Config{
-		Dir: data, Listen: cCtx.String("listen"), ShutdownTimeout: cCtx.Duration("shutdown-timeout"),
+		Listen: cCtx.String("listen"), ShutdownTimeout: cCtx.Duration("shutdown-timeout"),
 		MaintenanceRate: sizeFlag(cCtx, "maintenance-rate"),
 		Maintenance: store.MaintenancePolicy{
 			DeltaEvery: cCtx.Duration("delta-every"), MergeAfterDeltas: cCtx.Int("merge-after"),
@@ -110,6 +100,7 @@ func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
 	if err := checkServeFlags(cCtx, &o.cfg); err != nil {
 		return o, err
 	}
+	var err error
 	o.cfg.Logger, err = newLogger(cCtx.App.ErrWriter, cCtx.String("log-level"), cCtx.String("log-format"))
 	if err != nil {
 		return o, usageErrorf(cCtx, "%v", err)
@@ -168,11 +159,10 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // checked before node.Run binds every listener and opens the store; only
 // then does it announce the node (Events.Listening): a server that prints
 // its address serves there.
-func serve(cCtx *cli.Context, e env, o serveOptions) error {
-	if err := checkServeDir(e.fs, o); err != nil {
+func serve(cCtx *cli.Context, o serveOptions) error {
+	if err := checkServeDir(o.cfg.FS, o); err != nil {
 		return err
 	}
-	o.cfg.FS = e.fs
 	var applied uint64
 	o.cfg.Events = node.Events{
 		Listening: func(l node.Listening) error { return announce(cCtx, l) },

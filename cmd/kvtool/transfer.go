@@ -243,22 +243,25 @@ Examples:
 			&cli.BoolFlag{Name: "compress", Usage: "zstd-compress chunks (pays only for uncompressed checkpoints)"},
 			secretFlag(),
 		}, tlsFlags()...),
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			o, err := sendOptionsOf(cCtx, e)
-			if err != nil {
-				return err
-			}
+		Action: action(e, spec{scope: serverOrAnyDir}, sendOptionsOf, func(c *call, o sendOpts) error {
 			switch {
-			case o.addr != "" && o.to == "-":
-				return sendStreamFromServer(cCtx, e, o)
-			case o.addr != "":
-				return sendViaServer(cCtx, o)
+			case c.t.remote() && o.to == "-":
+				o.addr = c.t.addr
+				return sendStreamFromServer(c.Context, c.e, o)
+			case c.t.remote():
+				o.addr = c.t.addr
+				return sendViaServer(c.Context, o)
 			}
-			return sendFromDir(cCtx, e, o)
-		},
+			// The secret is checked before the directory: a usage error first.
+			if err := o.peerOf(c.Context); err != nil {
+				return err
+			}
+			var err error
+			if o.data, err = existingDataDir(c.Context, c.fs); err != nil {
+				return err
+			}
+			return sendFromDir(c.Context, c.e, o)
+		}),
 	}
 }
 
@@ -270,7 +273,7 @@ type sendOpts struct {
 	opts           xfer.SendOptions
 }
 
-func sendOptionsOf(cCtx *cli.Context, e env) (sendOpts, error) {
+func sendOptionsOf(cCtx *cli.Context) (sendOpts, error) {
 	o := sendOpts{to: cCtx.String("to")}
 	chunk, rate := sizeFlag(cCtx, "chunk-size"), sizeFlag(cCtx, "max-rate")
 	switch {
@@ -279,27 +282,20 @@ func sendOptionsOf(cCtx *cli.Context, e env) (sendOpts, error) {
 	case rate < 0:
 		return o, usageErrorf(cCtx, "--max-rate must not be negative")
 	}
-	if err := checkHostPort(cCtx, "to", o.to); err != nil {
-		return o, err
+	o.opts = xfer.SendOptions{Peer: o.to, ChunkSize: int(chunk), MaxRate: rate, Compress: cCtx.Bool("compress")}
+	return o, checkHostPort(cCtx, "to", o.to)
+}
+
+// peerOf reads what a send from a data directory needs to reach the
+// receiver itself: the secret and TLS (with --addr the server has its own).
+func (o *sendOpts) peerOf(cCtx *cli.Context) error {
+	var err error
+	if o.secret, err = loadSecret(cCtx, true); err != nil {
+		return err
 	}
-	t, err := resolveTarget(cCtx)
-	if err != nil {
-		return o, err
-	}
-	o.addr = t.addr
-	if o.addr == "" {
-		if o.secret, err = loadSecret(cCtx, true); err != nil {
-			return o, err
-		}
-		if o.tls, err = tlsConfig(cCtx, false); err != nil {
-			return o, err
-		}
-		if o.data, err = existingDataDir(cCtx, e.fs); err != nil {
-			return o, err
-		}
-	}
-	o.opts = xfer.SendOptions{Secret: o.secret, Peer: o.to, ChunkSize: int(chunk), MaxRate: rate, Compress: cCtx.Bool("compress")}
-	return o, nil
+	o.opts.Secret = o.secret
+	o.tls, err = tlsConfig(cCtx, false)
+	return err
 }
 
 func sendResumeHint(o sendOpts) string {
@@ -316,17 +312,7 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 	pr := startTransferProgress(cCtx, "send")
 	o.opts.Progress = pr.update
 	if o.to == "-" {
-		res, err := xfer.WriteStream(cCtx.Context, e.stdout, src, o.opts)
-		pr.Done()
-		if err != nil {
-			return transferError(err, "")
-		}
-		// Nobody resumes a one-way stream: the checkpoint written for it
-		// goes, as after a confirmed send.
-		if err := cleanupSend(e.fs, o.data, src); err != nil {
-			return failed(err, "")
-		}
-		return printStreamWritten(cCtx, res, o)
+		return sendStream(cCtx, e, o, src, pr)
 	}
 	raw, err := xfer.Dial(cCtx.Context, o.to, o.tls)
 	if err != nil {
@@ -348,6 +334,22 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 		return failed(err, "")
 	}
 	return printSent(cCtx, o.to, res)
+}
+
+// sendStream writes a one-way stream of a data directory to standard
+// output.
+func sendStream(cCtx *cli.Context, e env, o sendOpts, src *xferstore.DirSource, pr *transferProgress) error {
+	res, err := xfer.WriteStream(cCtx.Context, e.stdout, src, o.opts)
+	pr.Done()
+	if err != nil {
+		return transferError(err, "")
+	}
+	// Nobody resumes a one-way stream: the checkpoint written for it goes,
+	// as after a confirmed send.
+	if err := cleanupSend(e.fs, o.data, src); err != nil {
+		return failed(err, "")
+	}
+	return printStreamWritten(cCtx, res, o)
 }
 
 // cleanupSend removes the checkpoint written for a send, and DATA/.transfer
@@ -542,16 +544,10 @@ Examples:
 			newSizeFlag("window", "let the sender have `SIZE` of chunks in flight: the most a resume sends twice", xfer.DefaultWindow),
 			secretFlag(),
 		}, tlsFlags()...),
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			o, err := recvOptionsOf(cCtx, e)
-			if err != nil {
-				return err
-			}
-			return recv(cCtx, e, o)
-		},
+		Action: action(e, spec{scope: anyDir}, recvOptionsOf, func(c *call, o recvOpts) error {
+			o.opts.FS, o.opts.Dir = c.fs, c.data()
+			return recv(c.Context, c.e, o)
+		}),
 	}
 }
 
@@ -561,7 +557,7 @@ type recvOpts struct {
 	opts   xfer.ReceiveOptions
 }
 
-func recvOptionsOf(cCtx *cli.Context, e env) (recvOpts, error) {
+func recvOptionsOf(cCtx *cli.Context) (recvOpts, error) {
 	o := recvOpts{listen: cCtx.String("listen")}
 	from := cCtx.String("from")
 	switch {
@@ -577,10 +573,6 @@ func recvOptionsOf(cCtx *cli.Context, e env) (recvOpts, error) {
 			return o, err
 		}
 	}
-	data, err := dataDir(cCtx)
-	if err != nil {
-		return o, err
-	}
 	secret, err := loadSecret(cCtx, true)
 	if err != nil {
 		return o, err
@@ -590,7 +582,7 @@ func recvOptionsOf(cCtx *cli.Context, e env) (recvOpts, error) {
 			return o, err
 		}
 	}
-	o.opts = xfer.ReceiveOptions{FS: e.fs, Dir: data, Secret: secret, Window: sizeFlag(cCtx, "window"), Peer: "stdin"}
+	o.opts = xfer.ReceiveOptions{Secret: secret, Window: sizeFlag(cCtx, "window"), Peer: "stdin"}
 	return o, nil
 }
 
@@ -767,12 +759,7 @@ Examples:
 			secretFlag(),
 			&cli.BoolFlag{Name: "no-checkpoint", Usage: "do not assemble and verify the snapshot as a checkpoint"},
 		},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 1, 1); err != nil {
-				return err
-			}
-			return verifyStream(cCtx, e, cCtx.Args().First())
-		},
+		Action: act(e, spec{min: 1, max: 1}, func(c *call) error { return verifyStream(c.Context, c.e, c.Args().First()) }),
 	}
 }
 
@@ -800,8 +787,11 @@ func verifyStream(cCtx *cli.Context, e env, path string) error {
 	case err == nil && magic != format.MagicTransfer:
 		return wrongKind(cCtx, path, magic, format.MagicTransfer)
 	}
-	r = br
-	opts := xfer.VerifyOptions{Secret: secret, FS: vfs.Default}
+	return verifyStreamFrom(cCtx, br, path, xfer.VerifyOptions{Secret: secret, FS: vfs.Default})
+}
+
+// verifyStreamFrom checks the stream r (of path) and prints the report.
+func verifyStreamFrom(cCtx *cli.Context, r io.Reader, path string, opts xfer.VerifyOptions) error {
 	if !cCtx.Bool("no-checkpoint") {
 		tmp, err := os.MkdirTemp("", "kvtool-verify-")
 		if err != nil {
@@ -899,19 +889,12 @@ Examples:
   kvtool transfer status --addr 127.0.0.1:7070 --json
   kvtool transfer status --data /srv/copy`,
 		Flags: []cli.Flag{addrFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
+		Action: act(e, spec{scope: serverOrAnyDir}, func(c *call) error {
+			if c.t.remote() {
+				return serverTransferStatus(c.Context, c.t.addr)
 			}
-			t, err := resolveTarget(cCtx)
-			if err != nil {
-				return err
-			}
-			if t.remote() {
-				return serverTransferStatus(cCtx, t.addr)
-			}
-			return localTransferStatus(cCtx, e)
-		},
+			return localTransferStatus(c)
+		}),
 	}
 }
 
@@ -933,39 +916,47 @@ func serverTransferStatus(cCtx *cli.Context, addr string) error {
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	if len(st.Sends) > 0 {
-		t = p.Table("SEND", "TO", "STATE", "CHUNKS DONE", "TAIL INDEX", "ERROR")
-		for _, j := range st.Sends {
-			t.Row(j.ID, j.To, j.State, fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks), j.Progress.TailIndex, j.Error)
-		}
-		if err := t.Flush(); err != nil {
-			return err
-		}
-	}
-	if j := st.Join; j != nil {
-		t = p.Table("joined from", j.Source)
-		t.Row("phase", j.Phase)
-		t.Row("connected", j.Connected)
-		t.Row("cut over", j.CutOver)
-		t.Row("chunks done", fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks))
-		t.Row("applied index", j.Progress.AppliedIndex)
-		if j.Error != "" {
-			t.Row("last error", j.Error)
-		}
-		return t.Flush()
-	}
-	return nil
-}
-
-func localTransferStatus(cCtx *cli.Context, e env) error {
-	data, err := dataDir(cCtx)
-	if err != nil {
+	if err := printSends(p, st.Sends); err != nil {
 		return err
 	}
-	if state, err := statDataDir(e.fs, data); err == nil && (state == dirMissing || state == dirNoParent || state == dirNotDir) {
-		return noDataDir(e.fs, dataSetting(cCtx)) // an empty directory is a receiver yet to start
+	return printJoin(p, st.Join)
+}
+
+// printSends lists the sends started on a server, if any.
+func printSends(p *printer, sends []*server.SendJob) error {
+	if len(sends) == 0 {
+		return nil
 	}
-	st, err := xfer.ReadLocalStatus(e.fs, data)
+	t := p.Table("SEND", "TO", "STATE", "CHUNKS DONE", "TAIL INDEX", "ERROR")
+	for _, j := range sends {
+		t.Row(j.ID, j.To, j.State, fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks), j.Progress.TailIndex, j.Error)
+	}
+	return t.Flush()
+}
+
+// printJoin describes a node's join, if it is one.
+func printJoin(p *printer, j *server.JoinStatus) error {
+	if j == nil {
+		return nil
+	}
+	t := p.Table("joined from", j.Source)
+	t.Row("phase", j.Phase)
+	t.Row("connected", j.Connected)
+	t.Row("cut over", j.CutOver)
+	t.Row("chunks done", fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks))
+	t.Row("applied index", j.Progress.AppliedIndex)
+	if j.Error != "" {
+		t.Row("last error", j.Error)
+	}
+	return t.Flush()
+}
+
+func localTransferStatus(c *call) error {
+	cCtx, data := c.Context, c.data()
+	if state, err := statDataDir(c.fs, data); err == nil && (state == dirMissing || state == dirNoParent || state == dirNotDir) {
+		return noDataDir(c.fs, dataSetting(cCtx)) // an empty directory is a receiver yet to start
+	}
+	st, err := xfer.ReadLocalStatus(c.fs, data)
 	if err != nil {
 		return dirError(err, data)
 	}
