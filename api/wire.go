@@ -145,6 +145,16 @@ type Status struct {
 	Deltas []FileStatus `json:"deltas"`
 	// Leases are the retention leases peers hold (snapshot transfers).
 	Leases []LeaseStatus `json:"leases"`
+	// Replica, on a read replica (serve --join), names its source.
+	Replica *ReplicaStatus `json:"replica,omitempty"`
+}
+
+// ReplicaStatus names the source a read replica follows.
+type ReplicaStatus struct {
+	Source string `json:"source"` // the transfer listener it follows
+	// SourceAPI is the source's HTTP API, where writes go ("" if the
+	// source did not say).
+	SourceAPI string `json:"source_api,omitempty"`
 }
 
 // LeaseStatus describes a retention lease: what it keeps from compaction.

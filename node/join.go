@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
@@ -41,6 +42,12 @@ type joiner struct {
 func newJoiner(n *node) *joiner {
 	j := &joiner{n: n, source: n.cfg.Join}
 	j.status.Source, j.status.Phase = j.source, "connecting"
+	// A replica restarted knows where writes go before it reconnects.
+	api, err := transfer.ReadSourceAPI(n.cfg.FS, n.cfg.Dir)
+	if err != nil {
+		n.log.Warn("join: cannot read the source's API address recorded by an earlier session", "error", err)
+	}
+	j.status.SourceAPI = api
 	h := server.Syncing(j.snapshot)
 	j.handler.Store(&h)
 	return j
@@ -60,6 +67,14 @@ func (j *joiner) snapshot() *server.JoinStatus {
 		s.Progress.AppliedIndex = st.Snapshot().Index()
 	}
 	return &s
+}
+
+// replica names the source for the replica's API: its status, and its
+// refusal of writes.
+func (j *joiner) replica() *api.ReplicaStatus {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return &api.ReplicaStatus{Source: j.source, SourceAPI: j.status.SourceAPI}
 }
 
 func (j *joiner) setStatus(f func(s *server.JoinStatus)) {
@@ -96,9 +111,9 @@ func (j *joiner) open() (*store.Store, error) {
 		n.mu.Unlock()
 		return nil, err
 	}
-	srv := server.New(st, server.Options{Logger: n.log})
-	api := server.WithTransfers(srv, st, server.TransferOptions{Source: n.storeSource(st), Join: j.snapshot, Logger: n.log})
-	h := server.ReadReplica(api, j.source)
+	srv := server.New(st, server.Options{Logger: n.log, Replica: j.replica})
+	withTransfers := server.WithTransfers(srv, st, server.TransferOptions{Source: n.storeSource(st), Join: j.snapshot, Logger: n.log})
+	h := server.Replica(withTransfers, j.replica)
 	j.handler.Store(&h)
 	n.st = st
 	n.mu.Unlock()
@@ -187,7 +202,12 @@ func (j *joiner) session(ctx context.Context) error {
 
 // progress records a session's progress, and reports it until cutover.
 func (j *joiner) progress(p transfer.Progress) {
-	j.setStatus(func(s *server.JoinStatus) { s.Phase, s.Progress = p.Phase, p })
+	j.setStatus(func(s *server.JoinStatus) {
+		s.Phase, s.Progress = p.Phase, p
+		if p.SourceAPI != "" {
+			s.SourceAPI = p.SourceAPI
+		}
+	})
 	if ev := j.n.cfg.Events.JoinProgress; ev != nil && j.n.store() == nil {
 		ev(p)
 	}

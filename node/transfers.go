@@ -35,7 +35,7 @@ func (n *node) dial(ctx context.Context, addr string) (net.Conn, error) {
 // short deadline (transfer.Serve). srv's /metrics count every send. A
 // failing listener is logged; the node serves on without it.
 func (n *node) acceptTransfers(ctx context.Context, ln net.Listener, src transfer.Source, srv *server.Server) {
-	opts := transfer.SendOptions{Secret: n.cfg.Secret, MaxRate: n.cfg.TransferMaxRate,
+	opts := transfer.SendOptions{Secret: n.cfg.Secret, MaxRate: n.cfg.TransferMaxRate, APIAddr: n.apiAddr(),
 		Progress: srv.ObserveSendProgress}
 	err := transfer.Serve(ctx, ln, src, opts, transfer.ServeOptions{MaxSessions: maxTransferSessions,
 		Done: func(peer string, res transfer.SendResult, err error) {

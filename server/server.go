@@ -48,6 +48,8 @@ type Options struct {
 	// MaxInflightBytes bounds the body bytes of all requests in flight;
 	// default DefaultMaxInflight.
 	MaxInflightBytes int64
+	// Replica, on a read replica, names its source in GET /v1/status.
+	Replica func() *api.ReplicaStatus
 }
 
 func (o *Options) fill() {

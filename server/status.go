@@ -13,7 +13,11 @@ import (
 
 // status answers the store's indexes, shards and WAL segments.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Status(s.st))
+	st := Status(s.st)
+	if s.opts.Replica != nil {
+		st.Replica = s.opts.Replica()
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 // Status describes st as GET /v1/status does, so that a command working on

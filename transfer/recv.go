@@ -88,6 +88,9 @@ type ReceiveResult struct {
 	Entries    int64                 `json:"tail_entries"`         // tail entries received
 	CutOver    bool                  `json:"cut_over"`             // the directory was installed and cut over
 	Applied    uint64                `json:"applied_index"`        // the index the store stood at when this session ended
+	// SourceAPI is the source's HTTP API address, as its hello said ("":
+	// it did not, an older sender or one without an API).
+	SourceAPI string `json:"source_api,omitempty"`
 }
 
 // Receive authenticates the sender on conn, then receives a snapshot and
@@ -172,6 +175,9 @@ func (rv *receiver) runDuplex(ctx context.Context) error {
 	if err := rv.loadLocal(); err != nil {
 		return rv.abort(err)
 	}
+	if err := rv.recordSource(); err != nil {
+		return rv.abort(err)
+	}
 	if err := rv.sendRequest(ns, nr); err != nil {
 		return rv.abort(err)
 	}
@@ -191,7 +197,7 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	nr = newNonce()
 	rv.w.header(format.XferReceiver, format.XferDuplex)
 	rv.w.frame(format.FrameXferHello, func(b []byte) []byte {
-		return format.AppendXferHello(b, format.XferHello{Version: helloVersion, Role: format.XferReceiver, Nonce: nr})
+		return format.AppendXferHello(b, format.ReceiverHello(helloVersion, nr, format.XferFeatureSenderAPI))
 	})
 	if err := rv.w.flush(); err != nil {
 		return ns, nr, err
@@ -215,9 +221,10 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	if err := checkVersion(h.Version, helloVersion, rv.peer); err != nil {
 		return ns, nr, err
 	}
-	if h.Role != format.XferSender || !validProof(h.Proof, rv.opts.Secret.senderProof(nr, h.Nonce)) {
+	if h.Role != format.XferSender || !validProof(h.Proof, rv.opts.Secret.senderProof(nr, h.Nonce, format.XferHelloExt(h))) {
 		return ns, nr, fmt.Errorf("%w (%s)", ErrAuth, rv.peer)
 	}
+	rv.res.SourceAPI = sourceAPI(h.API, rv.peer)
 	return h.Nonce, nr, nil
 }
 
@@ -806,7 +813,7 @@ func (rv *receiver) progress(phase string, force bool) {
 		return
 	}
 	rv.lastProgress = time.Now()
-	pr := Progress{Phase: phase, Peer: rv.peer, Resumed: rv.res.Resumed, Chunks: rv.sess.ChunkCount,
+	pr := Progress{Phase: phase, Peer: rv.peer, SourceAPI: rv.res.SourceAPI, Resumed: rv.res.Resumed, Chunks: rv.sess.ChunkCount,
 		Bytes: int64(rv.sess.TotalSize), BytesSent: rv.res.ChunkBytes, AppliedIndex: rv.res.Applied}
 	if !rv.sess.Snapshot.IsZero() {
 		pr.Snapshot = rv.sess.Snapshot.String()

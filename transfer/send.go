@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,10 +38,23 @@ type SendOptions struct {
 	// HandshakeTimeout bounds the handshake: a peer that has not proved
 	// the secret by then is dropped. Default 10s.
 	HandshakeTimeout time.Duration
+	// APIAddr, if set, is the HTTP API address of the source (HOST:PORT;
+	// an unspecified host means the host the receiver reached): the
+	// sender's hello carries it to a receiver that asks for it, so that a
+	// read replica names it when it refuses a write.
+	APIAddr string
 
 	// admit, if set (Serve), is called once the peer proved the secret:
 	// it takes a session slot (release gives it back) or refuses.
 	admit func() (release func(), err error)
+}
+
+// apiAddr is APIAddr if a hello can carry it, else "".
+func (o *SendOptions) apiAddr() string {
+	if len(o.APIAddr) > format.MaxXferAPIAddr || strings.IndexFunc(o.APIAddr, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return ""
+	}
+	return o.APIAddr
 }
 
 func (o *SendOptions) fill() {
@@ -260,10 +274,12 @@ func (s *sender) handshake() (format.XferRequest, error) {
 	}
 	ns := newNonce()
 	s.writeHeader(format.XferDuplex)
-	s.w.frame(format.FrameXferHello, func(b []byte) []byte {
-		return format.AppendXferHello(b, format.XferHello{Version: helloVersion, Role: format.XferSender,
-			Nonce: ns, Proof: s.opts.Secret.senderProof(h.Nonce, ns)})
-	})
+	hello := format.XferHello{Version: helloVersion, Role: format.XferSender, Nonce: ns}
+	if h.Features()&format.XferFeatureSenderAPI != 0 {
+		hello.API = s.opts.apiAddr()
+	}
+	hello.Proof = s.opts.Secret.senderProof(h.Nonce, ns, format.XferHelloExt(hello))
+	s.w.frame(format.FrameXferHello, func(b []byte) []byte { return format.AppendXferHello(b, hello) })
 	// Every frame after the hellos carries a tag (frameAuth).
 	toR, toS := s.opts.Secret.frameKeys(h.Nonce, ns)
 	s.w.auth, s.r.auth = newFrameAuth(toR), newFrameAuth(toS)

@@ -77,8 +77,11 @@ type Tail interface {
 
 // Progress describes a transfer in flight, for progress bars and status.
 type Progress struct {
-	Phase        string `json:"phase"` // see the Phase constants
-	Peer         string `json:"peer"`
+	Phase string `json:"phase"` // see the Phase constants
+	Peer  string `json:"peer"`
+	// SourceAPI is the source's HTTP API address, on a receiver whose
+	// sender said it (ReceiveResult.SourceAPI).
+	SourceAPI    string `json:"source_api,omitempty"`
 	Snapshot     string `json:"snapshot,omitempty"` // format.XferSnapshotID.String()
 	Resumed      bool   `json:"resumed"`
 	Chunks       uint64 `json:"chunks"`

@@ -940,6 +940,9 @@ func printJoin(p *printer, j *server.JoinStatus) error {
 		return nil
 	}
 	t := p.Table("joined from", j.Source)
+	if j.SourceAPI != "" {
+		t.Row("source api (send writes there)", j.SourceAPI)
+	}
 	t.Row("phase", j.Phase)
 	t.Row("connected", j.Connected)
 	t.Row("cut over", j.CutOver)
@@ -978,6 +981,9 @@ func localTransferStatus(c *call) error {
 	}
 	if st.SendCheckpoint != "" {
 		t.Row("kept for a resumed send", st.SendCheckpoint)
+	}
+	if st.SourceAPI != "" {
+		t.Row("received from the source whose API is", st.SourceAPI)
 	}
 	return t.Flush()
 }
