@@ -91,6 +91,12 @@ type ReceiveResult struct {
 	// SourceAPI is the source's HTTP API address, as its hello said ("":
 	// it did not, an older sender or one without an API).
 	SourceAPI string `json:"source_api,omitempty"`
+	// The snapshot's bytes as both ends count them (see totals.go): held
+	// here at the end, moved by this session, and its rate in bytes per
+	// second.
+	BytesDone    int64 `json:"bytes_done"`
+	SessionBytes int64 `json:"session_bytes"`
+	Rate         int64 `json:"rate"`
 }
 
 // Receive authenticates the sender on conn, then receives a snapshot and
@@ -115,6 +121,7 @@ func Receive(ctx context.Context, conn io.ReadWriter, opts ReceiveOptions) (Rece
 		r: newFrameReader(conn, opts.Peer, true), w: newFrameWriter(conn, opts.Peer, true)}
 	defer rv.release()
 	err := rv.runDuplex(ctx)
+	rv.finishTotals()
 	return rv.res, contextErr(ctx, err)
 }
 
@@ -151,6 +158,7 @@ type receiver struct {
 	zbuf         []byte
 	lastCredit   time.Time
 	lastProgress time.Time
+	started      time.Time // when the session frame arrived
 }
 
 // heldState is what the data directory already holds.
@@ -375,7 +383,7 @@ func (rv *receiver) start(sess format.XferSession) error {
 	if err := rv.checkIdentity(sess); err != nil {
 		return err
 	}
-	rv.sess = sess
+	rv.sess, rv.started = sess, time.Now()
 	rv.res.Snapshot, rv.res.Chunks, rv.res.ResumeFrom = sess.Snapshot, sess.ChunkCount, sess.ResumeFrom
 	rv.res.Restarted = sess.Flags&format.XferRestarted != 0
 	if sess.Flags&format.XferTailOnly != 0 {
@@ -819,11 +827,11 @@ func (rv *receiver) progress(phase string, force bool) {
 		pr.Snapshot = rv.sess.Snapshot.String()
 	}
 	if rv.p != nil {
-		pr.ChunksDone = rv.p.firstMissing
-		pr.BytesDone = int64(min(rv.p.firstMissing*uint64(rv.sess.ChunkSize), rv.sess.TotalSize))
-		pr.TailIndex = rv.p.log.LastIndex()
+		pr.ChunksDone, pr.TailIndex = rv.p.firstMissing, rv.p.log.LastIndex()
 	} else if rv.res.CutOver || rv.res.TailOnly {
-		pr.ChunksDone, pr.BytesDone, pr.TailIndex = pr.Chunks, pr.Bytes, rv.res.Applied
+		pr.ChunksDone, pr.TailIndex = pr.Chunks, rv.res.Applied
 	}
+	t := rv.totals()
+	pr.BytesDone, pr.SessionBytes, pr.Rate = t.done, t.session, rate(t.session, rv.started)
 	rv.opts.Progress(pr)
 }

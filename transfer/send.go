@@ -88,6 +88,12 @@ type SendResult struct {
 	WireBytes   int64                 `json:"wire_bytes"`       // every byte written
 	TailEnd     uint64                `json:"tail_end"`         // the last tail entry before the final frame
 	Applied     uint64                `json:"applied_index"`    // the index the receiver cut over (or caught up) at
+	// The snapshot's bytes as both ends count them (see totals.go): held
+	// by the receiver at the end, moved by this session, and its rate in
+	// bytes per second.
+	BytesDone    int64 `json:"bytes_done"`
+	SessionBytes int64 `json:"session_bytes"`
+	Rate         int64 `json:"rate"`
 }
 
 // maxTailBuffer bounds the tail entries read ahead of the connection.
@@ -122,6 +128,7 @@ func Send(ctx context.Context, conn io.ReadWriter, src Source, opts SendOptions)
 	s := newSender(conn, src, opts, true)
 	err := s.run(ctx)
 	s.res.WireBytes = s.w.written()
+	s.finishTotals()
 	return s.res, contextErr(ctx, err)
 }
 
@@ -163,6 +170,7 @@ type sender struct {
 	zbuf        []byte
 	lastRetain  time.Time
 	lastProg    time.Time
+	started     time.Time // when the session frame went out
 	readerDone  chan struct{}
 	tailStopped chan struct{}
 }
@@ -415,6 +423,7 @@ func (s *sender) startDigest() error {
 }
 
 func (s *sender) writeSession() error {
+	s.started = time.Now()
 	s.w.frame(format.FrameXferSession, func(b []byte) []byte { return format.AppendXferSession(b, s.sess) })
 	if err := s.w.flush(); err != nil {
 		return err
@@ -657,10 +666,11 @@ func (s *sender) progressWith(phase string, c format.XferCredit, force bool) {
 	s.mu.Lock()
 	applied := s.res.Applied // the reader sets it on the done frame
 	s.mu.Unlock()
+	t := sessionTotals(s.sess, c.FirstMissing)
 	s.opts.Progress(Progress{
 		Phase: phase, Peer: s.peer, Snapshot: s.sess.Snapshot.String(), Resumed: s.res.ResumeFrom > 0,
 		Chunks: s.sess.ChunkCount, ChunksDone: min(c.FirstMissing, s.sess.ChunkCount), Bytes: int64(s.sess.TotalSize),
-		BytesDone: int64(min(c.FirstMissing*uint64(s.sess.ChunkSize), s.sess.TotalSize)), BytesSent: s.res.ChunkBytes,
+		BytesDone: t.done, SessionBytes: t.session, Rate: rate(t.session, s.started), BytesSent: s.res.ChunkBytes,
 		TailIndex: s.lastTail, AppliedIndex: max(c.Applied, applied),
 	})
 }

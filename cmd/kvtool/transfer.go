@@ -160,16 +160,19 @@ func startTransferProgress(cCtx *cli.Context, label string) *transferProgress {
 	return &transferProgress{progress: &progress{p: p, bar: bar}}
 }
 
-type transferProgress struct {
-	*progress
-	once  sync.Once
-	start int64 // bytes already done when this session started
+type transferProgress struct{ *progress }
+
+// update shows a transfer's progress: this session's bytes out of what the
+// receiver did not hold when it began, as both ends count them (so a
+// resumed transfer's two ends show the same).
+func (t *transferProgress) update(p xfer.Progress) {
+	t.Update(p.SessionBytes, p.Bytes-(p.BytesDone-p.SessionBytes))
 }
 
-// update shows a transfer's progress.
-func (t *transferProgress) update(p xfer.Progress) {
-	t.once.Do(func() { t.start = p.BytesDone })
-	t.Update(p.BytesDone-t.start, p.Bytes-t.start)
+// bytesDoneRow says how much of the snapshot the receiver holds and what
+// this session moved: the same row, with the same numbers, at both ends.
+func bytesDoneRow(t *table, done, session, rate int64) {
+	t.Row("bytes done", fmt.Sprintf("%d (this session %d, at %s/s)", done, session, byteText(rate)))
 }
 
 // transferError gives a transfer's failure its exit code and a hint.
@@ -392,6 +395,7 @@ func describeSend(t *table, res xfer.SendResult) {
 		t.Row("snapshot bytes", res.Size)
 		t.Row("chunks", fmt.Sprintf("%d (from chunk %d%s)", res.Chunks, res.ResumeFrom, restartedNote(res.Restarted)))
 		t.Row("chunk bytes sent", fmt.Sprintf("%d (%d again after a checksum failure)", res.ChunkBytes, res.ResentBytes))
+		bytesDoneRow(t, res.BytesDone, res.SessionBytes, res.Rate)
 	}
 	t.Row("tail entries", fmt.Sprintf("%d (through index %d)", res.Entries, res.TailEnd))
 	t.Row("wire bytes", res.WireBytes)
@@ -726,6 +730,7 @@ func printReceived(cCtx *cli.Context, e env, o recvOpts, res xfer.ReceiveResult)
 		t.Row("snapshot", res.Snapshot)
 		t.Row("chunks", fmt.Sprintf("%d (from chunk %d%s)", res.Chunks, res.ResumeFrom, restartedNote(res.Restarted)))
 		t.Row("chunk bytes received", fmt.Sprintf("%d (%d chunks asked for again)", res.ChunkBytes, res.Nacks))
+		bytesDoneRow(t, res.BytesDone, res.SessionBytes, res.Rate)
 	}
 	t.Row("tail entries", res.Entries)
 	t.Row("applied index", out.Applied)
