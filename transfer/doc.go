@@ -17,6 +17,7 @@
 //	| frame      | from | payload                                                    |
 //	+------------+------+------------------------------------------------------------+
 //	| Hello   37 | both | version u16 | role u8 | 0[5] | nonce[32] | proof[32]        |
+//	|            |      | [S, if R asked: apiLen u16 | api] (format/xferhello.go)   |
 //	| Request 38 | R    | proof[32] | flags u32 | chunkSize u32 | storeID[16] | epoch  |
 //	|            |      | term | snapIndex | snapTerm | snapSum | firstMissing |       |
 //	|            |      | walLast | window (u64 each)                                  |
