@@ -191,7 +191,13 @@ func (j *joiner) session(ctx context.Context) error {
 	j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Phase = true, transfer.PhaseHandshake })
 	_, err = transfer.Receive(ctx, conn, transfer.ReceiveOptions{
 		FS: j.n.cfg.FS, Dir: j.n.cfg.Dir, Secret: j.n.cfg.Secret, Peer: j.source, Follow: true,
-		Open:     func() (transfer.Replica, error) { return j.open() },
+		Open: func() (transfer.Replica, error) {
+			st, err := j.open()
+			if err != nil {
+				return nil, err // not a nil *store.Store in a non-nil interface
+			}
+			return st, nil
+		},
 		Progress: j.progress,
 	})
 	if err != nil && conn.WrongPeer() && ctx.Err() == nil {
