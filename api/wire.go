@@ -147,6 +147,16 @@ type Status struct {
 	Leases []LeaseStatus `json:"leases"`
 	// Cluster is this member's view of its cluster (nil on a single node).
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
+	// Replica, on a read replica (serve --join), names its source.
+	Replica *ReplicaStatus `json:"replica,omitempty"`
+}
+
+// ReplicaStatus names the source a read replica follows.
+type ReplicaStatus struct {
+	Source string `json:"source"` // the transfer listener it follows
+	// SourceAPI is the source's HTTP API, where writes go ("" if the
+	// source did not say).
+	SourceAPI string `json:"source_api,omitempty"`
 }
 
 // LeaseStatus describes a retention lease: what it keeps from compaction.

@@ -21,6 +21,7 @@ import (
 //	| frame      | from | payload                                                    |
 //	+------------+------+------------------------------------------------------------+
 //	| Hello   37 | both | version u16 | role u8 | 0[5] | nonce[32] | proof[32]        |
+//	|            |      | [S, if R asked: apiLen u16 | api] (format/xferhello.go)   |
 //	| Request 38 | R    | proof[32] | flags u32 | chunkSize u32 | storeID[16] | epoch  |
 //	|            |      | term | snapIndex | snapTerm | snapSum | firstMissing |       |
 //	|            |      | walLast | window (u64 each)                                  |
@@ -124,7 +125,7 @@ func ParseXferStreamExt(ext []byte, path string) (XferStreamExt, error) {
 	}
 	e := XferStreamExt{Role: XferRole(ext[0]), Mode: XferMode(ext[1])}
 	switch {
-	case e.Role < XferSender || e.Role > XferProgress:
+	case e.Role < XferSender || e.Role > XferSourceRecord:
 		return e, Corruptf(path, 16, "unknown transfer role %d", e.Role)
 	case e.Mode < XferDuplex || e.Mode > XferOneWay:
 		return e, Corruptf(path, 17, "unknown transfer mode %d", e.Mode)
@@ -202,17 +203,22 @@ const (
 	XferMACSize   = 32
 )
 
-// XferHello opens a duplex handshake (72 bytes):
+// XferHello opens a duplex handshake (72 bytes, and an optional extension
+// on a sender's; see xferhello.go):
 //
-//	version u16 | role u8 | reserved 5 | nonce [32] | proof [32]
+//	version u16 | role u8 | reserved 5 | nonce [32] | proof [32] [| apiLen u16 | api]
 //
-// The receiver's hello has a zero proof; the sender's proves the secret
-// over both nonces.
+// The receiver's hello has no proof: that field carries its features
+// (XferHello.Features); the sender's proves the secret over both nonces
+// and its extension.
 type XferHello struct {
 	Version uint16
 	Role    XferRole
 	Nonce   [XferNonceSize]byte
 	Proof   [XferMACSize]byte
+	// API is the sender's HTTP API address (HOST:PORT), sent only to a
+	// receiver whose hello asked for it (XferFeatureSenderAPI); "" for none.
+	API string
 }
 
 const xferHelloSize = 8 + XferNonceSize + XferMACSize
@@ -222,16 +228,18 @@ func AppendXferHello(dst []byte, h XferHello) []byte {
 	dst = binary.LittleEndian.AppendUint16(dst, h.Version)
 	dst = append(dst, byte(h.Role), 0, 0, 0, 0, 0)
 	dst = append(dst, h.Nonce[:]...)
-	return append(dst, h.Proof[:]...)
+	dst = append(dst, h.Proof[:]...)
+	return appendXferHelloExt(dst, h)
 }
 
 // DecodeXferHello decodes a hello payload found at offset off of path.
 func DecodeXferHello(p []byte, path string, off int64) (XferHello, error) {
 	var h XferHello
 	d := xferDecoder{p: p, path: path, off: off}
-	if err := d.size("hello", xferHelloSize); err != nil {
-		return h, err
+	if len(p) < xferHelloSize {
+		return h, d.size("hello", xferHelloSize)
 	}
+	d.p = p[:xferHelloSize]
 	h.Version, h.Role = d.u16(), XferRole(d.u8())
 	d.reserved(5)
 	d.bytes(h.Nonce[:])
@@ -239,7 +247,10 @@ func DecodeXferHello(p []byte, path string, off int64) (XferHello, error) {
 	if h.Role != XferSender && h.Role != XferReceiver {
 		return h, d.corrupt(2, "hello from unknown role %d", h.Role)
 	}
-	return h, d.err
+	if d.err != nil {
+		return h, d.err
+	}
+	return h, decodeXferHelloExt(&h, p[xferHelloSize:], d)
 }
 
 // XferRequest is the receiver's answer to the sender's hello: its proof and
@@ -774,7 +785,7 @@ func DecodeXferError(p []byte, path string, off int64) (XferError, error) {
 func XferPayloadLimits(t FrameType) (lo, hi int, ok bool) {
 	switch t {
 	case FrameXferHello:
-		return xferHelloSize, xferHelloSize, true
+		return xferHelloSize, xferHelloSize + xferHelloExtMax, true
 	case FrameXferRequest:
 		return xferRequestSize, xferRequestSize, true
 	case FrameXferSession:
@@ -793,6 +804,8 @@ func XferPayloadLimits(t FrameType) (lo, hi int, ok bool) {
 		return xferDoneSize, xferDoneSize, true
 	case FrameXferError:
 		return 4, 4 + MaxXferErrorMsg, true
+	case FrameXferSource:
+		return 3, xferHelloExtMax, true
 	}
 	return 0, 0, false
 }

@@ -68,6 +68,8 @@ type Options struct {
 	// AskTimeout bounds GET /v1/cluster's question to each other member;
 	// default DefaultAskTimeout.
 	AskTimeout time.Duration
+	// Replica, on a read replica, names its source in GET /v1/status.
+	Replica func() *api.ReplicaStatus
 }
 
 func (o *Options) fill() {

@@ -17,6 +17,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if s.cluster != nil {
 		out.Cluster = clusterView(s.cluster.Status())
 	}
+	if s.opts.Replica != nil {
+		out.Replica = s.opts.Replica()
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
@@ -80,7 +81,10 @@ const (
 
 // JoinStatus describes a node's join of a source (serve --join).
 type JoinStatus struct {
-	Source    string            `json:"source"`
+	Source string `json:"source"`
+	// SourceAPI is the source's HTTP API, where writes go, once its hello
+	// said it (or a restarted replica's record did).
+	SourceAPI string            `json:"source_api,omitempty"`
 	Phase     string            `json:"phase"` // connecting, then transfer.Progress phases
 	Connected bool              `json:"connected"`
 	CutOver   bool              `json:"cut_over"`
@@ -312,6 +316,9 @@ func Syncing(join func() *JoinStatus) http.Handler {
 		default:
 			msg := fmt.Sprintf("syncing: this node is still receiving its snapshot from %s (%d of %d chunks); it serves once it has cut over",
 				js.Source, js.Progress.ChunksDone, js.Progress.Chunks)
+			if js.SourceAPI != "" {
+				msg += "; send writes to the source's API at " + js.SourceAPI
+			}
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, msg)
 		}
@@ -322,13 +329,26 @@ func Syncing(join func() *JoinStatus) http.Handler {
 // a read replica with 403, naming its source; everything else goes to
 // next.
 func ReadReplica(next http.Handler, source string) http.Handler {
+	return Replica(next, func() *api.ReplicaStatus { return &api.ReplicaStatus{Source: source} })
+}
+
+// Replica is ReadReplica whose source is asked for at each refusal: the
+// message names the source's API, where writes go, once it is known.
+func Replica(next http.Handler, source func() *api.ReplicaStatus) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		write := r.URL.Path == "/v1/txn" && r.Method == http.MethodPost ||
 			strings.HasPrefix(r.URL.Path, "/v1/kv/") && (r.Method == http.MethodPut || r.Method == http.MethodDelete)
 		if write {
-			writeError(w, http.StatusForbidden, "this node is a read replica of "+source+"; send writes there")
+			writeError(w, http.StatusForbidden, replicaRefusal(source()))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func replicaRefusal(s *api.ReplicaStatus) string {
+	if s.SourceAPI == "" {
+		return "this node is a read replica of " + s.Source + "; send writes there"
+	}
+	return "this node is a read replica of " + s.Source + " (its transfer port); send writes to the source's API at " + s.SourceAPI
 }

@@ -27,6 +27,7 @@ func WriteStream(ctx context.Context, w io.Writer, src Source, opts SendOptions)
 	s.w.mac = opts.Secret.newMAC(labelOneWayStream)
 	err := s.runOneWay(ctx)
 	s.res.WireBytes = s.w.written()
+	s.finishTotals()
 	return s.res, contextErr(ctx, err)
 }
 
@@ -65,6 +66,7 @@ func ReadStream(ctx context.Context, r io.Reader, opts ReceiveOptions) (ReceiveR
 	rv.opts.Follow = false
 	defer rv.release()
 	err := rv.abort(rv.runOneWay(ctx))
+	rv.finishTotals()
 	if err != nil && rv.marked && rv.p != nil {
 		// Nothing this stream wrote is kept: its chunks and tail were
 		// covered only by the MAC it never delivered.

@@ -88,6 +88,15 @@ type ReceiveResult struct {
 	Entries    int64                 `json:"tail_entries"`         // tail entries received
 	CutOver    bool                  `json:"cut_over"`             // the directory was installed and cut over
 	Applied    uint64                `json:"applied_index"`        // the index the store stood at when this session ended
+	// SourceAPI is the source's HTTP API address, as its hello said ("":
+	// it did not, an older sender or one without an API).
+	SourceAPI string `json:"source_api,omitempty"`
+	// The snapshot's bytes as both ends count them (see totals.go): held
+	// here at the end, moved by this session, and its rate in bytes per
+	// second.
+	BytesDone    int64 `json:"bytes_done"`
+	SessionBytes int64 `json:"session_bytes"`
+	Rate         int64 `json:"rate"`
 }
 
 // Receive authenticates the sender on conn, then receives a snapshot and
@@ -112,6 +121,7 @@ func Receive(ctx context.Context, conn io.ReadWriter, opts ReceiveOptions) (Rece
 		r: newFrameReader(conn, opts.Peer, true), w: newFrameWriter(conn, opts.Peer, true)}
 	defer rv.release()
 	err := rv.runDuplex(ctx)
+	rv.finishTotals()
 	return rv.res, contextErr(ctx, err)
 }
 
@@ -148,6 +158,7 @@ type receiver struct {
 	zbuf         []byte
 	lastCredit   time.Time
 	lastProgress time.Time
+	started      time.Time // when the session frame arrived
 }
 
 // heldState is what the data directory already holds.
@@ -172,6 +183,9 @@ func (rv *receiver) runDuplex(ctx context.Context) error {
 	if err := rv.loadLocal(); err != nil {
 		return rv.abort(err)
 	}
+	if err := rv.recordSource(); err != nil {
+		return rv.abort(err)
+	}
 	if err := rv.sendRequest(ns, nr); err != nil {
 		return rv.abort(err)
 	}
@@ -191,7 +205,7 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	nr = newNonce()
 	rv.w.header(format.XferReceiver, format.XferDuplex)
 	rv.w.frame(format.FrameXferHello, func(b []byte) []byte {
-		return format.AppendXferHello(b, format.XferHello{Version: helloVersion, Role: format.XferReceiver, Nonce: nr})
+		return format.AppendXferHello(b, format.ReceiverHello(helloVersion, nr, format.XferFeatureSenderAPI))
 	})
 	if err := rv.w.flush(); err != nil {
 		return ns, nr, err
@@ -215,9 +229,10 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	if err := checkVersion(h.Version, helloVersion, rv.peer); err != nil {
 		return ns, nr, err
 	}
-	if h.Role != format.XferSender || !validProof(h.Proof, rv.opts.Secret.senderProof(nr, h.Nonce)) {
+	if h.Role != format.XferSender || !validProof(h.Proof, rv.opts.Secret.senderProof(nr, h.Nonce, format.XferHelloExt(h))) {
 		return ns, nr, fmt.Errorf("%w (%s)", ErrAuth, rv.peer)
 	}
+	rv.res.SourceAPI = sourceAPI(h.API, rv.peer)
 	return h.Nonce, nr, nil
 }
 
@@ -368,7 +383,7 @@ func (rv *receiver) start(sess format.XferSession) error {
 	if err := rv.checkIdentity(sess); err != nil {
 		return err
 	}
-	rv.sess = sess
+	rv.sess, rv.started = sess, time.Now()
 	rv.res.Snapshot, rv.res.Chunks, rv.res.ResumeFrom = sess.Snapshot, sess.ChunkCount, sess.ResumeFrom
 	rv.res.Restarted = sess.Flags&format.XferRestarted != 0
 	if sess.Flags&format.XferTailOnly != 0 {
@@ -806,17 +821,17 @@ func (rv *receiver) progress(phase string, force bool) {
 		return
 	}
 	rv.lastProgress = time.Now()
-	pr := Progress{Phase: phase, Peer: rv.peer, Resumed: rv.res.Resumed, Chunks: rv.sess.ChunkCount,
+	pr := Progress{Phase: phase, Peer: rv.peer, SourceAPI: rv.res.SourceAPI, Resumed: rv.res.Resumed, Chunks: rv.sess.ChunkCount,
 		Bytes: int64(rv.sess.TotalSize), BytesSent: rv.res.ChunkBytes, AppliedIndex: rv.res.Applied}
 	if !rv.sess.Snapshot.IsZero() {
 		pr.Snapshot = rv.sess.Snapshot.String()
 	}
 	if rv.p != nil {
-		pr.ChunksDone = rv.p.firstMissing
-		pr.BytesDone = int64(min(rv.p.firstMissing*uint64(rv.sess.ChunkSize), rv.sess.TotalSize))
-		pr.TailIndex = rv.p.log.LastIndex()
+		pr.ChunksDone, pr.TailIndex = rv.p.firstMissing, rv.p.log.LastIndex()
 	} else if rv.res.CutOver || rv.res.TailOnly {
-		pr.ChunksDone, pr.BytesDone, pr.TailIndex = pr.Chunks, pr.Bytes, rv.res.Applied
+		pr.ChunksDone, pr.TailIndex = pr.Chunks, rv.res.Applied
 	}
+	t := rv.totals()
+	pr.BytesDone, pr.SessionBytes, pr.Rate = t.done, t.session, rate(t.session, rv.started)
 	rv.opts.Progress(pr)
 }

@@ -121,9 +121,11 @@ func (s Secret) newMAC(label string) hash.Hash {
 	return m
 }
 
-// senderProof proves the secret to a receiver that chose nonce nr.
-func (s Secret) senderProof(nr, ns [format.XferNonceSize]byte) [format.XferMACSize]byte {
-	return s.mac(labelSenderProof, nr[:], ns[:])
+// senderProof proves the secret to a receiver that chose nonce nr, over
+// the hello's extension ext too (nil without one: the proof of a sender
+// that has none is what it always was).
+func (s Secret) senderProof(nr, ns [format.XferNonceSize]byte, ext []byte) [format.XferMACSize]byte {
+	return s.mac(labelSenderProof, nr[:], ns[:], ext)
 }
 
 // receiverProof proves the secret to a sender that chose nonce ns.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,10 +38,23 @@ type SendOptions struct {
 	// HandshakeTimeout bounds the handshake: a peer that has not proved
 	// the secret by then is dropped. Default 10s.
 	HandshakeTimeout time.Duration
+	// APIAddr, if set, is the HTTP API address of the source (HOST:PORT;
+	// an unspecified host means the host the receiver reached): the
+	// sender's hello carries it to a receiver that asks for it, so that a
+	// read replica names it when it refuses a write.
+	APIAddr string
 
 	// admit, if set (Serve), is called once the peer proved the secret:
 	// it takes a session slot (release gives it back) or refuses.
 	admit func() (release func(), err error)
+}
+
+// apiAddr is APIAddr if a hello can carry it, else "".
+func (o *SendOptions) apiAddr() string {
+	if len(o.APIAddr) > format.MaxXferAPIAddr || strings.IndexFunc(o.APIAddr, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return ""
+	}
+	return o.APIAddr
 }
 
 func (o *SendOptions) fill() {
@@ -74,6 +88,12 @@ type SendResult struct {
 	WireBytes   int64                 `json:"wire_bytes"`       // every byte written
 	TailEnd     uint64                `json:"tail_end"`         // the last tail entry before the final frame
 	Applied     uint64                `json:"applied_index"`    // the index the receiver cut over (or caught up) at
+	// The snapshot's bytes as both ends count them (see totals.go): held
+	// by the receiver at the end, moved by this session, and its rate in
+	// bytes per second.
+	BytesDone    int64 `json:"bytes_done"`
+	SessionBytes int64 `json:"session_bytes"`
+	Rate         int64 `json:"rate"`
 }
 
 // maxTailBuffer bounds the tail entries read ahead of the connection.
@@ -108,6 +128,7 @@ func Send(ctx context.Context, conn io.ReadWriter, src Source, opts SendOptions)
 	s := newSender(conn, src, opts, true)
 	err := s.run(ctx)
 	s.res.WireBytes = s.w.written()
+	s.finishTotals()
 	return s.res, contextErr(ctx, err)
 }
 
@@ -149,6 +170,7 @@ type sender struct {
 	zbuf        []byte
 	lastRetain  time.Time
 	lastProg    time.Time
+	started     time.Time // when the session frame went out
 	readerDone  chan struct{}
 	tailStopped chan struct{}
 }
@@ -260,10 +282,12 @@ func (s *sender) handshake() (format.XferRequest, error) {
 	}
 	ns := newNonce()
 	s.writeHeader(format.XferDuplex)
-	s.w.frame(format.FrameXferHello, func(b []byte) []byte {
-		return format.AppendXferHello(b, format.XferHello{Version: helloVersion, Role: format.XferSender,
-			Nonce: ns, Proof: s.opts.Secret.senderProof(h.Nonce, ns)})
-	})
+	hello := format.XferHello{Version: helloVersion, Role: format.XferSender, Nonce: ns}
+	if h.Features()&format.XferFeatureSenderAPI != 0 {
+		hello.API = s.opts.apiAddr()
+	}
+	hello.Proof = s.opts.Secret.senderProof(h.Nonce, ns, format.XferHelloExt(hello))
+	s.w.frame(format.FrameXferHello, func(b []byte) []byte { return format.AppendXferHello(b, hello) })
 	// Every frame after the hellos carries a tag (frameAuth).
 	toR, toS := s.opts.Secret.frameKeys(h.Nonce, ns)
 	s.w.auth, s.r.auth = newFrameAuth(toR), newFrameAuth(toS)
@@ -398,6 +422,7 @@ func (s *sender) startDigest() error {
 }
 
 func (s *sender) writeSession() error {
+	s.started = time.Now()
 	s.w.frame(format.FrameXferSession, func(b []byte) []byte { return format.AppendXferSession(b, s.sess) })
 	if err := s.w.flush(); err != nil {
 		return err
@@ -640,10 +665,11 @@ func (s *sender) progressWith(phase string, c format.XferCredit, force bool) {
 	s.mu.Lock()
 	applied := s.res.Applied // the reader sets it on the done frame
 	s.mu.Unlock()
+	t := sessionTotals(s.sess, c.FirstMissing)
 	s.opts.Progress(Progress{
 		Phase: phase, Peer: s.peer, Snapshot: s.sess.Snapshot.String(), Resumed: s.res.ResumeFrom > 0,
 		Chunks: s.sess.ChunkCount, ChunksDone: min(c.FirstMissing, s.sess.ChunkCount), Bytes: int64(s.sess.TotalSize),
-		BytesDone: int64(min(c.FirstMissing*uint64(s.sess.ChunkSize), s.sess.TotalSize)), BytesSent: s.res.ChunkBytes,
+		BytesDone: t.done, SessionBytes: t.session, Rate: rate(t.session, s.started), BytesSent: s.res.ChunkBytes,
 		TailIndex: s.lastTail, AppliedIndex: max(c.Applied, applied),
 	})
 }

@@ -77,16 +77,24 @@ type Tail interface {
 
 // Progress describes a transfer in flight, for progress bars and status.
 type Progress struct {
-	Phase        string `json:"phase"` // see the Phase constants
-	Peer         string `json:"peer"`
-	Snapshot     string `json:"snapshot,omitempty"` // format.XferSnapshotID.String()
-	Resumed      bool   `json:"resumed"`
-	Chunks       uint64 `json:"chunks"`
-	ChunksDone   uint64 `json:"chunks_done"` // verified and durable at the receiver
-	Bytes        int64  `json:"bytes"`       // snapshot size
-	BytesDone    int64  `json:"bytes_done"`  // of those, verified and durable at the receiver
-	BytesSent    int64  `json:"bytes_sent"`  // chunk bytes on the wire, resends included
-	TailIndex    uint64 `json:"tail_index"`  // last log entry sent or received
+	Phase string `json:"phase"` // see the Phase constants
+	Peer  string `json:"peer"`
+	// SourceAPI is the source's HTTP API address, on a receiver whose
+	// sender said it (ReceiveResult.SourceAPI).
+	SourceAPI  string `json:"source_api,omitempty"`
+	Snapshot   string `json:"snapshot,omitempty"` // format.XferSnapshotID.String()
+	Resumed    bool   `json:"resumed"`
+	Chunks     uint64 `json:"chunks"`
+	ChunksDone uint64 `json:"chunks_done"` // verified and durable at the receiver
+	Bytes      int64  `json:"bytes"`       // snapshot size
+	BytesDone  int64  `json:"bytes_done"`  // of those, verified and durable at the receiver
+	// SessionBytes is the part of BytesDone this session moved (not what
+	// the receiver held when it resumed), and Rate its bytes per second:
+	// both ends of a session report the same (see totals.go).
+	SessionBytes int64  `json:"session_bytes"`
+	Rate         int64  `json:"rate"`
+	BytesSent    int64  `json:"bytes_sent"` // chunk bytes on the wire, resends included
+	TailIndex    uint64 `json:"tail_index"` // last log entry sent or received
 	AppliedIndex uint64 `json:"applied_index,omitempty"`
 }
 

@@ -27,6 +27,9 @@ type LocalStatus struct {
 	Verified   bool   `json:"verified"`   // the whole snapshot verified; cutover pending
 	// SendCheckpoint is the checkpoint an offline sender keeps for a resume.
 	SendCheckpoint string `json:"send_checkpoint,omitempty"`
+	// SourceAPI is the HTTP API of the source the directory received from,
+	// if its sender said (ReadSourceAPI).
+	SourceAPI string `json:"source_api,omitempty"`
 }
 
 // ReadLocalStatus describes the transfer state of data directory dir. It
@@ -42,6 +45,9 @@ func ReadLocalStatus(fs vfs.FS, dir string) (*LocalStatus, error) {
 	}
 	if err := st.readPartial(fs, dir); err != nil {
 		return nil, err
+	}
+	if api, err := ReadSourceAPI(fs, dir); err == nil { // a damaged record only loses the hint
+		st.SourceAPI = api
 	}
 	if names, _ := fs.List(filepath.Join(transferDir(dir), format.XferSendDir)); len(names) > 0 {
 		st.SendCheckpoint = filepath.Join(transferDir(dir), format.XferSendDir, names[len(names)-1])

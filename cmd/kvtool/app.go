@@ -102,8 +102,8 @@ func newApp(e env) *cli.App {
 			drillCommand(e),
 			queryCommand(e), diffCommand(e),
 			clusterCommand(e),
-			versionCommand(),
-			completionCommand(),
+			versionCommand(e),
+			completionCommand(e),
 		},
 	}
 	prepareCommands(app.Commands)

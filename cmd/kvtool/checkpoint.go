@@ -59,14 +59,11 @@ holding DATA/LOCK, which fails while another process (a server) holds it.`
 // or local on the store of --data, opened (and closed) here. Exactly one of
 // the results is set. It says which store it acted on (noteTarget, and
 // printer.store for --json).
-func maintain[R, L any](cCtx *cli.Context, e env,
+func maintain[R, L any](c *call,
 	remote func(context.Context, *client.Client) (R, error),
 	local func(context.Context, *store.Store) (L, error),
 ) (r R, l L, err error) {
-	t, err := resolveTarget(cCtx)
-	if err != nil {
-		return r, l, err
-	}
+	cCtx, t := c.Context, c.t
 	defer func() {
 		if err == nil || nothingToDo(err) {
 			actedOn(cCtx, t)
@@ -78,12 +75,9 @@ func maintain[R, L any](cCtx *cli.Context, e env,
 		r, err = remote(cCtx.Context, c)
 		return r, l, err
 	}
-	data, err := existingDataDir(cCtx, e.fs)
-	if err != nil {
-		return r, l, err
-	}
-	read, write := dirWork(e.fs, data)
-	fsys, ip := startIOProgress(cCtx, cCtx.Command.Name, e.fs, read+write)
+	data := t.data
+	read, write := dirWork(c.fs, data)
+	fsys, ip := startIOProgress(cCtx, cCtx.Command.Name, c.fs, read+write)
 	defer ip.Done()
 	st, err := store.Open(store.Options{FS: fsys, Dir: data})
 	if err != nil {
@@ -177,20 +171,17 @@ Examples:
   kvtool checkpoint create --dry-run
   kvtool checkpoint create --addr 127.0.0.1:7070 --json`,
 		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
+		Action: act(e, spec{scope: serverOrDir}, func(c *call) error {
+			if c.Bool("dry-run") {
+				return dryRun(c, planCheckpoint)
 			}
-			if cCtx.Bool("dry-run") {
-				return dryRun(cCtx, e, planCheckpoint)
-			}
-			remote, local, err := maintain(cCtx, e,
+			remote, local, err := maintain(c,
 				func(ctx context.Context, c *client.Client) (*client.CheckpointResult, error) {
 					return c.Checkpoint(ctx)
 				},
 				func(ctx context.Context, st *store.Store) (checkpoint.Info, error) { return st.Checkpoint(ctx) })
-			return finishCheckpoint(cCtx, "checkpoint", remote, local, err)
-		},
+			return finishCheckpoint(c.Context, "checkpoint", remote, local, err)
+		}),
 	}
 }
 
@@ -344,10 +335,8 @@ kvtool checkpoint verify FILE does.
 Examples:
   kvtool checkpoint inspect 0000000000000400.ckpt
   kvtool checkpoint inspect --json /backups/pitr.ckpt`,
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 1, 1); err != nil {
-				return err
-			}
+		Action: act(e, spec{min: 1, max: 1}, func(c *call) error {
+			cCtx := c.Context
 			data := globalsOf(cCtx).Data
 			path := snapFile(e.fs, data, cCtx.Args().First())
 			if err := checkKind(cCtx, e.fs, path, format.MagicCheckpoint); err != nil {
@@ -359,7 +348,7 @@ Examples:
 				return fileError(err, path, data)
 			}
 			return printCheckpointInfo(newPrinter(cCtx), info, isBase(e.fs, data, path))
-		},
+		}),
 	}
 }
 
@@ -498,24 +487,21 @@ Examples:
   kvtool wal compact --dry-run
   kvtool wal compact --addr 127.0.0.1:7070 --json`,
 		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
+		Action: act(e, spec{scope: serverOrDir}, func(c *call) error {
+			if c.Bool("dry-run") {
+				return dryRun(c, planCompact)
 			}
-			if cCtx.Bool("dry-run") {
-				return dryRun(cCtx, e, planCompact)
-			}
-			remote, local, err := maintain(cCtx, e,
+			remote, local, err := maintain(c,
 				func(ctx context.Context, c *client.Client) (*client.CompactResult, error) { return c.Compact(ctx) },
 				func(ctx context.Context, st *store.Store) (store.CompactResult, error) { return st.Compact(ctx) })
 			if err != nil {
-				return maintError(cCtx, err)
+				return maintError(c.Context, err)
 			}
 			if remote == nil {
 				remote = server.CompactResult(local)
 			}
-			return printCompact(newPrinter(cCtx), remote)
-		},
+			return printCompact(newPrinter(c.Context), remote)
+		}),
 	}
 }
 

@@ -56,7 +56,7 @@ _kvtool() {
 compdef _kvtool kvtool
 `
 
-func completionCommand() *cli.Command {
+func completionCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:      "completion",
 		Usage:     "print a shell completion script (bash or zsh)",
@@ -68,21 +68,18 @@ Examples:
   kvtool completion bash > /etc/bash_completion.d/kvtool
   source <(kvtool completion zsh)           # this zsh session (after compinit)
   kvtool completion zsh > "${fpath[1]}/_kvtool"`,
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 1, 1); err != nil {
-				return err
-			}
+		Action: act(e, spec{min: 1, max: 1}, func(c *call) error {
 			var script string
-			switch shell := cCtx.Args().First(); shell {
+			switch shell := c.Args().First(); shell {
 			case "bash":
 				script = bashCompletion
 			case "zsh":
 				script = zshCompletion
 			default:
-				return usageErrorf(cCtx, "unsupported shell %q: want bash or zsh", shell)
+				return usageErrorf(c.Context, "unsupported shell %q: want bash or zsh", shell)
 			}
-			_, err := fmt.Fprint(cCtx.App.Writer, script)
+			_, err := fmt.Fprint(c.App.Writer, script)
 			return writeErr(err)
-		},
+		}),
 	}
 }

@@ -60,24 +60,21 @@ Examples:
   kvtool delta create
   kvtool delta create --addr 127.0.0.1:7070 --json`,
 		Flags: []cli.Flag{progressFlag(), addrFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			remote, local, err := maintain(cCtx, e,
+		Action: act(e, spec{scope: serverOrDir}, func(c *call) error {
+			remote, local, err := maintain(c,
 				func(ctx context.Context, c *client.Client) (*client.DeltaResult, error) { return c.Delta(ctx) },
 				func(ctx context.Context, st *store.Store) (delta.Info, error) { return st.Delta(ctx) })
 			switch {
 			case nothingToDo(err):
-				return printNothingToDo(cCtx, err)
+				return printNothingToDo(c.Context, err)
 			case err != nil:
-				return maintError(cCtx, err)
+				return maintError(c.Context, err)
 			}
 			if remote == nil {
 				remote = server.DeltaResult(local)
 			}
-			return printDeltaWritten(newPrinter(cCtx), remote)
-		},
+			return printDeltaWritten(newPrinter(c.Context), remote)
+		}),
 	}
 }
 
@@ -237,18 +234,15 @@ Examples:
   kvtool delta merge --dry-run
   kvtool delta merge --addr 127.0.0.1:7070 --json`,
 		Flags: []cli.Flag{progressFlag(), addrFlag(), dryRunFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
+		Action: act(e, spec{scope: serverOrDir}, func(c *call) error {
+			if c.Bool("dry-run") {
+				return dryRun(c, planMerge)
 			}
-			if cCtx.Bool("dry-run") {
-				return dryRun(cCtx, e, planMerge)
-			}
-			remote, local, err := maintain(cCtx, e,
+			remote, local, err := maintain(c,
 				func(ctx context.Context, c *client.Client) (*client.CheckpointResult, error) { return c.Merge(ctx) },
 				func(ctx context.Context, st *store.Store) (checkpoint.Info, error) { return st.Merge(ctx) })
-			return finishCheckpoint(cCtx, "merged checkpoint", remote, local, err)
-		},
+			return finishCheckpoint(c.Context, "merged checkpoint", remote, local, err)
+		}),
 	}
 }
 

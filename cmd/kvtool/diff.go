@@ -40,34 +40,43 @@ Examples:
 			&cli.Uint64Flag{Name: "to-index", Usage: "the later state: right after log `INDEX`", Required: true},
 			&cli.StringFlag{Name: "prefix", Usage: "only keys that start with `PREFIX`"},
 		),
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			from, to := cCtx.Uint64("from-index"), cCtx.Uint64("to-index")
-			if from == 0 || to == 0 {
-				return usageErrorf(cCtx, "log indexes start at 1")
-			}
-			opts, err := sqlOptionsOf(cCtx)
-			if err != nil {
-				return err
-			}
-			var out rowSink = &tableRows{w: cCtx.App.Writer}
-			counts := &diffCounts{}
-			if globalsOf(cCtx).JSON {
-				out = &diffJSON{w: cCtx.App.Writer}
-			}
-			res, err := runSQL(cCtx, e, query.DiffQuery(from, to, cCtx.String("prefix")), opts, countingSink{out, counts})
-			if err != nil {
-				return sqlError(cCtx, err)
-			}
-			if res.truncated {
-				fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: note: stopped after %d keys (the row limit); raise --max-rows for more\n", res.rows)
-			}
-			newPrinter(cCtx).Notef("%d added, %d changed, %d removed from index %d to %d", counts.added, counts.changed, counts.removed, from, to)
-			return nil
-		},
+		Action: action(e, spec{scope: serverOrDir}, diffOptionsOf, runDiff),
 	}
+}
+
+// diffOptions are the flags of diff.
+type diffOptions struct {
+	from, to uint64
+	sql      sqlOptions
+}
+
+func diffOptionsOf(cCtx *cli.Context) (diffOptions, error) {
+	o := diffOptions{from: cCtx.Uint64("from-index"), to: cCtx.Uint64("to-index")}
+	if o.from == 0 || o.to == 0 {
+		return o, usageErrorf(cCtx, "log indexes start at 1")
+	}
+	var err error
+	o.sql, err = sqlOptionsOf(cCtx)
+	return o, err
+}
+
+// runDiff prints the keys that changed from o.from to o.to, then counts.
+func runDiff(c *call, o diffOptions) error {
+	cCtx := c.Context
+	var out rowSink = &tableRows{w: cCtx.App.Writer}
+	counts := &diffCounts{}
+	if globalsOf(cCtx).JSON {
+		out = &diffJSON{w: cCtx.App.Writer}
+	}
+	res, err := runSQL(c, query.DiffQuery(o.from, o.to, cCtx.String("prefix")), o.sql, countingSink{out, counts})
+	if err != nil {
+		return sqlError(cCtx, err)
+	}
+	if res.truncated {
+		fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: note: stopped after %d keys (the row limit); raise --max-rows for more\n", res.rows)
+	}
+	newPrinter(cCtx).Notef("%d added, %d changed, %d removed from index %d to %d", counts.added, counts.changed, counts.removed, o.from, o.to)
+	return nil
 }
 
 // diffCounts counts the changes by kind.

@@ -47,20 +47,20 @@ Examples:
 			&cli.Uint64Flag{Name: "seed", Usage: "seed `N` for the drills' random choices (default: from the clock)"},
 			&cli.DurationFlag{Name: "duration", Value: 5 * time.Second, Usage: "drive each drill's load for `D`"},
 		},
-		Action: func(cCtx *cli.Context) error {
-			if cCtx.Bool("list") {
-				return listDrills(newPrinter(cCtx))
+		Action: act(e, spec{max: -1}, func(c *call) error {
+			if c.Bool("list") {
+				return listDrills(newPrinter(c.Context))
 			}
-			drills, err := drillsNamed(cCtx)
+			drills, err := drillsNamed(c.Context)
 			if err != nil {
 				return err
 			}
-			opts, err := drillOptionsOf(cCtx)
+			opts, err := drillOptionsOf(c.Context)
 			if err != nil {
 				return err
 			}
-			return runDrills(cCtx, drills, opts)
-		},
+			return runDrills(c.Context, drills, opts)
+		}),
 	}
 }
 

@@ -139,8 +139,8 @@ func stopped(cCtx *cli.Context, done string) error {
 
 // promptStdin tells a person at a terminal that the command waits for
 // standard input, on standard error.
-func promptStdin(cCtx *cli.Context, e env, what string) {
-	if isTerminal(e.stdin) && !globalsOf(cCtx).Quiet {
+func promptStdin(cCtx *cli.Context, what string) {
+	if isTerminal(cCtx.App.Reader) && !globalsOf(cCtx).Quiet {
 		fmt.Fprintf(cCtx.App.ErrWriter, "kvtool: %s\n", what)
 	}
 }

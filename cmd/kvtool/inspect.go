@@ -37,18 +37,9 @@ Examples:
 			progressFlag(),
 			&cli.BoolFlag{Name: "no-state", Usage: "do not rebuild the state (no applied index, keys or state hash)", DisableDefaultText: true},
 		},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			return readOnly(cCtx, e, func(fsys vfs.FS) error {
-				return inspectDir(cCtx, fsys, data, datadir.InspectOptions{WithState: !cCtx.Bool("no-state")})
-			})
-		},
+		Action: act(e, spec{scope: readDir}, func(c *call) error {
+			return inspectDir(c.Context, c.fs, c.data(), datadir.InspectOptions{WithState: !c.Bool("no-state")})
+		}),
 	}
 }
 

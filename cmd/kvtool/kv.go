@@ -73,24 +73,29 @@ Examples:
 			addrFlag(), initFlag(),
 			&cli.StringFlag{Name: "file", Usage: "read the value from `FILE` (instead of a VALUE argument)"},
 		},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 1, 2); err != nil {
-				return err
-			}
-			key := cCtx.Args().Get(0)
-			if err := checkKeyValue(cCtx, key, nil); err != nil {
-				return err
-			}
-			val, err := putValue(cCtx, e)
-			if err != nil {
-				return err
-			}
-			if err := checkKeyValue(cCtx, key, val); err != nil {
-				return err
-			}
-			return commitOne(cCtx, e, cCtx.Bool("init"), func(kv kvTarget) (uint64, error) { return kv.put(cCtx.Context, key, val) })
-		},
+		Action: action(e, spec{min: 1, max: 2, scope: serverOrAnyDir}, putInput, func(c *call, in keyValue) error {
+			return commitOne(c, c.Bool("init"), func(kv kvTarget) (uint64, error) { return kv.put(c.Context.Context, in.key, in.val) })
+		}),
 	}
+}
+
+// keyValue is what put writes.
+type keyValue struct {
+	key string
+	val []byte
+}
+
+// putInput checks put's key and reads its value (see putValue).
+func putInput(cCtx *cli.Context) (keyValue, error) {
+	kv := keyValue{key: cCtx.Args().Get(0)}
+	if err := checkKeyValue(cCtx, kv.key, nil); err != nil {
+		return kv, err
+	}
+	var err error
+	if kv.val, err = putValue(cCtx); err != nil {
+		return kv, err
+	}
+	return kv, checkKeyValue(cCtx, kv.key, kv.val)
 }
 
 // limitsHelp states the limits on what can be stored.
@@ -102,7 +107,7 @@ document of at most %s. The same limits hold for the HTTP API.`,
 
 // putValue reads the value of put: the second argument, standard input
 // (-), or --file; bounded by the value limit.
-func putValue(cCtx *cli.Context, e env) ([]byte, error) {
+func putValue(cCtx *cli.Context) ([]byte, error) {
 	arg, file := cCtx.Args().Get(1), cCtx.String("file")
 	switch {
 	case cCtx.NArg() == 2 && cCtx.IsSet("file"):
@@ -159,19 +164,8 @@ Examples:
   kvtool del greeting
   kvtool del --addr 127.0.0.1:7070 --json tmp:1`,
 		Flags: []cli.Flag{addrFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 1, 1); err != nil {
-				return err
-			}
-			key := cCtx.Args().Get(0)
-			if err := checkKeyValue(cCtx, key, nil); err != nil {
-				return err
-			}
-			t, err := resolveTarget(cCtx)
-			if err != nil {
-				return err
-			}
-			kv, err := openKV(cCtx, e, t, openMode{write: true})
+		Action: action(e, spec{min: 1, max: 1, scope: serverOrAnyDir}, keyArg, func(c *call, key string) error {
+			kv, err := openKV(c, openMode{write: true})
 			if err != nil {
 				return err
 			}
@@ -179,15 +173,22 @@ Examples:
 			// since (the delete answered the same index), means the delete
 			// changed nothing. A write in between leaves it unknown: then
 			// the delete is reported as one.
-			_, before, gerr := kv.get(cCtx.Context, key)
-			idx, err := kv.del(cCtx.Context, key)
+			ctx := c.Context.Context
+			_, before, gerr := kv.get(ctx, key)
+			idx, err := kv.del(ctx, key)
 			if err := closeKV(kv, err); err != nil {
-				return kvError(cCtx, err)
+				return kvError(c.Context, err)
 			}
 			absent := errors.Is(gerr, errKeyNotFound) && idx == before
-			return printDeleted(cCtx, t, idx, !absent)
-		},
+			return printDeleted(c.Context, c.t, idx, !absent)
+		}),
 	}
+}
+
+// keyArg is the KEY argument of get and del, checked.
+func keyArg(cCtx *cli.Context) (string, error) {
+	key := cCtx.Args().Get(0)
+	return key, checkKeyValue(cCtx, key, nil)
 }
 
 // deletedJSON is the --json output of del.
@@ -231,20 +232,16 @@ func checkKeyValue(cCtx *cli.Context, key string, val []byte) error {
 
 // commitOne runs do on a writable target (created with init) and prints
 // the index.
-func commitOne(cCtx *cli.Context, e env, init bool, do func(kvTarget) (uint64, error)) error {
-	t, err := resolveTarget(cCtx)
-	if err != nil {
-		return err
-	}
-	kv, err := openKV(cCtx, e, t, openMode{write: true, create: init})
+func commitOne(c *call, init bool, do func(kvTarget) (uint64, error)) error {
+	kv, err := openKV(c, openMode{write: true, create: init})
 	if err != nil {
 		return err
 	}
 	idx, err := do(kv)
 	if err := closeKV(kv, err); err != nil {
-		return kvError(cCtx, err)
+		return kvError(c.Context, err)
 	}
-	return printIndex(cCtx, t, idx)
+	return printIndex(c.Context, c.t, idx)
 }
 
 // indexJSON is the --json output of a write.
@@ -288,32 +285,21 @@ Examples:
   kvtool get greeting
   kvtool get --addr 127.0.0.1:7070 --json acct:1`,
 		Flags: []cli.Flag{addrFlag(), linearizableFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 1, 1); err != nil {
-				return err
-			}
-			key := cCtx.Args().Get(0)
-			if err := checkKeyValue(cCtx, key, nil); err != nil {
-				return err
-			}
-			t, err := resolveTarget(cCtx)
+		Action: action(e, spec{min: 1, max: 1, scope: serverOrAnyDir}, keyArg, func(c *call, key string) error {
+			kv, err := openKV(c, openMode{})
 			if err != nil {
 				return err
 			}
-			kv, err := openKV(cCtx, e, t, openMode{})
-			if err != nil {
-				return err
-			}
-			setReadOptions(cCtx, kv)
-			val, idx, err := kv.get(cCtx.Context, key)
+			setReadOptions(c.Context, kv)
+			val, idx, err := kv.get(c.Context.Context, key)
 			if errors.Is(err, errKeyNotFound) {
 				err = notFound(fmt.Errorf("key %q not found (applied index %d)", key, idx))
 			}
 			if err := closeKV(kv, err); err != nil {
-				return kvError(cCtx, err)
+				return kvError(c.Context, err)
 			}
-			return printValue(cCtx, key, val, idx)
-		},
+			return printValue(c.Context, key, val, idx)
+		}),
 	}
 }
 
@@ -378,42 +364,43 @@ Examples:
 			&cli.StringFlag{Name: "end", Usage: "only keys < `KEY`"},
 			&cli.IntFlag{Name: "limit", Usage: "print at most `N` pairs (0: no limit)"},
 		},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			o := client.ScanOptions{Prefix: cCtx.String("prefix"), Start: cCtx.String("start"), End: cCtx.String("end"), Limit: cCtx.Int("limit")}
-			switch {
-			case o.Limit < 0:
-				return usageErrorf(cCtx, "--limit must not be negative")
-			case cCtx.IsSet("start") && cCtx.IsSet("end") && o.Start >= o.End:
-				return usageErrorf(cCtx, "--start %q is not below --end %q: the range is empty (--start is inclusive, --end exclusive)", o.Start, o.End)
-			}
-			t, err := resolveTarget(cCtx)
-			if err != nil {
-				return err
-			}
-			kv, err := openKV(cCtx, e, t, openMode{})
-			if err != nil {
-				return err
-			}
-			pw := newPairWriter(cCtx)
-			err = kv.scan(cCtx.Context, o, func(k string, v []byte) bool {
-				if scanVisited != nil {
-					scanVisited(k)
-				}
-				return pw.add(client.Pair{Key: k, Value: v}) && cCtx.Context.Err() == nil
-			})
-			if err == nil {
-				err = cCtx.Context.Err()
-			}
-			if err := closeKV(kv, err); err != nil {
-				pw.flush()
-				return kvError(cCtx, err)
-			}
-			return pw.finish()
-		},
+		Action: action(e, spec{scope: serverOrAnyDir}, scanOptionsOf, scan),
 	}
+}
+
+func scanOptionsOf(cCtx *cli.Context) (client.ScanOptions, error) {
+	o := client.ScanOptions{Prefix: cCtx.String("prefix"), Start: cCtx.String("start"), End: cCtx.String("end"), Limit: cCtx.Int("limit")}
+	switch {
+	case o.Limit < 0:
+		return o, usageErrorf(cCtx, "--limit must not be negative")
+	case cCtx.IsSet("start") && cCtx.IsSet("end") && o.Start >= o.End:
+		return o, usageErrorf(cCtx, "--start %q is not below --end %q: the range is empty (--start is inclusive, --end exclusive)", o.Start, o.End)
+	}
+	return o, nil
+}
+
+// scan prints the pairs of the range o as they are read.
+func scan(c *call, o client.ScanOptions) error {
+	kv, err := openKV(c, openMode{})
+	if err != nil {
+		return err
+	}
+	ctx := c.Context.Context
+	pw := newPairWriter(c.Context)
+	err = kv.scan(ctx, o, func(k string, v []byte) bool {
+		if scanVisited != nil {
+			scanVisited(k)
+		}
+		return pw.add(client.Pair{Key: k, Value: v}) && ctx.Err() == nil
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err := closeKV(kv, err); err != nil {
+		pw.flush()
+		return kvError(c.Context, err)
+	}
+	return pw.finish()
 }
 
 // scanVisited, when set (by tests), is called with each key a scan reads,
@@ -570,27 +557,18 @@ from a terminal, it says so; end the input with Ctrl-D.
 Examples:
   kvtool txn transfer.json
   echo '{"ops":[{"op":"add","key":"hits","delta":1}]}' | kvtool txn --json`,
-		Flags: []cli.Flag{addrFlag(), initFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 1); err != nil {
-				return err
-			}
-			body, err := readTxnInput(cCtx, e)
-			if err != nil {
-				return err
-			}
-			return runTxn(cCtx, e, body)
-		},
+		Flags:  []cli.Flag{addrFlag(), initFlag()},
+		Action: action(e, spec{max: 1, scope: serverOrAnyDir}, readTxnInput, runTxn),
 	}
 }
 
 // readTxnInput reads the transaction file (or standard input), bounded as
 // the server bounds a transaction body.
-func readTxnInput(cCtx *cli.Context, e env) ([]byte, error) {
+func readTxnInput(cCtx *cli.Context) ([]byte, error) {
 	name := cCtx.Args().First()
 	var r io.Reader = cCtx.App.Reader
 	if name == "" || name == "-" {
-		promptStdin(cCtx, e, "reading a transaction from standard input (Ctrl-D to end)")
+		promptStdin(cCtx, "reading a transaction from standard input (Ctrl-D to end)")
 	} else {
 		f, err := os.Open(name)
 		if err != nil {
@@ -611,30 +589,18 @@ func readTxnInput(cCtx *cli.Context, e env) ([]byte, error) {
 	return body, nil
 }
 
-func runTxn(cCtx *cli.Context, e env, body []byte) error {
-	t, err := resolveTarget(cCtx)
-	if err != nil {
-		return err
-	}
+func runTxn(c *call, body []byte) error {
 	var txn *store.Txn
-	if !t.remote() {
+	if !c.t.remote() {
 		// Parse before opening, so a malformed file never creates a
 		// data directory. A server parses it itself.
 		t, err := server.ParseTxn(bytes.NewReader(body))
 		if err != nil {
-			return invalidInput(cCtx, err)
+			return invalidInput(c.Context, err)
 		}
 		txn = t
 	}
-	kv, err := openKV(cCtx, e, t, openMode{write: true, create: cCtx.Bool("init")})
-	if err != nil {
-		return err
-	}
-	idx, err := kv.txn(cCtx.Context, body, txn)
-	if err := closeKV(kv, err); err != nil {
-		return kvError(cCtx, err)
-	}
-	return printIndex(cCtx, t, idx)
+	return commitOne(c, c.Bool("init"), func(kv kvTarget) (uint64, error) { return kv.txn(c.Context.Context, body, txn) })
 }
 
 // kvTarget is what the key commands run against: a server or a store this
@@ -660,20 +626,21 @@ type openMode struct {
 }
 
 // openKV returns the server t names, or opens its data directory.
-func openKV(cCtx *cli.Context, e env, t target, m openMode) (kvTarget, error) {
+func openKV(c *call, m openMode) (kvTarget, error) {
+	t := c.t
 	if t.remote() {
 		return &remoteKV{c: client.New(t.addr)}, nil
 	}
-	fsys := e.fs
+	fsys := c.fs
 	if m.create {
 		if err := checkCreate(fsys, t.from); err != nil {
 			return nil, err
 		}
-	} else if _, err := existingDataDir(cCtx, fsys); err != nil {
+	} else if _, err := existingDataDir(c.Context, fsys); err != nil {
 		return nil, err
 	}
 	if !m.write {
-		fsys = readOnlyFS(cCtx, e)
+		fsys = readOnlyFS(c.Context, c.e)
 	}
 	st, err := store.Open(store.Options{FS: fsys, Dir: t.data, Create: m.create, ReadOnly: !m.write})
 	if err != nil {

@@ -330,30 +330,26 @@ func dryRunFlag() cli.Flag {
 }
 
 // dryRun prints the plan of kind for --addr or --data.
-func dryRun(cCtx *cli.Context, e env, kind maintKind) error {
+func dryRun(c *call, kind maintKind) error {
 	var ps *planState
 	var err error
-	if addr := cCtx.String(flagAddr); addr != "" {
-		c := client.New(addr)
-		defer c.Close()
-		ps, err = remotePlanState(cCtx.Context, c)
+	if c.t.remote() {
+		cl := client.New(c.t.addr)
+		defer cl.Close()
+		ps, err = remotePlanState(c.Context.Context, cl)
 	} else {
-		var data string
-		if data, err = dataDir(cCtx); err != nil {
+		if _, err := walDirOf(c.fs, c.data()); err != nil {
 			return err
 		}
-		if _, err := walDirOf(e.fs, data); err != nil {
-			return err
-		}
-		ps, err = localPlanState(e.fs, data)
+		ps, err = localPlanState(c.fs, c.data())
 		if err != nil {
-			return planError(err, data)
+			return planError(err, c.data())
 		}
 	}
 	if err != nil {
-		return maintError(cCtx, err)
+		return maintError(c.Context, err)
 	}
-	return makePlan(kind, ps).print(newPrinter(cCtx), ps.dir, ps.keys)
+	return makePlan(kind, ps).print(newPrinter(c.Context), ps.dir, ps.keys)
 }
 
 // planError gives a failure to read a directory for a plan its exit code.

@@ -77,35 +77,44 @@ Examples:
 			&cli.StringFlag{Name: "file", Usage: "read the statement from `FILE`"},
 			&cli.BoolFlag{Name: "csv", Usage: "print CSV: a header line, then one line per row", DisableDefaultText: true},
 		),
-		Action: func(cCtx *cli.Context) error {
-			text, err := queryText(cCtx)
+		Action: action(e, spec{max: -1, scope: serverOrDir}, queryOptionsOf, func(c *call, q queryOptions) error {
+			res, err := runSQL(c, q.text, q.sql, q.out)
 			if err != nil {
-				return err
+				return sqlError(c.Context, err)
 			}
-			opts, err := sqlOptionsOf(cCtx)
-			if err != nil {
-				return err
-			}
-			g := globalsOf(cCtx)
-			if g.JSON && cCtx.Bool("csv") {
-				return usageErrorf(cCtx, "--json and --csv exclude each other")
-			}
-			var out rowSink
-			switch {
-			case g.JSON:
-				out = &jsonRows{w: cCtx.App.Writer}
-			case cCtx.Bool("csv"):
-				out = &csvRows{w: csv.NewWriter(cCtx.App.Writer)}
-			default:
-				out = &tableRows{w: cCtx.App.Writer}
-			}
-			res, err := runSQL(cCtx, e, text, opts, out)
-			if err != nil {
-				return sqlError(cCtx, err)
-			}
-			return finishRows(cCtx, res, "row")
-		},
+			return finishRows(c.Context, res, "row")
+		}),
 	}
+}
+
+// queryOptions are the statement and flags of query.
+type queryOptions struct {
+	text string
+	sql  sqlOptions
+	out  rowSink
+}
+
+func queryOptionsOf(cCtx *cli.Context) (queryOptions, error) {
+	var q queryOptions
+	var err error
+	if q.text, err = queryText(cCtx); err != nil {
+		return q, err
+	}
+	if q.sql, err = sqlOptionsOf(cCtx); err != nil {
+		return q, err
+	}
+	g := globalsOf(cCtx)
+	switch {
+	case g.JSON && cCtx.Bool("csv"):
+		return q, usageErrorf(cCtx, "--json and --csv exclude each other")
+	case g.JSON:
+		q.out = &jsonRows{w: cCtx.App.Writer}
+	case cCtx.Bool("csv"):
+		q.out = &csvRows{w: csv.NewWriter(cCtx.App.Writer)}
+	default:
+		q.out = &tableRows{w: cCtx.App.Writer}
+	}
+	return q, nil
 }
 
 // sqlFlags are the flags of the commands that run SQL.
@@ -117,25 +126,16 @@ func sqlFlags() []cli.Flag {
 	}
 }
 
-// sqlOptions are what sqlFlags set.
+// sqlOptions are what sqlFlags set (--addr: the prologue's target).
 type sqlOptions struct {
-	addr    string
-	data    string
 	maxRows int64
 	timeout time.Duration
 }
 
 func sqlOptionsOf(cCtx *cli.Context) (sqlOptions, error) {
-	o := sqlOptions{addr: cCtx.String(flagAddr), maxRows: cCtx.Int64("max-rows"), timeout: cCtx.Duration("timeout")}
+	o := sqlOptions{maxRows: cCtx.Int64("max-rows"), timeout: cCtx.Duration("timeout")}
 	if o.maxRows < 0 || o.timeout < 0 {
 		return o, usageErrorf(cCtx, "--max-rows and --timeout must not be negative")
-	}
-	if o.addr == "" {
-		d, err := dataDir(cCtx)
-		if err != nil {
-			return o, err
-		}
-		o.data = d
 	}
 	return o, nil
 }
@@ -183,8 +183,8 @@ type sqlResult struct {
 
 // runSQL runs text on the server or the data directory, sending the rows
 // to out as they come.
-func runSQL(cCtx *cli.Context, e env, text string, o sqlOptions, out rowSink) (sqlResult, error) {
-	ctx := cCtx.Context
+func runSQL(c *call, text string, o sqlOptions, out rowSink) (sqlResult, error) {
+	ctx := c.Context.Context
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
@@ -192,10 +192,10 @@ func runSQL(cCtx *cli.Context, e env, text string, o sqlOptions, out rowSink) (s
 	}
 	var res sqlResult
 	var err error
-	if o.addr != "" {
-		res, err = runRemote(ctx, o, text, out)
+	if c.t.remote() {
+		res, err = runRemote(ctx, c.t.addr, o, text, out)
 	} else {
-		res, err = runLocal(ctx, e.fs, o, text, out)
+		res, err = runLocal(ctx, c.fs, c.data(), o, text, out)
 	}
 	if err != nil {
 		return res, err
@@ -203,8 +203,8 @@ func runSQL(cCtx *cli.Context, e env, text string, o sqlOptions, out rowSink) (s
 	return res, out.end()
 }
 
-func runRemote(ctx context.Context, o sqlOptions, text string, out rowSink) (sqlResult, error) {
-	c := client.New(o.addr)
+func runRemote(ctx context.Context, addr string, o sqlOptions, text string, out rowSink) (sqlResult, error) {
+	c := client.New(addr)
 	defer c.Close()
 	var res sqlResult
 	req := client.QueryRequest{SQL: text, MaxRows: o.maxRows, TimeoutMS: o.timeout.Milliseconds()}
@@ -216,12 +216,9 @@ func runRemote(ctx context.Context, o sqlOptions, text string, out rowSink) (sql
 	return res, err
 }
 
-func runLocal(ctx context.Context, fsys vfs.FS, o sqlOptions, text string, out rowSink) (sqlResult, error) {
+func runLocal(ctx context.Context, fsys vfs.FS, data string, o sqlOptions, text string, out rowSink) (sqlResult, error) {
 	var res sqlResult
-	if fi, err := fsys.Stat(o.data); err != nil || !fi.IsDir() {
-		return res, failed(fmt.Errorf("no data directory at %s", o.data), "give the data directory with --data, or a server with --addr")
-	}
-	sess, err := query.Open(ctx, query.Source{FS: fsys, Dir: o.data}, query.Options{})
+	sess, err := query.Open(ctx, query.Source{FS: fsys, Dir: data}, query.Options{})
 	if err != nil {
 		return res, err
 	}

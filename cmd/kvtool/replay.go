@@ -48,24 +48,22 @@ Examples:
 			&cli.StringFlag{Name: "out", Usage: "write the state as a checkpoint to `FILE`"},
 			&cli.BoolFlag{Name: "force", Usage: "with --out, replace an existing FILE", DisableDefaultText: true},
 		},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			opts := datadir.ReplayOptions{ToIndex: cCtx.Uint64("to-index"), Out: cCtx.String("out"), Overwrite: cCtx.Bool("force")}
-			if cCtx.IsSet("to-index") && opts.ToIndex == 0 {
-				return usageErrorf(cCtx, "--to-index 0: log indexes start at 1")
-			}
-			if cCtx.IsSet("out") && opts.Out == "" {
-				return usageErrorf(cCtx, "--out is empty (is a shell variable unset?)")
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			return replayDir(cCtx, readOnlyFS(cCtx, e), data, opts)
-		},
+		// replayDir says itself what an interruption left behind.
+		Action: action(e, spec{scope: readDir, ownInterrupt: true}, replayOptionsOf, func(c *call, o datadir.ReplayOptions) error {
+			return replayDir(c.Context, c.fs, c.data(), o)
+		}),
 	}
+}
+
+func replayOptionsOf(cCtx *cli.Context) (datadir.ReplayOptions, error) {
+	o := datadir.ReplayOptions{ToIndex: cCtx.Uint64("to-index"), Out: cCtx.String("out"), Overwrite: cCtx.Bool("force")}
+	switch {
+	case cCtx.IsSet("to-index") && o.ToIndex == 0:
+		return o, usageErrorf(cCtx, "--to-index 0: log indexes start at 1")
+	case cCtx.IsSet("out") && o.Out == "":
+		return o, usageErrorf(cCtx, "--out is empty (is a shell variable unset?)")
+	}
+	return o, nil
 }
 
 func replayDir(cCtx *cli.Context, fsys vfs.FS, data string, opts datadir.ReplayOptions) error {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,9 +12,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kvtool/kvtool/node"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
 )
 
 func serveCommand(e env) *cli.Command {
@@ -72,79 +72,70 @@ Examples:
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug (every request), info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
 		}, transferServeFlags()...),
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			opts, err := serveOptionsOf(cCtx)
-			if err != nil {
-				return err
-			}
-			ts, err := transferServeOf(cCtx)
-			if err != nil {
-				return err
-			}
-			if cCtx.IsSet("join") {
-				return serveJoin(cCtx, e, opts, ts)
-			}
-			return serve(cCtx, e, opts, ts)
-		},
+		Action: action(e, spec{scope: anyDir}, serveOptionsOf, func(c *call, o serveOptions) error {
+			o.cfg.Dir, o.cfg.FS = c.data(), c.fs
+			return serve(c.Context, o)
+		}),
 	}
 }
 
-// serveOptions are the flags of `serve`.
+// serveOptions are the flags of `serve`: the node's configuration, and
+// where --data came from (for the checks before anything is created).
 type serveOptions struct {
-	data            string
-	dataFrom        setting
-	listen          string
-	shards          int
-	segmentSize     int64 // 0: the directory's own
-	shutdownTimeout time.Duration
-	logger          *slog.Logger
-	maintenance     store.MaintenancePolicy
-	maintenanceRate int64
+	cfg      node.Config
+	dataFrom setting
 }
 
+// serveOptionsOf checks every flag of serve and turns them into a node's
+// configuration; it opens nothing.
 func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
-	data, err := dataDir(cCtx)
-	if err != nil {
-		return serveOptions{}, err
-	}
-	o := serveOptions{
-		data: data, dataFrom: dataSetting(cCtx), listen: cCtx.String("listen"), shards: cCtx.Int("shards"),
-		shutdownTimeout: cCtx.Duration("shutdown-timeout"),
-		maintenance: store.MaintenancePolicy{
+	o := serveOptions{dataFrom: dataSetting(cCtx), cfg: node.Config{
+		Listen: cCtx.String("listen"), ShutdownTimeout: cCtx.Duration("shutdown-timeout"),
+		MaintenanceRate: sizeFlag(cCtx, "maintenance-rate"),
+		Maintenance: store.MaintenancePolicy{
 			DeltaEvery: cCtx.Duration("delta-every"), MergeAfterDeltas: cCtx.Int("merge-after"),
 			MergeAfterBytes: sizeFlag(cCtx, "merge-after-size"), CompactWALBytes: sizeFlag(cCtx, "compact-wal-size"),
 		},
-	}
-	if cCtx.IsSet("segment-size") {
-		o.segmentSize = sizeFlag(cCtx, "segment-size")
-	}
-	o.maintenanceRate = sizeFlag(cCtx, "maintenance-rate")
-	switch {
-	case o.shards < 1 || o.shards > 4096:
-		return o, usageErrorf(cCtx, "--shards must be between 1 and 4096")
-	case o.maintenance.DeltaEvery < 0 || o.maintenance.MergeAfterDeltas < 0:
-		return o, usageErrorf(cCtx, "--delta-every and --merge-after must not be negative")
-	case cCtx.IsSet("segment-size") && o.segmentSize < 64<<10:
-		return o, usageErrorf(cCtx, "--segment-size must be at least 64KiB")
-	case o.shutdownTimeout <= 0:
-		return o, usageErrorf(cCtx, "--shutdown-timeout must be more than 0")
-	}
-	if err := checkHostPort(cCtx, "listen", o.listen); err != nil {
+	}}
+	if err := checkServeFlags(cCtx, &o.cfg); err != nil {
 		return o, err
 	}
-	if j := cCtx.String("join"); cCtx.IsSet("join") {
-		if err := checkHostPort(cCtx, "join", j); err != nil {
-			return o, err
-		}
-	}
-	o.logger, err = newLogger(cCtx.App.ErrWriter, cCtx.String("log-level"), cCtx.String("log-format"))
+	var err error
+	o.cfg.Logger, err = newLogger(cCtx.App.ErrWriter, cCtx.String("log-level"), cCtx.String("log-format"))
 	if err != nil {
 		return o, usageErrorf(cCtx, "%v", err)
 	}
-	return o, nil
+	return o, transferServeOf(cCtx, &o.cfg)
+}
+
+// checkServeFlags checks the store's and the API's flags, and sets the
+// shard count and segment size asked for (0: the defaults).
+func checkServeFlags(cCtx *cli.Context, cfg *node.Config) error {
+	shards := cCtx.Int("shards")
+	m := cfg.Maintenance
+	switch {
+	case shards < 1 || shards > 4096:
+		return usageErrorf(cCtx, "--shards must be between 1 and 4096")
+	case m.DeltaEvery < 0 || m.MergeAfterDeltas < 0:
+		return usageErrorf(cCtx, "--delta-every and --merge-after must not be negative")
+	case cCtx.IsSet("segment-size") && sizeFlag(cCtx, "segment-size") < 64<<10:
+		return usageErrorf(cCtx, "--segment-size must be at least 64KiB")
+	case cfg.ShutdownTimeout <= 0:
+		return usageErrorf(cCtx, "--shutdown-timeout must be more than 0")
+	}
+	if cCtx.IsSet("shards") {
+		cfg.Shards = shards
+	}
+	if cCtx.IsSet("segment-size") {
+		cfg.SegmentSize = sizeFlag(cCtx, "segment-size")
+	}
+	if err := checkHostPort(cCtx, "listen", cfg.Listen); err != nil {
+		return err
+	}
+	if j := cCtx.String("join"); cCtx.IsSet("join") {
+		return checkHostPort(cCtx, "join", j)
+	}
+	return nil
 }
 
 // newLogger returns the server's structured logger, writing to w.
@@ -163,53 +154,73 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
-// serve runs the store and its API until the command's context is
-// cancelled (SIGINT, SIGTERM), then closes the store. Every flag is checked
-// (serveOptionsOf, transferServeOf), the directory checked and every
-// listener bound before the store is opened or created, and the store
-// opened before anything is announced: a server that prints its address
-// serves there.
-func serve(cCtx *cli.Context, e env, o serveOptions, ts *transferServe) error {
-	if err := checkCreate(e.fs, o.dataFrom); err != nil {
+// serve runs the node until the command's context is cancelled (SIGINT,
+// SIGTERM). Every flag is checked (serveOptionsOf) and the directory
+// checked before node.Run binds every listener and opens the store; only
+// then does it announce the node (Events.Listening): a server that prints
+// its address serves there.
+func serve(cCtx *cli.Context, o serveOptions) error {
+	if err := checkServeDir(o.cfg.FS, o); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return listenError("--listen", o.listen, err)
+	var applied uint64
+	o.cfg.Events = node.Events{
+		Listening: func(l node.Listening) error { return announce(cCtx, l) },
+		Stopped:   func(i uint64) { applied = i },
 	}
-	defer ln.Close()
-	if err := ts.bind(); err != nil {
-		return err
+	if o.cfg.Join != "" {
+		pr := startTransferProgress(cCtx, "join")
+		var once sync.Once
+		done := func() { once.Do(pr.Done) }
+		defer done()
+		o.cfg.Events.JoinProgress, o.cfg.Events.CutOver = pr.update, func() { go done() }
 	}
-	defer ts.close()
-	st, err := store.Open(store.Options{FS: e.fs, Dir: o.data, Create: true, Shards: o.shards, SegmentSize: o.segmentSize,
-		MaintenanceRate: o.maintenanceRate})
-	if err != nil {
-		return openError(err, o.data)
+	if err := node.Run(cCtx.Context, o.cfg); err != nil {
+		return serveError(err, o)
 	}
-	if err := announce(cCtx, st, o, ln.Addr().String()); err != nil {
-		st.Close()
-		return err
-	}
-	if err := ts.announce(cCtx); err != nil {
-		st.Close()
-		return err
-	}
-	srv := server.New(st, server.Options{Logger: o.logger})
-	h, stopTransfers := ts.start(cCtx.Context, e, st, srv, logger{o.logger})
-	stopMaint := startMaintenance(cCtx.Context, st, o.maintenance, srv.ReportMaintenance, o.logger)
-	runErr := server.Run(cCtx.Context, ln, h, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
-	stopTransfers()
-	stopMaint()
-	applied := st.Snapshot().Index()
-	if err := st.Close(); err != nil && runErr == nil {
-		runErr = fmt.Errorf("close the store: %w", err)
-	}
-	if runErr != nil {
-		return failed(runErr, "")
-	}
-	o.logger.Info("stopped", "applied_index", applied)
 	return printStopped(cCtx, applied)
+}
+
+// checkServeDir checks, before anything is created, that a store may be
+// created or opened at --data (checkCreate); a joining node only needs
+// the directory's parent: what it receives decides the rest.
+func checkServeDir(fsys vfs.FS, o serveOptions) error {
+	if o.cfg.Join == "" {
+		return checkCreate(fsys, o.dataFrom)
+	}
+	if st, err := statDataDir(fsys, o.cfg.Dir); err == nil && st == dirNoParent {
+		return checkCreate(fsys, o.dataFrom)
+	}
+	return nil
+}
+
+// serveError gives the failure of a node's part its exit code and hint.
+func serveError(err error, o serveOptions) error {
+	var ne *node.Error
+	if !errors.As(err, &ne) {
+		return failed(err, "") // the announcement's own error is an *exitError already
+	}
+	switch {
+	case ne.Op == node.OpListen && ne.Part == node.PartTransfers:
+		return listenError("--transfer-listen", ne.Addr, ne.Err)
+	case ne.Op == node.OpListen:
+		return listenError("--listen", ne.Addr, ne.Err)
+	case ne.Op == node.OpOpen:
+		return openError(ne.Err, o.cfg.Dir)
+	case ne.Part == node.PartJoin:
+		return joinError(ne.Err)
+	}
+	return failed(ne.Err, "")
+}
+
+// joinError explains a join that retrying cannot mend.
+func joinError(err error) error {
+	var wp *node.WrongPeerError
+	if errors.As(err, &wp) {
+		return failed(fmt.Errorf("%s; --join needs the source's --transfer-listen address", wp.What),
+			"retrying cannot help: start the source with --transfer-listen HOST:PORT and give that address to --join")
+	}
+	return failed(err, "retrying cannot help: check the secret, the --join address (a --transfer-listen port) and the data directory, then start the node again")
 }
 
 // listenError explains a failure to listen on addr (the value of flag).
@@ -231,23 +242,27 @@ type listeningJSON struct {
 	Shards       int    `json:"shards"`
 }
 
-// announce logs and prints where the server listens, and what open found.
-func announce(cCtx *cli.Context, st *store.Store, o serveOptions, addr string) error {
-	snap, man := st.Snapshot(), st.CurrentManifest()
-	if cCtx.IsSet("shards") && man.Shards != o.shards {
-		o.logger.Warn("--shards ignored: the data directory already has its shard count", "shards", man.Shards, "flag", o.shards)
-	}
-	if cut := st.Log().TailCut(); cut != nil {
-		o.logger.Warn("cut a torn tail of the WAL at open", "segment", cut.Path, "offset", cut.Offset,
-			"bytes", cut.Bytes, "quarantine", cut.QuarantinePath)
-	}
-	o.logger.Info("listening", "addr", addr, "data_dir", st.Dir(), "applied_index", snap.Index(), "shards", man.Shards)
+// announce prints where the node listens and what open found: the API,
+// then the transfer listener.
+func announce(cCtx *cli.Context, l node.Listening) error {
 	p := newPrinter(cCtx)
 	if p.json {
-		return p.JSONLine(listeningJSON{Event: "listening", ListenAddr: addr, DataDir: st.Dir(),
-			StoreID: man.StoreID.String(), AppliedIndex: snap.Index(), Shards: man.Shards})
+		err := p.JSONLine(listeningJSON{Event: "listening", ListenAddr: l.APIAddr, DataDir: l.DataDir,
+			StoreID: l.StoreID, AppliedIndex: l.AppliedIndex, Shards: l.Shards})
+		if err == nil && l.TransferAddr != "" {
+			err = p.JSONLine(map[string]string{"event": "transfer_listening", "transfer_addr": l.TransferAddr})
+		}
+		return err
 	}
-	_, err := fmt.Fprintf(p.w, "serving %s on http://%s (applied index %d, %d shards)\n", st.Dir(), addr, snap.Index(), man.Shards)
+	var err error
+	if l.Join != "" {
+		_, err = fmt.Fprintf(p.w, "serving %s on http://%s as a read replica of %s\n", l.DataDir, l.APIAddr, l.Join)
+	} else {
+		_, err = fmt.Fprintf(p.w, "serving %s on http://%s (applied index %d, %d shards)\n", l.DataDir, l.APIAddr, l.AppliedIndex, l.Shards)
+	}
+	if err == nil && l.TransferAddr != "" {
+		_, err = fmt.Fprintf(p.w, "accepting transfers on %s\n", l.TransferAddr)
+	}
 	return writeErr(err)
 }
 
@@ -266,49 +281,52 @@ func printStopped(cCtx *cli.Context, applied uint64) error {
 	return nil
 }
 
-// startMaintenance runs the store's automatic deltas, merges and compaction
-// beside the server; the returned func stops it: the step in progress, if
-// any, stops at its next safe point (between two blocks of the file it
-// writes, which is then removed; the manifest is untouched), and the
-// function waits for that, saying so, so the store is closed only after.
-func startMaintenance(ctx context.Context, st *store.Store, p store.MaintenancePolicy, report func(store.MaintenanceEvent), log *slog.Logger) func() {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var (
-		mu     sync.Mutex
-		step   string // the step running, "" between steps
-		waited bool   // "waiting for" was logged
-	)
-	waiting := func() { // with mu held
-		if step != "" && !waited {
-			log.Info("waiting for maintenance to stop at a safe point", "kind", step)
-			waited = true
+// transferServeFlags are the flags serve takes for transfers.
+func transferServeFlags() []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "transfer-listen", Usage: "accept snapshot transfers to joining nodes (serve --join) on `HOST:PORT`"},
+		&cli.StringFlag{Name: "join", Usage: "start as a read replica of the node whose --transfer-listen is `HOST:PORT`: receive its snapshot, cut over, then follow its log"},
+		newSizeFlag("transfer-max-rate", "send each transfer at most `RATE` bytes per second, so the store's readers and writers keep the machine (0: no limit)", 32<<20),
+		secretFlag(),
+		progressFlag(),
+	}, tlsFlags()...)
+}
+
+const serveTransferHelp = `Transfers: with a shared secret (--secret-file or KVTOOL_SECRET), the server
+sends snapshots: POST /v1/transfer/send {"to": "HOST:PORT"} (kvtool transfer
+send --addr), GET /v1/transfer/stream, and with --transfer-listen HOST:PORT
+to nodes started with --join. GET /v1/transfers lists the leases receiving
+peers hold. --join HOST:PORT starts a node that receives the snapshot of
+the server listening there and then follows its log as a read replica:
+before its cutover it answers 503 "syncing" (GET /v1/status shows the
+progress); after it serves reads and refuses writes (403).`
+
+// transferServeOf checks serve's transfer flags into cfg: the listener,
+// the secret (required with --transfer-listen or --join), TLS and the
+// rate.
+func transferServeOf(cCtx *cli.Context, cfg *node.Config) error {
+	cfg.TransferListen, cfg.TransferMaxRate = cCtx.String("transfer-listen"), sizeFlag(cCtx, "transfer-max-rate")
+	if cCtx.IsSet("join") {
+		cfg.Join = cCtx.String("join")
+	}
+	if cCtx.IsSet("transfer-listen") {
+		if err := checkHostPort(cCtx, "transfer-listen", cfg.TransferListen); err != nil {
+			return err
 		}
 	}
-	p.Running = func(kind string) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case kind != "":
-			log.Debug("maintenance started", "kind", kind)
-		case ctx.Err() != nil:
-			waiting() // the step may notice the end before AfterFunc runs
-			log.Info("maintenance stopped at a safe point", "kind", step)
+	var err error
+	if cfg.Secret, err = loadSecret(cCtx, cfg.TransferListen != "" || cCtx.IsSet("join")); err != nil {
+		return err
+	}
+	if cfg.DialTLS, err = tlsConfig(cCtx, false); err != nil {
+		return err
+	}
+	if cfg.TransferListen != "" {
+		serverTLS, err := tlsConfig(cCtx, true)
+		if err != nil && cCtx.String("tls-cert") != "" {
+			return err
 		}
-		step = kind
+		cfg.TransferTLS = serverTLS
 	}
-	stopping := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		waiting()
-	})
-	go func() {
-		defer close(done)
-		st.RunMaintenance(ctx, p, report)
-	}()
-	return func() {
-		cancel()
-		<-done
-		stopping()
-	}
+	return nil
 }

@@ -38,22 +38,13 @@ type snapKind struct {
 // snapListAction is the action of list: it reads the headers and footers
 // of the kind's files in DATA/snap and prints them.
 func snapListAction(e env, k *snapKind) cli.ActionFunc {
-	return func(cCtx *cli.Context) error {
-		if err := wantArgs(cCtx, 0, 0); err != nil {
-			return err
-		}
-		data, err := existingDataDir(cCtx, e.fs)
+	return act(e, spec{scope: readDir}, func(c *call) error {
+		s, err := datadir.ListSnapshots(c.fs, c.data())
 		if err != nil {
-			return err
+			return dirError(err, c.data())
 		}
-		return readOnly(cCtx, e, func(fsys vfs.FS) error {
-			s, err := datadir.ListSnapshots(fsys, data)
-			if err != nil {
-				return dirError(err, data)
-			}
-			return k.printList(newPrinter(cCtx), data, s)
-		})
-	}
+		return k.printList(newPrinter(c.Context), c.data(), s)
+	})
 }
 
 func (k *snapKind) printList(p *printer, data string, s *datadir.Snapshots) error {
@@ -75,10 +66,8 @@ func (k *snapKind) printList(p *printer, data string, s *datadir.Snapshots) erro
 // the files the manifest names, whole, and prints every problem, then a
 // count; it exits 3 if there is any.
 func snapVerifyAction(e env, k *snapKind) cli.ActionFunc {
-	return func(cCtx *cli.Context) error {
-		if err := wantArgs(cCtx, 0, k.maxFiles); err != nil {
-			return err
-		}
+	return act(e, spec{max: k.maxFiles}, func(c *call) error {
+		cCtx := c.Context
 		data, path, err := k.target(cCtx, e.fs)
 		if err != nil {
 			return err
@@ -99,7 +88,7 @@ func snapVerifyAction(e env, k *snapKind) cli.ActionFunc {
 		return finishWith(cCtx, k.noun+" verify", data, rep, func(p *printer) error {
 			return printSnapReport(p, data, path, rep, applied, hash)
 		})
-	}
+	})
 }
 
 // target resolves what verify reads: the FILE argument (a path, or a name

@@ -6,17 +6,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -25,6 +20,7 @@ import (
 
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/node"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	xfer "github.com/kvtool/kvtool/transfer"
@@ -144,28 +140,6 @@ func tlsConfig(cCtx *cli.Context, server bool) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// dialPeer connects to addr, over TLS if cfg is set.
-func dialPeer(ctx context.Context, addr string, cfg *tls.Config) (net.Conn, error) {
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	if cfg == nil {
-		return d.DialContext(ctx, "tcp", addr)
-	}
-	c := cfg.Clone()
-	if c.ServerName == "" {
-		c.ServerName, _, _ = net.SplitHostPort(addr)
-	}
-	return (&tls.Dialer{NetDialer: d, Config: c}).DialContext(ctx, "tcp", addr)
-}
-
-// listenPeer listens on addr, over TLS if cfg is set.
-func listenPeer(addr string, cfg *tls.Config) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil || cfg == nil {
-		return ln, err
-	}
-	return tls.NewListener(ln, cfg), nil
-}
-
 // startTransferProgress is startProgress with the rate and the time left.
 // The bar counts this session's work, so a resumed transfer's rate and ETA
 // are its own.
@@ -186,16 +160,19 @@ func startTransferProgress(cCtx *cli.Context, label string) *transferProgress {
 	return &transferProgress{progress: &progress{p: p, bar: bar}}
 }
 
-type transferProgress struct {
-	*progress
-	once  sync.Once
-	start int64 // bytes already done when this session started
+type transferProgress struct{ *progress }
+
+// update shows a transfer's progress: this session's bytes out of what the
+// receiver did not hold when it began, as both ends count them (so a
+// resumed transfer's two ends show the same).
+func (t *transferProgress) update(p xfer.Progress) {
+	t.Update(p.SessionBytes, p.Bytes-(p.BytesDone-p.SessionBytes))
 }
 
-// update shows a transfer's progress.
-func (t *transferProgress) update(p xfer.Progress) {
-	t.once.Do(func() { t.start = p.BytesDone })
-	t.Update(p.BytesDone-t.start, p.Bytes-t.start)
+// bytesDoneRow says how much of the snapshot the receiver holds and what
+// this session moved: the same row, with the same numbers, at both ends.
+func bytesDoneRow(t *table, done, session, rate int64) {
+	t.Row("bytes done", fmt.Sprintf("%d (this session %d, at %s/s)", done, session, byteText(rate)))
 }
 
 // transferError gives a transfer's failure its exit code and a hint.
@@ -269,22 +246,25 @@ Examples:
 			&cli.BoolFlag{Name: "compress", Usage: "zstd-compress chunks (pays only for uncompressed checkpoints)"},
 			secretFlag(),
 		}, tlsFlags()...),
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			o, err := sendOptionsOf(cCtx, e)
-			if err != nil {
-				return err
-			}
+		Action: action(e, spec{scope: serverOrAnyDir}, sendOptionsOf, func(c *call, o sendOpts) error {
 			switch {
-			case o.addr != "" && o.to == "-":
-				return sendStreamFromServer(cCtx, e, o)
-			case o.addr != "":
-				return sendViaServer(cCtx, o)
+			case c.t.remote() && o.to == "-":
+				o.addr = c.t.addr
+				return sendStreamFromServer(c.Context, c.e, o)
+			case c.t.remote():
+				o.addr = c.t.addr
+				return sendViaServer(c.Context, o)
 			}
-			return sendFromDir(cCtx, e, o)
-		},
+			// The secret is checked before the directory: a usage error first.
+			if err := o.peerOf(c.Context); err != nil {
+				return err
+			}
+			var err error
+			if o.data, err = existingDataDir(c.Context, c.fs); err != nil {
+				return err
+			}
+			return sendFromDir(c.Context, c.e, o)
+		}),
 	}
 }
 
@@ -296,7 +276,7 @@ type sendOpts struct {
 	opts           xfer.SendOptions
 }
 
-func sendOptionsOf(cCtx *cli.Context, e env) (sendOpts, error) {
+func sendOptionsOf(cCtx *cli.Context) (sendOpts, error) {
 	o := sendOpts{to: cCtx.String("to")}
 	chunk, rate := sizeFlag(cCtx, "chunk-size"), sizeFlag(cCtx, "max-rate")
 	switch {
@@ -305,27 +285,20 @@ func sendOptionsOf(cCtx *cli.Context, e env) (sendOpts, error) {
 	case rate < 0:
 		return o, usageErrorf(cCtx, "--max-rate must not be negative")
 	}
-	if err := checkHostPort(cCtx, "to", o.to); err != nil {
-		return o, err
+	o.opts = xfer.SendOptions{Peer: o.to, ChunkSize: int(chunk), MaxRate: rate, Compress: cCtx.Bool("compress")}
+	return o, checkHostPort(cCtx, "to", o.to)
+}
+
+// peerOf reads what a send from a data directory needs to reach the
+// receiver itself: the secret and TLS (with --addr the server has its own).
+func (o *sendOpts) peerOf(cCtx *cli.Context) error {
+	var err error
+	if o.secret, err = loadSecret(cCtx, true); err != nil {
+		return err
 	}
-	t, err := resolveTarget(cCtx)
-	if err != nil {
-		return o, err
-	}
-	o.addr = t.addr
-	if o.addr == "" {
-		if o.secret, err = loadSecret(cCtx, true); err != nil {
-			return o, err
-		}
-		if o.tls, err = tlsConfig(cCtx, false); err != nil {
-			return o, err
-		}
-		if o.data, err = existingDataDir(cCtx, e.fs); err != nil {
-			return o, err
-		}
-	}
-	o.opts = xfer.SendOptions{Secret: o.secret, Peer: o.to, ChunkSize: int(chunk), MaxRate: rate, Compress: cCtx.Bool("compress")}
-	return o, nil
+	o.opts.Secret = o.secret
+	o.tls, err = tlsConfig(cCtx, false)
+	return err
 }
 
 func sendResumeHint(o sendOpts) string {
@@ -342,29 +315,19 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 	pr := startTransferProgress(cCtx, "send")
 	o.opts.Progress = pr.update
 	if o.to == "-" {
-		res, err := xfer.WriteStream(cCtx.Context, e.stdout, src, o.opts)
-		pr.Done()
-		if err != nil {
-			return transferError(err, "")
-		}
-		// Nobody resumes a one-way stream: the checkpoint written for it
-		// goes, as after a confirmed send.
-		if err := cleanupSend(e.fs, o.data, src); err != nil {
-			return failed(err, "")
-		}
-		return printStreamWritten(cCtx, res, o)
+		return sendStream(cCtx, e, o, src, pr)
 	}
-	raw, err := dialPeer(cCtx.Context, o.to, o.tls)
+	raw, err := xfer.Dial(cCtx.Context, o.to, o.tls)
 	if err != nil {
 		pr.Done()
 		return dialError(o.to, err)
 	}
-	conn := newHelloConn(raw, true)
+	conn := xfer.WatchHello(raw, helloTimeout)
 	res, err := xfer.Send(cCtx.Context, conn, src, o.opts)
 	conn.Close()
 	pr.Done()
-	if err != nil && conn.wrongPeer() && cCtx.Context.Err() == nil {
-		return failed(errors.New(describePeer(cCtx.Context, o.to)+"; --to needs the address of `kvtool transfer recv --listen`"),
+	if err != nil && conn.WrongPeer() && cCtx.Context.Err() == nil {
+		return failed(errors.New(node.DescribePeer(cCtx.Context, o.to)+"; --to needs the address of `kvtool transfer recv --listen`"),
 			"start `kvtool transfer recv --listen HOST:PORT` on the receiving machine and give that address to --to")
 	}
 	if err != nil {
@@ -374,6 +337,22 @@ func sendFromDir(cCtx *cli.Context, e env, o sendOpts) error {
 		return failed(err, "")
 	}
 	return printSent(cCtx, o.to, res)
+}
+
+// sendStream writes a one-way stream of a data directory to standard
+// output.
+func sendStream(cCtx *cli.Context, e env, o sendOpts, src *xferstore.DirSource, pr *transferProgress) error {
+	res, err := xfer.WriteStream(cCtx.Context, e.stdout, src, o.opts)
+	pr.Done()
+	if err != nil {
+		return transferError(err, "")
+	}
+	// Nobody resumes a one-way stream: the checkpoint written for it goes,
+	// as after a confirmed send.
+	if err := cleanupSend(e.fs, o.data, src); err != nil {
+		return failed(err, "")
+	}
+	return printStreamWritten(cCtx, res, o)
 }
 
 // cleanupSend removes the checkpoint written for a send, and DATA/.transfer
@@ -416,6 +395,7 @@ func describeSend(t *table, res xfer.SendResult) {
 		t.Row("snapshot bytes", res.Size)
 		t.Row("chunks", fmt.Sprintf("%d (from chunk %d%s)", res.Chunks, res.ResumeFrom, restartedNote(res.Restarted)))
 		t.Row("chunk bytes sent", fmt.Sprintf("%d (%d again after a checksum failure)", res.ChunkBytes, res.ResentBytes))
+		bytesDoneRow(t, res.BytesDone, res.SessionBytes, res.Rate)
 	}
 	t.Row("tail entries", fmt.Sprintf("%d (through index %d)", res.Entries, res.TailEnd))
 	t.Row("wire bytes", res.WireBytes)
@@ -445,15 +425,14 @@ func printStreamWritten(cCtx *cli.Context, res xfer.SendResult, o sendOpts) erro
 // sendViaServer asks a running server to send, and follows the send until
 // it ends.
 func sendViaServer(cCtx *cli.Context, o sendOpts) error {
-	body, _ := json.Marshal(map[string]any{"to": o.to, "max_rate": o.opts.MaxRate, "chunk_size": o.opts.ChunkSize})
-	var started struct {
-		ID int `json:"id"`
-	}
-	if err := serverJSON(cCtx.Context, http.MethodPost, o.addr, "/v1/transfer/send", body, &started); err != nil {
-		return err
+	c := client.New(o.addr)
+	defer c.Close()
+	id, err := c.StartSend(cCtx.Context, client.SendRequest{To: o.to, MaxRate: o.opts.MaxRate, ChunkSize: o.opts.ChunkSize})
+	if err != nil {
+		return remoteError(err)
 	}
 	pr := startTransferProgress(cCtx, "send")
-	job, err := waitJob(cCtx.Context, o.addr, started.ID, pr.update)
+	job, err := waitJob(cCtx.Context, c, id, pr.update)
 	pr.Done()
 	if err != nil {
 		return err
@@ -465,15 +444,15 @@ func sendViaServer(cCtx *cli.Context, o sendOpts) error {
 }
 
 // waitJob polls GET /v1/transfers until send id ends.
-func waitJob(ctx context.Context, addr string, id int, progress func(xfer.Progress)) (*server.SendJob, error) {
+func waitJob(ctx context.Context, c *client.Client, id int, progress func(xfer.Progress)) (*server.SendJob, error) {
 	for {
 		var st server.TransfersStatus
-		if err := serverJSON(ctx, http.MethodGet, addr, "/v1/transfers", nil, &st); err != nil {
-			return nil, err
+		if err := c.Transfers(ctx, &st); err != nil {
+			return nil, remoteError(err)
 		}
 		job := findJob(st.Sends, id)
 		if job == nil {
-			return nil, failed(fmt.Errorf("the server at %s no longer lists send %d", addr, id), "")
+			return nil, failed(fmt.Errorf("the server at %s no longer lists send %d", c.Addr(), id), "")
 		}
 		progress(job.Progress)
 		if job.State != server.JobRunning {
@@ -482,7 +461,7 @@ func waitJob(ctx context.Context, addr string, id int, progress func(xfer.Progre
 		select {
 		case <-time.After(200 * time.Millisecond):
 		case <-ctx.Done():
-			return nil, failed(fmt.Errorf("stopped waiting: %w (the server keeps sending)", ctx.Err()), "follow it with `kvtool transfer status --addr "+addr+"`")
+			return nil, failed(fmt.Errorf("stopped waiting: %w (the server keeps sending)", ctx.Err()), "follow it with `kvtool transfer status --addr "+c.Addr()+"`")
 		}
 	}
 }
@@ -515,46 +494,27 @@ func jobError(job *server.SendJob, o sendOpts) error {
 // sendStreamFromServer copies a running server's one-way stream to
 // standard output.
 func sendStreamFromServer(cCtx *cli.Context, e env, o sendOpts) error {
-	path := fmt.Sprintf("/v1/transfer/stream?max_rate=%d", o.opts.MaxRate)
-	resp, err := serverDo(cCtx.Context, http.MethodGet, o.addr, path, nil)
+	c := client.New(o.addr)
+	defer c.Close()
+	body, err := c.TransferStream(cCtx.Context, o.opts.MaxRate)
 	if err != nil {
-		return err
+		return remoteError(err)
 	}
-	defer resp.Body.Close()
-	n, err := io.Copy(e.stdout, resp.Body)
+	defer body.Close()
+	n, err := io.Copy(e.stdout, body)
 	if err != nil {
 		return failed(fmt.Errorf("copy the stream from %s after %d bytes: %w", o.addr, n, err), "run the same command again")
 	}
 	return nil
 }
 
-// serverDo sends a request to a kvtool server and turns an error answer
-// into an error naming the server's message.
-func serverDo(ctx context.Context, method, addr, path string, body []byte) (*http.Response, error) {
-	resp, err := client.New(addr).Do(ctx, method, path, bytes.NewReader(body), "application/json")
-	if err != nil {
-		if serr := serverError(err); serr != nil {
-			return nil, serr
-		}
-		return nil, failed(err, "")
+// remoteError gives a failed request to a server its exit code: a server
+// that is not there or not kvtool gets serverError's hint.
+func remoteError(err error) error {
+	if serr := serverError(err); serr != nil {
+		return serr
 	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		return nil, failed(fmt.Errorf("%s %s: %w", method, path, client.CheckStatus(resp)), "")
-	}
-	return resp, nil
-}
-
-func serverJSON(ctx context.Context, method, addr, path string, body []byte, v any) error {
-	resp, err := serverDo(ctx, method, addr, path, body)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return failed(fmt.Errorf("decode the answer of %s: %w", path, err), "")
-	}
-	return nil
+	return failed(err, "")
 }
 
 // ---- transfer recv ----
@@ -588,16 +548,10 @@ Examples:
 			newSizeFlag("window", "let the sender have `SIZE` of chunks in flight: the most a resume sends twice", xfer.DefaultWindow),
 			secretFlag(),
 		}, tlsFlags()...),
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			o, err := recvOptionsOf(cCtx, e)
-			if err != nil {
-				return err
-			}
-			return recv(cCtx, e, o)
-		},
+		Action: action(e, spec{scope: anyDir}, recvOptionsOf, func(c *call, o recvOpts) error {
+			o.opts.FS, o.opts.Dir = c.fs, c.data()
+			return recv(c.Context, c.e, o)
+		}),
 	}
 }
 
@@ -607,7 +561,7 @@ type recvOpts struct {
 	opts   xfer.ReceiveOptions
 }
 
-func recvOptionsOf(cCtx *cli.Context, e env) (recvOpts, error) {
+func recvOptionsOf(cCtx *cli.Context) (recvOpts, error) {
 	o := recvOpts{listen: cCtx.String("listen")}
 	from := cCtx.String("from")
 	switch {
@@ -623,10 +577,6 @@ func recvOptionsOf(cCtx *cli.Context, e env) (recvOpts, error) {
 			return o, err
 		}
 	}
-	data, err := dataDir(cCtx)
-	if err != nil {
-		return o, err
-	}
 	secret, err := loadSecret(cCtx, true)
 	if err != nil {
 		return o, err
@@ -636,7 +586,7 @@ func recvOptionsOf(cCtx *cli.Context, e env) (recvOpts, error) {
 			return o, err
 		}
 	}
-	o.opts = xfer.ReceiveOptions{FS: e.fs, Dir: data, Secret: secret, Window: sizeFlag(cCtx, "window"), Peer: "stdin"}
+	o.opts = xfer.ReceiveOptions{Secret: secret, Window: sizeFlag(cCtx, "window"), Peer: "stdin"}
 	return o, nil
 }
 
@@ -669,7 +619,7 @@ func recvResumeHint(o recvOpts) string {
 
 // recvListen accepts one sender and receives from it.
 func recvListen(cCtx *cli.Context, o *recvOpts) (xfer.ReceiveResult, error) {
-	ln, err := listenPeer(o.listen, o.tls)
+	ln, err := xfer.Listen(o.listen, o.tls)
 	if err != nil {
 		return xfer.ReceiveResult{}, listenError("--listen", o.listen, err)
 	}
@@ -780,6 +730,7 @@ func printReceived(cCtx *cli.Context, e env, o recvOpts, res xfer.ReceiveResult)
 		t.Row("snapshot", res.Snapshot)
 		t.Row("chunks", fmt.Sprintf("%d (from chunk %d%s)", res.Chunks, res.ResumeFrom, restartedNote(res.Restarted)))
 		t.Row("chunk bytes received", fmt.Sprintf("%d (%d chunks asked for again)", res.ChunkBytes, res.Nacks))
+		bytesDoneRow(t, res.BytesDone, res.SessionBytes, res.Rate)
 	}
 	t.Row("tail entries", res.Entries)
 	t.Row("applied index", out.Applied)
@@ -813,12 +764,7 @@ Examples:
 			secretFlag(),
 			&cli.BoolFlag{Name: "no-checkpoint", Usage: "do not assemble and verify the snapshot as a checkpoint"},
 		},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 1, 1); err != nil {
-				return err
-			}
-			return verifyStream(cCtx, e, cCtx.Args().First())
-		},
+		Action: act(e, spec{min: 1, max: 1}, func(c *call) error { return verifyStream(c.Context, c.e, c.Args().First()) }),
 	}
 }
 
@@ -846,8 +792,11 @@ func verifyStream(cCtx *cli.Context, e env, path string) error {
 	case err == nil && magic != format.MagicTransfer:
 		return wrongKind(cCtx, path, magic, format.MagicTransfer)
 	}
-	r = br
-	opts := xfer.VerifyOptions{Secret: secret, FS: vfs.Default}
+	return verifyStreamFrom(cCtx, br, path, xfer.VerifyOptions{Secret: secret, FS: vfs.Default})
+}
+
+// verifyStreamFrom checks the stream r (of path) and prints the report.
+func verifyStreamFrom(cCtx *cli.Context, r io.Reader, path string, opts xfer.VerifyOptions) error {
 	if !cCtx.Bool("no-checkpoint") {
 		tmp, err := os.MkdirTemp("", "kvtool-verify-")
 		if err != nil {
@@ -945,26 +894,21 @@ Examples:
   kvtool transfer status --addr 127.0.0.1:7070 --json
   kvtool transfer status --data /srv/copy`,
 		Flags: []cli.Flag{addrFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
+		Action: act(e, spec{scope: serverOrAnyDir}, func(c *call) error {
+			if c.t.remote() {
+				return serverTransferStatus(c.Context, c.t.addr)
 			}
-			t, err := resolveTarget(cCtx)
-			if err != nil {
-				return err
-			}
-			if t.remote() {
-				return serverTransferStatus(cCtx, t.addr)
-			}
-			return localTransferStatus(cCtx, e)
-		},
+			return localTransferStatus(c)
+		}),
 	}
 }
 
 func serverTransferStatus(cCtx *cli.Context, addr string) error {
+	c := client.New(addr)
+	defer c.Close()
 	var st server.TransfersStatus
-	if err := serverJSON(cCtx.Context, http.MethodGet, addr, "/v1/transfers", nil, &st); err != nil {
-		return err
+	if err := c.Transfers(cCtx.Context, &st); err != nil {
+		return remoteError(err)
 	}
 	p := newPrinter(cCtx)
 	if p.json {
@@ -977,39 +921,50 @@ func serverTransferStatus(cCtx *cli.Context, addr string) error {
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	if len(st.Sends) > 0 {
-		t = p.Table("SEND", "TO", "STATE", "CHUNKS DONE", "TAIL INDEX", "ERROR")
-		for _, j := range st.Sends {
-			t.Row(j.ID, j.To, j.State, fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks), j.Progress.TailIndex, j.Error)
-		}
-		if err := t.Flush(); err != nil {
-			return err
-		}
-	}
-	if j := st.Join; j != nil {
-		t = p.Table("joined from", j.Source)
-		t.Row("phase", j.Phase)
-		t.Row("connected", j.Connected)
-		t.Row("cut over", j.CutOver)
-		t.Row("chunks done", fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks))
-		t.Row("applied index", j.Progress.AppliedIndex)
-		if j.Error != "" {
-			t.Row("last error", j.Error)
-		}
-		return t.Flush()
-	}
-	return nil
-}
-
-func localTransferStatus(cCtx *cli.Context, e env) error {
-	data, err := dataDir(cCtx)
-	if err != nil {
+	if err := printSends(p, st.Sends); err != nil {
 		return err
 	}
-	if state, err := statDataDir(e.fs, data); err == nil && (state == dirMissing || state == dirNoParent || state == dirNotDir) {
-		return noDataDir(e.fs, dataSetting(cCtx)) // an empty directory is a receiver yet to start
+	return printJoin(p, st.Join)
+}
+
+// printSends lists the sends started on a server, if any.
+func printSends(p *printer, sends []*server.SendJob) error {
+	if len(sends) == 0 {
+		return nil
 	}
-	st, err := xfer.ReadLocalStatus(e.fs, data)
+	t := p.Table("SEND", "TO", "STATE", "CHUNKS DONE", "TAIL INDEX", "ERROR")
+	for _, j := range sends {
+		t.Row(j.ID, j.To, j.State, fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks), j.Progress.TailIndex, j.Error)
+	}
+	return t.Flush()
+}
+
+// printJoin describes a node's join, if it is one.
+func printJoin(p *printer, j *server.JoinStatus) error {
+	if j == nil {
+		return nil
+	}
+	t := p.Table("joined from", j.Source)
+	if j.SourceAPI != "" {
+		t.Row("source api (send writes there)", j.SourceAPI)
+	}
+	t.Row("phase", j.Phase)
+	t.Row("connected", j.Connected)
+	t.Row("cut over", j.CutOver)
+	t.Row("chunks done", fmt.Sprintf("%d/%d", j.Progress.ChunksDone, j.Progress.Chunks))
+	t.Row("applied index", j.Progress.AppliedIndex)
+	if j.Error != "" {
+		t.Row("last error", j.Error)
+	}
+	return t.Flush()
+}
+
+func localTransferStatus(c *call) error {
+	cCtx, data := c.Context, c.data()
+	if state, err := statDataDir(c.fs, data); err == nil && (state == dirMissing || state == dirNoParent || state == dirNotDir) {
+		return noDataDir(c.fs, dataSetting(cCtx)) // an empty directory is a receiver yet to start
+	}
+	st, err := xfer.ReadLocalStatus(c.fs, data)
 	if err != nil {
 		return dirError(err, data)
 	}
@@ -1032,399 +987,8 @@ func localTransferStatus(cCtx *cli.Context, e env) error {
 	if st.SendCheckpoint != "" {
 		t.Row("kept for a resumed send", st.SendCheckpoint)
 	}
+	if st.SourceAPI != "" {
+		t.Row("received from the source whose API is", st.SourceAPI)
+	}
 	return t.Flush()
-}
-
-// ---- serve: --transfer-listen and --join ----
-
-// transferServeFlags are the flags serve takes for transfers.
-func transferServeFlags() []cli.Flag {
-	return append([]cli.Flag{
-		&cli.StringFlag{Name: "transfer-listen", Usage: "accept snapshot transfers to joining nodes (serve --join) on `HOST:PORT`"},
-		&cli.StringFlag{Name: "join", Usage: "start as a read replica of the node whose --transfer-listen is `HOST:PORT`: receive its snapshot, cut over, then follow its log"},
-		newSizeFlag("transfer-max-rate", "send each transfer at most `RATE` bytes per second, so the store's readers and writers keep the machine (0: no limit)", 32<<20),
-		secretFlag(),
-		progressFlag(),
-	}, tlsFlags()...)
-}
-
-const serveTransferHelp = `Transfers: with a shared secret (--secret-file or KVTOOL_SECRET), the server
-sends snapshots: POST /v1/transfer/send {"to": "HOST:PORT"} (kvtool transfer
-send --addr), GET /v1/transfer/stream, and with --transfer-listen HOST:PORT
-to nodes started with --join. GET /v1/transfers lists the leases receiving
-peers hold. --join HOST:PORT starts a node that receives the snapshot of
-the server listening there and then follows its log as a read replica:
-before its cutover it answers 503 "syncing" (GET /v1/status shows the
-progress); after it serves reads and refuses writes (403).`
-
-// transferServe is the transfer side of serve: its flags, checked before
-// anything is opened, and the listener of --transfer-listen, bound before
-// serve announces anything.
-type transferServe struct {
-	listen    string
-	secret    xfer.Secret
-	clientTLS *tls.Config
-	serverTLS *tls.Config
-	rate      int64
-	ln        net.Listener // --transfer-listen, once bound
-}
-
-// transferServeOf reads and checks serve's transfer flags.
-func transferServeOf(cCtx *cli.Context) (*transferServe, error) {
-	ts := &transferServe{listen: cCtx.String("transfer-listen"), rate: sizeFlag(cCtx, "transfer-max-rate")}
-	if cCtx.IsSet("transfer-listen") {
-		if err := checkHostPort(cCtx, "transfer-listen", ts.listen); err != nil {
-			return nil, err
-		}
-	}
-	var err error
-	if ts.secret, err = loadSecret(cCtx, ts.listen != "" || cCtx.IsSet("join")); err != nil {
-		return nil, err
-	}
-	if ts.clientTLS, err = tlsConfig(cCtx, false); err != nil {
-		return nil, err
-	}
-	if ts.listen != "" {
-		serverTLS, err := tlsConfig(cCtx, true)
-		if err != nil && cCtx.String("tls-cert") != "" {
-			return nil, err
-		}
-		ts.serverTLS = serverTLS
-	}
-	return ts, nil
-}
-
-// bind listens on --transfer-listen, if given.
-func (ts *transferServe) bind() error {
-	if ts.listen == "" {
-		return nil
-	}
-	ln, err := listenPeer(ts.listen, ts.serverTLS)
-	if err != nil {
-		return listenError("--transfer-listen", ts.listen, err)
-	}
-	ts.ln = ln
-	return nil
-}
-
-// close closes the transfer listener if start did not take it over.
-func (ts *transferServe) close() {
-	if ts.ln != nil {
-		ts.ln.Close()
-	}
-}
-
-// announce says where transfers are accepted, after serve's own line.
-func (ts *transferServe) announce(cCtx *cli.Context) error {
-	if ts.ln == nil {
-		return nil
-	}
-	p := newPrinter(cCtx)
-	var err error
-	if p.json {
-		err = p.JSONLine(map[string]string{"event": "transfer_listening", "transfer_addr": ts.ln.Addr().String()})
-	} else {
-		_, err = fmt.Fprintf(p.w, "accepting transfers on %s\n", ts.ln.Addr())
-	}
-	return writeErr(err)
-}
-
-// start adds the transfer endpoints to a serving store's handler and
-// accepts joining nodes on the bound listener. The returned function stops
-// the sends and waits for them.
-func (ts *transferServe) start(ctx context.Context, e env, st *store.Store, h http.Handler, log logger) (http.Handler, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	src := xferstore.NewStoreSource(st, xferstore.StoreSourceOptions{FS: e.fs})
-	wrapped := server.WithTransfers(h, st, server.TransferOptions{Source: src, Secret: ts.secret, MaxRate: ts.rate, Context: ctx,
-		Logger: log.slog(), Dial: func(ctx context.Context, addr string) (net.Conn, error) { return dialPeer(ctx, addr, ts.clientTLS) }})
-	if ts.ln == nil {
-		return wrapped, cancel
-	}
-	ln := ts.ln
-	ts.ln = nil
-	var wg sync.WaitGroup
-	opts := xfer.SendOptions{Secret: ts.secret, MaxRate: ts.rate}
-	srv, _ := h.(*server.Server) // its /metrics count the sends
-	go acceptTransfers(ctx, ln, src, opts, log, srv, &wg)
-	return wrapped, func() {
-		cancel()
-		ln.Close()
-		wg.Wait()
-	}
-}
-
-// maxTransferSessions bounds the transfers a server runs at once; an
-// authenticated peer beyond it is told the source is busy (it retries).
-const maxTransferSessions = 8
-
-// acceptTransfers sends to every node that connects until ctx ends: at
-// most maxTransferSessions sessions, counted once the peer proved the
-// secret; connections still in their handshake have their own bound and a
-// short deadline (xfer.Serve). srv, if not nil, observes every send.
-func acceptTransfers(ctx context.Context, ln net.Listener, src xfer.Source, opts xfer.SendOptions, log logger, srv *server.Server, wg *sync.WaitGroup) {
-	wg.Add(1)
-	defer wg.Done()
-	if srv != nil {
-		opts.Progress = srv.ObserveSendProgress
-	}
-	err := xfer.Serve(ctx, ln, src, opts, xfer.ServeOptions{MaxSessions: maxTransferSessions,
-		Done: func(peer string, res xfer.SendResult, err error) {
-			if srv != nil {
-				srv.ObserveSend(peer, res, err)
-			}
-			log.done("transfer to "+peer, res, err)
-		}})
-	if err != nil {
-		log.l.Error("transfers: no longer accepting", "error", err)
-	}
-}
-
-// serveJoin runs a node that joins the source at --join: it serves
-// "syncing" until its data directory is complete, then reads from the
-// replica while it follows the source's log, reconnecting as needed. A
-// source that is not a kvtool transfer port (the source's HTTP API, say)
-// ends it: retrying cannot help.
-func serveJoin(cCtx *cli.Context, e env, o serveOptions, ts *transferServe) error {
-	source := cCtx.String("join")
-	if st, err := statDataDir(e.fs, o.data); err == nil && st == dirNoParent {
-		return checkCreate(e.fs, o.dataFrom)
-	}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return listenError("--listen", o.listen, err)
-	}
-	defer ln.Close()
-	j := &joiner{e: e, o: o, source: source, log: logger{o.logger}, pr: startTransferProgress(cCtx, "join")}
-	defer j.progressDone()
-	j.status.Source, j.status.Phase = source, "connecting"
-	j.handler.Store(ptr(server.Syncing(j.snapshot)))
-	if err := j.openIfComplete(cCtx.Context); err != nil {
-		return err
-	}
-	if err := j.announce(cCtx, ln.Addr().String()); err != nil {
-		j.close() //nolint:errcheck // the output error is the one to report
-		return err
-	}
-	ctx, cancel := context.WithCancel(cCtx.Context)
-	done := make(chan struct{})
-	var joinErr error
-	go func() {
-		defer close(done)
-		joinErr = j.follow(ctx, ts.secret, ts.clientTLS)
-		cancel() // a join that cannot succeed stops the node
-	}()
-	runErr := server.Run(ctx, ln, j, server.RunOptions{Logger: o.logger, ShutdownTimeout: o.shutdownTimeout})
-	cancel()
-	<-done
-	applied, closeErr := j.close()
-	if runErr == nil && closeErr != nil {
-		runErr = fmt.Errorf("close the store: %w", closeErr)
-	}
-	var wp *wrongPeerError
-	switch {
-	case errors.As(joinErr, &wp):
-		return failed(joinErr, "retrying cannot help: start the source with --transfer-listen HOST:PORT and give that address to --join")
-	case joinErr != nil:
-		return failed(joinErr, "retrying cannot help: check the secret, the --join address (a --transfer-listen port) and the data directory, then start the node again")
-	case runErr != nil:
-		return failed(runErr, "")
-	}
-	o.logger.Info("stopped", "applied_index", applied)
-	return printStopped(cCtx, applied)
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// joiner is a node joining a source: its HTTP handler (syncing, then the
-// replica's API), its store once complete, and the join's status.
-type joiner struct {
-	e       env
-	o       serveOptions
-	source  string
-	log     logger
-	handler atomic.Pointer[http.Handler]
-
-	mu        sync.Mutex
-	st        *store.Store
-	stopMaint func()
-	status    server.JoinStatus
-
-	pr     *transferProgress // the snapshot's progress, on a terminal, until cutover
-	prOnce sync.Once
-}
-
-// progressDone removes the join's progress bar.
-func (j *joiner) progressDone() { j.prOnce.Do(j.pr.Done) }
-
-func (j *joiner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	(*j.handler.Load()).ServeHTTP(w, r)
-}
-
-// snapshot returns a copy of the join's status, with the replica's
-// applied index once it serves.
-func (j *joiner) snapshot() *server.JoinStatus {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	s := j.status
-	if j.st != nil {
-		s.Progress.AppliedIndex = j.st.Snapshot().Index()
-	}
-	return &s
-}
-
-func (j *joiner) setStatus(f func(s *server.JoinStatus)) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	f(&j.status)
-}
-
-// openIfComplete opens the data directory at once if it already holds a
-// store (a replica that restarted), so it serves reads while it catches
-// up.
-func (j *joiner) openIfComplete(ctx context.Context) error {
-	st, err := xfer.ReadLocalStatus(j.e.fs, j.o.data)
-	if err != nil || !st.Complete {
-		return nil
-	}
-	if _, err := j.open(ctx); err != nil {
-		return openError(err, j.o.data)
-	}
-	return nil
-}
-
-// open opens the complete directory as a read replica (once) and serves
-// its API from then on.
-func (j *joiner) open(ctx context.Context) (xfer.Replica, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.st != nil {
-		return j.st, nil
-	}
-	st, err := store.Open(store.Options{FS: j.e.fs, Dir: j.o.data, Replica: true, MaintenanceRate: j.o.maintenanceRate})
-	if err != nil {
-		return nil, err
-	}
-	srv := server.New(st, server.Options{Logger: j.o.logger})
-	api := server.WithTransfers(srv, st, server.TransferOptions{Source: xferstore.NewStoreSource(st, xferstore.StoreSourceOptions{FS: j.e.fs}),
-		Join: j.snapshot, Logger: j.o.logger})
-	j.handler.Store(ptr(server.ReadReplica(api, j.source)))
-	j.st, j.status.CutOver = st, true
-	go j.progressDone() // not under j.mu: Done waits for the bar to be drawn
-	j.stopMaint = startMaintenance(ctx, st, j.o.maintenance, srv.ReportMaintenance, j.o.logger)
-	j.log.l.Info("serving the replica", "data_dir", j.o.data, "applied_index", st.Snapshot().Index())
-	return st, nil
-}
-
-// follow receives from the source and follows its log, reconnecting with
-// a growing pause after each failure that may pass, until ctx ends. It
-// returns a failure that retrying cannot mend: a source that is not a
-// kvtool transfer port at all, or xfer.Permanent.
-func (j *joiner) follow(ctx context.Context, secret xfer.Secret, cfg *tls.Config) error {
-	pause := time.Second
-	for attempt := 1; ctx.Err() == nil; attempt++ {
-		j.setStatus(func(s *server.JoinStatus) { s.Attempts = attempt })
-		err := j.session(ctx, secret, cfg)
-		if ctx.Err() != nil {
-			return nil
-		}
-		var wp *wrongPeerError
-		if errors.As(err, &wp) {
-			j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Error = false, err.Error() })
-			j.log.l.Error("join: the source is not a kvtool transfer port; stopping", "source", j.source, "error", err)
-			return err
-		}
-		j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Error = false, err.Error() })
-		if xfer.Permanent(err) {
-			return fmt.Errorf("join %s: %w", j.source, err)
-		}
-		j.log.l.Warn("join: session ended; reconnecting", "source", j.source, "error", err, "attempt", attempt, "pause", pause)
-		select {
-		case <-time.After(pause):
-		case <-ctx.Done():
-			return nil
-		}
-		pause = min(2*pause, 30*time.Second)
-	}
-	return nil
-}
-
-func (j *joiner) session(ctx context.Context, secret xfer.Secret, cfg *tls.Config) error {
-	raw, err := dialPeer(ctx, j.source, cfg)
-	if err != nil {
-		return err
-	}
-	conn := newHelloConn(raw, false)
-	defer conn.Close()
-	j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Phase = true, xfer.PhaseHandshake })
-	_, err = xfer.Receive(ctx, conn, xfer.ReceiveOptions{
-		FS: j.e.fs, Dir: j.o.data, Secret: secret, Peer: j.source, Follow: true,
-		Open: func() (xfer.Replica, error) { return j.open(ctx) },
-		Progress: func(p xfer.Progress) {
-			j.setStatus(func(s *server.JoinStatus) { s.Phase, s.Progress = p.Phase, p })
-			if j.current() == nil { // until cutover
-				j.pr.update(p)
-			}
-		},
-	})
-	if err != nil && conn.wrongPeer() && ctx.Err() == nil {
-		return &wrongPeerError{msg: describePeer(ctx, j.source) + "; --join needs the source's --transfer-listen address"}
-	}
-	return err
-}
-
-// announce prints where the node listens, like serve does.
-func (j *joiner) announce(cCtx *cli.Context, addr string) error {
-	j.log.l.Info("listening", "addr", addr, "data_dir", j.o.data, "joining", j.source)
-	p := newPrinter(cCtx)
-	if p.json {
-		l := listeningJSON{Event: "listening", ListenAddr: addr, DataDir: j.o.data}
-		if st := j.current(); st != nil {
-			l.StoreID, l.AppliedIndex, l.Shards = st.StoreID().String(), st.Snapshot().Index(), st.CurrentManifest().Shards
-		}
-		return p.JSONLine(l)
-	}
-	_, err := fmt.Fprintf(p.w, "serving %s on http://%s as a read replica of %s\n", j.o.data, addr, j.source)
-	return writeErr(err)
-}
-
-func (j *joiner) current() *store.Store {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.st
-}
-
-// close stops maintenance and closes the replica, returning its applied
-// index.
-func (j *joiner) close() (uint64, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.st == nil {
-		return 0, nil
-	}
-	if j.stopMaint != nil {
-		j.stopMaint()
-	}
-	applied := j.st.Snapshot().Index()
-	err := j.st.Close()
-	j.st = nil
-	return applied, err
-}
-
-// logger logs what the transfer side of serve does.
-type logger struct{ l *slog.Logger }
-
-func (g logger) slog() *slog.Logger { return g.l }
-
-// done logs how a send to a peer ended; a follower disconnecting is the
-// normal end of its session.
-func (g logger) done(what string, res xfer.SendResult, err error) {
-	attrs := []any{"snapshot", res.Snapshot.String(), "chunk_bytes", res.ChunkBytes, "tail_entries", res.Entries, "applied_index", res.Applied}
-	switch {
-	case err == nil:
-		g.l.Info(what+" done", attrs...)
-	case errors.Is(err, xfer.ErrPeerGone) || errors.Is(err, context.Canceled):
-		g.l.Info(what+" ended: the peer went away", append(attrs, "error", err)...)
-	default:
-		g.l.Warn(what+" failed", append(attrs, "error", err)...)
-	}
 }

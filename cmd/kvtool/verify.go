@@ -48,17 +48,8 @@ Examples:
   kvtool verify
   kvtool verify --json | jq -r '.files[].problems[] | "\(.path):\(.offset) \(.reason)"'
   kvtool verify --quiet || echo "data directory damaged"`,
-		Flags: []cli.Flag{progressFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			return readOnly(cCtx, e, func(fsys vfs.FS) error { return verifyDir(cCtx, fsys, data) })
-		},
+		Flags:  []cli.Flag{progressFlag()},
+		Action: act(e, spec{scope: readDir}, func(c *call) error { return verifyDir(c.Context, c.fs, c.data()) }),
 	}
 }
 

@@ -46,7 +46,7 @@ func versionString() string {
 	return s
 }
 
-func versionCommand() *cli.Command {
+func versionCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print the version of kvtool",
@@ -56,11 +56,8 @@ version and the platform. kvtool --version prints the short form.
 Examples:
   kvtool version
   kvtool version --json`,
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			p := newPrinter(cCtx)
+		Action: act(e, spec{}, func(c *call) error {
+			p := newPrinter(c.Context)
 			v := buildVersion()
 			if p.json {
 				return p.JSON(v)
@@ -69,6 +66,6 @@ Examples:
 			t.Row("go", v.GoVersion)
 			t.Row("platform", v.Platform)
 			return t.Flush()
-		},
+		}),
 	}
 }

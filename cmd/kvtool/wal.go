@@ -162,16 +162,7 @@ space) and term. Reads only; changes nothing.
 Examples:
   kvtool wal list
   kvtool --data /srv/kv wal list --json | jq '.segments[].last_index'`,
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			return readOnly(cCtx, e, func(fsys vfs.FS) error { return walList(cCtx, fsys, data) })
-		},
+		Action: act(e, spec{scope: readDir}, func(c *call) error { return walList(c.Context, c.fs, c.data()) }),
 	}
 }
 
@@ -256,24 +247,21 @@ Examples:
 			&cli.Uint64Flag{Name: "from", Usage: "first log `INDEX` to print", DefaultText: "the first in the log"},
 			&cli.Uint64Flag{Name: "to", Usage: "last log `INDEX` to print", DefaultText: "the last in the log"},
 		},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			opts := walDumpOptions{from: cCtx.Uint64("from"), to: cCtx.Uint64("to"), fromSet: cCtx.IsSet("from"), toSet: cCtx.IsSet("to")}
-			if opts.toSet && opts.to < opts.from {
-				return usageErrorf(cCtx, "--to %d is below --from %d", opts.to, opts.from)
-			}
-			if opts.toSet && opts.to == 0 {
-				return usageErrorf(cCtx, "--to 0: log indexes start at 1")
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			return readOnly(cCtx, e, func(fsys vfs.FS) error { return walDump(cCtx, fsys, data, opts) })
-		},
+		Action: action(e, spec{scope: readDir}, walDumpOptionsOf, func(c *call, o walDumpOptions) error {
+			return walDump(c.Context, c.fs, c.data(), o)
+		}),
 	}
+}
+
+func walDumpOptionsOf(cCtx *cli.Context) (walDumpOptions, error) {
+	o := walDumpOptions{from: cCtx.Uint64("from"), to: cCtx.Uint64("to"), fromSet: cCtx.IsSet("from"), toSet: cCtx.IsSet("to")}
+	switch {
+	case o.toSet && o.to < o.from:
+		return o, usageErrorf(cCtx, "--to %d is below --from %d", o.to, o.from)
+	case o.toSet && o.to == 0:
+		return o, usageErrorf(cCtx, "--to 0: log indexes start at 1")
+	}
+	return o, nil
 }
 
 // entryJSON is one entry in `wal dump --json`.
@@ -337,15 +325,7 @@ func walDump(cCtx *cli.Context, fsys vfs.FS, data string, opts walDumpOptions) e
 		err = ferr
 	}
 	if err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return err
-		}
-		what := "no entries were printed"
-		if st.n > 0 {
-			what = fmt.Sprintf("entries up to index %d were printed", st.last)
-		}
-		return walError(fmt.Errorf("%w (%s)", err, what), data)
+		return dumpError(err, st, data)
 	}
 	if st.n == 0 && (opts.fromSet || opts.toSet) {
 		return notRetained(fsys, dir, opts)
@@ -362,6 +342,19 @@ func walDump(cCtx *cli.Context, fsys vfs.FS, data string, opts walDumpOptions) e
 			"run "+cmdline(data, "verify")+" to check every file; copy the data directory before changing anything")
 	}
 	return nil
+}
+
+// dumpError says how far a dump that failed got.
+func dumpError(err error, st dumpStats, data string) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	what := "no entries were printed"
+	if st.n > 0 {
+		what = fmt.Sprintf("entries up to index %d were printed", st.last)
+	}
+	return walError(fmt.Errorf("%w (%s)", err, what), data)
 }
 
 // notRetained is the error for a --from/--to range the log does not hold.
@@ -608,17 +601,8 @@ Examples:
   kvtool wal verify
   kvtool wal verify --json | jq '.problems[] | .path + ":" + (.offset|tostring)'
   kvtool wal verify --quiet || echo "WAL damaged"`,
-		Flags: []cli.Flag{progressFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			return readOnly(cCtx, e, func(fsys vfs.FS) error { return walVerify(cCtx, fsys, data) })
-		},
+		Flags:  []cli.Flag{progressFlag()},
+		Action: act(e, spec{scope: readDir}, func(c *call) error { return walVerify(c.Context, c.fs, c.data()) }),
 	}
 }
 
@@ -772,20 +756,9 @@ Examples:
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would be cut; change nothing", DisableDefaultText: true},
 			&cli.BoolFlag{Name: "force", Usage: "also cut damage other than a torn tail (the records from the damage on leave the log)", DisableDefaultText: true},
 		},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			opts := walRepairOptions{dryRun: cCtx.Bool("dry-run"), force: cCtx.Bool("force")}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			if opts.dryRun {
-				return readOnly(cCtx, e, func(fsys vfs.FS) error { return walRepair(cCtx, fsys, data, opts) })
-			}
-			return walRepair(cCtx, e.fs, data, opts)
-		},
+		Action: act(e, spec{scope: writeDir, dryRun: true}, func(c *call) error {
+			return walRepair(c.Context, c.fs, c.data(), walRepairOptions{dryRun: c.Bool("dry-run"), force: c.Bool("force")})
+		}),
 	}
 }
 
@@ -968,23 +941,20 @@ Examples:
   kvtool wal rotate
   kvtool wal rotate --segment-size 16MiB --json`,
 		Flags: []cli.Flag{rotateSizeFlag()},
-		Action: func(cCtx *cli.Context) error {
-			if err := wantArgs(cCtx, 0, 0); err != nil {
-				return err
-			}
-			var opts walRotateOptions
-			if cCtx.IsSet("segment-size") {
-				if opts.segmentSize = sizeFlag(cCtx, "segment-size"); opts.segmentSize <= 0 {
-					return usageErrorf(cCtx, "--segment-size must be more than 0")
-				}
-			}
-			data, err := existingDataDir(cCtx, e.fs)
-			if err != nil {
-				return err
-			}
-			return walRotate(cCtx, e.fs, data, opts)
-		},
+		Action: action(e, spec{scope: writeDir}, walRotateOptionsOf, func(c *call, o walRotateOptions) error {
+			return walRotate(c.Context, c.fs, c.data(), o)
+		}),
 	}
+}
+
+func walRotateOptionsOf(cCtx *cli.Context) (walRotateOptions, error) {
+	var o walRotateOptions
+	if cCtx.IsSet("segment-size") {
+		if o.segmentSize = sizeFlag(cCtx, "segment-size"); o.segmentSize <= 0 {
+			return o, usageErrorf(cCtx, "--segment-size must be more than 0")
+		}
+	}
+	return o, nil
 }
 
 // walRotateOptions are the flags of `wal rotate`.

@@ -1,0 +1,132 @@
+package node
+
+import (
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/kvtool/kvtool/server"
+	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/transfer"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// Config describes one node. Zero values take the defaults noted.
+type Config struct {
+	// FS is the file system of the data directory; default vfs.Default.
+	FS vfs.FS
+	// Dir is the data directory. A store is created there if it holds
+	// none: the caller decides whether that may happen (a missing or
+	// empty directory), Run creates where it is told.
+	Dir string
+	// Shards is the shard count of a new store; 0: store.DefaultShards.
+	// An existing store keeps its own (a different count is logged).
+	Shards int
+	// SegmentSize is the WAL rotation threshold; 0: the directory's own.
+	SegmentSize int64
+	// Maintenance says when deltas, merges and compactions run on their
+	// own; its Running field is the node's.
+	Maintenance store.MaintenancePolicy
+	// MaintenanceRate bounds the bytes per second maintenance writes; 0:
+	// full speed.
+	MaintenanceRate int64
+
+	// Listen is the HTTP API's HOST:PORT (port 0: any free port).
+	Listen string
+	// ShutdownTimeout bounds how long requests in flight may finish;
+	// default server.DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// Logger receives the node's logs; default: discard.
+	Logger *slog.Logger
+
+	// TransferListen, if set, is the HOST:PORT where nodes joining this
+	// one connect for its snapshot and log (kvtool serve --join).
+	TransferListen string
+	// TransferTLS, if set, makes the transfer listener speak TLS.
+	TransferTLS *tls.Config
+	// DialTLS, if set, is the TLS of connections this node opens to
+	// transfer peers: its join, and sends started over the API.
+	DialTLS *tls.Config
+	// Secret is the shared secret of transfer peers; zero: this node
+	// sends no snapshot (and cannot join).
+	Secret transfer.Secret
+	// TransferMaxRate bounds the bytes per second of each send; 0: none.
+	TransferMaxRate int64
+	// Join, if set, is the transfer listener of a source: the node
+	// receives its snapshot, cuts over, and then follows its log as a
+	// read replica, reconnecting as needed.
+	Join string
+
+	// Events report what the node does to its caller.
+	Events Events
+
+	// Cluster mode: wired by the cluster engineer. Nil runs a single node
+	// (or a replica, with Join). See ClusterConfig.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig is a node's part in a cluster (DESIGN.md "Cluster";
+// cluster/doc.go "Wiring a node").
+//
+// Cluster mode: wired by the cluster engineer. Its fields are to come:
+// the node's name (--node), the peer listener (--peer-listen: raft
+// messages and snapshot transfers, with the Secret and optional mutual
+// TLS), the members (--cluster name=HOST:PORT,...) or a member's API to
+// hot-join through (--join-cluster), and --learner. Run then opens the
+// store as a replica, binds the peer listener beside the transfer
+// listener, starts the transport and cluster.Start between the store and
+// the API (the API's writes go through the cluster), and stops them in
+// reverse: the API, the cluster node (which closes its transport), the
+// store. Until then Run refuses a Config that sets it.
+type ClusterConfig struct{}
+
+// Events are what a node reports to its caller while it runs. Each is
+// optional, called from one of the node's goroutines and never under one
+// of its locks.
+type Events struct {
+	// Listening is called once every listener is bound and the store
+	// opened (a joining node opens its store only once complete: its
+	// store fields are zero until then), before anything is served. An
+	// error it returns stops the node: Run returns it as is.
+	Listening func(Listening) error
+	// JoinProgress reports a join's snapshot transfer, until cutover.
+	JoinProgress func(transfer.Progress)
+	// CutOver is called once a joining node's store is complete and its
+	// API serves it.
+	CutOver func()
+	// Stopped is called once the node stopped cleanly, with the index its
+	// store stood at (0 for a join that never cut over).
+	Stopped func(appliedIndex uint64)
+}
+
+// Listening is what Events.Listening reports.
+type Listening struct {
+	APIAddr      string // the HTTP API's bound address
+	TransferAddr string // the transfer listener's, "" without one
+	DataDir      string
+	Join         string // the source joined; "" for a node that is not joining
+	// The store, once open.
+	StoreID      string
+	AppliedIndex uint64
+	Shards       int
+}
+
+func (c *Config) fill() {
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = server.DefaultShutdownTimeout
+	}
+}
+
+func (c *Config) shards() int {
+	if c.Shards <= 0 {
+		return store.DefaultShards
+	}
+	return c.Shards
+}

@@ -1,0 +1,212 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kvtool/kvtool/server"
+	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/transfer"
+)
+
+// Run runs the node cfg describes until ctx is done or a part fails, then
+// stops it (see the package doc for the order). It returns nil after a
+// clean stop, an *Error naming the part that failed, or the error of
+// Events.Listening as is.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.fill()
+	if cfg.Cluster != nil {
+		return ErrClusterNotWired
+	}
+	n := &node{cfg: cfg, log: cfg.Logger}
+	if cfg.Join != "" {
+		n.join = newJoiner(n)
+	}
+	if err := n.bind(); err != nil {
+		return err
+	}
+	defer n.closeListeners()
+	if err := n.open(); err != nil {
+		return err
+	}
+	if err := n.announce(); err != nil {
+		n.closeStore() //nolint:errcheck // the announcement's error is the one to report
+		return err
+	}
+	return n.run(ctx)
+}
+
+// node is one running node.
+type node struct {
+	cfg  Config
+	log  *slog.Logger
+	join *joiner // nil for a node that is not joining
+
+	apiLn net.Listener
+	// xferLn is the transfer listener: nil without one, and once the
+	// accept loop owns it.
+	xferLn net.Listener
+
+	mu sync.Mutex
+	st *store.Store // nil until open (a join opens it at cutover)
+}
+
+// bind listens on the API's address, then on the transfer listener's: a
+// port in use fails before any file is touched.
+func (n *node) bind() error {
+	ln, err := net.Listen("tcp", n.cfg.Listen)
+	if err != nil {
+		return partError(PartAPI, OpListen, n.cfg.Listen, err)
+	}
+	n.apiLn = ln
+	if n.cfg.TransferListen == "" || n.join != nil {
+		return nil
+	}
+	if n.xferLn, err = transfer.Listen(n.cfg.TransferListen, n.cfg.TransferTLS); err != nil {
+		ln.Close()
+		return partError(PartTransfers, OpListen, n.cfg.TransferListen, err)
+	}
+	return nil
+}
+
+// closeListeners closes the listeners no part took over.
+func (n *node) closeListeners() {
+	n.apiLn.Close()
+	if n.xferLn != nil {
+		n.xferLn.Close()
+	}
+}
+
+// apiAddr is the address the API listens on.
+func (n *node) apiAddr() string { return n.apiLn.Addr().String() }
+
+// open opens (or creates) the store; a joining node opens it only if its
+// directory is complete already (a replica that restarted).
+func (n *node) open() error {
+	if n.join != nil {
+		return n.join.openIfComplete()
+	}
+	st, err := store.Open(store.Options{FS: n.cfg.FS, Dir: n.cfg.Dir, Create: true, Shards: n.cfg.shards(),
+		SegmentSize: n.cfg.SegmentSize, MaintenanceRate: n.cfg.MaintenanceRate})
+	if err != nil {
+		return partError(PartStore, OpOpen, "", err)
+	}
+	n.st = st
+	return nil
+}
+
+// store returns the node's store, nil until it is open.
+func (n *node) store() *store.Store {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.st
+}
+
+// announce logs where the node listens and calls Events.Listening.
+func (n *node) announce() error {
+	l := Listening{APIAddr: n.apiAddr(), DataDir: n.cfg.Dir, Join: n.cfg.Join}
+	if n.xferLn != nil {
+		l.TransferAddr = n.xferLn.Addr().String()
+	}
+	if st := n.store(); st != nil {
+		man := st.CurrentManifest()
+		l.StoreID, l.AppliedIndex, l.Shards = man.StoreID.String(), st.Snapshot().Index(), man.Shards
+	}
+	if n.join != nil {
+		n.log.Info("listening", "addr", l.APIAddr, "data_dir", l.DataDir, "joining", l.Join)
+	} else {
+		l.DataDir = n.st.Dir()
+		n.logOpened(n.st)
+		n.log.Info("listening", "addr", l.APIAddr, "data_dir", l.DataDir, "applied_index", l.AppliedIndex, "shards", l.Shards)
+	}
+	if n.cfg.Events.Listening == nil {
+		return nil
+	}
+	return n.cfg.Events.Listening(l)
+}
+
+// logOpened logs what opening the store found that an operator should
+// know: a shard count asked for in vain, a torn WAL tail cut.
+func (n *node) logOpened(st *store.Store) {
+	if man := st.CurrentManifest(); n.cfg.Shards > 0 && man.Shards != n.cfg.Shards {
+		n.log.Warn("--shards ignored: the data directory already has its shard count", "shards", man.Shards, "flag", n.cfg.Shards)
+	}
+	if cut := st.Log().TailCut(); cut != nil {
+		n.log.Warn("cut a torn tail of the WAL at open", "segment", cut.Path, "offset", cut.Offset,
+			"bytes", cut.Bytes, "quarantine", cut.QuarantinePath)
+	}
+}
+
+// run serves until ctx is done or a part fails. Every part runs in one
+// group under one context: the API, and beside it the transfer accept
+// loop, maintenance and the join. When ctx ends, or a part fails (a join
+// retrying cannot mend, the API's listener), all are told to stop at once:
+// the API lets requests in flight finish (up to ShutdownTimeout),
+// maintenance stops at its next safe point, sends and the join end. Once
+// every part returned, the store closes.
+func (n *node) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	h := n.start(ctx, g)
+	g.Go(func() error {
+		err := server.Run(ctx, n.apiLn, h, server.RunOptions{Logger: n.log, ShutdownTimeout: n.cfg.ShutdownTimeout})
+		return partError(PartAPI, OpServe, n.apiAddr(), err)
+	})
+	err := g.Wait()
+	applied, cerr := n.closeStore()
+	if err == nil && cerr != nil {
+		err = partError(PartStore, OpClose, "", fmt.Errorf("close the store: %w", cerr))
+	}
+	if err != nil {
+		return err
+	}
+	n.log.Info("stopped", "applied_index", applied)
+	if n.cfg.Events.Stopped != nil {
+		n.cfg.Events.Stopped(applied)
+	}
+	return nil
+}
+
+// start starts the parts beside the API in g, and returns the API's
+// handler.
+func (n *node) start(ctx context.Context, g *errgroup.Group) http.Handler {
+	if n.join != nil {
+		n.join.start(ctx, g)
+		return n.join
+	}
+	srv := server.New(n.st, server.Options{Logger: n.log})
+	src := n.storeSource(n.st)
+	h := n.withTransfers(ctx, n.st, srv, src)
+	if ln := n.xferLn; ln != nil {
+		n.xferLn = nil
+		g.Go(func() error { n.acceptTransfers(ctx, ln, src, srv); return nil })
+	}
+	n.startMaintenance(ctx, g, n.st, srv)
+	return h
+}
+
+// startMaintenance runs st's automatic maintenance in g until ctx ends.
+func (n *node) startMaintenance(ctx context.Context, g *errgroup.Group, st *store.Store, srv *server.Server) {
+	g.Go(func() error {
+		runMaintenance(ctx, st, n.cfg.Maintenance, srv.ReportMaintenance, n.log)
+		return nil
+	})
+}
+
+// closeStore closes the store, if open, and returns the index it stood at.
+func (n *node) closeStore() (uint64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.st == nil {
+		return 0, nil
+	}
+	applied := n.st.Snapshot().Index()
+	err := n.st.Close()
+	n.st = nil
+	return applied, err
+}

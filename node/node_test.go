@@ -1,0 +1,141 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/node"
+	"github.com/kvtool/kvtool/store"
+)
+
+// running is a node run by a test: its listening event and Run's result.
+type running struct {
+	l      node.Listening
+	stop   context.CancelFunc
+	done   chan error
+	stored chan uint64 // Events.Stopped
+}
+
+// start runs cfg until the test ends (or stop), and waits until it
+// listens.
+func start(t *testing.T, cfg node.Config) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{stop: cancel, done: make(chan error, 1), stored: make(chan uint64, 1)}
+	listening := make(chan node.Listening, 1)
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	cfg.Events.Listening = func(l node.Listening) error { listening <- l; return nil }
+	cfg.Events.Stopped = func(i uint64) { r.stored <- i }
+	go func() { r.done <- node.Run(ctx, cfg) }()
+	t.Cleanup(func() { r.wait(t) })
+	select {
+	case r.l = <-listening:
+	case err := <-r.done:
+		r.done <- err
+		t.Fatalf("Run ended before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node did not listen")
+	}
+	return r
+}
+
+// wait stops the node and returns Run's error.
+func (r *running) wait(t *testing.T) error {
+	t.Helper()
+	r.stop()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node did not stop")
+		return nil
+	}
+}
+
+func TestRunServesThenStopsInOrder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	r := start(t, node.Config{Dir: dir, Shards: 4})
+	if r.l.StoreID == "" || r.l.Shards != 4 || r.l.DataDir != dir || r.l.TransferAddr != "" {
+		t.Fatalf("listening %+v", r.l)
+	}
+	c := client.New(r.l.APIAddr)
+	defer c.Close()
+	if _, err := c.Put(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if applied := <-r.stored; applied != 1 {
+		t.Errorf("stopped at %d, want 1", applied)
+	}
+	// The store was closed: another process may open it, and finds the put.
+	st, err := store.Open(store.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("reopen after Run: %v", err)
+	}
+	defer st.Close()
+	if v, ok := st.Snapshot().Get("k"); !ok || string(v) != "v" {
+		t.Errorf("k = %q, %v", v, ok)
+	}
+}
+
+// TestRunListenErrorTouchesNothing: a port in use fails before the data
+// directory is created, naming the part and the address.
+func TestRunListenErrorTouchesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, c := range []struct {
+		cfg  node.Config
+		part node.Part
+	}{
+		{node.Config{Listen: busy.Addr().String()}, node.PartAPI},
+		{node.Config{Listen: "127.0.0.1:0", TransferListen: busy.Addr().String()}, node.PartTransfers},
+	} {
+		c.cfg.Dir = filepath.Join(t.TempDir(), "data")
+		err := node.Run(t.Context(), c.cfg)
+		var ne *node.Error
+		if !errors.As(err, &ne) || ne.Part != c.part || ne.Op != node.OpListen || ne.Addr != busy.Addr().String() {
+			t.Errorf("%s: Run = %#v, want a listen error of %q", c.part, err, c.part)
+		}
+		if _, err := os.Stat(c.cfg.Dir); !os.IsNotExist(err) {
+			t.Errorf("%s: the data directory was created", c.part)
+		}
+	}
+}
+
+// TestRunListeningErrorStops: an error of Events.Listening stops the node
+// before it serves, and closes the store.
+func TestRunListeningErrorStops(t *testing.T) {
+	dir := t.TempDir()
+	stop := errors.New("cannot print")
+	err := node.Run(t.Context(), node.Config{Dir: dir, Listen: "127.0.0.1:0",
+		Events: node.Events{Listening: func(node.Listening) error { return stop }}})
+	if err != stop {
+		t.Fatalf("Run = %v, want the event's error as is", err)
+	}
+	st, err := store.Open(store.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("the store was left open: %v", err)
+	}
+	st.Close()
+}
+
+func TestRunRefusesClusterUntilWired(t *testing.T) {
+	err := node.Run(t.Context(), node.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0", Cluster: &node.ClusterConfig{}})
+	if !errors.Is(err, node.ErrClusterNotWired) {
+		t.Fatalf("Run = %v", err)
+	}
+}
