@@ -27,12 +27,14 @@
 //
 //	Block (the payload of a FrameBlock frame; checkpoints and deltas):
 //	+----------+------------+-----------+-------------------------------------+
-//	| codec u8 | rawLen u32 | count u32 | entries, zstd-compressed if codec 1 |
+//	| codec u8 | rawLen u32 | count u32 | entries, compressed as codec says   |
 //	+----------+------------+-----------+-------------------------------------+
 //	  entry: keyLen uvarint | valLen uvarint | kind u8 | key | value
 //	  rawLen is the uncompressed size of the entries (at most MaxBlockSize);
-//	  keys strictly increase; kind 1 = put, 2 = delete (no value). Codec 1
-//	  is one zstd frame; the enclosing frame's checksum covers the block. A file is its blocks, then
+//	  keys strictly increase; kind 1 = put, 2 = delete (no value). Codec 0
+//	  stores the entries as they are, codec 1 as one zstd frame, codec 2 as
+//	  one huff0 4X stream with its table (rawLen at most Huff0MaxBlock);
+//	  the enclosing frame's checksum covers the block. A file is its blocks, then
 //	  a FrameIndex frame (first key, offset, length of every block), then a
 //	  FrameFooter frame.
 //

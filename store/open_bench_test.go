@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/huff0"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/kvtool/kvtool/format"
@@ -111,7 +113,13 @@ func BenchmarkOpen(b *testing.B) {
 	open := func(dir string, cpu *[]float64) time.Duration {
 		c0 := cpuTime()
 		start := time.Now()
-		s, err := Open(Options{Dir: dir})
+		var s *Store
+		var err error
+		name := "wal-only"
+		if dir == ckptDir {
+			name = "checkpoint"
+		}
+		pprof.Do(context.Background(), pprof.Labels("open", name), func(context.Context) { s, err = Open(Options{Dir: dir}) })
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -201,12 +209,21 @@ func readDecompress(b *testing.B, path string) time.Duration {
 			for i := w; i < len(frames); i += workers {
 				p := frames[i]
 				raw := make([]byte, 0, binary.LittleEndian.Uint32(p[1:]))
-				if p[0] == byte(format.CodecZstd) {
-					if _, err := dec.DecodeAll(p[format.BlockPrefixSize:], raw); err != nil {
-						panic(err)
+				var err error
+				switch format.BlockCodec(p[0]) {
+				case format.CodecZstd:
+					_, err = dec.DecodeAll(p[format.BlockPrefixSize:], raw)
+				case format.CodecHuff0:
+					var s *huff0.Scratch
+					var rest []byte
+					if s, rest, err = huff0.ReadTable(p[format.BlockPrefixSize:], nil); err == nil {
+						_, err = s.Decoder().Decompress4X(raw, rest)
 					}
-				} else {
+				default:
 					_ = append(raw, p[format.BlockPrefixSize:]...)
+				}
+				if err != nil {
+					panic(err)
 				}
 			}
 		}()

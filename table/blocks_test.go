@@ -33,7 +33,7 @@ var blocksWorkers = []int{0, 1, 2, 3, 8}
 
 func TestBlocksEqualsSerial(t *testing.T) {
 	entries := genEntries(rand.New(rand.NewPCG(3, 4)), 3000, 12, 200, 0.2)
-	for _, codec := range []format.BlockCodec{format.CodecNone, format.CodecZstd} {
+	for _, codec := range []format.BlockCodec{format.CodecNone, format.CodecZstd, format.CodecHuff0} {
 		fs := vfs.NewMem()
 		info := writeTable(t, fs, "t", entries, WriterOptions{BlockSize: 2000, Codec: codec, Index: 5, Term: 1})
 		if info.Blocks < 20 {
@@ -69,7 +69,7 @@ func TestBlocksEmptyTable(t *testing.T) {
 // blocks before it.
 func TestBlocksDamaged(t *testing.T) {
 	entries := genEntries(rand.New(rand.NewPCG(5, 6)), 600, 10, 100, 0.1)
-	for _, codec := range []format.BlockCodec{format.CodecNone, format.CodecZstd} {
+	for _, codec := range []format.BlockCodec{format.CodecNone, format.CodecZstd, format.CodecHuff0} {
 		fs := vfs.NewMem()
 		writeTable(t, fs, "t", entries, WriterOptions{BlockSize: 1500, Codec: codec, Index: 5, Term: 1})
 		good := readFile(t, fs, "t")

@@ -16,7 +16,7 @@
 //	|   ext (kind-specific, given by the caller), xxh64            |
 //	+-------------------------------------------------------------+ header end
 //	| FrameBlock frame 0: a format block of sorted entries, cut    |
-//	|   at ~BlockSize uncompressed bytes, zstd by default          |
+//	|   at ~BlockSize uncompressed bytes, compressed per block     |
 //	| ... FrameBlock frame n-1 (frames follow without gaps)         |
 //	+-------------------------------------------------------------+ index offset
 //	| FrameIndex frame(s), payload: count u32, then per block:     |
