@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -37,7 +38,7 @@ func BenchmarkCheckpointInterference(b *testing.B) {
 			var done sync.WaitGroup
 			if ckpt {
 				done.Add(1)
-				go func() {
+				go pprof.Do(ctx, pprof.Labels("work", "checkpoint"), func(ctx context.Context) {
 					defer done.Done()
 					for ctx.Err() == nil {
 						s.Put(ctx, "ckpt-marker", []byte(time.Now().String()))
@@ -49,7 +50,7 @@ func BenchmarkCheckpointInterference(b *testing.B) {
 						}
 						ckpts.Add(1)
 					}
-				}()
+				})
 			}
 			reads := readLatencies(s, stop, &done)
 			rate := commitPhase(b, s, 128, b.N)
