@@ -39,4 +39,6 @@
 // A Writer is owned by one goroutine (it compresses blocks on goroutines of
 // its own and waits for them in Close and Cancel). A Reader is safe for
 // concurrent Get and NewIter calls; each Iter is owned by one goroutine.
+// Blocks and MapBlocks decode on goroutines of their own, which end before
+// the call returns, and call back on the caller's goroutine, in file order.
 package table
