@@ -5,10 +5,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/table/tabletest"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -59,7 +61,7 @@ func BenchmarkCheckpointWrite(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		opts Options
-	}{{"zstd", Options{}}, {"uncompressed", Options{Uncompressed: true}}} {
+	}{{"default", Options{}}, {"zstd", Options{Codec: format.CodecZstd}}, {"uncompressed", Options{Uncompressed: true}}} {
 		b.Run(c.name, func(b *testing.B) {
 			dir := tabletest.BenchDir(b)
 			b.SetBytes(s.raw)
@@ -106,6 +108,72 @@ func BenchmarkSequentialWriteBaseline(b *testing.B) {
 		f.Close()
 		os.Remove(path)
 	}
+}
+
+// BenchmarkCheckpointWriteRatio writes the 1M-key state as a checkpoint
+// compressed with the default codec, with zstd, uncompressed, and as the
+// plain sequential write + fsync of as many bytes (the baseline),
+// interleaved in every iteration so that a loaded machine slows all of
+// them alike, and reports the median MB/s of each (key and value bytes per
+// second) and compressed/seq, the default write's fraction of the
+// baseline (issue 16: at least 0.5).
+func BenchmarkCheckpointWriteRatio(b *testing.B) {
+	s := loadBenchState()
+	dir := tabletest.BenchDir(b)
+	mbps := func(f func()) float64 {
+		start := time.Now()
+		f()
+		return float64(s.raw) / time.Since(start).Seconds() / 1e6
+	}
+	write := func(opts Options) func() {
+		return func() {
+			if _, err := Write(vfs.Default, dir, Meta{Index: 1, Shards: 1}, s, opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var seq, def, zs, raw []float64
+	for i := 0; i < b.N; i++ {
+		seq = append(seq, mbps(func() { sequentialWrite(b, dir, s.raw) }))
+		def = append(def, mbps(write(Options{})))
+		zs = append(zs, mbps(write(Options{Codec: format.CodecZstd})))
+		raw = append(raw, mbps(write(Options{Uncompressed: true})))
+	}
+	b.ReportMetric(median(seq), "seq-MB/s")
+	b.ReportMetric(median(def), "compressed-MB/s")
+	b.ReportMetric(median(zs), "zstd-MB/s")
+	b.ReportMetric(median(raw), "uncompressed-MB/s")
+	b.ReportMetric(median(def)/median(seq), "compressed/seq")
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// sequentialWrite writes n bytes to a plain file in 256 KiB writes, fsyncs
+// it and removes it.
+func sequentialWrite(b *testing.B, dir string, n int64) {
+	buf := make([]byte, 256<<10)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	path := filepath.Join(dir, "baseline")
+	f, err := vfs.Default.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for off := int64(0); off < n; off += int64(len(buf)) {
+		if _, err := f.Write(buf[:min(int64(len(buf)), n-off)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	os.Remove(path)
 }
 
 // BenchmarkCheckpointGet measures point lookups in the 1M-key checkpoint

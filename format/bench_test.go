@@ -49,7 +49,7 @@ func blockBenchEntries() []testEntry {
 }
 
 func BenchmarkBlockEncode(b *testing.B) {
-	for _, codec := range []BlockCodec{CodecNone, CodecZstd} {
+	for _, codec := range []BlockCodec{CodecNone, CodecZstd, CodecHuff0} {
 		b.Run(codecName(codec), func(b *testing.B) {
 			entries := blockBenchEntries()
 			w := NewBlockWriter(codec)
@@ -70,7 +70,7 @@ func BenchmarkBlockEncode(b *testing.B) {
 }
 
 func BenchmarkBlockDecode(b *testing.B) {
-	for _, codec := range []BlockCodec{CodecNone, CodecZstd} {
+	for _, codec := range []BlockCodec{CodecNone, CodecZstd, CodecHuff0} {
 		b.Run(codecName(codec), func(b *testing.B) {
 			payload := encodeBlock(b, codec, blockBenchEntries())
 			var blk Block
@@ -102,9 +102,4 @@ func BenchmarkBlockSeekGE(b *testing.B) {
 	}
 }
 
-func codecName(c BlockCodec) string {
-	if c == CodecZstd {
-		return "zstd"
-	}
-	return "none"
-}
+func codecName(c BlockCodec) string { return c.String() }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/klauspost/compress/huff0"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -38,9 +39,14 @@ type BlockCodec uint8
 
 // Block codecs.
 const (
-	CodecNone BlockCodec = 0 // entries stored as they are
-	CodecZstd BlockCodec = 1 // entries in one zstd frame (klauspost/compress)
+	CodecNone  BlockCodec = 0 // entries stored as they are
+	CodecZstd  BlockCodec = 1 // entries in one zstd frame (klauspost/compress)
+	CodecHuff0 BlockCodec = 2 // entries as one huff0 4X stream with its table (klauspost/compress/huff0): entropy coding only, no match search
 )
+
+// Huff0MaxBlock is the largest block CodecHuff0 can hold; a BlockWriter
+// stores a larger block with zstd instead.
+const Huff0MaxBlock = huff0.BlockSizeMax
 
 const (
 	// BlockPrefixSize is the size of the fixed prefix of a block payload:
@@ -105,22 +111,39 @@ func blockVarintLen(n int) int {
 //	err := w.Add(k, v, kind)
 type BlockWriter struct {
 	codec    BlockCodec
-	raw      []byte // encoded entries of the current block
-	count    int    // entries in raw
-	firstKey int    // offset in raw of the first entry's key
-	last     []byte // copy of the last key added (kept across Finish)
+	huff     *huff0.Scratch // CodecHuff0's encoder state, reused block to block
+	raw      []byte         // encoded entries of the current block
+	count    int            // entries in raw
+	firstKey int            // offset in raw of the first entry's key
+	last     []byte         // copy of the last key added (kept across Finish)
 	hasLast  bool
 }
 
-// NewBlockWriter returns a BlockWriter whose blocks use codec. With
-// CodecZstd a block that zstd does not shrink by at least an eighth is
-// stored uncompressed (CodecNone) instead, so reading it costs no
-// decompression.
+// NewBlockWriter returns a BlockWriter whose blocks use codec. A block
+// that the codec does not shrink by at least an eighth is stored
+// uncompressed (CodecNone) instead, so reading it costs no decompression.
+// CodecHuff0 stores a block larger than Huff0MaxBlock with zstd.
 func NewBlockWriter(codec BlockCodec) *BlockWriter {
-	if codec != CodecNone && codec != CodecZstd {
+	if !codec.Valid() {
 		panic("kvtool/format: unknown block codec") // programming error
 	}
 	return &BlockWriter{codec: codec}
+}
+
+// Valid reports whether c is a codec this version writes and reads.
+func (c BlockCodec) Valid() bool { return c == CodecNone || c == CodecZstd || c == CodecHuff0 }
+
+// String returns "none", "zstd", "huff0" or "codec(N)".
+func (c BlockCodec) String() string {
+	switch c {
+	case CodecNone:
+		return "none"
+	case CodecZstd:
+		return "zstd"
+	case CodecHuff0:
+		return "huff0"
+	}
+	return fmt.Sprintf("codec(%d)", uint8(c))
 }
 
 // Add appends an entry to the current block. key must be strictly greater
@@ -192,17 +215,28 @@ func (w *BlockWriter) Finish(dst []byte) []byte {
 	dst = append(dst, byte(CodecNone))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(w.raw)))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(w.count))
-	if w.codec == CodecZstd && len(w.raw) > 0 {
-		body := len(dst)
-		dst = zstdEncoder().EncodeAll(w.raw, dst)
-		if len(dst)-body < len(w.raw)-len(w.raw)/8 {
-			dst[start] = byte(CodecZstd)
-			w.clearBlock()
-			return dst
-		}
-		dst = dst[:body]
+	body := len(dst)
+	codec := w.codec
+	if codec == CodecHuff0 && len(w.raw) > Huff0MaxBlock {
+		codec = CodecZstd
 	}
-	dst = append(dst, w.raw...)
+	switch {
+	case len(w.raw) == 0 || codec == CodecNone:
+	case codec == CodecZstd:
+		dst = zstdEncoder().EncodeAll(w.raw, dst)
+	case codec == CodecHuff0:
+		if w.huff == nil {
+			w.huff = &huff0.Scratch{Reuse: huff0.ReusePolicyNone} // every block carries its own table
+		}
+		if out, _, err := huff0.Compress4X(w.raw, w.huff); err == nil {
+			dst = append(dst, out...)
+		} // else incompressible, or one repeated byte: stored raw
+	}
+	if n := len(dst) - body; n > 0 && n < len(w.raw)-len(w.raw)/8 {
+		dst[start] = byte(codec)
+	} else {
+		dst = append(dst[:body], w.raw...)
+	}
 	w.clearBlock()
 	return dst
 }
@@ -325,9 +359,40 @@ func (b *Block) uncompress(codec BlockCodec, body []byte, rawLen int) ([]byte, e
 			return nil, fmt.Errorf("zstd block decodes to %d bytes, prefix says %d", len(out), rawLen)
 		}
 		return out, nil
+	case CodecHuff0:
+		return b.unhuff(body, rawLen)
 	}
 	return nil, fmt.Errorf("unknown block codec %d", codec)
 }
+
+// unhuff decodes a CodecHuff0 body of rawLen bytes into b's buffer. The
+// decoder writes exactly cap(dst) = rawLen bytes or fails, so a lying
+// stream cannot allocate more.
+func (b *Block) unhuff(body []byte, rawLen int) ([]byte, error) {
+	if rawLen > Huff0MaxBlock {
+		return nil, fmt.Errorf("huff0 block of %d bytes exceeds the codec's %d", rawLen, Huff0MaxBlock)
+	}
+	s := huffScratch.Get().(*huff0.Scratch)
+	defer huffScratch.Put(s)
+	s, rest, err := huff0.ReadTable(body, s)
+	if err != nil {
+		return nil, fmt.Errorf("huff0 table: %v", err)
+	}
+	if cap(b.data) < rawLen {
+		b.data = make([]byte, 0, rawLen)
+	}
+	out, err := s.Decoder().Decompress4X(b.data[:0:rawLen], rest)
+	if err != nil {
+		return nil, fmt.Errorf("huff0: %v", err)
+	}
+	if len(out) != rawLen {
+		return nil, fmt.Errorf("huff0 block decodes to %d bytes, prefix says %d", len(out), rawLen)
+	}
+	return out, nil
+}
+
+// huffScratch recycles huff0 decoding tables.
+var huffScratch = sync.Pool{New: func() any { return &huff0.Scratch{MaxDecodedSize: Huff0MaxBlock} }}
 
 // parseEntries checks every entry of data and appends their start offsets
 // to offs. It wants exactly count entries filling data exactly, valid

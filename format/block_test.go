@@ -118,7 +118,7 @@ func TestBlockRoundTrip(t *testing.T) {
 		"random": randomEntries(r, 300),
 	}
 	for name, entries := range cases {
-		for _, codec := range []BlockCodec{CodecNone, CodecZstd} {
+		for _, codec := range []BlockCodec{CodecNone, CodecZstd, CodecHuff0} {
 			t.Run(fmt.Sprintf("%s/%d", name, codec), func(t *testing.T) {
 				payload := encodeBlock(t, codec, entries)
 				b, err := DecodeBlock(payload, "b", 0)
@@ -197,6 +197,10 @@ func TestBlockCodecChoice(t *testing.T) {
 		{"compressible", CodecZstd, benchEntries(100), CodecZstd},
 		{"incompressible", CodecZstd, random, CodecNone},
 		{"empty", CodecZstd, nil, CodecNone},
+		{"huff0 compressible", CodecHuff0, benchEntries(100), CodecHuff0},
+		{"huff0 incompressible", CodecHuff0, random, CodecNone},
+		{"huff0 empty", CodecHuff0, nil, CodecNone},
+		{"huff0 past its limit", CodecHuff0, hugeEntries(Huff0MaxBlock + 1), CodecZstd},
 	}
 	for _, tt := range tests {
 		payload := encodeBlock(t, tt.codec, tt.entries)
@@ -208,6 +212,19 @@ func TestBlockCodecChoice(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 		}
 	}
+}
+
+// hugeEntries returns compressible entries of more than n bytes in all.
+func hugeEntries(n int) []testEntry {
+	var es []testEntry
+	for size := 0; size <= n; size += 1000 {
+		v := make([]byte, 990)
+		for j := range v {
+			v[j] = "abcd"[(j*j+size)%4]
+		}
+		es = append(es, testEntry{key: fmt.Appendf(nil, "k%08d", size), value: v, kind: EntryPut})
+	}
+	return es
 }
 
 func TestBlockWriterErrors(t *testing.T) {
@@ -303,7 +320,7 @@ func TestBlockWriterFirstLastKey(t *testing.T) {
 // TestBlockFinishAppends checks that Finish appends after existing bytes,
 // so a payload can be built straight into a frame.
 func TestBlockFinishAppends(t *testing.T) {
-	for _, codec := range []BlockCodec{CodecNone, CodecZstd} {
+	for _, codec := range []BlockCodec{CodecNone, CodecZstd, CodecHuff0} {
 		entries := benchEntries(50)
 		want := encodeBlock(t, codec, entries)
 		w := NewBlockWriter(codec)
@@ -450,7 +467,7 @@ func TestDecodeBlockZstdBombs(t *testing.T) {
 func TestDecodeBlockReuse(t *testing.T) {
 	var b Block
 	for i, n := range []int{300, 5, 0, 1000} {
-		for _, codec := range []BlockCodec{CodecZstd, CodecNone} {
+		for _, codec := range []BlockCodec{CodecZstd, CodecNone, CodecHuff0} {
 			entries := benchEntries(n)
 			if err := b.Decode(encodeBlock(t, codec, entries), "r", 0); err != nil {
 				t.Fatal(err)
@@ -468,7 +485,7 @@ func TestDecodeBlockReuse(t *testing.T) {
 // TestBlockFrameCorruption damages every byte of a FrameBlock frame: the
 // frame checksum catches it before the block is decoded.
 func TestBlockFrameCorruption(t *testing.T) {
-	for _, codec := range []BlockCodec{CodecNone, CodecZstd} {
+	for _, codec := range []BlockCodec{CodecNone, CodecZstd, CodecHuff0} {
 		frame := AppendFrame(nil, FrameBlock, encodeBlock(t, codec, benchEntries(20)))
 		for _, c := range corruptions {
 			for i := 1; i < len(frame); i++ {
@@ -489,7 +506,7 @@ func TestBlockFrameCorruption(t *testing.T) {
 // lengths and kind of its first entry, without a frame around it: the block
 // checks alone catch these.
 func TestBlockPrefixCorruption(t *testing.T) {
-	for _, codec := range []BlockCodec{CodecNone, CodecZstd} {
+	for _, codec := range []BlockCodec{CodecNone, CodecZstd, CodecHuff0} {
 		payload := encodeBlock(t, codec, benchEntries(200))
 		for _, c := range corruptions[:1] { // xor-ff: always out of range here
 			for i := 0; i < BlockPrefixSize; i++ {
@@ -526,7 +543,7 @@ func TestBlockAnyDamageIsSafe(t *testing.T) {
 func checkReencode(t testing.TB, b *Block) {
 	t.Helper()
 	entries := entriesOf(b)
-	for _, codec := range []BlockCodec{CodecNone, CodecZstd} {
+	for _, codec := range []BlockCodec{CodecNone, CodecZstd, CodecHuff0} {
 		w := NewBlockWriter(codec)
 		for _, e := range entries {
 			if err := w.Add(e.key, e.value, e.kind); err != nil {

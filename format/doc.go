@@ -23,10 +23,11 @@
 //	  preallocated file; type 0 is never valid
 //	Block (the payload of a FrameBlock frame):
 //	+----------+------------+-----------+-------------------------------------+
-//	| codec u8 | rawLen u32 | count u32 | entries, zstd-compressed if codec 1 |
+//	| codec u8 | rawLen u32 | count u32 | entries, compressed as codec says   |
 //	+----------+------------+-----------+-------------------------------------+
 //	  entry: keyLen uvarint | valLen uvarint | kind u8 (1 put, 2 delete) | key | value;
-//	  keys strictly increase; rawLen <= MaxBlockSize
+//	  keys strictly increase; rawLen <= MaxBlockSize; codec 0 = stored,
+//	  1 = one zstd frame, 2 = one huff0 4X stream (rawLen <= Huff0MaxBlock)
 //
 // A length read from disk is checked against MaxFrameSize (MaxBlockSize for
 // a block) and against the bytes remaining before anything is allocated.

@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -163,6 +164,7 @@ func frameSeeds() [][]any {
 func blockSeeds(t *testing.T) [][]any {
 	none := encodeBlock(t, CodecNone, fixtureEntries())
 	zstd := encodeBlock(t, CodecZstd, benchEntries(60))
+	huff := encodeBlock(t, CodecHuff0, benchEntries(60))
 	entry := rawEntry("k", "value", EntryPut)
 	return [][]any{
 		{none},
@@ -176,5 +178,10 @@ func blockSeeds(t *testing.T) [][]any {
 		{blockPayload(1, uint32(len(entry)), 1, zstdFrame(-1, entry, make([]byte, 2000)))},
 		{blockPayload(1, uint32(len(entry)), 1, zstdFrame(1<<40, entry))},
 		{blockPayload(0, 14, 1, cat([]byte{1}, bytes.Repeat([]byte{0xff}, 10), []byte{1, 1, 'a'}))},
+		{huff},
+		{damage(corruptions[0], huff, 30)},
+		{huff[:len(huff)-3]},
+		{blockPayload(CodecHuff0, binary.LittleEndian.Uint32(huff[1:])+1, binary.LittleEndian.Uint32(huff[5:]), huff[BlockPrefixSize:])},
+		{blockPayload(CodecHuff0, Huff0MaxBlock+1, 1, huff[BlockPrefixSize:])},
 	}
 }

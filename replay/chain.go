@@ -22,6 +22,17 @@ type Options struct {
 	StopAtTornTail bool   // see WALOptions
 }
 
+// BaseLoader is a Target that takes the base checkpoint whole: Snapshot
+// hands it the open checkpoint instead of calling Apply once per pair, so
+// it can decode the blocks in parallel (Reader.Blocks) and build its state
+// without sorting, the checkpoint being in key order already. LoadBase is
+// called at most once, before any Apply; an error from it (a damaged block
+// names the file and offset) ends the replay.
+type BaseLoader interface {
+	Target
+	LoadBase(r *checkpoint.Reader) error
+}
+
 // Chain is what Snapshot applied: the base and the deltas.
 type Chain struct {
 	Base      string   `json:"base,omitempty"` // base checkpoint file name
@@ -118,6 +129,9 @@ func applyBase(fsys vfs.FS, dir string, ref manifest.FileRef, t Target) (uint64,
 	defer r.Close()
 	if err := checkRef(path, ref, r.Info().Meta.Index, r.Info().Checksum); err != nil {
 		return 0, err
+	}
+	if bl, ok := t.(BaseLoader); ok {
+		return r.Meta().Term, bl.LoadBase(r)
 	}
 	return r.Meta().Term, r.Ascend(func(key, value []byte) bool {
 		t.Apply(format.TxnPut, key, value)

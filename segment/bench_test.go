@@ -37,6 +37,116 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendRatio runs the Log and the simplest group commit
+// alternately, b.N appends per round, five rounds each at 16 and 128
+// appenders, so that a loaded machine slows both alike, and reports the
+// median appends/s of each and log/group (issue 16: at least 1 at every
+// concurrency).
+func BenchmarkAppendRatio(b *testing.B) {
+	for _, n := range []int{16, 128} {
+		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
+			var logRates, groupRates []float64
+			for r := 0; r < 5; r++ {
+				logRates = append(logRates, appendRate(b, n, logAppender))
+				groupRates = append(groupRates, appendRate(b, n, groupAppender))
+			}
+			lg, gr := medianOf(logRates), medianOf(groupRates)
+			b.ReportMetric(lg, "log-appends/s")
+			b.ReportMetric(gr, "group-appends/s")
+			b.ReportMetric(lg/gr, "log/group")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// appendRate runs b.N appends over n goroutines with the appender mk
+// makes (and stops after), and returns appends per second.
+func appendRate(b *testing.B, n int, mk func(b *testing.B) (appendOne, stop func())) float64 {
+	appendOne, stop := mk(b)
+	defer stop()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				appendOne()
+			}
+		})
+	}
+	wg.Wait()
+	return float64(b.N) / time.Since(start).Seconds()
+}
+
+// logAppender opens a Log for one round.
+func logAppender(b *testing.B) (func(), func()) {
+	dir := benchDir(b)
+	l, err := Open(Options{FS: vfs.Default, Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, benchPayload)
+	return func() {
+			if _, err := l.Append(format.FrameWALTxn, data); err != nil {
+				b.Error(err)
+			}
+		}, func() {
+			l.Close()
+			os.RemoveAll(dir)
+		}
+}
+
+// groupAppender starts the simplest group commit (benchSimpleGroup's) for
+// one round.
+func groupAppender(b *testing.B) (func(), func()) {
+	bf := newBaselineFile(b)
+	type req struct {
+		rec  []byte
+		done chan struct{}
+	}
+	reqs := make(chan req, 1024)
+	go func() {
+		var buf []byte
+		var batch []req
+		for r := range reqs {
+			batch = append(batch[:0], r)
+		drain:
+			for {
+				select {
+				case r := <-reqs:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			buf = buf[:0]
+			for _, r := range batch {
+				buf = append(buf, r.rec...)
+			}
+			bf.write(b, buf)
+			for _, r := range batch {
+				r.done <- struct{}{}
+			}
+		}
+	}()
+	var pool sync.Pool
+	return func() {
+		done, _ := pool.Get().(chan struct{})
+		if done == nil {
+			done = make(chan struct{}, 1)
+		}
+		reqs <- req{bf.rec, done}
+		<-done
+		pool.Put(done)
+	}, func() { close(reqs) }
+}
+
+func medianOf(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
 const benchPayload = 100
 
 func benchDir(b *testing.B) string {

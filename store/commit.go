@@ -164,6 +164,7 @@ type staging struct {
 	shards  []int   // touched shards, ascending
 	trees   []*tree // private copies, parallel to shards; nil until first write
 	effects []format.TxnEffect
+	byKey   map[string]int // position of each key's effect, once there are many (effectIndexFrom)
 }
 
 // newStaging starts a view of txn's shards on top of base (one tree per
@@ -360,11 +361,37 @@ func (st *staging) write(pos int, key string, val []byte, kind uint8) {
 		st.trees[pos].Set(newItem(key, val))
 	}
 	e := format.TxnEffect{Kind: kind, Key: key, Value: val}
-	for i := range st.effects {
-		if st.effects[i].Key == key {
-			st.effects[i] = e
-			return
-		}
+	if i, ok := st.effectOf(key); ok {
+		st.effects[i] = e
+		return
+	}
+	if st.byKey != nil {
+		st.byKey[key] = len(st.effects)
 	}
 	st.effects = append(st.effects, e)
+}
+
+// effectIndexFrom is the number of effects from which a transaction looks
+// its keys up in a map instead of scanning: the scan made a 10,000-put
+// transaction take seconds (quadratic), the map would slow a transfer.
+const effectIndexFrom = 16
+
+// effectOf returns the position of key's effect, if it has one.
+func (st *staging) effectOf(key string) (int, bool) {
+	if st.byKey == nil && len(st.effects) >= effectIndexFrom {
+		st.byKey = make(map[string]int, 2*len(st.effects))
+		for i, e := range st.effects {
+			st.byKey[e.Key] = i
+		}
+	}
+	if st.byKey != nil {
+		i, ok := st.byKey[key]
+		return i, ok
+	}
+	for i := range st.effects {
+		if st.effects[i].Key == key {
+			return i, true
+		}
+	}
+	return 0, false
 }

@@ -7,7 +7,9 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/table"
 )
 
 // loader is the replay target used at open. Inserting a million random
@@ -16,8 +18,15 @@ import (
 // (later effects win), drops superseded entries and deletes, and loads
 // the survivors in key order (tidwall's append-only Load path), shards in
 // parallel.
+//
+// The base checkpoint takes a faster path (LoadBase): it is in key order
+// already, so its blocks are decoded in parallel, its pairs routed to
+// their shards in that order (each shard's list stays sorted) with keys
+// and values aliasing the decoded blocks, and build merges each shard's
+// base list with its sorted effects instead of sorting a million entries.
 type loader struct {
 	shards [][]loadEntry
+	base   [][][]item // per shard, runs of the base checkpoint's pairs, all in key order
 	seq    uint64
 	slab   []byte // key and value bytes, in chunks
 }
@@ -78,6 +87,59 @@ func (l *loader) copyString(key []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
+// LoadBase routes the pairs of the base checkpoint r to their shards in
+// key order (replay.BaseLoader). It is called before any Apply. The
+// decoding goroutines also route (routeBlock), so this goroutine only
+// strings each block's runs onto its shards' lists. A pair's key and value
+// alias its decoded block, which is never written again; a block stays in
+// memory as long as any of its values is in the state.
+func (l *loader) LoadBase(r *checkpoint.Reader) error {
+	l.base = make([][][]item, len(l.shards))
+	return table.MapBlocks(r.Reader, 0, l.routeBlock, func(rb routed) error {
+		for sh := range l.base {
+			if lo, hi := rb.cut[sh], rb.cut[sh+1]; hi > lo {
+				l.base[sh] = append(l.base[sh], rb.items[lo:hi])
+			}
+		}
+		return nil
+	})
+}
+
+// routed is one block's pairs grouped by shard, each group in key order:
+// shard i's are items[cut[i]:cut[i+1]].
+type routed struct {
+	items []item
+	cut   []int32
+}
+
+// routeBlock groups the pairs of b by shard (a counting sort, which keeps
+// each shard's pairs in the block's key order). It runs on the decoding
+// goroutines, so it touches only b and what it allocates.
+func (l *loader) routeBlock(b *format.Block) (routed, error) {
+	n, cnt := len(l.shards), b.Len()
+	pairs := make([]pair, cnt)
+	shard := make([]int32, cnt)
+	rb := routed{items: make([]item, cnt), cut: make([]int32, n+1)}
+	for j := range cnt {
+		k, v, _ := b.Entry(j)
+		key := unsafe.String(unsafe.SliceData(k), len(k))
+		pairs[j] = pair{key: key, val: v}
+		sh := int32(shardOf(key, n))
+		shard[j] = sh
+		rb.cut[sh+1]++
+	}
+	for i := 1; i <= n; i++ {
+		rb.cut[i] += rb.cut[i-1]
+	}
+	pos := slices.Clone(rb.cut[:n])
+	for j := range cnt {
+		sh := shard[j]
+		rb.items[pos[sh]] = item{pre: keyPrefix(pairs[j].key), p: &pairs[j]}
+		pos[sh]++
+	}
+	return rb, nil
+}
+
 // build returns the shard trees. It consumes the loader.
 func (l *loader) build() []*tree {
 	trees := make([]*tree, len(l.shards))
@@ -92,7 +154,11 @@ func (l *loader) build() []*tree {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				trees[i] = buildTree(l.shards[i])
+				var base [][]item
+				if l.base != nil {
+					base, l.base[i] = l.base[i], nil
+				}
+				trees[i] = buildTree(base, l.shards[i])
 				l.shards[i] = nil
 			}
 		}()
@@ -101,7 +167,12 @@ func (l *loader) build() []*tree {
 	return trees
 }
 
-func buildTree(es []loadEntry) *tree {
+// buildTree builds one shard's tree from base, its pairs of the base
+// checkpoint in strictly increasing key order (in runs), and es, the
+// effects applied after it in any order: it sorts es (later effects win),
+// and loads the merge of the two in key order, an effect replacing or
+// deleting the base pair of its key.
+func buildTree(runs [][]item, es []loadEntry) *tree {
 	slices.SortFunc(es, func(a, b loadEntry) int {
 		if c := cmp.Compare(a.pre, b.pre); c != 0 {
 			return c
@@ -113,10 +184,20 @@ func buildTree(es []loadEntry) *tree {
 	})
 	t := newTree()
 	var pairs []pair
+	base := baseCursor{runs: runs}
 	for i := range es {
 		e := &es[i]
-		if e.del || (i+1 < len(es) && es[i+1].key == e.key) {
-			continue // deleted, or superseded by a later effect
+		if i+1 < len(es) && es[i+1].key == e.key {
+			continue // superseded by a later effect
+		}
+		for ; base.ok() && itemKeyLess(base.item(), e.pre, e.key); base.next() {
+			t.Load(base.item())
+		}
+		if base.ok() && base.item().pre == e.pre && base.item().p.key == e.key {
+			base.next() // replaced or deleted by e
+		}
+		if e.del {
+			continue
 		}
 		if len(pairs) == cap(pairs) {
 			pairs = make([]pair, 0, pairChunk)
@@ -124,5 +205,31 @@ func buildTree(es []loadEntry) *tree {
 		pairs = append(pairs, pair{key: e.key, val: e.val})
 		t.Load(item{pre: e.pre, p: &pairs[len(pairs)-1]})
 	}
+	for ; base.ok(); base.next() {
+		t.Load(base.item())
+	}
 	return t
+}
+
+// baseCursor walks runs of items as one sequence.
+type baseCursor struct {
+	runs [][]item
+	i    int // position in runs[0]
+}
+
+func (c *baseCursor) ok() bool   { return len(c.runs) > 0 }
+func (c *baseCursor) item() item { return c.runs[0][c.i] }
+
+func (c *baseCursor) next() {
+	if c.i++; c.i == len(c.runs[0]) {
+		c.runs, c.i = c.runs[1:], 0
+	}
+}
+
+// itemKeyLess reports whether it orders before the key with prefix pre.
+func itemKeyLess(it item, pre uint64, key string) bool {
+	if it.pre != pre {
+		return it.pre < pre
+	}
+	return it.p.key < key
 }

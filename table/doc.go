@@ -12,7 +12,7 @@
 //	|   ext (kind-specific, given by the caller), xxh64            |
 //	+-------------------------------------------------------------+ header end
 //	| FrameBlock frame 0: a format block of sorted entries, cut    |
-//	|   at ~BlockSize uncompressed bytes, zstd by default          |
+//	|   at ~BlockSize uncompressed bytes, compressed per block     |
 //	| ... FrameBlock frame n-1 (frames follow without gaps)         |
 //	+-------------------------------------------------------------+ index offset
 //	| FrameIndex frame(s), payload: count u32, then per block:     |
@@ -33,8 +33,9 @@
 //
 // # Concurrency
 //
-// A Writer is owned by one goroutine (it compresses blocks on goroutines
-// of its own and waits for them in Close and Cancel). A Reader is safe for
-// concurrent Get and NewIter calls, an Iter owned by one goroutine, a Kind
-// read-only once built.
+// A Writer is owned by one goroutine (it compresses blocks on goroutines of
+// its own and waits for them in Close and Cancel). A Reader is safe for
+// concurrent Get and NewIter calls; each Iter is owned by one goroutine.
+// Blocks and MapBlocks decode on goroutines of their own, which end before
+// the call returns, and call back on the caller's goroutine, in file order.
 package table

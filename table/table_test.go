@@ -46,7 +46,7 @@ func TestRoundTrip(t *testing.T) {
 		{"max-keys", longKeys, 16 << 10},
 	}
 	for _, c := range cases {
-		for _, codec := range []format.BlockCodec{format.CodecNone, format.CodecZstd} {
+		for _, codec := range []format.BlockCodec{format.CodecNone, format.CodecZstd, format.CodecHuff0} {
 			t.Run(c.name+"/"+codecName(codec), func(t *testing.T) {
 				entries := c.gen(rand.New(rand.NewPCG(1, uint64(len(c.name)))))
 				checkRoundTrip(t, entries, WriterOptions{BlockSize: c.block, Codec: codec, Index: 7, FromIndex: 3, Term: 2})
@@ -55,12 +55,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func codecName(c format.BlockCodec) string {
-	if c == format.CodecZstd {
-		return "zstd"
-	}
-	return "none"
-}
+func codecName(c format.BlockCodec) string { return c.String() }
 
 func checkRoundTrip(t *testing.T, entries []entry, opts WriterOptions) {
 	fs := vfs.NewMem()
@@ -274,7 +269,7 @@ func TestWriterRejectsBadEntries(t *testing.T) {
 // against the block before, for both codecs (zstd blocks are compressed
 // concurrently).
 func TestKeyOrderAcrossBlocks(t *testing.T) {
-	for _, codec := range []format.BlockCodec{format.CodecNone, format.CodecZstd} {
+	for _, codec := range []format.BlockCodec{format.CodecNone, format.CodecZstd, format.CodecHuff0} {
 		fs := vfs.NewMem()
 		w, err := NewWriter(fs, "t", WriterOptions{Magic: format.MagicDelta, BlockSize: 64, Codec: codec})
 		if err != nil {
