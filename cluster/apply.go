@@ -35,6 +35,7 @@ type applyResult struct {
 	entry    uint64 // the entry applied
 	index    uint64 // the entry that applied the request (an earlier one for a duplicate)
 	dup      bool   // the request ID had already applied at index
+	attempt  uint64 // the Propose call whose entry applied it (request.attempt)
 	checkErr error  // a failed check (*store.CheckError) or invalid transaction: nothing changed
 }
 
@@ -83,7 +84,7 @@ func (n *Node) applyRequest(idx uint64, data []byte) error {
 	if err != nil {
 		return err
 	}
-	n.waiters.deliver(req.id, applyResult{entry: idx, index: idx, checkErr: checkErr})
+	n.waiters.deliver(req.id, applyResult{entry: idx, index: idx, checkErr: checkErr, attempt: req.attempt})
 	return nil
 }
 

@@ -101,6 +101,47 @@ func TestClusterRequestIDAppliesOnce(t *testing.T) {
 	}
 }
 
+// TestClusterRetryOnLaggingNode: a retry sent to a member that has not
+// applied the first try yet is answered as a duplicate with the first
+// index (the member applies the first try's entry before its own copy,
+// and must not take it for its own), and applies once.
+func TestClusterRetryOnLaggingNode(t *testing.T) {
+	c := newTestCluster(t, 3, 5)
+	lead := c.leader()
+	var lag uint64
+	for _, id := range c.ids {
+		if id != lead {
+			lag = id
+		}
+	}
+	c.net.Isolate(lag)
+	add := &store.Txn{Ops: []store.Op{{Kind: store.OpAdd, Key: "n", Delta: 1}}}
+	first, err := c.propose(lead, Request{ID: "req-lag", Txn: add})
+	if err != nil || first.Duplicate {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := c.propose(lag, Request{ID: "req-lag", Txn: add})
+		done <- outcome{res, err}
+	}()
+	c.net.Rejoin(lag)
+	o := <-done
+	if o.err != nil || !o.res.Duplicate || o.res.Index != first.Index {
+		t.Fatalf("retry on the lagging node %d: %+v, %v; want a duplicate of %d", lag, o.res, o.err, first.Index)
+	}
+	c.converged()
+	for _, id := range c.ids {
+		if v, _ := c.node(id).st.Snapshot().Get("n"); string(v) != "1" {
+			t.Fatalf("node %d: n = %q, want 1", id, v)
+		}
+	}
+}
+
 // TestClusterMinorityLeader cuts the leader off with no quorum: its
 // proposals time out with ErrNoQuorum, the majority elects another leader
 // and commits, and once healed the old leader drops its uncommitted entry

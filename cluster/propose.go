@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,7 +47,7 @@ func (n *Node) Propose(ctx context.Context, req Request) (Result, error) {
 	if len(req.ID) > MaxRequestID {
 		return Result{}, fmt.Errorf("kvtool/cluster: request ID of %d bytes, the limit is %d", len(req.ID), MaxRequestID)
 	}
-	r := &request{id: req.ID, dedup: true, txn: req.Txn}
+	r := &request{id: req.ID, dedup: true, txn: req.Txn, attempt: newAttempt()}
 	if r.id == "" {
 		r.id = newRequestID()
 	}
@@ -69,7 +70,22 @@ func (n *Node) Propose(ctx context.Context, req Request) (Result, error) {
 	default:
 		n.stats.proposalsOK.Add(1)
 	}
-	return Result{Index: res.index, Duplicate: res.dup}, res.checkErr
+	// Another call's entry with the same ID may apply first (a client's
+	// retry on a member that had not applied the first try yet): this
+	// call then changed nothing, like a duplicate.
+	dup := res.dup || res.attempt != r.attempt
+	return Result{Index: res.index, Duplicate: dup}, res.checkErr
+}
+
+// newAttempt returns a random nonzero attempt number.
+func newAttempt() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if a := binary.LittleEndian.Uint64(b[:]); a != 0 {
+			return a
+		}
+	}
 }
 
 // awaitApply proposes data and waits for this node to apply it, proposing

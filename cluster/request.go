@@ -17,6 +17,9 @@ import (
 //	| version u8=1 | flags u8 | idLen u8  | id     | count uvarint   | count x op      |
 //	+--------------+----------+-----------+--------+-----------------+-----------------+
 //	  flags bit 0: the ID is the client's (deduplicate: apply at most once)
+//	  flags bit 1: an attempt u64 follows the id: the Propose call that
+//	               proposed it, so a call can tell its own proposal from an
+//	               earlier call's with the same ID (Result.Duplicate)
 //	  op: kind u8 | keyLen uvarint | key | then by kind:
 //	      put: valLen uvarint | value     add: delta zigzag varint
 //	      del: nothing                    check: check u8 | equals: valLen | value
@@ -27,7 +30,10 @@ import (
 // is an error, never a panic or a huge allocation.
 const requestVersion = 1
 
-const flagDedup = 1
+const (
+	flagDedup   = 1
+	flagAttempt = 2
+)
 
 // MaxRequestID bounds a request ID, in bytes.
 const MaxRequestID = 64
@@ -37,9 +43,10 @@ var errBadRequest = errors.New("kvtool/cluster: malformed request entry")
 
 // request is a decoded request entry.
 type request struct {
-	id    string
-	dedup bool // id is the client's: apply at most once
-	txn   *store.Txn
+	id      string
+	dedup   bool   // id is the client's: apply at most once
+	attempt uint64 // the Propose call that proposed it (0: none said)
+	txn     *store.Txn
 }
 
 // encodeRequest encodes r; r.txn must be valid (store.Txn.Validate) and
@@ -49,8 +56,14 @@ func encodeRequest(r *request) []byte {
 	if r.dedup {
 		flags |= flagDedup
 	}
+	if r.attempt != 0 {
+		flags |= flagAttempt
+	}
 	b := []byte{requestVersion, flags, byte(len(r.id))}
 	b = append(b, r.id...)
+	if r.attempt != 0 {
+		b = binary.LittleEndian.AppendUint64(b, r.attempt)
+	}
 	b = binary.AppendUvarint(b, uint64(len(r.txn.Ops)))
 	for _, op := range r.txn.Ops {
 		b = appendOp(b, op)
@@ -91,11 +104,16 @@ func decodeRequest(b []byte) (*request, error) {
 	if head == nil {
 		return nil, d.fail("entry of %d bytes is too short", len(b))
 	}
-	if head[0] != requestVersion || head[1]&^flagDedup != 0 || head[2] > MaxRequestID {
+	if head[0] != requestVersion || head[1]&^(flagDedup|flagAttempt) != 0 || head[2] > MaxRequestID {
 		return nil, d.fail("version %d, flags %#x, id length %d", head[0], head[1], head[2])
 	}
 	r.dedup = head[1]&flagDedup != 0
 	r.id = string(d.take(int(head[2])))
+	if head[1]&flagAttempt != 0 {
+		if a := d.take(8); a != nil {
+			r.attempt = binary.LittleEndian.Uint64(a)
+		}
+	}
 	n := d.uvarint()
 	if n > format.MaxTxnOps {
 		return nil, d.fail("%d operations, the limit is %d", n, format.MaxTxnOps)
