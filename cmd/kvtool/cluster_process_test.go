@@ -134,6 +134,11 @@ func (cp *clusterProcs) logs() string {
 			cancel()
 			js, _ := json.Marshal(st)
 			fmt.Fprintf(&b, "--- %s's status: %s %v\n", name, js, err)
+			if os.Getenv("KVTOOL_CLUSTER_DUMP") != "" { // goroutines of a hung member, for its debugger
+				p.cmd.Process.Signal(syscall.SIGQUIT)
+				p.cmd.Wait()
+				fmt.Fprintf(&b, "--- %s after SIGQUIT:\n%s", name, p.stderr)
+			}
 		}
 	}
 	return b.String()
