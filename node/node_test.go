@@ -153,7 +153,7 @@ func TestRunRefusesBadClusterConfig(t *testing.T) {
 
 // freePeerAddrs returns n loopback addresses whose ports were free a
 // moment ago (a cluster's peer addresses must be known up front).
-func freePeerAddrs(t *testing.T, n int) []string {
+func freePeerAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var addrs []string
 	for range n {

@@ -35,6 +35,8 @@ import (
 // starts, and a restarted member must bind its own address again anyway, so
 // learning a port from a listening event would not help. The API listens on
 // port 0 and is read back from each start's listening event.
+// KVTOOL_CLUSTER_ROUNDS sets the rounds (default 5); KVTOOL_CLUSTER_DUMP=1
+// makes a failed wait dump every member's goroutines (SIGQUIT) with its log.
 
 const (
 	clusterWriters    = 6
