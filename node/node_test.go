@@ -3,15 +3,19 @@ package node_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/node"
 	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
 )
 
 // running is a node run by a test: its listening event and Run's result.
@@ -229,5 +233,54 @@ func waitValue(t *testing.T, c *client.Client, key, want, on string) {
 			t.Fatalf("%s: %s = %q, %v; want %q", on, key, v, err, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunClusterMemberFailStops: once a member's disk fails an fsync of its
+// raft log, its Run returns an *Error naming the cluster member (fail
+// stop), and the other two members go on committing.
+func TestRunClusterMemberFailStops(t *testing.T) {
+	addrs := freePeerAddrs(t, 3)
+	names := []string{"n1", "n2", "n3"}
+	members := map[string]string{"n1": addrs[0], "n2": addrs[1], "n3": addrs[2]}
+	badDir := filepath.Join(t.TempDir(), "n3")
+	var broken atomic.Bool
+	faulty := vfs.NewErrorFS(vfs.Default, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if broken.Load() && op == vfs.OpSync && strings.HasPrefix(path, filepath.Join(badDir, "raft")) {
+			return fmt.Errorf("%w: fsync %s", vfs.ErrInjected, path)
+		}
+		return nil
+	}))
+	var nodes []*running
+	for _, name := range names {
+		cfg := node.Config{Dir: filepath.Join(t.TempDir(), name), Cluster: &node.ClusterConfig{
+			Name: name, Members: members, Secret: []byte("a shared secret of the members")}}
+		if name == "n3" {
+			cfg.Dir, cfg.FS = badDir, faulty
+		}
+		nodes = append(nodes, start(t, cfg))
+	}
+	c := client.New(nodes[0].l.APIAddr)
+	defer c.Close()
+	if _, err := c.Put(t.Context(), "before", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	broken.Store(true)
+	if _, err := c.Put(t.Context(), "after", []byte("2")); err != nil {
+		t.Fatalf("the two healthy members must still commit: %v", err)
+	}
+	var err error
+	select {
+	case err = <-nodes[2].done:
+		nodes[2].done <- err
+	case <-time.After(60 * time.Second):
+		t.Fatal("the member whose disk failed did not stop")
+	}
+	var ne *node.Error
+	if !errors.As(err, &ne) || ne.Part != node.PartCluster || ne.Op != node.OpServe || !errors.Is(err, vfs.ErrInjected) {
+		t.Fatalf("Run of the failed member = %v, want a cluster member *Error wrapping the fsync error", err)
+	}
+	if _, err := c.Put(t.Context(), "later", []byte("3")); err != nil {
+		t.Fatalf("the two healthy members must go on: %v", err)
 	}
 }
