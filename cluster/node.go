@@ -242,7 +242,30 @@ func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 	if m.GetType() == pb.MsgHeartbeatResp {
 		n.rtt.answered(m.GetFrom(), time.Now())
 	}
+	if m.GetType() == pb.MsgProp {
+		return n.stepForwarded(ctx, m)
+	}
 	return n.raft.Step(ctx, m)
+}
+
+// stepForwarded steps a proposal a peer forwarded (it took this node for
+// the leader). raft takes proposals only while it knows a leader, and
+// Step waits until then: a member restarted after it led, still without
+// a leader, would block the peer's link on a proposal queued before the
+// restart, and with it the heartbeats that would give it a leader. So a
+// forwarded proposal waits at most a tick and is otherwise dropped, as
+// raft drops proposals it cannot place; its proposer proposes again
+// (Config.ProposalRetry) with the same request ID.
+func (n *Node) stepForwarded(ctx context.Context, m *pb.Message) error {
+	if leader, _ := n.Leader(); leader == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.TickInterval)
+	defer cancel()
+	if err := n.raft.Step(ctx, m); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
 }
 
 // Unreachable implements Handler.

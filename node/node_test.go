@@ -3,15 +3,19 @@ package node_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kvtool/kvtool/client"
 	"github.com/kvtool/kvtool/node"
 	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
 )
 
 // running is a node run by a test: its listening event and Run's result.
@@ -133,9 +137,150 @@ func TestRunListeningErrorStops(t *testing.T) {
 	st.Close()
 }
 
-func TestRunRefusesClusterUntilWired(t *testing.T) {
-	err := node.Run(t.Context(), node.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0", Cluster: &node.ClusterConfig{}})
-	if !errors.Is(err, node.ErrClusterNotWired) {
-		t.Fatalf("Run = %v", err)
+func TestRunRefusesBadClusterConfig(t *testing.T) {
+	members := map[string]string{"n1": "127.0.0.1:1", "n2": "127.0.0.1:2", "n3": "127.0.0.1:3"}
+	secret := []byte("0123456789abcdef0123")
+	for name, cfg := range map[string]node.Config{
+		"wildcard API": {Listen: "0.0.0.0:0", Cluster: &node.ClusterConfig{Name: "n1", Members: members, Secret: secret}},
+		"not a member": {Listen: "127.0.0.1:0", Cluster: &node.ClusterConfig{Name: "n4", Members: members, Secret: secret}},
+		"join":         {Listen: "127.0.0.1:0", Join: "127.0.0.1:9", Cluster: &node.ClusterConfig{Name: "n1", Members: members, Secret: secret}},
+	} {
+		cfg.Dir = filepath.Join(t.TempDir(), "data")
+		if err := node.Run(t.Context(), cfg); !errors.Is(err, node.ErrBadConfig) {
+			t.Errorf("%s: Run = %v, want ErrBadConfig", name, err)
+		}
+		if _, err := os.Stat(cfg.Dir); !os.IsNotExist(err) {
+			t.Errorf("%s: the refused node created its directory (%v)", name, err)
+		}
+	}
+}
+
+// freePeerAddrs returns n loopback addresses whose ports were free a
+// moment ago (a cluster's peer addresses must be known up front).
+func freePeerAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	return addrs
+}
+
+// TestRunClusterMembers runs three members in this process: each
+// announces its name and peer address, a write on any member is read back
+// on every member, and each stops cleanly.
+func TestRunClusterMembers(t *testing.T) {
+	addrs := freePeerAddrs(t, 3)
+	names := []string{"n1", "n2", "n3"}
+	members := map[string]string{}
+	for i, name := range names {
+		members[name] = addrs[i]
+	}
+	secret := []byte("a shared secret of the members")
+	var nodes []*running
+	for _, name := range names {
+		r := start(t, node.Config{Dir: filepath.Join(t.TempDir(), name), Cluster: &node.ClusterConfig{
+			Name: name, Members: members, Secret: secret}})
+		if r.l.Node != name || r.l.PeerAddr != members[name] || r.l.StoreID == "" {
+			t.Fatalf("%s listening %+v", name, r.l)
+		}
+		nodes = append(nodes, r)
+	}
+	var clients []*client.Client
+	for _, r := range nodes {
+		c := client.New(r.l.APIAddr)
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	for i, c := range clients {
+		key := "k" + names[i]
+		if _, err := c.Put(t.Context(), key, []byte(names[i])); err != nil {
+			t.Fatalf("put on %s: %v", names[i], err)
+		}
+	}
+	for i, c := range clients {
+		for _, name := range names {
+			waitValue(t, c, "k"+name, name, names[i])
+		}
+		st, err := c.Status(t.Context())
+		if err != nil || st.Cluster == nil || st.Cluster.Name != names[i] {
+			t.Fatalf("status of %s: %+v, %v", names[i], st, err)
+		}
+	}
+	for i, r := range nodes {
+		if err := r.wait(t); err != nil {
+			t.Errorf("stop %s: %v", names[i], err)
+		}
+	}
+}
+
+// waitValue waits until c reads want at key (a member applies a write
+// acknowledged elsewhere once it learns it is committed).
+func waitValue(t *testing.T, c *client.Client, key, want, on string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, _, err := c.Get(t.Context(), key)
+		if err == nil && string(v) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s = %q, %v; want %q", on, key, v, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunClusterMemberFailStops: once a member's disk fails an fsync of its
+// raft log, its Run returns an *Error naming the cluster member (fail
+// stop), and the other two members go on committing.
+func TestRunClusterMemberFailStops(t *testing.T) {
+	addrs := freePeerAddrs(t, 3)
+	names := []string{"n1", "n2", "n3"}
+	members := map[string]string{"n1": addrs[0], "n2": addrs[1], "n3": addrs[2]}
+	badDir := filepath.Join(t.TempDir(), "n3")
+	var broken atomic.Bool
+	faulty := vfs.NewErrorFS(vfs.Default, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if broken.Load() && op == vfs.OpSync && strings.HasPrefix(path, filepath.Join(badDir, "raft")) {
+			return fmt.Errorf("%w: fsync %s", vfs.ErrInjected, path)
+		}
+		return nil
+	}))
+	var nodes []*running
+	for _, name := range names {
+		cfg := node.Config{Dir: filepath.Join(t.TempDir(), name), Cluster: &node.ClusterConfig{
+			Name: name, Members: members, Secret: []byte("a shared secret of the members")}}
+		if name == "n3" {
+			cfg.Dir, cfg.FS = badDir, faulty
+		}
+		nodes = append(nodes, start(t, cfg))
+	}
+	c := client.New(nodes[0].l.APIAddr)
+	defer c.Close()
+	if _, err := c.Put(t.Context(), "before", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	broken.Store(true)
+	if _, err := c.Put(t.Context(), "after", []byte("2")); err != nil {
+		t.Fatalf("the two healthy members must still commit: %v", err)
+	}
+	var err error
+	select {
+	case err = <-nodes[2].done:
+		nodes[2].done <- err
+	case <-time.After(60 * time.Second):
+		t.Fatal("the member whose disk failed did not stop")
+	}
+	var ne *node.Error
+	if !errors.As(err, &ne) || ne.Part != node.PartCluster || ne.Op != node.OpServe || !errors.Is(err, vfs.ErrInjected) {
+		t.Fatalf("Run of the failed member = %v, want a cluster member *Error wrapping the fsync error", err)
+	}
+	if _, err := c.Put(t.Context(), "later", []byte("3")); err != nil {
+		t.Fatalf("the two healthy members must go on: %v", err)
 	}
 }

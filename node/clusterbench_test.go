@@ -1,0 +1,104 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/node"
+)
+
+// BenchmarkClusterPuts measures durable puts through the HTTP API at 1, 16
+// and 128 clients: on a single node, and spread over the three members of
+// a cluster run by node.Run in this process (issue 11 "Speed"), with p50
+// and p99 latencies.
+//
+//	go test ./node -run '^$' -bench ClusterPuts -benchtime 3000x
+func BenchmarkClusterPuts(b *testing.B) {
+	for _, mode := range []string{"single", "cluster"} {
+		for _, clients := range []int{1, 16, 128} {
+			b.Run(fmt.Sprintf("%s/clients=%d", mode, clients), func(b *testing.B) {
+				var addrs []string
+				if mode == "single" {
+					addrs = []string{startNode(b)}
+				} else {
+					addrs = startCluster(b)
+				}
+				benchPuts(b, addrs, clients)
+			})
+		}
+	}
+}
+
+// startCluster runs a three-member cluster until the benchmark ends and
+// returns the members' API addresses.
+func startCluster(b *testing.B) []string {
+	peers := freePeerAddrs(b, 3)
+	members := map[string]string{"n1": peers[0], "n2": peers[1], "n3": peers[2]}
+	var addrs []string
+	for _, name := range []string{"n1", "n2", "n3"} {
+		dir := filepath.Join(b.TempDir(), name)
+		ctx, cancel := context.WithCancel(context.Background())
+		addr, done := make(chan string, 1), make(chan error, 1)
+		go func() {
+			done <- node.Run(ctx, node.Config{Dir: dir, Listen: "127.0.0.1:0", Cluster: &node.ClusterConfig{
+				Name: name, Members: members, Secret: []byte("a shared secret of the members")},
+				Events: node.Events{Listening: func(l node.Listening) error { addr <- l.APIAddr; return nil }}})
+		}()
+		b.Cleanup(func() { cancel(); <-done })
+		select {
+		case a := <-addr:
+			addrs = append(addrs, a)
+		case err := <-done:
+			b.Fatal(err)
+		}
+	}
+	return addrs
+}
+
+// benchPuts runs b.N puts from clients goroutines, client i on addrs[i%n],
+// after one put per member (which also waits for a leader).
+func benchPuts(b *testing.B, addrs []string, clients int) {
+	cs := make([]*client.Client, len(addrs))
+	for i, a := range addrs {
+		cs[i] = client.New(a)
+		defer cs[i].Close()
+		if _, err := cs[i].Put(context.Background(), "warm", []byte("v")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	lat := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, val := cs[w%len(cs)], make([]byte, 100)
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				t0 := time.Now()
+				if _, err := c.Put(context.Background(), fmt.Sprintf("k%d", i), val); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(len(all))/b.Elapsed().Seconds(), "puts/s")
+	}
+}
