@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
@@ -61,25 +62,49 @@ type Config struct {
 	// Events report what the node does to its caller.
 	Events Events
 
-	// Cluster mode: wired by the cluster engineer. Nil runs a single node
-	// (or a replica, with Join). See ClusterConfig.
+	// Cluster, if set, runs the node as a member of a cluster (kvtool
+	// serve --node --cluster); nil runs a single node (or a replica, with
+	// Join). Join and Cluster exclude each other.
 	Cluster *ClusterConfig
 }
 
-// ClusterConfig is a node's part in a cluster (DESIGN.md "Cluster";
-// cluster/doc.go "Wiring a node").
-//
-// Cluster mode: wired by the cluster engineer. Its fields are to come:
-// the node's name (--node), the peer listener (--peer-listen: raft
-// messages and snapshot transfers, with the Secret and optional mutual
-// TLS), the members (--cluster name=HOST:PORT,...) or a member's API to
-// hot-join through (--join-cluster), and --learner. Run then opens the
-// store as a replica, binds the peer listener beside the transfer
-// listener, starts the transport and cluster.Start between the store and
-// the API (the API's writes go through the cluster), and stops them in
-// reverse: the API, the cluster node (which closes its transport), the
-// store. Until then Run refuses a Config that sets it.
-type ClusterConfig struct{}
+// ClusterConfig is a node's part in a founding cluster (DESIGN.md
+// "Cluster"; cluster.StartMember): Run opens the store as a replica, binds
+// the peer listener after the API's (and the transfer listener's), starts
+// the member between the store and the API (the API's writes go through
+// raft), and stops them in reverse: the API, the member (its transport and
+// peer listener), the store. A member that fails (its disk, say) stops the
+// node: Run returns an *Error with PartCluster (fail stop).
+type ClusterConfig struct {
+	// Name is this member's name (--node); it must be in Members.
+	Name string
+	// Members maps every founding member's name to its peer address
+	// (--cluster, cluster.ParseMembers), this member included.
+	Members map[string]string
+	// PeerListen is the peer listener's HOST:PORT (--peer-listen); "":
+	// this member's address in Members.
+	PeerListen string
+	// AdvertiseAPI is the HTTP API address told to the other members;
+	// "": the bound API address, which must then name a host (a wildcard
+	// listen address such as 0.0.0.0:7070 is refused without it).
+	AdvertiseAPI string
+	// Secret is the shared secret of the members, at least
+	// cluster.MinSecretSize bytes.
+	Secret []byte
+	// TLS, if set, is the members' mutual TLS (cluster.TCPConfig.TLS).
+	TLS *tls.Config
+	// Raft tunes the member (tick, election timeout, log segment size);
+	// its identity, peers, store and transport are set by Run.
+	Raft cluster.Config
+}
+
+// peerListen is the address the peer listener binds.
+func (c *ClusterConfig) peerListen() string {
+	if c.PeerListen != "" {
+		return c.PeerListen
+	}
+	return c.Members[c.Name]
+}
 
 // Events are what a node reports to its caller while it runs. Each is
 // optional, called from one of the node's goroutines and never under one
@@ -104,6 +129,8 @@ type Events struct {
 type Listening struct {
 	APIAddr      string // the HTTP API's bound address
 	TransferAddr string // the transfer listener's, "" without one
+	PeerAddr     string // a cluster member's peer listener's, "" for others
+	Node         string // a cluster member's name, "" for others
 	DataDir      string
 	Join         string // the source joined; "" for a node that is not joining
 	// The store, once open.

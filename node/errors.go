@@ -17,10 +17,14 @@ const (
 	PartTransfers Part = "transfer listener" // --transfer-listen
 	PartStore     Part = "store"             // opening or closing the store
 	PartJoin      Part = "join"              // a join that retrying cannot mend
+	PartPeers     Part = "peer listener"     // --peer-listen
+	PartCluster   Part = "cluster member"    // starting the member, or a member that failed (fail stop)
 )
 
-// ErrClusterNotWired is returned by Run for a Config with Cluster set.
-var ErrClusterNotWired = errors.New("kvtool/node: cluster mode is not wired yet")
+// ErrBadConfig is returned (wrapped) by Run for a Config it cannot run:
+// Join with Cluster, a member not named among the members, a wildcard API
+// address without ClusterConfig.AdvertiseAPI.
+var ErrBadConfig = errors.New("kvtool/node: bad configuration")
 
 // What a part was doing when it failed (Error.Op).
 const (

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
@@ -21,8 +22,8 @@ import (
 // Events.Listening as is.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.fill()
-	if cfg.Cluster != nil {
-		return ErrClusterNotWired
+	if err := checkCluster(&cfg); err != nil {
+		return err
 	}
 	n := &node{cfg: cfg, log: cfg.Logger}
 	if cfg.Join != "" {
@@ -35,8 +36,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := n.open(); err != nil {
 		return err
 	}
+	if n.cfg.Cluster != nil {
+		if err := n.startMember(); err != nil {
+			n.closeStore() //nolint:errcheck // the member's error is the one to report
+			return err
+		}
+	}
 	if err := n.announce(); err != nil {
-		n.closeStore() //nolint:errcheck // the announcement's error is the one to report
+		n.closeMember() //nolint:errcheck // the announcement's error is the one to report
+		n.closeStore()  //nolint:errcheck
 		return err
 	}
 	return n.run(ctx)
@@ -52,25 +60,35 @@ type node struct {
 	// xferLn is the transfer listener: nil without one, and once the
 	// accept loop owns it.
 	xferLn net.Listener
+	// peerLn is a cluster member's peer listener, until the member owns it.
+	peerLn net.Listener
+	member *cluster.Member // nil unless a cluster member, and once closed
 
 	mu sync.Mutex
 	st *store.Store // nil until open (a join opens it at cutover)
 }
 
-// bind listens on the API's address, then on the transfer listener's: a
-// port in use fails before any file is touched.
+// bind listens on the API's address, then on the transfer listener's,
+// then on the peer listener's: a port in use fails before any file is
+// touched.
 func (n *node) bind() error {
 	ln, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {
 		return partError(PartAPI, OpListen, n.cfg.Listen, err)
 	}
 	n.apiLn = ln
-	if n.cfg.TransferListen == "" || n.join != nil {
+	if n.cfg.TransferListen != "" && n.join == nil {
+		if n.xferLn, err = transfer.Listen(n.cfg.TransferListen, n.cfg.TransferTLS); err != nil {
+			ln.Close()
+			return partError(PartTransfers, OpListen, n.cfg.TransferListen, err)
+		}
+	}
+	if n.cfg.Cluster == nil {
 		return nil
 	}
-	if n.xferLn, err = transfer.Listen(n.cfg.TransferListen, n.cfg.TransferTLS); err != nil {
-		ln.Close()
-		return partError(PartTransfers, OpListen, n.cfg.TransferListen, err)
+	if err := n.bindPeers(); err != nil {
+		n.closeListeners()
+		return err
 	}
 	return nil
 }
@@ -80,6 +98,9 @@ func (n *node) closeListeners() {
 	n.apiLn.Close()
 	if n.xferLn != nil {
 		n.xferLn.Close()
+	}
+	if n.peerLn != nil {
+		n.peerLn.Close()
 	}
 }
 
@@ -93,7 +114,7 @@ func (n *node) open() error {
 		return n.join.openIfComplete()
 	}
 	st, err := store.Open(store.Options{FS: n.cfg.FS, Dir: n.cfg.Dir, Create: true, Shards: n.cfg.shards(),
-		SegmentSize: n.cfg.SegmentSize, MaintenanceRate: n.cfg.MaintenanceRate})
+		SegmentSize: n.cfg.SegmentSize, MaintenanceRate: n.cfg.MaintenanceRate, Replica: n.cfg.Cluster != nil})
 	if err != nil {
 		return partError(PartStore, OpOpen, "", err)
 	}
@@ -114,6 +135,9 @@ func (n *node) announce() error {
 	if n.xferLn != nil {
 		l.TransferAddr = n.xferLn.Addr().String()
 	}
+	if n.member != nil {
+		l.PeerAddr, l.Node = n.member.Transport().Addr().String(), n.member.Name()
+	}
 	if st := n.store(); st != nil {
 		man := st.CurrentManifest()
 		l.StoreID, l.AppliedIndex, l.Shards = man.StoreID.String(), st.Snapshot().Index(), man.Shards
@@ -124,6 +148,9 @@ func (n *node) announce() error {
 		l.DataDir = n.st.Dir()
 		n.logOpened(n.st)
 		n.log.Info("listening", "addr", l.APIAddr, "data_dir", l.DataDir, "applied_index", l.AppliedIndex, "shards", l.Shards)
+		if l.Node != "" {
+			n.log.Info("cluster member", "node", l.Node, "peer_addr", l.PeerAddr)
+		}
 	}
 	if n.cfg.Events.Listening == nil {
 		return nil
@@ -158,6 +185,9 @@ func (n *node) run(ctx context.Context) error {
 		return partError(PartAPI, OpServe, n.apiAddr(), err)
 	})
 	err := g.Wait()
+	if merr := n.closeMember(); err == nil && merr != nil {
+		err = partError(PartCluster, OpClose, "", fmt.Errorf("stop the cluster member: %w", merr))
+	}
 	applied, cerr := n.closeStore()
 	if err == nil && cerr != nil {
 		err = partError(PartStore, OpClose, "", fmt.Errorf("close the store: %w", cerr))
@@ -179,7 +209,12 @@ func (n *node) start(ctx context.Context, g *errgroup.Group) http.Handler {
 		n.join.start(ctx, g)
 		return n.join
 	}
-	srv := server.New(n.st, server.Options{Logger: n.log})
+	opts := server.Options{Logger: n.log}
+	if n.member != nil {
+		opts.Cluster = n.member
+		n.watchMember(ctx, g)
+	}
+	srv := server.New(n.st, opts)
 	src := n.storeSource(n.st)
 	h := n.withTransfers(ctx, n.st, srv, src)
 	if ln := n.xferLn; ln != nil {

@@ -133,9 +133,101 @@ func TestRunListeningErrorStops(t *testing.T) {
 	st.Close()
 }
 
-func TestRunRefusesClusterUntilWired(t *testing.T) {
-	err := node.Run(t.Context(), node.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0", Cluster: &node.ClusterConfig{}})
-	if !errors.Is(err, node.ErrClusterNotWired) {
-		t.Fatalf("Run = %v", err)
+func TestRunRefusesBadClusterConfig(t *testing.T) {
+	members := map[string]string{"n1": "127.0.0.1:1", "n2": "127.0.0.1:2", "n3": "127.0.0.1:3"}
+	secret := []byte("0123456789abcdef0123")
+	for name, cfg := range map[string]node.Config{
+		"wildcard API": {Listen: "0.0.0.0:0", Cluster: &node.ClusterConfig{Name: "n1", Members: members, Secret: secret}},
+		"not a member": {Listen: "127.0.0.1:0", Cluster: &node.ClusterConfig{Name: "n4", Members: members, Secret: secret}},
+		"join":         {Listen: "127.0.0.1:0", Join: "127.0.0.1:9", Cluster: &node.ClusterConfig{Name: "n1", Members: members, Secret: secret}},
+	} {
+		cfg.Dir = filepath.Join(t.TempDir(), "data")
+		if err := node.Run(t.Context(), cfg); !errors.Is(err, node.ErrBadConfig) {
+			t.Errorf("%s: Run = %v, want ErrBadConfig", name, err)
+		}
+		if _, err := os.Stat(cfg.Dir); !os.IsNotExist(err) {
+			t.Errorf("%s: the refused node created its directory (%v)", name, err)
+		}
+	}
+}
+
+// freePeerAddrs returns n loopback addresses whose ports were free a
+// moment ago (a cluster's peer addresses must be known up front).
+func freePeerAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	return addrs
+}
+
+// TestRunClusterMembers runs three members in this process: each
+// announces its name and peer address, a write on any member is read back
+// on every member, and each stops cleanly.
+func TestRunClusterMembers(t *testing.T) {
+	addrs := freePeerAddrs(t, 3)
+	names := []string{"n1", "n2", "n3"}
+	members := map[string]string{}
+	for i, name := range names {
+		members[name] = addrs[i]
+	}
+	secret := []byte("a shared secret of the members")
+	var nodes []*running
+	for _, name := range names {
+		r := start(t, node.Config{Dir: filepath.Join(t.TempDir(), name), Cluster: &node.ClusterConfig{
+			Name: name, Members: members, Secret: secret}})
+		if r.l.Node != name || r.l.PeerAddr != members[name] || r.l.StoreID == "" {
+			t.Fatalf("%s listening %+v", name, r.l)
+		}
+		nodes = append(nodes, r)
+	}
+	var clients []*client.Client
+	for _, r := range nodes {
+		c := client.New(r.l.APIAddr)
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	for i, c := range clients {
+		key := "k" + names[i]
+		if _, err := c.Put(t.Context(), key, []byte(names[i])); err != nil {
+			t.Fatalf("put on %s: %v", names[i], err)
+		}
+	}
+	for i, c := range clients {
+		for _, name := range names {
+			waitValue(t, c, "k"+name, name, names[i])
+		}
+		st, err := c.Status(t.Context())
+		if err != nil || st.Cluster == nil || st.Cluster.Name != names[i] {
+			t.Fatalf("status of %s: %+v, %v", names[i], st, err)
+		}
+	}
+	for i, r := range nodes {
+		if err := r.wait(t); err != nil {
+			t.Errorf("stop %s: %v", names[i], err)
+		}
+	}
+}
+
+// waitValue waits until c reads want at key (a member applies a write
+// acknowledged elsewhere once it learns it is committed).
+func waitValue(t *testing.T, c *client.Client, key, want, on string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, _, err := c.Get(t.Context(), key)
+		if err == nil && string(v) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s = %q, %v; want %q", on, key, v, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

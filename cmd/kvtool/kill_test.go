@@ -85,14 +85,16 @@ func buildKvtool(t *testing.T) string {
 type process struct {
 	cmd    *exec.Cmd
 	c      *client.Client
+	l      listeningJSON // what it announced
 	stderr *lockedBuffer
 }
 
 // startProcess starts kvtool serve on data with small segments (so the
-// workload rotates them) and waits for its listening line.
-func startProcess(t *testing.T, bin, data string) *process {
+// workload rotates them) and more flags args, and waits for its listening
+// line.
+func startProcess(t *testing.T, bin, data string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", data, "--json", "--listen", "127.0.0.1:0", "--segment-size", "256KiB")
+	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--json", "--listen", "127.0.0.1:0", "--segment-size", "256KiB"}, args...)...)
 	p := &process{cmd: cmd, stderr: &lockedBuffer{}}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
@@ -114,10 +116,10 @@ func startProcess(t *testing.T, bin, data string) *process {
 		if err := json.Unmarshal([]byte(line), &l); err != nil || l.ListenAddr == "" {
 			t.Fatalf("serve did not start: %q\nstderr:\n%s", line, p.stderr)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not print its address in 30s\nstderr:\n%s", p.stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not print its address in 60s\nstderr:\n%s", p.stderr)
 	}
-	p.c = client.New(l.ListenAddr)
+	p.c, p.l = client.New(l.ListenAddr), l
 	return p
 }
 

@@ -36,7 +36,7 @@ never starts an empty store beside other data.
 It checks every flag, opens the data directory and binds every listener
 before it prints anything; then it prints the address it listens on (with
 --json, one JSON line {"event": "listening", "listen_addr", "data_dir",
-"applied_index", ...}), so --listen 127.0.0.1:0 picks a free port that a
+"applied_index", ..., and for a cluster member "node" and "peer_addr"}), so --listen 127.0.0.1:0 picks a free port that a
 script can read back. Logs go to standard error.
 
 HTTP API (see the README): GET/PUT/DELETE /v1/kv/{key}, POST /v1/txn,
@@ -54,11 +54,15 @@ keeps its shard count.
 
 ` + serveTransferHelp + `
 
+` + serveClusterHelp + `
+
 Examples:
   kvtool serve --data /srv/kv
   kvtool serve --listen 127.0.0.1:0 --json --segment-size 16MiB
   kvtool serve --data /srv/kv --transfer-listen 0.0.0.0:7071 --secret-file secret
-  kvtool serve --data /srv/replica --join source:7071 --secret-file secret`,
+  kvtool serve --data /srv/replica --join source:7071 --secret-file secret
+  kvtool serve --data /srv/n1 --node n1 --listen 127.0.0.1:7070 --peer-listen 127.0.0.1:7080 \
+      --cluster n1=127.0.0.1:7080,n2=127.0.0.1:7081,n3=127.0.0.1:7082 --secret-file secret`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7070", Usage: "serve HTTP on `HOST:PORT` (port 0: any free port)"},
 			&cli.IntFlag{Name: "shards", Value: store.DefaultShards, Usage: "shard count `N` of a new data directory"},
@@ -71,7 +75,7 @@ Examples:
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "let requests in flight finish for up to `DURATION` on shutdown"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug (every request), info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
-		}, transferServeFlags()...),
+		}, append(transferServeFlags(), clusterServeFlags()...)...),
 		Action: action(e, spec{scope: anyDir}, serveOptionsOf, func(c *call, o serveOptions) error {
 			o.cfg.Dir, o.cfg.FS = c.data(), c.fs
 			return serve(c.Context, o)
@@ -105,7 +109,16 @@ func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
 	if err != nil {
 		return o, usageErrorf(cCtx, "%v", err)
 	}
-	return o, transferServeOf(cCtx, &o.cfg)
+	if err := clusterServeOf(cCtx, &o.cfg); err != nil {
+		return o, err
+	}
+	if err := transferServeOf(cCtx, &o.cfg); err != nil {
+		return o, err
+	}
+	if o.cfg.Cluster != nil && o.cfg.Secret.IsZero() {
+		o.cfg.Secret, err = loadSecret(cCtx, true)
+	}
+	return o, err
 }
 
 // checkServeFlags checks the store's and the API's flags, and sets the
@@ -201,6 +214,10 @@ func serveError(err error, o serveOptions) error {
 		return failed(err, "") // the announcement's own error is an *exitError already
 	}
 	switch {
+	case ne.Op == node.OpListen && ne.Part == node.PartPeers:
+		return clusterListenError(ne)
+	case ne.Part == node.PartCluster:
+		return memberError(ne)
 	case ne.Op == node.OpListen && ne.Part == node.PartTransfers:
 		return listenError("--transfer-listen", ne.Addr, ne.Err)
 	case ne.Op == node.OpListen:
@@ -240,6 +257,8 @@ type listeningJSON struct {
 	StoreID      string `json:"store_id"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Shards       int    `json:"shards"`
+	Node         string `json:"node,omitempty"`      // a cluster member's name
+	PeerAddr     string `json:"peer_addr,omitempty"` // a cluster member's peer listener
 }
 
 // announce prints where the node listens and what open found: the API,
@@ -248,7 +267,7 @@ func announce(cCtx *cli.Context, l node.Listening) error {
 	p := newPrinter(cCtx)
 	if p.json {
 		err := p.JSONLine(listeningJSON{Event: "listening", ListenAddr: l.APIAddr, DataDir: l.DataDir,
-			StoreID: l.StoreID, AppliedIndex: l.AppliedIndex, Shards: l.Shards})
+			StoreID: l.StoreID, AppliedIndex: l.AppliedIndex, Shards: l.Shards, Node: l.Node, PeerAddr: l.PeerAddr})
 		if err == nil && l.TransferAddr != "" {
 			err = p.JSONLine(map[string]string{"event": "transfer_listening", "transfer_addr": l.TransferAddr})
 		}
@@ -259,6 +278,9 @@ func announce(cCtx *cli.Context, l node.Listening) error {
 		_, err = fmt.Fprintf(p.w, "serving %s on http://%s as a read replica of %s\n", l.DataDir, l.APIAddr, l.Join)
 	} else {
 		_, err = fmt.Fprintf(p.w, "serving %s on http://%s (applied index %d, %d shards)\n", l.DataDir, l.APIAddr, l.AppliedIndex, l.Shards)
+	}
+	if err == nil && l.Node != "" {
+		_, err = fmt.Fprintf(p.w, "cluster member %s, peers connect to %s\n", l.Node, l.PeerAddr)
 	}
 	if err == nil && l.TransferAddr != "" {
 		_, err = fmt.Fprintf(p.w, "accepting transfers on %s\n", l.TransferAddr)

@@ -185,3 +185,33 @@ func TestServeListenError(t *testing.T) {
 		t.Errorf("stderr %q", stderr)
 	}
 }
+
+func TestServeClusterUsageErrors(t *testing.T) {
+	const members = "n1=127.0.0.1:7080,n2=127.0.0.1:7081,n3=127.0.0.1:7082"
+	for _, c := range []struct {
+		args   []string
+		secret string
+		want   string
+	}{
+		{[]string{"--node", "n1"}, "", "--node n1 needs --cluster"},
+		{[]string{"--cluster", members}, "", "--cluster needs --node NAME"},
+		{[]string{"--peer-listen", "127.0.0.1:7080"}, "", "--peer-listen needs --node NAME"},
+		{[]string{"--node", "n4", "--cluster", members}, "", "--node n4 is not one of --cluster's members [n1 n2 n3]"},
+		{[]string{"--node", "n1", "--cluster", "n1=127.0.0.1"}, "", "--cluster: "},
+		{[]string{"--node", "n1", "--cluster", members, "--join", "127.0.0.1:7071"}, "", "cannot also be one"},
+		{[]string{"--node", "n1", "--cluster", members}, "short", "needs the members' shared secret"},
+		{[]string{"--node", "n1", "--cluster", members, "--listen", "0.0.0.0:7070"}, "a shared secret of the members", "--advertise-api HOST:PORT"},
+		{[]string{"--node", "n1", "--cluster", members, "--peer-listen", "nowhere"}, "a shared secret of the members", "--peer-listen nowhere needs HOST:PORT"},
+		{[]string{"--node", "n1", "--cluster", members, "--peer-tls-cert", "c.pem"}, "a shared secret of the members", "--peer-tls-cert and --peer-tls-key go together"},
+	} {
+		t.Setenv("KVTOOL_SECRET", c.secret)
+		data := filepath.Join(t.TempDir(), "d")
+		_, stderr := kvMust(t, exitUsage, "", append([]string{"serve", "--data", data}, c.args...)...)
+		if !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: stderr %q, want %q", c.args, stderr, c.want)
+		}
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Errorf("%v created the data directory", c.args)
+		}
+	}
+}

@@ -82,16 +82,10 @@ func tlsFlags() []cli.Flag {
 // loadSecret reads the shared secret from --secret-file or KVTOOL_SECRET.
 // Without one it is a usage error if required, else the zero Secret.
 func loadSecret(cCtx *cli.Context, required bool) (xfer.Secret, error) {
-	var b []byte
-	if f := cCtx.String("secret-file"); f != "" {
-		var err error
-		if b, err = os.ReadFile(f); err != nil {
-			return xfer.Secret{}, failed(fmt.Errorf("read the secret file: %w", err), "")
-		}
-	} else {
-		b = []byte(os.Getenv("KVTOOL_SECRET"))
+	b, err := readSecret(cCtx)
+	if err != nil {
+		return xfer.Secret{}, err
 	}
-	b = bytes.TrimRight(b, "\r\n")
 	if len(b) == 0 && !required {
 		return xfer.Secret{}, nil
 	}
@@ -102,18 +96,37 @@ func loadSecret(cCtx *cli.Context, required bool) (xfer.Secret, error) {
 	return s, nil
 }
 
+// readSecret returns the bytes of --secret-file or KVTOOL_SECRET, without
+// a trailing newline; none if neither is set.
+func readSecret(cCtx *cli.Context) ([]byte, error) {
+	if f := cCtx.String("secret-file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, failed(fmt.Errorf("read the secret file: %w", err), "")
+		}
+		return bytes.TrimRight(b, "\r\n"), nil
+	}
+	return bytes.TrimRight([]byte(os.Getenv("KVTOOL_SECRET")), "\r\n"), nil
+}
+
 // tlsConfig builds the TLS configuration of a listening (server) or
 // connecting end from --tls-cert, --tls-key and --tls-ca, or nil without
 // them.
 func tlsConfig(cCtx *cli.Context, server bool) (*tls.Config, error) {
-	cert, key, ca := cCtx.String("tls-cert"), cCtx.String("tls-key"), cCtx.String("tls-ca")
+	return tlsConfigOf(cCtx, "tls", server)
+}
+
+// tlsConfigOf is tlsConfig from the flags --PREFIX-cert, --PREFIX-key and
+// --PREFIX-ca.
+func tlsConfigOf(cCtx *cli.Context, prefix string, server bool) (*tls.Config, error) {
+	cert, key, ca := cCtx.String(prefix+"-cert"), cCtx.String(prefix+"-key"), cCtx.String(prefix+"-ca")
 	switch {
 	case cert == "" && key == "" && ca == "":
 		return nil, nil
 	case (cert == "") != (key == ""):
-		return nil, usageErrorf(cCtx, "--tls-cert and --tls-key go together")
+		return nil, usageErrorf(cCtx, "--%s-cert and --%s-key go together", prefix, prefix)
 	case server && cert == "":
-		return nil, usageErrorf(cCtx, "a TLS listener needs --tls-cert and --tls-key")
+		return nil, usageErrorf(cCtx, "a TLS listener needs --%s-cert and --%s-key", prefix, prefix)
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13}
 	if cert != "" {
@@ -130,7 +143,7 @@ func tlsConfig(cCtx *cli.Context, server bool) (*tls.Config, error) {
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageErrorf(cCtx, "--tls-ca %s holds no PEM certificate", ca)
+			return nil, usageErrorf(cCtx, "--%s-ca %s holds no PEM certificate", prefix, ca)
 		}
 		cfg.RootCAs, cfg.ClientCAs = pool, pool
 		if server {

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kvtool/kvtool/cluster"
+	"github.com/kvtool/kvtool/node"
+)
+
+// clusterServeFlags are the flags serve takes for a cluster member.
+func clusterServeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "node", Usage: "run as the cluster member called `NAME` (one of --cluster)"},
+		&cli.StringFlag{Name: "cluster", Usage: "the founding members and their peer addresses: `n1=HOST:PORT,n2=HOST:PORT,...` (this member included; the same on every member)"},
+		&cli.StringFlag{Name: "peer-listen", Usage: "accept the other members' raft messages on `HOST:PORT` (default: this member's address in --cluster)"},
+		&cli.StringFlag{Name: "advertise-api", Usage: "the `HOST:PORT` other members and `kvtool cluster status` reach this member's HTTP API at (default: the --listen address; required when --listen is a wildcard such as 0.0.0.0)"},
+		&cli.StringFlag{Name: "peer-tls-cert", Usage: "mutual TLS between members: this member's certificate `FILE` (PEM)"},
+		&cli.StringFlag{Name: "peer-tls-key", Usage: "mutual TLS between members: the private key `FILE` (PEM) of --peer-tls-cert"},
+		&cli.StringFlag{Name: "peer-tls-ca", Usage: "mutual TLS between members: the CA certificates `FILE` (PEM) every member's certificate chains to"},
+	}
+}
+
+const serveClusterHelp = `Cluster: --node NAME --cluster n1=HOST:PORT,n2=HOST:PORT,n3=HOST:PORT runs
+this node as one member of a cluster that replicates every write through
+raft: a write (on any member) is answered once a quorum durably logged it
+and this member applied it; reads are local (GET ?consistency=linearizable
+asks the leader). The same command bootstraps a new cluster (every member's
+--data empty) and restarts a member. --cluster lists every founding member's
+peer address, this one's included, and is the same on every member; the
+peer listener binds this member's address there unless --peer-listen says
+otherwise (e.g. 0.0.0.0:7080). Members authenticate each other with the
+shared secret (--secret-file or KVTOOL_SECRET, required) and, with
+--peer-tls-cert/--peer-tls-key/--peer-tls-ca, mutual TLS. Other members
+learn this member's API address from --listen, or from --advertise-api
+(required if --listen is a wildcard address). A member whose disk fails
+stops (exit 1); the others go on, and a restart recovers it.`
+
+// clusterServeOf checks serve's cluster flags into cfg.Cluster; without
+// --node and --cluster it leaves cfg a single node.
+func clusterServeOf(cCtx *cli.Context, cfg *node.Config) error {
+	name, spec := cCtx.String("node"), cCtx.String("cluster")
+	switch {
+	case name == "" && spec == "":
+		for _, f := range []string{"peer-listen", "advertise-api", "peer-tls-cert", "peer-tls-key", "peer-tls-ca"} {
+			if cCtx.IsSet(f) {
+				return usageErrorf(cCtx, "--%s needs --node NAME and --cluster n1=HOST:PORT,...", f)
+			}
+		}
+		return nil
+	case spec == "":
+		return usageErrorf(cCtx, "--node %s needs --cluster n1=HOST:PORT,n2=HOST:PORT,... naming every member's peer address", name)
+	case name == "":
+		return usageErrorf(cCtx, "--cluster needs --node NAME: which of its members this is")
+	case cCtx.IsSet("join"):
+		return usageErrorf(cCtx, "--join starts a read replica of one node; a cluster member (--node/--cluster) cannot also be one")
+	}
+	members, err := cluster.ParseMembers(spec)
+	if err != nil {
+		return usageErrorf(cCtx, "--cluster: %v", err)
+	}
+	if _, ok := members[name]; !ok {
+		return usageErrorf(cCtx, "--node %s is not one of --cluster's members %v", name, slices.Sorted(maps.Keys(members)))
+	}
+	c := &node.ClusterConfig{Name: name, Members: members, PeerListen: cCtx.String("peer-listen"), AdvertiseAPI: cCtx.String("advertise-api")}
+	if err := checkClusterAddrs(cCtx, c, cfg.Listen); err != nil {
+		return err
+	}
+	if c.Secret, err = readSecret(cCtx); err != nil {
+		return err
+	}
+	if len(c.Secret) < cluster.MinSecretSize {
+		return usageErrorf(cCtx, "a cluster member needs the members' shared secret: give --secret-file FILE or set KVTOOL_SECRET, at least %d bytes, the same on every member (e.g. head -c 32 /dev/urandom | base64 > secret)", cluster.MinSecretSize)
+	}
+	if c.TLS, err = tlsConfigOf(cCtx, "peer-tls", true); err != nil {
+		return err
+	}
+	if c.TLS != nil && c.TLS.ClientCAs == nil {
+		return usageErrorf(cCtx, "peer TLS is mutual: give --peer-tls-ca with --peer-tls-cert and --peer-tls-key")
+	}
+	cfg.Cluster = c
+	return nil
+}
+
+// checkClusterAddrs checks --peer-listen and --advertise-api, and that the
+// other members can reach the API at the address told to them.
+func checkClusterAddrs(cCtx *cli.Context, c *node.ClusterConfig, listen string) error {
+	if c.PeerListen != "" {
+		if err := checkHostPort(cCtx, "peer-listen", c.PeerListen); err != nil {
+			return err
+		}
+	}
+	if c.AdvertiseAPI != "" {
+		return checkHostPort(cCtx, "advertise-api", c.AdvertiseAPI)
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if ip := net.ParseIP(host); err == nil && (host == "" || ip != nil && ip.IsUnspecified()) {
+		return usageErrorf(cCtx, "--listen %s is a wildcard address the other members cannot reach: give --advertise-api HOST:PORT, the address they should use", listen)
+	}
+	return nil
+}
+
+// clusterListenError explains a peer listener that could not bind.
+func clusterListenError(ne *node.Error) error {
+	return listenError("--peer-listen (default: this member's address in --cluster)", ne.Addr, ne.Err)
+}
+
+// memberError explains a member that failed to start or stopped (fail
+// stop).
+func memberError(ne *node.Error) error {
+	if ne.Op == node.OpServe {
+		return failed(ne.Err, "the member stopped to protect the data (fail stop); the other members go on: fix the cause (see the log) and start it again with the same flags")
+	}
+	return failed(fmt.Errorf("start the cluster member: %w", ne.Err), "check --data, --node and --cluster (the same on every member) and the shared secret")
+}
