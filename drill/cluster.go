@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -116,6 +117,9 @@ func (c *testCluster) start(ctx context.Context, name string) error {
 	n := c.nodes[name]
 	n.starts++
 	logPath := filepath.Join(c.env.Dir, name, fmt.Sprintf("serve-%d.log", n.starts))
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return fmt.Errorf("start node %s: %w", name, err)
+	}
 	srv, err := startServerEnv(ctx, c.env.Exe, n.data, logPath, []string{"KVTOOL_SECRET=" + c.secret},
 		"--segment-size", "256KiB", "--node", name, "--peer-listen", n.peer,
 		"--cluster", c.net.clusterMap(name, c.names, c.peerAddrs()))
