@@ -55,7 +55,7 @@ const (
 
 // clusterTimeout bounds each wait of a cluster drill: an election, a
 // first commit, a catch-up, the nodes converging.
-const clusterTimeout = 60 * time.Second
+const clusterTimeout = 30 * time.Second
 
 // clusterNode is one member of a drill's cluster.
 type clusterNode struct {

@@ -135,8 +135,12 @@ func runCluster(ctx context.Context, env *Env, fault clusterFault) Result {
 	stopLoad()
 	wg.Wait()
 	st := bank.Stats()
-	r.note("%s %s: new leader %s after %s, first commit after %s, caught up to index %d in %s; %d acknowledged, %d aborted by their check, %d in doubt",
-		what, victim, newLeader, secs(timings, "new_leader"), secs(timings, "first_commit"), target, secs(timings, "catch_up"),
+	leaderText := "new leader " + newLeader
+	if newLeader == leader {
+		leaderText = "leader " + leader + " kept, seen"
+	}
+	r.note("%s %s: %s after %s, first commit after %s, caught up to index %d in %s; %d acknowledged, %d aborted by their check, %d in doubt",
+		what, victim, leaderText, secs(timings, "new_leader"), secs(timings, "first_commit"), target, secs(timings, "catch_up"),
 		st.Acked, st.Aborted, st.Unknown)
 	return finishCluster(ctx, r, c, bank, timings)
 }
@@ -185,7 +189,11 @@ func finishCluster(ctx context.Context, r *run, c *testCluster, bank *Bank, timi
 			}
 		}
 	}
-	if err := r.step("converge", func() error { return converge(ctx, c) }); err != nil {
+	wait := clusterTimeout
+	if r.failed > 0 {
+		wait = 5 * time.Second // a check already failed: waiting longer proves nothing more
+	}
+	if err := r.step("converge", func() error { return converge(ctx, c, wait) }); err != nil {
 		r.fail("%v", err)
 	}
 	r.step("check", func() error {
@@ -206,7 +214,7 @@ func finishCluster(ctx context.Context, r *run, c *testCluster, bank *Bank, timi
 			after, err := appliedIndexes(ctx, c)
 			if err == nil && before != after && try < 10 {
 				r.logf("the applied indexes moved from %s to %s during the check; again", before, after)
-				converge(ctx, c)
+				converge(ctx, c, clusterTimeout)
 				continue
 			}
 			r.res.Lost = max(r.res.Lost, lost)
@@ -227,9 +235,9 @@ func finishCluster(ctx context.Context, r *run, c *testCluster, bank *Bank, timi
 
 // converge waits until every node holds the same state hash at the same
 // applied index.
-func converge(ctx context.Context, c *testCluster) error {
+func converge(ctx context.Context, c *testCluster, timeout time.Duration) error {
 	var last error
-	ok := waitFor(ctx, clusterTimeout, func() bool {
+	ok := waitFor(ctx, timeout, func() bool {
 		var idx, hashes []uint64
 		for _, name := range c.names {
 			cl := c.client(name)
@@ -253,7 +261,7 @@ func converge(ctx context.Context, c *testCluster) error {
 		return last == nil
 	})
 	if !ok {
-		return fmt.Errorf("the nodes did not converge within %v: %v", clusterTimeout, last)
+		return fmt.Errorf("the nodes did not converge within %v: %v", timeout, last)
 	}
 	return nil
 }
