@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -128,6 +129,7 @@ func runCluster(ctx context.Context, env *Env, fault clusterFault) Result {
 	restored := time.Now()
 	if err := r.step("catch up", func() error { return catchUp(ctx, c, victim, target) }); err != nil {
 		r.fail("%v", err)
+		logStatuses(ctx, r, c)
 	} else {
 		timings["catch_up"] = time.Since(restored).Seconds()
 	}
@@ -302,4 +304,22 @@ func appliedIndexes(ctx context.Context, c *testCluster) (string, error) {
 		s += fmt.Sprintf("%s=%d ", name, h.AppliedIndex)
 	}
 	return s, nil
+}
+
+// logStatuses writes every node's own view of the cluster to the evidence
+// log, for a node that did not catch up.
+func logStatuses(ctx context.Context, r *run, c *testCluster) {
+	for _, name := range c.names {
+		cl := c.client(name)
+		if cl == nil {
+			continue
+		}
+		st, err := cl.LocalClusterStatus(ctx)
+		if err != nil {
+			r.logf("node %s's cluster status: %v", name, err)
+			continue
+		}
+		b, _ := json.Marshal(st)
+		r.logf("node %s's cluster status: %s", name, b)
+	}
 }
