@@ -12,6 +12,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 
+	"github.com/kvtool/kvtool/internal/testfault"
 	"github.com/kvtool/kvtool/store"
 )
 
@@ -120,6 +121,9 @@ func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan 
 				n.stats.proposalRetries.Add(1)
 			}
 			proposed = true
+			if testfault.ClusterAckBeforeQuorum.Load() {
+				return applyResult{}, nil // the planted bug: acknowledged before any quorum
+			}
 			retry.Reset(n.cfg.ProposalRetry)
 		case errors.Is(err, raft.ErrProposalDropped):
 			retry.Reset(n.cfg.TickInterval) // dropped before any log took it: safe to try again

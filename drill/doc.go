@@ -1,5 +1,5 @@
-// Package drill runs recovery drills: each builds a real store (or, later,
-// a cluster) in its own scratch directory and on loopback ports, drives a
+// Package drill runs recovery drills: each builds a real store (or a
+// 3-node cluster) in its own scratch directory and on loopback ports, drives a
 // bank workload that records every acknowledged transaction, injects one
 // fault, recovers the way an operator would with kvtool's own code, and
 // proves the outcome, timing each step. `kvtool drill` is its front end.
@@ -12,15 +12,19 @@
 //	                        (a store in process, a server over HTTP); it
 //	                        records what was acknowledged, aborted, in doubt
 //	nemesis  (one per drill) SIGKILL, a crash image at every sync point, a
-//	                        torn write, a flipped byte, a full disk
+//	                        torn write, a flipped byte, a full disk, a
+//	                        node killed or its peer links cut (proxy.go)
 //	checker  (checker.go)   Check: a State read after recovery against the
 //	                        workload's Record; SameState for copies
 //
 // A Drill is a value: name, one-line description, Run(ctx, env) Result.
-// Cluster drills (follower-loss, leader-loss, partition, hot-join,
-// replace-node) slot in as more values in All with Cluster set: they drive
-// the same Bank through a ServerTarget on any member, and prove the same
-// Check on each member plus SameState across members.
+// The cluster drills (follower-loss, leader-loss, partition; cluster.go,
+// clusterrun.go) start three `kvtool serve --node` processes whose peer
+// addresses are per-link TCP proxies the drill cuts and heals, drive the
+// same Bank through ServerTargets on the members, time the new leader, the
+// first commit after the fault and the node's catch-up (Result.Timings),
+// and prove the same Check on each member plus SameState across members.
+// hot-join and replace-node would slot in the same way.
 //
 // # Verdicts
 //

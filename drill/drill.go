@@ -77,17 +77,20 @@ type Result struct {
 	RecoverySeconds float64       `json:"time_to_recover_seconds"`
 	// Points counts the fault points explored (crash images, flipped bytes),
 	// for drills that explore more than one.
-	Points   int      `json:"points_explored"`
-	Notes    []string `json:"notes"`
-	Failures []string `json:"failures"` // the checks that failed, or why the drill could not run or was skipped
-	Steps    []Step   `json:"steps"`
-	Elapsed  float64  `json:"elapsed_seconds"`
-	Dir      string   `json:"dir"` // the evidence, when kept
+	Points int `json:"points_explored"`
+	// Timings are a cluster drill's measured seconds: new_leader and
+	// first_commit from the fault, catch_up from the node's return.
+	Timings  map[string]float64 `json:"timings,omitempty"`
+	Notes    []string           `json:"notes"`
+	Failures []string           `json:"failures"` // the checks that failed, or why the drill could not run or was skipped
+	Steps    []Step             `json:"steps"`
+	Elapsed  float64            `json:"elapsed_seconds"`
+	Dir      string             `json:"dir"` // the evidence, when kept
 }
 
 // All returns every drill, in the order `kvtool drill` runs them.
 func All() []Drill {
-	return []Drill{kill9, powerLoss, tornTail, midLogCorruption, corruptSnapshot, diskFull}
+	return []Drill{kill9, powerLoss, tornTail, midLogCorruption, corruptSnapshot, diskFull, followerLoss, leaderLoss, partition}
 }
 
 // Lookup returns the drill called name.

@@ -36,6 +36,12 @@ const startTimeout = 60 * time.Second
 // Automatic maintenance is off unless args turn it on; drills drive
 // maintenance themselves, so they know when it runs.
 func startServer(ctx context.Context, exe, data, logPath string, args ...string) (*server, error) {
+	return startServerEnv(ctx, exe, data, logPath, nil, args...)
+}
+
+// startServerEnv is startServer with env added to the child's environment
+// (a cluster node's secret).
+func startServerEnv(ctx context.Context, exe, data, logPath string, env []string, args ...string) (*server, error) {
 	if exe == "" {
 		return nil, errors.New("no kvtool executable to start (the drill needs the real binary)")
 	}
@@ -48,6 +54,9 @@ func startServer(ctx context.Context, exe, data, logPath string, args ...string)
 	cmd := exec.Command(exe, argv...)
 	cmd.Stderr = logf
 	cmd.Dir = filepath.Dir(data)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()

@@ -24,6 +24,11 @@ store in a scratch directory of its own (never --data) and serves it on
 transaction, injects its fault, recovers the way an operator would with
 kvtool's own code, and checks: every acknowledged transaction present exactly
 once, balances conserved, verify clean, the live state hash equal to a replay.
+The cluster drills (follower-loss, leader-loss, partition) run three serve
+--node processes whose peer links go through proxies the drill cuts and
+heals, time the new leader, the first commit after the fault and the node's
+catch-up (--json: "timings"), and check every node holds the same state hash
+at the same applied index.
 
 It prints a table (drill, verdict, acknowledged transactions, lost, time to
 recover, notes) and a summary; with --json one JSON object per drill (JSON

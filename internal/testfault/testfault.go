@@ -27,6 +27,17 @@ var WALAckBeforeWrite atomic.Bool
 // NameWALAckBeforeWrite is WALAckBeforeWrite's name for Plant.
 const NameWALAckBeforeWrite = "wal-ack-before-write"
 
+// ClusterAckBeforeQuorum, when true, makes a cluster member answer a
+// write as soon as raft has taken its proposal into this node's log,
+// without waiting for a quorum to log it or for this node to apply it: a
+// leader cut off from the others acknowledges writes that a new leader
+// then replaces. It is the bug of a replicated store that acknowledges
+// before the quorum.
+var ClusterAckBeforeQuorum atomic.Bool
+
+// NameClusterAckBeforeQuorum is ClusterAckBeforeQuorum's name for Plant.
+const NameClusterAckBeforeQuorum = "cluster-ack-before-quorum"
+
 // Plant turns on the fault called name; "" plants nothing. A test binary
 // that re-executes itself as kvtool calls it with a name the test passed in
 // its environment.
@@ -35,8 +46,10 @@ func Plant(name string) error {
 	case "":
 	case NameWALAckBeforeWrite:
 		WALAckBeforeWrite.Store(true)
+	case NameClusterAckBeforeQuorum:
+		ClusterAckBeforeQuorum.Store(true)
 	default:
-		return fmt.Errorf("kvtool/testfault: unknown fault %q (known: %s)", name, NameWALAckBeforeWrite)
+		return fmt.Errorf("kvtool/testfault: unknown fault %q (known: %s, %s)", name, NameWALAckBeforeWrite, NameClusterAckBeforeQuorum)
 	}
 	return nil
 }
