@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
-
-	"strconv"
 )
 
 // runCluster is the cluster drills' script: start, elect, load, fault,
@@ -17,12 +18,17 @@ import (
 func runCluster(ctx context.Context, env *Env, fault clusterFault) Result {
 	r := newRun(env)
 	rng := rand.New(rand.NewPCG(env.Seed, 14))
-	c, err := newCluster(env, rng)
-	if err != nil {
-		return r.abort("%v", err)
-	}
-	defer c.close()
-	if err := r.step("start cluster", func() error { return c.startAll(ctx) }); err != nil {
+	var c *testCluster
+	defer func() {
+		if c != nil {
+			c.close()
+		}
+	}()
+	if err := r.step("start cluster", func() error {
+		var err error
+		c, err = startFreshCluster(ctx, env, rng)
+		return err
+	}); err != nil {
 		return r.abort("%v", err)
 	}
 	var leader string
@@ -79,7 +85,7 @@ func runCluster(ctx context.Context, env *Env, fault clusterFault) Result {
 	timings := map[string]float64{}
 	survivors := without(c.names, victim)
 	var newLeader string
-	err = r.step("new leader", func() error {
+	err := r.step("new leader", func() error {
 		var err error
 		notName := ""
 		if victim == leader {
@@ -145,6 +151,30 @@ func runCluster(ctx context.Context, env *Env, fault clusterFault) Result {
 		what, victim, leaderText, secs(timings, "new_leader"), secs(timings, "first_commit"), target, secs(timings, "catch_up"),
 		st.Acked, st.Aborted, st.Unknown)
 	return finishCluster(ctx, r, c, bank, timings)
+}
+
+// startFreshCluster starts three new members. Their peer ports are picked
+// before they start (see freeLoopbackAddr), so another process may take
+// one in between: a start that fails is retried twice on new ports and
+// empty directories before the drill gives up.
+func startFreshCluster(ctx context.Context, env *Env, rng *rand.Rand) (*testCluster, error) {
+	var err error
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+		var c *testCluster
+		if c, err = newCluster(env, rng); err != nil {
+			return nil, err
+		}
+		if err = c.startAll(ctx); err == nil {
+			return c, nil
+		}
+		c.close()
+		for _, name := range c.names {
+			if rerr := os.RemoveAll(filepath.Join(env.Dir, name, "data")); rerr != nil {
+				return nil, fmt.Errorf("%w (and clearing %s for a retry: %v)", err, name, rerr)
+			}
+		}
+	}
+	return nil, err
 }
 
 func secs(t map[string]float64, k string) string {
