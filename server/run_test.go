@@ -41,7 +41,7 @@ func TestRunShutsDownCleanly(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
 	c.Close()

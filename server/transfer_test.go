@@ -89,7 +89,7 @@ func TestTransferSendJob(t *testing.T) {
 	if err := <-recvd; err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var st server.TransfersStatus
 		decodeJSON(t, get(t, srv, http.MethodGet, "/v1/transfers", "").body, &st)

@@ -141,7 +141,7 @@ func (p *process) terminate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("serve after SIGTERM: %v\nstderr:\n%s", err, p.stderr)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatalf("serve did not stop after SIGTERM\nstderr:\n%s", p.stderr)
 	}
 	if !strings.Contains(p.stderr.String(), "msg=stopped") {

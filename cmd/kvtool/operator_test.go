@@ -683,7 +683,7 @@ func TestSignalsCancelThenForce(t *testing.T) {
 	sigs <- syscall.SIGTERM
 	select {
 	case <-forced:
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the second signal did not force the exit")
 	}
 	if s := errw.String(); !strings.Contains(s, "stopping at a safe point") || !strings.Contains(s, "exiting now") {

@@ -306,7 +306,7 @@ func (s *docSession) serve(c *docCmd, args []string) string {
 	}
 	b := startKvtool(t, nil, args[1:]...)
 	s.servers = append(s.servers, b)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		out := b.stdout.String()
 		if n := strings.Count(out, "\n"); n >= max(len(c.want), 1) {

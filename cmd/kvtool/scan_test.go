@@ -112,7 +112,7 @@ func (g *gatedWriter) Write(p []byte) (int, error) {
 	if g.sent.Add(int64(len(p)))-int64(len(p)) >= g.after {
 		select {
 		case <-g.open:
-		case <-time.After(20 * time.Second):
+		case <-time.After(60 * time.Second):
 			g.stalled.Store(true)
 		}
 	}

@@ -53,7 +53,7 @@ func startServe(t *testing.T, args ...string) *inProcessServer {
 		s.code <- execute(ctx, append([]string{"kvtool", "serve", "--json", "--listen", "127.0.0.1:0"}, args...), e)
 	}()
 	t.Cleanup(func() { s.shutdown(t) })
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for s.addr == "" {
 		select {
 		case code := <-s.code:
@@ -82,7 +82,7 @@ func (s *inProcessServer) shutdown(t *testing.T) int {
 	case code := <-s.code:
 		s.code <- code
 		return code
-	case <-time.After(15 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatalf("serve did not stop:\n%s", s.stderr)
 		return -1
 	}

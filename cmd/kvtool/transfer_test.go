@@ -69,7 +69,7 @@ func (b *background) wait(t *testing.T) int {
 // line waits for line n of stdout (a JSON line) and decodes it into v.
 func (b *background) line(t *testing.T, n int, v any) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		lines := strings.Split(b.stdout.String(), "\n")
 		if len(lines) > n+1 || len(lines) == n+1 && json.Valid([]byte(lines[n])) {
@@ -389,7 +389,7 @@ func TestTransferUsage(t *testing.T) {
 // line.
 func transferAddr(t *testing.T, s *inProcessServer) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		lines := strings.Split(s.stdout.String(), "\n")
 		if len(lines) > 2 || len(lines) == 2 && json.Valid([]byte(lines[1])) {
