@@ -8,6 +8,7 @@
 //	segments, checkpoints, deltas   the directory's files, as verify and list read them
 //	manifest                        the manifest, one row
 //	leases                          a live store's retention leases
+//	members                         a clustered node's members (empty on a single node)
 //
 // Each table's file says what its BestIndex pushes down and why what it
 // leaves to SQLite is safe to leave: no table ever asks SQLite to skip a

@@ -27,6 +27,9 @@ type Source struct {
 	// Leases, if set, lists the retention leases of a live store (the
 	// leases table); without it that table is empty.
 	Leases func() []store.LeaseInfo
+	// Cluster, if set, is the clustered node the members table reads;
+	// without it (a single node, a data directory) that table is empty.
+	Cluster Cluster
 }
 
 // Options tune a session.
