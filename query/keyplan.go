@@ -345,7 +345,7 @@ type keyCursor struct {
 	it  kvIter
 	ri  int // the range being walked, counted in scan order
 	key string
-	val []byte
+	val rowValue
 	eof bool
 }
 
@@ -355,7 +355,8 @@ func (c *keyCursor) start(st kvState, sc keyScan) {
 	c.st, c.sc, c.ri, c.eof = st, sc, 0, false
 	if sc.isPoint {
 		v, ok := st.Get(sc.point)
-		c.key, c.val, c.eof = sc.point, v, !ok
+		c.key, c.eof = sc.point, !ok
+		c.val.set(v)
 		if ok && !inAny(sc.ranges, sc.point) {
 			c.eof = true // the ranges exclude the key
 		}
@@ -396,7 +397,7 @@ func (c *keyCursor) seekRange() {
 			ok = c.it.Last()
 		}
 		if ok && r.has(c.it.Key()) {
-			c.key, c.val = c.it.Key(), c.it.Value()
+			c.at()
 			return
 		}
 	}
@@ -413,12 +414,23 @@ func (c *keyCursor) next() {
 		return
 	}
 	if c.it.Next() && c.rangeAt(c.ri).has(c.it.Key()) {
-		c.key, c.val = c.it.Key(), c.it.Value()
+		c.at()
 		return
 	}
 	c.ri++
 	c.seekRange()
 }
+
+// at makes the iterator's pair the current row.
+func (c *keyCursor) at() {
+	c.key = c.it.Key()
+	c.val.set(c.it.Value())
+}
+
+// keyValue and valueValue are the current row's columns, without copies
+// (see value.go): valid until the cursor moves.
+func (c *keyCursor) keyValue() vtab.Value   { return textRef(&c.key) }
+func (c *keyCursor) valueValue() vtab.Value { return c.val.value() }
 
 func (c *keyCursor) release() {
 	if c.it != nil {
