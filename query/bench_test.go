@@ -309,3 +309,28 @@ func cpuNow() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkOpenSession is what a server pays per query before it runs:
+// a session over a snapshot, opened and closed.
+func BenchmarkOpenSession(b *testing.B) {
+	st, err := store.Open(store.Options{Dir: b.TempDir(), Create: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	defer reportCPU(b)()
+	for i := 0; i < b.N; i++ {
+		s, err := Open(context.Background(), Source{Dir: st.Dir(), Snapshot: st.Snapshot()}, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows, err := s.Query(context.Background(), "SELECT count(*) FROM kv")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+		s.Close()
+	}
+}

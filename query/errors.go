@@ -15,7 +15,8 @@ var (
 	// index: SELECT * FROM kv_at(N).
 	ErrNoIndex = errors.New("kv_at needs a log index: SELECT * FROM kv_at(N)")
 
-	errClosed = errors.New("kvtool/query: the session is closed")
+	errClosed   = errors.New("kvtool/query: the session is closed")
+	errRowsOpen = errors.New("kvtool/query: the session has rows open: close them first")
 )
 
 // SQLError is a statement SQLite rejected: a syntax error, an unknown table
