@@ -22,31 +22,30 @@ import (
 // (release). A query calling it on every row of a scan stops mid-scan,
 // inside SQLite, with its cursors open, for as long as the test wants.
 var park struct {
-	once    sync.Once
-	err     error
 	mu      sync.Mutex
 	parked  chan struct{}
 	release chan struct{}
 }
 
-func registerPark(t *testing.T) (parked, release chan struct{}) {
-	park.once.Do(func() {
-		park.err = sqlite.RegisterScalarFunction("kvtool_test_park", 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			if fmt.Sprint(args[0]) == fmt.Sprint(args[1]) {
-				park.mu.Lock()
-				parked, release := park.parked, park.release
-				park.mu.Unlock()
-				if parked != nil {
-					close(parked)
-					<-release
-				}
+// The function is registered before any test runs: SQLite gives it to the
+// connections opened after, and the server keeps its sessions' connections.
+func init() {
+	sqlite.MustRegisterScalarFunction("kvtool_test_park", 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		if fmt.Sprint(args[0]) == fmt.Sprint(args[1]) {
+			park.mu.Lock()
+			parked, release := park.parked, park.release
+			park.parked = nil // park once
+			park.mu.Unlock()
+			if parked != nil {
+				close(parked)
+				<-release
 			}
-			return args[0], nil
-		})
+		}
+		return args[0], nil
 	})
-	if park.err != nil {
-		t.Fatal(park.err)
-	}
+}
+
+func registerPark(t *testing.T) (parked, release chan struct{}) {
 	parked, release = make(chan struct{}), make(chan struct{})
 	park.mu.Lock()
 	park.parked, park.release = parked, release
