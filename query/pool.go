@@ -22,6 +22,12 @@ func (s *Session) Reset(src Source) error {
 	if len(s.open) > 0 {
 		return errRowsOpen
 	}
+	s.setSource(src)
+	return nil
+}
+
+// setSource makes the session read src, knowing nothing of it yet.
+func (s *Session) setSource(src Source) {
 	if src.FS == nil {
 		src.FS = vfs.Default
 	}
@@ -34,7 +40,6 @@ func (s *Session) Reset(src Source) error {
 	}
 	background := context.Background()
 	s.ctx.Store(&background)
-	return nil
 }
 
 // Pool keeps idle sessions for reuse, each reset to the source of the

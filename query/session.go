@@ -41,8 +41,8 @@ type Options struct {
 }
 
 // Session is one read-only SQLite connection whose tables read one Source.
-// The state kv reads is fixed for the session's life. A Session runs one
-// query at a time; it is not safe for concurrent use.
+// The state kv reads is fixed until Reset. A Session runs one query at a
+// time; it is not safe for concurrent use.
 //
 // The session drives the SQLite driver's connection itself, without
 // database/sql: a query is then a prepared statement's step and the rows'
@@ -90,19 +90,12 @@ var (
 // SQLite (once per process), opens a private in-memory database, creates
 // the tables, then makes the connection read-only.
 func Open(ctx context.Context, src Source, opts Options) (*Session, error) {
-	if src.FS == nil {
-		src.FS = vfs.Default
-	}
 	if err := registerModules(); err != nil {
 		return nil, err
 	}
-	s := &Session{id: "s" + strconv.FormatUint(sessionID.Add(1), 10), src: src, opts: opts,
+	s := &Session{id: "s" + strconv.FormatUint(sessionID.Add(1), 10), opts: opts,
 		states: map[uint64]kvState{}, open: map[*Rows]struct{}{}}
-	background := context.Background()
-	s.ctx.Store(&background)
-	if src.Snapshot != nil {
-		s.live, s.liveAt = snapState{src.Snapshot}, src.Snapshot.Index()
-	}
+	s.setSource(src)
 	sessions.Store(s.id, s)
 	if err := s.openConn(ctx); err != nil {
 		s.Close()
