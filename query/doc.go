@@ -8,6 +8,7 @@
 //	segments, checkpoints, deltas   the directory's files, as verify and list read them
 //	manifest                        the manifest, one row
 //	leases                          a live store's retention leases
+//	members                         a clustered node's members (empty on a single node)
 //
 // Each table's file says what its BestIndex pushes down and why what it
 // leaves to SQLite is safe to leave: no table ever asks SQLite to skip a
@@ -26,7 +27,10 @@
 // # Concurrency
 //
 // A Session runs one statement at a time and is not safe for concurrent
-// use; open one per query (they are cheap) or serialize. Cancelling a
-// statement's context stops it: SQLite is interrupted, and the tables'
-// cursors check the context between rows.
+// use. Opening one creates its tables (about a millisecond); it keeps the
+// statements it ran, so running a text again skips parsing and planning,
+// and Reset (or a Pool) points it at another source keeping both. A Pool
+// is safe for concurrent use. Cancelling a statement's context stops it:
+// SQLite is interrupted, and the tables' cursors check the context between
+// rows.
 package query

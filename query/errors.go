@@ -14,6 +14,9 @@ var (
 	// ErrNoIndex is returned (wrapped) when kv_at is used without a log
 	// index: SELECT * FROM kv_at(N).
 	ErrNoIndex = errors.New("kv_at needs a log index: SELECT * FROM kv_at(N)")
+
+	errClosed   = errors.New("kvtool/query: the session is closed")
+	errRowsOpen = errors.New("kvtool/query: the session has rows open: close them first")
 )
 
 // SQLError is a statement SQLite rejected: a syntax error, an unknown table

@@ -345,17 +345,30 @@ type keyCursor struct {
 	it  kvIter
 	ri  int // the range being walked, counted in scan order
 	key string
-	val []byte
+	val rowValue
 	eof bool
+	// A scan of every key is lazy: it knows how many rows it has (the
+	// state's Len) and moves no iterator until a column is asked for, so
+	// a query that reads no column (count(*)) walks nothing. skipped is
+	// the rows it has passed so far, -1 once the iterator is positioned
+	// (see position).
+	skipped int
+	total   int
 }
 
 // start positions the cursor on the first selected key.
 func (c *keyCursor) start(st kvState, sc keyScan) {
 	c.release()
-	c.st, c.sc, c.ri, c.eof = st, sc, 0, false
+	c.st, c.sc, c.ri, c.eof, c.skipped = st, sc, 0, false, -1
+	if !sc.isPoint && len(sc.ranges) == 1 && sc.ranges[0] == (keyRange{}) {
+		c.skipped, c.total = 0, st.Len()
+		c.eof = c.total == 0
+		return
+	}
 	if sc.isPoint {
 		v, ok := st.Get(sc.point)
-		c.key, c.val, c.eof = sc.point, v, !ok
+		c.key, c.eof = sc.point, !ok
+		c.val.set(v)
 		if ok && !inAny(sc.ranges, sc.point) {
 			c.eof = true // the ranges exclude the key
 		}
@@ -396,7 +409,7 @@ func (c *keyCursor) seekRange() {
 			ok = c.it.Last()
 		}
 		if ok && r.has(c.it.Key()) {
-			c.key, c.val = c.it.Key(), c.it.Value()
+			c.at()
 			return
 		}
 	}
@@ -412,12 +425,52 @@ func (c *keyCursor) next() {
 		c.eof = true
 		return
 	}
+	if c.skipped >= 0 {
+		c.skipped++
+		c.eof = c.skipped == c.total
+		return
+	}
 	if c.it.Next() && c.rangeAt(c.ri).has(c.it.Key()) {
-		c.key, c.val = c.it.Key(), c.it.Value()
+		c.at()
 		return
 	}
 	c.ri++
 	c.seekRange()
+}
+
+// at makes the iterator's pair the current row.
+func (c *keyCursor) at() {
+	c.key = c.it.Key()
+	c.val.set(c.it.Value())
+}
+
+// position moves a lazy scan's iterator to the row it has counted up to:
+// from the first key (the last, descending), past the rows skipped. A
+// query that reads columns asks on its first row, where nothing is
+// skipped.
+func (c *keyCursor) position() {
+	if c.skipped < 0 {
+		return
+	}
+	skip := c.skipped
+	c.skipped = -1
+	c.it = c.st.Iter()
+	c.seekRange()
+	for ; skip > 0 && !c.eof; skip-- {
+		c.next()
+	}
+}
+
+// keyValue and valueValue are the current row's columns, without copies
+// (see value.go): valid until the cursor moves.
+func (c *keyCursor) keyValue() vtab.Value {
+	c.position()
+	return textRef(&c.key)
+}
+
+func (c *keyCursor) valueValue() vtab.Value {
+	c.position()
+	return c.val.value()
 }
 
 func (c *keyCursor) release() {

@@ -1,10 +1,6 @@
 package query
 
-import (
-	"unicode/utf8"
-
-	"modernc.org/sqlite/vtab"
-)
+import "modernc.org/sqlite/vtab"
 
 // kv is the state: one row per key, in key order.
 //
@@ -46,8 +42,6 @@ func (t *kvTable) Open() (vtab.Cursor, error) {
 type kvCursor struct {
 	baseCursor
 	keys keyCursor
-	val  vtab.Value // the current row's value as SQLite sees it, once asked
-	vrow int64      // the row val is of (baseCursor.row)
 }
 
 func (c *kvCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
@@ -56,7 +50,6 @@ func (c *kvCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 		return c.fail(err)
 	}
 	c.keys.start(st, newKeyScan(c.tokens(idxStr), vals))
-	c.val, c.row = nil, c.row+1 // a new scan: no value is current
 	return nil
 }
 
@@ -69,24 +62,12 @@ func (c *kvCursor) Eof() bool { return c.keys.eof }
 
 func (c *kvCursor) Column(col int) (vtab.Value, error) {
 	if col == kvKeyCol {
-		return c.keys.key, nil
+		return c.keys.keyValue(), nil
 	}
-	if c.val == nil || c.vrow != c.row {
-		c.val, c.vrow = valueOf(c.keys.val), c.row // SQLite may ask twice
-	}
-	return c.val, nil
+	return c.keys.valueValue(), nil
 }
 
 func (c *kvCursor) Close() error {
 	c.keys.release()
 	return nil
-}
-
-// valueOf is a stored value as SQLite sees it: TEXT when it is valid
-// UTF-8, else a BLOB.
-func valueOf(v []byte) vtab.Value {
-	if utf8.Valid(v) {
-		return string(v)
-	}
-	return v
 }

@@ -116,11 +116,11 @@ func (c *kvAtCursor) Eof() bool { return c.keys.eof }
 func (c *kvAtCursor) Column(col int) (vtab.Value, error) {
 	switch col {
 	case kvKeyCol:
-		return c.keys.key, nil
+		return c.keys.keyValue(), nil
 	case kvAtIndexCol:
 		return int64(c.index), nil
 	}
-	return valueOf(c.keys.val), nil
+	return c.keys.valueValue(), nil
 }
 
 func (c *kvAtCursor) Close() error {

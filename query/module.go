@@ -20,7 +20,7 @@ type tableDef struct {
 }
 
 // tables are the tables every session has, in the order they are created.
-var tables = []tableDef{kvDef, kvAtDef, walDef, segmentsDef, checkpointsDef, deltasDef, manifestDef, leasesDef}
+var tables = []tableDef{kvDef, kvAtDef, walDef, segmentsDef, checkpointsDef, deltasDef, manifestDef, leasesDef, membersDef}
 
 // moduleName is the SQLite module behind a table. Modules are registered
 // once per process; each session creates its tables with its id as the

@@ -94,15 +94,22 @@ func randQuery(r *rand.Rand, keys []string) (string, []any, bool) {
 		func() string { return fmt.Sprintf("key < x'%x'", randFragment(r, keys)) },
 		func() string { return "key > " + frag() + " AND value LIKE '%1%'" },
 		func() string { return "key IS NULL OR key = " + frag() },
+		func() string { return "1" }, // no constraint at all
+		func() string { return "value LIKE '%1%'" },
 	}
 	where := preds[r.IntN(len(preds))]()
 	if r.IntN(4) == 0 {
 		where += " AND " + preds[r.IntN(len(preds))]()
 	}
 	cols := "key, value"
-	if r.IntN(5) == 0 {
+	switch r.IntN(10) {
+	case 0, 1:
 		cols = "count(*), min(key), max(key)"
 		return fmt.Sprintf("SELECT %s FROM T WHERE %s", cols, where), args, true
+	case 2: // reads no column when the WHERE reads none
+		return fmt.Sprintf("SELECT count(*), 7 FROM T WHERE %s", where), args, true
+	case 3:
+		return fmt.Sprintf("SELECT 'x' FROM T WHERE %s LIMIT %d", where, r.IntN(500)), args, false
 	}
 	q := fmt.Sprintf("SELECT %s FROM T WHERE %s", cols, where)
 	switch r.IntN(4) {
@@ -111,7 +118,7 @@ func randQuery(r *rand.Rand, keys []string) (string, []any, bool) {
 	case 1:
 		return q + " ORDER BY key", args, true
 	case 2:
-		return q + fmt.Sprintf(" ORDER BY key DESC LIMIT %d", r.IntN(20)+1), args, true
+		return q + fmt.Sprintf(" ORDER BY key DESC LIMIT %d OFFSET %d", r.IntN(20)+1, r.IntN(3)), args, true
 	}
 	return q + fmt.Sprintf(" ORDER BY key LIMIT %d OFFSET %d", r.IntN(20)+1, r.IntN(3)), args, true
 }

@@ -20,7 +20,7 @@ var readQueries = []string{
 	`SELECT * FROM wal WHERE "index" > 10`,
 	"SELECT sum(delta) FROM wal",
 	"SELECT * FROM segments", "SELECT * FROM checkpoints", "SELECT * FROM deltas",
-	"SELECT * FROM manifest", "SELECT * FROM leases",
+	"SELECT * FROM manifest", "SELECT * FROM leases", "SELECT * FROM members",
 	"EXPLAIN QUERY PLAN SELECT * FROM kv WHERE key = 'a'",
 	"PRAGMA table_info(kv)",
 }

@@ -2,8 +2,10 @@ package query
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io"
 )
 
 // Rows is the result of a query, read one row at a time:
@@ -13,52 +15,41 @@ import (
 //
 // A value is nil (NULL), int64, float64, string (TEXT) or []byte (BLOB).
 type Rows struct {
-	s    *Session
-	ctx  context.Context
-	sql  string
-	rows *sql.Rows
-	cols []string
-	vals []any
-	ptrs []any
-	stop func()
-	err  error // sticky
+	s     *Session
+	ctx   context.Context
+	st    *Stmt
+	rows  driver.Rows
+	dvals []driver.Value
+	vals  []any
+	stop  func()
+	err   error // sticky
 }
 
-func newRows(s *Session, ctx context.Context, text string, rows *sql.Rows, stop func()) (*Rows, error) {
-	cols, err := rows.Columns()
-	if err != nil {
-		rows.Close()
-		stop()
-		return nil, s.queryError(ctx, text, err)
-	}
-	r := &Rows{s: s, ctx: ctx, sql: text, rows: rows, cols: cols, stop: stop,
-		vals: make([]any, len(cols)), ptrs: make([]any, len(cols))}
-	for i := range r.vals {
-		r.ptrs[i] = &r.vals[i]
-	}
-	return r, nil
+func newRows(s *Session, ctx context.Context, st *Stmt, rows driver.Rows, stop func()) *Rows {
+	n := len(rows.Columns())
+	return &Rows{s: s, ctx: ctx, st: st, rows: rows, stop: stop, dvals: make([]driver.Value, n), vals: make([]any, n)}
 }
 
 // Columns returns the names of the result's columns.
-func (r *Rows) Columns() []string { return r.cols }
+func (r *Rows) Columns() []string { return r.rows.Columns() }
 
 // Next moves to the next row and reports whether there is one; at the end
 // or on an error it returns false (see Err).
 func (r *Rows) Next() bool {
-	if r.err != nil {
+	if r.err != nil || r.st == nil {
 		return false
 	}
-	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
-			r.err = r.s.queryError(r.ctx, r.sql, err)
-		} else if err := r.s.takeTableErr(); err != nil {
-			r.err = err
-		}
+	err := r.rows.Next(r.dvals)
+	switch {
+	case err == io.EOF:
+		r.err = r.s.takeTableErr()
+		return false
+	case err != nil:
+		r.err = r.s.queryError(r.ctx, r.st.text, err)
 		return false
 	}
-	if err := r.rows.Scan(r.ptrs...); err != nil {
-		r.err = fmt.Errorf("kvtool/query: read row: %w", err)
-		return false
+	for i, v := range r.dvals {
+		r.vals[i] = v
 	}
 	return true
 }
@@ -72,11 +63,18 @@ func (r *Rows) Err() error { return r.err }
 
 // Close releases the statement. It is safe to call more than once.
 func (r *Rows) Close() error {
-	if r.rows == nil {
+	if r.st == nil {
 		return nil
 	}
 	err := r.rows.Close()
-	r.rows = nil
 	r.stop()
-	return err
+	delete(r.s.open, r)
+	if derr := r.st.done(); err == nil {
+		err = derr
+	}
+	r.st = nil
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("kvtool/query: close rows: %w", err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strconv"
@@ -27,6 +28,9 @@ type Source struct {
 	// Leases, if set, lists the retention leases of a live store (the
 	// leases table); without it that table is empty.
 	Leases func() []store.LeaseInfo
+	// Cluster, if set, is the clustered node the members table reads;
+	// without it (a single node, a data directory) that table is empty.
+	Cluster Cluster
 }
 
 // Options tune a session.
@@ -37,15 +41,22 @@ type Options struct {
 }
 
 // Session is one read-only SQLite connection whose tables read one Source.
-// The state kv reads is fixed for the session's life. A Session runs one
-// query at a time; it is not safe for concurrent use.
+// The state kv reads is fixed until Reset. A Session runs one query at a
+// time; it is not safe for concurrent use.
+//
+// The session drives the SQLite driver's connection itself, without
+// database/sql: a query is then a prepared statement's step and the rows'
+// reads, with none of the pool's locks, dependency maps, per-query
+// goroutine and value conversions, which cost a point lookup as much as
+// the lookup.
 type Session struct {
-	id   string
-	src  Source
-	opts Options
-	db   *sql.DB
-	conn *sql.Conn
-	intr *interrupter
+	id    string
+	src   Source
+	opts  Options
+	conn  driverConn
+	intr  *interrupter
+	stmts stmtCache
+	open  map[*Rows]struct{} // rows not closed yet
 
 	// ctx is the context of the query running; cursors check it between
 	// rows so that a scan stops when the query is cancelled.
@@ -63,6 +74,13 @@ type Session struct {
 	states   map[uint64]kvState // kv_at states by index
 }
 
+// driverConn is what a session uses of the driver's connection.
+type driverConn interface {
+	driver.Conn
+	driver.ConnPrepareContext
+	driver.ExecerContext
+}
+
 var (
 	sessions  sync.Map // session id -> *Session, for the modules' Connect
 	sessionID atomic.Uint64
@@ -72,71 +90,78 @@ var (
 // SQLite (once per process), opens a private in-memory database, creates
 // the tables, then makes the connection read-only.
 func Open(ctx context.Context, src Source, opts Options) (*Session, error) {
-	if src.FS == nil {
-		src.FS = vfs.Default
-	}
 	if err := registerModules(); err != nil {
 		return nil, err
 	}
-	s := &Session{id: "s" + strconv.FormatUint(sessionID.Add(1), 10), src: src, opts: opts, states: map[uint64]kvState{}}
-	background := context.Background()
-	s.ctx.Store(&background)
-	if src.Snapshot != nil {
-		s.live, s.liveAt = snapState{src.Snapshot}, src.Snapshot.Index()
-	}
+	s := &Session{id: "s" + strconv.FormatUint(sessionID.Add(1), 10), opts: opts,
+		states: map[uint64]kvState{}, open: map[*Rows]struct{}{}}
+	s.setSource(src)
 	sessions.Store(s.id, s)
-	if err := s.open(ctx); err != nil {
+	if err := s.openConn(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Session) open(ctx context.Context) error {
-	db, err := sql.Open("sqlite", ":memory:")
+// sqliteDriver is the driver registered as "sqlite", which holds the
+// modules registerModules registers.
+var sqliteDriver = sync.OnceValues(func() (driver.Driver, error) {
+	db, err := sql.Open("sqlite", "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close() // it never connected
+	return db.Driver(), nil
+})
+
+func (s *Session) openConn(ctx context.Context) error {
+	drv, err := sqliteDriver()
 	if err != nil {
 		return fmt.Errorf("kvtool/query: open sqlite: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	s.db = db
-	if s.conn, err = db.Conn(ctx); err != nil {
+	c, err := drv.Open(":memory:")
+	if err != nil {
 		return fmt.Errorf("kvtool/query: open sqlite: %w", err)
 	}
+	conn, ok := c.(driverConn)
+	if !ok {
+		c.Close()
+		return fmt.Errorf("kvtool/query: the sqlite driver's connection (%T) cannot prepare with a context", c)
+	}
+	s.conn = conn
+	s.intr = newInterrupter(c)
 	for _, t := range tables {
 		stmt := fmt.Sprintf("CREATE VIRTUAL TABLE %s USING %s(%s)", t.name, moduleName(t.name), s.id)
-		if _, err := s.conn.ExecContext(ctx, stmt); err != nil {
+		if _, err := conn.ExecContext(ctx, stmt, nil); err != nil {
 			return fmt.Errorf("kvtool/query: create table %s: %w", t.name, err)
 		}
 	}
-	if _, err := s.conn.ExecContext(ctx, "PRAGMA query_only = 1"); err != nil {
+	if _, err := conn.ExecContext(ctx, "PRAGMA query_only = 1", nil); err != nil {
 		return fmt.Errorf("kvtool/query: %w", err)
 	}
-	return s.conn.Raw(func(dc any) error {
-		s.intr = newInterrupter(dc)
-		ar, ok := dc.(sqlite.AuthorizerRegisterer)
-		if !ok {
-			return errors.New("kvtool/query: the sqlite driver cannot install an authorizer")
-		}
-		return ar.RegisterAuthorizer(s.authorize)
-	})
+	ar, ok := c.(sqlite.AuthorizerRegisterer)
+	if !ok {
+		return errors.New("kvtool/query: the sqlite driver cannot install an authorizer")
+	}
+	return ar.RegisterAuthorizer(s.authorize)
 }
 
-// Close ends the session. It is safe to call more than once.
+// Close ends the session, closing its rows and statements. It is safe to
+// call more than once.
 func (s *Session) Close() error {
 	sessions.Delete(s.id)
-	var err error
+	for r := range s.open {
+		r.Close()
+	}
+	s.stmts.closeAll()
 	if s.intr != nil {
 		s.intr.close()
 	}
+	var err error
 	if s.conn != nil {
 		err = s.conn.Close()
 		s.conn = nil
-	}
-	if s.db != nil {
-		if cerr := s.db.Close(); err == nil {
-			err = cerr
-		}
-		s.db = nil
 	}
 	return err
 }
@@ -146,26 +171,57 @@ func (s *Session) Close() error {
 // (Rows.Err then wraps ctx.Err()). Close the rows before the next Query.
 // A statement that does not parse is a *SQLError; one that would write,
 // attach or load anything is an error wrapping ErrReadOnly.
+//
+// The session keeps the statements of the last texts it ran (stmtCache):
+// running the same text again, with other arguments, skips parsing and
+// planning.
 func (s *Session) Query(ctx context.Context, text string, args ...any) (*Rows, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, &SQLError{Msg: "the query is empty", Offset: -1}
 	}
-	return s.run(ctx, text, s.pushModeOf(text), func() (*sql.Rows, error) {
-		return s.conn.QueryContext(ctx, text, args...)
-	})
+	if s.conn == nil {
+		return nil, errClosed
+	}
+	st := s.stmts.get(text)
+	if st == nil {
+		var err error
+		if st, err = s.prepare(ctx, text); err != nil {
+			return nil, err
+		}
+		s.stmts.put(st)
+	}
+	rows, err := st.Query(ctx, args...)
+	if !st.owned {
+		st.Close() // the cache is full of running statements: now, or when rows close
+	}
+	return rows, err
 }
 
 // Stmt is a prepared statement of a session: parsed and planned once, run
-// many times with different arguments.
+// many times with different arguments. Its rows must be closed before it
+// runs again.
 type Stmt struct {
-	s    *Session
-	text string
-	push pushMode
-	stmt *sql.Stmt
+	s     *Session
+	text  string
+	push  pushMode
+	stmt  driver.Stmt
+	busy  bool   // its rows are open
+	used  uint64 // when the cache last handed it out
+	owned bool   // by the cache: Close leaves it to the cache
+	// release: close the statement when its rows close (it was closed,
+	// or dropped by the cache, while they were open).
+	release bool
 }
 
 // Prepare prepares text for Stmt.Query (errors as Query's).
 func (s *Session) Prepare(ctx context.Context, text string) (*Stmt, error) {
+	if s.conn == nil {
+		return nil, errClosed
+	}
+	return s.prepare(ctx, text)
+}
+
+func (s *Session) prepare(ctx context.Context, text string) (*Stmt, error) {
 	push := s.pushModeOf(text)
 	s.begin(ctx, push)
 	stmt, err := s.conn.PrepareContext(ctx, text)
@@ -175,15 +231,134 @@ func (s *Session) Prepare(ctx context.Context, text string) (*Stmt, error) {
 	return &Stmt{s: s, text: text, push: push, stmt: stmt}, nil
 }
 
-// Query runs the statement with args, as Session.Query does.
+// Query runs the statement with args, as Session.Query does. A statement
+// whose rows are still open is prepared afresh for this run.
 func (st *Stmt) Query(ctx context.Context, args ...any) (*Rows, error) {
-	return st.s.run(ctx, st.text, st.push, func() (*sql.Rows, error) {
-		return st.stmt.QueryContext(ctx, args...)
-	})
+	s := st.s
+	if s.conn == nil {
+		return nil, errClosed
+	}
+	if st.busy {
+		fresh, err := s.prepare(ctx, st.text)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := fresh.Query(ctx, args...)
+		fresh.Close() // now, or when rows close
+		return rows, err
+	}
+	named, err := namedValues(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("kvtool/query: %w", err)
+	}
+	s.begin(ctx, st.push)
+	stop := s.intr.watch(ctx)
+	dr, err := st.stmt.(driver.StmtQueryContext).QueryContext(ctx, named)
+	if err != nil {
+		stop()
+		return nil, s.queryError(ctx, st.text, err)
+	}
+	st.busy = true
+	r := newRows(s, ctx, st, dr, stop)
+	s.open[r] = struct{}{}
+	return r, nil
 }
 
-// Close releases the statement.
-func (st *Stmt) Close() error { return st.stmt.Close() }
+// Close releases the statement, once its rows are closed. (A statement
+// the session's cache keeps is released when the session closes.)
+func (st *Stmt) Close() error {
+	switch {
+	case st.owned || st.stmt == nil:
+		return nil
+	case st.busy:
+		st.release = true
+		return nil
+	}
+	err := st.stmt.Close()
+	st.stmt = nil
+	return err
+}
+
+// done is called when the statement's rows close.
+func (st *Stmt) done() error {
+	st.busy = false
+	if st.release {
+		return st.Close()
+	}
+	return nil
+}
+
+// namedValues converts a query's arguments as database/sql does.
+func namedValues(args []any) ([]driver.NamedValue, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	out := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		v, err := driver.DefaultParameterConverter.ConvertValue(a)
+		if err != nil {
+			return nil, fmt.Errorf("kvtool/query: argument %d: %w", i+1, err)
+		}
+		out[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return out, nil
+}
+
+// stmtCache keeps a session's statements by text, the most recently used
+// up to stmtCacheSize.
+type stmtCache struct {
+	m    map[string]*Stmt
+	tick uint64
+}
+
+// stmtCacheSize bounds the statements a session keeps: a program running
+// a few statements many times reuses all of them.
+const stmtCacheSize = 32
+
+func (c *stmtCache) get(text string) *Stmt {
+	st := c.m[text]
+	if st != nil {
+		c.tick++
+		st.used = c.tick
+	}
+	return st
+}
+
+// put keeps st, dropping the least recently used statement that is not
+// running when the cache is full.
+func (c *stmtCache) put(st *Stmt) {
+	if c.m == nil {
+		c.m = map[string]*Stmt{}
+	}
+	if len(c.m) >= stmtCacheSize {
+		var old *Stmt
+		for _, o := range c.m {
+			if !o.busy && (old == nil || o.used < old.used) {
+				old = o
+			}
+		}
+		if old == nil {
+			return // every one is running: st stays the caller's
+		}
+		delete(c.m, old.text)
+		old.owned = false
+		old.Close()
+	}
+	c.tick++
+	st.owned, st.used = true, c.tick
+	c.m[st.text] = st
+}
+
+func (c *stmtCache) closeAll() {
+	for _, st := range c.m {
+		st.owned = false
+		st.Close()
+	}
+	c.m = nil
+}
 
 // begin readies the session for a statement: what the authorizer and the
 // tables remember is reset, and the statement's context and pushdown are
@@ -194,18 +369,6 @@ func (s *Session) begin(ctx context.Context, push pushMode) {
 	s.mu.Unlock()
 	s.ctx.Store(&ctx)
 	s.push.Store(&push)
-}
-
-// run starts a statement with query and wraps its rows.
-func (s *Session) run(ctx context.Context, text string, push pushMode, query func() (*sql.Rows, error)) (*Rows, error) {
-	s.begin(ctx, push)
-	stop := s.intr.watch(ctx)
-	rows, err := query()
-	if err != nil {
-		stop()
-		return nil, s.queryError(ctx, text, err)
-	}
-	return newRows(s, ctx, text, rows, stop)
 }
 
 // pushModeOf is what the tables may push down for text.

@@ -18,6 +18,7 @@ import (
 type kvState interface {
 	Get(key string) ([]byte, bool)
 	Iter() kvIter
+	Len() int
 }
 
 // kvIter walks a kvState in key order, forward after SeekGE and backward
@@ -37,6 +38,7 @@ type snapState struct{ s *store.Snapshot }
 
 func (st snapState) Get(key string) ([]byte, bool) { return st.s.Get(key) }
 func (st snapState) Iter() kvIter                  { return st.s.Iter() }
+func (st snapState) Len() int                      { return st.s.Len() }
 
 // memState is a state rebuilt in memory by replay: a replay.Target.
 type memState struct{ m btree.Map[string, []byte] }
@@ -53,6 +55,7 @@ func (st *memState) Apply(kind uint8, key, value []byte) {
 
 func (st *memState) Get(key string) ([]byte, bool) { return st.m.Get(key) }
 func (st *memState) Iter() kvIter                  { return &memIter{it: st.m.Iter()} }
+func (st *memState) Len() int                      { return st.m.Len() }
 
 // memIter adapts btree.MapIter to kvIter.
 type memIter struct {

@@ -15,17 +15,30 @@ func (s *Store) FS() vfs.FS { return s.fs }
 // iterator, for callers that cannot take a callback (a SQL cursor). An Iter
 // is not safe for concurrent use; the snapshot it reads stays unchanged.
 // Release it when done.
+//
+// The shards are merged with a loser tree: each step compares the next
+// key of the shard that just moved against log2(shards) keys, one per
+// level, where a binary heap compares up to twice per level; and each
+// shard's current key is kept beside the tree, so a comparison reads no
+// tree iterator or pair. A range scan spends most of its time here.
 type Iter struct {
 	its  []btree.IterG[item]
-	heap []int // indexes into its, ordered by current key (min-heap forward, max-heap backward)
+	cur  []item   // the current item of each shard's iterator
+	live []bool   // whether it has one
+	keys []string // cur[i].p.key, read without following the pointer
+	// tree is the loser tree over the shards: tree[0] is the shard with
+	// the current pair, tree[n] (n >= 1) the loser of the match at node n,
+	// whose children are nodes 2n and 2n+1; shard i is leaf len(its)+i.
+	tree []int
 	desc bool
-	cur  item
 }
 
 // Iter returns an unpositioned iterator over the snapshot: call SeekGE,
 // SeekLT or Last first.
 func (s *Snapshot) Iter() *Iter {
-	it := &Iter{its: make([]btree.IterG[item], len(s.shards))}
+	n := len(s.shards)
+	it := &Iter{its: make([]btree.IterG[item], n), cur: make([]item, n), live: make([]bool, n),
+		keys: make([]string, n), tree: make([]int, n)}
 	for i, t := range s.shards {
 		it.its[i] = t.Iter()
 	}
@@ -35,12 +48,10 @@ func (s *Snapshot) Iter() *Iter {
 // SeekGE positions the iterator at the first pair with a key >= key and
 // makes Next go forward. It reports whether there is such a pair.
 func (it *Iter) SeekGE(key string) bool {
-	it.desc, it.heap = false, it.heap[:0]
+	it.desc = false
 	pr := probe(key)
 	for i := range it.its {
-		if it.its[i].Seek(pr) {
-			it.heap = append(it.heap, i)
-		}
+		it.set(i, it.its[i].Seek(pr))
 	}
 	unprobe(pr)
 	return it.init()
@@ -49,7 +60,7 @@ func (it *Iter) SeekGE(key string) bool {
 // SeekLT positions the iterator at the last pair with a key < key and
 // makes Next go backward. It reports whether there is such a pair.
 func (it *Iter) SeekLT(key string) bool {
-	it.desc, it.heap = true, it.heap[:0]
+	it.desc = true
 	pr := probe(key)
 	for i := range it.its {
 		// Seek finds the first item >= key; the one before it is the last
@@ -60,9 +71,7 @@ func (it *Iter) SeekLT(key string) bool {
 		} else {
 			ok = it.its[i].Last()
 		}
-		if ok {
-			it.heap = append(it.heap, i)
-		}
+		it.set(i, ok)
 	}
 	unprobe(pr)
 	return it.init()
@@ -70,91 +79,91 @@ func (it *Iter) SeekLT(key string) bool {
 
 // Last positions the iterator at the last pair and makes Next go backward.
 func (it *Iter) Last() bool {
-	it.desc, it.heap = true, it.heap[:0]
+	it.desc = true
 	for i := range it.its {
-		if it.its[i].Last() {
-			it.heap = append(it.heap, i)
-		}
+		it.set(i, it.its[i].Last())
 	}
 	return it.init()
 }
 
-// init orders the heap and loads the current pair.
-func (it *Iter) init() bool {
-	for i := len(it.heap)/2 - 1; i >= 0; i-- {
-		it.down(i)
+// set records whether shard i's iterator has a current item, and which.
+func (it *Iter) set(i int, ok bool) {
+	it.live[i] = ok
+	if ok {
+		it.cur[i] = it.its[i].Item()
+		it.keys[i] = it.cur[i].p.key
+	} else {
+		it.cur[i], it.keys[i] = item{}, ""
 	}
-	return it.load()
 }
 
-func (it *Iter) load() bool {
-	if len(it.heap) == 0 {
-		it.cur = item{}
-		return false
+// init plays every match of the tree and reports whether there is a pair.
+func (it *Iter) init() bool {
+	it.tree[0] = it.play(1)
+	return it.live[it.tree[0]]
+}
+
+// play returns the winner of the subtree at node n, recording the loser of
+// each match in it.
+func (it *Iter) play(n int) int {
+	if n >= len(it.its) {
+		return n - len(it.its)
 	}
-	it.cur = it.its[it.heap[0]].Item()
-	return true
+	a, b := it.play(2*n), it.play(2*n+1)
+	if it.beats(b, a) {
+		a, b = b, a
+	}
+	it.tree[n] = b
+	return a
+}
+
+// beats reports whether shard a's current pair comes before shard b's in
+// the walk's order; a shard with none comes after every other. (Shards
+// hold disjoint keys: there are no ties between live shards.)
+func (it *Iter) beats(a, b int) bool {
+	switch {
+	case !it.live[a]:
+		return false
+	case !it.live[b]:
+		return true
+	case it.desc:
+		return it.keys[a] > it.keys[b]
+	}
+	return it.keys[a] < it.keys[b]
 }
 
 // Next moves to the next pair in the direction of the last seek and
 // reports whether there is one.
 func (it *Iter) Next() bool {
-	if len(it.heap) == 0 {
+	w := it.tree[0]
+	if !it.live[w] {
 		return false
 	}
-	top := it.heap[0]
-	var ok bool
 	if it.desc {
-		ok = it.its[top].Prev()
+		it.set(w, it.its[w].Prev())
 	} else {
-		ok = it.its[top].Next()
+		it.set(w, it.its[w].Next())
 	}
-	if !ok {
-		last := len(it.heap) - 1
-		it.heap[0] = it.heap[last]
-		it.heap = it.heap[:last]
+	// Replay w's matches from its leaf up: at each node the winner goes on.
+	for n := (w + len(it.its)) / 2; n >= 1; n /= 2 {
+		if it.beats(it.tree[n], w) {
+			it.tree[n], w = w, it.tree[n]
+		}
 	}
-	it.down(0)
-	return it.load()
+	it.tree[0] = w
+	return it.live[w]
 }
 
 // Key returns the current key.
-func (it *Iter) Key() string { return it.cur.p.key }
+func (it *Iter) Key() string { return it.keys[it.tree[0]] }
 
 // Value returns the current value; it must not be modified.
-func (it *Iter) Value() []byte { return it.cur.p.val }
+func (it *Iter) Value() []byte { return it.cur[it.tree[0]].p.val }
 
 // Release frees the shard iterators.
 func (it *Iter) Release() {
 	for i := range it.its {
 		it.its[i].Release()
-	}
-	it.heap = nil
-}
-
-// before reports whether heap entry a comes before b in the walk's order.
-func (it *Iter) before(a, b int) bool {
-	ka, kb := it.its[it.heap[a]].Item().p.key, it.its[it.heap[b]].Item().p.key
-	if it.desc {
-		return ka > kb
-	}
-	return ka < kb
-}
-
-func (it *Iter) down(i int) {
-	n := len(it.heap)
-	for {
-		l, first := 2*i+1, i
-		if l < n && it.before(l, first) {
-			first = l
-		}
-		if r := l + 1; r < n && it.before(r, first) {
-			first = r
-		}
-		if first == i {
-			return
-		}
-		it.heap[i], it.heap[first] = it.heap[first], it.heap[i]
-		i = first
+		it.live[i] = false
 	}
 }

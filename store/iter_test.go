@@ -11,7 +11,13 @@ import (
 // Iter walks the same pairs as Scan, forward from any SeekGE and backward
 // from any SeekLT or Last, across shards.
 func TestIterMatchesScan(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), Create: true, Shards: 5})
+	for _, shards := range []int{1, 2, 5, 16} {
+		t.Run(fmt.Sprint(shards), func(t *testing.T) { testIterMatchesScan(t, shards) })
+	}
+}
+
+func testIterMatchesScan(t *testing.T, shards int) {
+	s, err := Open(Options{Dir: t.TempDir(), Create: true, Shards: shards})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,9 @@ const queryTablesHelp = `TABLES
   checkpoints, deltas       the snapshot files and what they cover
   manifest                  the manifest, one row
   leases                    retention leases (a server's; empty on --data)
+  members                   cluster members as the server sees them: name, id,
+                            role, peer_addr, api_addr, match_index,
+                            applied_index, lag (empty on a single node, --data)
   "index" is an SQL keyword: quote it ("index" or [index]). Values that are
   not UTF-8 are BLOBs.
   EXPLAIN QUERY PLAN shows what each table was asked (INDEX 0:key= ...).`
