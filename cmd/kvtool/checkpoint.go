@@ -27,7 +27,7 @@ func checkpointCommand(e env) *cli.Command {
 		Usage: "create, list, inspect and verify checkpoints (full snapshots)",
 		Description: `A checkpoint is a full snapshot of the state at one applied index, in
 DATA/snap/<index in 16 hex digits>.ckpt: sorted key/value pairs in
-compressed (huff0 by default), checksummed blocks, an index of the blocks, and a footer
+zstd-compressed, checksummed blocks, an index of the blocks, and a footer
 with the counts, the index and term, the state hash and a whole-file
 checksum. The manifest names one checkpoint as the base that recovery starts
 from; the others are garbage that compaction removes.
