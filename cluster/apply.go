@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -76,11 +78,17 @@ func (n *Node) applyRequest(idx uint64, data []byte) error {
 			return n.applyDuplicate(idx, req.id, v)
 		}
 	}
-	txn := req.txn
+	txn, onAbort := req.txn, []store.Op(nil)
 	if req.dedup {
-		txn = n.withDedup(idx, req)
+		// The ID is recorded whatever the outcome: a copy of this request
+		// applied later (a re-proposal, a client's retry) must find it
+		// decided, or a check that failed now could pass then and the
+		// request would apply after it was answered as aborted.
+		applied := strconv.AppendUint(nil, idx, 10)
+		txn = &store.Txn{Ops: append(slices.Clip(req.txn.Ops), n.dedupOps(idx, req, applied)...)}
+		onAbort = n.dedupOps(idx, req, append([]byte(abortedMark), applied...))
 	}
-	_, checkErr, err := n.st.ApplyTxnAt(context.Background(), idx, txn)
+	_, checkErr, err := n.st.ApplyTxnAtOr(context.Background(), idx, txn, onAbort)
 	if err != nil {
 		return err
 	}
@@ -88,33 +96,44 @@ func (n *Node) applyRequest(idx uint64, data []byte) error {
 	return nil
 }
 
-// applyDuplicate applies a retry of a request that already applied at the
-// index held in v: a no-op, answered with the original index.
+// applyDuplicate applies a retry of a request already decided at the
+// index held in v: a no-op, answered with the original index, and with a
+// check failure if the original failed its check (the retry must not get
+// a second chance to apply).
 func (n *Node) applyDuplicate(idx uint64, id string, v []byte) error {
 	if _, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil); err != nil {
 		return err
 	}
-	orig, perr := strconv.ParseUint(string(v), 10, 64)
+	res := applyResult{entry: idx, dup: true}
+	num, aborted := strings.CutPrefix(string(v), abortedMark)
+	orig, perr := strconv.ParseUint(num, 10, 64)
 	if perr != nil {
-		orig = idx // a value a client wrote under the reserved prefix; the retry still applies nothing
+		orig, aborted = idx, false // a value a client wrote under the reserved prefix; the retry still applies nothing
 	}
-	n.waiters.deliver(id, applyResult{entry: idx, index: orig, dup: true})
+	res.index = orig
+	if aborted {
+		res.checkErr = &store.CheckError{Key: "", Reason: fmt.Sprintf("request %q was already decided at index %d, where its check failed", id, orig)}
+	}
+	n.waiters.deliver(id, res)
 	return nil
 }
 
-// withDedup returns req's transaction followed by the writes that record
-// its ID in slot idx mod DedupWindow.
-func (n *Node) withDedup(idx uint64, req *request) *store.Txn {
+// dedupOps returns the writes that record req's ID in slot idx mod
+// DedupWindow (evicting the ID the slot held) with the value v: the
+// decimal index the request applied at, or abortedMark and it.
+func (n *Node) dedupOps(idx uint64, req *request, v []byte) []store.Op {
 	slot := slotKey(idx % n.cfg.DedupWindow)
-	ops := append(make([]store.Op, 0, len(req.txn.Ops)+3), req.txn.Ops...)
+	ops := make([]store.Op, 0, 3)
 	if old, ok := n.st.GetNewest(slot); ok {
 		ops = append(ops, store.Op{Kind: store.OpDelete, Key: dedupKey(string(old))})
 	}
-	ops = append(ops,
+	return append(ops,
 		store.Op{Kind: store.OpPut, Key: slot, Value: []byte(req.id)},
-		store.Op{Kind: store.OpPut, Key: dedupKey(req.id), Value: strconv.AppendUint(nil, idx, 10)})
-	return &store.Txn{Ops: ops}
+		store.Op{Kind: store.OpPut, Key: dedupKey(req.id), Value: v})
 }
+
+// abortedMark prefixes the dedup record of a request whose check failed.
+const abortedMark = "a"
 
 // applyConf applies a membership change: raft's view first, then the
 // membership is saved durably with the entry's index (so a restart neither

@@ -101,6 +101,43 @@ func TestClusterRequestIDAppliesOnce(t *testing.T) {
 	}
 }
 
+// TestClusterAbortedRequestStaysAborted: a request whose check failed is
+// decided; a later copy of it (a re-proposal or a client's retry, same
+// ID) must not apply once the state would let its check pass, or a
+// client told "aborted" would find it applied (the leader-loss drill
+// caught this).
+func TestClusterAbortedRequestStaysAborted(t *testing.T) {
+	c := newTestCluster(t, 3, 7)
+	lead := c.leader()
+	if _, err := c.propose(lead, Request{Txn: put("k", "y")}); err != nil {
+		t.Fatal(err)
+	}
+	guarded := &store.Txn{Ops: []store.Op{
+		{Kind: store.OpCheck, Key: "k", Check: store.CheckEquals, Value: []byte("x")},
+		{Kind: store.OpPut, Key: "m", Value: []byte("1")},
+	}}
+	_, err := c.propose(lead, Request{ID: "guarded", Txn: guarded})
+	var ce *store.CheckError
+	if !errors.As(err, &ce) {
+		t.Fatalf("first try: %v, want a check failure", err)
+	}
+	if _, err := c.propose(lead, Request{Txn: put("k", "x")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range c.ids {
+		res, err := c.propose(id, Request{ID: "guarded", Txn: guarded})
+		if !errors.As(err, &ce) || !res.Duplicate {
+			t.Fatalf("copy on node %d after the state moved: %+v, %v; want the first try's check failure", id, res, err)
+		}
+	}
+	c.converged()
+	for _, id := range c.ids {
+		if v, ok := c.node(id).st.Snapshot().Get("m"); ok {
+			t.Fatalf("node %d: m = %q: an aborted request applied later", id, v)
+		}
+	}
+}
+
 // TestClusterRetryOnLaggingNode: a retry sent to a member that has not
 // applied the first try yet is answered as a duplicate with the first
 // index (the member applies the first try's entry before its own copy,

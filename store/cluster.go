@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/segment"
@@ -27,6 +28,15 @@ import (
 // published once wait returns nil; entries applied back to back share
 // fsyncs.
 func (s *Store) ApplyTxnAt(ctx context.Context, idx uint64, txn *Txn) (wait func() error, checkErr error, err error) {
+	return s.ApplyTxnAtOr(ctx, idx, txn, nil)
+}
+
+// ApplyTxnAtOr is ApplyTxnAt, except that when txn fails a check (or is
+// invalid) the operations onAbort (puts and deletes, no checks) are logged
+// at idx instead of a no-op: a cluster records there that a request ID was
+// decided, so a later copy of the same request is a duplicate of that
+// decision rather than a second chance to apply.
+func (s *Store) ApplyTxnAtOr(ctx context.Context, idx uint64, txn *Txn, onAbort []Op) (wait func() error, checkErr error, err error) {
 	if err := s.replicaWritable(); err != nil {
 		return nil, nil, err
 	}
@@ -40,7 +50,7 @@ func (s *Store) ApplyTxnAt(ctx context.Context, idx uint64, txn *Txn) (wait func
 			txn = nil
 		}
 	}
-	p, l, checkErr2, err := s.evaluateAt(ctx, idx, txn)
+	p, l, checkErr2, err := s.evaluateAt(ctx, idx, txn, checkErr != nil, onAbort)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -72,7 +82,8 @@ func (s *Store) replicaWritable() error {
 
 // evaluateAt stages txn under the replica lock and its shards' gates and
 // logs its effects at idx (a no-op if it changed nothing or failed).
-func (s *Store) evaluateAt(ctx context.Context, idx uint64, txn *Txn) (*segment.Pending, *logged, error, error) {
+// With invalid set (txn failed validation, and is nil), onAbort is logged.
+func (s *Store) evaluateAt(ctx context.Context, idx uint64, txn *Txn, invalid bool, onAbort []Op) (*segment.Pending, *logged, error, error) {
 	s.replMu.Lock()
 	defer s.replMu.Unlock()
 	if want := s.log.LastIndex() + 1; idx != want {
@@ -81,16 +92,29 @@ func (s *Store) evaluateAt(ctx context.Context, idx uint64, txn *Txn) (*segment.
 	if txn == nil {
 		txn = &Txn{}
 	}
-	st := newStaging(txn, s.staged)
-	if err := s.acquire(ctx, st.shards); err != nil {
+	// The gates of every shard either outcome may write, in order.
+	all := txn
+	if len(onAbort) > 0 {
+		all = &Txn{Ops: append(slices.Clip(txn.Ops), onAbort...)}
+	}
+	gated := newStaging(all, s.staged).shards
+	if err := s.acquire(ctx, gated); err != nil {
 		return nil, nil, nil, err
 	}
-	defer s.release(st.shards)
+	defer s.release(gated)
+	st := newStaging(txn, s.staged)
 	var checkErr error
 	for i, op := range txn.Ops {
 		if checkErr = st.apply(i, op); checkErr != nil {
-			st = newStaging(&Txn{}, s.staged) // drop the private copies: the whole rollback
 			break
+		}
+	}
+	if checkErr != nil || invalid {
+		st = newStaging(&Txn{Ops: onAbort}, s.staged) // drop the private copies: the whole rollback
+		for i, op := range onAbort {
+			if err := st.apply(i, op); err != nil { // puts and deletes cannot fail a check
+				return nil, nil, nil, fmt.Errorf("kvtool/store: entry %d: the abort record failed: %w", idx, err)
+			}
 		}
 	}
 	t, rec := format.FrameWALNoop, []byte(nil)
