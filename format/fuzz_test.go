@@ -185,3 +185,31 @@ func blockSeeds(t *testing.T) [][]any {
 		{blockPayload(CodecHuff0, Huff0MaxBlock+1, 1, huff[BlockPrefixSize:])},
 	}
 }
+
+// FuzzDecodeXferHello: a hello (with or without the sender's API
+// extension) and a source record never panic; damage is a
+// *CorruptionError at an offset inside the frame (off is the frame's, the
+// payload follows its header); whatever decodes re-encodes to a hello that decodes
+// alike.
+func FuzzDecodeXferHello(f *testing.F) {
+	var nonce [XferNonceSize]byte
+	f.Add(AppendXferHello(nil, ReceiverHello(2, nonce, 1)))
+	f.Add(AppendXferHello(nil, XferHello{Version: 2, Role: XferSender, API: "127.0.0.1:7070"}))
+	f.Add(AppendXferSource(nil, "127.0.0.1:7070"))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if api, err := DecodeXferSource(p, "f", 100); err != nil {
+			checkDecodeErr(t, err, "f", 100, 100+FrameHeaderSize+int64(len(p))+1, false, false)
+		} else if len(api) > len(p) {
+			t.Fatalf("source record of %d bytes named %d bytes", len(p), len(api))
+		}
+		h, err := DecodeXferHello(p, "f", 100)
+		if err != nil {
+			checkDecodeErr(t, err, "f", 100, 100+FrameHeaderSize+int64(len(p))+1, false, false)
+			return
+		}
+		h2, err := DecodeXferHello(AppendXferHello(nil, h), "f", 100)
+		if err != nil || h2 != h {
+			t.Fatalf("re-encoded hello %+v decodes to %+v, %v", h, h2, err)
+		}
+	})
+}
