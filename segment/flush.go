@@ -99,7 +99,7 @@ func (l *Log) flush(b *batch, data []byte) {
 		return
 	}
 	if b.rotate {
-		if err := l.rotate(); errors.Is(err, ErrFailed) {
+		if err := l.rotateTo(b.skipTo); errors.Is(err, ErrFailed) {
 			l.fail(err, b)
 			return
 		} else if err != nil {
@@ -215,12 +215,19 @@ func (l *Log) fail(err error, b *batch) {
 //
 // An error wrapping ErrFailed stops the log. Any other (no spare could be
 // prepared) means nothing was written and the active segment is unchanged.
-func (l *Log) rotate() error {
+func (l *Log) rotate() error { return l.rotateTo(0) }
+
+// rotateTo is rotate with the new segment starting at skipTo when that is
+// past the natural next index (SkipTo): the seal names it, so the link
+// stays whole, and the indexes in between are never written.
+func (l *Log) rotateTo(skipTo uint64) error {
 	old := l.fl.active
-	if old.records == 0 {
+	next := old.first + uint64(old.records)
+	if skipTo > next {
+		next = skipTo
+	} else if old.records == 0 {
 		return nil // a new segment would have the same name
 	}
-	next := old.first + uint64(old.records)
 	sp, err := l.takeSpare()
 	if err != nil {
 		return err

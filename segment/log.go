@@ -164,6 +164,7 @@ type batch struct {
 	last   uint64 // index of the batch's last record
 	n      int64  // records in the batch
 	rotate bool   // Rotate asked for a new segment after this batch
+	skipTo uint64 // SkipTo: the new segment starts at this index (0: right after the batch)
 	rotErr error  // why that rotation did not happen (the log goes on); set before done is closed
 }
 

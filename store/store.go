@@ -188,6 +188,10 @@ func (s *Store) open(opts Options) error {
 	if err != nil {
 		return fmt.Errorf("open WAL: %w", err)
 	}
+	if err := s.skipStaleWAL(); err != nil {
+		s.log.Close()
+		return err
+	}
 	if err := s.recover(walDir); err != nil {
 		s.log.Close()
 		return err
