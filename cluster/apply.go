@@ -146,6 +146,7 @@ func (n *Node) applyConf(idx uint64, e *pb.Entry) error {
 		if err := n.ls.setConf(cs, idx); err != nil {
 			return err
 		}
+		n.snaps.noteConf(idx, cs)
 		n.confIndex = idx
 	}
 	_, _, err = n.st.ApplyTxnAt(context.Background(), idx, nil)

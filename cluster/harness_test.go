@@ -26,6 +26,8 @@ type testCluster struct {
 	transport func(id uint64) (Transport, error)
 	// wrapFS, if set, wraps each member's file system (to inject faults).
 	wrapFS func(id uint64, fs vfs.FS) vfs.FS
+	// config, if set, adjusts each member's configuration before it starts.
+	config func(*Config)
 }
 
 // testNode is one incarnation of a member. crashed is set (under the
@@ -53,6 +55,19 @@ func newTestClusterWith(t testing.TB, size int, seed uint64, transport func(id u
 
 func newTestClusterFS(t testing.TB, size int, seed uint64, transport func(id uint64) (Transport, error), wrapFS func(uint64, vfs.FS) vfs.FS) *testCluster {
 	c := &testCluster{t: t, net: NewMemNetwork(seed), tick: 10 * time.Millisecond, nodes: map[uint64]*testNode{}, transport: transport, wrapFS: wrapFS}
+	return c.boot(size)
+}
+
+// newTestClusterConfig is newTestCluster with each member's configuration
+// adjusted by config.
+func newTestClusterConfig(t testing.TB, size int, seed uint64, config func(*Config)) *testCluster {
+	c := &testCluster{t: t, net: NewMemNetwork(seed), tick: 10 * time.Millisecond, nodes: map[uint64]*testNode{}, config: config}
+	return c.boot(size)
+}
+
+// boot starts size founding members.
+func (c *testCluster) boot(size int) *testCluster {
+	t := c.t
 	for i := 1; i <= size; i++ {
 		c.ids = append(c.ids, uint64(i))
 	}
@@ -84,11 +99,15 @@ func (c *testCluster) start(tn *testNode) error {
 			return err
 		}
 	}
-	n, err := Start(Config{
+	cfg := Config{
 		ID: tn.id, ClusterID: testClusterID, Peers: c.ids, FS: fsys, Dir: "/data", Store: st,
 		Transport: tr, TickInterval: c.tick, LogSegmentSize: 64 << 10, LogCacheBytes: 32 << 10,
 		ProposalRetry: 30 * c.tick,
-	})
+	}
+	if c.config != nil {
+		c.config(&cfg)
+	}
+	n, err := Start(cfg)
 	if err != nil {
 		st.Close()
 		return fmt.Errorf("node %d: start: %w", tn.id, err)

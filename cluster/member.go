@@ -83,6 +83,9 @@ func StartMember(cfg MemberConfig) (*Member, error) {
 		return nil, err
 	}
 	cfg.Node.Transport = m.tr
+	if cfg.Node.Secret == nil {
+		cfg.Node.Secret = cfg.Secret // snapshot transfers are authenticated with it too
+	}
 	if m.Node, err = Start(cfg.Node); err != nil {
 		m.tr.Close()
 		return nil, err

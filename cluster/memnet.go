@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
@@ -25,6 +27,7 @@ type MemNetwork struct {
 	closed   bool
 	wg       sync.WaitGroup
 	stats    NetStats
+	streams  []memStream // snapshot streams, cut when their link goes down
 }
 
 // Faults are the random faults a MemNetwork applies to every message.
@@ -89,6 +92,7 @@ func (n *MemNetwork) Partition(groups ...[]uint64) {
 			}
 		}
 	}
+	n.cutDownStreamsLocked()
 }
 
 // Heal removes the partition (isolated members stay isolated).
@@ -103,6 +107,7 @@ func (n *MemNetwork) Heal() {
 func (n *MemNetwork) Isolate(id uint64) {
 	n.mu.Lock()
 	n.isolated[id] = true
+	n.cutDownStreamsLocked()
 	n.mu.Unlock()
 }
 
@@ -124,6 +129,7 @@ func (n *MemNetwork) Stats() NetStats {
 func (n *MemNetwork) Close() {
 	n.mu.Lock()
 	n.closed = true
+	n.cutDownStreamsLocked()
 	n.mu.Unlock()
 	n.wg.Wait()
 }
@@ -195,6 +201,7 @@ type memEnd struct {
 	net      *MemNetwork
 	id       uint64
 	h        Handler
+	sh       StreamHandler
 	closed   bool
 	inflight map[uint64]int // messages in flight per recipient
 }
@@ -214,6 +221,80 @@ func (e *memEnd) Send(msgs []*pb.Message) {
 func (e *memEnd) Close() error {
 	e.net.mu.Lock()
 	e.closed = true
+	keep := e.net.streams[:0]
+	for _, s := range e.net.streams {
+		if s.from == e.id || s.to == e.id {
+			s.a.Close()
+			s.b.Close()
+			continue
+		}
+		keep = append(keep, s)
+	}
+	e.net.streams = keep
 	e.net.mu.Unlock()
 	return nil
+}
+
+// OpenStream implements Streams over an in-memory pipe (net.Pipe, which
+// takes deadlines). The stream is cut, as a broken connection, when the
+// link goes down (Isolate, Partition) or CutStreams is called.
+func (e *memEnd) OpenStream(ctx context.Context, to, term uint64) (net.Conn, error) {
+	n := e.net
+	n.mu.Lock()
+	dst := n.ends[to]
+	up := n.linkUp(e.id, to) && !e.closed && dst != nil && !dst.closed && dst.sh != nil
+	n.mu.Unlock()
+	if !up {
+		return nil, fmt.Errorf("kvtool/cluster: member %x is unreachable from member %x", to, e.id)
+	}
+	if err := dst.sh.AcceptStream(e.id, term); err != nil {
+		return nil, fmt.Errorf("kvtool/cluster: member %x refused the snapshot stream: %w", to, err)
+	}
+	a, b := net.Pipe()
+	n.mu.Lock()
+	n.streams = append(n.streams, memStream{from: e.id, to: to, a: a, b: b})
+	n.mu.Unlock()
+	go dst.sh.ServeStream(e.id, term, b)
+	return a, nil
+}
+
+// HandleStreams implements Streams.
+func (e *memEnd) HandleStreams(h StreamHandler) {
+	e.net.mu.Lock()
+	e.sh = h
+	e.net.mu.Unlock()
+}
+
+// memStream is a snapshot stream on a MemNetwork.
+type memStream struct {
+	from, to uint64
+	a, b     net.Conn
+}
+
+// CutStreams breaks every snapshot stream open now (a cut connection);
+// it returns how many it cut.
+func (n *MemNetwork) CutStreams() int {
+	n.mu.Lock()
+	ss := n.streams
+	n.streams = nil
+	n.mu.Unlock()
+	for _, s := range ss {
+		s.a.Close()
+		s.b.Close()
+	}
+	return len(ss)
+}
+
+// cutDownStreams breaks the streams whose link is down. n.mu is held.
+func (n *MemNetwork) cutDownStreamsLocked() {
+	keep := n.streams[:0]
+	for _, s := range n.streams {
+		if n.linkUp(s.from, s.to) {
+			keep = append(keep, s)
+			continue
+		}
+		s.a.Close()
+		s.b.Close()
+	}
+	n.streams = keep
 }

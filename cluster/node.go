@@ -50,7 +50,42 @@ type Config struct {
 	// ReadRetry is how long one ReadIndex attempt waits for its answer
 	// before a new attempt with a new context; default the election timeout.
 	ReadRetry time.Duration
+
+	// CompactInterval is how often the raft log is compacted after the
+	// store's checkpoints (CompactLog); default 10s, negative: never.
+	CompactInterval time.Duration
+	// RetainEntries is how many entries behind the applied index a
+	// compaction always keeps, so that a member a little behind catches up
+	// from the log; default DefaultRetainEntries.
+	RetainEntries uint64
+	// RetainMaxBytes caps the raft log one peer's lease may keep on disk;
+	// past it the lease is evicted and the peer gets a snapshot. Default
+	// DefaultRetainMaxBytes.
+	RetainMaxBytes int64
+	// RetainTTL is how long a silent peer's lease lasts; default 10 minutes.
+	RetainTTL time.Duration
+	// SnapshotGrace is how long the log after a snapshot stays held once
+	// the transfer ended, so that its member catches up from the log
+	// instead of needing another snapshot; default one minute.
+	SnapshotGrace time.Duration
+	// Secret is the shared secret snapshot transfers are authenticated
+	// with (StartMember sets it); without it a node neither sends nor
+	// takes snapshots.
+	Secret []byte
+	// SnapshotChunk and SnapshotWindow are transfer/'s chunk size and
+	// credit window for snapshot transfers (defaults transfer's).
+	SnapshotChunk  int
+	SnapshotWindow int64
+	// SnapshotRate limits a snapshot transfer's bytes per second (0: no
+	// limit).
+	SnapshotRate int64
 }
+
+// Defaults of Config's retention.
+const (
+	DefaultRetainEntries  = 4096
+	DefaultRetainMaxBytes = 1 << 30
+)
 
 // DefaultDedupWindow is Config.DedupWindow's default.
 const DefaultDedupWindow = 1 << 16
@@ -73,6 +108,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.LogCacheBytes <= 0 {
 		c.LogCacheBytes = DefaultCacheBytes
+	}
+	if c.CompactInterval == 0 {
+		c.CompactInterval = 10 * time.Second
+	}
+	if c.RetainEntries == 0 {
+		c.RetainEntries = DefaultRetainEntries
+	}
+	if c.RetainMaxBytes <= 0 {
+		c.RetainMaxBytes = DefaultRetainMaxBytes
+	}
+	if c.RetainTTL <= 0 {
+		c.RetainTTL = 10 * time.Minute
+	}
+	if c.SnapshotGrace <= 0 {
+		c.SnapshotGrace = time.Minute
 	}
 	if c.DedupWindow == 0 {
 		c.DedupWindow = DefaultDedupWindow
@@ -122,7 +172,10 @@ type Node struct {
 	leaderCh chan struct{} // closed and replaced when the leader changes
 
 	stats nodeStats
-	rtt   rttTable // heartbeat round trips to each peer (leader only)
+	rtt   rttTable   // heartbeat round trips to each peer (leader only)
+	ret   *retention // the log each peer pins (leader only)
+	snaps *snapshots // snapshot transfers, sent and received (snapshot.go)
+	bg    sync.WaitGroup
 
 	stop     chan struct{}
 	stopped  chan struct{} // closed when the Ready loop returns
@@ -163,9 +216,21 @@ func Start(cfg Config) (*Node, error) {
 		rtt:      rttTable{m: map[uint64]*rttEntry{}, stale: cfg.TickInterval * time.Duration(cfg.ElectionTicks)},
 		leaderCh: make(chan struct{}), stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
-	n.raft = raft.RestartNode(n.raftConfig(applied))
+	n.ret = newRetention(&n.cfg)
+	n.snaps = newSnapshots(n)
+	if err := n.resumeInstall(); err != nil {
+		ls.close()
+		return nil, err
+	}
+	n.applied = cfg.Store.Snapshot().Index()
+	n.raft = raft.RestartNode(n.raftConfig(n.applied))
 	n.tr.Handle(n)
+	n.snaps.start()
 	go n.run()
+	if n.cfg.CompactInterval > 0 {
+		n.bg.Add(1)
+		go n.compactLoop()
+	}
 	return n, nil
 }
 
@@ -242,8 +307,13 @@ func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 	if m.GetType() == pb.MsgHeartbeatResp {
 		n.rtt.answered(m.GetFrom(), time.Now())
 	}
-	if m.GetType() == pb.MsgProp {
+	switch m.GetType() {
+	case pb.MsgProp:
 		return n.stepForwarded(ctx, m)
+	case pb.MsgSnap:
+		if !n.snaps.admit(ctx, m) {
+			return nil // its bytes are not staged here (a lost or stale transfer): raft asks again
+		}
 	}
 	return n.raft.Step(ctx, m)
 }
@@ -393,6 +463,8 @@ func (n *Node) Close() error {
 	n.closing.Do(func() {
 		close(n.stop)
 		<-n.stopped
+		n.snaps.stop()
+		n.bg.Wait()
 		n.raft.Stop()
 		err := n.tr.Close()
 		if lerr := n.ls.close(); err == nil {
@@ -426,6 +498,8 @@ func (quietLogger) Panicf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
 type nodeStats struct {
 	proposals, proposalRetries, readIndexes, readRetries atomic.Int64
 	leaderChanges, snapshotsNeeded, received             atomic.Int64
+	compactions                                          atomic.Int64
+	compactErr                                           atomic.Pointer[string]
 	// Outcomes of Propose: applied (ok), applied as a failed check
 	// (aborted: committed, changed nothing), or not answered (failed: no
 	// quorum before the deadline, or the node stopped).

@@ -44,9 +44,10 @@ type logStore struct {
 	last  uint64
 	terms []termRun // term runs covering [st.SnapIndex, last]
 	// cache is the log's tail: entries last-len(cache)+1 .. last.
-	cache      []*pb.Entry
-	cacheBytes int
-	cuts       int // suffixes cut (truncateAfter), for status and tests
+	cache       []*pb.Entry
+	cacheBytes  int
+	cuts        int // suffixes cut (truncateAfter), for status and tests
+	compactions int // compactions that moved the snapshot (compact)
 }
 
 // termRun says entries from first on (up to the next run) have term term.
@@ -89,12 +90,17 @@ func (ls *logStore) openLog() error {
 // cache.
 func (ls *logStore) load() error {
 	snap := ls.st.SnapIndex
-	if first := ls.log.FirstIndex(); first > snap+1 {
+	if first := ls.log.FirstIndex(); first > snap+1 && ls.log.LastIndex() >= first {
 		return fmt.Errorf("kvtool/cluster: raft log %s starts at %d, but the raft state says it continues snapshot %d (entries missing; restore the node from a peer)",
 			ls.dir, first, snap)
 	}
 	ls.last = snap
 	ls.terms = []termRun{{snap, ls.st.SnapTerm}}
+	if stale, err := ls.staleLog(); err != nil {
+		return err
+	} else if stale {
+		return ls.discardLog()
+	}
 	r, err := ls.log.NewReader(snap + 1)
 	if err != nil {
 		return err
@@ -430,4 +436,137 @@ func entryOf(r segment.Entry, dir string) (*pb.Entry, error) {
 		return nil, fmt.Errorf("%w: %s: entry %d has type %d and %d bytes", errBadRecord, filepath.Clean(dir), r.Index, r.Type, len(r.Data))
 	}
 	return e, nil
+}
+
+// compact makes entry index the raft snapshot the log starts after, then
+// drops the whole segments below it. The order is what makes a crash
+// harmless: STATE first records the new snapshot (its term and the
+// membership then), so a restart reads the log from index+1 and skips
+// whatever older records are still on disk; then segments wholly at or
+// below index go, oldest first (segment.Log.DropBefore). The membership at
+// index must be the one in force (index at or after the last applied
+// membership change): callers clamp to confIndex. It returns the segments
+// removed.
+func (ls *logStore) compact(index uint64) ([]string, error) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if index <= ls.st.SnapIndex {
+		return nil, nil
+	}
+	if index > ls.last || index > ls.hs.GetCommit() || index < ls.st.ConfIndex {
+		err := fmt.Errorf("kvtool/cluster: compact raft log %s to %d: the log ends at %d, commit %d, last membership change %d",
+			ls.dir, index, ls.last, ls.hs.GetCommit(), ls.st.ConfIndex)
+		return nil, err
+	}
+	k := sort.Search(len(ls.terms), func(k int) bool { return ls.terms[k].first > index }) - 1
+	next := ls.st
+	next.SnapIndex, next.SnapTerm = index, ls.terms[k].term
+	next.SnapConf = proto.Clone(ls.st.Conf).(*pb.ConfState)
+	next.Commit = ls.hs.GetCommit()
+	if err := ls.saveLocked(&next); err != nil {
+		return nil, err
+	}
+	ls.terms = append([]termRun{{index, ls.terms[k].term}}, ls.terms[k+1:]...)
+	ls.compactions++
+	dropped, err := ls.log.DropBefore(index + 1)
+	if err != nil {
+		return dropped, fmt.Errorf("kvtool/cluster: drop raft log segments before %d: %w", index+1, err)
+	}
+	return dropped, nil
+}
+
+// logBytesAfter is what keeping the log after index costs on disk: the
+// segments holding any entry after it.
+func (ls *logStore) logBytesAfter(index uint64) int64 {
+	ls.mu.Lock()
+	log := ls.log
+	ls.mu.Unlock()
+	n := int64(0)
+	for _, seg := range log.Segments() {
+		if seg.LastIndex > index || seg.Records == 0 {
+			n += seg.Size
+		}
+	}
+	return n
+}
+
+// staleLog reports whether the log on disk is from before an installed
+// snapshot: it neither starts right after the snapshot nor holds the
+// snapshot's entry with its term (a log that does continues it, as after
+// a compaction). An install records the snapshot in STATE before it
+// discards the log, so a crash in between leaves such a log.
+func (ls *logStore) staleLog() (bool, error) {
+	snap, first, last := ls.st.SnapIndex, ls.log.FirstIndex(), ls.log.LastIndex()
+	switch {
+	case first == snap+1:
+		return false, nil
+	case snap < first || snap > last:
+		return true, nil
+	}
+	r, err := ls.log.NewReader(snap)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	re, err := r.Next()
+	if err != nil {
+		return false, fmt.Errorf("kvtool/cluster: read raft log entry %d: %w", snap, err)
+	}
+	return re.Index != snap || re.Term != ls.st.SnapTerm, nil
+}
+
+// discardLog removes every segment of the log (oldest first, so a crash
+// leaves a contiguous suffix, still stale) and starts an empty log after
+// the snapshot. ls.mu is held, or the store is not shared yet.
+func (ls *logStore) discardLog() error {
+	if err := ls.log.Close(); err != nil && !errors.Is(err, segment.ErrClosed) {
+		return fmt.Errorf("kvtool/cluster: close raft log to discard it: %w", err)
+	}
+	names, err := ls.fs.List(ls.dir)
+	if err != nil {
+		return fmt.Errorf("kvtool/cluster: list %s: %w", ls.dir, err)
+	}
+	for _, name := range names {
+		if _, ok := format.ParseSegmentName(name); !ok {
+			continue
+		}
+		if err := ls.fs.Remove(filepath.Join(ls.dir, name)); err != nil {
+			return fmt.Errorf("kvtool/cluster: discard raft log segment %s: %w", name, err)
+		}
+		if err := ls.fs.SyncDir(ls.dir); err != nil {
+			return fmt.Errorf("kvtool/cluster: fsync %s: %w", ls.dir, err)
+		}
+	}
+	if err := ls.openLog(); err != nil {
+		return err
+	}
+	snap := ls.st.SnapIndex
+	ls.last, ls.terms = snap, []termRun{{snap, ls.st.SnapTerm}}
+	ls.cache, ls.cacheBytes = nil, 0
+	ls.hs.Commit = new(max(ls.hs.GetCommit(), snap))
+	return nil
+}
+
+// installSnapshot records raft snapshot md as the one the log starts
+// after (its term and membership, which is also the membership in force),
+// durably, then discards the whole log: raft hands a snapshot to install
+// only when the log does not hold its entry with its term, so nothing in
+// the log continues it. Saving STATE first is the install's commit point
+// (see snapshot.go).
+func (ls *logStore) installSnapshot(md *pb.SnapshotMetadata) error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	idx := md.GetIndex()
+	if idx <= ls.st.SnapIndex {
+		return fmt.Errorf("kvtool/cluster: install raft snapshot %d over snapshot %d: snapshots never go back", idx, ls.st.SnapIndex)
+	}
+	next := ls.st
+	next.SnapIndex, next.SnapTerm = idx, md.GetTerm()
+	next.SnapConf = proto.Clone(md.GetConfState()).(*pb.ConfState)
+	next.Conf, next.ConfIndex = proto.Clone(md.GetConfState()).(*pb.ConfState), idx
+	next.Commit = max(idx, ls.hs.GetCommit())
+	if err := ls.saveLocked(&next); err != nil {
+		return err
+	}
+	return ls.discardLog()
 }

@@ -67,11 +67,17 @@ func (n *Node) observe(rd raft.Ready) bool {
 	return n.leading
 }
 
-// persist appends rd.Entries to the raft log (cutting a replaced suffix
+// persist installs rd.Snapshot first (snapshot.go: the log then starts
+// after it), appends rd.Entries to the raft log (cutting a replaced suffix
 // first) and waits for their fsync (raft's MustSync is true whenever there
 // are entries), then saves rd.HardState: a new term or vote durably, with
 // a commit index that never runs ahead of the durable log.
 func (n *Node) persist(rd raft.Ready) error {
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.installSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
 	p, err := n.ls.append(rd.Entries)
 	if err != nil {
 		return err
@@ -86,25 +92,19 @@ func (n *Node) persist(rd raft.Ready) error {
 			return err
 		}
 	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		return fmt.Errorf("%w: raft handed this node snapshot %d (term %d) to install",
-			ErrSnapshotNeeded, rd.Snapshot.GetMetadata().GetIndex(), rd.Snapshot.GetMetadata().GetTerm())
-	}
 	return nil
 }
 
 // send hands messages to the transport, which never blocks. A snapshot
-// message carries only metadata; the bytes would travel through transfer/,
-// which is not wired yet, so the send is reported failed at once and raft
-// keeps the member in probing (it retries later).
+// message carries only metadata: snapshots.send streams the bytes through
+// transfer/ on a goroutine of its own and then sends the message.
 func (n *Node) send(msgs []*pb.Message) {
 	out := msgs[:0:0]
 	now := time.Now()
 	for _, m := range msgs {
 		switch m.GetType() {
 		case pb.MsgSnap:
-			n.stats.snapshotsNeeded.Add(1)
-			n.raft.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+			n.snaps.send(m) // its bytes go through transfer/, off this goroutine
 			continue
 		case pb.MsgHeartbeat:
 			n.rtt.sent(m.GetTo(), now)
