@@ -116,7 +116,7 @@ type snapshots struct {
 	closed    bool // stop was called: no new transfer starts
 	sending   map[uint64]bool
 	receiving bool
-	staged    uint64 // index of the complete snapshot in IncomingDir (0: none known)
+	staged    uint64        // index of the complete snapshot in IncomingDir (0: none known)
 	recvDone  chan struct{} // closed when the receive running now ends
 	progress  InstallProgress
 	lastErr   string
