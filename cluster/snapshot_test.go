@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,4 +91,68 @@ func TestSnapshotCatchUp(t *testing.T) {
 		t.Fatalf("install progress %+v, want installed", p)
 	}
 	t.Logf("caught up at index %d; leader %+v", idx, st)
+}
+
+func newSnapTCPCluster(t *testing.T) *testCluster {
+	c := &testCluster{t: t, net: NewMemNetwork(1), tick: 10 * time.Millisecond, nodes: map[uint64]*testNode{},
+		transport: tcpMembers(t, []uint64{1, 2, 3}), config: snapConfig}
+	return c.boot(3)
+}
+
+// TestSnapshotOverTCP stops a follower while the leader writes and
+// compacts past it; restarted, it gets the snapshot over the peer
+// listener's snapshot stream.
+func TestSnapshotOverTCP(t *testing.T) {
+	c := newSnapTCPCluster(t)
+	lead := c.leader()
+	c.writeKeys(lead, "before/", 10, 100)
+	c.converged()
+	f := followerOf(c, lead)
+	behind := c.node(f).st.Snapshot().Index()
+	c.stop(c.node(f))
+	c.writeKeys(lead, "during/", 100, 300)
+	c.checkpointAll(f)
+	waitFor(t, "the leader to compact past the stopped follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > behind+10
+	})
+	if err := c.restart(f); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	if got := c.node(f).n.SnapshotStats().Installed; got != 1 {
+		t.Fatalf("follower installed %d snapshots, want 1", got)
+	}
+}
+
+// TestSnapshotStaleTermRefused: a stream opened in a term older than the
+// member knows is refused before any byte of a snapshot moves, on TCP and
+// on the in-memory network.
+func TestSnapshotStaleTermRefused(t *testing.T) {
+	for _, name := range []string{"tcp", "mem"} {
+		t.Run(name, func(t *testing.T) {
+			var c *testCluster
+			if name == "tcp" {
+				c = newSnapTCPCluster(t)
+			} else {
+				c = newTestClusterConfig(t, 3, 5, snapConfig)
+			}
+			lead := c.leader()
+			c.writeKeys(lead, "k/", 3, 10)
+			f := followerOf(c, lead)
+			_, term := c.node(f).n.Leader()
+			tr := c.node(lead).n.tr.(Streams)
+			_, err := tr.OpenStream(context.Background(), f, term-1)
+			if err == nil || !strings.Contains(err.Error(), "stale term") {
+				t.Fatalf("stream of term %d to a member of term %d: %v, want a stale-term refusal", term-1, term, err)
+			}
+			if got := c.node(f).n.SnapshotStats().Refused; got != 1 {
+				t.Fatalf("member counted %d refused streams, want 1", got)
+			}
+			conn, err := tr.OpenStream(context.Background(), f, term)
+			if err != nil {
+				t.Fatalf("stream of the current term %d: %v", term, err)
+			}
+			conn.Close()
+		})
+	}
 }

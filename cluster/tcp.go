@@ -76,6 +76,7 @@ func (c *TCPConfig) setDefaults() {
 type TCPTransport struct {
 	cfg     TCPConfig
 	handler atomic.Pointer[Handler]
+	streams atomic.Pointer[StreamHandler] // takes snapshot streams (snapstream.go)
 	peers   map[uint64]*peerSender
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -245,9 +246,15 @@ func (t *TCPTransport) serve(raw net.Conn) {
 		t.reject(fmt.Errorf("from %s: %w", raw.RemoteAddr(), err))
 		return
 	}
-	from, key, err := acceptHandshake(conn, t.cfg.Secret, t.checkHello, deadline)
+	var kind byte
+	check := func(h hello) error { kind = h.kind; return t.checkHello(h) }
+	from, key, err := acceptHandshake(conn, t.cfg.Secret, check, deadline)
 	if err != nil {
 		t.reject(fmt.Errorf("from %s: %w", conn.RemoteAddr(), err))
+		return
+	}
+	if kind == kindSnap {
+		t.serveStream(conn, from, key, deadline) // snapstream.go
 		return
 	}
 	fr := &frameReader{r: bufio.NewReaderSize(conn, 64<<10), mac: newMacer(key), maxLen: t.cfg.MaxFrame}
@@ -467,6 +474,34 @@ func (p *peerSender) dial() (net.Conn, []byte, error) {
 		return nil, nil, fmt.Errorf("member %x at %s: %w", p.id, p.addr, err)
 	}
 	p.setState(true, nil)
+	return conn, key, nil
+}
+
+// dialKind connects to the peer and runs the handshake for a stream of
+// kind (the raft stream dials through dial, which also tracks the link).
+func (p *peerSender) dialKind(ctx context.Context, kind byte) (net.Conn, []byte, error) {
+	d := net.Dialer{Timeout: p.t.cfg.HandshakeTimeout}
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial member %x at %s: %w", p.id, p.addr, err)
+	}
+	deadline := time.Now().Add(p.t.cfg.HandshakeTimeout)
+	if p.t.cfg.TLS != nil {
+		tc := tls.Client(conn, clientTLS(p.t.cfg.TLS, p.addr))
+		tc.SetDeadline(deadline)
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("member %x at %s: %w: TLS: %w", p.id, p.addr, ErrHandshake, err)
+		}
+		tc.SetDeadline(time.Time{})
+		conn = tc
+	}
+	h := hello{kind: kind, clusterID: p.t.cfg.ClusterID, from: p.t.cfg.ID, to: p.id}
+	key, err := dialHandshake(conn, p.t.cfg.Secret, h, deadline)
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("member %x at %s: %w", p.id, p.addr, err)
+	}
 	return conn, key, nil
 }
 

@@ -30,6 +30,14 @@ import (
 //	          the first payload is the dialer's info: nameLen u8 | name | apiLen u8 | api
 //	          (its member name and HTTP API address); every later one a marshalled raft message
 //
+// A snapshot stream (kind 2) runs the same handshake, then one frame each
+// way, unbuffered, before the connection becomes transfer/'s (whose own
+// handshake proves the secret again and authenticates every frame):
+//
+//	dialer:   len u32 | term u64 | mac   the raft term the snapshot is sent in
+//	acceptor: len u32 | status u8 | message | mac   (0: go on; else refused, and why)
+//	          its mac counts seq from 2^63, so no frame of one direction passes for the other's
+//
 // ids is clusterID | dialer | acceptor (u64 each); HMACs are HMAC-SHA256
 // keyed with the shared secret, and the session key is HMAC(secret,
 // "session" | ids | nonceD | nonceA). Each side proves it holds the
@@ -43,7 +51,8 @@ import (
 const (
 	peerMagic    = "KVT-PEER"
 	peerVersion  = 2
-	kindRaft     = 1 // a raft message stream; snapshot transfers will be another kind
+	kindRaft     = 1 // a raft message stream
+	kindSnap     = 2 // a snapshot stream: transfer/ from leader to member
 	helloSize    = 8 + 2 + 1 + 1 + 8 + 8 + 8 + nonceSize
 	nonceSize    = 32
 	macSize      = sha256.Size
@@ -67,12 +76,17 @@ var (
 )
 
 type hello struct {
+	kind                byte // kindRaft (also when zero) or kindSnap
 	clusterID, from, to uint64
 	nonce               [nonceSize]byte
 }
 
 func (h *hello) encode() []byte {
-	b := append([]byte(peerMagic), 0, 0, kindRaft, 0)
+	kind := h.kind
+	if kind == 0 {
+		kind = kindRaft
+	}
+	b := append([]byte(peerMagic), 0, 0, kind, 0)
 	binary.LittleEndian.PutUint16(b[8:], peerVersion)
 	b = binary.LittleEndian.AppendUint64(b, h.clusterID)
 	b = binary.LittleEndian.AppendUint64(b, h.from)
@@ -87,9 +101,10 @@ func decodeHello(b []byte) (hello, error) {
 		return h, fmt.Errorf("%w: not a kvtool peer (magic %q)", ErrHandshake, b[:8])
 	case binary.LittleEndian.Uint16(b[8:]) != peerVersion:
 		return h, fmt.Errorf("%w: peer protocol version %d, want %d", ErrHandshake, binary.LittleEndian.Uint16(b[8:]), peerVersion)
-	case b[10] != kindRaft || b[11] != 0:
+	case (b[10] != kindRaft && b[10] != kindSnap) || b[11] != 0:
 		return h, fmt.Errorf("%w: unknown stream kind %d", ErrHandshake, b[10])
 	}
+	h.kind = b[10]
 	h.clusterID = binary.LittleEndian.Uint64(b[12:])
 	h.from = binary.LittleEndian.Uint64(b[20:])
 	h.to = binary.LittleEndian.Uint64(b[28:])
@@ -298,4 +313,38 @@ func cutField(b []byte) (string, []byte, bool) {
 	}
 	n := int(b[0])
 	return string(b[1 : 1+n]), b[1+n:], true
+}
+
+// reverseSeq starts the MAC sequence of frames the acceptor sends.
+const reverseSeq = 1 << 63
+
+// writeFrameDirect writes one authenticated frame straight to w (no
+// buffering: the connection goes on carrying another protocol).
+func writeFrameDirect(w io.Writer, mac *macer, payload []byte) error {
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(payload)))
+	b := append(append(hdr[:], payload...), mac.sum(hdr[:], payload)...)
+	_, err := w.Write(b)
+	return err
+}
+
+// readFrameDirect reads one authenticated frame of at most maxLen bytes
+// from r without reading past it.
+func readFrameDirect(r io.Reader, mac *macer, maxLen int) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.LittleEndian.Uint32(hdr[:]))
+	if n > maxLen {
+		return nil, fmt.Errorf("%w: frame of %d bytes, the limit is %d", ErrFrame, n, maxLen)
+	}
+	b := make([]byte, n+frameMACSize)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("%w: frame cut short: %w", ErrFrame, err)
+	}
+	if !hmac.Equal(mac.sum(hdr[:], b[:n]), b[n:]) {
+		return nil, fmt.Errorf("%w: frame fails its authentication", ErrFrame)
+	}
+	return b[:n], nil
 }
