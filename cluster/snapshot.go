@@ -249,8 +249,22 @@ func (s *snapshots) sendTo(to, term uint64) {
 	if err != nil {
 		s.sendFailed.Add(1)
 		status = raft.SnapshotFailure
+		s.pause() // raft asks again at once: pace the retries
 	}
 	s.n.raft.ReportSnapshot(to, status)
+}
+
+// pause waits half an election timeout (or until the node stops) before
+// a failed transfer is reported: raft keeps the member in snapshot state
+// meanwhile, so a member that cannot take a snapshot now is not asked
+// again in a tight loop.
+func (s *snapshots) pause() {
+	t := time.NewTimer(s.n.cfg.TickInterval * time.Duration(s.n.cfg.ElectionTicks) / 2)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
 }
 
 // transferTo streams a snapshot to member to and, once it holds all of
@@ -346,10 +360,16 @@ func (f *fixedSource) Pin(ctx context.Context, req transfer.PinRequest) (transfe
 	return snap, err
 }
 
+// LastIndex is the pinned end once Pin ran, the live log's before (the
+// sender checks a resuming receiver's claims against it).
 func (f *fixedSource) LastIndex() uint64 {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.end
+	end := f.end
+	f.mu.Unlock()
+	if end == 0 {
+		return f.Source.LastIndex()
+	}
+	return end
 }
 
 func (f *fixedSource) Tail(ctx context.Context, from uint64) (transfer.Tail, error) {

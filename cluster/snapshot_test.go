@@ -3,9 +3,12 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvtool/kvtool/transfer"
 )
 
 // snapConfig makes a cluster that compacts often and keeps little: a
@@ -76,6 +79,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c.net.Rejoin(f)
 	c.converged()
 	ln, fn := c.node(lead).n, c.node(f).n
+	waitFor(t, "the install to finish", func() bool { return fn.InstallProgress().Phase == "installed" })
 	if got := fn.SnapshotStats().Installed; got != 1 {
 		t.Fatalf("follower installed %d snapshots, want 1 (stats %+v)", got, fn.SnapshotStats())
 	}
@@ -119,6 +123,7 @@ func TestSnapshotOverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.converged()
+	waitFor(t, "the install to finish", func() bool { return c.node(f).n.InstallProgress().Phase == "installed" })
 	if got := c.node(f).n.SnapshotStats().Installed; got != 1 {
 		t.Fatalf("follower installed %d snapshots, want 1", got)
 	}
@@ -154,5 +159,83 @@ func TestSnapshotStaleTermRefused(t *testing.T) {
 			}
 			conn.Close()
 		})
+	}
+}
+
+// writeRandom puts n keys of size random bytes through member id (random,
+// so the checkpoint does not compress away).
+func (c *testCluster) writeRandom(id uint64, prefix string, n, size int, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	val := make([]byte, size)
+	for i := range n {
+		for j := range val {
+			val[j] = byte(rng.UintN(256))
+		}
+		if _, err := c.propose(id, Request{Txn: put(fmt.Sprintf("%s%05d", prefix, i), string(val))}); err != nil {
+			c.t.Fatalf("put %s%d: %v", prefix, i, err)
+		}
+	}
+}
+
+// TestSnapshotResumes cuts the snapshot stream mid-way, then crashes the
+// receiver mid-way (its file system keeps only what it synced): each time
+// the next session resumes the chunks the receiver holds durably, and the
+// bytes sent again stay within one credit window per interruption.
+func TestSnapshotResumes(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 13, func(cfg *Config) {
+		snapConfig(cfg)
+		cfg.SnapshotRate = 256 << 10 // so there is a middle to cut in
+	})
+	lead := c.leader()
+	c.converged()
+	f := followerOf(c, lead)
+	behind := c.node(f).st.Snapshot().Index()
+	c.net.Isolate(f)
+	c.writeRandom(lead, "big/", 300, 1000, 7)
+	c.checkpointAll(f)
+	waitFor(t, "the leader to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > behind+10
+	})
+	midway := func(what string, after uint64) transfer.Progress {
+		var p transfer.Progress
+		waitFor(t, what, func() bool {
+			p = c.node(f).n.InstallProgress().Transfer
+			return p.Chunks > 0 && p.ChunksDone >= after && p.ChunksDone < p.Chunks
+		})
+		return p
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("leader %+v %+v\nfollower %+v %+v", c.node(lead).n.SnapshotStats(), c.node(lead).n.raft.Status().Progress[f], c.node(f).n.SnapshotStats(), c.node(f).n.InstallProgress())
+		}
+	})
+	c.net.Rejoin(f)
+	p := midway("a third of the snapshot at the receiver", 27)
+	if n := c.net.CutStreams(); n != 1 {
+		t.Fatalf("cut %d streams, want 1", n)
+	}
+	t.Logf("cut the stream at %d of %d chunks", p.ChunksDone, p.Chunks)
+	p = midway("the resumed transfer to pass half", p.ChunksDone+10)
+	c.crash(f, nil)
+	t.Logf("crashed the receiver at %d of %d chunks", p.ChunksDone, p.Chunks)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("leader %+v\nfollower %+v %+v", c.node(lead).n.SnapshotStats(), c.node(f).n.SnapshotStats(), c.node(f).n.InstallProgress())
+		}
+	})
+	c.converged()
+	ln, fn := c.node(lead).n, c.node(f).n
+	waitFor(t, "the install to finish", func() bool { return fn.InstallProgress().Phase == "installed" })
+	st := ln.SnapshotStats()
+	prog := fn.InstallProgress()
+	size := prog.Transfer.Bytes
+	if fn.SnapshotStats().Installed != 1 || prog.Resumed < 1 {
+		t.Fatalf("follower: %+v, progress %+v: want one install after resumed sessions", fn.SnapshotStats(), prog)
+	}
+	window := int64(16 << 10)
+	resent := st.BytesSent - size
+	t.Logf("snapshot %d bytes, %d chunk bytes sent in all: %d resent over 2 interruptions (window %d)", size, st.BytesSent, resent, window)
+	if resent > 2*window {
+		t.Fatalf("resent %d bytes over 2 interruptions, more than a window (%d) each", resent, window)
 	}
 }
