@@ -217,14 +217,13 @@ func (l *Log) fail(err error, b *batch) {
 // prepared) means nothing was written and the active segment is unchanged.
 func (l *Log) rotate() error { return l.rotateTo(0) }
 
-// rotateTo is rotate with the new segment starting at skipTo when that is
-// past the natural next index (SkipTo): the seal names it, so the link
-// stays whole, and the indexes in between are never written.
+// rotateTo is rotate, or with skipTo past the next index the restart of
+// the log there (SkipTo).
 func (l *Log) rotateTo(skipTo uint64) error {
 	old := l.fl.active
 	next := old.first + uint64(old.records)
 	if skipTo > next {
-		next = skipTo
+		return l.restartAt(skipTo) // skip.go
 	} else if old.records == 0 {
 		return nil // a new segment would have the same name
 	}

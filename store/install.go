@@ -17,7 +17,7 @@ import (
 // checkpoint in DATA/snap (unreferenced until step 2); (2) the manifest
 // names it as the base, with no deltas and the WAL needed only after its
 // index: the commit point; (3) the WAL skips to the index after src
-// (segment.Log.SkipTo) and the segments before it go. A crash between 2
+// (segment.Log.SkipTo removes the segments before it). A crash between 2
 // and 3 leaves a WAL that ends before what the manifest needs; Open then
 // finishes step 3 (see skipStaleWAL). Readers keep the old published state
 // until the new one is published at the end.
@@ -76,14 +76,11 @@ func (s *Store) InstallState(ctx context.Context, src *Snapshot) error {
 	return nil
 }
 
-// skipWAL makes next the WAL's next index and drops the segments before
+// skipWAL makes next the WAL's next index, removing the segments before
 // it (InstallState's step 3).
 func (s *Store) skipWAL(next uint64) error {
 	if err := s.log.SkipTo(next); err != nil {
 		return fmt.Errorf("skip the WAL to index %d: %w", next, err)
-	}
-	if _, err := s.log.DropBefore(next); err != nil {
-		return fmt.Errorf("drop the WAL before index %d: %w", next, err)
 	}
 	return nil
 }

@@ -1,0 +1,183 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// syncImages collects a crash image of fs at every sync while on.
+type syncImages struct {
+	mu     sync.Mutex
+	on     bool
+	images []*vfs.MemFS
+	at     []int64
+}
+
+func (si *syncImages) hook(fs *vfs.MemFS) func(int64) {
+	return func(n int64) {
+		si.mu.Lock()
+		defer si.mu.Unlock()
+		if si.on {
+			si.images = append(si.images, fs.CrashClone(vfs.CrashOptions{}))
+			si.at = append(si.at, n)
+		}
+	}
+}
+
+func (si *syncImages) set(on bool) {
+	si.mu.Lock()
+	si.on = on
+	si.mu.Unlock()
+}
+
+// imageState restarts member id alone on a crash image (its peers
+// unreachable) and returns its store's index and state hash, its raft
+// state and whether the raft log holds every entry after pinned.
+func imageState(t *testing.T, img *vfs.MemFS, id uint64, peers []uint64, pinned uint64) (idx, hash uint64, st raftState, err error) {
+	s, err := store.Open(store.Options{FS: img, Dir: "/data", Replica: true, Shards: 4, SegmentSize: 1 << 20})
+	if err != nil {
+		return 0, 0, st, fmt.Errorf("open store: %w", err)
+	}
+	defer s.Close()
+	n, err := Start(Config{ID: id, ClusterID: testClusterID, Peers: peers, FS: img, Dir: "/data", Store: s,
+		Transport: NewMemNetwork(1).Endpoint(id), TickInterval: time.Hour, CompactInterval: -1,
+		LogSegmentSize: 64 << 10, LogCacheBytes: 32 << 10})
+	if err != nil {
+		return 0, 0, st, fmt.Errorf("start node: %w", err)
+	}
+	defer n.Close()
+	snap := s.Snapshot()
+	st = n.ls.state()
+	if pinned > 0 {
+		last, _ := n.ls.LastIndex()
+		if _, err := n.ls.Entries(pinned+1, last+1, 1<<40); err != nil {
+			return 0, 0, st, fmt.Errorf("the log a lease pinned (after %d) is gone: %w", pinned, err)
+		}
+	}
+	return snap.Index(), snap.Hash(), st, nil
+}
+
+// TestCompactionCrashImages: the leader compacts while a lease (a stopped
+// follower's) pins part of its log; a crash image at every sync of the
+// compaction restarts to the same state, with the pinned log intact and
+// the snapshot never past the lease.
+func TestCompactionCrashImages(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 17, func(cfg *Config) {
+		snapConfig(cfg)
+		cfg.CompactInterval = -1 // compaction is driven by the test
+		cfg.RetainTTL = time.Hour
+	})
+	lead := c.leader()
+	c.writeKeys(lead, "a/", 300, 300) // several 64 KiB raft segments
+	c.converged()
+	f := followerOf(c, lead)
+	c.net.Isolate(f)
+	pinned := c.node(f).st.Snapshot().Index()
+	c.writeKeys(lead, "b/", 300, 300)
+	c.checkpointAll(f)
+	ln := c.node(lead)
+	// The lease on f's match holds while f is silent (RetainTTL is long).
+	ln.n.ret.observe(ln.n.raft.Status(), lead, time.Now())
+	ln.n.ret.mu.Lock()
+	floor := ln.n.ret.peers[f].index
+	ln.n.ret.mu.Unlock()
+	if floor != pinned {
+		t.Fatalf("lease of member %d pins %d, want its match %d", f, floor, pinned)
+	}
+	// Compact under the sync hook.
+	si := &syncImages{}
+	ln.fs.SetSyncHook(si.hook(ln.fs))
+	want, wantHash := ln.st.Snapshot().Index(), ln.st.Snapshot().Hash()
+	before := ln.n.ls.state().SnapIndex
+	si.set(true)
+	res, err := ln.n.CompactLog()
+	si.set(false)
+	ln.fs.SetSyncHook(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Index != pinned || len(res.Dropped) == 0 {
+		t.Fatalf("compaction %+v: want the log compacted to the lease at %d, dropping segments (was at %d)", res, pinned, before)
+	}
+	if len(si.images) < 2 {
+		t.Fatalf("%d crash images, want one per sync of the compaction", len(si.images))
+	}
+	for i, img := range si.images {
+		idx, hash, st, err := imageState(t, img, lead, c.ids, pinned)
+		if err != nil {
+			t.Fatalf("image %d (sync %d): %v", i, si.at[i], err)
+		}
+		if idx != want || hash != wantHash {
+			t.Fatalf("image %d (sync %d): state %d/%x, want %d/%x", i, si.at[i], idx, hash, want, wantHash)
+		}
+		if st.SnapIndex != before && st.SnapIndex != pinned {
+			t.Fatalf("image %d (sync %d): raft snapshot %d, want %d or %d", i, si.at[i], st.SnapIndex, before, pinned)
+		}
+	}
+	t.Logf("%d crash images of the compaction to %d (dropped %d segments), each consistent", len(si.images), pinned, len(res.Dropped))
+	// And f, back, catches up from the log the lease kept: no snapshot.
+	c.net.Rejoin(f)
+	c.converged()
+	if n := ln.n.SnapshotStats().Sent; n != 0 {
+		t.Fatalf("leader sent %d snapshots to a member whose log it kept", n)
+	}
+}
+
+// TestInstallCrashImages takes a crash image of an isolated follower at
+// every sync while it receives, cuts over and installs a snapshot; each
+// image restarts alone to a consistent node: the old state or the
+// snapshot's (an install interrupted after its commit point resumes from
+// the staged copy), never a mix, and the raft state never ahead of it.
+func TestInstallCrashImages(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 19, snapConfig)
+	lead := c.leader()
+	c.writeKeys(lead, "a/", 20, 100)
+	c.converged()
+	f := followerOf(c, lead)
+	fn := c.node(f)
+	oldIdx, oldHash := fn.st.Snapshot().Index(), fn.st.Snapshot().Hash()
+	c.net.Isolate(f)
+	c.writeRandom(lead, "b/", 40, 1000, 3)
+	c.checkpointAll(f)
+	waitFor(t, "the leader to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
+	})
+	newIdx, newHash := c.node(lead).st.Snapshot().Index(), c.node(lead).st.Snapshot().Hash()
+	si := &syncImages{}
+	fn.fs.SetSyncHook(si.hook(fn.fs))
+	si.set(true)
+	c.net.Rejoin(f)
+	waitFor(t, "the install", func() bool { return fn.n.InstallProgress().Phase == "installed" })
+	si.set(false)
+	fn.fs.SetSyncHook(nil)
+	if fn.st.Snapshot().Index() != newIdx || fn.st.Snapshot().Hash() != newHash {
+		t.Fatalf("installed state %d/%x, want %d/%x", fn.st.Snapshot().Index(), fn.st.Snapshot().Hash(), newIdx, newHash)
+	}
+	olds, news := 0, 0
+	for i, img := range si.images {
+		idx, hash, st, err := imageState(t, img, f, c.ids, 0)
+		if err != nil {
+			t.Fatalf("image %d of %d (sync %d): %v", i, len(si.images), si.at[i], err)
+		}
+		switch {
+		case idx == oldIdx && hash == oldHash && st.SnapIndex <= oldIdx:
+			olds++
+		case idx == newIdx && hash == newHash && st.SnapIndex == newIdx:
+			news++
+		default:
+			t.Fatalf("image %d (sync %d): state %d/%x with raft snapshot %d; want the old %d/%x or the new %d/%x",
+				i, si.at[i], idx, hash, st.SnapIndex, oldIdx, oldHash, newIdx, newHash)
+		}
+	}
+	if olds == 0 || news == 0 {
+		t.Fatalf("%d images with the old state, %d with the new: want both", olds, news)
+	}
+	t.Logf("%d crash images: %d restart to the old state, %d to the installed snapshot", len(si.images), olds, news)
+	_ = context.Background
+}
