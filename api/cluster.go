@@ -32,9 +32,11 @@ type ClusterStatus struct {
 	// LeaderChanges counts the changes of leader this member saw.
 	LeaderChanges int64 `json:"leader_changes"`
 	// SnapshotsNeeded counts the snapshots raft asked this member to send
-	// to a member behind the retained log (not sent yet: see package
-	// cluster).
+	// that it could not send at all (no snapshot stream or secret);
+	// SnapshotsSent and SnapshotsFailed count the transfers it made.
 	SnapshotsNeeded int64 `json:"snapshots_needed"`
+	SnapshotsSent   int64 `json:"snapshots_sent"`
+	SnapshotsFailed int64 `json:"snapshots_failed"`
 	// LogCuts counts the uncommitted log suffixes a new leader replaced.
 	LogCuts int `json:"log_cuts"`
 	// Failed is the error that stopped this member (fail stop), if any.
@@ -68,7 +70,15 @@ type ClusterMember struct {
 	// the member (0 unknown).
 	RoundTripSeconds float64 `json:"round_trip_seconds"`
 	DroppedMessages  int64   `json:"dropped_messages"`
-	Error            string  `json:"error,omitempty"`
+	// PinnedIndex and PinnedBytes are the raft log the member's lease
+	// keeps on the leader (the log after PinnedIndex; leader's view only),
+	// LeaseExpires when it lapses if the member stays silent, LeaseState
+	// active, expired or evicted (over the size cap).
+	PinnedIndex  uint64 `json:"pinned_index,omitempty"`
+	PinnedBytes  int64  `json:"pinned_bytes,omitempty"`
+	LeaseExpires string `json:"lease_expires,omitempty"`
+	LeaseState   string `json:"lease_state,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // ProposalCounts counts a member's writes through raft: OK applied,

@@ -56,7 +56,8 @@ func bankTotal(snap *store.Snapshot) error {
 // and is retried until it answers, so each must apply exactly once.
 func TestClusterBank(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
-	c := newTestCluster(t, 3, seed)
+	c := newTestClusterConfig(t, 3, seed, compactOften)
+	defer func() { t.Logf("snapshots: %s", c.snapshotCounts()) }()
 	lead := c.leader()
 	init := &store.Txn{}
 	for i := range bankAccounts {
@@ -112,7 +113,12 @@ func TestClusterBank(t *testing.T) {
 		deadline := time.Now().Add(time.Minute)
 		for nAcked.Load() < want {
 			if time.Now().After(deadline) {
-				t.Fatalf("round %d: no progress for a minute after a fault (%d transfers acknowledged)", round, nAcked.Load())
+				for _, id := range c.ids {
+					st := c.node(id).n.Status()
+					st.Members = nil
+					t.Logf("member %d: %+v\n  progress %+v", id, st, c.node(id).n.raft.Status().Progress)
+				}
+				t.Fatalf("round %d: no progress for a minute after a fault (%d transfers acknowledged); faults %v", round, nAcked.Load(), nem.log)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -214,6 +220,7 @@ func checkOnce(t *testing.T, c *testCluster, acked map[string]bool) {
 // leaderFault moves, cuts off or crashes the leader, or heals.
 func (n *nemesis) leaderFault() {
 	c := n.c
+	c.checkpointRunning() // so the log compacts and a member cut off comes back to a snapshot
 	lead := n.currentLeader()
 	switch n.rng.IntN(4) {
 	case 0:

@@ -28,6 +28,8 @@ type testCluster struct {
 	wrapFS func(id uint64, fs vfs.FS) vfs.FS
 	// config, if set, adjusts each member's configuration before it starts.
 	config func(*Config)
+	// snapshot counters of the members stopped so far (snapshotCounts)
+	snapSent, snapInstalled int64
 }
 
 // testNode is one incarnation of a member. crashed is set (under the
@@ -129,6 +131,7 @@ func (c *testCluster) stop(tn *testNode) {
 	tn.stopped = true
 	c.mu.Unlock()
 	if !stopped {
+		c.noteSnapshots(tn.n.SnapshotStats())
 		tn.n.Close()
 		tn.st.Close()
 	}

@@ -226,10 +226,11 @@ const (
 // linearizabilityRun checks histories histories and returns how many
 // porcupine found illegal, with a description of the first.
 func linearizabilityRun(t *testing.T, seed uint64, histories int, localRead bool, stopAtFirst bool) (int, string) {
-	c := newTestCluster(t, 3, seed)
+	c := newTestClusterConfig(t, 3, seed, compactOften)
 	c.leader()
 	c.net.SetFaults(Faults{Drop: 0.02, Duplicate: 0.02, MaxDelay: 2 * time.Millisecond})
 	nem := newNemesis(c, seed)
+	defer func() { t.Logf("snapshots: %s", c.snapshotCounts()) }()
 	w := &workload{c: c, start: time.Now(), deadline: 300 * time.Millisecond, localRead: localRead}
 	illegal, first := 0, ""
 	var ops, unknown, reads int
@@ -239,6 +240,7 @@ func linearizabilityRun(t *testing.T, seed uint64, histories int, localRead bool
 	}()
 	for round := 0; round*historiesPerRound < histories; round++ {
 		nem.step()
+		c.checkpointRunning() // so the log compacts, and members cut off get snapshots
 		results := make([][]porcupine.Operation, min(historiesPerRound, histories-round*historiesPerRound))
 		var wg sync.WaitGroup
 		for g := range results {

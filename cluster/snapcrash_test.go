@@ -90,6 +90,11 @@ func TestCompactionCrashImages(t *testing.T) {
 	if floor != pinned {
 		t.Fatalf("lease of member %d pins %d, want its match %d", f, floor, pinned)
 	}
+	for _, m := range ln.n.Status().Members {
+		if m.ID == f && (m.PinnedIndex != pinned || m.PinnedBytes <= 0 || m.LeaseState != LeaseActive || m.LeaseExpires.IsZero()) {
+			t.Fatalf("status of member %d: %+v, want its lease: log after %d pinned, bytes, expiry", f, m, pinned)
+		}
+	}
 	// Compact under the sync hook.
 	si := &syncImages{}
 	ln.fs.SetSyncHook(si.hook(ln.fs))

@@ -239,3 +239,44 @@ func TestSnapshotResumes(t *testing.T) {
 		t.Fatalf("resent %d bytes over 2 interruptions, more than a window (%d) each", resent, window)
 	}
 }
+
+// compactOften is snapConfig for the long-running cluster tests: the log
+// compacts every few ticks after each round's checkpoints, so members cut
+// off or crashed come back to snapshots.
+func compactOften(cfg *Config) {
+	snapConfig(cfg)
+	cfg.RetainEntries = 16
+	cfg.RetainTTL = 200 * time.Millisecond
+	cfg.SnapshotGrace = 500 * time.Millisecond
+}
+
+// checkpointRunning checkpoints each running member's store, ignoring
+// members that crash meanwhile and stores with nothing new.
+func (c *testCluster) checkpointRunning() {
+	for _, id := range c.ids {
+		if tn := c.node(id); !c.isCrashed(tn) {
+			tn.st.Checkpoint(context.Background())
+		}
+	}
+}
+
+func (c *testCluster) noteSnapshots(s SnapshotStats) {
+	c.mu.Lock()
+	c.snapSent += s.Sent
+	c.snapInstalled += s.Installed
+	c.mu.Unlock()
+}
+
+// snapshotCounts says how many snapshots were sent and installed so far.
+func (c *testCluster) snapshotCounts() string {
+	c.mu.Lock()
+	sent, inst := c.snapSent, c.snapInstalled
+	c.mu.Unlock()
+	for _, id := range c.ids {
+		if tn := c.node(id); !tn.stopped {
+			s := tn.n.SnapshotStats()
+			sent, inst = sent+s.Sent, inst+s.Installed
+		}
+	}
+	return fmt.Sprintf("%d sent, %d installed", sent, inst)
+}

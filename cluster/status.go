@@ -37,9 +37,24 @@ type Status struct {
 	ReadIndexes      int64  `json:"read_indexes"`
 	ReadRetries      int64  `json:"read_retries"`
 	LeaderChanges    int64  `json:"leader_changes"`
-	SnapshotsNeeded  int64  `json:"snapshots_needed"`
-	LogCuts          int    `json:"log_cuts"`
-	Err              string `json:"error,omitempty"`
+	// SnapshotsNeeded counts the snapshots raft asked for that this node
+	// could not send at all (a transport without snapshot streams, or no
+	// shared secret); Snapshots counts the transfers, both ways.
+	SnapshotsNeeded int64         `json:"snapshots_needed"`
+	Snapshots       SnapshotStats `json:"snapshots"`
+	// Install is the snapshot this node receives or installed last (nil
+	// if none came since it started): a joiner's "syncing" progress.
+	Install *InstallProgress `json:"install,omitempty"`
+	LogCuts int              `json:"log_cuts"`
+	// SnapIndex is the raft snapshot the log starts after (compaction
+	// moves it); Compactions counts the compactions since the start, and
+	// CompactError is the last one's failure, if any.
+	SnapIndex    uint64 `json:"snap_index"`
+	Compactions  int64  `json:"compactions"`
+	CompactError string `json:"compact_error,omitempty"`
+	// Leases are the log each peer pins (leader only): see retention.go.
+	Leases []LeaseStatus `json:"leases,omitempty"`
+	Err    string        `json:"error,omitempty"`
 }
 
 // MemberStatus is one member as this node sees it. Match and Next are
@@ -65,6 +80,14 @@ type MemberStatus struct {
 	// Dropped counts the messages to the member this node dropped (queue
 	// full, link down): raft sends them again.
 	Dropped int64 `json:"dropped_messages"`
+	// PinnedIndex and PinnedBytes are the log the member's lease keeps on
+	// this node (leader only; the log after PinnedIndex), LeaseExpires
+	// when the lease lapses if the member stays silent, LeaseState its
+	// state (LeaseActive, LeaseExpired, LeaseEvicted; "" without a lease).
+	PinnedIndex  uint64    `json:"pinned_index,omitempty"`
+	PinnedBytes  int64     `json:"pinned_bytes,omitempty"`
+	LeaseExpires time.Time `json:"lease_expires,omitzero"`
+	LeaseState   string    `json:"lease_state,omitempty"`
 }
 
 // Status returns the node's current status.
@@ -86,6 +109,14 @@ func (n *Node) Status() Status {
 	if err := n.Err(); err != nil {
 		s.Err = err.Error()
 	}
+	s.Snapshots, s.SnapIndex, s.Compactions = n.SnapshotStats(), ls.SnapIndex, n.stats.compactions.Load()
+	if e := n.stats.compactErr.Load(); e != nil {
+		s.CompactError = *e
+	}
+	if p := n.InstallProgress(); p.Phase != "" {
+		s.Install = &p
+	}
+	s.Leases = n.Leases()
 	leading := rs.RaftState == raft.StateLeader
 	add := func(id uint64, learner bool) {
 		m := memberStatus(id, learner, rs.Progress[id])
@@ -102,6 +133,13 @@ func (n *Node) Status() Status {
 		add(id, true)
 	}
 	slices.SortFunc(s.Members, func(a, b MemberStatus) int { return cmp.Compare(a.ID, b.ID) })
+	for _, l := range s.Leases {
+		for i := range s.Members {
+			if m := &s.Members[i]; m.ID == l.Peer && !l.Transfer {
+				m.PinnedIndex, m.PinnedBytes, m.LeaseExpires, m.LeaseState = l.Index, l.Bytes, l.Expires, l.State
+			}
+		}
+	}
 	return s
 }
 

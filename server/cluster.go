@@ -223,6 +223,7 @@ func clusterView(st cluster.Status) *api.ClusterStatus {
 			Failed: st.ProposalsFailed, Retries: st.ProposalRetries},
 		ReadIndexes: st.ReadIndexes, ReadRetries: st.ReadRetries, LeaderChanges: st.LeaderChanges,
 		SnapshotsNeeded: st.SnapshotsNeeded, LogCuts: st.LogCuts, Failed: st.Err,
+		SnapshotsSent: st.Snapshots.Sent, SnapshotsFailed: st.Snapshots.SendFailed,
 	}
 	if st.Leader != 0 {
 		v.LeaderID = hexID(st.Leader)
@@ -231,6 +232,10 @@ func clusterView(st cluster.Status) *api.ClusterStatus {
 		cm := api.ClusterMember{
 			Name: m.Name, ID: hexID(m.ID), Role: memberRole(m, st.Leader), Self: m.Self, PeerAddr: m.PeerAddr, APIAddr: m.APIAddr,
 			MatchIndex: m.Match, Connected: m.Connected, RoundTripSeconds: m.RoundTrip.Seconds(), DroppedMessages: m.Dropped,
+			PinnedIndex: m.PinnedIndex, PinnedBytes: m.PinnedBytes, LeaseState: m.LeaseState,
+		}
+		if !m.LeaseExpires.IsZero() {
+			cm.LeaseExpires = m.LeaseExpires.UTC().Format(time.RFC3339)
 		}
 		if m.Self {
 			cm.Role = st.Role

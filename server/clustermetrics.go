@@ -75,8 +75,8 @@ func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge("kvtool_cluster_last_index", float64(st.LastIndex))
 	gauge("kvtool_cluster_commit_lag_entries", float64(lag(st.LastIndex, st.Commit)))
 	gauge("kvtool_cluster_apply_lag_entries", float64(lag(st.Commit, st.AppliedIndex)))
-	counter("kvtool_cluster_snapshot_sends_total", 0, "ok")
-	counter("kvtool_cluster_snapshot_sends_total", st.SnapshotsNeeded, "failed")
+	counter("kvtool_cluster_snapshot_sends_total", st.Snapshots.Sent, "ok")
+	counter("kvtool_cluster_snapshot_sends_total", st.Snapshots.SendFailed+st.SnapshotsNeeded, "failed")
 	gauge("kvtool_cluster_failed", b2f(st.Err != ""))
 	leading := st.Role == "leader"
 	for _, m := range st.Members {
