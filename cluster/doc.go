@@ -19,6 +19,10 @@
 //	+---------+--------+------+------+--------+-----------+-----------+----------+------+----------+
 //	  u64 each; conf: autoLeave u8, then voters, learners, outgoing voters, next learners (u32 n, n x u64)
 //	DATA/raft/TRUNCATE      while a cut of the log is unfinished (segment.TruncateAfter)
+//	DATA/raft/incoming/     a snapshot being received: a data directory transfer/ fills
+//	                        (.transfer/<id>/{snapshot.part,PROGRESS} while partial, then a
+//	                        complete store at the snapshot's index), removed once installed
+//	DATA/raft/incoming.old/ the same, being removed (renamed first, so never half-named)
 //
 // STATE is replaced atomically when the term or vote changes, before any
 // message depending on it is sent, and when a membership change applies;
@@ -26,10 +30,20 @@
 // store's applied index). A suffix a new leader replaces is cut with
 // segment.TruncateAfter, so a crash never leaves a mix of old and new
 // entries. Request IDs are deduplicated in the replicated state
-// (DedupPrefix). Raft snapshots are our checkpoints, their bytes sent by
-// transfer/; not wired yet: the log is never compacted, a MsgSnap is
-// reported failed (Status.SnapshotsNeeded counts them), and a node told to
-// install a snapshot stops with ErrSnapshotNeeded.
+// (DedupPrefix).
+//
+// Raft snapshots are our checkpoints (snapshot.go): the leader streams a
+// point-in-time checkpoint plus the log tail to a fixed index with
+// transfer/ over the peer listener's snapshot stream, then sends raft's
+// MsgSnap; the member installs it with STATE as the commit point (snapshot
+// index, term and membership saved, then the raft log discarded to start
+// after it), then the store (store.InstallState), resuming that at Start
+// after a crash. Compaction (retention.go) follows the store's
+// checkpoints: STATE's snapshot index moves first, then whole segments
+// below it go (segment.Log.DropBefore), never below what a peer's lease on
+// the leader pins (its match index, capped in bytes, expiring when the
+// peer is silent) nor the log a snapshot transfer holds for its grace
+// period.
 //
 // A member is wired by StartMember from the serve flags (see its comment);
 // the HTTP API is server.New with Options.Cluster. The peer transport
@@ -43,6 +57,8 @@
 // # Concurrency
 //
 // Node's methods are safe for concurrent use; one goroutine runs the
-// Ready loop (ready.go: persist, send, apply, advance). Transports'
-// Send never blocks; their handlers are called from many goroutines.
+// Ready loop (ready.go: persist, send, apply, advance), one the
+// compaction, and each snapshot transfer its own (at most one per peer
+// sent, one received). Transports' Send never blocks; their handlers are
+// called from many goroutines.
 package cluster

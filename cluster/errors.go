@@ -16,10 +16,6 @@ var (
 	// error on its raft log or state (fail stop: it acknowledges nothing
 	// more; restart it to recover from what is durable).
 	ErrFailed = errors.New("kvtool/cluster: node failed")
-	// ErrSnapshotNeeded is wrapped when a member needs a snapshot (its
-	// log is behind what the leader kept, or it is new): snapshots travel
-	// through transfer/, which the node does not drive yet.
-	ErrSnapshotNeeded = errors.New("kvtool/cluster: a snapshot transfer is needed and not yet supported")
 	// ErrUnknownMember is wrapped when a request names a member that is
 	// not in the cluster (or not a voter, for a leadership transfer).
 	ErrUnknownMember = errors.New("kvtool/cluster: no such member")

@@ -29,14 +29,14 @@ type Status struct {
 	// (applied), ProposalsAborted (applied as a failed check: nothing
 	// changed) and ProposalsFailed (no answer before the deadline, or the
 	// node stopped: the write may or may not apply).
-	Proposals        int64  `json:"proposals"`
-	ProposalsOK      int64  `json:"proposals_ok"`
-	ProposalsAborted int64  `json:"proposals_aborted"`
-	ProposalsFailed  int64  `json:"proposals_failed"`
-	ProposalRetries  int64  `json:"proposal_retries"`
-	ReadIndexes      int64  `json:"read_indexes"`
-	ReadRetries      int64  `json:"read_retries"`
-	LeaderChanges    int64  `json:"leader_changes"`
+	Proposals        int64 `json:"proposals"`
+	ProposalsOK      int64 `json:"proposals_ok"`
+	ProposalsAborted int64 `json:"proposals_aborted"`
+	ProposalsFailed  int64 `json:"proposals_failed"`
+	ProposalRetries  int64 `json:"proposal_retries"`
+	ReadIndexes      int64 `json:"read_indexes"`
+	ReadRetries      int64 `json:"read_retries"`
+	LeaderChanges    int64 `json:"leader_changes"`
 	// SnapshotsNeeded counts the snapshots raft asked for that this node
 	// could not send at all (a transport without snapshot streams, or no
 	// shared secret); Snapshots counts the transfers, both ways.
