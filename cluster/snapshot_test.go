@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
 )
 
@@ -279,4 +282,49 @@ func (c *testCluster) snapshotCounts() string {
 		}
 	}
 	return fmt.Sprintf("%d sent, %d installed", sent, inst)
+}
+
+// snapBenchEnv sets how many keys TestSnapshotSendTime moves (it is
+// skipped without it): `KVTOOL_SNAPSHOT_BENCH_KEYS=100000 go test -run
+// TestSnapshotSendTime -v ./cluster/`.
+const snapBenchEnv = "KVTOOL_SNAPSHOT_BENCH_KEYS"
+
+// TestSnapshotSendTime measures how long a member cut off while the
+// leader wrote N keys takes from its return to an installed snapshot.
+func TestSnapshotSendTime(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv(snapBenchEnv))
+	if n <= 0 {
+		t.Skipf("set %s to run", snapBenchEnv)
+	}
+	c := newTestClusterConfig(t, 3, 23, func(cfg *Config) {
+		snapConfig(cfg)
+		cfg.SnapshotChunk, cfg.SnapshotWindow = 1<<20, 8<<20
+	})
+	lead := c.leader()
+	f := followerOf(c, lead)
+	c.converged()
+	c.net.Isolate(f)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < n; i += 1000 {
+		txn := &store.Txn{}
+		for j := i; j < min(n, i+1000); j++ {
+			val := make([]byte, 100) // random: a checkpoint does not compress it away
+			for k := range val {
+				val[k] = byte(rng.UintN(256))
+			}
+			txn.Ops = append(txn.Ops, store.Op{Kind: store.OpPut, Key: fmt.Sprintf("key/%08d", j), Value: val})
+		}
+		if _, err := c.propose(lead, Request{Txn: txn}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.checkpointAll(f)
+	behind := c.node(f).st.Snapshot().Index()
+	waitFor(t, "compaction", func() bool { return c.node(lead).n.ls.state().SnapIndex > behind })
+	start := time.Now()
+	c.net.Rejoin(f)
+	waitFor(t, "the install", func() bool { return c.node(f).n.InstallProgress().Phase == "installed" })
+	took := time.Since(start)
+	p := c.node(f).n.InstallProgress().Transfer
+	t.Logf("%d keys: snapshot of %d bytes in %d chunks sent and installed in %v (%.1f MB/s)", n, p.Bytes, p.Chunks, took, float64(p.Bytes)/took.Seconds()/1e6)
 }
