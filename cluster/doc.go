@@ -19,10 +19,11 @@
 //	+---------+--------+------+------+--------+-----------+-----------+----------+------+----------+
 //	  u64 each; conf: autoLeave u8, then voters, learners, outgoing voters, next learners (u32 n, n x u64)
 //	DATA/raft/TRUNCATE      while a cut of the log is unfinished (segment.TruncateAfter)
-//	DATA/raft/incoming/     a snapshot being received: a data directory transfer/ fills
-//	                        (.transfer/<id>/{snapshot.part,PROGRESS} while partial, then a
-//	                        complete store at the snapshot's index), removed once installed
-//	DATA/raft/incoming.old/ the same, being removed (renamed first, so never half-named)
+//	DATA/raft/incoming/<sender 16 hex>/  a snapshot being received: a data directory
+//	                        transfer/ fills (.transfer/<id>/{snapshot.part,PROGRESS} while
+//	                        partial, then a complete store at the snapshot's index); another
+//	                        sender's is dropped, and all of it goes once installed
+//	DATA/raft/.../*.old     such a directory being removed (renamed first, never half-named)
 //
 // STATE is replaced atomically when the term or vote changes, before any
 // message depending on it is sent, and when a membership change applies;

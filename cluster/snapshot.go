@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +87,10 @@ type InstallProgress struct {
 	Index    uint64            `json:"index"` // the staged snapshot's index, once received
 	Transfer transfer.Progress `json:"transfer"`
 	Resumed  int               `json:"resumed"` // sessions that resumed a partial snapshot
-	Err      string            `json:"error,omitempty"`
+	// Restarted counts partial snapshots dropped because another member
+	// (a new leader) started sending one.
+	Restarted int    `json:"restarted"`
+	Err       string `json:"error,omitempty"`
 }
 
 // SnapshotStats counts snapshot transfers, both ways.
@@ -415,7 +419,7 @@ func (s *snapshots) AcceptStream(from, term uint64) error {
 		return fmt.Errorf("kvtool/cluster: member %x is stopping", s.n.cfg.ID)
 	}
 	s.receiving, s.recvDone = true, make(chan struct{})
-	s.progress = InstallProgress{Phase: "receiving", From: from, Term: term, Resumed: s.progress.Resumed}
+	s.progress = InstallProgress{Phase: "receiving", From: from, Term: term, Resumed: s.progress.Resumed, Restarted: s.progress.Restarted}
 	return nil
 }
 
@@ -443,7 +447,10 @@ func (s *snapshots) ServeStream(from, term uint64, conn net.Conn) {
 }
 
 func (s *snapshots) receive(from uint64, conn net.Conn) (transfer.ReceiveResult, error) {
-	dir := s.incoming()
+	dir := filepath.Join(s.incoming(), fmt.Sprintf("%016x", from))
+	if err := s.dropOthers(filepath.Base(dir)); err != nil {
+		return transfer.ReceiveResult{}, err
+	}
 	if err := s.clearComplete(dir); err != nil {
 		return transfer.ReceiveResult{}, err
 	}
@@ -457,7 +464,34 @@ func (s *snapshots) receive(from uint64, conn net.Conn) (transfer.ReceiveResult,
 	})
 }
 
+// incoming is IncomingDir; each sender's snapshot goes in a directory of
+// its own under it, named by the sender's ID (16 hex digits).
 func (s *snapshots) incoming() string { return filepath.Join(s.n.cfg.Dir, RaftDir, IncomingDir) }
+
+// dropOthers removes what other senders left in IncomingDir: a new leader
+// never has the snapshot an old one was sending (each member's store has
+// its own identity), so its transfer starts over rather than being refused
+// as another store's (transfer.ErrStoreMismatch).
+func (s *snapshots) dropOthers(keep string) error {
+	names, err := s.n.cfg.FS.List(s.incoming())
+	if err != nil {
+		return nil // nothing received yet
+	}
+	for _, name := range names {
+		if name == keep {
+			continue
+		}
+		if err := removeAll(s.n.cfg.FS, filepath.Join(s.incoming(), strings.TrimSuffix(name, ".old"))); err != nil {
+			return fmt.Errorf("kvtool/cluster: remove the snapshot another member sent (%s): %w", name, err)
+		}
+		if !strings.HasSuffix(name, ".old") {
+			s.mu.Lock()
+			s.progress.Restarted++
+			s.mu.Unlock()
+		}
+	}
+	return nil
+}
 
 // clearComplete removes a complete store left in dir by an earlier
 // transfer that raft never asked to install (a new transfer starts over;
@@ -518,9 +552,17 @@ func (s *snapshots) installStore(index uint64) error {
 	return nil
 }
 
-// loadStaged reads the staged store and installs its state.
+// loadStaged reads the staged store (the complete one in IncomingDir) and
+// installs its state.
 func (s *snapshots) loadStaged(index uint64) error {
 	dir := s.incoming()
+	names, _ := s.n.cfg.FS.List(dir)
+	for _, name := range names {
+		if _, err := s.n.cfg.FS.Stat(filepath.Join(dir, name, format.ManifestName)); err == nil && !strings.HasSuffix(name, ".old") {
+			dir = filepath.Join(dir, name)
+			break
+		}
+	}
 	staged, err := store.Open(store.Options{FS: s.n.cfg.FS, Dir: dir, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("kvtool/cluster: open the staged snapshot %s for index %d (the raft state says it is installed; restore the node from a peer if it is gone): %w", dir, index, err)

@@ -328,3 +328,46 @@ func TestSnapshotSendTime(t *testing.T) {
 	p := c.node(f).n.InstallProgress().Transfer
 	t.Logf("%d keys: snapshot of %d bytes in %d chunks sent and installed in %v (%.1f MB/s)", n, p.Bytes, p.Chunks, took, float64(p.Bytes)/took.Seconds()/1e6)
 }
+
+// TestSnapshotLeaderChange cuts the leader off while it sends a snapshot:
+// the member continues with the new leader's snapshot, dropping the old
+// one's partial copy (a new leader's store is another store, so its
+// snapshot is never the same), installs it once, and all converge.
+func TestSnapshotLeaderChange(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 29, func(cfg *Config) {
+		snapConfig(cfg)
+		cfg.SnapshotRate = 256 << 10
+	})
+	lead := c.leader()
+	c.converged()
+	f := followerOf(c, lead)
+	var other uint64
+	for _, id := range c.ids {
+		if id != lead && id != f {
+			other = id
+		}
+	}
+	behind := c.node(f).st.Snapshot().Index()
+	c.net.Isolate(f)
+	c.writeRandom(lead, "big/", 300, 1000, 9)
+	c.checkpointAll(f)
+	waitFor(t, "both others to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > behind+10 && c.node(other).n.ls.state().SnapIndex > behind+10
+	})
+	c.net.Rejoin(f)
+	waitFor(t, "a third of the old leader's snapshot at the member", func() bool {
+		p := c.node(f).n.InstallProgress()
+		return p.From == lead && p.Transfer.Chunks > 0 && p.Transfer.ChunksDone >= p.Transfer.Chunks/3 && p.Transfer.ChunksDone < p.Transfer.Chunks
+	})
+	c.net.Isolate(lead)
+	waitFor(t, "the member to install the new leader's snapshot", func() bool {
+		p := c.node(f).n.InstallProgress()
+		return p.Phase == "installed" && p.From == other
+	})
+	c.net.Rejoin(lead)
+	c.converged()
+	p, st := c.node(f).n.InstallProgress(), c.node(f).n.SnapshotStats()
+	if p.Restarted < 1 || st.Installed != 1 {
+		t.Fatalf("member: progress %+v, stats %+v: want the old leader's partial dropped and one install", p, st)
+	}
+}
