@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// openSmall opens a replica with small WAL segments (crash clones copy them).
+func openSmall(t *testing.T, fs vfs.FS) *Store {
+	t.Helper()
+	s, err := Open(Options{FS: fs, Dir: "/data", Create: true, Replica: true, Shards: 4, SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// applyN applies n puts at the next indexes of replica s.
+func applyN(t *testing.T, s *Store, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		idx := s.LastIndex() + 1
+		wait, _, err := s.ApplyTxnAt(context.Background(), idx, &Txn{Ops: []Op{{Kind: OpPut, Key: fmt.Sprintf("%s%d", prefix, i), Value: []byte(prefix)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestInstallState: a replica takes another store's state at a later
+// index; readers see it, the log goes on after it, and a crash image at
+// every sync of the install reopens to the old state or the new one.
+func TestInstallState(t *testing.T) {
+	srcFS := vfs.NewMem()
+	src := openSmall(t, srcFS)
+	defer src.Close()
+	applyN(t, src, "s", 50)
+	want := src.Snapshot()
+
+	fs := vfs.NewMem()
+	s := openSmall(t, fs)
+	applyN(t, s, "old", 10)
+	old := s.Snapshot()
+	var images []*vfs.MemFS
+	fs.SetSyncHook(func(int64) { images = append(images, fs.CrashClone(vfs.CrashOptions{})) })
+	if err := s.InstallState(context.Background(), want); err != nil {
+		t.Fatal(err)
+	}
+	fs.SetSyncHook(nil)
+	if got := s.Snapshot(); got.Index() != 50 || got.Hash() != want.Hash() {
+		t.Fatalf("after install: %d/%x, want 50/%x", got.Index(), got.Hash(), want.Hash())
+	}
+	applyN(t, s, "new", 3)
+	end := s.Snapshot()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	re := openSmall(t, fs)
+	if got := re.Snapshot(); got.Index() != 53 || got.Hash() != end.Hash() {
+		t.Fatalf("reopened: %d/%x, want 53/%x", got.Index(), got.Hash(), end.Hash())
+	}
+	re.Close()
+	olds, news := 0, 0
+	for i, img := range images {
+		st, err := Open(Options{FS: img, Dir: "/data", Replica: true, SegmentSize: 64 << 10})
+		if err != nil {
+			t.Fatalf("image %d of %d: %v", i, len(images), err)
+		}
+		got := st.Snapshot()
+		switch {
+		case got.Index() == old.Index() && got.Hash() == old.Hash():
+			olds++
+		case got.Index() == 50 && got.Hash() == want.Hash():
+			news++
+			applyN(t, st, "after", 1) // the log goes on after the snapshot
+		default:
+			t.Fatalf("image %d: state %d/%x, want the old %d/%x or the new 50/%x", i, got.Index(), got.Hash(), old.Index(), old.Hash(), want.Hash())
+		}
+		st.Close()
+	}
+	if olds == 0 || news == 0 {
+		t.Fatalf("%d images old, %d new: want both", olds, news)
+	}
+	t.Logf("%d crash images: %d old, %d new", len(images), olds, news)
+}
