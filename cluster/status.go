@@ -116,6 +116,7 @@ func (n *Node) Status() Status {
 	if p := n.InstallProgress(); p.Phase != "" {
 		s.Install = &p
 	}
+	n.ret.observe(rs, n.cfg.ID, time.Now()) // current leases, between compactions too
 	s.Leases = n.Leases()
 	leading := rs.RaftState == raft.StateLeader
 	add := func(id uint64, learner bool) {

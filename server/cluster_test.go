@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -310,6 +311,26 @@ func TestClusterHTTP(t *testing.T) {
 			}
 			return true
 		})
+		// The leader's view: each follower's lease on its raft log, in the
+		// status and in the leases table.
+		cs, err := c.client(lead).ClusterStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range cs.Members {
+			if m.Name != lead && (m.LeaseState != "active" || m.PinnedIndex == 0 || m.PinnedIndex > m.MatchIndex || m.LeaseExpires == "") {
+				t.Errorf("leader's status of %s: %+v, want its lease (the log after its match, expiry)", m.Name, m)
+			}
+		}
+		var peers []string
+		if _, err := c.client(lead).Query(ctx, client.QueryRequest{SQL: "SELECT peer FROM leases WHERE peer LIKE 'raft:%' ORDER BY peer"},
+			func(client.QueryHeader) error { return nil },
+			func(r []any) error { peers = append(peers, fmt.Sprint(r[0])); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"raft:" + followers[0], "raft:" + followers[1]}; !slices.Equal(peers, want) && !slices.Equal(peers, []string{want[1], want[0]}) {
+			t.Errorf("leader's leases table: raft rows %q, want %q", peers, want)
+		}
 		metrics := string(c.raw(lead, http.MethodGet, "/metrics", "", nil).body)
 		for _, want := range []string{"kvtool_cluster_term ", "kvtool_cluster_is_leader 1", `kvtool_cluster_proposals_total{result="ok"}`,
 			`kvtool_cluster_peer_round_trip_seconds{peer="` + followers[0] + `"}`, "kvtool_cluster_apply_lag_entries", "kvtool_cluster_snapshot_sends_total"} {

@@ -16,6 +16,7 @@ import (
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/query"
 	"github.com/kvtool/kvtool/replay"
+	"github.com/kvtool/kvtool/store"
 )
 
 // Bounds of POST /v1/query; a request may ask for less.
@@ -82,7 +83,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) runQuery(ctx context.Context, w http.ResponseWriter, sql string, maxRows int64) error {
 	snap := s.st.Snapshot()
-	sess, err := querySessions.Get(ctx, query.Source{FS: s.st.FS(), Dir: s.st.Dir(), Snapshot: snap, Leases: s.st.Leases})
+	sess, err := querySessions.Get(ctx, query.Source{FS: s.st.FS(), Dir: s.st.Dir(), Snapshot: snap, Leases: s.leases})
 	if err != nil {
 		writeQueryError(w, ctx, err)
 		return err
@@ -196,4 +197,31 @@ func queryErrorText(ctx context.Context, err error) string {
 		return fmt.Sprintf("the query ran past the server's time limit and was stopped (%v)", err)
 	}
 	return err.Error()
+}
+
+// leases are the store's retention leases and, on a cluster member that
+// leads, each peer's lease on the raft log (peer "raft:NAME", file "raft"),
+// for the query's leases table.
+func (s *Server) leases() []store.LeaseInfo {
+	out := s.st.Leases()
+	if s.cluster == nil {
+		return out
+	}
+	st := s.cluster.Status()
+	names := map[uint64]string{}
+	for _, m := range st.Members {
+		names[m.ID] = m.Name
+	}
+	for _, l := range st.Leases {
+		peer := names[l.Peer]
+		if peer == "" {
+			peer = hexID(l.Peer)
+		}
+		if l.Transfer {
+			peer += " (snapshot)"
+		}
+		out = append(out, store.LeaseInfo{Peer: "raft:" + peer, Index: l.Index, Files: []string{format.RaftDir},
+			RetainedBytes: l.Bytes, State: l.State, Expires: l.Expires})
+	}
+	return out
 }
