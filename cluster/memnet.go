@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ type MemNetwork struct {
 	closed   bool
 	wg       sync.WaitGroup
 	stats    NetStats
-	streams  []memStream // snapshot streams, cut when their link goes down
+	streams  []*memStream // snapshot streams, cut when their link goes down
 }
 
 // Faults are the random faults a MemNetwork applies to every message.
@@ -224,8 +225,7 @@ func (e *memEnd) Close() error {
 	keep := e.net.streams[:0]
 	for _, s := range e.net.streams {
 		if s.from == e.id || s.to == e.id {
-			s.a.Close()
-			s.b.Close()
+			s.close()
 			continue
 		}
 		keep = append(keep, s)
@@ -250,12 +250,31 @@ func (e *memEnd) OpenStream(ctx context.Context, to, term uint64) (net.Conn, err
 	if err := dst.sh.AcceptStream(e.id, term); err != nil {
 		return nil, fmt.Errorf("kvtool/cluster: member %x refused the snapshot stream: %w", to, err)
 	}
-	a, b := net.Pipe()
+	pa, pb := net.Pipe()
+	ms := &memStream{from: e.id, to: to}
+	ms.a, ms.b = &memConn{Conn: pa, s: ms, n: n}, &memConn{Conn: pb, s: ms, n: n}
 	n.mu.Lock()
-	n.streams = append(n.streams, memStream{from: e.id, to: to, a: a, b: b})
+	n.streams = append(n.streams, ms)
 	n.mu.Unlock()
-	go dst.sh.ServeStream(e.id, term, b)
-	return a, nil
+	go dst.sh.ServeStream(e.id, term, ms.b)
+	return ms.a, nil
+}
+
+// memConn is one end of a memStream; closing it forgets the stream.
+type memConn struct {
+	net.Conn
+	s *memStream
+	n *MemNetwork
+}
+
+func (c *memConn) Close() error {
+	c.n.mu.Lock()
+	if i := slices.Index(c.n.streams, c.s); i >= 0 {
+		c.n.streams = slices.Delete(c.n.streams, i, i+1)
+	}
+	c.n.mu.Unlock()
+	c.s.a.(*memConn).Conn.Close()
+	return c.s.b.(*memConn).Conn.Close()
 }
 
 // HandleStreams implements Streams.
@@ -271,6 +290,12 @@ type memStream struct {
 	a, b     net.Conn
 }
 
+// close breaks both ends (the network's mu may be held).
+func (s *memStream) close() {
+	s.a.(*memConn).Conn.Close()
+	s.b.(*memConn).Conn.Close()
+}
+
 // CutStreams breaks every snapshot stream open now (a cut connection);
 // it returns how many it cut.
 func (n *MemNetwork) CutStreams() int {
@@ -279,8 +304,7 @@ func (n *MemNetwork) CutStreams() int {
 	n.streams = nil
 	n.mu.Unlock()
 	for _, s := range ss {
-		s.a.Close()
-		s.b.Close()
+		s.close()
 	}
 	return len(ss)
 }
@@ -293,8 +317,7 @@ func (n *MemNetwork) cutDownStreamsLocked() {
 			keep = append(keep, s)
 			continue
 		}
-		s.a.Close()
-		s.b.Close()
+		s.close()
 	}
 	n.streams = keep
 }
