@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -184,5 +183,76 @@ func TestInstallCrashImages(t *testing.T) {
 		t.Fatalf("%d images with the old state, %d with the new: want both", olds, news)
 	}
 	t.Logf("%d crash images: %d restart to the old state, %d to the installed snapshot", len(si.images), olds, news)
-	_ = context.Background
+	// A crash at some of those syncs in a live cluster (the member cut
+	// off at the sync, so nothing it did after is seen): restarted on its
+	// image, it catches up with the others. Mid-transfer, the last sync
+	// before the install's commit point, and the first ones after it.
+	for _, k := range []int{olds / 2, olds - 1, olds, olds + 1} {
+		t.Run(fmt.Sprintf("crash at sync %d", k), func(t *testing.T) { installCrashAt(t, k) })
+	}
+}
+
+// installCrashAt runs TestInstallCrashImages's scenario and crashes the
+// member at the k-th sync after it comes back: it is cut off inside the
+// sync, its file system cloned with what is durable, and it restarts on
+// the clone and must catch up.
+func installCrashAt(t *testing.T, k int) {
+	c := newTestClusterConfig(t, 3, 19, snapConfig)
+	lead := c.leader()
+	c.writeKeys(lead, "a/", 20, 100)
+	c.converged()
+	f := followerOf(c, lead)
+	fn := c.node(f)
+	oldIdx := fn.st.Snapshot().Index()
+	c.net.Isolate(f)
+	c.writeRandom(lead, "b/", 40, 1000, 3)
+	c.checkpointAll(f)
+	waitFor(t, "the leader to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
+	})
+	var mu sync.Mutex
+	var img *vfs.MemFS
+	n := 0
+	fn.fs.SetSyncHook(func(int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n++; n == k {
+			c.net.Isolate(f)
+			img = fn.fs.CrashClone(vfs.CrashOptions{})
+		}
+	})
+	c.net.Rejoin(f)
+	waitFor(t, "the crash point", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return img != nil || fn.n.InstallProgress().Phase == "installed"
+	})
+	mu.Lock()
+	clone := img
+	mu.Unlock()
+	if clone == nil {
+		t.Skipf("the install took fewer than %d syncs this time", k)
+	}
+	fn.fs.SetSyncHook(nil)
+	c.restartOn(f, clone)
+	c.writeKeys(lead, "after/", 3, 10)
+	idx := c.converged()
+	t.Logf("crashed at sync %d (the cut-off incarnation went on to %q); the restarted one caught up at index %d (install %q, resumed %d sessions)",
+		k, fn.n.InstallProgress().Phase, idx, c.node(f).n.InstallProgress().Phase, c.node(f).n.InstallProgress().Resumed)
+}
+
+// restartOn replaces member id by one started on file system fs (a crash
+// image), as a machine restored from it.
+func (c *testCluster) restartOn(id uint64, fs *vfs.MemFS) {
+	c.t.Helper()
+	c.net.Isolate(id)
+	c.stop(c.node(id))
+	next := &testNode{id: id, fs: fs}
+	if err := c.start(next); err != nil {
+		c.t.Fatalf("restart member %d on an image: %v", id, err)
+	}
+	c.mu.Lock()
+	c.nodes[id] = next
+	c.mu.Unlock()
+	c.net.Rejoin(id)
 }
