@@ -26,6 +26,9 @@ type testCluster struct {
 	transport func(id uint64) (Transport, error)
 	// wrapFS, if set, wraps each member's file system (to inject faults).
 	wrapFS func(id uint64, fs vfs.FS) vfs.FS
+	// joins holds the join record of each member that joined the running
+	// cluster (startJoiner), by ID.
+	joins map[uint64]*JoinRecord
 }
 
 // testNode is one incarnation of a member. crashed is set (under the
@@ -87,7 +90,7 @@ func (c *testCluster) start(tn *testNode) error {
 	n, err := Start(Config{
 		ID: tn.id, ClusterID: testClusterID, Peers: c.ids, FS: fsys, Dir: "/data", Store: st,
 		Transport: tr, TickInterval: c.tick, LogSegmentSize: 64 << 10, LogCacheBytes: 32 << 10,
-		ProposalRetry: 30 * c.tick,
+		ProposalRetry: 30 * c.tick, Join: c.joinRecord(tn.id),
 	})
 	if err != nil {
 		st.Close()

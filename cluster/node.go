@@ -26,6 +26,10 @@ type Config struct {
 	// bootstrap a data directory that has no raft state yet; afterwards the
 	// membership comes from the raft state and log.
 	Peers []uint64
+	// Join, if set, bootstraps a data directory without raft state as a
+	// member that joins a running cluster (see PrepareJoin) instead of
+	// from Peers.
+	Join *JoinRecord
 
 	FS  vfs.FS // default vfs.Default
 	Dir string // the node's data directory; raft's log and state go in Dir/raft
@@ -50,6 +54,15 @@ type Config struct {
 	// ReadRetry is how long one ReadIndex attempt waits for its answer
 	// before a new attempt with a new context; default the election timeout.
 	ReadRetry time.Duration
+	// PromoteLag is how many entries a learner's log may trail the
+	// leader's for a promotion (and at most 10%); default
+	// DefaultPromoteLag.
+	PromoteLag uint64
+	// OnMembership, if set, is told the applied membership when the node
+	// starts and after every membership change, from the node's raft
+	// goroutine: it must not block (a Member adds and removes transport
+	// peers).
+	OnMembership func(Membership)
 }
 
 // DefaultDedupWindow is Config.DedupWindow's default.
@@ -83,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReadRetry <= 0 {
 		c.ReadRetry = election
+	}
+	if c.PromoteLag == 0 {
+		c.PromoteLag = DefaultPromoteLag
 	}
 }
 
@@ -121,6 +137,10 @@ type Node struct {
 	term     uint64
 	leaderCh chan struct{} // closed and replaced when the leader changes
 
+	memMu sync.Mutex
+	mem   Membership    // the applied membership
+	memCh chan struct{} // closed and replaced when it changes
+
 	stats nodeStats
 	rtt   rttTable // heartbeat round trips to each peer (leader only)
 
@@ -144,6 +164,9 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	dir := filepath.Join(cfg.Dir, RaftDir)
+	if err := checkRemoved(cfg.FS, dir); err != nil {
+		return nil, err
+	}
 	st, err := openState(&cfg, dir)
 	if err != nil {
 		return nil, err
@@ -162,10 +185,13 @@ func Start(cfg Config) (*Node, error) {
 		waiters: waitTable{m: map[string][]chan applyResult{}}, reads: readTable{m: map[string]chan uint64{}},
 		rtt:      rttTable{m: map[uint64]*rttEntry{}, stale: cfg.TickInterval * time.Duration(cfg.ElectionTicks)},
 		leaderCh: make(chan struct{}), stop: make(chan struct{}), stopped: make(chan struct{}),
+		memCh: make(chan struct{}),
 	}
+	n.setMembership(loadMembership(cfg.Store, st.Conf, st.ConfIndex))
 	n.raft = raft.RestartNode(n.raftConfig(applied))
 	n.tr.Handle(n)
 	go n.run()
+	go n.autoPromote()
 	return n, nil
 }
 
@@ -189,7 +215,9 @@ func openState(cfg *Config, dir string) (*raftState, error) {
 		return nil, err
 	}
 	st, err := loadState(cfg.FS, dir)
-	if errors.Is(err, errNoState) {
+	if errors.Is(err, errNoState) && cfg.Join != nil {
+		return bootstrapJoiner(cfg, dir)
+	} else if errors.Is(err, errNoState) {
 		return bootstrap(cfg, dir)
 	} else if err != nil {
 		return nil, err
@@ -270,6 +298,9 @@ func (n *Node) stepForwarded(ctx context.Context, m *pb.Message) error {
 
 // Unreachable implements Handler.
 func (n *Node) Unreachable(id uint64) { n.raft.ReportUnreachable(id) }
+
+// raftDir is the node's raft directory.
+func (n *Node) raftDir() string { return filepath.Join(n.cfg.Dir, RaftDir) }
 
 // ID is the node's raft ID.
 func (n *Node) ID() uint64 { return n.cfg.ID }
@@ -373,6 +404,9 @@ func (n *Node) Err() error {
 func (n *Node) fail(err error) {
 	n.failOnce.Do(func() {
 		e := fmt.Errorf("%w: %w", ErrFailed, err)
+		if errors.Is(err, ErrRemoved) {
+			e = err // not a failure: the member was removed on purpose
+		}
 		n.failErr.Store(&e)
 	})
 }
@@ -426,6 +460,7 @@ func (quietLogger) Panicf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
 type nodeStats struct {
 	proposals, proposalRetries, readIndexes, readRetries atomic.Int64
 	leaderChanges, snapshotsNeeded, received             atomic.Int64
+	confProposals, autoPromotions                        atomic.Int64
 	// Outcomes of Propose: applied (ok), applied as a failed check
 	// (aborted: committed, changed nothing), or not answered (failed: no
 	// quorum before the deadline, or the node stopped).
