@@ -107,7 +107,9 @@ func (n *Node) Promote(ctx context.Context, id uint64) error {
 		return err
 	}
 	return n.changeConf(ctx, single(pb.ConfChangeAddNode, id), nil, fmt.Sprintf("promote %x", id),
-		func(cs *pb.ConfState) bool { return slices.Contains(cs.GetVoters(), id) && len(cs.GetVotersOutgoing()) == 0 })
+		func(cs *pb.ConfState) bool {
+			return slices.Contains(cs.GetVoters(), id) && len(cs.GetVotersOutgoing()) == 0
+		})
 }
 
 // Remove removes member id and returns once the change applied on this

@@ -78,10 +78,10 @@ type TCPTransport struct {
 	handler atomic.Pointer[Handler]
 	// peers is replaced whole (copy on write, under mu) when a peer is
 	// added or removed (tcppeers.go); Send reads it without a lock.
-	peers   atomic.Pointer[map[uint64]*peerSender]
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	peers  atomic.Pointer[map[uint64]*peerSender]
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // accepted connections, closed by Close
