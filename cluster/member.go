@@ -247,6 +247,10 @@ func ParseMembers(spec string) (map[string]string, error) {
 	return out, nil
 }
 
+// CheckMemberName checks a member's name: 1 to 64 letters, digits, '.',
+// '_' or '-'.
+func CheckMemberName(name string) error { return checkMemberName(name) }
+
 func checkMemberName(name string) error {
 	ok := len(name) >= 1 && len(name) <= maxMemberName
 	for i := 0; ok && i < len(name); i++ {
