@@ -38,6 +38,7 @@ func (n *node) joinRecord(ctx context.Context) (*cluster.JoinRecord, error) {
 		if rec.Self.Name != c.Name {
 			return nil, fmt.Errorf("%s joined the cluster as %s, not %s (--node)", n.st.Dir(), rec.Self.Name, c.Name)
 		}
+		n.log.Info("resuming the join recorded in the data directory (not asking to be added again)", "cluster_id", fmt.Sprintf("%016x", rec.ClusterID), "catch_up_index", rec.CatchUp)
 		return &rec, nil
 	}
 	if exists(n.cfg.FS, filepath.Join(n.st.Dir(), cluster.RaftDir, cluster.StateName)) {
@@ -52,6 +53,7 @@ func (n *node) joinRecord(ctx context.Context) (*cluster.JoinRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the answer of %s: %w", c.JoinCluster, err)
 	}
+	n.log.Info("added to the cluster as a learner", "cluster_id", fmt.Sprintf("%016x", j.ClusterID), "via", c.JoinCluster, "catch_up_index", j.CatchUp)
 	return &j, nil
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -70,7 +71,6 @@ func (n *node) startMember() error {
 			return partError(PartJoin, OpOpen, c.JoinCluster, err)
 		}
 		join = j
-		n.log.Info("joining cluster", "cluster_id", fmt.Sprintf("%016x", j.ClusterID), "via", c.JoinCluster, "catch_up_index", j.CatchUp)
 	}
 	ln := n.peerLn
 	n.peerLn = nil
@@ -96,6 +96,9 @@ func (n *node) watchMember(ctx context.Context, g *errgroup.Group) {
 		err := m.Err()
 		if err == nil {
 			err = cluster.ErrStopped
+		}
+		if errors.Is(err, cluster.ErrRemoved) {
+			return partError(PartCluster, OpServe, "", fmt.Errorf("member %s stopped: %w", m.Name(), err))
 		}
 		return partError(PartCluster, OpServe, "", fmt.Errorf("member %s stopped: %w; the node stops too (restart it: it recovers from what is durable)", m.Name(), err))
 	})
