@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -55,6 +57,8 @@ type Member struct {
 	name   string
 	api    string
 	secret []byte
+
+	latest atomic.Pointer[Membership] // the last membership onMembership saw
 
 	mu    sync.Mutex
 	names map[uint64]string // members' names, by ID: founders', then the records'
@@ -268,6 +272,7 @@ func checkMemberName(name string) error {
 // the transport added and removed. Founding members keep the addresses
 // --cluster gave until a record says otherwise.
 func (m *Member) onMembership(mem Membership) {
+	m.latest.Store(&mem)
 	m.mu.Lock()
 	for id, r := range mem.Records {
 		if mem.Has(id) {
@@ -279,10 +284,22 @@ func (m *Member) onMembership(mem Membership) {
 	for id, addr := range addrs {
 		if mem.Has(id) {
 			m.tr.AddPeer(id, addr)
-		} else if mem.Index > 0 && mem.Conf != nil && len(mem.Conf.GetVoters()) > 0 {
-			m.tr.RemovePeer(id)
+		} else if mem.Index > 0 && len(mem.Conf.GetVoters()) > 0 {
+			m.removeLater(id)
 		}
 	}
+}
+
+// removeLater drops peer id from the transport after a grace period (two
+// election timeouts), if it is still not a member then: the leader's
+// farewells to a removed member (see Node.farewells) go out meanwhile.
+func (m *Member) removeLater(id uint64) {
+	grace := 2 * m.cfg.TickInterval * time.Duration(m.cfg.ElectionTicks)
+	time.AfterFunc(grace, func() {
+		if !m.latest.Load().Has(id) {
+			m.tr.RemovePeer(id)
+		}
+	})
 }
 
 // Records returns a record of every member: its name, ID, and peer and API
