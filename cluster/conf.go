@@ -222,6 +222,9 @@ func (n *Node) changeConf(ctx context.Context, cc *pb.ConfChangeV2, rec *MemberR
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w", what, n.deadlineErr(ctx, "membership change"))
 		case <-n.done():
+			if done(n.Membership().Conf) {
+				return nil // this node applied the change, and stopped (it removed itself)
+			}
 			return n.stoppedErr()
 		case <-retry.C:
 		case <-leaderCh:
@@ -231,10 +234,16 @@ func (n *Node) changeConf(ctx context.Context, cc *pb.ConfChangeV2, rec *MemberR
 		if done(n.Membership().Conf) {
 			return nil
 		}
-		if err := n.raft.ProposeConfChange(ctx, cc); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
-			if ctx.Err() != nil {
-				return fmt.Errorf("%s: %w", what, n.deadlineErr(ctx, "membership change"))
-			}
+		// raft holds a proposal while no leader is known: one attempt
+		// waits at most ProposalRetry, so the loop sees a stop or ctx.
+		pctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalRetry)
+		err := n.raft.ProposeConfChange(pctx, cc)
+		cancel()
+		switch {
+		case err == nil, errors.Is(err, raft.ErrProposalDropped), pctx.Err() != nil && ctx.Err() == nil:
+		case ctx.Err() != nil:
+			return fmt.Errorf("%s: %w", what, n.deadlineErr(ctx, "membership change"))
+		default:
 			return n.stoppedErr()
 		}
 		n.stats.confProposals.Add(1)
@@ -346,65 +355,6 @@ func (n *Node) applyConf(idx uint64, e *pb.Entry) error {
 		return fmt.Errorf("%w: member %x of cluster %x at index %d", ErrRemoved, n.cfg.ID, n.cfg.ClusterID, idx)
 	}
 	return nil
-}
-
-// farewells tells each member a change at idx removed that the change
-// committed, as the leader (which knew their progress before it): once
-// removed, a member gets no more messages from raft, so without this a
-// follower never learns that its removal committed and never stops. The
-// message is the append raft would have sent: the log after what the
-// member acknowledged holding, up to idx, and commit index idx (at most
-// farewellBytes of entries; commit stops where they do). It is sent every
-// tick for an election timeout (the network may drop some); the member's
-// answers are ignored (the leader no longer tracks it).
-func (n *Node) farewells(before raft.Status, old, cs *pb.ConfState, idx uint64) {
-	if before.RaftState != raft.StateLeader {
-		return
-	}
-	for id, pr := range before.Progress {
-		if id == n.cfg.ID || !confHas(old, id) || confHas(cs, id) {
-			continue
-		}
-		m, err := n.farewell(id, pr.Match, before.GetTerm(), idx)
-		if err != nil {
-			continue // the log after its match is gone: it cannot be told
-		}
-		go func() {
-			t := time.NewTicker(n.cfg.TickInterval)
-			defer t.Stop()
-			for range n.cfg.ElectionTicks {
-				n.tr.Send([]*pb.Message{proto.Clone(m).(*pb.Message)})
-				select {
-				case <-t.C:
-				case <-n.done():
-					return
-				}
-			}
-		}()
-	}
-}
-
-// farewellBytes bounds the entries of a farewell.
-const farewellBytes = 4 << 20
-
-// farewell builds the append that brings member id, holding the log up
-// to match, to commit index idx.
-func (n *Node) farewell(id, match, term, idx uint64) (*pb.Message, error) {
-	logTerm, err := n.ls.Term(match)
-	if err != nil {
-		return nil, err
-	}
-	m := &pb.Message{Type: pb.MsgApp.Enum(), From: new(n.cfg.ID), To: new(id), Term: new(term),
-		LogTerm: new(logTerm), Index: new(match), Commit: new(match)}
-	if match < idx {
-		ents, err := n.ls.Entries(match+1, idx+1, farewellBytes)
-		if err != nil {
-			return nil, err
-		}
-		m.Entries = ents
-		m.Commit = new(match + uint64(len(ents)))
-	}
-	return m, nil
 }
 
 // checkConf returns why cc cannot apply to cs ("" if it can): what raft

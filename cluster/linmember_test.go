@@ -40,7 +40,15 @@ func TestLinearizabilityMembership(t *testing.T) {
 		select {
 		case <-tn.n.Done():
 		case <-time.After(30 * time.Second):
-			return fmt.Errorf("removed member %d did not stop", id)
+			st, ls := tn.n.Status(), leaderNode().Status()
+			var fw []string
+			for _, o := range c.ids {
+				if p := c.node(o).n.lastFarewell.Load(); p != nil {
+					fw = append(fw, fmt.Sprintf("%d: %s", o, *p))
+				}
+			}
+			return fmt.Errorf("removed member %d did not stop: it is %s in term %d (leader %d), commit %d, applied %d, last %d; the leader %d: term %d, commit %d; farewells %v; faults %v",
+				id, st.Role, st.Term, st.Leader, st.Commit, st.AppliedIndex, st.LastIndex, ls.ID, ls.Term, ls.Commit, fw, nem.log)
 		}
 		removed = append(removed, tn)
 		return nil

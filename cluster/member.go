@@ -290,11 +290,12 @@ func (m *Member) onMembership(mem Membership) {
 	}
 }
 
-// removeLater drops peer id from the transport after a grace period (two
-// election timeouts), if it is still not a member then: the leader's
-// farewells to a removed member (see Node.farewells) go out meanwhile.
+// removeLater drops peer id from the transport after a grace period
+// longer than a farewell (farewell.go), if it is still not a member then:
+// the leader's farewells to a removed member, and its answers, pass
+// meanwhile.
 func (m *Member) removeLater(id uint64) {
-	grace := 2 * m.cfg.TickInterval * time.Duration(m.cfg.ElectionTicks)
+	grace := (farewellTimeouts + 1) * m.cfg.TickInterval * time.Duration(m.cfg.ElectionTicks)
 	time.AfterFunc(grace, func() {
 		if !m.latest.Load().Has(id) {
 			m.tr.RemovePeer(id)

@@ -141,8 +141,10 @@ type Node struct {
 	mem   Membership    // the applied membership
 	memCh chan struct{} // closed and replaced when it changes
 
-	stats nodeStats
-	rtt   rttTable // heartbeat round trips to each peer (leader only)
+	stats        nodeStats
+	fw           farewellTable          // farewells to removed members (farewell.go)
+	lastFarewell atomic.Pointer[string] // what the last farewell did
+	rtt          rttTable               // heartbeat round trips to each peer (leader only)
 
 	stop     chan struct{}
 	stopped  chan struct{} // closed when the Ready loop returns
@@ -272,6 +274,9 @@ func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 	}
 	if m.GetType() == pb.MsgProp {
 		return n.stepForwarded(ctx, m)
+	}
+	if n.farewellAnswer(m) {
+		return nil
 	}
 	return n.raft.Step(ctx, m)
 }
