@@ -46,7 +46,7 @@ func BenchmarkClusterJoin(b *testing.B) {
 			peer := freePeerAddrs(b, 1)[0]
 			done <- node.Run(ctx, node.Config{Dir: filepath.Join(b.TempDir(), "n4"), Listen: "127.0.0.1:0",
 				Cluster: &node.ClusterConfig{Name: "n4", PeerListen: peer, JoinCluster: addrs[0], Secret: []byte("a shared secret of the members")},
-				Events: node.Events{Listening: func(node.Listening) error { close(joined); return nil }, CutOver: func() { cutover <- time.Now() }}})
+				Events:  node.Events{Listening: func(node.Listening) error { close(joined); return nil }, CutOver: func() { cutover <- time.Now() }}})
 		}()
 		<-joined
 		during := putsFor(b, cs, 16, 0, time.Second, "during the join")
