@@ -273,12 +273,14 @@ func (n *Node) confChanged() <-chan struct{} {
 func (n *Node) setMembership(m Membership) {
 	n.memMu.Lock()
 	n.mem = m
-	close(n.memCh)
-	n.memCh = make(chan struct{})
 	n.memMu.Unlock()
 	if n.cfg.OnMembership != nil {
 		n.cfg.OnMembership(m)
 	}
+	n.memMu.Lock() // waiters wake once the observer knows it too
+	close(n.memCh)
+	n.memCh = make(chan struct{})
+	n.memMu.Unlock()
 }
 
 // loadMembership reads the member records of the store's published state

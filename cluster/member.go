@@ -303,24 +303,24 @@ func (m *Member) removeLater(id uint64) {
 	})
 }
 
-// Records returns a record of every member: its name, ID, and peer and API
-// addresses as this member knows them.
+// Records returns a record of every member of the applied membership:
+// its name, ID, and peer and API addresses as this member knows them (a
+// member's record in the replicated state, else what --cluster and the
+// peer links said).
 func (m *Member) Records() []MemberRecord {
 	mem := m.Membership()
 	peers, _, _ := m.tr.Peers()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []MemberRecord
-	for id, name := range m.names {
-		if !mem.Has(id) && id != m.ID() {
-			continue
+	cs := mem.Conf
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(slices.Concat(cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext())))) {
+		r, ok := mem.Records[id]
+		if !ok {
+			r = MemberRecord{Name: m.names[id], ID: id, PeerAddr: m.addrs[id]}
 		}
-		r := MemberRecord{Name: name, ID: id, PeerAddr: m.addrs[id], APIAddr: peers[id].APIAddr}
-		if rec, ok := mem.Records[id]; ok {
-			r.StayLearner = rec.StayLearner
-			if r.APIAddr == "" {
-				r.APIAddr = rec.APIAddr
-			}
+		if a := peers[id].APIAddr; a != "" {
+			r.APIAddr = a
 		}
 		if id == m.ID() {
 			r.APIAddr = m.api
