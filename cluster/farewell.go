@@ -17,8 +17,9 @@ import (
 // to the change, with the change's index as commit) and moves that point
 // with X's answers, as raft does: an answer that X's commit index is
 // further (an append below it is ignored) or that the logs differ there.
-// It gives up after farewellTicks election timeouts, or once X has
-// acknowledged the change.
+// It goes on for farewellTimeouts election timeouts (an answer cannot
+// tell that X committed the change, only that X holds it; a member that
+// applied it stops, and the rest of the appends go nowhere).
 
 // farewellTimeouts is how many election timeouts a farewell lasts.
 const farewellTimeouts = 3
@@ -30,7 +31,6 @@ const farewellBytes = 4 << 20
 type farewell struct {
 	idx, term uint64 // the change that removed it, and the leader's term then
 	prev      uint64 // the index the next append follows
-	done      bool   // it acknowledged the change
 }
 
 // farewellTable is the leader's farewells in flight, by member.
@@ -62,7 +62,7 @@ func (n *Node) farewells(before raft.Status, old, cs *pb.ConfState, idx uint64) 
 }
 
 // sayFarewell sends the farewell's append every tick (the network may
-// lose some) until it is done or its time is up.
+// lose some) until its time is up.
 func (n *Node) sayFarewell(id uint64, f *farewell) {
 	t := time.NewTicker(n.cfg.TickInterval)
 	defer t.Stop()
@@ -75,12 +75,8 @@ func (n *Node) sayFarewell(id uint64, f *farewell) {
 	}()
 	for range farewellTimeouts * n.cfg.ElectionTicks {
 		n.fw.mu.Lock()
-		prev, done := f.prev, f.done
+		prev := f.prev
 		n.fw.mu.Unlock()
-		if done {
-			n.noteFarewell(fmt.Sprintf("to %x: acknowledged change %d", id, f.idx))
-			return
-		}
 		n.sendFarewell(id, f, prev)
 		select {
 		case <-t.C:
@@ -88,7 +84,9 @@ func (n *Node) sayFarewell(id uint64, f *farewell) {
 			return
 		}
 	}
-	n.noteFarewell(fmt.Sprintf("to %x: no acknowledgement of change %d (last from %d)", id, f.idx, f.prev))
+	n.fw.mu.Lock()
+	n.noteFarewell(fmt.Sprintf("to %x: change %d, last append after %d", id, f.idx, f.prev))
+	n.fw.mu.Unlock()
 }
 
 // sendFarewell sends id the append after prev, up to the change.
@@ -127,7 +125,11 @@ func (n *Node) farewellAnswer(m *pb.Message) bool {
 	switch {
 	case m.GetTerm() > f.term: // it moved on to a later term: this leader's word no longer counts
 	case !m.GetReject() && m.GetIndex() >= f.idx:
-		f.done = true
+		// It holds the change; that answer may be to an append sent
+		// before the change committed, so it may not know: from now on
+		// the append is empty, after the change, with the change's
+		// index as commit.
+		f.prev = f.idx
 	case !m.GetReject():
 		f.prev = m.GetIndex() // it holds (or committed) the log up to there
 	case m.GetRejectHint() < f.prev:

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -126,7 +127,15 @@ func checkRound(t *testing.T, w *workload, seed uint64, histories *int, change f
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	if change != nil {
-		wg.Go(func() { errc <- change() })
+		wg.Go(func() {
+			defer func() { // a Fatal inside change (runtime.Goexit) must not leave the receive below waiting
+				select {
+				case errc <- errors.New("the membership change failed the test (see above)"):
+				default:
+				}
+			}()
+			errc <- change()
+		})
 	}
 	base := *histories
 	for g := range results {
