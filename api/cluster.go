@@ -105,3 +105,51 @@ type TransferLeaderResult struct {
 	LeaderID string `json:"leader_id"`
 	Term     uint64 `json:"term"`
 }
+
+// Membership changes (POST /v1/cluster/members, POST
+// /v1/cluster/members/{name}/promote, DELETE /v1/cluster/members/{name})
+// are authenticated with the members' shared secret: the request carries
+// MemberTimeHeader (Unix seconds) and MemberAuthHeader, the hex
+// HMAC-SHA256 the cluster package computes (cluster.MemberChangeMAC) over
+// the method, path, time and body. Any member takes them and passes them
+// to the leader.
+const (
+	MemberTimeHeader = "X-Kvtool-Time"
+	MemberAuthHeader = "X-Kvtool-Auth"
+	// ForwardedHeader marks a request a member passed to the leader: the
+	// leader does not pass it on again.
+	ForwardedHeader = "X-Kvtool-Forwarded"
+)
+
+// MemberAddRequest is the body of POST /v1/cluster/members: add the
+// member as a learner. ID is derived from the name.
+type MemberAddRequest struct {
+	Name     string `json:"name"`
+	PeerAddr string `json:"peer_addr"`
+	APIAddr  string `json:"api_addr,omitempty"`
+	// StayLearner keeps it a learner (serve --learner); otherwise the
+	// leader promotes it once it has caught up.
+	StayLearner bool `json:"stay_learner,omitempty"`
+}
+
+// MemberInfo is one member in a MemberChangeResult.
+type MemberInfo struct {
+	Name        string `json:"name"`
+	ID          string `json:"id"`
+	PeerAddr    string `json:"peer_addr"`
+	APIAddr     string `json:"api_addr,omitempty"`
+	StayLearner bool   `json:"stay_learner,omitempty"`
+}
+
+// MemberChangeResult answers a membership change once it applied on the
+// leader: the cluster's members then, its commit index, and (for a
+// joiner) the voters the cluster's log starts from when the log is whole
+// from index 1 (IDs as 16 hex digits).
+type MemberChangeResult struct {
+	ClusterID     string       `json:"cluster_id"`
+	Members       []MemberInfo `json:"members"`
+	Voters        []string     `json:"voters"`
+	Learners      []string     `json:"learners"`
+	CommitIndex   uint64       `json:"commit_index"`
+	InitialVoters []string     `json:"initial_voters,omitempty"`
+}

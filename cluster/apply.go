@@ -135,24 +135,6 @@ func (n *Node) dedupOps(idx uint64, req *request, v []byte) []store.Op {
 // abortedMark prefixes the dedup record of a request whose check failed.
 const abortedMark = "a"
 
-// applyConf applies a membership change: raft's view first, then the
-// membership is saved durably with the entry's index (so a restart neither
-// loses nor repeats it), and the store logs a no-op at the index. A change
-// that does not decode is rejected alike on every node (raft is not told).
-func (n *Node) applyConf(idx uint64, e *pb.Entry) error {
-	cc, err := decodeConfChange(e)
-	if err == nil && idx > n.confIndex {
-		cs := n.raft.ApplyConfChange(cc)
-		if err := n.ls.setConf(cs, idx); err != nil {
-			return err
-		}
-		n.snaps.noteConf(idx, cs)
-		n.confIndex = idx
-	}
-	_, _, err = n.st.ApplyTxnAt(context.Background(), idx, nil)
-	return err
-}
-
 func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {
 	if e.GetType() == pb.EntryConfChange {
 		cc := &pb.ConfChange{}

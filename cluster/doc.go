@@ -24,6 +24,10 @@
 //	                        partial, then a complete store at the snapshot's index); another
 //	                        sender's is dropped, and all of it goes once installed
 //	DATA/raft/.../*.old     such a directory being removed (renamed first, never half-named)
+//	DATA/raft/JOIN          a member that joined a running cluster (marker.go): header (KVT-RFT) +
+//	                        one FrameRaftJoin frame, JSON: its record, the members, the index it catches up to
+//	DATA/raft/REMOVED       the member applied its own removal: header + FrameRaftRemoved frame, JSON
+//	                        (cluster, node, index); Start refuses the directory (ErrRemoved)
 //
 // STATE is replaced atomically when the term or vote changes, before any
 // message depending on it is sent, and when a membership change applies;
@@ -45,6 +49,27 @@
 // the leader pins (its match index, capped in bytes, expiring when the
 // peer is silent) nor the log a snapshot transfer holds for its grace
 // period.
+//
+// Membership (conf.go): AddLearner, Promote, Remove and Replace (one joint
+// ConfChangeV2) propose a change and return once the applied ConfState
+// shows it, proposing it again when raft dropped it (another change
+// pending, a leader change). Every conf entry is checked at apply against
+// the membership in force (checkConf: what raft would panic on, a voter
+// made a learner again, a voter made of a non-member); a rejected one is
+// a no-op for raft and answers its proposer ErrConfRejected. The record
+// of an added member (name, ID, peer and API address, MemberRecord)
+// travels in the change's Context and is written in the replicated state
+// under MemberPrefix by the same apply, so checkpoints carry every peer
+// address; Config.OnMembership tells the Member, which adds and removes
+// transport peers. Promotion happens on the leader, only while the
+// learner replicates and trails by at most PromoteLag entries and 10%; the
+// leader promotes a learner whose record does not ask to stay one on its
+// own. A joiner (serve --join-cluster, JoinRecord) starts raft on an
+// empty store from the voters the cluster's log starts from, and replays
+// the log's changes; if that log was compacted it starts with no
+// membership until a snapshot brings one. A leader removes itself only
+// after handing leadership over; a removed follower is sent the append
+// that commits its removal (farewells), writes REMOVED, and stops.
 //
 // A member is wired by StartMember from the serve flags (see its comment);
 // the HTTP API is server.New with Options.Cluster. The peer transport

@@ -22,4 +22,21 @@ var (
 	// ErrClusterMismatch is wrapped when a data directory or a peer
 	// belongs to another cluster or node.
 	ErrClusterMismatch = errors.New("kvtool/cluster: belongs to another cluster")
+	// ErrNotLeader is wrapped when a call must run on the leader (a
+	// promotion, which checks the learner's progress) and this node is not
+	// it: ask the leader.
+	ErrNotLeader = errors.New("kvtool/cluster: not the leader")
+	// ErrLagging is wrapped when a learner is refused promotion because
+	// its log trails the leader's: wait and try again.
+	ErrLagging = errors.New("kvtool/cluster: the learner lags the leader")
+	// ErrMemberExists is wrapped when a member is added under a name the
+	// cluster already has for another member.
+	ErrMemberExists = errors.New("kvtool/cluster: a member of that name exists")
+	// ErrConfRejected is wrapped when a membership change was committed
+	// but rejected at apply (every node rejects it alike; nothing changed).
+	ErrConfRejected = errors.New("kvtool/cluster: membership change rejected")
+	// ErrRemoved is wrapped by Node.Err once the node applied its own
+	// removal, and by Start on a data directory whose member was removed
+	// (its REMOVED marker): wipe the directory to join again.
+	ErrRemoved = errors.New("kvtool/cluster: member removed from the cluster")
 )

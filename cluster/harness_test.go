@@ -30,6 +30,9 @@ type testCluster struct {
 	config func(*Config)
 	// snapshot counters of the members stopped so far (snapshotCounts)
 	snapSent, snapInstalled int64
+	// joins holds the join record of each member that joined the running
+	// cluster (startJoiner), by ID.
+	joins map[uint64]*JoinRecord
 }
 
 // testNode is one incarnation of a member. crashed is set (under the
@@ -104,7 +107,7 @@ func (c *testCluster) start(tn *testNode) error {
 	cfg := Config{
 		ID: tn.id, ClusterID: testClusterID, Peers: c.ids, FS: fsys, Dir: "/data", Store: st,
 		Transport: tr, TickInterval: c.tick, LogSegmentSize: 64 << 10, LogCacheBytes: 32 << 10,
-		ProposalRetry: 30 * c.tick,
+		ProposalRetry: 30 * c.tick, Join: c.joinRecord(tn.id),
 	}
 	if c.config != nil {
 		c.config(&cfg)

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -35,6 +38,10 @@ type MemberConfig struct {
 	// directory's raft state, or for a new directory ClusterIDOf the
 	// member names.
 	ClusterID uint64
+	// Join, if set, is the record of a member that joined a running
+	// cluster (serve --join-cluster, see PrepareJoin): Members and
+	// ClusterID come from it.
+	Join *JoinRecord
 	// Node is the rest of the node's configuration: Dir, Store (opened
 	// with store.Options.Replica), FS and raft's tuning. StartMember sets
 	// its ID, ClusterID, Peers and Transport.
@@ -46,11 +53,16 @@ type MemberConfig struct {
 // its Status names the members and gives their peer and API addresses.
 type Member struct {
 	*Node
-	tr    *TCPTransport
-	name  string
-	api   string
-	names map[uint64]string // founding members' names, by ID
-	addrs map[uint64]string // founding members' peer addresses, by ID
+	tr     *TCPTransport
+	name   string
+	api    string
+	secret []byte
+
+	latest atomic.Pointer[Membership] // the last membership onMembership saw
+
+	mu    sync.Mutex
+	names map[uint64]string // members' names, by ID: founders', then the records'
+	addrs map[uint64]string // members' peer addresses, by ID
 }
 
 // StartMember starts the transport and the node of cfg. Close the Member
@@ -86,6 +98,7 @@ func StartMember(cfg MemberConfig) (*Member, error) {
 	if cfg.Node.Secret == nil {
 		cfg.Node.Secret = cfg.Secret // snapshot transfers are authenticated with it too
 	}
+	cfg.Node.OnMembership = m.onMembership
 	if m.Node, err = Start(cfg.Node); err != nil {
 		m.tr.Close()
 		return nil, err
@@ -98,10 +111,17 @@ func newMember(cfg *MemberConfig) (*Member, error) {
 	if cfg.PeerListener == nil {
 		return nil, errors.New("kvtool/cluster: a member needs a peer listener (--peer-listen)")
 	}
+	if j := cfg.Join; j != nil {
+		cfg.Members = map[string]string{j.Self.Name: j.Self.PeerAddr}
+		for _, r := range j.Members {
+			cfg.Members[r.Name] = r.PeerAddr
+		}
+		cfg.ClusterID, cfg.Node.Join = j.ClusterID, j
+	}
 	if _, ok := cfg.Members[cfg.Name]; !ok {
 		return nil, fmt.Errorf("kvtool/cluster: member %q is not in the cluster's members %v (--node must name one of --cluster)", cfg.Name, slices.Sorted(maps.Keys(cfg.Members)))
 	}
-	m := &Member{name: cfg.Name, api: cfg.APIAddr, names: map[uint64]string{}, addrs: map[uint64]string{}}
+	m := &Member{name: cfg.Name, api: cfg.APIAddr, secret: cfg.Secret, names: map[uint64]string{}, addrs: map[uint64]string{}}
 	for name, addr := range cfg.Members {
 		id := MemberID(name)
 		if other, ok := m.names[id]; ok {
@@ -161,6 +181,8 @@ func (m *Member) Status() Status {
 	s := m.Node.Status()
 	s.Name = m.name
 	peers, _, _ := m.tr.Peers()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for i := range s.Members {
 		ms := &s.Members[i]
 		ms.Name, ms.PeerAddr = m.names[ms.ID], m.addrs[ms.ID]
@@ -232,6 +254,10 @@ func ParseMembers(spec string) (map[string]string, error) {
 	return out, nil
 }
 
+// CheckMemberName checks a member's name: 1 to 64 letters, digits, '.',
+// '_' or '-'.
+func CheckMemberName(name string) error { return checkMemberName(name) }
+
 func checkMemberName(name string) error {
 	ok := len(name) >= 1 && len(name) <= maxMemberName
 	for i := 0; ok && i < len(name); i++ {
@@ -242,4 +268,68 @@ func checkMemberName(name string) error {
 		return fmt.Errorf("kvtool/cluster: member name %q: want 1 to %d letters, digits, '.', '_' or '-'", name, maxMemberName)
 	}
 	return nil
+}
+
+// onMembership updates what the member knows of the others from the
+// applied membership: names and peer addresses from the records, peers of
+// the transport added and removed. Founding members keep the addresses
+// --cluster gave until a record says otherwise.
+func (m *Member) onMembership(mem Membership) {
+	m.latest.Store(&mem)
+	m.mu.Lock()
+	for id, r := range mem.Records {
+		if mem.Has(id) {
+			m.names[id], m.addrs[id] = r.Name, r.PeerAddr
+		}
+	}
+	addrs := maps.Clone(m.addrs)
+	m.mu.Unlock()
+	for id, addr := range addrs {
+		if mem.Has(id) {
+			m.tr.AddPeer(id, addr)
+		} else if mem.Index > 0 && len(mem.Conf.GetVoters()) > 0 {
+			m.removeLater(id)
+		}
+	}
+}
+
+// removeLater drops peer id from the transport after a grace period
+// longer than a farewell (farewell.go), if it is still not a member then:
+// the leader's farewells to a removed member, and its answers, pass
+// meanwhile.
+func (m *Member) removeLater(id uint64) {
+	grace := (farewellTimeouts + 1) * m.cfg.TickInterval * time.Duration(m.cfg.ElectionTicks)
+	time.AfterFunc(grace, func() {
+		if !m.latest.Load().Has(id) {
+			m.tr.RemovePeer(id)
+		}
+	})
+}
+
+// Records returns a record of every member of the applied membership:
+// its name, ID, and peer and API addresses as this member knows them (a
+// member's record in the replicated state, else what --cluster and the
+// peer links said).
+func (m *Member) Records() []MemberRecord {
+	mem := m.Membership()
+	peers, _, _ := m.tr.Peers()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []MemberRecord
+	cs := mem.Conf
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(slices.Concat(cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext())))) {
+		r, ok := mem.Records[id]
+		if !ok {
+			r = MemberRecord{Name: m.names[id], ID: id, PeerAddr: m.addrs[id]}
+		}
+		if a := peers[id].APIAddr; a != "" {
+			r.APIAddr = a
+		}
+		if id == m.ID() {
+			r.APIAddr = m.api
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b MemberRecord) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

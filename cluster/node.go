@@ -26,6 +26,10 @@ type Config struct {
 	// bootstrap a data directory that has no raft state yet; afterwards the
 	// membership comes from the raft state and log.
 	Peers []uint64
+	// Join, if set, bootstraps a data directory without raft state as a
+	// member that joins a running cluster (see PrepareJoin) instead of
+	// from Peers.
+	Join *JoinRecord
 
 	FS  vfs.FS // default vfs.Default
 	Dir string // the node's data directory; raft's log and state go in Dir/raft
@@ -79,6 +83,15 @@ type Config struct {
 	// SnapshotRate limits a snapshot transfer's bytes per second (0: no
 	// limit).
 	SnapshotRate int64
+	// PromoteLag is how many entries a learner's log may trail the
+	// leader's for a promotion (and at most 10%); default
+	// DefaultPromoteLag.
+	PromoteLag uint64
+	// OnMembership, if set, is told the applied membership when the node
+	// starts and after every membership change, from the node's raft
+	// goroutine: it must not block (a Member adds and removes transport
+	// peers).
+	OnMembership func(Membership)
 }
 
 // Defaults of Config's retention.
@@ -134,6 +147,9 @@ func (c *Config) setDefaults() {
 	if c.ReadRetry <= 0 {
 		c.ReadRetry = election
 	}
+	if c.PromoteLag == 0 {
+		c.PromoteLag = DefaultPromoteLag
+	}
 }
 
 func (c *Config) validate() error {
@@ -171,11 +187,17 @@ type Node struct {
 	term     uint64
 	leaderCh chan struct{} // closed and replaced when the leader changes
 
-	stats nodeStats
-	rtt   rttTable   // heartbeat round trips to each peer (leader only)
-	ret   *retention // the log each peer pins (leader only)
-	snaps *snapshots // snapshot transfers, sent and received (snapshot.go)
-	bg    sync.WaitGroup
+	memMu sync.Mutex
+	mem   Membership    // the applied membership
+	memCh chan struct{} // closed and replaced when it changes
+
+	stats        nodeStats
+	fw           farewellTable          // farewells to removed members (farewell.go)
+	lastFarewell atomic.Pointer[string] // what the last farewell did
+	rtt          rttTable               // heartbeat round trips to each peer (leader only)
+	ret          *retention             // the log each peer pins (leader only)
+	snaps        *snapshots             // snapshot transfers, sent and received (snapshot.go)
+	bg           sync.WaitGroup
 
 	stop     chan struct{}
 	stopped  chan struct{} // closed when the Ready loop returns
@@ -197,6 +219,9 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	dir := filepath.Join(cfg.Dir, RaftDir)
+	if err := checkRemoved(cfg.FS, dir); err != nil {
+		return nil, err
+	}
 	st, err := openState(&cfg, dir)
 	if err != nil {
 		return nil, err
@@ -215,6 +240,7 @@ func Start(cfg Config) (*Node, error) {
 		waiters: waitTable{m: map[string][]chan applyResult{}}, reads: readTable{m: map[string]chan uint64{}},
 		rtt:      rttTable{m: map[uint64]*rttEntry{}, stale: cfg.TickInterval * time.Duration(cfg.ElectionTicks)},
 		leaderCh: make(chan struct{}), stop: make(chan struct{}), stopped: make(chan struct{}),
+		memCh: make(chan struct{}),
 	}
 	n.ret = newRetention(&n.cfg)
 	n.snaps = newSnapshots(n)
@@ -223,6 +249,8 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.applied = cfg.Store.Snapshot().Index()
+	rs := ls.state() // after a resumed install: the snapshot's membership
+	n.setMembership(loadMembership(cfg.Store, rs.Conf, rs.ConfIndex))
 	n.raft = raft.RestartNode(n.raftConfig(n.applied))
 	n.tr.Handle(n)
 	n.snaps.start()
@@ -231,6 +259,7 @@ func Start(cfg Config) (*Node, error) {
 		n.bg.Add(1)
 		go n.compactLoop()
 	}
+	go n.autoPromote()
 	return n, nil
 }
 
@@ -254,7 +283,9 @@ func openState(cfg *Config, dir string) (*raftState, error) {
 		return nil, err
 	}
 	st, err := loadState(cfg.FS, dir)
-	if errors.Is(err, errNoState) {
+	if errors.Is(err, errNoState) && cfg.Join != nil {
+		return bootstrapJoiner(cfg, dir)
+	} else if errors.Is(err, errNoState) {
 		return bootstrap(cfg, dir)
 	} else if err != nil {
 		return nil, err
@@ -315,6 +346,9 @@ func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 			return nil // its bytes are not staged here (a lost or stale transfer): raft asks again
 		}
 	}
+	if n.farewellAnswer(m) {
+		return nil
+	}
 	return n.raft.Step(ctx, m)
 }
 
@@ -340,6 +374,9 @@ func (n *Node) stepForwarded(ctx context.Context, m *pb.Message) error {
 
 // Unreachable implements Handler.
 func (n *Node) Unreachable(id uint64) { n.raft.ReportUnreachable(id) }
+
+// raftDir is the node's raft directory.
+func (n *Node) raftDir() string { return filepath.Join(n.cfg.Dir, RaftDir) }
 
 // ID is the node's raft ID.
 func (n *Node) ID() uint64 { return n.cfg.ID }
@@ -443,6 +480,9 @@ func (n *Node) Err() error {
 func (n *Node) fail(err error) {
 	n.failOnce.Do(func() {
 		e := fmt.Errorf("%w: %w", ErrFailed, err)
+		if errors.Is(err, ErrRemoved) {
+			e = err // not a failure: the member was removed on purpose
+		}
 		n.failErr.Store(&e)
 	})
 }
@@ -500,6 +540,7 @@ type nodeStats struct {
 	leaderChanges, snapshotsNeeded, received             atomic.Int64
 	compactions                                          atomic.Int64
 	compactErr                                           atomic.Pointer[string]
+	confProposals, autoPromotions                        atomic.Int64
 	// Outcomes of Propose: applied (ok), applied as a failed check
 	// (aborted: committed, changed nothing), or not answered (failed: no
 	// quorum before the deadline, or the node stopped).

@@ -617,6 +617,8 @@ func (n *Node) installSnapshot(snap *pb.Snapshot) error {
 		return err
 	}
 	n.applied, n.confIndex = md.GetIndex(), md.GetIndex()
+	// The transport learns the peers the snapshot's membership names.
+	n.setMembership(loadMembership(n.st, md.GetConfState(), md.GetIndex()))
 	return nil
 }
 

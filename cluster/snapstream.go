@@ -24,7 +24,7 @@ func (t *TCPTransport) HandleStreams(h StreamHandler) { t.streams.Store(&h) }
 // snapshot stream of term, and returns the connection once the member
 // accepted it. The caller closes it; Close of the transport also does.
 func (t *TCPTransport) OpenStream(ctx context.Context, to, term uint64) (net.Conn, error) {
-	p := t.peers[to]
+	p := (*t.peers.Load())[to]
 	if p == nil {
 		return nil, fmt.Errorf("%w: %x is not a peer of member %x", ErrUnknownMember, to, t.cfg.ID)
 	}

@@ -15,7 +15,7 @@ type Status struct {
 	ID        uint64 `json:"id"`
 	Name      string `json:"name,omitempty"` // set by a Member
 	ClusterID uint64 `json:"cluster_id"`
-	Role      string `json:"role"` // leader, follower, candidate, pre-candidate
+	Role      string `json:"role"` // leader, follower, learner, candidate, pre-candidate
 	Leader    uint64 `json:"leader"`
 	Term      uint64 `json:"term"`
 	Commit    uint64 `json:"commit_index"`
@@ -118,6 +118,9 @@ func (n *Node) Status() Status {
 	}
 	n.ret.observe(rs, n.cfg.ID, time.Now()) // current leases, between compactions too
 	s.Leases = n.Leases()
+	if slices.Contains(ls.Conf.GetLearners(), n.cfg.ID) {
+		s.Role = "learner"
+	}
 	leading := rs.RaftState == raft.StateLeader
 	add := func(id uint64, learner bool) {
 		m := memberStatus(id, learner, rs.Progress[id])

@@ -76,8 +76,10 @@ func (c *TCPConfig) setDefaults() {
 type TCPTransport struct {
 	cfg     TCPConfig
 	handler atomic.Pointer[Handler]
+	// peers is replaced whole (copy on write, under mu) when a peer is
+	// added or removed (tcppeers.go); Send reads it without a lock.
 	streams atomic.Pointer[StreamHandler] // takes snapshot streams (snapstream.go)
-	peers   map[uint64]*peerSender
+	peers   atomic.Pointer[map[uint64]*peerSender]
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -106,16 +108,10 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 		return nil, errors.New("kvtool/cluster: peer TLS needs this member's certificate (mutual TLS: every member presents one)")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &TCPTransport{cfg: cfg, peers: map[uint64]*peerSender{}, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, info: map[uint64]PeerInfo{}}
+	t := &TCPTransport{cfg: cfg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, info: map[uint64]PeerInfo{}}
+	t.peers.Store(&map[uint64]*peerSender{})
 	for id, addr := range cfg.Peers {
-		if id == cfg.ID || id == 0 {
-			continue
-		}
-		p := &peerSender{t: t, id: id, addr: addr, q: make(chan *pb.Message, cfg.QueueMessages), unreachable: make(chan struct{}, 1)}
-		t.peers[id] = p
-		t.wg.Add(2)
-		go p.run()
-		go p.report()
+		t.AddPeer(id, addr)
 	}
 	t.wg.Add(1)
 	go t.accept()
@@ -129,7 +125,7 @@ func (t *TCPTransport) Handle(h Handler) { t.handler.Store(&h) }
 // dropped (and the peer reported unreachable) if that queue is full.
 func (t *TCPTransport) Send(msgs []*pb.Message) {
 	for _, m := range msgs {
-		if p := t.peers[m.GetTo()]; p != nil {
+		if p := (*t.peers.Load())[m.GetTo()]; p != nil {
 			p.enqueue(m)
 		}
 	}
@@ -179,7 +175,7 @@ func (t *TCPTransport) Peers() (map[uint64]PeerStatus, int64, string) {
 	out := map[uint64]PeerStatus{}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for id, p := range t.peers {
+	for id, p := range *t.peers.Load() {
 		ps := p.status()
 		ps.PeerInfo = t.info[id]
 		out[id] = ps
@@ -341,7 +337,7 @@ func (t *TCPTransport) checkHello(h hello) error {
 		return fmt.Errorf("%w: %w: member %x is in cluster %x, this is cluster %x", ErrHandshake, ErrClusterMismatch, h.from, h.clusterID, t.cfg.ClusterID)
 	case h.to != t.cfg.ID:
 		return fmt.Errorf("%w: member %x dialed member %x, this is member %x (check --cluster addresses)", ErrHandshake, h.from, h.to, t.cfg.ID)
-	case t.peers[h.from] == nil:
+	case (*t.peers.Load())[h.from] == nil:
 		return fmt.Errorf("%w: member %x is not a peer of member %x", ErrHandshake, h.from, t.cfg.ID)
 	}
 	return nil
@@ -356,6 +352,9 @@ func (t *TCPTransport) deliver(from uint64, b []byte) error {
 	// A follower forwards a leadership transfer to the leader as raft made
 	// it: From is the member to hand over to, not the sender.
 	forwarded := m.GetType() == pb.MsgTransferLeader
+	if !t.hasPeer(from) {
+		return fmt.Errorf("%w: member %x is no longer a peer of member %x", ErrFrame, from, t.cfg.ID)
+	}
 	if (m.GetFrom() != from && !forwarded) || m.GetTo() != t.cfg.ID {
 		return fmt.Errorf("%w: message from %x to %x on the link from %x to %x", ErrFrame, m.GetFrom(), m.GetTo(), from, t.cfg.ID)
 	}
@@ -369,6 +368,8 @@ func (t *TCPTransport) deliver(from uint64, b []byte) error {
 // dials, authenticates and writes.
 type peerSender struct {
 	t           *TCPTransport
+	ctx         context.Context // ends when the transport closes or the peer is removed
+	cancel      context.CancelFunc
 	id          uint64
 	addr        string
 	q           chan *pb.Message
@@ -418,7 +419,7 @@ func (p *peerSender) report() {
 			if h := p.t.handler.Load(); h != nil {
 				(*h).Unreachable(p.id)
 			}
-		case <-p.t.ctx.Done():
+		case <-p.ctx.Done():
 			return
 		}
 	}
@@ -429,7 +430,7 @@ func (p *peerSender) report() {
 func (p *peerSender) run() {
 	defer p.t.wg.Done()
 	backoff := 10 * time.Millisecond
-	for p.t.ctx.Err() == nil {
+	for p.ctx.Err() == nil {
 		conn, key, err := p.dial()
 		if err == nil {
 			backoff = 10 * time.Millisecond
@@ -437,13 +438,13 @@ func (p *peerSender) run() {
 			conn.Close()
 		}
 		p.setState(false, err)
-		if p.t.ctx.Err() != nil {
+		if p.ctx.Err() != nil {
 			return
 		}
 		p.signalUnreachable()
 		select {
 		case <-time.After(backoff):
-		case <-p.t.ctx.Done():
+		case <-p.ctx.Done():
 			return
 		}
 		backoff = min(2*backoff, p.t.cfg.RedialMax)
@@ -452,7 +453,7 @@ func (p *peerSender) run() {
 
 func (p *peerSender) dial() (net.Conn, []byte, error) {
 	d := net.Dialer{Timeout: p.t.cfg.HandshakeTimeout}
-	conn, err := d.DialContext(p.t.ctx, "tcp", p.addr)
+	conn, err := d.DialContext(p.ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial member %x at %s: %w", p.id, p.addr, err)
 	}
@@ -514,7 +515,7 @@ func (p *peerSender) stream(conn net.Conn, key []byte) error {
 	defer close(closed)
 	go func() { // unblock a write stuck on a dead peer at Close
 		select {
-		case <-p.t.ctx.Done():
+		case <-p.ctx.Done():
 			conn.Close()
 		case <-closed:
 		}
@@ -531,7 +532,7 @@ func (p *peerSender) stream(conn net.Conn, key []byte) error {
 		var m *pb.Message
 		select {
 		case m = <-p.q:
-		case <-p.t.ctx.Done():
+		case <-p.ctx.Done():
 			return nil
 		}
 		conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout))

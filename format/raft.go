@@ -14,4 +14,11 @@ package format
 const (
 	FrameWALRaft   FrameType = 7  // a raft entry holding a client request (payload: index, term, request)
 	FrameRaftState FrameType = 48 // the body of DATA/raft/STATE: hard state, conf state
+	// FrameRaftRemoved is the body of DATA/raft/REMOVED (JSON: cluster,
+	// node, index): the member was removed from its cluster.
+	FrameRaftRemoved FrameType = 52
+	// FrameRaftJoin is the body of DATA/raft/JOIN (JSON): a member that
+	// joined a running cluster: its identity, the members it learned, the
+	// index it catches up to before it serves.
+	FrameRaftJoin FrameType = 53
 )

@@ -96,11 +96,22 @@ type ClusterConfig struct {
 	// Raft tunes the member (tick, election timeout, log segment size);
 	// its identity, peers, store and transport are set by Run.
 	Raft cluster.Config
+	// JoinCluster, if set, is the HTTP API of any member of a running
+	// cluster (serve --join-cluster): Members is not used; the node asks
+	// that member to add it as a learner (signed with Secret), records
+	// its identity and the members in raft/JOIN, starts raft on its empty
+	// store, and catches up; it answers 503 "syncing" until it has
+	// applied what the cluster had committed when it was added. A
+	// restart reads raft/JOIN and is not added again.
+	JoinCluster string
+	// Learner keeps a joining member a learner (serve --learner): a read
+	// replica the leader does not promote.
+	Learner bool
 }
 
 // peerListen is the address the peer listener binds.
 func (c *ClusterConfig) peerListen() string {
-	if c.PeerListen != "" {
+	if c.PeerListen != "" || c.JoinCluster != "" {
 		return c.PeerListen
 	}
 	return c.Members[c.Name]

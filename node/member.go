@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -22,7 +23,11 @@ func checkCluster(cfg *Config) error {
 	if cfg.Join != "" {
 		return fmt.Errorf("%w: a cluster member cannot also join a source as a read replica (Join with Cluster)", ErrBadConfig)
 	}
-	if _, ok := c.Members[c.Name]; !ok {
+	if c.JoinCluster != "" {
+		if c.PeerListen == "" {
+			return fmt.Errorf("%w: a member joining a cluster needs its peer listener's address (PeerListen, --peer-listen)", ErrBadConfig)
+		}
+	} else if _, ok := c.Members[c.Name]; !ok {
 		return fmt.Errorf("%w: member %q is not one of the cluster's members %v", ErrBadConfig, c.Name, slices.Sorted(maps.Keys(c.Members)))
 	}
 	if c.AdvertiseAPI != "" {
@@ -59,14 +64,22 @@ func (n *node) startMember() error {
 	}
 	rc := c.Raft
 	rc.FS, rc.Dir, rc.Store = n.cfg.FS, n.st.Dir(), n.st
+	var join *cluster.JoinRecord
+	if c.JoinCluster != "" {
+		j, err := n.joinRecord(context.Background())
+		if err != nil {
+			return partError(PartJoin, OpOpen, c.JoinCluster, err)
+		}
+		join = j
+	}
 	ln := n.peerLn
 	n.peerLn = nil
 	m, err := cluster.StartMember(cluster.MemberConfig{Name: c.Name, Members: c.Members, PeerListener: ln,
-		APIAddr: api, Secret: c.Secret, TLS: c.TLS, Node: rc})
+		APIAddr: api, Secret: c.Secret, TLS: c.TLS, Node: rc, Join: join})
 	if err != nil {
 		return partError(PartCluster, OpOpen, ln.Addr().String(), err)
 	}
-	n.member = m
+	n.member, n.memberJoin = m, join
 	return nil
 }
 
@@ -83,6 +96,9 @@ func (n *node) watchMember(ctx context.Context, g *errgroup.Group) {
 		err := m.Err()
 		if err == nil {
 			err = cluster.ErrStopped
+		}
+		if errors.Is(err, cluster.ErrRemoved) {
+			return partError(PartCluster, OpServe, "", fmt.Errorf("member %s stopped: %w", m.Name(), err))
 		}
 		return partError(PartCluster, OpServe, "", fmt.Errorf("member %s stopped: %w; the node stops too (restart it: it recovers from what is durable)", m.Name(), err))
 	})

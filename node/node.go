@@ -63,6 +63,9 @@ type node struct {
 	// peerLn is a cluster member's peer listener, until the member owns it.
 	peerLn net.Listener
 	member *cluster.Member // nil unless a cluster member, and once closed
+	// memberJoin is the JOIN record of a member that joined a running
+	// cluster (nil for a founder): its API syncs until it caught up.
+	memberJoin *cluster.JoinRecord
 
 	mu sync.Mutex
 	st *store.Store // nil until open (a join opens it at cutover)
@@ -217,6 +220,9 @@ func (n *node) start(ctx context.Context, g *errgroup.Group) http.Handler {
 	srv := server.New(n.st, opts)
 	src := n.storeSource(n.st)
 	h := n.withTransfers(ctx, n.st, srv, src)
+	if n.memberJoin != nil {
+		h = n.syncMember(ctx, g, h)
+	}
 	if ln := n.xferLn; ln != nil {
 		n.xferLn = nil
 		g.Go(func() error { n.acceptTransfers(ctx, ln, src, srv); return nil })

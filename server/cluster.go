@@ -61,7 +61,7 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request, t *store.Txn) {
 	}
 	if key, ok := reservedKey(t); ok {
 		s.m.commits.WithLabelValues(resultInvalid).Inc()
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("key %q is under the cluster's reserved prefix %q (request deduplication): it cannot be written", key, cluster.DedupPrefix))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("key %q is under the cluster's reserved prefix %q (request deduplication, member records): it cannot be written", key, cluster.ReservedPrefix))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.WriteTimeout)
@@ -105,7 +105,7 @@ func (s *Server) clusterError(w http.ResponseWriter, r *http.Request, what strin
 // prefix.
 func reservedKey(t *store.Txn) (string, bool) {
 	for _, op := range t.Ops {
-		if strings.HasPrefix(op.Key, cluster.DedupPrefix) {
+		if strings.HasPrefix(op.Key, cluster.ReservedPrefix) {
 			return op.Key, true
 		}
 	}
@@ -154,7 +154,7 @@ func (s *Server) scanSnapshot(snap *store.Snapshot, o store.ScanOptions, fn func
 		snap.Scan(o, fn)
 		return
 	}
-	scanOutside(snap, o, cluster.DedupPrefix, fn)
+	scanOutside(snap, o, cluster.ReservedPrefix, fn)
 }
 
 // scanOutside scans o's range in two parts, below hidden and above every

@@ -30,7 +30,7 @@
 // 503 without Retry-After (ask another). Reads (GET, scan, hash) are local
 // by default (X-Kvtool-Index says how fresh); ?consistency=linearizable
 // goes through ReadIndex (503 with Retry-After without a quorum). Keys
-// under cluster.DedupPrefix are refused in writes (400) and left out of
+// under cluster.ReservedPrefix are refused in writes (400) and left out of
 // scans; GET, the key count of /v1/status and /v1/hash still see them, so
 // the hash matches `kvtool replay` of the member's data directory.
 // /v1/status gains a "cluster" object (this member's view, nobody asked)

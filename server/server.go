@@ -141,6 +141,7 @@ func (s *Server) routes() {
 		{http.MethodGet, "/metrics", s.m.handler().ServeHTTP},
 	}
 	rs = append(rs, s.adminRoutes()...)
+	rs = append(rs, s.memberRoutes()...)
 	allowed := map[string][]string{}
 	var paths []string
 	for _, r := range rs {

@@ -17,17 +17,22 @@ import (
 func clusterCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "cluster",
-		Usage: "show a cluster's members and move its leadership",
+		Usage: "show a cluster's members, change them and move its leadership",
 		Description: `Talks to the HTTP API of any member of a cluster (kvtool serve --node ...),
 given with --addr HOST:PORT or $KVTOOL_ADDR; the member asks the others.
 
 Examples:
   kvtool cluster status --addr 127.0.0.1:7070
   kvtool cluster status --addr 127.0.0.1:7070 --json
-  kvtool cluster transfer-leader --addr 127.0.0.1:7070 --to n2`,
+  kvtool cluster transfer-leader --addr 127.0.0.1:7070 --to n2
+  kvtool cluster promote --addr 127.0.0.1:7070 n4
+  kvtool cluster remove --addr 127.0.0.1:7070 n2`,
 		Subcommands: []*cli.Command{
 			clusterStatusCommand(e),
 			clusterTransferCommand(e),
+			clusterAddCommand(e),
+			clusterPromoteCommand(e),
+			clusterRemoveCommand(e),
 		},
 	}
 }

@@ -218,6 +218,9 @@ func serveError(err error, o serveOptions) error {
 		return clusterListenError(ne)
 	case ne.Part == node.PartCluster:
 		return memberError(ne)
+	case ne.Part == node.PartJoin && o.cfg.Cluster != nil:
+		return failed(fmt.Errorf("join the cluster: %w", ne.Err),
+			"check --join-cluster (the HTTP API of a member), the shared secret and --peer-listen; starting again with the same --data resumes the join")
 	case ne.Op == node.OpListen && ne.Part == node.PartTransfers:
 		return listenError("--transfer-listen", ne.Addr, ne.Err)
 	case ne.Op == node.OpListen:

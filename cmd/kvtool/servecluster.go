@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -22,6 +23,8 @@ func clusterServeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "peer-tls-cert", Usage: "mutual TLS between members: this member's certificate `FILE` (PEM)"},
 		&cli.StringFlag{Name: "peer-tls-key", Usage: "mutual TLS between members: the private key `FILE` (PEM) of --peer-tls-cert"},
 		&cli.StringFlag{Name: "peer-tls-ca", Usage: "mutual TLS between members: the CA certificates `FILE` (PEM) every member's certificate chains to"},
+		&cli.StringFlag{Name: "join-cluster", Usage: "join a running cluster through the HTTP API of any of its members, `HOST:PORT` (with --node and --peer-listen, without --cluster)"},
+		&cli.BoolFlag{Name: "learner", Usage: "with --join-cluster: stay a learner (a read replica that does not vote); the leader does not promote it"},
 	}
 }
 
@@ -38,12 +41,29 @@ shared secret (--secret-file or KVTOOL_SECRET, required) and, with
 --peer-tls-cert/--peer-tls-key/--peer-tls-ca, mutual TLS. Other members
 learn this member's API address from --listen, or from --advertise-api
 (required if --listen is a wildcard address). A member whose disk fails
-stops (exit 1); the others go on, and a restart recovers it.`
+stops (exit 1); the others go on, and a restart recovers it.
+
+Joining: --node n4 --peer-listen HOST:PORT --join-cluster ANY_MEMBER_API
+(no --cluster) starts a new member on an empty --data: it asks that member
+(signed with the shared secret) to add it as a learner, records who it is
+in DATA/raft/JOIN, catches up with the cluster's log, and answers 503
+"syncing" (progress in /v1/status) until it has applied what the cluster
+had committed when it was added; the leader then promotes it to a voter
+(--learner keeps it a read replica). Restarting it with the same flags
+resumes; it is not added twice. A member removed from the cluster
+(kvtool cluster remove) stops, and its data directory refuses to start
+again (DATA/raft/REMOVED) until wiped.`
 
 // clusterServeOf checks serve's cluster flags into cfg.Cluster; without
 // --node and --cluster it leaves cfg a single node.
 func clusterServeOf(cCtx *cli.Context, cfg *node.Config) error {
 	name, spec := cCtx.String("node"), cCtx.String("cluster")
+	if via := cCtx.String("join-cluster"); via != "" {
+		return joinClusterServeOf(cCtx, cfg, name, spec, via)
+	}
+	if cCtx.IsSet("learner") {
+		return usageErrorf(cCtx, "--learner needs --join-cluster: a founding member (--cluster) is a voter")
+	}
 	switch {
 	case name == "" && spec == "":
 		for _, f := range []string{"peer-listen", "advertise-api", "peer-tls-cert", "peer-tls-key", "peer-tls-ca"} {
@@ -86,6 +106,43 @@ func clusterServeOf(cCtx *cli.Context, cfg *node.Config) error {
 	return nil
 }
 
+// joinClusterServeOf checks the flags of a member that joins a running
+// cluster (--join-cluster) into cfg.Cluster.
+func joinClusterServeOf(cCtx *cli.Context, cfg *node.Config, name, spec, via string) error {
+	switch {
+	case name == "":
+		return usageErrorf(cCtx, "--join-cluster needs --node NAME: the new member's name")
+	case spec != "":
+		return usageErrorf(cCtx, "--join-cluster and --cluster exclude each other: a joining member learns the members from the cluster")
+	case !cCtx.IsSet("peer-listen"):
+		return usageErrorf(cCtx, "--join-cluster needs --peer-listen HOST:PORT: where the other members reach this one")
+	case cCtx.IsSet("join"):
+		return usageErrorf(cCtx, "--join starts a read replica of one node; --join-cluster joins a cluster: give one")
+	}
+	if err := cluster.CheckMemberName(name); err != nil {
+		return usageErrorf(cCtx, "--node: %v", err)
+	}
+	if err := checkHostPort(cCtx, "join-cluster", via); err != nil {
+		return err
+	}
+	c := &node.ClusterConfig{Name: name, JoinCluster: via, Learner: cCtx.Bool("learner"), PeerListen: cCtx.String("peer-listen"), AdvertiseAPI: cCtx.String("advertise-api")}
+	if err := checkClusterAddrs(cCtx, c, cfg.Listen); err != nil {
+		return err
+	}
+	var err error
+	if c.Secret, err = readSecret(cCtx); err != nil {
+		return err
+	}
+	if len(c.Secret) < cluster.MinSecretSize {
+		return usageErrorf(cCtx, "joining a cluster needs the members' shared secret: give --secret-file FILE or set KVTOOL_SECRET (the same as the members')")
+	}
+	if c.TLS, err = tlsConfigOf(cCtx, "peer-tls", true); err != nil {
+		return err
+	}
+	cfg.Cluster = c
+	return nil
+}
+
 // checkClusterAddrs checks --peer-listen and --advertise-api, and that the
 // other members can reach the API at the address told to them.
 func checkClusterAddrs(cCtx *cli.Context, c *node.ClusterConfig, listen string) error {
@@ -112,6 +169,9 @@ func clusterListenError(ne *node.Error) error {
 // memberError explains a member that failed to start or stopped (fail
 // stop).
 func memberError(ne *node.Error) error {
+	if errors.Is(ne.Err, cluster.ErrRemoved) {
+		return failed(ne.Err, "this member was removed from the cluster (kvtool cluster remove); to bring it back, wipe its --data and start it with --join-cluster")
+	}
 	if ne.Op == node.OpServe {
 		return failed(ne.Err, "the member stopped to protect the data (fail stop); the other members go on: fix the cause (see the log) and start it again with the same flags")
 	}
