@@ -1,0 +1,56 @@
+package server
+
+import (
+	"runtime"
+	"time"
+)
+
+// Pacing of long queries. A query is CPU-bound and would keep a core for
+// its whole run; writers need the cores only in short bursts (between
+// fsyncs) but each burst waits when every core is busy, and on a small
+// machine one query is half of them. So while writes are being applied,
+// a query runs in slices and rests between them: it takes at most
+// 1/(1+queryRest) of a core, and a query on an idle store (or a short one)
+// runs at full speed.
+const (
+	// querySlice is how long a query runs before it looks at whether the
+	// store applied writes meanwhile.
+	querySlice = time.Millisecond
+	// queryRest is how many slices a query rests after a slice during
+	// which writes were applied.
+	queryRest = 3
+)
+
+// queryPacer is a query's query.Source.Yield: called every few dozen rows
+// from the query's goroutine (not safe for concurrent use).
+type queryPacer struct {
+	index func() uint64 // the store's applied index
+	last  uint64        // index at the start of the slice
+	start time.Time     // when the slice started
+	now   func() time.Time
+	sleep func(time.Duration)
+}
+
+func newQueryPacer(index func() uint64) *queryPacer {
+	return &queryPacer{index: index, last: index(), start: time.Now(), now: time.Now, sleep: time.Sleep}
+}
+
+// yield ends the slice once it has run querySlice: it rests when the
+// store applied writes during it, and in any case lets other goroutines
+// run.
+func (p *queryPacer) yield() {
+	now := p.now()
+	ran := now.Sub(p.start)
+	if ran < querySlice {
+		runtime.Gosched()
+		return
+	}
+	if idx := p.index(); idx != p.last {
+		p.last = idx
+		p.sleep(queryRest * ran)
+		now = p.now()
+	} else {
+		runtime.Gosched()
+	}
+	p.start = now
+}
