@@ -10,15 +10,15 @@ import (
 // fsyncs) but each burst waits when every core is busy, and on a small
 // machine one query is half of them. So while writes are being applied,
 // a query runs in slices and rests between them: it takes at most
-// 1/(1+queryRest) of a core, and a query on an idle store (or a short one)
+// 1/(1+queryRest) of a core (an eighth), and a query on an idle store (or a short one)
 // runs at full speed.
 const (
 	// querySlice is how long a query runs before it looks at whether the
 	// store applied writes meanwhile.
-	querySlice = time.Millisecond
+	querySlice = 500 * time.Microsecond
 	// queryRest is how many slices a query rests after a slice during
 	// which writes were applied.
-	queryRest = 3
+	queryRest = 7
 )
 
 // queryPacer is a query's query.Source.Yield: called every few dozen rows
