@@ -6,8 +6,8 @@ import (
 )
 
 // A query rests only after a whole slice during which the store applied
-// writes, for queryRest times what it ran; on an idle store, or within a
-// slice, it never sleeps.
+// writes, for queryRest times what it ran, and queryMaxRest in all; on an
+// idle store, or within a slice, it never sleeps.
 func TestQueryPacer(t *testing.T) {
 	var index uint64 = 10
 	clock := time.Unix(0, 0)
@@ -43,5 +43,19 @@ func TestQueryPacer(t *testing.T) {
 	step(querySlice / 2)
 	if len(slept) != 2 {
 		t.Fatalf("rested again half a slice after a rest: %v", slept)
+	}
+
+	// Writes that never stop: the query rests queryMaxRest in all, then
+	// runs at full speed.
+	for range 2 * int(queryMaxRest/(queryRest*querySlice)) {
+		index++
+		step(querySlice)
+	}
+	var total time.Duration
+	for _, d := range slept {
+		total += d
+	}
+	if total != queryMaxRest {
+		t.Fatalf("rested %v in all under endless writes; want %v", total, queryMaxRest)
 	}
 }
