@@ -32,5 +32,6 @@
 // and Reset (or a Pool) points it at another source keeping both. A Pool
 // is safe for concurrent use. Cancelling a statement's context stops it:
 // SQLite is interrupted, and the tables' cursors check the context between
-// rows.
+// rows. A scan lets other goroutines run every few dozen rows, or calls
+// Source.Yield there (a server paces long queries with it).
 package query

@@ -92,6 +92,15 @@ const cursorYield = 64
 // every row a cursor moves to.
 var testHookRow func()
 
+// yield lets other goroutines run (Source.Yield, or runtime.Gosched).
+func (s *Session) yield() {
+	if s.src.Yield != nil {
+		s.src.Yield()
+		return
+	}
+	runtime.Gosched()
+}
+
 // baseCursor counts rows for the context check and rowids.
 type baseCursor struct {
 	s   *Session
@@ -118,7 +127,7 @@ func (c *baseCursor) step() error {
 		testHookRow()
 	}
 	if c.row%cursorYield == 0 {
-		runtime.Gosched()
+		c.s.yield()
 	}
 	if c.row%cursorCheck == 0 {
 		if err := c.s.queryCtx().Err(); err != nil {

@@ -31,6 +31,11 @@ type Source struct {
 	// Cluster, if set, is the clustered node the members table reads;
 	// without it (a single node, a data directory) that table is empty.
 	Cluster Cluster
+	// Yield, if set, is called by a scan every few dozen rows (from the
+	// query's goroutine) instead of runtime.Gosched: a server uses it to
+	// pace long queries so that they leave the cores to its writers. It
+	// may sleep; it must not touch the session.
+	Yield func()
 }
 
 // Options tune a session.

@@ -83,7 +83,8 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) runQuery(ctx context.Context, w http.ResponseWriter, sql string, maxRows int64) error {
 	snap := s.st.Snapshot()
-	sess, err := querySessions.Get(ctx, query.Source{FS: s.st.FS(), Dir: s.st.Dir(), Snapshot: snap, Leases: s.leases})
+	sess, err := querySessions.Get(ctx, query.Source{FS: s.st.FS(), Dir: s.st.Dir(), Snapshot: snap, Leases: s.leases, Cluster: s.queryCluster(),
+		Yield: newQueryPacer(func() uint64 { return s.st.Snapshot().Index() }).yield})
 	if err != nil {
 		writeQueryError(w, ctx, err)
 		return err
