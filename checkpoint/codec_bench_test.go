@@ -74,7 +74,23 @@ func codecCandidates() []codecCandidate {
 			return append(dst, out...)
 		}},
 		codecCandidate{"s2", func(dst, src []byte) []byte { return s2.Encode(dst[:cap(dst)], src) }},
-		codecCandidate{"s2-better", func(dst, src []byte) []byte { return s2.EncodeBetter(dst[:cap(dst)], src) }})
+		codecCandidate{"s2-better", func(dst, src []byte) []byte { return s2.EncodeBetter(dst[:cap(dst)], src) }},
+		codecCandidate{"auto", autoEncode()})
+}
+
+// autoEncode compresses a block as the default codec choice does
+// (format.CodecAuto) and returns its payload without the block prefix.
+func autoEncode() func(dst, src []byte) []byte {
+	w := format.NewBlockWriter(format.CodecAuto)
+	return func(dst, src []byte) []byte {
+		// src is a block's entries: hand them over as one put (the codec
+		// sees the same bytes, plus a few bytes of header).
+		w.Reset()
+		if err := w.Add([]byte("k"), src, format.EntryPut); err != nil {
+			panic(err)
+		}
+		return append(dst, w.Finish(nil)[format.BlockPrefixSize:]...)
+	}
 }
 
 // codecBenchBlocks returns 32 MB of a state's entries as blocks cut the

@@ -16,8 +16,8 @@ type Options struct {
 	// Uncompressed stores blocks without compression.
 	Uncompressed bool
 	// Codec compresses the blocks unless Uncompressed is set: DefaultCodec
-	// (zstd) when zero, or format.CodecHuff0, about four times faster but
-	// with no match search (see DefaultCodec).
+	// (zstd or huff0, block by block) when zero, or format.CodecZstd or
+	// format.CodecHuff0 for every block (see DefaultCodec).
 	Codec format.BlockCodec
 	// Progress, if set, is called every few thousand keys and at the end
 	// with the keys and the file bytes written so far.
@@ -33,20 +33,21 @@ type Options struct {
 	Context context.Context
 }
 
-// DefaultCodec is the block codec checkpoints and deltas are written with.
-// huff0 (entropy coding only) compressed the benchmark states' blocks to
-// 0.66 and 0.68 of their size at about 4x the speed of zstd's fastest
-// level, which reached 0.57 on one and, on the other (sorted binary keys),
-// found too little to keep most blocks compressed (0.91): on a two-core
-// machine zstd made a checkpoint write CPU-bound at a tenth of the disk's
-// speed and took a third of the commits of a store it was written beside
-// (BenchmarkBlockCodecs, BenchmarkCheckpointWriteRatio,
-// store.BenchmarkCheckpointInterference). But on data with repeated
-// strings huff0 falls far behind (the README's 250-key example: 2,065
-// bytes against zstd's 868), so zstd stays the default and huff0 is a
-// choice (Options.Codec). Files written with any codec read the same way:
-// each block names its own.
-const DefaultCodec = format.CodecZstd
+// DefaultCodec is the block codec choice checkpoints and deltas are
+// written with: format.CodecAuto, zstd on the blocks where its match
+// search pays (at least a fifth smaller than huff0 on an 8 KiB sample of
+// the block) and huff0 elsewhere. zstd alone made a checkpoint write
+// CPU-bound at a quarter of sequential write + fsync on two cores
+// (BenchmarkCheckpointWriteRatio: 117 vs 449 MB/s) and took commits from a
+// store it was written beside (store.BenchmarkCheckpointInterference);
+// huff0 compresses about 3.5x faster. On the benchmark states' blocks
+// (BenchmarkBlockCodecs) huff0 gives 0.66 and 0.68 of the raw size where
+// zstd's fastest level gives 0.57 and 0.91, so the choice costs at most a
+// sixth of the file where zstd would win narrowly; on repeated strings
+// (the README's 250-key example: huff0 2,065 bytes, zstd 868) every block
+// stays zstd. Files written with any codec read the same way: each block
+// names its own.
+const DefaultCodec = format.CodecAuto
 
 // TableOptions returns the table writer options for a file of this kind.
 func (o Options) TableOptions(magic string, ext []byte) table.WriterOptions {

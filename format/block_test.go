@@ -201,6 +201,11 @@ func TestBlockCodecChoice(t *testing.T) {
 		{"huff0 incompressible", CodecHuff0, random, CodecNone},
 		{"huff0 empty", CodecHuff0, nil, CodecNone},
 		{"huff0 past its limit", CodecHuff0, hugeEntries(Huff0MaxBlock + 1), CodecZstd},
+		{"auto on repeated strings", CodecAuto, benchEntries(500), CodecZstd},
+		{"auto on random letters", CodecAuto, letterEntries(500), CodecHuff0},
+		{"auto incompressible", CodecAuto, random, CodecNone},
+		{"auto empty", CodecAuto, nil, CodecNone},
+		{"auto past huff0's limit", CodecAuto, hugeEntries(Huff0MaxBlock + 1), CodecZstd},
 	}
 	for _, tt := range tests {
 		payload := encodeBlock(t, tt.codec, tt.entries)
@@ -212,6 +217,22 @@ func TestBlockCodecChoice(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 		}
 	}
+}
+
+// letterEntries returns n sorted entries whose 100-byte values are random
+// letters and digits: entropy coding finds about as much as zstd's match
+// search does.
+func letterEntries(n int) []testEntry {
+	r := rand.New(rand.NewPCG(5, 5))
+	out := make([]testEntry, n)
+	for i := range out {
+		v := make([]byte, 100)
+		for j := range v {
+			v[j] = "abcdefghijklmnopqrstuvwxyz0123456789"[r.IntN(36)]
+		}
+		out[i] = testEntry{key: fmt.Appendf(nil, "key:%012d", i), value: v, kind: EntryPut}
+	}
+	return out
 }
 
 // hugeEntries returns compressible entries of more than n bytes in all.

@@ -28,6 +28,7 @@ func (l *Log) DropBefore(index uint64) ([]string, error) {
 		}
 		l.segMu.Lock()
 		l.segs = l.segs[1:]
+		l.segGen.Add(1)
 		l.segMu.Unlock()
 		removed = append(removed, path)
 		if err := l.fs.SyncDir(l.dir); err != nil {

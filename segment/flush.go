@@ -249,6 +249,7 @@ func (l *Log) rotateTo(skipTo uint64) error {
 	l.segMu.Lock()
 	l.segs[len(l.segs)-1].info.Size = old.off
 	l.segs = append(l.segs, segMeta{info: ns.info(h.term), sum: ns.sum})
+	l.segGen.Add(1) // before any entry of ns is durable
 	l.segMu.Unlock()
 	l.wrote(0)
 	return nil

@@ -3,6 +3,7 @@ package segment
 import (
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
@@ -68,5 +69,76 @@ func TestReaderFollow(t *testing.T) {
 		}
 		r.Close()
 		l.Close()
+	}
+}
+
+// listCounter counts the directory listings of a file system.
+type listCounter struct {
+	vfs.FS
+	lists atomic.Int64
+}
+
+func (c *listCounter) List(dir string) ([]string, error) {
+	c.lists.Add(1)
+	return c.FS.List(dir)
+}
+
+// TestReaderFollowListsOnlyAfterRotation: a reader of a live log follows
+// new entries of the active segment without listing the directory, and
+// lists it again (and reads on into the new segment) after a rotation.
+func TestReaderFollowListsOnlyAfterRotation(t *testing.T) {
+	fsys := &listCounter{FS: vfs.NewMem()}
+	l, err := Open(Options{FS: fsys, Dir: "/wal", SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r, err := l.NewReader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	next := uint64(1)
+	step := func(rotate bool) int64 {
+		t.Helper()
+		if rotate {
+			if err := l.Rotate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := l.Append(format.FrameWALTxn, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		before := fsys.lists.Load()
+		if err := r.Follow(l.DurableIndex()); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			e, err := r.Next()
+			if err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if e.Index != next {
+				t.Fatalf("entry %d, want %d", e.Index, next)
+			}
+			next++
+		}
+		if next != l.LastIndex()+1 {
+			t.Fatalf("read to %d, the log ends at %d", next-1, l.LastIndex())
+		}
+		return fsys.lists.Load() - before
+	}
+	for i := 0; i < 10; i++ {
+		if n := step(false); n != 0 {
+			t.Fatalf("follow %d within the active segment listed the directory %d times", i, n)
+		}
+	}
+	if n := step(true); n == 0 {
+		t.Fatal("follow after a rotation did not list the directory")
+	}
+	if n := step(false); n != 0 {
+		t.Fatalf("follow after the relisting listed the directory %d times", n)
 	}
 }

@@ -131,8 +131,13 @@ type Log struct {
 	// segMu guards segs: the flusher updates the active segment's entry
 	// and appends at rotation, Drop removes from the front, and readers
 	// (Segments, FirstIndex) copy.
-	segMu  sync.Mutex
-	segs   []segMeta  // oldest first; the last is the active segment
+	segMu sync.Mutex
+	segs  []segMeta // oldest first; the last is the active segment
+	// segGen counts the changes to segs (a rotation, a drop), each made
+	// before any entry of a new segment becomes durable: a Reader of this
+	// log whose generation is current needs no new directory listing to
+	// follow it (Reader.Follow).
+	segGen atomic.Uint64
 	dropMu sync.Mutex // serializes Drop calls
 
 	closeOnce sync.Once
@@ -416,7 +421,14 @@ func (l *Log) Err() error {
 // NewReader returns a Reader over the records of the open log with Index >=
 // from, up to the durable index at the time of the call.
 func (l *Log) NewReader(from uint64) (*Reader, error) {
-	return newReader(l.fs, l.dir, from, l.DurableIndex())
+	limit := l.DurableIndex()
+	gen := l.segGen.Load() // before the listing: a change after it makes Follow list again
+	r, err := newReader(l.fs, l.dir, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	r.segGen, r.gen = &l.segGen, gen
+	return r, nil
 }
 
 // Close flushes and syncs what is buffered, writes and syncs the record

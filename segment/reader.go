@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
@@ -32,6 +33,11 @@ type Reader struct {
 	// pathAt and offAt locate the frame of the entry Next returned last.
 	pathAt string
 	offAt  int64
+	// segGen is the log's segment generation (Log.segGen) for a reader
+	// from Log.NewReader, nil otherwise; gen is its value when names was
+	// listed.
+	segGen *atomic.Uint64
+	gen    uint64
 }
 
 // NewReader returns a Reader over the entries of dir with Index >= from. If
@@ -252,27 +258,19 @@ func (r *Reader) Position() (path string, offset int64) { return r.pathAt, r.off
 // since. The open segment is read again from just after the last entry
 // returned, dropping read-ahead that may hold bytes written since. Entries
 // are checked as before. It returns the reader's error if it failed with
-// anything but io.EOF.
+// anything but io.EOF. A reader from Log.NewReader lists the directory
+// again only when the log rotated or dropped a segment since it last did:
+// a follower calls Follow after every fsync, and the listing and the check
+// of the newest segment were most of a transfer sender's CPU.
 func (r *Reader) Follow(limit uint64) error {
 	if r.err != nil && r.err != io.EOF {
 		return r.err
 	}
 	r.err, r.limit = nil, max(r.limit, limit)
-	names, err := walNames(r.fsys, r.dir)
-	if err != nil {
-		return err
-	}
-	if r.i < len(r.names) {
-		cur := r.names[r.i]
-		i := slices.Index(names, cur)
-		if i < 0 {
-			return fmt.Errorf("kvtool/segment: %s was removed while being read", filepath.Join(r.dir, cur))
+	if r.segGen == nil || r.segGen.Load() != r.gen {
+		if err := r.relist(); err != nil {
+			return err
 		}
-		r.i = i
-	}
-	r.names = names
-	if r.tail, err = tailFrom(r.fsys, r.dir, names); err != nil {
-		return err
 	}
 	if s := r.seg; s != nil {
 		size, err := s.f.Size()
@@ -287,6 +285,28 @@ func (r *Reader) Follow(limit uint64) error {
 		s.seek(off, s.expect)
 	}
 	return nil
+}
+
+// relist lists the segments again for Follow, keeping the open one.
+func (r *Reader) relist() error {
+	if r.segGen != nil {
+		r.gen = r.segGen.Load() // before the listing, as in Log.NewReader
+	}
+	names, err := walNames(r.fsys, r.dir)
+	if err != nil {
+		return err
+	}
+	if r.i < len(r.names) {
+		cur := r.names[r.i]
+		i := slices.Index(names, cur)
+		if i < 0 {
+			return fmt.Errorf("kvtool/segment: %s was removed while being read", filepath.Join(r.dir, cur))
+		}
+		r.i = i
+	}
+	r.names = names
+	r.tail, err = tailFrom(r.fsys, r.dir, names)
+	return err
 }
 
 // Close releases the open file. It is safe to call more than once.

@@ -55,6 +55,10 @@ func openBenchWith(b *testing.B, opts Options) *Store {
 	return s
 }
 
+// walPhaseObserver, if set, also sees every WAL sync of a benchmark store
+// (a benchmark that reports its phases apart).
+var walPhaseObserver atomic.Pointer[func(segment.SyncStats)]
+
 // reportGroupCommits reports, at the end of the benchmark, how many records
 // each WAL fsync carried and how long the fsyncs took: the two numbers
 // that bound durable throughput.
@@ -64,6 +68,9 @@ func reportGroupCommits(b *testing.B, s *Store) {
 		syncs.Add(1)
 		records.Add(int64(st.Records))
 		syncNanos.Add(int64(st.Sync))
+		if f := walPhaseObserver.Load(); f != nil {
+			(*f)(st)
+		}
 	})
 	b.Cleanup(func() {
 		if n := syncs.Load(); n > 0 {

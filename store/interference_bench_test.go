@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kvtool/kvtool/segment"
 )
 
 // BenchmarkCheckpointInterference measures commits (two-shard transfers
@@ -29,8 +31,12 @@ func BenchmarkCheckpointInterference(b *testing.B) {
 	}
 	s := openBenchWith(b, Options{MaintenanceRate: 32 << 20})
 	fill(b, s, keys)
-	var off, on, offP99, onP99 []float64
+	var off, on, offP99, onP99, offSync, onSync []float64
 	var ckpts atomic.Int64
+	var syncs, syncNanos atomic.Int64
+	observe := func(st segment.SyncStats) { syncs.Add(1); syncNanos.Add(int64(st.Sync)) }
+	walPhaseObserver.Store(&observe)
+	defer walPhaseObserver.Store(nil)
 	for r := 0; r < rounds; r++ {
 		for _, ckpt := range []bool{false, true} {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -53,7 +59,10 @@ func BenchmarkCheckpointInterference(b *testing.B) {
 				})
 			}
 			reads := readLatencies(s, stop, &done)
+			syncs.Store(0)
+			syncNanos.Store(0)
 			rate := commitPhase(b, s, 128, b.N)
+			syncUs := float64(syncNanos.Load()) / float64(max(1, syncs.Load())) / 1e3
 			close(stop)
 			cancel()
 			done.Wait()
@@ -64,9 +73,9 @@ func BenchmarkCheckpointInterference(b *testing.B) {
 				p99 = float64(d[len(d)*99/100].Nanoseconds())
 			}
 			if ckpt {
-				on, onP99 = append(on, rate), append(onP99, p99)
+				on, onP99, onSync = append(on, rate), append(onP99, p99), append(onSync, syncUs)
 			} else {
-				off, offP99 = append(off, rate), append(offP99, p99)
+				off, offP99, offSync = append(off, rate), append(offP99, p99), append(offSync, syncUs)
 			}
 		}
 	}
@@ -75,6 +84,8 @@ func BenchmarkCheckpointInterference(b *testing.B) {
 	b.ReportMetric(median(on)/median(off), "on/off")
 	b.ReportMetric(median(offP99), "read-p99-ns-off")
 	b.ReportMetric(median(onP99), "read-p99-ns-on")
+	b.ReportMetric(median(offSync), "wal-fsync-µs-off")
+	b.ReportMetric(median(onSync), "wal-fsync-µs-on")
 	b.ReportMetric(float64(ckpts.Load()), "checkpoints")
 	b.ReportMetric(0, "ns/op")
 }

@@ -37,8 +37,8 @@ type WriterOptions struct {
 	// BlockSize is the uncompressed size at which blocks are cut
 	// (0: format.TargetBlockSize; at most format.MaxBlockSize).
 	BlockSize int
-	// Codec compresses the blocks (format.CodecNone, CodecZstd or
-	// CodecHuff0).
+	// Codec compresses the blocks (format.CodecNone, CodecZstd,
+	// CodecHuff0, or CodecAuto: zstd or huff0, chosen block by block).
 	Codec format.BlockCodec
 	// Index, FromIndex and Term are recorded in the footer: the applied
 	// index the table brings the state to, the exclusive lower bound of the
@@ -123,7 +123,7 @@ func (o *WriterOptions) check() error {
 		return fmt.Errorf("%w: header ext of %d bytes exceeds %d", ErrBadOptions, len(o.Ext), format.MaxHeaderExt)
 	case o.BlockSize < 0 || o.BlockSize > format.MaxBlockSize:
 		return fmt.Errorf("%w: block size %d out of range", ErrBadOptions, o.BlockSize)
-	case !o.Codec.Valid():
+	case !o.Codec.Valid() && o.Codec != format.CodecAuto:
 		return fmt.Errorf("%w: unknown codec %d", ErrBadOptions, o.Codec)
 	}
 	return nil
