@@ -52,6 +52,9 @@ const (
 	fastKeepBody = 64 << 10
 )
 
+// fastServed counts the requests the fast path served (for tests).
+var fastServed atomic.Int64
+
 // connServer accepts the connections of Run.
 type connServer struct {
 	h   http.Handler
@@ -225,6 +228,7 @@ func (fc *fastConn) serve() {
 // the connection can serve another request.
 func (fc *fastConn) answer(req *http.Request, closeAfter bool) bool {
 	body := req.Body.(*fastBody)
+	fastServed.Add(1)
 	fc.w.reset()
 	fc.cs.h.ServeHTTP(&fc.w, req)
 	// Read what the handler left of the body, so the next request
@@ -425,6 +429,9 @@ func validHeaderValue(v string) bool {
 // server. It reports whether it did (false: the server is closing, and the
 // connection is closed).
 func (fc *fastConn) handOver() bool {
+	if fc.bw.Flush() != nil { // the answers to pipelined requests before it
+		return false
+	}
 	fc.c.SetReadDeadline(time.Time{})
 	raw := append([]byte(nil), fc.raw...)
 	hc := &handedConn{Conn: fc.c, r: io.MultiReader(bytes.NewReader(raw), fc.br)}
