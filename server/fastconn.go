@@ -21,8 +21,9 @@ import (
 
 // The key path's connection server. Run serves every connection here
 // first: a keep-alive connection whose requests are simple HTTP/1.1 GET,
-// PUT or DELETE of /v1/kv/{key} (a declared Content-Length, no query, no
-// Expect, no Transfer-Encoding, no Upgrade) is served by this loop, which
+// PUT or DELETE of /v1/kv/{key} or POST /v1/txn (a declared
+// Content-Length, no query, no Expect, no Transfer-Encoding, no Upgrade)
+// is served by this loop, which
 // parses the request line and headers itself and calls the same handler
 // (metrics, logs and answers are the handler's). The first request that is
 // anything else — another path, a query, HTTP/1.0, a chunked body, a
@@ -182,6 +183,7 @@ type fastConn struct {
 	cancel context.CancelFunc
 	raw    []byte // the bytes of the current request's head, for a handover
 	w      fastWriter
+	remote string // c.RemoteAddr().String(), formatted once
 }
 
 func (fc *fastConn) serve() {
@@ -190,13 +192,14 @@ func (fc *fastConn) serve() {
 	handed := false
 	defer func() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
-			fc.cs.log.Error("panic serving a request", "remote", fc.c.RemoteAddr().String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			fc.cs.log.Error("panic serving a request", "remote", fc.remote, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 		if !handed {
 			fc.c.Close()
 		}
 		fc.cs.forget(fc)
 	}()
+	fc.remote = fc.c.RemoteAddr().String()
 	fc.br = bufio.NewReaderSize(fc.c, 4<<10)
 	fc.bw = bufio.NewWriterSize(fc.c, 4<<10)
 	fc.w.header = http.Header{}
@@ -246,10 +249,10 @@ func (fc *fastConn) answer(req *http.Request, closeAfter bool) bool {
 	if err := fc.w.writeTo(fc.bw, closeAfter); err != nil {
 		return false
 	}
-	if fc.br.Buffered() == 0 || closeAfter { // pipelined requests share a flush
-		if err := fc.bw.Flush(); err != nil {
-			return false
-		}
+	// Flushed after every answer, as net/http does: a client may wait for
+	// it before sending the rest of a pipelined request.
+	if err := fc.bw.Flush(); err != nil {
+		return false
 	}
 	if cap(fc.w.body) > fastKeepBody {
 		fc.w.body = nil
@@ -278,14 +281,19 @@ func (fc *fastConn) readRequest() (req *http.Request, closeAfter, ok bool) {
 	}
 	method, rest, ok1 := strings.Cut(string(trimCRLF(line)), " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 || proto != "HTTP/1.1" || !fastTarget(target) {
+	if !ok1 || !ok2 || proto != "HTTP/1.1" {
 		return nil, false, false
 	}
-	switch method {
-	case http.MethodGet, http.MethodPut, http.MethodDelete:
+	switch {
+	case method == http.MethodPost && target == "/v1/txn":
+	case method == http.MethodGet || method == http.MethodPut || method == http.MethodDelete:
+		if !fastTarget(target) {
+			return nil, false, false
+		}
 	default:
 		return nil, false, false
 	}
+	withBody := method == http.MethodPut || method == http.MethodPost
 	hdr := http.Header{}
 	var host string
 	cl := int64(-1)
@@ -340,19 +348,19 @@ func (fc *fastConn) readRequest() (req *http.Request, closeAfter, ok bool) {
 		return nil, false, false // net/http answers 400: HTTP/1.1 needs Host
 	}
 	if cl < 0 {
-		if method == http.MethodPut {
-			return nil, false, false // a PUT without a length: net/http's 411/chunked rules
+		if withBody {
+			return nil, false, false // no length: net/http's rules
 		}
 		cl = 0
 	}
-	if method != http.MethodPut && cl > 0 {
+	if !withBody && cl > 0 {
 		return nil, false, false
 	}
 	req, err := http.NewRequestWithContext(fc.ctx, method, target, nil)
 	if err != nil {
 		return nil, false, false
 	}
-	req.Header, req.Host, req.RequestURI, req.RemoteAddr = hdr, host, target, fc.c.RemoteAddr().String()
+	req.Header, req.Host, req.RequestURI, req.RemoteAddr = hdr, host, target, fc.remote
 	req.ContentLength = cl
 	req.Body = &fastBody{r: fc.br, n: cl}
 	req.Close = closeAfter

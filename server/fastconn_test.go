@@ -111,6 +111,12 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		"PUT /v1/kv/a HTTP/1.1\r\n" + h + "Bad Header: x\r\nContent-Length: 1\r\n\r\nz",
 		"DELETE /v1/kv/a HTTP/1.1\r\n" + h + "\r\n",
 		"GET /v1/kv/a HTTP/1.1\r\n" + h + "\r\n",
+		txn(`{"ops":[{"op":"put","key":"t","value":"1"},{"op":"add","key":"n","delta":2}]}`),
+		txn(`{"ops":[{"op":"check","key":"t","equals":"2"}]}`),
+		txn(`{"ops":[`),
+		txn(``),
+		"POST /v1/txn?x=1 HTTP/1.1\r\n" + h + "Content-Length: 2\r\n\r\n{}",
+		"GET /v1/kv/n HTTP/1.1\r\n" + h + "\r\n",
 		"GET /v1/status HTTP/1.1\r\n" + h + "\r\n",
 	}
 	before := server.FastServed()
@@ -126,9 +132,14 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 			t.Errorf("request %q:\nnet/http answered\n%s\n\nserver.Run answered\n%s", raw, got[0], got[1])
 		}
 	}
-	if n := server.FastServed() - before; n < 8 {
-		t.Errorf("the fast path served %d of the requests, want at least the 8 simple key requests", n)
+	if n := server.FastServed() - before; n < 12 {
+		t.Errorf("the fast path served %d of the requests, want at least the 12 simple ones", n)
 	}
+}
+
+// txn is a raw POST /v1/txn of body.
+func txn(body string) string {
+	return fmt.Sprintf("POST /v1/txn HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 }
 
 // TestFastPathHandsOverMidConnection pipelines key requests, then one the
