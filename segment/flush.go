@@ -106,15 +106,7 @@ func (l *Log) flush(b *batch, data []byte) {
 			b.rotErr = err // no spare: nothing was written, the log goes on
 		}
 	}
-	// The cohort to wait for is the one just released plus the records
-	// that came in while it was written: with 16 committers in a loop
-	// and the released 8 sure to come back, waiting only for "8" would
-	// take the other 8 alone, and the clients would stay split in two
-	// cohorts of half the batch each (issue 16: 7.9 records per fsync at
-	// 16 clients). The wait stays bounded by half an fsync (gather).
-	l.mu.Lock()
-	l.fl.expect = b.n + l.cur.n
-	l.mu.Unlock()
+	l.fl.expect = b.n
 	if b.n > 0 {
 		l.durable.Store(b.last)
 		if l.onDurable != nil {
