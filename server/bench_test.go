@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,15 +43,16 @@ func benchDir(b *testing.B) string {
 }
 
 // openBenchServer serves a store on disk with benchAccounts accounts of
-// 1000000 over loopback TCP.
+// 1000000 over loopback TCP, with server.Run as kvtool serve does.
 func openBenchServer(b *testing.B) *client.Client {
 	st, err := store.Open(store.Options{Dir: benchDir(b), Create: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(st, server.Options{}))
-	c := client.New(srv.Listener.Addr().String())
-	b.Cleanup(func() { c.Close(); srv.Close(); st.Close() })
+	b.Cleanup(func() { st.Close() })
+	srv := serveRun(b, server.New(st, server.Options{}))
+	c := client.New(strings.TrimPrefix(srv.URL, "http://"))
+	b.Cleanup(c.Close)
 	ops := make([]api.Op, benchAccounts)
 	for i := range ops {
 		ops[i] = api.PutOp(benchAcct(i), "1000000")

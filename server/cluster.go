@@ -124,6 +124,9 @@ const (
 // the request (raft ReadIndex; on a single node the published snapshot
 // already does). On failure it has answered and ok is false.
 func (s *Server) readSnapshot(w http.ResponseWriter, r *http.Request) (snap *store.Snapshot, ok bool) {
+	if r.URL.RawQuery == "" { // the common case, without parsing a query
+		return s.st.Snapshot(), true
+	}
 	switch c := r.URL.Query().Get("consistency"); c {
 	case "", consistencyLocal:
 		return s.st.Snapshot(), true

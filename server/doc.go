@@ -53,7 +53,10 @@
 // body does not fit); a transaction is decoded as it arrives and refused at
 // its first operation past a limit. A request's context is
 // passed to Commit, so a client that goes away stops waiting for shard
-// gates; once its record is logged a commit always completes.
+// gates; once its record is logged a commit always completes. (Under Run,
+// simple key requests and transactions take a lean HTTP/1.1 path, see
+// connServer; there the context ends when the connection is cut, and a
+// client that went away is noticed when its answer is written.)
 //
 // # Concurrency
 //

@@ -2,13 +2,16 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
@@ -21,8 +24,40 @@ import (
 type testServer struct {
 	t   testing.TB
 	st  *store.Store
-	srv *httptest.Server
+	srv endpoint
 	c   *client.Client
+}
+
+// endpoint is where a test server listens, and an HTTP client for it.
+type endpoint struct {
+	URL string
+	hc  *http.Client
+}
+
+func (e endpoint) Client() *http.Client { return e.hc }
+
+func endpointOf(srv *httptest.Server) endpoint { return endpoint{URL: srv.URL, hc: srv.Client()} }
+
+// serveRun serves h with server.Run (the path of kvtool serve: the fast
+// key path and net/http behind it) on a loopback port until the test ends.
+func serveRun(t testing.TB, h http.Handler) endpoint {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Run(ctx, ln, h, server.RunOptions{ShutdownTimeout: 10 * time.Second}) }()
+	tr := &http.Transport{}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server.Run: %v", err)
+		}
+	})
+	return endpoint{URL: "http://" + ln.Addr().String(), hc: &http.Client{Transport: tr}}
 }
 
 func newTestServer(t testing.TB, opts server.Options) *testServer {
@@ -31,15 +66,14 @@ func newTestServer(t testing.TB, opts server.Options) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(st, opts))
-	c := client.New(srv.Listener.Addr().String())
-	t.Cleanup(func() {
-		c.Close()
-		srv.Close()
+	t.Cleanup(func() { // after the server's cleanup (cleanups run last first)
 		if err := st.Close(); err != nil {
 			t.Errorf("close store: %v", err)
 		}
 	})
+	srv := serveRun(t, server.New(st, opts))
+	c := client.New(strings.TrimPrefix(srv.URL, "http://"))
+	t.Cleanup(func() { c.Close() })
 	return &testServer{t: t, st: st, srv: srv, c: c}
 }
 

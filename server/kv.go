@@ -11,8 +11,7 @@ import (
 )
 
 // get answers the raw value of the key from one snapshot.
-func (s *Server) get(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+func (s *Server) get(w http.ResponseWriter, r *http.Request, key string) {
 	if msg := badKey(key); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return
@@ -21,20 +20,23 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	w.Header().Set(api.IndexHeader, strconv.FormatUint(snap.Index(), 10))
+	h := w.Header()
+	h[api.IndexHeader] = []string{strconv.FormatUint(snap.Index(), 10)}
 	val, ok := snap.Get(key)
 	if !ok {
 		writeError(w, http.StatusNotFound, "key not found")
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.Itoa(len(val)))
+	h["Content-Type"] = octetType
+	h["Content-Length"] = []string{strconv.Itoa(len(val))}
 	w.Write(val)
 }
 
+// octetType is the Content-Type of a raw value (shared, never modified).
+var octetType = []string{"application/octet-stream"}
+
 // put sets the key to the request body.
-func (s *Server) put(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+func (s *Server) put(w http.ResponseWriter, r *http.Request, key string) {
 	if msg := badKey(key); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return
@@ -52,8 +54,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 }
 
 // del removes the key (an absent key is not an error).
-func (s *Server) del(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+func (s *Server) del(w http.ResponseWriter, r *http.Request, key string) {
 	if msg := badKey(key); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return

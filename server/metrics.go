@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,8 @@ type metrics struct {
 	maint         *prometheus.CounterVec
 	maintSeconds  *prometheus.HistogramVec
 	transfers     *transferMetrics
+	reqCache      sync.Map           // reqKey -> reqObservers
+	commitsOK     prometheus.Counter // commits{result="ok"}, resolved once
 }
 
 // maintenanceKinds are the kinds of automatic maintenance steps
@@ -90,6 +93,7 @@ func newMetrics(st *store.Store) *metrics {
 	m.reg.MustRegister(m.commits, m.commitSeconds, m.requests, m.reqSeconds,
 		m.fsyncSeconds, m.batchRecords, m.walWritten, m.maint, m.maintSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.commitsOK = m.commits.WithLabelValues(resultOK)
 	for _, r := range []string{resultOK, resultAborted, resultInvalid, resultCanceled, resultError} {
 		m.commits.WithLabelValues(r) // export zeros, so rates work from the start
 	}
@@ -161,10 +165,12 @@ func (m *metrics) handler() http.Handler {
 
 // observeCommit counts a commit by result and times the successful ones.
 func (m *metrics) observeCommit(err error, d time.Duration) {
-	m.commits.WithLabelValues(commitResult(err)).Inc()
 	if err == nil {
+		m.commitsOK.Inc()
 		m.commitSeconds.Observe(d.Seconds())
+		return
 	}
+	m.commits.WithLabelValues(commitResult(err)).Inc()
 }
 
 func commitResult(err error) string {
@@ -184,9 +190,38 @@ func commitResult(err error) string {
 }
 
 func (m *metrics) observeRequest(r *http.Request, status int, d time.Duration) {
-	route := routeOf(r)
-	m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
-	m.reqSeconds.WithLabelValues(route).Observe(d.Seconds())
+	o := m.requestObservers(routeOf(r), methodLabel(r.Method), status)
+	o.count.Inc()
+	o.seconds.Observe(d.Seconds())
+}
+
+// reqKey names one series of kvtool_http_requests_total.
+type reqKey struct {
+	route, method string
+	status        int
+}
+
+// reqObservers are the series one kind of request updates.
+type reqObservers struct {
+	count   prometheus.Counter
+	seconds prometheus.Observer
+}
+
+// requestObservers returns the series of a request, resolved once per
+// route, method and status: WithLabelValues hashes its labels on every call,
+// a cost every request paid (issue 16's profile). Routes are patterns and
+// methods bounded (methodLabel), so the cache stays small.
+func (m *metrics) requestObservers(route, method string, status int) reqObservers {
+	k := reqKey{route, method, status}
+	if o, ok := m.reqCache.Load(k); ok {
+		return o.(reqObservers)
+	}
+	o := reqObservers{
+		count:   m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+		seconds: m.reqSeconds.WithLabelValues(route),
+	}
+	m.reqCache.Store(k, o)
+	return o
 }
 
 // methodLabel bounds the method label to the methods HTTP defines.

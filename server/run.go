@@ -28,6 +28,10 @@ type RunOptions struct {
 // returns nil after a clean shutdown. It closes ln but not the store behind
 // h: close that after Run returns (store.Close also waits for commits a
 // cut-off request may have left running).
+//
+// The simple key requests of a keep-alive connection are served by a
+// lean HTTP/1.1 loop of this package, every other request by net/http
+// (see connServer); both call h.
 func Run(ctx context.Context, ln net.Listener, h http.Handler, opts RunOptions) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -35,18 +39,25 @@ func Run(ctx context.Context, ln net.Listener, h http.Handler, opts RunOptions) 
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	srv := newHTTPServer(identify(h), opts.Logger)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	h = identify(h)
+	srv := newHTTPServer(h, opts.Logger)
+	cs := newConnServer(h, srv, ln, opts.Logger)
+	errc := make(chan error, 2)
+	go func() { errc <- cs.serve() }()
+	go func() { errc <- srv.Serve(cs.handoff) }()
 	select {
 	case err := <-errc:
+		shutdown(srv, cs, opts.ShutdownTimeout)
+		<-errc
 		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
 	opts.Logger.Info("shutting down", "timeout", opts.ShutdownTimeout)
-	err := shutdown(srv, opts.ShutdownTimeout)
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
+	err := shutdown(srv, cs, opts.ShutdownTimeout)
+	for range 2 {
+		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
 	}
 	return err
 }
@@ -55,7 +66,7 @@ func Run(ctx context.Context, ln net.Listener, h http.Handler, opts RunOptions) 
 // that a client can tell it from another program at the address.
 func identify(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(api.ServerHeader, api.ServerID)
+		w.Header()[api.ServerHeader] = serverID
 		h.ServeHTTP(w, r)
 	})
 }
@@ -74,10 +85,18 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-func shutdown(srv *http.Server, timeout time.Duration) error {
+// shutdown shuts both servers down at once: the connections the fast
+// path serves and those handed to net/http.
+func shutdown(srv *http.Server, cs *connServer, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
+	fastErr := make(chan error, 1)
+	go func() { fastErr <- cs.shutdown(ctx) }()
+	err := srv.Shutdown(ctx)
+	if ferr := <-fastErr; err == nil {
+		err = ferr
+	}
+	if err != nil {
 		srv.Close()
 		return fmt.Errorf("shutdown: requests still running after %v were cut off: %w", timeout, err)
 	}

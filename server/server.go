@@ -172,12 +172,15 @@ func methodNotAllowed(methods []string) http.HandlerFunc {
 // ServeHTTP routes the request, counting it and logging it at debug level
 // (5xx answers at error level).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set(api.ServerHeader, api.ServerID)
+	w.Header()[api.ServerHeader] = serverID
 	rec := newRecorder(w)
 	s.route(rec, r)
 	s.m.observeRequest(r, rec.status, rec.elapsed())
 	s.logRequest(r, rec)
 }
+
+// serverID is the value of api.ServerHeader (shared, never modified).
+var serverID = []string{api.ServerID}
 
 // kvPrefix starts the path of every key.
 const kvPrefix = "/v1/kv/"
@@ -220,14 +223,13 @@ func (s *Server) kv(w http.ResponseWriter, r *http.Request, escaped string) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("the key in the path is not valid percent-encoding: %v", err))
 		return
 	}
-	r.SetPathValue("key", key)
 	switch r.Method {
 	case http.MethodPut:
-		s.put(w, r)
+		s.put(w, r, key)
 	case http.MethodDelete:
-		s.del(w, r)
+		s.del(w, r, key)
 	default:
-		s.get(w, r)
+		s.get(w, r, key)
 	}
 }
 

@@ -30,7 +30,7 @@ func newTransferServer(t *testing.T, secret transfer.Secret) (*testServer, *http
 
 func get(t *testing.T, srv *httptest.Server, method, path, body string) answer {
 	t.Helper()
-	ts := &testServer{t: t, srv: srv}
+	ts := &testServer{t: t, srv: endpointOf(srv)}
 	return ts.doString(method, path, body)
 }
 

@@ -53,7 +53,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, t *store.Txn) {
 		s.commitError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.IndexResult{Index: idx})
+	writeIndex(w, idx)
 }
 
 // commitError answers a failed commit: 409 for a failed check, 400 for a

@@ -1,0 +1,4 @@
+package server
+
+// FastServed is the number of requests the fast key path served.
+func FastServed() int64 { return fastServed.Load() }
