@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"go.etcd.io/raft/v3"
@@ -16,7 +17,7 @@ import (
 
 const testRaftDir = "/data/raft"
 
-func newLogStore(t *testing.T, fs vfs.FS, cache int) *logStore {
+func newLogStore(t testing.TB, fs vfs.FS, cache int) *logStore {
 	t.Helper()
 	if _, err := loadState(fs, testRaftDir); errors.Is(err, errNoState) {
 		if err := format.MkdirAllDurable(fs, testRaftDir); err != nil {
@@ -239,5 +240,76 @@ func TestLogStoreCommitNeverPastTheLog(t *testing.T) {
 	defer ls.close()
 	if hs, _, _ := ls.InitialState(); hs.GetCommit() != 5 {
 		t.Fatalf("commit %d, want it clamped to the log's end 5", hs.GetCommit())
+	}
+}
+
+// BenchmarkLogStoreAppend appends one entry at a time, as a busy member
+// does, to a log whose tail cache is full: each append evicts the oldest
+// cached entry, which must cost the same however many entries the cache
+// holds.
+//
+//	go test -run XXX -bench LogStoreAppend ./cluster/
+func BenchmarkLogStoreAppend(b *testing.B) {
+	for _, cache := range []int{256 << 10, 8 << 20} {
+		b.Run(fmt.Sprintf("cache=%dKiB", cache>>10), func(b *testing.B) {
+			ls := newLogStore(b, vfs.NewMem(), cache)
+			defer ls.close()
+			data := make([]byte, 200)
+			next := uint64(1)
+			add := func() {
+				e := &pb.Entry{Index: new(next), Term: new(uint64(1)), Type: pb.EntryNormal.Enum(), Data: data}
+				if _, err := ls.append([]*pb.Entry{e}); err != nil {
+					b.Fatal(err)
+				}
+				next++
+			}
+			for ls.cacheBytes < cache { // fill the cache first
+				add()
+			}
+			b.ResetTimer()
+			for range b.N {
+				add()
+			}
+		})
+	}
+}
+
+// TestLogStoreCacheEvictionIsCheap appends to a log whose tail cache is
+// full, so every append evicts: the bytes allocated per append must not
+// grow with the cache (a copy of the cache per append allocated 8 bytes
+// per cached entry each time: 36 KiB an append here).
+func TestLogStoreCacheEvictionIsCheap(t *testing.T) {
+	const cache = 1 << 20
+	ls := newLogStore(t, vfs.NewMem(), cache)
+	defer ls.close()
+	data := make([]byte, 200)
+	next := uint64(1)
+	add := func() {
+		e := &pb.Entry{Index: new(next), Term: new(uint64(1)), Type: pb.EntryNormal.Enum(), Data: data}
+		if _, err := ls.append([]*pb.Entry{e}); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	for ls.cacheBytes < cache {
+		add()
+	}
+	cached := len(ls.cache)
+	const n = 2000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		add()
+	}
+	runtime.ReadMemStats(&after)
+	perAppend := (after.TotalAlloc - before.TotalAlloc) / n
+	if limit := uint64(cached) * 8 / 4; perAppend > limit {
+		t.Fatalf("%d bytes allocated per append with %d entries cached (limit %d): eviction copies the cache", perAppend, cached, limit)
+	}
+	t.Logf("%d bytes allocated per append, %d entries cached", perAppend, cached)
+	// The cache still holds exactly the newest entries.
+	got, err := ls.Entries(next-3, next, 1<<30)
+	if err != nil || len(got) != 3 || got[2].GetIndex() != next-1 {
+		t.Fatalf("the last 3 entries after eviction: %v, %v", got, err)
 	}
 }
