@@ -28,12 +28,19 @@ func (c *testCluster) joinRecord(id uint64) *JoinRecord {
 // joins the running cluster (after its add applied, as serve
 // --join-cluster does), and returns it. It is not in c.ids.
 func (c *testCluster) startJoiner(id uint64) *testNode {
+	return c.startJoinerFrom(id, []uint64{1, 2, 3})
+}
+
+// startJoinerFrom is startJoiner with the voters the log it replays starts
+// from: none when the cluster's log was compacted (the joiner then waits
+// for a snapshot, as JoinAnswer says).
+func (c *testCluster) startJoinerFrom(id uint64, voters []uint64) *testNode {
 	c.t.Helper()
 	c.mu.Lock()
 	if c.joins == nil {
 		c.joins = map[uint64]*JoinRecord{}
 	}
-	c.joins[id] = &JoinRecord{ClusterID: testClusterID, Self: MemberRecord{Name: fmt.Sprintf("n%d", id), ID: id}, InitialVoters: []uint64{1, 2, 3}}
+	c.joins[id] = &JoinRecord{ClusterID: testClusterID, Self: MemberRecord{Name: fmt.Sprintf("n%d", id), ID: id}, InitialVoters: voters}
 	c.mu.Unlock()
 	tn := &testNode{id: id, fs: vfs.NewMem()}
 	if err := c.start(tn); err != nil {
