@@ -228,11 +228,22 @@ func repairTorn(r *run, walDir string, tfs *tearFS) bool {
 	if !r.check("wal repair", err) {
 		return false
 	}
-	if len(res.Cuts) != 1 {
-		r.fail("wal repair made %d cuts, want 1 (the torn tail)", len(res.Cuts))
+	// The torn write may be a rotation's seal record: the new segment was
+	// already published (a header, no entry) when the power went, and
+	// repair rightly cuts it whole too. Any other cut is a fault.
+	var cuts []segment.Cut
+	for _, c := range res.Cuts {
+		if c.WholeFile && c.Path != tfs.path && c.FirstLostIndex == 0 && c.LastLostIndex == 0 {
+			r.note("wal repair also cut %s, a segment a rotation published without an entry before the seal of %s was torn", filepath.Base(c.Path), filepath.Base(tfs.path))
+			continue
+		}
+		cuts = append(cuts, c)
+	}
+	if len(cuts) != 1 {
+		r.fail("wal repair made %d cuts, want 1 (the torn tail): %+v", len(cuts), cuts)
 		return false
 	}
-	c := res.Cuts[0]
+	c := cuts[0]
 	r.logf("wal repair cut %s at offset %d: %d bytes (%s) into %s", c.Path, c.Offset, c.Bytes, c.Kind, c.QuarantinePath)
 	switch {
 	case c.Path != tfs.path || c.Offset != tfs.off || c.Kind != segment.TornTail:
