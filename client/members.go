@@ -38,6 +38,12 @@ func (c *Client) RemoveMember(ctx context.Context, sign MemberSigner, name strin
 	return c.memberChange(ctx, sign, http.MethodDelete, "/v1/cluster/members/"+url.PathEscape(name), nil)
 }
 
+// ReplaceMember asks the cluster to make learner add a voter and remove
+// voter old, in one joint change.
+func (c *Client) ReplaceMember(ctx context.Context, sign MemberSigner, old, add string) (*api.MemberChangeResult, error) {
+	return c.memberChange(ctx, sign, http.MethodPost, "/v1/cluster/members/"+url.PathEscape(old)+"/replace-with/"+url.PathEscape(add), nil)
+}
+
 func (c *Client) memberChange(ctx context.Context, sign MemberSigner, method, path string, body []byte) (*api.MemberChangeResult, error) {
 	now := time.Now().Unix()
 	hdr := http.Header{}

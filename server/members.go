@@ -22,6 +22,9 @@ type MemberAdmin interface {
 	AddLearner(ctx context.Context, rec cluster.MemberRecord) error
 	Promote(ctx context.Context, id uint64) error
 	Remove(ctx context.Context, id uint64) error
+	// Replace makes learner add a voter and removes voter old in one
+	// joint change.
+	Replace(ctx context.Context, old, add uint64) error
 	JoinAnswer() cluster.JoinAnswer
 	Membership() cluster.Membership
 	// CheckMemberChange checks a request's authentication (see
@@ -38,6 +41,7 @@ func (s *Server) memberRoutes() []route {
 		{http.MethodPost, "/v1/cluster/members", s.addMember},
 		{http.MethodPost, "/v1/cluster/members/{name}/promote", s.promoteMember},
 		{http.MethodDelete, "/v1/cluster/members/{name}", s.removeMember},
+		{http.MethodPost, "/v1/cluster/members/{name}/replace-with/{new}", s.replaceMember},
 	}
 }
 
@@ -82,6 +86,24 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		return a.Remove(ctx, id)
+	})
+}
+
+// replaceMember answers POST /v1/cluster/members/{name}/replace-with/{new}:
+// learner new becomes a voter and voter name leaves, in one joint change
+// (the cluster's size and fault tolerance never dip); 200 once applied on
+// the leader; 409 while new lags the leader.
+func (s *Server) replaceMember(w http.ResponseWriter, r *http.Request) {
+	s.memberChange(w, r, func(ctx context.Context, a MemberAdmin, _ []byte) error {
+		old, err := s.memberID(r.PathValue("name"))
+		if err != nil {
+			return err
+		}
+		add, err := s.memberID(r.PathValue("new"))
+		if err != nil {
+			return err
+		}
+		return a.Replace(ctx, old, add)
 	})
 }
 

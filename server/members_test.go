@@ -57,6 +57,14 @@ func TestClusterMembersHTTP(t *testing.T) {
 	if a := c.raw(f, post, p, "", signed(secret, post, p, "")); a.status != http.StatusBadRequest {
 		t.Fatalf("promote of no member: %d %s", a.status, a.body)
 	}
+	p = "/v1/cluster/members/" + f + "/replace-with/n9"
+	if a := c.raw(f, post, p, "", signed(secret, post, p, "")); a.status != http.StatusConflict {
+		t.Fatalf("replace %s by a learner that never ran: %d %s", f, a.status, a.body)
+	}
+	p = "/v1/cluster/members/" + f + "/replace-with/nope"
+	if a := c.raw(f, post, p, "", signed(secret, post, p, "")); a.status != http.StatusBadRequest {
+		t.Fatalf("replace by no member: %d %s", a.status, a.body)
+	}
 	p = "/v1/cluster/members/n9"
 	a = c.raw(f, del, p, "", signed(secret, del, p, ""))
 	res = api.MemberChangeResult{}

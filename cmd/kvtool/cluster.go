@@ -33,6 +33,7 @@ Examples:
 			clusterAddCommand(e),
 			clusterPromoteCommand(e),
 			clusterRemoveCommand(e),
+			clusterReplaceCommand(e),
 		},
 	}
 }

@@ -110,6 +110,43 @@ Examples:
 	}
 }
 
+func clusterReplaceCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:      "replace",
+		Usage:     "swap a voter for a caught-up learner in one joint change",
+		ArgsUsage: "OLD NEW",
+		Description: `Makes learner NEW a voter and removes voter OLD in one joint change, so the
+cluster never has fewer voters than before, not even for one entry. Start NEW
+first as a learner that stays one (kvtool serve --node NEW ... --join-cluster
+ANY_MEMBER --learner) and wait until it has caught up; the leader refuses
+(exit 1) while NEW's log trails its own. OLD stops serving, and its data
+directory refuses to start again (DATA/raft/REMOVED) until it is wiped.
+
+` + memberChangeHelp + `
+
+Examples:
+  kvtool cluster replace --addr 127.0.0.1:7070 n2 n4`,
+		Flags: []cli.Flag{addrFlag(), secretFlag()},
+		Action: func(cCtx *cli.Context) error {
+			if err := wantArgs(cCtx, 2, 2); err != nil {
+				return err
+			}
+			old, add := cCtx.Args().Get(0), cCtx.Args().Get(1)
+			for _, n := range []string{old, add} {
+				if err := cluster.CheckMemberName(n); err != nil {
+					return usageErrorf(cCtx, "%v", err)
+				}
+			}
+			if old == add {
+				return usageErrorf(cCtx, "OLD and NEW are both %q: name two members", old)
+			}
+			return memberChange(cCtx, "replaced "+old+" by "+add, func(c *client.Client, sign client.MemberSigner) (*api.MemberChangeResult, error) {
+				return c.ReplaceMember(cCtx.Context, sign, old, add)
+			})
+		},
+	}
+}
+
 func memberArg(cCtx *cli.Context) (string, error) {
 	if err := wantArgs(cCtx, 1, 1); err != nil {
 		return "", err
