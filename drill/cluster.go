@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -60,8 +61,11 @@ const clusterTimeout = 30 * time.Second
 // clusterNode is one member of a drill's cluster.
 type clusterNode struct {
 	name, data, peer string
-	starts           int
-	srv              *server // nil while it is down
+	// join is the API address of the member a joining node (hot-join,
+	// replace-node) asked to add it; empty for a founding member.
+	join   string
+	starts int
+	srv    *server // nil while it is down
 }
 
 // testCluster is a drill's three nodes and the network between them.
@@ -120,9 +124,13 @@ func (c *testCluster) start(ctx context.Context, name string) error {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return fmt.Errorf("start node %s: %w", name, err)
 	}
-	srv, err := startServerEnv(ctx, c.env.Exe, n.data, logPath, []string{"KVTOOL_SECRET=" + c.secret},
-		"--segment-size", "256KiB", "--node", name, "--peer-listen", n.peer,
-		"--cluster", c.net.clusterMap(name, c.names, c.peerAddrs()))
+	args := []string{"--segment-size", "256KiB", "--node", name, "--peer-listen", n.peer}
+	if n.join != "" {
+		args = append(args, "--join-cluster", n.join)
+	} else {
+		args = append(args, "--cluster", c.net.clusterMap(name, c.founders(), c.peerAddrs()))
+	}
+	srv, err := startServerEnv(ctx, c.env.Exe, n.data, logPath, []string{"KVTOOL_SECRET=" + c.secret}, args...)
 	if err != nil {
 		return fmt.Errorf("start node %s: %w", name, err)
 	}
@@ -130,6 +138,19 @@ func (c *testCluster) start(ctx context.Context, name string) error {
 	n.srv = srv
 	c.mu.Unlock()
 	return nil
+}
+
+// founders lists the founding members (those the network has links for),
+// whatever joined or left since.
+func (c *testCluster) founders() []string {
+	var names []string
+	for name, n := range c.nodes {
+		if n.join == "" {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 func (c *testCluster) peerAddrs() map[string]string {
