@@ -118,26 +118,35 @@ func freeLoopbackAddr() (string, error) {
 
 // start starts node name's process (again).
 func (c *testCluster) start(ctx context.Context, name string) error {
-	n := c.nodes[name]
-	n.starts++
-	logPath := filepath.Join(c.env.Dir, name, fmt.Sprintf("serve-%d.log", n.starts))
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+	logPath, args, err := c.prepare(name)
+	if err != nil {
+		return err
+	}
+	srv, err := startServerEnv(ctx, c.env.Exe, c.nodes[name].data, logPath, []string{"KVTOOL_SECRET=" + c.secret}, args...)
+	if err != nil {
 		return fmt.Errorf("start node %s: %w", name, err)
 	}
-	args := []string{"--segment-size", "256KiB", "--node", name, "--peer-listen", n.peer}
+	c.mu.Lock()
+	c.nodes[name].srv = srv
+	c.mu.Unlock()
+	return nil
+}
+
+// prepare counts a start of node name and returns its log and its flags.
+func (c *testCluster) prepare(name string) (logPath string, args []string, err error) {
+	n := c.nodes[name]
+	n.starts++
+	logPath = filepath.Join(c.env.Dir, name, fmt.Sprintf("serve-%d.log", n.starts))
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return "", nil, fmt.Errorf("start node %s: %w", name, err)
+	}
+	args = []string{"--segment-size", "256KiB", "--node", name, "--peer-listen", n.peer}
 	if n.join != "" {
 		args = append(args, "--join-cluster", n.join)
 	} else {
 		args = append(args, "--cluster", c.net.clusterMap(name, c.founders(), c.peerAddrs()))
 	}
-	srv, err := startServerEnv(ctx, c.env.Exe, n.data, logPath, []string{"KVTOOL_SECRET=" + c.secret}, args...)
-	if err != nil {
-		return fmt.Errorf("start node %s: %w", name, err)
-	}
-	c.mu.Lock()
-	n.srv = srv
-	c.mu.Unlock()
-	return nil
+	return logPath, args, nil
 }
 
 // founders lists the founding members (those the network has links for),
