@@ -76,7 +76,7 @@ type testCluster struct {
 	net    *network
 	secret string
 
-	mu sync.Mutex // guards each node's srv for the load's workers
+	mu sync.Mutex // guards nodes (a member joins) and each node's srv, for the load's workers
 }
 
 // newCluster picks the nodes' peer ports and builds the links; it starts

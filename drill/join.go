@@ -137,7 +137,9 @@ func (c *testCluster) addJoiner(name, via string) error {
 	if err != nil {
 		return fmt.Errorf("pick a peer port for %s: %w", name, err)
 	}
+	c.mu.Lock() // the load's workers read the map
 	c.nodes[name] = &clusterNode{name: name, data: filepath.Join(c.env.Dir, name, "data"), peer: addr, join: via}
+	c.mu.Unlock()
 	c.names = append(c.names, name)
 	return nil
 }
