@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -60,8 +61,11 @@ const clusterTimeout = 30 * time.Second
 // clusterNode is one member of a drill's cluster.
 type clusterNode struct {
 	name, data, peer string
-	starts           int
-	srv              *server // nil while it is down
+	// join is the API address of the member a joining node (hot-join,
+	// replace-node) asked to add it; empty for a founding member.
+	join   string
+	starts int
+	srv    *server // nil while it is down
 }
 
 // testCluster is a drill's three nodes and the network between them.
@@ -72,7 +76,7 @@ type testCluster struct {
 	net    *network
 	secret string
 
-	mu sync.Mutex // guards each node's srv for the load's workers
+	mu sync.Mutex // guards nodes (a member joins) and each node's srv, for the load's workers
 }
 
 // newCluster picks the nodes' peer ports and builds the links; it starts
@@ -114,22 +118,48 @@ func freeLoopbackAddr() (string, error) {
 
 // start starts node name's process (again).
 func (c *testCluster) start(ctx context.Context, name string) error {
-	n := c.nodes[name]
-	n.starts++
-	logPath := filepath.Join(c.env.Dir, name, fmt.Sprintf("serve-%d.log", n.starts))
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return fmt.Errorf("start node %s: %w", name, err)
+	logPath, args, err := c.prepare(name)
+	if err != nil {
+		return err
 	}
-	srv, err := startServerEnv(ctx, c.env.Exe, n.data, logPath, []string{"KVTOOL_SECRET=" + c.secret},
-		"--segment-size", "256KiB", "--node", name, "--peer-listen", n.peer,
-		"--cluster", c.net.clusterMap(name, c.names, c.peerAddrs()))
+	srv, err := startServerEnv(ctx, c.env.Exe, c.nodes[name].data, logPath, []string{"KVTOOL_SECRET=" + c.secret}, args...)
 	if err != nil {
 		return fmt.Errorf("start node %s: %w", name, err)
 	}
 	c.mu.Lock()
-	n.srv = srv
+	c.nodes[name].srv = srv
 	c.mu.Unlock()
 	return nil
+}
+
+// prepare counts a start of node name and returns its log and its flags.
+func (c *testCluster) prepare(name string) (logPath string, args []string, err error) {
+	n := c.nodes[name]
+	n.starts++
+	logPath = filepath.Join(c.env.Dir, name, fmt.Sprintf("serve-%d.log", n.starts))
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return "", nil, fmt.Errorf("start node %s: %w", name, err)
+	}
+	args = []string{"--segment-size", "256KiB", "--node", name, "--peer-listen", n.peer}
+	if n.join != "" {
+		args = append(args, "--join-cluster", n.join)
+	} else {
+		args = append(args, "--cluster", c.net.clusterMap(name, c.founders(), c.peerAddrs()))
+	}
+	return logPath, args, nil
+}
+
+// founders lists the founding members (those the network has links for),
+// whatever joined or left since.
+func (c *testCluster) founders() []string {
+	var names []string
+	for name, n := range c.nodes {
+		if n.join == "" {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 func (c *testCluster) peerAddrs() map[string]string {

@@ -3,10 +3,15 @@ package drill
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"maps"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -151,5 +156,76 @@ func TestCheckCopies(t *testing.T) {
 	}
 	if len(fails) != 2 || !strings.Contains(fails[0], "node n2") || !strings.Contains(fails[1], "node n3") {
 		t.Errorf("want one failure naming n2 and one naming n3, got %q", fails)
+	}
+}
+
+// kvtoolExe builds the kvtool binary the membership drills start, once per
+// test binary.
+var kvtoolExe = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "kvtool-drill-exe-")
+	if err != nil {
+		return "", err
+	}
+	exe := filepath.Join(dir, "kvtool")
+	out, err := exec.Command("go", "build", "-o", exe, "../cmd/kvtool").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return exe, nil
+})
+
+// runMembershipDrill runs drill d once at the short CI duration.
+func runMembershipDrill(t *testing.T, d Drill) Result {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts four real cluster processes; skipped with -short")
+	}
+	exe, err := kvtoolExe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := t.TempDir()
+	res, err := Run(t.Context(), []Drill{d}, Options{Seed: 7, Duration: 1500 * time.Millisecond, Exe: exe, Keep: keep})
+	if err != nil || len(res) != 1 {
+		t.Fatalf("run %s: %v", d.Name, err)
+	}
+	return res[0]
+}
+
+// TestMembershipDrills: hot-join and replace-node pass on the real binary,
+// with something acknowledged, nothing lost, and the joiner promoted.
+func TestMembershipDrills(t *testing.T) {
+	for _, d := range []Drill{hotJoin, replaceNode} {
+		t.Run(d.Name, func(t *testing.T) {
+			r := runMembershipDrill(t, d)
+			if r.Verdict != Pass || r.Lost != 0 || r.Acked == 0 {
+				t.Fatalf("verdict %s, %d acknowledged, %d lost: %v (evidence: %s)", r.Verdict, r.Acked, r.Lost, r.Failures, r.Dir)
+			}
+			if _, ok := r.Timings["promoted"]; !ok {
+				t.Errorf("no promoted timing in %v", r.Timings)
+			}
+			t.Logf("%d acknowledged, timings %v; %v", r.Acked, r.Timings, r.Notes)
+		})
+	}
+}
+
+// TestMembershipDrillsCatchPlantedFault: the drills fail when their
+// recovery is done wrong: the joiner restarted on an empty directory (not
+// a resume), the replaced member never removed.
+func TestMembershipDrillsCatchPlantedFault(t *testing.T) {
+	for _, c := range []struct {
+		d     Drill
+		plant string
+		want  string
+	}{{hotJoin, plantRestartEmpty, "did not resume"}, {replaceNode, plantSkipRemove, "the members are"}} {
+		t.Run(c.d.Name, func(t *testing.T) {
+			plant = c.plant
+			defer func() { plant = "" }()
+			r := runMembershipDrill(t, c.d)
+			if r.Verdict != Fail || !strings.Contains(strings.Join(r.Failures, "; "), c.want) {
+				t.Fatalf("with %s planted: verdict %s, failures %v; want a failure saying %q", c.plant, r.Verdict, r.Failures, c.want)
+			}
+			t.Logf("with %s planted: %v", c.plant, r.Failures)
+		})
 	}
 }

@@ -42,12 +42,27 @@ func startServer(ctx context.Context, exe, data, logPath string, args ...string)
 // startServerEnv is startServer with env added to the child's environment
 // (a cluster node's secret).
 func startServerEnv(ctx context.Context, exe, data, logPath string, env []string, args ...string) (*server, error) {
+	s, lines, err := spawnServer(exe, data, logPath, env, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitListening(ctx, lines, logPath); err != nil {
+		s.kill()
+		return nil, err
+	}
+	return s, nil
+}
+
+// spawnServer starts the process of startServerEnv and returns at once,
+// with the channel its first stdout line (the address) arrives on: a drill
+// that must kill a server while it starts up watches its log instead.
+func spawnServer(exe, data, logPath string, env []string, args ...string) (*server, <-chan string, error) {
 	if exe == "" {
-		return nil, errors.New("no kvtool executable to start (the drill needs the real binary)")
+		return nil, nil, errors.New("no kvtool executable to start (the drill needs the real binary)")
 	}
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	argv := append([]string{"serve", "--data", data, "--json", "--listen", "127.0.0.1:0",
 		"--delta-every", "0", "--merge-after", "0", "--compact-wal-size", "0"}, args...)
@@ -60,11 +75,11 @@ func startServerEnv(ctx context.Context, exe, data, logPath string, env []string
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("start %s serve: %w", exe, err)
+		return nil, nil, fmt.Errorf("start %s serve: %w", exe, err)
 	}
 	s := &server{cmd: cmd, done: make(chan struct{}), log: logf}
 	lines := make(chan string, 1)
@@ -76,11 +91,7 @@ func startServerEnv(ctx context.Context, exe, data, logPath string, env []string
 		s.err = cmd.Wait()
 		close(s.done)
 	}()
-	if err := s.waitListening(ctx, lines, logPath); err != nil {
-		s.kill()
-		return nil, err
-	}
-	return s, nil
+	return s, lines, nil
 }
 
 func (s *server) waitListening(ctx context.Context, lines <-chan string, logPath string) error {

@@ -28,7 +28,9 @@ The cluster drills (follower-loss, leader-loss, partition) run three serve
 --node processes whose peer links go through proxies the drill cuts and
 heals, time the new leader, the first commit after the fault and the node's
 catch-up (--json: "timings"), and check every node holds the same state hash
-at the same applied index.
+at the same applied index. hot-join and replace-node change the membership
+under load the way an operator would (serve --join-cluster, kvtool cluster
+remove) and end with the same checks over every member.
 
 It prints a table (drill, verdict, acknowledged transactions, lost, time to
 recover, notes) and a summary; with --json one JSON object per drill (JSON
