@@ -218,7 +218,11 @@ func TestMaintenanceLocked(t *testing.T) {
 			t.Errorf("%v on a held directory: %s", cmd, stderr)
 		}
 	}
-	dirtest.RequireUnchanged(t, data, before, "maintenance on a held directory")
+	// The store holding the directory prepares its spare segment in the
+	// background (wal/next.wal.tmp-*), whenever it likes: that file is
+	// the store's, not the commands'.
+	spare := func(p string) bool { return strings.HasPrefix(filepath.Base(p), "next.wal") }
+	dirtest.RequireUnchangedExcept(t, data, before, "maintenance on a held directory", spare)
 }
 
 func TestMaintenanceOnAddr(t *testing.T) {
