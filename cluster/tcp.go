@@ -452,27 +452,9 @@ func (p *peerSender) run() {
 }
 
 func (p *peerSender) dial() (net.Conn, []byte, error) {
-	d := net.Dialer{Timeout: p.t.cfg.HandshakeTimeout}
-	conn, err := d.DialContext(p.ctx, "tcp", p.addr)
+	conn, key, err := p.dialKind(p.ctx, kindRaft)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dial member %x at %s: %w", p.id, p.addr, err)
-	}
-	deadline := time.Now().Add(p.t.cfg.HandshakeTimeout)
-	if p.t.cfg.TLS != nil {
-		tc := tls.Client(conn, clientTLS(p.t.cfg.TLS, p.addr))
-		tc.SetDeadline(deadline)
-		if err := tc.Handshake(); err != nil {
-			conn.Close()
-			return nil, nil, fmt.Errorf("member %x at %s: %w: TLS: %w", p.id, p.addr, ErrHandshake, err)
-		}
-		tc.SetDeadline(time.Time{})
-		conn = tc
-	}
-	h := hello{clusterID: p.t.cfg.ClusterID, from: p.t.cfg.ID, to: p.id}
-	key, err := dialHandshake(conn, p.t.cfg.Secret, h, deadline)
-	if err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("member %x at %s: %w", p.id, p.addr, err)
+		return nil, nil, err
 	}
 	p.setState(true, nil)
 	return conn, key, nil
