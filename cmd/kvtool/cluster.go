@@ -45,8 +45,12 @@ func clusterStatusCommand(e env) *cli.Command {
 		Description: `Prints one line per member: its name, ID, role (leader, follower, learner,
 candidate), peer address, HTTP API address, the last log index the leader
 knows it holds (MATCH), its applied index (APPLIED) and how far that trails
-the leader's commit index (LAG). The member at --addr asks every other one
-for its applied index; one it cannot ask shows "-" and the reason below the
+the leader's commit index (LAG). Asked of the leader, it also shows the
+log the leader keeps for each member (its retention lease): the lease's
+state (LEASE: active; expired when the member was silent too long; evicted
+when it pinned too much), the index the kept log starts after (PINNED) and
+what it costs on disk (PINNED-SIZE). The member at --addr asks every other
+one for its applied index; one it cannot ask shows "-" and the reason below the
 table, and the command still exits 0. With --json prints the whole view
 (snake_case fields, IDs as 16 hex digits).
 
@@ -148,9 +152,10 @@ func printClusterStatus(cCtx *cli.Context, st *api.ClusterStatus) error {
 		leader = "none known"
 	}
 	p.Notef("cluster %s: leader %s, term %d, commit index %d (as %s sees it)", st.ClusterID, leader, st.Term, st.CommitIndex, st.Name)
-	t := p.Table("NAME", "ID", "ROLE", "PEER", "API", "MATCH", "APPLIED", "LAG")
+	t := p.Table("NAME", "ID", "ROLE", "PEER", "API", "MATCH", "APPLIED", "LAG", "LEASE", "PINNED", "PINNED-SIZE")
 	for _, m := range st.Members {
-		t.Row(m.Name, m.ID, m.Role, orDash(m.PeerAddr), orDash(m.APIAddr), m.MatchIndex, optIndex(m.AppliedIndex), optIndex(m.Lag))
+		leaseState, pinned, pinnedSize := leaseCells(m)
+		t.Row(m.Name, m.ID, m.Role, orDash(m.PeerAddr), orDash(m.APIAddr), m.MatchIndex, optIndex(m.AppliedIndex), optIndex(m.Lag), leaseState, pinned, pinnedSize)
 	}
 	if err := t.Flush(); err != nil {
 		return err
@@ -164,6 +169,17 @@ func printClusterStatus(cCtx *cli.Context, st *api.ClusterStatus) error {
 		p.Notef("%s has stopped: %s", st.Name, st.Failed)
 	}
 	return nil
+}
+
+// leaseCells are the raft log a member's lease pins on the leader: the
+// lease's state, the index the kept log starts after, and what keeping it
+// costs on disk; dashes when the viewer holds no lease for it (the viewer
+// does not lead, or the member is the viewer).
+func leaseCells(m api.ClusterMember) (state, index, size string) {
+	if m.LeaseState == "" {
+		return "-", "-", "-"
+	}
+	return m.LeaseState, strconv.FormatUint(m.PinnedIndex, 10), byteText(m.PinnedBytes)
 }
 
 func orDash(s string) string {

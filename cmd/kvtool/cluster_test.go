@@ -83,7 +83,7 @@ func TestClusterCommands(t *testing.T) {
 
 	stdout, _ := kvMust(t, exitOK, "", "cluster", "status", "--addr", apis["n1"])
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if len(lines) != 5 || !strings.Contains(lines[0], "leader "+lead) || strings.Join(strings.Fields(lines[1]), " ") != "NAME ID ROLE PEER API MATCH APPLIED LAG" {
+	if len(lines) != 5 || !strings.Contains(lines[0], "leader "+lead) || strings.Join(strings.Fields(lines[1]), " ") != "NAME ID ROLE PEER API MATCH APPLIED LAG LEASE PINNED PINNED-SIZE" {
 		t.Fatalf("cluster status:\n%s", stdout)
 	}
 	for i, name := range []string{"n1", "n2", "n3"} {
@@ -92,8 +92,12 @@ func TestClusterCommands(t *testing.T) {
 		if name == lead {
 			role = "leader"
 		}
-		if len(f) != 8 || f[0] != name || f[1] != fmt.Sprintf("%016x", cluster.MemberID(name)) || f[2] != role || f[4] != apis[name] || f[6] == "-" {
+		if len(f) != 11 || f[0] != name || f[1] != fmt.Sprintf("%016x", cluster.MemberID(name)) || f[2] != role || f[4] != apis[name] || f[6] == "-" {
 			t.Fatalf("row of %s: %q", name, lines[2+i])
+		}
+		// n1's view: it holds a lease for every other member if it leads, for none if not.
+		if hasLease := f[8] != "-"; hasLease != (lead == "n1" && name != "n1") {
+			t.Fatalf("row of %s in %s's view (leader %s): lease %q", name, "n1", lead, lines[2+i])
 		}
 	}
 	stdout, _ = kvMust(t, exitOK, "", "cluster", "status", "--addr", apis["n2"], "--json")
