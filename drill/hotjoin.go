@@ -338,9 +338,14 @@ func runHotJoin(ctx context.Context, env *Env) Result {
 	if len(skipped) > 0 {
 		r.note("not injected: %s", strings.Join(skipped, "; "))
 	}
-	if n := len(done); n > 0 && size > 0 {
-		r.note("the members wrote %d snapshot chunk bytes for a %d-byte snapshot: %d sent again over %d interruptions (%d per interruption; the joiner's credit window is %d)",
-			sent, size, max(0, sent-size), n, max(0, sent-size)/int64(n), hotJoinWindow)
+	if n := int64(len(done)); n > 0 && size > 0 {
+		resent := max(0, sent-size)
+		within := "within one credit window each"
+		if resent > n*hotJoinWindow {
+			within = "MORE than one credit window each"
+		}
+		r.note("the members wrote %d snapshot chunk bytes for a %d-byte snapshot: %d sent again over %d interruptions, %d per interruption on average, %s (the joiner's window is %d)",
+			sent, size, resent, n, resent/n, within, hotJoinWindow)
 	}
 	return j.finish(ctx, timings)
 }
