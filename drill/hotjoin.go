@@ -36,7 +36,7 @@ const hotJoinWindow = 64 << 10
 // hotJoinPad is the incompressible state written before the join so that
 // the snapshot takes several seconds at the members' rate.
 const (
-	hotJoinPadKeys  = 32
+	hotJoinPadKeys  = 48
 	hotJoinPadBytes = 8 << 10
 )
 
@@ -165,15 +165,34 @@ func (c *testCluster) waitSync(ctx context.Context, name string, cond func(*join
 // snapshotBytesSent sums the snapshot chunk bytes the members named have
 // written (resends included).
 func (c *testCluster) snapshotBytesSent(ctx context.Context, names []string) int64 {
-	var n int64
+	sent, _ := c.snapshotSends(ctx, names)
+	return sent
+}
+
+// snapshotSends sums the members' snapshot chunk bytes written and their
+// failed snapshot sends. A send's bytes are counted when it returns, just
+// before it is counted failed.
+func (c *testCluster) snapshotSends(ctx context.Context, names []string) (sent, failed int64) {
 	for _, name := range names {
 		if cl := c.client(name); cl != nil {
 			if st, err := cl.LocalClusterStatus(ctx); err == nil {
-				n += st.SnapshotBytesSent
+				sent, failed = sent+st.SnapshotBytesSent, failed+st.SnapshotsFailed
 			}
 		}
 	}
-	return n
+	return sent, failed
+}
+
+// sendEnded waits until the members count a failed snapshot send more
+// than failedBefore (the interrupted one returned, its bytes counted) and
+// returns their bytes sent then; ok is false if none was counted in time.
+func (c *testCluster) sendEnded(ctx context.Context, names []string, failedBefore int64) (sent int64, ok bool) {
+	ok = waitFor(ctx, clusterTimeout, func() bool {
+		var failed int64
+		sent, failed = c.snapshotSends(ctx, names)
+		return failed > failedBefore
+	})
+	return sent, ok
 }
 
 // compactLogs has every member checkpoint and compact its store (POST
@@ -266,31 +285,40 @@ func runHotJoin(ctx context.Context, env *Env) Result {
 	var done []string // the faults injected, for the notes
 	var skipped []string
 	var size int64
+	rl := resendLog{sentBefore: sentBefore}
 	for cut := 1; cut <= 2; cut++ {
 		s, ok := c.waitSync(ctx, joiner, (*joinSync).moving)
 		if !ok {
 			skipped = append(skipped, fmt.Sprintf("cut %d (the snapshot was %s)", cut, describe(s)))
 			break
 		}
+		rl.started(s)
 		size = s.ClusterJoin.Snapshot.Transfer.Bytes
+		_, failedBefore := c.snapshotSends(ctx, founders)
 		proxy.Cut()
 		r.logf("cut %d of the proxy in front of %s while it received: %s", cut, joiner, s)
 		after, failed := c.waitSync(ctx, joiner, func(s *joinSync) bool { return s.snapPhase() == "failed" })
-		proxy.Heal()
 		if !failed && after != nil && after.finished() {
+			proxy.Heal()
 			// It ended between the look and the cut: say so, claim nothing.
 			skipped = append(skipped, fmt.Sprintf("cut %d (the snapshot ended just before it: %s)", cut, describe(after)))
 			break
 		}
 		if !failed {
+			proxy.Heal()
 			r.fail("%s's snapshot session did not fail after cut %d of its connection (it is %s)", joiner, cut, describe(after))
 			break
 		}
+		rl.ended(c.sendEnded(ctx, founders, failedBefore))
+		proxy.Heal()
 		done = append(done, fmt.Sprintf("cut %d at %d of %d bytes held", cut, s.ClusterJoin.Snapshot.Transfer.BytesDone, size))
 	}
 	killed := false
 	if s, ok := c.waitSync(ctx, joiner, (*joinSync).moving); ok {
+		rl.started(s)
+		_, failedBefore := c.snapshotSends(ctx, founders)
 		c.kill(joiner)
+		rl.ended(c.sendEnded(ctx, founders, failedBefore))
 		killed = true
 		done = append(done, fmt.Sprintf("SIGKILL at %d of %d bytes held", s.ClusterJoin.Snapshot.Transfer.BytesDone, s.ClusterJoin.Snapshot.Transfer.Bytes))
 		r.logf("killed %s (SIGKILL) while it received: %s", joiner, s)
@@ -320,7 +348,13 @@ func runHotJoin(ctx context.Context, env *Env) Result {
 			r.fail("the restarted %s did not resume its join (it should say \"resuming the join\" and not be added again; its log %s)", joiner, logPath)
 		}
 	}
-	final, _ := c.waitSync(ctx, joiner, func(s *joinSync) bool { return s.finished() })
+	next := len(rl.heldStart) + 1 // the session after the last interruption
+	final, _ := c.waitSync(ctx, joiner, func(s *joinSync) bool {
+		if s.moving() && len(rl.heldStart) < next {
+			rl.started(s)
+		}
+		return s.finished()
+	})
 	if final != nil && final.ClusterJoin != nil && final.ClusterJoin.Snapshot != nil {
 		size = final.ClusterJoin.Snapshot.Transfer.Bytes
 	}
@@ -345,14 +379,62 @@ func runHotJoin(ctx context.Context, env *Env) Result {
 	}
 	if n := int64(len(done)); n > 0 && size > 0 {
 		resent := max(0, sent-size)
+		each, most := rl.perInterruption()
 		within := "within one credit window each"
-		if resent > n*hotJoinWindow {
-			within = "MORE than one credit window each"
+		if resent > n*hotJoinWindow || most > hotJoinWindow {
+			within = "MORE than one credit window at an interruption"
 		}
-		r.note("the members wrote %d snapshot chunk bytes for a %d-byte snapshot: %d sent again over %d interruptions, %d per interruption on average, %s (the joiner's window is %d)",
-			sent, size, resent, n, resent/n, within, hotJoinWindow)
+		r.note("the members wrote %d snapshot chunk bytes for a %d-byte snapshot: %d sent again over %d interruptions (%s), %s (the joiner's window is %d)",
+			sent, size, resent, n, each, within, hotJoinWindow)
 	}
 	return j.finish(ctx, timings)
+}
+
+// resendLog measures what each interruption of the snapshot stream cost
+// again: the bytes the members sent during a session (counted once the
+// sender returned, see sendEnded), less what the joiner held more at the
+// start of the next session than at the start of that one.
+type resendLog struct {
+	sentBefore int64
+	heldStart  []int64 // what the joiner held as each session began
+	sentEnd    []int64 // what the members had sent once each interrupted session ended
+	unsure     bool    // a session's end was not seen counted
+}
+
+func (l *resendLog) started(s *joinSync) {
+	t := s.ClusterJoin.Snapshot.Transfer
+	l.heldStart = append(l.heldStart, t.BytesDone-t.SessionBytes)
+}
+
+// ended records what the members had sent once an interrupted session
+// returned (ok: its failure was counted; else the figures are not kept).
+func (l *resendLog) ended(sent int64, ok bool) {
+	if !ok {
+		l.unsure = true
+	}
+	l.sentEnd = append(l.sentEnd, sent)
+}
+
+// perInterruption describes the bytes sent again at each interruption
+// (or says why it cannot), and returns the most at one (0 if unmeasured).
+func (l *resendLog) perInterruption() (string, int64) {
+	n := len(l.sentEnd)
+	switch {
+	case len(l.heldStart) != n+1:
+		return "per interruption: not measured, a session was not seen moving", 0
+	case l.unsure:
+		return "per interruption: not measured, a sender's failure was not seen counted", 0
+	}
+	var parts []string
+	var most int64
+	prev := l.sentBefore
+	for k := range n {
+		again := (l.sentEnd[k] - prev) - (l.heldStart[k+1] - l.heldStart[k])
+		parts = append(parts, fmt.Sprint(again))
+		most = max(most, again)
+		prev = l.sentEnd[k]
+	}
+	return strings.Join(parts, ", ") + " at each", most
 }
 
 func describe(s *joinSync) string {
