@@ -126,7 +126,8 @@ func TestServeAdvertisePeer(t *testing.T) {
 }
 
 // TestServeAdvertisePeerUsage: --advertise-peer must be an address the
-// others can dial, and a founding member's must be its --cluster entry.
+// others can dial, and a founding member's must be its --cluster entry;
+// the raft log and snapshot flags are bounded and need a cluster member.
 func TestServeAdvertisePeerUsage(t *testing.T) {
 	t.Setenv("KVTOOL_SECRET", clusterTestSecret)
 	dir := t.TempDir()
@@ -136,6 +137,9 @@ func TestServeAdvertisePeerUsage(t *testing.T) {
 		{"--node", "n1", "--cluster", "n1=127.0.0.1:7080", "--advertise-peer", "127.0.0.1:9999"},
 		{"--advertise-peer", "127.0.0.1:9999"},
 		{"--node", "n1", "--cluster", "n1=127.0.0.1:7080", "--snapshot-chunk-size", "1KiB"},
+		{"--node", "n1", "--cluster", "n1=127.0.0.1:7080", "--snapshot-window", "1KiB"},
+		{"--node", "n1", "--cluster", "n1=127.0.0.1:7080", "--log-retain-entries", "0"},
+		{"--snapshot-max-rate", "1MiB"},
 	} {
 		kvMust(t, exitUsage, "", append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, args...)...)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/node"
+	xfer "github.com/kvtool/kvtool/transfer"
 )
 
 // clusterServeFlags are the flags serve takes for a cluster member.
@@ -30,8 +31,8 @@ func clusterServeFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "learner", Usage: "with --join-cluster: stay a learner (a read replica that does not vote); the leader does not promote it"},
 		&cli.Uint64Flag{Name: "log-retain-entries", Value: cluster.DefaultRetainEntries, Usage: "keep at least `N` raft log entries behind the applied index when the log is compacted, so a member a little behind catches up from the log rather than by a snapshot"},
 		&cli.DurationFlag{Name: "log-compact-every", Value: 10 * time.Second, Usage: "compact the raft log after the store's checkpoints every `DURATION`"},
-		newSizeFlag("snapshot-chunk-size", "send snapshots to members behind the retained log (and to joiners) in chunks of `SIZE` (default 1MiB)", 0),
-		newSizeFlag("snapshot-window", "let a member sending this one a snapshot run at most `SIZE` ahead of what is durable here: what a cut connection may cost again (default 8MiB)", 0),
+		newSizeFlag("snapshot-chunk-size", "send snapshots to members behind the retained log (and to joiners) in chunks of `SIZE`", xfer.DefaultChunkSize),
+		newSizeFlag("snapshot-window", "let a member sending this one a snapshot run at most `SIZE` ahead of what is durable here: what a cut connection may cost again", xfer.DefaultWindow),
 		newSizeFlag("snapshot-max-rate", "send snapshots to other members at most `RATE` bytes per second (0: no limit)", 0),
 	}
 }
@@ -184,11 +185,11 @@ func clusterTuningOf(cCtx *cli.Context, c *node.ClusterConfig) error {
 		return usageErrorf(cCtx, "--log-retain-entries 0: want at least 1 entry")
 	}
 	chunk := sizeFlag(cCtx, "snapshot-chunk-size")
-	if cCtx.IsSet("snapshot-chunk-size") && (chunk < format.MinXferChunk || chunk > format.MaxXferChunk) {
+	if chunk < format.MinXferChunk || chunk > format.MaxXferChunk {
 		return usageErrorf(cCtx, "--snapshot-chunk-size %d: want %d to %d bytes", chunk, format.MinXferChunk, format.MaxXferChunk)
 	}
-	if cCtx.IsSet("snapshot-window") && sizeFlag(cCtx, "snapshot-window") < max(chunk, format.MinXferChunk) {
-		return usageErrorf(cCtx, "--snapshot-window %d: want at least one chunk (%d bytes)", sizeFlag(cCtx, "snapshot-window"), max(chunk, format.MinXferChunk))
+	if w := sizeFlag(cCtx, "snapshot-window"); w < format.MinXferChunk {
+		return usageErrorf(cCtx, "--snapshot-window %d: want at least %d bytes (a sender always has one chunk in flight, whatever the window)", w, format.MinXferChunk)
 	}
 	c.Raft.RetainEntries, c.Raft.CompactInterval = cCtx.Uint64("log-retain-entries"), cCtx.Duration("log-compact-every")
 	c.Raft.SnapshotChunk, c.Raft.SnapshotWindow = int(chunk), sizeFlag(cCtx, "snapshot-window")
