@@ -37,6 +37,13 @@ type ClusterStatus struct {
 	SnapshotsNeeded int64 `json:"snapshots_needed"`
 	SnapshotsSent   int64 `json:"snapshots_sent"`
 	SnapshotsFailed int64 `json:"snapshots_failed"`
+	// SnapshotBytesSent counts the snapshot chunk bytes this member wrote
+	// to others, resends after a cut or a nack included.
+	SnapshotBytesSent int64 `json:"snapshot_bytes_sent"`
+	// SnapIndex is the raft snapshot this member's log starts after: the
+	// log was compacted up to it (0: never), and a member or joiner behind
+	// it gets a snapshot.
+	SnapIndex uint64 `json:"snap_index"`
 	// LogCuts counts the uncommitted log suffixes a new leader replaced.
 	LogCuts int `json:"log_cuts"`
 	// Failed is the error that stopped this member (fail stop), if any.

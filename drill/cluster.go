@@ -63,7 +63,12 @@ type clusterNode struct {
 	name, data, peer string
 	// join is the API address of the member a joining node (hot-join,
 	// replace-node) asked to add it; empty for a founding member.
-	join   string
+	join string
+	// advertise, if set, is the peer address the node tells the cluster
+	// (--advertise-peer): a drill link in front of its real peer listener.
+	advertise string
+	// extra are flags added to the node's serve command line.
+	extra  []string
 	starts int
 	srv    *server // nil while it is down
 }
@@ -75,6 +80,8 @@ type testCluster struct {
 	nodes  map[string]*clusterNode
 	net    *network
 	secret string
+	// extra are flags added to every founding member's serve command line.
+	extra []string
 
 	mu sync.Mutex // guards nodes (a member joins) and each node's srv, for the load's workers
 }
@@ -145,7 +152,12 @@ func (c *testCluster) prepare(name string) (logPath string, args []string, err e
 		args = append(args, "--join-cluster", n.join)
 	} else {
 		args = append(args, "--cluster", c.net.clusterMap(name, c.founders(), c.peerAddrs()))
+		args = append(args, c.extra...)
 	}
+	if n.advertise != "" {
+		args = append(args, "--advertise-peer", n.advertise)
+	}
+	args = append(args, n.extra...)
 	return logPath, args, nil
 }
 

@@ -192,33 +192,58 @@ func runMembershipDrill(t *testing.T, d Drill) Result {
 	return res[0]
 }
 
-// TestMembershipDrills: hot-join and replace-node pass on the real binary,
-// with something acknowledged, nothing lost, and the joiner promoted.
+// TestMembershipDrills: hot-join, replace-node and corrupt-snapshot-cluster
+// pass on the real binary, with something acknowledged, nothing lost, and
+// the new member promoted; hot-join injected each of its faults (two cuts
+// of the snapshot stream, a SIGKILL while it streams).
 func TestMembershipDrills(t *testing.T) {
-	for _, d := range []Drill{hotJoin, replaceNode} {
-		t.Run(d.Name, func(t *testing.T) {
-			r := runMembershipDrill(t, d)
+	for _, c := range []struct {
+		d      Drill
+		timing string
+	}{{hotJoin, "promoted"}, {replaceNode, "promoted"}, {corruptSnapshotCluster, "replaced"}} {
+		t.Run(c.d.Name, func(t *testing.T) {
+			r := runMembershipDrill(t, c.d)
 			if r.Verdict != Pass || r.Lost != 0 || r.Acked == 0 {
 				t.Fatalf("verdict %s, %d acknowledged, %d lost: %v (evidence: %s)", r.Verdict, r.Acked, r.Lost, r.Failures, r.Dir)
 			}
-			if _, ok := r.Timings["promoted"]; !ok {
-				t.Errorf("no promoted timing in %v", r.Timings)
+			if _, ok := r.Timings[c.timing]; !ok {
+				t.Errorf("no %s timing in %v", c.timing, r.Timings)
 			}
-			t.Logf("%d acknowledged, timings %v; %v", r.Acked, r.Timings, r.Notes)
+			notes := strings.Join(r.Notes, "; ")
+			if c.d.Name == hotJoin.Name {
+				for _, want := range []string{"cut 1 at", "cut 2 at", "SIGKILL at", "sent again"} {
+					if !strings.Contains(notes, want) {
+						t.Errorf("the hot-join's notes do not say %q: %s", want, notes)
+					}
+				}
+				if strings.Contains(notes, "not injected") {
+					t.Errorf("the hot-join left a fault out: %s", notes)
+				}
+			}
+			t.Logf("%d acknowledged, timings %v; %s", r.Acked, r.Timings, notes)
 		})
 	}
 }
 
 // TestMembershipDrillsCatchPlantedFault: the drills fail when their
-// recovery is done wrong: the joiner restarted on an empty directory (not
-// a resume), the replaced member never removed.
+// recovery is done wrong or their fault is missing: the joiner restarted
+// on an empty directory (not a resume), the members' logs left whole (the
+// joiner needs no snapshot, so nothing could be cut), the replaced member
+// never removed, no byte flipped (verify finds nothing, the member
+// starts), the damaged member never replaced.
 func TestMembershipDrillsCatchPlantedFault(t *testing.T) {
 	for _, c := range []struct {
 		d     Drill
 		plant string
 		want  string
-	}{{hotJoin, plantRestartEmpty, "did not resume"}, {replaceNode, plantSkipRemove, "the members are"}} {
-		t.Run(c.d.Name, func(t *testing.T) {
+	}{
+		{hotJoin, plantRestartEmpty, "did not resume"},
+		{hotJoin, plantNoCompact, "caught up from the log"},
+		{replaceNode, plantSkipRemove, "the members are"},
+		{corruptSnapshotCluster, plantNoFlip, "kvtool verify does not name"},
+		{corruptSnapshotCluster, plantSkipReplace, "the members are"},
+	} {
+		t.Run(c.d.Name+"/"+c.plant, func(t *testing.T) {
 			plant = c.plant
 			defer func() { plant = "" }()
 			r := runMembershipDrill(t, c.d)

@@ -153,17 +153,19 @@ func runCluster(ctx context.Context, env *Env, fault clusterFault) Result {
 	return finishCluster(ctx, r, c, bank, timings)
 }
 
-// startFreshCluster starts three new members. Their peer ports are picked
-// before they start (see freeLoopbackAddr), so another process may take
-// one in between: a start that fails is retried twice on new ports and
-// empty directories before the drill gives up.
-func startFreshCluster(ctx context.Context, env *Env, rng *rand.Rand) (*testCluster, error) {
+// startFreshCluster starts three new members, with the extra serve flags
+// given. Their peer ports are picked before they start (see
+// freeLoopbackAddr), so another process may take one in between: a start
+// that fails is retried twice on new ports and empty directories before
+// the drill gives up.
+func startFreshCluster(ctx context.Context, env *Env, rng *rand.Rand, extra ...string) (*testCluster, error) {
 	var err error
 	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
 		var c *testCluster
 		if c, err = newCluster(env, rng); err != nil {
 			return nil, err
 		}
+		c.extra = extra
 		if err = c.startAll(ctx); err == nil {
 			return c, nil
 		}

@@ -24,7 +24,12 @@
 // same Bank through ServerTargets on the members, time the new leader, the
 // first commit after the fault and the node's catch-up (Result.Timings),
 // and prove the same Check on each member plus SameState across members.
-// hot-join and replace-node would slot in the same way.
+// The membership drills slot in the same way: hot-join (hotjoin.go: a
+// fourth member joins by snapshot through a proxy it advertises with
+// --advertise-peer, the proxy cut twice and the joiner SIGKILLed while the
+// snapshot streams), replace-node (join.go) and corrupt-snapshot-cluster
+// (corruptcluster.go: a member's checkpoint and delta damaged, refused,
+// and rebuilt from its peers with kvtool cluster replace).
 //
 // # Verdicts
 //

@@ -90,7 +90,7 @@ type Result struct {
 
 // All returns every drill, in the order `kvtool drill` runs them.
 func All() []Drill {
-	return []Drill{kill9, powerLoss, tornTail, midLogCorruption, corruptSnapshot, diskFull, followerLoss, leaderLoss, partition, hotJoin, replaceNode}
+	return []Drill{kill9, powerLoss, tornTail, midLogCorruption, corruptSnapshot, diskFull, followerLoss, leaderLoss, partition, hotJoin, replaceNode, corruptSnapshotCluster}
 }
 
 // Lookup returns the drill called name.

@@ -2,6 +2,7 @@ package drill
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -152,6 +153,22 @@ func newNetwork(names []string, peer map[string]string) (*network, error) {
 		}
 	}
 	return n, nil
+}
+
+// addLink makes the link from carries to node to over, forwarding to
+// target (a joiner's peer listener, which the members reach through the
+// link's address given as its --advertise-peer). Cut, heal and Close treat
+// it as every other link.
+func (n *network) addLink(from, to, target string) (*link, error) {
+	l, err := newLink(target)
+	if err != nil {
+		return nil, fmt.Errorf("listen for a drill's peer link to %s: %w", to, err)
+	}
+	if n.links[from] == nil {
+		n.links[from] = map[string]*link{}
+	}
+	n.links[from][to] = l
+	return l, nil
 }
 
 // clusterMap is node from's --cluster map: its own real peer address, and

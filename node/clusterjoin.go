@@ -120,9 +120,12 @@ func joinRecordOf(self cluster.MemberRecord, res *api.MemberChangeResult) (clust
 	return cluster.JoinRecordFor(self, a), nil
 }
 
-// advertisedPeer is the peer address told to the cluster: --peer-listen
-// as bound (its port resolved), with its host unless that is a wildcard.
+// advertisedPeer is the peer address told to the cluster:
+// --advertise-peer if given, else --peer-listen as bound (its port resolved), with its host unless that is a wildcard.
 func (n *node) advertisedPeer() string {
+	if a := n.cfg.Cluster.AdvertisePeer; a != "" {
+		return a
+	}
 	bound := n.peerLn.Addr().String()
 	host, _, _ := net.SplitHostPort(n.cfg.Cluster.PeerListen)
 	_, port, _ := net.SplitHostPort(bound)
@@ -203,6 +206,7 @@ func (s *syncingMember) progress(applied uint64) map[string]any {
 	return map[string]any{"syncing": true, "applied_index": applied, "cluster_join": map[string]any{
 		"node": s.join.Self.Name, "cluster_id": fmt.Sprintf("%016x", s.join.ClusterID), "applied_index": applied,
 		"catch_up_index": s.join.CatchUp, "commit_index": st.Commit, "role": st.Role,
+		"snapshot": st.Install, // the snapshot it receives, if it needs one (nil: none came)
 	}}
 }
 

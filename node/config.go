@@ -88,6 +88,12 @@ type ClusterConfig struct {
 	// "": the bound API address, which must then name a host (a wildcard
 	// listen address such as 0.0.0.0:7070 is refused without it).
 	AdvertiseAPI string
+	// AdvertisePeer is the peer address told to the other members, the
+	// one they dial to reach this member (a proxy, a NAT's outside
+	// address); "": the bound peer listener's address (its host, unless
+	// a wildcard). A joining member sends it in its add request; a
+	// founding member's is its address in Members.
+	AdvertisePeer string
 	// Secret is the shared secret of the members, at least
 	// cluster.MinSecretSize bytes.
 	Secret []byte

@@ -227,6 +227,7 @@ func clusterView(st cluster.Status) *api.ClusterStatus {
 		ReadIndexes: st.ReadIndexes, ReadRetries: st.ReadRetries, LeaderChanges: st.LeaderChanges,
 		SnapshotsNeeded: st.SnapshotsNeeded, LogCuts: st.LogCuts, Failed: st.Err,
 		SnapshotsSent: st.Snapshots.Sent, SnapshotsFailed: st.Snapshots.SendFailed,
+		SnapshotBytesSent: st.Snapshots.BytesSent, SnapIndex: st.SnapIndex,
 	}
 	if st.Leader != 0 {
 		v.LeaderID = hexID(st.Leader)

@@ -6,11 +6,14 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/kvtool/kvtool/cluster"
+	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/node"
+	xfer "github.com/kvtool/kvtool/transfer"
 )
 
 // clusterServeFlags are the flags serve takes for a cluster member.
@@ -19,12 +22,18 @@ func clusterServeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "node", Usage: "run as the cluster member called `NAME` (one of --cluster)"},
 		&cli.StringFlag{Name: "cluster", Usage: "the founding members and their peer addresses: `n1=HOST:PORT,n2=HOST:PORT,...` (this member included; the same on every member)"},
 		&cli.StringFlag{Name: "peer-listen", Usage: "accept the other members' raft messages on `HOST:PORT` (default: this member's address in --cluster)"},
+		&cli.StringFlag{Name: "advertise-peer", Usage: "the `HOST:PORT` the other members dial to reach this member's peer listener, when it is not the --peer-listen address: behind NAT or a TCP proxy, or with a wildcard --peer-listen such as 0.0.0.0:7080 (a joiner sends it in its add request, and the cluster records and shows it; a founding member's must be its address in --cluster)"},
 		&cli.StringFlag{Name: "advertise-api", Usage: "the `HOST:PORT` other members and `kvtool cluster status` reach this member's HTTP API at (default: the --listen address; required when --listen is a wildcard such as 0.0.0.0)"},
 		&cli.StringFlag{Name: "peer-tls-cert", Usage: "mutual TLS between members: this member's certificate `FILE` (PEM)"},
 		&cli.StringFlag{Name: "peer-tls-key", Usage: "mutual TLS between members: the private key `FILE` (PEM) of --peer-tls-cert"},
 		&cli.StringFlag{Name: "peer-tls-ca", Usage: "mutual TLS between members: the CA certificates `FILE` (PEM) every member's certificate chains to"},
 		&cli.StringFlag{Name: "join-cluster", Usage: "join a running cluster through the HTTP API of any of its members, `HOST:PORT` (with --node and --peer-listen, without --cluster)"},
 		&cli.BoolFlag{Name: "learner", Usage: "with --join-cluster: stay a learner (a read replica that does not vote); the leader does not promote it"},
+		&cli.Uint64Flag{Name: "log-retain-entries", Value: cluster.DefaultRetainEntries, Usage: "keep at least `N` raft log entries behind the applied index when the log is compacted, so a member a little behind catches up from the log rather than by a snapshot"},
+		&cli.DurationFlag{Name: "log-compact-every", Value: 10 * time.Second, Usage: "compact the raft log after the store's checkpoints every `DURATION`"},
+		newSizeFlag("snapshot-chunk-size", "send snapshots to members behind the retained log (and to joiners) in chunks of `SIZE`", xfer.DefaultChunkSize),
+		newSizeFlag("snapshot-window", "let a member sending this one a snapshot run at most `SIZE` ahead of what is durable here: what a cut connection may cost again", xfer.DefaultWindow),
+		newSizeFlag("snapshot-max-rate", "send snapshots to other members at most `RATE` bytes per second (0: no limit)", 0),
 	}
 }
 
@@ -42,6 +51,14 @@ shared secret (--secret-file or KVTOOL_SECRET, required) and, with
 learn this member's API address from --listen, or from --advertise-api
 (required if --listen is a wildcard address). A member whose disk fails
 stops (exit 1); the others go on, and a restart recovers it.
+
+Addresses: a member's peer address is the one the others dial. A founding
+member's is its entry in --cluster (which may name a proxy or a NAT's
+outside address: then bind with --peer-listen); a joining member's is
+--advertise-peer if given, else its --peer-listen, and is recorded at the
+join (a restart with another --advertise-peer keeps the recorded one).
+Give --advertise-peer when the others cannot dial --peer-listen itself:
+behind NAT or a TCP proxy, or when it is a wildcard address.
 
 Joining: --node n4 --peer-listen HOST:PORT --join-cluster ANY_MEMBER_API
 (no --cluster) starts a new member on an empty --data: it asks that member
@@ -66,7 +83,7 @@ func clusterServeOf(cCtx *cli.Context, cfg *node.Config) error {
 	}
 	switch {
 	case name == "" && spec == "":
-		for _, f := range []string{"peer-listen", "advertise-api", "peer-tls-cert", "peer-tls-key", "peer-tls-ca"} {
+		for _, f := range append([]string{"peer-listen", "advertise-peer", "advertise-api", "peer-tls-cert", "peer-tls-key", "peer-tls-ca"}, clusterTuningFlags...) {
 			if cCtx.IsSet(f) {
 				return usageErrorf(cCtx, "--%s needs --node NAME and --cluster n1=HOST:PORT,...", f)
 			}
@@ -88,6 +105,14 @@ func clusterServeOf(cCtx *cli.Context, cfg *node.Config) error {
 	}
 	c := &node.ClusterConfig{Name: name, Members: members, PeerListen: cCtx.String("peer-listen"), AdvertiseAPI: cCtx.String("advertise-api")}
 	if err := checkClusterAddrs(cCtx, c, cfg.Listen); err != nil {
+		return err
+	}
+	// A founding member's peer address is what every member's --cluster
+	// says: the others dial it, and it is what the member records show.
+	if adv := cCtx.String("advertise-peer"); adv != "" && adv != members[name] {
+		return usageErrorf(cCtx, "--advertise-peer %s differs from %s's address in --cluster (%s), which is what the other members dial: a founding member's peer address is its --cluster entry; put the address they should dial there, and bind another with --peer-listen", adv, name, members[name])
+	}
+	if err := clusterTuningOf(cCtx, c); err != nil {
 		return err
 	}
 	if c.Secret, err = readSecret(cCtx); err != nil {
@@ -125,8 +150,12 @@ func joinClusterServeOf(cCtx *cli.Context, cfg *node.Config, name, spec, via str
 	if err := checkHostPort(cCtx, "join-cluster", via); err != nil {
 		return err
 	}
-	c := &node.ClusterConfig{Name: name, JoinCluster: via, Learner: cCtx.Bool("learner"), PeerListen: cCtx.String("peer-listen"), AdvertiseAPI: cCtx.String("advertise-api")}
+	c := &node.ClusterConfig{Name: name, JoinCluster: via, Learner: cCtx.Bool("learner"), PeerListen: cCtx.String("peer-listen"),
+		AdvertiseAPI: cCtx.String("advertise-api"), AdvertisePeer: cCtx.String("advertise-peer")}
 	if err := checkClusterAddrs(cCtx, c, cfg.Listen); err != nil {
+		return err
+	}
+	if err := clusterTuningOf(cCtx, c); err != nil {
 		return err
 	}
 	var err error
@@ -143,12 +172,47 @@ func joinClusterServeOf(cCtx *cli.Context, cfg *node.Config, name, spec, via str
 	return nil
 }
 
-// checkClusterAddrs checks --peer-listen and --advertise-api, and that the
-// other members can reach the API at the address told to them.
+// clusterTuningFlags are the flags clusterTuningOf reads.
+var clusterTuningFlags = []string{"log-retain-entries", "log-compact-every", "snapshot-chunk-size", "snapshot-window", "snapshot-max-rate"}
+
+// clusterTuningOf sets the member's raft log retention and snapshot
+// transfer settings from their flags (defaults: the cluster package's).
+func clusterTuningOf(cCtx *cli.Context, c *node.ClusterConfig) error {
+	if cCtx.IsSet("log-compact-every") && cCtx.Duration("log-compact-every") <= 0 {
+		return usageErrorf(cCtx, "--log-compact-every %v: want a positive duration", cCtx.Duration("log-compact-every"))
+	}
+	if cCtx.IsSet("log-retain-entries") && cCtx.Uint64("log-retain-entries") == 0 {
+		return usageErrorf(cCtx, "--log-retain-entries 0: want at least 1 entry")
+	}
+	chunk := sizeFlag(cCtx, "snapshot-chunk-size")
+	if chunk < format.MinXferChunk || chunk > format.MaxXferChunk {
+		return usageErrorf(cCtx, "--snapshot-chunk-size %d: want %d to %d bytes", chunk, format.MinXferChunk, format.MaxXferChunk)
+	}
+	if w := sizeFlag(cCtx, "snapshot-window"); w < format.MinXferChunk {
+		return usageErrorf(cCtx, "--snapshot-window %d: want at least %d bytes (a sender always has one chunk in flight, whatever the window)", w, format.MinXferChunk)
+	}
+	c.Raft.RetainEntries, c.Raft.CompactInterval = cCtx.Uint64("log-retain-entries"), cCtx.Duration("log-compact-every")
+	c.Raft.SnapshotChunk, c.Raft.SnapshotWindow = int(chunk), sizeFlag(cCtx, "snapshot-window")
+	c.Raft.SnapshotRate = sizeFlag(cCtx, "snapshot-max-rate")
+	return nil
+}
+
+// checkClusterAddrs checks --peer-listen, --advertise-peer and
+// --advertise-api, and that the other members can reach the API at the
+// address told to them.
 func checkClusterAddrs(cCtx *cli.Context, c *node.ClusterConfig, listen string) error {
 	if c.PeerListen != "" {
 		if err := checkHostPort(cCtx, "peer-listen", c.PeerListen); err != nil {
 			return err
+		}
+	}
+	if a := cCtx.String("advertise-peer"); a != "" {
+		if err := checkHostPort(cCtx, "advertise-peer", a); err != nil {
+			return err
+		}
+		host, port, _ := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() || port == "0" {
+			return usageErrorf(cCtx, "--advertise-peer %s is not an address the other members can dial: give a host and a port (e.g. proxy.example:7080)", a)
 		}
 	}
 	if c.AdvertiseAPI != "" {
