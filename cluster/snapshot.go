@@ -126,6 +126,9 @@ type snapshots struct {
 	lastErr   string
 
 	sent, sendFailed, bytesSent, resent, received, installed, refused atomic.Int64
+	// rate is the bytes per second a send may use (Config.SnapshotRate;
+	// 0: no limit), read by each send as it starts.
+	rate atomic.Int64
 
 	confMu   sync.Mutex
 	confHist []confAt // memberships by the index they took effect at, oldest first
@@ -139,6 +142,7 @@ type confAt struct {
 func newSnapshots(n *Node) *snapshots {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &snapshots{n: n, ctx: ctx, cancel: cancel, sending: map[uint64]bool{}}
+	s.rate.Store(n.cfg.SnapshotRate)
 	if len(n.cfg.Secret) > 0 {
 		s.secret, _ = transfer.NewSecret(n.cfg.Secret)
 	}
@@ -286,7 +290,7 @@ func (s *snapshots) transferTo(to, term uint64) error {
 	defer conn.Close()
 	src := &fixedSource{Source: s.source(), st: s.n.st}
 	res, err := transfer.Send(ctx, conn, src, transfer.SendOptions{
-		Secret: s.secret, Peer: fmt.Sprintf("member %x", to), ChunkSize: s.n.cfg.SnapshotChunk, MaxRate: s.n.cfg.SnapshotRate,
+		Secret: s.secret, Peer: fmt.Sprintf("member %x", to), ChunkSize: s.n.cfg.SnapshotChunk, MaxRate: s.rate.Load(),
 		RetainEvery: time.Second,
 	})
 	s.bytesSent.Add(res.ChunkBytes)
