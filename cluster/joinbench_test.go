@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -218,6 +219,62 @@ type joinResult struct {
 	commitsPerSec float64       // the load's, meanwhile
 	snapshots     int64         // snapshots the leader sent
 	bytes         int64         // their chunk bytes
+	phases        string        // the load's rate in each phase of the join
+	cpu           float64       // CPU seconds this process (the cluster and its load) used meanwhile
+	childCPU      float64       // CPU seconds the joiner's process used in all
+}
+
+func (r joinResult) cpuPer1000() float64 {
+	return r.cpu / (r.commitsPerSec * r.took.Seconds()) * 1000
+}
+
+// cpuTime is the CPU time this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// phase names where a join stands, as the leader sees it.
+func (jb *joinBench) phase(id uint64) string {
+	lead := jb.leader()
+	lead.snaps.mu.Lock()
+	sending := lead.snaps.sending[id]
+	lead.snaps.mu.Unlock()
+	pr, ok := lead.raft.Status().Progress[id]
+	switch {
+	case sending:
+		return "sending"
+	case !ok || pr.Match == 0:
+		return "waiting"
+	}
+	return "following"
+}
+
+// phases times the phases of a join and the commits in each.
+type phases struct {
+	names   []string
+	start   []time.Time
+	commits []int64
+}
+
+func newPhases(c0 int64, t0 time.Time) *phases {
+	return &phases{names: []string{"adding"}, start: []time.Time{t0}, commits: []int64{c0}}
+}
+
+func (p *phases) note(name string, commits int64) {
+	if p.names[len(p.names)-1] != name {
+		p.names, p.start, p.commits = append(p.names, name), append(p.start, time.Now()), append(p.commits, commits)
+	}
+}
+
+func (p *phases) String() string {
+	var out []string
+	for i := 0; i+1 < len(p.names); i++ {
+		d := p.start[i+1].Sub(p.start[i])
+		out = append(out, fmt.Sprintf("%s %v %.0f/s", p.names[i], d.Round(time.Millisecond), float64(p.commits[i+1]-p.commits[i])/d.Seconds()))
+	}
+	return strings.Join(out, ", ")
 }
 
 // join adds a new member in a process of its own (see TestJoinerProcess),
@@ -235,12 +292,16 @@ func (jb *joinBench) join() joinResult {
 	self := MemberRecord{Name: name, ID: MemberID(name), PeerAddr: ln.Addr().String()}
 	lead := jb.leader()
 	before := lead.SnapshotStats()
-	c0, t0 := jb.commits.Load(), time.Now()
+	c0, t0, cpu0 := jb.commits.Load(), time.Now(), cpuTime()
 	if err := lead.AddLearner(context.Background(), self); err != nil {
 		b.Fatal(err)
 	}
 	rec, _ := json.Marshal(JoinRecordFor(self, lead.JoinAnswer()))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestJoinerProcess$", "-test.v")
+	args := []string{"-test.run=^TestJoinerProcess$", "-test.v"}
+	if d := os.Getenv("KVTOOL_JOINER_PROFILE"); d != "" { // a CPU profile of each joiner, in that directory
+		args = append(args, "-test.cpuprofile="+filepath.Join(d, name+".prof"))
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), joinerEnv+"="+string(rec))
 	cmd.ExtraFiles = []*os.File{lf}
 	stdin, err := cmd.StdinPipe()
@@ -257,7 +318,9 @@ func (jb *joinBench) join() joinResult {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(10 * time.Minute)
+	ph := newPhases(c0, t0)
 	for !slices.Contains(jb.leader().Membership().Conf.GetVoters(), self.ID) {
+		ph.note(jb.phase(self.ID), jb.commits.Load())
 		select {
 		case err := <-exited:
 			b.Fatalf("joiner %s exited: %v\n%s", name, err, out.String())
@@ -269,6 +332,9 @@ func (jb *joinBench) join() joinResult {
 		time.Sleep(5 * time.Millisecond)
 	}
 	res := joinResult{took: time.Since(t0)}
+	ph.note("promoted", jb.commits.Load())
+	res.phases = ph.String()
+	res.cpu = (cpuTime() - cpu0).Seconds()
 	res.commitsPerSec = float64(jb.commits.Load()-c0) / res.took.Seconds()
 	after := lead.SnapshotStats()
 	res.snapshots, res.bytes = after.Sent-before.Sent, after.BytesSent-before.BytesSent
@@ -284,14 +350,17 @@ func (jb *joinBench) join() joinResult {
 		cmd.Process.Kill()
 		<-exited
 	}
+	res.childCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return res
 }
 
-// alone measures the load for d without a join.
-func (jb *joinBench) alone(d time.Duration) float64 {
-	c0, t0 := jb.commits.Load(), time.Now()
+// alone measures the load for d without a join: commits per second,
+// and CPU seconds per 1000 commits.
+func (jb *joinBench) alone(d time.Duration) (float64, float64) {
+	c0, t0, cpu0 := jb.commits.Load(), time.Now(), cpuTime()
 	time.Sleep(d)
-	return float64(jb.commits.Load()-c0) / time.Since(t0).Seconds()
+	n := jb.commits.Load() - c0
+	return float64(n) / time.Since(t0).Seconds(), (cpuTime() - cpu0).Seconds() / float64(n) * 1000
 }
 
 type lockedBuffer struct {
@@ -347,14 +416,16 @@ func BenchmarkJoinThroughput(b *testing.B) {
 		jb.setRate(32 << 20)
 		p := jb.join()
 		paced, pacedTook = append(paced, p.commitsPerSec), append(pacedTook, p.took.Seconds())
-		alone = append(alone, jb.alone(p.took))
+		a, aloneCPU := jb.alone(p.took)
+		alone = append(alone, a)
 		jb.setRate(0)
 		u := jb.join()
 		unlimited, unlimitedTook = append(unlimited, u.commitsPerSec), append(unlimitedTook, u.took.Seconds())
 		snaps = append(snaps, float64(p.snapshots), float64(u.snapshots))
 		bytes = append(bytes, float64(p.bytes), float64(u.bytes))
-		b.Logf("round: alone %.0f/s; paced join %.0f/s in %v (%d snapshots, %d bytes); unlimited join %.0f/s in %v (%d snapshots, %d bytes)",
-			alone[len(alone)-1], p.commitsPerSec, p.took.Round(time.Millisecond), p.snapshots, p.bytes, u.commitsPerSec, u.took.Round(time.Millisecond), u.snapshots, u.bytes)
+		b.Logf("round: alone %.0f/s (%.2f cpu-s/1000); paced join %.0f/s in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s: %s); unlimited join %.0f/s in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s: %s)",
+			a, aloneCPU, p.commitsPerSec, p.took.Round(time.Millisecond), p.snapshots, p.bytes, p.cpuPer1000(), p.childCPU, p.phases,
+			u.commitsPerSec, u.took.Round(time.Millisecond), u.snapshots, u.bytes, u.cpuPer1000(), u.childCPU, u.phases)
 	}
 	b.ReportMetric(medianF(alone), "puts/s-alone")
 	b.ReportMetric(medianF(paced), "puts/s-join-32MiB/s")
