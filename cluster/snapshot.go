@@ -295,6 +295,9 @@ func (s *snapshots) transferTo(to, term uint64) error {
 	})
 	s.bytesSent.Add(res.ChunkBytes)
 	s.resent.Add(res.ResentBytes)
+	if h := sendHook.Load(); h != nil {
+		(*h)(s.n.cfg.ID, to, res, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -346,6 +349,10 @@ func (s *snapshots) snapMessage(to, term, index uint64) (*pb.Message, error) {
 		Snapshot: &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: new(index), Term: new(t), ConfState: cs}},
 	}, nil
 }
+
+// sendHook, if set (by tests), is told how each snapshot session a node
+// sent ended: the sender, the member, transfer/'s result and error.
+var sendHook atomic.Pointer[func(from, to uint64, res transfer.SendResult, err error)]
 
 // fixedSource is the store's transfer source with the tail fixed at the
 // index the pin was taken at (or the checkpoint's, if later): the
