@@ -566,13 +566,9 @@ func (s *snapshots) installStore(index uint64) error {
 // loadStaged reads the staged store (the complete one in IncomingDir) and
 // installs its state.
 func (s *snapshots) loadStaged(index uint64) error {
-	dir := s.incoming()
-	names, _ := s.n.cfg.FS.List(dir)
-	for _, name := range names {
-		if _, err := s.n.cfg.FS.Stat(filepath.Join(dir, name, format.ManifestName)); err == nil && !strings.HasSuffix(name, ".old") {
-			dir = filepath.Join(dir, name)
-			break
-		}
+	dir, ok := stagedStore(s.n.cfg.FS, s.incoming())
+	if !ok {
+		dir = s.incoming()
 	}
 	staged, err := store.Open(store.Options{FS: s.n.cfg.FS, Dir: dir, ReadOnly: true})
 	if err != nil {
@@ -634,10 +630,11 @@ func (n *Node) installSnapshot(snap *pb.Snapshot) error {
 }
 
 // resumeInstall finishes, at Start, an install a crash interrupted: the
-// raft state records a snapshot past the store's state.
+// raft state records a snapshot past the store's state, or the store took
+// it but its staged copy is still there (CheckInstall).
 func (n *Node) resumeInstall() error {
 	st := n.ls.state()
-	if st.SnapIndex <= n.st.Snapshot().Index() {
+	if st.SnapIndex <= n.st.Snapshot().Index() && !errors.Is(CheckInstall(n.cfg.FS, n.cfg.Dir), ErrInstallPending) {
 		return nil
 	}
 	return n.snaps.installStore(st.SnapIndex)
