@@ -31,7 +31,7 @@ import (
 // scheduler gives the leader the cores first: the joiner's CPU is not
 // charged to the leader, as when the joiner is another machine. Its store
 // is in memory (another machine's disk) unless KVTOOL_JOINER_DIR names a
-// directory.
+// directory (each joiner then gets a subdirectory of it, on this disk).
 const (
 	joinerEnv    = "KVTOOL_JOINER"
 	joinerDirEnv = "KVTOOL_JOINER_DIR"
@@ -303,6 +303,9 @@ func (jb *joinBench) join() joinResult {
 	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), joinerEnv+"="+string(rec))
+	if d := os.Getenv(joinerDirEnv); d != "" { // each joiner in a directory of its own under it
+		cmd.Env = append(cmd.Env, joinerDirEnv+"="+filepath.Join(d, name))
+	}
 	cmd.ExtraFiles = []*os.File{lf}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
