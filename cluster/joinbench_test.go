@@ -29,9 +29,8 @@ import (
 // 3; the child runs TestJoinerProcess until its stdin closes. The child
 // lowers its own priority (nice 19) so that, on a shared machine, the
 // scheduler gives the leader the cores first: the joiner's CPU is not
-// charged to the leader, as when the joiner is another machine. Its store
-// is in memory (another machine's disk) unless KVTOOL_JOINER_DIR names a
-// directory (each joiner then gets a subdirectory of it, on this disk).
+// charged to the leader, as when the joiner is another machine. Where its
+// store is: see joinerBase.
 const (
 	joinerEnv    = "KVTOOL_JOINER"
 	joinerDirEnv = "KVTOOL_JOINER_DIR"
@@ -39,6 +38,21 @@ const (
 	// 200000, 100 random bytes each).
 	joinBenchKeysEnv = "KVTOOL_JOIN_BENCH_KEYS"
 )
+
+// joinerBase is where joiners keep their stores: KVTOOL_JOINER_DIR ("mem:"
+// for the in-memory file system), by default /dev/shm (a tmpfs: the
+// kernel's file system without this disk's fsyncs, as another machine's
+// disk; vfs.MemFS costs the joiner far more CPU than a kernel file system
+// would), or in memory where there is none.
+func joinerBase() string {
+	if d := os.Getenv(joinerDirEnv); d != "" {
+		return d
+	}
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		return "/dev/shm"
+	}
+	return "mem:"
+}
 
 // TestJoinerProcess is the joining member's process; run on its own it
 // skips.
@@ -60,7 +74,7 @@ func TestJoinerProcess(t *testing.T) {
 	}
 	var fs vfs.FS = vfs.NewMem()
 	dir := "/data"
-	if d := os.Getenv(joinerDirEnv); d != "" {
+	if d := os.Getenv(joinerDirEnv); d != "mem:" {
 		fs, dir = vfs.Default, d
 	}
 	st, err := store.Open(store.Options{FS: fs, Dir: dir, Create: true, Replica: true})
@@ -303,8 +317,15 @@ func (jb *joinBench) join() joinResult {
 	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), joinerEnv+"="+string(rec))
-	if d := os.Getenv(joinerDirEnv); d != "" { // each joiner in a directory of its own under it
-		cmd.Env = append(cmd.Env, joinerDirEnv+"="+filepath.Join(d, name))
+	if base := joinerBase(); base != "mem:" { // each joiner in a directory of its own under it
+		d, err := os.MkdirTemp(base, "kvtool-joiner-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer os.RemoveAll(d)
+		cmd.Env = append(cmd.Env, joinerDirEnv+"="+d)
+	} else {
+		cmd.Env = append(cmd.Env, joinerDirEnv+"=mem:")
 	}
 	cmd.ExtraFiles = []*os.File{lf}
 	stdin, err := cmd.StdinPipe()
