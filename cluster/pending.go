@@ -24,17 +24,16 @@ var ErrInstallPending = errors.New("kvtool/cluster: a snapshot install is pendin
 // the state from before the snapshot, or T's state over a WAL that does
 // not reach it yet: neither is what the member holds. The error wraps
 // ErrInstallPending and says what to do; nil when nothing is pending
-// (also for a directory that is no cluster member's).
+// (also for a directory that is no cluster member's, or whose raft state
+// cannot be read).
 func CheckInstall(fs vfs.FS, dataDir string) error {
 	if fs == nil {
 		fs = vfs.Default
 	}
 	raftDir := filepath.Join(dataDir, RaftDir)
 	st, err := loadState(fs, raftDir)
-	if errors.Is(err, errNoState) {
-		return nil
-	} else if err != nil {
-		return err
+	if err != nil {
+		return nil // no raft state; or a damaged one, which the member's start reports: the tool goes on
 	}
 	if st.SnapIndex == 0 {
 		return nil
