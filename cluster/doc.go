@@ -43,7 +43,10 @@
 // MsgSnap; the member installs it with STATE as the commit point (snapshot
 // index, term and membership saved, then the raft log discarded to start
 // after it), then the store (store.InstallState), resuming that at Start
-// after a crash. Compaction (retention.go) follows the store's
+// after a crash; until then CheckInstall tells tools that read the
+// directory without starting the member that an install is pending.
+// A joiner writes JOIN as soon as the cluster added it (WriteJoin), before
+// anything else. Compaction (retention.go) follows the store's
 // checkpoints: STATE's snapshot index moves first, then whole segments
 // below it go (segment.Log.DropBefore), never below what a peer's lease on
 // the leader pins (its match index, capped in bytes, expiring when the

@@ -87,6 +87,17 @@ func ReadJoin(fs vfs.FS, dataDir string) (rec JoinRecord, ok bool, err error) {
 	return rec, err == nil, err
 }
 
+// WriteJoin records rec durably as the JOIN record of the data directory
+// dataDir. A joiner writes it as soon as the cluster added it, before it
+// says so or does anything else: a restart then resumes the join instead
+// of asking to be added again.
+func WriteJoin(fs vfs.FS, dataDir string, rec JoinRecord) error {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	return writeMarker(fs, filepath.Join(dataDir, RaftDir, JoinName), format.FrameRaftJoin, rec)
+}
+
 // errNoMarker is wrapped when a marker file does not exist.
 var errNoMarker = errors.New("kvtool/cluster: no marker file")
 

@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -133,6 +135,28 @@ func TestCompactionCrashImages(t *testing.T) {
 	}
 }
 
+// readOnlyState is what a read-only tool sees in a member's data
+// directory on fs: CheckInstall's error, else the store's index and state
+// hash, which a verification of the directory must find sound.
+func readOnlyState(fs *vfs.MemFS) (idx, hash uint64, err error) {
+	if err := CheckInstall(fs, "/data"); err != nil {
+		return 0, 0, err
+	}
+	rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{})
+	if err != nil {
+		return 0, 0, err
+	}
+	if rep.Faults > 0 {
+		return 0, 0, fmt.Errorf("verify finds %d faults: %+v", rep.Faults, rep.Files)
+	}
+	s, err := store.Open(store.Options{FS: fs, Dir: "/data", ReadOnly: true})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	return s.Snapshot().Index(), s.Snapshot().Hash(), nil
+}
+
 // TestInstallCrashImages takes a crash image of an isolated follower at
 // every sync while it receives, cuts over and installs a snapshot; each
 // image restarts alone to a consistent node: the old state or the
@@ -163,11 +187,26 @@ func TestInstallCrashImages(t *testing.T) {
 	if fn.st.Snapshot().Index() != newIdx || fn.st.Snapshot().Hash() != newHash {
 		t.Fatalf("installed state %d/%x, want %d/%x", fn.st.Snapshot().Index(), fn.st.Snapshot().Hash(), newIdx, newHash)
 	}
-	olds, news := 0, 0
+	olds, news, pending := 0, 0, 0
 	for i, img := range si.images {
+		roIdx, roHash, roErr := readOnlyState(img)
+		if roErr != nil && !errors.Is(roErr, ErrInstallPending) {
+			t.Fatalf("image %d (sync %d): a read-only look: %v", i, si.at[i], roErr)
+		}
 		idx, hash, st, err := imageState(t, img, f, c.ids, 0)
 		if err != nil {
 			t.Fatalf("image %d of %d (sync %d): %v", i, len(si.images), si.at[i], err)
+		}
+		// A read-only tool sees what the member restarts to, or is told
+		// that an install is pending; a start finishes it.
+		if roErr != nil {
+			pending++
+			if err := CheckInstall(img, "/data"); err != nil {
+				t.Fatalf("image %d (sync %d): after a start: %v", i, si.at[i], err)
+			}
+		} else if roIdx != idx || roHash != hash {
+			t.Fatalf("image %d (sync %d): a read-only look shows %d/%x, the member restarts to %d/%x, and nothing says an install is pending",
+				i, si.at[i], roIdx, roHash, idx, hash)
 		}
 		switch {
 		case idx == oldIdx && hash == oldHash && st.SnapIndex <= oldIdx:
@@ -179,10 +218,10 @@ func TestInstallCrashImages(t *testing.T) {
 				i, si.at[i], idx, hash, st.SnapIndex, oldIdx, oldHash, newIdx, newHash)
 		}
 	}
-	if olds == 0 || news == 0 {
-		t.Fatalf("%d images with the old state, %d with the new: want both", olds, news)
+	if olds == 0 || news == 0 || pending == 0 {
+		t.Fatalf("%d images with the old state, %d with the new, %d with an install pending: want each", olds, news, pending)
 	}
-	t.Logf("%d crash images: %d restart to the old state, %d to the installed snapshot", len(si.images), olds, news)
+	t.Logf("%d crash images: %d restart to the old state, %d to the installed snapshot (%d of them pending an install a start finishes)", len(si.images), olds, news, pending)
 	// A crash at some of those syncs in a live cluster (the member cut
 	// off at the sync, so nothing it did after is seen): restarted on its
 	// image, it catches up with the others. Mid-transfer, the last sync

@@ -126,6 +126,9 @@ type snapshots struct {
 	lastErr   string
 
 	sent, sendFailed, bytesSent, resent, received, installed, refused atomic.Int64
+	// rate is the bytes per second a send may use (Config.SnapshotRate;
+	// 0: no limit), read by each send as it starts.
+	rate atomic.Int64
 
 	confMu   sync.Mutex
 	confHist []confAt // memberships by the index they took effect at, oldest first
@@ -139,6 +142,7 @@ type confAt struct {
 func newSnapshots(n *Node) *snapshots {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &snapshots{n: n, ctx: ctx, cancel: cancel, sending: map[uint64]bool{}}
+	s.rate.Store(n.cfg.SnapshotRate)
 	if len(n.cfg.Secret) > 0 {
 		s.secret, _ = transfer.NewSecret(n.cfg.Secret)
 	}
@@ -286,11 +290,14 @@ func (s *snapshots) transferTo(to, term uint64) error {
 	defer conn.Close()
 	src := &fixedSource{Source: s.source(), st: s.n.st}
 	res, err := transfer.Send(ctx, conn, src, transfer.SendOptions{
-		Secret: s.secret, Peer: fmt.Sprintf("member %x", to), ChunkSize: s.n.cfg.SnapshotChunk, MaxRate: s.n.cfg.SnapshotRate,
+		Secret: s.secret, Peer: fmt.Sprintf("member %x", to), ChunkSize: s.n.cfg.SnapshotChunk, MaxRate: s.rate.Load(),
 		RetainEvery: time.Second,
 	})
 	s.bytesSent.Add(res.ChunkBytes)
 	s.resent.Add(res.ResentBytes)
+	if h := sendHook.Load(); h != nil {
+		(*h)(s.n.cfg.ID, to, res, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -342,6 +349,10 @@ func (s *snapshots) snapMessage(to, term, index uint64) (*pb.Message, error) {
 		Snapshot: &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: new(index), Term: new(t), ConfState: cs}},
 	}, nil
 }
+
+// sendHook, if set (by tests), is told how each snapshot session a node
+// sent ended: the sender, the member, transfer/'s result and error.
+var sendHook atomic.Pointer[func(from, to uint64, res transfer.SendResult, err error)]
 
 // fixedSource is the store's transfer source with the tail fixed at the
 // index the pin was taken at (or the checkpoint's, if later): the
@@ -555,13 +566,9 @@ func (s *snapshots) installStore(index uint64) error {
 // loadStaged reads the staged store (the complete one in IncomingDir) and
 // installs its state.
 func (s *snapshots) loadStaged(index uint64) error {
-	dir := s.incoming()
-	names, _ := s.n.cfg.FS.List(dir)
-	for _, name := range names {
-		if _, err := s.n.cfg.FS.Stat(filepath.Join(dir, name, format.ManifestName)); err == nil && !strings.HasSuffix(name, ".old") {
-			dir = filepath.Join(dir, name)
-			break
-		}
+	dir, ok := stagedStore(s.n.cfg.FS, s.incoming())
+	if !ok {
+		dir = s.incoming()
 	}
 	staged, err := store.Open(store.Options{FS: s.n.cfg.FS, Dir: dir, ReadOnly: true})
 	if err != nil {
@@ -623,10 +630,11 @@ func (n *Node) installSnapshot(snap *pb.Snapshot) error {
 }
 
 // resumeInstall finishes, at Start, an install a crash interrupted: the
-// raft state records a snapshot past the store's state.
+// raft state records a snapshot past the store's state, or the store took
+// it but its staged copy is still there (CheckInstall).
 func (n *Node) resumeInstall() error {
 	st := n.ls.state()
-	if st.SnapIndex <= n.st.Snapshot().Index() {
+	if st.SnapIndex <= n.st.Snapshot().Index() && !errors.Is(CheckInstall(n.cfg.FS, n.cfg.Dir), ErrInstallPending) {
 		return nil
 	}
 	return n.snaps.installStore(st.SnapIndex)

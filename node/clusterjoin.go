@@ -53,6 +53,9 @@ func (n *node) joinRecord(ctx context.Context) (*cluster.JoinRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the answer of %s: %w", c.JoinCluster, err)
 	}
+	if err := cluster.WriteJoin(n.cfg.FS, n.st.Dir(), j); err != nil {
+		return nil, fmt.Errorf("the cluster added member %s, but recording it failed: %w (fix the disk, then start again with the same --node and --peer-listen: the add is asked again and answered the same)", c.Name, err)
+	}
 	n.log.Info("added to the cluster as a learner", "cluster_id", fmt.Sprintf("%016x", j.ClusterID), "via", c.JoinCluster, "catch_up_index", j.CatchUp)
 	return &j, nil
 }

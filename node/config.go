@@ -52,7 +52,9 @@ type Config struct {
 	// Secret is the shared secret of transfer peers; zero: this node
 	// sends no snapshot (and cannot join).
 	Secret transfer.Secret
-	// TransferMaxRate bounds the bytes per second of each send; 0: none.
+	// TransferMaxRate bounds the bytes per second of each send, a cluster
+	// member's raft snapshots included (unless Cluster.Raft.SnapshotRate
+	// is set); 0: none.
 	TransferMaxRate int64
 	// Join, if set, is the transfer listener of a source: the node
 	// receives its snapshot, cuts over, and then follows its log as a

@@ -1,14 +1,18 @@
 package node_test
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/node"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/transfer"
@@ -85,5 +89,47 @@ func checkRefusal(t *testing.T, c *client.Client, api, transferAddr string) {
 	if !errors.As(err, &ce) || ce.Status != http.StatusForbidden || !strings.Contains(ce.Message, "send writes to the source's API at "+api) ||
 		!strings.Contains(ce.Message, transferAddr) {
 		t.Fatalf("a write to the replica: %v; want 403 naming the source's API %s", err, api)
+	}
+}
+
+// joinLogCheck is a slog handler that, on the record saying the member
+// was added to the cluster, checks that DATA/raft/JOIN already holds the
+// join (a crash right after the log line must not make the member ask to
+// be added again).
+type joinLogCheck struct {
+	dir    string
+	mu     sync.Mutex
+	saw    bool
+	stored bool
+}
+
+func (h *joinLogCheck) Enabled(context.Context, slog.Level) bool { return true }
+func (h *joinLogCheck) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *joinLogCheck) WithGroup(string) slog.Handler            { return h }
+func (h *joinLogCheck) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "added to the cluster") {
+		_, ok, err := cluster.ReadJoin(nil, h.dir)
+		h.mu.Lock()
+		h.saw, h.stored = true, ok && err == nil
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+// TestJoinRecordedBeforeAdded: a member joining with JoinCluster has its
+// JOIN record on disk by the time it logs that it was added.
+func TestJoinRecordedBeforeAdded(t *testing.T) {
+	secret := []byte("a shared secret of the members")
+	peer := freePeerAddrs(t, 2)
+	first := start(t, node.Config{Dir: filepath.Join(t.TempDir(), "n1"), Cluster: &node.ClusterConfig{
+		Name: "n1", Members: map[string]string{"n1": peer[0]}, Secret: secret}})
+	dir := filepath.Join(t.TempDir(), "n2")
+	h := &joinLogCheck{dir: dir}
+	start(t, node.Config{Dir: dir, Logger: slog.New(h), Cluster: &node.ClusterConfig{
+		Name: "n2", PeerListen: peer[1], JoinCluster: first.l.APIAddr, Secret: secret}})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.saw || !h.stored {
+		t.Fatalf("logged that it was added: %v; JOIN on disk then: %v", h.saw, h.stored)
 	}
 }

@@ -64,6 +64,9 @@ func (n *node) startMember() error {
 	}
 	rc := c.Raft
 	rc.FS, rc.Dir, rc.Store = n.cfg.FS, n.st.Dir(), n.st
+	if rc.SnapshotRate == 0 {
+		rc.SnapshotRate = n.cfg.TransferMaxRate // --transfer-max-rate paces raft snapshots too
+	}
 	var join *cluster.JoinRecord
 	if c.JoinCluster != "" {
 		j, err := n.joinRecord(context.Background())

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
+	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -121,5 +122,18 @@ func resolve(cCtx *cli.Context, e env, s spec) (*call, error) {
 	if sc == readDir {
 		c.fs, c.readOnly = readOnlyFS(cCtx, e), true
 	}
+	if err == nil && (sc == readDir || sc == serverOrDir && !c.t.remote()) {
+		err = installPending(c.fs, c.t.data)
+	}
 	return c, err
+}
+
+// installPending refuses to read a cluster member's data directory while
+// a snapshot install a crash interrupted is pending there: the store
+// alone does not show what the member holds until a start finishes it.
+func installPending(fsys vfs.FS, data string) error {
+	if err := cluster.CheckInstall(fsys, data); err != nil {
+		return failed(err, "")
+	}
+	return nil
 }

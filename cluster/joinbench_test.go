@@ -1,0 +1,473 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// The joining member of BenchmarkJoinThroughput runs in a process of its
+// own: the benchmark re-executes its test binary with KVTOOL_JOINER set to
+// the member's JOIN record (JSON) and its peer listener as file descriptor
+// 3; the child runs TestJoinerProcess until its stdin closes. The child
+// lowers its own priority (nice 19) so that, on a shared machine, the
+// scheduler gives the leader the cores first: the joiner's CPU is not
+// charged to the leader, as when the joiner is another machine. Where its
+// store is: see joinerBase.
+const (
+	joinerEnv    = "KVTOOL_JOINER"
+	joinerDirEnv = "KVTOOL_JOINER_DIR"
+	// joinBenchKeysEnv sets the keys loaded before the joins (default
+	// 200000, 100 random bytes each).
+	joinBenchKeysEnv = "KVTOOL_JOIN_BENCH_KEYS"
+)
+
+// joinerBase is where joiners keep their stores: KVTOOL_JOINER_DIR ("mem:"
+// for the in-memory file system), by default /dev/shm (a tmpfs: the
+// kernel's file system without this disk's fsyncs, as another machine's
+// disk; vfs.MemFS costs the joiner far more CPU than a kernel file system
+// would), or in memory where there is none.
+func joinerBase() string {
+	if d := os.Getenv(joinerDirEnv); d != "" {
+		return d
+	}
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		return "/dev/shm"
+	}
+	return "mem:"
+}
+
+// TestJoinerProcess is the joining member's process; run on its own it
+// skips.
+func TestJoinerProcess(t *testing.T) {
+	spec := os.Getenv(joinerEnv)
+	if spec == "" {
+		t.Skip("the joining member of BenchmarkJoinThroughput; the benchmark starts this test itself")
+	}
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, 19); err != nil {
+		t.Logf("nice: %v", err)
+	}
+	var rec JoinRecord
+	if err := json.Unmarshal([]byte(spec), &rec); err != nil {
+		t.Fatalf("%s: %v", joinerEnv, err)
+	}
+	ln, err := net.FileListener(os.NewFile(3, "peer listener"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs vfs.FS = vfs.NewMem()
+	dir := "/data"
+	if d := os.Getenv(joinerDirEnv); d != "mem:" {
+		fs, dir = vfs.Default, d
+	}
+	st, err := store.Open(store.Options{FS: fs, Dir: dir, Create: true, Replica: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m, err := StartMember(MemberConfig{Name: rec.Self.Name, PeerListener: ln, Secret: testSecret, Join: &rec,
+		Node: Config{FS: fs, Dir: dir, Store: st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	io.Copy(io.Discard, os.Stdin) // until the benchmark lets go
+}
+
+// joinBench is BenchmarkJoinThroughput's cluster: three founding members
+// on the real file system (every write fsync'd) over TCP, in this
+// process, with a write load running on them the whole time.
+type joinBench struct {
+	b       *testing.B
+	ms      []*Member
+	commits atomic.Int64 // puts acknowledged so far
+	joins   int
+}
+
+func newJoinBench(b *testing.B, dir string) *joinBench {
+	spec := map[string]string{}
+	lns := map[string]net.Listener{}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprint("n", i)
+		lns[name] = listen(b)
+		spec[name] = lns[name].Addr().String()
+	}
+	jb := &joinBench{b: b}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprint("n", i)
+		d := filepath.Join(dir, name)
+		st, err := store.Open(store.Options{FS: vfs.Default, Dir: d, Create: true, Replica: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The production defaults, but for a log compacted right after
+		// the load (RetainEntries: the load is a few hundred big entries).
+		m, err := StartMember(MemberConfig{Name: name, Members: spec, PeerListener: lns[name], Secret: testSecret,
+			Node: Config{FS: vfs.Default, Dir: d, Store: st, RetainEntries: 8, CompactInterval: time.Second}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { m.Close(); st.Close() })
+		jb.ms = append(jb.ms, m)
+	}
+	memberLeaderB(b, jb.ms)
+	return jb
+}
+
+func memberLeaderB(b testing.TB, ms []*Member) *Member {
+	var lead *Member
+	waitFor(b, "a leader every member knows", func() bool {
+		l, _ := ms[0].Leader()
+		for _, m := range ms {
+			if ml, _ := m.Leader(); ml != l || l == 0 {
+				return false
+			}
+			if m.ID() == l {
+				lead = m
+			}
+		}
+		return lead != nil
+	})
+	return lead
+}
+
+// leader returns the member that leads now.
+func (jb *joinBench) leader() *Member { return memberLeaderB(jb.b, jb.ms) }
+
+// load writes keys keys of 100 random bytes, 1000 to an entry, then
+// checkpoints every store and compacts every raft log: a member joining
+// from then on needs a snapshot.
+func (jb *joinBench) load(keys int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	lead := jb.leader()
+	for i := 0; i < keys; i += 1000 {
+		txn := &store.Txn{}
+		for j := i; j < min(keys, i+1000); j++ {
+			val := make([]byte, 100)
+			for k := range val {
+				val[k] = byte(rng.UintN(256))
+			}
+			txn.Ops = append(txn.Ops, store.Op{Kind: store.OpPut, Key: fmt.Sprintf("load/%08d", j), Value: val})
+		}
+		if _, err := lead.Propose(context.Background(), Request{Txn: txn}); err != nil {
+			jb.b.Fatal(err)
+		}
+	}
+	idx := lead.Store().Snapshot().Index()
+	waitFor(jb.b, "every member to apply the load", func() bool {
+		for _, m := range jb.ms {
+			if m.Store().Snapshot().Index() < idx {
+				return false
+			}
+		}
+		return true
+	})
+	for _, m := range jb.ms {
+		if _, err := m.Store().Checkpoint(context.Background()); err != nil {
+			jb.b.Fatal(err)
+		}
+		if res, err := m.CompactLog(); err != nil {
+			jb.b.Fatal(err)
+		} else {
+			jb.b.Logf("%s: compact %+v, manifest first %d", m.Name(), res, m.Store().CurrentManifest().WALFirstIndex)
+		}
+	}
+	if si := jb.leader().ls.state().SnapIndex; si == 0 {
+		jb.b.Fatal("the leader's raft log was not compacted: a joiner would replay it instead of taking a snapshot")
+	}
+}
+
+// run keeps clients goroutines putting keys through every member until
+// stop closes, counting the acknowledged puts.
+func (jb *joinBench) run(clients int, stop chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for c := range clients {
+		wg.Go(func() {
+			m, val := jb.ms[c%len(jb.ms)], make([]byte, 100)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := m.Propose(ctx, Request{Txn: put(fmt.Sprintf("run/%09d", next.Add(1)), string(val))})
+				cancel()
+				if err == nil {
+					jb.commits.Add(1)
+				}
+			}
+		})
+	}
+	return &wg
+}
+
+// setRate sets every member's snapshot rate (bytes/s, 0: no limit).
+func (jb *joinBench) setRate(bps int64) {
+	for _, m := range jb.ms {
+		m.snaps.rate.Store(bps)
+	}
+}
+
+// joinResult is what one join measured.
+type joinResult struct {
+	took          time.Duration // from the add to the promotion
+	commitsPerSec float64       // the load's, meanwhile
+	snapshots     int64         // snapshots the leader sent
+	bytes         int64         // their chunk bytes
+	phases        string        // the load's rate in each phase of the join
+	cpu           float64       // CPU seconds this process (the cluster and its load) used meanwhile
+	childCPU      float64       // CPU seconds the joiner's process used in all
+}
+
+func (r joinResult) cpuPer1000() float64 {
+	return r.cpu / (r.commitsPerSec * r.took.Seconds()) * 1000
+}
+
+// cpuTime is the CPU time this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// phase names where a join stands, as the leader sees it.
+func (jb *joinBench) phase(id uint64) string {
+	lead := jb.leader()
+	lead.snaps.mu.Lock()
+	sending := lead.snaps.sending[id]
+	lead.snaps.mu.Unlock()
+	pr, ok := lead.raft.Status().Progress[id]
+	switch {
+	case sending:
+		return "sending"
+	case !ok || pr.Match == 0:
+		return "waiting"
+	}
+	return "following"
+}
+
+// phases times the phases of a join and the commits in each.
+type phases struct {
+	names   []string
+	start   []time.Time
+	commits []int64
+}
+
+func newPhases(c0 int64, t0 time.Time) *phases {
+	return &phases{names: []string{"adding"}, start: []time.Time{t0}, commits: []int64{c0}}
+}
+
+func (p *phases) note(name string, commits int64) {
+	if p.names[len(p.names)-1] != name {
+		p.names, p.start, p.commits = append(p.names, name), append(p.start, time.Now()), append(p.commits, commits)
+	}
+}
+
+func (p *phases) String() string {
+	var out []string
+	for i := 0; i+1 < len(p.names); i++ {
+		d := p.start[i+1].Sub(p.start[i])
+		out = append(out, fmt.Sprintf("%s %v %.0f/s", p.names[i], d.Round(time.Millisecond), float64(p.commits[i+1]-p.commits[i])/d.Seconds()))
+	}
+	return strings.Join(out, ", ")
+}
+
+// join adds a new member in a process of its own (see TestJoinerProcess),
+// waits until it is promoted, measuring the load meanwhile, then removes
+// it and lets its process go.
+func (jb *joinBench) join() joinResult {
+	b := jb.b
+	jb.joins++
+	name := fmt.Sprintf("j%d", jb.joins)
+	ln := listen(b)
+	lf, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		b.Fatal(err)
+	}
+	self := MemberRecord{Name: name, ID: MemberID(name), PeerAddr: ln.Addr().String()}
+	lead := jb.leader()
+	before := lead.SnapshotStats()
+	c0, t0, cpu0 := jb.commits.Load(), time.Now(), cpuTime()
+	if err := lead.AddLearner(context.Background(), self); err != nil {
+		b.Fatal(err)
+	}
+	rec, _ := json.Marshal(JoinRecordFor(self, lead.JoinAnswer()))
+	args := []string{"-test.run=^TestJoinerProcess$", "-test.v"}
+	if d := os.Getenv("KVTOOL_JOINER_PROFILE"); d != "" { // a CPU profile of each joiner, in that directory
+		args = append(args, "-test.cpuprofile="+filepath.Join(d, name+".prof"))
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), joinerEnv+"="+string(rec))
+	if base := joinerBase(); base != "mem:" { // each joiner in a directory of its own under it
+		d, err := os.MkdirTemp(base, "kvtool-joiner-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer os.RemoveAll(d)
+		cmd.Env = append(cmd.Env, joinerDirEnv+"="+d)
+	} else {
+		cmd.Env = append(cmd.Env, joinerDirEnv+"=mem:")
+	}
+	cmd.ExtraFiles = []*os.File{lf}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	lf.Close()
+	ln.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Minute)
+	ph := newPhases(c0, t0)
+	for !slices.Contains(jb.leader().Membership().Conf.GetVoters(), self.ID) {
+		ph.note(jb.phase(self.ID), jb.commits.Load())
+		select {
+		case err := <-exited:
+			b.Fatalf("joiner %s exited: %v\n%s", name, err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("joiner %s not promoted in 10 minutes; leader %+v\n%s", name, jb.leader().SnapshotStats(), out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	res := joinResult{took: time.Since(t0)}
+	ph.note("promoted", jb.commits.Load())
+	res.phases = ph.String()
+	res.cpu = (cpuTime() - cpu0).Seconds()
+	res.commitsPerSec = float64(jb.commits.Load()-c0) / res.took.Seconds()
+	after := lead.SnapshotStats()
+	res.snapshots, res.bytes = after.Sent-before.Sent, after.BytesSent-before.BytesSent
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := jb.leader().Remove(ctx, self.ID); err != nil {
+		b.Fatalf("remove joiner %s: %v", name, err)
+	}
+	stdin.Close()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
+	res.childCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	return res
+}
+
+// alone measures the load for d without a join: commits per second,
+// and CPU seconds per 1000 commits.
+func (jb *joinBench) alone(d time.Duration) (float64, float64) {
+	c0, t0, cpu0 := jb.commits.Load(), time.Now(), cpuTime()
+	time.Sleep(d)
+	n := jb.commits.Load() - c0
+	return float64(n) / time.Since(t0).Seconds(), (cpuTime() - cpu0).Seconds() / float64(n) * 1000
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	return len(p), nil
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
+}
+
+// BenchmarkJoinThroughput measures the cluster's commits (16 clients
+// putting through the three members) while a fourth member joins by
+// snapshot and is promoted, at the default --transfer-max-rate (32 MiB/s)
+// and unlimited, beside the same load without a join for as long as the
+// paced join took, alternating, b.N rounds (issue 12 "Speed"). Before the
+// rounds the cluster holds KVTOOL_JOIN_BENCH_KEYS keys (default 200000)
+// and every raft log is compacted, so each joiner needs a snapshot; each
+// joiner runs in a process of its own (TestJoinerProcess) and is removed
+// after its round. "%-kept" is the commits during the paced join as a
+// percentage of those alone; "s-to-promotion" the time from the add to
+// the promotion.
+//
+//	go test -run '^$' -bench JoinThroughput -benchtime 3x ./cluster/
+func BenchmarkJoinThroughput(b *testing.B) {
+	keys := 200000
+	if s := os.Getenv(joinBenchKeysEnv); s != "" {
+		keys, _ = strconv.Atoi(s)
+	}
+	dir := b.TempDir()
+	if d := os.Getenv("KVTOOL_BENCH_DIR"); d != "" {
+		dir, _ = os.MkdirTemp(d, "joinbench")
+		b.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	jb := newJoinBench(b, dir)
+	jb.load(keys)
+	stop := make(chan struct{})
+	wg := jb.run(16, stop)
+	defer wg.Wait()
+	defer close(stop)
+	jb.alone(time.Second) // warm up
+	var alone, paced, unlimited, pacedTook, unlimitedTook, snaps, bytes []float64
+	for range b.N {
+		jb.setRate(32 << 20)
+		p := jb.join()
+		paced, pacedTook = append(paced, p.commitsPerSec), append(pacedTook, p.took.Seconds())
+		a, aloneCPU := jb.alone(p.took)
+		alone = append(alone, a)
+		jb.setRate(0)
+		u := jb.join()
+		unlimited, unlimitedTook = append(unlimited, u.commitsPerSec), append(unlimitedTook, u.took.Seconds())
+		snaps = append(snaps, float64(p.snapshots), float64(u.snapshots))
+		bytes = append(bytes, float64(p.bytes), float64(u.bytes))
+		b.Logf("round: alone %.0f/s (%.2f cpu-s/1000); paced join %.0f/s in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s: %s); unlimited join %.0f/s in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s: %s)",
+			a, aloneCPU, p.commitsPerSec, p.took.Round(time.Millisecond), p.snapshots, p.bytes, p.cpuPer1000(), p.childCPU, p.phases,
+			u.commitsPerSec, u.took.Round(time.Millisecond), u.snapshots, u.bytes, u.cpuPer1000(), u.childCPU, u.phases)
+	}
+	b.ReportMetric(medianF(alone), "puts/s-alone")
+	b.ReportMetric(medianF(paced), "puts/s-join-32MiB/s")
+	b.ReportMetric(medianF(unlimited), "puts/s-join-unlimited")
+	b.ReportMetric(medianF(paced)/medianF(alone)*100, "%-kept")
+	b.ReportMetric(medianF(unlimited)/medianF(alone)*100, "%-kept-unlimited")
+	b.ReportMetric(medianF(pacedTook), "s-to-promotion")
+	b.ReportMetric(medianF(unlimitedTook), "s-to-promotion-unlimited")
+	b.ReportMetric(medianF(snaps), "snapshots/join")
+	b.ReportMetric(medianF(bytes)/1e6, "MB/snapshot")
+	b.ReportMetric(0, "ns/op")
+}
+
+func medianF(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
