@@ -27,6 +27,10 @@ type Options struct {
 	// serving store.
 	Background  bool
 	BytesPerSec int64
+	// BusyShare, with Background, also paces the writer by the time it
+	// works (see table.WriterOptions.BusyShare): at most this share of
+	// one core's time (0: bytes only).
+	BusyShare float64
 	// Context, if set, abandons the file at the next block once it is done
 	// (see table.WriterOptions.Context): the write fails with its error and
 	// nothing is published.
@@ -62,6 +66,7 @@ func (o Options) TableOptions(magic string, ext []byte) table.WriterOptions {
 		Context: o.Context}
 	if o.Background {
 		topts.Parallelism = 1
+		topts.BusyShare = o.BusyShare
 	}
 	return topts
 }

@@ -51,10 +51,12 @@ func (l *Log) gather() {
 	}
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
+	l.fl.gathers++
 	for {
 		l.mu.Lock()
 		l.gathering = l.cur.n < l.fl.expect && l.failed == nil && !l.closed && !l.cur.rotate &&
 			len(l.buf) < l.maxBatch/2
+		l.gatherFor = l.fl.expect
 		gathering := l.gathering
 		l.mu.Unlock()
 		if !gathering {
@@ -62,6 +64,7 @@ func (l *Log) gather() {
 		}
 		select {
 		case <-l.grew:
+			l.fl.gatherWakes++
 		case <-timer.C:
 			l.mu.Lock()
 			l.gathering = false

@@ -109,7 +109,8 @@ type Log struct {
 	preparing bool
 	spareErr  error
 	trims     []*activeSeg
-	gathering bool // the flusher is in gather: enqueue pokes grew
+	gathering bool  // the flusher is in gather: enqueue pokes grew once it has what gather waits for
+	gatherFor int64 // while gathering: the records gather waits for
 
 	// Channels, created by Open.
 	wake     chan struct{} // capacity 1: there is work for the flusher
@@ -157,7 +158,10 @@ type flusher struct {
 	// time.
 	expect   int64
 	syncEWMA time.Duration
-	closeRec error // what writing the clean-shutdown record returned
+	// gathers and gatherWakes count gather's waits and the pokes that
+	// woke them (for tests: about one poke a wait, not one a record).
+	gathers, gatherWakes int
+	closeRec             error // what writing the clean-shutdown record returned
 }
 
 // batch is the set of records that share one write and one fsync. Every
@@ -294,9 +298,12 @@ func (l *Log) addLocked(t format.FrameType, idx, term uint64, data []byte, size 
 	b := l.cur
 	b.last, b.n = idx, b.n+1
 	l.last.Store(idx)
-	gathering := l.gathering
+	// Poke the gathering flusher only once the batch is what it waits for:
+	// poked on every record, it woke up to 128 times a batch, taking CPU
+	// and l.mu from the appenders it was waiting for.
+	gathered := l.gathering && (b.n >= l.gatherFor || len(l.buf) >= l.maxBatch/2)
 	l.mu.Unlock()
-	if gathering {
+	if gathered {
 		select {
 		case l.grew <- struct{}{}:
 		default:

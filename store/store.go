@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -59,7 +60,18 @@ type Options struct {
 	// they leave the CPU and the disk to readers and writers (a serving
 	// store). 0 writes as fast as the machine allows (offline commands).
 	MaintenanceRate int64
+	// MaintenanceShare, with MaintenanceRate, also paces maintenance by
+	// the time it works: at most this share of the wall time, measured
+	// while it scans, compresses and writes (0: DefaultMaintenanceShare;
+	// 1 or more: bytes only). See checkpoint.Options.BusyShare.
+	MaintenanceShare float64
 }
+
+// DefaultMaintenanceShare is the share of the wall time maintenance works
+// for beside a serving store. Paced by bytes alone (32 MiB/s), writing
+// checkpoints back to back took a third of a core and up to half of the
+// commits on two loaded cores (BenchmarkCheckpointInterference).
+const DefaultMaintenanceShare = 0.2
 
 // Store is a durable, sharded key-value store. Readers call Snapshot and
 // never wait; writers call Commit.
@@ -129,7 +141,8 @@ type logged struct {
 func Open(opts Options) (*Store, error) {
 	s := &Store{fs: opts.FS, dir: opts.Dir, queue: map[uint64]*logged{}, dirty: map[string]struct{}{},
 		pubCh: make(chan struct{}), replica: opts.Replica}
-	s.maintOpts = checkpoint.Options{Background: opts.MaintenanceRate > 0, BytesPerSec: opts.MaintenanceRate}
+	s.maintOpts = checkpoint.Options{Background: opts.MaintenanceRate > 0, BytesPerSec: opts.MaintenanceRate,
+		BusyShare: cmp.Or(opts.MaintenanceShare, DefaultMaintenanceShare)}
 	s.leases.maxLen = opts.MaxLeaseBytes
 	if s.leases.maxLen <= 0 {
 		s.leases.maxLen = DefaultMaxLeaseBytes

@@ -114,31 +114,50 @@ func (w *Writer) wait() {
 }
 
 // pace sleeps as needed to keep the entry bytes written within
-// opts.BytesPerSec, counting n more. It fails, stickily, once
-// opts.Context is done, before or during the pause.
+// opts.BytesPerSec, counting n more, and the time worked within
+// opts.BusyShare of the time since the first block. It fails, stickily,
+// once opts.Context is done, before or during the pause.
 func (w *Writer) pace(n int) error {
 	ctx := w.opts.Context
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if err := w.stop(ctx.Err()); err != nil || w.opts.BytesPerSec <= 0 {
+	if err := w.stop(ctx.Err()); err != nil || (w.opts.BytesPerSec <= 0 && w.opts.BusyShare <= 0) {
 		return err
 	}
+	now := time.Now()
 	if w.paceStart.IsZero() {
-		w.paceStart = time.Now()
+		w.paceStart, w.resumed = now, now
 	}
 	w.paced += int64(n)
-	due := time.Duration(float64(w.paced) / float64(w.opts.BytesPerSec) * float64(time.Second))
-	if ahead := due - time.Since(w.paceStart); ahead > 0 {
-		t := time.NewTimer(ahead)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return w.stop(ctx.Err())
-		}
+	w.busy += now.Sub(w.resumed)
+	ahead := w.due() - now.Sub(w.paceStart)
+	defer func() { w.resumed = time.Now() }()
+	if ahead <= 0 {
+		return nil
+	}
+	t := time.NewTimer(ahead)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return w.stop(ctx.Err())
 	}
 	return nil
+}
+
+// due returns how long after the first block the writer may go on: the
+// later of what opts.BytesPerSec allows for the bytes so far and what
+// opts.BusyShare allows for the time worked so far.
+func (w *Writer) due() time.Duration {
+	var d time.Duration
+	if r := w.opts.BytesPerSec; r > 0 {
+		d = time.Duration(float64(w.paced) / float64(r) * float64(time.Second))
+	}
+	if sh := w.opts.BusyShare; sh > 0 && sh < 1 {
+		d = max(d, time.Duration(float64(w.busy)/sh))
+	}
+	return d
 }
 
 // stop makes err, a context's error, the writer's sticky error.

@@ -17,6 +17,10 @@ import (
 // large enough that the file sees few, big sequential writes.
 const writeBufferSize = 256 << 10
 
+// writebackStep is how often a paced (background) writer hands its bytes
+// to the disk (format.AtomicFile.SetWriteback).
+const writebackStep = 1 << 20
+
 // Errors of Writer.
 var (
 	// ErrClosed is returned by Add after Close or Cancel.
@@ -52,6 +56,13 @@ type WriterOptions struct {
 	// second (0: as fast as it can), so background maintenance leaves the
 	// disk and CPU to the foreground.
 	BytesPerSec int64
+	// BusyShare, if set (0 < BusyShare < 1), also paces the writer by the
+	// time it works: between pacing points it sleeps so that its work (the
+	// caller's between Adds included: scanning the source, encoding,
+	// compressing, writing) takes at most this share of the wall time.
+	// Work is measured in wall time, so on a loaded machine, where the
+	// same work takes longer, the writer yields more.
+	BusyShare float64
 	// Context, if set, stops the writer: once it is done, the next block
 	// cut (and a pacing pause) fails with its error, which is sticky, so
 	// the table is abandoned at a block boundary; Close then publishes
@@ -76,10 +87,12 @@ type Writer struct {
 	free  []*pendingBlock // finished blocks to reuse
 	par   int             // blocks that may be compressing at once (0: compress inline)
 
-	paceStart time.Time // pacing (opts.BytesPerSec): when the first block was cut
-	paced     int64     // entry bytes cut into blocks so far
-	last      []byte    // last key of the block cut before cur
-	frame     []byte    // scratch for the index and footer frames
+	paceStart time.Time     // pacing (opts.BytesPerSec, BusyShare): when the first block was cut
+	paced     int64         // entry bytes cut into blocks so far
+	resumed   time.Time     // when the writer last resumed work after a pacing point
+	busy      time.Duration // time worked between pacing points so far
+	last      []byte        // last key of the block cut before cur
+	frame     []byte        // scratch for the index and footer frames
 	index     indexBuilder
 	hash      *entryHasher
 	nblock    int
@@ -102,6 +115,9 @@ func NewWriter(fs vfs.FS, path string, opts WriterOptions) (*Writer, error) {
 	af, err := format.CreateAtomic(fs, path)
 	if err != nil {
 		return nil, fmt.Errorf("kvtool/table: %s: %w", path, err)
+	}
+	if opts.BytesPerSec > 0 {
+		af.SetWriteback(writebackStep)
 	}
 	w := &Writer{
 		path: path, opts: opts, af: af,

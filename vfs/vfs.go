@@ -68,3 +68,10 @@ var Default FS = OSFS{}
 // IsNotExist reports whether err says a file does not exist, for every FS
 // implementation in this package.
 func IsNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
+
+// WritebackStarter is implemented by files that can start writing a range
+// back to disk early (the OS file: sync_file_range). It is a hint for
+// pacing large writes and makes nothing durable; Sync still must follow.
+type WritebackStarter interface {
+	StartWriteback(off, n int64, wait bool) error
+}

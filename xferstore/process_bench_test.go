@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/transfer"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -104,16 +106,37 @@ func BenchmarkCommitDuringProcessTransfer(b *testing.B) {
 		return "mem:"
 	}
 	var alone, paced, unlimited []float64
+	// The WAL's group commits in each phase: the mean fsync time and
+	// records per fsync say whether a transfer slows the disk or the
+	// committers (CPU, wakeups).
+	var syncs, recs, syncNanos atomic.Int64
+	st.ObserveWAL(func(s segment.SyncStats) { syncs.Add(1); recs.Add(int64(s.Records)); syncNanos.Add(int64(s.Sync)) })
+	var syncUs, perSync [2][]float64 // alone, paced
+	phase := func(k int, f func()) func() {
+		return func() {
+			syncs.Store(0)
+			recs.Store(0)
+			syncNanos.Store(0)
+			f()
+			n := float64(max(1, syncs.Load()))
+			syncUs[k] = append(syncUs[k], float64(syncNanos.Load())/n/1e3)
+			perSync[k] = append(perSync[k], float64(recs.Load())/n)
+		}
+	}
 	for i := 0; i < b.N; i++ {
 		var d time.Duration
-		paced = append(paced, commitRate(b, st, func() {
+		paced = append(paced, commitRate(b, st, phase(1, func() {
 			start := time.Now()
 			transferToProcess(b, src, transfer.SendOptions{MaxRate: 32 << 20}, dir())
 			d = time.Since(start)
-		}))
-		alone = append(alone, commitRate(b, st, func() { time.Sleep(d) })) // as long as the paced transfer
+		})))
+		alone = append(alone, commitRate(b, st, phase(0, func() { time.Sleep(d) }))) // as long as the paced transfer
 		unlimited = append(unlimited, commitRate(b, st, func() { transferToProcess(b, src, transfer.SendOptions{}, dir()) }))
 	}
+	b.ReportMetric(medianOf(syncUs[0]), "fsync-µs-alone")
+	b.ReportMetric(medianOf(syncUs[1]), "fsync-µs-during")
+	b.ReportMetric(medianOf(perSync[0]), "recs/fsync-alone")
+	b.ReportMetric(medianOf(perSync[1]), "recs/fsync-during")
 	b.ReportMetric(medianOf(alone), "txn/s-alone")
 	b.ReportMetric(medianOf(paced), "txn/s-during-32MiB/s")
 	b.ReportMetric(medianOf(unlimited), "txn/s-during-unlimited")
