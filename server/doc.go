@@ -58,6 +58,14 @@
 // connServer; there the context ends when the connection is cut, and a
 // client that went away is noticed when its answer is written.)
 //
+// On a single node, the PUTs and DELETEs that keep-alive connections of
+// that lean path send at the same time are merged into one transaction
+// (one WAL record and one fsync; see writeBatcher): each is answered once
+// that transaction is durable, with its index, which the requests merged
+// with it share. A merge waits for every connection that writes, at most
+// one and a half merged commits (3ms at most); transactions are never
+// merged. kvtool_write_batch_requests counts the requests per merge.
+//
 // # Concurrency
 //
 // A *Server is safe for concurrent use; reads load one published snapshot

@@ -184,13 +184,15 @@ type fastConn struct {
 	raw    []byte // the bytes of the current request's head, for a handover
 	w      fastWriter
 	remote string // c.RemoteAddr().String(), formatted once
+	bm     batchMember
 }
 
 func (fc *fastConn) serve() {
-	fc.ctx, fc.cancel = context.WithCancel(context.Background())
+	fc.ctx, fc.cancel = context.WithCancel(withBatchMember(context.Background(), &fc.bm))
 	defer fc.cancel()
 	handed := false
 	defer func() {
+		fc.bm.leave() // its client will not write again on it
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			fc.cs.log.Error("panic serving a request", "remote", fc.remote, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}

@@ -50,7 +50,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, key string) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("value of %d bytes is over the limit of %d bytes", len(val), format.MaxValueSize))
 		return
 	}
-	s.commit(w, r, &store.Txn{Ops: []store.Op{{Kind: store.OpPut, Key: key, Value: val}}})
+	s.commitOne(w, r, store.Op{Kind: store.OpPut, Key: key, Value: val})
 }
 
 // del removes the key (an absent key is not an error).
@@ -59,7 +59,7 @@ func (s *Server) del(w http.ResponseWriter, r *http.Request, key string) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	s.commit(w, r, &store.Txn{Ops: []store.Op{{Kind: store.OpDelete, Key: key}}})
+	s.commitOne(w, r, store.Op{Kind: store.OpDelete, Key: key})
 }
 
 // badKey says what is wrong with a key from the path, or "".

@@ -37,6 +37,7 @@ type metrics struct {
 	reqSeconds    *prometheus.HistogramVec
 	fsyncSeconds  prometheus.Histogram
 	batchRecords  prometheus.Histogram
+	batchWrites   prometheus.Histogram // requests per merged commit (batch.go)
 	walWritten    prometheus.Counter
 	maint         *prometheus.CounterVec
 	maintSeconds  *prometheus.HistogramVec
@@ -78,6 +79,11 @@ func newMetrics(st *store.Store) *metrics {
 			Help:    "Records made durable by each group commit (one write and one fsync).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14), // 1 .. 8192
 		}),
+		batchWrites: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvtool_write_batch_requests",
+			Help:    "Single-key write requests merged into each transaction by the write batcher (one WAL record).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 13), // 1 .. 4096
+		}),
 		walWritten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kvtool_wal_written_bytes_total", Help: "Bytes written to the WAL.",
 		}),
@@ -91,7 +97,7 @@ func newMetrics(st *store.Store) *metrics {
 		}, []string{"kind"}),
 	}
 	m.reg.MustRegister(m.commits, m.commitSeconds, m.requests, m.reqSeconds,
-		m.fsyncSeconds, m.batchRecords, m.walWritten, m.maint, m.maintSeconds,
+		m.fsyncSeconds, m.batchRecords, m.batchWrites, m.walWritten, m.maint, m.maintSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.commitsOK = m.commits.WithLabelValues(resultOK)
 	for _, r := range []string{resultOK, resultAborted, resultInvalid, resultCanceled, resultError} {

@@ -105,6 +105,8 @@ type Server struct {
 	m       *metrics
 	// inflight bounds the request bodies held at once.
 	inflight inflight
+	// batch merges concurrent single-key writes (single node only).
+	batch *writeBatcher
 }
 
 // New returns the API handler for st.
@@ -116,6 +118,9 @@ func New(st *store.Store, opts Options) *Server {
 		s.m.reg.MustRegister(newClusterCollector(s.cluster))
 	}
 	s.m.registerInflight(&s.inflight)
+	if s.cluster == nil {
+		s.batch = newWriteBatcher(st, func(n int) { s.m.batchWrites.Observe(float64(n)) })
+	}
 	s.routes()
 	return s
 }

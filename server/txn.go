@@ -56,6 +56,30 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, t *store.Txn) {
 	writeIndex(w, idx)
 }
 
+// commitOne commits a single-key write: through the write batcher for a
+// connection of the fast path on a single node (merged with the writes of
+// other connections), else as commit does.
+func (s *Server) commitOne(w http.ResponseWriter, r *http.Request, op store.Op) {
+	m := batchMemberOf(r.Context())
+	if s.batch == nil || m == nil {
+		s.commit(w, r, &store.Txn{Ops: []store.Op{op}})
+		return
+	}
+	if err := (&store.Txn{Ops: []store.Op{op}}).Validate(); err != nil {
+		s.m.observeCommit(err, 0)
+		s.commitError(w, r, err)
+		return
+	}
+	start := time.Now()
+	idx, err := s.batch.submit(m, op)
+	s.m.observeCommit(err, time.Since(start))
+	if err != nil {
+		s.commitError(w, r, err)
+		return
+	}
+	writeIndex(w, idx)
+}
+
 // commitError answers a failed commit: 409 for a failed check, 400 for a
 // transaction that can never commit, 503 for a closed store or a client
 // that gave up, 500 after a WAL failure.
