@@ -16,6 +16,15 @@ import (
 // wrong is to skip a row that would match, and each rule below says why it
 // cannot:
 //
+// The re-check is what makes a range scan cost more per row than a loaded
+// table's: `key >= ? AND key < ?` reads key through xColumn four times a
+// row (two checks, then the result), each a copy through the driver. It
+// cannot be omitted: BestIndex decides before it sees the values, and a
+// number compares with key as text when it is a literal or a parameter but
+// as a number when it comes from an INTEGER column or a CAST (SQLite's
+// comparison affinity), which Filter cannot tell apart; a LIKE or GLOB
+// pattern is only an exact prefix range for some patterns.
+//
 //   - Only a TEXT value narrows. A key is TEXT; SQLite compares TEXT to TEXT
 //     with the column's collation, BINARY, which orders bytes exactly as Go
 //     compares strings. A value of another type (a number, a BLOB, NULL)
