@@ -42,7 +42,7 @@ func (l *Log) flushLoop() {
 // time, which bounds what a caller that does not come back can cost. A lone
 // appender (n = 1) never waits: its own record satisfies it.
 func (l *Log) gather() {
-	if l.fl.expect <= 1 {
+	if l.fl.expect <= 1 || l.noGather {
 		return
 	}
 	limit := l.fl.syncEWMA / 2

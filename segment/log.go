@@ -57,6 +57,11 @@ type Options struct {
 	// write + fsync with what it cost (for metrics). Same rules as
 	// OnDurable.
 	OnSync func(SyncStats)
+	// NoGather turns off the flusher's adaptive wait for the next cohort
+	// (see gather): for a log whose one appender enqueues a whole batch and
+	// then waits for it (a raft log written by its Ready loop), nothing more
+	// comes while the flusher waits, so the wait only adds latency.
+	NoGather bool
 }
 
 // SyncStats describes one group commit: one write and one fsync.
@@ -83,6 +88,7 @@ type Log struct {
 	term      uint64
 	onDurable func(uint64)
 	onSync    func(SyncStats)
+	noGather  bool
 	maxBatch  int
 	tailCut   *Cut
 
