@@ -33,7 +33,10 @@ func (s *Store) onDurable(last uint64) {
 // leaves each shard at its newest durable version.
 func (s *Store) publishLocked() {
 	cur := s.root.Load()
-	durable := s.log.DurableIndex() // stored before OnDurable runs, only ever after an fsync
+	// The WAL's durable index is stored before OnDurable runs, only ever
+	// after an fsync; entries up to elsewhere are durable in a cluster's
+	// raft log already (ApplyTxnAt).
+	durable := max(s.log.DurableIndex(), s.elsewhere)
 	next := cur.index + 1
 	var shards []*tree
 	for ; next <= durable; next++ {

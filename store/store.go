@@ -87,7 +87,13 @@ type Store struct {
 	// walDirty is a range of WAL indexes whose changed keys are not in
 	// dirty: recovery leaves them for the next delta to read from the WAL.
 	walDirty indexRange
-	failed   error
+	// elsewhere is the last entry ApplyTxnAt logged: a cluster's entry,
+	// durable in its raft log, so published before the WAL's fsync;
+	// elsewhereP is its WAL record (maintenance waits for it, see
+	// syncPublished).
+	elsewhere  uint64
+	elsewhereP *segment.Pending
+	failed     error
 	// failedFlag mirrors failed != nil for the commit path's check without
 	// taking pubMu.
 	failedFlag atomic.Bool
@@ -110,6 +116,9 @@ type Store struct {
 	// checkWaitHook, if set (by tests), is called when a failed check must
 	// wait for the entry at the given index to become durable.
 	checkWaitHook func(idx uint64)
+	// syncWaitHook, if set (by tests), is called when maintenance must wait
+	// for the WAL to be durable through a published index (syncPublished).
+	syncWaitHook func(idx uint64)
 
 	readOnly bool // opened ReadOnly: log is nil
 	tornTail bool // a ReadOnly open stopped at a torn WAL tail
