@@ -39,15 +39,17 @@ func (n *Node) run() {
 // fsync and publication happen behind it, and whoever needs them waits.
 func (n *Node) handleReady(rd raft.Ready) error {
 	leader := n.observe(rd)
+	msgs := rd.Messages
 	if leader {
-		n.send(rd.Messages)
+		n.send(msgs)
+		msgs = nil
+	} else {
+		msgs = n.sendForwards(msgs)
 	}
 	if err := n.persist(rd); err != nil {
 		return err
 	}
-	if !leader {
-		n.send(rd.Messages)
-	}
+	n.send(msgs)
 	if err := n.apply(rd); err != nil {
 		return err
 	}
@@ -93,6 +95,30 @@ func (n *Node) persist(rd raft.Ready) error {
 		}
 	}
 	return nil
+}
+
+// sendForwards sends at once the requests a follower forwards to the
+// leader (proposals, ReadIndex requests): they state nothing about this
+// node's log or vote, so they need not wait for this Ready's fsync, which
+// would otherwise sit on the path of every write made on a follower. It
+// returns the other messages, in their order, to send once the writes
+// they depend on are durable.
+func (n *Node) sendForwards(msgs []*pb.Message) []*pb.Message {
+	var fwd []*pb.Message
+	rest := msgs[:0:0]
+	for _, m := range msgs {
+		switch m.GetType() {
+		case pb.MsgProp, pb.MsgReadIndex:
+			fwd = append(fwd, m)
+		default:
+			rest = append(rest, m)
+		}
+	}
+	if len(fwd) == 0 {
+		return msgs
+	}
+	n.send(fwd)
+	return rest
 }
 
 // send hands messages to the transport, which never blocks. A snapshot
