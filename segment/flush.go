@@ -18,6 +18,7 @@ func (l *Log) flushLoop() {
 	defer close(l.stopped)
 	for range l.wake {
 		for {
+			l.pace()
 			l.gather()
 			b, data, closing := l.take()
 			if b == nil {
@@ -71,6 +72,39 @@ func (l *Log) gather() {
 	}
 }
 
+// pace holds the next batch, for a log with a SyncInterval, until the
+// interval has passed since the last batch's write began, unless the
+// batch has grown past half the batch limit, an appender waits for
+// space, a rotation was asked for, or the log closes or failed.
+func (l *Log) pace() {
+	if l.interval <= 0 {
+		return
+	}
+	wait := l.interval - time.Since(l.fl.lastFlush)
+	if wait <= 0 {
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		l.gathering = l.failed == nil && !l.closed && !l.cur.rotate && l.waiting == 0 && len(l.buf) < l.maxBatch/2
+		pacing := l.gathering
+		l.mu.Unlock()
+		if !pacing {
+			return
+		}
+		select {
+		case <-l.grew:
+		case <-timer.C:
+			l.mu.Lock()
+			l.gathering = false
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
 // take swaps out the current batch. It returns a nil batch when there is
 // nothing to do, and whether the log is closing.
 func (l *Log) take() (*batch, []byte, bool) {
@@ -94,6 +128,7 @@ func (l *Log) flush(b *batch, data []byte) {
 			return
 		}
 	}
+	l.fl.lastFlush = time.Now()
 	if err := l.write(b, data); err != nil {
 		l.fail(err, b)
 		return

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,5 +46,56 @@ func TestNoGather(t *testing.T) {
 	case <-lone.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("a lone record waited 30s for a cohort of 5 on a NoGather log")
+	}
+}
+
+// TestSyncInterval: a paced log holds a record written after a sync until
+// the interval has passed (here an hour: the flusher is seen waiting, the
+// record not durable), and Close makes it durable at once.
+func TestSyncInterval(t *testing.T) {
+	opts := memOpts(vfs.NewMem(), 1<<20)
+	opts.SyncInterval = time.Hour
+	l := mustOpen(t, opts)
+	p1, err := l.Enqueue(format.FrameWALTxn, []byte("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Wait(); err != nil { // the first batch goes at once
+		t.Fatal(err)
+	}
+	p2, err := l.Enqueue(format.FrameWALTxn, []byte("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l.mu.Lock()
+		pacing := l.gathering
+		l.mu.Unlock()
+		if pacing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher never held the second record")
+		}
+		runtime.Gosched()
+	}
+	select {
+	case <-p2.Done():
+		t.Fatal("the second record was synced within the interval")
+	default:
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case <-p2.Done():
+		if err := p2.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not sync the held record")
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
@@ -59,6 +60,12 @@ type Options struct {
 	// they leave the CPU and the disk to readers and writers (a serving
 	// store). 0 writes as fast as the machine allows (offline commands).
 	MaintenanceRate int64
+	// WALSyncInterval, if positive, syncs the WAL at most once per
+	// interval (segment.Options.SyncInterval). Only for a cluster member's
+	// store, which ApplyTxnAt publishes before the WAL's fsync (its raft
+	// log holds every entry durably): its fsyncs then leave the disk to the
+	// raft log's. Elsewhere it would delay every commit.
+	WALSyncInterval time.Duration
 }
 
 // Store is a durable, sharded key-value store. Readers call Snapshot and
@@ -193,6 +200,7 @@ func (s *Store) open(opts Options) error {
 	s.log, err = segment.Open(segment.Options{
 		FS: s.fs, Dir: walDir, SegmentSize: segSize, StoreID: man.StoreID,
 		FirstIndex: man.WALFirstIndex, RepairTail: true, OnDurable: s.onDurable, OnSync: s.onSync,
+		SyncInterval: opts.WALSyncInterval,
 	})
 	if err != nil {
 		return fmt.Errorf("open WAL: %w", err)
