@@ -35,8 +35,9 @@ func (n *Node) run() {
 // messages depend on nothing in this Ready's writes (its own acceptance of
 // its entries is counted only at Advance), so a leader sends first and
 // writes its log while the followers write theirs (raft thesis 10.2.1).
-// Nothing here waits on anything but the raft log's fsync: the store's own
-// fsync and publication happen behind it, and whoever needs them waits.
+// Nothing here waits on anything but the raft log's fsync: the store
+// publishes each applied entry at once (the raft log holds it durably) and
+// syncs its own WAL behind it (store.ApplyTxnAt).
 func (n *Node) handleReady(rd raft.Ready) error {
 	leader := n.observe(rd)
 	msgs := rd.Messages
@@ -142,8 +143,8 @@ func (n *Node) send(msgs []*pb.Message) {
 	}
 }
 
-// apply applies the committed entries to the store in log order (without
-// waiting for the store's fsync) and answers the read states raft
+// apply applies the committed entries to the store in log order (the
+// store publishes them without waiting for its WAL's fsync) and answers the read states raft
 // confirmed.
 func (n *Node) apply(rd raft.Ready) error {
 	for _, e := range rd.CommittedEntries {
