@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -124,6 +125,15 @@ func TestApplyTxnAtPublishesBeforeFsync(t *testing.T) {
 		close(release)
 		t.Fatalf("while the WAL's fsync is held: published index %d, k=%q; want 2, \"two\" (published before the fsync)", snap.Index(), v)
 	}
+	// WaitDurable (a transfer's tail reading the WAL) waits for the fsync.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.WaitDurable(done, 2); !errors.Is(err, context.Canceled) {
+		close(release)
+		t.Fatalf("WaitDurable(2) while its fsync is held: %v, want the context's error", err)
+	}
+	durable := make(chan error, 1)
+	go func() { durable <- s.WaitDurable(ctx, 2) }()
 	waiting := make(chan uint64, 1)
 	s.syncWaitHook = func(idx uint64) { waiting <- idx }
 	deltaDone := make(chan error, 1)
@@ -147,6 +157,14 @@ func TestApplyTxnAtPublishesBeforeFsync(t *testing.T) {
 	}
 	if err := wait2(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case err := <-durable:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("WaitDurable(2) was not woken by the fsync")
 	}
 	// What a crash keeps right now reopens at index 2 and takes index 3.
 	s2, err := Open(Options{FS: mem.CrashClone(vfs.CrashOptions{}), Dir: "/data", Replica: true})

@@ -21,7 +21,13 @@ func (s *Store) register(idx uint64, l *logged) {
 // reads.
 func (s *Store) onDurable(last uint64) {
 	s.pubMu.Lock()
+	before := s.root.Load()
 	s.publishLocked()
+	if s.elsewhere > 0 && s.root.Load() == before {
+		// ApplyTxnAt published these entries before their fsync: wake
+		// WaitDurable, which nothing else would.
+		s.notifyLocked()
+	}
 	s.pubMu.Unlock()
 }
 
