@@ -78,6 +78,7 @@ func openLogStore(fs vfs.FS, dir string, segSize int64, cacheMax int) (*logStore
 func (ls *logStore) openLog() error {
 	l, err := segment.Open(segment.Options{
 		FS: ls.fs, Dir: ls.dir, SegmentSize: ls.segSize, FirstIndex: ls.st.SnapIndex + 1, RepairTail: true,
+		NoGather: true, // the Ready loop appends a Ready's entries at once, then waits for them
 	})
 	if err != nil {
 		return fmt.Errorf("kvtool/cluster: open raft log %s: %w", ls.dir, err)

@@ -35,19 +35,22 @@ func (n *Node) run() {
 // messages depend on nothing in this Ready's writes (its own acceptance of
 // its entries is counted only at Advance), so a leader sends first and
 // writes its log while the followers write theirs (raft thesis 10.2.1).
-// Nothing here waits on anything but the raft log's fsync: the store's own
-// fsync and publication happen behind it, and whoever needs them waits.
+// Nothing here waits on anything but the raft log's fsync: the store
+// publishes each applied entry at once (the raft log holds it durably) and
+// syncs its own WAL behind it (store.ApplyTxnAt).
 func (n *Node) handleReady(rd raft.Ready) error {
 	leader := n.observe(rd)
+	msgs := rd.Messages
 	if leader {
-		n.send(rd.Messages)
+		n.send(msgs)
+		msgs = nil
+	} else {
+		msgs = n.sendForwards(msgs)
 	}
 	if err := n.persist(rd); err != nil {
 		return err
 	}
-	if !leader {
-		n.send(rd.Messages)
-	}
+	n.send(msgs)
 	if err := n.apply(rd); err != nil {
 		return err
 	}
@@ -95,6 +98,30 @@ func (n *Node) persist(rd raft.Ready) error {
 	return nil
 }
 
+// sendForwards sends at once the requests a follower forwards to the
+// leader (proposals, ReadIndex requests): they state nothing about this
+// node's log or vote, so they need not wait for this Ready's fsync, which
+// would otherwise sit on the path of every write made on a follower. It
+// returns the other messages, in their order, to send once the writes
+// they depend on are durable.
+func (n *Node) sendForwards(msgs []*pb.Message) []*pb.Message {
+	var fwd []*pb.Message
+	rest := msgs[:0:0]
+	for _, m := range msgs {
+		switch m.GetType() {
+		case pb.MsgProp, pb.MsgReadIndex:
+			fwd = append(fwd, m)
+		default:
+			rest = append(rest, m)
+		}
+	}
+	if len(fwd) == 0 {
+		return msgs
+	}
+	n.send(fwd)
+	return rest
+}
+
 // send hands messages to the transport, which never blocks. A snapshot
 // message carries only metadata: snapshots.send streams the bytes through
 // transfer/ on a goroutine of its own and then sends the message.
@@ -116,8 +143,8 @@ func (n *Node) send(msgs []*pb.Message) {
 	}
 }
 
-// apply applies the committed entries to the store in log order (without
-// waiting for the store's fsync) and answers the read states raft
+// apply applies the committed entries to the store in log order (the
+// store publishes them without waiting for its WAL's fsync) and answers the read states raft
 // confirmed.
 func (n *Node) apply(rd raft.Ready) error {
 	for _, e := range rd.CommittedEntries {

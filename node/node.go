@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -110,14 +111,25 @@ func (n *node) closeListeners() {
 // apiAddr is the address the API listens on.
 func (n *node) apiAddr() string { return n.apiLn.Addr().String() }
 
+// clusterWALSync is how often a cluster member's store syncs its WAL
+// (store.Options.WALSyncInterval): a crash makes the member apply up to
+// that much again from its raft log.
+const clusterWALSync = 10 * time.Millisecond
+
 // open opens (or creates) the store; a joining node opens it only if its
 // directory is complete already (a replica that restarted).
 func (n *node) open() error {
 	if n.join != nil {
 		return n.join.openIfComplete()
 	}
-	st, err := store.Open(store.Options{FS: n.cfg.FS, Dir: n.cfg.Dir, Create: true, Shards: n.cfg.shards(),
-		SegmentSize: n.cfg.SegmentSize, MaintenanceRate: n.cfg.MaintenanceRate, Replica: n.cfg.Cluster != nil})
+	opts := store.Options{FS: n.cfg.FS, Dir: n.cfg.Dir, Create: true, Shards: n.cfg.shards(),
+		SegmentSize: n.cfg.SegmentSize, MaintenanceRate: n.cfg.MaintenanceRate}
+	if n.cfg.Cluster != nil {
+		// The raft log holds every entry durably: the store's WAL is
+		// synced in the background, without competing with it per write.
+		opts.Replica, opts.WALSyncInterval = true, clusterWALSync
+	}
+	st, err := store.Open(opts)
 	if err != nil {
 		return partError(PartStore, OpOpen, "", err)
 	}

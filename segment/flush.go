@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -18,6 +19,7 @@ func (l *Log) flushLoop() {
 	defer close(l.stopped)
 	for range l.wake {
 		for {
+			l.pace()
 			l.gather()
 			b, data, closing := l.take()
 			if b == nil {
@@ -42,7 +44,7 @@ func (l *Log) flushLoop() {
 // time, which bounds what a caller that does not come back can cost. A lone
 // appender (n = 1) never waits: its own record satisfies it.
 func (l *Log) gather() {
-	if l.fl.expect <= 1 {
+	if l.fl.expect <= 1 || l.noGather {
 		return
 	}
 	limit := l.fl.syncEWMA / 2
@@ -65,6 +67,40 @@ func (l *Log) gather() {
 		select {
 		case <-l.grew:
 			l.fl.gatherWakes++
+		case <-timer.C:
+			l.mu.Lock()
+			l.gathering = false
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// pace holds the next batch, for a log with a SyncInterval, until the
+// interval has passed since the last batch's write began, unless the
+// batch has grown past half the batch limit, an appender waits for
+// space, a rotation was asked for, or the log closes or failed.
+func (l *Log) pace() {
+	if l.interval <= 0 {
+		return
+	}
+	wait := l.interval - time.Since(l.fl.lastFlush)
+	if wait <= 0 {
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		l.gathering = l.failed == nil && !l.closed && !l.cur.rotate && l.waiting == 0 && len(l.buf) < l.maxBatch/2
+		l.gatherFor = math.MaxInt64 // no record count ends a pace: only the size, space or the interval
+		pacing := l.gathering
+		l.mu.Unlock()
+		if !pacing {
+			return
+		}
+		select {
+		case <-l.grew:
 		case <-timer.C:
 			l.mu.Lock()
 			l.gathering = false
@@ -97,6 +133,7 @@ func (l *Log) flush(b *batch, data []byte) {
 			return
 		}
 	}
+	l.fl.lastFlush = time.Now()
 	if err := l.write(b, data); err != nil {
 		l.fail(err, b)
 		return

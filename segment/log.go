@@ -57,6 +57,20 @@ type Options struct {
 	// write + fsync with what it cost (for metrics). Same rules as
 	// OnDurable.
 	OnSync func(SyncStats)
+	// NoGather turns off the flusher's adaptive wait for the next cohort
+	// (see gather): for a log whose one appender enqueues a whole batch and
+	// then waits for it (a raft log written by its Ready loop), nothing more
+	// comes while the flusher waits, so the wait only adds latency.
+	NoGather bool
+	// SyncInterval, if positive, paces the flusher: a batch is written and
+	// synced at most once per interval (sooner when the batch grows past
+	// half the batch limit, an appender waits for space, or on Rotate and
+	// Close), so records wait up to that long to become durable. For a log
+	// whose durability nobody waits on, because another log already holds
+	// the same records durably (a cluster member's store WAL behind its
+	// raft log): its fsyncs then stop competing with that log's for the
+	// disk.
+	SyncInterval time.Duration
 }
 
 // SyncStats describes one group commit: one write and one fsync.
@@ -83,6 +97,8 @@ type Log struct {
 	term      uint64
 	onDurable func(uint64)
 	onSync    func(SyncStats)
+	noGather  bool
+	interval  time.Duration // Options.SyncInterval
 	maxBatch  int
 	tailCut   *Cut
 
@@ -161,7 +177,9 @@ type flusher struct {
 	// gathers and gatherWakes count gather's waits and the pokes that
 	// woke them (for tests: about one poke a wait, not one a record).
 	gathers, gatherWakes int
-	closeRec             error // what writing the clean-shutdown record returned
+	// lastFlush is when the last batch's write began (pace).
+	lastFlush time.Time
+	closeRec  error // what writing the clean-shutdown record returned
 }
 
 // batch is the set of records that share one write and one fsync. Every
@@ -267,6 +285,12 @@ func (l *Log) enqueue(t format.FrameType, data []byte) (*batch, uint64, error) {
 			break
 		}
 		l.waiting++
+		if l.gathering {
+			select { // out of a pace or gather wait: space is wanted now
+			case l.grew <- struct{}{}:
+			default:
+			}
+		}
 		l.space.Wait()
 		l.waiting--
 	}

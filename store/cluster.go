@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 
 	"github.com/kvtool/kvtool/format"
@@ -24,8 +25,17 @@ import (
 // decided there, so every node decides them alike), and logs its effects.
 // A transaction that fails a check, or is invalid, changes nothing: a no-op
 // is logged at idx and checkErr says why (a *CheckError, or an error
-// wrapping ErrInvalid). A nil txn logs a no-op. The entry is durable and
-// published once wait returns nil; entries applied back to back share
+// wrapping ErrInvalid). A nil txn logs a no-op.
+//
+// The entry is published at once, before the WAL's fsync: a cluster
+// applies only committed entries, which its raft log holds durably, so
+// the store's WAL need not be on a write's path. After a crash the store
+// recovers the WAL's durable prefix, and the cluster applies the rest
+// again from its raft log (it resumes after the store's index, and
+// compacts its log only below a checkpoint). Checkpoints and deltas wait
+// for the WAL to be durable through the state they save (syncPublished),
+// so the manifest never runs ahead of the WAL. wait returns once the
+// entry is durable in the WAL too; entries applied back to back share
 // fsyncs.
 func (s *Store) ApplyTxnAt(ctx context.Context, idx uint64, txn *Txn) (wait func() error, checkErr error, err error) {
 	return s.ApplyTxnAtOr(ctx, idx, txn, nil)
@@ -57,13 +67,41 @@ func (s *Store) ApplyTxnAtOr(ctx context.Context, idx uint64, txn *Txn, onAbort 
 	if checkErr == nil {
 		checkErr = checkErr2
 	}
-	s.register(idx, l)
+	s.pubMu.Lock()
+	s.elsewhere, s.elsewhereP = idx, p
+	s.queue[idx] = l
+	s.publishLocked()
+	s.pubMu.Unlock()
 	return func() error {
 		if err := p.Wait(); err != nil {
 			return s.fail(err)
 		}
 		return s.waitPublished(idx)
 	}, checkErr, nil
+}
+
+// syncPublished returns once the WAL is durable through idx, an index
+// already published: ApplyTxnAt publishes before the WAL's fsync, and a
+// checkpoint or delta of that state must not be recorded in the manifest
+// while the WAL behind it could still lose entries (a restart would find
+// the WAL ending before the manifest's index).
+func (s *Store) syncPublished(idx uint64) error {
+	if s.log == nil || s.log.DurableIndex() >= idx {
+		return nil
+	}
+	s.pubMu.Lock()
+	p := s.elsewhereP
+	s.pubMu.Unlock()
+	if h := s.syncWaitHook; h != nil {
+		h(idx)
+	}
+	if p == nil || p.Index() < idx {
+		return fmt.Errorf("kvtool/store: the published index %d is not durable in the WAL %s (durable through %d), and no entry after it is being written", idx, filepath.Join(s.dir, format.WALDir), s.log.DurableIndex())
+	}
+	if err := p.Wait(); err != nil {
+		return s.fail(err)
+	}
+	return nil
 }
 
 // replicaWritable refuses ApplyTxnAt on a store that is not a writable

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -80,5 +83,99 @@ func TestApplyTxnAtNeedsReplica(t *testing.T) {
 	defer s.Close()
 	if _, _, err := s.ApplyTxnAt(context.Background(), 1, nil); err == nil {
 		t.Fatal("ApplyTxnAt on a primary store succeeded")
+	}
+}
+
+// TestApplyTxnAtPublishesBeforeFsync: a cluster's entry is durable in its
+// raft log, so ApplyTxnAt publishes it while the WAL's fsync is still
+// pending (it was on every cluster write's path). A delta of that state
+// must then wait for the WAL: a manifest recording index 2 over a WAL
+// that a crash cuts at 1 could not be reopened and applied to.
+func TestApplyTxnAtPublishesBeforeFsync(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	var holding atomic.Bool
+	release := make(chan struct{})
+	fs := vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpSync && strings.Contains(path, "/wal/") && holding.Load() {
+			<-release
+		}
+		return nil
+	}))
+	s, err := Open(Options{FS: fs, Dir: "/data", Create: true, Replica: true, Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(idx uint64, v string) func() error {
+		t.Helper()
+		wait, checkErr, err := s.ApplyTxnAt(ctx, idx, &Txn{Ops: []Op{{Kind: OpPut, Key: "k", Value: []byte(v)}}})
+		if err != nil || checkErr != nil {
+			t.Fatalf("ApplyTxnAt(%d): %v, %v", idx, err, checkErr)
+		}
+		return wait
+	}
+	if err := put(1, "one")(); err != nil {
+		t.Fatal(err)
+	}
+	holding.Store(true) // the WAL's next fsync waits for release
+	wait2 := put(2, "two")
+	snap := s.Snapshot()
+	if v, _ := snap.Get("k"); snap.Index() != 2 || string(v) != "two" {
+		close(release)
+		t.Fatalf("while the WAL's fsync is held: published index %d, k=%q; want 2, \"two\" (published before the fsync)", snap.Index(), v)
+	}
+	// WaitDurable (a transfer's tail reading the WAL) waits for the fsync.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.WaitDurable(done, 2); !errors.Is(err, context.Canceled) {
+		close(release)
+		t.Fatalf("WaitDurable(2) while its fsync is held: %v, want the context's error", err)
+	}
+	durable := make(chan error, 1)
+	go func() { durable <- s.WaitDurable(ctx, 2) }()
+	waiting := make(chan uint64, 1)
+	s.syncWaitHook = func(idx uint64) { waiting <- idx }
+	deltaDone := make(chan error, 1)
+	go func() {
+		_, err := s.Delta(ctx)
+		deltaDone <- err
+	}()
+	select {
+	case err := <-deltaDone:
+		close(release)
+		t.Fatalf("Delta returned (%v) while entry 2 was not durable in the WAL: the manifest may run ahead of the WAL", err)
+	case idx := <-waiting:
+		if idx != 2 {
+			t.Errorf("Delta waited for index %d, want 2", idx)
+		}
+	}
+	holding.Store(false)
+	close(release)
+	if err := <-deltaDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := wait2(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-durable:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("WaitDurable(2) was not woken by the fsync")
+	}
+	// What a crash keeps right now reopens at index 2 and takes index 3.
+	s2, err := Open(Options{FS: mem.CrashClone(vfs.CrashOptions{}), Dir: "/data", Replica: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if v, _ := s2.Snapshot().Get("k"); s2.Snapshot().Index() != 2 || string(v) != "two" {
+		t.Fatalf("after a crash: index %d, k=%q; want 2, \"two\"", s2.Snapshot().Index(), v)
+	}
+	if _, _, err := s2.ApplyTxnAt(ctx, 3, nil); err != nil {
+		t.Fatalf("after a crash, entry 3: %v", err)
 	}
 }

@@ -100,6 +100,10 @@ func (s *Store) writeOpts(ctx context.Context) checkpoint.Options {
 
 func (s *Store) checkpointLocked(ctx context.Context) (checkpoint.Info, error) {
 	snap, keys, walKeys := s.takeDirty() // a checkpoint covers every key: no need to read walKeys
+	if err := s.syncPublished(snap.Index()); err != nil {
+		s.restoreDirty(keys, walKeys)
+		return checkpoint.Info{}, err
+	}
 	m := s.CurrentManifest()
 	if m.Base != nil && m.Base.Index == snap.Index() && len(m.Deltas) == 0 {
 		s.restoreDirty(keys, walKeys)
@@ -133,6 +137,10 @@ func (s *Store) Delta(ctx context.Context) (info delta.Info, err error) {
 
 func (s *Store) deltaLocked(ctx context.Context) (delta.Info, error) {
 	snap, keys, walKeys := s.takeDirty()
+	if err := s.syncPublished(snap.Index()); err != nil {
+		s.restoreDirty(keys, walKeys)
+		return delta.Info{}, err
+	}
 	m := s.CurrentManifest()
 	from := m.SnapshotIndex()
 	if snap.Index() == from {

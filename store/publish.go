@@ -21,7 +21,13 @@ func (s *Store) register(idx uint64, l *logged) {
 // reads.
 func (s *Store) onDurable(last uint64) {
 	s.pubMu.Lock()
+	before := s.root.Load()
 	s.publishLocked()
+	if s.elsewhere > 0 && s.root.Load() == before {
+		// ApplyTxnAt published these entries before their fsync: wake
+		// WaitDurable, which nothing else would.
+		s.notifyLocked()
+	}
 	s.pubMu.Unlock()
 }
 
@@ -33,7 +39,10 @@ func (s *Store) onDurable(last uint64) {
 // leaves each shard at its newest durable version.
 func (s *Store) publishLocked() {
 	cur := s.root.Load()
-	durable := s.log.DurableIndex() // stored before OnDurable runs, only ever after an fsync
+	// The WAL's durable index is stored before OnDurable runs, only ever
+	// after an fsync; entries up to elsewhere are durable in a cluster's
+	// raft log already (ApplyTxnAt).
+	durable := max(s.log.DurableIndex(), s.elsewhere)
 	next := cur.index + 1
 	var shards []*tree
 	for ; next <= durable; next++ {

@@ -53,6 +53,30 @@ func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
 	}
 }
 
+// WaitDurable returns once the WAL is durable through index idx, or ctx is
+// done, or the store failed. Published entries are durable in the WAL,
+// except on a cluster member, whose store publishes an applied entry
+// before its WAL's fsync (ApplyTxnAt): whoever reads the WAL itself (a
+// transfer's tail) waits for this, not for WaitApplied.
+func (s *Store) WaitDurable(ctx context.Context, idx uint64) error {
+	for {
+		s.pubMu.Lock()
+		done, failed, ch := s.log == nil || s.log.DurableIndex() >= idx, s.failed, s.pubCh
+		s.pubMu.Unlock()
+		switch {
+		case done:
+			return nil
+		case failed != nil:
+			return failed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // ApplyEntry appends an entry of the source's log to the local WAL and
 // applies it: the read-replica path. e.Index must directly follow the local
 // log. The record's bytes are logged unchanged, so the replica's log is the

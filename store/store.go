@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
@@ -65,6 +66,12 @@ type Options struct {
 	// while it scans, compresses and writes (0: DefaultMaintenanceShare;
 	// 1 or more: bytes only). See checkpoint.Options.BusyShare.
 	MaintenanceShare float64
+	// WALSyncInterval, if positive, syncs the WAL at most once per
+	// interval (segment.Options.SyncInterval). Only for a cluster member's
+	// store, which ApplyTxnAt publishes before the WAL's fsync (its raft
+	// log holds every entry durably): its fsyncs then leave the disk to the
+	// raft log's. Elsewhere it would delay every commit.
+	WALSyncInterval time.Duration
 }
 
 // DefaultMaintenanceShare is the share of the wall time maintenance works
@@ -99,7 +106,13 @@ type Store struct {
 	// walDirty is a range of WAL indexes whose changed keys are not in
 	// dirty: recovery leaves them for the next delta to read from the WAL.
 	walDirty indexRange
-	failed   error
+	// elsewhere is the last entry ApplyTxnAt logged: a cluster's entry,
+	// durable in its raft log, so published before the WAL's fsync;
+	// elsewhereP is its WAL record (maintenance waits for it, see
+	// syncPublished).
+	elsewhere  uint64
+	elsewhereP *segment.Pending
+	failed     error
 	// failedFlag mirrors failed != nil for the commit path's check without
 	// taking pubMu.
 	failedFlag atomic.Bool
@@ -122,6 +135,9 @@ type Store struct {
 	// checkWaitHook, if set (by tests), is called when a failed check must
 	// wait for the entry at the given index to become durable.
 	checkWaitHook func(idx uint64)
+	// syncWaitHook, if set (by tests), is called when maintenance must wait
+	// for the WAL to be durable through a published index (syncPublished).
+	syncWaitHook func(idx uint64)
 
 	readOnly bool // opened ReadOnly: log is nil
 	tornTail bool // a ReadOnly open stopped at a torn WAL tail
@@ -197,6 +213,7 @@ func (s *Store) open(opts Options) error {
 	s.log, err = segment.Open(segment.Options{
 		FS: s.fs, Dir: walDir, SegmentSize: segSize, StoreID: man.StoreID,
 		FirstIndex: man.WALFirstIndex, RepairTail: true, OnDurable: s.onDurable, OnSync: s.onSync,
+		SyncInterval: opts.WALSyncInterval,
 	})
 	if err != nil {
 		return fmt.Errorf("open WAL: %w", err)

@@ -362,10 +362,14 @@ func (t *storeTail) Next(ctx context.Context) (segment.Entry, error) {
 	}
 }
 
-// open waits until entry next is published (so durable) and opens a
-// reader from it.
+// open waits until entry next is published and durable (a cluster
+// member's store publishes before its WAL's fsync) and opens a reader
+// from it.
 func (t *storeTail) open(ctx context.Context) error {
 	if err := t.st.WaitApplied(ctx, t.next); err != nil {
+		return err
+	}
+	if err := t.st.WaitDurable(ctx, t.next); err != nil {
 		return err
 	}
 	r, err := t.st.Log().NewReader(t.next)
@@ -376,10 +380,14 @@ func (t *storeTail) open(ctx context.Context) error {
 	return nil
 }
 
-// follow waits until entry next is published and lets the reader go on to
-// the durable index.
+// follow waits until entry next is published and durable (a cluster
+// member's store publishes before its WAL's fsync) and lets the reader go
+// on to the durable index.
 func (t *storeTail) follow(ctx context.Context) error {
 	if err := t.st.WaitApplied(ctx, t.next); err != nil {
+		return err
+	}
+	if err := t.st.WaitDurable(ctx, t.next); err != nil {
 		return err
 	}
 	if err := t.r.Follow(t.st.Log().DurableIndex()); err != nil {

@@ -1,0 +1,77 @@
+package cluster
+
+import (
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// orderLog records, in order, the raft log's fsyncs and the messages
+// handed to the transport.
+type orderLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (o *orderLog) add(ev string) {
+	o.mu.Lock()
+	o.events = append(o.events, ev)
+	o.mu.Unlock()
+}
+
+func (o *orderLog) Handle(Handler) {}
+func (o *orderLog) Close() error   { return nil }
+func (o *orderLog) Send(msgs []*pb.Message) {
+	for _, m := range msgs {
+		o.add(m.GetType().String())
+	}
+}
+
+// advanceOnly is the raft.Node handleReady needs here: Advance.
+type advanceOnly struct{ raft.Node }
+
+func (advanceOnly) Advance() {}
+
+// TestFollowerForwardsBeforeFsync: a follower's Ready that both persists
+// entries and forwards a client's proposal (and a ReadIndex request) to the
+// leader sends the forwards before the fsync, which they do not depend on
+// (it sat on the path of every write made on a follower), and its
+// acknowledgement of the entries only after it.
+func TestFollowerForwardsBeforeFsync(t *testing.T) {
+	log := &orderLog{}
+	var logging atomic.Bool
+	fs := vfs.NewErrorFS(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if _, seg := format.ParseSegmentName(filepath.Base(path)); seg && op == vfs.OpSync && logging.Load() {
+			log.add("fsync") // of a log segment (not of a spare being prepared)
+		}
+		return nil
+	}))
+	n := &Node{ls: newLogStore(t, fs, 1<<20), tr: log, raft: advanceOnly{}}
+	defer n.ls.close()
+	logging.Store(true)
+	msg := func(t pb.MessageType) *pb.Message {
+		return &pb.Message{Type: t.Enum(), From: new(uint64(1)), To: new(uint64(2))}
+	}
+	rd := raft.Ready{
+		Entries:  ents(1, 3, 1),
+		Messages: []*pb.Message{msg(pb.MsgAppResp), msg(pb.MsgProp), msg(pb.MsgReadIndex)},
+	}
+	if err := n.handleReady(rd); err != nil {
+		t.Fatal(err)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	sync := slices.Index(log.events, "fsync")
+	at := func(ev string) int { return slices.Index(log.events, ev) }
+	if sync < 0 || at("MsgProp") < 0 || at("MsgProp") > sync || at("MsgReadIndex") > sync || at("MsgAppResp") < sync {
+		t.Fatalf("events %v: want MsgProp and MsgReadIndex before the fsync, MsgAppResp after it", log.events)
+	}
+}

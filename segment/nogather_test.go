@@ -1,0 +1,101 @@
+package segment
+
+import (
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// TestNoGather: after a flush that released a cohort of five, the
+// flusher of an ordinary log waits (up to half an fsync) for five records
+// before taking the next batch; a NoGather log (a raft log: its Ready loop
+// appends a Ready's entries at once, then waits for them) takes a lone
+// record at once. The fsync estimate is made huge, so a gathering flusher
+// would hold the record far past the test's generous deadline.
+func TestNoGather(t *testing.T) {
+	opts := memOpts(vfs.NewMem(), 1<<20)
+	opts.NoGather = true
+	var lp atomic.Pointer[Log]
+	opts.OnSync = func(st SyncStats) {
+		if l := lp.Load(); l != nil && st.Records > 1 {
+			l.fl.syncEWMA = time.Hour // on the flusher's goroutine, which owns it
+		}
+	}
+	l := mustOpen(t, opts)
+	lp.Store(l)
+	defer l.Close()
+	var p *Pending
+	for range 5 {
+		var err error
+		if p, err = l.Enqueue(format.FrameWALTxn, []byte("cohort")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	lone, err := l.Enqueue(format.FrameWALTxn, []byte("lone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lone.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("a lone record waited 30s for a cohort of 5 on a NoGather log")
+	}
+}
+
+// TestSyncInterval: a paced log holds a record written after a sync until
+// the interval has passed (here an hour: the flusher is seen waiting, the
+// record not durable), and Close makes it durable at once.
+func TestSyncInterval(t *testing.T) {
+	opts := memOpts(vfs.NewMem(), 1<<20)
+	opts.SyncInterval = time.Hour
+	l := mustOpen(t, opts)
+	p1, err := l.Enqueue(format.FrameWALTxn, []byte("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Wait(); err != nil { // the first batch goes at once
+		t.Fatal(err)
+	}
+	p2, err := l.Enqueue(format.FrameWALTxn, []byte("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l.mu.Lock()
+		pacing := l.gathering
+		l.mu.Unlock()
+		if pacing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher never held the second record")
+		}
+		runtime.Gosched()
+	}
+	select {
+	case <-p2.Done():
+		t.Fatal("the second record was synced within the interval")
+	default:
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case <-p2.Done():
+		if err := p2.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not sync the held record")
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}
