@@ -48,6 +48,11 @@ const (
 	// answer to keep the connection; beyond it the connection closes (as
 	// net/http does).
 	fastMaxDrain = 256 << 10
+	// fastLinger and fastLingerBytes bound how long and how much a
+	// connection closed with a body left unread goes on reading, so its
+	// client gets the answer instead of a reset (closeWriteAndWait).
+	fastLinger      = 500 * time.Millisecond
+	fastLingerBytes = 64 << 20
 	// fastKeepBody is the largest answer buffer a connection keeps for its
 	// next answer.
 	fastKeepBody = 64 << 10
@@ -185,6 +190,7 @@ type fastConn struct {
 	w      fastWriter
 	remote string // c.RemoteAddr().String(), formatted once
 	bm     batchMember
+	unread bool // the connection closes with a request body left unread
 }
 
 func (fc *fastConn) serve() {
@@ -197,6 +203,9 @@ func (fc *fastConn) serve() {
 			fc.cs.log.Error("panic serving a request", "remote", fc.remote, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 		if !handed {
+			if fc.unread {
+				fc.closeWriteAndWait()
+			}
 			fc.c.Close()
 		}
 		fc.cs.forget(fc)
@@ -240,7 +249,7 @@ func (fc *fastConn) answer(req *http.Request, closeAfter bool) bool {
 	// starts at its first byte; too much, and the connection closes.
 	if body.n > 0 {
 		if body.n > fastMaxDrain || body.err != nil {
-			closeAfter = true
+			closeAfter, fc.unread = true, true
 		} else if _, err := io.CopyN(io.Discard, fc.br, body.n); err != nil {
 			closeAfter = true
 		}
@@ -260,6 +269,23 @@ func (fc *fastConn) answer(req *http.Request, closeAfter bool) bool {
 		fc.w.body = nil
 	}
 	return !closeAfter
+}
+
+// closeWriteAndWait ends a connection whose client may still be sending
+// a body the server will not read (an answer such as 413 was written
+// first): closing at once with unread bytes makes the kernel reset the
+// connection, and a reset can reach the client before it read the answer,
+// which it then never sees ("connection reset by peer"). As net/http does,
+// shut the sending side, so the client reads the answer and its end, and
+// go on reading (and dropping) what it sends for a bounded time and amount
+// before the close.
+func (fc *fastConn) closeWriteAndWait() {
+	cw, ok := fc.c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	fc.c.SetReadDeadline(time.Now().Add(fastLinger))
+	io.CopyN(io.Discard, fc.c, fastLingerBytes)
 }
 
 // connClose reports whether a handler asked to close the connection.
