@@ -32,6 +32,9 @@ type Config struct {
 	// MaintenanceRate bounds the bytes per second maintenance writes; 0:
 	// full speed.
 	MaintenanceRate int64
+	// MaintenanceShare bounds the share of the wall time maintenance works
+	// (store.Options.MaintenanceShare; 0: the store's default).
+	MaintenanceShare float64
 
 	// Listen is the HTTP API's HOST:PORT (port 0: any free port).
 	Listen string

@@ -106,7 +106,7 @@ func (j *joiner) open() (*store.Store, error) {
 		defer n.mu.Unlock()
 		return n.st, nil
 	}
-	st, err := store.Open(store.Options{FS: n.cfg.FS, Dir: n.cfg.Dir, Replica: true, MaintenanceRate: n.cfg.MaintenanceRate})
+	st, err := store.Open(store.Options{FS: n.cfg.FS, Dir: n.cfg.Dir, Replica: true, MaintenanceRate: n.cfg.MaintenanceRate, MaintenanceShare: n.cfg.MaintenanceShare})
 	if err != nil {
 		n.mu.Unlock()
 		return nil, err

@@ -123,7 +123,7 @@ func (n *node) open() error {
 		return n.join.openIfComplete()
 	}
 	opts := store.Options{FS: n.cfg.FS, Dir: n.cfg.Dir, Create: true, Shards: n.cfg.shards(),
-		SegmentSize: n.cfg.SegmentSize, MaintenanceRate: n.cfg.MaintenanceRate}
+		SegmentSize: n.cfg.SegmentSize, MaintenanceRate: n.cfg.MaintenanceRate, MaintenanceShare: n.cfg.MaintenanceShare}
 	if n.cfg.Cluster != nil {
 		// The raft log holds every entry durably: the store's WAL is
 		// synced in the background, without competing with it per write.

@@ -72,6 +72,7 @@ Examples:
 			newSizeFlag("merge-after-size", "merge the deltas once they add up to `SIZE` (0: no size rule)", 256<<20),
 			newSizeFlag("compact-wal-size", "checkpoint and drop old WAL segments once the WAL holds `SIZE` (0: never)", 1<<30),
 			newSizeFlag("maintenance-rate", "write checkpoints, deltas and merges at most `RATE` bytes/s, on one core, so readers and writers keep the machine (0: full speed)", 32<<20),
+			&cli.Float64Flag{Name: "maintenance-share", Value: store.DefaultMaintenanceShare, Usage: "with --maintenance-rate, let maintenance work at most this `SHARE` of the time (0.05 to 1; 1: paced by bytes only), so a busy machine's writers keep their commits"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "let requests in flight finish for up to `DURATION` on shutdown"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug (every request), info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
@@ -95,7 +96,7 @@ type serveOptions struct {
 func serveOptionsOf(cCtx *cli.Context) (serveOptions, error) {
 	o := serveOptions{dataFrom: dataSetting(cCtx), cfg: node.Config{
 		Listen: cCtx.String("listen"), ShutdownTimeout: cCtx.Duration("shutdown-timeout"),
-		MaintenanceRate: sizeFlag(cCtx, "maintenance-rate"),
+		MaintenanceRate: sizeFlag(cCtx, "maintenance-rate"), MaintenanceShare: cCtx.Float64("maintenance-share"),
 		Maintenance: store.MaintenancePolicy{
 			DeltaEvery: cCtx.Duration("delta-every"), MergeAfterDeltas: cCtx.Int("merge-after"),
 			MergeAfterBytes: sizeFlag(cCtx, "merge-after-size"), CompactWALBytes: sizeFlag(cCtx, "compact-wal-size"),
@@ -135,6 +136,8 @@ func checkServeFlags(cCtx *cli.Context, cfg *node.Config) error {
 		return usageErrorf(cCtx, "--segment-size must be at least 64KiB")
 	case cfg.ShutdownTimeout <= 0:
 		return usageErrorf(cCtx, "--shutdown-timeout must be more than 0")
+	case !(cfg.MaintenanceShare >= 0.05 && cfg.MaintenanceShare <= 1):
+		return usageErrorf(cCtx, "--maintenance-share must be between 0.05 and 1 (1: maintenance paced by --maintenance-rate alone), not %v", cfg.MaintenanceShare)
 	}
 	if cCtx.IsSet("shards") {
 		cfg.Shards = shards

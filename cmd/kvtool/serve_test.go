@@ -165,6 +165,9 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"--log-format", "xml"}, `--log-format "xml"`},
 		{[]string{"--shutdown-timeout", "0s"}, "--shutdown-timeout must be more than 0"},
+		{[]string{"--maintenance-share", "0"}, "--maintenance-share must be between 0.05 and 1"},
+		{[]string{"--maintenance-share", "1.5"}, "--maintenance-share must be between 0.05 and 1"},
+		{[]string{"--maintenance-share", "NaN"}, "--maintenance-share must be between 0.05 and 1"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		data := filepath.Join(t.TempDir(), "d")
