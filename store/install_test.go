@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -81,6 +82,88 @@ func TestInstallState(t *testing.T) {
 			applyN(t, st, "after", 1) // the log goes on after the snapshot
 		default:
 			t.Fatalf("image %d: state %d/%x, want the old %d/%x or the new 50/%x", i, got.Index(), got.Hash(), old.Index(), old.Hash(), want.Hash())
+		}
+		st.Close()
+	}
+	if olds == 0 || news == 0 {
+		t.Fatalf("%d images old, %d new: want both", olds, news)
+	}
+	t.Logf("%d crash images: %d old, %d new", len(images), olds, news)
+}
+
+// TestInstallFrom: a replica adopts a received store's files (its base
+// checkpoint, restamped, and a delta for its WAL tail) instead of
+// writing the state again; the result verifies clean, reopens to the same
+// state, takes the log after it, and a crash image at every sync of the
+// install reopens to the old state or the new one.
+func TestInstallFrom(t *testing.T) {
+	fs := vfs.NewMem() // the received store is on the same file system, elsewhere
+	src, err := Open(Options{FS: fs, Dir: "/staged", Create: true, Replica: true, Shards: 4, SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyN(t, src, "s", 50)
+	if _, err := src.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	applyN(t, src, "t", 20) // the WAL tail after the base
+	applyN(t, src, "s", 5)  // which also changes keys the base holds
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	staged, err := Open(Options{FS: fs, Dir: "/staged", ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staged.Close()
+	want := staged.Snapshot()
+	srcBase := *staged.CurrentManifest().Base
+
+	s := openSmall(t, fs)
+	applyN(t, s, "old", 10)
+	old := s.Snapshot()
+	var images []*vfs.MemFS
+	fs.SetSyncHook(func(int64) { images = append(images, fs.CrashClone(vfs.CrashOptions{})) })
+	if err := s.InstallFrom(context.Background(), staged); err != nil {
+		t.Fatal(err)
+	}
+	fs.SetSyncHook(nil)
+	if got := s.Snapshot(); got.Index() != 75 || got.Hash() != want.Hash() {
+		t.Fatalf("after install: %d/%x, want 75/%x", got.Index(), got.Hash(), want.Hash())
+	}
+	m := s.CurrentManifest()
+	if m.Base == nil || m.Base.Index != srcBase.Index || len(m.Deltas) != 1 || m.Deltas[0].Index != 75 || m.StoreID == staged.StoreID() {
+		t.Fatalf("manifest %+v: want the received base at %d (under this store's ID) and one delta to 75", m, srcBase.Index)
+	}
+	rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{})
+	if err != nil || rep.Faults > 0 {
+		t.Fatalf("verify after install: %v, %d faults: %+v", err, rep.Faults, rep.Files)
+	}
+	applyN(t, s, "new", 3)
+	end := s.Snapshot()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	re := openSmall(t, fs)
+	if got := re.Snapshot(); got.Index() != 78 || got.Hash() != end.Hash() {
+		t.Fatalf("reopened: %d/%x, want 78/%x", got.Index(), got.Hash(), end.Hash())
+	}
+	re.Close()
+	olds, news := 0, 0
+	for i, img := range images {
+		st, err := Open(Options{FS: img, Dir: "/data", Replica: true, SegmentSize: 64 << 10})
+		if err != nil {
+			t.Fatalf("image %d of %d: %v", i, len(images), err)
+		}
+		got := st.Snapshot()
+		switch {
+		case got.Index() == old.Index() && got.Hash() == old.Hash():
+			olds++
+		case got.Index() == 75 && got.Hash() == want.Hash():
+			news++
+			applyN(t, st, "after", 1)
+		default:
+			t.Fatalf("image %d: state %d/%x, want the old %d/%x or the new 75/%x", i, got.Index(), got.Hash(), old.Index(), old.Hash(), want.Hash())
 		}
 		st.Close()
 	}
