@@ -7,9 +7,7 @@ import (
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/delta"
-	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
-	"github.com/kvtool/kvtool/vfs"
 )
 
 // InstallState replaces the whole state of a replica with src, the state
@@ -55,8 +53,9 @@ func (s *Store) InstallState(ctx context.Context, src *Snapshot) error {
 // crash interrupted can start over from them.
 //
 // When src's files cannot be adopted as they are (src is on another file
-// system, has deltas, another shard count, or a file of the same name is already in DATA/snap, e.g.
-// this store's own base at C), InstallFrom falls back to InstallState.
+// system, has deltas or another shard count, or this store's manifest
+// names a file by its base's name: its own base at C), InstallFrom falls
+// back to InstallState.
 func (s *Store) InstallFrom(ctx context.Context, src *Store) error {
 	sm, snap := src.CurrentManifest(), src.Snapshot()
 	if src.fs != s.fs || !s.adoptable(&sm) {
@@ -70,11 +69,26 @@ func (s *Store) InstallFrom(ctx context.Context, src *Store) error {
 // adoptable reports whether InstallFrom can adopt the files of a store
 // whose manifest is sm.
 func (s *Store) adoptable(sm *manifest.Manifest) bool {
-	if sm.Base == nil || len(sm.Deltas) > 0 || sm.Shards != s.CurrentManifest().Shards {
+	m := s.CurrentManifest()
+	if sm.Base == nil || len(sm.Deltas) > 0 || sm.Shards != m.Shards {
 		return false
 	}
-	_, err := s.fs.Stat(filepath.Join(s.snapDir(), sm.Base.Name))
-	return vfs.IsNotExist(err)
+	return !names(&m, sm.Base.Name)
+}
+
+// names reports whether manifest m names the file name in DATA/snap. A
+// file it does not name is garbage (left by an install a crash
+// interrupted, say), which a new file may replace.
+func names(m *manifest.Manifest, name string) bool {
+	if m.Base != nil && m.Base.Name == name {
+		return true
+	}
+	for _, d := range m.Deltas {
+		if d.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // adopt writes src's base (manifest sm) restamped as this store's, and a
@@ -102,9 +116,6 @@ func (s *Store) adopt(ctx context.Context, m *manifest.Manifest, src *Store, sm 
 		return err
 	}
 	dm := delta.Meta{StoreID: m.StoreID, From: from, To: snap.Index(), Term: s.term(), Parent: ref.Name}
-	if _, err := s.fs.Stat(filepath.Join(s.snapDir(), format.DeltaName(dm.From, dm.To))); !vfs.IsNotExist(err) {
-		return fmt.Errorf("kvtool/store: a delta from %d to %d is already in %s", dm.From, dm.To, s.snapDir())
-	}
 	d, err := delta.Write(s.fs, s.snapDir(), dm, setKeys(keys), snap, s.writeOpts(ctx))
 	if err != nil {
 		return err
