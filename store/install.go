@@ -26,16 +26,22 @@ import (
 // until the new one is published at the end.
 func (s *Store) InstallState(ctx context.Context, src *Snapshot) error {
 	return s.installState(ctx, src.Index(), func(m *manifest.Manifest) (*Snapshot, error) {
-		snap := &Snapshot{index: src.Index(), shards: reshard(src, m.Shards)}
-		meta := checkpoint.Meta{StoreID: m.StoreID, Index: snap.index, Term: s.term(), Shards: m.Shards}
-		info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, s.writeOpts(ctx))
-		if err != nil {
-			return nil, err
-		}
-		ref := info.Ref()
-		m.Base, m.Deltas = &ref, nil
-		return snap, nil
+		return s.writeState(ctx, m, src)
 	})
+}
+
+// writeState writes src as a checkpoint in DATA/snap and points m at it
+// (InstallState's step 1).
+func (s *Store) writeState(ctx context.Context, m *manifest.Manifest, src *Snapshot) (*Snapshot, error) {
+	snap := &Snapshot{index: src.Index(), shards: reshard(src, m.Shards)}
+	meta := checkpoint.Meta{StoreID: m.StoreID, Index: snap.index, Term: s.term(), Shards: m.Shards}
+	info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, s.writeOpts(ctx))
+	if err != nil {
+		return nil, err
+	}
+	ref := info.Ref()
+	m.Base, m.Deltas = &ref, nil
+	return snap, nil
 }
 
 // InstallFrom is InstallState for the state of src, a store opened read-only
@@ -52,28 +58,28 @@ func (s *Store) InstallState(ctx context.Context, src *Snapshot) error {
 // them (the commit point), and src's files are only read, so an install a
 // crash interrupted can start over from them.
 //
-// When src's files cannot be adopted as they are (src is on another file
-// system, has deltas or another shard count, or this store's manifest
-// names a file by its base's name: its own base at C), InstallFrom falls
-// back to InstallState.
+// When src's files cannot be adopted as they are (src has deltas or
+// another shard count, or this store's manifest names a file by its
+// base's name: its own base at C), InstallFrom writes the state as
+// InstallState does.
 func (s *Store) InstallFrom(ctx context.Context, src *Store) error {
 	sm, snap := src.CurrentManifest(), src.Snapshot()
-	if src.fs != s.fs || !s.adoptable(&sm) {
-		return s.InstallState(ctx, snap)
-	}
 	return s.installState(ctx, snap.Index(), func(m *manifest.Manifest) (*Snapshot, error) {
+		if !adoptable(m, &sm) {
+			return s.writeState(ctx, m, snap)
+		}
 		return snap, s.adopt(ctx, m, src, &sm, snap)
 	})
 }
 
-// adoptable reports whether InstallFrom can adopt the files of a store
-// whose manifest is sm.
-func (s *Store) adoptable(sm *manifest.Manifest) bool {
-	m := s.CurrentManifest()
+// adoptable reports whether a store whose manifest is m (under its
+// maintenance lock, so it cannot change meanwhile) can adopt the files of
+// a store whose manifest is sm.
+func adoptable(m, sm *manifest.Manifest) bool {
 	if sm.Base == nil || len(sm.Deltas) > 0 || sm.Shards != m.Shards {
 		return false
 	}
-	return !names(&m, sm.Base.Name)
+	return !names(m, sm.Base.Name)
 }
 
 // names reports whether manifest m names the file name in DATA/snap. A
@@ -102,7 +108,7 @@ func (s *Store) adopt(ctx context.Context, m *manifest.Manifest, src *Store, sm 
 	}
 	meta := old.Meta
 	meta.StoreID = m.StoreID
-	info, err := checkpoint.Restamp(s.fs, path, s.snapDir(), meta)
+	info, err := checkpoint.Restamp(src.fs, path, s.fs, s.snapDir(), meta)
 	if err != nil {
 		return err
 	}

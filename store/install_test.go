@@ -95,8 +95,15 @@ func TestInstallState(t *testing.T) {
 // checkpoint, restamped, and a delta for its WAL tail) instead of
 // writing the state again; the result verifies clean, reopens to the same
 // state, takes the log after it, and a crash image at every sync of the
-// install reopens to the old state or the new one.
+// install reopens to the old state or the new one. With ownBase, the
+// replica's own base has the received base's index (so its file name):
+// the received one must not replace it before the manifest switch.
 func TestInstallFrom(t *testing.T) {
+	t.Run("fresh", func(t *testing.T) { testInstallFrom(t, false) })
+	t.Run("own base at the same index", func(t *testing.T) { testInstallFrom(t, true) })
+}
+
+func testInstallFrom(t *testing.T, ownBase bool) {
 	fs := vfs.NewMem() // the received store is on the same file system, elsewhere
 	src, err := Open(Options{FS: fs, Dir: "/staged", Create: true, Replica: true, Shards: 4, SegmentSize: 64 << 10})
 	if err != nil {
@@ -121,6 +128,12 @@ func TestInstallFrom(t *testing.T) {
 
 	s := openSmall(t, fs)
 	applyN(t, s, "old", 10)
+	if ownBase {
+		applyN(t, s, "own", 40)
+		if _, err := s.Checkpoint(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	old := s.Snapshot()
 	var images []*vfs.MemFS
 	fs.SetSyncHook(func(int64) { images = append(images, fs.CrashClone(vfs.CrashOptions{})) })
@@ -132,7 +145,11 @@ func TestInstallFrom(t *testing.T) {
 		t.Fatalf("after install: %d/%x, want 75/%x", got.Index(), got.Hash(), want.Hash())
 	}
 	m := s.CurrentManifest()
-	if m.Base == nil || m.Base.Index != srcBase.Index || len(m.Deltas) != 1 || m.Deltas[0].Index != 75 || m.StoreID == staged.StoreID() {
+	if ownBase {
+		if m.Base == nil || m.Base.Index != 75 || len(m.Deltas) != 0 {
+			t.Fatalf("manifest %+v: want a base written at 75", m)
+		}
+	} else if m.Base == nil || m.Base.Index != srcBase.Index || len(m.Deltas) != 1 || m.Deltas[0].Index != 75 || m.StoreID == staged.StoreID() {
 		t.Fatalf("manifest %+v: want the received base at %d (under this store's ID) and one delta to 75", m, srcBase.Index)
 	}
 	rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{})

@@ -11,8 +11,8 @@ import (
 	"github.com/kvtool/kvtool/vfs"
 )
 
-// Restamp publishes at dst (durably: temp file, fsync, rename, fsync of
-// the directory) a copy of the table src with its header metadata
+// Restamp publishes at dst on fs (durably: temp file, fsync, rename, fsync
+// of the directory) a copy of the table src on srcFS with its header metadata
 // replaced by m: the blocks and the index are copied byte for byte, never
 // decoded or compressed again, and only the header and the footer's
 // whole-file checksum are written anew. m must encode to a header of the
@@ -24,12 +24,12 @@ import (
 //
 // src must have been verified by the caller: Restamp checks its header and
 // footer, not its blocks.
-func (k *Kind[M, I]) Restamp(fs vfs.FS, src, dst string, m M) (I, error) {
+func (k *Kind[M, I]) Restamp(srcFS vfs.FS, src string, fs vfs.FS, dst string, m M) (I, error) {
 	var zero I
 	if err := k.Check(m); err != nil {
 		return zero, fmt.Errorf("%w: %v", k.ErrBadMeta, err)
 	}
-	in, err := fs.Open(src)
+	in, err := srcFS.Open(src)
 	if err != nil {
 		return zero, k.errorf(err)
 	}
