@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/kvtool/kvtool/datadir"
+	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -188,4 +191,53 @@ func testInstallFrom(t *testing.T, ownBase bool) {
 		t.Fatalf("%d images old, %d new: want both", olds, news)
 	}
 	t.Logf("%d crash images: %d old, %d new", len(images), olds, news)
+}
+
+// TestInstallFromDamagedBase: a received base damaged after it was loaded
+// (a flipped byte in a block) is not adopted under a fresh checksum: the
+// install fails with a corruption error naming the file, and the replica
+// keeps its state.
+func TestInstallFromDamagedBase(t *testing.T) {
+	fs := vfs.NewMem()
+	src, err := Open(Options{FS: fs, Dir: "/staged", Create: true, Replica: true, Shards: 4, SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyN(t, src, "s", 50)
+	info, err := src.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	staged, err := Open(Options{FS: fs, Dir: "/staged", ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staged.Close()
+	f, err := fs.OpenReadWrite(info.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	off := info.Size / 2
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s := openSmall(t, fs)
+	defer s.Close()
+	applyN(t, s, "old", 10)
+	old := s.Snapshot()
+	err = s.InstallFrom(context.Background(), staged)
+	if !errors.Is(err, format.ErrCorruption) || !strings.Contains(err.Error(), info.Path) {
+		t.Fatalf("install of a damaged base: %v, want a corruption error naming %s", err, info.Path)
+	}
+	if got := s.Snapshot(); got.Index() != old.Index() || got.Hash() != old.Hash() {
+		t.Fatalf("after the failed install: %d/%x, want the old %d/%x", got.Index(), got.Hash(), old.Index(), old.Hash())
+	}
+	applyN(t, s, "more", 1) // the replica goes on
 }

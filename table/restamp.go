@@ -52,7 +52,7 @@ func (k *Kind[M, I]) Restamp(srcFS vfs.FS, src string, fs vfs.FS, dst string, m 
 	if err != nil {
 		return zero, k.errorf(err)
 	}
-	ft.checksum, err = copyBody(out, in, header, bodyEnd)
+	ft.checksum, err = copyBody(out, in, src, header, bodyEnd, ft.checksum)
 	if err == nil {
 		_, err = out.Write(appendFooter(nil, ft))
 	}
@@ -86,17 +86,31 @@ func (k *Kind[M, I]) restampable(old, m M, hdr format.Header) error {
 }
 
 // copyBody writes header, then in's bytes from the end of its header up to
-// end, to out, and returns the xxh64 of everything it wrote.
-func copyBody(out io.Writer, in vfs.File, header []byte, end int64) (uint64, error) {
-	sum := xxhash.New()
-	w := io.MultiWriter(out, sum)
-	if _, err := w.Write(header); err != nil {
+// end, to out, and returns the xxh64 of everything it wrote. It checks on
+// the way that in's own bytes up to end still sum to want (its footer's
+// whole-file checksum), so damage done to src since it was verified is
+// reported rather than sealed under a new checksum.
+func copyBody(out io.Writer, in vfs.File, path string, header []byte, end int64, want uint64) (uint64, error) {
+	sum, old := xxhash.New(), xxhash.New()
+	start := int64(len(header))
+	if _, err := io.Copy(old, io.NewSectionReader(in, 0, start)); err != nil {
 		return 0, err
 	}
-	start := int64(len(header))
-	n, err := io.Copy(w, io.NewSectionReader(in, start, end-start))
-	if err == nil && n != end-start {
-		err = fmt.Errorf("copied %d of %d bytes", n, end-start)
+	w := io.MultiWriter(out, sum, old)
+	if _, err := sum.Write(header); err != nil {
+		return 0, err
 	}
-	return sum.Sum64(), err
+	if _, err := out.Write(header); err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(w, io.NewSectionReader(in, start, end-start))
+	switch {
+	case err != nil:
+		return 0, err
+	case n != end-start:
+		return 0, format.Corruptf(path, start+n, "truncated: copied %d of %d bytes", n, end-start)
+	case old.Sum64() != want:
+		return 0, format.Corruptf(path, end, "the bytes before the footer sum to %016x, the footer says %016x", old.Sum64(), want)
+	}
+	return sum.Sum64(), nil
 }
