@@ -241,3 +241,32 @@ func TestInstallFromDamagedBase(t *testing.T) {
 	}
 	applyN(t, s, "more", 1) // the replica goes on
 }
+
+// TestAddWALKeysStopsAtEnd: the keys of a WAL range are read up to its
+// last entry and no further: a delta never depends on what follows it in
+// the log (here, a damaged entry), and the reader does not scan a
+// segment's preallocated rest after the range's last entry (the delta of
+// an install, on a joiner).
+func TestAddWALKeysStopsAtEnd(t *testing.T) {
+	fs := vfs.NewMem()
+	s := openSmall(t, fs)
+	defer s.Close()
+	applyN(t, s, "k", 9)
+	end9 := s.Log().Segments()[0].Size
+	applyN(t, s, "x", 1)
+	f, err := fs.OpenReadWrite(s.Log().Segments()[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff, 0xfe}, end9+24); err != nil { // inside entry 10
+		t.Fatal(err)
+	}
+	f.Close()
+	keys := map[string]struct{}{}
+	if err := s.addWALKeys(keys, indexRange{from: 1, to: 9}); err != nil {
+		t.Fatalf("keys of entries 1..9: %v", err)
+	}
+	if len(keys) != 9 {
+		t.Fatalf("%d keys, want 9", len(keys))
+	}
+}
