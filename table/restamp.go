@@ -12,8 +12,8 @@ import (
 )
 
 // Restamp publishes at dst on fs (durably: temp file, fsync, rename, fsync
-// of the directory) a copy of the table src on srcFS with its header metadata
-// replaced by m: the blocks and the index are copied byte for byte, never
+// of the directory) a copy of the table src on srcFS with its header
+// metadata replaced by m: the blocks and the index are copied byte for byte, never
 // decoded or compressed again, and only the header and the footer's
 // whole-file checksum are written anew. m must encode to a header of the
 // same size and imply the same footer fields (index, from index, term) as
@@ -22,8 +22,10 @@ import (
 // store wrote (a replica installing a snapshot it received) under its own
 // identity, at the cost of one sequential read and write.
 //
-// src must have been verified by the caller: Restamp checks its header and
-// footer, not its blocks.
+// Restamp checks src's header, footer and whole-file checksum (as it
+// copies), not each block: src must have been verified by the caller. A
+// mismatch is a *format.CorruptionError naming src, and nothing is left
+// at dst.
 func (k *Kind[M, I]) Restamp(srcFS vfs.FS, src string, fs vfs.FS, dst string, m M) (I, error) {
 	var zero I
 	if err := k.Check(m); err != nil {
