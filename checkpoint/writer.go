@@ -137,3 +137,12 @@ func (w *Writer) Close() (Info, error) { return w.w.Close() }
 
 // Cancel abandons the checkpoint and removes its temporary file.
 func (w *Writer) Cancel() { w.w.Cancel() }
+
+// Restamp publishes durably, as dir/format.CheckpointName(meta.Index) on
+// fs, a copy of the verified checkpoint src on srcFS whose header carries
+// meta instead of its own (another store's identity): its blocks are
+// copied, not decoded (see table.Kind.Restamp). meta must keep src's
+// index and term.
+func Restamp(srcFS vfs.FS, src string, fs vfs.FS, dir string, meta Meta) (Info, error) {
+	return Kind.Restamp(srcFS, src, fs, filepath.Join(dir, format.CheckpointName(meta.Index)), meta)
+}

@@ -38,7 +38,8 @@ import (
 //
 //  1. STATE records snapshot T (its term and membership) and the raft log
 //     is discarded to start after T: the commit point (logStore.installSnapshot);
-//  2. the store takes the staged state (store.InstallState);
+//  2. the store takes the staged state (store.InstallFrom: it adopts the
+//     staged checkpoint and writes the tail as a delta);
 //  3. DATA/raft/incoming goes.
 //
 // A crash after 1 resumes 2 and 3 at Start from the staged store, which is
@@ -579,7 +580,11 @@ func (s *snapshots) loadStaged(index uint64) error {
 	if snap.Index() != index {
 		return fmt.Errorf("kvtool/cluster: the staged snapshot %s stands at index %d, the raft state says %d is installed (restore the node from a peer)", dir, snap.Index(), index)
 	}
-	if err := s.n.st.InstallState(s.ctx, snap); err != nil {
+	// The store adopts the staged files (the received checkpoint, and a
+	// delta for the tail) rather than encoding the state again; the staged
+	// directory is only read, so a crash before the store's commit point
+	// installs from it again at the next start.
+	if err := s.n.st.InstallFrom(s.ctx, staged); err != nil {
 		return fmt.Errorf("kvtool/cluster: install snapshot %d into the store: %w", index, err)
 	}
 	return nil

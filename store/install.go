@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/kvtool/kvtool/checkpoint"
+	"github.com/kvtool/kvtool/delta"
+	"github.com/kvtool/kvtool/manifest"
 )
 
 // InstallState replaces the whole state of a replica with src, the state
@@ -22,6 +25,117 @@ import (
 // finishes step 3 (see skipStaleWAL). Readers keep the old published state
 // until the new one is published at the end.
 func (s *Store) InstallState(ctx context.Context, src *Snapshot) error {
+	return s.installState(ctx, src.Index(), func(m *manifest.Manifest) (*Snapshot, error) {
+		return s.writeState(ctx, m, src)
+	})
+}
+
+// writeState writes src as a checkpoint in DATA/snap and points m at it
+// (InstallState's step 1).
+func (s *Store) writeState(ctx context.Context, m *manifest.Manifest, src *Snapshot) (*Snapshot, error) {
+	snap := &Snapshot{index: src.Index(), shards: reshard(src, m.Shards)}
+	meta := checkpoint.Meta{StoreID: m.StoreID, Index: snap.index, Term: s.term(), Shards: m.Shards}
+	info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, s.writeOpts(ctx))
+	if err != nil {
+		return nil, err
+	}
+	ref := info.Ref()
+	m.Base, m.Deltas = &ref, nil
+	return snap, nil
+}
+
+// InstallFrom is InstallState for the state of src, a store opened read-only
+// on a complete data directory (a snapshot a cluster member received: a
+// base checkpoint at some index C and the WAL after it up to src's index
+// T), which must stay open until it returns. Instead of encoding the whole
+// state again it adopts src's files, the way an LSM ingests a table: src's
+// base is copied block for block into DATA/snap under this store's
+// identity (table.Restamp: one sequential read and write, no decoding or
+// compression), and the keys the WAL entries C+1..T changed are written as
+// one delta from C to T. The in-memory state is src's, already loaded by
+// src's open (parallel block decode, bulk load). The crash guarantees are
+// InstallState's: both files are unreferenced until the manifest names
+// them (the commit point), and src's files are only read, so an install a
+// crash interrupted can start over from them.
+//
+// When src's files cannot be adopted as they are (src has deltas or
+// another shard count, or this store's manifest names a file by its
+// base's name: its own base at C), InstallFrom writes the state as
+// InstallState does.
+func (s *Store) InstallFrom(ctx context.Context, src *Store) error {
+	sm, snap := src.CurrentManifest(), src.Snapshot()
+	return s.installState(ctx, snap.Index(), func(m *manifest.Manifest) (*Snapshot, error) {
+		if !adoptable(m, &sm) {
+			return s.writeState(ctx, m, snap)
+		}
+		return snap, s.adopt(ctx, m, src, &sm, snap)
+	})
+}
+
+// adoptable reports whether a store whose manifest is m (under its
+// maintenance lock, so it cannot change meanwhile) can adopt the files of
+// a store whose manifest is sm.
+func adoptable(m, sm *manifest.Manifest) bool {
+	if sm.Base == nil || len(sm.Deltas) > 0 || sm.Shards != m.Shards {
+		return false
+	}
+	return !names(m, sm.Base.Name)
+}
+
+// names reports whether manifest m names the file name in DATA/snap. A
+// file it does not name is garbage (left by an install a crash
+// interrupted, say), which a new file may replace.
+func names(m *manifest.Manifest, name string) bool {
+	if m.Base != nil && m.Base.Name == name {
+		return true
+	}
+	for _, d := range m.Deltas {
+		if d.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// adopt writes src's base (manifest sm) restamped as this store's, and a
+// delta of src's WAL tail up to snap, into DATA/snap, and points m at them.
+func (s *Store) adopt(ctx context.Context, m *manifest.Manifest, src *Store, sm *manifest.Manifest, snap *Snapshot) error {
+	from := sm.Base.Index
+	path := filepath.Join(src.snapDir(), sm.Base.Name)
+	old, err := checkpoint.ReadInfo(src.fs, path)
+	if err != nil {
+		return err
+	}
+	meta := old.Meta
+	meta.StoreID = m.StoreID
+	info, err := checkpoint.Restamp(src.fs, path, s.fs, s.snapDir(), meta)
+	if err != nil {
+		return err
+	}
+	ref := info.Ref()
+	m.Base, m.Deltas = &ref, nil
+	if snap.Index() == from {
+		return nil
+	}
+	keys := map[string]struct{}{}
+	if err := src.addWALKeys(keys, indexRange{from: from + 1, to: snap.Index()}); err != nil {
+		return err
+	}
+	dm := delta.Meta{StoreID: m.StoreID, From: from, To: snap.Index(), Term: s.term(), Parent: ref.Name}
+	d, err := delta.Write(s.fs, s.snapDir(), dm, setKeys(keys), snap, s.writeOpts(ctx))
+	if err != nil {
+		return err
+	}
+	m.Deltas = []manifest.FileRef{d.Ref()}
+	return nil
+}
+
+// installState replaces the state with the one stage writes at index idx (see
+// InstallState for the steps): stage writes the new files into DATA/snap,
+// points the manifest it is given at them, and returns the state they
+// hold; installState then publishes the manifest (the commit point), skips the
+// WAL and publishes the state.
+func (s *Store) installState(ctx context.Context, idx uint64, stage func(m *manifest.Manifest) (*Snapshot, error)) error {
 	if err := s.replicaWritable(); err != nil {
 		return err
 	}
@@ -34,7 +148,6 @@ func (s *Store) InstallState(ctx context.Context, src *Snapshot) error {
 	defer s.maintMu.Unlock()
 	s.replMu.Lock()
 	defer s.replMu.Unlock()
-	idx := src.Index()
 	if last := s.log.LastIndex(); idx <= last {
 		return fmt.Errorf("kvtool/store: install a state at index %d over a log that already ends at %d: a replica never goes back", idx, last)
 	}
@@ -50,14 +163,11 @@ func (s *Store) InstallState(ctx context.Context, src *Snapshot) error {
 	}
 	defer s.release(all)
 	m := s.CurrentManifest()
-	snap := &Snapshot{index: idx, shards: reshard(src, m.Shards)}
-	meta := checkpoint.Meta{StoreID: m.StoreID, Index: idx, Term: s.term(), Shards: m.Shards}
-	info, err := checkpoint.Write(s.fs, s.snapDir(), meta, snapshotSource{snap}, s.writeOpts(ctx))
+	snap, err := stage(&m)
 	if err != nil {
 		return fmt.Errorf("kvtool/store: install state at index %d: %w", idx, err)
 	}
-	ref := info.Ref()
-	m.Base, m.Deltas, m.WALFirstIndex = &ref, nil, idx+1
+	m.WALFirstIndex = idx + 1
 	if err := s.publishManifest(&m); err != nil {
 		return fmt.Errorf("kvtool/store: install state at index %d: %w", idx, err)
 	}

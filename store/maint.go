@@ -187,12 +187,16 @@ func (s *Store) addWALKeys(keys map[string]struct{}, r indexRange) error {
 		if first && e.Index != r.from {
 			return fmt.Errorf("kvtool/store: the keys changed since the last snapshot start at WAL index %d, but the WAL starts at %d", r.from, e.Index)
 		}
-		if e.Type != format.FrameWALTxn {
-			continue
+		if e.Type == format.FrameWALTxn {
+			err = format.DecodeTxnRecord(e.Data, func(_ uint8, key, _ []byte) { keys[string(key)] = struct{}{} })
+			if err != nil {
+				return fmt.Errorf("WAL entry %d: %w: %v", e.Index, format.ErrCorruption, err)
+			}
 		}
-		err = format.DecodeTxnRecord(e.Data, func(_ uint8, key, _ []byte) { keys[string(key)] = struct{}{} })
-		if err != nil {
-			return fmt.Errorf("WAL entry %d: %w: %v", e.Index, format.ErrCorruption, err)
+		if e.Index == r.to {
+			// Done: asking for the next entry would read the rest of the
+			// segment (up to its preallocated size) to find its end.
+			return nil
 		}
 	}
 }
