@@ -85,7 +85,7 @@ func snapVerifyAction(e env, k *snapKind) cli.ActionFunc {
 			return dirError(err, data)
 		}
 		applied, hash := k.state(e.fs, data, path, rep)
-		return finishWith(cCtx, k.noun+" verify", data, rep, func(p *printer) error {
+		return finishWith(cCtx, e.fs, k.noun+" verify", data, rep, func(p *printer) error {
 			return printSnapReport(p, data, path, rep, applied, hash)
 		})
 	})

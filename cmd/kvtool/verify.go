@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -60,24 +61,25 @@ func verifyDir(cCtx *cli.Context, fsys vfs.FS, data string) error {
 	if err != nil {
 		return dirError(err, data)
 	}
-	return finishReport(cCtx, "verify", data, rep)
+	return finishReport(cCtx, fsys, "verify", data, rep)
 }
 
 // finishReport prints a verification report and returns the exit error for
 // its faults (exit 3), or nil.
-func finishReport(cCtx *cli.Context, what, data string, rep *datadir.Report) error {
-	return finishWith(cCtx, what, data, rep, func(p *printer) error { return printReport(p, data, rep) })
+func finishReport(cCtx *cli.Context, fsys vfs.FS, what, data string, rep *datadir.Report) error {
+	return finishWith(cCtx, fsys, what, data, rep, func(p *printer) error { return printReport(p, data, rep) })
 }
 
 // finishWith is finishReport printing with print.
-func finishWith(cCtx *cli.Context, what, data string, rep *datadir.Report, print func(*printer) error) error {
+func finishWith(cCtx *cli.Context, fsys vfs.FS, what, data string, rep *datadir.Report, print func(*printer) error) error {
 	if err := print(newPrinter(cCtx)); err != nil {
 		return err
 	}
 	if rep.OK() {
 		return nil
 	}
-	return damaged(fmt.Errorf("%s: %s in %s", what, plural(rep.Faults, "fault"), data), faultHint(data, rep))
+	_, err := fsys.Stat(filepath.Join(data, format.RaftDir))
+	return damaged(fmt.Errorf("%s: %s in %s", what, plural(rep.Faults, "fault"), data), faultHint(data, rep, err == nil))
 }
 
 // reportJSON is the document verify (and checkpoint verify, delta verify)
@@ -216,7 +218,10 @@ func filesByKind(files []datadir.FileReport) string {
 
 // faultHint says what to do about the faults of a report, for the most
 // important file kind with faults: manifest, then snapshot files, then WAL.
-func faultHint(data string, rep *datadir.Report) string {
+// A cluster member's directory (member: it holds raft/) is rebuilt from
+// its peers instead: they hold the same state, and a member must never
+// come back with less than it acknowledged under its old identity.
+func faultHint(data string, rep *datadir.Report, member bool) string {
 	kinds, tornOnly := map[datadir.FileKind]bool{}, true
 	for _, p := range rep.Problems() {
 		f := rep.Files[fileIndex(rep, p.Path)]
@@ -224,6 +229,11 @@ func faultHint(data string, rep *datadir.Report) string {
 		tornOnly = tornOnly && p.Kind == "torn-tail"
 	}
 	first := "copy the data directory before changing anything; "
+	if member && !tornOnly {
+		return "this is a cluster member's directory: do not start it again; rebuild it from its peers " +
+			"(move it aside, join a new member with kvtool serve --node NEW --join-cluster ANY_MEMBER_API --learner, " +
+			"then kvtool cluster replace --addr ANY_MEMBER_API OLD NEW), as the README's recovery section shows"
+	}
 	switch {
 	case kinds[datadir.KindManifest]:
 		return first + "restore MANIFEST from a backup; " + cmdline(data, "inspect", "--no-state") +

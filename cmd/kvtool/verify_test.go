@@ -233,3 +233,25 @@ func TestMaintCommandsMissingDataDir(t *testing.T) {
 	}
 	assertNoFiles(t, filepath.Dir(missing))
 }
+
+// TestVerifyHintClusterMember: damaged snapshot files in a cluster
+// member's directory (it holds raft/) are rebuilt from the peers, never
+// restored or replayed in place; elsewhere the hint stays the backup one.
+func TestVerifyHintClusterMember(t *testing.T) {
+	sd := newSnapDir(t)
+	cliDamages[0].damage(t, sd) // base byte
+	stdout, stderr, code := run(t, "--data", sd.data, "verify")
+	mustCode(t, code, exitDamage, stdout, stderr)
+	if !strings.Contains(stderr, "from a backup") || strings.Contains(stderr, "cluster member") {
+		t.Errorf("hint of a single node's directory:\n%s", stderr)
+	}
+	if err := os.Mkdir(filepath.Join(sd.data, format.RaftDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = run(t, "--data", sd.data, "verify")
+	mustCode(t, code, exitDamage, stdout, stderr)
+	if !strings.Contains(stderr, "cluster member's directory: do not start it again") || !strings.Contains(stderr, "cluster replace") ||
+		strings.Contains(stderr, "from a backup") {
+		t.Errorf("hint of a cluster member's directory:\n%s", stderr)
+	}
+}
