@@ -35,22 +35,7 @@ func (s *Store) LastIndex() uint64 {
 // WaitApplied returns once the published state includes index idx, or ctx
 // is done, or the store failed.
 func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
-	for {
-		s.pubMu.Lock()
-		done, failed, ch := s.root.Load().index >= idx, s.failed, s.pubCh
-		s.pubMu.Unlock()
-		switch {
-		case done:
-			return nil
-		case failed != nil:
-			return failed
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return s.waitPub(ctx, func() bool { return s.root.Load().index >= idx })
 }
 
 // WaitDurable returns once the WAL is durable through index idx, or ctx is
@@ -59,12 +44,19 @@ func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
 // before its WAL's fsync (ApplyTxnAt): whoever reads the WAL itself (a
 // transfer's tail) waits for this, not for WaitApplied.
 func (s *Store) WaitDurable(ctx context.Context, idx uint64) error {
+	return s.waitPub(ctx, func() bool { return s.log == nil || s.log.DurableIndex() >= idx })
+}
+
+// waitPub waits until done (checked under pubMu) holds, the store failed,
+// or ctx is done; it wakes on every publication and durability
+// notice (pubCh).
+func (s *Store) waitPub(ctx context.Context, done func() bool) error {
 	for {
 		s.pubMu.Lock()
-		done, failed, ch := s.log == nil || s.log.DurableIndex() >= idx, s.failed, s.pubCh
+		ok, failed, ch := done(), s.failed, s.pubCh
 		s.pubMu.Unlock()
 		switch {
-		case done:
+		case ok:
 			return nil
 		case failed != nil:
 			return failed
