@@ -47,12 +47,7 @@ const (
 )
 
 func runCorruptSnapshotCluster(ctx context.Context, env *Env) Result {
-	var victim string
-	j, res := startJoinRun(ctx, env, func(c *testCluster, leader string) []string {
-		f := without(c.names, leader)
-		victim = f[rand.New(rand.NewPCG(env.Seed, 17)).IntN(len(f))]
-		return without(c.names, victim)
-	})
+	j, victim, res := startVictimRun(ctx, env, 17)
 	if res != nil {
 		return *res
 	}

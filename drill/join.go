@@ -185,13 +185,20 @@ func (c *testCluster) apiOf(name string) string {
 	return ""
 }
 
-func runReplaceNode(ctx context.Context, env *Env) Result {
-	var victim string
-	j, res := startJoinRun(ctx, env, func(c *testCluster, leader string) []string {
+// startVictimRun starts a join run whose fault falls on a follower drawn
+// from the seed (salt tells the drills' draws apart); the others carry
+// the load.
+func startVictimRun(ctx context.Context, env *Env, salt uint64) (j *joinRun, victim string, res *Result) {
+	j, res = startJoinRun(ctx, env, func(c *testCluster, leader string) []string {
 		f := without(c.names, leader)
-		victim = f[rand.New(rand.NewPCG(env.Seed, 16)).IntN(len(f))]
+		victim = f[rand.New(rand.NewPCG(env.Seed, salt)).IntN(len(f))]
 		return without(c.names, victim)
 	})
+	return j, victim, res
+}
+
+func runReplaceNode(ctx context.Context, env *Env) Result {
+	j, victim, res := startVictimRun(ctx, env, 16)
 	if res != nil {
 		return *res
 	}
