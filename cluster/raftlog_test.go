@@ -254,15 +254,7 @@ func BenchmarkLogStoreAppend(b *testing.B) {
 		b.Run(fmt.Sprintf("cache=%dKiB", cache>>10), func(b *testing.B) {
 			ls := newLogStore(b, vfs.NewMem(), cache)
 			defer ls.close()
-			data := make([]byte, 200)
-			next := uint64(1)
-			add := func() {
-				e := &pb.Entry{Index: new(next), Term: new(uint64(1)), Type: pb.EntryNormal.Enum(), Data: data}
-				if _, err := ls.append([]*pb.Entry{e}); err != nil {
-					b.Fatal(err)
-				}
-				next++
-			}
+			add, _ := entryAppender(b, ls)
 			for ls.cacheBytes < cache { // fill the cache first
 				add()
 			}
@@ -274,6 +266,21 @@ func BenchmarkLogStoreAppend(b *testing.B) {
 	}
 }
 
+// entryAppender returns a function that appends the next entry (term 1,
+// 200 bytes of data) to ls, from index 1 on, and the index it appends
+// next.
+func entryAppender(tb testing.TB, ls *logStore) (func(), *uint64) {
+	data := make([]byte, 200)
+	next := new(uint64(1))
+	return func() {
+		e := &pb.Entry{Index: new(*next), Term: new(uint64(1)), Type: pb.EntryNormal.Enum(), Data: data}
+		if _, err := ls.append([]*pb.Entry{e}); err != nil {
+			tb.Fatal(err)
+		}
+		*next++
+	}, next
+}
+
 // TestLogStoreCacheEvictionIsCheap appends to a log whose tail cache is
 // full, so every append evicts: the bytes allocated per append must not
 // grow with the cache (a copy of the cache per append allocated 8 bytes
@@ -282,15 +289,7 @@ func TestLogStoreCacheEvictionIsCheap(t *testing.T) {
 	const cache = 1 << 20
 	ls := newLogStore(t, vfs.NewMem(), cache)
 	defer ls.close()
-	data := make([]byte, 200)
-	next := uint64(1)
-	add := func() {
-		e := &pb.Entry{Index: new(next), Term: new(uint64(1)), Type: pb.EntryNormal.Enum(), Data: data}
-		if _, err := ls.append([]*pb.Entry{e}); err != nil {
-			t.Fatal(err)
-		}
-		next++
-	}
+	add, nextp := entryAppender(t, ls)
 	for ls.cacheBytes < cache {
 		add()
 	}
@@ -308,6 +307,7 @@ func TestLogStoreCacheEvictionIsCheap(t *testing.T) {
 	}
 	t.Logf("%d bytes allocated per append, %d entries cached", perAppend, cached)
 	// The cache still holds exactly the newest entries.
+	next := *nextp
 	got, err := ls.Entries(next-3, next, 1<<30)
 	if err != nil || len(got) != 3 || got[2].GetIndex() != next-1 {
 		t.Fatalf("the last 3 entries after eviction: %v, %v", got, err)
