@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/transfer"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -88,17 +89,128 @@ func TestJoinerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	io.Copy(io.Discard, os.Stdin) // until the benchmark lets go
+	// The CPU this process used in each install phase it went through,
+	// for the benchmark's log (joinerCPULine).
+	done := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin) // until the benchmark lets go
+		close(done)
+	}()
+	var out []string
+	phase, cpu0, t0 := "starting", cpuTime(), time.Now()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		p := m.InstallProgress().Phase
+		if p == "" || p == phase {
+			continue
+		}
+		now, cpu := time.Now(), cpuTime()
+		out = append(out, fmt.Sprintf("%s %v %.2fs", phase, now.Sub(t0).Round(time.Millisecond), (cpu-cpu0).Seconds()))
+		phase, cpu0, t0 = p, cpu, now
+		if p == "installed" { // the rest is following the log
+			fmt.Printf("%s%s\n", joinerCPULine, strings.Join(out, ", "))
+		}
+	}
 }
+
+// joinerCPULine starts the joiner's line giving the CPU seconds it used
+// in each phase of its install.
+const joinerCPULine = "joiner cpu by phase: "
 
 // joinBench is BenchmarkJoinThroughput's cluster: three founding members
 // on the real file system (every write fsync'd) over TCP, in this
 // process, with a write load running on them the whole time.
 type joinBench struct {
-	b       *testing.B
-	ms      []*Member
-	commits atomic.Int64 // puts acknowledged so far
-	joins   int
+	b        *testing.B
+	ms       []*Member
+	commits  atomic.Int64 // puts acknowledged so far
+	joins    int
+	fs       *syncTimer    // the founders' file system, timing their fsyncs
+	id       atomic.Uint64 // the member joining now (0: none)
+	streamed atomic.Int64  // unix nanos the leader's transfer.Send to id ended (0: not yet)
+}
+
+// syncTimer is vfs.Default timing each file Sync (fdatasync), so the
+// benchmark can tell whether a join slows the founders' disk or their CPU.
+type syncTimer struct {
+	vfs.FS
+	mu    sync.Mutex
+	syncs []timedSync
+}
+
+type timedSync struct {
+	at time.Time // when it returned
+	d  time.Duration
+}
+
+func (t *syncTimer) Create(name string) (vfs.File, error) { return t.wrap(t.FS.Create(name)) }
+func (t *syncTimer) OpenReadWrite(name string) (vfs.File, error) {
+	return t.wrap(t.FS.OpenReadWrite(name))
+}
+
+func (t *syncTimer) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &timedFile{File: f, t: t}, nil
+}
+
+// between returns the count, mean and 99th percentile of the syncs that
+// returned in [from, to).
+func (t *syncTimer) between(from, to time.Time) (int, time.Duration, time.Duration) {
+	t.mu.Lock()
+	var ds []time.Duration
+	for _, s := range t.syncs {
+		if !s.at.Before(from) && s.at.Before(to) {
+			ds = append(ds, s.d)
+		}
+	}
+	t.mu.Unlock()
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ds)
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return len(ds), sum / time.Duration(len(ds)), ds[len(ds)*99/100]
+}
+
+// syncsString describes the syncs between from and to.
+func (t *syncTimer) syncsString(from, to time.Time) string {
+	n, mean, p99 := t.between(from, to)
+	return fmt.Sprintf("%.0f fsync/s mean %v p99 %v", float64(n)/to.Sub(from).Seconds(), mean.Round(time.Microsecond), p99.Round(time.Microsecond))
+}
+
+type timedFile struct {
+	vfs.File
+	t *syncTimer
+}
+
+func (f *timedFile) Sync() error {
+	t0 := time.Now()
+	err := f.File.Sync()
+	now := time.Now()
+	f.t.mu.Lock()
+	f.t.syncs = append(f.t.syncs, timedSync{now, now.Sub(t0)})
+	f.t.mu.Unlock()
+	return err
+}
+
+// StartWriteback keeps the OS file's write-back hint (format.PublishFile
+// paces large files with it).
+func (f *timedFile) StartWriteback(off, n int64, wait bool) error {
+	if ws, ok := f.File.(vfs.WritebackStarter); ok {
+		return ws.StartWriteback(off, n, wait)
+	}
+	return nil
 }
 
 func newJoinBench(b *testing.B, dir string) *joinBench {
@@ -109,24 +221,31 @@ func newJoinBench(b *testing.B, dir string) *joinBench {
 		lns[name] = listen(b)
 		spec[name] = lns[name].Addr().String()
 	}
-	jb := &joinBench{b: b}
+	jb := &joinBench{b: b, fs: &syncTimer{FS: vfs.Default}}
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprint("n", i)
 		d := filepath.Join(dir, name)
-		st, err := store.Open(store.Options{FS: vfs.Default, Dir: d, Create: true, Replica: true})
+		st, err := store.Open(store.Options{FS: jb.fs, Dir: d, Create: true, Replica: true})
 		if err != nil {
 			b.Fatal(err)
 		}
 		// The production defaults, but for a log compacted right after
 		// the load (RetainEntries: the load is a few hundred big entries).
 		m, err := StartMember(MemberConfig{Name: name, Members: spec, PeerListener: lns[name], Secret: testSecret,
-			Node: Config{FS: vfs.Default, Dir: d, Store: st, RetainEntries: 8, CompactInterval: time.Second}})
+			Node: Config{FS: jb.fs, Dir: d, Store: st, RetainEntries: 8, CompactInterval: time.Second}})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { m.Close(); st.Close() })
 		jb.ms = append(jb.ms, m)
 	}
+	hook := func(from, to uint64, res transfer.SendResult, err error) {
+		if err == nil && to == jb.id.Load() {
+			jb.streamed.Store(time.Now().UnixNano())
+		}
+	}
+	sendHook.Store(&hook)
+	b.Cleanup(func() { sendHook.Store(nil) })
 	memberLeaderB(b, jb.ms)
 	return jb
 }
@@ -236,6 +355,7 @@ type joinResult struct {
 	phases        string        // the load's rate in each phase of the join
 	cpu           float64       // CPU seconds this process (the cluster and its load) used meanwhile
 	childCPU      float64       // CPU seconds the joiner's process used in all
+	childPhases   string        // the joiner's CPU in each phase of its install
 }
 
 func (r joinResult) cpuPer1000() float64 {
@@ -257,8 +377,10 @@ func (jb *joinBench) phase(id uint64) string {
 	lead.snaps.mu.Unlock()
 	pr, ok := lead.raft.Status().Progress[id]
 	switch {
+	case sending && jb.streamed.Load() == 0:
+		return "streaming" // the chunks and the tail, up to the joiner's cutover
 	case sending:
-		return "sending"
+		return "installing" // the joiner installs it (MsgSnap) until the leader sees its match
 	case !ok || pr.Match == 0:
 		return "waiting"
 	}
@@ -270,10 +392,11 @@ type phases struct {
 	names   []string
 	start   []time.Time
 	commits []int64
+	fs      *syncTimer
 }
 
-func newPhases(c0 int64, t0 time.Time) *phases {
-	return &phases{names: []string{"adding"}, start: []time.Time{t0}, commits: []int64{c0}}
+func newPhases(c0 int64, t0 time.Time, fs *syncTimer) *phases {
+	return &phases{names: []string{"adding"}, start: []time.Time{t0}, commits: []int64{c0}, fs: fs}
 }
 
 func (p *phases) note(name string, commits int64) {
@@ -286,7 +409,8 @@ func (p *phases) String() string {
 	var out []string
 	for i := 0; i+1 < len(p.names); i++ {
 		d := p.start[i+1].Sub(p.start[i])
-		out = append(out, fmt.Sprintf("%s %v %.0f/s", p.names[i], d.Round(time.Millisecond), float64(p.commits[i+1]-p.commits[i])/d.Seconds()))
+		out = append(out, fmt.Sprintf("%s %v %.0f/s (%s)", p.names[i], d.Round(time.Millisecond), float64(p.commits[i+1]-p.commits[i])/d.Seconds(),
+			p.fs.syncsString(p.start[i], p.start[i+1])))
 	}
 	return strings.Join(out, ", ")
 }
@@ -304,6 +428,8 @@ func (jb *joinBench) join() joinResult {
 		b.Fatal(err)
 	}
 	self := MemberRecord{Name: name, ID: MemberID(name), PeerAddr: ln.Addr().String()}
+	jb.id.Store(self.ID)
+	jb.streamed.Store(0)
 	lead := jb.leader()
 	before := lead.SnapshotStats()
 	c0, t0, cpu0 := jb.commits.Load(), time.Now(), cpuTime()
@@ -342,7 +468,7 @@ func (jb *joinBench) join() joinResult {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(10 * time.Minute)
-	ph := newPhases(c0, t0)
+	ph := newPhases(c0, t0, jb.fs)
 	for !slices.Contains(jb.leader().Membership().Conf.GetVoters(), self.ID) {
 		ph.note(jb.phase(self.ID), jb.commits.Load())
 		select {
@@ -375,16 +501,51 @@ func (jb *joinBench) join() joinResult {
 		<-exited
 	}
 	res.childCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	for _, line := range strings.Split(out.String(), "\n") {
+		if i := strings.Index(line, joinerCPULine); i >= 0 {
+			res.childPhases = line[i+len(joinerCPULine):]
+		}
+	}
 	return res
 }
 
-// alone measures the load for d without a join: commits per second,
-// and CPU seconds per 1000 commits.
-func (jb *joinBench) alone(d time.Duration) (float64, float64) {
+// aloneResult is what a window without a join measured.
+type aloneResult struct {
+	commitsPerSec float64
+	cpuPer1000    float64 // CPU seconds this process used per 1000 commits
+	syncs         string  // the founders' fsyncs meanwhile
+}
+
+// alone measures the load for d without a join.
+func (jb *joinBench) alone(d time.Duration) aloneResult {
 	c0, t0, cpu0 := jb.commits.Load(), time.Now(), cpuTime()
 	time.Sleep(d)
-	n := jb.commits.Load() - c0
-	return float64(n) / time.Since(t0).Seconds(), (cpuTime() - cpu0).Seconds() / float64(n) * 1000
+	n, t1 := jb.commits.Load()-c0, time.Now()
+	return aloneResult{float64(n) / t1.Sub(t0).Seconds(), (cpuTime() - cpu0).Seconds() / float64(n) * 1000, jb.fs.syncsString(t0, t1)}
+}
+
+// burning measures the load for d beside a process at nice 19 that
+// spins on one core the whole time (KVTOOL_JOIN_BENCH_BURN): how much a
+// background process's CPU alone costs the founders, to tell it apart
+// from what a join itself costs them.
+func (jb *joinBench) burning(d time.Duration) aloneResult {
+	cmd := exec.Command("nice", "-n", "19", "sh", "-c", "while :; do :; done")
+	if err := cmd.Start(); err != nil {
+		jb.b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	return jb.alone(d)
+}
+
+// kept is the load's rate during a join as a percentage of its rate in
+// the windows without a join just before and just after it (each as long
+// as a join), so a machine whose load drifts (other processes) shifts
+// both sides alike.
+func kept(join float64, before, after aloneResult) float64 {
+	return join / ((before.commitsPerSec + after.commitsPerSec) / 2) * 100
 }
 
 type lockedBuffer struct {
@@ -408,16 +569,21 @@ func (l *lockedBuffer) String() string {
 // BenchmarkJoinThroughput measures the cluster's commits (16 clients
 // putting through the three members) while a fourth member joins by
 // snapshot and is promoted, at the default --transfer-max-rate (32 MiB/s)
-// and unlimited, beside the same load without a join for as long as the
-// paced join took, alternating, b.N rounds (issue 12 "Speed"). Before the
-// rounds the cluster holds KVTOOL_JOIN_BENCH_KEYS keys (default 200000)
-// and every raft log is compacted, so each joiner needs a snapshot; each
-// joiner runs in a process of its own (TestJoinerProcess) and is removed
-// after its round. "%-kept" is the commits during the paced join as a
-// percentage of those alone; "s-to-promotion" the time from the add to
-// the promotion.
+// and unlimited, beside the same load without a join, b.N rounds (issue
+// 12 "Speed"). Every join is bracketed by windows without a join as long
+// as the last join took (alone, paced join, alone, unlimited join, alone,
+// ...), and each join's rate is compared with the mean of the two windows
+// around it: a drift in the machine's load (other processes) moves both
+// sides. Before the rounds the cluster holds KVTOOL_JOIN_BENCH_KEYS keys
+// (default 200000) and every raft log is compacted, so each joiner needs a
+// snapshot; each joiner runs in a process of its own (TestJoinerProcess)
+// and is removed after its round. "%-kept" is the median over the rounds
+// of the commits during the paced join as a percentage of those around it
+// (min and max beside it); "s-to-promotion" the time from the add to the
+// promotion. Each round's log line gives every phase's commit rate and the
+// founders' fsync latency in it.
 //
-//	go test -run '^$' -bench JoinThroughput -benchtime 3x ./cluster/
+//	go test -run '^$' -bench JoinThroughput -benchtime 5x ./cluster/
 func BenchmarkJoinThroughput(b *testing.B) {
 	keys := 200000
 	if s := os.Getenv(joinBenchKeysEnv); s != "" {
@@ -435,27 +601,46 @@ func BenchmarkJoinThroughput(b *testing.B) {
 	defer wg.Wait()
 	defer close(stop)
 	jb.alone(time.Second) // warm up
-	var alone, paced, unlimited, pacedTook, unlimitedTook, snaps, bytes []float64
+	var alone, paced, unlimited, keptP, keptU, pacedTook, unlimitedTook, snaps, bytes []float64
+	window := 3 * time.Second // as long as the last join took
+	before := jb.alone(window)
 	for range b.N {
 		jb.setRate(32 << 20)
 		p := jb.join()
-		paced, pacedTook = append(paced, p.commitsPerSec), append(pacedTook, p.took.Seconds())
-		a, aloneCPU := jb.alone(p.took)
-		alone = append(alone, a)
+		window = p.took
+		mid := jb.alone(window)
 		jb.setRate(0)
 		u := jb.join()
+		window = u.took
+		after := jb.alone(window)
+		kp, ku := kept(p.commitsPerSec, before, mid), kept(u.commitsPerSec, mid, after)
+		alone, keptP, keptU = append(alone, before.commitsPerSec), append(keptP, kp), append(keptU, ku)
+		paced, pacedTook = append(paced, p.commitsPerSec), append(pacedTook, p.took.Seconds())
 		unlimited, unlimitedTook = append(unlimited, u.commitsPerSec), append(unlimitedTook, u.took.Seconds())
 		snaps = append(snaps, float64(p.snapshots), float64(u.snapshots))
 		bytes = append(bytes, float64(p.bytes), float64(u.bytes))
-		b.Logf("round: alone %.0f/s (%.2f cpu-s/1000); paced join %.0f/s in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s: %s); unlimited join %.0f/s in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s: %s)",
-			a, aloneCPU, p.commitsPerSec, p.took.Round(time.Millisecond), p.snapshots, p.bytes, p.cpuPer1000(), p.childCPU, p.phases,
-			u.commitsPerSec, u.took.Round(time.Millisecond), u.snapshots, u.bytes, u.cpuPer1000(), u.childCPU, u.phases)
+		b.Logf("round: alone %.0f/s (%.2f cpu-s/1000, %s); paced join %.0f/s = %.0f%% in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s [%s]: %s); alone %.0f/s (%.2f cpu-s/1000, %s); unlimited join %.0f/s = %.0f%% in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s [%s]: %s); alone %.0f/s (%s)",
+			before.commitsPerSec, before.cpuPer1000, before.syncs,
+			p.commitsPerSec, kp, p.took.Round(time.Millisecond), p.snapshots, p.bytes, p.cpuPer1000(), p.childCPU, p.childPhases, p.phases,
+			mid.commitsPerSec, mid.cpuPer1000, mid.syncs,
+			u.commitsPerSec, ku, u.took.Round(time.Millisecond), u.snapshots, u.bytes, u.cpuPer1000(), u.childCPU, u.childPhases, u.phases,
+			after.commitsPerSec, after.syncs)
+		if os.Getenv("KVTOOL_JOIN_BENCH_BURN") != "" {
+			burn := jb.burning(window)
+			again := jb.alone(window)
+			b.Logf("burn: alone %.0f/s (%s); beside a nice-19 process spinning on one core %.0f/s = %.0f%% (%s); alone %.0f/s (%s)",
+				after.commitsPerSec, after.syncs, burn.commitsPerSec, kept(burn.commitsPerSec, after, again), burn.syncs, again.commitsPerSec, again.syncs)
+			after = again
+		}
+		before = after
 	}
 	b.ReportMetric(medianF(alone), "puts/s-alone")
 	b.ReportMetric(medianF(paced), "puts/s-join-32MiB/s")
 	b.ReportMetric(medianF(unlimited), "puts/s-join-unlimited")
-	b.ReportMetric(medianF(paced)/medianF(alone)*100, "%-kept")
-	b.ReportMetric(medianF(unlimited)/medianF(alone)*100, "%-kept-unlimited")
+	b.ReportMetric(medianF(keptP), "%-kept")
+	b.ReportMetric(slices.Min(keptP), "%-kept-min")
+	b.ReportMetric(slices.Max(keptP), "%-kept-max")
+	b.ReportMetric(medianF(keptU), "%-kept-unlimited")
 	b.ReportMetric(medianF(pacedTook), "s-to-promotion")
 	b.ReportMetric(medianF(unlimitedTook), "s-to-promotion-unlimited")
 	b.ReportMetric(medianF(snaps), "snapshots/join")
