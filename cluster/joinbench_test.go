@@ -78,7 +78,10 @@ func TestJoinerProcess(t *testing.T) {
 	if d := os.Getenv(joinerDirEnv); d != "mem:" {
 		fs, dir = vfs.Default, d
 	}
-	st, err := store.Open(store.Options{FS: fs, Dir: dir, Create: true, Replica: true})
+	// As kvtool serve opens a member's store: maintenance (the install's
+	// delta among it) paced at its default rate and share.
+	st, err := store.Open(store.Options{FS: fs, Dir: dir, Create: true, Replica: true,
+		MaintenanceRate: 32 << 20, MaintenanceShare: store.DefaultMaintenanceShare})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,6 +446,9 @@ func (jb *joinBench) join() joinResult {
 	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), joinerEnv+"="+string(rec))
+	if n := os.Getenv("KVTOOL_JOINER_PROCS"); n != "" { // the joiner's GOMAXPROCS (a diagnostic: its CPU bursts on both cores)
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+n)
+	}
 	if base := joinerBase(); base != "mem:" { // each joiner in a directory of its own under it
 		d, err := os.MkdirTemp(base, "kvtool-joiner-")
 		if err != nil {
