@@ -488,6 +488,9 @@ func (jb *joinBench) join() joinResult {
 		time.Sleep(5 * time.Millisecond)
 	}
 	res := joinResult{took: time.Since(t0)}
+	if jb.streamed.Load() == 0 { // every join here takes a snapshot (load compacted the logs)
+		b.Fatalf("joiner %s promoted but the leader's snapshot send to it never ended (sendHook): the phases are wrong", name)
+	}
 	ph.note("promoted", jb.commits.Load())
 	res.phases = ph.String()
 	res.cpu = (cpuTime() - cpu0).Seconds()
@@ -527,6 +530,9 @@ func (jb *joinBench) alone(d time.Duration) aloneResult {
 	c0, t0, cpu0 := jb.commits.Load(), time.Now(), cpuTime()
 	time.Sleep(d)
 	n, t1 := jb.commits.Load()-c0, time.Now()
+	if syncs, _, _ := jb.fs.between(t0, t1); n > 0 && syncs == 0 {
+		jb.b.Fatalf("%d commits in %v but no fsync of the founders seen: the timing file system lost their files", n, d)
+	}
 	return aloneResult{float64(n) / t1.Sub(t0).Seconds(), (cpuTime() - cpu0).Seconds() / float64(n) * 1000, jb.fs.syncsString(t0, t1)}
 }
 
