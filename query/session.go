@@ -206,16 +206,16 @@ func (s *Session) Query(ctx context.Context, text string, args ...any) (*Rows, e
 // many times with different arguments. Its rows must be closed before it
 // runs again.
 type Stmt struct {
-	s     *Session
-	text  string
-	push  pushMode
-	stmt  driver.Stmt
-	busy  bool   // its rows are open
+	s    *Session
+	text string
+	push pushMode
+	stmt driver.Stmt
+	busy bool // its rows are open
 	// ctx and args are the running query's context and arguments: the
 	// session points at ctx (Session.begin), and args is reused by the
 	// next run, so that a run allocates neither.
-	ctx  context.Context
-	args []driver.NamedValue
+	ctx   context.Context
+	args  []driver.NamedValue
 	used  uint64 // when the cache last handed it out
 	owned bool   // by the cache: Close leaves it to the cache
 	// release: close the statement when its rows close (it was closed,
