@@ -12,13 +12,10 @@ import (
 // a query runs in slices and rests between them: it takes at most
 // 1/(1+queryRest) of a core (an eighth), and a query on an idle store (or
 // a short one) runs at full speed. A query rests queryMaxRest in all at
-// that pace: writers that never stop (a store taking writes as fast as its
+// most: writers that never stop (a store taking writes as fast as its
 // cores allow) would otherwise hold a query at an eighth of its speed
 // until its time limit, and a query over a table that grows with the
-// writes (wal) might never finish. Past that it rests queryTailRest slices
-// per slice (half a core): fast enough to finish, and writers still keep a
-// core to themselves (at full speed the tail of a long query slowed them
-// by more than a tenth).
+// writes (wal) might never finish. Past that it runs at full speed.
 const (
 	// querySlice is how long a query runs before it looks at whether the
 	// store applied writes meanwhile.
@@ -26,11 +23,8 @@ const (
 	// queryRest is how many slices a query rests after a slice during
 	// which writes were applied.
 	queryRest = 7
-	// queryMaxRest bounds how long a query rests at queryRest.
+	// queryMaxRest bounds how long a query rests in all.
 	queryMaxRest = time.Second
-	// queryTailRest is how many slices a query rests, after a slice with
-	// writes, once it has rested queryMaxRest.
-	queryTailRest = 1
 )
 
 // queryPacer is a query's query.Source.Yield: called every few dozen rows
@@ -58,13 +52,9 @@ func (p *queryPacer) yield() {
 		runtime.Gosched()
 		return
 	}
-	if idx := p.index(); idx != p.last {
+	if idx := p.index(); idx != p.last && p.rested < queryMaxRest {
 		p.last = idx
-		rest := queryTailRest * ran
-		if p.rested < queryMaxRest {
-			rest = min(queryRest*ran, queryMaxRest-p.rested)
-		}
-		p.sleep(rest)
+		p.sleep(min(queryRest*ran, queryMaxRest-p.rested))
 		after := p.now()
 		p.rested += after.Sub(now) // what it slept, oversleeping included
 		now = after
