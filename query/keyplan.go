@@ -352,7 +352,8 @@ type keyCursor struct {
 	st  kvState
 	sc  keyScan
 	it  kvIter
-	ri  int // the range being walked, counted in scan order
+	ri  int      // the range being walked, counted in scan order
+	cur keyRange // that range
 	key string
 	val rowValue
 	eof bool
@@ -418,6 +419,7 @@ func (c *keyCursor) seekRange() {
 			ok = c.it.Last()
 		}
 		if ok && r.has(c.it.Key()) {
+			c.cur = r
 			c.at()
 			return
 		}
@@ -439,12 +441,22 @@ func (c *keyCursor) next() {
 		c.eof = c.skipped == c.total
 		return
 	}
-	if c.it.Next() && c.rangeAt(c.ri).has(c.it.Key()) {
+	if c.it.Next() && c.inCur(c.it.Key()) {
 		c.at()
 		return
 	}
 	c.ri++
 	c.seekRange()
+}
+
+// inCur reports whether k, the key after the current row in scan order, is
+// still in the current range: only the bound the scan moves toward can
+// exclude it.
+func (c *keyCursor) inCur(k string) bool {
+	if c.sc.desc {
+		return k >= c.cur.lo
+	}
+	return !c.cur.hiSet || k < c.cur.hi
 }
 
 // at makes the iterator's pair the current row.
@@ -480,6 +492,13 @@ func (c *keyCursor) keyValue() vtab.Value {
 func (c *keyCursor) valueValue() vtab.Value {
 	c.position()
 	return c.val.value()
+}
+
+// reset releases the cursor and forgets its state and row, so that a
+// kept cursor holds no snapshot.
+func (c *keyCursor) reset() {
+	c.release()
+	*c = keyCursor{eof: true}
 }
 
 func (c *keyCursor) release() {

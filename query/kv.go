@@ -17,12 +17,19 @@ import "modernc.org/sqlite/vtab"
 var kvDef = tableDef{
 	name:   "kv",
 	schema: "CREATE TABLE x(key TEXT PRIMARY KEY, value) WITHOUT ROWID",
-	open:   func(s *Session) vtab.Table { return &kvTable{baseTable{s}} },
+	open:   func(s *Session) vtab.Table { return &kvTable{baseTable: baseTable{s}} },
 }
 
 const kvKeyCol = 0
 
-type kvTable struct{ baseTable }
+type kvTable struct {
+	baseTable
+	// idle is a closed cursor kept for the next Open: a point lookup opens
+	// a cursor per run, and a kept one has its plan's tokens already split
+	// (a statement run again has the same plan) and costs no allocation.
+	// SQLite calls a table from the session's one goroutine at a time.
+	idle *kvCursor
+}
 
 func (t *kvTable) BestIndex(info *vtab.IndexInfo) error {
 	p := planKey(info, kvKeyCol, 0, t.s.pushMode())
@@ -36,11 +43,17 @@ func (t *kvTable) BestIndex(info *vtab.IndexInfo) error {
 }
 
 func (t *kvTable) Open() (vtab.Cursor, error) {
-	return &kvCursor{baseCursor: baseCursor{s: t.s}}, nil
+	if c := t.idle; c != nil {
+		t.idle = nil
+		c.row = 0
+		return c, nil
+	}
+	return &kvCursor{baseCursor: baseCursor{s: t.s}, t: t}, nil
 }
 
 type kvCursor struct {
 	baseCursor
+	t    *kvTable
 	keys keyCursor
 }
 
@@ -67,7 +80,10 @@ func (c *kvCursor) Column(col int) (vtab.Value, error) {
 	return c.keys.valueValue(), nil
 }
 
+// Close gives the cursor back to its table for the next Open; it holds no
+// state or row then (keyCursor.reset).
 func (c *kvCursor) Close() error {
-	c.keys.release()
+	c.keys.reset()
+	c.t.idle = c
 	return nil
 }

@@ -110,6 +110,8 @@ func randQuery(r *rand.Rand, keys []string) (string, []any, bool) {
 		return fmt.Sprintf("SELECT count(*), 7 FROM T WHERE %s", where), args, true
 	case 3:
 		return fmt.Sprintf("SELECT 'x' FROM T WHERE %s LIMIT %d", where, r.IntN(500)), args, false
+	case 4: // a second cursor on the table, opened and filtered inside the first's scan
+		return fmt.Sprintf("SELECT key, (SELECT count(*) || min(key) FROM T WHERE key > o.key AND key < o.key || '~') FROM T AS o WHERE %s ORDER BY key LIMIT %d", where, r.IntN(20)+1), args, true
 	}
 	q := fmt.Sprintf("SELECT %s FROM T WHERE %s", cols, where)
 	switch r.IntN(4) {

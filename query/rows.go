@@ -23,11 +23,21 @@ type Rows struct {
 	vals  []any
 	stop  func()
 	err   error // sticky
+	// dbuf and vbuf hold dvals and vals when there are few columns, so
+	// that a point lookup's rows are one allocation.
+	dbuf [4]driver.Value
+	vbuf [4]any
 }
 
 func newRows(s *Session, ctx context.Context, st *Stmt, rows driver.Rows, stop func()) *Rows {
 	n := len(rows.Columns())
-	return &Rows{s: s, ctx: ctx, st: st, rows: rows, stop: stop, dvals: make([]driver.Value, n), vals: make([]any, n)}
+	r := &Rows{s: s, ctx: ctx, st: st, rows: rows, stop: stop}
+	if n <= len(r.dbuf) {
+		r.dvals, r.vals = r.dbuf[:n], r.vbuf[:n]
+	} else {
+		r.dvals, r.vals = make([]driver.Value, n), make([]any, n)
+	}
+	return r
 }
 
 // Columns returns the names of the result's columns.

@@ -206,11 +206,16 @@ func (s *Session) Query(ctx context.Context, text string, args ...any) (*Rows, e
 // many times with different arguments. Its rows must be closed before it
 // runs again.
 type Stmt struct {
-	s     *Session
-	text  string
-	push  pushMode
-	stmt  driver.Stmt
-	busy  bool   // its rows are open
+	s    *Session
+	text string
+	push pushMode
+	stmt driver.Stmt
+	busy bool // its rows are open
+	// ctx and args are the running query's context and arguments: the
+	// session points at ctx (Session.begin), and args is reused by the
+	// next run, so that a run allocates neither.
+	ctx   context.Context
+	args  []driver.NamedValue
 	used  uint64 // when the cache last handed it out
 	owned bool   // by the cache: Close leaves it to the cache
 	// release: close the statement when its rows close (it was closed,
@@ -228,7 +233,7 @@ func (s *Session) Prepare(ctx context.Context, text string) (*Stmt, error) {
 
 func (s *Session) prepare(ctx context.Context, text string) (*Stmt, error) {
 	push := s.pushModeOf(text)
-	s.begin(ctx, push)
+	s.begin(&ctx, &push)
 	stmt, err := s.conn.PrepareContext(ctx, text)
 	if err != nil {
 		return nil, s.queryError(ctx, text, err)
@@ -252,14 +257,16 @@ func (st *Stmt) Query(ctx context.Context, args ...any) (*Rows, error) {
 		fresh.Close() // now, or when rows close
 		return rows, err
 	}
-	named, err := namedValues(args)
+	named, err := namedValues(st.args[:0], args)
 	if err != nil {
 		return nil, err
 	}
+	st.args = named
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("kvtool/query: %w", err)
 	}
-	s.begin(ctx, st.push)
+	st.ctx = ctx
+	s.begin(&st.ctx, &st.push)
 	stop := s.intr.watch(ctx)
 	dr, err := st.stmt.(driver.StmtQueryContext).QueryContext(ctx, named)
 	if err != nil {
@@ -290,24 +297,26 @@ func (st *Stmt) Close() error {
 // done is called when the statement's rows close.
 func (st *Stmt) done() error {
 	st.busy = false
+	clear(st.args) // hold no argument past the run
+	st.ctx = context.Background()
 	if st.release {
 		return st.Close()
 	}
 	return nil
 }
 
-// namedValues converts a query's arguments as database/sql does.
-func namedValues(args []any) ([]driver.NamedValue, error) {
+// namedValues converts a query's arguments as database/sql does,
+// appending them to out.
+func namedValues(out []driver.NamedValue, args []any) ([]driver.NamedValue, error) {
 	if len(args) == 0 {
 		return nil, nil
 	}
-	out := make([]driver.NamedValue, len(args))
 	for i, a := range args {
 		v, err := driver.DefaultParameterConverter.ConvertValue(a)
 		if err != nil {
 			return nil, fmt.Errorf("kvtool/query: argument %d: %w", i+1, err)
 		}
-		out[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+		out = append(out, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
 	return out, nil
 }
@@ -367,13 +376,14 @@ func (c *stmtCache) closeAll() {
 
 // begin readies the session for a statement: what the authorizer and the
 // tables remember is reset, and the statement's context and pushdown are
-// where the tables look (SQLite may plan it again at any step).
-func (s *Session) begin(ctx context.Context, push pushMode) {
+// where the tables look (SQLite may plan it again at any step). Neither
+// may change until the statement's rows are closed.
+func (s *Session) begin(ctx *context.Context, push *pushMode) {
 	s.mu.Lock()
 	s.denied, s.tableErr = "", nil
 	s.mu.Unlock()
-	s.ctx.Store(&ctx)
-	s.push.Store(&push)
+	s.ctx.Store(ctx)
+	s.push.Store(push)
 }
 
 // pushModeOf is what the tables may push down for text.
