@@ -448,7 +448,8 @@ func (rv *receiver) openPartial(sess format.XferSession) error {
 
 // loop handles the sender's frames until the session ends. A read-ahead
 // goroutine reads them, so the connection keeps draining while chunks are
-// written and fsync'd here.
+// written here, and a background flush (partial.startFlush) syncs written
+// chunks while the next ones are written; loop credits them when it ends.
 func (rv *receiver) loop(ctx context.Context) (err error) {
 	defer func() {
 		// A flush still running when the session ends counts (or fails)
@@ -583,9 +584,10 @@ func (rv *receiver) badChunk(c format.XferChunk, off int64, reason uint8) error 
 	return rv.w.flush()
 }
 
-// maybeFlush makes the pending chunks durable and grants more credit when
-// enough bytes are pending, or when the sender is about to stall: it has
-// sent all it may (or all there is) and owes no resend.
+// maybeFlush starts making the pending chunks durable (onFlushed grants
+// the credit once they are) when enough bytes are pending, or when the
+// sender is about to stall: it has sent all it may (or all there is) and
+// owes no resend.
 func (rv *receiver) maybeFlush() error {
 	p := rv.p
 	stalled := rv.highest >= rv.sess.ChunkCount || rv.duplex && rv.highest >= rv.granted
