@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -26,14 +27,22 @@ func BenchmarkCommitRatio(b *testing.B) {
 	for _, clients := range []int{16, 128} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			s := openBench(b)
+			// Each side's fsyncs: their mean time and the records each
+			// carried say whether the store loses to the baseline on the
+			// disk (slower fsyncs) or before it (fewer records per fsync).
+			var storeSyncs syncCounter
+			observe := func(st segment.SyncStats) { storeSyncs.add(st.Records, st.Sync) }
+			walPhaseObserver.Store(&observe)
+			defer walPhaseObserver.Store(nil)
 			var storeRates, groupRates []float64
+			var groupSyncs syncCounter
 			for r := 0; r < 5; r++ {
 				storeRates = append(storeRates, opRate(b.N, clients, func(rng *rand.Rand) {
 					if _, err := s.Commit(context.Background(), randomTransfer(rng)); err != nil {
 						b.Error(err)
 					}
 				}))
-				g := startGroupCommit(b)
+				g := startGroupCommit(b, &groupSyncs)
 				groupRates = append(groupRates, opRate(b.N, clients, func(*rand.Rand) { g.append() }))
 				g.stop()
 			}
@@ -41,6 +50,8 @@ func BenchmarkCommitRatio(b *testing.B) {
 			b.ReportMetric(st, "store-commits/s")
 			b.ReportMetric(gr, "group-appends/s")
 			b.ReportMetric(st/gr, "store/group")
+			storeSyncs.report(b, "store")
+			groupSyncs.report(b, "group")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -66,6 +77,21 @@ func opRate(n, clients int, op func(rng *rand.Rand)) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
+// syncCounter sums fsyncs, their records and their time.
+type syncCounter struct{ n, recs, nanos atomic.Int64 }
+
+func (c *syncCounter) add(recs int, d time.Duration) {
+	c.n.Add(1)
+	c.recs.Add(int64(recs))
+	c.nanos.Add(int64(d))
+}
+
+func (c *syncCounter) report(b *testing.B, name string) {
+	n := float64(max(1, c.n.Load()))
+	b.ReportMetric(float64(c.recs.Load())/n, name+"-recs/fsync")
+	b.ReportMetric(float64(c.nanos.Load())/n/1e3, name+"-fsync-µs")
+}
+
 // groupCommit is the simplest group commit on a preallocated file.
 type groupCommit struct {
 	b    *testing.B
@@ -74,7 +100,7 @@ type groupCommit struct {
 	pool sync.Pool
 }
 
-func startGroupCommit(b *testing.B) *groupCommit {
+func startGroupCommit(b *testing.B, syncs *syncCounter) *groupCommit {
 	dir := benchDir(b)
 	f, err := vfs.Default.Create(filepath.Join(dir, "baseline"))
 	if err != nil {
@@ -119,9 +145,11 @@ func startGroupCommit(b *testing.B) *groupCommit {
 			if _, err := f.WriteAt(buf, off); err != nil {
 				b.Error(err)
 			}
+			t0 := time.Now()
 			if err := f.Sync(); err != nil {
 				b.Error(err)
 			}
+			syncs.add(len(batch), time.Since(t0))
 			off += int64(len(buf))
 			for _, d := range batch {
 				d <- struct{}{}

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"bytes"
-	"context"
 	"sync"
 
 	"github.com/kvtool/kvtool/format"
@@ -128,16 +127,6 @@ func (ra *readAhead) buffer(n int) []byte {
 		}
 	}
 	return make([]byte, n, max(n, int(ra.maxWire)))
-}
-
-// next returns the next frame, or ctx's error.
-func (ra *readAhead) next(ctx context.Context) (inFrame, error) {
-	select {
-	case f := <-ra.ch:
-		return f, f.err
-	case <-ctx.Done():
-		return inFrame{}, ctx.Err()
-	}
 }
 
 // release gives a processed frame's bytes back to the budget (and its

@@ -448,14 +448,34 @@ func (rv *receiver) openPartial(sess format.XferSession) error {
 
 // loop handles the sender's frames until the session ends. A read-ahead
 // goroutine reads them, so the connection keeps draining while chunks are
-// written and fsync'd here.
-func (rv *receiver) loop(ctx context.Context) error {
+// written here, and a background flush (partial.startFlush) syncs written
+// chunks while the next ones are written; loop credits them when it ends.
+func (rv *receiver) loop(ctx context.Context) (err error) {
+	defer func() {
+		// A flush still running when the session ends counts (or fails)
+		// before the result says what is durable here.
+		if rv.p != nil {
+			if ferr := rv.p.waitFlush(); err == nil {
+				err = ferr
+			}
+		}
+	}()
 	budget := int(max(rv.opts.Window, 4*int64(rv.sess.ChunkSize)))
 	rv.ra = startReadAhead(rv.r, rv.conn, max(rv.sess.ChunkSize, format.MinXferChunk), budget)
 	for { // release stops the read-ahead, after abort told the sender why
-		f, err := rv.ra.next(ctx)
-		if err != nil {
-			return err
+		var f inFrame
+		select {
+		case err := <-rv.flushDone():
+			if err := rv.onFlushed(err); err != nil {
+				return err
+			}
+			continue
+		case f = <-rv.ra.ch:
+			if f.err != nil {
+				return f.err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 		switch f.t {
 		case format.FrameXferChunk:
@@ -564,9 +584,10 @@ func (rv *receiver) badChunk(c format.XferChunk, off int64, reason uint8) error 
 	return rv.w.flush()
 }
 
-// maybeFlush makes the pending chunks durable and grants more credit when
-// enough bytes are pending, or when the sender is about to stall: it has
-// sent all it may (or all there is) and owes no resend.
+// maybeFlush starts making the pending chunks durable (onFlushed grants
+// the credit once they are) when enough bytes are pending, or when the
+// sender is about to stall: it has sent all it may (or all there is) and
+// owes no resend.
 func (rv *receiver) maybeFlush() error {
 	p := rv.p
 	stalled := rv.highest >= rv.sess.ChunkCount || rv.duplex && rv.highest >= rv.granted
@@ -574,11 +595,30 @@ func (rv *receiver) maybeFlush() error {
 	if p.pendingBytes < rv.opts.Window/2 && !(stalled && len(p.pending) > 0) {
 		return nil
 	}
-	if err := p.flush(); err != nil {
+	p.startFlush() // if one runs already, onFlushed comes back here when it ends
+	return nil
+}
+
+// flushDone delivers the result of the partial's background flush (nil
+// when none runs).
+func (rv *receiver) flushDone() <-chan error {
+	if rv.p == nil {
+		return nil
+	}
+	return rv.p.flushDone()
+}
+
+// onFlushed credits what a background flush made durable, and starts the
+// next flush if enough is pending again.
+func (rv *receiver) onFlushed(err error) error {
+	if err := rv.p.endFlush(err); err != nil {
 		return err
 	}
 	rv.progress(PhaseSnapshot, false)
-	return rv.credit(0)
+	if err := rv.credit(0); err != nil {
+		return err
+	}
+	return rv.maybeFlush()
 }
 
 // credit tells the sender what is durable here and what it may send.
