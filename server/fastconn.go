@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +58,9 @@ const (
 	// fastKeepBody is the largest answer buffer a connection keeps for its
 	// next answer.
 	fastKeepBody = 64 << 10
+	// fastMaxLines bounds the header lines a connection remembers
+	// (fastConn.lines).
+	fastMaxLines = 32
 )
 
 // fastServed counts the requests the fast path served (for tests).
@@ -191,6 +196,32 @@ type fastConn struct {
 	remote string // c.RemoteAddr().String(), formatted once
 	bm     batchMember
 	unread bool // the connection closes with a request body left unread
+	// deadline is the read deadline set on c (setDeadline).
+	deadline time.Time
+
+	// The current request, reused from one request to the next (the
+	// handler is done with it when answer returns): tmpl holds the
+	// connection's context, req is reset from it, and url, hdr and body
+	// are req's. Allocating them per request was a third of the fast
+	// path's allocations under serverbench's gets (issue 16's profile).
+	tmpl http.Request
+	req  http.Request
+	url  url.URL
+	hdr  http.Header
+	body fastBody
+	// lines remembers the header lines seen on the connection, parsed
+	// and validated: a client sends the same few lines with every
+	// request, and each cost two strings and a slice to parse. The
+	// handler must not modify req.Header's values (none does).
+	lines map[string]headerLine
+}
+
+// headerLine is one header line, parsed: its canonical name and its value
+// (vals has length and capacity 1, shared by the requests that sent the
+// line).
+type headerLine struct {
+	key  string
+	vals []string
 }
 
 func (fc *fastConn) serve() {
@@ -216,7 +247,18 @@ func (fc *fastConn) serve() {
 	fc.w.header = http.Header{}
 	hs := fc.cs.hs
 	for {
-		fc.c.SetReadDeadline(time.Now().Add(hs.IdleTimeout))
+		// The idle deadline moves at most once a second (a connection
+		// idle for IdleTimeout closes within a second, or a sixteenth
+		// of it, before); the head's
+		// and the body's deadlines are set only if a read is left to do:
+		// a request that arrived whole in the buffer reads nothing more.
+		// Three deadline updates per request (each a runtime timer
+		// change) were 4% of the fast path's CPU under serverbench's
+		// gets (issue 16's profile).
+		now := time.Now()
+		if idle := now.Add(hs.IdleTimeout); idle.Sub(fc.deadline) > min(time.Second, hs.IdleTimeout/16) {
+			fc.setDeadline(idle)
+		}
 		if _, err := fc.br.Peek(1); err != nil {
 			return
 		}
@@ -224,18 +266,36 @@ func (fc *fastConn) serve() {
 			return
 		}
 		start := time.Now()
-		fc.c.SetReadDeadline(start.Add(hs.ReadHeaderTimeout))
+		if !fc.headBuffered() {
+			fc.setDeadline(start.Add(hs.ReadHeaderTimeout))
+		}
 		req, closeAfter, ok := fc.readRequest()
 		if !ok {
 			handed = fc.handOver()
 			return
 		}
-		fc.c.SetReadDeadline(start.Add(hs.ReadTimeout))
+		if req.ContentLength > int64(fc.br.Buffered()) {
+			fc.setDeadline(start.Add(hs.ReadTimeout))
+		}
 		keep := fc.answer(req, closeAfter)
 		if !keep || !fc.cs.setActive(fc, false) {
 			return
 		}
 	}
+}
+
+// setDeadline sets the connection's read deadline.
+func (fc *fastConn) setDeadline(t time.Time) {
+	fc.deadline = t
+	fc.c.SetReadDeadline(t)
+}
+
+// headBuffered reports whether the buffer holds the whole head of the
+// next request (up to its blank line), so reading it needs no read from
+// the connection.
+func (fc *fastConn) headBuffered() bool {
+	b, _ := fc.br.Peek(fc.br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 // answer runs the handler on req and writes its answer. It reports whether
@@ -302,6 +362,10 @@ func connClose(h http.Header) bool {
 // the request is not one the fast path serves (or the head could not be
 // read): the caller hands the connection over with fc.raw.
 func (fc *fastConn) readRequest() (req *http.Request, closeAfter, ok bool) {
+	if fc.hdr == nil { // the connection's first request
+		fc.hdr, fc.lines = http.Header{}, map[string]headerLine{}
+		fc.tmpl = *(&http.Request{Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(fc.ctx)
+	}
 	fc.raw = fc.raw[:0]
 	line, ok := fc.line()
 	if !ok {
@@ -322,7 +386,8 @@ func (fc *fastConn) readRequest() (req *http.Request, closeAfter, ok bool) {
 		return nil, false, false
 	}
 	withBody := method == http.MethodPut || method == http.MethodPost
-	hdr := http.Header{}
+	hdr := fc.hdr
+	clear(hdr)
 	var host string
 	cl := int64(-1)
 	for n := 0; ; n++ {
@@ -334,15 +399,22 @@ func (fc *fastConn) readRequest() (req *http.Request, closeAfter, ok bool) {
 		if len(line) == 0 {
 			break
 		}
-		name, value, found := bytes.Cut(line, []byte(":"))
-		if !found || !validHeaderName(name) {
-			return nil, false, false
+		e, seen := fc.lines[string(line)] // no allocation for the lookup
+		if !seen {
+			name, value, found := bytes.Cut(line, []byte(":"))
+			if !found || !validHeaderName(name) {
+				return nil, false, false
+			}
+			v := string(bytes.TrimSpace(value))
+			if !validHeaderValue(v) {
+				return nil, false, false
+			}
+			e = headerLine{key: textproto.CanonicalMIMEHeaderKey(string(name)), vals: []string{v}}
+			if len(fc.lines) < fastMaxLines {
+				fc.lines[string(line)] = e
+			}
 		}
-		key := textproto.CanonicalMIMEHeaderKey(string(name))
-		v := string(bytes.TrimSpace(value))
-		if !validHeaderValue(v) {
-			return nil, false, false
-		}
+		key, v := e.key, e.vals[0]
 		switch key {
 		case "Host":
 			if host != "" {
@@ -370,7 +442,11 @@ func (fc *fastConn) readRequest() (req *http.Request, closeAfter, ok bool) {
 		case "Transfer-Encoding", "Expect", "Upgrade", "Trailer", "Te":
 			return nil, false, false
 		}
-		hdr[key] = append(hdr[key], v)
+		if prev, ok := hdr[key]; ok {
+			hdr[key] = append(slices.Clip(prev), v) // never into e.vals
+		} else {
+			hdr[key] = e.vals
+		}
 	}
 	if host == "" {
 		return nil, false, false // net/http answers 400: HTTP/1.1 needs Host
@@ -384,13 +460,16 @@ func (fc *fastConn) readRequest() (req *http.Request, closeAfter, ok bool) {
 	if !withBody && cl > 0 {
 		return nil, false, false
 	}
-	req, err := http.NewRequestWithContext(fc.ctx, method, target, nil)
-	if err != nil {
+	if !requestURL(&fc.url, target) {
 		return nil, false, false
 	}
-	req.Header, req.Host, req.RequestURI, req.RemoteAddr = hdr, host, target, fc.remote
+	fc.req = fc.tmpl
+	req = &fc.req
+	req.Method, req.URL, req.Header = method, &fc.url, hdr
+	req.Host, req.RequestURI, req.RemoteAddr = host, target, fc.remote
 	req.ContentLength = cl
-	req.Body = &fastBody{r: fc.br, n: cl}
+	fc.body = fastBody{r: fc.br, n: cl}
+	req.Body = &fc.body
 	req.Close = closeAfter
 	return req, closeAfter, true
 }
@@ -431,6 +510,23 @@ func fastTarget(target string) bool {
 			return false
 		}
 	}
+	return true
+}
+
+// requestURL sets u to the URL net/http parses from a target that
+// fastTarget accepts (url.ParseRequestURI), without its allocations in
+// the common case: a target with no percent-escape and no character that
+// URL.EscapedPath would escape is its own Path.
+func requestURL(u *url.URL, target string) bool {
+	if strings.ContainsAny(target, "%!'()*") {
+		p, err := url.ParseRequestURI(target)
+		if err != nil {
+			return false
+		}
+		*u = *p
+		return true
+	}
+	*u = url.URL{Path: target}
 	return true
 }
 

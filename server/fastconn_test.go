@@ -176,3 +176,49 @@ func TestFastPathHandsOverMidConnection(t *testing.T) {
 		t.Errorf("the fast path served %d requests, want the 2 before the handover", n)
 	}
 }
+
+// TestFastPathPipelinedHeadersAsNetHTTP pipelines requests on one
+// connection whose header lines repeat, change and come back (the fast
+// path remembers the lines a connection sent), to net/http alone and to
+// server.Run over stores fed the same: every answer must read the same.
+func TestFastPathPipelinedHeadersAsNetHTTP(t *testing.T) {
+	open := func() *store.Store {
+		st, err := store.Open(store.Options{Dir: t.TempDir(), Create: true, Shards: 4, SegmentSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	plain := httptest.NewServer(server.New(open(), server.Options{}))
+	defer plain.Close()
+	fast := serveRun(t, server.New(open(), server.Options{}))
+	put := func(key, val string, extra string) string {
+		return fmt.Sprintf("PUT /v1/kv/%s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n%s", key, extra, len(val), val)
+	}
+	get := func(key, extra string) string {
+		return "GET /v1/kv/" + key + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n"
+	}
+	reqs := []string{
+		put("a", "one", ""), put("b", "three", ""), put("c", "two", "Accept: x\r\nAccept: x\r\n"),
+		put("d", "one", "Content-Type: text/plain\r\n"), get("a", ""), get("b", "Accept: x\r\n"),
+		get("c", "Accept: x\r\nAccept: x\r\n"), get("d", ""), get("e", ""), put("a", "xyz", ""),
+		get("a", "Connection: close\r\n"),
+	}
+	raw := strings.Join(reqs, "")
+	before := server.FastServed()
+	var got [2][]string
+	for i, addr := range []string{plain.Listener.Addr().String(), strings.TrimPrefix(fast.URL, "http://")} {
+		for _, r := range rawExchange(t, addr, raw, len(reqs)) {
+			got[i] = append(got[i], describe(r))
+		}
+	}
+	for i := range reqs {
+		if got[0][i] != got[1][i] {
+			t.Errorf("answer %d (%q):\nnet/http answered\n%s\n\nserver.Run answered\n%s", i+1, reqs[i], got[0][i], got[1][i])
+		}
+	}
+	if n := server.FastServed() - before; n != int64(len(reqs)) {
+		t.Errorf("the fast path served %d of the %d requests", n, len(reqs))
+	}
+}

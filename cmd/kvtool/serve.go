@@ -49,6 +49,11 @@ changed, a merge once --merge-after deltas (or --merge-after-size bytes)
 pile up, and compaction (checkpoint, then drop old WAL segments) once the
 WAL passes --compact-wal-size. Readers and writers keep going throughout.
 
+Unless GOGC or GOMEMLIMIT is set, serve runs Go's garbage collector at
+GOGC=400 under a soft memory limit of half the machine's (or cgroup's)
+memory: puts allocate much short-lived memory, and the default collector
+took CPU from requests.
+
 --shards applies only when the directory is created; an existing directory
 keeps its shard count.
 
@@ -191,6 +196,7 @@ func serve(cCtx *cli.Context, o serveOptions) error {
 		defer done()
 		o.cfg.Events.JoinProgress, o.cfg.Events.CutOver = pr.update, func() { go done() }
 	}
+	server.TuneGC()
 	if err := node.Run(cCtx.Context, o.cfg); err != nil {
 		return serveError(err, o)
 	}
