@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/kvtool/kvtool/store"
 )
@@ -373,7 +374,7 @@ func (n *Node) runBatch(b *propBatch) {
 		case <-leaderCh:
 		}
 		leaderCh = n.leaderChanged()
-		err := n.raft.Propose(ctx, data)
+		err := n.forwardOrPropose(ctx, data)
 		switch {
 		case err == nil:
 			if proposed {
@@ -386,5 +387,23 @@ func (n *Node) runBatch(b *propBatch) {
 		default:
 			return // stopped, or every member is done
 		}
+	}
+}
+
+// forwardOrPropose hands data to raft on the leader; a member that knows
+// another leader sends it straight to that leader, as raft would forward
+// it, but without waiting for this member's next Ready (which waits for
+// the fsync of the Ready being written: it sat on the path of every write
+// made on a follower). With no leader known the proposal is dropped, as
+// raft drops it.
+func (n *Node) forwardOrPropose(ctx context.Context, data []byte) error {
+	switch lead, _ := n.Leader(); lead {
+	case 0:
+		return raft.ErrProposalDropped
+	case n.cfg.ID:
+		return n.raft.Propose(ctx, data)
+	default:
+		n.tr.Send([]*pb.Message{{Type: pb.MsgProp.Enum(), From: new(n.cfg.ID), To: new(lead), Entries: []*pb.Entry{{Data: data}}}})
+		return nil
 	}
 }

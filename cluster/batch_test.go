@@ -8,10 +8,12 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
 )
 
 func batchReq(id, key, val string) *request {
@@ -223,4 +225,61 @@ func TestClusterBatchedProposals(t *testing.T) {
 		}
 	}
 	t.Logf("%d writes in %d entries", writers, len(entries))
+}
+
+// TestClusterFollowerForwardsWhileSyncing: a write made on a follower
+// reaches the leader (and commits there) while the follower's Ready loop
+// waits for an fsync of its raft log: the proposal does not wait for the
+// follower's next Ready (it sat behind that fsync on every write made on a
+// follower).
+func TestClusterFollowerForwardsWhileSyncing(t *testing.T) {
+	var blocked atomic.Uint64 // the member whose raft log fsyncs wait for release
+	var waiting atomic.Bool
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	wrap := func(id uint64, fs vfs.FS) vfs.FS {
+		return vfs.NewErrorFS(fs, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+			if op == vfs.OpSync && blocked.Load() == id && strings.Contains(path, "/"+RaftDir+"/") {
+				waiting.Store(true)
+				<-release
+			}
+			return nil
+		}))
+	}
+	c := newTestClusterFS(t, 3, 17, nil, wrap)
+	lead := c.leader()
+	f := c.ids[0]
+	if f == lead {
+		f = c.ids[1]
+	}
+	c.converged()
+	blocked.Store(f)
+	if _, err := c.propose(lead, Request{Txn: put("a", "1")}); err != nil { // f's Ready that logs it waits in its fsync
+		t.Fatal(err)
+	}
+	waitFor(t, "the follower's fsync to wait", waiting.Load)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.propose(f, Request{ID: "from-f", Txn: put("b", "1")})
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := c.node(lead).st.Snapshot().Get("b"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Error("the leader did not apply a write made on a follower within 10s while the follower's fsync waited")
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	blocked.Store(0)
+	unblock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
 }
