@@ -181,8 +181,8 @@ func (n *Node) applyBatch(idx uint64, reqs []*request) error {
 			ops = append(ops, r.txn.Ops...)
 		}
 		applied := strconv.AppendUint(nil, idx, 10)
-		txn := &store.Txn{Ops: append(ops, n.batchDedupOps(fresh, applied)...)}
-		onAbort := n.batchDedupOps(fresh, append([]byte(abortedMark), applied...))
+		record, onAbort := n.batchDedupOps(fresh, applied, append([]byte(abortedMark), applied...))
+		txn := &store.Txn{Ops: append(ops, record...)}
 		var err error
 		if _, checkErr, err = n.st.ApplyTxnAtOr(context.Background(), idx, txn, onAbort); err != nil {
 			return err
@@ -198,14 +198,17 @@ func (n *Node) applyBatch(idx uint64, reqs []*request) error {
 }
 
 // batchDedupOps returns the writes that record the IDs of reqs (new, and
-// distinct) in the next batch slots with the value v, evicting the IDs
-// those slots held, and advance the slot counter.
-func (n *Node) batchDedupOps(reqs []*request, v []byte) []store.Op {
+// distinct) in the next batch slots, evicting the IDs those slots held,
+// and advance the slot counter: record gives each ID the value applied,
+// onAbort (the same writes, for a batch the store refused) the value
+// aborted.
+func (n *Node) batchDedupOps(reqs []*request, applied, aborted []byte) (record, onAbort []store.Op) {
 	seq := uint64(0)
 	if s, ok := n.st.GetNewest(seqKey()); ok {
 		seq, _ = strconv.ParseUint(string(s), 10, 64) // unparsable (written under the reserved prefix by hand): start again at 0
 	}
-	ops := make([]store.Op, 0, 3*len(reqs)+1)
+	record = make([]store.Op, 0, 3*len(reqs)+1)
+	onAbort = make([]store.Op, 0, 3*len(reqs)+1)
 	taken := map[string]string{} // slots written by this batch (a window smaller than the batch)
 	for _, r := range reqs {
 		slot := seqSlotKey(seq % n.cfg.DedupWindow)
@@ -217,14 +220,17 @@ func (n *Node) batchDedupOps(reqs []*request, v []byte) []store.Op {
 			old = string(b)
 		}
 		if ok {
-			ops = append(ops, store.Op{Kind: store.OpDelete, Key: dedupKey(old)})
+			evict := store.Op{Kind: store.OpDelete, Key: dedupKey(old)}
+			record, onAbort = append(record, evict), append(onAbort, evict)
 		}
 		taken[slot] = r.id
-		ops = append(ops,
-			store.Op{Kind: store.OpPut, Key: slot, Value: []byte(r.id)},
-			store.Op{Kind: store.OpPut, Key: dedupKey(r.id), Value: v})
+		put := store.Op{Kind: store.OpPut, Key: slot, Value: []byte(r.id)}
+		key := dedupKey(r.id)
+		record = append(record, put, store.Op{Kind: store.OpPut, Key: key, Value: applied})
+		onAbort = append(onAbort, put, store.Op{Kind: store.OpPut, Key: key, Value: aborted})
 	}
-	return append(ops, store.Op{Kind: store.OpPut, Key: seqKey(), Value: strconv.AppendUint(nil, seq, 10)})
+	next := store.Op{Kind: store.OpPut, Key: seqKey(), Value: strconv.AppendUint(nil, seq, 10)}
+	return append(record, next), append(onAbort, next)
 }
 
 // duplicateResult is the answer to a retry of request id, already decided

@@ -283,3 +283,23 @@ func TestClusterFollowerForwardsWhileSyncing(t *testing.T) {
 	}
 	c.converged()
 }
+
+// TestClusterBatchRefusedStaysRefused: a batch the store refuses as a
+// whole (here an empty key, which a hostile or buggy proposer could send)
+// changes nothing but records each of its IDs as decided (aborted), so a
+// later copy of one of them does not apply either.
+func TestClusterBatchRefusedStaysRefused(t *testing.T) {
+	c := newTestCluster(t, 3, 19)
+	lead := c.leader()
+	c.proposeEntry(lead, encodeBatch([]*request{batchReq("P", "p", "1"), batchReq("Q", "", "x")}))
+	c.proposeEntry(lead, encodeBatch([]*request{batchReq("P", "p", "2")}))
+	for _, id := range c.ids {
+		snap := c.node(id).st.Snapshot()
+		if v, ok := snap.Get("p"); ok {
+			t.Fatalf("node %x: p = %q: a request of a refused batch applied later", id, v)
+		}
+		if v, _ := snap.Get(dedupKey("P")); !strings.HasPrefix(string(v), abortedMark) {
+			t.Fatalf("node %x: P recorded as %q, want it aborted", id, v)
+		}
+	}
+}
