@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -68,6 +67,14 @@ func (n *Node) applyRequest(idx uint64, data []byte) error {
 		_, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil)
 		return err
 	}
+	if data[0] == batchVersion {
+		reqs, err := decodeBatch(data)
+		if err != nil {
+			_, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil) // every node rejects it alike
+			return err
+		}
+		return n.applyBatch(idx, reqs)
+	}
 	req, err := decodeRequest(data)
 	if err != nil {
 		_, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil) // every node rejects it alike
@@ -104,17 +111,7 @@ func (n *Node) applyDuplicate(idx uint64, id string, v []byte) error {
 	if _, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil); err != nil {
 		return err
 	}
-	res := applyResult{entry: idx, dup: true}
-	num, aborted := strings.CutPrefix(string(v), abortedMark)
-	orig, perr := strconv.ParseUint(num, 10, 64)
-	if perr != nil {
-		orig, aborted = idx, false // a value a client wrote under the reserved prefix; the retry still applies nothing
-	}
-	res.index = orig
-	if aborted {
-		res.checkErr = &store.CheckError{Key: "", Reason: fmt.Sprintf("request %q was already decided at index %d, where its check failed", id, orig)}
-	}
-	n.waiters.deliver(id, res)
+	n.waiters.deliver(id, duplicateResult(idx, id, v))
 	return nil
 }
 

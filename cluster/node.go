@@ -174,8 +174,9 @@ type Node struct {
 	raft raft.Node
 	tr   Transport
 
-	waiters waitTable // proposals waiting for their entry to apply
-	reads   readTable // ReadIndex attempts waiting for their read state
+	waiters waitTable      // proposals waiting for their entry to apply
+	batcher proposeBatcher // batchable proposals of this node (batch.go)
+	reads   readTable      // ReadIndex attempts waiting for their read state
 
 	// Owned by the Ready loop.
 	applied   uint64 // last entry handed to the store

@@ -55,7 +55,13 @@ func (n *Node) Propose(ctx context.Context, req Request) (Result, error) {
 	ch := n.waiters.add(r.id)
 	defer n.waiters.remove(r.id, ch)
 	n.stats.proposals.Add(1)
-	res, err := n.awaitApply(ctx, r, encodeRequest(r), ch)
+	var res applyResult
+	var err error
+	if batchable(r) && !testfault.ClusterAckBeforeQuorum.Load() {
+		res, err = n.proposeBatched(ctx, r, ch)
+	} else {
+		res, err = n.awaitApply(ctx, r, encodeRequest(r), ch)
+	}
 	if err == nil {
 		err = n.st.WaitApplied(ctx, res.entry)
 		if err != nil && ctx.Err() != nil {

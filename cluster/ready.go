@@ -6,6 +6,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/kvtool/kvtool/segment"
 )
 
 // run is the node's one raft goroutine: it ticks raft's clock and handles
@@ -35,6 +37,12 @@ func (n *Node) run() {
 // messages depend on nothing in this Ready's writes (its own acceptance of
 // its entries is counted only at Advance), so a leader sends first and
 // writes its log while the followers write theirs (raft thesis 10.2.1).
+// Committed entries this node's raft log already holds durably (written
+// by an earlier Ready) are applied while this Ready's entries are being
+// written and synced, not after: an entry's commit usually arrives with
+// the next entries, and would otherwise wait for their fsync on every
+// node (issue 11 "Speed"). Entries of this Ready, a snapshot and a
+// membership change are applied only after the writes, as before.
 // Nothing here waits on anything but the raft log's fsync: the store
 // publishes each applied entry at once (the raft log holds it durably) and
 // syncs its own WAL behind it (store.ApplyTxnAt).
@@ -47,15 +55,42 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	} else {
 		msgs = n.sendForwards(msgs)
 	}
-	if err := n.persist(rd); err != nil {
+	early := n.durableCommitted(rd)
+	p, err := n.write(rd)
+	if err != nil {
+		return err
+	}
+	if err := n.applyEntries(early); err != nil {
+		return err
+	}
+	if err := n.finishWrite(rd, p); err != nil {
 		return err
 	}
 	n.send(msgs)
-	if err := n.apply(rd); err != nil {
+	if err := n.apply(rd, len(early)); err != nil {
 		return err
 	}
 	n.raft.Advance()
 	return nil
+}
+
+// durableCommitted returns the committed entries of rd that may be
+// applied before rd's writes: the leading ones that the raft log held
+// durably before rd (every earlier Ready's writes were waited for) and
+// that are normal entries; none when rd installs a snapshot.
+func (n *Node) durableCommitted(rd raft.Ready) []*pb.Entry {
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		return nil
+	}
+	durable, _ := n.ls.LastIndex()
+	i := 0
+	for _, e := range rd.CommittedEntries {
+		if e.GetIndex() > durable || e.GetType() != pb.EntryNormal {
+			break
+		}
+		i++
+	}
+	return rd.CommittedEntries[:i]
 }
 
 // observe records a change of leader or role and reports whether this
@@ -70,21 +105,24 @@ func (n *Node) observe(rd raft.Ready) bool {
 	return n.leading
 }
 
-// persist installs rd.Snapshot first (snapshot.go: the log then starts
-// after it), appends rd.Entries to the raft log (cutting a replaced suffix
-// first) and waits for their fsync (raft's MustSync is true whenever there
-// are entries), then saves rd.HardState: a new term or vote durably, with
-// a commit index that never runs ahead of the durable log.
-func (n *Node) persist(rd raft.Ready) error {
+// write installs rd.Snapshot first (snapshot.go: the log then starts
+// after it) and appends rd.Entries to the raft log (cutting a replaced
+// suffix first); it returns the pending write of the last entry (nil when
+// there are none).
+func (n *Node) write(rd raft.Ready) (*segment.Pending, error) {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := n.installSnapshot(rd.Snapshot); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	p, err := n.ls.append(rd.Entries)
-	if err != nil {
-		return err
-	}
+	return n.ls.append(rd.Entries)
+}
+
+// finishWrite waits for the fsync of rd's entries (raft's MustSync is
+// true whenever there are entries), then saves rd.HardState: a new term
+// or vote durably, with a commit index that never runs ahead of the
+// durable log.
+func (n *Node) finishWrite(rd raft.Ready, p *segment.Pending) error {
 	if p != nil {
 		if err := p.Wait(); err != nil {
 			return fmt.Errorf("kvtool/cluster: fsync raft log: %w", err)
@@ -143,17 +181,26 @@ func (n *Node) send(msgs []*pb.Message) {
 	}
 }
 
-// apply applies the committed entries to the store in log order (the
-// store publishes them without waiting for its WAL's fsync) and answers the read states raft
+// apply applies the committed entries after the first done (applied
+// before the writes) to the store in log order (the store publishes them
+// without waiting for its WAL's fsync) and answers the read states raft
 // confirmed.
-func (n *Node) apply(rd raft.Ready) error {
-	for _, e := range rd.CommittedEntries {
-		if err := n.applyEntry(e); err != nil {
-			return err
-		}
+func (n *Node) apply(rd raft.Ready, done int) error {
+	if err := n.applyEntries(rd.CommittedEntries[done:]); err != nil {
+		return err
 	}
 	for _, rs := range rd.ReadStates {
 		n.reads.deliver(string(rs.RequestCtx), rs.Index)
+	}
+	return nil
+}
+
+// applyEntries applies ents in order.
+func (n *Node) applyEntries(ents []*pb.Entry) error {
+	for _, e := range ents {
+		if err := n.applyEntry(e); err != nil {
+			return err
+		}
 	}
 	return nil
 }

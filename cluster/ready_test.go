@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -73,5 +76,48 @@ func TestFollowerForwardsBeforeFsync(t *testing.T) {
 	at := func(ev string) int { return slices.Index(log.events, ev) }
 	if sync < 0 || at("MsgProp") < 0 || at("MsgProp") > sync || at("MsgReadIndex") > sync || at("MsgAppResp") < sync {
 		t.Fatalf("events %v: want MsgProp and MsgReadIndex before the fsync, MsgAppResp after it", log.events)
+	}
+}
+
+// TestCommittedAppliedBeforeFsync: a Ready's committed entries that the
+// raft log already holds durably are applied while the Ready's new
+// entries are written, not after their fsync (which every write's commit
+// would otherwise wait for on every node); a committed entry of the Ready
+// itself is applied only once its fsync succeeded. Here that fsync fails:
+// entries 1-3 (durable before) are applied, 4 and 5 (this Ready's) are not.
+func TestCommittedAppliedBeforeFsync(t *testing.T) {
+	var failSync atomic.Bool
+	fs := vfs.NewErrorFS(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if _, seg := format.ParseSegmentName(filepath.Base(path)); seg && op == vfs.OpSync && failSync.Load() {
+			return errors.New("injected fsync failure")
+		}
+		return nil
+	}))
+	st, err := store.Open(store.Options{FS: vfs.NewMem(), Dir: "/data", Create: true, Replica: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n := &Node{ls: newLogStore(t, fs, 1<<20), st: st, tr: &orderLog{}, raft: advanceOnly{},
+		cfg: Config{DedupWindow: DefaultDedupWindow}, waiters: waitTable{m: map[string][]chan applyResult{}}}
+	defer n.ls.close()
+	entries := func(from, to uint64) []*pb.Entry {
+		var out []*pb.Entry
+		for i := from; i <= to; i++ {
+			data := encodeBatch([]*request{batchReq(fmt.Sprint("id", i), fmt.Sprint("k", i), "v")})
+			out = append(out, &pb.Entry{Index: new(i), Term: new(uint64(1)), Type: pb.EntryNormal.Enum(), Data: data})
+		}
+		return out
+	}
+	if err := n.handleReady(raft.Ready{Entries: entries(1, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	failSync.Store(true)
+	err = n.handleReady(raft.Ready{Entries: entries(4, 5), CommittedEntries: entries(1, 5)})
+	if err == nil {
+		t.Fatal("a Ready whose fsync failed succeeded")
+	}
+	if got := st.Snapshot().Index(); got != 3 {
+		t.Fatalf("store applied through %d after the fsync of entries 4-5 failed, want 3 (1-3 were durable before)", got)
 	}
 }

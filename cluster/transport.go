@@ -14,7 +14,9 @@ type Transport interface {
 	// Handle sets the receiver of messages from peers; until it is called
 	// they are dropped. A Node calls it when it starts.
 	Handle(h Handler)
-	// Send queues msgs for their recipients and returns at once.
+	// Send queues msgs for their recipients and returns at once. It may be
+	// called from many goroutines at once (a member forwards proposals
+	// to the leader outside its Ready loop, batch.go).
 	Send(msgs []*pb.Message)
 	// Close stops sending and receiving and waits for the transport's
 	// goroutines.

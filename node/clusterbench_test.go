@@ -63,9 +63,62 @@ func startCluster(b *testing.B) []string {
 	return addrs
 }
 
+// BenchmarkClusterGets measures local gets (the default consistency)
+// through the HTTP API at 16 clients: on a single node, and spread over
+// the three members of a cluster (issue 11 "Speed": local reads on a
+// member are as fast as on a single node).
+//
+//	go test ./node -run '^$' -bench ClusterGets -benchtime 20000x
+func BenchmarkClusterGets(b *testing.B) {
+	for _, mode := range []string{"single", "cluster"} {
+		b.Run(mode+"/clients=16", func(b *testing.B) {
+			var addrs []string
+			if mode == "single" {
+				addrs = []string{startNode(b)}
+			} else {
+				addrs = startCluster(b)
+			}
+			const keys = 1000
+			c := client.New(addrs[0])
+			defer c.Close()
+			val := make([]byte, 100)
+			for i := range keys {
+				if _, err := c.Put(context.Background(), fmt.Sprintf("k%d", i), val); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// Every member has applied the last put before the reads.
+			for _, a := range addrs {
+				mc := client.New(a)
+				for {
+					if _, _, err := mc.Get(context.Background(), fmt.Sprintf("k%d", keys-1)); err == nil {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				mc.Close()
+			}
+			benchOps(b, addrs, 16, "get", func(c *client.Client, i int64, _ []byte) error {
+				_, _, err := c.Get(context.Background(), fmt.Sprintf("k%d", i%keys))
+				return err
+			})
+		})
+	}
+}
+
 // benchPuts runs b.N puts from clients goroutines, client i on addrs[i%n],
 // after one put per member (which also waits for a leader).
 func benchPuts(b *testing.B, addrs []string, clients int) {
+	benchOps(b, addrs, clients, "put", func(c *client.Client, i int64, val []byte) error {
+		_, err := c.Put(context.Background(), fmt.Sprintf("k%d", i), val)
+		return err
+	})
+}
+
+// benchOps runs b.N calls of op from clients goroutines, client i on
+// addrs[i%n], after one put per member (which also waits for a leader),
+// and reports the rate, p50, p99 and CPU per call (unit names a call).
+func benchOps(b *testing.B, addrs []string, clients int, unit string, op func(c *client.Client, i int64, val []byte) error) {
 	cs := make([]*client.Client, len(addrs))
 	for i, a := range addrs {
 		cs[i] = client.New(a)
@@ -86,7 +139,7 @@ func benchPuts(b *testing.B, addrs []string, clients int) {
 			c, val := cs[w%len(cs)], make([]byte, 100)
 			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
 				t0 := time.Now()
-				if _, err := c.Put(context.Background(), fmt.Sprintf("k%d", i), val); err != nil {
+				if err := op(c, i, val); err != nil {
 					b.Error(err)
 					return
 				}
@@ -102,11 +155,11 @@ func benchPuts(b *testing.B, addrs []string, clients int) {
 	if len(all) > 0 {
 		b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-		b.ReportMetric(float64(len(all))/b.Elapsed().Seconds(), "puts/s")
+		b.ReportMetric(float64(len(all))/b.Elapsed().Seconds(), unit+"s/s")
 		// The process's CPU (user and system, every member and the
 		// clients) per put: on a machine shared with other work this is
 		// what bounds the rate, and it varies far less than the rate.
-		b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-µs/put")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-µs/"+unit)
 	}
 }
 
