@@ -265,16 +265,8 @@ func TestClusterFollowerForwardsWhileSyncing(t *testing.T) {
 		_, err := c.propose(f, Request{ID: "from-f", Txn: put("b", "1")})
 		done <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, ok := c.node(lead).st.Snapshot().Get("b"); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Error("the leader did not apply a write made on a follower within 10s while the follower's fsync waited")
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !eventually(func() bool { _, ok := c.node(lead).st.Snapshot().Get("b"); return ok }) {
+		t.Error("the leader did not apply a write made on a follower while the follower's fsync waited")
 	}
 	blocked.Store(0)
 	unblock()
