@@ -147,7 +147,14 @@ func TestSnapshotStaleTermRefused(t *testing.T) {
 			lead := c.leader()
 			c.writeKeys(lead, "k/", 3, 10)
 			f := followerOf(c, lead)
-			_, term := c.node(f).n.Leader()
+			// A follower that was not in the quorum of those writes may
+			// not have heard from the leader yet (term 0): wait for it.
+			var term uint64
+			waitFor(t, "the follower to know the leader", func() bool {
+				var l uint64
+				l, term = c.node(f).n.Leader()
+				return l == lead && term > 0
+			})
 			tr := c.node(lead).n.tr.(Streams)
 			_, err := tr.OpenStream(context.Background(), f, term-1)
 			if err == nil || !strings.Contains(err.Error(), "stale term") {
