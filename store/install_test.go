@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kvtool/kvtool/datadir"
@@ -51,12 +52,11 @@ func TestInstallState(t *testing.T) {
 	s := openSmall(t, fs)
 	applyN(t, s, "old", 10)
 	old := s.Snapshot()
-	var images []*vfs.MemFS
-	fs.SetSyncHook(func(int64) { images = append(images, fs.CrashClone(vfs.CrashOptions{})) })
+	shots := takeCrashImages(fs)
 	if err := s.InstallState(context.Background(), want); err != nil {
 		t.Fatal(err)
 	}
-	fs.SetSyncHook(nil)
+	images := shots.stop()
 	if got := s.Snapshot(); got.Index() != 50 || got.Hash() != want.Hash() {
 		t.Fatalf("after install: %d/%x, want 50/%x", got.Index(), got.Hash(), want.Hash())
 	}
@@ -107,12 +107,11 @@ func testInstallFrom(t *testing.T, ownBase bool) {
 		}
 	}
 	old := s.Snapshot()
-	var images []*vfs.MemFS
-	fs.SetSyncHook(func(int64) { images = append(images, fs.CrashClone(vfs.CrashOptions{})) })
+	shots := takeCrashImages(fs)
 	if err := s.InstallFrom(context.Background(), staged); err != nil {
 		t.Fatal(err)
 	}
-	fs.SetSyncHook(nil)
+	images := shots.stop()
 	if got := s.Snapshot(); got.Index() != 75 || got.Hash() != want.Hash() {
 		t.Fatalf("after install: %d/%x, want 75/%x", got.Index(), got.Hash(), want.Hash())
 	}
@@ -129,6 +128,34 @@ func testInstallFrom(t *testing.T, ownBase bool) {
 		t.Fatalf("verify after install: %v, %d faults: %+v", err, rep.Faults, rep.Files)
 	}
 	checkInstalled(t, fs, s, images, old, want)
+}
+
+// crashImages collects a crash image of a file system at each of its
+// syncs. The hook runs on whichever goroutine syncs (the WAL's flusher
+// among them), so the list is behind a lock.
+type crashImages struct {
+	fs     *vfs.MemFS
+	mu     sync.Mutex
+	images []*vfs.MemFS
+}
+
+func takeCrashImages(fs *vfs.MemFS) *crashImages {
+	c := &crashImages{fs: fs}
+	fs.SetSyncHook(func(int64) {
+		img := fs.CrashClone(vfs.CrashOptions{})
+		c.mu.Lock()
+		c.images = append(c.images, img)
+		c.mu.Unlock()
+	})
+	return c
+}
+
+// stop removes the hook and returns the images taken so far.
+func (c *crashImages) stop() []*vfs.MemFS {
+	c.fs.SetSyncHook(nil)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*vfs.MemFS(nil), c.images...)
 }
 
 // checkInstalled checks a store s just installed to want (on fs, in
