@@ -214,6 +214,10 @@ func (s *Store) open(opts Options) error {
 		FS: s.fs, Dir: walDir, SegmentSize: segSize, StoreID: man.StoreID,
 		FirstIndex: man.WALFirstIndex, RepairTail: true, OnDurable: s.onDurable, OnSync: s.onSync,
 		SyncInterval: opts.WALSyncInterval,
+		// A replica that joins by snapshot restarts its WAL (SkipTo)
+		// before it fills a segment: a spare prepared at open would be
+		// removed unused.
+		LazySpare: opts.Replica,
 	})
 	if err != nil {
 		return fmt.Errorf("open WAL: %w", err)
