@@ -43,8 +43,12 @@ import (
 //     staged checkpoint and writes the tail as a delta);
 //  3. DATA/raft/incoming goes.
 //
+// The checkpoint is decoded once: the cutover's verification hands its
+// blocks to the member (transfer.ReceiveOptions.CheckpointBlocks), which
+// keeps them until step 2 opens the staged store on them (store.Options.Base).
+//
 // A crash after 1 resumes 2 and 3 at Start from the staged store, which is
-// durable. A transfer cut mid-way keeps its verified chunks in
+// durable (its checkpoint then decoded from the file). A transfer cut mid-way keeps its verified chunks in
 // DATA/raft/incoming/.transfer, and the next stream resumes them if the
 // sender still has that snapshot (transfer/ restarts cleanly otherwise).
 
@@ -97,13 +101,16 @@ type InstallProgress struct {
 
 // SnapshotStats counts snapshot transfers, both ways.
 type SnapshotStats struct {
-	Sent        int64  `json:"sent"`         // transfers that ended with the member holding the snapshot
-	SendFailed  int64  `json:"send_failed"`  // transfers that failed (raft was told: it retries)
-	BytesSent   int64  `json:"bytes_sent"`   // chunk bytes written, resends included
-	ResentBytes int64  `json:"resent_bytes"` // of those, sent again after a nack
-	Received    int64  `json:"received"`     // transfers this member received completely
-	Installed   int64  `json:"installed"`    // snapshots installed here
-	Refused     int64  `json:"refused"`      // streams refused (stale term, busy)
+	Sent        int64 `json:"sent"`         // transfers that ended with the member holding the snapshot
+	SendFailed  int64 `json:"send_failed"`  // transfers that failed (raft was told: it retries)
+	BytesSent   int64 `json:"bytes_sent"`   // chunk bytes written, resends included
+	ResentBytes int64 `json:"resent_bytes"` // of those, sent again after a nack
+	Received    int64 `json:"received"`     // transfers this member received completely
+	Installed   int64 `json:"installed"`    // snapshots installed here
+	// DecodedOnce counts the installs that loaded the snapshot from the
+	// blocks its cutover's verification decoded, not from the file again.
+	DecodedOnce int64  `json:"decoded_once"`
+	Refused     int64  `json:"refused"` // streams refused (stale term, busy)
 	LastError   string `json:"last_error,omitempty"`
 }
 
@@ -131,7 +138,7 @@ type snapshots struct {
 	progress InstallProgress
 	lastErr  string
 
-	sent, sendFailed, bytesSent, resent, received, installed, refused atomic.Int64
+	sent, sendFailed, bytesSent, resent, received, installed, refused, decodedOnce atomic.Int64
 	// rate is the bytes per second a send may use (Config.SnapshotRate;
 	// 0: no limit), read by each send as it starts.
 	rate atomic.Int64
@@ -600,6 +607,9 @@ func (s *snapshots) loadStaged(index uint64) error {
 		return fmt.Errorf("kvtool/cluster: open the staged snapshot %s for index %d (the raft state says it is installed; restore the node from a peer if it is gone): %w", dir, index, err)
 	}
 	defer staged.Close()
+	if base != nil && base.Taken() {
+		s.decodedOnce.Add(1)
+	}
 	snap := staged.Snapshot()
 	if snap.Index() != index {
 		return fmt.Errorf("kvtool/cluster: the staged snapshot %s stands at index %d, the raft state says %d is installed (restore the node from a peer)", dir, snap.Index(), index)
@@ -636,7 +646,7 @@ func (n *Node) SnapshotStats() SnapshotStats {
 	s.mu.Unlock()
 	return SnapshotStats{
 		Sent: s.sent.Load(), SendFailed: s.sendFailed.Load(), BytesSent: s.bytesSent.Load(), ResentBytes: s.resent.Load(),
-		Received: s.received.Load(), Installed: s.installed.Load(), Refused: s.refused.Load(), LastError: last,
+		Received: s.received.Load(), Installed: s.installed.Load(), DecodedOnce: s.decodedOnce.Load(), Refused: s.refused.Load(), LastError: last,
 	}
 }
 

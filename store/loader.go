@@ -98,7 +98,7 @@ func (l *loader) copyString(key []byte) string {
 // memory as long as any of its values is in the state.
 func (l *loader) LoadBase(r *checkpoint.Reader) error {
 	if pre := l.pre; pre.matches(r, len(l.shards)) {
-		l.base, pre.l.base = pre.l.base, nil // taken once: the BaseBlocks is spent
+		l.base, pre.l.base, pre.taken = pre.l.base, nil, true // taken once: the BaseBlocks is spent
 		return nil
 	}
 	l.base = make([][][]item, len(l.shards))

@@ -18,6 +18,7 @@ import (
 type BaseBlocks struct {
 	index, checksum uint64
 	l               *loader
+	taken           bool
 }
 
 // NewBaseBlocks returns an empty BaseBlocks for the checkpoint info
@@ -41,6 +42,10 @@ func (bb *BaseBlocks) Add(b *format.Block) error {
 
 // Index is the checkpoint's index.
 func (bb *BaseBlocks) Index() uint64 { return bb.index }
+
+// Taken reports whether an Open took its state from bb (rather than
+// ignoring it and decoding the file).
+func (bb *BaseBlocks) Taken() bool { return bb.taken }
 
 // matches reports whether bb holds the checkpoint r reads, for a store
 // of shards shards.
