@@ -48,9 +48,10 @@ import (
 // keeps them until step 2 opens the staged store on them (store.Options.Base).
 //
 // A crash after 1 resumes 2 and 3 at Start from the staged store, which is
-// durable (its checkpoint then decoded from the file). A transfer cut mid-way keeps its verified chunks in
-// DATA/raft/incoming/.transfer, and the next stream resumes them if the
-// sender still has that snapshot (transfer/ restarts cleanly otherwise).
+// durable (its checkpoint then decoded from the file). A transfer cut
+// mid-way keeps its verified chunks in DATA/raft/incoming/.transfer, and
+// the next stream resumes them if the sender still has that snapshot
+// (transfer/ restarts cleanly otherwise).
 
 // IncomingDir is where a member receives a snapshot, inside its raft
 // directory: a data directory transfer/ fills and cuts over.
@@ -101,16 +102,14 @@ type InstallProgress struct {
 
 // SnapshotStats counts snapshot transfers, both ways.
 type SnapshotStats struct {
-	Sent        int64 `json:"sent"`         // transfers that ended with the member holding the snapshot
-	SendFailed  int64 `json:"send_failed"`  // transfers that failed (raft was told: it retries)
-	BytesSent   int64 `json:"bytes_sent"`   // chunk bytes written, resends included
-	ResentBytes int64 `json:"resent_bytes"` // of those, sent again after a nack
-	Received    int64 `json:"received"`     // transfers this member received completely
-	Installed   int64 `json:"installed"`    // snapshots installed here
-	// DecodedOnce counts the installs that loaded the snapshot from the
-	// blocks its cutover's verification decoded, not from the file again.
-	DecodedOnce int64  `json:"decoded_once"`
-	Refused     int64  `json:"refused"` // streams refused (stale term, busy)
+	Sent        int64  `json:"sent"`         // transfers that ended with the member holding the snapshot
+	SendFailed  int64  `json:"send_failed"`  // transfers that failed (raft was told: it retries)
+	BytesSent   int64  `json:"bytes_sent"`   // chunk bytes written, resends included
+	ResentBytes int64  `json:"resent_bytes"` // of those, sent again after a nack
+	Received    int64  `json:"received"`     // transfers this member received completely
+	Installed   int64  `json:"installed"`    // snapshots installed here
+	DecodedOnce int64  `json:"decoded_once"` // of those, loaded from the blocks the cutover's verification decoded
+	Refused     int64  `json:"refused"`      // streams refused (stale term, busy)
 	LastError   string `json:"last_error,omitempty"`
 }
 
@@ -129,14 +128,11 @@ type snapshots struct {
 	closed    bool // stop was called: no new transfer starts
 	sending   map[uint64]bool
 	receiving bool
-	staged    uint64 // index of the complete snapshot in IncomingDir (0: none known)
-	// base is the staged snapshot's checkpoint as its verification decoded
-	// it (nil: not kept, or taken), so that loading the staged store does
-	// not decode it again.
-	base     *store.BaseBlocks
-	recvDone chan struct{} // closed when the receive running now ends
-	progress InstallProgress
-	lastErr  string
+	staged    uint64            // index of the complete snapshot in IncomingDir (0: none known)
+	base      *store.BaseBlocks // its checkpoint as the cutover's verification decoded it (nil: not kept, or taken)
+	recvDone  chan struct{}     // closed when the receive running now ends
+	progress  InstallProgress
+	lastErr   string
 
 	sent, sendFailed, bytesSent, resent, received, installed, refused, decodedOnce atomic.Int64
 	// rate is the bytes per second a send may use (Config.SnapshotRate;
