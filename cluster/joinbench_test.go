@@ -117,9 +117,17 @@ func TestJoinerProcess(t *testing.T) {
 		out = append(out, fmt.Sprintf("%s %v %.2fs", phase, now.Sub(t0).Round(time.Millisecond), (cpu-cpu0).Seconds()))
 		phase, cpu0, t0 = p, cpu, now
 		if p == "installed" { // the rest is following the log
-			fmt.Printf("%s%s\n", joinerCPULine, strings.Join(out, ", "))
+			fmt.Printf("%s%s; %s\n", joinerCPULine, strings.Join(out, ", "), tailLength(m.InstallProgress()))
 		}
 	}
+}
+
+// tailLength says how many log entries came after the snapshot's
+// checkpoint: the install replays them and writes them as a delta.
+func tailLength(p InstallProgress) string {
+	var c uint64
+	fmt.Sscanf(p.Transfer.Snapshot, "%x-", &c)
+	return fmt.Sprintf("tail %d entries (%d..%d)", p.Index-c, c+1, p.Index)
 }
 
 // joinerCPULine starts the joiner's line giving the CPU seconds it used

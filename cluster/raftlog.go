@@ -79,6 +79,9 @@ func (ls *logStore) openLog() error {
 	l, err := segment.Open(segment.Options{
 		FS: ls.fs, Dir: ls.dir, SegmentSize: ls.segSize, FirstIndex: ls.st.SnapIndex + 1, RepairTail: true,
 		NoGather: true, // the Ready loop appends a Ready's entries at once, then waits for them
+		// A joining member's first segment is removed unused when the
+		// snapshot restarts the log (SkipTo); its spare would be too.
+		LazySpare: true,
 	})
 	if err != nil {
 		return fmt.Errorf("kvtool/cluster: open raft log %s: %w", ls.dir, err)

@@ -15,6 +15,7 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/store"
@@ -42,10 +43,15 @@ import (
 //     staged checkpoint and writes the tail as a delta);
 //  3. DATA/raft/incoming goes.
 //
+// The checkpoint is decoded once: the cutover's verification hands its
+// blocks to the member (transfer.ReceiveOptions.CheckpointBlocks), which
+// keeps them until step 2 opens the staged store on them (store.Options.Base).
+//
 // A crash after 1 resumes 2 and 3 at Start from the staged store, which is
-// durable. A transfer cut mid-way keeps its verified chunks in
-// DATA/raft/incoming/.transfer, and the next stream resumes them if the
-// sender still has that snapshot (transfer/ restarts cleanly otherwise).
+// durable (its checkpoint then decoded from the file). A transfer cut
+// mid-way keeps its verified chunks in DATA/raft/incoming/.transfer, and
+// the next stream resumes them if the sender still has that snapshot
+// (transfer/ restarts cleanly otherwise).
 
 // IncomingDir is where a member receives a snapshot, inside its raft
 // directory: a data directory transfer/ fills and cuts over.
@@ -102,6 +108,7 @@ type SnapshotStats struct {
 	ResentBytes int64  `json:"resent_bytes"` // of those, sent again after a nack
 	Received    int64  `json:"received"`     // transfers this member received completely
 	Installed   int64  `json:"installed"`    // snapshots installed here
+	DecodedOnce int64  `json:"decoded_once"` // of those, loaded from the blocks the cutover's verification decoded
 	Refused     int64  `json:"refused"`      // streams refused (stale term, busy)
 	LastError   string `json:"last_error,omitempty"`
 }
@@ -121,12 +128,13 @@ type snapshots struct {
 	closed    bool // stop was called: no new transfer starts
 	sending   map[uint64]bool
 	receiving bool
-	staged    uint64        // index of the complete snapshot in IncomingDir (0: none known)
-	recvDone  chan struct{} // closed when the receive running now ends
+	staged    uint64            // index of the complete snapshot in IncomingDir (0: none known)
+	base      *store.BaseBlocks // its checkpoint as the cutover's verification decoded it (nil: not kept, or taken)
+	recvDone  chan struct{}     // closed when the receive running now ends
 	progress  InstallProgress
 	lastErr   string
 
-	sent, sendFailed, bytesSent, resent, received, installed, refused atomic.Int64
+	sent, sendFailed, bytesSent, resent, received, installed, refused, decodedOnce atomic.Int64
 	// rate is the bytes per second a send may use (Config.SnapshotRate;
 	// 0: no limit), read by each send as it starts.
 	rate atomic.Int64
@@ -440,7 +448,7 @@ func (s *snapshots) AcceptStream(from, term uint64) error {
 func (s *snapshots) ServeStream(from, term uint64, conn net.Conn) {
 	defer s.wg.Done() // taken by AcceptStream
 	defer conn.Close()
-	res, err := s.receive(from, conn)
+	res, base, err := s.receive(from, conn)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.receiving = false
@@ -454,26 +462,41 @@ func (s *snapshots) ServeStream(from, term uint64, conn net.Conn) {
 		return
 	}
 	s.received.Add(1)
-	s.staged = res.Applied
+	s.staged, s.base = res.Applied, nil
+	if res.CutOver {
+		s.base = base
+	}
 	s.progress.Phase, s.progress.Index, s.progress.Err = "received", res.Applied, ""
 }
 
-func (s *snapshots) receive(from uint64, conn net.Conn) (transfer.ReceiveResult, error) {
+// receive receives a snapshot from member from into its directory under
+// IncomingDir, and returns with it the checkpoint's blocks its
+// verification decoded (nil if this session did not verify it).
+func (s *snapshots) receive(from uint64, conn net.Conn) (transfer.ReceiveResult, *store.BaseBlocks, error) {
 	dir := filepath.Join(s.incoming(), fmt.Sprintf("%016x", from))
 	if err := s.dropOthers(filepath.Base(dir)); err != nil {
-		return transfer.ReceiveResult{}, err
+		return transfer.ReceiveResult{}, nil, err
 	}
 	if err := s.clearComplete(dir); err != nil {
-		return transfer.ReceiveResult{}, err
+		return transfer.ReceiveResult{}, nil, err
 	}
-	return transfer.Receive(s.ctx, conn, transfer.ReceiveOptions{
+	var base *store.BaseBlocks
+	res, err := transfer.Receive(s.ctx, conn, transfer.ReceiveOptions{
 		FS: s.n.cfg.FS, Dir: dir, Secret: s.secret, Peer: fmt.Sprintf("member %x", from), Window: s.n.cfg.SnapshotWindow,
 		Progress: func(p transfer.Progress) {
 			s.mu.Lock()
 			s.progress.Transfer = p
 			s.mu.Unlock()
 		},
+		CheckpointBlocks: func(info checkpoint.Info) func(*format.Block) error {
+			base = store.NewBaseBlocks(info)
+			return base.Add
+		},
 	})
+	if err != nil {
+		base = nil
+	}
+	return res, base, err
 }
 
 // incoming is IncomingDir; each sender's snapshot goes in a directory of
@@ -513,7 +536,7 @@ func (s *snapshots) clearComplete(dir string) error {
 		return nil
 	}
 	s.mu.Lock()
-	s.staged = 0
+	s.staged, s.base = 0, nil
 	s.mu.Unlock()
 	return removeAll(s.n.cfg.FS, dir)
 }
@@ -571,11 +594,18 @@ func (s *snapshots) loadStaged(index uint64) error {
 	if !ok {
 		dir = s.incoming()
 	}
-	staged, err := store.Open(store.Options{FS: s.n.cfg.FS, Dir: dir, ReadOnly: true})
+	s.mu.Lock()
+	base := s.base
+	s.base = nil
+	s.mu.Unlock()
+	staged, err := store.Open(store.Options{FS: s.n.cfg.FS, Dir: dir, ReadOnly: true, Base: base})
 	if err != nil {
 		return fmt.Errorf("kvtool/cluster: open the staged snapshot %s for index %d (the raft state says it is installed; restore the node from a peer if it is gone): %w", dir, index, err)
 	}
 	defer staged.Close()
+	if base != nil && base.Taken() {
+		s.decodedOnce.Add(1)
+	}
 	snap := staged.Snapshot()
 	if snap.Index() != index {
 		return fmt.Errorf("kvtool/cluster: the staged snapshot %s stands at index %d, the raft state says %d is installed (restore the node from a peer)", dir, snap.Index(), index)
@@ -612,7 +642,7 @@ func (n *Node) SnapshotStats() SnapshotStats {
 	s.mu.Unlock()
 	return SnapshotStats{
 		Sent: s.sent.Load(), SendFailed: s.sendFailed.Load(), BytesSent: s.bytesSent.Load(), ResentBytes: s.resent.Load(),
-		Received: s.received.Load(), Installed: s.installed.Load(), Refused: s.refused.Load(), LastError: last,
+		Received: s.received.Load(), Installed: s.installed.Load(), DecodedOnce: s.decodedOnce.Load(), Refused: s.refused.Load(), LastError: last,
 	}
 }
 

@@ -83,8 +83,8 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c.converged()
 	ln, fn := c.node(lead).n, c.node(f).n
 	waitFor(t, "the install to finish", func() bool { return fn.InstallProgress().Phase == "installed" })
-	if got := fn.SnapshotStats().Installed; got != 1 {
-		t.Fatalf("follower installed %d snapshots, want 1 (stats %+v)", got, fn.SnapshotStats())
+	if got := fn.SnapshotStats(); got.Installed != 1 || got.DecodedOnce != 1 {
+		t.Fatalf("follower installed %d snapshots, %d loaded from the blocks its verification decoded; want 1 and 1 (stats %+v)", got.Installed, got.DecodedOnce, got)
 	}
 	// More writes: the follower follows from the log now, no new snapshot.
 	c.writeKeys(lead, "after/", 30, 100)

@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kvtool/kvtool/api"
+	"github.com/kvtool/kvtool/checkpoint"
+	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/server"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
@@ -91,22 +93,23 @@ func (j *joiner) openIfComplete() error {
 	if err != nil || !st.Complete {
 		return nil
 	}
-	if _, err := j.open(); err != nil {
+	if _, err := j.open(nil); err != nil {
 		return partError(PartStore, OpOpen, "", err)
 	}
 	return nil
 }
 
 // open opens the complete directory as a read replica (once) and serves
-// its API from then on.
-func (j *joiner) open() (*store.Store, error) {
+// its API from then on. base, if set, is its base checkpoint as the
+// cutover's verification decoded it (store.Options.Base).
+func (j *joiner) open(base *store.BaseBlocks) (*store.Store, error) {
 	n := j.n
 	n.mu.Lock()
 	if n.st != nil {
 		defer n.mu.Unlock()
 		return n.st, nil
 	}
-	st, err := store.Open(store.Options{FS: n.cfg.FS, Dir: n.cfg.Dir, Replica: true, MaintenanceRate: n.cfg.MaintenanceRate, MaintenanceShare: n.cfg.MaintenanceShare})
+	st, err := store.Open(store.Options{FS: n.cfg.FS, Dir: n.cfg.Dir, Replica: true, MaintenanceRate: n.cfg.MaintenanceRate, MaintenanceShare: n.cfg.MaintenanceShare, Base: base})
 	if err != nil {
 		n.mu.Unlock()
 		return nil, err
@@ -189,10 +192,18 @@ func (j *joiner) session(ctx context.Context) error {
 	conn := transfer.WatchHello(raw, 0)
 	defer conn.Close()
 	j.setStatus(func(s *server.JoinStatus) { s.Connected, s.Phase = true, transfer.PhaseHandshake })
+	// The cutover's verification decodes the checkpoint; the store opened
+	// right after it loads from those blocks instead of decoding it again.
+	var base *store.BaseBlocks
 	_, err = transfer.Receive(ctx, conn, transfer.ReceiveOptions{
 		FS: j.n.cfg.FS, Dir: j.n.cfg.Dir, Secret: j.n.cfg.Secret, Peer: j.source, Follow: true,
+		CheckpointBlocks: func(info checkpoint.Info) func(*format.Block) error {
+			base = store.NewBaseBlocks(info)
+			return base.Add
+		},
 		Open: func() (transfer.Replica, error) {
-			st, err := j.open()
+			st, err := j.open(base)
+			base = nil
 			if err != nil {
 				return nil, err // not a nil *store.Store in a non-nil interface
 			}

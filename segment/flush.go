@@ -207,7 +207,11 @@ func (l *Log) wrote(n int64) {
 	if l.waiting > 0 {
 		l.space.Broadcast()
 	}
+	half := l.lazy && l.ready == nil && !l.preparing && l.spareDue()
 	l.mu.Unlock()
+	if half {
+		l.poke() // the lazy spare is due
+	}
 }
 
 // failure wraps err in ErrFailed unless it already is.

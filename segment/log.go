@@ -71,6 +71,15 @@ type Options struct {
 	// raft log): its fsyncs then stop competing with that log's for the
 	// disk.
 	SyncInterval time.Duration
+	// LazySpare has the next segment prepared only once the active one is
+	// half full (or a record does not fit in it), instead of as soon as
+	// the log opens or rotates. For a log that seldom fills its first
+	// segment, whose spare would be allocated and then removed unused (a
+	// transfer's spilled tail; the logs of a member that joins by
+	// snapshot, which SkipTo restarts): on a tmpfs, preallocating zero-
+	// fills the whole segment. A rotation or SkipTo that finds no spare
+	// ready prepares one itself.
+	LazySpare bool
 }
 
 // SyncStats describes one group commit: one write and one fsync.
@@ -123,6 +132,8 @@ type Log struct {
 	// flusher hands the worker to trim and close.
 	ready     *spareFile
 	preparing bool
+	lazy      bool // Options.LazySpare
+	wantSpare bool // with lazy: a record waits for a spare
 	spareErr  error
 	trims     []*activeSeg
 	gathering bool  // the flusher is in gather: enqueue pokes grew once it has what gather waits for

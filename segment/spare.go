@@ -170,11 +170,18 @@ func (l *Log) spareWorker() {
 func (l *Log) startPreparing() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.ready != nil || l.preparing || l.closed {
+	if l.ready != nil || l.preparing || l.closed || !l.spareDue() {
 		return false
 	}
-	l.preparing = true
+	l.preparing, l.wantSpare = true, false
 	return true
+}
+
+// spareDue reports whether the next segment should be prepared now: at
+// once, unless the log is lazy (Options.LazySpare), then once the active
+// segment is half full or a record waits for it. l.mu is held.
+func (l *Log) spareDue() bool {
+	return !l.lazy || l.wantSpare || l.activeOff >= l.segSize/2
 }
 
 // donePreparing records the outcome of a preparation and wakes the writers
@@ -185,6 +192,7 @@ func (l *Log) donePreparing(sp *spareFile, err error) {
 	l.preparing = false
 	if err != nil {
 		l.spareErr = l.spareError(err)
+		l.wantSpare = l.lazy // a lazy log retries too
 	} else {
 		l.spareErr = nil
 		l.ready = sp
@@ -257,6 +265,7 @@ func (l *Log) admit(size int64) (bool, error) {
 	case l.spareErr != nil:
 		return false, l.spareErr
 	}
+	l.wantSpare = true
 	l.poke()
 	return false, nil
 }

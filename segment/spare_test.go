@@ -217,3 +217,80 @@ func fill(t *testing.T, path string) {
 		}
 	}
 }
+
+// TestLazySpare: a log opened with LazySpare prepares no spare while its
+// active segment is less than half full (a joining member's logs and a
+// transfer's tail, which SkipTo or the cutover throw away unused), has
+// one ready once it is half full, before any record needs it, and
+// rotates and skips as any log does.
+func TestLazySpare(t *testing.T) {
+	const segSize = 64 << 10
+	mem := vfs.NewMem()
+	eager := mustOpen(t, memOpts(mem, segSize))
+	eager.mu.Lock()
+	due := eager.spareDue()
+	eager.mu.Unlock()
+	eager.Close()
+	if !due {
+		t.Fatal("a log opened without LazySpare does not want its spare at once")
+	}
+
+	mem = vfs.NewMem()
+	opts := memOpts(mem, segSize)
+	opts.LazySpare = true
+	l := mustOpen(t, opts)
+	appendN(t, l, 3)
+	l.mu.Lock()
+	due, off := l.spareDue(), l.activeOff
+	l.mu.Unlock()
+	if due {
+		t.Fatalf("a lazy log with %d of %d bytes written wants a spare", off, segSize)
+	}
+	for {
+		l.mu.Lock()
+		off = l.activeOff
+		l.mu.Unlock()
+		if off >= segSize/2 {
+			break
+		}
+		appendN(t, l, 1)
+	}
+	waitFor(t, "the spare of a half-full lazy log", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.ready != nil
+	})
+	first := l.LastIndex()
+	for len(l.Segments()) < 4 {
+		appendN(t, l, 50)
+	}
+	last := l.LastIndex()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	es, err := readAll(mem, testDir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEntries(t, es, 1, last)
+	if last <= first {
+		t.Fatalf("no record after the half-full mark (%d..%d)", first, last)
+	}
+
+	// SkipTo with no spare ready prepares one itself.
+	mem = vfs.NewMem()
+	l = mustOpen(t, Options{FS: mem, Dir: testDir, SegmentSize: segSize, StoreID: testStore, LazySpare: true})
+	appendN(t, l, 1)
+	if err := l.SkipTo(100); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	es, err = readAll(mem, testDir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEntries(t, es, 100, 101)
+}

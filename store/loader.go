@@ -29,6 +29,9 @@ type loader struct {
 	base   [][][]item // per shard, runs of the base checkpoint's pairs, all in key order
 	seq    uint64
 	slab   []byte // key and value bytes, in chunks
+	// pre, if set, holds the base checkpoint already decoded (Options.Base):
+	// LoadBase takes its runs when it is the checkpoint to load.
+	pre *BaseBlocks
 }
 
 type loadEntry struct {
@@ -94,15 +97,24 @@ func (l *loader) copyString(key []byte) string {
 // alias its decoded block, which is never written again; a block stays in
 // memory as long as any of its values is in the state.
 func (l *loader) LoadBase(r *checkpoint.Reader) error {
+	if pre := l.pre; pre.matches(r, len(l.shards)) {
+		l.base, pre.l.base, pre.taken = pre.l.base, nil, true // taken once: the BaseBlocks is spent
+		return nil
+	}
 	l.base = make([][][]item, len(l.shards))
 	return table.MapBlocks(r.Reader, 0, l.routeBlock, func(rb routed) error {
-		for sh := range l.base {
-			if lo, hi := rb.cut[sh], rb.cut[sh+1]; hi > lo {
-				l.base[sh] = append(l.base[sh], rb.items[lo:hi])
-			}
-		}
+		l.addRouted(rb)
 		return nil
 	})
+}
+
+// addRouted strings one block's runs onto their shards' lists.
+func (l *loader) addRouted(rb routed) {
+	for sh := range l.base {
+		if lo, hi := rb.cut[sh], rb.cut[sh+1]; hi > lo {
+			l.base[sh] = append(l.base[sh], rb.items[lo:hi])
+		}
+	}
 }
 
 // routed is one block's pairs grouped by shard, each group in key order:

@@ -72,6 +72,11 @@ type Options struct {
 	// log holds every entry durably): its fsyncs then leave the disk to the
 	// raft log's. Elsewhere it would delay every commit.
 	WALSyncInterval time.Duration
+	// Base, if set, is the manifest's base checkpoint already decoded
+	// (see BaseBlocks): recovery takes its state from it instead of
+	// reading the file, when it is that checkpoint (same index and
+	// whole-file checksum); otherwise it is ignored. Open consumes it.
+	Base *BaseBlocks
 }
 
 // DefaultMaintenanceShare is the share of the wall time maintenance works
@@ -201,7 +206,7 @@ func (s *Store) open(opts Options) error {
 	walDir := filepath.Join(s.dir, format.WALDir)
 	if opts.ReadOnly {
 		s.readOnly = true
-		return s.recover(walDir)
+		return s.recover(walDir, opts.Base)
 	}
 	if err := s.prepareDirs(walDir); err != nil {
 		return err
@@ -214,6 +219,10 @@ func (s *Store) open(opts Options) error {
 		FS: s.fs, Dir: walDir, SegmentSize: segSize, StoreID: man.StoreID,
 		FirstIndex: man.WALFirstIndex, RepairTail: true, OnDurable: s.onDurable, OnSync: s.onSync,
 		SyncInterval: opts.WALSyncInterval,
+		// A replica that joins by snapshot restarts its WAL (SkipTo)
+		// before it fills a segment: a spare prepared at open would be
+		// removed unused.
+		LazySpare: opts.Replica,
 	})
 	if err != nil {
 		return fmt.Errorf("open WAL: %w", err)
@@ -222,7 +231,7 @@ func (s *Store) open(opts Options) error {
 		s.log.Close()
 		return err
 	}
-	if err := s.recover(walDir); err != nil {
+	if err := s.recover(walDir, opts.Base); err != nil {
 		s.log.Close()
 		return err
 	}
@@ -299,8 +308,9 @@ func (s *Store) loadManifest(opts Options) (*manifest.Manifest, error) {
 // recover rebuilds the state from the manifest's base and deltas and the
 // WAL tail, and publishes it. Keys changed by the WAL tail are the dirty set:
 // the next delta must cover them.
-func (s *Store) recover(walDir string) error {
+func (s *Store) recover(walDir string, base *BaseBlocks) error {
 	l := newLoader(s.man.Shards)
+	l.pre = base
 	chain, err := replay.Snapshot(s.fs, s.dir, s.man, 0, l)
 	if err != nil {
 		return fmt.Errorf("recover %s: %w", s.dir, err)

@@ -37,12 +37,12 @@ func (p *partial) checkFinal(f format.XferFinal, peer string, off int64) error {
 //     no manifest and no store opens it; after it store.Open recovers the
 //     checkpoint and the WAL tail;
 //  6. the session directory removed (garbage from then on).
-func (p *partial) install(f format.XferFinal, peer string) (uint64, error) {
+func (p *partial) install(f format.XferFinal, peer string, blocks func(checkpoint.Info) func(*format.Block) error) (uint64, error) {
 	if err := p.ready(f, peer); err != nil {
 		return 0, err
 	}
 	if p.final == nil {
-		if err := p.verifyPart(f, peer); err != nil {
+		if err := p.verifyPart(f, peer, blocks); err != nil {
 			return 0, err
 		}
 		if err := p.recordFinal(f); err != nil {
@@ -80,8 +80,9 @@ func (p *partial) ready(f format.XferFinal, peer string) error {
 	return nil
 }
 
-// verifyPart checks step 2.
-func (p *partial) verifyPart(f format.XferFinal, peer string) error {
+// verifyPart checks step 2, handing the decoded blocks to blocks if set
+// (ReceiveOptions.CheckpointBlocks).
+func (p *partial) verifyPart(f format.XferFinal, peer string, blocks func(checkpoint.Info) func(*format.Block) error) error {
 	fi, err := p.fs.Stat(p.partPath())
 	if err != nil {
 		return fmt.Errorf("kvtool/transfer: %w", err)
@@ -93,7 +94,13 @@ func (p *partial) verifyPart(f format.XferFinal, peer string) error {
 	case !all || sum != f.FileSum:
 		return format.Corruptf(p.partPath(), 0, "the chunks' checksums sum to %016x, %s sent %016x", sum, peer, f.FileSum)
 	}
-	rep, err := checkpoint.Verify(p.fs, p.partPath(), table.VerifyOptions{})
+	var opts table.VerifyOptions
+	if blocks != nil {
+		if info, err := checkpoint.ReadInfo(p.fs, p.partPath()); err == nil { // else Verify reports it
+			opts.Block = blocks(info)
+		}
+	}
+	rep, err := checkpoint.Verify(p.fs, p.partPath(), opts)
 	if err != nil {
 		return err
 	}

@@ -375,6 +375,7 @@ func (p *partial) openLog(term uint64) (*segment.Log, error) {
 	l, err := segment.Open(segment.Options{
 		FS: p.fs, Dir: walDir(p.dir), SegmentSize: segmentSize(p.sess), StoreID: p.sess.StoreID,
 		FirstIndex: p.sess.Snapshot.Index + 1, Term: term, RepairTail: true,
+		LazySpare: true, // the tail seldom fills a segment
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kvtool/transfer: open the WAL for the tail: %w", err)

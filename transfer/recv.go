@@ -10,6 +10,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/segment"
@@ -61,6 +62,14 @@ type ReceiveOptions struct {
 	// far the source's lease on its log may lag. Default one second;
 	// tests make it short.
 	CreditEvery time.Duration
+	// CheckpointBlocks, if set, is called as the cutover verifies the
+	// assembled checkpoint (described by info) and returns where its
+	// blocks go as the verification decodes them (table.VerifyOptions.Block):
+	// a caller that loads the snapshot next (a cluster member installing
+	// it) keeps them instead of decoding the file again. What it was given
+	// is good only if Receive then returns with CutOver and no error; a
+	// cutover an earlier session verified does not call it.
+	CheckpointBlocks func(info checkpoint.Info) func(*format.Block) error
 }
 
 func (o *ReceiveOptions) fill() {
@@ -777,7 +786,7 @@ func (rv *receiver) checkMAC(f format.XferFinal, mac []byte, off int64) error {
 // cutover installs the snapshot and, with Follow, opens the replica.
 func (rv *receiver) cutover(f format.XferFinal) error {
 	rv.progress(PhaseCutover, true)
-	last, err := rv.p.install(f, rv.peer)
+	last, err := rv.p.install(f, rv.peer, rv.opts.CheckpointBlocks)
 	if err != nil {
 		return err
 	}
