@@ -91,13 +91,10 @@ var (
 	sessionID atomic.Uint64
 )
 
-// Open starts a session over src. It registers kvtool's table modules with
-// SQLite (once per process), opens a private in-memory database, creates
-// the tables, then makes the connection read-only.
+// Open starts a session over src. It opens a private in-memory database,
+// registers kvtool's table modules on it (bridge.go), creates the tables,
+// then makes the connection read-only.
 func Open(ctx context.Context, src Source, opts Options) (*Session, error) {
-	if err := registerModules(); err != nil {
-		return nil, err
-	}
 	s := &Session{id: "s" + strconv.FormatUint(sessionID.Add(1), 10), opts: opts,
 		states: map[uint64]kvState{}, open: map[*Rows]struct{}{}}
 	s.setSource(src)
@@ -109,8 +106,7 @@ func Open(ctx context.Context, src Source, opts Options) (*Session, error) {
 	return s, nil
 }
 
-// sqliteDriver is the driver registered as "sqlite", which holds the
-// modules registerModules registers.
+// sqliteDriver is the driver registered as "sqlite".
 var sqliteDriver = sync.OnceValues(func() (driver.Driver, error) {
 	db, err := sql.Open("sqlite", "")
 	if err != nil {
@@ -136,6 +132,13 @@ func (s *Session) openConn(ctx context.Context) error {
 	}
 	s.conn = conn
 	s.intr = newInterrupter(c)
+	db, tls, err := connHandle(c)
+	if err != nil {
+		return err
+	}
+	if err := registerTables(db, tls); err != nil {
+		return err
+	}
 	for _, t := range tables {
 		stmt := fmt.Sprintf("CREATE VIRTUAL TABLE %s USING %s(%s)", t.name, moduleName(t.name), s.id)
 		if _, err := conn.ExecContext(ctx, stmt, nil); err != nil {
