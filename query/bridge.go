@@ -122,12 +122,22 @@ func (r *refs[T]) remove(h uintptr) {
 // bridgeTable is a table SQLite holds (through cTable.handle).
 type bridgeTable struct {
 	impl vtab.Table
+	// idle is the bridge of a closed cursor, kept for the next xOpen with
+	// its buffers (a point lookup opens a cursor per run). SQLite calls a
+	// table from its connection's one goroutine at a time.
+	idle *bridgeCursor
 }
 
 // bridgeCursor is a cursor SQLite holds (through cCursor.handle).
 type bridgeCursor struct {
 	impl vtab.Cursor
 	args []vtab.Value // Filter's arguments, reused
+	// strs holds Filter's TEXT arguments, which args point at (textRef):
+	// boxing each into an interface would allocate.
+	strs []string
+	// plan is the last idxStr Filter was given, read from C once: a
+	// statement run again, and a join's inner loop, pass the same one.
+	plan string
 	// buf is C memory (sqlite3_malloc) of bufCap bytes that a TEXT or BLOB
 	// column is copied to before SQLite copies it; freed on xClose.
 	buf    uintptr
@@ -246,6 +256,10 @@ func xDisconnect(tls *libc.TLS, pVtab uintptr) int32 {
 	t := (*cTable)(cptr(pVtab))
 	if bt := tableRefs.get(t.handle); bt != nil {
 		bt.impl.Disconnect()
+		if bt.idle != nil && bt.idle.buf != 0 {
+			sqlite3.Xsqlite3_free(tls, bt.idle.buf)
+		}
+		bt.idle = nil
 		tableRefs.remove(t.handle)
 	}
 	sqlite3.Xsqlite3_free(tls, pVtab)
@@ -354,22 +368,29 @@ func xOpen(tls *libc.TLS, pVtab, ppCursor uintptr) int32 {
 		impl.Close()
 		return sqlite3.SQLITE_NOMEM
 	}
+	bc := bt.idle
+	if bc == nil {
+		bc = &bridgeCursor{}
+	}
+	bt.idle, bc.impl = nil, impl
 	c := (*cCursor)(cptr(p))
-	*c = cCursor{handle: cursorRefs.add(&bridgeCursor{impl: impl})}
+	*c = cCursor{handle: cursorRefs.add(bc)}
 	c.base.FpVtab = pVtab
 	*(*uintptr)(cptr(ppCursor)) = p
 	return sqlite3.SQLITE_OK
 }
 
 func xClose(tls *libc.TLS, pCursor uintptr) int32 {
-	h := (*cCursor)(cptr(pCursor)).handle
-	if bc := cursorRefs.get(h); bc != nil {
+	c := (*cCursor)(cptr(pCursor))
+	if bc := cursorRefs.get(c.handle); bc != nil {
 		bc.impl.Close()
-		if bc.buf != 0 {
+		bc.impl = nil
+		cursorRefs.remove(c.handle)
+		if bt := tableOf(c.base.FpVtab); bt != nil && bt.idle == nil {
+			bt.idle = bc // keeps its buffer for the next xOpen
+		} else if bc.buf != 0 {
 			sqlite3.Xsqlite3_free(tls, bc.buf)
-			bc.buf, bc.bufCap = 0, 0
 		}
-		cursorRefs.remove(h)
 	}
 	sqlite3.Xsqlite3_free(tls, pCursor)
 	return sqlite3.SQLITE_OK
@@ -382,17 +403,20 @@ func xFilter(tls *libc.TLS, pCursor uintptr, idxNum int32, idxStr uintptr, argc 
 	if bc == nil {
 		return sqlite3.SQLITE_ERROR
 	}
-	var plan string
-	if idxStr != 0 {
-		plan = libc.GoString(idxStr)
+	if !cstringIs(idxStr, bc.plan) {
+		bc.plan = libc.GoString(idxStr)
 	}
-	args := bc.args[:0]
-	for i := range int(argc) {
-		args = append(args, argValue(tls, *(*uintptr)(cptr(argv + uintptr(i)*unsafe.Sizeof(uintptr(0))))))
+	n := int(argc)
+	if cap(bc.args) < n {
+		bc.args, bc.strs = make([]vtab.Value, n), make([]string, n)
 	}
-	bc.args = args
-	err := bc.impl.Filter(int(idxNum), plan, args)
+	args := bc.args[:n]
+	for i := range args {
+		args[i] = bc.argValue(tls, *(*uintptr)(cptr(argv + uintptr(i)*unsafe.Sizeof(uintptr(0)))), i)
+	}
+	err := bc.impl.Filter(int(idxNum), bc.plan, args)
 	clear(args) // hold nothing of SQLite's past the call
+	clear(bc.strs)
 	if err != nil {
 		setTableErrMsg(tls, (*cCursor)(cptr(pCursor)).base.FpVtab, err.Error())
 		return sqlite3.SQLITE_ERROR
@@ -400,8 +424,24 @@ func xFilter(tls *libc.TLS, pCursor uintptr, idxNum int32, idxStr uintptr, argc 
 	return sqlite3.SQLITE_OK
 }
 
-// argValue is a Filter argument as the vtab package passes it.
-func argValue(tls *libc.TLS, v uintptr) vtab.Value {
+// cstringIs reports whether the C string at p (0: none) is s.
+func cstringIs(p uintptr, s string) bool {
+	if p == 0 {
+		return s == ""
+	}
+	for i := 0; ; i++ {
+		c := *(*byte)(cptr(p + uintptr(i))) // stops at the NUL: reads nothing past it
+		if i == len(s) {
+			return c == 0
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+}
+
+// argValue is Filter's argument i as the vtab package passes it.
+func (bc *bridgeCursor) argValue(tls *libc.TLS, v uintptr, i int) vtab.Value {
 	switch sqlite3.Xsqlite3_value_type(tls, v) {
 	case sqlite3.SQLITE_INTEGER:
 		return sqlite3.Xsqlite3_value_int64(tls, v)
@@ -410,10 +450,10 @@ func argValue(tls *libc.TLS, v uintptr) vtab.Value {
 	case sqlite3.SQLITE_TEXT:
 		p := sqlite3.Xsqlite3_value_text(tls, v)
 		n := sqlite3.Xsqlite3_value_bytes(tls, v)
-		if p == 0 || n == 0 {
-			return ""
+		if p != 0 && n > 0 {
+			bc.strs[i] = unsafe.String((*byte)(cptr(p)), int(n))
 		}
-		return unsafe.String((*byte)(cptr(p)), int(n))
+		return textRef(&bc.strs[i])
 	case sqlite3.SQLITE_BLOB:
 		n := sqlite3.Xsqlite3_value_bytes(tls, v)
 		p := sqlite3.Xsqlite3_value_blob(tls, v)
