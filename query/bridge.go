@@ -61,6 +61,27 @@ func connHandle(c any) (db uintptr, tls *libc.TLS, err error) {
 	return db, tls, nil
 }
 
+// dropMutex stops SQLite from locking the connection db on every call,
+// and returns what gives the lock back (call it before the connection is
+// closed, which frees it).
+//
+// The driver opens every connection SQLITE_OPEN_FULLMUTEX: each
+// sqlite3_step, and each sqlite3_column_* call reading a row (three a
+// column), locks and unlocks the connection's recursive mutex, which
+// measured a third of a range scan's CPU time. A session's connection is
+// only ever used by the goroutine running the session (a Session is not
+// safe for concurrent use, and it drives the driver connection itself,
+// without database/sql's pool); the one call made from another goroutine,
+// sqlite3_interrupt, takes no lock. So the lock guards nothing there, and
+// SQLite skips it when the connection's mutex is NULL, as it is for a
+// connection opened SQLITE_OPEN_NOMUTEX.
+func dropMutex(db uintptr) (restore func()) {
+	c := (*sqlite3.Tsqlite3)(cptr(db))
+	m := c.Fmutex
+	c.Fmutex = 0
+	return func() { c.Fmutex = m }
+}
+
 // refs maps handles (small integers stored in C memory) to Go values.
 // Lookups take no lock: the table is an atomically published slice of
 // atomic pointers, and only adding and removing lock.

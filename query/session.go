@@ -55,13 +55,16 @@ type Options struct {
 // goroutine and value conversions, which cost a point lookup as much as
 // the lookup.
 type Session struct {
-	id    string
-	src   Source
-	opts  Options
-	conn  driverConn
-	intr  *interrupter
-	stmts stmtCache
-	open  map[*Rows]struct{} // rows not closed yet
+	id   string
+	src  Source
+	opts Options
+	conn driverConn
+	intr *interrupter
+	// unlocked gives the connection its mutex back (dropMutex); nil while
+	// it has it.
+	unlocked func()
+	stmts    stmtCache
+	open     map[*Rows]struct{} // rows not closed yet
 
 	// ctx is the context of the query running; cursors check it between
 	// rows so that a scan stops when the query is cancelled.
@@ -152,7 +155,11 @@ func (s *Session) openConn(ctx context.Context) error {
 	if !ok {
 		return errors.New("kvtool/query: the sqlite driver cannot install an authorizer")
 	}
-	return ar.RegisterAuthorizer(s.authorize)
+	if err := ar.RegisterAuthorizer(s.authorize); err != nil {
+		return err
+	}
+	s.unlocked = dropMutex(db)
+	return nil
 }
 
 // Close ends the session, closing its rows and statements. It is safe to
@@ -165,6 +172,10 @@ func (s *Session) Close() error {
 	s.stmts.closeAll()
 	if s.intr != nil {
 		s.intr.close()
+	}
+	if s.unlocked != nil {
+		s.unlocked()
+		s.unlocked = nil
 	}
 	var err error
 	if s.conn != nil {
