@@ -88,3 +88,50 @@ func TestBridgeCursorsReused(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// The bridge's handle table grows past its first size, finds every value
+// by its handle while other goroutines add and remove theirs, and reuses
+// the handles it freed.
+func TestBridgeRefs(t *testing.T) {
+	var r refs[int]
+	const goroutines, each = 4, 100
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vals := make([]int, each)
+			hs := make([]uintptr, each)
+			for i := range vals {
+				vals[i] = g*each + i
+				hs[i] = r.add(&vals[i])
+			}
+			for i, h := range hs {
+				if got := r.get(h); got != &vals[i] {
+					errs <- fmt.Errorf("handle %d: got %v, want value %d", h, got, vals[i])
+					return
+				}
+			}
+			for _, h := range hs {
+				r.remove(h)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	size := len(*r.tab.Load())
+	if size <= each { // each goroutine holds its values at once
+		t.Fatalf("the table has %d slots for %d values", size, each)
+	}
+	v := 7
+	if h := r.add(&v); h == 0 || h >= uintptr(size) || r.get(h) != &v {
+		t.Fatalf("a freed handle is not reused: got handle %d of %d slots", h, size)
+	}
+	if r.get(0) != nil || r.get(uintptr(size)+5) != nil {
+		t.Fatal("handle 0 or one past the table finds a value")
+	}
+}
