@@ -17,8 +17,9 @@ import (
 // cannot:
 //
 // The re-check is what makes a range scan cost more per row than a loaded
-// table's: `key >= ? AND key < ?` reads key through xColumn four times a
-// row (two checks, then the result), each a copy through the driver. It
+// table's: `key >= ? AND key < ?` reads key through xColumn three times a
+// row (two checks, then the result), each a copy into SQLite's memory
+// (bridge.go keeps that to one copy and no lock or allocation). It
 // cannot be omitted: BestIndex decides before it sees the values, and a
 // number compares with key as text when it is a literal or a parameter but
 // as a number when it comes from an INTEGER column or a CAST (SQLite's

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"sync"
 
 	"modernc.org/sqlite/vtab"
 )
@@ -22,35 +21,18 @@ type tableDef struct {
 // tables are the tables every session has, in the order they are created.
 var tables = []tableDef{kvDef, kvAtDef, walDef, segmentsDef, checkpointsDef, deltasDef, manifestDef, leasesDef, membersDef}
 
-// moduleName is the SQLite module behind a table. Modules are registered
-// once per process; each session creates its tables with its id as the
-// module argument, and Connect looks the session up by it.
+// moduleName is the SQLite module behind a table. Each session registers
+// the modules on its own connection (registerTables, bridge.go) and
+// creates its tables with its id as the module argument; Connect looks the
+// session up by it.
 func moduleName(table string) string { return "kvtool_" + table }
-
-var (
-	registerOnce sync.Once
-	registerErr  error
-)
-
-func registerModules() error {
-	registerOnce.Do(func() {
-		for _, t := range tables {
-			if err := vtab.RegisterModule(nil, moduleName(t.name), module{t}); err != nil {
-				registerErr = fmt.Errorf("kvtool/query: register table %s: %w", t.name, err)
-				return
-			}
-		}
-	})
-	return registerErr
-}
 
 // module adapts a tableDef to vtab.Module.
 type module struct{ def tableDef }
 
-// VolatileArgs makes the driver pass TEXT arguments to Filter whole: it
-// otherwise reads them as C strings and cuts them at the first NUL, and a
-// key may hold NUL. Such arguments alias SQLite's memory for the call only:
-// Filter copies what it keeps.
+// VolatileArgs says how the bridge passes TEXT and BLOB arguments to
+// Filter: whole (a key may hold NUL, where a C string would stop), and
+// aliasing SQLite's memory for the call only: Filter copies what it keeps.
 func (module) VolatileArgs() bool { return true }
 
 func (m module) Create(ctx vtab.Context, args []string) (vtab.Table, error) {

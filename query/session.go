@@ -55,13 +55,16 @@ type Options struct {
 // goroutine and value conversions, which cost a point lookup as much as
 // the lookup.
 type Session struct {
-	id    string
-	src   Source
-	opts  Options
-	conn  driverConn
-	intr  *interrupter
-	stmts stmtCache
-	open  map[*Rows]struct{} // rows not closed yet
+	id   string
+	src  Source
+	opts Options
+	conn driverConn
+	intr *interrupter
+	// unlocked gives the connection its mutex back (dropMutex); nil while
+	// it has it.
+	unlocked func()
+	stmts    stmtCache
+	open     map[*Rows]struct{} // rows not closed yet
 
 	// ctx is the context of the query running; cursors check it between
 	// rows so that a scan stops when the query is cancelled.
@@ -91,13 +94,10 @@ var (
 	sessionID atomic.Uint64
 )
 
-// Open starts a session over src. It registers kvtool's table modules with
-// SQLite (once per process), opens a private in-memory database, creates
-// the tables, then makes the connection read-only.
+// Open starts a session over src. It opens a private in-memory database,
+// registers kvtool's table modules on it (bridge.go), creates the tables,
+// then makes the connection read-only.
 func Open(ctx context.Context, src Source, opts Options) (*Session, error) {
-	if err := registerModules(); err != nil {
-		return nil, err
-	}
 	s := &Session{id: "s" + strconv.FormatUint(sessionID.Add(1), 10), opts: opts,
 		states: map[uint64]kvState{}, open: map[*Rows]struct{}{}}
 	s.setSource(src)
@@ -109,8 +109,7 @@ func Open(ctx context.Context, src Source, opts Options) (*Session, error) {
 	return s, nil
 }
 
-// sqliteDriver is the driver registered as "sqlite", which holds the
-// modules registerModules registers.
+// sqliteDriver is the driver registered as "sqlite".
 var sqliteDriver = sync.OnceValues(func() (driver.Driver, error) {
 	db, err := sql.Open("sqlite", "")
 	if err != nil {
@@ -136,6 +135,13 @@ func (s *Session) openConn(ctx context.Context) error {
 	}
 	s.conn = conn
 	s.intr = newInterrupter(c)
+	db, tls, err := connHandle(c)
+	if err != nil {
+		return err
+	}
+	if err := registerTables(db, tls); err != nil {
+		return err
+	}
 	for _, t := range tables {
 		stmt := fmt.Sprintf("CREATE VIRTUAL TABLE %s USING %s(%s)", t.name, moduleName(t.name), s.id)
 		if _, err := conn.ExecContext(ctx, stmt, nil); err != nil {
@@ -149,7 +155,11 @@ func (s *Session) openConn(ctx context.Context) error {
 	if !ok {
 		return errors.New("kvtool/query: the sqlite driver cannot install an authorizer")
 	}
-	return ar.RegisterAuthorizer(s.authorize)
+	if err := ar.RegisterAuthorizer(s.authorize); err != nil {
+		return err
+	}
+	s.unlocked = dropMutex(db)
+	return nil
 }
 
 // Close ends the session, closing its rows and statements. It is safe to
@@ -162,6 +172,10 @@ func (s *Session) Close() error {
 	s.stmts.closeAll()
 	if s.intr != nil {
 		s.intr.close()
+	}
+	if s.unlocked != nil {
+		s.unlocked()
+		s.unlocked = nil
 	}
 	var err error
 	if s.conn != nil {

@@ -9,17 +9,17 @@ import (
 
 // Column values without copies.
 //
-// A cursor's Column returns a vtab.Value (an interface), and the driver
+// A cursor's Column returns a vtab.Value (an interface), and the bridge
 // copies a TEXT value into SQLite's memory before Column's caller returns
-// (functionReturnValue: a C string, then sqlite3_result_text with
-// SQLITE_TRANSIENT). Boxing a string into the interface allocates its
+// (through the cursor's C buffer, then sqlite3_result_text with
+// SQLITE_TRANSIENT: bridge.go). Boxing a string into the interface allocates its
 // header, and converting a stored []byte value to a string copies its
 // bytes: per row and column, that was most of what a scan allocated. So a
-// cursor keeps the row's strings in its own fields and hands the driver an
+// cursor keeps the row's strings in its own fields and hands the bridge an
 // interface pointing at the field (textRef), and a stored value becomes a
 // string over the same bytes (bytesText).
 //
-// Both are safe because of what the driver does with the value: nothing
+// Both are safe because of what the bridge does with the value: nothing
 // keeps the interface or the string past the Column call, and the field is
 // only changed by the cursor's own Filter and Next, which SQLite calls
 // after it has taken its copy (TestColumnValuesOutliveTheCursor reads
@@ -38,7 +38,7 @@ var stringType = func() unsafe.Pointer {
 }()
 
 // textRef returns *p as a TEXT value without allocating: the interface
-// points at *p, which must stay unchanged until the driver has copied it
+// points at *p, which must stay unchanged until the bridge has copied it
 // (until Column returns).
 func textRef(p *string) vtab.Value {
 	var v any
@@ -62,7 +62,7 @@ func valueOf(v []byte) vtab.Value {
 }
 
 // rowValue is a cursor's current stored value as a Column result: TEXT
-// (through textRef) when it is valid UTF-8, else a BLOB (which the driver
+// (through textRef) when it is valid UTF-8, else a BLOB (which the bridge
 // copies too). It checks the bytes once per row, since SQLite may ask for
 // a column twice.
 type rowValue struct {
