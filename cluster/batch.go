@@ -3,12 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -352,9 +350,8 @@ func (p *proposeBatcher) finished(n *Node) {
 }
 
 // runBatch proposes b until every member has its answer or gave up (or the
-// node stops), again every ProposalRetry and whenever the leader changes
-// (every request in it has an ID: a copy applies at most once), and again
-// soon if raft dropped it.
+// node stops), with proposeUntil's retries (every request in it has an
+// ID: a copy applies at most once).
 func (n *Node) runBatch(b *propBatch) {
 	defer n.batcher.finished(n)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -367,33 +364,8 @@ func (n *Node) runBatch(b *propBatch) {
 		}
 		cancel()
 	}()
-	data := encodeBatch(b.reqs)
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	var leaderCh <-chan struct{}
-	proposed := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-retry.C:
-		case <-leaderCh:
-		}
-		leaderCh = n.leaderChanged()
-		err := n.forwardOrPropose(ctx, data)
-		switch {
-		case err == nil:
-			if proposed {
-				n.stats.proposalRetries.Add(1)
-			}
-			proposed = true
-			retry.Reset(n.cfg.ProposalRetry)
-		case errors.Is(err, raft.ErrProposalDropped):
-			retry.Reset(n.cfg.TickInterval)
-		default:
-			return // stopped, or every member is done
-		}
-	}
+	// A cancelled ctx ends it: every member is done, or the node stopped.
+	proposeUntil(n, ctx, (<-chan struct{})(nil), encodeBatch(b.reqs), true, n.forwardOrPropose)
 }
 
 // forwardOrPropose hands data to raft on the leader; a member that knows
