@@ -101,7 +101,11 @@ func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan 
 	if testfault.ClusterAckBeforeQuorum.Load() {
 		return applyResult{}, n.ackBeforeQuorum(ctx, data)
 	}
-	return proposeUntil(n, ctx, ch, data, r.dedup, n.raft.Propose)
+	res, err := proposeUntil(n, ctx, ch, data, r.dedup, n.raft.Propose)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = n.deadlineErr(ctx, "write")
+	}
+	return res, err
 }
 
 // proposeUntil proposes data with propose and returns what done yields
@@ -109,8 +113,9 @@ func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan 
 // changes if again is set (the request has an ID: a copy applies at most
 // once; a proposal may be lost with a leader), and again soon if raft
 // dropped it (no leader known: the proposal reached no log, so trying
-// again is always safe). It returns an error once ctx ends (wrapping
-// ErrNoQuorum), the node stops, or propose fails otherwise. Single requests (awaitApply) and
+// again is always safe). It returns an error once ctx ends (ctx.Err():
+// a batch's ctx ends whenever it is done, so the error is left cheap), the
+// node stops, or propose fails otherwise. Single requests (awaitApply) and
 // batches (runBatch) share it.
 func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byte, again bool, propose func(context.Context, []byte) error) (T, error) {
 	var zero T
@@ -123,7 +128,7 @@ func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byt
 		case v := <-done:
 			return v, nil
 		case <-ctx.Done():
-			return zero, n.deadlineErr(ctx, "write")
+			return zero, ctx.Err()
 		case <-n.done():
 			return zero, n.stoppedErr()
 		case <-retry.C:
@@ -145,7 +150,7 @@ func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byt
 		case errors.Is(err, raft.ErrProposalDropped):
 			retry.Reset(n.cfg.TickInterval)
 		case ctx.Err() != nil:
-			return zero, n.deadlineErr(ctx, "write")
+			return zero, ctx.Err()
 		default:
 			return zero, n.stoppedErr()
 		}
