@@ -67,13 +67,13 @@ func (n *Node) applyRequest(idx uint64, data []byte) error {
 		_, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil)
 		return err
 	}
-	if data[0] == batchVersion {
+	if data[0] == batchVersion || data[0] == batchVersionSlots {
 		reqs, err := decodeBatch(data)
 		if err != nil {
 			_, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil) // every node rejects it alike
 			return err
 		}
-		return n.applyBatch(idx, reqs)
+		return n.applyBatch(idx, data[0], reqs)
 	}
 	req, err := decodeRequest(data)
 	if err != nil {
@@ -81,7 +81,7 @@ func (n *Node) applyRequest(idx uint64, data []byte) error {
 		return err
 	}
 	if req.dedup {
-		if v, ok := n.st.GetNewest(dedupKey(req.id)); ok {
+		if v, ok := n.decided(req.id); ok {
 			return n.applyDuplicate(idx, req.id, v)
 		}
 	}

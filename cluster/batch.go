@@ -3,12 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -38,26 +36,30 @@ import (
 // The batch entry, little-endian; part of the replicated format:
 //
 //	+--------------+-----------------+------------------------------------+
-//	| version u8=2 | count uvarint   | count x (len uvarint | request v1) |
+//	| version u8   | count uvarint   | count x (len uvarint | request v1) |
 //	+--------------+-----------------+------------------------------------+
 //
 // Each request is request.go's version 1 encoding, deduplicated (flag bit
 // 0 set), holding only puts and deletes; 1 <= count <= maxBatchRequests.
 // Anything else makes the whole entry malformed, which every node applies
-// alike as a no-op.
-//
-// Batched request IDs are recorded in a second slot table, numbered by a
-// replicated counter of batched requests rather than by log index (a batch
-// holds many requests at one index):
+// alike as a no-op. The version says where the batch's request IDs are
+// recorded: version 3 (what a node proposes) in one record per batch
+// (batchdedup.go); version 2 (proposed by earlier builds, still applied
+// as they did) in a second slot table, numbered by a replicated counter
+// of batched requests rather than by log index (a batch holds many
+// requests at one index):
 //
 //	DedupPrefix + "seq"          -> the next batch slot number (decimal)
 //	DedupPrefix + "seq/" + %08x  -> the ID recorded in that batch slot
 //
-// So an ID applied in a batch is remembered for at least DedupWindow
-// batched requests (and an ID applied alone for at least DedupWindow
-// entries, as before); the two tables together hold at most 2 x
-// DedupWindow IDs.
-const batchVersion = 2
+// Either way an ID applied in a batch is remembered for at least
+// DedupWindow batched requests (and an ID applied alone for at least
+// DedupWindow entries, as before); a request is a duplicate when any of
+// the tables holds its ID.
+const (
+	batchVersionSlots = 2 // IDs in the batch slot table
+	batchVersion      = 3 // IDs in batch records; what a node proposes
+)
 
 const (
 	// maxBatchRequests bounds the requests of one batch entry.
@@ -93,8 +95,11 @@ func batchable(r *request) bool {
 }
 
 // encodeBatch encodes requests (each batchable) as one batch entry.
-func encodeBatch(reqs []*request) []byte {
-	b := []byte{batchVersion}
+func encodeBatch(reqs []*request) []byte { return encodeBatchVersion(batchVersion, reqs) }
+
+// encodeBatchVersion encodes requests as a batch entry of version v.
+func encodeBatchVersion(v byte, reqs []*request) []byte {
+	b := []byte{v}
 	b = binary.AppendUvarint(b, uint64(len(reqs)))
 	for _, r := range reqs {
 		b = appendBytes(b, encodeRequest(r))
@@ -106,7 +111,7 @@ func encodeBatch(reqs []*request) []byte {
 // The result does not alias b.
 func decodeBatch(b []byte) ([]*request, error) {
 	d := &reqDecoder{b: b}
-	if v := d.byte1(); v != batchVersion {
+	if v := d.byte1(); v != batchVersion && v != batchVersionSlots {
 		return nil, d.fail("batch entry of version %d", v)
 	}
 	n := d.uvarint()
@@ -146,10 +151,11 @@ func decodeBatch(b []byte) ([]*request, error) {
 	return reqs, nil
 }
 
-// applyBatch applies a batch entry at idx: the requests whose IDs are new
-// apply together (one store transaction with their dedup records); the
-// others are duplicates, answered with the index that decided them.
-func (n *Node) applyBatch(idx uint64, reqs []*request) error {
+// applyBatch applies a batch entry of version v at idx: the requests
+// whose IDs are new apply together (one store transaction with the
+// records of their IDs); the others are duplicates, answered with the
+// index that decided them.
+func (n *Node) applyBatch(idx uint64, v byte, reqs []*request) error {
 	type dup struct {
 		id string
 		v  []byte
@@ -164,7 +170,7 @@ func (n *Node) applyBatch(idx uint64, reqs []*request) error {
 			continue // a second copy in this batch: the first one answers its waiters
 		}
 		seen[r.id] = true
-		if v, ok := n.st.GetNewest(dedupKey(r.id)); ok {
+		if v, ok := n.decided(r.id); ok {
 			dups = append(dups, dup{r.id, v})
 			continue
 		}
@@ -180,12 +186,20 @@ func (n *Node) applyBatch(idx uint64, reqs []*request) error {
 		for _, r := range fresh {
 			ops = append(ops, r.txn.Ops...)
 		}
-		applied := strconv.AppendUint(nil, idx, 10)
-		record, onAbort := n.batchDedupOps(fresh, applied, append([]byte(abortedMark), applied...))
+		var record, onAbort []store.Op
+		if v == batchVersionSlots {
+			applied := strconv.AppendUint(nil, idx, 10)
+			record, onAbort = n.batchDedupOps(fresh, applied, append([]byte(abortedMark), applied...))
+		} else {
+			record, onAbort = n.batchIDs.ops(idx, fresh, n.cfg.DedupWindow)
+		}
 		txn := &store.Txn{Ops: append(ops, record...)}
 		var err error
 		if _, checkErr, err = n.st.ApplyTxnAtOr(context.Background(), idx, txn, onAbort); err != nil {
 			return err
+		}
+		if v != batchVersionSlots {
+			n.batchIDs.applied(idx, fresh, checkErr != nil, n.cfg.DedupWindow)
 		}
 	}
 	for _, r := range fresh {
@@ -195,6 +209,17 @@ func (n *Node) applyBatch(idx uint64, reqs []*request) error {
 		n.waiters.deliver(d.id, duplicateResult(idx, d.id, d.v))
 	}
 	return nil
+}
+
+// decided returns the dedup value of request ID id if an entry already
+// decided it (the decimal index, after abortedMark if its check failed):
+// from the store's dedup records (requests applied alone, batches of
+// version 2) or the batch records.
+func (n *Node) decided(id string) ([]byte, bool) {
+	if v, ok := n.st.GetNewest(dedupKey(id)); ok {
+		return v, true
+	}
+	return n.batchIDs.decided(id)
 }
 
 // batchDedupOps returns the writes that record the IDs of reqs (new, and
@@ -352,9 +377,8 @@ func (p *proposeBatcher) finished(n *Node) {
 }
 
 // runBatch proposes b until every member has its answer or gave up (or the
-// node stops), again every ProposalRetry and whenever the leader changes
-// (every request in it has an ID: a copy applies at most once), and again
-// soon if raft dropped it.
+// node stops), with proposeUntil's retries (every request in it has an
+// ID: a copy applies at most once).
 func (n *Node) runBatch(b *propBatch) {
 	defer n.batcher.finished(n)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -367,33 +391,8 @@ func (n *Node) runBatch(b *propBatch) {
 		}
 		cancel()
 	}()
-	data := encodeBatch(b.reqs)
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	var leaderCh <-chan struct{}
-	proposed := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-retry.C:
-		case <-leaderCh:
-		}
-		leaderCh = n.leaderChanged()
-		err := n.forwardOrPropose(ctx, data)
-		switch {
-		case err == nil:
-			if proposed {
-				n.stats.proposalRetries.Add(1)
-			}
-			proposed = true
-			retry.Reset(n.cfg.ProposalRetry)
-		case errors.Is(err, raft.ErrProposalDropped):
-			retry.Reset(n.cfg.TickInterval)
-		default:
-			return // stopped, or every member is done
-		}
-	}
+	// A cancelled ctx ends it: every member is done, or the node stopped.
+	proposeUntil(n, ctx, (<-chan struct{})(nil), encodeBatch(b.reqs), true, n.forwardOrPropose)
 }
 
 // forwardOrPropose hands data to raft on the leader; a member that knows

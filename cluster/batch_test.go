@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,7 +72,7 @@ func TestBatchDecodeRefuses(t *testing.T) {
 		"a nested batch":  nested,
 		"a huge count":    {batchVersion, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"a huge length":   {batchVersion, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"a wrong version": append([]byte{3}, encodeBatch(sampleBatch())[1:]...),
+		"a wrong version": append([]byte{4}, encodeBatch(sampleBatch())[1:]...),
 	}
 	for name, b := range cases {
 		if reqs, err := decodeBatch(b); !errors.Is(err, errBadRequest) {
@@ -114,11 +115,12 @@ func (c *testCluster) proposeEntry(id uint64, data []byte) {
 	c.converged()
 }
 
-// TestClusterBatchDedup: each request of a batch entry applies at most
-// once: a copy in the same batch, a copy in a later batch and an ID
-// applied alone are duplicates; an ID is forgotten only after DedupWindow
-// more batched requests (here 4), also when one batch is larger than the
-// window; a malformed batch changes nothing anywhere.
+// TestClusterBatchDedup: each request of a batch entry of version 2 (as
+// earlier builds proposed them) applies at most once: a copy in the same
+// batch, a copy in a later batch and an ID applied alone are duplicates;
+// an ID is forgotten only after DedupWindow more batched requests (here
+// 4), also when one batch is larger than the window; a malformed batch
+// changes nothing anywhere.
 func TestClusterBatchDedup(t *testing.T) {
 	c := newTestClusterConfig(t, 3, 11, func(cfg *Config) { cfg.DedupWindow = 4 })
 	lead := c.leader()
@@ -144,7 +146,7 @@ func TestClusterBatchDedup(t *testing.T) {
 		{[]*request{batchReq("F", "f", "2"), batchReq("K", "k", "2")}, map[string]string{"f": "2", "k": "1"}},
 	}
 	for i, s := range steps {
-		c.proposeEntry(lead, encodeBatch(s.batch))
+		c.proposeEntry(lead, encodeBatchVersion(batchVersionSlots, s.batch))
 		for _, id := range c.ids {
 			snap := c.node(id).st.Snapshot()
 			for k, want := range s.want {
@@ -156,7 +158,7 @@ func TestClusterBatchDedup(t *testing.T) {
 	}
 	// A malformed batch (an add inside) is a no-op on every member.
 	before := c.node(lead).st.Snapshot().Hash()
-	bad := encodeBatch([]*request{batchReq("Z", "z", "1"), {id: "Y", dedup: true, txn: &store.Txn{Ops: []store.Op{{Kind: store.OpAdd, Key: "y", Delta: 1}}}}})
+	bad := encodeBatchVersion(batchVersionSlots, []*request{batchReq("Z", "z", "1"), {id: "Y", dedup: true, txn: &store.Txn{Ops: []store.Op{{Kind: store.OpAdd, Key: "y", Delta: 1}}}}})
 	c.proposeEntry(lead, bad)
 	if c.node(lead).st.Snapshot().Hash() != before {
 		t.Fatal("a malformed batch changed the state")
@@ -279,19 +281,203 @@ func TestClusterFollowerForwardsWhileSyncing(t *testing.T) {
 // TestClusterBatchRefusedStaysRefused: a batch the store refuses as a
 // whole (here an empty key, which a hostile or buggy proposer could send)
 // changes nothing but records each of its IDs as decided (aborted), so a
-// later copy of one of them does not apply either.
+// later copy of one of them does not apply either; for batches of both
+// versions.
 func TestClusterBatchRefusedStaysRefused(t *testing.T) {
 	c := newTestCluster(t, 3, 19)
 	lead := c.leader()
-	c.proposeEntry(lead, encodeBatch([]*request{batchReq("P", "p", "1"), batchReq("Q", "", "x")}))
-	c.proposeEntry(lead, encodeBatch([]*request{batchReq("P", "p", "2")}))
-	for _, id := range c.ids {
-		snap := c.node(id).st.Snapshot()
-		if v, ok := snap.Get("p"); ok {
-			t.Fatalf("node %x: p = %q: a request of a refused batch applied later", id, v)
-		}
-		if v, _ := snap.Get(dedupKey("P")); !strings.HasPrefix(string(v), abortedMark) {
-			t.Fatalf("node %x: P recorded as %q, want it aborted", id, v)
+	for _, v := range []byte{batchVersionSlots, batchVersion} {
+		p := fmt.Sprint("P", v)
+		c.proposeEntry(lead, encodeBatchVersion(v, []*request{batchReq(p, p, "1"), batchReq(fmt.Sprint("Q", v), "", "x")}))
+		c.proposeEntry(lead, encodeBatchVersion(v, []*request{batchReq(p, p, "2")}))
+		for _, id := range c.ids {
+			snap := c.node(id).st.Snapshot()
+			if v, ok := snap.Get(p); ok {
+				t.Fatalf("node %x: %s = %q: a request of a refused batch applied later", id, p, v)
+			}
+			if v, _ := c.node(id).n.decided(p); !strings.HasPrefix(string(v), abortedMark) {
+				t.Fatalf("node %x: %s recorded as %q, want it aborted", id, p, v)
+			}
 		}
 	}
+}
+
+// TestClusterBatchRecords: each request of a batch entry (version 3, one
+// record of IDs per batch) applies at most once: a copy in the same batch,
+// a copy in a later batch and an ID applied alone are duplicates; a
+// batch's IDs are forgotten only once later batches applied DedupWindow
+// requests (here 4), a batch larger than the window is remembered whole;
+// a member restarted in between (the index in memory built again from
+// the store) decides alike; a malformed batch changes nothing anywhere.
+func TestClusterBatchRecords(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 23, func(cfg *Config) { cfg.DedupWindow = 4 })
+	lead := c.leader()
+	if _, err := c.propose(lead, Request{ID: "alone", Txn: &store.Txn{Ops: []store.Op{{Kind: store.OpAdd, Key: "alone", Delta: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	f := followerOf(c, lead)
+	steps := []struct {
+		batch   []*request
+		want    map[string]string // key -> value on every member after the batch ("" absent)
+		restart bool              // restart a follower after this step
+	}{
+		{[]*request{batchReq("A", "a", "1"), batchReq("B", "b", "1"), batchReq("A", "a", "2"), batchReq("alone", "alone", "x")},
+			map[string]string{"a": "1", "b": "1", "alone": "1"}, false},
+		{[]*request{batchReq("A", "a", "3"), batchReq("C", "c", "1")}, map[string]string{"a": "1", "c": "1"}, true},
+		// Records {A B} {C} {D E}: three IDs after A and B, who stay.
+		{[]*request{batchReq("D", "d", "1"), batchReq("E", "e", "1")}, map[string]string{"d": "1", "e": "1"}, false},
+		{[]*request{batchReq("A", "a", "4"), batchReq("B", "b", "4")}, map[string]string{"a": "1", "b": "1"}, false},
+		// F makes four after {A B}: that record goes.
+		{[]*request{batchReq("F", "f", "1")}, map[string]string{"f": "1"}, true},
+		{[]*request{batchReq("A", "a", "6"), batchReq("C", "c", "6")}, map[string]string{"a": "6", "c": "1"}, false},
+		// Six in a window of four: every older record goes, this one
+		// stays whole.
+		{[]*request{batchReq("G", "g", "1"), batchReq("H", "h", "1"), batchReq("I", "i", "1"),
+			batchReq("J", "j", "1"), batchReq("K", "k", "1"), batchReq("L", "l", "1")}, nil, true},
+		{[]*request{batchReq("G", "g", "2"), batchReq("L", "l", "2"), batchReq("D", "d", "2")},
+			map[string]string{"g": "1", "l": "1", "d": "2"}, false},
+	}
+	for i, s := range steps {
+		c.proposeEntry(lead, encodeBatch(s.batch))
+		for _, id := range c.ids {
+			snap := c.node(id).st.Snapshot()
+			for k, want := range s.want {
+				if got, _ := snap.Get(k); string(got) != want {
+					t.Fatalf("step %d, node %x: %s = %q, want %q", i, id, k, got, want)
+				}
+			}
+		}
+		if s.restart {
+			c.stop(c.node(f))
+			if err := c.restart(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := c.node(lead).st.Snapshot().Hash()
+	bad := encodeBatch([]*request{batchReq("Z", "z", "1"), {id: "Y", dedup: true, txn: &store.Txn{Ops: []store.Op{{Kind: store.OpAdd, Key: "y", Delta: 1}}}}})
+	c.proposeEntry(lead, bad)
+	if c.node(lead).st.Snapshot().Hash() != before {
+		t.Fatal("a malformed batch changed the state")
+	}
+	// Records {G..L} and {D}; no per-request records but "alone"'s.
+	for _, id := range c.ids {
+		recs, ids := 0, 0
+		c.node(id).st.Snapshot().Scan(store.ScanOptions{Prefix: DedupPrefix}, func(k string, _ []byte) bool {
+			switch {
+			case strings.HasPrefix(k, batchRecordPrefix):
+				recs++
+			case strings.HasPrefix(k, DedupPrefix+"id/"), strings.HasPrefix(k, DedupPrefix+"seq"):
+				ids++
+			}
+			return true
+		})
+		if recs != 2 || ids != 1 {
+			t.Fatalf("node %x: %d batch records and %d per-request records, want 2 and 1", id, recs, ids)
+		}
+	}
+}
+
+// TestClusterBatchRecordsAfterSnapshot: a member that catches up through
+// a snapshot install knows the batch records the snapshot holds (the
+// index in memory is built again from the installed store): a copy of a
+// batched request proposed after the install is a duplicate there too,
+// and every member ends with the same state.
+func TestClusterBatchRecordsAfterSnapshot(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 29, snapConfig)
+	lead := c.leader()
+	c.converged()
+	f := followerOf(c, lead)
+	behind := c.node(f).st.Snapshot().Index()
+	c.net.Isolate(f)
+	c.proposeEntryOn(lead, encodeBatch([]*request{batchReq("S1", "s", "1"), batchReq("S2", "t", "1")}))
+	c.writeKeys(lead, "during/", 60, 100)
+	c.checkpointAll(f)
+	waitFor(t, "the leader to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > behind+10
+	})
+	c.net.Rejoin(f)
+	c.converged()
+	waitFor(t, "the install to finish", func() bool { return c.node(f).n.InstallProgress().Phase == "installed" })
+	c.proposeEntry(lead, encodeBatch([]*request{batchReq("S1", "s", "2"), batchReq("S3", "u", "1")}))
+	for _, id := range c.ids {
+		snap := c.node(id).st.Snapshot()
+		if v, _ := snap.Get("s"); string(v) != "1" {
+			t.Fatalf("node %x: s = %q, want 1 (a copy of a batched request applied twice)", id, v)
+		}
+		if v, _ := snap.Get("u"); string(v) != "1" {
+			t.Fatalf("node %x: u = %q, want 1", id, v)
+		}
+	}
+	if h, fh := c.node(lead).st.Snapshot().Hash(), c.node(f).st.Snapshot().Hash(); h != fh {
+		t.Fatalf("the member that installed a snapshot has state %x, the leader %x", fh, h)
+	}
+}
+
+// proposeEntryOn proposes data as one raft entry on node id and waits
+// until that node applied it (the others may be cut off).
+func (c *testCluster) proposeEntryOn(id uint64, data []byte) {
+	c.t.Helper()
+	n := c.node(id).n
+	before := n.st.Snapshot().Index()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.raft.Propose(ctx, data); err != nil {
+		c.t.Fatal(err)
+	}
+	waitFor(c.t, "the entry to apply", func() bool { return n.st.Snapshot().Index() > before })
+}
+
+// TestBatchRecordDecode: a batch record decodes to what was encoded, and
+// hostile bytes are an error naming the key, never a panic.
+func TestBatchRecordDecode(t *testing.T) {
+	reqs := sampleBatch()
+	key := batchRecordKey(0x1234)
+	rec, err := decodeBatchRecord(key, encodeBatchRecord(batchRecordAborted, reqs))
+	if err != nil || rec.index != 0x1234 || !rec.aborted || len(rec.ids) != len(reqs) || rec.ids[0] != reqs[0].id {
+		t.Fatalf("decoded %+v, %v", rec, err)
+	}
+	good := encodeBatchRecord(0, reqs)
+	for name, c := range map[string]struct {
+		key string
+		v   []byte
+	}{
+		"no index":       {batchRecordPrefix + "xyz", good},
+		"a short index":  {batchRecordPrefix + "12", good},
+		"empty":          {key, nil},
+		"unknown flags":  {key, append([]byte{2}, good[1:]...)},
+		"no IDs":         {key, []byte{0, 0}},
+		"too many IDs":   {key, []byte{0, 0xff, 0xff, 0x03}},
+		"an ID too long": {key, append([]byte{0, 1, MaxRequestID + 1}, make([]byte, MaxRequestID+1)...)},
+		"cut short":      {key, good[:len(good)-1]},
+		"trailing bytes": {key, append(good, 0)},
+	} {
+		if _, err := decodeBatchRecord(c.key, c.v); err == nil || !strings.Contains(err.Error(), strconv.Quote(c.key)) {
+			t.Errorf("%s: %v; want an error naming %q", name, err, c.key)
+		}
+	}
+}
+
+func FuzzDecodeBatchRecord(f *testing.F) {
+	f.Add(encodeBatchRecord(0, sampleBatch()))
+	f.Add([]byte{1, 1, 0})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		rec, err := decodeBatchRecord(batchRecordKey(7), v)
+		if err != nil {
+			return
+		}
+		reqs := make([]*request, len(rec.ids))
+		for i, id := range rec.ids {
+			reqs[i] = &request{id: id}
+		}
+		flags := byte(0)
+		if rec.aborted {
+			flags = batchRecordAborted
+		}
+		again := encodeBatchRecord(flags, reqs)
+		rec2, err := decodeBatchRecord(batchRecordKey(7), again)
+		if err != nil || !reflect.DeepEqual(rec, rec2) {
+			t.Fatalf("%x decoded to %+v, which encodes as %x, decoded to %+v, %v", v, rec, again, rec2, err)
+		}
+	})
 }

@@ -174,9 +174,10 @@ type Node struct {
 	raft raft.Node
 	tr   Transport
 
-	waiters waitTable      // proposals waiting for their entry to apply
-	batcher proposeBatcher // batchable proposals of this node (batch.go)
-	reads   readTable      // ReadIndex attempts waiting for their read state
+	waiters  waitTable      // proposals waiting for their entry to apply
+	batcher  proposeBatcher // batchable proposals of this node (batch.go)
+	batchIDs batchIndex     // the batch records (batchdedup.go); Ready loop only
+	reads    readTable      // ReadIndex attempts waiting for their read state
 
 	// Owned by the Ready loop.
 	applied   uint64 // last entry handed to the store
@@ -250,6 +251,10 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.applied = cfg.Store.Snapshot().Index()
+	if err := n.batchIDs.load(cfg.Store.Snapshot()); err != nil {
+		ls.close()
+		return nil, err
+	}
 	rs := ls.state() // after a resumed install: the snapshot's membership
 	n.setMembership(loadMembership(cfg.Store, rs.Conf, rs.ConfIndex))
 	n.raft = raft.RestartNode(n.raftConfig(n.applied))

@@ -95,48 +95,86 @@ func newAttempt() uint64 {
 	}
 }
 
-// awaitApply proposes data and waits for this node to apply it, proposing
-// again (same ID) every ProposalRetry and whenever the leader changes if
-// the request is deduplicated, and again soon if raft dropped it (no
-// leader known: the proposal reached no log).
+// awaitApply proposes data and waits for this node to apply it (see
+// proposeUntil: a deduplicated request is proposed again while it waits).
 func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan applyResult) (applyResult, error) {
+	if testfault.ClusterAckBeforeQuorum.Load() {
+		return applyResult{}, n.ackBeforeQuorum(ctx, data)
+	}
+	res, err := proposeUntil(n, ctx, ch, data, r.dedup, n.raft.Propose)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = n.deadlineErr(ctx, "write")
+	}
+	return res, err
+}
+
+// proposeUntil proposes data with propose and returns what done yields
+// first: it proposes again every ProposalRetry and whenever the leader
+// changes if again is set (the request has an ID: a copy applies at most
+// once; a proposal may be lost with a leader), and again soon if raft
+// dropped it (no leader known: the proposal reached no log, so trying
+// again is always safe). It returns an error once ctx ends (ctx.Err():
+// a batch's ctx ends whenever it is done, so the error is left cheap), the
+// node stops, or propose fails otherwise. Single requests (awaitApply) and
+// batches (runBatch) share it.
+func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byte, again bool, propose func(context.Context, []byte) error) (T, error) {
+	var zero T
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	var leaderCh <-chan struct{}
 	proposed := false
 	for {
 		select {
-		case res := <-ch:
-			return res, nil
+		case v := <-done:
+			return v, nil
 		case <-ctx.Done():
-			return applyResult{}, n.deadlineErr(ctx, "write")
+			return zero, ctx.Err()
 		case <-n.done():
-			return applyResult{}, n.stoppedErr()
+			return zero, n.stoppedErr()
 		case <-retry.C:
 		case <-leaderCh:
 		}
-		if proposed && !r.dedup {
+		if proposed && !again {
 			leaderCh = nil // without an ID a second proposal could apply twice
 			continue
 		}
 		leaderCh = n.leaderChanged()
-		err := n.raft.Propose(ctx, data)
+		err := propose(ctx, data)
 		switch {
 		case err == nil:
 			if proposed {
 				n.stats.proposalRetries.Add(1)
 			}
 			proposed = true
-			if testfault.ClusterAckBeforeQuorum.Load() {
-				return applyResult{}, nil // the planted bug: acknowledged before any quorum
-			}
 			retry.Reset(n.cfg.ProposalRetry)
 		case errors.Is(err, raft.ErrProposalDropped):
-			retry.Reset(n.cfg.TickInterval) // dropped before any log took it: safe to try again
+			retry.Reset(n.cfg.TickInterval)
 		case ctx.Err() != nil:
-			return applyResult{}, n.deadlineErr(ctx, "write")
+			return zero, ctx.Err()
 		default:
-			return applyResult{}, n.stoppedErr()
+			return zero, n.stoppedErr()
+		}
+	}
+}
+
+// ackBeforeQuorum is the planted bug testfault.ClusterAckBeforeQuorum: it
+// returns as soon as raft took the proposal, before any quorum logged it.
+func (n *Node) ackBeforeQuorum(ctx context.Context, data []byte) error {
+	for {
+		err := n.raft.Propose(ctx, data)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, raft.ErrProposalDropped):
+			if ctx.Err() != nil {
+				return n.deadlineErr(ctx, "write")
+			}
+			return n.stoppedErr()
+		}
+		select {
+		case <-time.After(n.cfg.TickInterval):
+		case <-ctx.Done():
+			return n.deadlineErr(ctx, "write")
 		}
 	}
 }

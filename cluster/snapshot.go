@@ -658,6 +658,9 @@ func (n *Node) installSnapshot(snap *pb.Snapshot) error {
 	if err := n.snaps.installStore(md.GetIndex()); err != nil {
 		return err
 	}
+	if err := n.batchIDs.load(n.st.Snapshot()); err != nil {
+		return err
+	}
 	n.applied, n.confIndex = md.GetIndex(), md.GetIndex()
 	// The transport learns the peers the snapshot's membership names.
 	n.setMembership(loadMembership(n.st, md.GetConfState(), md.GetIndex()))
