@@ -133,7 +133,7 @@ func (s *Store) commitBatch(reqs []*commitReq) {
 	sts := make([]*staging, len(reqs))
 	var all []int
 	for i, r := range reqs {
-		sts[i] = newStaging(r.txn, s.staged)
+		sts[i] = newOverlay(r.txn, s.staged)
 		for _, sh := range sts[i].shards {
 			if !slices.Contains(all, sh) {
 				all = append(all, sh)
@@ -170,15 +170,15 @@ func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
 	view := slices.Clone(s.staged)
 	owned := make([]bool, len(view))
 	writer := make([]int, len(view)) // the record (in recs) that last wrote each owned shard
-	var recs [][]byte
-	var took []*commitReq
+	recs := make([][]byte, 0, len(reqs))
+	took := make([]*commitReq, 0, len(reqs))
 	var failed []int // requests decided without a record: their shards' state is their index
-	var keys []string
+	keys := make([]string, 0, 2*len(reqs))
 	limit, size := s.log.MaxBatchBytes(), 0
 	n := 0
 	for ; n < len(reqs); n++ {
 		r, st := reqs[n], sts[n]
-		st.base, st.overlay = view, true
+		st.base = view
 		if err := st.applyAll(r.txn); err != nil {
 			r.err = err
 			failed = append(failed, n)

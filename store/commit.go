@@ -163,7 +163,17 @@ type staging struct {
 // tree, and Copy writes to the tree it copies), and, with Store.staged as
 // base, while it reads.
 func newStaging(txn *Txn, base []*tree) *staging {
-	st := &staging{base: base, shards: make([]int, 0, 4)}
+	st := newOverlay(txn, base)
+	st.overlay = false
+	st.trees = make([]*tree, len(st.shards))
+	return st
+}
+
+// newOverlay starts an overlay view of txn's shards (see staging.overlay):
+// no private trees, room for an effect per operation.
+func newOverlay(txn *Txn, base []*tree) *staging {
+	st := &staging{base: base, shards: make([]int, 0, 4), overlay: true,
+		effects: make([]format.TxnEffect, 0, len(txn.Ops))}
 	for _, op := range txn.Ops {
 		sh := shardOf(op.Key, len(base))
 		if !slices.Contains(st.shards, sh) {
@@ -171,7 +181,6 @@ func newStaging(txn *Txn, base []*tree) *staging {
 		}
 	}
 	slices.Sort(st.shards)
-	st.trees = make([]*tree, len(st.shards))
 	return st
 }
 
@@ -332,8 +341,8 @@ func (st *staging) read(key string) (int, []byte, bool) {
 // shard's position in st.
 func (st *staging) view(key string) (*tree, int) {
 	pos := slices.Index(st.shards, shardOf(key, len(st.base)))
-	if t := st.trees[pos]; t != nil {
-		return t, pos
+	if st.trees != nil && st.trees[pos] != nil {
+		return st.trees[pos], pos
 	}
 	return st.base[st.shards[pos]], pos
 }
