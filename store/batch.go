@@ -14,8 +14,9 @@ import (
 // The batch committer stages the transactions that wait to commit in
 // batches: one staging copy of each shard per batch, not per transaction
 // (copying a shard's path for every transaction was 70% of the bytes a
-// commit allocated), and one WAL enqueue per batch, so that the batch
-// shares one write and one fsync.
+// commit allocated; leaves two writes of a batch share are now copied
+// once, and the upper levels once per batch), and one WAL enqueue per
+// batch, so that the batch shares one write and one fsync.
 //
 // There is no committer goroutine. A committing goroutine queues its
 // request; if no batch is being led, it leads: it takes every queued
@@ -57,7 +58,9 @@ type commitReq struct {
 	err error
 }
 
-// States of a commitReq. Only the queued state may change, once.
+// States of a commitReq. A queued request changes state once (a leader
+// takes it, promotes it, or its caller abandons it); a promoted one once
+// more, to taken, when its goroutine leads.
 const (
 	reqQueued    int32 = iota
 	reqTaken           // a leader commits it
