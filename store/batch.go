@@ -175,7 +175,8 @@ func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
 	writer := make([]int, len(view)) // the record (in recs) that last wrote each owned shard
 	recs := make([][]byte, 0, len(reqs))
 	took := make([]*commitReq, 0, len(reqs))
-	var failed []int // requests decided without a record: their shards' state is their index
+	var failed []int    // requests decided without a record: their shards' state is their index
+	var sawRound []bool // parallel to failed: its view held effects of this round's records
 	keys := make([]string, 0, 2*len(reqs))
 	limit, size := s.log.MaxBatchBytes(), 0
 	n := 0
@@ -184,11 +185,11 @@ func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
 		st.base = view
 		if err := st.applyAll(r.txn); err != nil {
 			r.err = err
-			failed = append(failed, n)
+			failed, sawRound = append(failed, n), append(sawRound, sawOwned(st.shards, owned))
 			continue
 		}
 		if len(st.effects) == 0 {
-			failed = append(failed, n)
+			failed, sawRound = append(failed, n), append(sawRound, sawOwned(st.shards, owned))
 			continue
 		}
 		rec := format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(st.effects)), st.effects)
@@ -219,10 +220,19 @@ func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
 	if len(recs) > 0 {
 		var err error
 		if unit, err = s.logRound(recs, took, view, owned, writer, keys); err != nil {
-			// The requests decided without a record saw the round's
-			// effects, which now never exist: no verdict may rest on them.
-			for _, i := range failed {
-				reqs[i].err = err
+			// A request decided without a record that saw the round's
+			// effects, which now never exist, gets the error: no verdict
+			// may rest on them. One that saw none of them (it read only
+			// shards the round had not written when it was decided)
+			// keeps its verdict, as if it had been decided alone: a
+			// sibling's refused enqueue (a full disk) changes nothing
+			// it read.
+			for j, i := range failed {
+				if sawRound[j] {
+					reqs[i].err = err
+				} else {
+					reqs[i].idx = s.seen(sts[i].shards)
+				}
 			}
 			return n, nil
 		}
@@ -231,6 +241,17 @@ func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
 		reqs[i].idx = s.seen(sts[i].shards)
 	}
 	return n, unit
+}
+
+// sawOwned reports whether a view of shards includes a round's effects:
+// whether the round has written (owns a copy of) any of them.
+func sawOwned(shards []int, owned []bool) bool {
+	for _, sh := range shards {
+		if owned[sh] {
+			return true
+		}
+	}
+	return false
 }
 
 // logRound logs a round's records as one WAL batch and, if that worked,
