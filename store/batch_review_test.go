@@ -428,3 +428,170 @@ func showEffects(e map[string]*string) string {
 	}
 	return "{" + strings.Join(parts, " ") + "}"
 }
+
+// TestBatchFsyncFailureInsideBatch: one batch holds a put of k, a
+// transaction that only checks k against the put's value (it passes on the
+// batch's view), one whose check fails against it, and a put on another
+// shard. The batch's fsync fails: nothing may be acknowledged — not even
+// the check that passed on a value that never became durable — the failed
+// check must report the store's failure, never the value that never
+// existed, and nothing of the batch is published.
+func TestBatchFsyncFailureInsideBatch(t *testing.T) {
+	gate := newSyncGate()
+	s, err := Open(Options{FS: vfs.NewErrorFS(vfs.NewMem(), gate), Dir: "/d", Create: true, Shards: 8, SegmentSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "k", []byte("v0")); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Snapshot().Index()
+	other := keyOnOtherShard(s, "o", "k")
+	h := holdLeaders(t, s)
+	h.armed.Store(true)
+	put := make(chan commitResult, 1)
+	go func() { idx, err := s.Put(ctx, "k", []byte("v1")); put <- commitResult{idx, err} }()
+	<-h.held
+	passes := h.commitAsync(t, ctx, &Txn{Ops: []Op{{Kind: OpCheck, Key: "k", Check: CheckEquals, Value: []byte("v1")}}}, 2)
+	fails := h.commitAsync(t, ctx, &Txn{Ops: []Op{
+		{Kind: OpCheck, Key: "k", Check: CheckEquals, Value: []byte("v0")},
+		{Kind: OpPut, Key: "z", Value: []byte("1")},
+	}}, 3)
+	putOther := h.commitAsync(t, ctx, &Txn{Ops: []Op{{Kind: OpPut, Key: other, Value: []byte("1")}}}, 4)
+	gate.armed.Store(true)
+	h.let()
+	<-gate.reached
+	if got := s.Snapshot().Index(); got != before {
+		t.Fatalf("published index %d before the batch's fsync returned, want %d", got, before)
+	}
+	gate.release <- errors.New("EIO on fsync")
+	for name, ch := range map[string]<-chan commitResult{"put k": put, "check-only": passes, "put other": putOther} {
+		if r := <-ch; r.err == nil || !errors.Is(r.err, ErrFailed) {
+			t.Errorf("%s: acknowledged (index %d, %v) although the batch's fsync failed", name, r.idx, r.err)
+		}
+	}
+	r := <-fails
+	var ce *CheckError
+	if errors.As(r.err, &ce) || !errors.Is(r.err, ErrFailed) || strings.Contains(r.err.Error(), "v1") {
+		t.Errorf("failing check: %v; want the store's failure, not the value that never existed", r.err)
+	}
+	if got := s.Snapshot().Index(); got != before {
+		t.Fatalf("published index %d after the failed fsync, want %d", got, before)
+	}
+	if v, _ := s.Get("k"); string(v) != "v0" {
+		t.Fatalf("k = %q after the failed fsync, want v0", v)
+	}
+}
+
+// TestBatchCancelledAfterTaken: a caller cancels while its transaction is
+// already in a batch (the leader took it and waits for a shard's gate).
+// The caller must be told the truth: either it is acknowledged and its
+// write is there, or it gets an error and its write is nowhere — never an
+// error for a write that was committed.
+func TestBatchCancelledAfterTaken(t *testing.T) {
+	s, err := Open(Options{FS: vfs.NewMem(), Dir: "/d", Create: true, Shards: 8, SegmentSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	y := keyOnOtherShard(s, "y", "x")
+	h := holdLeaders(t, s)
+	h.armed.Store(true)
+	lead := make(chan commitResult, 1)
+	go func() { idx, err := s.Put(ctx, "x", []byte("1")); lead <- commitResult{idx, err} }()
+	<-h.held
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	taken := h.commitAsync(t, cctx, &Txn{Ops: []Op{{Kind: OpPut, Key: y, Value: []byte("1")}}}, 2)
+	sh := shardOf(y, len(s.gates))
+	if err := s.acquire(ctx, []int{sh}); err != nil { // the leader will wait for this gate
+		t.Fatal(err)
+	}
+	h.let()
+	waitUntil(t, "the leader to take the queue", func() bool { return h.queued() == 0 })
+	cancel()
+	s.release([]int{sh})
+	if r := <-lead; r.err != nil {
+		t.Fatal(r.err)
+	}
+	r := <-taken
+	v, ok := s.Get(y)
+	switch {
+	case r.err == nil && (!ok || string(v) != "1" || s.Snapshot().Index() < r.idx):
+		t.Fatalf("acknowledged at %d, but %s = %q (%v) at %d", r.idx, y, v, ok, s.Snapshot().Index())
+	case r.err != nil && ok:
+		t.Fatalf("told %v, but its write %s = %q was committed", r.err, y, v)
+	}
+}
+
+// TestBatchBigTxnSplitsRounds: a batch holds a small put, a transaction
+// bigger than the WAL's batch limit, a transaction that checks the big
+// one's key (it must see it: log order is batch order) and another small
+// put. Everything commits, at consecutive indexes in queue order, the big
+// transaction as one record, and a reopen has it all.
+func TestBatchBigTxnSplitsRounds(t *testing.T) {
+	m := vfs.NewMem()
+	s, err := Open(Options{FS: m, Dir: "/d", Create: true, Shards: 4, SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	limit := s.log.MaxBatchBytes()
+	big := &Txn{}
+	for i := 0; i*(600<<10) < limit+(600<<10); i++ {
+		big.Ops = append(big.Ops, Op{Kind: OpPut, Key: fmt.Sprintf("big%d", i), Value: []byte(strings.Repeat("b", 600<<10))})
+	}
+	h := holdLeaders(t, s)
+	h.armed.Store(true)
+	first := make(chan commitResult, 1)
+	go func() { idx, err := s.Put(ctx, "s1", []byte("1")); first <- commitResult{idx, err} }()
+	<-h.held
+	bigc := h.commitAsync(t, ctx, big, 2)
+	dep := h.commitAsync(t, ctx, &Txn{Ops: []Op{
+		{Kind: OpCheck, Key: "big0", Check: CheckExists},
+		{Kind: OpPut, Key: "dep", Value: []byte("1")},
+	}}, 3)
+	last := h.commitAsync(t, ctx, &Txn{Ops: []Op{{Kind: OpPut, Key: "s2", Value: []byte("1")}}}, 4)
+	h.let()
+	var idx []uint64
+	for _, ch := range []<-chan commitResult{first, bigc, dep, last} {
+		r := <-ch
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		idx = append(idx, r.idx)
+	}
+	for i := 1; i < len(idx); i++ {
+		if idx[i] != idx[0]+uint64(i) {
+			t.Fatalf("indexes %v: want consecutive, in queue order", idx)
+		}
+	}
+	s.Close()
+	r, err := segment.NewReader(m, filepath.Join("/d", format.WALDir), idx[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := r.Next()
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	format.DecodeTxnRecord(e.Data, func(uint8, []byte, []byte) { n++ })
+	if e.Index != idx[1] || n != len(big.Ops) {
+		t.Fatalf("record %d holds %d effects, want the big transaction's %d at %d", e.Index, n, len(big.Ops), idx[1])
+	}
+	s, err = Open(Options{FS: m, Dir: "/d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, k := range []string{"s1", "big0", fmt.Sprintf("big%d", len(big.Ops)-1), "dep", "s2"} {
+		if _, ok := s.Get(k); !ok {
+			t.Fatalf("%s lost after reopen", k)
+		}
+	}
+}
