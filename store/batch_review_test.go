@@ -88,7 +88,8 @@ func keyOnOtherShard(s *Store, prefix string, keys ...string) string {
 // nothing saw the refused put, so its refusal must not change what they
 // report: the check-only one succeeds and the failing one reports its
 // *CheckError (nothing changed: exit 4, not an operational failure). This
-// is what each of them got when it committed alone.
+// is what each of them got when it committed alone. A fourth one, whose
+// check fails on the refused put's value, must not report that value.
 func TestBatchNoSpaceSparesOtherVerdicts(t *testing.T) {
 	mem := vfs.NewMem()
 	var full atomic.Bool
@@ -134,6 +135,12 @@ func TestBatchNoSpaceSparesOtherVerdicts(t *testing.T) {
 		{Kind: OpCheck, Key: "k", Check: CheckEquals, Value: []byte("other")},
 		{Kind: OpPut, Key: "k", Value: []byte("changed")},
 	}}, 3)
+	// This one's check fails on the refused put's value, which never
+	// exists: it must not be reported as its verdict.
+	sawPut := h.commitAsync(t, ctx, &Txn{Ops: []Op{
+		{Kind: OpCheck, Key: w, Check: CheckAbsent},
+		{Kind: OpPut, Key: "k", Value: []byte("changed")},
+	}}, 4)
 	h.let()
 	if r := <-put; !errors.Is(r.err, ErrNoSpace) {
 		t.Fatalf("put on a full disk: %v, want ErrNoSpace", r.err)
@@ -144,6 +151,9 @@ func TestBatchNoSpaceSparesOtherVerdicts(t *testing.T) {
 	var ce *CheckError
 	if r := <-failing; !errors.As(r.err, &ce) {
 		t.Errorf("a transaction whose check failed got %v, want its *CheckError", r.err)
+	}
+	if r := <-sawPut; errors.As(r.err, &ce) {
+		t.Errorf("a transaction whose check failed on the refused put's value reported it: %v", r.err)
 	}
 	if v, _ := s.Get("k"); string(v) != "v" {
 		t.Fatalf("k = %q, want v", v)
