@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/segment"
@@ -284,7 +285,16 @@ func TestBatchRecordsMatchSequentialDecision(t *testing.T) {
 		if leads.Add(1)%3 == 0 {
 			return // some batches go as they are
 		}
-		waitUntil(t, "the live workers to queue", func() bool { return queued() >= alive.Load() })
+		// Not waitUntil: this runs on a worker's goroutine, where
+		// t.Fatal must not be called.
+		deadline := time.Now().Add(30 * time.Second)
+		for queued() < alive.Load() {
+			if time.Now().After(deadline) {
+				t.Error("gave up waiting for the live workers to queue")
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
 	}
 	type acked struct {
 		txn *Txn
