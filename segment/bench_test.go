@@ -37,26 +37,51 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendRatio runs the Log and the simplest group commit
-// alternately, b.N appends per round, five rounds each at 16 and 128
-// appenders, so that a loaded machine slows both alike, and reports the
-// median appends/s of each and log/group (issue 16: at least 1 at every
-// concurrency).
+// BenchmarkAppendRatio runs the Log, the Log without its adaptive gather
+// (Options.NoGather) and the simplest group commit alternately, b.N
+// appends per round, five rounds each at 16 and 128 appenders, so that a
+// loaded machine slows them alike, and reports the median appends/s of
+// each and log/group (issue 16: at least 1 at every concurrency). For each
+// it also reports the records one fsync carried and the mean fsync time:
+// whether the log loses to the baseline on the disk (slower fsyncs) or
+// before it (fewer records per fsync).
 func BenchmarkAppendRatio(b *testing.B) {
 	for _, n := range []int{16, 128} {
 		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
-			var logRates, groupRates []float64
+			var logRates, noGatherRates, groupRates []float64
+			var logSyncs, noGatherSyncs, groupSyncs syncCounter
 			for r := 0; r < 5; r++ {
-				logRates = append(logRates, appendRate(b, n, logAppender))
-				groupRates = append(groupRates, appendRate(b, n, groupAppender))
+				logRates = append(logRates, appendRate(b, n, logAppender(false, &logSyncs)))
+				noGatherRates = append(noGatherRates, appendRate(b, n, logAppender(true, &noGatherSyncs)))
+				groupRates = append(groupRates, appendRate(b, n, groupAppender(&groupSyncs)))
 			}
-			lg, gr := medianOf(logRates), medianOf(groupRates)
+			lg, ng, gr := medianOf(logRates), medianOf(noGatherRates), medianOf(groupRates)
 			b.ReportMetric(lg, "log-appends/s")
+			b.ReportMetric(ng, "nogather-appends/s")
 			b.ReportMetric(gr, "group-appends/s")
 			b.ReportMetric(lg/gr, "log/group")
+			b.ReportMetric(ng/gr, "nogather/group")
+			logSyncs.report(b, "log")
+			noGatherSyncs.report(b, "nogather")
+			groupSyncs.report(b, "group")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// syncCounter sums fsyncs, their records and their time.
+type syncCounter struct{ n, recs, nanos atomic.Int64 }
+
+func (c *syncCounter) add(recs int, d time.Duration) {
+	c.n.Add(1)
+	c.recs.Add(int64(recs))
+	c.nanos.Add(int64(d))
+}
+
+func (c *syncCounter) report(b *testing.B, name string) {
+	n := float64(max(1, c.n.Load()))
+	b.ReportMetric(float64(c.recs.Load())/n, name+"-recs/fsync")
+	b.ReportMetric(float64(c.nanos.Load())/n/1e3, name+"-fsync-µs")
 }
 
 // appendRate runs b.N appends over n goroutines with the appender mk
@@ -78,10 +103,16 @@ func appendRate(b *testing.B, n int, mk func(b *testing.B) (appendOne, stop func
 	return float64(b.N) / time.Since(start).Seconds()
 }
 
-// logAppender opens a Log for one round.
-func logAppender(b *testing.B) (func(), func()) {
+// logAppender returns what opens a Log for one round, with or without
+// its gather, counting its fsyncs in syncs.
+func logAppender(noGather bool, syncs *syncCounter) func(b *testing.B) (func(), func()) {
+	return func(b *testing.B) (func(), func()) { return openLogAppender(b, noGather, syncs) }
+}
+
+func openLogAppender(b *testing.B, noGather bool, syncs *syncCounter) (func(), func()) {
 	dir := benchDir(b)
-	l, err := Open(Options{FS: vfs.Default, Dir: dir})
+	l, err := Open(Options{FS: vfs.Default, Dir: dir, NoGather: noGather,
+		OnSync: func(st SyncStats) { syncs.add(st.Records, st.Sync) }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,9 +127,13 @@ func logAppender(b *testing.B) (func(), func()) {
 		}
 }
 
-// groupAppender starts the simplest group commit (benchSimpleGroup's) for
-// one round.
-func groupAppender(b *testing.B) (func(), func()) {
+// groupAppender returns what starts the simplest group commit
+// (benchSimpleGroup's) for one round, counting its fsyncs in syncs.
+func groupAppender(syncs *syncCounter) func(b *testing.B) (func(), func()) {
+	return func(b *testing.B) (func(), func()) { return startGroupAppender(b, syncs) }
+}
+
+func startGroupAppender(b *testing.B, syncs *syncCounter) (func(), func()) {
 	bf := newBaselineFile(b)
 	type req struct {
 		rec  []byte
@@ -123,7 +158,7 @@ func groupAppender(b *testing.B) (func(), func()) {
 			for _, r := range batch {
 				buf = append(buf, r.rec...)
 			}
-			bf.write(b, buf)
+			syncs.add(len(batch), bf.write(b, buf))
 			for _, r := range batch {
 				r.done <- struct{}{}
 			}
@@ -199,15 +234,18 @@ func newBaselineFile(b *testing.B) *baselineFile {
 	return &baselineFile{f: f, rec: appendRecord(nil, format.FrameWALTxn, 1, 1, make([]byte, benchPayload))}
 }
 
-// write writes p at the end and fdatasyncs.
-func (bf *baselineFile) write(b *testing.B, p []byte) {
+// write writes p at the end and fdatasyncs, and returns how long the
+// fdatasync took.
+func (bf *baselineFile) write(b *testing.B, p []byte) time.Duration {
 	if _, err := bf.f.WriteAt(p, bf.off); err != nil {
 		b.Fatal(err)
 	}
+	t0 := time.Now()
 	if err := bf.f.Sync(); err != nil {
 		b.Fatal(err)
 	}
 	bf.off += int64(len(p))
+	return time.Since(t0)
 }
 
 // benchSyncPerRecord is baseline (a): one writer, WriteAt + fdatasync per

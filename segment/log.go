@@ -281,19 +281,29 @@ func (l *Log) enqueue(t format.FrameType, data []byte) (*batch, uint64, error) {
 		return nil, 0, err
 	}
 	l.mu.Lock()
+	if err := l.admitLocked(size); err != nil {
+		return nil, 0, err
+	}
+	idx := l.next
+	return l.addLocked(t, idx, l.term, data, size), idx, nil
+}
+
+// admitLocked waits, with l.mu held, until size more bytes of records may
+// be queued. On an error it returns with l.mu released.
+func (l *Log) admitLocked(size int64) error {
 	for {
 		if err := l.stateErr(); err != nil {
 			l.mu.Unlock()
-			return nil, 0, err
+			return err
 		}
 		ok, err := l.admit(size)
 		if err != nil {
 			l.mu.Unlock()
 			l.poke()
-			return nil, 0, err
+			return err
 		}
 		if ok {
-			break
+			return nil
 		}
 		l.waiting++
 		if l.gathering {
@@ -305,9 +315,56 @@ func (l *Log) enqueue(t format.FrameType, data []byte) (*batch, uint64, error) {
 		l.space.Wait()
 		l.waiting--
 	}
-	idx := l.next
-	return l.addLocked(t, idx, l.term, data, size), idx, nil
 }
+
+// EnqueueBatch is Enqueue for several records at once: it assigns them
+// consecutive indexes and copies them into the current batch's buffer
+// under one hold of the log's lock, so that they share one write and one
+// fsync and become durable together. It returns the first index and the
+// Pending of the last record (Wait on it for all of them). All of the
+// records are logged or none: on an error no index is assigned. Their
+// frames together may exceed MaxBatchBytes only if there is one record.
+func (l *Log) EnqueueBatch(t format.FrameType, data [][]byte) (uint64, *Pending, error) {
+	if len(data) == 0 {
+		return 0, nil, fmt.Errorf("%w: an empty batch", ErrTooLarge)
+	}
+	if len(data) == 1 {
+		p, err := l.Enqueue(t, data[0])
+		if err != nil {
+			return 0, nil, err
+		}
+		return p.index, p, nil
+	}
+	total := int64(0)
+	for _, d := range data {
+		size, err := recordSize(t, d)
+		if err != nil {
+			return 0, nil, err
+		}
+		total += size
+	}
+	if total > int64(l.maxBatch) {
+		return 0, nil, fmt.Errorf("%w: %d records of %d bytes, the batch limit is %d", ErrTooLarge, len(data), total, l.maxBatch)
+	}
+	l.mu.Lock()
+	if err := l.admitLocked(total); err != nil {
+		return 0, nil, err
+	}
+	first, empty := l.next, len(l.buf) == 0
+	for _, d := range data[:len(data)-1] {
+		l.encodeLocked(t, l.next, l.term, d, int64(format.FrameHeaderSize+recordHeaderSize+len(d)))
+	}
+	last := l.next
+	d := data[len(data)-1]
+	b := l.addLocked(t, last, l.term, d, int64(format.FrameHeaderSize+recordHeaderSize+len(d)))
+	if empty {
+		l.signal() // addLocked saw the batch's own records, not an empty buffer
+	}
+	return first, &Pending{b: b, index: last}, nil
+}
+
+// MaxBatchBytes is the most bytes of frames one EnqueueBatch may carry.
+func (l *Log) MaxBatchBytes() int { return l.maxBatch }
 
 // recordSize returns the frame size of a record of type t holding data,
 // or why it cannot be logged.
@@ -326,13 +383,8 @@ func recordSize(t format.FrameType, data []byte) (int64, error) {
 // on entry, so that buffer order is index order, and released before the
 // wake-ups.
 func (l *Log) addLocked(t format.FrameType, idx, term uint64, data []byte, size int64) *batch {
-	l.queued += size
 	first := len(l.buf) == 0
-	l.next = idx + 1
-	l.buf = appendRecord(l.buf, t, idx, term, data)
-	b := l.cur
-	b.last, b.n = idx, b.n+1
-	l.last.Store(idx)
+	b := l.encodeLocked(t, idx, term, data, size)
 	// Poke the gathering flusher only once the batch is what it waits for:
 	// poked on every record, it woke up to 128 times a batch, taking CPU
 	// and l.mu from the appenders it was waiting for.
@@ -347,6 +399,18 @@ func (l *Log) addLocked(t format.FrameType, idx, term uint64, data []byte, size 
 	if first {
 		l.signal() // later records of this batch find the flusher already woken
 	}
+	return b
+}
+
+// encodeLocked encodes the record of index idx (the log's next) into the
+// current batch and returns the batch; l.mu is held.
+func (l *Log) encodeLocked(t format.FrameType, idx, term uint64, data []byte, size int64) *batch {
+	l.queued += size
+	l.next = idx + 1
+	l.buf = appendRecord(l.buf, t, idx, term, data)
+	b := l.cur
+	b.last, b.n = idx, b.n+1
+	l.last.Store(idx)
 	return b
 }
 

@@ -13,18 +13,20 @@ import (
 
 // Commit applies txn atomically and durably and returns its log index.
 //
-// It follows DESIGN.md "Transactions and shards": take the touched shards'
-// gates in ascending order (ctx may give up while waiting), stage private
-// copy-on-write versions of those shards and evaluate every operation on
-// them, and on a failed check drop them (returning a *CheckError; nothing is
-// logged; see settleCheck for when the failure is reported). Otherwise log
-// one WAL record and — still under the gates, so that
-// log order matches staging order on every shard — make the staged versions
-// the shards' newest, then release the gates. A later transaction on the
-// same shard may stage on top of this one before it is durable; nothing is
-// published or acknowledged before it is. The WAL's flusher publishes
-// durable entries in index order (onDurable); Commit returns once its entry
-// is published.
+// It follows DESIGN.md "Transactions and shards", in batches (batch.go):
+// the transaction joins the queue of the batch committer, whose leader
+// takes the gates of every shard the batch touches in ascending order
+// (ctx may give up while the transaction waits in the queue), evaluates
+// each transaction on the batch's private copy-on-write versions of the
+// shards, and on a failed check drops that transaction's effects
+// (returning a *CheckError; nothing of it is logged; see settleCheck for
+// when the failure is reported). The batch's other transactions are
+// logged as one WAL batch and — still under the gates, so that log order
+// matches staging order on every shard — the batch's versions become the
+// shards' newest. A later batch may stage on top of this one before it is
+// durable; nothing is published or acknowledged before it is. The WAL's
+// flusher publishes durable entries in index order, each batch whole
+// (onDurable); Commit returns once its entry is published.
 func (s *Store) Commit(ctx context.Context, txn *Txn) (uint64, error) {
 	if err := txn.Validate(); err != nil {
 		return 0, err
@@ -44,7 +46,7 @@ func (s *Store) Commit(ctx context.Context, txn *Txn) (uint64, error) {
 		return 0, s.Err()
 	}
 	for {
-		idx, p, l, err := s.stage(ctx, txn)
+		idx, p, err := s.stageBatched(ctx, txn)
 		var ce *CheckError
 		if errors.As(err, &ce) {
 			retry, err := s.settleCheck(ctx, txn, idx, ce)
@@ -56,20 +58,8 @@ func (s *Store) Commit(ctx context.Context, txn *Txn) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		return s.finish(idx, p, l)
+		return s.finish(idx, p)
 	}
-}
-
-// stage takes the gates of the shards txn touches, stages and (unless it
-// only checked, or a check failed) logs it, and releases the gates; see
-// stageAndLog for what it returns.
-func (s *Store) stage(ctx context.Context, txn *Txn) (uint64, *segment.Pending, *logged, error) {
-	st := newStaging(txn, s.staged)
-	if err := s.acquire(ctx, st.shards); err != nil {
-		return 0, nil, nil, err
-	}
-	defer s.release(st.shards)
-	return s.stageAndLog(txn, st)
 }
 
 // settleCheck decides what a failed check reports. A verdict and its
@@ -126,10 +116,10 @@ func (s *Store) decidePublished(ctx context.Context, txn *Txn) error {
 	return nil
 }
 
-// finish waits for a staged transaction: for a logged one, until it is
-// durable and published; for one that only checked, until the state its
-// checks saw is published.
-func (s *Store) finish(idx uint64, p *segment.Pending, l *logged) (uint64, error) {
+// finish waits for a staged transaction: for a logged one (already
+// registered for publication), until it is durable and published; for one
+// that only checked, until the state its checks saw is published.
+func (s *Store) finish(idx uint64, p *segment.Pending) (uint64, error) {
 	if p == nil {
 		// Nothing logged: answer the published index once the state the
 		// checks saw is published, so indexes a client sees never go back.
@@ -138,10 +128,6 @@ func (s *Store) finish(idx uint64, p *segment.Pending, l *logged) (uint64, error
 		}
 		return max(idx, s.root.Load().index), nil
 	}
-	// Queued for publication only now, outside the gates: pubMu is shared
-	// with the publisher, and holding it under the gates would stretch
-	// every gate's hold time. Publication waits for late registrations.
-	s.register(idx, l)
 	if err := p.Wait(); err != nil {
 		return 0, s.fail(err)
 	}
@@ -165,6 +151,10 @@ type staging struct {
 	trees   []*tree // private copies, parallel to shards; nil until first write
 	effects []format.TxnEffect
 	byKey   map[string]int // position of each key's effect, once there are many (effectIndexFrom)
+	// overlay leaves the trees alone: writes are only recorded as
+	// effects, and reads see the effects first (the batch committer,
+	// which writes a transaction's effects once its checks passed).
+	overlay bool
 }
 
 // newStaging starts a view of txn's shards on top of base (one tree per
@@ -173,7 +163,17 @@ type staging struct {
 // tree, and Copy writes to the tree it copies), and, with Store.staged as
 // base, while it reads.
 func newStaging(txn *Txn, base []*tree) *staging {
-	st := &staging{base: base, shards: make([]int, 0, 4)}
+	st := newOverlay(txn, base)
+	st.overlay = false
+	st.trees = make([]*tree, len(st.shards))
+	return st
+}
+
+// newOverlay starts an overlay view of txn's shards (see staging.overlay):
+// no private trees, room for an effect per operation.
+func newOverlay(txn *Txn, base []*tree) *staging {
+	st := &staging{base: base, shards: make([]int, 0, 4), overlay: true,
+		effects: make([]format.TxnEffect, 0, len(txn.Ops))}
 	for _, op := range txn.Ops {
 		sh := shardOf(op.Key, len(base))
 		if !slices.Contains(st.shards, sh) {
@@ -181,7 +181,6 @@ func newStaging(txn *Txn, base []*tree) *staging {
 		}
 	}
 	slices.Sort(st.shards)
-	st.trees = make([]*tree, len(st.shards))
 	return st
 }
 
@@ -211,27 +210,17 @@ func (s *Store) release(shards []int) {
 	}
 }
 
-// stageAndLog runs with the gates of st.shards held and returns the
-// transaction's pending WAL write and what the caller must register for
-// publication. It returns a nil Pending for a transaction that changed
-// nothing (only checks), or whose check failed (with the *CheckError): then
-// idx is the index of the state its checks saw, which the caller waits to
-// see published.
-func (s *Store) stageAndLog(txn *Txn, st *staging) (uint64, *segment.Pending, *logged, error) {
+// applyAll evaluates every operation of txn on the staging view, from a
+// clean start (the batch committer may evaluate a transaction again in its
+// next round), and returns the first failed check's *CheckError.
+func (st *staging) applyAll(txn *Txn) error {
+	st.effects, st.byKey = st.effects[:0], nil
 	for i, op := range txn.Ops {
 		if err := st.apply(i, op); err != nil {
-			return s.seen(st.shards), nil, nil, err
+			return err
 		}
 	}
-	if len(st.effects) == 0 {
-		return s.seen(st.shards), nil, nil, nil
-	}
-	rec := format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(st.effects)), st.effects)
-	p, err := s.log.Enqueue(format.FrameWALTxn, rec)
-	if err != nil {
-		return 0, nil, nil, s.enqueueError(err)
-	}
-	return p.Index(), p, s.install(st, p.Index()), nil
+	return nil
 }
 
 // seen returns the index of the newest entry included in the staged
@@ -275,14 +264,7 @@ func (s *Store) install(st *staging, idx uint64) *logged {
 
 // apply evaluates operation i on the staging view.
 func (st *staging) apply(i int, op Op) error {
-	t, pos := st.view(op.Key)
-	pr := probe(op.Key)
-	cur, ok := t.Get(pr)
-	unprobe(pr)
-	var curVal []byte
-	if ok {
-		curVal = cur.p.val
-	}
+	pos, curVal, ok := st.read(op.Key)
 	switch op.Kind {
 	case OpPut:
 		st.write(pos, op.Key, append([]byte(nil), op.Value...), format.TxnPut)
@@ -335,13 +317,32 @@ func check(i int, op Op, val []byte, ok bool) error {
 	return nil
 }
 
+// read returns key's shard position in st and its value in the staging
+// view.
+func (st *staging) read(key string) (int, []byte, bool) {
+	t, pos := st.view(key)
+	if st.overlay {
+		if i, ok := st.effectOf(key); ok {
+			e := &st.effects[i]
+			return pos, e.Value, e.Kind != format.TxnDelete
+		}
+	}
+	pr := probe(key)
+	cur, ok := t.Get(pr)
+	unprobe(pr)
+	if !ok {
+		return pos, nil, false
+	}
+	return pos, cur.p.val, true
+}
+
 // view returns the tree a transaction reads key from (its private copy if
 // it already wrote that shard, else the shard's newest version) and the
 // shard's position in st.
 func (st *staging) view(key string) (*tree, int) {
 	pos := slices.Index(st.shards, shardOf(key, len(st.base)))
-	if t := st.trees[pos]; t != nil {
-		return t, pos
+	if st.trees != nil && st.trees[pos] != nil {
+		return st.trees[pos], pos
 	}
 	return st.base[st.shards[pos]], pos
 }
@@ -350,15 +351,8 @@ func (st *staging) view(key string) (*tree, int) {
 // copy-on-write step: only the paths touched later are duplicated) and
 // keeping one effect per key, the last.
 func (st *staging) write(pos int, key string, val []byte, kind uint8) {
-	if st.trees[pos] == nil {
-		st.trees[pos] = st.base[st.shards[pos]].Copy()
-	}
-	if kind == format.TxnDelete {
-		pr := probe(key)
-		st.trees[pos].Delete(pr)
-		unprobe(pr)
-	} else {
-		st.trees[pos].Set(newItem(key, val))
+	if !st.overlay {
+		st.writeTree(pos, key, val, kind)
 	}
 	e := format.TxnEffect{Kind: kind, Key: key, Value: val}
 	if i, ok := st.effectOf(key); ok {
@@ -369,6 +363,21 @@ func (st *staging) write(pos int, key string, val []byte, kind uint8) {
 		st.byKey[key] = len(st.effects)
 	}
 	st.effects = append(st.effects, e)
+}
+
+// writeTree writes one effect into the transaction's private copy of the
+// shard at pos.
+func (st *staging) writeTree(pos int, key string, val []byte, kind uint8) {
+	if st.trees[pos] == nil {
+		st.trees[pos] = st.base[st.shards[pos]].Copy()
+	}
+	if kind == format.TxnDelete {
+		pr := probe(key)
+		st.trees[pos].Delete(pr)
+		unprobe(pr)
+	} else {
+		st.trees[pos].Set(newItem(key, val))
+	}
 }
 
 // effectIndexFrom is the number of effects from which a transaction looks

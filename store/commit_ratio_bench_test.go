@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 // for a transfer) alternately, b.N operations per round, five rounds, at
 // 16 and 128 clients, so that a loaded machine slows both alike. It
 // reports the medians and store/group (issue 16: at least 0.75 at 128
-// clients).
+// clients), and each side's process CPU time per operation (user+system,
+// fsyncs included), which a loaded machine distorts less than the rates.
 func BenchmarkCommitRatio(b *testing.B) {
 	for _, clients := range []int{16, 128} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
@@ -36,20 +38,27 @@ func BenchmarkCommitRatio(b *testing.B) {
 			defer walPhaseObserver.Store(nil)
 			var storeRates, groupRates []float64
 			var groupSyncs syncCounter
+			var storeCPU, groupCPU time.Duration
 			for r := 0; r < 5; r++ {
+				c0 := processCPU()
 				storeRates = append(storeRates, opRate(b.N, clients, func(rng *rand.Rand) {
 					if _, err := s.Commit(context.Background(), randomTransfer(rng)); err != nil {
 						b.Error(err)
 					}
 				}))
+				storeCPU += processCPU() - c0
 				g := startGroupCommit(b, &groupSyncs)
+				c0 = processCPU()
 				groupRates = append(groupRates, opRate(b.N, clients, func(*rand.Rand) { g.append() }))
+				groupCPU += processCPU() - c0
 				g.stop()
 			}
 			st, gr := median(storeRates), median(groupRates)
 			b.ReportMetric(st, "store-commits/s")
 			b.ReportMetric(gr, "group-appends/s")
 			b.ReportMetric(st/gr, "store/group")
+			b.ReportMetric(float64(storeCPU.Nanoseconds())/float64(5*b.N)/1e3, "store-cpu-µs/op")
+			b.ReportMetric(float64(groupCPU.Nanoseconds())/float64(5*b.N)/1e3, "group-cpu-µs/op")
 			storeSyncs.report(b, "store")
 			groupSyncs.report(b, "group")
 			b.ReportMetric(0, "ns/op")
@@ -75,6 +84,15 @@ func opRate(n, clients int, op func(rng *rand.Rand)) float64 {
 	}
 	wg.Wait()
 	return float64(n) / time.Since(start).Seconds()
+}
+
+// processCPU returns the user and system CPU time the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // syncCounter sums fsyncs, their records and their time.

@@ -45,12 +45,13 @@ func (s *Store) publishLocked() {
 	durable := max(s.log.DurableIndex(), s.elsewhere)
 	next := cur.index + 1
 	var shards []*tree
-	for ; next <= durable; next++ {
+	for next <= durable {
 		l, ok := s.queue[next]
-		if !ok {
-			break
+		if !ok || l.last > durable {
+			break // a batch is published whole, once its last entry is durable
 		}
 		delete(s.queue, next)
+		next = max(next, l.last) + 1
 		if shards == nil {
 			shards = append([]*tree(nil), cur.shards...)
 		}

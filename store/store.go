@@ -104,6 +104,8 @@ type Store struct {
 	staged  []*tree
 	lastIdx []uint64
 
+	batcher committer // stages Commit's transactions in batches (batch.go)
+
 	// Publication side, guarded by pubMu.
 	pubMu sync.Mutex
 	queue map[uint64]*logged // logged entries waiting to be published
@@ -140,6 +142,9 @@ type Store struct {
 	// checkWaitHook, if set (by tests), is called when a failed check must
 	// wait for the entry at the given index to become durable.
 	checkWaitHook func(idx uint64)
+	// leadHook, if set (by tests), is called when a goroutine leads a
+	// batch, before it takes the queued requests.
+	leadHook func()
 	// syncWaitHook, if set (by tests), is called when maintenance must wait
 	// for the WAL to be durable through a published index (syncPublished).
 	syncWaitHook func(idx uint64)
@@ -151,9 +156,12 @@ type Store struct {
 // logged is a transaction whose WAL record is written (maybe not yet
 // durable) and whose shard versions wait to be published.
 type logged struct {
-	shards []int
-	trees  []*tree
-	keys   []string
+	// first and last are the indexes of its entries: one transaction's
+	// (last 0: first only), or a batch's, published together.
+	first, last uint64
+	shards      []int
+	trees       []*tree
+	keys        []string
 }
 
 // Open opens (and with Create, initialises) the data directory, recovers its
