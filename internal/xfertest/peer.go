@@ -86,9 +86,9 @@ func RunPeer(b testing.TB, test string, env []string, send func(net.Conn) error)
 	if err != nil {
 		b.Fatalf("%s process did not connect: %v (exit: %v)\n%s", test, err, <-exited, out.String())
 	}
-	start, cpu0 := time.Now(), selfCPU()
+	start, cpu0 := time.Now(), CPU()
 	sendErr := send(c)
-	sendCPU := selfCPU() - cpu0
+	sendCPU := CPU() - cpu0
 	c.Close()
 	err = <-exited
 	d := time.Since(start)
@@ -98,8 +98,8 @@ func RunPeer(b testing.TB, test string, env []string, send func(net.Conn) error)
 	return PeerRun{Elapsed: d, PeerCPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), SendCPU: sendCPU}
 }
 
-// selfCPU is this process's CPU time so far, user and system.
-func selfCPU() time.Duration {
+// CPU is this process's CPU time so far, user and system.
+func CPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
