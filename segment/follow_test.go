@@ -142,3 +142,76 @@ func TestReaderFollowListsOnlyAfterRotation(t *testing.T) {
 		t.Fatalf("follow after the relisting listed the directory %d times", n)
 	}
 }
+
+// readCounter counts the bytes read through ReadAt from the files it opens.
+type readCounter struct {
+	vfs.FS
+	read atomic.Int64
+}
+
+func (c *readCounter) Open(name string) (vfs.File, error) {
+	f, err := c.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return &countedFile{File: f, c: c}, nil
+}
+
+type countedFile struct {
+	vfs.File
+	c *readCounter
+}
+
+func (f *countedFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.c.read.Add(int64(n))
+	return n, err
+}
+
+// TestReaderFollowReadsWhatIsNew: a reader that follows a live log after
+// every fsync reads about the new records from the file, not a full
+// read-ahead of the zeros after them (a transfer source follows its WAL
+// after each of the store's group commits).
+func TestReaderFollowReadsWhatIsNew(t *testing.T) {
+	fsys := &readCounter{FS: vfs.NewMem()}
+	l, err := Open(Options{FS: fsys, Dir: "/wal", SegmentSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r, err := l.NewReader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	next := uint64(1)
+	for i := 0; i < 50; i++ {
+		for j := 0; j < 3; j++ {
+			if _, err := l.Append(format.FrameWALTxn, make([]byte, 200)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.Follow(l.DurableIndex()); err != nil {
+			t.Fatal(err)
+		}
+		before := fsys.read.Load()
+		for {
+			e, err := r.Next()
+			if err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if e.Index != next {
+				t.Fatalf("entry %d, want %d", e.Index, next)
+			}
+			next++
+		}
+		if n := fsys.read.Load() - before; i > 0 && n > 16<<10 {
+			t.Fatalf("follow %d read %d bytes from the segment for 3 new records of 200 bytes", i, n)
+		}
+	}
+	if next != l.LastIndex()+1 {
+		t.Fatalf("read to %d, the log ends at %d", next-1, l.LastIndex())
+	}
+}

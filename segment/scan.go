@@ -70,8 +70,9 @@ func newSegReader(f vfs.File, path, name string, br *bufio.Reader) (*segReader, 
 }
 
 // seek makes the reader continue at off, expecting index expect there.
+// Its reads start small and grow (rampReader).
 func (s *segReader) seek(off int64, expect uint64) {
-	sec := io.NewSectionReader(s.f, off, s.size-off)
+	sec := &rampReader{r: io.NewSectionReader(s.f, off, s.size-off), n: firstRead}
 	if s.br == nil {
 		s.br = bufio.NewReaderSize(sec, int(min(readBufSize, s.size)))
 	} else {
@@ -79,6 +80,31 @@ func (s *segReader) seek(off int64, expect uint64) {
 	}
 	s.fr = format.NewFrameReader(s.br, s.path, off, s.size, true)
 	s.end, s.expect = off, expect
+}
+
+// firstRead is the first read after a seek (rampReader).
+const firstRead = 4 << 10
+
+// rampReader reads from r at most n bytes at a time, n doubling with each
+// read. A reader that follows a live log (Reader.Follow) seeks back to its
+// last record after every fsync of the log, where a few records are new and
+// the rest of the preallocated segment is zeros: a full read-ahead there
+// would copy a quarter megabyte from the file each time (most of a
+// transfer source's CPU while a store commits), where a short read copies
+// what is new. A reader that goes on reaches full reads after a few.
+type rampReader struct {
+	r io.Reader
+	n int
+}
+
+func (rr *rampReader) Read(p []byte) (int, error) {
+	if len(p) > rr.n {
+		p = p[:rr.n]
+	}
+	if rr.n < 1<<30 {
+		rr.n *= 2
+	}
+	return rr.r.Read(p)
 }
 
 func (s *segReader) close() error { return s.f.Close() }
