@@ -215,3 +215,54 @@ func TestReaderFollowReadsWhatIsNew(t *testing.T) {
 		t.Fatalf("read to %d, the log ends at %d", next-1, l.LastIndex())
 	}
 }
+
+// TestNewReaderStartsAtMark: a reader of the open log from an index in the
+// middle of a large segment reads little more than a mark's spacing before
+// it (not the segment from its start), and returns exactly the entries
+// from that index on, from any index, across a rotation too.
+func TestNewReaderStartsAtMark(t *testing.T) {
+	fsys := &readCounter{FS: vfs.NewMem()}
+	l, err := Open(Options{FS: fsys, Dir: "/wal", SegmentSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	data := func(i uint64) []byte { return []byte(fmt.Sprintf("%0999d", i)) }
+	appendN := func(n int) {
+		for j := 0; j < n; j++ {
+			if _, err := l.Append(format.FrameWALTxn, data(l.LastIndex()+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN(3000) // about 3 MB, a mark every 256 KiB
+	if err := l.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	appendN(600)
+	last := l.LastIndex()
+	for from := uint64(1); from <= last; from += 97 {
+		before := fsys.read.Load()
+		r, err := l.NewReader(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := r.Next()
+		if err != nil || e.Index != from || string(e.Data) != string(data(from)) {
+			t.Fatalf("reader from %d: first entry %d (%v)", from, e.Index, err)
+		}
+		if n := fsys.read.Load() - before; n > 4*markEvery { // a mark apart, and reads that double
+			t.Fatalf("reader from %d read %d bytes to its first entry", from, n)
+		}
+		for next := from + 1; ; next++ {
+			e, err := r.Next()
+			if err == io.EOF && next == last+1 {
+				break
+			}
+			if err != nil || e.Index != next || string(e.Data) != string(data(next)) {
+				t.Fatalf("reader from %d: entry %d (%v), want %d", from, e.Index, err, next)
+			}
+		}
+		r.Close()
+	}
+}

@@ -107,6 +107,20 @@ func (rr *rampReader) Read(p []byte) (int, error) {
 	return rr.r.Read(p)
 }
 
+// skipTo moves a freshly opened reader to the mark m, past the records
+// before it. It first reads the segment's first frames up to its first
+// record, for what the segment info marker says (its preallocated size,
+// which the checks of the segment's end use). If that fails, the reader
+// stays at the start, where Next reports the damage.
+func (s *segReader) skipTo(m mark) {
+	if _, err := s.next(); err != nil || s.expect > m.index || s.end > m.off {
+		s.prealloc, s.sealAt, s.closed, s.term = 0, -1, false, s.hdr.term
+		s.seek(headerSize, s.hdr.first)
+		return
+	}
+	s.seek(m.off, m.index)
+}
+
 func (s *segReader) close() error { return s.f.Close() }
 
 func (s *segReader) link() link { return link{s.hdr.first, s.hdrSum} }
