@@ -61,6 +61,10 @@ type ReceiveOptions struct {
 	// far the source's lease on its log may lag. Default one second;
 	// tests make it short.
 	CreditEvery time.Duration
+
+	// hmacTags, for tests, makes the receiver not offer GCM tags, as a
+	// receiver older than them does not.
+	hmacTags bool
 }
 
 func (o *ReceiveOptions) fill() {
@@ -203,9 +207,13 @@ func (rv *receiver) runDuplex(ctx context.Context) error {
 // touches nothing on disk.
 func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	nr = newNonce()
+	features := format.XferFeatureSenderAPI | format.XferFeatureGCMTags
+	if rv.opts.hmacTags {
+		features &^= format.XferFeatureGCMTags
+	}
 	rv.w.header(format.XferReceiver, format.XferDuplex)
 	rv.w.frame(format.FrameXferHello, func(b []byte) []byte {
-		return format.AppendXferHello(b, format.ReceiverHello(helloVersion, nr, format.XferFeatureSenderAPI))
+		return format.AppendXferHello(b, format.ReceiverHello(helloVersion, nr, features))
 	})
 	if err := rv.w.flush(); err != nil {
 		return ns, nr, err
@@ -224,9 +232,14 @@ func (rv *receiver) handshake() (ns, nr [format.XferNonceSize]byte, err error) {
 	// Every frame from here on carries a tag under keys only holders of
 	// the secret can derive; an error frame too, so a sender with another
 	// secret sees ErrAuth either way.
-	toR, toS := rv.opts.Secret.frameKeys(nr, h.Nonce)
-	rv.r.auth, rv.w.auth = newFrameAuth(toR), newFrameAuth(toS)
-	if err := checkVersion(h.Version, helloVersion, rv.peer); err != nil {
+	// A sender that took the offer of GCM tags answers with version 3.
+	scheme, want := tagHMAC, helloVersion
+	if h.Version == gcmHelloVersion && features&format.XferFeatureGCMTags != 0 {
+		scheme, want = tagGCM, gcmHelloVersion
+	}
+	toR, toS := rv.opts.Secret.frameKeys(nr, h.Nonce, scheme)
+	rv.r.auth, rv.w.auth = newFrameAuth(toR, scheme), newFrameAuth(toS, scheme)
+	if err := checkVersion(h.Version, want, rv.peer); err != nil {
 		return ns, nr, err
 	}
 	if h.Role != format.XferSender || !validProof(h.Proof, rv.opts.Secret.senderProof(nr, h.Nonce, format.XferHelloExt(h))) {
