@@ -49,7 +49,10 @@ import (
 // data): HMAC-SHA256, truncated, under a key for its direction derived
 // from the secret and both nonces (HKDF-SHA256), over the frame's number
 // in its direction, its length and type, its payload and a chunk's data.
-// The checksums catch damage, the tags an attacker who recomputes them.
+// A sender's hello of version 3 answers a receiver's offer of AES-GCM tags
+// (XferFeatureGCMTags): the same 16 bytes, made by AES-256-GCM under keys
+// of their own, with the frame's number as the nonce. The checksums catch
+// damage, the tags an attacker who recomputes them.
 
 // Frame types of transfer streams, continued (32–36 are in frame.go).
 const (

@@ -23,6 +23,15 @@ import (
 // address.
 const XferFeatureSenderAPI uint32 = 1 << 0
 
+// XferFeatureGCMTags in a receiver's hello offers the frame tags of hello
+// version 3: AES-256-GCM under the session's frame keys, the frame's
+// sequence number in its direction as the nonce, its header fields and
+// payload as the additional data and a chunk's data as the plaintext,
+// whose 16-byte tag is the frame's (the ciphertext is not sent). A sender
+// that takes the offer answers with a hello of version 3; one that does
+// not (or an older one) with version 2, whose tags are HMAC-SHA256.
+const XferFeatureGCMTags uint32 = 1 << 1
+
 // MaxXferAPIAddr bounds the API address a hello carries.
 const MaxXferAPIAddr = 255
 

@@ -187,11 +187,16 @@ func (l *Log) write(b *batch, data []byte) error {
 	if l.onSync != nil {
 		l.onSync(SyncStats{Records: int(b.n), Bytes: len(data), Write: t1.Sub(t0), Sync: time.Since(t1)})
 	}
+	start := a.off
 	a.off += int64(len(data))
 	a.records += b.n
 	l.fl.endsClosed = false
 	l.segMu.Lock()
-	m := &l.segs[len(l.segs)-1].info
+	seg := &l.segs[len(l.segs)-1]
+	if b.n > 0 {
+		seg.addMark(b.last-uint64(b.n)+1, start) // the batch's data starts with its first record
+	}
+	m := &seg.info
 	m.LastIndex, m.Records, m.Size = b.last, a.records, a.off
 	l.segMu.Unlock()
 	l.wrote(int64(len(data)))

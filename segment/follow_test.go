@@ -142,3 +142,127 @@ func TestReaderFollowListsOnlyAfterRotation(t *testing.T) {
 		t.Fatalf("follow after the relisting listed the directory %d times", n)
 	}
 }
+
+// readCounter counts the bytes read through ReadAt from the files it opens.
+type readCounter struct {
+	vfs.FS
+	read atomic.Int64
+}
+
+func (c *readCounter) Open(name string) (vfs.File, error) {
+	f, err := c.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return &countedFile{File: f, c: c}, nil
+}
+
+type countedFile struct {
+	vfs.File
+	c *readCounter
+}
+
+func (f *countedFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.c.read.Add(int64(n))
+	return n, err
+}
+
+// TestReaderFollowReadsWhatIsNew: a reader that follows a live log after
+// every fsync reads about the new records from the file, not a full
+// read-ahead of the zeros after them (a transfer source follows its WAL
+// after each of the store's group commits).
+func TestReaderFollowReadsWhatIsNew(t *testing.T) {
+	fsys := &readCounter{FS: vfs.NewMem()}
+	l, err := Open(Options{FS: fsys, Dir: "/wal", SegmentSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r, err := l.NewReader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	next := uint64(1)
+	for i := 0; i < 50; i++ {
+		for j := 0; j < 3; j++ {
+			if _, err := l.Append(format.FrameWALTxn, make([]byte, 200)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.Follow(l.DurableIndex()); err != nil {
+			t.Fatal(err)
+		}
+		before := fsys.read.Load()
+		for {
+			e, err := r.Next()
+			if err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if e.Index != next {
+				t.Fatalf("entry %d, want %d", e.Index, next)
+			}
+			next++
+		}
+		if n := fsys.read.Load() - before; i > 0 && n > 16<<10 {
+			t.Fatalf("follow %d read %d bytes from the segment for 3 new records of 200 bytes", i, n)
+		}
+	}
+	if next != l.LastIndex()+1 {
+		t.Fatalf("read to %d, the log ends at %d", next-1, l.LastIndex())
+	}
+}
+
+// TestNewReaderStartsAtMark: a reader of the open log from an index in the
+// middle of a large segment reads little more than a mark's spacing before
+// it (not the segment from its start), and returns exactly the entries
+// from that index on, from any index, across a rotation too.
+func TestNewReaderStartsAtMark(t *testing.T) {
+	fsys := &readCounter{FS: vfs.NewMem()}
+	l, err := Open(Options{FS: fsys, Dir: "/wal", SegmentSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	data := func(i uint64) []byte { return []byte(fmt.Sprintf("%0999d", i)) }
+	appendN := func(n int) {
+		for j := 0; j < n; j++ {
+			if _, err := l.Append(format.FrameWALTxn, data(l.LastIndex()+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN(3000) // about 3 MB, a mark every 256 KiB
+	if err := l.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	appendN(600)
+	last := l.LastIndex()
+	for from := uint64(1); from <= last; from += 97 {
+		before := fsys.read.Load()
+		r, err := l.NewReader(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := r.Next()
+		if err != nil || e.Index != from || string(e.Data) != string(data(from)) {
+			t.Fatalf("reader from %d: first entry %d (%v)", from, e.Index, err)
+		}
+		if n := fsys.read.Load() - before; n > 4*markEvery { // a mark apart, and reads that double
+			t.Fatalf("reader from %d read %d bytes to its first entry", from, n)
+		}
+		for next := from + 1; ; next++ {
+			e, err := r.Next()
+			if err == io.EOF && next == last+1 {
+				break
+			}
+			if err != nil || e.Index != next || string(e.Data) != string(data(next)) {
+				t.Fatalf("reader from %d: entry %d (%v), want %d", from, e.Index, err, next)
+			}
+		}
+		r.Close()
+	}
+}

@@ -1,8 +1,10 @@
 package segment
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,6 +226,55 @@ func (a *activeSeg) link() link { return link{a.first, a.sum} }
 type segMeta struct {
 	info SegmentInfo
 	sum  uint64 // header checksum
+	// marks locate some records this log wrote into the segment, in
+	// order, at least markEvery bytes apart, so that a reader from an index
+	// in its middle (Log.NewReader) starts near it instead of at the
+	// segment's start. Segments that were there when the log opened have
+	// none.
+	marks []mark
+}
+
+// mark is the offset of the frame of the record index.
+type mark struct {
+	index uint64
+	off   int64
+}
+
+// markEvery is the least distance between two marks of a segment: a
+// reader that starts at a mark reads at most this much (and one batch)
+// before the index it wants.
+const markEvery = 256 << 10
+
+// addMark records that the record index starts at off, if off is at
+// least markEvery past the last mark (or the segment's start).
+func (m *segMeta) addMark(index uint64, off int64) {
+	last := int64(0)
+	if n := len(m.marks); n > 0 {
+		last = m.marks[n-1].off
+	}
+	if off-last >= markEvery {
+		m.marks = append(m.marks, mark{index, off})
+	}
+}
+
+// markFor returns the last mark of the segment named name at or before
+// index, if there is one.
+func (l *Log) markFor(name string, index uint64) (mark, bool) {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	for _, m := range l.segs {
+		if m.info.Name != name {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(m.marks, index, func(k mark, t uint64) int { return cmp.Compare(k.index, t) })
+		if i < len(m.marks) && m.marks[i].index == index {
+			return m.marks[i], true
+		}
+		if i > 0 {
+			return m.marks[i-1], true
+		}
+	}
+	return mark{}, false
 }
 
 // Pending is an enqueued record on its way to disk.
@@ -525,7 +576,12 @@ func (l *Log) Err() error {
 }
 
 // NewReader returns a Reader over the records of the open log with Index >=
-// from, up to the durable index at the time of the call.
+// from, up to the durable index at the time of the call. It starts at the
+// record this log marked last at or before from in the segment that holds
+// it (see segMeta.marks), rather than at the segment's start: a reader
+// from the middle of a large segment (a transfer's tail, a lagging raft
+// follower's entries) then skips the records before from without reading
+// them, which this log wrote and Open checked.
 func (l *Log) NewReader(from uint64) (*Reader, error) {
 	limit := l.DurableIndex()
 	gen := l.segGen.Load() // before the listing: a change after it makes Follow list again
@@ -534,6 +590,11 @@ func (l *Log) NewReader(from uint64) (*Reader, error) {
 		return nil, err
 	}
 	r.segGen, r.gen = &l.segGen, gen
+	if r.i < len(r.names) {
+		if m, ok := l.markFor(r.names[r.i], from); ok {
+			r.start = &m
+		}
+	}
 	return r, nil
 }
 

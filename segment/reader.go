@@ -38,6 +38,9 @@ type Reader struct {
 	// listed.
 	segGen *atomic.Uint64
 	gen    uint64
+	// start, if set (Log.NewReader), is where in the first segment it
+	// opens to start reading instead of its first record.
+	start *mark
 }
 
 // NewReader returns a Reader over the entries of dir with Index >= from. If
@@ -139,6 +142,10 @@ func (r *Reader) openNext() error {
 		return err
 	}
 	r.seg, r.br = s, s.br
+	if m := r.start; m != nil {
+		r.start = nil
+		s.skipTo(*m)
+	}
 	return nil
 }
 

@@ -70,8 +70,9 @@ func newSegReader(f vfs.File, path, name string, br *bufio.Reader) (*segReader, 
 }
 
 // seek makes the reader continue at off, expecting index expect there.
+// Its reads start small and grow (rampReader).
 func (s *segReader) seek(off int64, expect uint64) {
-	sec := io.NewSectionReader(s.f, off, s.size-off)
+	sec := &rampReader{r: io.NewSectionReader(s.f, off, s.size-off), n: firstRead}
 	if s.br == nil {
 		s.br = bufio.NewReaderSize(sec, int(min(readBufSize, s.size)))
 	} else {
@@ -79,6 +80,45 @@ func (s *segReader) seek(off int64, expect uint64) {
 	}
 	s.fr = format.NewFrameReader(s.br, s.path, off, s.size, true)
 	s.end, s.expect = off, expect
+}
+
+// firstRead is the first read after a seek (rampReader).
+const firstRead = 4 << 10
+
+// rampReader reads from r at most n bytes at a time, n doubling with each
+// read. A reader that follows a live log (Reader.Follow) seeks back to its
+// last record after every fsync of the log, where a few records are new and
+// the rest of the preallocated segment is zeros: a full read-ahead there
+// would copy a quarter megabyte from the file each time (most of a
+// transfer source's CPU while a store commits), where a short read copies
+// what is new. A reader that goes on reaches full reads after a few.
+type rampReader struct {
+	r io.Reader
+	n int
+}
+
+func (rr *rampReader) Read(p []byte) (int, error) {
+	if len(p) > rr.n {
+		p = p[:rr.n]
+	}
+	if rr.n < 1<<30 {
+		rr.n *= 2
+	}
+	return rr.r.Read(p)
+}
+
+// skipTo moves a freshly opened reader to the mark m, past the records
+// before it. It first reads the segment's first frames up to its first
+// record, for what the segment info marker says (its preallocated size,
+// which the checks of the segment's end use). If that fails, the reader
+// stays at the start, where Next reports the damage.
+func (s *segReader) skipTo(m mark) {
+	if _, err := s.next(); err != nil || s.expect > m.index || s.end > m.off {
+		s.prealloc, s.sealAt, s.closed, s.term = 0, -1, false, s.hdr.term
+		s.seek(headerSize, s.hdr.first)
+		return
+	}
+	s.seek(m.off, m.index)
 }
 
 func (s *segReader) close() error { return s.f.Close() }

@@ -1,43 +1,32 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kvtool/kvtool/internal/xfertest"
 )
 
-// The other end of BenchmarkTransferProcess runs in a process of its own:
-// the benchmark re-executes its test binary with peerAddrEnv set to the
-// address to dial, peerModeEnv to what to do ("recv": a transfer into the
-// data directory peerOutEnv; "copy": copy the connection into the file
-// peerOutEnv and fsync it), so that neither end's CPU, heap or garbage
-// collection is charged to the other, as between two machines.
+// The other end of BenchmarkTransferProcess runs in a process of its own
+// (xfertest.RunPeer): peerModeEnv says what it does ("recv": a transfer
+// into the data directory peerOutEnv; "copy": copy the connection into the
+// file peerOutEnv and fsync it).
 const (
-	peerAddrEnv = "KVTOOL_XFER_BENCH_PEER"
 	peerModeEnv = "KVTOOL_XFER_BENCH_MODE"
 	peerOutEnv  = "KVTOOL_XFER_BENCH_OUT"
 )
 
 // TestBenchPeerProcess is the child's entry point; run on its own it skips.
 func TestBenchPeerProcess(t *testing.T) {
-	addr := os.Getenv(peerAddrEnv)
-	if addr == "" {
-		t.Skip("the receiving process of BenchmarkTransferProcess; it starts this test itself")
-	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := xfertest.PeerConn(t)
 	out := os.Getenv(peerOutEnv)
 	switch os.Getenv(peerModeEnv) {
 	case "recv":
@@ -84,41 +73,11 @@ func copyToFile(r io.Reader, path string) error {
 	return f.Close()
 }
 
-// runPeer starts the child in mode with output out, waits until it has
-// connected, runs send on the connection, and returns the time from the
-// connection to the child's exit (the child exits once its end is
-// durable: the file synced, or the transfer verified and installed).
-func runPeer(b *testing.B, mode, out string, send func(net.Conn) error) time.Duration {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchPeerProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), peerAddrEnv+"="+ln.Addr().String(), peerModeEnv+"="+mode, peerOutEnv+"="+out)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() {
-		exited <- cmd.Wait()
-		ln.Close() // a child that died before dialing must not leave Accept waiting
-	}()
-	c, err := ln.Accept()
-	if err != nil {
-		b.Fatalf("%s process did not connect: %v (exit: %v)\n%s", mode, err, <-exited, log.String())
-	}
-	start := time.Now()
-	sendErr := send(c)
-	c.Close()
-	err = <-exited
-	d := time.Since(start)
-	if err != nil || sendErr != nil {
-		b.Fatalf("%s: send: %v; peer process: %v\n%s", mode, sendErr, err, log.String())
-	}
-	return d
+// runPeer runs the child in mode with output out against send
+// (xfertest.RunPeer; the child exits once its end is durable: the file
+// synced, or the transfer verified and installed).
+func runPeer(b *testing.B, mode, out string, send func(net.Conn) error) xfertest.PeerRun {
+	return xfertest.RunPeer(b, "TestBenchPeerProcess", []string{peerModeEnv + "=" + mode, peerOutEnv + "=" + out}, send)
 }
 
 // BenchmarkTransferProcess measures a whole transfer of the benchmark
@@ -133,25 +92,31 @@ func runPeer(b *testing.B, mode, out string, send func(net.Conn) error) time.Dur
 func BenchmarkTransferProcess(b *testing.B) {
 	path, info := benchCheckpoint(b)
 	src := &fileSource{path: path, info: info}
+	mb := float64(info.Size) / 1e6
 	var xfer, plain, streamS, cutoverS []float64
+	var xferCPU, copyCPU [2][]float64 // ms of CPU per MB: sender, receiver
 	for i := 0; i < b.N; i++ {
 		out := filepath.Join(b.TempDir(), "data")
-		d := runPeer(b, "recv", out, func(c net.Conn) error {
+		r := runPeer(b, "recv", out, func(c net.Conn) error {
 			_, err := Send(context.Background(), c, src, SendOptions{Secret: testSecret})
 			return err
 		})
-		xfer = append(xfer, float64(info.Size)/1e6/d.Seconds())
+		xfer = append(xfer, mb/r.Elapsed.Seconds())
+		xferCPU[0] = append(xferCPU[0], msPer(r.SendCPU, mb))
+		xferCPU[1] = append(xferCPU[1], msPer(r.PeerCPU, mb))
 		st, err := os.ReadFile(out + ".stream")
 		if err != nil {
 			b.Fatal(err)
 		}
 		ns, _ := strconv.ParseInt(string(st), 10, 64)
 		streamS = append(streamS, time.Duration(ns).Seconds())
-		cutoverS = append(cutoverS, d.Seconds()-time.Duration(ns).Seconds())
-		d = runPeer(b, "copy", filepath.Join(b.TempDir(), "copy"), func(c net.Conn) error {
+		cutoverS = append(cutoverS, r.Elapsed.Seconds()-time.Duration(ns).Seconds())
+		r = runPeer(b, "copy", filepath.Join(b.TempDir(), "copy"), func(c net.Conn) error {
 			return sendFile(c, path)
 		})
-		plain = append(plain, float64(info.Size)/1e6/d.Seconds())
+		plain = append(plain, mb/r.Elapsed.Seconds())
+		copyCPU[0] = append(copyCPU[0], msPer(r.SendCPU, mb))
+		copyCPU[1] = append(copyCPU[1], msPer(r.PeerCPU, mb))
 	}
 	x, p := medianRate(xfer), medianRate(plain)
 	b.ReportMetric(x, "xfer-MB/s")
@@ -159,7 +124,19 @@ func BenchmarkTransferProcess(b *testing.B) {
 	b.ReportMetric(x/p, "xfer/copy")
 	b.ReportMetric(medianRate(streamS), "stream-s")
 	b.ReportMetric(medianRate(cutoverS), "verify+install-s")
+	// CPU per MB of each end (the receiver's a process of its own, the
+	// sender's this process during the send), less sensitive to a loaded
+	// machine than the rates.
+	b.ReportMetric(medianRate(xferCPU[0]), "xfer-send-cpu-ms/MB")
+	b.ReportMetric(medianRate(xferCPU[1]), "xfer-recv-cpu-ms/MB")
+	b.ReportMetric(medianRate(copyCPU[0]), "copy-send-cpu-ms/MB")
+	b.ReportMetric(medianRate(copyCPU[1]), "copy-recv-cpu-ms/MB")
 	b.ReportMetric(0, "ns/op")
+}
+
+// msPer is d in milliseconds per unit.
+func msPer(d time.Duration, units float64) float64 {
+	return float64(d) / 1e6 / units
 }
 
 // sendFile writes the file at path to c (io.Copy: sendfile).

@@ -1,6 +1,8 @@
 package transfer
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -46,16 +48,36 @@ const (
 	labelOneWayStream  = "kvtool/transfer v1 one-way stream\x00"
 	labelToReceiver    = "kvtool/transfer v2 frames to the receiver\x00"
 	labelToSender      = "kvtool/transfer v2 frames to the sender\x00"
+	labelToReceiverGCM = "kvtool/transfer v3 frames to the receiver\x00"
+	labelToSenderGCM   = "kvtool/transfer v3 frames to the sender\x00"
 )
 
 // helloVersion is the duplex protocol a hello announces. Version 2: every
 // frame after the hellos carries an authentication tag (frameAuth).
 const helloVersion uint16 = 2
 
+// gcmHelloVersion is the version of a sender's hello that takes a
+// receiver's offer of AES-GCM frame tags (format.XferFeatureGCMTags); a
+// receiver's hello stays version 2, which every sender accepts.
+const gcmHelloVersion uint16 = 3
+
+// tagScheme is how a session's frames are tagged: HMAC-SHA256 (version 2)
+// or AES-256-GCM (version 3), several times faster per byte on a CPU with
+// AES and carry-less multiply instructions, with the same 128-bit tags.
+type tagScheme uint8
+
+const (
+	tagHMAC tagScheme = iota
+	tagGCM
+)
+
 // frameKeys derives the keys that authenticate a duplex session's frames,
 // one per direction, from the secret and both nonces (HKDF-SHA256): fresh
 // for every session, so a frame of one session is worthless in another.
-func (s Secret) frameKeys(nr, ns [format.XferNonceSize]byte) (toReceiver, toSender []byte) {
+// Each scheme has labels of its own, so the two ends agree on the keys
+// only if they agree on the scheme (a hello whose version was altered
+// fails at the first frame).
+func (s Secret) frameKeys(nr, ns [format.XferNonceSize]byte, scheme tagScheme) (toReceiver, toSender []byte) {
 	salt := append(nr[:len(nr):len(nr)], ns[:]...)
 	key := func(label string) []byte {
 		k, err := hkdf.Key(sha256.New, s.key, salt, label, 32)
@@ -64,29 +86,57 @@ func (s Secret) frameKeys(nr, ns [format.XferNonceSize]byte) (toReceiver, toSend
 		}
 		return k
 	}
+	if scheme == tagGCM {
+		return key(labelToReceiverGCM), key(labelToSenderGCM)
+	}
 	return key(labelToReceiver), key(labelToSender)
 }
 
 // tagSize is the size of a frame's authentication tag: HMAC-SHA256
-// truncated to 128 bits.
+// truncated to 128 bits, or a GCM tag.
 const tagSize = 16
 
 // frameAuth makes and checks the tags of one direction of a duplex
 // session. A frame's tag follows it on the wire (for a chunk, after its
 // data) and covers its sequence number in the direction, its header
 // without the checksum (length and type), its payload and a chunk's data:
-// a frame altered, dropped, replayed or moved is refused.
+// a frame altered, dropped, replayed or moved is refused. Under tagGCM the
+// sequence number is the nonce (never reused: one key per direction and
+// session), header and payload the additional data and the data the
+// plaintext (format.XferFeatureGCMTags).
 type frameAuth struct {
-	mac hash.Hash
+	mac hash.Hash   // tagHMAC
+	gcm cipher.AEAD // tagGCM
 	seq uint64
 	sum [sha256.Size]byte
+	// Under tagGCM: the frame begun's additional data and data (data is
+	// the caller's slice until finish, or joined when added in parts),
+	// and the sealed output whose tail is the tag.
+	aad, data, joined, out []byte
 }
 
-func newFrameAuth(key []byte) *frameAuth { return &frameAuth{mac: hmac.New(sha256.New, key)} }
+func newFrameAuth(key []byte, scheme tagScheme) *frameAuth {
+	if scheme == tagGCM {
+		b, err := aes.NewCipher(key)
+		if err != nil {
+			panic(err) // frameKeys makes 32-byte keys
+		}
+		g, err := cipher.NewGCM(b)
+		if err != nil {
+			panic(err)
+		}
+		return &frameAuth{gcm: g}
+	}
+	return &frameAuth{mac: hmac.New(sha256.New, key)}
+}
 
 // begin starts the tag of the next frame with its header fields after the
 // checksum (length and type) and its payload.
 func (a *frameAuth) begin(hdr, payload []byte) {
+	if a.gcm != nil {
+		a.aad, a.data = append(append(a.aad[:0], hdr...), payload...), nil
+		return
+	}
 	a.mac.Reset()
 	var seq [8]byte
 	binary.LittleEndian.PutUint64(seq[:], a.seq)
@@ -95,12 +145,31 @@ func (a *frameAuth) begin(hdr, payload []byte) {
 	a.mac.Write(payload)
 }
 
-// add adds a chunk's data to the tag begun.
-func (a *frameAuth) add(b []byte) { a.mac.Write(b) }
+// add adds a chunk's data to the tag begun. Under tagGCM b must stay
+// unchanged until finish.
+func (a *frameAuth) add(b []byte) {
+	switch {
+	case a.gcm == nil:
+		a.mac.Write(b)
+	case a.data == nil:
+		a.data = b
+	default:
+		a.joined = append(append(a.joined[:0], a.data...), b...)
+		a.data = a.joined
+	}
+}
 
 // finish returns the tag of the frame begun, valid until the next call.
 func (a *frameAuth) finish() []byte {
+	seq := a.seq
 	a.seq++
+	if a.gcm != nil {
+		var nonce [12]byte
+		binary.LittleEndian.PutUint64(nonce[:], seq)
+		a.out = a.gcm.Seal(a.out[:0], nonce[:], a.data, a.aad)
+		a.data = nil
+		return a.out[len(a.out)-tagSize:]
+	}
 	return a.mac.Sum(a.sum[:0])[:tagSize]
 }
 

@@ -47,6 +47,9 @@ type SendOptions struct {
 	// admit, if set (Serve), is called once the peer proved the secret:
 	// it takes a session slot (release gives it back) or refuses.
 	admit func() (release func(), err error)
+	// hmacTags, for tests, makes the sender turn down a receiver's offer
+	// of GCM tags, as a sender older than them does.
+	hmacTags bool
 }
 
 // apiAddr is APIAddr if a hello can carry it, else "".
@@ -286,11 +289,15 @@ func (s *sender) handshake() (format.XferRequest, error) {
 	if h.Features()&format.XferFeatureSenderAPI != 0 {
 		hello.API = s.opts.apiAddr()
 	}
+	scheme := tagHMAC
+	if h.Features()&format.XferFeatureGCMTags != 0 && !s.opts.hmacTags {
+		scheme, hello.Version = tagGCM, gcmHelloVersion
+	}
 	hello.Proof = s.opts.Secret.senderProof(h.Nonce, ns, format.XferHelloExt(hello))
 	s.w.frame(format.FrameXferHello, func(b []byte) []byte { return format.AppendXferHello(b, hello) })
 	// Every frame after the hellos carries a tag (frameAuth).
-	toR, toS := s.opts.Secret.frameKeys(h.Nonce, ns)
-	s.w.auth, s.r.auth = newFrameAuth(toR), newFrameAuth(toS)
+	toR, toS := s.opts.Secret.frameKeys(h.Nonce, ns, scheme)
+	s.w.auth, s.r.auth = newFrameAuth(toR, scheme), newFrameAuth(toS, scheme)
 	if err := s.w.flush(); err != nil {
 		return req, err
 	}

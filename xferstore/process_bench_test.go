@@ -1,48 +1,36 @@
 package xferstore
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kvtool/kvtool/internal/xfertest"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/transfer"
 	"github.com/kvtool/kvtool/vfs"
 )
 
-// The receiving end of a transfer in a process of its own: the benchmark
-// re-executes its test binary with KVTOOL_XFER_RECEIVER set to the address
-// to dial and KVTOOL_XFER_RECEIVER_DIR to the directory to fill ("mem:"
-// for an in-memory one, as if on another machine's disk). The child lowers
-// its own priority (nice 19), so that on a shared machine the scheduler
-// gives the source's writers the cores first: the receiver's CPU is not
-// charged to the source, as when the receiver is another machine.
-const (
-	receiverAddrEnv = "KVTOOL_XFER_RECEIVER"
-	receiverDirEnv  = "KVTOOL_XFER_RECEIVER_DIR"
-)
+// The receiving end of a transfer in a process of its own
+// (xfertest.RunPeer), filling the directory receiverDirEnv names ("mem:"
+// for an in-memory one, as if on another machine's disk). The child
+// lowers its own priority (nice 19), so that on a shared machine the
+// scheduler gives the source's writers the cores first: the receiver's
+// CPU is not charged to the source, as when the receiver is another
+// machine.
+const receiverDirEnv = "KVTOOL_XFER_RECEIVER_DIR"
 
 // TestReceiverProcess is the child's entry point; run on its own it skips.
 func TestReceiverProcess(t *testing.T) {
-	addr := os.Getenv(receiverAddrEnv)
-	if addr == "" {
-		t.Skip("the receiving process of BenchmarkCommitDuringTransfer; it starts this test itself")
-	}
+	c := xfertest.PeerConn(t)
 	if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, 19); err != nil {
 		t.Logf("nice: %v", err)
 	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ropts := transfer.ReceiveOptions{Dir: os.Getenv(receiverDirEnv), Secret: testSecret}
 	if ropts.Dir == "mem:" {
 		ropts.Dir, ropts.FS = "/r", vfs.NewMem()
@@ -53,35 +41,17 @@ func TestReceiverProcess(t *testing.T) {
 }
 
 // transferToProcess sends src to a receiver started as a child process
-// (see TestReceiverProcess) into dir and waits until both ends are done.
-func transferToProcess(b *testing.B, src transfer.Source, sopts transfer.SendOptions, dir string) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReceiverProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), receiverAddrEnv+"="+ln.Addr().String(), receiverDirEnv+"="+dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() {
-		exited <- cmd.Wait()
-		ln.Close() // a child that died before dialing must not leave Accept waiting
-	}()
-	c, err := ln.Accept()
-	if err != nil {
-		b.Fatalf("receiver process did not connect: %v (exit: %v)\n%s", err, <-exited, out.String())
-	}
+// (see TestReceiverProcess) into dir, waits until both ends are done, and
+// returns the bytes sent.
+func transferToProcess(b *testing.B, src transfer.Source, sopts transfer.SendOptions, dir string) int64 {
 	sopts.Secret = testSecret
-	_, sendErr := transfer.Send(context.Background(), c, src, sopts)
-	c.Close()
-	if err := <-exited; err != nil || sendErr != nil {
-		b.Fatalf("send: %v; receiver process: %v\n%s", sendErr, err, out.String())
-	}
+	var res transfer.SendResult
+	xfertest.RunPeer(b, "TestReceiverProcess", []string{receiverDirEnv + "=" + dir}, func(c net.Conn) error {
+		var err error
+		res, err = transfer.Send(context.Background(), c, src, sopts)
+		return err
+	})
+	return res.WireBytes
 }
 
 // BenchmarkCommitDuringProcessTransfer measures a source store's commit
@@ -123,6 +93,14 @@ func BenchmarkCommitDuringProcessTransfer(b *testing.B) {
 			perSync[k] = append(perSync[k], float64(recs.Load())/n)
 		}
 	}
+	// The source's CPU per MB sent, from a transfer with no commits
+	// meanwhile (while the store commits, the transfer's share of the
+	// process's CPU cannot be told from the commits' on a loaded machine),
+	// first: after the rounds, the WAL after the base may have outgrown
+	// ReuseBase, and the source would write a checkpoint for it.
+	cpu := xfertest.CPU()
+	sent := transferToProcess(b, src, transfer.SendOptions{}, dir())
+	b.ReportMetric(float64(xfertest.CPU()-cpu)/1e6/(float64(sent)/1e6), "source-cpu-ms/MB-idle")
 	for i := 0; i < b.N; i++ {
 		var d time.Duration
 		paced = append(paced, commitRate(b, st, phase(1, func() {
@@ -133,6 +111,7 @@ func BenchmarkCommitDuringProcessTransfer(b *testing.B) {
 		alone = append(alone, commitRate(b, st, phase(0, func() { time.Sleep(d) }))) // as long as the paced transfer
 		unlimited = append(unlimited, commitRate(b, st, func() { transferToProcess(b, src, transfer.SendOptions{}, dir()) }))
 	}
+
 	b.ReportMetric(medianOf(syncUs[0]), "fsync-µs-alone")
 	b.ReportMetric(medianOf(syncUs[1]), "fsync-µs-during")
 	b.ReportMetric(medianOf(perSync[0]), "recs/fsync-alone")
