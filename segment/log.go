@@ -417,6 +417,11 @@ func (l *Log) EnqueueBatch(t format.FrameType, data [][]byte) (uint64, *Pending,
 // MaxBatchBytes is the most bytes of frames one EnqueueBatch may carry.
 func (l *Log) MaxBatchBytes() int { return l.maxBatch }
 
+// FrameBytes is how many bytes of a segment (and of MaxBatchBytes) a
+// record holding n bytes of data takes: its frame and record headers and
+// the data. A caller sizing a batch for EnqueueBatch counts with it.
+func FrameBytes(n int) int { return format.FrameHeaderSize + recordHeaderSize + n }
+
 // recordSize returns the frame size of a record of type t holding data,
 // or why it cannot be logged.
 func recordSize(t format.FrameType, data []byte) (int64, error) {
@@ -426,7 +431,7 @@ func recordSize(t format.FrameType, data []byte) (int64, error) {
 	if len(data) > maxData {
 		return 0, fmt.Errorf("%w: %d bytes of data, the limit is %d", ErrTooLarge, len(data), maxData)
 	}
-	return int64(format.FrameHeaderSize + recordHeaderSize + len(data)), nil
+	return int64(FrameBytes(len(data))), nil
 }
 
 // addLocked encodes the record of index idx (the log's next) into the

@@ -193,7 +193,7 @@ func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
 			continue
 		}
 		rec := format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(st.effects)), st.effects)
-		frame := len(rec) + 2*format.FrameHeaderSize // frame and record headers
+		frame := segment.FrameBytes(len(rec))
 		if len(recs) > 0 && size+frame > limit {
 			break // the next round takes it, on top of this one
 		}
