@@ -67,6 +67,10 @@ func (n *Node) applyRequest(idx uint64, data []byte) error {
 		_, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil)
 		return err
 	}
+	if data[0] > maxEntryVersion {
+		return fmt.Errorf("%w: version %d at index %d, this build knows 1 to %d; run the newer kvtool on this member and start it again",
+			ErrNewerEntry, data[0], idx, maxEntryVersion)
+	}
 	if data[0] == batchVersion || data[0] == batchVersionSlots {
 		reqs, err := decodeBatch(data)
 		if err != nil {

@@ -59,6 +59,12 @@ import (
 const (
 	batchVersionSlots = 2 // IDs in the batch slot table
 	batchVersion      = 3 // IDs in batch records; what a node proposes
+	// maxEntryVersion is the newest entry format this build applies. The
+	// first byte of a normal entry is its version (request.go's 1, the
+	// batches' 2 and 3); a member that meets a newer one stops
+	// (ErrNewerEntry) rather than apply it as a no-op and diverge from
+	// the members that understand it. A build that adds a format raises it.
+	maxEntryVersion = batchVersion
 )
 
 const (

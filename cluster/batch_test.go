@@ -481,3 +481,32 @@ func FuzzDecodeBatchRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestClusterStopsAtNewerEntry: a committed entry in a format newer than
+// this build knows (as a member running a newer kvtool would propose)
+// stops every member before it applies anything at that index, naming
+// the version, instead of applying it as a no-op and diverging from the
+// members that understand it.
+func TestClusterStopsAtNewerEntry(t *testing.T) {
+	c := newTestCluster(t, 3, 23)
+	lead := c.leader()
+	if _, err := c.propose(lead, Request{Txn: put("before", "v")}); err != nil {
+		t.Fatal(err)
+	}
+	before := c.converged()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.node(lead).n.raft.Propose(ctx, append([]byte{maxEntryVersion + 1}, "from a newer build"...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range c.ids {
+		n := c.node(id).n
+		waitFor(t, fmt.Sprintf("member %x to stop at the newer entry", id), func() bool { return n.Err() != nil })
+		if err := n.Err(); !errors.Is(err, ErrNewerEntry) || !strings.Contains(err.Error(), fmt.Sprintf("version %d", maxEntryVersion+1)) {
+			t.Fatalf("member %x: %v, want ErrNewerEntry naming version %d", id, err, maxEntryVersion+1)
+		}
+		if got := c.node(id).st.Snapshot().Index(); got != before {
+			t.Fatalf("member %x applied up to %d, want %d: the newer entry was applied", id, got, before)
+		}
+	}
+}

@@ -35,6 +35,13 @@ var (
 	// ErrConfRejected is wrapped when a membership change was committed
 	// but rejected at apply (every node rejects it alike; nothing changed).
 	ErrConfRejected = errors.New("kvtool/cluster: membership change rejected")
+	// ErrNewerEntry is wrapped by Node.Err once the node stopped at a
+	// committed entry whose format version is newer than this build's: a
+	// member running a newer kvtool proposed it. Applying it as a no-op,
+	// as a malformed entry is, would leave this member's state different
+	// from the members that understood it; so the member stops before
+	// applying it. Run the newer kvtool on this member and start it again.
+	ErrNewerEntry = errors.New("kvtool/cluster: a committed entry is in a newer format than this kvtool knows")
 	// ErrRemoved is wrapped by Node.Err once the node applied its own
 	// removal, and by Start on a data directory whose member was removed
 	// (its REMOVED marker): wipe the directory to join again.
