@@ -256,7 +256,14 @@ func TestClusterFollowerForwardsWhileSyncing(t *testing.T) {
 	if f == lead {
 		f = c.ids[1]
 	}
+	// f must know the leader before its fsyncs wait: converged holds at
+	// once on a fresh cluster, and a follower still syncing its vote when
+	// the fsyncs start waiting never hears who leads (CI run 75 failed so).
+	if _, err := c.propose(lead, Request{Txn: put("warm", "1")}); err != nil {
+		t.Fatal(err)
+	}
 	c.converged()
+	waitFor(t, "the follower to know the leader", func() bool { l, _ := c.node(f).n.Leader(); return l == lead })
 	blocked.Store(f)
 	if _, err := c.propose(lead, Request{Txn: put("a", "1")}); err != nil { // f's Ready that logs it waits in its fsync
 		t.Fatal(err)
