@@ -104,14 +104,7 @@ func FuzzDecodeBatch(f *testing.F) {
 // every member applied it.
 func (c *testCluster) proposeEntry(id uint64, data []byte) {
 	c.t.Helper()
-	n := c.node(id).n
-	before := n.st.Snapshot().Index()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := n.raft.Propose(ctx, data); err != nil {
-		c.t.Fatal(err)
-	}
-	waitFor(c.t, "the entry to apply", func() bool { return n.st.Snapshot().Index() > before })
+	c.proposeEntryOn(id, data)
 	c.converged()
 }
 

@@ -88,16 +88,7 @@ func (c *listCounter) List(dir string) ([]string, error) {
 // lists it again (and reads on into the new segment) after a rotation.
 func TestReaderFollowListsOnlyAfterRotation(t *testing.T) {
 	fsys := &listCounter{FS: vfs.NewMem()}
-	l, err := Open(Options{FS: fsys, Dir: "/wal", SegmentSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	r, err := l.NewReader(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	l, r := openFollowed(t, fsys, 1<<20)
 	next := uint64(1)
 	step := func(rotate bool) int64 {
 		t.Helper()
@@ -113,18 +104,7 @@ func TestReaderFollowListsOnlyAfterRotation(t *testing.T) {
 		if err := r.Follow(l.DurableIndex()); err != nil {
 			t.Fatal(err)
 		}
-		for {
-			e, err := r.Next()
-			if err == io.EOF {
-				break
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if e.Index != next {
-				t.Fatalf("entry %d, want %d", e.Index, next)
-			}
-			next++
-		}
+		next = readOn(t, r, next)
 		if next != l.LastIndex()+1 {
 			t.Fatalf("read to %d, the log ends at %d", next-1, l.LastIndex())
 		}
@@ -174,16 +154,7 @@ func (f *countedFile) ReadAt(p []byte, off int64) (int, error) {
 // after each of the store's group commits).
 func TestReaderFollowReadsWhatIsNew(t *testing.T) {
 	fsys := &readCounter{FS: vfs.NewMem()}
-	l, err := Open(Options{FS: fsys, Dir: "/wal", SegmentSize: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	r, err := l.NewReader(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	l, r := openFollowed(t, fsys, 4<<20)
 	next := uint64(1)
 	for i := 0; i < 50; i++ {
 		for j := 0; j < 3; j++ {
@@ -195,18 +166,7 @@ func TestReaderFollowReadsWhatIsNew(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := fsys.read.Load()
-		for {
-			e, err := r.Next()
-			if err == io.EOF {
-				break
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if e.Index != next {
-				t.Fatalf("entry %d, want %d", e.Index, next)
-			}
-			next++
-		}
+		next = readOn(t, r, next)
 		if n := fsys.read.Load() - before; i > 0 && n > 16<<10 {
 			t.Fatalf("follow %d read %d bytes from the segment for 3 new records of 200 bytes", i, n)
 		}
@@ -264,5 +224,40 @@ func TestNewReaderStartsAtMark(t *testing.T) {
 			}
 		}
 		r.Close()
+	}
+}
+
+// openFollowed opens a log in /wal on fsys and a reader of it from index
+// 1; both are closed when the test ends.
+func openFollowed(t *testing.T, fsys vfs.FS, segSize int64) (*Log, *Reader) {
+	t.Helper()
+	l, err := Open(Options{FS: fsys, Dir: "/wal", SegmentSize: segSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	r, err := l.NewReader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return l, r
+}
+
+// readOn reads r to its end, checking that the entries go on from index
+// next one by one, and returns the index after the last.
+func readOn(t *testing.T, r *Reader, next uint64) uint64 {
+	t.Helper()
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			return next
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if e.Index != next {
+			t.Fatalf("entry %d, want %d", e.Index, next)
+		}
+		next++
 	}
 }
