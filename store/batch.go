@@ -79,6 +79,7 @@ func (s *Store) stageBatched(ctx context.Context, txn *Txn) (uint64, *segment.Pe
 	lead := !c.leading
 	c.leading = true
 	c.mu.Unlock()
+	s.queueChanged()
 	if !lead {
 		select {
 		case <-r.wake:
@@ -107,6 +108,7 @@ func (s *Store) leadBatch() {
 	reqs := c.queue
 	c.queue = nil
 	c.mu.Unlock()
+	s.queueChanged()
 	taken := reqs[:0]
 	for _, r := range reqs {
 		if r.state.CompareAndSwap(reqQueued, reqTaken) || r.state.CompareAndSwap(reqPromoted, reqTaken) {
@@ -119,6 +121,7 @@ func (s *Store) leadBatch() {
 		next := c.queue[0]
 		if next.state.CompareAndSwap(reqQueued, reqPromoted) {
 			c.mu.Unlock()
+			s.queueChanged()
 			next.lead = true
 			next.wake <- struct{}{}
 			return
@@ -127,6 +130,14 @@ func (s *Store) leadBatch() {
 	}
 	c.leading = false
 	c.mu.Unlock()
+	s.queueChanged()
+}
+
+// queueChanged calls the test hook queueHook, if any.
+func (s *Store) queueChanged() {
+	if h := s.queueHook; h != nil {
+		h()
+	}
 }
 
 // commitBatch decides reqs, holding the gates of every shard they touch,

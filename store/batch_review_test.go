@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/segment"
@@ -24,6 +23,7 @@ import (
 // transactions it wants in that one batch.
 type leaderHold struct {
 	s       *Store
+	q       *queueWatch
 	armed   atomic.Bool
 	held    chan struct{}
 	release chan struct{}
@@ -31,7 +31,7 @@ type leaderHold struct {
 }
 
 func holdLeaders(t *testing.T, s *Store) *leaderHold {
-	h := &leaderHold{s: s, held: make(chan struct{}), release: make(chan struct{})}
+	h := &leaderHold{s: s, q: watchQueue(s), held: make(chan struct{}), release: make(chan struct{})}
 	s.leadHook = func() {
 		if h.armed.CompareAndSwap(true, false) {
 			close(h.held)
@@ -44,19 +44,13 @@ func holdLeaders(t *testing.T, s *Store) *leaderHold {
 
 func (h *leaderHold) let() { h.once.Do(func() { close(h.release) }) }
 
-func (h *leaderHold) queued() int {
-	h.s.batcher.mu.Lock()
-	defer h.s.batcher.mu.Unlock()
-	return len(h.s.batcher.queue)
-}
-
 // commitAsync commits txn on its own goroutine and waits until it is
 // queued behind the held leader (n requests queued in all).
 func (h *leaderHold) commitAsync(t *testing.T, ctx context.Context, txn *Txn, n int) <-chan commitResult {
 	t.Helper()
 	ch := make(chan commitResult, 1)
 	go func() { idx, err := h.s.Commit(ctx, txn); ch <- commitResult{idx, err} }()
-	waitUntil(t, "the transaction to be queued", func() bool { return h.queued() == n })
+	h.q.waitLen(t, n)
 	return ch
 }
 
@@ -276,24 +270,15 @@ func TestBatchRecordsMatchSequentialDecision(t *testing.T) {
 	var alive atomic.Int64
 	alive.Store(workers)
 	var leads atomic.Int64
-	queued := func() int64 {
-		s.batcher.mu.Lock()
-		defer s.batcher.mu.Unlock()
-		return int64(len(s.batcher.queue))
-	}
+	q := watchQueue(s)
 	s.leadHook = func() {
 		if leads.Add(1)%3 == 0 {
 			return // some batches go as they are
 		}
-		// Not waitUntil: this runs on a worker's goroutine, where
-		// t.Fatal must not be called.
-		deadline := time.Now().Add(30 * time.Second)
-		for queued() < alive.Load() {
-			if time.Now().After(deadline) {
-				t.Error("gave up waiting for the live workers to queue")
-				return
-			}
-			time.Sleep(100 * time.Microsecond)
+		// Not waitLen: this runs on a worker's goroutine, where t.Fatal
+		// must not be called.
+		if !q.wait(func(n int) bool { return int64(n) >= alive.Load() }) {
+			t.Error("gave up waiting for the live workers to queue")
 		}
 	}
 	type acked struct {
@@ -309,6 +294,7 @@ func TestBatchRecordsMatchSequentialDecision(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer q.poke() // a leader waits for one fewer worker
 			defer alive.Add(-1)
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			for range perWorker {
@@ -531,7 +517,7 @@ func TestBatchCancelledAfterTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.let()
-	waitUntil(t, "the leader to take the queue", func() bool { return h.queued() == 0 })
+	h.q.waitLen(t, 0) // the leader took the queue
 	cancel()
 	s.release([]int{sh})
 	if r := <-lead; r.err != nil {

@@ -14,9 +14,9 @@ import (
 )
 
 // heldBatch opens a store whose next batch leader waits, before it takes
-// the queue, until the test calls release; queued reports how many
-// requests wait.
-func heldBatch(t *testing.T) (s *Store, held <-chan struct{}, release func(), queued func() int) {
+// the queue, until the test calls release; waitQueued waits until n
+// requests are queued.
+func heldBatch(t *testing.T) (s *Store, held <-chan struct{}, release func(), waitQueued func(n int)) {
 	t.Helper()
 	s, err := Open(Options{FS: vfs.NewMem(), Dir: "/d", Create: true})
 	if err != nil {
@@ -36,24 +36,61 @@ func heldBatch(t *testing.T) (s *Store, held <-chan struct{}, release func(), qu
 	var rOnce sync.Once
 	release = func() { rOnce.Do(func() { close(r) }) }
 	t.Cleanup(release)
-	queued = func() int {
-		s.batcher.mu.Lock()
-		defer s.batcher.mu.Unlock()
-		return len(s.batcher.queue)
-	}
-	return s, h, release, queued
+	w := watchQueue(s)
+	return s, h, release, func(n int) { w.waitLen(t, n) }
 }
 
-// waitUntil polls cond (the store's state) until it holds, and fails the
-// test after a generous deadline.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+// queueWatch lets a test wait for the batch committer's queue length as
+// an event: the store's queueHook signals each change (the channel holds
+// one signal, so a change between a check and the wait is not lost).
+type queueWatch struct {
+	s       *Store
+	changed chan struct{}
+}
+
+// watchQueue sets s's queueHook; set it before any commit starts.
+func watchQueue(s *Store) *queueWatch {
+	w := &queueWatch{s: s, changed: make(chan struct{}, 1)}
+	s.queueHook = w.poke
+	return w
+}
+
+// poke signals a change (the hook; also for a change of what a waiter
+// compares the length with).
+func (w *queueWatch) poke() {
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (w *queueWatch) len() int {
+	w.s.batcher.mu.Lock()
+	defer w.s.batcher.mu.Unlock()
+	return len(w.s.batcher.queue)
+}
+
+// wait returns once cond holds for the queue length, woken by each
+// change; false if it still does not after a generous deadline (a bound
+// for a failing test, never what makes one pass).
+func (w *queueWatch) wait(cond func(n int) bool) bool {
+	timeout := time.After(30 * time.Second)
+	for !cond(w.len()) {
+		select {
+		case <-w.changed:
+		case <-timeout:
+			return false
 		}
-		time.Sleep(100 * time.Microsecond)
+	}
+	return true
+}
+
+// waitLen waits until n requests are queued, failing the test if they
+// never are.
+func (w *queueWatch) waitLen(t *testing.T, n int) {
+	t.Helper()
+	if !w.wait(func(got int) bool { return got == n }) {
+		t.Fatalf("gave up waiting for %d queued transactions (%d queued)", n, w.len())
 	}
 }
 
@@ -63,7 +100,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // refused and changes nothing; the others commit with consecutive
 // indexes; no reader ever sees the balance total broken.
 func TestBatchMixesFailedCheck(t *testing.T) {
-	s, held, release, queued := heldBatch(t)
+	s, held, release, waitQueued := heldBatch(t)
 	ctx := context.Background()
 	move := func(from, to string, n int64) *Txn {
 		return &Txn{Ops: []Op{
@@ -102,7 +139,7 @@ func TestBatchMixesFailedCheck(t *testing.T) {
 	for i, txn := range txns {
 		results[i] = make(chan result, 1)
 		go func() { idx, err := s.Commit(ctx, txn); results[i] <- result{idx, err} }()
-		waitUntil(t, "the transaction to be queued", func() bool { return queued() == i+2 })
+		waitQueued(i + 2)
 	}
 	release()
 	first := <-lead
@@ -137,7 +174,7 @@ func TestBatchMixesFailedCheck(t *testing.T) {
 // transaction waits for a leader gets the context's error, and the leader
 // neither commits its transaction nor hands it the lead.
 func TestBatchAbandonedRequest(t *testing.T) {
-	s, held, release, queued := heldBatch(t)
+	s, held, release, waitQueued := heldBatch(t)
 	ctx := context.Background()
 	lead := make(chan error, 1)
 	go func() { _, err := s.Put(ctx, "a", []byte("1")); lead <- err }()
@@ -145,7 +182,7 @@ func TestBatchAbandonedRequest(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
 	go func() { _, err := s.Put(cctx, "gone", []byte("1")); gaveUp <- err }()
-	waitUntil(t, "the transaction to be queued", func() bool { return queued() == 2 })
+	waitQueued(2)
 	cancel()
 	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 		t.Fatalf("abandoned commit: %v, want context.Canceled", err)

@@ -145,6 +145,10 @@ type Store struct {
 	// leadHook, if set (by tests), is called when a goroutine leads a
 	// batch, before it takes the queued requests.
 	leadHook func()
+	// queueHook, if set (by tests), is called after the batch committer's
+	// queue changed (a request queued, the queue taken, abandoned requests
+	// dropped), so a test waits for a queue length as an event.
+	queueHook func()
 	// syncWaitHook, if set (by tests), is called when maintenance must wait
 	// for the WAL to be durable through a published index (syncPublished).
 	syncWaitHook func(idx uint64)
