@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,13 +43,7 @@ func TestServeJoinStopsOnPermanentError(t *testing.T) {
 // retried, and the join's status counts the attempts.
 func TestServeJoinRetriesTransient(t *testing.T) {
 	t.Setenv("KVTOOL_SECRET", cliSecret)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there
-	j := startServe(t, "--data", filepath.Join(t.TempDir(), "replica"), "--join", addr)
+	j := startServe(t, "--data", filepath.Join(t.TempDir(), "replica"), "--join", refusedAddr(t))
 	waitUntil(t, "a second attempt in the join's status", func() bool {
 		resp, err := http.Get("http://" + j.addr + "/v1/transfers")
 		if err != nil {

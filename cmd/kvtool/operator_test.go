@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -419,7 +420,7 @@ func TestWrongAddress(t *testing.T) {
 		strings.Contains(errOut, "resume") {
 		t.Errorf("send to an HTTP port: stderr %q", errOut)
 	}
-	refused := closedPort(t)
+	refused := refusedAddr(t)
 	for _, args := range [][]string{
 		{"transfer", "send", "--data", data, "--to", refused},
 		{"transfer", "send", "--addr", src.addr, "--to", refused},
@@ -433,16 +434,30 @@ func TestWrongAddress(t *testing.T) {
 	}
 }
 
-// closedPort returns a local address nothing listens on.
-func closedPort(t *testing.T) string {
+// refusedAddr returns a loopback address whose connections are refused
+// for the whole test: its port is held by a socket that is bound but never
+// listens. (A port taken from a listener that is then closed may be
+// reused at once by another test's listener running in parallel, which
+// accepts or answers where the test wanted a refusal.)
+func refusedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in4, ok := sa.(*syscall.SockaddrInet4)
+	if !ok {
+		t.Fatalf("bound socket has address %T", sa)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in4.Port))
 }
 
 // TestServeAnnouncesLast checks that serve prints nothing, and creates

@@ -274,7 +274,7 @@ func TestTransferCancelledBeforeConnect(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "dst")
 	r, addr := startRecv(t, dst)
 	// A sender to a port nothing listens on, cancelled: it must stop.
-	dead := freeAddr(t)
+	dead := refusedAddr(t)
 	s := startKvtool(t, nil, "transfer", "send", "--data", src, "--to", dead)
 	s.cancel()
 	if code := s.wait(t); code == exitOK {
@@ -328,18 +328,6 @@ func stallingProxy(t *testing.T, target string, limit int64) string {
 		}
 	}()
 	return ln.Addr().String()
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func TestTransferWrongSecret(t *testing.T) {
