@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/internal/loopport"
 )
 
 // The cluster drills: three real `kvtool serve --node` processes whose
@@ -111,16 +111,12 @@ func newCluster(env *Env, rng *rand.Rand) (*testCluster, error) {
 	return c, nil
 }
 
-// freeLoopbackAddr returns a loopback address nothing listens on now. A
-// node's peer port must be known before it starts (the others' links
-// forward to it) and stay the same across its restart.
+// freeLoopbackAddr returns a loopback address nothing listens on now,
+// below the ephemeral port range (loopport). A node's peer port must be
+// known before it starts (the others' links forward to it) and stay the
+// same across its restart.
 func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return loopport.Free()
 }
 
 // start starts node name's process (again).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/kvtool/kvtool/api"
 	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/internal/loopport"
 )
 
 // The real-process cluster test: three `kvtool serve --node` processes (this
@@ -30,10 +30,12 @@ import (
 // hash, every acknowledged write is on every node, and each stopped data
 // directory passes `kvtool verify` and `kvtool replay` rebuilds its hash.
 //
-// Peer ports are chosen up front (listen on 127.0.0.1:0, close, reuse the
-// port): --cluster must name every member's peer address before any member
-// starts, and a restarted member must bind its own address again anyway, so
-// learning a port from a listening event would not help. The API listens on
+// Peer ports are chosen up front (loopport.Free: below the ephemeral range,
+// so no outgoing connection or port-0 listener of a parallel test takes
+// one while its member is down): --cluster must name every member's peer
+// address before any member starts, and a restarted member must bind its
+// own address again anyway, so learning a port from a listening event
+// would not help. The API listens on
 // port 0 and is read back from each start's listening event.
 // KVTOOL_CLUSTER_ROUNDS sets the rounds (default 5); KVTOOL_CLUSTER_DUMP=1
 // makes a failed wait dump every member's goroutines (SIGQUIT) with its log.
@@ -98,12 +100,11 @@ func newClusterProcs(t *testing.T) *clusterProcs {
 	var spec []string
 	root := t.TempDir()
 	for _, name := range cp.names {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := loopport.Free()
 		if err != nil {
 			t.Fatal(err)
 		}
-		cp.peers[name] = ln.Addr().String()
-		ln.Close()
+		cp.peers[name] = addr
 		spec = append(spec, name+"="+cp.peers[name])
 		cp.dirs[name] = filepath.Join(root, name)
 	}

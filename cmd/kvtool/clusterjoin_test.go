@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kvtool/kvtool/api"
+	"github.com/kvtool/kvtool/internal/loopport"
 )
 
 // TestClusterJoinProcesses: three `kvtool serve --node` processes under
@@ -36,12 +36,10 @@ func TestClusterJoinProcesses(t *testing.T) {
 		ld.waitAck(t, ld.next(), "before the join")
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	peer4, err := loopport.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer4 := ln.Addr().String()
-	ln.Close()
 	dir4 := filepath.Join(t.TempDir(), "n4")
 	leader := cp.waitLeader(cp.names, "")
 	via := cp.proc(without(cp.names, leader)[0]).l.ListenAddr
