@@ -31,10 +31,23 @@ type StoreSourceOptions struct {
 	// it serves; the base is usually recent, since serve compacts. Default
 	// DefaultReuseBase; negative: always write a new checkpoint.
 	ReuseBase int64
+	// ReuseShare bounds that tail by the base's own size as well: the
+	// base is reused only while the WAL after it is at most this share
+	// of the base's bytes. A receiver pays several times more CPU for a
+	// byte of tail (decode, replay, and a delta written for it) than for
+	// a byte of checkpoint, while a checkpoint costs the source about as
+	// much as the base's size; without the bound a small store's joiner
+	// replays a tail many times its checkpoint (a base of 23 MB reused
+	// with up to 64 MiB after it). Default DefaultReuseShare; negative:
+	// no bound but ReuseBase.
+	ReuseShare float64
 }
 
 // DefaultReuseBase is StoreSourceOptions.ReuseBase's default.
 const DefaultReuseBase = 64 << 20
+
+// DefaultReuseShare is StoreSourceOptions.ReuseShare's default.
+const DefaultReuseShare = 0.25
 
 // DefaultLeaseTTL is StoreSourceOptions.LeaseTTL's default.
 const DefaultLeaseTTL = 2 * time.Minute
@@ -64,6 +77,9 @@ func NewStoreSource(st *store.Store, opts StoreSourceOptions) *StoreSource {
 	}
 	if opts.ReuseBase == 0 {
 		opts.ReuseBase = DefaultReuseBase
+	}
+	if opts.ReuseShare == 0 {
+		opts.ReuseShare = DefaultReuseShare
 	}
 	return &StoreSource{st: st, opts: opts, parked: map[format.XferSnapshotID]*store.Lease{}}
 }
@@ -122,23 +138,27 @@ func (s *StoreSource) checkpoint(ctx context.Context) (checkpoint.Info, error) {
 }
 
 // recentBase returns the manifest's base if the WAL still holds every
-// entry after it and those entries take at most ReuseBase bytes.
+// entry after it and those entries take at most reuseLimit bytes.
 func (s *StoreSource) recentBase() (checkpoint.Info, bool) {
 	m := s.st.CurrentManifest()
 	if m.Base == nil || s.opts.ReuseBase < 0 || m.WALFirstIndex > m.Base.Index+1 || s.st.Log().FirstIndex() > m.Base.Index+1 {
 		return checkpoint.Info{}, false
 	}
-	tail := int64(0)
-	for _, seg := range s.st.Log().Segments() {
-		if seg.LastIndex > m.Base.Index {
-			tail += seg.Size
-		}
-	}
-	if tail > s.opts.ReuseBase {
+	if s.st.Log().BytesAfter(m.Base.Index) > s.reuseLimit(m.Base.Size) {
 		return checkpoint.Info{}, false
 	}
 	info, err := checkpoint.ReadInfo(s.opts.FS, s.snapPath(m.Base.Name))
 	return info, err == nil
+}
+
+// reuseLimit is the most WAL bytes a base of size bytes is reused with
+// (ReuseBase, and ReuseShare of size).
+func (s *StoreSource) reuseLimit(size int64) int64 {
+	limit := s.opts.ReuseBase
+	if s.opts.ReuseShare > 0 {
+		limit = min(limit, int64(float64(size)*s.opts.ReuseShare))
+	}
+	return limit
 }
 
 func (s *StoreSource) snapPath(name string) string {
