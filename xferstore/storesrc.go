@@ -151,15 +151,20 @@ func (s *StoreSource) recentBase() (checkpoint.Info, bool) {
 	return info, err == nil
 }
 
-// reuseLimit is the most WAL bytes a base of size bytes is reused with
-// (ReuseBase, and ReuseShare of size).
+// reuseLimit is the most WAL bytes a base of size bytes is reused with:
+// ReuseBase, and ReuseShare of size but never less than reuseFloor.
 func (s *StoreSource) reuseLimit(size int64) int64 {
 	limit := s.opts.ReuseBase
 	if s.opts.ReuseShare > 0 {
-		limit = min(limit, int64(float64(size)*s.opts.ReuseShare))
+		limit = min(limit, max(reuseFloor, int64(float64(size)*s.opts.ReuseShare)))
 	}
 	return limit
 }
+
+// reuseFloor is the least ReuseShare bounds the tail to: so short a tail
+// costs a receiver little (some 50 ms of CPU), and segment.Log.BytesAfter
+// may count up to a quarter of it too many.
+const reuseFloor = 1 << 20
 
 func (s *StoreSource) snapPath(name string) string {
 	return filepath.Join(s.st.Dir(), format.SnapDir, name)
