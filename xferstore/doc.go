@@ -8,9 +8,9 @@
 // # Bytes
 //
 // A snapshot is a checkpoint file, read as it lies on disk: the store's
-// base checkpoint when the WAL after it is short (a quarter of the base's
-// size at most, by default: the receiver replays it), else one written for
-// the transfer (a live store's DATA/snap; for a DirSource DATA/.transfer/send,
+// base checkpoint when the WAL after it is short (no larger than the base,
+// by default: the receiver replays it), else one written for the
+// transfer (a live store's DATA/snap; for a DirSource DATA/.transfer/send,
 // kept until Cleanup so a restarted sender offers the same snapshot). The
 // tail is the store's WAL, read entry by entry.
 //

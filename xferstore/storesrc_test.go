@@ -375,10 +375,14 @@ func TestStoreSourceReuseShare(t *testing.T) {
 		snap.Release(true)
 		return snap.ID().Index
 	}
-	// puts writes n records of about 1 KiB after the base.
+	// puts writes n keys of 1000 bytes after the base, 100 to a record.
 	puts := func(n int) {
-		for i := 0; i < n; i++ {
-			if _, err := st.Put(ctx, fmt.Sprintf("tail:%d", i), make([]byte, 1000)); err != nil {
+		for i := 0; i < n; i += 100 {
+			txn := &store.Txn{}
+			for j := i; j < min(n, i+100); j++ {
+				txn.Ops = append(txn.Ops, store.Op{Kind: store.OpPut, Key: fmt.Sprintf("tail:%d", j), Value: make([]byte, 1000)})
+			}
+			if _, err := st.Commit(ctx, txn); err != nil {
 				t.Fatal(err)
 			}
 		}
