@@ -59,15 +59,15 @@ func (s *Store) writeState(ctx context.Context, m *manifest.Manifest, src *Snaps
 // this store's WAL, which the manifest then needs from C+1 (as after a
 // checkpoint at C and the entries since): a store whose log ends past C
 // writes them as one delta from C to T instead. The in-memory state is
-// src's, already loaded by src's open (parallel block decode, bulk load).
-// The crash guarantees are InstallState's: the copied base is unreferenced
-// until the manifest names it (the commit point), the state is published
-// only once the WAL holds the entries after it, and src's files are only
-// read, so an install a crash interrupted can start over from them (at
-// the next start the manifest names the base at C and the WAL may end
-// before T: this store's state stands below T, and the install runs
-// again, writing the state as InstallState does, since the manifest names
-// the base's name).
+// src's, already loaded by src's open (parallel block decode, bulk load),
+// and is published once the WAL holds the entries after it. The copied
+// base is unreferenced until the manifest names it (the commit point), so
+// a crash leaves the old state, the new one, or, while the tail is being
+// logged, the state at an entry between them on the same log (the
+// manifest names the base at C, the WAL ends before T). src's files are
+// only read, so an install a crash interrupted can start over from them;
+// run again on a state between, it writes the state as InstallState does
+// (this store's manifest then names the base's name).
 //
 // When src's files cannot be adopted as they are (src has deltas or
 // another shard count, or this store's manifest names a file by its
