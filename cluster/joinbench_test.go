@@ -78,8 +78,8 @@ func TestJoinerProcess(t *testing.T) {
 	if d := os.Getenv(joinerDirEnv); d != "mem:" {
 		fs, dir = vfs.Default, d
 	}
-	// As kvtool serve opens a member's store: maintenance (the install's
-	// delta among it) paced at its default rate and share.
+	// As kvtool serve opens a member's store: maintenance (an install
+	// that writes the state among it) paced at its default rate and share.
 	st, err := store.Open(store.Options{FS: fs, Dir: dir, Create: true, Replica: true,
 		MaintenanceRate: 32 << 20, MaintenanceShare: store.DefaultMaintenanceShare})
 	if err != nil {
@@ -123,7 +123,7 @@ func TestJoinerProcess(t *testing.T) {
 }
 
 // tailLength says how many log entries came after the snapshot's
-// checkpoint: the install replays them and writes them as a delta.
+// checkpoint: the install replays them and logs them into its WAL.
 func tailLength(p InstallProgress) string {
 	var c uint64
 	fmt.Sscanf(p.Transfer.Snapshot, "%x-", &c)

@@ -160,8 +160,9 @@ func readOnlyState(fs *vfs.MemFS) (idx, hash uint64, err error) {
 // TestInstallCrashImages takes a crash image of an isolated follower at
 // every sync while it receives, cuts over and installs a snapshot; each
 // image restarts alone to a consistent node: the old state or the
-// snapshot's (an install interrupted after its commit point resumes from
-// the staged copy), never a mix, and the raft state never ahead of it.
+// snapshot's (an install interrupted after its commit point, the
+// snapshot's tail logged in part or not at all, resumes from the staged
+// copy), never a mix, and the raft state never ahead of it.
 func TestInstallCrashImages(t *testing.T) {
 	c := newTestClusterConfig(t, 3, 19, snapConfig)
 	lead := c.leader()
@@ -176,6 +177,7 @@ func TestInstallCrashImages(t *testing.T) {
 	waitFor(t, "the leader to compact past the isolated follower", func() bool {
 		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
 	})
+	c.writeKeys(lead, "c/", 5, 100) // after the checkpoint: the snapshot's tail, which the install logs
 	newIdx, newHash := c.node(lead).st.Snapshot().Index(), c.node(lead).st.Snapshot().Hash()
 	si := &syncImages{}
 	fn.fs.SetSyncHook(si.hook(fn.fs))
@@ -186,6 +188,9 @@ func TestInstallCrashImages(t *testing.T) {
 	fn.fs.SetSyncHook(nil)
 	if fn.st.Snapshot().Index() != newIdx || fn.st.Snapshot().Hash() != newHash {
 		t.Fatalf("installed state %d/%x, want %d/%x", fn.st.Snapshot().Index(), fn.st.Snapshot().Hash(), newIdx, newHash)
+	}
+	if m := fn.st.CurrentManifest(); m.Base == nil || m.Base.Index >= newIdx || len(m.Deltas) != 0 || m.WALFirstIndex != m.Base.Index+1 {
+		t.Fatalf("manifest after the install %+v: want the received base before %d and its tail in the WAL", m, newIdx)
 	}
 	olds, news, pending := 0, 0, 0
 	for i, img := range si.images {
@@ -249,6 +254,7 @@ func installCrashAt(t *testing.T, k int) {
 	waitFor(t, "the leader to compact past the isolated follower", func() bool {
 		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
 	})
+	c.writeKeys(lead, "c/", 5, 100) // after the checkpoint: the snapshot's tail, which the install logs
 	var mu sync.Mutex
 	var img *vfs.MemFS
 	n := 0

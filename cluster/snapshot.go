@@ -40,7 +40,7 @@ import (
 //  1. STATE records snapshot T (its term and membership) and the raft log
 //     is discarded to start after T: the commit point (logStore.installSnapshot);
 //  2. the store takes the staged state (store.InstallFrom: it adopts the
-//     staged checkpoint and writes the tail as a delta);
+//     staged checkpoint and logs the tail into its WAL, unchanged);
 //  3. DATA/raft/incoming goes.
 //
 // The checkpoint is decoded once: the cutover's verification hands its
@@ -610,10 +610,10 @@ func (s *snapshots) loadStaged(index uint64) error {
 	if snap.Index() != index {
 		return fmt.Errorf("kvtool/cluster: the staged snapshot %s stands at index %d, the raft state says %d is installed (restore the node from a peer)", dir, snap.Index(), index)
 	}
-	// The store adopts the staged files (the received checkpoint, and a
-	// delta for the tail) rather than encoding the state again; the staged
-	// directory is only read, so a crash before the store's commit point
-	// installs from it again at the next start.
+	// The store adopts the staged files (the received checkpoint, and
+	// the tail as its WAL) rather than encoding the state again; the
+	// staged directory is only read, so a crash before the store holds
+	// the whole tail installs from it again at the next start.
 	if err := s.n.st.InstallFrom(s.ctx, staged); err != nil {
 		return fmt.Errorf("kvtool/cluster: install snapshot %d into the store: %w", index, err)
 	}

@@ -266,13 +266,8 @@ func (l *Log) markFor(name string, index uint64) (mark, bool) {
 		if m.info.Name != name {
 			continue
 		}
-		i, _ := slices.BinarySearchFunc(m.marks, index, func(k mark, t uint64) int { return cmp.Compare(k.index, t) })
-		if i < len(m.marks) && m.marks[i].index == index {
-			return m.marks[i], true
-		}
-		if i > 0 {
-			return m.marks[i-1], true
-		}
+		mk := m.markBefore(index)
+		return mk, mk.index != 0 // a record's index is never 0
 	}
 	return mark{}, false
 }
@@ -513,6 +508,41 @@ func (l *Log) FirstIndex() uint64 {
 	l.segMu.Lock()
 	defer l.segMu.Unlock()
 	return l.segs[0].info.FirstIndex
+}
+
+// BytesAfter returns about how many bytes the records after index take
+// in the log's segments, never fewer: the whole of every segment whose
+// records all come after it, and of the segment holding index+1 what
+// follows its last mark at or before index+1 (at most markEvery and one
+// batch too many), or all of it if it has no marks (it was there when the
+// log opened).
+func (l *Log) BytesAfter(index uint64) int64 {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	n := int64(0)
+	for _, m := range l.segs {
+		switch {
+		case m.info.LastIndex <= index:
+		case m.info.FirstIndex > index:
+			n += m.info.Size
+		default:
+			n += m.info.Size - m.markBefore(index+1).off
+		}
+	}
+	return n
+}
+
+// markBefore returns the segment's last mark at or before index (the
+// segment's start if there is none).
+func (m *segMeta) markBefore(index uint64) mark {
+	i, found := slices.BinarySearchFunc(m.marks, index, func(k mark, t uint64) int { return cmp.Compare(k.index, t) })
+	switch {
+	case found:
+		return m.marks[i]
+	case i > 0:
+		return m.marks[i-1]
+	}
+	return mark{}
 }
 
 // LastIndex returns the last index assigned (durable or not).

@@ -3,11 +3,14 @@ package store
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/delta"
+	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
+	"github.com/kvtool/kvtool/segment"
 )
 
 // InstallState replaces the whole state of a replica with src, the state
@@ -25,8 +28,9 @@ import (
 // finishes step 3 (see skipStaleWAL). Readers keep the old published state
 // until the new one is published at the end.
 func (s *Store) InstallState(ctx context.Context, src *Snapshot) error {
-	return s.installState(ctx, src.Index(), func(m *manifest.Manifest) (*Snapshot, error) {
-		return s.writeState(ctx, m, src)
+	return s.installState(ctx, src.Index(), func(m *manifest.Manifest) (*Snapshot, *walTail, error) {
+		snap, err := s.writeState(ctx, m, src)
+		return snap, nil, err
 	})
 }
 
@@ -51,12 +55,19 @@ func (s *Store) writeState(ctx context.Context, m *manifest.Manifest, src *Snaps
 // state again it adopts src's files, the way an LSM ingests a table: src's
 // base is copied block for block into DATA/snap under this store's
 // identity (table.Restamp: one sequential read and write, no decoding or
-// compression), and the keys the WAL entries C+1..T changed are written as
-// one delta from C to T. The in-memory state is src's, already loaded by
-// src's open (parallel block decode, bulk load). The crash guarantees are
-// InstallState's: both files are unreferenced until the manifest names
-// them (the commit point), and src's files are only read, so an install a
-// crash interrupted can start over from them.
+// compression), and src's WAL entries C+1..T are logged, unchanged, into
+// this store's WAL, which the manifest then needs from C+1 (as after a
+// checkpoint at C and the entries since): a store whose log ends past C
+// writes them as one delta from C to T instead. The in-memory state is
+// src's, already loaded by src's open (parallel block decode, bulk load),
+// and is published once the WAL holds the entries after it. The copied
+// base is unreferenced until the manifest names it (the commit point), so
+// a crash leaves the old state, the new one, or, while the tail is being
+// logged, the state at an entry between them on the same log (the
+// manifest names the base at C, the WAL ends before T). src's files are
+// only read, so an install a crash interrupted can start over from them;
+// run again on a state between, it writes the state as InstallState does
+// (this store's manifest then names the base's name).
 //
 // When src's files cannot be adopted as they are (src has deltas or
 // another shard count, or this store's manifest names a file by its
@@ -64,11 +75,13 @@ func (s *Store) writeState(ctx context.Context, m *manifest.Manifest, src *Snaps
 // InstallState does.
 func (s *Store) InstallFrom(ctx context.Context, src *Store) error {
 	sm, snap := src.CurrentManifest(), src.Snapshot()
-	return s.installState(ctx, snap.Index(), func(m *manifest.Manifest) (*Snapshot, error) {
+	return s.installState(ctx, snap.Index(), func(m *manifest.Manifest) (*Snapshot, *walTail, error) {
 		if !adoptable(m, &sm) {
-			return s.writeState(ctx, m, snap)
+			snap, err := s.writeState(ctx, m, snap)
+			return snap, nil, err
 		}
-		return snap, s.adopt(ctx, m, src, &sm, snap)
+		tail, err := s.adopt(ctx, m, src, &sm, snap)
+		return snap, tail, err
 	})
 }
 
@@ -97,45 +110,92 @@ func names(m *manifest.Manifest, name string) bool {
 	return false
 }
 
-// adopt writes src's base (manifest sm) restamped as this store's, and a
-// delta of src's WAL tail up to snap, into DATA/snap, and points m at them.
-func (s *Store) adopt(ctx context.Context, m *manifest.Manifest, src *Store, sm *manifest.Manifest, snap *Snapshot) error {
+// adopt writes src's base (manifest sm) restamped as this store's into
+// DATA/snap and points m at it. src's WAL tail up to snap is returned to
+// be logged (installState) if this store's log ends at or before the
+// base, else written as a delta m also points at.
+func (s *Store) adopt(ctx context.Context, m *manifest.Manifest, src *Store, sm *manifest.Manifest, snap *Snapshot) (*walTail, error) {
 	from := sm.Base.Index
 	path := filepath.Join(src.snapDir(), sm.Base.Name)
 	old, err := checkpoint.ReadInfo(src.fs, path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	meta := old.Meta
 	meta.StoreID = m.StoreID
 	info, err := checkpoint.Restamp(src.fs, path, s.fs, s.snapDir(), meta)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ref := info.Ref()
 	m.Base, m.Deltas = &ref, nil
-	if snap.Index() == from {
-		return nil
+	tail := indexRange{from: from + 1, to: snap.Index()}
+	switch {
+	case snap.Index() == from:
+		return nil, nil
+	case s.log.LastIndex() <= from:
+		return &walTail{src: src, r: tail}, nil
 	}
 	keys := map[string]struct{}{}
-	if err := src.addWALKeys(keys, indexRange{from: from + 1, to: snap.Index()}); err != nil {
-		return err
+	if err := src.addWALKeys(keys, tail); err != nil {
+		return nil, err
 	}
 	dm := delta.Meta{StoreID: m.StoreID, From: from, To: snap.Index(), Term: s.term(), Parent: ref.Name}
 	d, err := delta.Write(s.fs, s.snapDir(), dm, setKeys(keys), snap, s.writeOpts(ctx))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m.Deltas = []manifest.FileRef{d.Ref()}
-	return nil
+	return nil, nil
+}
+
+// walTail is the WAL an install keeps as WAL rather than folding it into
+// the files it writes: src's entries r.from..r.to.
+type walTail struct {
+	src *Store
+	r   indexRange
+}
+
+// logTail logs t's entries, unchanged, into the WAL (which must be at
+// t.r.from) and returns once they are durable. They are not published:
+// installState publishes the state they lead to.
+func (s *Store) logTail(t *walTail) error {
+	rd, err := segment.NewReader(t.src.fs, filepath.Join(t.src.dir, format.WALDir), t.r.from)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	var last *segment.Pending
+	for want := t.r.from; want <= t.r.to; want++ {
+		e, err := rd.Next()
+		if err == io.EOF {
+			return fmt.Errorf("the WAL of %s ends at %d, before %d", t.src.dir, want-1, t.r.to)
+		} else if err != nil {
+			return err
+		}
+		if e.Index != want {
+			return fmt.Errorf("the WAL of %s holds entry %d where %d was expected", t.src.dir, e.Index, want)
+		}
+		p, err := s.log.Enqueue(e.Type, e.Data)
+		if err != nil {
+			return err
+		}
+		if p.Index() != want {
+			return fmt.Errorf("entry %d of %s was logged at index %d", want, t.src.dir, p.Index())
+		}
+		last = p
+	}
+	return last.Wait()
 }
 
 // installState replaces the state with the one stage writes at index idx (see
 // InstallState for the steps): stage writes the new files into DATA/snap,
-// points the manifest it is given at them, and returns the state they
-// hold; installState then publishes the manifest (the commit point), skips the
-// WAL and publishes the state.
-func (s *Store) installState(ctx context.Context, idx uint64, stage func(m *manifest.Manifest) (*Snapshot, error)) error {
+// points the manifest it is given at them, and returns the state at idx
+// and the WAL entries after its files (nil: none; they end at idx);
+// installState then publishes the manifest (the commit point), skips the
+// WAL to the first entry it needs, logs those entries, and publishes the
+// state.
+func (s *Store) installState(ctx context.Context, idx uint64, stage func(m *manifest.Manifest) (*Snapshot, *walTail, error)) error {
 	if err := s.replicaWritable(); err != nil {
 		return err
 	}
@@ -163,22 +223,33 @@ func (s *Store) installState(ctx context.Context, idx uint64, stage func(m *mani
 	}
 	defer s.release(all)
 	m := s.CurrentManifest()
-	snap, err := stage(&m)
+	snap, tail, err := stage(&m)
 	if err != nil {
 		return fmt.Errorf("kvtool/store: install state at index %d: %w", idx, err)
 	}
 	m.WALFirstIndex = idx + 1
+	var walKeys indexRange // the keys a next delta must read from the WAL
+	if tail != nil {
+		m.WALFirstIndex, walKeys = tail.r.from, tail.r
+	}
 	if err := s.publishManifest(&m); err != nil {
 		return fmt.Errorf("kvtool/store: install state at index %d: %w", idx, err)
 	}
-	if err := s.skipWAL(idx + 1); err != nil {
-		return s.fail(err)
+	if s.log.LastIndex()+1 < m.WALFirstIndex {
+		if err := s.skipWAL(m.WALFirstIndex); err != nil {
+			return s.fail(err)
+		}
+	}
+	if tail != nil {
+		if err := s.logTail(tail); err != nil {
+			return s.fail(fmt.Errorf("log entries %d..%d of the installed state: %w", tail.r.from, tail.r.to, err))
+		}
 	}
 	for i := range s.staged {
 		s.staged[i], s.lastIdx[i] = snap.shards[i], idx
 	}
 	s.pubMu.Lock()
-	s.dirty, s.walDirty = map[string]struct{}{}, indexRange{}
+	s.dirty, s.walDirty = map[string]struct{}{}, walKeys
 	s.queue = map[uint64]*logged{}
 	s.root.Store(snap)
 	s.notifyLocked()

@@ -64,18 +64,24 @@ func TestInstallState(t *testing.T) {
 }
 
 // TestInstallFrom: a replica adopts a received store's files (its base
-// checkpoint, restamped, and a delta for its WAL tail) instead of
-// writing the state again; the result verifies clean, reopens to the same
-// state, takes the log after it, and a crash image at every sync of the
-// install reopens to the old state or the new one. With ownBase, the
-// replica's own base has the received base's index (so its file name):
-// the received one must not replace it before the manifest switch.
+// checkpoint, restamped, and its WAL tail logged into the replica's WAL,
+// or written as a delta when the replica's log already ends past the
+// base) instead of writing the state again; the result verifies clean,
+// reopens to the same state, takes the log after it, and a crash image at
+// every sync of the install reopens to the old state or the new one, or,
+// once the WAL tail is being logged, to a state between them from which
+// the install completes. With ownBase, the replica's own base has the
+// received base's index (so its file name): the received one must not
+// replace it before the manifest switch.
 func TestInstallFrom(t *testing.T) {
-	t.Run("fresh", func(t *testing.T) { testInstallFrom(t, false) })
-	t.Run("own base at the same index", func(t *testing.T) { testInstallFrom(t, true) })
+	t.Run("fresh", func(t *testing.T) { testInstallFrom(t, 10, false) })
+	t.Run("log past the base", func(t *testing.T) { testInstallFrom(t, 60, false) })
+	t.Run("own base at the same index", func(t *testing.T) { testInstallFrom(t, 10, true) })
 }
 
-func testInstallFrom(t *testing.T, ownBase bool) {
+// testInstallFrom installs a received store with a base at 50 and a WAL
+// tail to 75 into a replica that applied had entries.
+func testInstallFrom(t *testing.T, had int, ownBase bool) {
 	fs := vfs.NewMem() // the received store is on the same file system, elsewhere
 	src, err := Open(Options{FS: fs, Dir: "/staged", Create: true, Replica: true, Shards: 4, SegmentSize: 64 << 10})
 	if err != nil {
@@ -99,7 +105,7 @@ func testInstallFrom(t *testing.T, ownBase bool) {
 	srcBase := *staged.CurrentManifest().Base
 
 	s := openSmall(t, fs)
-	applyN(t, s, "old", 10)
+	applyN(t, s, "old", had)
 	if ownBase {
 		applyN(t, s, "own", 40)
 		if _, err := s.Checkpoint(context.Background()); err != nil {
@@ -116,18 +122,78 @@ func testInstallFrom(t *testing.T, ownBase bool) {
 		t.Fatalf("after install: %d/%x, want 75/%x", got.Index(), got.Hash(), want.Hash())
 	}
 	m := s.CurrentManifest()
-	if ownBase {
+	switch {
+	case ownBase:
 		if m.Base == nil || m.Base.Index != 75 || len(m.Deltas) != 0 {
 			t.Fatalf("manifest %+v: want a base written at 75", m)
 		}
-	} else if m.Base == nil || m.Base.Index != srcBase.Index || len(m.Deltas) != 1 || m.Deltas[0].Index != 75 || m.StoreID == staged.StoreID() {
-		t.Fatalf("manifest %+v: want the received base at %d (under this store's ID) and one delta to 75", m, srcBase.Index)
+	case m.Base == nil || m.Base.Index != srcBase.Index || m.StoreID == staged.StoreID():
+		t.Fatalf("manifest %+v: want the received base at %d (under this store's ID)", m, srcBase.Index)
+	case uint64(had) > srcBase.Index:
+		if len(m.Deltas) != 1 || m.Deltas[0].Index != 75 || m.WALFirstIndex != 76 {
+			t.Fatalf("manifest %+v: want one delta to 75 after the base", m)
+		}
+	case len(m.Deltas) != 0 || m.WALFirstIndex != srcBase.Index+1 || s.Log().FirstIndex() > m.WALFirstIndex || s.LastIndex() != 75:
+		t.Fatalf("manifest %+v, WAL %d..%d: want no delta and the WAL from %d to 75", m, s.Log().FirstIndex(), s.LastIndex(), srcBase.Index+1)
 	}
 	rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{})
 	if err != nil || rep.Faults > 0 {
 		t.Fatalf("verify after install: %v, %d faults: %+v", err, rep.Faults, rep.Files)
 	}
 	checkInstalled(t, fs, s, images, old, want)
+}
+
+// TestInstallFromTailInDelta: the WAL tail an install logged counts as
+// changed for the next delta, so a merge of the base and that delta (with
+// the WAL dropped) holds the installed state and what came after it.
+func TestInstallFromTailInDelta(t *testing.T) {
+	fs := vfs.NewMem()
+	src, err := Open(Options{FS: fs, Dir: "/staged", Create: true, Replica: true, Shards: 4, SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyN(t, src, "s", 50)
+	if _, err := src.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	applyN(t, src, "t", 20)
+	applyN(t, src, "s", 5)
+	src.Close()
+	staged, err := Open(Options{FS: fs, Dir: "/staged", ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staged.Close()
+	s := openSmall(t, fs)
+	if err := s.InstallFrom(context.Background(), staged); err != nil {
+		t.Fatal(err)
+	}
+	if m := s.CurrentManifest(); len(m.Deltas) != 0 || m.WALFirstIndex != 51 {
+		t.Fatalf("manifest %+v: want the tail kept in the WAL from 51", m)
+	}
+	applyN(t, s, "new", 3)
+	ctx := context.Background()
+	if _, err := s.Delta(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Merge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := s.Snapshot()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	re := openSmall(t, fs)
+	defer re.Close()
+	if m := re.CurrentManifest(); m.WALFirstIndex != 79 || re.Log().FirstIndex() != 79 {
+		t.Fatalf("manifest %+v, WAL from %d: want the state merged to 78 and the WAL from 79", m, re.Log().FirstIndex())
+	}
+	if got := re.Snapshot(); got.Index() != want.Index() || got.Hash() != want.Hash() {
+		t.Fatalf("reopened from the merged base: %d/%x, want %d/%x", got.Index(), got.Hash(), want.Index(), want.Hash())
+	}
 }
 
 // crashImages collects a crash image of a file system at each of its
@@ -174,7 +240,7 @@ func checkInstalled(t *testing.T, fs *vfs.MemFS, s *Store, images []*vfs.MemFS, 
 		t.Fatalf("reopened: %d/%x, want %d/%x", got.Index(), got.Hash(), want.Index()+3, end.Hash())
 	}
 	re.Close()
-	olds, news := 0, 0
+	olds, news, mids := 0, 0, 0
 	for i, img := range images {
 		st, err := Open(Options{FS: img, Dir: "/data", Replica: true, SegmentSize: 64 << 10})
 		if err != nil {
@@ -187,6 +253,13 @@ func checkInstalled(t *testing.T, fs *vfs.MemFS, s *Store, images []*vfs.MemFS, 
 		case got.Index() == want.Index() && got.Hash() == want.Hash():
 			news++
 			applyN(t, st, "after", 1) // the log goes on after the snapshot
+		case got.Index() > old.Index() && got.Index() < want.Index():
+			// The install logged part of the received WAL tail: a state
+			// of the same log between the two, which the install, run
+			// again from the received store (as a cluster member resumes
+			// it), completes.
+			mids++
+			resumeInstall(t, img, st, want, i)
 		default:
 			t.Fatalf("image %d: state %d/%x, want the old %d/%x or the new %d/%x", i, got.Index(), got.Hash(), old.Index(), old.Hash(), want.Index(), want.Hash())
 		}
@@ -195,7 +268,25 @@ func checkInstalled(t *testing.T, fs *vfs.MemFS, s *Store, images []*vfs.MemFS, 
 	if olds == 0 || news == 0 {
 		t.Fatalf("%d images old, %d new: want both", olds, news)
 	}
-	t.Logf("%d crash images: %d old, %d new", len(images), olds, news)
+	t.Logf("%d crash images: %d old, %d new, %d between", len(images), olds, news, mids)
+}
+
+// resumeInstall installs the received store in /staged of img into st
+// again, and checks st then holds want.
+func resumeInstall(t *testing.T, img *vfs.MemFS, st *Store, want *Snapshot, i int) {
+	t.Helper()
+	staged, err := Open(Options{FS: img, Dir: "/staged", ReadOnly: true})
+	if err != nil {
+		t.Fatalf("image %d: open the received store: %v", i, err)
+	}
+	defer staged.Close()
+	if err := st.InstallFrom(context.Background(), staged); err != nil {
+		t.Fatalf("image %d (state at %d): install again: %v", i, st.Snapshot().Index(), err)
+	}
+	if got := st.Snapshot(); got.Index() != want.Index() || got.Hash() != want.Hash() {
+		t.Fatalf("image %d: installed again to %d/%x, want %d/%x", i, got.Index(), got.Hash(), want.Index(), want.Hash())
+	}
+	applyN(t, st, "after", 1)
 }
 
 // TestInstallFromDamagedBase: a received base damaged after it was loaded

@@ -8,7 +8,8 @@
 // # Bytes
 //
 // A snapshot is a checkpoint file, read as it lies on disk: the store's
-// base checkpoint when the WAL after it is short, else one written for the
+// base checkpoint when the WAL after it is short (no larger than the base,
+// by default: the receiver replays it), else one written for the
 // transfer (a live store's DATA/snap; for a DirSource DATA/.transfer/send,
 // kept until Cleanup so a restarted sender offers the same snapshot). The
 // tail is the store's WAL, read entry by entry.

@@ -30,7 +30,13 @@ func acct(i int) string { return fmt.Sprintf("acct:%03d", i) }
 // newSourceStore creates a store holding n filler keys and the bank.
 func newSourceStore(t testing.TB, dir string, n int) *store.Store {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: dir, Create: true, Shards: 8, SegmentSize: 1 << 20})
+	return newSourceStoreSeg(t, dir, n, 1<<20)
+}
+
+// newSourceStoreSeg is newSourceStore with WAL segments of segSize bytes.
+func newSourceStoreSeg(t testing.TB, dir string, n int, segSize int64) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: dir, Create: true, Shards: 8, SegmentSize: segSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,5 +348,59 @@ func TestStoreSourceFollowerLease(t *testing.T) {
 	waitFor(t, "the replica to catch up after compaction", func() bool { return op.store().Snapshot().Index() == st.Snapshot().Index() })
 	if ls := st.Leases(); len(ls) != 1 {
 		t.Fatalf("leases after the reconnect: %+v", ls)
+	}
+}
+
+// TestStoreSourceReuseShare: a new snapshot is the store's base
+// checkpoint while the WAL after it is a small share of the base's size
+// (the receiver gets it as the tail), and a checkpoint of the current
+// state once the WAL after the base outgrows that share, however far
+// below ReuseBase it still is. The WAL before the base shares its
+// segment with the tail and is not counted.
+func TestStoreSourceReuseShare(t *testing.T) {
+	st := newSourceStoreSeg(t, t.TempDir(), 40000, 16<<20)
+	defer st.Close()
+	ctx := context.Background()
+	base, err := st.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := NewStoreSource(st, StoreSourceOptions{})
+	pin := func() uint64 {
+		t.Helper()
+		snap, err := ss.Pin(ctx, transfer.PinRequest{Peer: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.Release(true)
+		return snap.ID().Index
+	}
+	// puts writes n keys of 1000 bytes after the base, 100 to a record.
+	puts := func(n int) {
+		for i := 0; i < n; i += 100 {
+			txn := &store.Txn{}
+			for j := i; j < min(n, i+100); j++ {
+				txn.Ops = append(txn.Ops, store.Op{Kind: store.OpPut, Key: fmt.Sprintf("tail:%d", j), Value: make([]byte, 1000)})
+			}
+			if _, err := st.Commit(ctx, txn); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	puts(100) // 100 KiB after a base of about 4 MB
+	if got := pin(); got != base.Meta.Index {
+		t.Fatalf("with %d bytes of WAL after a base of %d, the snapshot is at %d, want the base's %d",
+			st.Log().BytesAfter(base.Meta.Index), base.Size, got, base.Meta.Index)
+	}
+	puts(int(float64(base.Size)*DefaultReuseShare/1000) + 100)
+	after := st.Log().BytesAfter(base.Meta.Index)
+	if after >= DefaultReuseBase || after <= int64(float64(base.Size)*DefaultReuseShare) {
+		t.Fatalf("the WAL after the base takes %d bytes: the test wants it between a share of the base (%d) and ReuseBase", after, base.Size)
+	}
+	if got, want := pin(), st.Snapshot().Index(); got != want {
+		t.Fatalf("with %d bytes of WAL after a base of %d, the snapshot is at %d, want a new checkpoint at %d", after, base.Size, got, want)
+	}
+	if m := st.CurrentManifest(); m.Base.Index != st.Snapshot().Index() {
+		t.Fatalf("the store's base is at %d after the new snapshot, want %d", m.Base.Index, st.Snapshot().Index())
 	}
 }
