@@ -43,6 +43,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the node's logs; default: discard.
 	Logger *slog.Logger
+	// DebugListen, if set, is the HOST:PORT of a listener serving Go's
+	// profiles (net/http/pprof) under /debug/pprof/. They expose the
+	// process's memory and cost CPU: the caller keeps it on a loopback
+	// address unless told otherwise (serve --debug-listen).
+	DebugListen string
 
 	// TransferListen, if set, is the HOST:PORT where nodes joining this
 	// one connect for its snapshot and log (kvtool serve --join).
@@ -152,6 +157,7 @@ type Listening struct {
 	APIAddr      string // the HTTP API's bound address
 	TransferAddr string // the transfer listener's, "" without one
 	PeerAddr     string // a cluster member's peer listener's, "" for others
+	DebugAddr    string // the debug (pprof) listener's, "" without one
 	Node         string // a cluster member's name, "" for others
 	DataDir      string
 	Join         string // the source joined; "" for a node that is not joining

@@ -8,11 +8,13 @@
 //
 // Run opens in dependency order and closes in reverse:
 //
-//	bind the API listener, the transfer listener, the peer listener   (a port in use fails before any file is touched)
+//	bind the API listener, the transfer listener, the debug listener,
+//	     the peer listener                                            (a port in use fails before any file is touched)
 //	open the store (a joining node: only once it is complete; a member: as a replica)
 //	start the cluster member (cluster.StartMember)                    (a member only)
 //	Events.Listening                                     (the caller announces the node)
-//	serve: the API, beside the transfer accept loop, maintenance, the join
+//	serve: the API, beside the transfer accept loop, maintenance, the join,
+//	       the debug listener's profiles (Config.DebugListen)
 //	       and the member's watch (a member that fails stops the node: fail stop)
 //	stop:  the API (requests in flight finish, up to ShutdownTimeout),
 //	       then the accept loop and sends, maintenance and the join,

@@ -19,6 +19,7 @@ const (
 	PartJoin      Part = "join"              // a join that retrying cannot mend
 	PartPeers     Part = "peer listener"     // --peer-listen
 	PartCluster   Part = "cluster member"    // starting the member, or a member that failed (fail stop)
+	PartDebug     Part = "debug listener"    // --debug-listen (profiles)
 )
 
 // ErrBadConfig is returned (wrapped) by Run for a Config it cannot run:

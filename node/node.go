@@ -63,7 +63,10 @@ type node struct {
 	xferLn net.Listener
 	// peerLn is a cluster member's peer listener, until the member owns it.
 	peerLn net.Listener
-	member *cluster.Member // nil unless a cluster member, and once closed
+	// debugLn is the debug (pprof) listener: nil without one, and once
+	// its server owns it.
+	debugLn net.Listener
+	member  *cluster.Member // nil unless a cluster member, and once closed
 	// memberJoin is the JOIN record of a member that joined a running
 	// cluster (nil for a founder): its API syncs until it caught up.
 	memberJoin *cluster.JoinRecord
@@ -73,8 +76,8 @@ type node struct {
 }
 
 // bind listens on the API's address, then on the transfer listener's,
-// then on the peer listener's: a port in use fails before any file is
-// touched.
+// the debug listener's and the peer listener's: a port in use fails
+// before any file is touched.
 func (n *node) bind() error {
 	ln, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {
@@ -85,6 +88,12 @@ func (n *node) bind() error {
 		if n.xferLn, err = transfer.Listen(n.cfg.TransferListen, n.cfg.TransferTLS); err != nil {
 			ln.Close()
 			return partError(PartTransfers, OpListen, n.cfg.TransferListen, err)
+		}
+	}
+	if n.cfg.DebugListen != "" {
+		if n.debugLn, err = net.Listen("tcp", n.cfg.DebugListen); err != nil {
+			n.closeListeners()
+			return partError(PartDebug, OpListen, n.cfg.DebugListen, err)
 		}
 	}
 	if n.cfg.Cluster == nil {
@@ -105,6 +114,9 @@ func (n *node) closeListeners() {
 	}
 	if n.peerLn != nil {
 		n.peerLn.Close()
+	}
+	if n.debugLn != nil {
+		n.debugLn.Close()
 	}
 }
 
@@ -150,6 +162,9 @@ func (n *node) announce() error {
 	if n.xferLn != nil {
 		l.TransferAddr = n.xferLn.Addr().String()
 	}
+	if n.debugLn != nil {
+		l.DebugAddr = n.debugLn.Addr().String()
+	}
 	if n.member != nil {
 		l.PeerAddr, l.Node = n.member.Transport().Addr().String(), n.member.Name()
 	}
@@ -166,6 +181,9 @@ func (n *node) announce() error {
 		if l.Node != "" {
 			n.log.Info("cluster member", "node", l.Node, "peer_addr", l.PeerAddr)
 		}
+	}
+	if l.DebugAddr != "" {
+		n.log.Info("serving profiles", "url", "http://"+l.DebugAddr+"/debug/pprof/")
 	}
 	if n.cfg.Events.Listening == nil {
 		return nil
@@ -194,6 +212,10 @@ func (n *node) logOpened(st *store.Store) {
 // every part returned, the store closes.
 func (n *node) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	if ln := n.debugLn; ln != nil {
+		n.debugLn = nil
+		g.Go(func() error { return serveDebug(ctx, ln) })
+	}
 	h := n.start(ctx, g)
 	g.Go(func() error {
 		err := server.Run(ctx, n.apiLn, h, server.RunOptions{Logger: n.log, ShutdownTimeout: n.cfg.ShutdownTimeout})

@@ -76,7 +76,7 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request, t *store.Txn) {
 	if res.Duplicate {
 		w.Header().Set(api.DuplicateHeader, "true")
 	}
-	writeJSON(w, http.StatusOK, api.IndexResult{Index: res.Index})
+	writeIndex(w, res.Index) // api.IndexResult, as the single node answers it: no reflection per write
 }
 
 // clusterError answers a failed cluster call: 503 with Retry-After when

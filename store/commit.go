@@ -262,12 +262,18 @@ func (s *Store) install(st *staging, idx uint64) *logged {
 	return l
 }
 
-// apply evaluates operation i on the staging view.
+// apply evaluates operation i on the staging view. A put reads nothing:
+// it needs only its shard, not the key's value, whose lookup (a second
+// descent of the tree beside the write's) was half the cost of applying
+// a cluster's batch of puts on each member (issue 11 "Speed").
 func (st *staging) apply(i int, op Op) error {
+	if op.Kind == OpPut {
+		_, pos := st.view(op.Key)
+		st.write(pos, op.Key, append([]byte(nil), op.Value...), format.TxnPut)
+		return nil
+	}
 	pos, curVal, ok := st.read(op.Key)
 	switch op.Kind {
-	case OpPut:
-		st.write(pos, op.Key, append([]byte(nil), op.Value...), format.TxnPut)
 	case OpDelete:
 		if ok {
 			st.write(pos, op.Key, nil, format.TxnDelete)

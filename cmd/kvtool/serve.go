@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +45,11 @@ GET /v1/scan, GET /v1/status, GET /v1/hash, GET /metrics, and the
 maintenance endpoints POST /v1/admin/rotate, /v1/admin/checkpoint,
 /v1/admin/delta, /v1/admin/merge and /v1/admin/compact.
 
+--debug-listen 127.0.0.1:PORT serves Go's profiles (net/http/pprof:
+/debug/pprof/profile?seconds=N for CPU, heap, allocs, goroutine, mutex,
+block, trace) on a listener of their own, loopback only unless
+--debug-listen-any; e.g. go tool pprof http://127.0.0.1:PORT/debug/pprof/profile?seconds=10
+
 Maintenance also runs on its own: a delta every --delta-every when keys
 changed, a merge once --merge-after deltas (or --merge-after-size bytes)
 pile up, and compaction (checkpoint, then drop old WAL segments) once the
@@ -81,6 +87,8 @@ Examples:
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "let requests in flight finish for up to `DURATION` on shutdown"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug (every request), info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
+			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go's profiles (pprof) under /debug/pprof/ on `HOST:PORT`, a loopback address (port 0: any free port)"},
+			&cli.BoolFlag{Name: "debug-listen-any", Usage: "let --debug-listen bind an address other than loopback (the profiles show the process's memory and cost CPU: keep them off the network)"},
 		}, append(transferServeFlags(), clusterServeFlags()...)...),
 		Action: action(e, spec{scope: anyDir}, serveOptionsOf, func(c *call, o serveOptions) error {
 			o.cfg.Dir, o.cfg.FS = c.data(), c.fs
@@ -153,9 +161,31 @@ func checkServeFlags(cCtx *cli.Context, cfg *node.Config) error {
 	if err := checkHostPort(cCtx, "listen", cfg.Listen); err != nil {
 		return err
 	}
+	if err := checkDebugListen(cCtx, cfg); err != nil {
+		return err
+	}
 	if j := cCtx.String("join"); cCtx.IsSet("join") {
 		return checkHostPort(cCtx, "join", j)
 	}
+	return nil
+}
+
+// checkDebugListen checks --debug-listen into cfg: HOST:PORT, and a
+// loopback host (127.0.0.1, ::1, localhost) unless --debug-listen-any.
+func checkDebugListen(cCtx *cli.Context, cfg *node.Config) error {
+	addr := cCtx.String("debug-listen")
+	if !cCtx.IsSet("debug-listen") {
+		return nil
+	}
+	if err := checkHostPort(cCtx, "debug-listen", addr); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if !cCtx.Bool("debug-listen-any") && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return usageErrorf(cCtx, "--debug-listen %s is not a loopback address: the profiles show the process's memory; use 127.0.0.1:PORT (or add --debug-listen-any)", addr)
+	}
+	cfg.DebugListen = addr
 	return nil
 }
 
@@ -232,6 +262,8 @@ func serveError(err error, o serveOptions) error {
 			"check --join-cluster (the HTTP API of a member), the shared secret and --peer-listen; starting again with the same --data resumes the join")
 	case ne.Op == node.OpListen && ne.Part == node.PartTransfers:
 		return listenError("--transfer-listen", ne.Addr, ne.Err)
+	case ne.Op == node.OpListen && ne.Part == node.PartDebug:
+		return listenError("--debug-listen", ne.Addr, ne.Err)
 	case ne.Op == node.OpListen:
 		return listenError("--listen", ne.Addr, ne.Err)
 	case ne.Op == node.OpOpen:
@@ -269,8 +301,9 @@ type listeningJSON struct {
 	StoreID      string `json:"store_id"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Shards       int    `json:"shards"`
-	Node         string `json:"node,omitempty"`      // a cluster member's name
-	PeerAddr     string `json:"peer_addr,omitempty"` // a cluster member's peer listener
+	Node         string `json:"node,omitempty"`       // a cluster member's name
+	PeerAddr     string `json:"peer_addr,omitempty"`  // a cluster member's peer listener
+	DebugAddr    string `json:"debug_addr,omitempty"` // the --debug-listen listener
 }
 
 // announce prints where the node listens and what open found: the API,
@@ -279,7 +312,8 @@ func announce(cCtx *cli.Context, l node.Listening) error {
 	p := newPrinter(cCtx)
 	if p.json {
 		err := p.JSONLine(listeningJSON{Event: "listening", ListenAddr: l.APIAddr, DataDir: l.DataDir,
-			StoreID: l.StoreID, AppliedIndex: l.AppliedIndex, Shards: l.Shards, Node: l.Node, PeerAddr: l.PeerAddr})
+			StoreID: l.StoreID, AppliedIndex: l.AppliedIndex, Shards: l.Shards, Node: l.Node, PeerAddr: l.PeerAddr,
+			DebugAddr: l.DebugAddr})
 		if err == nil && l.TransferAddr != "" {
 			err = p.JSONLine(map[string]string{"event": "transfer_listening", "transfer_addr": l.TransferAddr})
 		}
@@ -296,6 +330,9 @@ func announce(cCtx *cli.Context, l node.Listening) error {
 	}
 	if err == nil && l.TransferAddr != "" {
 		_, err = fmt.Fprintf(p.w, "accepting transfers on %s\n", l.TransferAddr)
+	}
+	if err == nil && l.DebugAddr != "" {
+		_, err = fmt.Fprintf(p.w, "profiles on http://%s/debug/pprof/\n", l.DebugAddr)
 	}
 	return writeErr(err)
 }
