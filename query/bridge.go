@@ -82,6 +82,28 @@ func dropMutex(db uintptr) (restore func()) {
 	return func() { c.Fmutex = m }
 }
 
+// planWithoutValues makes SQLite plan a statement without looking at the
+// values bound to its parameters (SQLITE_DBCONFIG_ENABLE_QPSG, the query
+// planner stability guarantee). SQLite otherwise reads the pattern bound
+// to `key LIKE ?` or `key GLOB ?` while it plans, for its LIKE
+// optimization: it prepares the statement again at every new binding, and
+// the range constraints it derives from the pattern keep it checking the
+// pattern on every row although kv decides it (keyplan.go, exactFor),
+// because SQLite drops a constraint only once all that it derived from it
+// are handled. Only plans depend on the setting, never results.
+func planWithoutValues(tls *libc.TLS, db uintptr) error {
+	const slot = 8 // libc.VaList's stride per argument
+	va := libc.Xmalloc(tls, 2*slot)
+	if va == 0 {
+		return errors.New("kvtool/query: out of memory configuring the connection")
+	}
+	defer libc.Xfree(tls, va)
+	if rc := sqlite3.Xsqlite3_db_config(tls, db, sqlite3.SQLITE_DBCONFIG_ENABLE_QPSG, libc.VaList(va, int32(1), uintptr(0))); rc != sqlite3.SQLITE_OK {
+		return fmt.Errorf("kvtool/query: configure the connection: sqlite error %d", rc)
+	}
+	return nil
+}
+
 // refs maps handles (small integers stored in C memory) to Go values.
 // Lookups take no lock: the table is an atomically published slice of
 // atomic pointers, and only adding and removing lock.
@@ -336,7 +358,13 @@ func xBestIndex(tls *libc.TLS, pVtab, pInfo uintptr) int32 {
 			info.OrderBy[i] = vtab.OrderBy{Column: int(ob.FiColumn), Desc: ob.Fdesc != 0}
 		}
 	}
-	if err := bt.impl.BestIndex(info); err != nil {
+	var err error
+	if di, ok := bt.impl.(detailIndexer); ok {
+		err = di.bestIndexDetail(info, constraintDetails(tls, pInfo, len(info.Constraints)))
+	} else {
+		err = bt.impl.BestIndex(info)
+	}
+	if err != nil {
 		setTableErrMsg(tls, pVtab, err.Error())
 		return sqlite3.SQLITE_ERROR
 	}
@@ -372,6 +400,104 @@ func xBestIndex(tls *libc.TLS, pVtab, pInfo uintptr) int32 {
 		idx.FestimatedRows = info.EstimatedRows
 	}
 	return sqlite3.SQLITE_OK
+}
+
+// realTexter is a cursor whose Filter is given a REAL argument as a
+// realArg, with the TEXT SQLite makes of it.
+type realTexter interface{ realTexts() }
+
+// realArg is a REAL argument and its TEXT form.
+type realArg struct {
+	F    float64
+	Text string
+}
+
+// detailIndexer is a table whose BestIndex needs to know more of each
+// constraint than vtab.Constraint says (keyplan.go: which constraints the
+// table may take over from SQLite).
+type detailIndexer interface {
+	bestIndexDetail(info *vtab.IndexInfo, details []constraintDetail) error
+}
+
+// constraintDetail is what SQLite knows of a constraint while it plans.
+type constraintDetail struct {
+	binary bool    // it compares with the BINARY collation
+	rhs    rhsKind // what its right-hand side is
+}
+
+// rhsKind says what the right-hand side of a constraint is.
+type rhsKind uint8
+
+const (
+	rhsOther rhsKind = iota // anything else: a column, an expression, a non-TEXT literal
+	rhsText                 // a TEXT literal, or a constant SQLite folds to TEXT
+	rhsParam                // a bound parameter (?, ?N, :name, @name, $name)
+)
+
+// constraintDetails reads the details of the n constraints of the
+// sqlite3_index_info at pInfo: the collation and a literal right-hand side
+// from SQLite's API (sqlite3_vtab_collation, sqlite3_vtab_rhs_value), and
+// whether the right-hand side is a bound parameter from the constraint's
+// expression. The API says nothing of parameters (their values are not
+// known while SQLite plans), so that is read from SQLite's own structures,
+// the way sqlite3_vtab_rhs_value reaches them: the WHERE clause stored
+// after the sqlite3_index_info (HiddenIndexInfo), the term the constraint
+// came from (iTermOffset), and its expression's right operand. The Go
+// types of those structures come from the same transpiled SQLite, so
+// their layout is right by construction.
+func constraintDetails(tls *libc.TLS, pInfo uintptr, n int) []constraintDetail {
+	ds := make([]constraintDetail, n)
+	pVal := tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
+	defer tls.Free(int(unsafe.Sizeof(uintptr(0))))
+	for i := range ds {
+		ds[i].binary = cstringIs(sqlite3.Xsqlite3_vtab_collation(tls, pInfo, int32(i)), "BINARY")
+		*(*uintptr)(cptr(pVal)) = 0
+		rc := sqlite3.Xsqlite3_vtab_rhs_value(tls, pInfo, int32(i), pVal)
+		switch v := *(*uintptr)(cptr(pVal)); {
+		case rc == sqlite3.SQLITE_OK && v != 0:
+			if sqlite3.Xsqlite3_value_type(tls, v) == sqlite3.SQLITE_TEXT {
+				ds[i].rhs = rhsText
+			}
+		case rhsOp(pInfo, i) == sqlite3.TK_VARIABLE:
+			ds[i].rhs = rhsParam
+		}
+	}
+	return ds
+}
+
+// rhsOp is the operator of the right operand of constraint i's expression
+// (0 if it has none), as sqlite3_vtab_rhs_value finds the operand.
+func rhsOp(pInfo uintptr, i int) uint8 {
+	info := (*sqlite3.Tsqlite3_index_info)(cptr(pInfo))
+	hidden := (*sqlite3.THiddenIndexInfo)(cptr(pInfo + unsafe.Sizeof(sqlite3.Tsqlite3_index_info{})))
+	c := unsafe.Slice((*sqlite3.Tsqlite3_index_constraint)(cptr(info.FaConstraint)), info.FnConstraint)[i]
+	term := termFromWhereClause(hidden.FpWC, int(c.FiTermOffset))
+	if term == 0 {
+		return 0
+	}
+	x := (*sqlite3.TWhereTerm)(cptr(term)).FpExpr
+	if x == 0 {
+		return 0
+	}
+	right := (*sqlite3.TExpr)(cptr(x)).FpRight
+	if right == 0 {
+		return 0
+	}
+	return (*sqlite3.TExpr)(cptr(right)).Fop
+}
+
+// termFromWhereClause is SQLite's own (where.c): term i of a WHERE clause
+// counted on through its outer clauses.
+func termFromWhereClause(pWC uintptr, i int) uintptr {
+	for pWC != 0 {
+		wc := (*sqlite3.TWhereClause)(cptr(pWC))
+		if i < int(wc.FnTerm) {
+			return wc.Fa + uintptr(i)*unsafe.Sizeof(sqlite3.TWhereTerm{})
+		}
+		i -= int(wc.FnTerm)
+		pWC = wc.FpOuter
+	}
+	return 0
 }
 
 func xOpen(tls *libc.TLS, pVtab, ppCursor uintptr) int32 {
@@ -467,7 +593,20 @@ func (bc *bridgeCursor) argValue(tls *libc.TLS, v uintptr, i int) vtab.Value {
 	case sqlite3.SQLITE_INTEGER:
 		return sqlite3.Xsqlite3_value_int64(tls, v)
 	case sqlite3.SQLITE_FLOAT:
-		return sqlite3.Xsqlite3_value_double(tls, v)
+		f := sqlite3.Xsqlite3_value_double(tls, v)
+		if _, ok := bc.impl.(realTexter); !ok {
+			return f
+		}
+		// The TEXT SQLite makes of it (as TEXT affinity and LIKE do):
+		// its own rendering, which a setting of the connection tunes.
+		// The register gains a TEXT form, as when a function reads it.
+		p := sqlite3.Xsqlite3_value_text(tls, v)
+		n := sqlite3.Xsqlite3_value_bytes(tls, v)
+		r := realArg{F: f}
+		if p != 0 && n > 0 {
+			r.Text = string(unsafe.Slice((*byte)(cptr(p)), int(n)))
+		}
+		return r
 	case sqlite3.SQLITE_TEXT:
 		p := sqlite3.Xsqlite3_value_text(tls, v)
 		n := sqlite3.Xsqlite3_value_bytes(tls, v)

@@ -11,8 +11,9 @@
 //	members                         a clustered node's members (empty on a single node)
 //
 // Each table's file says what its BestIndex pushes down and why what it
-// leaves to SQLite is safe to leave: no table ever asks SQLite to skip a
-// check (keyplan.go), so pushdown only narrows a scan. Keys are TEXT;
+// leaves to SQLite is safe to leave: pushdown narrows a scan, and SQLite
+// checks each row again, except for the key constraints kv and kv_at
+// decide exactly as SQLite would (keyplan.go, exactFor). Keys are TEXT;
 // values are TEXT when they are valid UTF-8 and BLOBs otherwise.
 //
 // # Read-only

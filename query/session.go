@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"modernc.org/libc"
 	"modernc.org/sqlite"
 
 	"github.com/kvtool/kvtool/store"
@@ -60,6 +61,9 @@ type Session struct {
 	opts Options
 	conn driverConn
 	intr *interrupter
+	// tls is the connection's libc thread state, for the C calls tables
+	// make from inside a statement (patternMatch).
+	tls *libc.TLS
 	// unlocked gives the connection its mutex back (dropMutex); nil while
 	// it has it.
 	unlocked func()
@@ -139,7 +143,11 @@ func (s *Session) openConn(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.tls = tls
 	if err := registerTables(db, tls); err != nil {
+		return err
+	}
+	if err := planWithoutValues(tls, db); err != nil {
 		return err
 	}
 	for _, t := range tables {
