@@ -64,6 +64,7 @@ type Session struct {
 	// tls is the connection's libc thread state, for the C calls tables
 	// make from inside a statement (patternMatch).
 	tls *libc.TLS
+	db  uintptr // the connection's sqlite3*
 	// unlocked gives the connection its mutex back (dropMutex); nil while
 	// it has it.
 	unlocked func()
@@ -143,7 +144,7 @@ func (s *Session) openConn(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.tls = tls
+	s.db, s.tls = db, tls
 	if err := registerTables(db, tls); err != nil {
 		return err
 	}
@@ -433,6 +434,10 @@ func (s *Session) queryError(ctx context.Context, text string, err error) error 
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		return &SQLError{Msg: cleanMessage(se.Error()), Offset: s.intr.errorOffset(), SQL: text}
+	}
+	var ste *stepError
+	if errors.As(err, &ste) {
+		return &SQLError{Msg: cleanMessage(ste.Error()), Offset: s.intr.errorOffset(), SQL: text}
 	}
 	return err
 }
