@@ -98,9 +98,13 @@ func (r *Rows) stepRow() error {
 	default:
 		return &stepError{msg: stepMessage(tls, r.s.db, rc)}
 	}
+	var typeBuf [8]int32
+	types := typeBuf[:0]
 	size := 0
 	for i := range r.dvals {
-		switch sqlite3.Xsqlite3_column_type(tls, r.pstmt, int32(i)) {
+		t := sqlite3.Xsqlite3_column_type(tls, r.pstmt, int32(i))
+		types = append(types, t)
+		switch t {
 		case sqlite3.SQLITE_TEXT, sqlite3.SQLITE_BLOB:
 			size += int(sqlite3.Xsqlite3_column_bytes(tls, r.pstmt, int32(i)))
 		}
@@ -112,7 +116,7 @@ func (r *Rows) stepRow() error {
 	var strs []string
 	for i := range r.dvals {
 		col := int32(i)
-		switch sqlite3.Xsqlite3_column_type(tls, r.pstmt, col) {
+		switch types[i] {
 		case sqlite3.SQLITE_INTEGER:
 			r.dvals[i] = sqlite3.Xsqlite3_column_int64(tls, r.pstmt, col)
 		case sqlite3.SQLITE_FLOAT:

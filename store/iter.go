@@ -26,9 +26,9 @@ func (s *Store) FS() vfs.FS { return s.fs }
 // scan meets at one time tend to share a prefix (a range's keys share the
 // prefix of its bounds), after which 8 bytes usually tell them apart. So
 // the iterator keeps the length of a prefix every current key has (off,
-// shortened when a key without it arrives) and each key's next 8 bytes as
-// a big-endian integer (abbr); only keys whose 8 bytes are equal are
-// compared as strings.
+// at most 8, shortened when a key without it arrives) and each key's next
+// 8 bytes as a big-endian integer (abbr); only keys whose 8 bytes are
+// equal are compared as strings.
 type Iter struct {
 	its  []btree.IterG[item]
 	cur  []item   // the current item of each shard's iterator
@@ -120,12 +120,10 @@ func (it *Iter) set(i int, ok bool) {
 	it.abbr[i] = abbrev(k, it.off)
 }
 
-// hasBase reports whether k (whose item has pre) starts with base[:off].
+// hasBase reports whether k (whose item has pre) starts with base[:off]
+// (off is at most 8: init).
 func (it *Iter) hasBase(pre uint64, k string) bool {
-	if len(k) < it.off || (pre^it.basePre)&it.baseMask != 0 {
-		return false
-	}
-	return it.off <= 8 || k[8:it.off] == it.base[8:it.off]
+	return len(k) >= it.off && (pre^it.basePre)&it.baseMask == 0
 }
 
 // shorten makes off the length of the prefix k shares with base, and
@@ -146,7 +144,7 @@ func (it *Iter) shorten(k string) {
 // setOff makes off n, with the mask that goes with it.
 func (it *Iter) setOff(n int) {
 	it.off = n
-	it.baseMask = ^uint64(0) << (8 * (8 - uint(min(n, 8)))) // 0 for n == 0
+	it.baseMask = ^uint64(0) << (8 * (8 - uint(n))) // 0 for n == 0
 }
 
 // abbrev is k[off:off+8] as a big-endian integer, zero-padded.
@@ -182,7 +180,9 @@ func (it *Iter) init() bool {
 			off = n
 		}
 	}
-	it.setOff(off)
+	// At most 8: whether a key has the prefix is then read from its
+	// item's pre alone, and 8 more bytes nearly always decide.
+	it.setOff(min(off, 8))
 	for i, live := range it.live {
 		if live {
 			it.abbr[i] = abbrev(it.keys[i], it.off)

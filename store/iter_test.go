@@ -39,6 +39,11 @@ func TestIterAbbreviatedKeys(t *testing.T) {
 				}
 				txn.Ops = append(txn.Ops, Op{Kind: OpPut, Key: k, Value: []byte{1}})
 			}
+			// Keys shorter than a shared prefix that ends in NULs, whose
+			// zero-padded 8 bytes look as if they had it.
+			for _, k := range []string{"q", "q\x00", "q\x00\x00", "q\x00\x00a", "q\x00\x00b", "q\x00\x00c", "q\x00\x00\x00"} {
+				txn.Ops = append(txn.Ops, Op{Kind: OpPut, Key: k, Value: []byte{1}})
+			}
 			if _, err := s.Commit(context.Background(), txn); err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +59,7 @@ func TestIterAbbreviatedKeys(t *testing.T) {
 				}
 				return out
 			}
-			seeks := append([]string{"", "p12:", "p12:\xff", "xyzxyzxyzxyz/", "xyzxyzxyzxyz/\x00a", "z"}, keys[:50]...)
+			seeks := append([]string{"", "p12:", "p12:\xff", "xyzxyzxyzxyz/", "xyzxyzxyzxyz/\x00a", "z", "q\x00\x00\x01", "q\x01"}, keys[:50]...)
 			for _, seek := range seeks {
 				from, _ := slices.BinarySearch(keys, seek)
 				if got := walk(it.SeekGE(seek)); !slices.Equal(got, keys[from:]) {
