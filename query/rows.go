@@ -37,7 +37,13 @@ type Rows struct {
 	// has read the first row, which it steps to before Query returns.
 	pstmt   uintptr
 	stepped bool
-	done    bool // the last row has been read, or an error ended the rows
+	// buf and strs are the chunks stepRow takes rows' bytes and strings
+	// from (rowChunk bytes, rowChunk/16 strings at a time), so that most
+	// rows allocate nothing; a row's values never change once read (a
+	// chunk is only ever appended to, and a new one replaces a full one).
+	buf  []byte
+	strs []string
+	done bool // the last row has been read, or an error ended the rows
 }
 
 func newRows(s *Session, ctx context.Context, st *Stmt, rows driver.Rows, stop func()) *Rows {
@@ -58,9 +64,8 @@ func newRows(s *Session, ctx context.Context, st *Stmt, rows driver.Rows, stop f
 // its own and boxes each string into an interface: two allocations a
 // column, a fifth of a kv range scan's row. After the first row (which
 // the driver has stepped to, and reads) the rows step the driver's
-// statement themselves and read a row with one allocation for the bytes
-// of all its TEXT and BLOB columns and one for its strings, giving the
-// same values the driver gives: int64, float64, string, []byte (nil when
+// statement themselves and read a row into chunks of bytes and strings
+// shared by many rows (rowChunk), giving the same values the driver gives: int64, float64, string, []byte (nil when
 // empty) and nil. The driver's statement is read from its rows' pstmt
 // field, like the connection's handles (connHandle); without it, or when
 // a column is declared as a time (which the driver would parse), the
@@ -87,6 +92,10 @@ func ownStmt(rows driver.Rows, tls *libc.TLS) uintptr {
 	return uintptr(f.Uint())
 }
 
+// rowChunk is the size of the chunks stepRow takes rows' bytes from. A
+// value kept after its rows keeps its chunk alive (at most this much).
+const rowChunk = 4096
+
 // stepRow steps the statement to its next row and reads it into dvals;
 // it returns io.EOF after the last row.
 func (r *Rows) stepRow() error {
@@ -109,11 +118,15 @@ func (r *Rows) stepRow() error {
 			size += int(sqlite3.Xsqlite3_column_bytes(tls, r.pstmt, int32(i)))
 		}
 	}
-	var buf []byte
-	if size > 0 {
-		buf = make([]byte, 0, size)
+	if cap(r.buf)-len(r.buf) < size {
+		r.buf = make([]byte, 0, max(size, rowChunk))
 	}
-	var strs []string
+	buf := r.buf
+	if cap(r.strs)-len(r.strs) < len(r.dvals) {
+		r.strs = make([]string, 0, max(len(r.dvals), rowChunk/16))
+	}
+	strs := r.strs[len(r.strs) : len(r.strs)+len(r.dvals)]
+	r.strs = r.strs[:len(r.strs)+len(r.dvals)]
 	for i := range r.dvals {
 		col := int32(i)
 		switch types[i] {
@@ -124,9 +137,6 @@ func (r *Rows) stepRow() error {
 		case sqlite3.SQLITE_TEXT:
 			p := sqlite3.Xsqlite3_column_text(tls, r.pstmt, col)
 			n := int(sqlite3.Xsqlite3_column_bytes(tls, r.pstmt, col))
-			if strs == nil {
-				strs = make([]string, len(r.dvals))
-			}
 			if p != 0 && n > 0 {
 				at := len(buf)
 				buf = append(buf, unsafe.Slice((*byte)(cptr(p)), n)...)
@@ -147,6 +157,7 @@ func (r *Rows) stepRow() error {
 			r.dvals[i] = nil
 		}
 	}
+	r.buf = buf
 	return nil
 }
 
