@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"sync/atomic"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -54,7 +55,6 @@ func newRows(s *Session, ctx context.Context, st *Stmt, rows driver.Rows, stop f
 	} else {
 		r.dvals, r.vals = make([]driver.Value, n), make([]any, n)
 	}
-	r.pstmt = ownStmt(rows, s.tls)
 	return r
 }
 
@@ -70,26 +70,70 @@ func newRows(s *Session, ctx context.Context, st *Stmt, rows driver.Rows, stop f
 // field, like the connection's handles (connHandle); without it, or when
 // a column is declared as a time (which the driver would parse), the
 // driver reads every row.
-func ownStmt(rows driver.Rows, tls *libc.TLS) uintptr {
-	v := reflect.ValueOf(rows)
-	if tls == nil || v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
-		return 0
-	}
-	f := v.Elem().FieldByName("pstmt")
-	if f.Kind() != reflect.Uintptr {
-		return 0
-	}
-	if dt, ok := rows.(driver.RowsColumnTypeDatabaseTypeName); ok {
-		for i := range rows.Columns() {
-			switch dt.ColumnTypeDatabaseTypeName(i) {
-			case "DATE", "DATETIME", "TIMESTAMP":
-				return 0
-			}
+//
+// Rows look for the statement at their second row: a point lookup's one
+// row costs nothing more.
+func ownStmt(st *Stmt, rows driver.Rows, tls *libc.TLS) uintptr {
+	if st.ownRows == 0 {
+		st.ownRows = -1
+		if ownable(rows) {
+			st.ownRows = 1
 		}
-	} else {
+	}
+	if st.ownRows < 0 || tls == nil {
 		return 0
 	}
-	return uintptr(f.Uint())
+	v := reflect.ValueOf(rows)
+	f, ok := pstmtField(v.Type())
+	if !ok {
+		return 0
+	}
+	return uintptr(v.Elem().Field(f).Uint())
+}
+
+// ownable reports whether rows may read themselves: the driver's rows
+// have a statement and no column the driver would parse as a time.
+func ownable(rows driver.Rows) bool {
+	if _, ok := pstmtField(reflect.TypeOf(rows)); !ok {
+		return false
+	}
+	dt, ok := rows.(driver.RowsColumnTypeDatabaseTypeName)
+	if !ok {
+		return false
+	}
+	for i := range rows.Columns() {
+		switch dt.ColumnTypeDatabaseTypeName(i) {
+		case "DATE", "DATETIME", "TIMESTAMP":
+			return false
+		}
+	}
+	return true
+}
+
+// pstmtField is the index of the pstmt field of the driver's rows type t
+// (a pointer to a struct), looked up once.
+func pstmtField(t reflect.Type) (int, bool) {
+	if c := pstmtType.Load(); c != nil && c.t == t {
+		return c.index, c.ok
+	}
+	c := &fieldIndex{t: t}
+	if t != nil && t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+		if f, ok := t.Elem().FieldByName("pstmt"); ok && f.Type.Kind() == reflect.Uintptr && len(f.Index) == 1 {
+			c.index, c.ok = f.Index[0], true
+		}
+	}
+	pstmtType.Store(c)
+	return c.index, c.ok
+}
+
+// pstmtType caches pstmtField's answer for the one rows type the driver
+// has (sessions on many goroutines read it).
+var pstmtType atomic.Pointer[fieldIndex]
+
+type fieldIndex struct {
+	t     reflect.Type
+	index int
+	ok    bool
 }
 
 // rowChunk is the size of the chunks stepRow takes rows' bytes from. A
@@ -185,7 +229,10 @@ func (r *Rows) Next() bool {
 		return false
 	}
 	var err error
-	if r.pstmt != 0 && r.stepped {
+	if r.stepped && r.pstmt == 0 {
+		r.pstmt = ownStmt(r.st, r.rows, r.s.tls)
+	}
+	if r.pstmt != 0 {
 		err = r.stepRow()
 	} else {
 		err = r.rows.Next(r.dvals)

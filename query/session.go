@@ -244,6 +244,9 @@ type Stmt struct {
 	// release: close the statement when its rows close (it was closed,
 	// or dropped by the cache, while they were open).
 	release bool
+	// ownRows says whether its rows may read themselves (ownStmt): 0 not
+	// known yet, 1 yes, -1 no. A statement's column types never change.
+	ownRows int8
 }
 
 // Prepare prepares text for Stmt.Query (errors as Query's).
