@@ -423,6 +423,19 @@ type detailIndexer interface {
 type constraintDetail struct {
 	binary bool    // it compares with the BINARY collation
 	rhs    rhsKind // what its right-hand side is
+	// likeOpt: it is a range SQLite derived from a LIKE or GLOB pattern
+	// (its LIKE optimization). parent identifies the term a constraint
+	// was derived from (its WHERE clause and index there; a LIKE or GLOB
+	// offered to the table is derived from the function's term too), or
+	// is zero.
+	likeOpt bool
+	parent  termRef
+}
+
+// termRef is a term of a WHERE clause.
+type termRef struct {
+	wc    uintptr
+	index int32
 }
 
 // rhsKind says what the right-hand side of a constraint is.
@@ -461,25 +474,37 @@ func constraintDetails(tls *libc.TLS, pInfo uintptr, n int) []constraintDetail {
 		case rhsOp(pInfo, i) == sqlite3.TK_VARIABLE:
 			ds[i].rhs = rhsParam
 		}
+		if term := constraintTerm(pInfo, i); term != nil {
+			ds[i].likeOpt = term.FwtFlags&sqlite3.TERM_LIKEOPT != 0
+			if term.FiParent >= 0 {
+				ds[i].parent = termRef{wc: term.FpWC, index: term.FiParent}
+			}
+		}
 	}
 	return ds
 }
 
-// rhsOp is the operator of the right operand of constraint i's expression
-// (0 if it has none), as sqlite3_vtab_rhs_value finds the operand.
-func rhsOp(pInfo uintptr, i int) uint8 {
+// constraintTerm is the WHERE clause term constraint i comes from (nil if
+// none), as sqlite3_vtab_rhs_value finds it.
+func constraintTerm(pInfo uintptr, i int) *sqlite3.TWhereTerm {
 	info := (*sqlite3.Tsqlite3_index_info)(cptr(pInfo))
 	hidden := (*sqlite3.THiddenIndexInfo)(cptr(pInfo + unsafe.Sizeof(sqlite3.Tsqlite3_index_info{})))
 	c := unsafe.Slice((*sqlite3.Tsqlite3_index_constraint)(cptr(info.FaConstraint)), info.FnConstraint)[i]
 	term := termFromWhereClause(hidden.FpWC, int(c.FiTermOffset))
 	if term == 0 {
+		return nil
+	}
+	return (*sqlite3.TWhereTerm)(cptr(term))
+}
+
+// rhsOp is the operator of the right operand of constraint i's expression
+// (0 if it has none).
+func rhsOp(pInfo uintptr, i int) uint8 {
+	term := constraintTerm(pInfo, i)
+	if term == nil || term.FpExpr == 0 {
 		return 0
 	}
-	x := (*sqlite3.TWhereTerm)(cptr(term)).FpExpr
-	if x == 0 {
-		return 0
-	}
-	right := (*sqlite3.TExpr)(cptr(x)).FpRight
+	right := (*sqlite3.TExpr)(cptr(term.FpExpr)).FpRight
 	if right == 0 {
 		return 0
 	}

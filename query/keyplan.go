@@ -62,7 +62,12 @@ import (
 //     So a query whose text names LIKE or GLOB pushes no range down; a
 //     LIKE or GLOB constraint offered to the table pushes its own prefix
 //     ranges. (A session plans without bound values, planWithoutValues, so
-//     a pattern that is a parameter gets no such ranges.)
+//     a pattern that is a parameter gets no such ranges.) When the scan
+//     decides the pattern exactly, it takes SQLite's ranges too, their
+//     values unread (tokDerived; the bridge knows them by SQLite's
+//     TERM_LIKEOPT): SQLite drops its own check of a pattern only once
+//     everything derived from it is handled. (For LIKE it still checks,
+//     as its LIKE optimization wants for BLOBs.)
 //   - ORDER BY key (first term, either direction) is consumed: keys are
 //     unique, so the scan order is the whole order. SQLite itself refuses
 //     the consumption when an IN list drives several lookups.
@@ -82,6 +87,9 @@ const (
 	// tokExact ends the token of a constraint SQLite does not check again
 	// (exactFor): the scan alone decides it.
 	tokExact = "!"
+	// tokDerived is a range SQLite derived from an exact pattern (its LIKE
+	// optimization): its value is not read, the pattern decides.
+	tokDerived = "key:derived!"
 )
 
 // exactFor reports whether the scan decides a pushed-down constraint with
@@ -147,6 +155,7 @@ func planKey(info *vtab.IndexInfo, details []constraintDetail, col, arg int, pus
 	if !push.keys {
 		return p
 	}
+	var exactPatterns []termRef // the terms of the exact LIKE and GLOB used
 	use := func(i int, tok string) {
 		c := &info.Constraints[i]
 		c.ArgIndex = arg
@@ -154,6 +163,9 @@ func planKey(info *vtab.IndexInfo, details []constraintDetail, col, arg int, pus
 		if i < len(details) && exactFor(c.Op, details[i]) {
 			c.Omit = true
 			tok += tokExact
+			if tok == tokLike+tokExact || tok == tokGlob+tokExact {
+				exactPatterns = append(exactPatterns, details[i].parent)
+			}
 		}
 		p.tokens = append(p.tokens, tok)
 	}
@@ -169,8 +181,22 @@ func planKey(info *vtab.IndexInfo, details []constraintDetail, col, arg int, pus
 			continue
 		}
 		isPattern := c.Op == vtab.OpLIKE || c.Op == vtab.OpGLOB
+		if i < len(details) && details[i].likeOpt {
+			continue // never a range of the query's own (below)
+		}
 		if tok := rangeTokens[c.Op]; tok != "" && (isPattern || push.ranges) {
 			use(i, tok)
+		}
+	}
+	// The ranges SQLite derived from a pattern the scan decides are
+	// taken too, their values unread: SQLite drops the pattern's own
+	// check only once everything derived from it is handled.
+	for i, c := range info.Constraints {
+		if !p.eq && c.Usable && c.Column == col && i < len(details) && details[i].likeOpt &&
+			details[i].parent != (termRef{}) && slices.Contains(exactPatterns, details[i].parent) {
+			info.Constraints[i].ArgIndex, info.Constraints[i].Omit = arg, true
+			arg++
+			p.tokens = append(p.tokens, tokDerived)
 		}
 	}
 	if len(info.OrderBy) > 0 && info.OrderBy[0].Column == col {
@@ -252,7 +278,7 @@ func newKeyScan(tokens []string, vals []vtab.Value) (keyScan, error) {
 	sc := keyScan{ranges: allKeys}
 	for i, tok := range tokens {
 		switch tok {
-		case tokAsc:
+		case tokAsc, tokDerived:
 			continue
 		case tokDesc:
 			sc.desc = true
