@@ -21,10 +21,12 @@ import (
 // than the scan's own work: every xColumn, xNext and xEof takes a global
 // lock and looks the cursor up in a map, and every TEXT or BLOB column is
 // copied twice, through a C string malloc'ed and freed per call. A range
-// scan reads the key three or four times a row (SQLite checks each
-// pushed-down constraint again, keyplan.go), so that was most of what a
-// row cost beyond the tree walk. This bridge registers the same tables
-// with SQLite's C API itself, on the session's own connection:
+// scan read the key three or four times a row (SQLite checked each
+// pushed-down constraint again; now kv takes over those it decides
+// exactly, keyplan.go), so that was most of what a row cost beyond the
+// tree walk. This bridge registers the same tables with SQLite's C API
+// itself, on the session's own connection, and tells the tables more of
+// each constraint than modernc's does (constraintDetails):
 //
 //   - the sqlite3_vtab and sqlite3_vtab_cursor it allocates carry a handle
 //     (an index in tableRefs or cursorRefs), so a callback finds its Go
