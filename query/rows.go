@@ -151,16 +151,17 @@ func (r *Rows) stepRow() error {
 	default:
 		return &stepError{msg: stepMessage(tls, r.s.db, rc)}
 	}
-	var typeBuf [8]int32
-	types := typeBuf[:0]
+	// Each column's type and length, read once: every call costs.
+	var typeBuf, lenBuf [8]int32
+	types, lens := typeBuf[:0], lenBuf[:0]
 	size := 0
 	for i := range r.dvals {
-		t := sqlite3.Xsqlite3_column_type(tls, r.pstmt, int32(i))
-		types = append(types, t)
-		switch t {
-		case sqlite3.SQLITE_TEXT, sqlite3.SQLITE_BLOB:
-			size += int(sqlite3.Xsqlite3_column_bytes(tls, r.pstmt, int32(i)))
+		t, n := sqlite3.Xsqlite3_column_type(tls, r.pstmt, int32(i)), int32(0)
+		if t == sqlite3.SQLITE_TEXT || t == sqlite3.SQLITE_BLOB {
+			n = sqlite3.Xsqlite3_column_bytes(tls, r.pstmt, int32(i))
+			size += int(n)
 		}
+		types, lens = append(types, t), append(lens, n)
 	}
 	if cap(r.buf)-len(r.buf) < size {
 		r.buf = make([]byte, 0, max(size, rowChunk))
@@ -179,8 +180,7 @@ func (r *Rows) stepRow() error {
 		case sqlite3.SQLITE_FLOAT:
 			r.dvals[i] = sqlite3.Xsqlite3_column_double(tls, r.pstmt, col)
 		case sqlite3.SQLITE_TEXT:
-			p := sqlite3.Xsqlite3_column_text(tls, r.pstmt, col)
-			n := int(sqlite3.Xsqlite3_column_bytes(tls, r.pstmt, col))
+			p, n := sqlite3.Xsqlite3_column_text(tls, r.pstmt, col), int(lens[i])
 			if p != 0 && n > 0 {
 				at := len(buf)
 				buf = append(buf, unsafe.Slice((*byte)(cptr(p)), n)...)
@@ -188,8 +188,7 @@ func (r *Rows) stepRow() error {
 			}
 			r.dvals[i] = textRef(&strs[i])
 		case sqlite3.SQLITE_BLOB:
-			p := sqlite3.Xsqlite3_column_blob(tls, r.pstmt, col)
-			n := int(sqlite3.Xsqlite3_column_bytes(tls, r.pstmt, col))
+			p, n := sqlite3.Xsqlite3_column_blob(tls, r.pstmt, col), int(lens[i])
 			if p == 0 || n == 0 {
 				r.dvals[i] = []byte(nil)
 				continue
