@@ -33,6 +33,7 @@
 // and Reset (or a Pool) points it at another source keeping both. A Pool
 // is safe for concurrent use. Cancelling a statement's context stops it:
 // SQLite is interrupted, and the tables' cursors check the context between
-// rows. A scan lets other goroutines run every few dozen rows, or calls
-// Source.Yield there (a server paces long queries with it).
+// rows. A scan lets other goroutines run every 200 µs or so (it looks
+// every few dozen rows), or calls Source.Yield every few dozen rows (a
+// server paces long queries with it).
 package query

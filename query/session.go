@@ -79,6 +79,10 @@ type Session struct {
 	// (pushModeOf its text).
 	push atomic.Pointer[pushMode]
 
+	// goschedAt is when a scan last let other goroutines run (yield;
+	// nanotime), touched only by the query's goroutine.
+	goschedAt int64
+
 	mu       sync.Mutex
 	denied   string             // what the authorizer refused last ("" if nothing)
 	tableErr error              // the first error a table returned in this query
