@@ -21,10 +21,12 @@ import (
 // than the scan's own work: every xColumn, xNext and xEof takes a global
 // lock and looks the cursor up in a map, and every TEXT or BLOB column is
 // copied twice, through a C string malloc'ed and freed per call. A range
-// scan reads the key three or four times a row (SQLite checks each
-// pushed-down constraint again, keyplan.go), so that was most of what a
-// row cost beyond the tree walk. This bridge registers the same tables
-// with SQLite's C API itself, on the session's own connection:
+// scan read the key three or four times a row (SQLite checked each
+// pushed-down constraint again; now kv takes over those it decides
+// exactly, keyplan.go), so that was most of what a row cost beyond the
+// tree walk. This bridge registers the same tables with SQLite's C API
+// itself, on the session's own connection, and tells the tables more of
+// each constraint than modernc's does (constraintDetails):
 //
 //   - the sqlite3_vtab and sqlite3_vtab_cursor it allocates carry a handle
 //     (an index in tableRefs or cursorRefs), so a callback finds its Go
@@ -80,6 +82,28 @@ func dropMutex(db uintptr) (restore func()) {
 	m := c.Fmutex
 	c.Fmutex = 0
 	return func() { c.Fmutex = m }
+}
+
+// planWithoutValues makes SQLite plan a statement without looking at the
+// values bound to its parameters (SQLITE_DBCONFIG_ENABLE_QPSG, the query
+// planner stability guarantee). SQLite otherwise reads the pattern bound
+// to `key LIKE ?` or `key GLOB ?` while it plans, for its LIKE
+// optimization: it prepares the statement again at every new binding, and
+// the range constraints it derives from the pattern keep it checking the
+// pattern on every row although kv decides it (keyplan.go, exactFor),
+// because SQLite drops a constraint only once all that it derived from it
+// are handled. Only plans depend on the setting, never results.
+func planWithoutValues(tls *libc.TLS, db uintptr) error {
+	const slot = 8 // libc.VaList's stride per argument
+	va := libc.Xmalloc(tls, 2*slot)
+	if va == 0 {
+		return errors.New("kvtool/query: out of memory configuring the connection")
+	}
+	defer libc.Xfree(tls, va)
+	if rc := sqlite3.Xsqlite3_db_config(tls, db, sqlite3.SQLITE_DBCONFIG_ENABLE_QPSG, libc.VaList(va, int32(1), uintptr(0))); rc != sqlite3.SQLITE_OK {
+		return fmt.Errorf("kvtool/query: configure the connection: sqlite error %d", rc)
+	}
+	return nil
 }
 
 // refs maps handles (small integers stored in C memory) to Go values.
@@ -336,7 +360,13 @@ func xBestIndex(tls *libc.TLS, pVtab, pInfo uintptr) int32 {
 			info.OrderBy[i] = vtab.OrderBy{Column: int(ob.FiColumn), Desc: ob.Fdesc != 0}
 		}
 	}
-	if err := bt.impl.BestIndex(info); err != nil {
+	var err error
+	if di, ok := bt.impl.(detailIndexer); ok {
+		err = di.bestIndexDetail(info, constraintDetails(tls, pInfo, len(info.Constraints)))
+	} else {
+		err = bt.impl.BestIndex(info)
+	}
+	if err != nil {
 		setTableErrMsg(tls, pVtab, err.Error())
 		return sqlite3.SQLITE_ERROR
 	}
@@ -372,6 +402,129 @@ func xBestIndex(tls *libc.TLS, pVtab, pInfo uintptr) int32 {
 		idx.FestimatedRows = info.EstimatedRows
 	}
 	return sqlite3.SQLITE_OK
+}
+
+// realTexter is a cursor whose Filter is given a REAL argument as a
+// realArg, with the TEXT SQLite makes of it.
+type realTexter interface{ realTexts() }
+
+// realArg is a REAL argument and its TEXT form.
+type realArg struct {
+	F    float64
+	Text string
+}
+
+// detailIndexer is a table whose BestIndex needs to know more of each
+// constraint than vtab.Constraint says (keyplan.go: which constraints the
+// table may take over from SQLite).
+type detailIndexer interface {
+	bestIndexDetail(info *vtab.IndexInfo, details []constraintDetail) error
+}
+
+// constraintDetail is what SQLite knows of a constraint while it plans.
+type constraintDetail struct {
+	binary bool    // it compares with the BINARY collation
+	rhs    rhsKind // what its right-hand side is
+	// likeOpt: it is a range SQLite derived from a LIKE or GLOB pattern
+	// (its LIKE optimization). parent identifies the term a constraint
+	// was derived from (its WHERE clause and index there; a LIKE or GLOB
+	// offered to the table is derived from the function's term too), or
+	// is zero.
+	likeOpt bool
+	parent  termRef
+}
+
+// termRef is a term of a WHERE clause.
+type termRef struct {
+	wc    uintptr
+	index int32
+}
+
+// rhsKind says what the right-hand side of a constraint is.
+type rhsKind uint8
+
+const (
+	rhsOther rhsKind = iota // anything else: a column, an expression, a non-TEXT literal
+	rhsText                 // a TEXT literal, or a constant SQLite folds to TEXT
+	rhsParam                // a bound parameter (?, ?N, :name, @name, $name)
+)
+
+// constraintDetails reads the details of the n constraints of the
+// sqlite3_index_info at pInfo: the collation and a literal right-hand side
+// from SQLite's API (sqlite3_vtab_collation, sqlite3_vtab_rhs_value), and
+// whether the right-hand side is a bound parameter from the constraint's
+// expression. The API says nothing of parameters (their values are not
+// known while SQLite plans), so that is read from SQLite's own structures,
+// the way sqlite3_vtab_rhs_value reaches them: the WHERE clause stored
+// after the sqlite3_index_info (HiddenIndexInfo), the term the constraint
+// came from (iTermOffset), and its expression's right operand. The Go
+// types of those structures come from the same transpiled SQLite, so
+// their layout is right by construction.
+func constraintDetails(tls *libc.TLS, pInfo uintptr, n int) []constraintDetail {
+	ds := make([]constraintDetail, n)
+	pVal := tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
+	defer tls.Free(int(unsafe.Sizeof(uintptr(0))))
+	for i := range ds {
+		ds[i].binary = cstringIs(sqlite3.Xsqlite3_vtab_collation(tls, pInfo, int32(i)), "BINARY")
+		*(*uintptr)(cptr(pVal)) = 0
+		rc := sqlite3.Xsqlite3_vtab_rhs_value(tls, pInfo, int32(i), pVal)
+		switch v := *(*uintptr)(cptr(pVal)); {
+		case rc == sqlite3.SQLITE_OK && v != 0:
+			if sqlite3.Xsqlite3_value_type(tls, v) == sqlite3.SQLITE_TEXT {
+				ds[i].rhs = rhsText
+			}
+		case rhsOp(pInfo, i) == sqlite3.TK_VARIABLE:
+			ds[i].rhs = rhsParam
+		}
+		if term := constraintTerm(pInfo, i); term != nil {
+			ds[i].likeOpt = term.FwtFlags&sqlite3.TERM_LIKEOPT != 0
+			if term.FiParent >= 0 {
+				ds[i].parent = termRef{wc: term.FpWC, index: term.FiParent}
+			}
+		}
+	}
+	return ds
+}
+
+// constraintTerm is the WHERE clause term constraint i comes from (nil if
+// none), as sqlite3_vtab_rhs_value finds it.
+func constraintTerm(pInfo uintptr, i int) *sqlite3.TWhereTerm {
+	info := (*sqlite3.Tsqlite3_index_info)(cptr(pInfo))
+	hidden := (*sqlite3.THiddenIndexInfo)(cptr(pInfo + unsafe.Sizeof(sqlite3.Tsqlite3_index_info{})))
+	c := unsafe.Slice((*sqlite3.Tsqlite3_index_constraint)(cptr(info.FaConstraint)), info.FnConstraint)[i]
+	term := termFromWhereClause(hidden.FpWC, int(c.FiTermOffset))
+	if term == 0 {
+		return nil
+	}
+	return (*sqlite3.TWhereTerm)(cptr(term))
+}
+
+// rhsOp is the operator of the right operand of constraint i's expression
+// (0 if it has none).
+func rhsOp(pInfo uintptr, i int) uint8 {
+	term := constraintTerm(pInfo, i)
+	if term == nil || term.FpExpr == 0 {
+		return 0
+	}
+	right := (*sqlite3.TExpr)(cptr(term.FpExpr)).FpRight
+	if right == 0 {
+		return 0
+	}
+	return (*sqlite3.TExpr)(cptr(right)).Fop
+}
+
+// termFromWhereClause is SQLite's own (where.c): term i of a WHERE clause
+// counted on through its outer clauses.
+func termFromWhereClause(pWC uintptr, i int) uintptr {
+	for pWC != 0 {
+		wc := (*sqlite3.TWhereClause)(cptr(pWC))
+		if i < int(wc.FnTerm) {
+			return wc.Fa + uintptr(i)*unsafe.Sizeof(sqlite3.TWhereTerm{})
+		}
+		i -= int(wc.FnTerm)
+		pWC = wc.FpOuter
+	}
+	return 0
 }
 
 func xOpen(tls *libc.TLS, pVtab, ppCursor uintptr) int32 {
@@ -467,7 +620,20 @@ func (bc *bridgeCursor) argValue(tls *libc.TLS, v uintptr, i int) vtab.Value {
 	case sqlite3.SQLITE_INTEGER:
 		return sqlite3.Xsqlite3_value_int64(tls, v)
 	case sqlite3.SQLITE_FLOAT:
-		return sqlite3.Xsqlite3_value_double(tls, v)
+		f := sqlite3.Xsqlite3_value_double(tls, v)
+		if _, ok := bc.impl.(realTexter); !ok {
+			return f
+		}
+		// The TEXT SQLite makes of it (as TEXT affinity and LIKE do):
+		// its own rendering, which a setting of the connection tunes.
+		// The register gains a TEXT form, as when a function reads it.
+		p := sqlite3.Xsqlite3_value_text(tls, v)
+		n := sqlite3.Xsqlite3_value_bytes(tls, v)
+		r := realArg{F: f}
+		if p != 0 && n > 0 {
+			r.Text = string(unsafe.Slice((*byte)(cptr(p)), int(n)))
+		}
+		return r
 	case sqlite3.SQLITE_TEXT:
 		p := sqlite3.Xsqlite3_value_text(tls, v)
 		n := sqlite3.Xsqlite3_value_bytes(tls, v)
@@ -565,7 +731,11 @@ func (bc *bridgeCursor) result(tls *libc.TLS, ctx uintptr, v vtab.Value) error {
 		if err != nil {
 			return err
 		}
-		sqlite3.Xsqlite3_result_text(tls, ctx, p, int32(len(v)), sqlite3.SQLITE_TRANSIENT)
+		// Zero-terminated (stage ends the copy with a NUL, and SQLite's own
+		// copy always is): SQLite then knows its copy is a C string, and
+		// the driver's sqlite3_column_text returns it as it is instead of
+		// terminating it again, a tenth of a scan's row.
+		sqlite3.Xsqlite3_result_text64(tls, ctx, p, uint64(len(v)), sqlite3.SQLITE_TRANSIENT, sqlite3.SQLITE_UTF8_ZT)
 	case []byte:
 		if len(v) == 0 {
 			sqlite3.Xsqlite3_result_zeroblob(tls, ctx, 0)
@@ -586,22 +756,25 @@ func (bc *bridgeCursor) result(tls *libc.TLS, ctx uintptr, v vtab.Value) error {
 // takes its length as an int).
 const maxColumnBytes = math.MaxInt32
 
-// stage copies n bytes at b into the cursor's C buffer and returns it.
+// stage copies n bytes at b into the cursor's C buffer, followed by a NUL,
+// and returns it.
 func (bc *bridgeCursor) stage(tls *libc.TLS, b *byte, n int) (uintptr, error) {
-	if n > maxColumnBytes {
+	if n > maxColumnBytes-1 {
 		return 0, fmt.Errorf("kvtool/query: a column of %d bytes is too big for SQLite", n)
 	}
-	if n > bc.bufCap || bc.buf == 0 {
-		size := max(n, 2*bc.bufCap, 64)
+	if n+1 > bc.bufCap || bc.buf == 0 {
+		size := max(n+1, 2*bc.bufCap, 64)
 		p := sqlite3.Xsqlite3_realloc64(tls, bc.buf, uint64(size))
 		if p == 0 {
 			return 0, errors.New("kvtool/query: out of memory for a column")
 		}
 		bc.buf, bc.bufCap = p, size
 	}
+	dst := unsafe.Slice((*byte)(cptr(bc.buf)), n+1)
 	if n > 0 {
-		copy(unsafe.Slice((*byte)(cptr(bc.buf)), n), unsafe.Slice(b, n))
+		copy(dst, unsafe.Slice(b, n))
 	}
+	dst[n] = 0
 	return bc.buf, nil
 }
 

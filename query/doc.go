@@ -11,8 +11,9 @@
 //	members                         a clustered node's members (empty on a single node)
 //
 // Each table's file says what its BestIndex pushes down and why what it
-// leaves to SQLite is safe to leave: no table ever asks SQLite to skip a
-// check (keyplan.go), so pushdown only narrows a scan. Keys are TEXT;
+// leaves to SQLite is safe to leave: pushdown narrows a scan, and SQLite
+// checks each row again, except for the key constraints kv and kv_at
+// decide exactly as SQLite would (keyplan.go, exactFor). Keys are TEXT;
 // values are TEXT when they are valid UTF-8 and BLOBs otherwise.
 //
 // # Read-only
@@ -32,6 +33,7 @@
 // and Reset (or a Pool) points it at another source keeping both. A Pool
 // is safe for concurrent use. Cancelling a statement's context stops it:
 // SQLite is interrupted, and the tables' cursors check the context between
-// rows. A scan lets other goroutines run every few dozen rows, or calls
-// Source.Yield there (a server paces long queries with it).
+// rows. A scan lets other goroutines run every 200 µs or so (it looks
+// every few dozen rows), or calls Source.Yield every few dozen rows (a
+// server paces long queries with it).
 package query

@@ -1,36 +1,44 @@
 package query
 
 import (
+	"errors"
 	"slices"
+	"strconv"
 	"strings"
+	"unsafe"
 
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
 	"modernc.org/sqlite/vtab"
 )
 
 // Key pushdown, shared by kv and kv_at.
 //
-// The tables never ask SQLite to omit a constraint (Constraint.Omit stays
-// false): SQLite checks every constraint again on every row a table
-// returns. Pushdown therefore only has to narrow the scan to a superset of
-// the rows that can match, never to decide a match. The one way to get it
-// wrong is to skip a row that would match, and each rule below says why it
-// cannot:
+// Pushdown narrows the scan to a superset of the rows that can match; the
+// one way to get that wrong is to skip a row that would match, and each
+// rule below says why it cannot. SQLite then checks every constraint
+// again on every row the table returns, except those the scan decides
+// exactly (exactFor): those it is told to omit (Constraint.Omit), and
+// their tokens end in tokExact.
 //
-// The re-check is what makes a range scan cost more per row than a loaded
-// table's: `key >= ? AND key < ?` reads key through xColumn three times a
-// row (two checks, then the result), each a copy into SQLite's memory
-// (bridge.go keeps that to one copy and no lock or allocation). It
-// cannot be omitted: BestIndex decides before it sees the values, and a
-// number compares with key as text when it is a literal or a parameter but
-// as a number when it comes from an INTEGER column or a CAST (SQLite's
-// comparison affinity), which Filter cannot tell apart; a LIKE or GLOB
-// pattern is only an exact prefix range for some patterns.
+// The re-check is what made a range scan cost more per row than a loaded
+// table's: `key >= ? AND key < ?` read key through xColumn three times a
+// row (two checks, then the result), each a copy into SQLite's memory.
+// Omitting it needs to know, while planning, that the comparison is TEXT
+// with TEXT in BINARY order whatever the value: a number compares with key
+// as text when it is a literal or a parameter, but as a number when it
+// comes from an INTEGER column or a CAST (SQLite's comparison affinity),
+// which Filter cannot tell apart. So the bridge reads each constraint's
+// collation and the kind of its right-hand side (constraintDetails), and
+// only a TEXT literal or a bound parameter under BINARY is omitted.
 //
-//   - Only a TEXT value narrows. A key is TEXT; SQLite compares TEXT to TEXT
-//     with the column's collation, BINARY, which orders bytes exactly as Go
-//     compares strings. A value of another type (a number, a BLOB, NULL)
-//     compares by other rules (type order, affinity), so its constraint is
-//     left to SQLite alone and the scan is not narrowed by it.
+//   - Only a TEXT value narrows a constraint SQLite checks again. A key is
+//     TEXT; SQLite compares TEXT to TEXT with the column's collation,
+//     BINARY, which orders bytes exactly as Go compares strings. A value of
+//     another type (a number, a BLOB, NULL) compares by other rules (type
+//     order, affinity), so its constraint is left to SQLite alone and the
+//     scan is not narrowed by it. An exact constraint narrows by every
+//     type, as exactFor says.
 //   - A query whose text names a collation (COLLATE anywhere) pushes nothing
 //     down: SQLite would compare with that collation, and the vtab API does
 //     not say which collation a constraint uses (sqlite3_vtab_collation is
@@ -53,7 +61,13 @@ import (
 //     again, and the vtab API cannot tell them from the query's own ranges.
 //     So a query whose text names LIKE or GLOB pushes no range down; a
 //     LIKE or GLOB constraint offered to the table pushes its own prefix
-//     ranges.
+//     ranges. (A session plans without bound values, planWithoutValues, so
+//     a pattern that is a parameter gets no such ranges.) When the scan
+//     decides the pattern exactly, it takes SQLite's ranges too, their
+//     values unread (tokDerived; the bridge knows them by SQLite's
+//     TERM_LIKEOPT): SQLite drops its own check of a pattern only once
+//     everything derived from it is handled. (For LIKE it still checks,
+//     as its LIKE optimization wants for BLOBs.)
 //   - ORDER BY key (first term, either direction) is consumed: keys are
 //     unique, so the scan order is the whole order. SQLite itself refuses
 //     the consumption when an IN list drives several lookups.
@@ -70,7 +84,43 @@ const (
 	tokGlob = "key:glob"
 	tokAsc  = "order:asc"
 	tokDesc = "order:desc"
+	// tokExact ends the token of a constraint SQLite does not check again
+	// (exactFor): the scan alone decides it.
+	tokExact = "!"
+	// tokDerived is a range SQLite derived from an exact pattern (its LIKE
+	// optimization): its value is not read, the pattern decides.
+	tokDerived = "key:derived!"
 )
+
+// exactFor reports whether the scan decides a pushed-down constraint with
+// operator op exactly as SQLite would, whatever value the argument turns
+// out to have (newKeyScan), so that SQLite can skip checking it on every
+// row:
+//
+//   - a range (<, <=, >, >=) that compares with BINARY and whose right-hand
+//     side is a TEXT literal or a bound parameter. Neither has an affinity,
+//     so SQLite applies key's, TEXT: the comparison is of TEXT with TEXT in
+//     byte order when the value is TEXT, or a number's TEXT form (SQLite's
+//     own rendering, realArg), and a BLOB sorts after every TEXT and NULL
+//     compares to nothing. Any other right-hand side (a column, a CAST, an
+//     expression) may bring its own affinity, under which a number compares
+//     as a number, so it stays SQLite's to check; equality too (a point
+//     lookup reads the key once anyway).
+//   - LIKE and GLOB, always: they are functions of the pattern's TEXT and
+//     the key, with no affinity or collation (LIKE's case folding is its
+//     own), and a BLOB pattern matches nothing (this SQLite is built with
+//     SQLITE_LIKE_DOESNT_MATCH_BLOBS). A pattern that is more than a
+//     literal prefix and a trailing run of '%' or '*' is matched key by
+//     key with SQLite's own matcher (patternMatch).
+func exactFor(op vtab.ConstraintOp, d constraintDetail) bool {
+	switch op {
+	case vtab.OpLIKE, vtab.OpGLOB:
+		return true
+	case vtab.OpGT, vtab.OpGE, vtab.OpLT, vtab.OpLE:
+		return d.binary && (d.rhs == rhsText || d.rhs == rhsParam)
+	}
+	return false
+}
 
 // maxFoldLetters bounds the case spellings of a LIKE prefix: 2^8 ranges.
 const maxFoldLetters = 8
@@ -96,14 +146,27 @@ type pushMode struct {
 // column col, giving them argv positions from arg on, as push allows. An
 // equality (or IS) wins alone; otherwise every range, LIKE and GLOB bound
 // is pushed and the scan takes their intersection.
-func planKey(info *vtab.IndexInfo, col, arg int, push pushMode) keyPlan {
+//
+// details (nil: none known) are the constraints' details (bridge.go); a
+// constraint the scan decides exactly (exactFor) is taken over from
+// SQLite: Omit is set and its token ends in tokExact.
+func planKey(info *vtab.IndexInfo, details []constraintDetail, col, arg int, push pushMode) keyPlan {
 	var p keyPlan
 	if !push.keys {
 		return p
 	}
+	var exactPatterns []termRef // the terms of the exact LIKE and GLOB used
 	use := func(i int, tok string) {
-		info.Constraints[i].ArgIndex = arg
+		c := &info.Constraints[i]
+		c.ArgIndex = arg
 		arg++
+		if i < len(details) && exactFor(c.Op, details[i]) {
+			c.Omit = true
+			tok += tokExact
+			if tok == tokLike+tokExact || tok == tokGlob+tokExact {
+				exactPatterns = append(exactPatterns, details[i].parent)
+			}
+		}
 		p.tokens = append(p.tokens, tok)
 	}
 	for i, c := range info.Constraints {
@@ -118,8 +181,22 @@ func planKey(info *vtab.IndexInfo, col, arg int, push pushMode) keyPlan {
 			continue
 		}
 		isPattern := c.Op == vtab.OpLIKE || c.Op == vtab.OpGLOB
+		if i < len(details) && details[i].likeOpt {
+			continue // never a range of the query's own (below)
+		}
 		if tok := rangeTokens[c.Op]; tok != "" && (isPattern || push.ranges) {
 			use(i, tok)
+		}
+	}
+	// The ranges SQLite derived from a pattern the scan decides are
+	// taken too, their values unread: SQLite drops the pattern's own
+	// check only once everything derived from it is handled.
+	for i, c := range info.Constraints {
+		if !p.eq && c.Usable && c.Column == col && i < len(details) && details[i].likeOpt &&
+			details[i].parent != (termRef{}) && slices.Contains(exactPatterns, details[i].parent) {
+			info.Constraints[i].ArgIndex, info.Constraints[i].Omit = arg, true
+			arg++
+			p.tokens = append(p.tokens, tokDerived)
 		}
 	}
 	if len(info.OrderBy) > 0 && info.OrderBy[0].Column == col {
@@ -178,23 +255,43 @@ type keyScan struct {
 	isPoint bool
 	ranges  []keyRange // ascending and disjoint; empty: no key matches
 	desc    bool
+	// match are the patterns of exact LIKE and GLOB tokens that their
+	// ranges do not decide: every key must match them too.
+	match []pattern
 }
 
+// pattern is a LIKE (glob false) or GLOB pattern.
+type pattern struct {
+	text string
+	glob bool
+}
+
+// maxPatternBytes is SQLite's limit on a LIKE or GLOB pattern
+// (SQLITE_MAX_LIKE_PATTERN_LENGTH, which a session cannot change): LIKE
+// fails on a longer one, so an exact token does too.
+const maxPatternBytes = 50000
+
+var errPatternTooLong = errors.New("LIKE or GLOB pattern too complex")
+
 // newKeyScan reads the argument tokens and values of a plan.
-func newKeyScan(tokens []string, vals []vtab.Value) keyScan {
+func newKeyScan(tokens []string, vals []vtab.Value) (keyScan, error) {
 	sc := keyScan{ranges: allKeys}
 	for i, tok := range tokens {
 		switch tok {
-		case tokAsc:
+		case tokAsc, tokDerived:
 			continue
 		case tokDesc:
 			sc.desc = true
 			continue
 		}
-		var v string
-		ok := false
+		var val vtab.Value
 		if i < len(vals) {
-			v, ok = vals[i].(string)
+			val = vals[i]
+		}
+		tok, exact := strings.CutSuffix(tok, tokExact)
+		v, ok := val.(string)
+		if exact {
+			v, ok = exactText(tok, val, &sc)
 		}
 		if !ok {
 			continue // not TEXT: SQLite decides alone (see the package comment above)
@@ -211,13 +308,73 @@ func newKeyScan(tokens []string, vals []vtab.Value) keyScan {
 			sc.ranges = intersect(sc.ranges, []keyRange{{hi: v, hiSet: true}})
 		case tokLE:
 			sc.ranges = intersect(sc.ranges, []keyRange{{hi: v + "\x00", hiSet: true}})
-		case tokLike:
-			sc.ranges = intersect(sc.ranges, likeRanges(v))
-		case tokGlob:
-			sc.ranges = intersect(sc.ranges, globRanges(v))
+		case tokLike, tokGlob:
+			glob := tok == tokGlob
+			if len(v) > maxPatternBytes {
+				return sc, errPatternTooLong
+			}
+			if glob {
+				sc.ranges = intersect(sc.ranges, globRanges(v))
+			} else {
+				sc.ranges = intersect(sc.ranges, likeRanges(v))
+			}
+			if exact && !prefixPattern(v, glob) {
+				sc.match = append(sc.match, pattern{text: v, glob: glob})
+			}
 		}
 	}
-	return sc
+	return sc, nil
+}
+
+// exactText is the TEXT an exact token (exactFor) compares key with, and
+// true; or false when no TEXT is compared, after making sc select what
+// SQLite would: a NULL compares to nothing (no key), a BLOB sorts after
+// every TEXT (every key is less than it, none greater) and matches no
+// pattern.
+func exactText(tok string, val vtab.Value, sc *keyScan) (string, bool) {
+	switch v := val.(type) {
+	case string:
+		return v, true
+	case int64:
+		return strconv.FormatInt(v, 10), true
+	case realArg:
+		return v.Text, true
+	case []byte:
+		if tok == tokLT || tok == tokLE {
+			return "", false // every key
+		}
+	}
+	sc.ranges = nil
+	return "", false
+}
+
+// prefixPattern reports whether the ranges of a pattern (likeRanges,
+// globRanges) hold exactly the keys that match it: it is its literal
+// prefix then one or more '%' (LIKE) or '*' (GLOB), and a LIKE prefix has
+// at most maxFoldLetters letters. NUL, a non-ASCII byte or any other
+// wildcard after the prefix make it more than a prefix.
+func prefixPattern(p string, glob bool) bool {
+	var pre, any string
+	if glob {
+		pre, any = literalPrefix(p, func(c byte) bool { return c == '*' || c == '?' || c == '[' }), "*"
+	} else {
+		pre, any = literalPrefix(p, func(c byte) bool { return c == '%' || c == '_' }), "%"
+	}
+	rest := p[len(pre):]
+	if rest == "" || strings.Trim(rest, any) != "" {
+		return false
+	}
+	return glob || letterCount(pre) <= maxFoldLetters
+}
+
+func letterCount(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isLetter(s[i]) {
+			n++
+		}
+	}
+	return n
 }
 
 // intersect returns the keys in both sets of ascending disjoint ranges.
@@ -251,7 +408,9 @@ func prefixRange(p string) keyRange {
 	if end == "" {
 		return keyRange{lo: p}
 	}
-	return keyRange{lo: p, hi: end[:len(end)-1] + string(end[len(end)-1]+1), hiSet: true}
+	// The last byte plus one as a byte: string(b) of a byte would be the
+	// UTF-8 encoding of rune b (0x80 is two bytes, 0xc2 0x80).
+	return keyRange{lo: p, hi: end[:len(end)-1] + string([]byte{end[len(end)-1] + 1}), hiSet: true}
 }
 
 // literalPrefix is the start of pattern before the first byte stop
@@ -353,8 +512,9 @@ type keyCursor struct {
 	st  kvState
 	sc  keyScan
 	it  kvIter
-	ri  int      // the range being walked, counted in scan order
-	cur keyRange // that range
+	pm  patternMatch // sc.match's matcher
+	ri  int          // the range being walked, counted in scan order
+	cur keyRange     // that range
 	key string
 	val rowValue
 	eof bool
@@ -367,27 +527,48 @@ type keyCursor struct {
 	total   int
 }
 
-// start positions the cursor on the first selected key.
-func (c *keyCursor) start(st kvState, sc keyScan) {
+// start positions the cursor on the first selected key; tls is the
+// connection's, for matching patterns (patternMatch).
+func (c *keyCursor) start(st kvState, sc keyScan, tls *libc.TLS) error {
 	c.release()
 	c.st, c.sc, c.ri, c.eof, c.skipped = st, sc, 0, false, -1
-	if !sc.isPoint && len(sc.ranges) == 1 && sc.ranges[0] == (keyRange{}) {
+	if err := c.pm.init(tls, sc.match); err != nil {
+		c.eof = true
+		return err
+	}
+	if !sc.isPoint && len(sc.match) == 0 && len(sc.ranges) == 1 && sc.ranges[0] == (keyRange{}) {
 		c.skipped, c.total = 0, st.Len()
 		c.eof = c.total == 0
-		return
+		return nil
 	}
 	if sc.isPoint {
 		v, ok := st.Get(sc.point)
 		c.key, c.eof = sc.point, !ok
 		c.val.set(v)
-		if ok && !inAny(sc.ranges, sc.point) {
-			c.eof = true // the ranges exclude the key
+		if ok && (!inAny(sc.ranges, sc.point) || !c.pm.matches(sc.point)) {
+			c.eof = true // the ranges or patterns exclude the key
 		}
-		return
+		return nil
 	}
 	c.it = st.Iter()
 	c.seekRange()
+	c.skipUnmatched()
+	return nil
 }
+
+// skipUnmatched moves past the keys the patterns reject.
+func (c *keyCursor) skipUnmatched() {
+	for !c.eof && !c.pm.matches(c.key) {
+		if c.pm.err != nil {
+			c.eof = true
+			return
+		}
+		c.advance()
+	}
+}
+
+// err is what stopped the scan early, if anything did.
+func (c *keyCursor) err() error { return c.pm.err }
 
 func inAny(rs []keyRange, k string) bool {
 	for _, r := range rs {
@@ -442,6 +623,12 @@ func (c *keyCursor) next() {
 		c.eof = c.skipped == c.total
 		return
 	}
+	c.advance()
+	c.skipUnmatched()
+}
+
+// advance moves the iterator to the next key in the ranges.
+func (c *keyCursor) advance() {
 	if c.it.Next() && c.inCur(c.it.Key()) {
 		c.at()
 		return
@@ -507,4 +694,80 @@ func (c *keyCursor) release() {
 		c.it.Release()
 		c.it = nil
 	}
+	c.pm.free()
+}
+
+// patternMatch matches keys against the patterns of exact LIKE and GLOB
+// tokens with SQLite's own matcher, sqlite3_strlike and sqlite3_strglob
+// (the functions LIKE and GLOB call: the same case folding, wildcards,
+// UTF-8 decoding, and the end of either string at its first NUL). The
+// patterns and the key are NUL-terminated copies in C memory.
+type patternMatch struct {
+	tls    *libc.TLS
+	pats   []uintptr // C strings
+	globs  []bool
+	buf    uintptr // the key, NUL-terminated
+	bufCap int
+	err    error // sticky: a key could not be matched
+}
+
+// init makes the matcher match pats (none: every key matches).
+func (m *patternMatch) init(tls *libc.TLS, pats []pattern) error {
+	m.free()
+	if len(pats) == 0 {
+		return nil
+	}
+	if tls == nil {
+		return errors.New("kvtool/query: no connection to match a pattern with")
+	}
+	m.tls = tls
+	for _, p := range pats {
+		z := mallocString(tls, p.text)
+		if z == 0 {
+			return errors.New("kvtool/query: out of memory for a pattern")
+		}
+		m.pats, m.globs = append(m.pats, z), append(m.globs, p.glob)
+	}
+	return nil
+}
+
+// matches reports whether key matches every pattern.
+func (m *patternMatch) matches(key string) bool {
+	if len(m.pats) == 0 {
+		return true
+	}
+	if len(key)+1 > m.bufCap {
+		p := sqlite3.Xsqlite3_realloc64(m.tls, m.buf, uint64(max(len(key)+1, 64)))
+		if p == 0 {
+			m.err = errors.New("kvtool/query: out of memory for a key")
+			return false
+		}
+		m.buf, m.bufCap = p, max(len(key)+1, 64)
+	}
+	b := unsafe.Slice((*byte)(cptr(m.buf)), len(key)+1)
+	copy(b, key)
+	b[len(key)] = 0
+	for i, z := range m.pats {
+		var rc int32
+		if m.globs[i] {
+			rc = sqlite3.Xsqlite3_strglob(m.tls, z, m.buf)
+		} else {
+			rc = sqlite3.Xsqlite3_strlike(m.tls, z, m.buf, 0)
+		}
+		if rc != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// free releases the C strings.
+func (m *patternMatch) free() {
+	for _, z := range m.pats {
+		sqlite3.Xsqlite3_free(m.tls, z)
+	}
+	if m.buf != 0 {
+		sqlite3.Xsqlite3_free(m.tls, m.buf)
+	}
+	*m = patternMatch{pats: m.pats[:0], globs: m.globs[:0]}
 }

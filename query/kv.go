@@ -10,9 +10,10 @@ import "modernc.org/sqlite/vtab"
 // lookup per value), key >, >=, <, <= (a range), key LIKE and key GLOB with
 // a literal prefix (prefix ranges; LIKE's in every ASCII case), and ORDER
 // BY key in either direction (the scan's own order). SQLite checks every
-// constraint again on each row, so anything else (a constraint on value,
-// NOT, OR, functions of key, LIMIT) is simply left to it: it sees a
-// superset and filters. A value that is valid UTF-8 is TEXT, any other a
+// constraint again on each row, except the ranges, LIKE and GLOB the scan
+// decides exactly (keyplan.go, exactFor), so anything else (a constraint
+// on value, NOT, OR, functions of key, LIMIT) is simply left to it: it sees
+// a superset and filters. A value that is valid UTF-8 is TEXT, any other a
 // BLOB.
 var kvDef = tableDef{
 	name:   "kv",
@@ -31,8 +32,10 @@ type kvTable struct {
 	idle *kvCursor
 }
 
-func (t *kvTable) BestIndex(info *vtab.IndexInfo) error {
-	p := planKey(info, kvKeyCol, 0, t.s.pushMode())
+func (t *kvTable) BestIndex(info *vtab.IndexInfo) error { return t.bestIndexDetail(info, nil) }
+
+func (t *kvTable) bestIndexDetail(info *vtab.IndexInfo, details []constraintDetail) error {
+	p := planKey(info, details, kvKeyCol, 0, t.s.pushMode())
 	info.IdxStr = p.idxStr()
 	info.EstimatedRows = p.estimate()
 	info.EstimatedCost = float64(info.EstimatedRows)
@@ -62,12 +65,23 @@ func (c *kvCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 	if err != nil {
 		return c.fail(err)
 	}
-	c.keys.start(st, newKeyScan(c.tokens(idxStr), vals))
+	sc, err := newKeyScan(c.tokens(idxStr), vals)
+	if err == nil {
+		err = c.keys.start(st, sc, c.s.tls)
+	}
+	if err != nil {
+		return c.fail(err)
+	}
 	return nil
 }
 
+func (c *kvCursor) realTexts() {}
+
 func (c *kvCursor) Next() error {
 	c.keys.next()
+	if err := c.keys.err(); err != nil {
+		return c.fail(err)
+	}
 	return c.step()
 }
 

@@ -34,7 +34,9 @@ const (
 
 type kvAtTable struct{ baseTable }
 
-func (t *kvAtTable) BestIndex(info *vtab.IndexInfo) error {
+func (t *kvAtTable) BestIndex(info *vtab.IndexInfo) error { return t.bestIndexDetail(info, nil) }
+
+func (t *kvAtTable) bestIndexDetail(info *vtab.IndexInfo, details []constraintDetail) error {
 	at := -1
 	for i, c := range info.Constraints {
 		if c.Usable && c.Column == kvAtIndexCol && c.Op == vtab.OpEQ {
@@ -49,7 +51,7 @@ func (t *kvAtTable) BestIndex(info *vtab.IndexInfo) error {
 	}
 	info.Constraints[at].ArgIndex = 0
 	info.Constraints[at].Omit = true // the index is the table's argument, not a row filter
-	p := planKey(info, kvKeyCol, 1, t.s.pushMode())
+	p := planKey(info, details, kvKeyCol, 1, t.s.pushMode())
 	info.IdxStr = p.idxStr(tokIndex)
 	info.EstimatedRows = p.estimate()
 	info.EstimatedCost = float64(info.EstimatedRows)
@@ -83,9 +85,17 @@ func (c *kvAtCursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 		return c.fail(err)
 	}
 	c.index = n
-	c.keys.start(st, newKeyScan(toks[1:], vals[1:]))
+	sc, err := newKeyScan(toks[1:], vals[1:])
+	if err == nil {
+		err = c.keys.start(st, sc, c.s.tls)
+	}
+	if err != nil {
+		return c.fail(err)
+	}
 	return nil
 }
+
+func (c *kvAtCursor) realTexts() {}
 
 // logIndex reads kv_at's argument: a positive integer.
 func logIndex(v vtab.Value) (uint64, error) {
@@ -94,9 +104,9 @@ func logIndex(v vtab.Value) (uint64, error) {
 		if v > 0 {
 			return uint64(v), nil
 		}
-	case float64:
-		if v > 0 && v == math.Trunc(v) && v < math.MaxInt64 {
-			return uint64(v), nil
+	case realArg:
+		if f := v.F; f > 0 && f == math.Trunc(f) && f < math.MaxInt64 {
+			return uint64(f), nil
 		}
 	case string:
 		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {
@@ -108,6 +118,9 @@ func logIndex(v vtab.Value) (uint64, error) {
 
 func (c *kvAtCursor) Next() error {
 	c.keys.next()
+	if err := c.keys.err(); err != nil {
+		return c.fail(err)
+	}
 	return c.step()
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite/vtab"
 )
@@ -65,23 +66,52 @@ func (baseTable) Destroy() error    { return nil }
 // context: a cancelled query stops within that many rows of a scan.
 const cursorCheck = 256
 
-// cursorYield is how often (in rows) a cursor lets other goroutines run. A
-// long scan is CPU-bound and Go preempts it only every 10ms: a writer of
-// the same process woken by its fsync would wait that long for a core.
+// cursorYield is how often (in rows) a cursor calls yield, which lets
+// other goroutines run. A long scan is CPU-bound and Go preempts it only
+// every 10ms: a writer of the same process woken by its fsync would wait
+// that long for a core.
 const cursorYield = 64
 
 // testHookRow, if set (by tests, before a query starts), is called for
 // every row a cursor moves to.
 var testHookRow func()
 
-// yield lets other goroutines run (Source.Yield, or runtime.Gosched).
+// goschedEvery is how long a scan without a Source.Yield runs between two
+// runtime.Gosched. A Gosched costs more than the rows between two yields:
+// it wakes an idle P's thread (a futex call) to take the queue, and on a
+// thread locked to the goroutine (LockOSThread, as BenchmarkQuery does to
+// read its thread's CPU time) it hands the thread off and back; called
+// every cursorYield rows it was a third of a kv range scan's CPU. A writer
+// then waits this long for a core at most, a tenth of an fsync.
+const goschedEvery = 200 * time.Microsecond
+
+// yield lets other goroutines run: Source.Yield, or runtime.Gosched when
+// goschedEvery has passed since the last one.
 func (s *Session) yield() {
 	if s.src.Yield != nil {
 		s.src.Yield()
 		return
 	}
-	runtime.Gosched()
+	if s.goschedDue(nanotime()) {
+		runtime.Gosched()
+	}
 }
+
+// goschedDue reports whether a Gosched is due at now (nanoseconds on a
+// monotonic clock) and if so counts it as done.
+func (s *Session) goschedDue(now int64) bool {
+	if now-s.goschedAt < int64(goschedEvery) {
+		return false
+	}
+	s.goschedAt = now
+	return true
+}
+
+// nanotime is the monotonic clock, in nanoseconds since the process's
+// first call.
+func nanotime() int64 { return int64(time.Since(clockBase)) }
+
+var clockBase = time.Now()
 
 // baseCursor counts rows for the context check and rowids.
 type baseCursor struct {

@@ -28,7 +28,8 @@ var keyAlphabet = []string{
 }
 
 // prefixes start most keys, so ranges and patterns hit many of them.
-var prefixes = []string{"acct:", "ACCT:", "Acct:", "b", "B", "ab", "aB", "é", "\xe0\x83\xa9", "x%y", "x_y", "[a]", "@", "`", ""}
+var prefixes = []string{"acct:", "ACCT:", "Acct:", "b", "B", "ab", "aB", "é", "\xe0\x83\xa9", "x%y", "x_y", "[a]", "@", "`", "",
+	"abcdefghijk:", "ABCDEFGHxyz:"} // more letters than likeRanges folds
 
 func randKey(r *rand.Rand) string {
 	var b strings.Builder
@@ -96,6 +97,28 @@ func randQuery(r *rand.Rand, keys []string) (string, []any, bool) {
 		func() string { return "key IS NULL OR key = " + frag() },
 		func() string { return "1" }, // no constraint at all
 		func() string { return "value LIKE '%1%'" },
+		// The same constraints with literals, with values of other types
+		// (as parameters and as literals), and with right-hand sides that
+		// carry an affinity, which SQLite must keep checking (exactFor).
+		func() string { return randOp(r) + lit(randFragment(r, keys)) },
+		func() string {
+			return fmt.Sprintf("key >= %s AND key < %s", lit(randFragment(r, keys)), lit(randFragment(r, keys)))
+		},
+		func() string { return randOp(r) + arg(randNonText(r)) },
+		func() string { return randOp(r) + randNonTextLiteral(r) },
+		func() string { return randOp(r) + "CAST(" + arg(randNonText(r)) + " AS INTEGER)" },
+		func() string { return randOp(r) + "CAST(" + frag() + " AS TEXT)" },
+		func() string { return randOp(r) + "lower(" + frag() + ")" },
+		func() string { return randOp(r) + "+" + frag() },
+		func() string { return "key LIKE " + arg(randNonText(r)) },
+		func() string { return "key GLOB " + randNonTextLiteral(r) },
+		func() string { return "key LIKE " + arg(randMixedPattern(r, keys, false)) },
+		func() string { return "key GLOB " + arg(randMixedPattern(r, keys, true)) },
+		func() string { return "key LIKE " + lit(randMixedPattern(r, keys, false)) },
+		func() string { return "like(" + arg(randMixedPattern(r, keys, false)) + ", key)" },
+		func() string {
+			return fmt.Sprintf("key GLOB %s AND key LIKE %s", arg(randMixedPattern(r, keys, true)), arg(randMixedPattern(r, keys, false)))
+		},
 	}
 	where := preds[r.IntN(len(preds))]()
 	if r.IntN(4) == 0 {
@@ -123,6 +146,53 @@ func randQuery(r *rand.Rand, keys []string) (string, []any, bool) {
 		return q + fmt.Sprintf(" ORDER BY key DESC LIMIT %d OFFSET %d", r.IntN(20)+1, r.IntN(3)), args, true
 	}
 	return q + fmt.Sprintf(" ORDER BY key LIMIT %d OFFSET %d", r.IntN(20)+1, r.IntN(3)), args, true
+}
+
+// lit is s as an SQL string literal, made valid UTF-8.
+func lit(s string) string { return sqlQuote(strings.ToValidUTF8(s, "")) }
+
+// randOp is a comparison of key with what follows it.
+func randOp(r *rand.Rand) string {
+	return []string{"key > ", "key >= ", "key < ", "key <= ", "key = "}[r.IntN(5)]
+}
+
+// randNonText is a parameter value that is not TEXT.
+func randNonText(r *rand.Rand) any {
+	return []any{int64(r.IntN(100)), int64(-3), 0.5, 9.25, 1e20, []byte("b"), []byte{0xff}, nil}[r.IntN(8)]
+}
+
+// randNonTextLiteral is an SQL literal that is not TEXT.
+func randNonTextLiteral(r *rand.Rand) string {
+	return []string{"7", "-3", "0.5", "1e20", "x'62'", "x'ff'", "NULL", "x''"}[r.IntN(8)]
+}
+
+// randMixedPattern is a LIKE or GLOB pattern with its letters in either
+// case and wildcards anywhere, long literal prefixes included (more
+// letters than likeRanges folds).
+func randMixedPattern(r *rand.Rand, keys []string, glob bool) string {
+	var b strings.Builder
+	wild := []string{"%", "_", "%%"}
+	if glob {
+		wild = []string{"*", "?", "[a-c]", "[^a]", "**"}
+	}
+	for n := r.IntN(4); n >= 0; n-- {
+		p := randFragment(r, keys)
+		for i := 0; i < len(p); i++ {
+			c := p[i]
+			if !glob && isLetter(c) && r.IntN(2) == 0 {
+				c ^= 'a' - 'A'
+			}
+			b.WriteByte(c)
+		}
+		if r.IntN(3) > 0 {
+			b.WriteString(wild[r.IntN(len(wild))])
+		}
+	}
+	if r.IntN(4) == 0 {
+		b.WriteString("abcdefghijK") // more letters than maxFoldLetters
+		b.WriteString(wild[0])
+	}
+	return b.String()
 }
 
 // sqlQuote is s as an SQL string literal (NUL cannot be in one).
@@ -315,28 +385,92 @@ func TestPatternRangesNotPushed(t *testing.T) {
 	}
 }
 
+// The constraints the scan decides alone (exactFor), at the edges of
+// what their ranges hold: a prefix ending in 0x7f (its range ends at
+// 0x80, one byte), LIKE prefixes longer than the folded letters, NUL in
+// a pattern and in a key, and arguments of every type.
+func TestExactPushdownEdges(t *testing.T) {
+	st := openStore(t)
+	pairs := map[string][]byte{}
+	for _, k := range []string{"b\x7f", "b\x7fz", "b\x80", "b\xc2\x80", "b\xc1\xa1", "B\x7f", "c",
+		"abcdefghij", "ABCDEFGHIJ", "abcdefghiX", "ABCDEFGHxyz", "ab\x00x", "ab", "abc", "5", "50", "6",
+		"0.5", "1e+20", "1.0e+20", "-3", "\xff"} {
+		pairs[k] = []byte("1")
+		put(t, st, k, "1")
+	}
+	on := openSession(t, st, Options{})
+	off := openSession(t, st, Options{NoPushdown: true})
+	ref := refDB(t, pairs)
+	for _, c := range []struct {
+		q    string
+		args []any
+	}{
+		{"SELECT key FROM T WHERE key LIKE ?", []any{"b\x7f%"}},
+		{"SELECT key FROM T WHERE key GLOB ?", []any{"b\x7f*"}},
+		{"SELECT key FROM T WHERE key GLOB 'b\x7f*'", nil}, // SQLite derives ranges from a literal
+		{"SELECT key FROM T WHERE key GLOB 'ab*' ORDER BY key DESC", nil},
+		{"SELECT key FROM T WHERE key >= ? AND key < ?", []any{"b\x7f", "b\x80"}},
+		{"SELECT key FROM T WHERE key LIKE ?", []any{"abcdefghij%"}},
+		{"SELECT key FROM T WHERE key LIKE 'ABCDEFGHIJ%'", nil},
+		{"SELECT key FROM T WHERE key LIKE ?", []any{"abcdefghi_"}},
+		{"SELECT key FROM T WHERE key GLOB ?", []any{"ab"}},
+		{"SELECT key FROM T WHERE key GLOB ?", []any{"ab\x00zz"}},
+		{"SELECT key FROM T WHERE key LIKE ?", []any{"a%\x00"}},
+		{"SELECT key FROM T WHERE key LIKE ?", []any{int64(5)}},
+		{"SELECT key FROM T WHERE key LIKE ?", []any{5.0}},
+		{"SELECT key FROM T WHERE key LIKE ?", []any{[]byte("ab")}},
+		{"SELECT key FROM T WHERE key LIKE ?", []any{nil}},
+		{"SELECT key FROM T WHERE key > ?", []any{int64(5)}},
+		{"SELECT key FROM T WHERE key >= ?", []any{0.5}},
+		{"SELECT key FROM T WHERE key >= ? AND key <= ?", []any{1e20, 1e20}},
+		{"SELECT key FROM T WHERE key >= ?", []any{int64(-3)}},
+		{"SELECT key FROM T WHERE key < ?", []any{[]byte{0}}},
+		{"SELECT key FROM T WHERE key > ?", []any{[]byte{0}}},
+		{"SELECT key FROM T WHERE key <= ?", []any{nil}},
+		{"SELECT key FROM T WHERE key > CAST(? AS INTEGER)", []any{"5"}},
+		{"SELECT key FROM T WHERE key > 5", nil},
+	} {
+		compareThree(t, on, off, ref, c.q, c.args, false)
+	}
+}
+
 func TestExplainShowsPushdown(t *testing.T) {
 	st := openStore(t)
 	put(t, st, "a", "1")
 	s := openSession(t, st, Options{})
 	for q, want := range map[string]string{
 		"SELECT * FROM kv WHERE key = 'a'":                           "INDEX 0:key=",
-		"SELECT * FROM kv WHERE key >= 'a' AND key < 'b'":            "INDEX 0:key>= key<",
-		"SELECT * FROM kv WHERE key LIKE 'acct:%' ORDER BY key":      "INDEX 0:key:like order:asc",
-		"SELECT * FROM kv WHERE key GLOB 'a*' ORDER BY key DESC":     "INDEX 0:key:glob order:desc",
-		"SELECT * FROM kv_at(1) WHERE key > 'a'":                     "INDEX 0:index= key>",
+		"SELECT * FROM kv WHERE key >= 'a' AND key < 'b'":            "INDEX 0:key>=! key<!",
+		"SELECT * FROM kv WHERE key LIKE 'acct:%' ORDER BY key":      "INDEX 0:key:like! key:derived! key:derived! order:asc",
+		"SELECT * FROM kv WHERE key GLOB 'a*' ORDER BY key DESC":     "INDEX 0:key:glob! key:derived! key:derived! order:desc",
+		"SELECT * FROM kv_at(1) WHERE key > 'a'":                     "INDEX 0:index= key>!",
 		`SELECT * FROM wal WHERE "index" > 5 ORDER BY "index"`:       "INDEX 0:index> order:asc delta",
 		`SELECT delta FROM wal WHERE "index" = 3`:                    "INDEX 0:index= delta",
 		"SELECT * FROM kv a JOIN kv b ON b.key = a.value":            "INDEX 0:key=",
 		"SELECT * FROM kv WHERE key IN ('a', 'b') ORDER BY key":      "INDEX 0:key=",
-		"SELECT * FROM kv WHERE key LIKE 'a%' AND key > 'a'":         "INDEX 0:key:like",
+		"SELECT * FROM kv WHERE key LIKE 'a%' AND key > 'a'":         "INDEX 0:key:like! key:derived! key:derived!",
 		"SELECT count(*) FROM kv WHERE substr(key, 1, 2) = 'ac'":     "INDEX 0:",
 		"SELECT * FROM kv WHERE key LIKE 'a%' ESCAPE '!'":            "INDEX 0:",
 		"SELECT * FROM kv WHERE key = 'a' COLLATE NOCASE":            "INDEX 0:",
 		"SELECT * FROM kv WHERE value = 'a' ORDER BY value":          "INDEX 0:",
-		"SELECT * FROM kv WHERE key > 'a' ORDER BY key DESC LIMIT 3": "INDEX 0:key> order:desc",
+		"SELECT * FROM kv WHERE key > 'a' ORDER BY key DESC LIMIT 3": "INDEX 0:key>! order:desc",
+		// SQLite checks again what the scan cannot decide alone: a
+		// number literal, a column, an expression, a CAST (exactFor).
+		"SELECT * FROM kv WHERE key >= ? AND key < ?":     "INDEX 0:key>=! key<!",
+		"SELECT * FROM kv WHERE key > ?1 AND key <= ?2":   "INDEX 0:key>! key<=!",
+		"SELECT * FROM kv WHERE key GLOB ?1":              "INDEX 0:key:glob!",
+		"SELECT * FROM kv WHERE key > 5":                  "INDEX 0:key>",
+		"SELECT * FROM kv WHERE key < x'61'":              "INDEX 0:key<",
+		"SELECT * FROM kv WHERE key > CAST(? AS INTEGER)": "INDEX 0:key>",
+		"SELECT * FROM kv WHERE key > lower(?)":           "INDEX 0:key>",
+		"SELECT * FROM kv a JOIN kv b ON b.key > a.value": "INDEX 0:key>",
+		"SELECT * FROM kv WHERE key > CAST('a' AS TEXT)":  "INDEX 0:key>!",
 	} {
-		plan := planOf(t, s, q)
+		var args []any
+		for n := strings.Count(q, "?"); n > 0; n-- {
+			args = append(args, "a")
+		}
+		plan := planOf(t, s, q, args...)
 		if !slices.ContainsFunc(plan, func(p string) bool { return strings.HasSuffix(p, want) }) {
 			t.Errorf("%s: plan %q, want a step ending in %q", q, plan, want)
 		}
@@ -364,9 +498,9 @@ func formatRow(vals []any) string {
 }
 
 // planOf returns the detail of each step of q's plan.
-func planOf(t testing.TB, s *Session, q string) []string {
+func planOf(t testing.TB, s *Session, q string, args ...any) []string {
 	t.Helper()
-	rows, err := s.Query(context.Background(), "EXPLAIN QUERY PLAN "+q)
+	rows, err := s.Query(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"modernc.org/libc"
 	"modernc.org/sqlite"
 
 	"github.com/kvtool/kvtool/store"
@@ -60,6 +61,10 @@ type Session struct {
 	opts Options
 	conn driverConn
 	intr *interrupter
+	// tls is the connection's libc thread state, for the C calls tables
+	// make from inside a statement (patternMatch).
+	tls *libc.TLS
+	db  uintptr // the connection's sqlite3*
 	// unlocked gives the connection its mutex back (dropMutex); nil while
 	// it has it.
 	unlocked func()
@@ -73,6 +78,10 @@ type Session struct {
 	// push is what the statement being run lets the tables push down
 	// (pushModeOf its text).
 	push atomic.Pointer[pushMode]
+
+	// goschedAt is when a scan last let other goroutines run (yield;
+	// nanotime), touched only by the query's goroutine.
+	goschedAt int64
 
 	mu       sync.Mutex
 	denied   string             // what the authorizer refused last ("" if nothing)
@@ -139,7 +148,11 @@ func (s *Session) openConn(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.db, s.tls = db, tls
 	if err := registerTables(db, tls); err != nil {
+		return err
+	}
+	if err := planWithoutValues(tls, db); err != nil {
 		return err
 	}
 	for _, t := range tables {
@@ -235,6 +248,9 @@ type Stmt struct {
 	// release: close the statement when its rows close (it was closed,
 	// or dropped by the cache, while they were open).
 	release bool
+	// ownRows says whether its rows may read themselves (ownStmt): 0 not
+	// known yet, 1 yes, -1 no. A statement's column types never change.
+	ownRows int8
 }
 
 // Prepare prepares text for Stmt.Query (errors as Query's).
@@ -425,6 +441,10 @@ func (s *Session) queryError(ctx context.Context, text string, err error) error 
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		return &SQLError{Msg: cleanMessage(se.Error()), Offset: s.intr.errorOffset(), SQL: text}
+	}
+	var ste *stepError
+	if errors.As(err, &ste) {
+		return &SQLError{Msg: cleanMessage(ste.Error()), Offset: s.intr.errorOffset(), SQL: text}
 	}
 	return err
 }

@@ -45,3 +45,19 @@ func TestScanCallsYield(t *testing.T) {
 	}
 	p.Put(s)
 }
+
+// Without a Source.Yield, a scan lets other goroutines run once per
+// goschedEvery, however often it looks.
+func TestGoschedEvery(t *testing.T) {
+	var s Session
+	now, n := int64(goschedEvery), 0
+	for range 1000 {
+		now += int64(goschedEvery) / 10
+		if s.goschedDue(now) {
+			n++
+		}
+	}
+	if n < 99 || n > 101 {
+		t.Errorf("%d Gosched over 100 periods of goschedEvery", n)
+	}
+}

@@ -21,11 +21,29 @@ func (s *Store) FS() vfs.FS { return s.fs }
 // level, where a binary heap compares up to twice per level; and each
 // shard's current key is kept beside the tree, so a comparison reads no
 // tree iterator or pair. A range scan spends most of its time here.
+//
+// A comparison is mostly of two integers (abbreviated keys): the keys a
+// scan meets at one time tend to share a prefix (a range's keys share the
+// prefix of its bounds), after which 8 bytes usually tell them apart. So
+// the iterator keeps the length of a prefix every current key has (off,
+// at most 8, shortened when a key without it arrives) and each key's next
+// 8 bytes as a big-endian integer (abbr); only keys whose 8 bytes are
+// equal are compared as strings.
 type Iter struct {
 	its  []btree.IterG[item]
 	cur  []item   // the current item of each shard's iterator
 	live []bool   // whether it has one
 	keys []string // cur[i].p.key, read without following the pointer
+	// abbr[i] is keys[i][off:off+8], big-endian, zero-padded: for keys
+	// that both start with base[:off], comparing abbr orders them as
+	// comparing the keys does, or is equal.
+	abbr []uint64
+	off  int
+	base string // a key all live current keys share base[:off] with
+	// baseMask keeps the first min(off, 8) bytes of an item's pre, which
+	// must equal basePre's for its key to start with base[:off]: most
+	// keys are checked without reading their bytes.
+	basePre, baseMask uint64
 	// tree is the loser tree over the shards: tree[0] is the shard with
 	// the current pair, tree[n] (n >= 1) the loser of the match at node n,
 	// whose children are nodes 2n and 2n+1; shard i is leaf len(its)+i.
@@ -38,7 +56,7 @@ type Iter struct {
 func (s *Snapshot) Iter() *Iter {
 	n := len(s.shards)
 	it := &Iter{its: make([]btree.IterG[item], n), cur: make([]item, n), live: make([]bool, n),
-		keys: make([]string, n), tree: make([]int, n)}
+		keys: make([]string, n), abbr: make([]uint64, n), tree: make([]int, n)}
 	for i, t := range s.shards {
 		it.its[i] = t.Iter()
 	}
@@ -89,16 +107,87 @@ func (it *Iter) Last() bool {
 // set records whether shard i's iterator has a current item, and which.
 func (it *Iter) set(i int, ok bool) {
 	it.live[i] = ok
-	if ok {
-		it.cur[i] = it.its[i].Item()
-		it.keys[i] = it.cur[i].p.key
-	} else {
+	if !ok {
 		it.cur[i], it.keys[i] = item{}, ""
+		return
+	}
+	it.cur[i] = it.its[i].Item()
+	k := it.cur[i].p.key
+	it.keys[i] = k
+	if it.off > 0 && !it.hasBase(it.cur[i].pre, k) {
+		it.shorten(k)
+	}
+	it.abbr[i] = abbrev(k, it.off)
+}
+
+// hasBase reports whether k (whose item has pre) starts with base[:off]
+// (off is at most 8: init).
+func (it *Iter) hasBase(pre uint64, k string) bool {
+	return len(k) >= it.off && (pre^it.basePre)&it.baseMask == 0
+}
+
+// shorten makes off the length of the prefix k shares with base, and
+// abbreviates every live key again from there.
+func (it *Iter) shorten(k string) {
+	n := 0
+	for n < it.off && n < len(k) && k[n] == it.base[n] {
+		n++
+	}
+	it.setOff(n)
+	for j, live := range it.live {
+		if live {
+			it.abbr[j] = abbrev(it.keys[j], n)
+		}
 	}
 }
 
+// setOff makes off n, with the mask that goes with it.
+func (it *Iter) setOff(n int) {
+	it.off = n
+	it.baseMask = ^uint64(0) << (8 * (8 - uint(n))) // 0 for n == 0
+}
+
+// abbrev is k[off:off+8] as a big-endian integer, zero-padded.
+func abbrev(k string, off int) uint64 {
+	if len(k) >= off+8 {
+		b := k[off : off+8]
+		return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+			uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	}
+	var v uint64
+	for j := off; j < len(k); j++ {
+		v = v<<8 | uint64(k[j])
+	}
+	return v << (8 * (8 - uint(len(k)-off)))
+}
+
 // init plays every match of the tree and reports whether there is a pair.
+// It first takes off as long as every live key allows (set only shortens
+// it) and abbreviates each key from there.
 func (it *Iter) init() bool {
+	off, first := 0, true
+	it.base, it.basePre = "", 0
+	for i, live := range it.live {
+		switch {
+		case !live:
+		case first:
+			it.base, it.basePre, off, first = it.keys[i], it.cur[i].pre, len(it.keys[i]), false
+		default:
+			k, n := it.keys[i], 0
+			for n < off && n < len(k) && k[n] == it.base[n] {
+				n++
+			}
+			off = n
+		}
+	}
+	// At most 8: whether a key has the prefix is then read from its
+	// item's pre alone, and 8 more bytes nearly always decide.
+	it.setOff(min(off, 8))
+	for i, live := range it.live {
+		if live {
+			it.abbr[i] = abbrev(it.keys[i], it.off)
+		}
+	}
 	it.tree[0] = it.play(1)
 	return it.live[it.tree[0]]
 }
@@ -126,6 +215,8 @@ func (it *Iter) beats(a, b int) bool {
 		return false
 	case !it.live[b]:
 		return true
+	case it.abbr[a] != it.abbr[b]:
+		return (it.abbr[a] < it.abbr[b]) != it.desc
 	case it.desc:
 		return it.keys[a] > it.keys[b]
 	}
