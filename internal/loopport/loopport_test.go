@@ -15,7 +15,7 @@ func TestFreeBelowEphemeralRange(t *testing.T) {
 		t.Skipf("the ephemeral range starts at %d: no room below it", lo)
 	}
 	seen := map[string]bool{}
-	for range 20 {
+	for range 200 {
 		addr, err := Free()
 		if err != nil {
 			t.Fatal(err)
@@ -33,9 +33,9 @@ func TestFreeBelowEphemeralRange(t *testing.T) {
 			t.Fatalf("Free() = %s, which cannot be listened on: %v", addr, err)
 		}
 		ln.Close()
+		if seen[addr] {
+			t.Fatalf("Free() returned %s twice", addr)
+		}
 		seen[addr] = true
-	}
-	if len(seen) < 2 {
-		t.Fatalf("20 picks gave %d distinct ports", len(seen))
 	}
 }
