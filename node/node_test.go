@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kvtool/kvtool/client"
+	"github.com/kvtool/kvtool/internal/loopport"
 	"github.com/kvtool/kvtool/node"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
@@ -155,18 +156,18 @@ func TestRunRefusesBadClusterConfig(t *testing.T) {
 	}
 }
 
-// freePeerAddrs returns n loopback addresses whose ports were free a
-// moment ago (a cluster's peer addresses must be known up front).
+// freePeerAddrs returns n distinct loopback addresses whose ports were
+// free a moment ago, below the ephemeral range (loopport): a cluster's peer
+// addresses must be known up front.
 func freePeerAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var addrs []string
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := loopport.Free()
 		if err != nil {
 			t.Fatal(err)
 		}
-		addrs = append(addrs, ln.Addr().String())
-		ln.Close()
+		addrs = append(addrs, addr)
 	}
 	return addrs
 }
