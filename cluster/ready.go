@@ -202,5 +202,11 @@ func (n *Node) applyEntries(ents []*pb.Entry) error {
 			return err
 		}
 	}
+	if n.snaps == nil || len(ents) == 0 {
+		return nil
+	}
+	if h := n.snaps.stagedHint.Load(); h != 0 && ents[len(ents)-1].GetIndex() >= h {
+		n.snaps.dropIfSuperseded(n.st.Snapshot().Index())
+	}
 	return nil
 }

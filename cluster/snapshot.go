@@ -87,7 +87,11 @@ var ErrStaleTerm = errors.New("kvtool/cluster: snapshot stream from a stale term
 // the install around it.
 type InstallProgress struct {
 	// Phase: "" (none yet), "receiving", "received" (staged, waiting for
-	// raft), "installing", "installed", or "failed".
+	// raft), "installing", "installed", "superseded" (a staged snapshot
+	// this node's state had already reached, by an earlier install or the
+	// log, so raft never installs it: its copy is removed), or "failed".
+	// After a superseded copy of a snapshot this node had installed, the
+	// phase is that install's again.
 	Phase    string            `json:"phase"`
 	From     uint64            `json:"from"`
 	Term     uint64            `json:"term"`
@@ -108,6 +112,7 @@ type SnapshotStats struct {
 	ResentBytes int64  `json:"resent_bytes"` // of those, sent again after a nack
 	Received    int64  `json:"received"`     // transfers this member received completely
 	Installed   int64  `json:"installed"`    // snapshots installed here
+	Superseded  int64  `json:"superseded"`   // snapshots received complete but not needed (see InstallProgress.Phase)
 	DecodedOnce int64  `json:"decoded_once"` // of those, loaded from the blocks the cutover's verification decoded
 	Refused     int64  `json:"refused"`      // streams refused (stale term, busy)
 	LastError   string `json:"last_error,omitempty"`
@@ -124,17 +129,20 @@ type snapshots struct {
 	srcMu  sync.Mutex
 	src    *xferstore.StoreSource
 
-	mu        sync.Mutex
-	closed    bool // stop was called: no new transfer starts
-	sending   map[uint64]bool
-	receiving bool
-	staged    uint64            // index of the complete snapshot in IncomingDir (0: none known)
-	base      *store.BaseBlocks // its checkpoint as the cutover's verification decoded it (nil: not kept, or taken)
-	recvDone  chan struct{}     // closed when the receive running now ends
-	progress  InstallProgress
-	lastErr   string
+	mu                sync.Mutex
+	closed            bool // stop was called: no new transfer starts
+	sending           map[uint64]bool
+	receiving         bool
+	staged            uint64            // index of the complete snapshot in IncomingDir (0: none known)
+	base              *store.BaseBlocks // its checkpoint as the cutover's verification decoded it (nil: not kept, or taken)
+	recvDone          chan struct{}     // closed when the receive running now ends
+	progress          InstallProgress
+	installedProgress *InstallProgress // progress as the last install ended (nil: none yet)
+	lastErr           string
+	// stagedHint is staged, for the apply path's lock-free check.
+	stagedHint atomic.Uint64
 
-	sent, sendFailed, bytesSent, resent, received, installed, refused, decodedOnce atomic.Int64
+	sent, sendFailed, bytesSent, resent, received, installed, refused, decodedOnce, superseded atomic.Int64
 	// rate is the bytes per second a send may use (Config.SnapshotRate;
 	// 0: no limit), read by each send as it starts.
 	rate atomic.Int64
@@ -449,6 +457,14 @@ func (s *snapshots) ServeStream(from, term uint64, conn net.Conn) {
 	defer s.wg.Done() // taken by AcceptStream
 	defer conn.Close()
 	res, base, err := s.receive(from, conn)
+	if s.finishReceive(from, res, base, err) {
+		s.dropIfSuperseded(s.n.st.Snapshot().Index())
+	}
+}
+
+// finishReceive records the end of a receive; it reports whether a
+// complete snapshot is now staged.
+func (s *snapshots) finishReceive(from uint64, res transfer.ReceiveResult, base *store.BaseBlocks, err error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.receiving = false
@@ -459,14 +475,48 @@ func (s *snapshots) ServeStream(from, term uint64, conn net.Conn) {
 	if err != nil {
 		s.progress.Phase, s.progress.Err = "failed", err.Error()
 		s.lastErr = fmt.Sprintf("snapshot from member %x: %v", from, err)
-		return
+		return false
 	}
 	s.received.Add(1)
 	s.staged, s.base = res.Applied, nil
+	s.stagedHint.Store(res.Applied)
 	if res.CutOver {
 		s.base = base
 	}
 	s.progress.Phase, s.progress.Index, s.progress.Err = "received", res.Applied, ""
+	return true
+}
+
+// dropIfSuperseded removes the staged snapshot once this node's state
+// (applied, the store's index) stands at or past it: raft steps over a
+// snapshot no newer than its commit index, so the copy would otherwise
+// stay in IncomingDir, as large as the store, and the status would say
+// "received" until another snapshot came. A leader can send a second
+// snapshot while the member installs the first (its answers to the
+// leader's probes arrive before the install), and a member can catch up
+// by the log while one streams. It runs on the receiving goroutine, once
+// the snapshot is staged, and on the Ready goroutine after entries apply;
+// the removal holds s.mu, so no receive starts into IncomingDir meanwhile.
+func (s *snapshots) dropIfSuperseded(applied uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.receiving || s.staged == 0 || s.staged > applied || s.progress.Phase != "received" {
+		return
+	}
+	s.staged, s.base = 0, nil
+	s.stagedHint.Store(0)
+	s.superseded.Add(1)
+	counts := s.progress
+	if s.installedProgress != nil {
+		s.progress = *s.installedProgress
+	} else {
+		s.progress.Phase = "superseded"
+	}
+	s.progress.Resumed, s.progress.Restarted = counts.Resumed, counts.Restarted
+	if err := removeAll(s.n.cfg.FS, s.incoming()); err != nil {
+		// Not fatal: the next receive clears what is left (clearComplete).
+		s.lastErr = fmt.Sprintf("remove the superseded snapshot's staging directory %s: %v", s.incoming(), err)
+	}
 }
 
 // receive receives a snapshot from member from into its directory under
@@ -537,6 +587,7 @@ func (s *snapshots) clearComplete(dir string) error {
 	}
 	s.mu.Lock()
 	s.staged, s.base = 0, nil
+	s.stagedHint.Store(0)
 	s.mu.Unlock()
 	return removeAll(s.n.cfg.FS, dir)
 }
@@ -582,8 +633,11 @@ func (s *snapshots) installStore(index uint64) error {
 	s.installed.Add(1)
 	s.mu.Lock()
 	s.staged = 0
+	s.stagedHint.Store(0)
+	s.progress.Phase, s.progress.Index = "installed", index
+	p := s.progress
+	s.installedProgress = &p
 	s.mu.Unlock()
-	s.setPhase("installed", index)
 	return nil
 }
 
@@ -642,7 +696,7 @@ func (n *Node) SnapshotStats() SnapshotStats {
 	s.mu.Unlock()
 	return SnapshotStats{
 		Sent: s.sent.Load(), SendFailed: s.sendFailed.Load(), BytesSent: s.bytesSent.Load(), ResentBytes: s.resent.Load(),
-		Received: s.received.Load(), Installed: s.installed.Load(), DecodedOnce: s.decodedOnce.Load(), Refused: s.refused.Load(), LastError: last,
+		Received: s.received.Load(), Installed: s.installed.Load(), Superseded: s.superseded.Load(), DecodedOnce: s.decodedOnce.Load(), Refused: s.refused.Load(), LastError: last,
 	}
 }
 

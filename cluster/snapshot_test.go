@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/raft/v3/raftpb"
+
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/transfer"
 )
@@ -101,6 +103,55 @@ func TestSnapshotCatchUp(t *testing.T) {
 		t.Fatalf("install progress %+v, want installed", p)
 	}
 	t.Logf("caught up at index %d; leader %+v", idx, st)
+}
+
+// TestSnapshotSupersededDropped: a snapshot that arrives complete after
+// this member's state already reached its index (a leader can send a
+// second one while the member installs the first, seen in CI) is never
+// installed by raft; its staged copy is removed at once and the status
+// says the last install again, instead of "received" forever beside a
+// store-sized leftover in IncomingDir.
+func TestSnapshotSupersededDropped(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 11, snapConfig)
+	lead := c.leader()
+	c.writeKeys(lead, "before/", 20, 100)
+	c.converged()
+	f := followerOf(c, lead)
+	behind := c.node(f).st.Snapshot().Index()
+	c.net.Isolate(f)
+	c.writeKeys(lead, "during/", 100, 200)
+	c.checkpointAll(f)
+	waitFor(t, "the leader to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > behind+10
+	})
+	c.net.Rejoin(f)
+	idx := c.converged()
+	ln, fn := c.node(lead).n, c.node(f).n
+	waitFor(t, "the install to finish", func() bool { return fn.InstallProgress().Phase == "installed" })
+	installed := fn.InstallProgress()
+	// The leader streams its snapshot again once its first send ended; the
+	// follower already stands at its index.
+	waitFor(t, "the leader's first send to end", func() bool {
+		ln.snaps.mu.Lock()
+		defer ln.snaps.mu.Unlock()
+		return !ln.snaps.sending[f]
+	})
+	ln.snaps.send(&pb.Message{Type: pb.MsgSnap.Enum(), To: new(f), Term: ln.raft.Status().Term})
+	if !eventually(func() bool { return fn.SnapshotStats().Superseded == 1 }) {
+		t.Fatalf("no superseded snapshot: follower %+v %+v, leader %+v", fn.SnapshotStats(), fn.InstallProgress(), ln.SnapshotStats())
+	}
+	if st := fn.SnapshotStats(); st.Received != 2 || st.Installed != 1 {
+		t.Fatalf("follower stats %+v: want 2 received, 1 installed, 1 superseded", st)
+	}
+	if p := fn.InstallProgress(); p.Phase != "installed" || p.Index != installed.Index {
+		t.Fatalf("install progress %+v after a superseded snapshot, want the install at %d again", p, installed.Index)
+	}
+	if names, err := fn.cfg.FS.List(fn.snaps.incoming()); err == nil && len(names) > 0 {
+		t.Fatalf("the superseded snapshot is still staged in %s: %v", fn.snaps.incoming(), names)
+	}
+	if got := c.converged(); got < idx || fn.InstallProgress().Phase != "installed" {
+		t.Fatalf("converged at %d (was %d), progress %+v", got, idx, fn.InstallProgress())
+	}
 }
 
 func newSnapTCPCluster(t *testing.T) *testCluster {

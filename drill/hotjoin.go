@@ -98,7 +98,7 @@ func (s *joinSync) moving() bool {
 // finished reports a joiner past receiving its snapshot.
 func (s *joinSync) finished() bool {
 	switch s.snapPhase() {
-	case "received", "installing", "installed", "served":
+	case "received", "installing", "installed", "superseded", "served":
 		return true
 	}
 	return false
