@@ -136,9 +136,9 @@ func segmentSync(op vfs.Op, path string) bool {
 // completes, the leader commits nothing: a follower acknowledges entries
 // only once they are durable (with asynchronous storage writes the ack is
 // a response of the log append, delivered after its fsync). The leader's
-// commit is checked after each follower has taken many more messages
-// (heartbeats go on meanwhile), by when an early ack would have committed
-// the write. Then the fsyncs go on and the write is acknowledged.
+// commit is checked after each follower has taken 20 more messages
+// (heartbeats, or once the leader stepped down for want of answers, its
+// pre-votes), by when an early ack would have committed the write. Then the fsyncs go on and the write is acknowledged.
 func TestNoCommitWhileFollowersSync(t *testing.T) {
 	var hold [4]atomic.Bool
 	var held atomic.Int64
@@ -181,9 +181,9 @@ func TestNoCommitWhileFollowersSync(t *testing.T) {
 	for _, id := range followers {
 		seen[id] = c.node(id).n.stats.received.Load()
 	}
-	waitFor(t, "40 more messages on each follower", func() bool {
+	waitFor(t, "20 more messages on each follower", func() bool {
 		for _, id := range followers {
-			if c.node(id).n.stats.received.Load() < seen[id]+40 {
+			if c.node(id).n.stats.received.Load() < seen[id]+20 {
 				return false
 			}
 		}
