@@ -26,6 +26,9 @@ type nemesis struct {
 	alone uint64   // the member the partition in place isolates (0: none)
 	// powerLosses counts the power losses armed so far.
 	powerLosses int
+	// armed is the power loss waiting to strike, for a workload that
+	// tells it of acknowledgements (TestClusterBank)
+	armed atomic.Pointer[powerLoss]
 	// disks, if set, are the members' disks, whose fsync times a power
 	// loss draws anew (diskSpeeds)
 	disks *slowDisks
