@@ -126,9 +126,9 @@ func (n *nemesis) powerLoss(size int, worst bool) *powerLoss {
 // powerLoss is a correlated crash: its victims lose power at one instant,
 // losing what they had not synced (testCluster.cut), then restart. It
 // strikes right after the workload's after-th acknowledged write of the
-// round (ack, on the client's goroutine, so that raft has no time to
-// finish what was acknowledged early), or when the round driver calls
-// strike.
+// round (with leaderAck, the first a leader acknowledged from then on),
+// on the client's goroutine (ack), so that raft has no time to finish
+// what was acknowledged early; or when the round driver calls strike.
 type powerLoss struct {
 	c       *testCluster
 	victims []uint64
