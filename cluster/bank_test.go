@@ -56,7 +56,12 @@ func bankTotal(snap *store.Snapshot) error {
 // and is retried until it answers, so each must apply exactly once.
 func TestClusterBank(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
-	c := newTestClusterConfig(t, 3, seed, compactOften)
+	disks := &slowDisks{}
+	c := &testCluster{t: t, net: NewMemNetwork(seed), tick: 10 * time.Millisecond, nodes: map[uint64]*testNode{}, config: compactOften, wrapFS: disks.wrap}
+	c.boot(3)
+	for _, id := range c.ids {
+		disks.set(id, 2*time.Millisecond) // so that fsyncs race the messages that must wait for them
+	}
 	defer func() { t.Logf("snapshots: %s", c.snapshotCounts()) }()
 	lead := c.leader()
 	init := &store.Txn{}
@@ -80,6 +85,8 @@ func TestClusterBank(t *testing.T) {
 			readErr <- bankReader(c, id, initRes.Index, stop, &seen)
 		}()
 	}
+	nem := newNemesis(c, seed)
+	nem.disks = disks
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	var nAcked atomic.Int64
@@ -95,7 +102,7 @@ func TestClusterBank(t *testing.T) {
 				default:
 				}
 				id := fmt.Sprintf("w%d-%d", w, n)
-				if bankSend(c, rng, id, stop) {
+				if bankSend(c, rng, id, stop, &nem.armed) {
 					mu.Lock()
 					acked[id] = true
 					mu.Unlock()
@@ -104,7 +111,6 @@ func TestClusterBank(t *testing.T) {
 			}
 		}()
 	}
-	nem := newNemesis(c, seed)
 	leaders := map[uint64]bool{}
 	for round := range 12 {
 		// Between faults the cluster must make progress: wait until a few
@@ -147,8 +153,9 @@ func TestClusterBank(t *testing.T) {
 
 // bankSend makes one transfer through random members, retrying with the
 // same ID until it is answered; it reports whether it was acknowledged
-// (a failed check is an answer too, but changes nothing).
-func bankSend(c *testCluster, rng *rand.Rand, id string, stop chan struct{}) bool {
+// (a failed check is an answer too, but changes nothing), and tells the
+// armed power loss, if any, of an acknowledgement.
+func bankSend(c *testCluster, rng *rand.Rand, id string, stop chan struct{}, armed *atomic.Pointer[powerLoss]) bool {
 	a, b := rng.IntN(bankAccounts), rng.IntN(bankAccounts)
 	txn := bankTransfer(id, a, b, int64(rng.IntN(300)))
 	for {
@@ -159,6 +166,10 @@ func bankSend(c *testCluster, rng *rand.Rand, id string, stop chan struct{}) boo
 		var ce *store.CheckError
 		switch {
 		case err == nil && !c.isCrashed(tn):
+			if pl := armed.Load(); pl != nil {
+				lead, _ := tn.n.Leader()
+				pl.ack(lead == tn.id)
+			}
 			return true
 		case errors.As(err, &ce):
 			return false
@@ -217,12 +228,13 @@ func checkOnce(t *testing.T, c *testCluster, acked map[string]bool) {
 	}
 }
 
-// leaderFault moves, cuts off or crashes the leader, or heals.
+// leaderFault moves, cuts off or crashes the leader (alone, or in a power
+// loss of every member), or heals.
 func (n *nemesis) leaderFault() {
 	c := n.c
 	c.checkpointRunning() // so the log compacts and a member cut off comes back to a snapshot
 	lead := n.currentLeader()
-	switch n.rng.IntN(4) {
+	switch n.rng.IntN(5) {
 	case 0:
 		to := n.others(lead)[n.rng.IntN(len(c.ids)-1)]
 		c.node(lead).n.TransferLeadership(context.Background(), to)
@@ -233,6 +245,16 @@ func (n *nemesis) leaderFault() {
 	case 2:
 		c.crash(lead, n.rng)
 		n.note("crash leader %d", lead)
+	case 3:
+		// a power loss of the whole cluster, transfers in flight, at the
+		// instant the leader acknowledges one (or after a while): what a
+		// quorum acknowledged must survive it
+		c.net.Heal() // the outage ends the partition
+		pl := n.powerLoss(len(c.ids), true)
+		n.armed.Store(pl)
+		strikeBy(pl, 20*c.tick)
+		pl.restart()
+		n.armed.Store(nil)
 	default:
 		c.net.Heal()
 		n.note("heal")

@@ -111,7 +111,7 @@ func TestClusterJoinPromoteRemove(t *testing.T) {
 				default:
 				}
 				id := fmt.Sprintf("w%d-%d", w, n)
-				if bankSend(c, rng, id, stop) {
+				if bankSend(c, rng, id, stop, new(atomic.Pointer[powerLoss])) {
 					mu.Lock()
 					acked[id] = true
 					mu.Unlock()

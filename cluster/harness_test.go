@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -165,26 +167,55 @@ func (c *testCluster) isCrashed(tn *testNode) bool {
 // the unsynced writes, the last one torn), it is stopped, and restarted on
 // the clone.
 func (c *testCluster) crash(id uint64, rng *rand.Rand) {
+	c.restartCut(c.cut([]uint64{id}, rng))
+}
+
+// cut is the instant of a power loss of members ids together (one
+// failure domain): each is cut off the network, then, with the cluster's
+// mu held throughout so no member restarts meanwhile, each file system is
+// cloned keeping only what was synced (with rng, also a random prefix of
+// the unsynced writes, the last one torn). The members keep running on
+// their old file systems until restartCut stops them; nothing they do
+// reaches anyone or survives. It returns the clones by ID.
+func (c *testCluster) cut(ids []uint64, rng *rand.Rand) map[uint64]*vfs.MemFS {
 	c.mu.Lock()
-	tn := c.nodes[id]
-	c.net.Isolate(id)
-	tn.crashed = true
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		c.net.Isolate(id)
+		c.nodes[id].crashed = true
+	}
 	opts := vfs.CrashOptions{}
 	if rng != nil {
 		opts = vfs.CrashOptions{Rand: rng, TearLast: true}
 	}
-	clone := tn.fs.CrashClone(opts)
-	c.mu.Unlock()
-	c.stop(tn)
-	next := &testNode{id: id, fs: clone}
-	if err := c.start(next); err != nil {
-		c.t.Errorf("restart after crash: %v", err)
-		return
+	clones := map[uint64]*vfs.MemFS{}
+	for _, id := range ids {
+		clones[id] = c.nodes[id].fs.CrashClone(opts)
 	}
-	c.mu.Lock()
-	c.nodes[id] = next
-	c.mu.Unlock()
-	c.net.Rejoin(id)
+	return clones
+}
+
+// restartCut stops the members a cut crashed and restarts each on its
+// clone (all of them down at once before any restarts), then lets them
+// back on the network.
+func (c *testCluster) restartCut(clones map[uint64]*vfs.MemFS) {
+	ids := slices.Sorted(maps.Keys(clones))
+	for _, id := range ids {
+		c.stop(c.node(id))
+	}
+	for _, id := range ids {
+		next := &testNode{id: id, fs: clones[id]}
+		if err := c.start(next); err != nil {
+			c.t.Errorf("restart of member %d after a power loss of %v: %v", id, ids, err)
+			continue
+		}
+		c.mu.Lock()
+		c.nodes[id] = next
+		c.mu.Unlock()
+	}
+	for _, id := range ids {
+		c.net.Rejoin(id)
+	}
 }
 
 func (c *testCluster) close() {
@@ -232,6 +263,22 @@ func (c *testCluster) leader() uint64 {
 			}
 		}
 		return false
+	})
+	return lead
+}
+
+// leaderAmong waits until one of ids leads and all of ids know it (the
+// other members may be down).
+func (c *testCluster) leaderAmong(ids []uint64) uint64 {
+	var lead uint64
+	waitFor(c.t, fmt.Sprintf("a leader among %v", ids), func() bool {
+		lead, _ = c.node(ids[0]).n.Leader()
+		for _, id := range ids {
+			if l, _ := c.node(id).n.Leader(); l != lead || !slices.Contains(ids, l) {
+				return false
+			}
+		}
+		return true
 	})
 	return lead
 }

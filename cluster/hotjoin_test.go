@@ -132,7 +132,7 @@ func hotJoin(t *testing.T, seed uint64) {
 				default:
 				}
 				id := fmt.Sprintf("w%d-%d", w, n)
-				if bankSend(c, rng, id, stop) {
+				if bankSend(c, rng, id, stop, new(atomic.Pointer[powerLoss])) {
 					mu.Lock()
 					acked[id] = true
 					mu.Unlock()
@@ -253,7 +253,7 @@ func hotJoin(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for i := range 5 {
 		id := fmt.Sprintf("after-%d", i)
-		if !bankSend(c, rng, id, make(chan struct{})) {
+		if !bankSend(c, rng, id, make(chan struct{}), new(atomic.Pointer[powerLoss])) {
 			continue // a failed check is an answer too
 		}
 		acked[id] = true

@@ -99,7 +99,7 @@ func TestLinearizabilityMembership(t *testing.T) {
 	illegal, histories := 0, 0
 	for round, step := range steps {
 		for range 2 { // faults between the changes
-			nem.step()
+			nem.stepNow()
 			illegal += checkRound(t, w, seed, &histories, nil)
 		}
 		c.net.Heal()
@@ -145,7 +145,7 @@ func checkRound(t *testing.T, w *workload, seed uint64, histories *int, change f
 		wg.Go(func() {
 			h := base + g
 			keys := []string{fmt.Sprintf("m%d/a", h), fmt.Sprintf("m%d/b", h)}
-			results[g] = w.run(seed*100003+uint64(h), 3, 3*roundBudget, keys)
+			results[g] = w.run(seed*100003+uint64(h), 3, stopAfter(3*roundBudget), keys)
 		})
 	}
 	wg.Wait()

@@ -1,13 +1,16 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -119,5 +122,86 @@ func TestCommittedAppliedBeforeFsync(t *testing.T) {
 	}
 	if got := st.Snapshot().Index(); got != 3 {
 		t.Fatalf("store applied through %d after the fsync of entries 4-5 failed, want 3 (1-3 were durable before)", got)
+	}
+}
+
+// segmentSync reports whether op on path is the fsync of a log segment
+// (not of a spare being prepared).
+func segmentSync(op vfs.Op, path string) bool {
+	_, seg := format.ParseSegmentName(filepath.Base(path))
+	return seg && op == vfs.OpSync
+}
+
+// TestNoCommitWhileFollowersSync: while neither follower's raft log fsync
+// completes, the leader commits nothing: a follower acknowledges entries
+// only once they are durable (with asynchronous storage writes the ack is
+// a response of the log append, delivered after its fsync). The leader's
+// commit is checked after each follower has taken 20 more messages
+// (heartbeats, or once the leader stepped down for want of answers, its
+// pre-votes), by when an early ack would have committed the write. Then the fsyncs go on and the write is acknowledged.
+func TestNoCommitWhileFollowersSync(t *testing.T) {
+	var hold [4]atomic.Bool
+	var held atomic.Int64
+	gate := make(chan struct{})
+	c := newTestClusterFS(t, 3, 11, nil, func(id uint64, fs vfs.FS) vfs.FS {
+		return vfs.NewErrorFS(fs, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+			if hold[id].Load() && segmentSync(op, path) && strings.Contains(path, "/raft/") {
+				held.Add(1)
+				<-gate
+			}
+			return nil
+		}))
+	})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release) // before the cluster closes
+	lead := c.leader()
+	if _, err := c.propose(lead, Request{Txn: put("before", "v")}); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	var followers []uint64
+	for _, id := range c.ids {
+		if id != lead {
+			followers = append(followers, id)
+			hold[id].Store(true)
+		}
+	}
+	ln := c.node(lead).n
+	commit := ln.raft.Status().GetCommit()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, err := ln.Propose(ctx, Request{Txn: put("k", "v")})
+		done <- err
+	}()
+	waitFor(t, "both followers' fsyncs of the write held", func() bool { return held.Load() >= 2 })
+	var seen [4]int64
+	for _, id := range followers {
+		seen[id] = c.node(id).n.stats.received.Load()
+	}
+	waitFor(t, "20 more messages on each follower", func() bool {
+		for _, id := range followers {
+			if c.node(id).n.stats.received.Load() < seen[id]+20 {
+				return false
+			}
+		}
+		return true
+	})
+	if got := ln.raft.Status().GetCommit(); got != commit {
+		t.Fatalf("the leader committed up to %d (from %d) while no follower's fsync had completed", got, commit)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the write returned (%v) while no follower's fsync had completed", err)
+	default:
+	}
+	for _, id := range followers {
+		hold[id].Store(false)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
