@@ -428,8 +428,15 @@ func (t *fixedTail) Next(ctx context.Context) (segment.Entry, error) {
 }
 
 // AcceptStream implements StreamHandler: a stream of an older term than
-// this node knows is refused, and so is a second one while one runs.
+// this node knows is refused, and so is a second one while one runs, and
+// any once the node failed (a receive would clear IncomingDir, which may
+// hold the staged copy an install the failure interrupted resumes from at
+// the next start).
 func (s *snapshots) AcceptStream(from, term uint64) error {
+	if err := s.n.Err(); err != nil {
+		s.refused.Add(1)
+		return fmt.Errorf("kvtool/cluster: member %x has stopped (%v); it takes no snapshot until it restarts", s.n.cfg.ID, err)
+	}
 	_, known := s.n.Leader()
 	if hs := s.n.ls.state(); hs.Term > known {
 		known = hs.Term

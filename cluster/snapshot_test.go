@@ -226,6 +226,30 @@ func TestSnapshotStaleTermRefused(t *testing.T) {
 	}
 }
 
+// TestSnapshotRefusedAfterFailure: a member that failed (fail stop) takes
+// no snapshot stream: a receive would clear IncomingDir, where an install
+// the failure interrupted keeps the staged copy its next start resumes from.
+func TestSnapshotRefusedAfterFailure(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 5, snapConfig)
+	lead := c.leader()
+	c.writeKeys(lead, "k/", 3, 10)
+	f := followerOf(c, lead)
+	var term uint64
+	waitFor(t, "the follower to know the leader", func() bool {
+		var l uint64
+		l, term = c.node(f).n.Leader()
+		return l == lead && term > 0
+	})
+	c.node(f).n.fail(errors.New("planted: the disk failed"))
+	_, err := c.node(lead).n.tr.(Streams).OpenStream(context.Background(), f, term)
+	if err == nil || !strings.Contains(err.Error(), "has stopped") {
+		t.Fatalf("stream to a failed member: %v, want a refusal saying it stopped", err)
+	}
+	if got := c.node(f).n.SnapshotStats().Refused; got != 1 {
+		t.Fatalf("member counted %d refused streams, want 1", got)
+	}
+}
+
 // writeRandom puts n keys of size random bytes through member id (random,
 // so the checkpoint does not compress away).
 func (c *testCluster) writeRandom(id uint64, prefix string, n, size int, seed uint64) {
