@@ -131,8 +131,23 @@ const fullScanRows = 1_000_000
 // keyPlan is the pushdown BestIndex chose for a key column.
 type keyPlan struct {
 	tokens []string // argument tokens, in argv order from the plan's first argument
-	eq     bool     // a key = lookup: at most one row
-	order  string   // tokAsc, tokDesc or "" (ORDER BY not consumed)
+	eq     bool     // a key = lookup: one row when its value is TEXT (else a scan)
+	// unique: the lookup returns at most one row whatever the value
+	// (uniqueEq), which SQLite may rely on (SQLITE_INDEX_SCAN_UNIQUE).
+	unique bool
+	order  string // tokAsc, tokDesc or "" (ORDER BY not consumed)
+}
+
+// uniqueEq reports whether key = X, X with details d, holds for at most
+// one key whatever X's value: X is a TEXT literal or a bound parameter
+// compared with BINARY, so SQLite compares key with X's TEXT (a number's
+// TEXT form, as exactFor says) or not at all (a BLOB, NULL). Any other X
+// may bring a numeric affinity, under which '0', '-0' and '0.0' all
+// equal 0: the lookup is then a scan of every key (newKeyScan reads only
+// TEXT), and SQLite must not drop a LEFT JOIN on the table or anything
+// else it would for a single row.
+func uniqueEq(d constraintDetail) bool {
+	return d.binary && (d.rhs == rhsText || d.rhs == rhsParam)
 }
 
 // pushMode says what a statement lets the tables push down (see
@@ -173,6 +188,7 @@ func planKey(info *vtab.IndexInfo, details []constraintDetail, col, arg int, pus
 		if c.Usable && c.Column == col && (c.Op == vtab.OpEQ || c.Op == vtab.OpIS) {
 			use(i, tokEQ)
 			p.eq = true
+			p.unique = i < len(details) && uniqueEq(details[i])
 			break
 		}
 	}
@@ -201,8 +217,9 @@ func planKey(info *vtab.IndexInfo, details []constraintDetail, col, arg int, pus
 	}
 	if len(info.OrderBy) > 0 && info.OrderBy[0].Column == col {
 		info.OrderByConsumed = true
+		// An equality's scan keeps the order too: a value that is not
+		// TEXT makes it a scan of every key (uniqueEq).
 		switch {
-		case p.eq: // one row per lookup: no order to keep
 		case info.OrderBy[0].Desc:
 			p.order = tokDesc
 		default:
