@@ -53,7 +53,7 @@ func connHandle(c any) (db uintptr, tls *libc.TLS, err error) {
 		return 0, nil, fmt.Errorf("kvtool/query: the sqlite driver's connection is a %T", c)
 	}
 	dbf, tlsf := v.Elem().FieldByName("db"), v.Elem().FieldByName("tls")
-	if dbf.Kind() != reflect.Uintptr || tlsf.Type() != reflect.TypeFor[*libc.TLS]() {
+	if dbf.Kind() != reflect.Uintptr || !tlsf.IsValid() || tlsf.Type() != reflect.TypeFor[*libc.TLS]() {
 		return 0, nil, fmt.Errorf("kvtool/query: the sqlite driver's connection (%T) has no db and tls fields", c)
 	}
 	db, tls = uintptr(dbf.Uint()), (*libc.TLS)(tlsf.UnsafePointer())
