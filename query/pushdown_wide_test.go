@@ -3,6 +3,7 @@ package query
 import (
 	"database/sql"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -86,13 +87,14 @@ func (g *wideGen) val() string {
 	case 9:
 		return g.val() + " COLLATE " + []string{"NOCASE", "RTRIM", "BINARY"}[g.r.IntN(3)]
 	case 10:
-		return []string{"+", "-", "lower(", "upper("}[g.r.IntN(4)] + g.param(g.frag()) + map[bool]string{true: ")"}[g.r.IntN(2) == 0]
+		f := []string{"+%s", "-%s", "lower(%s)", "upper(%s)", "%s + 0", "substr(%s, 1)"}[g.r.IntN(6)]
+		return fmt.Sprintf(f, g.param(g.frag()))
 	case 11:
 		return g.param(g.frag()) + " || " + lit(g.frag())
 	case 12:
 		return "(SELECT " + g.param(g.frag()) + ")"
 	}
-	return "'" + strings.ReplaceAll(strings.ToValidUTF8(g.frag(), ""), "'", "''") + "'"
+	return lit(strings.ToUpper(g.frag()))
 }
 
 func (g *wideGen) param(v any) string {
@@ -187,8 +189,8 @@ func (g *wideGen) query() (string, bool) {
 	case 1:
 		return "SELECT count(*) FROM T WHERE " + where, true
 	case 2:
-		return fmt.Sprintf("SELECT a.key, b.key FROM T AS a JOIN T AS b ON b.key %s a.key || %s WHERE a.%s ORDER BY 1, 2 LIMIT 30",
-			[]string{">", "<=", "LIKE", "GLOB", "="}[g.r.IntN(5)], g.val(), where), true
+		return fmt.Sprintf("SELECT a.key, b.key FROM (SELECT key FROM T WHERE %s) AS a JOIN T AS b ON b.key %s a.key || %s ORDER BY 1, 2 LIMIT 30",
+			where, []string{">", "<=", "LIKE", "GLOB", "="}[g.r.IntN(5)], g.val()), true
 	}
 	q := "SELECT key, value FROM T WHERE " + where
 	switch g.r.IntN(5) {
@@ -226,9 +228,9 @@ func wideRounds() int {
 		return n
 	}
 	if raceEnabled {
-		return 150
+		return 100
 	}
-	return 800
+	return 500
 }
 
 func TestPushdownWide(t *testing.T) {
@@ -238,9 +240,9 @@ func TestPushdownWide(t *testing.T) {
 	}
 	t.Logf("seed %d (KVTOOL_QUERY_SEED), %d rounds (KVTOOL_QUERY_WIDE_ROUNDS)", seed, wideRounds())
 	r := rand.New(rand.NewPCG(seed, 2))
-	st, pairs, last := wideStore(t, r, 300)
+	st, states := wideStore(t, r, 300)
 	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range pairs {
+		for k := range states[1].pairs {
 			if !yield(k) {
 				return
 			}
@@ -248,79 +250,102 @@ func TestPushdownWide(t *testing.T) {
 	})
 	on := openSession(t, st, Options{})
 	off := openSession(t, st, Options{NoPushdown: true})
-	ref := refDB(t, pairs)
-	at := fmt.Sprintf("kv_at(%d)", last)
+	mid, last := states[0], states[1]
+	midRef, lastRef := refDB(t, mid.pairs), refDB(t, last.pairs)
+	atMid, atLast := fmt.Sprintf("kv_at(%d)", mid.index), fmt.Sprintf("kv_at(%d)", last.index)
 	g := &wideGen{r: r, keys: keys}
 	for i := 0; i < wideRounds(); i++ {
 		q, ordered := g.query()
 		args := g.args
 		for run := 0; run < 3; run++ {
-			compareWide(t, on, off, ref, at, q, args, ordered)
+			compareWide(t, lastRef, q, args, ordered, []wideView{{off, "kv"}, {on, "kv"}, {on, atLast}})
+			if run == 0 {
+				compareWide(t, midRef, q, args, ordered, []wideView{{off, atMid}, {on, atMid}})
+			}
 			args = g.rebind(args)
 		}
 	}
 }
 
-// wideStore fills a store with n random keys, deletes a few, and returns
-// it, its pairs and its last index.
-func wideStore(t *testing.T, r *rand.Rand, n int) (*store.Store, map[string][]byte, uint64) {
+// wideState is the store's state at a log index.
+type wideState struct {
+	pairs map[string][]byte
+	index uint64
+}
+
+// wideStore fills a store with n random keys, then changes, deletes and
+// adds some, and returns it with the state before and after the changes.
+func wideStore(t *testing.T, r *rand.Rand, n int) (*store.Store, [2]wideState) {
 	st := openStore(t)
 	pairs := map[string][]byte{}
 	var kvs []string
-	for _, k := range []string{"10", "9", "1e3", "-0", " 1", "1", "1.0", "a", "A", "ab", "aB", "\x00", "\xff", "a\x00", "a\x00b"} {
-		pairs[k] = []byte(k)
-		kvs = append(kvs, k, k)
-	}
-	for len(pairs) < n {
-		k := wideKey(r)
-		if k == "" || pairs[k] != nil {
-			continue
-		}
-		v := []string{strconv.Itoa(r.IntN(1000)), k, "\xff", strings.ToUpper(k)}[r.IntN(4)]
+	add := func(k, v string) {
 		pairs[k] = []byte(v)
 		kvs = append(kvs, k, v)
 	}
-	last := put(t, st, kvs...)
+	for _, k := range []string{"10", "9", "1e3", "-0", " 1", "1", "1.0", "a", "A", "ab", "aB", "\x00", "\xff", "a\x00", "a\x00b"} {
+		add(k, k)
+	}
+	for len(pairs) < n {
+		if k := wideKey(r); k != "" && pairs[k] == nil {
+			add(k, []string{strconv.Itoa(r.IntN(1000)), k, "\xff", strings.ToUpper(k)}[r.IntN(4)])
+		}
+	}
+	var states [2]wideState
+	states[0] = wideState{pairs: maps.Clone(pairs), index: put(t, st, kvs...)}
+	kvs = nil
+	for len(kvs) < n/5 {
+		if k := wideKey(r); k != "" {
+			add(k, "new")
+		}
+	}
+	states[1].index = put(t, st, kvs...)
 	for k := range pairs {
 		if r.IntN(10) == 0 {
-			last = del(t, st, k)
+			states[1].index = del(t, st, k)
 			delete(pairs, k)
 		}
 	}
-	return st, pairs, last
+	states[1].pairs = pairs
+	return st, states
 }
 
-// compareWide runs q on kv with and without pushdown, on kv_at (at) with
-// pushdown and on the reference table, and fails t unless all agree.
-func compareWide(t *testing.T, on, off *Session, ref *sql.DB, at, q string, args []any, ordered bool) {
+// wideView is a table of a session that holds the reference's rows.
+type wideView struct {
+	s   *Session
+	tab string
+}
+
+// compareWide runs q (over table T) on each view and on the reference
+// table, and fails t unless all agree.
+func compareWide(t *testing.T, ref *sql.DB, q string, args []any, ordered bool, views []wideView) {
 	t.Helper()
 	want, err := refRows(ref, onTable(q, "ref"), args...)
 	if err != nil {
-		// SQLite refuses the query itself (a pattern too complex, an
-		// ESCAPE of two characters): the tables must refuse it too.
-		for _, s := range []*Session{on, off} {
-			if _, kerr := queryAll(s, onTable(q, "kv"), args...); kerr == nil {
-				t.Fatalf("%s %q: the reference fails (%v), kv does not", q, args, err)
+		// SQLite refuses the query itself (an ESCAPE of two characters):
+		// the tables must refuse it too.
+		for _, v := range views {
+			if _, kerr := queryAll(v.s, onTable(q, v.tab), args...); kerr == nil {
+				t.Fatalf("%s %q: the reference fails (%v), %s does not", q, args, err, v.tab)
 			}
 		}
 		return
 	}
-	for _, c := range []struct {
-		s   *Session
-		tab string
-	}{{off, "kv"}, {on, "kv"}, {on, at}} {
-		kq := onTable(q, c.tab)
-		got, err := queryAll(c.s, kq, args...)
+	if !ordered {
+		slices.Sort(want)
+	}
+	for _, v := range views {
+		kq := onTable(q, v.tab)
+		got, err := queryAll(v.s, kq, args...)
 		if err != nil {
-			t.Fatalf("%s %q (pushdown %v): %v", kq, args, c.s != off, err)
+			t.Fatalf("%s %q (pushdown %v): %v", kq, args, !v.s.opts.NoPushdown, err)
 		}
 		if !ordered {
 			slices.Sort(got)
-			slices.Sort(want)
 		}
 		if !slices.Equal(got, want) {
-			plan, _ := queryAll(c.s, "EXPLAIN QUERY PLAN "+kq, args...)
-			t.Fatalf("%s %q (pushdown %v, plan %q):\n got %q\nwant %q (an ordinary table)", kq, args, c.s != off, plan, got, want)
+			plan, _ := queryAll(v.s, "EXPLAIN QUERY PLAN "+kq, args...)
+			t.Fatalf("%s %q (pushdown %v, plan %q):\n got %q\nwant %q (an ordinary table)", kq, args, !v.s.opts.NoPushdown, plan, got, want)
 		}
 	}
 }
