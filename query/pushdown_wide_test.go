@@ -189,8 +189,15 @@ func (g *wideGen) query() (string, bool) {
 	case 1:
 		return "SELECT count(*) FROM T WHERE " + where, true
 	case 2:
-		return fmt.Sprintf("SELECT a.key, b.key FROM (SELECT key FROM T WHERE %s) AS a JOIN T AS b ON b.key %s a.key || %s ORDER BY 1, 2 LIMIT 30",
-			where, []string{">", "<=", "LIKE", "GLOB", "="}[g.r.IntN(5)], g.val()), true
+		// A LEFT JOIN whose table is not otherwise used is dropped when
+		// the table says it returns one row (uniqueEq).
+		op := []string{">", "<=", "LIKE", "GLOB", "=", "IN"}[g.r.IntN(6)]
+		rhs := fmt.Sprintf([]string{"a.key || %s", "%s", "CAST(a.key AS INTEGER) + %s"}[g.r.IntN(3)], g.val())
+		if op == "IN" {
+			rhs = "(a.key, " + rhs + ")"
+		}
+		return fmt.Sprintf("SELECT a.key%s FROM (SELECT key FROM T WHERE %s) AS a %s T AS b ON b.key %s %s ORDER BY 1, 2 LIMIT 30",
+			[]string{", b.key", ", 0"}[g.r.IntN(2)], where, []string{"JOIN", "LEFT JOIN"}[g.r.IntN(2)], op, rhs), true
 	}
 	q := "SELECT key, value FROM T WHERE " + where
 	switch g.r.IntN(5) {
