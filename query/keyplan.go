@@ -106,16 +106,19 @@ const (
 //     expression) may bring its own affinity, under which a number compares
 //     as a number, so it stays SQLite's to check; equality too (a point
 //     lookup reads the key once anyway).
-//   - LIKE and GLOB, always: they are functions of the pattern's TEXT and
-//     the key, with no affinity or collation (LIKE's case folding is its
+//   - LIKE and GLOB: they are functions of the pattern's TEXT and the
+//     key, with no affinity or collation (LIKE's case folding is its
 //     own), and a BLOB pattern matches nothing (this SQLite is built with
 //     SQLITE_LIKE_DOESNT_MATCH_BLOBS). A pattern that is more than a
 //     literal prefix and a trailing run of '%' or '*' is matched key by
-//     key with SQLite's own matcher (patternMatch).
+//     key with SQLite's own matcher (patternMatch). Except a LIKE that
+//     SQLite's LIKE optimization marked, in an outer join's ON clause
+//     (constraintDetail.outerLike): SQLite would test it again on the
+//     NULL row of an unmatched outer row.
 func exactFor(op vtab.ConstraintOp, d constraintDetail) bool {
 	switch op {
 	case vtab.OpLIKE, vtab.OpGLOB:
-		return true
+		return !d.outerLike
 	case vtab.OpGT, vtab.OpGE, vtab.OpLT, vtab.OpLE:
 		return d.binary && (d.rhs == rhsText || d.rhs == rhsParam)
 	}
@@ -185,6 +188,9 @@ func planKey(info *vtab.IndexInfo, details []constraintDetail, col, arg int, pus
 		p.tokens = append(p.tokens, tok)
 	}
 	for i, c := range info.Constraints {
+		if i < len(details) && details[i].numericIn {
+			continue // SQLite would check the rows as TEXT (constraintDetail)
+		}
 		if c.Usable && c.Column == col && (c.Op == vtab.OpEQ || c.Op == vtab.OpIS) {
 			use(i, tokEQ)
 			p.eq = true

@@ -334,7 +334,7 @@ func compareThree(t *testing.T, on, off *Session, ref *sql.DB, q string, args []
 
 // onTable is q (over table T) over table tab.
 func onTable(q, tab string) string {
-	return strings.NewReplacer("FROM T ", "FROM "+tab+" ", "JOIN T ", "JOIN "+tab+" ").Replace(q + " ")
+	return strings.NewReplacer("FROM T ", "FROM "+tab+" ", "FROM T)", "FROM "+tab+")", "JOIN T ", "JOIN "+tab+" ").Replace(q + " ")
 }
 
 // The collation trap: SQLite compares these with NOCASE, which the vtab API
