@@ -53,7 +53,7 @@ func connHandle(c any) (db uintptr, tls *libc.TLS, err error) {
 		return 0, nil, fmt.Errorf("kvtool/query: the sqlite driver's connection is a %T", c)
 	}
 	dbf, tlsf := v.Elem().FieldByName("db"), v.Elem().FieldByName("tls")
-	if dbf.Kind() != reflect.Uintptr || tlsf.Type() != reflect.TypeFor[*libc.TLS]() {
+	if dbf.Kind() != reflect.Uintptr || !tlsf.IsValid() || tlsf.Type() != reflect.TypeFor[*libc.TLS]() {
 		return 0, nil, fmt.Errorf("kvtool/query: the sqlite driver's connection (%T) has no db and tls fields", c)
 	}
 	db, tls = uintptr(dbf.Uint()), (*libc.TLS)(tlsf.UnsafePointer())
@@ -432,6 +432,20 @@ type constraintDetail struct {
 	// is zero.
 	likeOpt bool
 	parent  termRef
+	// numericIn: it is key IN (SELECT ...) and the subquery's column may
+	// have a numeric affinity (inAffinityText). SQLite then compares key
+	// with each value as a number, but once a table takes the constraint
+	// it checks each row it returns against the value alone, as TEXT:
+	// with `key IN (SELECT CAST(? AS REAL))` and 1.0 it kept '1' and lost
+	// ' 1' and '1.0'. Such a constraint is left to SQLite.
+	numericIn bool
+	// outerLike: it is a LIKE whose term SQLite's LIKE optimization marked
+	// (TERM_LIKE), in the ON clause of an outer join. When every term
+	// derived from such a LIKE is omitted, SQLite marks the LIKE
+	// TERM_LIKECOND instead of coded, and evaluates it again on the row of
+	// NULLs an unmatched outer join row gets, which drops that row: the
+	// scan must leave the LIKE to SQLite there (exactFor).
+	outerLike bool
 }
 
 // termRef is a term of a WHERE clause.
@@ -477,13 +491,82 @@ func constraintDetails(tls *libc.TLS, pInfo uintptr, n int) []constraintDetail {
 			ds[i].rhs = rhsParam
 		}
 		if term := constraintTerm(pInfo, i); term != nil {
+			ds[i].numericIn = !inAffinityText(term.FpExpr)
 			ds[i].likeOpt = term.FwtFlags&sqlite3.TERM_LIKEOPT != 0
 			if term.FiParent >= 0 {
 				ds[i].parent = termRef{wc: term.FpWC, index: term.FiParent}
+				ds[i].outerLike = outerLike(term.FpWC, term.FiParent)
 			}
 		}
 	}
 	return ds
+}
+
+// inAffinityText reports whether the expression at p, if it is an IN
+// with a subquery (key IN (SELECT x ...)), compares key with x's values
+// as TEXT: x's affinity (sqlite3ExprAffinity's, for the shapes read here)
+// is TEXT, BLOB or none. An IN list compares with key's own affinity,
+// TEXT, so any other IN is TEXT too. An x of another shape (a CAST, a
+// vector, a nested subquery, a column out of range) is taken as numeric:
+// that only leaves the constraint to SQLite.
+func inAffinityText(p uintptr) bool {
+	if p == 0 {
+		return true
+	}
+	e := (*sqlite3.TExpr)(cptr(p))
+	if e.Fop != sqlite3.TK_IN || e.Fflags&sqlite3.EP_xIsSelect == 0 {
+		return true
+	}
+	if e.FpLeft == 0 || (*sqlite3.TExpr)(cptr(e.FpLeft)).Fop == sqlite3.TK_VECTOR {
+		return false
+	}
+	sel := e.Fx.FpList // the union's pSelect (EP_xIsSelect)
+	if sel == 0 {
+		return false
+	}
+	list := (*sqlite3.TSelect)(cptr(sel)).FpEList
+	if list == 0 || (*sqlite3.TExprList)(cptr(list)).FnExpr < 1 {
+		return false
+	}
+	item := (*sqlite3.TExprList_item)(cptr(list + unsafe.Sizeof(sqlite3.TExprList{})))
+	if item.FpExpr == 0 {
+		return false
+	}
+	x := (*sqlite3.TExpr)(cptr(item.FpExpr))
+	switch {
+	case x.Fflags&(sqlite3.EP_Skip|sqlite3.EP_IfNullRow) != 0:
+		return false
+	case x.Fop == sqlite3.TK_COLUMN || x.Fop == sqlite3.TK_AGG_COLUMN:
+		tab := x.Fy.FpTab
+		if tab == 0 {
+			return x.Fop == sqlite3.TK_AGG_COLUMN && x.FaffExpr < sqlite3.SQLITE_AFF_NUMERIC
+		}
+		t := (*sqlite3.TTable)(cptr(tab))
+		if x.FiColumn < 0 || int(x.FiColumn) >= int(t.FnCol) || t.FaCol == 0 {
+			return false // the rowid (INTEGER), or not a column we can read
+		}
+		col := (*sqlite3.TColumn)(cptr(t.FaCol + uintptr(x.FiColumn)*unsafe.Sizeof(sqlite3.TColumn{})))
+		return col.Faffinity < sqlite3.SQLITE_AFF_NUMERIC
+	case x.Fop == sqlite3.TK_CAST, x.Fop == sqlite3.TK_SELECT, x.Fop == sqlite3.TK_SELECT_COLUMN,
+		x.Fop == sqlite3.TK_VECTOR, x.Fop == sqlite3.TK_REGISTER:
+		return false
+	}
+	return x.FaffExpr < sqlite3.SQLITE_AFF_NUMERIC
+}
+
+// outerLike reports whether term i of the WHERE clause at wc is a LIKE
+// the LIKE optimization marked (TERM_LIKE) in an outer join's ON clause
+// (constraintDetail.outerLike).
+func outerLike(wc uintptr, i int32) bool {
+	c := (*sqlite3.TWhereClause)(cptr(wc))
+	if wc == 0 || i < 0 || i >= c.FnTerm {
+		return true // not where it should be: assume the worst
+	}
+	t := (*sqlite3.TWhereTerm)(cptr(c.Fa + uintptr(i)*unsafe.Sizeof(sqlite3.TWhereTerm{})))
+	if t.FwtFlags&sqlite3.TERM_LIKE == 0 {
+		return false
+	}
+	return t.FpExpr == 0 || (*sqlite3.TExpr)(cptr(t.FpExpr)).Fflags&sqlite3.EP_OuterON != 0
 }
 
 // constraintTerm is the WHERE clause term constraint i comes from (nil if

@@ -106,16 +106,19 @@ const (
 //     expression) may bring its own affinity, under which a number compares
 //     as a number, so it stays SQLite's to check; equality too (a point
 //     lookup reads the key once anyway).
-//   - LIKE and GLOB, always: they are functions of the pattern's TEXT and
-//     the key, with no affinity or collation (LIKE's case folding is its
+//   - LIKE and GLOB: they are functions of the pattern's TEXT and the
+//     key, with no affinity or collation (LIKE's case folding is its
 //     own), and a BLOB pattern matches nothing (this SQLite is built with
 //     SQLITE_LIKE_DOESNT_MATCH_BLOBS). A pattern that is more than a
 //     literal prefix and a trailing run of '%' or '*' is matched key by
-//     key with SQLite's own matcher (patternMatch).
+//     key with SQLite's own matcher (patternMatch). Except a LIKE that
+//     SQLite's LIKE optimization marked, in an outer join's ON clause
+//     (constraintDetail.outerLike): SQLite would test it again on the
+//     NULL row of an unmatched outer row.
 func exactFor(op vtab.ConstraintOp, d constraintDetail) bool {
 	switch op {
 	case vtab.OpLIKE, vtab.OpGLOB:
-		return true
+		return !d.outerLike
 	case vtab.OpGT, vtab.OpGE, vtab.OpLT, vtab.OpLE:
 		return d.binary && (d.rhs == rhsText || d.rhs == rhsParam)
 	}
@@ -131,8 +134,23 @@ const fullScanRows = 1_000_000
 // keyPlan is the pushdown BestIndex chose for a key column.
 type keyPlan struct {
 	tokens []string // argument tokens, in argv order from the plan's first argument
-	eq     bool     // a key = lookup: at most one row
-	order  string   // tokAsc, tokDesc or "" (ORDER BY not consumed)
+	eq     bool     // a key = lookup: one row when its value is TEXT (else a scan)
+	// unique: the lookup returns at most one row whatever the value
+	// (uniqueEq), which SQLite may rely on (SQLITE_INDEX_SCAN_UNIQUE).
+	unique bool
+	order  string // tokAsc, tokDesc or "" (ORDER BY not consumed)
+}
+
+// uniqueEq reports whether key = X, X with details d, holds for at most
+// one key whatever X's value: X is a TEXT literal or a bound parameter
+// compared with BINARY, so SQLite compares key with X's TEXT (a number's
+// TEXT form, as exactFor says) or not at all (a BLOB, NULL). Any other X
+// may bring a numeric affinity, under which '0', '-0' and '0.0' all
+// equal 0: the lookup is then a scan of every key (newKeyScan reads only
+// TEXT), and SQLite must not drop a LEFT JOIN on the table or anything
+// else it would for a single row.
+func uniqueEq(d constraintDetail) bool {
+	return d.binary && (d.rhs == rhsText || d.rhs == rhsParam)
 }
 
 // pushMode says what a statement lets the tables push down (see
@@ -170,9 +188,13 @@ func planKey(info *vtab.IndexInfo, details []constraintDetail, col, arg int, pus
 		p.tokens = append(p.tokens, tok)
 	}
 	for i, c := range info.Constraints {
+		if i < len(details) && details[i].numericIn {
+			continue // SQLite would check the rows as TEXT (constraintDetail)
+		}
 		if c.Usable && c.Column == col && (c.Op == vtab.OpEQ || c.Op == vtab.OpIS) {
 			use(i, tokEQ)
 			p.eq = true
+			p.unique = i < len(details) && uniqueEq(details[i])
 			break
 		}
 	}
@@ -201,8 +223,9 @@ func planKey(info *vtab.IndexInfo, details []constraintDetail, col, arg int, pus
 	}
 	if len(info.OrderBy) > 0 && info.OrderBy[0].Column == col {
 		info.OrderByConsumed = true
+		// An equality's scan keeps the order too: a value that is not
+		// TEXT makes it a scan of every key (uniqueEq).
 		switch {
-		case p.eq: // one row per lookup: no order to keep
 		case info.OrderBy[0].Desc:
 			p.order = tokDesc
 		default:

@@ -39,7 +39,7 @@ func (t *kvTable) bestIndexDetail(info *vtab.IndexInfo, details []constraintDeta
 	info.IdxStr = p.idxStr()
 	info.EstimatedRows = p.estimate()
 	info.EstimatedCost = float64(info.EstimatedRows)
-	if p.eq {
+	if p.unique {
 		info.IdxFlags |= vtab.IndexScanUnique
 	}
 	return nil

@@ -55,7 +55,7 @@ func (t *kvAtTable) bestIndexDetail(info *vtab.IndexInfo, details []constraintDe
 	info.IdxStr = p.idxStr(tokIndex)
 	info.EstimatedRows = p.estimate()
 	info.EstimatedCost = float64(info.EstimatedRows)
-	if p.eq {
+	if p.unique {
 		info.IdxFlags |= vtab.IndexScanUnique
 	}
 	return nil
