@@ -66,6 +66,30 @@ func followerOf(c *testCluster, lead uint64) uint64 {
 	return 0
 }
 
+// catchUpBySnapshot isolates a follower of c's leader while the leader
+// writes n keys and compacts its log past the follower's match, heals it,
+// and waits until it has installed the snapshot it then needs; it returns
+// the leader, the follower and the index all three converged at.
+func catchUpBySnapshot(c *testCluster, n int) (lead, f, idx uint64) {
+	c.t.Helper()
+	lead = c.leader()
+	c.writeKeys(lead, "before/", 20, 100)
+	c.converged()
+	f = followerOf(c, lead)
+	behind := c.node(f).st.Snapshot().Index()
+	c.net.Isolate(f)
+	c.writeKeys(lead, "during/", n, 200)
+	c.checkpointAll(f)
+	waitFor(c.t, "the leader to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > behind+10
+	})
+	c.net.Rejoin(f)
+	idx = c.converged()
+	fn := c.node(f).n
+	waitFor(c.t, "the install to finish", func() bool { return fn.InstallProgress().Phase == "installed" })
+	return lead, f, idx
+}
+
 // TestSnapshotCatchUp isolates a follower while the leader writes and
 // compacts its log past the follower's match; on heal the follower gets a
 // snapshot through transfer/, installs it and catches up to the same
@@ -73,21 +97,8 @@ func followerOf(c *testCluster, lead uint64) uint64 {
 // loop of them.
 func TestSnapshotCatchUp(t *testing.T) {
 	c := newTestClusterConfig(t, 3, 11, snapConfig)
-	lead := c.leader()
-	c.writeKeys(lead, "before/", 20, 100)
-	c.converged()
-	f := followerOf(c, lead)
-	behind := c.node(f).st.Snapshot().Index()
-	c.net.Isolate(f)
-	c.writeKeys(lead, "during/", 200, 200)
-	c.checkpointAll(f)
-	waitFor(t, "the leader to compact past the isolated follower", func() bool {
-		return c.node(lead).n.ls.state().SnapIndex > behind+10
-	})
-	c.net.Rejoin(f)
-	c.converged()
+	lead, f, _ := catchUpBySnapshot(c, 200)
 	ln, fn := c.node(lead).n, c.node(f).n
-	waitFor(t, "the install to finish", func() bool { return fn.InstallProgress().Phase == "installed" })
 	if got := fn.SnapshotStats(); got.Installed != 1 || got.DecodedOnce != 1 {
 		t.Fatalf("follower installed %d snapshots, %d loaded from the blocks its verification decoded; want 1 and 1 (stats %+v)", got.Installed, got.DecodedOnce, got)
 	}
@@ -113,21 +124,8 @@ func TestSnapshotCatchUp(t *testing.T) {
 // store-sized leftover in IncomingDir.
 func TestSnapshotSupersededDropped(t *testing.T) {
 	c := newTestClusterConfig(t, 3, 11, snapConfig)
-	lead := c.leader()
-	c.writeKeys(lead, "before/", 20, 100)
-	c.converged()
-	f := followerOf(c, lead)
-	behind := c.node(f).st.Snapshot().Index()
-	c.net.Isolate(f)
-	c.writeKeys(lead, "during/", 100, 200)
-	c.checkpointAll(f)
-	waitFor(t, "the leader to compact past the isolated follower", func() bool {
-		return c.node(lead).n.ls.state().SnapIndex > behind+10
-	})
-	c.net.Rejoin(f)
-	idx := c.converged()
+	lead, f, idx := catchUpBySnapshot(c, 100)
 	ln, fn := c.node(lead).n, c.node(f).n
-	waitFor(t, "the install to finish", func() bool { return fn.InstallProgress().Phase == "installed" })
 	installed := fn.InstallProgress()
 	// The leader streams its snapshot again once its first send ended; the
 	// follower already stands at its index.

@@ -270,14 +270,19 @@ func randomStore(t testing.TB, r *rand.Rand, n int) (*store.Store, map[string][]
 	return st, pairs
 }
 
-func pushdownRounds() int {
-	if n, err := strconv.Atoi(os.Getenv("KVTOOL_QUERY_ROUNDS")); err == nil && n > 0 {
+func pushdownRounds() int { return envRounds("KVTOOL_QUERY_ROUNDS", 600) }
+
+// envRounds is the rounds of a randomized campaign: the environment
+// variable name when it holds a positive count, else def (100 under the
+// race detector).
+func envRounds(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n
 	}
 	if raceEnabled {
 		return 100
 	}
-	return 600
+	return def
 }
 
 func TestPushdownMatchesNoPushdown(t *testing.T) {
@@ -300,6 +305,26 @@ func TestPushdownMatchesNoPushdown(t *testing.T) {
 		compareThree(t, on, off, ref, q, args, ordered)
 	}
 }
+
+// threeWays puts keys (each with the value value gives it) into a new
+// store and returns what compareThree compares: sessions on the store with
+// and without pushdown, and the same rows in a plain SQLite table.
+func threeWays(t *testing.T, keys []string, value func(key string) string) (on, off *Session, ref *sql.DB) {
+	t.Helper()
+	st := openStore(t)
+	pairs := map[string][]byte{}
+	for _, k := range keys {
+		pairs[k] = []byte(value(k))
+		put(t, st, k, value(k))
+	}
+	return openSession(t, st, Options{}), openSession(t, st, Options{NoPushdown: true}), refDB(t, pairs)
+}
+
+// keyValue gives each key itself as its value, for threeWays.
+func keyValue(k string) string { return k }
+
+// constValue gives every key value v, for threeWays.
+func constValue(v string) func(string) string { return func(string) string { return v } }
 
 // compareThree runs q (over table T) on kv with and without pushdown and
 // on the reference table, and fails t unless all three agree.
@@ -340,15 +365,7 @@ func onTable(q, tab string) string {
 // The collation trap: SQLite compares these with NOCASE, which the vtab API
 // does not show; pushed down as BINARY lookups they would lose rows.
 func TestCollateDisablesPushdown(t *testing.T) {
-	st := openStore(t)
-	pairs := map[string][]byte{}
-	for _, k := range []string{"apple", "Apple", "APPLE", "b", "B", "banana", "Banana", "cherry"} {
-		pairs[k] = []byte("1")
-		put(t, st, k, "1")
-	}
-	on := openSession(t, st, Options{})
-	off := openSession(t, st, Options{NoPushdown: true})
-	ref := refDB(t, pairs)
+	on, off, ref := threeWays(t, []string{"apple", "Apple", "APPLE", "b", "B", "banana", "Banana", "cherry"}, constValue("1"))
 	for _, q := range []string{
 		"SELECT key FROM T WHERE key = 'apple' COLLATE NOCASE",
 		"SELECT key FROM T WHERE key IN ('b', 'apple') COLLATE NOCASE",
@@ -371,15 +388,7 @@ func TestCollateDisablesPushdown(t *testing.T) {
 // keys that decode to the pattern's characters without having its bytes
 // (an overlong encoding), pushing those ranges down would lose them.
 func TestPatternRangesNotPushed(t *testing.T) {
-	st := openStore(t)
-	pairs := map[string][]byte{}
-	for _, k := range []string{"\xc3\xa9t\xc3\xa9", "\xe0\x83\xa9t\xc3\xa9", "\xc3\xa9", "e", "f", "\xc3\xaa"} {
-		pairs[k] = []byte("1")
-		put(t, st, k, "1")
-	}
-	on := openSession(t, st, Options{})
-	off := openSession(t, st, Options{NoPushdown: true})
-	ref := refDB(t, pairs)
+	on, off, ref := threeWays(t, []string{"\xc3\xa9t\xc3\xa9", "\xe0\x83\xa9t\xc3\xa9", "\xc3\xa9", "e", "f", "\xc3\xaa"}, constValue("1"))
 	for _, q := range []string{
 		"SELECT key FROM T WHERE key GLOB 'é*'",
 		"SELECT key FROM T WHERE key LIKE 'é%'",
@@ -395,17 +404,9 @@ func TestPatternRangesNotPushed(t *testing.T) {
 // 0x80, one byte), LIKE prefixes longer than the folded letters, NUL in
 // a pattern and in a key, and arguments of every type.
 func TestExactPushdownEdges(t *testing.T) {
-	st := openStore(t)
-	pairs := map[string][]byte{}
-	for _, k := range []string{"b\x7f", "b\x7fz", "b\x80", "b\xc2\x80", "b\xc1\xa1", "B\x7f", "c",
+	on, off, ref := threeWays(t, []string{"b\x7f", "b\x7fz", "b\x80", "b\xc2\x80", "b\xc1\xa1", "B\x7f", "c",
 		"abcdefghij", "ABCDEFGHIJ", "abcdefghiX", "ABCDEFGHxyz", "ab\x00x", "ab", "abc", "5", "50", "6",
-		"0.5", "1e+20", "1.0e+20", "-3", "\xff"} {
-		pairs[k] = []byte("1")
-		put(t, st, k, "1")
-	}
-	on := openSession(t, st, Options{})
-	off := openSession(t, st, Options{NoPushdown: true})
-	ref := refDB(t, pairs)
+		"0.5", "1e+20", "1.0e+20", "-3", "\xff"}, constValue("1"))
 	for _, c := range []struct {
 		q    string
 		args []any

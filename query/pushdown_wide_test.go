@@ -236,15 +236,7 @@ func (g *wideGen) rebind(args []any) []any {
 	return out
 }
 
-func wideRounds() int {
-	if n, err := strconv.Atoi(os.Getenv("KVTOOL_QUERY_WIDE_ROUNDS")); err == nil && n > 0 {
-		return n
-	}
-	if raceEnabled {
-		return 100
-	}
-	return 500
-}
+func wideRounds() int { return envRounds("KVTOOL_QUERY_WIDE_ROUNDS", 500) }
 
 func TestPushdownWide(t *testing.T) {
 	seed := rand.Uint64()
@@ -368,15 +360,7 @@ func compareWide(t *testing.T, ref *sql.DB, q string, args []any, ordered bool, 
 // point lookup: the scan walks every key, so the order it reports it
 // consumed must be the order it walks in.
 func TestEqualityOfNumberKeepsOrder(t *testing.T) {
-	st := openStore(t)
-	pairs := map[string][]byte{}
-	for _, k := range []string{"-0", "0", "0.0", "10", "10\x00x", "a"} {
-		pairs[k] = []byte("1")
-		put(t, st, k, "1")
-	}
-	on := openSession(t, st, Options{})
-	off := openSession(t, st, Options{NoPushdown: true})
-	ref := refDB(t, pairs)
+	on, off, ref := threeWays(t, []string{"-0", "0", "0.0", "10", "10\x00x", "a"}, constValue("1"))
 	for _, c := range []struct {
 		q    string
 		args []any
@@ -394,15 +378,7 @@ func TestEqualityOfNumberKeepsOrder(t *testing.T) {
 // table says a lookup returns at most one row (SQLITE_INDEX_SCAN_UNIQUE):
 // an equality that compares key as a number may match several.
 func TestEqualityOfNumberIsNotUnique(t *testing.T) {
-	st := openStore(t)
-	pairs := map[string][]byte{}
-	for _, k := range []string{"-0", "0", "0.0", "a"} {
-		pairs[k] = []byte("0")
-		put(t, st, k, "0")
-	}
-	on := openSession(t, st, Options{})
-	off := openSession(t, st, Options{NoPushdown: true})
-	ref := refDB(t, pairs)
+	on, off, ref := threeWays(t, []string{"-0", "0", "0.0", "a"}, constValue("0"))
 	for _, q := range []string{
 		"SELECT a.key FROM T AS a LEFT JOIN T AS b ON b.key = CAST(a.value AS INTEGER) ORDER BY 1",
 		"SELECT a.key FROM T AS a LEFT JOIN T AS b ON b.key = CAST(? AS INTEGER) ORDER BY 1",
@@ -417,15 +393,7 @@ func TestEqualityOfNumberIsNotUnique(t *testing.T) {
 // constraint stays SQLite's (constraintDetail.numericIn), and one over a
 // TEXT column is still a lookup per value.
 func TestInSubqueryComparesAsSQLiteDoes(t *testing.T) {
-	st := openStore(t)
-	pairs := map[string][]byte{}
-	for _, k := range []string{"1", " 1", "1.0", "01", "2", "1e+20", "1.0e+20", "a", "b"} {
-		pairs[k] = []byte(k)
-		put(t, st, k, k)
-	}
-	on := openSession(t, st, Options{})
-	off := openSession(t, st, Options{NoPushdown: true})
-	ref := refDB(t, pairs)
+	on, off, ref := threeWays(t, []string{"1", " 1", "1.0", "01", "2", "1e+20", "1.0e+20", "a", "b"}, keyValue)
 	for _, c := range []struct {
 		q    string
 		args []any
@@ -459,15 +427,7 @@ func TestInSubqueryComparesAsSQLiteDoes(t *testing.T) {
 // literal pattern (which SQLite's LIKE optimization marks): an outer row
 // no inner row matches still comes back once, with NULLs.
 func TestOuterJoinLikeKeepsUnmatchedRows(t *testing.T) {
-	st := openStore(t)
-	pairs := map[string][]byte{}
-	for _, k := range []string{"\x00", "\x00a", "a", "A5", "ab", "b"} {
-		pairs[k] = []byte(k)
-		put(t, st, k, k)
-	}
-	on := openSession(t, st, Options{})
-	off := openSession(t, st, Options{NoPushdown: true})
-	ref := refDB(t, pairs)
+	on, off, ref := threeWays(t, []string{"\x00", "\x00a", "a", "A5", "ab", "b"}, keyValue)
 	for _, q := range []string{
 		"SELECT a.key, b.key FROM T AS a LEFT JOIN T AS b ON b.key LIKE 'zz' ORDER BY 1, 2",
 		"SELECT a.key, b.key FROM T AS a LEFT JOIN T AS b ON b.key LIKE 'zz%' ORDER BY 1, 2",
