@@ -184,6 +184,23 @@ func TestSnapshotOverTCP(t *testing.T) {
 	}
 }
 
+// followerKnowingLeader writes a few keys on c's leader and returns the
+// leader, a follower and the term, once that follower knows the leader: a
+// follower that was not in the quorum of those writes may not have heard
+// from the leader yet (term 0).
+func followerKnowingLeader(c *testCluster) (lead, f, term uint64) {
+	c.t.Helper()
+	lead = c.leader()
+	c.writeKeys(lead, "k/", 3, 10)
+	f = followerOf(c, lead)
+	waitFor(c.t, "the follower to know the leader", func() bool {
+		var l uint64
+		l, term = c.node(f).n.Leader()
+		return l == lead && term > 0
+	})
+	return lead, f, term
+}
+
 // TestSnapshotStaleTermRefused: a stream opened in a term older than the
 // member knows is refused before any byte of a snapshot moves, on TCP and
 // on the in-memory network.
@@ -196,17 +213,7 @@ func TestSnapshotStaleTermRefused(t *testing.T) {
 			} else {
 				c = newTestClusterConfig(t, 3, 5, snapConfig)
 			}
-			lead := c.leader()
-			c.writeKeys(lead, "k/", 3, 10)
-			f := followerOf(c, lead)
-			// A follower that was not in the quorum of those writes may
-			// not have heard from the leader yet (term 0): wait for it.
-			var term uint64
-			waitFor(t, "the follower to know the leader", func() bool {
-				var l uint64
-				l, term = c.node(f).n.Leader()
-				return l == lead && term > 0
-			})
+			lead, f, term := followerKnowingLeader(c)
 			tr := c.node(lead).n.tr.(Streams)
 			_, err := tr.OpenStream(context.Background(), f, term-1)
 			if err == nil || !strings.Contains(err.Error(), "stale term") {
@@ -229,15 +236,7 @@ func TestSnapshotStaleTermRefused(t *testing.T) {
 // the failure interrupted keeps the staged copy its next start resumes from.
 func TestSnapshotRefusedAfterFailure(t *testing.T) {
 	c := newTestClusterConfig(t, 3, 5, snapConfig)
-	lead := c.leader()
-	c.writeKeys(lead, "k/", 3, 10)
-	f := followerOf(c, lead)
-	var term uint64
-	waitFor(t, "the follower to know the leader", func() bool {
-		var l uint64
-		l, term = c.node(f).n.Leader()
-		return l == lead && term > 0
-	})
+	lead, f, term := followerKnowingLeader(c)
 	c.node(f).n.fail(errors.New("planted: the disk failed"))
 	_, err := c.node(lead).n.tr.(Streams).OpenStream(context.Background(), f, term)
 	if err == nil || !strings.Contains(err.Error(), "has stopped") {
