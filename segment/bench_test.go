@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/benchbase"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -49,7 +50,7 @@ func BenchmarkAppendRatio(b *testing.B) {
 	for _, n := range []int{16, 128} {
 		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
 			var logRates, noGatherRates, groupRates []float64
-			var logSyncs, noGatherSyncs, groupSyncs syncCounter
+			var logSyncs, noGatherSyncs, groupSyncs benchbase.SyncCounter
 			for r := 0; r < 5; r++ {
 				logRates = append(logRates, appendRate(b, n, logAppender(false, &logSyncs)))
 				noGatherRates = append(noGatherRates, appendRate(b, n, logAppender(true, &noGatherSyncs)))
@@ -61,27 +62,12 @@ func BenchmarkAppendRatio(b *testing.B) {
 			b.ReportMetric(gr, "group-appends/s")
 			b.ReportMetric(lg/gr, "log/group")
 			b.ReportMetric(ng/gr, "nogather/group")
-			logSyncs.report(b, "log")
-			noGatherSyncs.report(b, "nogather")
-			groupSyncs.report(b, "group")
+			logSyncs.Report(b, "log")
+			noGatherSyncs.Report(b, "nogather")
+			groupSyncs.Report(b, "group")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
-}
-
-// syncCounter sums fsyncs, their records and their time.
-type syncCounter struct{ n, recs, nanos atomic.Int64 }
-
-func (c *syncCounter) add(recs int, d time.Duration) {
-	c.n.Add(1)
-	c.recs.Add(int64(recs))
-	c.nanos.Add(int64(d))
-}
-
-func (c *syncCounter) report(b *testing.B, name string) {
-	n := float64(max(1, c.n.Load()))
-	b.ReportMetric(float64(c.recs.Load())/n, name+"-recs/fsync")
-	b.ReportMetric(float64(c.nanos.Load())/n/1e3, name+"-fsync-µs")
 }
 
 // appendRate runs b.N appends over n goroutines with the appender mk
@@ -105,14 +91,14 @@ func appendRate(b *testing.B, n int, mk func(b *testing.B) (appendOne, stop func
 
 // logAppender returns what opens a Log for one round, with or without
 // its gather, counting its fsyncs in syncs.
-func logAppender(noGather bool, syncs *syncCounter) func(b *testing.B) (func(), func()) {
+func logAppender(noGather bool, syncs *benchbase.SyncCounter) func(b *testing.B) (func(), func()) {
 	return func(b *testing.B) (func(), func()) { return openLogAppender(b, noGather, syncs) }
 }
 
-func openLogAppender(b *testing.B, noGather bool, syncs *syncCounter) (func(), func()) {
+func openLogAppender(b *testing.B, noGather bool, syncs *benchbase.SyncCounter) (func(), func()) {
 	dir := benchDir(b)
 	l, err := Open(Options{FS: vfs.Default, Dir: dir, NoGather: noGather,
-		OnSync: func(st SyncStats) { syncs.add(st.Records, st.Sync) }})
+		OnSync: func(st SyncStats) { syncs.Add(st.Records, st.Sync) }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -129,51 +115,14 @@ func openLogAppender(b *testing.B, noGather bool, syncs *syncCounter) (func(), f
 
 // groupAppender returns what starts the simplest group commit
 // (benchSimpleGroup's) for one round, counting its fsyncs in syncs.
-func groupAppender(syncs *syncCounter) func(b *testing.B) (func(), func()) {
+func groupAppender(syncs *benchbase.SyncCounter) func(b *testing.B) (func(), func()) {
 	return func(b *testing.B) (func(), func()) { return startGroupAppender(b, syncs) }
 }
 
-func startGroupAppender(b *testing.B, syncs *syncCounter) (func(), func()) {
-	bf := newBaselineFile(b)
-	type req struct {
-		rec  []byte
-		done chan struct{}
-	}
-	reqs := make(chan req, 1024)
-	go func() {
-		var buf []byte
-		var batch []req
-		for r := range reqs {
-			batch = append(batch[:0], r)
-		drain:
-			for {
-				select {
-				case r := <-reqs:
-					batch = append(batch, r)
-				default:
-					break drain
-				}
-			}
-			buf = buf[:0]
-			for _, r := range batch {
-				buf = append(buf, r.rec...)
-			}
-			syncs.add(len(batch), bf.write(b, buf))
-			for _, r := range batch {
-				r.done <- struct{}{}
-			}
-		}
-	}()
-	var pool sync.Pool
-	return func() {
-		done, _ := pool.Get().(chan struct{})
-		if done == nil {
-			done = make(chan struct{}, 1)
-		}
-		reqs <- req{bf.rec, done}
-		<-done
-		pool.Put(done)
-	}, func() { close(reqs) }
+func startGroupAppender(b *testing.B, syncs *benchbase.SyncCounter) (func(), func()) {
+	rec := appendRecord(nil, format.FrameWALTxn, 1, 1, make([]byte, benchPayload))
+	g := benchbase.StartGroupCommit(b, benchDir(b)+"/group", rec, syncs)
+	return g.Append, g.Stop
 }
 
 func medianOf(v []float64) float64 {
