@@ -255,15 +255,30 @@ const (
 // is durable can be caught by a power loss. The nemesis changes the
 // bounds (a member with a slow disk beside two fast ones).
 type slowDisks struct {
-	max [8]atomic.Int64 // by member ID: the bound, in nanoseconds
+	mu  sync.Mutex
+	max map[uint64]*atomic.Int64 // by member ID: the bound, in nanoseconds
 }
 
-func (d *slowDisks) set(id uint64, max time.Duration) { d.max[id].Store(int64(max)) }
+// bound is member id's bound, made on first use.
+func (d *slowDisks) bound(id uint64) *atomic.Int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.max == nil {
+		d.max = map[uint64]*atomic.Int64{}
+	}
+	if d.max[id] == nil {
+		d.max[id] = new(atomic.Int64)
+	}
+	return d.max[id]
+}
+
+func (d *slowDisks) set(id uint64, max time.Duration) { d.bound(id).Store(int64(max)) }
 
 // wrap is a testCluster's wrapFS.
 func (d *slowDisks) wrap(id uint64, fs vfs.FS) vfs.FS {
+	bound := d.bound(id)
 	return vfs.NewErrorFS(fs, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
-		if max := d.max[id].Load(); max > 0 && (op == vfs.OpSync || op == vfs.OpSyncDir) {
+		if max := bound.Load(); max > 0 && (op == vfs.OpSync || op == vfs.OpSyncDir) {
 			time.Sleep(time.Duration(rand.Int64N(max)))
 		}
 		return nil
