@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
@@ -86,14 +85,7 @@ func keyOnOtherShard(s *Store, prefix string, keys ...string) string {
 // is what each of them got when it committed alone. A fourth one, whose
 // check fails on the refused put's value, must not report that value.
 func TestBatchNoSpaceSparesOtherVerdicts(t *testing.T) {
-	mem := vfs.NewMem()
-	var full atomic.Bool
-	fsys := vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-		if full.Load() && op == vfs.OpPreallocate && strings.Contains(path, ".tmp-") {
-			return syscall.ENOSPC
-		}
-		return nil
-	}))
+	_, fsys, full := fillableDisk()
 	s, err := Open(Options{FS: fsys, Dir: "/data", Create: true, SegmentSize: 4096, Shards: 8})
 	if err != nil {
 		t.Fatal(err)

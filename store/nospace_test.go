@@ -19,14 +19,7 @@ import (
 // not fail and keeps serving reads, and commits succeed again once there
 // is space, with no restart. Everything acknowledged survives a crash.
 func TestNoSpaceIsNotAFailure(t *testing.T) {
-	mem := vfs.NewMem()
-	var full atomic.Bool
-	fsys := vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-		if full.Load() && op == vfs.OpPreallocate && strings.Contains(path, ".tmp-") {
-			return syscall.ENOSPC
-		}
-		return nil
-	}))
+	mem, fsys, full := fillableDisk()
 	s, err := Open(Options{FS: fsys, Dir: "/data", Create: true, SegmentSize: 4096})
 	if err != nil {
 		t.Fatal(err)
@@ -81,4 +74,18 @@ func TestNoSpaceIsNotAFailure(t *testing.T) {
 			t.Fatalf("acknowledged k%04d lost", k)
 		}
 	}
+}
+
+// fillableDisk is an in-memory disk that runs out of space when full is
+// set: preparing the next WAL segment (its preallocation) then fails with
+// ENOSPC, while everything already allocated keeps working.
+func fillableDisk() (mem *vfs.MemFS, fsys vfs.FS, full *atomic.Bool) {
+	mem, full = vfs.NewMem(), new(atomic.Bool)
+	fsys = vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if full.Load() && op == vfs.OpPreallocate && strings.Contains(path, ".tmp-") {
+			return syscall.ENOSPC
+		}
+		return nil
+	}))
+	return mem, fsys, full
 }
