@@ -56,12 +56,16 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		msgs = n.sendForwards(msgs)
 	}
 	early := n.durableCommitted(rd)
-	p, err := n.write(rd)
-	if err != nil {
-		return err
-	}
+	p, werr := n.write(rd)
+	// The early entries were durable before this Ready and do not depend
+	// on its writes, so they apply even when those fail at once (the log
+	// can report an fsync failure of this Ready's first entries while its
+	// later ones are still being queued).
 	if err := n.applyEntries(early); err != nil {
 		return err
+	}
+	if werr != nil {
+		return werr
 	}
 	if err := n.finishWrite(rd, p); err != nil {
 		return err
