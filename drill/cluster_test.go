@@ -7,13 +7,14 @@ import (
 	"io"
 	"maps"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvtool/kvtool/internal/sharedtmp"
 )
 
 // echoServer answers every line with the same line, until the test ends.
@@ -162,7 +163,7 @@ func TestCheckCopies(t *testing.T) {
 // kvtoolExe builds the kvtool binary the membership drills start, once per
 // test binary.
 var kvtoolExe = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "kvtool-drill-exe-")
+	dir, err := sharedtmp.Dir("kvtool-drill-exe-")
 	if err != nil {
 		return "", err
 	}

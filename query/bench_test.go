@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvtool/kvtool/internal/sharedtmp"
 	"github.com/kvtool/kvtool/store"
 )
 
@@ -59,7 +60,7 @@ var (
 // benchStore builds the store once for every benchmark of the run.
 func benchStore(b *testing.B) benchData {
 	benchOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kvtool-query-bench")
+		dir, err := sharedtmp.Dir("kvtool-query-bench")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/sharedtmp"
 	"github.com/kvtool/kvtool/internal/xfertest"
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/vfs"
@@ -49,7 +50,7 @@ func benchCheckpoint(b *testing.B) (string, checkpoint.Info) {
 	benchCkpt.once.Do(func() {
 		dir := os.Getenv("KVTOOL_BENCH_DIR")
 		if dir == "" {
-			dir, benchCkpt.err = os.MkdirTemp("", "kvtool-xfer-bench")
+			dir, benchCkpt.err = sharedtmp.Dir("kvtool-xfer-bench")
 		}
 		n := benchKeys()
 		benchCkpt.path = filepath.Join(dir, fmt.Sprintf("bench-%d.ckpt", n))
