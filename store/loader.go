@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -182,8 +183,11 @@ func (l *loader) build() []*tree {
 // buildTree builds one shard's tree from base, its pairs of the base
 // checkpoint in strictly increasing key order (in runs), and es, the
 // effects applied after it in any order: it sorts es (later effects win),
-// and loads the merge of the two in key order, an effect replacing or
-// deleting the base pair of its key.
+// merges the two in key order, an effect replacing or deleting the base
+// pair of its key, and builds the tree from the merge (bulkLoad). A run
+// of base pairs before the next effect is taken whole when its last pair
+// is (one comparison), so the merge compares about once per run and per
+// effect rather than once per pair.
 func buildTree(runs [][]item, es []loadEntry) *tree {
 	slices.SortFunc(es, func(a, b loadEntry) int {
 		if c := cmp.Compare(a.pre, b.pre); c != 0 {
@@ -194,7 +198,11 @@ func buildTree(runs [][]item, es []loadEntry) *tree {
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
-	t := newTree()
+	n := len(es)
+	for _, r := range runs {
+		n += len(r)
+	}
+	out := make([]item, 0, n)
 	var pairs []pair
 	base := baseCursor{runs: runs}
 	for i := range es {
@@ -202,9 +210,7 @@ func buildTree(runs [][]item, es []loadEntry) *tree {
 		if i+1 < len(es) && es[i+1].key == e.key {
 			continue // superseded by a later effect
 		}
-		for ; base.ok() && itemKeyLess(base.item(), e.pre, e.key); base.next() {
-			t.Load(base.item())
-		}
+		out = base.takeBefore(out, e.pre, e.key)
 		if base.ok() && base.item().pre == e.pre && base.item().p.key == e.key {
 			base.next() // replaced or deleted by e
 		}
@@ -215,11 +221,13 @@ func buildTree(runs [][]item, es []loadEntry) *tree {
 			pairs = make([]pair, 0, pairChunk)
 		}
 		pairs = append(pairs, pair{key: e.key, val: e.val})
-		t.Load(item{pre: e.pre, p: &pairs[len(pairs)-1]})
+		out = append(out, item{pre: e.pre, p: &pairs[len(pairs)-1]})
 	}
-	for ; base.ok(); base.next() {
-		t.Load(base.item())
+	for ; base.ok(); base.runs, base.i = base.runs[1:], 0 {
+		out = append(out, base.runs[0][base.i:]...)
 	}
+	t := newTree()
+	bulkLoad(t, out)
 	return t
 }
 
@@ -236,6 +244,29 @@ func (c *baseCursor) next() {
 	if c.i++; c.i == len(c.runs[0]) {
 		c.runs, c.i = c.runs[1:], 0
 	}
+}
+
+// takeBefore appends to out the items ordered before the key with prefix
+// pre and moves past them: whole runs while a run's last item is before
+// it, then the part of the run that is.
+func (c *baseCursor) takeBefore(out []item, pre uint64, key string) []item {
+	for c.ok() {
+		run := c.runs[0][c.i:]
+		if itemKeyLess(run[len(run)-1], pre, key) {
+			out = append(out, run...)
+			c.runs, c.i = c.runs[1:], 0
+			continue
+		}
+		j, _ := slices.BinarySearchFunc(run, key, func(it item, key string) int {
+			if it.pre != pre {
+				return cmp.Compare(it.pre, pre)
+			}
+			return strings.Compare(it.p.key, key)
+		})
+		c.i += j
+		return append(out, run[:j]...)
+	}
+	return out
 }
 
 // itemKeyLess reports whether it orders before the key with prefix pre.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/kvtool/kvtool/checkpoint"
 	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/table"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -87,4 +89,84 @@ func flipByte(t *testing.T, fs vfs.FS, path string, at int64) {
 	w.Write(b)
 	w.Sync()
 	w.Close()
+}
+
+// TestUnorderedCheckpointRefused: the shard trees are built from a
+// checkpoint's pairs without comparing them (bulkLoad), trusting the
+// table layer's order checks. A checkpoint whose keys are out of order
+// inside a block, with every checksum right (a writer's bug, or a
+// forged file), must be refused with a corruption naming the file and
+// the block's offset, both when a store loads it (LoadBase) and when a
+// member verifies a received one and keeps its blocks (BaseBlocks).
+func TestUnorderedCheckpointRefused(t *testing.T) {
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll("/snap", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	info, err := checkpoint.Write(fs, "/snap", checkpoint.Meta{Index: 7, Term: 1, Shards: 4},
+		checkpoint.SourceFunc(func(fn func(string, []byte) bool) {
+			for i := range n {
+				if !fn(fmt.Sprintf("key/%06d", i), []byte(fmt.Sprintf("value %d, long enough to fill several blocks", i))) {
+					return
+				}
+			}
+		}), checkpoint.Options{Uncompressed: true, BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Blocks < 4 {
+		t.Fatalf("checkpoint has %d blocks; the test needs several", info.Blocks)
+	}
+	b := readAllFile(t, fs, info.Path)
+	// A key in the middle of a middle block becomes one that sorts after
+	// its successor; the block's frame is sealed again.
+	at := bytes.Index(b, []byte(fmt.Sprintf("key/%06d", n/2)))
+	if at < 0 {
+		t.Fatal("key not found in the uncompressed checkpoint")
+	}
+	copy(b[at:], fmt.Sprintf("key/%06d", n+1))
+	r, err := checkpoint.Open(fs, info.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blockOff int64 = -1
+	off := int64(format.HeaderSize(len(r.Reader.Info().Ext)))
+	r.Close()
+	for blockOff < 0 {
+		h, err := format.ParseFrameHeader(b[off:], info.Path, off, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := off + format.FrameHeaderSize + int64(h.Length)
+		if int64(at) < end {
+			format.FinishFrame(b[off:end], 0)
+			blockOff = off
+		}
+		off = end
+	}
+	writeAllFile(t, fs, info.Path, b)
+
+	r, err = checkpoint.Open(fs, info.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	err = newLoader(4).LoadBase(r)
+	if ce := format.AsCorruption(err); ce == nil || ce.Path != info.Path || ce.Offset != blockOff {
+		t.Fatalf("LoadBase of a checkpoint with keys out of order in the block at %d: %v; want a corruption naming %s at offset %d", blockOff, err, info.Path, blockOff)
+	}
+
+	bb := NewBaseBlocks(info)
+	rep, err := checkpoint.Verify(fs, info.Path, table.VerifyOptions{Block: bb.Add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range rep.Problems {
+		found = found || p.Offset == blockOff
+	}
+	if rep.OK() || !found {
+		t.Fatalf("verify of a checkpoint with keys out of order in the block at %d: %v; want a problem at that offset", blockOff, rep.Err())
+	}
 }
