@@ -87,6 +87,11 @@ func (k *Kind[M, I]) restampable(old, m M, hdr format.Header) error {
 	return nil
 }
 
+// restampBuffer is the size of copyBody's reads and writes: io.Copy's
+// 32 KiB made a joining member's restamp of a 23 MB checkpoint some 1,400
+// system calls, most of its cost.
+const restampBuffer = 1 << 20
+
 // copyBody writes header, then in's bytes from the end of its header up to
 // end, to out, and returns the xxh64 of everything it wrote. It checks on
 // the way that in's own bytes up to end still sum to want (its footer's
@@ -105,7 +110,7 @@ func copyBody(out io.Writer, in vfs.File, path string, header []byte, end int64,
 	if _, err := out.Write(header); err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(w, io.NewSectionReader(in, start, end-start))
+	n, err := io.CopyBuffer(w, io.NewSectionReader(in, start, end-start), make([]byte, restampBuffer))
 	switch {
 	case err != nil:
 		return 0, err
