@@ -193,7 +193,7 @@ func buildTree(runs [][]item, es []loadEntry) *tree {
 		if c := cmp.Compare(a.pre, b.pre); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(a.key, b.key); c != 0 {
+		if c := strings.Compare(a.key, b.key); c != 0 { // one comparison; cmp.Compare makes two
 			return c
 		}
 		return cmp.Compare(a.seq, b.seq)
