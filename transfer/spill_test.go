@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -126,4 +127,50 @@ func slicesContainsFunc(s []string, f func(string) bool) bool {
 		}
 	}
 	return false
+}
+
+// TestSpillSegmentsBounded: the tail is spilled into segments of at most
+// maxSpillSegment, whatever the source's segment size (64 MiB here, each
+// preallocated whole and its zeros read back by every read of the
+// received store), and a tail longer than one such segment rotates into
+// more and installs the source's state.
+func TestSpillSegmentsBounded(t *testing.T) {
+	src := newMemSource(t, 500, 1)
+	src.id.SegmentSize = 64 << 20
+	if _, err := src.snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	val := []byte(strings.Repeat("t", 200))
+	for i := 0; i*230 < 3*maxSpillSegment/2; i++ {
+		src.append(fmt.Sprintf("tail:%d", i), val)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	sopts, ropts := smallOpts(dir)
+	o := transferOnce(t, src, sopts, ropts, nil, nil)
+	if o.recvErr != nil || o.sendErr != nil {
+		t.Fatalf("receive: %v\nsend: %v", o.recvErr, o.sendErr)
+	}
+	wal := filepath.Join(dir, format.WALDir)
+	names, err := vfs.Default.List(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []string
+	for _, n := range names {
+		if _, ok := format.ParseSegmentName(n); !ok {
+			continue
+		}
+		segs = append(segs, n)
+		fi, err := os.Stat(filepath.Join(wal, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > maxSpillSegment {
+			t.Errorf("spilled segment %s is %d bytes, more than %d", n, fi.Size(), maxSpillSegment)
+		}
+	}
+	if len(segs) < 2 {
+		t.Errorf("a tail of %d entries spilled into %v, want several segments", src.LastIndex()-1, segs)
+	}
+	checkInstalled(t, vfs.Default, dir, src)
 }
