@@ -17,7 +17,7 @@ import (
 // keys into B-trees one by one is the cost of recovery, so instead it
 // collects every effect per shard, and build sorts each shard's list
 // (later effects win), drops superseded entries and deletes, and loads
-// the survivors in key order (tidwall's append-only Load path), shards in
+// the survivors in key order (bulkLoad builds the nodes bottom-up), shards in
 // parallel.
 //
 // The base checkpoint takes a faster path (LoadBase): it is in key order
