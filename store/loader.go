@@ -182,22 +182,15 @@ func (l *loader) build() []*tree {
 
 // buildTree builds one shard's tree from base, its pairs of the base
 // checkpoint in strictly increasing key order (in runs), and es, the
-// effects applied after it in any order: it sorts es (later effects win),
-// merges the two in key order, an effect replacing or deleting the base
-// pair of its key, and builds the tree from the merge (bulkLoad). A run
+// effects applied after it in any order: it sorts es (sortEffects; later
+// effects win), merges the two in key order, an effect replacing or
+// deleting the base pair of its key, and builds the tree from the merge
+// (bulkLoad). A run
 // of base pairs before the next effect is taken whole when its last pair
 // is (one comparison), so the merge compares about once per run and per
 // effect rather than once per pair.
 func buildTree(runs [][]item, es []loadEntry) *tree {
-	slices.SortFunc(es, func(a, b loadEntry) int {
-		if c := cmp.Compare(a.pre, b.pre); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.key, b.key); c != 0 { // one comparison; cmp.Compare makes two
-			return c
-		}
-		return cmp.Compare(a.seq, b.seq)
-	})
+	ord := sortEffects(es)
 	n := len(es)
 	for _, r := range runs {
 		n += len(r)
@@ -205,9 +198,9 @@ func buildTree(runs [][]item, es []loadEntry) *tree {
 	out := make([]item, 0, n)
 	var pairs []pair
 	base := baseCursor{runs: runs}
-	for i := range es {
-		e := &es[i]
-		if i+1 < len(es) && es[i+1].key == e.key {
+	for j, o := range ord {
+		e := &es[o.i]
+		if j+1 < len(ord) && ord[j+1].pre == o.pre && ord[j+1].pre2 == o.pre2 && es[ord[j+1].i].key == e.key {
 			continue // superseded by a later effect
 		}
 		out = base.takeBefore(out, e.pre, e.key)
@@ -229,6 +222,48 @@ func buildTree(runs [][]item, es []loadEntry) *tree {
 	t := newTree()
 	bulkLoad(t, out)
 	return t
+}
+
+// effectKey is what sortEffects sorts for one effect: its place in the
+// list and its key's first 16 bytes as two integers.
+type effectKey struct {
+	pre, pre2 uint64
+	i         int
+}
+
+// sortEffects returns es's order by key, and for one key by application
+// (the later last). It sorts small keys rather than the effects: moving
+// the 64-byte effects, pointers and all (write barriers while the
+// collector runs), was most of the sort's time, and the second 8 bytes
+// settle most comparisons that the first leave tied (keys of one table
+// often share those: a joining member's snapshot tail was "run/0000..."
+// throughout) without reaching the strings.
+func sortEffects(es []loadEntry) []effectKey {
+	ord := make([]effectKey, len(es))
+	for i := range es {
+		ord[i] = effectKey{pre: es[i].pre, pre2: keyPrefix2(es[i].key), i: i}
+	}
+	slices.SortFunc(ord, func(a, b effectKey) int {
+		if a.pre != b.pre {
+			return cmp.Compare(a.pre, b.pre)
+		}
+		if a.pre2 != b.pre2 {
+			return cmp.Compare(a.pre2, b.pre2)
+		}
+		if c := strings.Compare(es[a.i].key, es[b.i].key); c != 0 {
+			return c
+		}
+		return cmp.Compare(es[a.i].seq, es[b.i].seq)
+	})
+	return ord
+}
+
+// keyPrefix2 is keyPrefix of the key's bytes after the first 8.
+func keyPrefix2(key string) uint64 {
+	if len(key) <= 8 {
+		return 0
+	}
+	return keyPrefix(key[8:])
 }
 
 // baseCursor walks runs of items as one sequence.
