@@ -484,9 +484,13 @@ func FuzzDecodeBatchRecord(f *testing.F) {
 
 // TestClusterStopsAtNewerEntry: a committed entry in a format newer than
 // this build knows (as a member running a newer kvtool would propose)
-// stops every member before it applies anything at that index, naming
-// the version, instead of applying it as a no-op and diverging from the
-// members that understand it.
+// stops each member that learns it is committed before it applies
+// anything at that index, naming the version, instead of applying it as a
+// no-op and diverging from the members that understand it. A majority
+// always learns it (the leader and a follower that acknowledged it); the
+// last member may not, when those two stop before their next message
+// carries the commit, and is then left without a quorum: it applies
+// nothing either.
 func TestClusterStopsAtNewerEntry(t *testing.T) {
 	c := newTestCluster(t, 3, 23)
 	lead := c.leader()
@@ -499,10 +503,19 @@ func TestClusterStopsAtNewerEntry(t *testing.T) {
 	if err := c.node(lead).n.raft.Propose(ctx, append([]byte{maxEntryVersion + 1}, "from a newer build"...)); err != nil {
 		t.Fatal(err)
 	}
+	stopped := func() int {
+		k := 0
+		for _, id := range c.ids {
+			if c.node(id).n.Err() != nil {
+				k++
+			}
+		}
+		return k
+	}
+	waitFor(t, "a majority of the members to stop at the newer entry", func() bool { return stopped() > len(c.ids)/2 })
 	for _, id := range c.ids {
 		n := c.node(id).n
-		waitFor(t, fmt.Sprintf("member %x to stop at the newer entry", id), func() bool { return n.Err() != nil })
-		if err := n.Err(); !errors.Is(err, ErrNewerEntry) || !strings.Contains(err.Error(), fmt.Sprintf("version %d", maxEntryVersion+1)) {
+		if err := n.Err(); err != nil && (!errors.Is(err, ErrNewerEntry) || !strings.Contains(err.Error(), fmt.Sprintf("version %d", maxEntryVersion+1))) {
 			t.Fatalf("member %x: %v, want ErrNewerEntry naming version %d", id, err, maxEntryVersion+1)
 		}
 		if got := c.node(id).st.Snapshot().Index(); got != before {
