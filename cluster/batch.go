@@ -407,12 +407,14 @@ func (n *Node) runBatch(b *propBatch) {
 // the fsync of the Ready being written: it sat on the path of every write
 // made on a follower). With no leader known the proposal is dropped, as
 // raft drops it.
-func (n *Node) forwardOrPropose(ctx context.Context, data []byte) error {
+func (n *Node) forwardOrPropose(data []byte) <-chan error {
 	switch lead, _ := n.Leader(); lead {
 	case 0:
-		return raft.ErrProposalDropped
+		refused := make(chan error, 1)
+		refused <- raft.ErrProposalDropped
+		return refused
 	case n.cfg.ID:
-		return n.raft.Propose(ctx, data)
+		return n.raft.proposeAsync(data)
 	default:
 		n.tr.Send([]*pb.Message{{Type: pb.MsgProp.Enum(), From: new(n.cfg.ID), To: new(lead), Entries: []*pb.Entry{{Data: data}}}})
 		return nil
