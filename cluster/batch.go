@@ -387,18 +387,8 @@ func (p *proposeBatcher) finished(n *Node) {
 // ID: a copy applies at most once).
 func (n *Node) runBatch(b *propBatch) {
 	defer n.batcher.finished(n)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-b.done:
-		case <-n.done():
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
-	// A cancelled ctx ends it: every member is done, or the node stopped.
-	proposeUntil(n, ctx, (<-chan struct{})(nil), encodeBatch(b.reqs), true, n.forwardOrPropose)
+	// It ends once every member is done (b.done closes) or the node stops.
+	proposeUntil(n, context.Background(), (<-chan struct{})(b.done), encodeBatch(b.reqs), true, n.forwardOrPropose)
 }
 
 // forwardOrPropose hands data to raft on the leader; a member that knows

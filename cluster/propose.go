@@ -109,14 +109,14 @@ func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan 
 }
 
 // proposeUntil proposes data with propose and returns what done yields
-// first: it proposes again every ProposalRetry and whenever the leader
+// first (a batch's done is closed once every member has its answer): it
+// proposes again every ProposalRetry and whenever the leader
 // changes if again is set (the request has an ID: a copy applies at most
 // once; a proposal may be lost with a leader), and again soon if raft
 // dropped it (no leader known: the proposal reached no log, so trying
 // again is always safe). propose does not wait for raft: its channel
 // gets raft's error only if raft refused the proposal. It returns an
-// error once ctx ends (ctx.Err(): a batch's ctx ends whenever it is done,
-// so the error is left cheap), the node stops, or raft refuses the
+// error once ctx ends (ctx.Err()), the node stops, or raft refuses the
 // proposal otherwise. Single requests (awaitApply) and batches (runBatch)
 // share it.
 func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byte, again bool, propose func([]byte) <-chan error) (T, error) {
