@@ -387,18 +387,8 @@ func (p *proposeBatcher) finished(n *Node) {
 // ID: a copy applies at most once).
 func (n *Node) runBatch(b *propBatch) {
 	defer n.batcher.finished(n)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-b.done:
-		case <-n.done():
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
-	// A cancelled ctx ends it: every member is done, or the node stopped.
-	proposeUntil(n, ctx, (<-chan struct{})(nil), encodeBatch(b.reqs), true, n.forwardOrPropose)
+	// It ends once every member is done (b.done closes) or the node stops.
+	proposeUntil(n, context.Background(), (<-chan struct{})(b.done), encodeBatch(b.reqs), true, n.forwardOrPropose)
 }
 
 // forwardOrPropose hands data to raft on the leader; a member that knows
@@ -407,12 +397,14 @@ func (n *Node) runBatch(b *propBatch) {
 // the fsync of the Ready being written: it sat on the path of every write
 // made on a follower). With no leader known the proposal is dropped, as
 // raft drops it.
-func (n *Node) forwardOrPropose(ctx context.Context, data []byte) error {
+func (n *Node) forwardOrPropose(data []byte) <-chan error {
 	switch lead, _ := n.Leader(); lead {
 	case 0:
-		return raft.ErrProposalDropped
+		refused := make(chan error, 1)
+		refused <- raft.ErrProposalDropped
+		return refused
 	case n.cfg.ID:
-		return n.raft.Propose(ctx, data)
+		return n.raft.proposeAsync(data)
 	default:
 		n.tr.Send([]*pb.Message{{Type: pb.MsgProp.Enum(), From: new(n.cfg.ID), To: new(lead), Entries: []*pb.Entry{{Data: data}}}})
 		return nil

@@ -234,8 +234,10 @@ func (n *Node) changeConf(ctx context.Context, cc *pb.ConfChangeV2, rec *MemberR
 		if done(n.Membership().Conf) {
 			return nil
 		}
-		// raft holds a proposal while no leader is known: one attempt
-		// waits at most ProposalRetry, so the loop sees a stop or ctx.
+		// raft takes or refuses (no leader known) the proposal as soon
+		// as the Ready loop steps it; a leader change proposes again. One
+		// attempt waits at most ProposalRetry for the loop (busy with a
+		// snapshot install), so this loop sees a stop or ctx.
 		pctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalRetry)
 		err := n.raft.ProposeConfChange(pctx, cc)
 		cancel()

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
@@ -32,5 +34,29 @@ func TestClusterForwardedProposalWithoutLeader(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Receive of a forwarded proposal still waits for a leader after 30s: the peer's link is blocked")
+	}
+}
+
+// TestProposalRefusedWithoutLeader: a member that knows no leader refuses
+// a proposal at once, and the proposer hears it (ErrProposalDropped: its
+// retry logic proposes again soon), instead of waiting for a leader; an
+// asynchronous proposal hears it on its channel.
+func TestProposalRefusedWithoutLeader(t *testing.T) {
+	c := newTestCluster(t, 3, 2)
+	c.leader()
+	c.stop(c.node(2))
+	c.stop(c.node(3))
+	n := c.node(1).n
+	waitFor(t, "member 1 to know no leader", func() bool { l, _ := n.Leader(); return l == 0 })
+	if err := n.raft.Propose(ctxT(t), []byte("x")); !errors.Is(err, raft.ErrProposalDropped) {
+		t.Fatalf("Propose without a leader: %v, want ErrProposalDropped", err)
+	}
+	select {
+	case err := <-n.raft.proposeAsync([]byte("y")):
+		if !errors.Is(err, raft.ErrProposalDropped) {
+			t.Fatalf("proposeAsync without a leader: %v, want ErrProposalDropped", err)
+		}
+	case <-ctxT(t).Done():
+		t.Fatal("proposeAsync without a leader: no answer")
 	}
 }

@@ -171,7 +171,7 @@ type Node struct {
 	cfg  Config
 	st   *store.Store
 	ls   *logStore
-	raft raft.Node
+	raft *raftNode // raft.RawNode, stepped by the Ready loop only (rawnode.go)
 	tr   Transport
 
 	waiters  waitTable      // proposals waiting for their entry to apply
@@ -180,9 +180,10 @@ type Node struct {
 	reads    readTable      // ReadIndex attempts waiting for their read state
 
 	// Owned by the Ready loop.
-	applied   uint64 // last entry handed to the store
-	confIndex uint64 // entry the saved membership reflects
-	leading   bool   // raft's role in the last Ready was leader
+	applied   uint64           // last entry handed to the store
+	confIndex uint64           // entry the saved membership reflects
+	leading   bool             // raft's role in the last Ready was leader
+	ticks     <-chan time.Time // raft's clock
 
 	leaderMu sync.Mutex
 	leader   uint64
@@ -257,7 +258,10 @@ func Start(cfg Config) (*Node, error) {
 	}
 	rs := ls.state() // after a resumed install: the snapshot's membership
 	n.setMembership(loadMembership(cfg.Store, rs.Conf, rs.ConfIndex))
-	n.raft = raft.RestartNode(n.raftConfig(n.applied))
+	if n.raft, err = newRaftNode(n.raftConfig(n.applied), n.stopped); err != nil {
+		ls.close()
+		return nil, err
+	}
 	n.tr.Handle(n)
 	n.snaps.start()
 	go n.run()
@@ -335,7 +339,10 @@ func ensureDir(fs vfs.FS, dir string) error {
 	return nil
 }
 
-// Receive implements Handler: it steps a message from a peer into raft.
+// Receive implements Handler: it queues a message from a peer for the
+// Ready loop, which steps it into raft, and returns at once (also for a
+// proposal a peer forwarded while this node knows no leader: raft drops
+// it, and its proposer proposes again, Config.ProposalRetry).
 func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 	if m.GetTo() != n.cfg.ID {
 		return fmt.Errorf("kvtool/cluster: node %x got a message for %x", n.cfg.ID, m.GetTo())
@@ -344,37 +351,13 @@ func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 	if m.GetType() == pb.MsgHeartbeatResp {
 		n.rtt.answered(m.GetFrom(), time.Now())
 	}
-	switch m.GetType() {
-	case pb.MsgProp:
-		return n.stepForwarded(ctx, m)
-	case pb.MsgSnap:
-		if !n.snaps.admit(ctx, m) {
-			return nil // its bytes are not staged here (a lost or stale transfer): raft asks again
-		}
+	if m.GetType() == pb.MsgSnap && !n.snaps.admit(ctx, m) {
+		return nil // its bytes are not staged here (a lost or stale transfer): raft asks again
 	}
 	if n.farewellAnswer(m) {
 		return nil
 	}
-	return n.raft.Step(ctx, m)
-}
-
-// stepForwarded steps a proposal a peer forwarded (it took this node for
-// the leader). raft takes proposals only while it knows a leader, and
-// Step waits until then: a member restarted after it led, still without
-// a leader, would block the peer's link on a proposal queued before the
-// restart, and with it the heartbeats that would give it a leader. So a
-// forwarded proposal waits at most a tick and is otherwise dropped, as
-// raft drops proposals it cannot place; its proposer proposes again
-// (Config.ProposalRetry) with the same request ID.
-func (n *Node) stepForwarded(ctx context.Context, m *pb.Message) error {
-	if leader, _ := n.Leader(); leader == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.TickInterval)
-	defer cancel()
-	if err := n.raft.Step(ctx, m); err != nil && ctx.Err() == nil {
-		return err
-	}
+	n.raft.step(m)
 	return nil
 }
 
@@ -429,8 +412,7 @@ func (n *Node) observeTerm(term uint64) {
 // TransferLeadership asks the leader to hand leadership to member to. It
 // returns at once; watch Leader for the outcome (or use TransferLeader).
 func (n *Node) TransferLeadership(ctx context.Context, to uint64) {
-	lead, _ := n.Leader()
-	n.raft.TransferLeadership(ctx, lead, to)
+	n.raft.TransferLeader(to)
 }
 
 // TransferLeader makes voter to the leader and returns once this node
@@ -452,7 +434,7 @@ func (n *Node) TransferLeader(ctx context.Context, to uint64) error {
 			return nil
 		}
 		if lead != 0 {
-			n.raft.TransferLeadership(ctx, lead, to)
+			n.raft.TransferLeader(to)
 		}
 		t := time.NewTimer(retry)
 		select {
@@ -511,7 +493,6 @@ func (n *Node) Close() error {
 		<-n.stopped
 		n.snaps.stop()
 		n.bg.Wait()
-		n.raft.Stop()
 		err := n.tr.Close()
 		if lerr := n.ls.close(); err == nil {
 			err = lerr

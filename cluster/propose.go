@@ -101,7 +101,7 @@ func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan 
 	if testfault.ClusterAckBeforeQuorum.Load() {
 		return applyResult{}, n.ackBeforeQuorum(ctx, data)
 	}
-	res, err := proposeUntil(n, ctx, ch, data, r.dedup, n.raft.Propose)
+	res, err := proposeUntil(n, ctx, ch, data, r.dedup, n.raft.proposeAsync)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		err = n.deadlineErr(ctx, "write")
 	}
@@ -109,20 +109,23 @@ func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan 
 }
 
 // proposeUntil proposes data with propose and returns what done yields
-// first: it proposes again every ProposalRetry and whenever the leader
+// first (a batch's done is closed once every member has its answer): it
+// proposes again every ProposalRetry and whenever the leader
 // changes if again is set (the request has an ID: a copy applies at most
 // once; a proposal may be lost with a leader), and again soon if raft
 // dropped it (no leader known: the proposal reached no log, so trying
-// again is always safe). It returns an error once ctx ends (ctx.Err():
-// a batch's ctx ends whenever it is done, so the error is left cheap), the
-// node stops, or propose fails otherwise. Single requests (awaitApply) and
-// batches (runBatch) share it.
-func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byte, again bool, propose func(context.Context, []byte) error) (T, error) {
+// again is always safe). propose does not wait for raft: its channel
+// gets raft's error only if raft refused the proposal. It returns an
+// error once ctx ends (ctx.Err()), the node stops, or raft refuses the
+// proposal otherwise. Single requests (awaitApply) and batches (runBatch)
+// share it.
+func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byte, again bool, propose func([]byte) <-chan error) (T, error) {
 	var zero T
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	var leaderCh <-chan struct{}
-	proposed := false
+	var refused <-chan error // the last proposal's answer, if raft refuses it
+	proposed, before := false, false
 	for {
 		select {
 		case v := <-done:
@@ -131,6 +134,17 @@ func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byt
 			return zero, ctx.Err()
 		case <-n.done():
 			return zero, n.stoppedErr()
+		case err := <-refused:
+			refused = nil
+			if !errors.Is(err, raft.ErrProposalDropped) {
+				return zero, n.stoppedErr()
+			}
+			if before {
+				n.stats.proposalRetries.Add(-1)
+			}
+			proposed = before // it reached no log
+			retry.Reset(n.cfg.TickInterval)
+			continue
 		case <-retry.C:
 		case <-leaderCh:
 		}
@@ -139,21 +153,12 @@ func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byt
 			continue
 		}
 		leaderCh = n.leaderChanged()
-		err := propose(ctx, data)
-		switch {
-		case err == nil:
-			if proposed {
-				n.stats.proposalRetries.Add(1)
-			}
-			proposed = true
-			retry.Reset(n.cfg.ProposalRetry)
-		case errors.Is(err, raft.ErrProposalDropped):
-			retry.Reset(n.cfg.TickInterval)
-		case ctx.Err() != nil:
-			return zero, ctx.Err()
-		default:
-			return zero, n.stoppedErr()
+		if proposed {
+			n.stats.proposalRetries.Add(1)
 		}
+		before, proposed = proposed, true
+		refused = propose(data)
+		retry.Reset(n.cfg.ProposalRetry)
 	}
 }
 

@@ -29,8 +29,9 @@ const DefaultCacheBytes = 8 << 20
 const DefaultLogSegmentSize = 16 << 20
 
 // logStore is raft's Storage over the node's raft log (our WAL format, in
-// DATA/raft) and its state file. raft's goroutine reads it while the Ready
-// loop appends to it; mu guards everything.
+// DATA/raft) and its state file. The Ready loop appends to it and raft
+// reads it there; compaction, status and snapshot sends read it from
+// their own goroutines, so mu guards everything.
 type logStore struct {
 	fs       vfs.FS
 	dir      string
@@ -349,7 +350,8 @@ func (ls *logStore) setHardState(hs *pb.HardState) error {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	durable := hs.GetTerm() != ls.st.Term || hs.GetVote() != ls.st.Vote
-	ls.hs = proto.Clone(hs).(*pb.HardState)
+	// A copy by hand: proto.Clone, once a Ready, was 3% of a member's CPU.
+	ls.hs = &pb.HardState{Term: new(hs.GetTerm()), Vote: new(hs.GetVote()), Commit: new(hs.GetCommit())}
 	if !durable {
 		return nil
 	}

@@ -51,12 +51,7 @@ func (n *Node) readIndexOnce(ctx context.Context) (uint64, bool, error) {
 	rctx := string(b[:])
 	ch := n.reads.add(rctx)
 	defer n.reads.remove(rctx)
-	if err := n.raft.ReadIndex(ctx, []byte(rctx)); err != nil {
-		if ctx.Err() != nil {
-			return 0, false, n.deadlineErr(ctx, "linearizable read")
-		}
-		return 0, false, n.stoppedErr()
-	}
+	n.raft.ReadIndex([]byte(rctx))
 	t := time.NewTimer(n.cfg.ReadRetry)
 	defer t.Stop()
 	select {

@@ -10,21 +10,34 @@ import (
 	"github.com/kvtool/kvtool/segment"
 )
 
-// run is the node's one raft goroutine: it ticks raft's clock and handles
-// each Ready, until Close or a failure.
+// run is the node's one raft goroutine: it steps what the other
+// goroutines queued (rawnode.go), ticks raft's clock and handles each
+// Ready, until Close or a failure.
 func (n *Node) run() {
 	defer close(n.stopped)
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	n.ticks = ticker.C
 	for {
-		select {
-		case <-ticker.C:
-			n.raft.Tick()
-		case rd := <-n.raft.Ready():
+		select { // a busy loop still ticks and stops
+		case <-n.ticks:
+			n.raft.tick()
+		case <-n.stop:
+			return
+		default:
+		}
+		n.raft.drain()
+		if rd, ok := n.raft.ready(); ok {
 			if err := n.handleReady(rd); err != nil {
 				n.fail(err)
 				return
 			}
+			continue
+		}
+		select {
+		case <-n.raft.wake:
+		case <-n.ticks:
+			n.raft.tick()
 		case <-n.stop:
 			return
 		}
@@ -74,7 +87,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if err := n.apply(rd, len(early)); err != nil {
 		return err
 	}
-	n.raft.Advance()
+	n.raft.advance(rd)
 	return nil
 }
 
@@ -128,7 +141,7 @@ func (n *Node) write(rd raft.Ready) (*segment.Pending, error) {
 // durable log.
 func (n *Node) finishWrite(rd raft.Ready, p *segment.Pending) error {
 	if p != nil {
-		if err := p.Wait(); err != nil {
+		if err := n.awaitDurable(p); err != nil {
 			return fmt.Errorf("kvtool/cluster: fsync raft log: %w", err)
 		}
 	}
@@ -138,6 +151,25 @@ func (n *Node) finishWrite(rd raft.Ready, p *segment.Pending) error {
 		}
 	}
 	return nil
+}
+
+// awaitDurable waits for the fsync of p and meanwhile steps what arrives
+// (the followers' acknowledgements, proposals) and ticks the clock:
+// raft allows any step between a Ready and its Advance (raft.Node's own
+// goroutine does the same). What those steps make raft send comes in the
+// next Ready; an answer that depends on entries not yet durable (an
+// append's or a vote's) raft holds until the Ready after their write.
+func (n *Node) awaitDurable(p *segment.Pending) error {
+	for {
+		select {
+		case <-p.Done():
+			return p.Wait()
+		case <-n.raft.wake:
+			n.raft.drain()
+		case <-n.ticks:
+			n.raft.tick()
+		}
+	}
 }
 
 // sendForwards sends at once the requests a follower forwards to the

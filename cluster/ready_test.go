@@ -41,10 +41,16 @@ func (o *orderLog) Send(msgs []*pb.Message) {
 	}
 }
 
-// advanceOnly is the raft.Node handleReady needs here: Advance.
-type advanceOnly struct{ raft.Node }
-
-func (advanceOnly) Advance() {}
+// advanceOnly is the raft handleReady needs here: a RawNode over empty
+// storage that accepted no Ready, so its Advance does nothing.
+func advanceOnly(t *testing.T) *raftNode {
+	r, err := newRaftNode(&raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: raft.NewMemoryStorage(),
+		MaxInflightMsgs: 256, Logger: quietLogger{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
 
 // TestFollowerForwardsBeforeFsync: a follower's Ready that both persists
 // entries and forwards a client's proposal (and a ReadIndex request) to the
@@ -60,7 +66,7 @@ func TestFollowerForwardsBeforeFsync(t *testing.T) {
 		}
 		return nil
 	}))
-	n := &Node{ls: newLogStore(t, fs, 1<<20), tr: log, raft: advanceOnly{}}
+	n := &Node{ls: newLogStore(t, fs, 1<<20), tr: log, raft: advanceOnly(t)}
 	defer n.ls.close()
 	logging.Store(true)
 	msg := func(t pb.MessageType) *pb.Message {
@@ -101,7 +107,7 @@ func TestCommittedAppliedBeforeFsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	n := &Node{ls: newLogStore(t, fs, 1<<20), st: st, tr: &orderLog{}, raft: advanceOnly{},
+	n := &Node{ls: newLogStore(t, fs, 1<<20), st: st, tr: &orderLog{}, raft: advanceOnly(t),
 		cfg: Config{DedupWindow: DefaultDedupWindow}, waiters: waitTable{m: map[string][]chan applyResult{}}}
 	defer n.ls.close()
 	entries := func(from, to uint64) []*pb.Entry {
@@ -203,5 +209,89 @@ func TestNoCommitWhileFollowersSync(t *testing.T) {
 	release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLeaderStepsAcksDuringFsync: while the leader waits for the fsync
+// of a write's entry, its Ready loop keeps stepping what arrives (raft
+// allows a step between a Ready and its Advance): the followers'
+// acknowledgements of the entry show in the leader's progress before its
+// own fsync completes, and its clock keeps ticking (heartbeats: it stays
+// the leader). A loop that only waited would take them after the fsync.
+func TestLeaderStepsAcksDuringFsync(t *testing.T) {
+	var hold [4]atomic.Bool
+	var held atomic.Int64
+	gate := make(chan struct{})
+	c := newTestClusterFS(t, 3, 12, nil, func(id uint64, fs vfs.FS) vfs.FS {
+		return vfs.NewErrorFS(fs, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+			if hold[id].Load() && segmentSync(op, path) && strings.Contains(path, "/raft/") {
+				held.Add(1)
+				<-gate
+			}
+			return nil
+		}))
+	})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release) // before the cluster closes
+	lead := c.leader()
+	if _, err := c.propose(lead, Request{Txn: put("before", "v")}); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	ln := c.node(lead).n
+	last := ln.raft.Status().Progress[lead].Match
+	hold[lead].Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := ln.Propose(ctxT(t), Request{Txn: put("k", "v")})
+		done <- err
+	}()
+	waitFor(t, "the leader's fsync of the write held", func() bool { return held.Load() >= 1 })
+	waitFor(t, "the followers' acks stepped on the leader during its fsync", func() bool {
+		rs := ln.raft.Status()
+		for _, id := range c.ids {
+			if id != lead && rs.Progress[id].Match <= last {
+				return false
+			}
+		}
+		return true
+	})
+	if l, _ := ln.Leader(); l != lead {
+		t.Fatalf("the leader changed to %x while its fsync was held", l)
+	}
+	hold[lead].Store(false)
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRaftQueueBound: peers' messages beyond maxQueuedMessages are
+// dropped (counted), never the node's own proposals; one drain steps
+// everything queued and answers a refused proposal.
+func TestRaftQueueBound(t *testing.T) {
+	r := advanceOnly(t)
+	for range maxQueuedMessages + 10 {
+		r.step(&pb.Message{Type: pb.MsgHeartbeatResp.Enum(), From: new(uint64(2)), To: new(uint64(1))})
+	}
+	if got := r.dropped.Load(); got != 10 {
+		t.Fatalf("%d messages dropped, want 10", got)
+	}
+	refused := r.proposeAsync([]byte("x"))
+	if len(r.q) != maxQueuedMessages+1 {
+		t.Fatalf("%d queued, want %d (the proposal is never dropped)", len(r.q), maxQueuedMessages+1)
+	}
+	r.drain()
+	if len(r.q) != 0 {
+		t.Fatalf("%d still queued after a drain", len(r.q))
+	}
+	select {
+	case err := <-refused:
+		if !errors.Is(err, raft.ErrProposalDropped) {
+			t.Fatalf("a proposal without a leader: %v, want ErrProposalDropped", err)
+		}
+	default:
+		t.Fatal("a proposal raft refused was not answered")
 	}
 }

@@ -46,6 +46,9 @@ type Status struct {
 	// if none came since it started): a joiner's "syncing" progress.
 	Install *InstallProgress `json:"install,omitempty"`
 	LogCuts int              `json:"log_cuts"`
+	// QueueDropped counts peers' messages dropped because the queue to
+	// the Ready loop was full (rawnode.go; raft sends them again).
+	QueueDropped int64 `json:"queue_dropped,omitempty"`
 	// SnapIndex is the raft snapshot the log starts after (compaction
 	// moves it); Compactions counts the compactions since the start, and
 	// CompactError is the last one's failure, if any.
@@ -105,6 +108,7 @@ func (n *Node) Status() Status {
 		ProposalRetries: n.stats.proposalRetries.Load(),
 		ReadIndexes:     n.stats.readIndexes.Load(), ReadRetries: n.stats.readRetries.Load(),
 		LeaderChanges: n.stats.leaderChanges.Load(), SnapshotsNeeded: n.stats.snapshotsNeeded.Load(), LogCuts: cuts,
+		QueueDropped: n.raft.dropped.Load(),
 	}
 	if err := n.Err(); err != nil {
 		s.Err = err.Error()
