@@ -182,6 +182,7 @@ func (n *Node) applyRequest(idx uint64, data []byte) error {
 	}
 	txn, onAbort := req.txn, []store.Op(nil)
 	if req.dedup {
+		n.batchIDs.singles = true // dedupOps writes dedupKey(req.id)
 		// The ID is recorded whatever the outcome: a copy of this request
 		// applied later (a re-proposal, a client's retry) must find it
 		// decided, or a check that failed now could pass then and the

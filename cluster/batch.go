@@ -178,6 +178,7 @@ func (n *Node) applyBatch(idx uint64, v byte, reqs []*request) error {
 			ops = append(ops, r.txn.Ops...)
 		}
 		applied := strconv.AppendUint(nil, idx, 10)
+		n.batchIDs.singles = true // the records below are dedupKey's
 		record, onAbort := n.batchDedupOps(fresh, applied, append([]byte(abortedMark), applied...))
 		txn := &store.Txn{Ops: append(ops, record...)}
 		var err error
@@ -251,6 +252,9 @@ func (n *Node) prepareBatch(idx uint64, reqs []*request) preparedEntry {
 // from the store's dedup records (requests applied alone, batches of
 // version 2) or the batch records.
 func (n *Node) decided(id string) ([]byte, bool) {
+	if !n.batchIDs.singles {
+		return n.batchIDs.decided(id)
+	}
 	if v, ok := n.st.GetNewest(dedupKey(id)); ok {
 		return v, true
 	}
