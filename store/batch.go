@@ -181,7 +181,7 @@ func (s *Store) commitBatch(reqs []*commitReq) {
 // and logs them; it returns how many it decided and the logged unit to
 // register (nil if nothing was logged). The caller holds the gates.
 func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
-	rd := newRound(s.staged)
+	rd := newRound(s.staged, 2*len(reqs))
 	recs := make([][]byte, 0, len(reqs))
 	took := make([]*commitReq, 0, len(reqs))
 	var failed []int    // requests decided without a record: their shards' state is their index
@@ -272,8 +272,11 @@ type round struct {
 	keys   []string // every key written, for the dirty set
 }
 
-func newRound(staged []*tree) *round {
-	return &round{view: slices.Clone(staged), owned: make([]bool, len(staged)), writer: make([]int, len(staged))}
+// newRound starts a round on the shards' newest versions, with room for
+// keys written keys.
+func newRound(staged []*tree, keys int) *round {
+	return &round{view: slices.Clone(staged), owned: make([]bool, len(staged)), writer: make([]int, len(staged)),
+		keys: make([]string, 0, keys)}
 }
 
 // write writes the effects of the round's entry at position entry into
