@@ -86,7 +86,8 @@
 // # Concurrency
 //
 // Node's methods are safe for concurrent use; one goroutine runs the
-// Ready loop (ready.go: persist, send, apply, advance), one the
+// Ready loop (ready.go: persist, send, apply, advance; consecutive
+// batches a Ready commits apply as one store run, apply.go), one the
 // compaction, and each snapshot transfer its own (at most one per peer
 // sent, one received). Transports' Send never blocks; their handlers are
 // called from many goroutines.
