@@ -160,28 +160,13 @@ func decodeBatch(b []byte) ([]*request, error) {
 // applyBatch applies a batch entry of version v at idx: the requests
 // whose IDs are new apply together (one store transaction with the
 // records of their IDs); the others are duplicates, answered with the
-// index that decided them.
+// index that decided them. A batch of version 3 goes through
+// prepareBatch and applyRun, as in a run of entries (apply.go).
 func (n *Node) applyBatch(idx uint64, v byte, reqs []*request) error {
-	type dup struct {
-		id string
-		v  []byte
+	if v == batchVersion {
+		return n.applyRun([]preparedEntry{n.prepareBatch(idx, reqs)})
 	}
-	var (
-		fresh []*request
-		dups  []dup
-		seen  = make(map[string]bool, len(reqs))
-	)
-	for _, r := range reqs {
-		if seen[r.id] {
-			continue // a second copy in this batch: the first one answers its waiters
-		}
-		seen[r.id] = true
-		if v, ok := n.decided(r.id); ok {
-			dups = append(dups, dup{r.id, v})
-			continue
-		}
-		fresh = append(fresh, r)
-	}
+	fresh, dups := n.splitBatch(reqs)
 	var checkErr error
 	if len(fresh) == 0 {
 		if _, _, err := n.st.ApplyTxnAt(context.Background(), idx, nil); err != nil {
@@ -192,20 +177,13 @@ func (n *Node) applyBatch(idx uint64, v byte, reqs []*request) error {
 		for _, r := range fresh {
 			ops = append(ops, r.txn.Ops...)
 		}
-		var record, onAbort []store.Op
-		if v == batchVersionSlots {
-			applied := strconv.AppendUint(nil, idx, 10)
-			record, onAbort = n.batchDedupOps(fresh, applied, append([]byte(abortedMark), applied...))
-		} else {
-			record, onAbort = n.batchIDs.ops(idx, fresh, n.cfg.DedupWindow)
-		}
+		applied := strconv.AppendUint(nil, idx, 10)
+		n.batchIDs.singles = true // the records below are dedupKey's
+		record, onAbort := n.batchDedupOps(fresh, applied, append([]byte(abortedMark), applied...))
 		txn := &store.Txn{Ops: append(ops, record...)}
 		var err error
 		if _, checkErr, err = n.st.ApplyTxnAtOr(context.Background(), idx, txn, onAbort); err != nil {
 			return err
-		}
-		if v != batchVersionSlots {
-			n.batchIDs.applied(idx, fresh, checkErr != nil, n.cfg.DedupWindow)
 		}
 	}
 	for _, r := range fresh {
@@ -217,11 +195,66 @@ func (n *Node) applyBatch(idx uint64, v byte, reqs []*request) error {
 	return nil
 }
 
+// batchDup is a request of a batch whose ID an earlier entry decided, with
+// the dedup value recorded for it.
+type batchDup struct {
+	id string
+	v  []byte
+}
+
+// splitBatch splits the requests of a batch into those whose IDs are new
+// (the first copy of each) and the duplicates of earlier entries.
+func (n *Node) splitBatch(reqs []*request) (fresh []*request, dups []batchDup) {
+	seen := make(map[string]bool, len(reqs))
+	for _, r := range reqs {
+		if seen[r.id] {
+			continue // a second copy in this batch: the first one answers its waiters
+		}
+		seen[r.id] = true
+		if v, ok := n.decided(r.id); ok {
+			dups = append(dups, batchDup{r.id, v})
+			continue
+		}
+		fresh = append(fresh, r)
+	}
+	return fresh, dups
+}
+
+// prepareBatch prepares a batch entry of version 3 at idx for applyRun:
+// the store transaction of its new requests with the record of their IDs,
+// and its duplicates. It records the IDs in the batch index at once (the
+// outcome of a batch of puts and deletes depends only on its validity),
+// so that the next entry of a run finds them decided.
+func (n *Node) prepareBatch(idx uint64, reqs []*request) preparedEntry {
+	pe := preparedEntry{idx: idx}
+	pe.fresh, pe.dups = n.splitBatch(reqs)
+	if len(pe.fresh) == 0 {
+		return pe
+	}
+	record, onAbort := n.batchIDs.ops(idx, pe.fresh, n.cfg.DedupWindow)
+	size := len(record)
+	for _, r := range pe.fresh {
+		size += len(r.txn.Ops)
+	}
+	ops := make([]store.Op, 0, size)
+	for _, r := range pe.fresh {
+		ops = append(ops, r.txn.Ops...)
+	}
+	txn := &store.Txn{Ops: append(ops, record...)}
+	pe.aborted = txn.Validate() != nil
+	pe.txn = store.EntryTxn{Txn: txn, OnAbort: onAbort, Valid: !pe.aborted}
+	n.batchIDs.applied(idx, pe.fresh, pe.aborted, n.cfg.DedupWindow)
+	return pe
+}
+
 // decided returns the dedup value of request ID id if an entry already
 // decided it (the decimal index, after abortedMark if its check failed):
 // from the store's dedup records (requests applied alone, batches of
 // version 2) or the batch records.
 func (n *Node) decided(id string) ([]byte, bool) {
+	if !n.batchIDs.singles {
+		return n.batchIDs.decided(id)
+	}
 	if v, ok := n.st.GetNewest(dedupKey(id)); ok {
 		return v, true
 	}

@@ -45,6 +45,13 @@ type batchIndex struct {
 	ids   map[string]batchRef // every ID a record holds
 	recs  []batchRecord       // the records, oldest first
 	total int                 // the IDs in recs
+	// singles says the store may hold per-request dedup records
+	// (dedupKey: requests applied alone, batches of version 2): set by
+	// load when it holds one, and before an entry writes one. While it
+	// is unset, Node.decided needs no store lookup: a member that only
+	// ever batched plain writes looked every request up in the store for
+	// nothing (4% of a member's CPU at 128 clients, issue 11 "Speed").
+	singles bool
 }
 
 // batchRef says where an ID was decided.
@@ -66,6 +73,10 @@ type batchRecord struct {
 // growing the map there cost it more than the scan and the decoding.
 func (b *batchIndex) load(snap *store.Snapshot) error {
 	*b = batchIndex{}
+	snap.Scan(store.ScanOptions{Prefix: DedupPrefix + "id/", Limit: 1}, func(string, []byte) bool {
+		b.singles = true
+		return false
+	})
 	var err error
 	snap.Scan(store.ScanOptions{Prefix: batchRecordPrefix}, func(k string, v []byte) bool {
 		var rec batchRecord

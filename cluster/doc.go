@@ -88,7 +88,8 @@
 // Node's methods are safe for concurrent use; one goroutine runs raft
 // (a raft.RawNode: the others queue their messages, proposals and
 // requests for it, rawnode.go) and its Ready loop (ready.go: persist,
-// send, apply, advance), one the compaction, and each snapshot transfer
+// send, apply, advance; consecutive batches a Ready commits apply as one
+// store run, apply.go), one the compaction, and each snapshot transfer
 // its own (at most one per peer sent, one received). Transports' Send
 // never blocks; their handlers are called from many goroutines.
 package cluster

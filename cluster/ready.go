@@ -231,12 +231,10 @@ func (n *Node) apply(rd raft.Ready, done int) error {
 	return nil
 }
 
-// applyEntries applies ents in order.
+// applyEntries applies ents in order (apply.go).
 func (n *Node) applyEntries(ents []*pb.Entry) error {
-	for _, e := range ents {
-		if err := n.applyEntry(e); err != nil {
-			return err
-		}
+	if err := n.applyCommitted(ents); err != nil {
+		return err
 	}
 	if n.snaps == nil || len(ents) == 0 {
 		return nil

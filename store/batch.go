@@ -181,26 +181,23 @@ func (s *Store) commitBatch(reqs []*commitReq) {
 // and logs them; it returns how many it decided and the logged unit to
 // register (nil if nothing was logged). The caller holds the gates.
 func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
-	view := slices.Clone(s.staged)
-	owned := make([]bool, len(view))
-	writer := make([]int, len(view)) // the record (in recs) that last wrote each owned shard
+	rd := newRound(s.staged, 2*len(reqs))
 	recs := make([][]byte, 0, len(reqs))
 	took := make([]*commitReq, 0, len(reqs))
 	var failed []int    // requests decided without a record: their shards' state is their index
 	var sawRound []bool // parallel to failed: its view held effects of this round's records
-	keys := make([]string, 0, 2*len(reqs))
 	limit, size := s.log.MaxBatchBytes(), 0
 	n := 0
 	for ; n < len(reqs); n++ {
 		r, st := reqs[n], sts[n]
-		st.base = view
+		st.base = rd.view
 		if err := st.applyAll(r.txn); err != nil {
 			r.err = err
-			failed, sawRound = append(failed, n), append(sawRound, sawOwned(st.shards, owned))
+			failed, sawRound = append(failed, n), append(sawRound, rd.saw(st.shards))
 			continue
 		}
 		if len(st.effects) == 0 {
-			failed, sawRound = append(failed, n), append(sawRound, sawOwned(st.shards, owned))
+			failed, sawRound = append(failed, n), append(sawRound, rd.saw(st.shards))
 			continue
 		}
 		rec := format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(st.effects)), st.effects)
@@ -209,28 +206,14 @@ func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
 			break // the next round takes it, on top of this one
 		}
 		size += frame
-		for _, e := range st.effects {
-			sh := shardOf(e.Key, len(view))
-			if !owned[sh] {
-				view[sh], owned[sh] = view[sh].Copy(), true
-			}
-			if e.Kind == format.TxnDelete {
-				pr := probe(e.Key)
-				view[sh].Delete(pr)
-				unprobe(pr)
-			} else {
-				view[sh].Set(newItem(e.Key, e.Value))
-			}
-			writer[sh] = len(recs)
-			keys = append(keys, e.Key)
-		}
+		rd.write(st.effects, len(recs))
 		recs = append(recs, rec)
 		took = append(took, r)
 	}
 	var unit *logged
 	if len(recs) > 0 {
 		var err error
-		if unit, err = s.logRound(recs, took, view, owned, writer, keys); err != nil {
+		if unit, err = s.logRound(recs, took, rd); err != nil {
 			// A request decided without a record that saw the round's
 			// effects, which now never exist, gets the error: no verdict
 			// may rest on them. One that saw none of them (it read only
@@ -254,22 +237,11 @@ func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
 	return n, unit
 }
 
-// sawOwned reports whether a view of shards includes a round's effects:
-// whether the round has written (owns a copy of) any of them.
-func sawOwned(shards []int, owned []bool) bool {
-	for _, sh := range shards {
-		if owned[sh] {
-			return true
-		}
-	}
-	return false
-}
-
 // logRound logs a round's records as one WAL batch and, if that worked,
 // makes the round's shard copies the shards' newest; it returns the unit
 // to register. On a refused enqueue every logged request gets the error,
 // which logRound returns, and the copies are dropped.
-func (s *Store) logRound(recs [][]byte, reqs []*commitReq, view []*tree, owned []bool, writer []int, keys []string) (*logged, error) {
+func (s *Store) logRound(recs [][]byte, reqs []*commitReq, rd *round) (*logged, error) {
 	first, p, err := s.log.EnqueueBatch(format.FrameWALTxn, recs)
 	if err != nil {
 		err = s.enqueueError(err)
@@ -278,16 +250,76 @@ func (s *Store) logRound(recs [][]byte, reqs []*commitReq, view []*tree, owned [
 		}
 		return nil, err
 	}
-	l := &logged{first: first, last: first + uint64(len(recs)) - 1, keys: keys}
-	for sh, ok := range owned {
-		if ok {
-			s.staged[sh], s.lastIdx[sh] = view[sh], first+uint64(writer[sh])
-			l.shards = append(l.shards, sh)
-			l.trees = append(l.trees, view[sh])
-		}
-	}
 	for i, r := range reqs {
 		r.idx, r.p = first+uint64(i), p
 	}
-	return l, nil
+	return rd.install(s, first, first+uint64(len(recs))-1), nil
+}
+
+// round is entries staged together on one private copy of each shard they
+// write (the batch committer's round; a replica's run of entries,
+// ApplyTxnsAt): a shard is copied on the round's first write to it, and
+// the nodes on a path its writes share are copied once for the round, not
+// once per entry. Each entry is evaluated on an overlay of the round's
+// view (its effects kept aside, so a failed check writes nothing) and
+// written with write once it passed; the round's copies then become the
+// shards' newest together (install) and are published whole. The caller
+// holds the gates of every shard the round touches.
+type round struct {
+	view   []*tree  // every shard's version: the round's copy if it owns one
+	owned  []bool   // the round has copied the shard
+	writer []int    // the entry (position in the round) that last wrote each owned shard
+	keys   []string // every key written, for the dirty set
+}
+
+// newRound starts a round on the shards' newest versions, with room for
+// keys written keys.
+func newRound(staged []*tree, keys int) *round {
+	return &round{view: slices.Clone(staged), owned: make([]bool, len(staged)), writer: make([]int, len(staged)),
+		keys: make([]string, 0, keys)}
+}
+
+// write writes the effects of the round's entry at position entry into
+// the round's copies.
+func (rd *round) write(effects []format.TxnEffect, entry int) {
+	for _, e := range effects {
+		sh := shardOf(e.Key, len(rd.view))
+		if !rd.owned[sh] {
+			rd.view[sh], rd.owned[sh] = rd.view[sh].Copy(), true
+		}
+		if e.Kind == format.TxnDelete {
+			pr := probe(e.Key)
+			rd.view[sh].Delete(pr)
+			unprobe(pr)
+		} else {
+			rd.view[sh].Set(newItem(e.Key, e.Value))
+		}
+		rd.writer[sh] = entry
+		rd.keys = append(rd.keys, e.Key)
+	}
+}
+
+// saw reports whether a view of shards includes the round's effects:
+// whether the round has written (owns a copy of) any of them.
+func (rd *round) saw(shards []int) bool {
+	for _, sh := range shards {
+		if rd.owned[sh] {
+			return true
+		}
+	}
+	return false
+}
+
+// install makes the round's copies the shards' newest, its entries being
+// logged at first to last, and returns the unit to publish.
+func (rd *round) install(s *Store, first, last uint64) *logged {
+	l := &logged{first: first, last: last, keys: rd.keys}
+	for sh, ok := range rd.owned {
+		if ok {
+			s.staged[sh], s.lastIdx[sh] = rd.view[sh], first+uint64(rd.writer[sh])
+			l.shards = append(l.shards, sh)
+			l.trees = append(l.trees, rd.view[sh])
+		}
+	}
+	return l
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/segment"
@@ -13,7 +12,8 @@ import (
 
 // This file is the store's side of a cluster node (package cluster): the
 // log is decided by raft, and each committed entry is applied here, in
-// order, at the index raft gave it. The store is opened with
+// order, at the index raft gave it (consecutive entries may come as one
+// run, ApplyTxnsAt, staged and published together). The store is opened with
 // Options.Replica, so its own Commit refuses and its WAL holds exactly one
 // record per raft index: the effects of a transaction, or a no-op for an
 // entry that changed nothing (an empty raft entry, a membership change, a
@@ -47,6 +47,40 @@ func (s *Store) ApplyTxnAt(ctx context.Context, idx uint64, txn *Txn) (wait func
 // decided, so a later copy of the same request is a duplicate of that
 // decision rather than a second chance to apply.
 func (s *Store) ApplyTxnAtOr(ctx context.Context, idx uint64, txn *Txn, onAbort []Op) (wait func() error, checkErr error, err error) {
+	wait, checkErrs, err := s.ApplyTxnsAt(ctx, idx, []EntryTxn{{Txn: txn, OnAbort: onAbort}})
+	if err != nil {
+		return nil, nil, err
+	}
+	return wait, checkErrs[0], nil
+}
+
+// EntryTxn is one log entry for ApplyTxnsAt: its transaction (nil: a
+// no-op) and the operations to log instead when the transaction fails a
+// check or is invalid (ApplyTxnAtOr's onAbort).
+type EntryTxn struct {
+	Txn     *Txn
+	OnAbort []Op
+	// Valid says the caller found Txn valid (Txn.Validate returned nil),
+	// so ApplyTxnsAt does not check it again.
+	Valid bool
+}
+
+// ApplyTxnsAt applies ents as the log entries first, first+1, ..., each
+// as ApplyTxnAtOr would apply it alone: its checks decided against the
+// state after every entry before it (the earlier ones of ents included),
+// a failed or invalid transaction changing nothing of itself (its OnAbort
+// is logged) and nothing of the others. checkErrs[i] is ents[i]'s.
+//
+// The entries are staged as one round (one copy of each shard they write,
+// so the copy-on-write paths their writes share are copied once, not once
+// per entry) and published with one root swap, so a reader sees all of
+// them or none; a cluster applies the committed entries of a Ready this
+// way (issue 11 "Speed"). wait returns once the last is durable in the
+// WAL too.
+func (s *Store) ApplyTxnsAt(ctx context.Context, first uint64, ents []EntryTxn) (wait func() error, checkErrs []error, err error) {
+	if len(ents) == 0 {
+		return nil, nil, errors.New("kvtool/store: ApplyTxnsAt without entries")
+	}
 	if err := s.replicaWritable(); err != nil {
 		return nil, nil, err
 	}
@@ -55,29 +89,28 @@ func (s *Store) ApplyTxnAtOr(ctx context.Context, idx uint64, txn *Txn, onAbort 
 	if s.closed {
 		return nil, nil, ErrClosed
 	}
-	if txn != nil {
-		if checkErr = txn.Validate(); checkErr != nil {
-			txn = nil
+	checkErrs = make([]error, len(ents))
+	for i, e := range ents {
+		if e.Txn != nil && !e.Valid {
+			checkErrs[i] = e.Txn.Validate()
 		}
 	}
-	p, l, checkErr2, err := s.evaluateAt(ctx, idx, txn, checkErr != nil, onAbort)
+	p, l, err := s.evaluateAt(ctx, first, ents, checkErrs)
 	if err != nil {
 		return nil, nil, err
 	}
-	if checkErr == nil {
-		checkErr = checkErr2
-	}
+	last := l.last
 	s.pubMu.Lock()
-	s.elsewhere, s.elsewhereP = idx, p
-	s.queue[idx] = l
+	s.elsewhere, s.elsewhereP = last, p
+	s.queue[first] = l
 	s.publishLocked()
 	s.pubMu.Unlock()
 	return func() error {
 		if err := p.Wait(); err != nil {
 			return s.fail(err)
 		}
-		return s.waitPublished(idx)
-	}, checkErr, nil
+		return s.waitPublished(last)
+	}, checkErrs, nil
 }
 
 // syncPublished returns once the WAL is durable through idx, an index
@@ -118,55 +151,102 @@ func (s *Store) replicaWritable() error {
 	return nil
 }
 
-// evaluateAt stages txn under the replica lock and its shards' gates and
-// logs its effects at idx (a no-op if it changed nothing or failed).
-// With invalid set (txn failed validation, and is nil), onAbort is logged.
-func (s *Store) evaluateAt(ctx context.Context, idx uint64, txn *Txn, invalid bool, onAbort []Op) (*segment.Pending, *logged, error, error) {
+// evaluateAt stages ents as one round under the replica lock and the
+// gates of every shard they may write, and logs each one's effects at
+// first, first+1, ... (a no-op for an entry that changed nothing). An
+// entry whose checkErrs is set on entry (invalid), or whose check fails
+// here (checkErrs is set), logs its OnAbort instead. It returns the last
+// entry's pending WAL write and the round to publish.
+func (s *Store) evaluateAt(ctx context.Context, first uint64, ents []EntryTxn, checkErrs []error) (*segment.Pending, *logged, error) {
 	s.replMu.Lock()
 	defer s.replMu.Unlock()
-	if want := s.log.LastIndex() + 1; idx != want {
-		return nil, nil, nil, fmt.Errorf("%w: got index %d, the local log wants %d", ErrOutOfOrder, idx, want)
+	if want := s.log.LastIndex() + 1; first != want {
+		return nil, nil, fmt.Errorf("%w: got index %d, the local log wants %d", ErrOutOfOrder, first, want)
 	}
-	if txn == nil {
-		txn = &Txn{}
-	}
-	// The gates of every shard either outcome may write, in order.
-	all := txn
-	if len(onAbort) > 0 {
-		all = &Txn{Ops: append(slices.Clip(txn.Ops), onAbort...)}
-	}
-	gated := newStaging(all, s.staged).shards
+	gated := s.entryShards(ents)
 	if err := s.acquire(ctx, gated); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	defer s.release(gated)
-	st := newStaging(txn, s.staged)
-	var checkErr error
-	for i, op := range txn.Ops {
-		if checkErr = st.apply(i, op); checkErr != nil {
-			break
+	ops := 0
+	for _, e := range ents {
+		if e.Txn != nil {
+			ops += len(e.Txn.Ops)
 		}
 	}
-	if checkErr != nil || invalid {
-		st = newStaging(&Txn{Ops: onAbort}, s.staged) // drop the private copies: the whole rollback
-		for i, op := range onAbort {
-			if err := st.apply(i, op); err != nil { // puts and deletes cannot fail a check
-				return nil, nil, nil, fmt.Errorf("kvtool/store: entry %d: the abort record failed: %w", idx, err)
+	rd := newRound(s.staged, ops)
+	recs := make([][]byte, len(ents))
+	for i, e := range ents {
+		effects, err := rd.evaluate(e, &checkErrs[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("kvtool/store: entry %d: %w", first+uint64(i), err)
+		}
+		rd.write(effects, i)
+		if len(effects) > 0 {
+			recs[i] = format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(effects)), effects)
+		}
+	}
+	var p *segment.Pending
+	for i, rec := range recs {
+		t := format.FrameWALTxn
+		if rec == nil {
+			t = format.FrameWALNoop
+		}
+		var err error
+		if p, err = s.log.Enqueue(t, rec); err != nil {
+			return nil, nil, s.fail(err)
+		}
+		if idx := first + uint64(i); p.Index() != idx {
+			return nil, nil, s.fail(fmt.Errorf("entry %d was logged at index %d", idx, p.Index()))
+		}
+	}
+	last := first + uint64(len(ents)) - 1
+	return p, rd.install(s, first, last), nil
+}
+
+// entryShards returns, ascending, the shards that ents may write, whatever
+// their outcome.
+func (s *Store) entryShards(ents []EntryTxn) []int {
+	touched := make([]bool, len(s.staged))
+	for _, e := range ents {
+		if e.Txn != nil {
+			for _, op := range e.Txn.Ops {
+				touched[shardOf(op.Key, len(touched))] = true
 			}
 		}
+		for _, op := range e.OnAbort {
+			touched[shardOf(op.Key, len(touched))] = true
+		}
 	}
-	t, rec := format.FrameWALNoop, []byte(nil)
-	if len(st.effects) > 0 {
-		t, rec = format.FrameWALTxn, format.AppendTxnRecord(make([]byte, 0, format.TxnRecordSize(st.effects)), st.effects)
+	var shards []int
+	for sh, ok := range touched {
+		if ok {
+			shards = append(shards, sh)
+		}
 	}
-	p, err := s.log.Enqueue(t, rec)
-	if err != nil {
-		return nil, nil, nil, s.fail(err)
+	return shards
+}
+
+// evaluate decides entry e on the round's view, with *checkErr already set
+// if its transaction is invalid, and returns the effects to write: its
+// transaction's, or, if that failed a check (*checkErr is then set) or is
+// invalid, its OnAbort's.
+func (rd *round) evaluate(e EntryTxn, checkErr *error) ([]format.TxnEffect, error) {
+	if e.Txn != nil && *checkErr == nil {
+		st := newOverlay(e.Txn, rd.view)
+		if *checkErr = st.applyAll(e.Txn); *checkErr == nil {
+			return st.effects, nil
+		}
 	}
-	if p.Index() != idx {
-		return nil, nil, nil, s.fail(fmt.Errorf("entry %d was logged at index %d", idx, p.Index()))
+	if *checkErr == nil || len(e.OnAbort) == 0 {
+		return nil, nil
 	}
-	return p, s.install(st, idx), checkErr, nil
+	abort := &Txn{Ops: e.OnAbort}
+	st := newOverlay(abort, rd.view)
+	if err := st.applyAll(abort); err != nil { // puts and deletes cannot fail a check
+		return nil, fmt.Errorf("the abort record failed: %w", err)
+	}
+	return st.effects, nil
 }
 
 // GetNewest returns the newest value of key: the state after every entry
