@@ -88,6 +88,10 @@ func TestHotJoinUnderLoad(t *testing.T) {
 	}
 }
 
+// loadEvery bounds hotJoin's load to 250 transfers a second, some 40 KB
+// of log: well below the snapshot's paced rate on any machine.
+const loadEvery = 4 * time.Millisecond
+
 func hotJoin(t *testing.T, seed uint64) {
 	const window, chunk = 16 << 10, 4 << 10 // snapConfig's SnapshotWindow and SnapshotChunk
 	c := newTestClusterConfig(t, 3, seed, func(cfg *Config) {
@@ -116,8 +120,16 @@ func hotJoin(t *testing.T, seed uint64) {
 		return true
 	})
 
-	// The load: bank transfers through the founding members, until stop.
+	// The load: bank transfers through the founding members, until stop,
+	// at most one per loadEvery between them. Without the bound a quiet
+	// machine wrote the log faster than the paced snapshot (256 KiB/s)
+	// could carry it: the session that resumes after the joiner's crash
+	// sends the log from the checkpoint to the leader's applied index, 7 MB
+	// there, which took longer than the test waits (a loaded machine wrote
+	// less and passed).
 	stop := make(chan struct{})
+	pace := time.NewTicker(loadEvery)
+	defer pace.Stop()
 	var writers sync.WaitGroup
 	var mu sync.Mutex
 	acked := map[string]bool{}
@@ -129,7 +141,7 @@ func hotJoin(t *testing.T, seed uint64) {
 				select {
 				case <-stop:
 					return
-				default:
+				case <-pace.C:
 				}
 				id := fmt.Sprintf("w%d-%d", w, n)
 				if bankSend(c, rng, id, stop, new(atomic.Pointer[powerLoss])) {
