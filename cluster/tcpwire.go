@@ -217,19 +217,24 @@ func refuse(w io.Writer, msg string) {
 	w.Write(append([]byte{1, byte(len(msg))}, msg...))
 }
 
-// frameWriter writes authenticated frames.
+// frameWriter writes authenticated frames to a buffered writer (the
+// transport's sender encodes them in its link, tcpsend.go).
 type frameWriter struct {
 	w   *bufio.Writer
 	mac *macer
 }
 
 func (fw *frameWriter) write(payload []byte) error {
-	var hdr [4]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(len(payload)))
-	fw.w.Write(hdr[:])
-	fw.w.Write(payload)
-	_, err := fw.w.Write(fw.mac.sum(hdr[:], payload))
+	_, err := fw.w.Write(appendFrame(nil, fw.mac, payload))
 	return err
+}
+
+// appendFrame appends one authenticated frame of payload to dst.
+func appendFrame(dst []byte, mac *macer, payload []byte) []byte {
+	start := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
+	dst = append(dst, payload...)
+	return append(dst, mac.sum(dst[start:start+4], dst[start+4:])...)
 }
 
 // frameReader reads and authenticates frames; maxLen bounds a frame
