@@ -244,15 +244,16 @@ type frameReader struct {
 	mac    *macer
 	maxLen int
 	buf    []byte
+	hdr    [4]byte // here, not on next's stack: read through an interface it would escape
 }
 
 // next returns the next frame's payload, valid until the next call.
 func (fr *frameReader) next() ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+	hdr := fr.hdr[:]
+	if _, err := io.ReadFull(fr.r, hdr); err != nil {
 		return nil, err
 	}
-	n := int(binary.LittleEndian.Uint32(hdr[:]))
+	n := int(binary.LittleEndian.Uint32(hdr))
 	if n > fr.maxLen {
 		return nil, fmt.Errorf("%w: frame %d of %d bytes, the limit is %d", ErrFrame, fr.mac.seq, n, fr.maxLen)
 	}
@@ -264,7 +265,7 @@ func (fr *frameReader) next() ([]byte, error) {
 		return nil, fmt.Errorf("%w: frame %d cut short: %w", ErrFrame, fr.mac.seq, err)
 	}
 	seq := fr.mac.seq
-	if !hmac.Equal(fr.mac.sum(hdr[:], b[:n]), b[n:]) {
+	if !hmac.Equal(fr.mac.sum(hdr, b[:n]), b[n:]) {
 		return nil, fmt.Errorf("%w: frame %d fails its authentication (altered, replayed or reordered)", ErrFrame, seq)
 	}
 	return b[:n], nil
@@ -272,20 +273,20 @@ func (fr *frameReader) next() ([]byte, error) {
 
 // macer computes frame MACs in sequence.
 type macer struct {
-	h   hash.Hash
-	seq uint64
-	out [macSize]byte
+	h      hash.Hash
+	seq    uint64
+	out    [macSize]byte
+	seqBuf [8]byte // here, not on sum's stack: passed to h.Write it would escape, an allocation per frame
 }
 
 func newMacer(key []byte) *macer { return &macer{h: hmac.New(sha256.New, key)} }
 
 // sum returns the MAC of the next frame and advances the sequence.
 func (m *macer) sum(hdr, payload []byte) []byte {
-	var seq [8]byte
-	binary.LittleEndian.PutUint64(seq[:], m.seq)
+	binary.LittleEndian.PutUint64(m.seqBuf[:], m.seq)
 	m.seq++
 	m.h.Reset()
-	m.h.Write(seq[:])
+	m.h.Write(m.seqBuf[:])
 	m.h.Write(hdr)
 	m.h.Write(payload)
 	return m.h.Sum(m.out[:0])[:frameMACSize]
