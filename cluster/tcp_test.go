@@ -451,3 +451,36 @@ func TestTCPSendQueuedFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPLinkUpSendsQueued: messages queued while the link was down go out
+// as soon as a link is up, with no further Send to wake the goroutine
+// (the wake-up that queued them may have been taken by the link that
+// failed).
+func TestTCPLinkUpSendsQueued(t *testing.T) {
+	ln := listen(t)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	tr := &TCPTransport{cfg: TCPConfig{QueueMessages: 16, QueueBytes: 1 << 20, WriteTimeout: 5 * time.Second}}
+	tr.ctx, tr.cancel = context.WithCancel(context.Background())
+	p := newPeerSender(tr, 2, server.LocalAddr().String())
+	p.enqueue(heartbeat(1, 2)) // queued, no wake-up pending
+	key := make([]byte, 32)
+	done := make(chan error, 1)
+	go func() { done <- p.stream(client, key) }()
+	defer func() { tr.cancel(); <-done }()
+	server.SetReadDeadline(time.Now().Add(30 * time.Second)) // a generous bound: the frames come at once or never
+	fr := &frameReader{r: bufio.NewReader(server), mac: newMacer(key), maxLen: 1 << 20}
+	for i, what := range []string{"the info frame", "the queued message"} {
+		if _, err := fr.next(); err != nil {
+			t.Fatalf("frame %d, %s: %v", i, what, err)
+		}
+	}
+}

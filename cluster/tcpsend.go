@@ -247,13 +247,15 @@ func (p *peerSender) stream(conn net.Conn, key []byte) error {
 		p.wmu.Unlock()
 	}()
 	for {
+		// First what was queued while the link was down: the poke that
+		// queued it may have been taken by the link that failed.
+		if err := p.drain(l); err != nil {
+			return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
+		}
 		select {
 		case <-p.kick:
 		case <-p.ctx.Done():
 			return nil
-		}
-		if err := p.drain(l); err != nil {
-			return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
 		}
 	}
 }
