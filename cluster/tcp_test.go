@@ -484,3 +484,35 @@ func TestTCPLinkUpSendsQueued(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPSendBounded: one Send of more than the queue's bound in bytes to
+// an idle link (raft catching up a peer) keeps what the queue could hold
+// and drops the rest, as a full queue does: the link's memory is bounded.
+func TestTCPSendBounded(t *testing.T) {
+	ln := listen(t)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	tr := &TCPTransport{cfg: TCPConfig{QueueMessages: 16, QueueBytes: 1 << 20, WriteTimeout: 5 * time.Second}}
+	tr.ctx, tr.cancel = context.WithCancel(context.Background())
+	defer tr.cancel()
+	p := newPeerSender(tr, 2, server.LocalAddr().String())
+	p.link = newPeerLink(client, make([]byte, 32))
+	big := &pb.Message{Type: pb.MsgApp.Enum(), From: new(uint64(1)), To: new(uint64(2)), Entries: []*pb.Entry{{Data: make([]byte, 64<<10)}}}
+	msgs := make([]*pb.Message, 64) // 4 MiB in one Send
+	for i := range msgs {
+		msgs[i] = big
+	}
+	p.send(msgs)
+	if s, d := p.sent.Load(), p.dropped.Load(); d == 0 || s > 17 || s+d != 64 {
+		t.Fatalf("%d sent and %d dropped of 64 appends of 64 KiB: want at most 1 MiB (and one message) kept, the rest dropped", s, d)
+	}
+}

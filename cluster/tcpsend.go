@@ -30,7 +30,8 @@ import (
 //     write; the goroutine holds it while it writes, blocking.
 //   - Send's own write is non-blocking (a raw write that stops at
 //     EAGAIN); the rest of its bytes stay in the link for the goroutine.
-//     The link then holds at most one Send's messages beyond the queue.
+//     The link holds at most the queue's bound in bytes (and one
+//     message) beyond the queue; what a Send has beyond that is dropped.
 //   - The queue keeps its bounds (messages and bytes); a message that
 //     finds it full is dropped and the peer reported unreachable.
 //
@@ -93,14 +94,23 @@ func (p *peerSender) writeNow(msgs []*pb.Message) bool {
 	if l == nil || l.raw == nil || l.err != nil || l.pending() > 0 || len(p.q) > 0 {
 		return false
 	}
-	for _, m := range msgs {
+	for i, m := range msgs {
+		if int64(len(l.out)) >= p.t.cfg.QueueBytes {
+			// The link holds what the queue could: the rest is
+			// dropped as a full queue drops it (raft catching up a
+			// peer can put hundreds of appends in one Ready).
+			for range msgs[i:] {
+				p.drop()
+			}
+			break
+		}
 		if err := l.appendMsg(m); err != nil {
 			l.err = fmt.Errorf("marshal message to %x: %w", p.id, err)
 			p.poke()
 			return true
 		}
+		p.sent.Add(1)
 	}
-	p.sent.Add(int64(len(msgs)))
 	if l.writeNonblock(); l.pending() > 0 || l.err != nil {
 		p.poke()
 	}
