@@ -78,8 +78,9 @@
 // the HTTP API is server.New with Options.Cluster. The peer transport
 // (tcp.go, tcpwire.go) authenticates every frame with a session key after a
 // mutual HMAC handshake (optional mutual TLS under it), its first frame
-// names the dialer and its API address, and each peer has a bounded queue:
-// a dead or slow peer costs dropped messages, never a blocked leader. A
+// names the dialer and its API address, Send writes to an idle link itself
+// without blocking (tcpsend.go), and each peer has a bounded queue: a dead
+// or slow peer costs dropped messages, never a blocked leader. A
 // member whose disk fails stops (Err wraps ErrFailed, Done closes); the
 // others go on.
 //

@@ -70,9 +70,11 @@ func (c *TCPConfig) setDefaults() {
 
 // TCPTransport is the peer transport over TCP: one listener per member,
 // one outgoing connection per peer carrying raft messages, authenticated
-// with the shared secret and fenced by cluster ID (see tcpwire.go). Each
-// peer has a bounded queue drained by its own goroutine, so a dead or slow
-// peer costs the sender dropped messages, never a blocked Send.
+// with the shared secret and fenced by cluster ID (see tcpwire.go). Send
+// writes to an idle link itself, without blocking; each peer has a
+// bounded queue drained by its own goroutine for the rest (tcpsend.go),
+// so a dead or slow peer costs the sender dropped messages, never a
+// blocked Send.
 type TCPTransport struct {
 	cfg     TCPConfig
 	handler atomic.Pointer[Handler]
@@ -121,14 +123,43 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 // Handle implements Transport.
 func (t *TCPTransport) Handle(h Handler) { t.handler.Store(&h) }
 
-// Send implements Transport: each message goes to its peer's queue, or is
-// dropped (and the peer reported unreachable) if that queue is full.
+// Send implements Transport: the messages to each peer, in their order,
+// are written at once in one write when its link is idle, else queued
+// (tcpsend.go); a message that finds the queue full is dropped and the
+// peer reported unreachable.
 func (t *TCPTransport) Send(msgs []*pb.Message) {
-	for _, m := range msgs {
-		if p := (*t.peers.Load())[m.GetTo()]; p != nil {
-			p.enqueue(m)
+	if len(msgs) == 0 {
+		return
+	}
+	peers := *t.peers.Load()
+	if len(msgs) == 1 || allTo(msgs, msgs[0].GetTo()) {
+		if p := peers[msgs[0].GetTo()]; p != nil {
+			p.send(msgs)
+		}
+		return
+	}
+	var buf [16]*pb.Message
+	for id, p := range peers {
+		group := buf[:0]
+		for _, m := range msgs {
+			if m.GetTo() == id {
+				group = append(group, m)
+			}
+		}
+		if len(group) > 0 {
+			p.send(group)
 		}
 	}
+}
+
+// allTo reports whether every message of msgs goes to id.
+func allTo(msgs []*pb.Message, id uint64) bool {
+	for _, m := range msgs {
+		if m.GetTo() != id {
+			return false
+		}
+	}
+	return true
 }
 
 // Close stops accepting and dialing, closes every connection and waits for
@@ -362,203 +393,4 @@ func (t *TCPTransport) deliver(from uint64, b []byte) error {
 		(*h).Receive(t.ctx, m)
 	}
 	return nil
-}
-
-// peerSender owns the link to one peer: its queue, and the goroutine that
-// dials, authenticates and writes.
-type peerSender struct {
-	t           *TCPTransport
-	ctx         context.Context // ends when the transport closes or the peer is removed
-	cancel      context.CancelFunc
-	id          uint64
-	addr        string
-	q           chan *pb.Message
-	queued      atomic.Int64 // bytes in q
-	sent        atomic.Int64
-	dropped     atomic.Int64
-	unreachable chan struct{} // capacity 1: report the peer unreachable
-
-	mu        sync.Mutex
-	connected bool
-	lastErr   string
-}
-
-func (p *peerSender) enqueue(m *pb.Message) {
-	size := int64(proto.Size(m))
-	if p.queued.Add(size) > p.t.cfg.QueueBytes {
-		p.queued.Add(-size)
-		p.drop()
-		return
-	}
-	select {
-	case p.q <- m:
-	default:
-		p.queued.Add(-size)
-		p.drop()
-	}
-}
-
-func (p *peerSender) drop() {
-	p.dropped.Add(1)
-	p.signalUnreachable()
-}
-
-func (p *peerSender) signalUnreachable() {
-	select {
-	case p.unreachable <- struct{}{}:
-	default:
-	}
-}
-
-// report tells the handler about unreachability, off the Send path.
-func (p *peerSender) report() {
-	defer p.t.wg.Done()
-	for {
-		select {
-		case <-p.unreachable:
-			if h := p.t.handler.Load(); h != nil {
-				(*h).Unreachable(p.id)
-			}
-		case <-p.ctx.Done():
-			return
-		}
-	}
-}
-
-// run dials the peer and streams its queue to it, redialing with backoff
-// after any failure, until the transport closes.
-func (p *peerSender) run() {
-	defer p.t.wg.Done()
-	backoff := 10 * time.Millisecond
-	for p.ctx.Err() == nil {
-		conn, key, err := p.dial()
-		if err == nil {
-			backoff = 10 * time.Millisecond
-			err = p.stream(conn, key)
-			conn.Close()
-		}
-		p.setState(false, err)
-		if p.ctx.Err() != nil {
-			return
-		}
-		p.signalUnreachable()
-		select {
-		case <-time.After(backoff):
-		case <-p.ctx.Done():
-			return
-		}
-		backoff = min(2*backoff, p.t.cfg.RedialMax)
-	}
-}
-
-func (p *peerSender) dial() (net.Conn, []byte, error) {
-	conn, key, err := p.dialKind(p.ctx, kindRaft)
-	if err != nil {
-		return nil, nil, err
-	}
-	p.setState(true, nil)
-	return conn, key, nil
-}
-
-// dialKind connects to the peer and runs the handshake for a stream of
-// kind (the raft stream dials through dial, which also tracks the link).
-func (p *peerSender) dialKind(ctx context.Context, kind byte) (net.Conn, []byte, error) {
-	d := net.Dialer{Timeout: p.t.cfg.HandshakeTimeout}
-	conn, err := d.DialContext(ctx, "tcp", p.addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dial member %x at %s: %w", p.id, p.addr, err)
-	}
-	deadline := time.Now().Add(p.t.cfg.HandshakeTimeout)
-	if p.t.cfg.TLS != nil {
-		tc := tls.Client(conn, clientTLS(p.t.cfg.TLS, p.addr))
-		tc.SetDeadline(deadline)
-		if err := tc.Handshake(); err != nil {
-			conn.Close()
-			return nil, nil, fmt.Errorf("member %x at %s: %w: TLS: %w", p.id, p.addr, ErrHandshake, err)
-		}
-		tc.SetDeadline(time.Time{})
-		conn = tc
-	}
-	h := hello{kind: kind, clusterID: p.t.cfg.ClusterID, from: p.t.cfg.ID, to: p.id}
-	key, err := dialHandshake(conn, p.t.cfg.Secret, h, deadline)
-	if err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("member %x at %s: %w", p.id, p.addr, err)
-	}
-	return conn, key, nil
-}
-
-// stream writes queued messages to conn, a batch per flush, until an error
-// or Close. A message taken from the queue and lost with the connection is
-// simply lost: raft retransmits.
-func (p *peerSender) stream(conn net.Conn, key []byte) error {
-	fw := &frameWriter{w: bufio.NewWriterSize(conn, 64<<10), mac: newMacer(key)}
-	closed := make(chan struct{})
-	defer close(closed)
-	go func() { // unblock a write stuck on a dead peer at Close
-		select {
-		case <-p.ctx.Done():
-			conn.Close()
-		case <-closed:
-		}
-	}()
-	conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout))
-	if err := fw.write(encodeInfo(PeerInfo{Name: p.t.cfg.Name, APIAddr: p.t.cfg.APIAddr})); err != nil {
-		return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
-	}
-	if err := fw.w.Flush(); err != nil {
-		return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
-	}
-	var buf []byte
-	for {
-		var m *pb.Message
-		select {
-		case m = <-p.q:
-		case <-p.ctx.Done():
-			return nil
-		}
-		conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout))
-		for m != nil {
-			p.queued.Add(-int64(proto.Size(m)))
-			var err error
-			if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf[:0], m); err != nil {
-				return fmt.Errorf("marshal message to %x: %w", p.id, err)
-			}
-			if err := fw.write(buf); err != nil {
-				return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
-			}
-			p.sent.Add(1)
-			m = p.next()
-		}
-		if err := fw.w.Flush(); err != nil {
-			return fmt.Errorf("write to member %x at %s: %w", p.id, p.addr, err)
-		}
-	}
-}
-
-// next takes another queued message without waiting, or nil.
-func (p *peerSender) next() *pb.Message {
-	select {
-	case m := <-p.q:
-		return m
-	default:
-		return nil
-	}
-}
-
-func (p *peerSender) setState(connected bool, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.connected = connected
-	if err != nil {
-		p.lastErr = err.Error()
-	} else if connected {
-		p.lastErr = ""
-	}
-}
-
-func (p *peerSender) status() PeerStatus {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return PeerStatus{Addr: p.addr, Connected: p.connected, Queued: len(p.q), Sent: p.sent.Load(), Dropped: p.dropped.Load(), LastError: p.lastErr}
 }

@@ -338,3 +338,181 @@ func TestTCPConfigRefusesShortSecret(t *testing.T) {
 		t.Fatal("unreachable")
 	}
 }
+
+// stalled is a Handler that keeps what it receives and then blocks every
+// Receive until release is closed: its member stops reading the link, so
+// the sender's socket fills up.
+type stalled struct {
+	recorder
+	release chan struct{}
+}
+
+func (s *stalled) Receive(ctx context.Context, m *pb.Message) error {
+	s.recorder.Receive(ctx, m)
+	<-s.release
+	return nil
+}
+
+// TestTCPStalledPeerNeverBlocks: a peer whose link is up and
+// authenticated but that stops reading must cost the sender dropped
+// messages, never a blocked Send (Send writes to an idle link itself,
+// tcpsend.go) or unbounded memory.
+func TestTCPStalledPeerNeverBlocks(t *testing.T) {
+	h := &stalled{release: make(chan struct{})}
+	defer close(h.release)
+	t1, t2, _ := pair(t, func(c1, _ *TCPConfig) {
+		c1.QueueMessages = 64
+		c1.WriteTimeout = time.Minute // the goroutine's write stays blocked
+	})
+	t2.Handle(h)
+	t1.Handle(&h.recorder)
+	t1.Send([]*pb.Message{heartbeat(1, 2)})
+	waitFor(t, "the first message", func() bool { return h.count() == 1 })
+	big := &pb.Message{Type: pb.MsgApp.Enum(), From: new(uint64(1)), To: new(uint64(2)), Entries: []*pb.Entry{{Data: make([]byte, 16<<10)}}}
+	var sends atomic.Int64
+	go func() {
+		for range 2000 {
+			t1.Send([]*pb.Message{big, big})
+			sends.Add(1)
+		}
+	}()
+	waitFor(t, "every Send to return", func() bool { return sends.Load() == 2000 })
+	peers, _, _ := t1.Peers()
+	if p := peers[2]; p.Dropped == 0 || p.Queued > 64 || !p.Connected {
+		t.Fatalf("peer status %+v: want a connected link, drops and at most 64 queued", p)
+	}
+	waitFor(t, "the peer to be reported unreachable", func() bool { return h.unr.Load() > 0 })
+}
+
+// TestTCPKeepsOrder: one sender's messages arrive in the order sent,
+// whether Send wrote them itself or queued them behind a link that was
+// busy or not up yet (it starts sending while the link is dialed: the
+// first messages are queued, the later ones must not pass them).
+func TestTCPKeepsOrder(t *testing.T) {
+	t1, _, rec := pair(t, func(c1, _ *TCPConfig) { c1.QueueMessages = 1 << 16 })
+	const n = 50000
+	for i := range n {
+		m := heartbeat(1, 2)
+		m.Commit = new(uint64(i + 1))
+		t1.Send([]*pb.Message{m})
+	}
+	waitFor(t, "every message", func() bool { return rec.count() == n })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for i, m := range rec.msgs {
+		if m.GetCommit() != uint64(i+1) {
+			t.Fatalf("message %d carries commit %d: reordered", i+1, m.GetCommit())
+		}
+	}
+}
+
+// TestTCPSendQueuedFirst: with messages queued for the goroutine (a link
+// just up, or just unblocked), Send must not write its own ahead of them
+// even though the link is idle: they go after, in order.
+func TestTCPSendQueuedFirst(t *testing.T) {
+	ln := listen(t)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	tr := &TCPTransport{cfg: TCPConfig{QueueMessages: 16, QueueBytes: 1 << 20, WriteTimeout: 5 * time.Second}}
+	tr.ctx, tr.cancel = context.WithCancel(context.Background())
+	defer tr.cancel()
+	p := newPeerSender(tr, 2, server.LocalAddr().String())
+	key := make([]byte, 32)
+	l := newPeerLink(client, key)
+	p.link = l
+	numbered := func(i uint64) *pb.Message { m := heartbeat(1, 2); m.Commit = new(i); return m }
+	p.enqueue(numbered(1))
+	p.enqueue(numbered(2))
+	p.send([]*pb.Message{numbered(3)})
+	if err := p.drain(l); err != nil {
+		t.Fatal(err)
+	}
+	fr := &frameReader{r: bufio.NewReader(server), mac: newMacer(key), maxLen: 1 << 20}
+	for want := uint64(1); want <= 3; want++ {
+		b, err := fr.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &pb.Message{}
+		if err := proto.Unmarshal(b, m); err != nil {
+			t.Fatal(err)
+		}
+		if m.GetCommit() != want {
+			t.Fatalf("frame %d carries message %d, want %d: Send passed the queue", want, m.GetCommit(), want)
+		}
+	}
+}
+
+// TestTCPLinkUpSendsQueued: messages queued while the link was down go out
+// as soon as a link is up, with no further Send to wake the goroutine
+// (the wake-up that queued them may have been taken by the link that
+// failed).
+func TestTCPLinkUpSendsQueued(t *testing.T) {
+	ln := listen(t)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	tr := &TCPTransport{cfg: TCPConfig{QueueMessages: 16, QueueBytes: 1 << 20, WriteTimeout: 5 * time.Second}}
+	tr.ctx, tr.cancel = context.WithCancel(context.Background())
+	p := newPeerSender(tr, 2, server.LocalAddr().String())
+	p.enqueue(heartbeat(1, 2)) // queued, no wake-up pending
+	key := make([]byte, 32)
+	done := make(chan error, 1)
+	go func() { done <- p.stream(client, key) }()
+	defer func() { tr.cancel(); <-done }()
+	server.SetReadDeadline(time.Now().Add(30 * time.Second)) // a generous bound: the frames come at once or never
+	fr := &frameReader{r: bufio.NewReader(server), mac: newMacer(key), maxLen: 1 << 20}
+	for i, what := range []string{"the info frame", "the queued message"} {
+		if _, err := fr.next(); err != nil {
+			t.Fatalf("frame %d, %s: %v", i, what, err)
+		}
+	}
+}
+
+// TestTCPSendBounded: one Send of more than the queue's bound in bytes to
+// an idle link (raft catching up a peer) keeps what the queue could hold
+// and drops the rest, as a full queue does: the link's memory is bounded.
+func TestTCPSendBounded(t *testing.T) {
+	ln := listen(t)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	tr := &TCPTransport{cfg: TCPConfig{QueueMessages: 16, QueueBytes: 1 << 20, WriteTimeout: 5 * time.Second}}
+	tr.ctx, tr.cancel = context.WithCancel(context.Background())
+	defer tr.cancel()
+	p := newPeerSender(tr, 2, server.LocalAddr().String())
+	p.link = newPeerLink(client, make([]byte, 32))
+	big := &pb.Message{Type: pb.MsgApp.Enum(), From: new(uint64(1)), To: new(uint64(2)), Entries: []*pb.Entry{{Data: make([]byte, 64<<10)}}}
+	msgs := make([]*pb.Message, 64) // 4 MiB in one Send
+	for i := range msgs {
+		msgs[i] = big
+	}
+	p.send(msgs)
+	if s, d := p.sent.Load(), p.dropped.Load(); d == 0 || s > 17 || s+d != 64 {
+		t.Fatalf("%d sent and %d dropped of 64 appends of 64 KiB: want at most 1 MiB (and one message) kept, the rest dropped", s, d)
+	}
+}

@@ -1,11 +1,6 @@
 package cluster
 
-import (
-	"context"
-	"maps"
-
-	pb "go.etcd.io/raft/v3/raftpb"
-)
+import "maps"
 
 // AddPeer makes id a peer at addr: the transport dials it and accepts its
 // connections. A peer known at another address is moved there; one known
@@ -28,9 +23,7 @@ func (t *TCPTransport) AddPeer(id uint64, addr string) {
 	if p := next[id]; p != nil {
 		p.cancel()
 	}
-	ctx, cancel := context.WithCancel(t.ctx)
-	p := &peerSender{t: t, ctx: ctx, cancel: cancel, id: id, addr: addr,
-		q: make(chan *pb.Message, t.cfg.QueueMessages), unreachable: make(chan struct{}, 1)}
+	p := newPeerSender(t, id, addr)
 	next[id] = p
 	t.peers.Store(&next)
 	t.wg.Add(2)

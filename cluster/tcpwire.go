@@ -217,19 +217,24 @@ func refuse(w io.Writer, msg string) {
 	w.Write(append([]byte{1, byte(len(msg))}, msg...))
 }
 
-// frameWriter writes authenticated frames.
+// frameWriter writes authenticated frames to a buffered writer (the
+// transport's sender encodes them in its link, tcpsend.go).
 type frameWriter struct {
 	w   *bufio.Writer
 	mac *macer
 }
 
 func (fw *frameWriter) write(payload []byte) error {
-	var hdr [4]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(len(payload)))
-	fw.w.Write(hdr[:])
-	fw.w.Write(payload)
-	_, err := fw.w.Write(fw.mac.sum(hdr[:], payload))
+	_, err := fw.w.Write(appendFrame(nil, fw.mac, payload))
 	return err
+}
+
+// appendFrame appends one authenticated frame of payload to dst.
+func appendFrame(dst []byte, mac *macer, payload []byte) []byte {
+	start := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
+	dst = append(dst, payload...)
+	return append(dst, mac.sum(dst[start:start+4], dst[start+4:])...)
 }
 
 // frameReader reads and authenticates frames; maxLen bounds a frame
@@ -239,15 +244,16 @@ type frameReader struct {
 	mac    *macer
 	maxLen int
 	buf    []byte
+	hdr    [4]byte // here, not on next's stack: read through an interface it would escape
 }
 
 // next returns the next frame's payload, valid until the next call.
 func (fr *frameReader) next() ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+	hdr := fr.hdr[:]
+	if _, err := io.ReadFull(fr.r, hdr); err != nil {
 		return nil, err
 	}
-	n := int(binary.LittleEndian.Uint32(hdr[:]))
+	n := int(binary.LittleEndian.Uint32(hdr))
 	if n > fr.maxLen {
 		return nil, fmt.Errorf("%w: frame %d of %d bytes, the limit is %d", ErrFrame, fr.mac.seq, n, fr.maxLen)
 	}
@@ -259,7 +265,7 @@ func (fr *frameReader) next() ([]byte, error) {
 		return nil, fmt.Errorf("%w: frame %d cut short: %w", ErrFrame, fr.mac.seq, err)
 	}
 	seq := fr.mac.seq
-	if !hmac.Equal(fr.mac.sum(hdr[:], b[:n]), b[n:]) {
+	if !hmac.Equal(fr.mac.sum(hdr, b[:n]), b[n:]) {
 		return nil, fmt.Errorf("%w: frame %d fails its authentication (altered, replayed or reordered)", ErrFrame, seq)
 	}
 	return b[:n], nil
@@ -267,20 +273,20 @@ func (fr *frameReader) next() ([]byte, error) {
 
 // macer computes frame MACs in sequence.
 type macer struct {
-	h   hash.Hash
-	seq uint64
-	out [macSize]byte
+	h      hash.Hash
+	seq    uint64
+	out    [macSize]byte
+	seqBuf [8]byte // here, not on sum's stack: passed to h.Write it would escape, an allocation per frame
 }
 
 func newMacer(key []byte) *macer { return &macer{h: hmac.New(sha256.New, key)} }
 
 // sum returns the MAC of the next frame and advances the sequence.
 func (m *macer) sum(hdr, payload []byte) []byte {
-	var seq [8]byte
-	binary.LittleEndian.PutUint64(seq[:], m.seq)
+	binary.LittleEndian.PutUint64(m.seqBuf[:], m.seq)
 	m.seq++
 	m.h.Reset()
-	m.h.Write(seq[:])
+	m.h.Write(m.seqBuf[:])
 	m.h.Write(hdr)
 	m.h.Write(payload)
 	return m.h.Sum(m.out[:0])[:frameMACSize]
