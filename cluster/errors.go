@@ -16,6 +16,9 @@ var (
 	// error on its raft log or state (fail stop: it acknowledges nothing
 	// more; restart it to recover from what is durable).
 	ErrFailed = errors.New("kvtool/cluster: node failed")
+	// ErrInconsistent is wrapped by Node.Err (with ErrFailed) once raft
+	// found the node's durable state impossible and the node stopped.
+	ErrInconsistent = errors.New("kvtool/cluster: raft state inconsistent")
 	// ErrUnknownMember is wrapped when a request names a member that is
 	// not in the cluster (or not a voter, for a leadership transfer).
 	ErrUnknownMember = errors.New("kvtool/cluster: no such member")

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/raft/v3/raftpb"
+
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -71,5 +73,55 @@ func TestFailStop(t *testing.T) {
 				return a.Index() == b.Index() && a.Hash() == b.Hash()
 			})
 		})
+	}
+}
+
+// TestRaftPanicFailsStop: when raft finds a member's state impossible (here
+// a heartbeat from the leader whose commit index is past the member's log,
+// as a member that lost acknowledged entries sees), the member fails stop
+// with ErrInconsistent naming itself, its raft directory and what to do;
+// the process goes on (raft's panic does not take it down), its status
+// still answers, and the other two go on committing.
+func TestRaftPanicFailsStop(t *testing.T) {
+	c := newTestCluster(t, 3, 11)
+	lead := c.leader()
+	var victim uint64
+	for _, id := range c.ids {
+		if id != lead {
+			victim = id
+			break
+		}
+	}
+	if _, err := c.propose(lead, Request{Txn: put("before", "v")}); err != nil {
+		t.Fatal(err)
+	}
+	bad := c.node(victim).n
+	st := bad.raft.Status()
+	last, _ := bad.ls.LastIndex()
+	hb := &pb.Message{Type: pb.MsgHeartbeat.Enum(), From: new(lead), To: new(victim), Term: new(st.GetTerm()), Commit: new(last + 1000)}
+	if err := bad.Receive(context.Background(), hb); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-bad.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the member did not stop")
+	}
+	err := bad.Err()
+	for _, want := range []string{fmt.Sprintf("member %x", victim), "tocommit", "raft", "kvtool cluster remove"} {
+		if !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("Err %q does not say %q", err, want)
+		}
+	}
+	if !errors.Is(err, ErrInconsistent) || !errors.Is(err, ErrFailed) {
+		t.Errorf("Err %v: want ErrInconsistent and ErrFailed", err)
+	}
+	if s := bad.Status(); s.Err == "" {
+		t.Errorf("status of the failed member has no error: %+v", s)
+	}
+	for i := range 10 {
+		if _, err := c.propose(lead, Request{Txn: put("after", fmt.Sprint(i))}); err != nil {
+			t.Fatalf("write after the failure: %v", err)
+		}
 	}
 }

@@ -518,8 +518,25 @@ func (quietLogger) Fatal(v ...any)          { panic(fmt.Sprint(v...)) }
 func (quietLogger) Fatalf(f string, v ...any) {
 	panic(fmt.Sprintf(f, v...))
 }
-func (quietLogger) Panic(v ...any)            { panic(fmt.Sprint(v...)) }
-func (quietLogger) Panicf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
+func (quietLogger) Panic(v ...any)            { panic(raftPanic(fmt.Sprint(v...))) }
+func (quietLogger) Panicf(f string, v ...any) { panic(raftPanic(fmt.Sprintf(f, v...))) }
+
+// raftPanic is what raft panics with when it finds its state impossible
+// (its logger's Panic): a commit index past the durable log ("tocommit(N)
+// is out of range"), a vote or term that went back. Since raft runs on the
+// node's own goroutine (rawnode.go), the Ready loop recovers it and the
+// node fails stop with an error that says which member and what to do,
+// instead of the whole process dying with a goroutine dump.
+type raftPanic string
+
+// raftPanicErr is the node's error for a recovered raftPanic.
+func (n *Node) raftPanicErr(p raftPanic) error {
+	return fmt.Errorf("%w: member %x: raft found its durable state inconsistent with the cluster's: %s; "+
+		"its raft log or state in %s lost writes it had acknowledged (a disk or file system that does not keep "+
+		"fsynced data, or an old copy of the directory put back): run kvtool verify on it, and if it is stale, "+
+		"remove the member (kvtool cluster remove) and join it again from an empty directory",
+		ErrInconsistent, n.cfg.ID, string(p), filepath.Join(n.cfg.Dir, "raft"))
+}
 
 // nodeStats are the node's counters (for status and metrics).
 type nodeStats struct {

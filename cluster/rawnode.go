@@ -123,15 +123,21 @@ func (r *raftNode) drain() {
 		r.qmu.Unlock()
 		return
 	}
-	r.mu.Lock()
-	for i := range ops {
-		r.stepLocked(&ops[i])
-	}
-	r.mu.Unlock()
+	r.stepAll(ops)
 	clear(ops)
 	r.qmu.Lock()
 	r.spare = ops[:0]
 	r.qmu.Unlock()
+}
+
+// stepAll steps ops under r.mu, which a panic of raft's (raftPanic, which
+// the loop recovers) releases too: Status must not hang on a failed node.
+func (r *raftNode) stepAll(ops []raftOp) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range ops {
+		r.stepLocked(&ops[i])
+	}
 }
 
 // stepLocked hands one op to raft and answers it. r.mu is held.
@@ -183,15 +189,15 @@ func (r *raftNode) ready() (raft.Ready, bool) {
 // advance tells raft rd was handled (the loop only).
 func (r *raftNode) advance(rd raft.Ready) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.rn.Advance(rd)
-	r.mu.Unlock()
 }
 
 // tick advances raft's clock (the loop only).
 func (r *raftNode) tick() {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.rn.Tick()
-	r.mu.Unlock()
 }
 
 // ApplyConfChange applies a committed membership change to raft (the loop

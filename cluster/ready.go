@@ -15,6 +15,15 @@ import (
 // Ready, until Close or a failure.
 func (n *Node) run() {
 	defer close(n.stopped)
+	defer func() {
+		if p := recover(); p != nil {
+			rp, ok := p.(raftPanic)
+			if !ok {
+				panic(p) // a bug of ours: keep its stack
+			}
+			n.fail(n.raftPanicErr(rp))
+		}
+	}()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	n.ticks = ticker.C
