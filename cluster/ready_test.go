@@ -138,6 +138,34 @@ func segmentSync(op vfs.Op, path string) bool {
 	return seg && op == vfs.OpSync
 }
 
+// syncGate holds the raft log fsyncs of the members whose hold is set:
+// each such fsync blocks (counted in held) until release.
+type syncGate struct {
+	hold [4]atomic.Bool
+	held atomic.Int64
+	gate chan struct{}
+	once sync.Once
+}
+
+func (g *syncGate) release() { g.once.Do(func() { close(g.gate) }) }
+
+// newSyncGateCluster is a three-member cluster whose raft log fsyncs g
+// can hold; the test's cleanup releases them before the cluster closes.
+func newSyncGateCluster(t *testing.T, seed uint64) (*testCluster, *syncGate) {
+	g := &syncGate{gate: make(chan struct{})}
+	c := newTestClusterFS(t, 3, seed, nil, func(id uint64, fs vfs.FS) vfs.FS {
+		return vfs.NewErrorFS(fs, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+			if g.hold[id].Load() && segmentSync(op, path) && strings.Contains(path, "/raft/") {
+				g.held.Add(1)
+				<-g.gate
+			}
+			return nil
+		}))
+	})
+	t.Cleanup(g.release) // runs before the cluster's close, registered earlier
+	return c, g
+}
+
 // TestNoCommitWhileFollowersSync: while neither follower's raft log fsync
 // completes, the leader commits nothing: a follower acknowledges entries
 // only once they are durable (with asynchronous storage writes the ack is
@@ -146,21 +174,8 @@ func segmentSync(op vfs.Op, path string) bool {
 // (heartbeats, or once the leader stepped down for want of answers, its
 // pre-votes), by when an early ack would have committed the write. Then the fsyncs go on and the write is acknowledged.
 func TestNoCommitWhileFollowersSync(t *testing.T) {
-	var hold [4]atomic.Bool
-	var held atomic.Int64
-	gate := make(chan struct{})
-	c := newTestClusterFS(t, 3, 11, nil, func(id uint64, fs vfs.FS) vfs.FS {
-		return vfs.NewErrorFS(fs, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-			if hold[id].Load() && segmentSync(op, path) && strings.Contains(path, "/raft/") {
-				held.Add(1)
-				<-gate
-			}
-			return nil
-		}))
-	})
-	var once sync.Once
-	release := func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(release) // before the cluster closes
+	c, g := newSyncGateCluster(t, 11)
+	hold, held, release := &g.hold, &g.held, g.release
 	lead := c.leader()
 	if _, err := c.propose(lead, Request{Txn: put("before", "v")}); err != nil {
 		t.Fatal(err)
@@ -219,21 +234,8 @@ func TestNoCommitWhileFollowersSync(t *testing.T) {
 // own fsync completes, and its clock keeps ticking (heartbeats: it stays
 // the leader). A loop that only waited would take them after the fsync.
 func TestLeaderStepsAcksDuringFsync(t *testing.T) {
-	var hold [4]atomic.Bool
-	var held atomic.Int64
-	gate := make(chan struct{})
-	c := newTestClusterFS(t, 3, 12, nil, func(id uint64, fs vfs.FS) vfs.FS {
-		return vfs.NewErrorFS(fs, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-			if hold[id].Load() && segmentSync(op, path) && strings.Contains(path, "/raft/") {
-				held.Add(1)
-				<-gate
-			}
-			return nil
-		}))
-	})
-	var once sync.Once
-	release := func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(release) // before the cluster closes
+	c, g := newSyncGateCluster(t, 12)
+	hold, held, release := &g.hold, &g.held, g.release
 	lead := c.leader()
 	if _, err := c.propose(lead, Request{Txn: put("before", "v")}); err != nil {
 		t.Fatal(err)

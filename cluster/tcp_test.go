@@ -406,26 +406,40 @@ func TestTCPKeepsOrder(t *testing.T) {
 	}
 }
 
-// TestTCPSendQueuedFirst: with messages queued for the goroutine (a link
-// just up, or just unblocked), Send must not write its own ahead of them
-// even though the link is idle: they go after, in order.
-func TestTCPSendQueuedFirst(t *testing.T) {
+// loopPair returns both ends of a TCP connection on loopback; they are
+// closed when the test ends.
+func loopPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
 	ln := listen(t)
 	defer ln.Close()
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
-	server, err := ln.Accept()
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer server.Close()
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
+
+// bareSender is the sender to peer 2 at server's address of a transport
+// with small queues that runs nothing by itself: the test drives its link.
+func bareSender(t *testing.T, server net.Conn) *peerSender {
 	tr := &TCPTransport{cfg: TCPConfig{QueueMessages: 16, QueueBytes: 1 << 20, WriteTimeout: 5 * time.Second}}
 	tr.ctx, tr.cancel = context.WithCancel(context.Background())
-	defer tr.cancel()
-	p := newPeerSender(tr, 2, server.LocalAddr().String())
+	t.Cleanup(tr.cancel)
+	return newPeerSender(tr, 2, server.LocalAddr().String())
+}
+
+// TestTCPSendQueuedFirst: with messages queued for the goroutine (a link
+// just up, or just unblocked), Send must not write its own ahead of them
+// even though the link is idle: they go after, in order.
+func TestTCPSendQueuedFirst(t *testing.T) {
+	client, server := loopPair(t)
+	p := bareSender(t, server)
 	key := make([]byte, 32)
 	l := newPeerLink(client, key)
 	p.link = l
@@ -457,20 +471,9 @@ func TestTCPSendQueuedFirst(t *testing.T) {
 // (the wake-up that queued them may have been taken by the link that
 // failed).
 func TestTCPLinkUpSendsQueued(t *testing.T) {
-	ln := listen(t)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	tr := &TCPTransport{cfg: TCPConfig{QueueMessages: 16, QueueBytes: 1 << 20, WriteTimeout: 5 * time.Second}}
-	tr.ctx, tr.cancel = context.WithCancel(context.Background())
-	p := newPeerSender(tr, 2, server.LocalAddr().String())
+	client, server := loopPair(t)
+	p := bareSender(t, server)
+	tr := p.t
 	p.enqueue(heartbeat(1, 2)) // queued, no wake-up pending
 	key := make([]byte, 32)
 	done := make(chan error, 1)
@@ -489,22 +492,8 @@ func TestTCPLinkUpSendsQueued(t *testing.T) {
 // an idle link (raft catching up a peer) keeps what the queue could hold
 // and drops the rest, as a full queue does: the link's memory is bounded.
 func TestTCPSendBounded(t *testing.T) {
-	ln := listen(t)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	tr := &TCPTransport{cfg: TCPConfig{QueueMessages: 16, QueueBytes: 1 << 20, WriteTimeout: 5 * time.Second}}
-	tr.ctx, tr.cancel = context.WithCancel(context.Background())
-	defer tr.cancel()
-	p := newPeerSender(tr, 2, server.LocalAddr().String())
+	client, server := loopPair(t)
+	p := bareSender(t, server)
 	p.link = newPeerLink(client, make([]byte, 32))
 	big := &pb.Message{Type: pb.MsgApp.Enum(), From: new(uint64(1)), To: new(uint64(2)), Entries: []*pb.Entry{{Data: make([]byte, 64<<10)}}}
 	msgs := make([]*pb.Message, 64) // 4 MiB in one Send
