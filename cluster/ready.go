@@ -16,12 +16,14 @@ import (
 func (n *Node) run() {
 	defer close(n.stopped)
 	defer func() {
-		if p := recover(); p != nil {
-			rp, ok := p.(raftPanic)
-			if !ok {
-				panic(p) // a bug of ours: keep its stack
-			}
-			n.fail(n.raftPanicErr(rp))
+		switch p := recover().(type) {
+		case nil:
+		case raftPanic:
+			n.fail(n.raftPanicErr(p))
+		case *storageError: // raft panics with the raft log's read error
+			n.fail(p)
+		default:
+			panic(p) // a bug of ours: keep its stack
 		}
 	}()
 	ticker := time.NewTicker(n.cfg.TickInterval)
