@@ -105,12 +105,18 @@ func (n *Node) handleReady(rd raft.Ready) error {
 // durableCommitted returns the committed entries of rd that may be
 // applied before rd's writes: the leading ones that the raft log held
 // durably before rd (every earlier Ready's writes were waited for) and
-// that are normal entries; none when rd installs a snapshot.
+// that are normal entries; none when rd installs a snapshot. An entry at
+// or past rd.Entries' first index is not among them, even below the
+// log's last index: rd writes it over another (a deposed leader's, which
+// a new leader's append replaced, committed, in this Ready).
 func (n *Node) durableCommitted(rd raft.Ready) []*pb.Entry {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		return nil
 	}
 	durable, _ := n.ls.LastIndex()
+	if len(rd.Entries) > 0 {
+		durable = min(durable, rd.Entries[0].GetIndex()-1)
+	}
 	i := 0
 	for _, e := range rd.CommittedEntries {
 		if e.GetIndex() > durable || e.GetType() != pb.EntryNormal {
