@@ -125,3 +125,51 @@ func TestRaftPanicFailsStop(t *testing.T) {
 		}
 	}
 }
+
+// TestRaftLogReadErrorFailsStop: when the leader's raft log cannot be read
+// (here every read of its raft directory fails once a follower that was
+// cut off needs entries older than the log's cache), raft panics with the
+// log's error (raft's own "panic(err)" for a storage error); the leader
+// fails stop with that error, which names the log and the entries, and the process goes
+// on, as for raft's other panics (TestRaftPanicFailsStop).
+func TestRaftLogReadErrorFailsStop(t *testing.T) {
+	var broken atomic.Uint64 // the member whose raft log reads fail
+	c := newTestClusterFS(t, 3, 13, nil, func(id uint64, fs vfs.FS) vfs.FS {
+		return vfs.NewErrorFS(fs, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+			if broken.Load() == id && op == vfs.OpRead && strings.Contains(path, "/raft/") {
+				return fmt.Errorf("%w: read %s", vfs.ErrInjected, path)
+			}
+			return nil
+		}))
+	})
+	lead := c.leader()
+	var behind uint64
+	for _, id := range c.ids {
+		if id != lead {
+			behind = id
+			break
+		}
+	}
+	c.net.Isolate(behind)
+	value := strings.Repeat("v", 512)
+	for i := range 200 { // well past the log's 32 KiB cache
+		if _, err := c.propose(lead, Request{Txn: put(fmt.Sprint("k", i), value)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broken.Store(lead)
+	c.net.Rejoin(behind)
+	bad := c.node(lead).n
+	select {
+	case <-bad.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the leader did not stop")
+	}
+	err := bad.Err()
+	if !errors.Is(err, ErrFailed) || !errors.Is(err, vfs.ErrInjected) || !strings.Contains(fmt.Sprint(err), "raft log") || !strings.Contains(fmt.Sprint(err), "entries") {
+		t.Fatalf("Err %v: want ErrFailed naming the raft log's read error", err)
+	}
+	if s := bad.Status(); s.Err == "" {
+		t.Errorf("status of the failed member has no error: %+v", s)
+	}
+}

@@ -229,7 +229,7 @@ func (ls *logStore) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if lo < cacheFirst {
 		var err error
 		if out, err = ls.readDisk(lo, min(hi, cacheFirst), full); err != nil {
-			return nil, err
+			return nil, &storageError{fmt.Errorf("kvtool/cluster: raft log %s: entries %d to %d: %w", ls.dir, lo, hi-1, err)}
 		}
 		if len(out) < int(min(hi, cacheFirst)-lo) {
 			return out, nil // maxSize reached
@@ -244,6 +244,16 @@ func (ls *logStore) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	}
 	return out, nil
 }
+
+// storageError is a failed read of the raft log's segments, as Entries
+// returns it to raft: raft panics with any Storage error but ErrCompacted
+// and ErrUnavailable (its "panic(err)"), and the Ready loop, on which raft
+// runs, recovers this one and fails the node stop with it (ready.go run)
+// instead of the process dying on a disk's error.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
 
 // readDisk reads entries [lo, hi) from the segments until full says the
 // next one does not fit. ls.mu is held.

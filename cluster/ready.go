@@ -16,12 +16,14 @@ import (
 func (n *Node) run() {
 	defer close(n.stopped)
 	defer func() {
-		if p := recover(); p != nil {
-			rp, ok := p.(raftPanic)
-			if !ok {
-				panic(p) // a bug of ours: keep its stack
-			}
-			n.fail(n.raftPanicErr(rp))
+		switch p := recover().(type) {
+		case nil:
+		case raftPanic:
+			n.fail(n.raftPanicErr(p))
+		case *storageError: // raft panics with the raft log's read error
+			n.fail(p)
+		default:
+			panic(p) // a bug of ours: keep its stack
 		}
 	}()
 	ticker := time.NewTicker(n.cfg.TickInterval)
@@ -103,12 +105,18 @@ func (n *Node) handleReady(rd raft.Ready) error {
 // durableCommitted returns the committed entries of rd that may be
 // applied before rd's writes: the leading ones that the raft log held
 // durably before rd (every earlier Ready's writes were waited for) and
-// that are normal entries; none when rd installs a snapshot.
+// that are normal entries; none when rd installs a snapshot. An entry at
+// or past rd.Entries' first index is not among them, even below the
+// log's last index: rd writes it over another (a deposed leader's, which
+// a new leader's append replaced, committed, in this Ready).
 func (n *Node) durableCommitted(rd raft.Ready) []*pb.Entry {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		return nil
 	}
 	durable, _ := n.ls.LastIndex()
+	if len(rd.Entries) > 0 {
+		durable = min(durable, rd.Entries[0].GetIndex()-1)
+	}
 	i := 0
 	for _, e := range rd.CommittedEntries {
 		if e.GetIndex() > durable || e.GetType() != pb.EntryNormal {

@@ -297,3 +297,79 @@ func TestRaftQueueBound(t *testing.T) {
 		t.Fatal("a proposal raft refused was not answered")
 	}
 }
+
+// TestEarlyApplyNeedsDurableEntry: committed entries apply before a
+// Ready's writes only if the raft log held them durably before it. A
+// follower that holds a deposed leader's uncommitted entries gets the new
+// leader's entries at the same indexes, committed, in one append: raft
+// hands them as committed entries of the Ready that writes them over the
+// old ones, and they are at or below the log's last durable index, yet
+// not durable. Here that write's fsync fails: the follower must stop
+// without having applied any of them (before the fix it published the
+// new leader's writes its log never held, and a crash after its store's
+// WAL synced them left the old entries marked committed by its raft state).
+func TestEarlyApplyNeedsDurableEntry(t *testing.T) {
+	var broken atomic.Uint64
+	c := newTestClusterFS(t, 5, 17, nil, func(id uint64, fs vfs.FS) vfs.FS {
+		return vfs.NewErrorFS(fs, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+			if broken.Load() == id && op == vfs.OpSync && strings.Contains(path, "/raft/") && strings.HasSuffix(path, ".wal") {
+				return fmt.Errorf("%w: fsync %s", vfs.ErrInjected, path)
+			}
+			return nil
+		}))
+	})
+	old := c.leader()
+	if _, err := c.propose(old, Request{Txn: put("first", "v")}); err != nil {
+		t.Fatal(err)
+	}
+	var f uint64
+	var rest []uint64
+	for _, id := range c.ids {
+		switch {
+		case id == old:
+		case f == 0:
+			f = id
+		default:
+			rest = append(rest, id)
+		}
+	}
+	c.net.Partition([]uint64{old, f}, rest)
+	fLast, _ := c.node(f).n.ls.LastIndex()
+	for i := range 5 { // appended by old and f, never committed
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		c.node(old).n.Propose(ctx, Request{Txn: put(fmt.Sprint("stale", i), "v")})
+		cancel()
+	}
+	waitFor(t, "the follower to hold the old leader's entries", func() bool {
+		last, _ := c.node(f).n.ls.LastIndex()
+		return last >= fLast+3
+	})
+	var lead uint64
+	waitFor(t, "a leader in the majority", func() bool {
+		for _, id := range rest {
+			if l, _ := c.node(id).n.Leader(); l == id {
+				lead = id
+				return true
+			}
+		}
+		return false
+	})
+	for i := range 20 {
+		if _, err := c.propose(lead, Request{Txn: put(fmt.Sprint("new", i), "v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broken.Store(f)
+	c.net.Heal()
+	fn := c.node(f).n
+	select {
+	case <-fn.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the follower did not stop on its failed fsync")
+	}
+	for i := range 20 {
+		if _, ok := c.node(f).st.GetNewest(fmt.Sprint("new", i)); ok {
+			t.Fatalf("the follower applied new%d, which its raft log never held durably (Err %v)", i, fn.Err())
+		}
+	}
+}
