@@ -215,7 +215,9 @@ func (ls *logStore) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	case lo <= ls.st.SnapIndex:
 		return nil, raft.ErrCompacted
 	case hi > ls.last+1 || lo > hi:
-		return nil, fmt.Errorf("kvtool/cluster: entries [%d, %d) asked of a raft log ending at %d: %w", lo, hi, ls.last, raft.ErrUnavailable)
+		// raft compares with ==, so a wrapped ErrUnavailable would be
+		// "any other error" to it: a storageError, which the loop recovers.
+		return nil, &storageError{fmt.Errorf("kvtool/cluster: entries [%d, %d) asked of the raft log in %s, which ends at %d: %w", lo, hi, ls.dir, ls.last, raft.ErrUnavailable)}
 	case lo == hi:
 		return nil, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"go.etcd.io/raft/v3"
@@ -119,6 +120,12 @@ func TestLogStoreAppendCutAndReopen(t *testing.T) {
 	got, err := ls.Entries(1, 46, 1)
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Entries with a tiny maxSize: %d entries, %v; want exactly one", len(got), err)
+	}
+	// Past the end: a storageError (raft panics with it, and the Ready loop
+	// recovers it) that is still ErrUnavailable to errors.Is.
+	var se *storageError
+	if _, err := ls.Entries(40, 50, 1<<20); !errors.As(err, &se) || !errors.Is(err, raft.ErrUnavailable) || !strings.Contains(err.Error(), testRaftDir) {
+		t.Fatalf("Entries past the end: %v; want a storageError naming %s that is ErrUnavailable", err, testRaftDir)
 	}
 }
 
