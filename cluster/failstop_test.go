@@ -173,3 +173,34 @@ func TestRaftLogReadErrorFailsStop(t *testing.T) {
 		t.Errorf("status of the failed member has no error: %+v", s)
 	}
 }
+
+// TestUndecodableConfProposalRefused: a proposal a peer forwards with a
+// membership change that does not decode is refused with an error naming
+// the peer; raft's leader would panic decoding it (with the error itself,
+// not through its logger), taking the process down. The leader goes on.
+func TestUndecodableConfProposalRefused(t *testing.T) {
+	c := newTestCluster(t, 3, 13)
+	lead := c.leader()
+	var peer uint64
+	for _, id := range c.ids {
+		if id != lead {
+			peer = id
+			break
+		}
+	}
+	ln := c.node(lead).n
+	for _, typ := range []pb.EntryType{pb.EntryConfChange, pb.EntryConfChangeV2} {
+		m := &pb.Message{Type: pb.MsgProp.Enum(), From: new(peer), To: new(lead),
+			Entries: []*pb.Entry{{Type: typ.Enum(), Data: []byte{0xff, 0xff, 0xff}}}}
+		err := ln.Receive(context.Background(), m)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("member %x", peer)) {
+			t.Fatalf("%v: Receive returned %v, want an error naming member %x", typ, err, peer)
+		}
+	}
+	if _, err := c.propose(lead, Request{Txn: put("after", "v")}); err != nil {
+		t.Fatalf("a write after the refused proposals: %v", err)
+	}
+	if err := ln.Err(); err != nil {
+		t.Fatalf("the leader failed: %v", err)
+	}
+}

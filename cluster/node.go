@@ -12,6 +12,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/store"
@@ -348,6 +349,11 @@ func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 		return fmt.Errorf("kvtool/cluster: node %x got a message for %x", n.cfg.ID, m.GetTo())
 	}
 	n.stats.received.Add(1)
+	if m.GetType() == pb.MsgProp {
+		if err := checkProposedConf(m); err != nil {
+			return err
+		}
+	}
 	if m.GetType() == pb.MsgHeartbeatResp {
 		n.rtt.answered(m.GetFrom(), time.Now())
 	}
@@ -520,6 +526,26 @@ func (quietLogger) Fatalf(f string, v ...any) {
 }
 func (quietLogger) Panic(v ...any)            { panic(raftPanic(fmt.Sprint(v...))) }
 func (quietLogger) Panicf(f string, v ...any) { panic(raftPanic(fmt.Sprintf(f, v...))) }
+
+// checkProposedConf refuses a proposal forwarded by a peer that carries a
+// membership change raft cannot decode: raft's leader decodes it as it
+// takes the proposal and panics on an error ("panic(err)", not its
+// logger), which would take the whole process down on a peer's bytes.
+func checkProposedConf(m *pb.Message) error {
+	for _, e := range m.GetEntries() {
+		var err error
+		switch e.GetType() {
+		case pb.EntryConfChange:
+			err = proto.Unmarshal(e.GetData(), &pb.ConfChange{})
+		case pb.EntryConfChangeV2:
+			err = proto.Unmarshal(e.GetData(), &pb.ConfChangeV2{})
+		}
+		if err != nil {
+			return fmt.Errorf("kvtool/cluster: member %x proposed a membership change that does not decode (dropped): %w", m.GetFrom(), err)
+		}
+	}
+	return nil
+}
 
 // raftPanic is what raft panics with when it finds its state impossible
 // (its logger's Panic): a commit index past the durable log ("tocommit(N)
