@@ -47,11 +47,7 @@ func TestFailStop(t *testing.T) {
 				}
 				return bad.Err() != nil
 			})
-			select {
-			case <-bad.Done():
-			case <-time.After(30 * time.Second):
-				t.Fatal("Done not closed after the failure")
-			}
+			waitStopped(t, bad, "Done closed after the failure")
 			if err := bad.Err(); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "injected") {
 				t.Fatalf("Err: %v, want ErrFailed naming the fsync error", err)
 			}
@@ -85,13 +81,7 @@ func TestFailStop(t *testing.T) {
 func TestRaftPanicFailsStop(t *testing.T) {
 	c := newTestCluster(t, 3, 11)
 	lead := c.leader()
-	var victim uint64
-	for _, id := range c.ids {
-		if id != lead {
-			victim = id
-			break
-		}
-	}
+	victim := followerOf(c, lead)
 	if _, err := c.propose(lead, Request{Txn: put("before", "v")}); err != nil {
 		t.Fatal(err)
 	}
@@ -102,11 +92,7 @@ func TestRaftPanicFailsStop(t *testing.T) {
 	if err := bad.Receive(context.Background(), hb); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-bad.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the member did not stop")
-	}
+	waitStopped(t, bad, "the member to stop")
 	err := bad.Err()
 	for _, want := range []string{fmt.Sprintf("member %x", victim), "tocommit", "raft", "kvtool cluster remove"} {
 		if !strings.Contains(fmt.Sprint(err), want) {
@@ -143,13 +129,7 @@ func TestRaftLogReadErrorFailsStop(t *testing.T) {
 		}))
 	})
 	lead := c.leader()
-	var behind uint64
-	for _, id := range c.ids {
-		if id != lead {
-			behind = id
-			break
-		}
-	}
+	behind := followerOf(c, lead)
 	c.net.Isolate(behind)
 	value := strings.Repeat("v", 512)
 	for i := range 200 { // well past the log's 32 KiB cache
@@ -160,11 +140,7 @@ func TestRaftLogReadErrorFailsStop(t *testing.T) {
 	broken.Store(lead)
 	c.net.Rejoin(behind)
 	bad := c.node(lead).n
-	select {
-	case <-bad.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the leader did not stop")
-	}
+	waitStopped(t, bad, "the leader to stop")
 	err := bad.Err()
 	if !errors.Is(err, ErrFailed) || !errors.Is(err, vfs.ErrInjected) || !strings.Contains(fmt.Sprint(err), "raft log") || !strings.Contains(fmt.Sprint(err), "entries") {
 		t.Fatalf("Err %v: want ErrFailed naming the raft log's read error", err)
@@ -181,13 +157,7 @@ func TestRaftLogReadErrorFailsStop(t *testing.T) {
 func TestUndecodableConfProposalRefused(t *testing.T) {
 	c := newTestCluster(t, 3, 13)
 	lead := c.leader()
-	var peer uint64
-	for _, id := range c.ids {
-		if id != lead {
-			peer = id
-			break
-		}
-	}
+	peer := followerOf(c, lead)
 	ln := c.node(lead).n
 	for _, typ := range []pb.EntryType{pb.EntryConfChange, pb.EntryConfChangeV2} {
 		m := &pb.Message{Type: pb.MsgProp.Enum(), From: new(peer), To: new(lead),

@@ -233,6 +233,20 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// waitStopped waits until n has stopped (its Done is closed), as waitFor
+// waits for any other state.
+func waitStopped(t testing.TB, n *Node, what string) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		select {
+		case <-n.Done():
+			return true
+		default:
+			return false
+		}
+	})
+}
+
 // eventually polls cond until it holds (true) or a generous deadline
 // passes (false), for a test that must clean up before it fails.
 func eventually(cond func() bool) bool {

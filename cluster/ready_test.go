@@ -362,11 +362,7 @@ func TestEarlyApplyNeedsDurableEntry(t *testing.T) {
 	broken.Store(f)
 	c.net.Heal()
 	fn := c.node(f).n
-	select {
-	case <-fn.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the follower did not stop on its failed fsync")
-	}
+	waitStopped(t, fn, "the follower to stop on its failed fsync")
 	for i := range 20 {
 		if _, ok := c.node(f).st.GetNewest(fmt.Sprint("new", i)); ok {
 			t.Fatalf("the follower applied new%d, which its raft log never held durably (Err %v)", i, fn.Err())
