@@ -107,7 +107,15 @@ func (r *raftNode) call(ctx context.Context, op raftOp) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-r.stopped:
-		return raft.ErrStopped
+		// The loop may have taken op and then stopped (say at the very
+		// entry op proposed): both cases are ready and select picks either,
+		// so the answer raft gave wins over the stop.
+		select {
+		case err := <-op.res:
+			return err
+		default:
+			return raft.ErrStopped
+		}
 	}
 }
 
