@@ -345,7 +345,12 @@ func (n *Node) proposeBatched(ctx context.Context, r *request, ch chan applyResu
 	case <-ctx.Done():
 		return applyResult{}, n.deadlineErr(ctx, "write")
 	case <-n.done():
-		return applyResult{}, n.stoppedErr()
+		select { // applied just before the stop: the answer wins
+		case res := <-ch:
+			return res, nil
+		default:
+			return applyResult{}, n.stoppedErr()
+		}
 	}
 }
 

@@ -133,7 +133,12 @@ func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byt
 		case <-ctx.Done():
 			return zero, ctx.Err()
 		case <-n.done():
-			return zero, n.stoppedErr()
+			select { // applied just before the stop: the answer wins
+			case v := <-done:
+				return v, nil
+			default:
+				return zero, n.stoppedErr()
+			}
 		case err := <-refused:
 			refused = nil
 			if !errors.Is(err, raft.ErrProposalDropped) {
