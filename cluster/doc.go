@@ -29,6 +29,9 @@
 //	DATA/raft/REMOVED       the member applied its own removal: header + FrameRaftRemoved frame, JSON
 //	                        (cluster, node, index); Start refuses the directory (ErrRemoved)
 //
+// VerifyRaft (verify.go) checks all of it read-only for kvtool verify
+// (datadir.VerifyOptions.Raft), as a start would read it.
+//
 // STATE is replaced atomically when the term or vote changes, before any
 // message depending on it is sent, and when a membership change applies;
 // its commit index is only a hint (at start raft's commit is raised to the

@@ -20,6 +20,7 @@ type layout struct {
 	checkpoints          []string // checkpoint names, by index
 	deltas               []string // delta names, by range
 	other                []string // paths of temp, quarantine and unknown files, and DATA/raft
+	hasRaft              bool     // DATA/raft exists: a cluster member's directory
 	intents              []string // paths of truncate intents (segment.TruncateMarkerName) in DATA/wal or DATA/raft
 	sizes                map[string]int64
 }
@@ -76,6 +77,7 @@ func (l *layout) scanRoot(fsys vfs.FS) error {
 			}
 		case format.LockName, format.WALDir, format.SnapDir:
 		case format.RaftDir:
+			l.hasRaft = true
 			l.other = append(l.other, filepath.Join(l.dir, n))
 			if err := l.scanIntent(fsys, filepath.Join(l.dir, n)); err != nil {
 				return err

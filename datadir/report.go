@@ -91,6 +91,9 @@ type Report struct {
 	// the store would not open: a fault other than a torn tail of the
 	// newest segment (which the store cuts), or no manifest.
 	AppliedIndex uint64
+	// Raft describes a cluster member's raft log, when VerifyOptions.Raft
+	// read one (nil otherwise, or when its state could not be read).
+	Raft *RaftInfo
 }
 
 // OK reports whether no fault was found.

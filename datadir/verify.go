@@ -15,6 +15,10 @@ type VerifyOptions struct {
 	// Progress, if set, is called as files are read with the bytes read so
 	// far and the bytes to read in all.
 	Progress func(done, total int64)
+	// Raft, if set, verifies a cluster member's raft directory (DATA/raft)
+	// too, after the store's files; without it the directory is noted as
+	// not verified.
+	Raft RaftChecker
 }
 
 // verifier holds the state of one verification.
@@ -42,7 +46,9 @@ type verifier struct {
 //   - the WAL passes segment.Verify (checksums, contiguity, header chain,
 //     torn tail), every segment carries the manifest's store ID, and the
 //     retained segments cover the manifest's WAL first index through the
-//     end of the log.
+//     end of the log;
+//   - with VerifyOptions.Raft, a cluster member's raft directory (its
+//     state, log and markers; see cluster.VerifyRaft), after the rest.
 //
 // Files the manifest does not name are listed in Report.Notes. The error
 // is for what stops verification itself (an I/O error, a file of an unknown
@@ -59,6 +65,9 @@ func Verify(fsys vfs.FS, dir string, opts VerifyOptions) (*Report, error) {
 	}
 	v.noteUnnamed()
 	v.finish()
+	if err := v.checkRaft(); err != nil {
+		return nil, err
+	}
 	return v.rep, nil
 }
 
@@ -212,6 +221,9 @@ func (v *verifier) noteUnnamed() {
 		}
 	}
 	for _, p := range v.l.other {
+		if v.opts.Raft != nil && p == filepath.Join(v.l.dir, format.RaftDir) {
+			continue // checkRaft verifies it
+		}
 		v.rep.notef("%s", describeOther(p))
 	}
 }

@@ -15,12 +15,14 @@ import (
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
+	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/vfs"
 )
 
 // corrupt-snapshot on a cluster: a follower of a 3-node cluster under the
 // bank load takes a base checkpoint and a delta, is stopped, and gets a
-// byte flipped in each. `kvtool verify` must name both files and offsets
+// byte flipped in each and in its raft log. `kvtool verify` must name the
+// three files and offsets
 // (exit 3), and starting the member must be refused (exit 3, naming the
 // file) rather than serve a wrong state. It is then rebuilt from its
 // peers the way the README's recovery section says, with kvtool's own
@@ -33,7 +35,7 @@ import (
 
 var corruptSnapshotCluster = Drill{
 	Name: "corrupt-snapshot-cluster",
-	Description: "stop a follower of a 3-node cluster under bank load, flip a byte in its base checkpoint and in a delta; `verify` names both, " +
+	Description: "stop a follower of a 3-node cluster under bank load, flip a byte in its base checkpoint, a delta and its raft log; `verify` names the three, " +
 		"its start is refused; rebuild it from its peers (quarantine the directory, join a learner, cluster replace), check the three agree",
 	Cluster: true,
 	Run:     runCorruptSnapshotCluster,
@@ -64,7 +66,7 @@ func runCorruptSnapshotCluster(ctx context.Context, env *Env) Result {
 	j.load.fault(faultAt)
 	data := c.nodes[victim].data
 	var damaged map[string]int64
-	if err := r.step("flip a byte in the base and a delta", func() error {
+	if err := r.step("flip a byte in the base, a delta and the raft log", func() error {
 		var err error
 		damaged, err = flipSnapshots(data, j.rng)
 		return err
@@ -196,6 +198,24 @@ func flipSnapshots(data string, rng *rand.Rand) (map[string]int64, error) {
 		}
 		out[path] = off
 	}
+	// And a record in the first half of the raft log: damage, not a torn
+	// tail (intact records follow it).
+	raftDir := filepath.Join(data, format.RaftDir)
+	rep, err := segment.Verify(vfs.Default, raftDir, segment.VerifyOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read %s's raft log: %w", data, err)
+	}
+	if len(rep.Segments) == 0 || rep.Segments[0].Size < 4096 {
+		return nil, fmt.Errorf("%s's raft log has no segment of 4 KiB of records to damage (%d segments)", data, len(rep.Segments))
+	}
+	seg := rep.Segments[0]
+	off := 1024 + rng.Int64N(seg.Size/2-1024)
+	if plant != plantNoFlip {
+		if err := flipByte(seg.Path, off, byte(1+rng.IntN(255))); err != nil {
+			return nil, err
+		}
+	}
+	out[seg.Path] = off
 	return out, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
@@ -163,7 +164,7 @@ func verifyDir(r *run, data string) {
 	var rep *datadir.Report
 	err := r.step("verify", func() error {
 		var err error
-		rep, err = datadir.Verify(vfs.Default, data, datadir.VerifyOptions{})
+		rep, err = datadir.Verify(vfs.Default, data, datadir.VerifyOptions{Raft: cluster.VerifyRaft}) // a member's raft log too
 		return err
 	})
 	switch {

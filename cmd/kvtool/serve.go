@@ -256,7 +256,7 @@ func serveError(err error, o serveOptions) error {
 	case ne.Op == node.OpListen && ne.Part == node.PartPeers:
 		return clusterListenError(ne)
 	case ne.Part == node.PartCluster:
-		return memberError(ne)
+		return memberError(ne, o.cfg.Dir)
 	case ne.Part == node.PartJoin && o.cfg.Cluster != nil:
 		return failed(fmt.Errorf("join the cluster: %w", ne.Err),
 			"check --join-cluster (the HTTP API of a member), the shared secret and --peer-listen; starting again with the same --data resumes the join")

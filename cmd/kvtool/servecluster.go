@@ -231,13 +231,19 @@ func clusterListenError(ne *node.Error) error {
 }
 
 // memberError explains a member that failed to start or stopped (fail
-// stop).
-func memberError(ne *node.Error) error {
+// stop). Damage of its raft log or state exits 3, as a damaged store does.
+func memberError(ne *node.Error, data string) error {
 	if errors.Is(ne.Err, cluster.ErrRemoved) {
 		return failed(ne.Err, "this member was removed from the cluster (kvtool cluster remove); to bring it back, wipe its --data and start it with --join-cluster")
 	}
 	if ne.Op == node.OpServe {
 		return failed(ne.Err, "the member stopped to protect the data (fail stop); the other members go on: fix the cause (see the log) and start it again with the same flags")
+	}
+	if format.AsCorruption(ne.Err) != nil {
+		return damaged(fmt.Errorf("start the cluster member: %w", ne.Err),
+			"the member's raft log or state is damaged; do not cut or edit it (its entries may be what a quorum counted on): "+
+				cmdline(data, "verify")+" lists every fault; then rebuild the member from its peers as the README's recovery section shows "+
+				"(move the directory aside, kvtool serve --node NEW --join-cluster ANY_MEMBER_API --learner, kvtool cluster replace OLD NEW)")
 	}
 	return failed(fmt.Errorf("start the cluster member: %w", ne.Err), "check --data, --node and --cluster (the same on every member) and the shared secret")
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
@@ -32,6 +33,11 @@ everything that can be checked:
                   chain, a torn tail; the store ID of every segment; and that
                   the segments cover the manifest's WAL first index through
                   the end of the log
+  raft/ (a cluster member's directory)
+                  STATE decodes (term, vote, snapshot, membership); the raft
+                  log's segments as the WAL's, every entry a raft entry; the
+                  log continues STATE's snapshot and reaches the index the
+                  store applied; JOIN and REMOVED decode (REMOVED is a note)
 
 It prints every fault (file, byte offset, kind, reason; offset "-" when the
 fault is about the whole file), then a count, and exits 3 if it found any,
@@ -39,7 +45,10 @@ fault is about the whole file), then a count, and exits 3 if it found any,
 temporary files are listed as notes: recovery never trusts them.
 
 Fault kinds: corruption, missing, mismatch, chain, foreign, coverage, and
-the WAL's gap, chain-break, torn-tail and garbage.
+the WAL's gap, chain-break, torn-tail and garbage. File kinds: manifest,
+checkpoint, delta, segment, wal, truncate-intent, raft-state, raft-segment,
+raft-marker, raft-log (the raft log as a whole). A torn tail of the raft
+log is cut by the member when it starts (it was never acknowledged).
 
 Reads only; never creates, locks or changes a file, so it is safe beside a
 running server (which may then show a record being written as a torn tail;
@@ -56,7 +65,7 @@ Examples:
 
 func verifyDir(cCtx *cli.Context, fsys vfs.FS, data string) error {
 	pr := startProgress(cCtx, "verify", 0)
-	rep, err := datadir.Verify(fsys, data, datadir.VerifyOptions{Progress: pr.Update})
+	rep, err := datadir.Verify(fsys, data, datadir.VerifyOptions{Progress: pr.Update, Raft: cluster.VerifyRaft})
 	pr.Done()
 	if err != nil {
 		return dirError(err, data)
@@ -94,6 +103,8 @@ type reportJSON struct {
 	WALLastIndex  uint64               `json:"wal_last_index"`
 	Files         []datadir.FileReport `json:"files"`
 	Notes         []string             `json:"notes"`
+	// Raft is a cluster member's raft log as its start would read it.
+	Raft *datadir.RaftInfo `json:"raft,omitempty"`
 }
 
 // snapReportJSON is the document checkpoint verify and delta verify print
@@ -136,7 +147,7 @@ func printReport(p *printer, data string, rep *datadir.Report) error {
 	if p.json {
 		out := reportJSON{DataDir: data, OK: rep.OK(), Faults: rep.Faults, AppliedIndex: rep.AppliedIndex,
 			SnapshotIndex: rep.SnapshotIndex, WALFirstIndex: rep.WALFirstIndex, WALLastIndex: rep.WALLastIndex,
-			Files: rep.Files, Notes: rep.Notes}
+			Files: rep.Files, Notes: rep.Notes, Raft: rep.Raft}
 		if out.Files == nil {
 			out.Files = []datadir.FileReport{}
 		}
@@ -191,6 +202,9 @@ func reportSummary(rep *datadir.Report) string {
 	if rep.AppliedIndex > 0 {
 		s += fmt.Sprintf("; recovery reaches index %d", rep.AppliedIndex)
 	}
+	if r := rep.Raft; r != nil {
+		s += fmt.Sprintf("; raft log to index %d (snapshot %d, term %d)", r.LastIndex, r.SnapshotIndex, r.Term)
+	}
 	return s
 }
 
@@ -201,10 +215,11 @@ func filesByKind(files []datadir.FileReport) string {
 		count[f.Kind]++
 	}
 	var parts []string
-	for _, k := range []datadir.FileKind{datadir.KindManifest, datadir.KindCheckpoint, datadir.KindDelta, datadir.KindSegment, datadir.KindWAL} {
+	for _, k := range []datadir.FileKind{datadir.KindManifest, datadir.KindCheckpoint, datadir.KindDelta, datadir.KindSegment, datadir.KindWAL,
+		datadir.KindRaftState, datadir.KindRaftSegment, datadir.KindRaftMarker} {
 		switch n := count[k]; {
 		case n == 0:
-		case k == datadir.KindManifest || k == datadir.KindWAL:
+		case k == datadir.KindManifest || k == datadir.KindWAL || k == datadir.KindRaftState:
 			parts = append(parts, string(k))
 		default:
 			parts = append(parts, plural(n, string(k)))
@@ -229,6 +244,9 @@ func faultHint(data string, rep *datadir.Report, member bool) string {
 		tornOnly = tornOnly && p.Kind == "torn-tail"
 	}
 	first := "copy the data directory before changing anything; "
+	if member && tornOnly && !kinds[datadir.KindSegment] {
+		return "the raft log ends with a torn tail (entries the member never acknowledged): the member cuts it when it starts; start it with its usual flags"
+	}
 	if member && !tornOnly {
 		return "this is a cluster member's directory: do not start it again; rebuild it from its peers " +
 			"(move it aside, join a new member with kvtool serve --node NEW --join-cluster ANY_MEMBER_API --learner, " +

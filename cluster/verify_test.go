@@ -1,0 +1,194 @@
+package cluster
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kvtool/kvtool/datadir"
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// TestVerifyRaftDamage damages a stopped member's raft directory one way
+// at a time and checks that datadir.Verify with VerifyRaft reports each
+// damage as a fault of the right file, kind and offset, and an intact
+// directory as sound.
+func TestVerifyRaftDamage(t *testing.T) {
+	c := newTestCluster(t, 3, 41)
+	lead := c.leader()
+	for i := range 30 {
+		if _, err := c.propose(lead, Request{Txn: put(fmt.Sprintf("k%02d", i), strings.Repeat("v", 40))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied := c.converged()
+	id := followerOf(c, lead)
+	c.close()
+	member := c.node(id).fs
+	raftDir := filepath.Join("/data", RaftDir)
+
+	verify := func(t *testing.T, fs vfs.FS) *datadir.Report {
+		t.Helper()
+		rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{Raft: VerifyRaft})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	fault := func(t *testing.T, rep *datadir.Report, path string, kind datadir.FileKind, pk datadir.ProblemKind, off func(int64) bool) {
+		t.Helper()
+		for _, f := range rep.Files {
+			for _, p := range f.Problems {
+				if p.Path == path && f.Kind == kind && p.Kind == pk && off(p.Offset) {
+					return
+				}
+			}
+		}
+		t.Fatalf("want a %s fault of %s (%s); got %v (notes %q)", pk, path, kind, rep.Problems(), rep.Notes)
+	}
+	anyOff := func(int64) bool { return true }
+	segPath := func(t *testing.T, fs vfs.FS) (string, int64) {
+		rep, err := segment.Verify(fs, raftDir, segment.VerifyOptions{})
+		if err != nil || len(rep.Segments) == 0 {
+			t.Fatalf("raft log: %v, %d segments", err, len(rep.Segments))
+		}
+		s := rep.Segments[len(rep.Segments)-1]
+		return s.Path, s.Size
+	}
+	flip := func(t *testing.T, fs vfs.FS, path string, off int64) {
+		t.Helper()
+		f, err := fs.OpenReadWrite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 0x20
+		if _, err := f.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("intact", func(t *testing.T) {
+		rep := verify(t, member.CrashClone(vfs.CrashOptions{}))
+		if !rep.OK() {
+			t.Fatalf("intact member directory: %v", rep.Problems())
+		}
+		if rep.Raft == nil || rep.Raft.LastIndex < applied || rep.Raft.Term == 0 {
+			t.Fatalf("raft info %+v, want the log to reach applied index %d", rep.Raft, applied)
+		}
+		kinds := map[datadir.FileKind]int{}
+		for _, f := range rep.Files {
+			kinds[f.Kind]++
+		}
+		if kinds[datadir.KindRaftState] != 1 || kinds[datadir.KindRaftSegment] == 0 {
+			t.Fatalf("files checked %v, want the raft state and its segments", kinds)
+		}
+	})
+	t.Run("segment byte", func(t *testing.T) {
+		fs := member.CrashClone(vfs.CrashOptions{})
+		path, size := segPath(t, fs)
+		at := size / 2
+		flip(t, fs, path, at)
+		fault(t, verify(t, fs), path, datadir.KindRaftSegment, "corruption", func(off int64) bool { return off <= at && off > at-4096 })
+	})
+	t.Run("torn tail", func(t *testing.T) {
+		fs := member.CrashClone(vfs.CrashOptions{})
+		path, size := segPath(t, fs)
+		f, err := fs.OpenReadWrite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte{0x31, 0x07, 0x00, 0x40}, size); err != nil { // half a frame header after the last record
+			t.Fatal(err)
+		}
+		f.Close()
+		rep := verify(t, fs)
+		fault(t, rep, path, datadir.KindRaftSegment, "torn-tail", func(off int64) bool { return off == size })
+		if len(rep.Problems()) != 1 {
+			t.Fatalf("a torn tail only, got %v", rep.Problems())
+		}
+	})
+	t.Run("state byte", func(t *testing.T) {
+		fs := member.CrashClone(vfs.CrashOptions{})
+		path := filepath.Join(raftDir, StateName)
+		flip(t, fs, path, 40)
+		fault(t, verify(t, fs), path, datadir.KindRaftState, "corruption", anyOff)
+	})
+	t.Run("state missing", func(t *testing.T) {
+		fs := member.CrashClone(vfs.CrashOptions{})
+		path := filepath.Join(raftDir, StateName)
+		if err := fs.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		fault(t, verify(t, fs), path, datadir.KindRaftState, datadir.Missing, anyOff)
+	})
+	t.Run("log behind the store", func(t *testing.T) {
+		fs := member.CrashClone(vfs.CrashOptions{})
+		if _, err := segment.TruncateAfter(fs, raftDir, applied-5); err != nil {
+			t.Fatal(err)
+		}
+		fault(t, verify(t, fs), raftDir, datadir.KindRaftLog, datadir.Coverage, anyOff)
+	})
+	// appendRecord appends one record after the log's end, as a member's
+	// own writer would, with checksums intact.
+	appendRecord := func(t *testing.T, fs vfs.FS, term func(last uint64) uint64, typ format.FrameType, data []byte) string {
+		t.Helper()
+		path, _ := segPath(t, fs)
+		l, err := segment.Open(segment.Options{FS: fs, Dir: raftDir, SegmentSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := l.LastIndex()
+		p, err := l.EnqueueAt(last+1, term(last), typ, data)
+		if err == nil {
+			err = p.Wait()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	t.Run("term past the state", func(t *testing.T) { // a crash between the entries' fsync and STATE's
+		fs := member.CrashClone(vfs.CrashOptions{})
+		st, err := loadState(fs, raftDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendRecord(t, fs, func(uint64) uint64 { return st.Term + 1 }, format.FrameWALNoop, nil)
+		if rep := verify(t, fs); !rep.OK() {
+			t.Fatalf("entries of a term STATE does not have yet are no fault: %v", rep.Problems())
+		}
+	})
+	t.Run("not a raft entry", func(t *testing.T) {
+		fs := member.CrashClone(vfs.CrashOptions{})
+		st, err := loadState(fs, raftDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := appendRecord(t, fs, func(uint64) uint64 { return st.Term }, format.FrameWALRaft, nil)
+		fault(t, verify(t, fs), path, datadir.KindRaftSegment, "corruption", func(off int64) bool { return off > 0 })
+	})
+	t.Run("removed marker", func(t *testing.T) {
+		fs := member.CrashClone(vfs.CrashOptions{})
+		if err := writeRemoved(fs, raftDir, testClusterID, applied); err != nil {
+			t.Fatal(err)
+		}
+		rep := verify(t, fs)
+		if !rep.OK() || !strings.Contains(strings.Join(rep.Notes, "\n"), "was removed") {
+			t.Fatalf("a REMOVED marker is a note, not a fault: %v, notes %q", rep.Problems(), rep.Notes)
+		}
+		path := filepath.Join(raftDir, RemovedName)
+		flip(t, fs, path, 30)
+		fault(t, verify(t, fs), path, datadir.KindRaftMarker, "corruption", anyOff)
+	})
+}

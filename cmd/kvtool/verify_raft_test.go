@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/internal/loopport"
+	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// TestVerifyMemberRaftLog runs a one-member cluster, stops it, and flips a
+// byte in the middle of its raft log: `kvtool verify` must name the raft
+// segment and the offset (exit 3), and the member's start must be refused
+// with exit 3 and a hint to rebuild it, not to check its flags.
+func TestVerifyMemberRaftLog(t *testing.T) {
+	t.Setenv("KVTOOL_SECRET", clusterTestSecret)
+	peer, err := loopport.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "n1")
+	args := []string{"--data", data, "--node", "n1", "--cluster", "n1=" + peer}
+	s := startServe(t, args...)
+	for i := range 40 {
+		if _, stderr, code := kvRun(t, "", "put", "--addr", s.addr, fmt.Sprintf("k%02d", i), strings.Repeat("v", 100)); code != exitOK {
+			t.Fatalf("put: exit %d: %s", code, stderr)
+		}
+	}
+	if code := s.shutdown(t); code != exitOK {
+		t.Fatalf("serve: exit %d\n%s", code, s.stderr)
+	}
+	if stdout, stderr, code := kvRun(t, "", "verify", "--data", data); code != exitOK || !strings.Contains(stdout, "raft-segment") {
+		t.Fatalf("verify of the intact member: exit %d, want 0 and the raft log among the files checked\n%s%s", code, stdout, stderr)
+	}
+
+	raftDir := filepath.Join(data, format.RaftDir)
+	rep, err := segment.Verify(vfs.Default, raftDir, segment.VerifyOptions{})
+	if err != nil || len(rep.Segments) == 0 {
+		t.Fatalf("raft log: %v", err)
+	}
+	seg := rep.Segments[0]
+	at := seg.Size / 2
+	f, err := os.OpenFile(seg.Path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	stdout, stderr, code := kvRun(t, "", "verify", "--data", data)
+	if code != exitDamage || !strings.Contains(stdout, seg.Path) {
+		t.Fatalf("verify of the damaged raft log: exit %d, want %d naming %s\n%s%s", code, exitDamage, seg.Path, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "rebuild it from its peers") {
+		t.Errorf("verify's hint for a damaged member does not say to rebuild it from its peers:\n%s", stderr)
+	}
+	stdout, stderr, code = kvRun(t, "", append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	if code != exitDamage || !strings.Contains(stderr, seg.Path) || !strings.Contains(stderr, "rebuild the member from its peers") {
+		t.Fatalf("serve on the damaged raft log: exit %d, want %d naming %s with a hint to rebuild the member\n%s%s", code, exitDamage, seg.Path, stdout, stderr)
+	}
+}
