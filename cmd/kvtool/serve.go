@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/node"
 	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/server"
@@ -257,6 +258,8 @@ func serveError(err error, o serveOptions) error {
 		return clusterListenError(ne)
 	case ne.Part == node.PartCluster:
 		return memberError(ne, o.cfg.Dir)
+	case ne.Part == node.PartJoin && o.cfg.Cluster != nil && format.AsCorruption(ne.Err) != nil:
+		return damaged(fmt.Errorf("join the cluster: %w", ne.Err), rebuildMemberHint(o.cfg.Dir))
 	case ne.Part == node.PartJoin && o.cfg.Cluster != nil:
 		return failed(fmt.Errorf("join the cluster: %w", ne.Err),
 			"check --join-cluster (the HTTP API of a member), the shared secret and --peer-listen; starting again with the same --data resumes the join")

@@ -240,10 +240,16 @@ func memberError(ne *node.Error, data string) error {
 		return failed(ne.Err, "the member stopped to protect the data (fail stop); the other members go on: fix the cause (see the log) and start it again with the same flags")
 	}
 	if format.AsCorruption(ne.Err) != nil {
-		return damaged(fmt.Errorf("start the cluster member: %w", ne.Err),
-			"the member's raft log or state is damaged; do not cut or edit it (its entries may be what a quorum counted on): "+
-				cmdline(data, "verify")+" lists every fault; then rebuild the member from its peers as the README's recovery section shows "+
-				"(move the directory aside, kvtool serve --node NEW --join-cluster ANY_MEMBER_API --learner, kvtool cluster replace OLD NEW)")
+		return damaged(fmt.Errorf("start the cluster member: %w", ne.Err), rebuildMemberHint(data))
 	}
 	return failed(fmt.Errorf("start the cluster member: %w", ne.Err), "check --data, --node and --cluster (the same on every member) and the shared secret")
+}
+
+// rebuildMemberHint says what to do with a member whose raft files are
+// damaged: never cut or edit them (a quorum may have counted on its
+// entries), rebuild it from its peers.
+func rebuildMemberHint(data string) string {
+	return "the member's raft files are damaged; do not cut or edit them (their entries may be what a quorum counted on): " +
+		cmdline(data, "verify") + " lists every fault; then rebuild the member from its peers as the README's recovery section shows " +
+		"(move the directory aside, kvtool serve --node NEW --join-cluster ANY_MEMBER_API --learner, kvtool cluster replace OLD NEW)"
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/internal/loopport"
 	"github.com/kvtool/kvtool/segment"
@@ -16,7 +17,8 @@ import (
 // TestVerifyMemberRaftLog runs a one-member cluster, stops it, and flips a
 // byte in the middle of its raft log: `kvtool verify` must name the raft
 // segment and the offset (exit 3), and the member's start must be refused
-// with exit 3 and a hint to rebuild it, not to check its flags.
+// with exit 3 and a hint to rebuild it, not to check its flags; so must a
+// joiner's whose JOIN record is damaged.
 func TestVerifyMemberRaftLog(t *testing.T) {
 	t.Setenv("KVTOOL_SECRET", clusterTestSecret)
 	peer, err := loopport.Free()
@@ -44,20 +46,7 @@ func TestVerifyMemberRaftLog(t *testing.T) {
 		t.Fatalf("raft log: %v", err)
 	}
 	seg := rep.Segments[0]
-	at := seg.Size / 2
-	f, err := os.OpenFile(seg.Path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, at); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x10
-	if _, err := f.WriteAt(b, at); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	flipByteAt(t, seg.Path, seg.Size/2)
 
 	stdout, stderr, code := kvRun(t, "", "verify", "--data", data)
 	if code != exitDamage || !strings.Contains(stdout, seg.Path) {
@@ -69,5 +58,38 @@ func TestVerifyMemberRaftLog(t *testing.T) {
 	stdout, stderr, code = kvRun(t, "", append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	if code != exitDamage || !strings.Contains(stderr, seg.Path) || !strings.Contains(stderr, "rebuild the member from its peers") {
 		t.Fatalf("serve on the damaged raft log: exit %d, want %d naming %s with a hint to rebuild the member\n%s%s", code, exitDamage, seg.Path, stdout, stderr)
+	}
+
+	// A joiner whose JOIN record is damaged: refused the same way, before
+	// it asks anyone (the member address given is never dialled).
+	joiner := filepath.Join(t.TempDir(), "n4")
+	if _, stderr, code := kvRun(t, "", "put", "--init", "--data", joiner, "k", "v"); code != exitOK { // a store, as a joiner makes first
+		t.Fatalf("create the joiner's store: exit %d: %s", code, stderr)
+	}
+	if err := cluster.WriteJoin(vfs.Default, joiner, cluster.JoinRecord{ClusterID: 7, Self: cluster.MemberRecord{Name: "n4", ID: 4, PeerAddr: peer}}); err != nil {
+		t.Fatal(err)
+	}
+	flipByteAt(t, filepath.Join(joiner, format.RaftDir, cluster.JoinName), 40)
+	stdout, stderr, code = kvRun(t, "", "serve", "--listen", "127.0.0.1:0", "--data", joiner, "--node", "n4", "--peer-listen", peer, "--join-cluster", "127.0.0.1:1")
+	if code != exitDamage || !strings.Contains(stderr, "JOIN") || !strings.Contains(stderr, "rebuild the member from its peers") {
+		t.Fatalf("serve --join-cluster on a damaged JOIN: exit %d, want %d naming it with a hint to rebuild the member\n%s%s", code, exitDamage, stdout, stderr)
+	}
+}
+
+// flipByteAt flips one bit of the byte at off in the file at path.
+func flipByteAt(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
 	}
 }
