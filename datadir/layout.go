@@ -182,7 +182,7 @@ func describeOther(path string) string {
 	case format.IsTempName(name):
 		return path + ": temporary file of an unfinished write; never trusted, safe to remove"
 	case name == format.RaftDir:
-		return path + ": raft directory: a cluster member's raft log and state, which the member checks when it starts; not verified here"
+		return path + ": raft directory: a cluster member's raft log and state (kvtool verify checks them, kvtool inspect summarises them)"
 	case name == format.TransferDir:
 		return path + ": transfer directory: a snapshot being received, or a checkpoint kept for a resumed send (kvtool transfer status says which); never replayed"
 	}

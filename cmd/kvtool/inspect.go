@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kvtool/kvtool/cluster"
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/manifest"
@@ -21,6 +23,9 @@ func inspectCommand(e env) *cli.Command {
 generation, base checkpoint, delta chain, first WAL index needed), every WAL
 segment, every checkpoint and delta (saying which the manifest names), other
 files, and the state they rebuild: applied index, key count and state hash.
+For a cluster member it adds what its raft directory says: node and cluster
+ID, raft term and vote, raft snapshot, membership, the raft log's extent, and
+whether it joined a running cluster or was removed ("raft" in --json).
 
 The state is rebuilt in memory exactly as recovery would (base, deltas, WAL
 tail, stopping at a torn tail), which reads the whole base; --no-state skips
@@ -51,16 +56,29 @@ func inspectDir(cCtx *cli.Context, fsys vfs.FS, data string, opts datadir.Inspec
 	if err != nil {
 		return dirError(err, data)
 	}
+	rs, err := cluster.InspectRaft(fsys, data)
+	if err != nil {
+		return dirError(err, data)
+	}
 	p := newPrinter(cCtx)
 	if p.json {
-		err = p.JSON(toInspectJSON(s))
+		out := toInspectJSON(s)
+		out.Raft = toRaftJSON(rs)
+		err = p.JSON(out)
 	} else {
-		err = printInspect(p, s)
+		err = printInspect(p, s, rs)
 	}
 	if err != nil {
 		return err
 	}
-	return inspectError(s, data)
+	if err := inspectError(s, data); err != nil {
+		return err
+	}
+	if rs != nil && (rs.StateErr != nil || rs.LogErr != nil || rs.MarkerErr != nil) {
+		return damaged(fmt.Errorf("inspect: the raft directory: %w", errors.Join(rs.StateErr, rs.LogErr, rs.MarkerErr)),
+			"run "+cmdline(data, "verify")+" to list every fault")
+	}
+	return nil
 }
 
 // inspectError is the exit error for what Inspect could not describe.
@@ -95,6 +113,69 @@ type inspectJSON struct {
 	StateHash     string           `json:"state_hash,omitempty"`
 	TornTail      *bool            `json:"torn_tail,omitempty"`
 	StateError    string           `json:"state_error,omitempty"`
+	Raft          *raftJSON        `json:"raft,omitempty"` // a cluster member's raft directory
+}
+
+// raftJSON is a member's raft directory in inspect --json (IDs in hex, as
+// cluster status prints them).
+type raftJSON struct {
+	ClusterID      string    `json:"cluster_id"`
+	NodeID         string    `json:"node_id"`
+	Term           uint64    `json:"term"`
+	Vote           string    `json:"vote,omitempty"`
+	CommitHint     uint64    `json:"commit_hint"`
+	SnapshotIndex  uint64    `json:"snapshot_index"`
+	SnapshotTerm   uint64    `json:"snapshot_term"`
+	ConfIndex      uint64    `json:"conf_index"`
+	Voters         []string  `json:"voters"`
+	Learners       []string  `json:"learners"`
+	VotersOutgoing []string  `json:"voters_outgoing,omitempty"`
+	LogSegments    int       `json:"log_segments"`
+	LogFirstIndex  uint64    `json:"log_first_index"`
+	LogLastIndex   uint64    `json:"log_last_index"`
+	Joined         *joinJSON `json:"joined,omitempty"`
+	RemovedAt      uint64    `json:"removed_at_index,omitempty"`
+	Errors         []string  `json:"errors,omitempty"`
+}
+
+// joinJSON is a joiner's JOIN record in inspect --json.
+type joinJSON struct {
+	Name         string `json:"name"`
+	CatchUpIndex uint64 `json:"catch_up_index"`
+	StayLearner  bool   `json:"stay_learner"`
+}
+
+func toRaftJSON(r *cluster.RaftSummary) *raftJSON {
+	if r == nil {
+		return nil
+	}
+	out := &raftJSON{ClusterID: hex16(r.ClusterID), NodeID: hex16(r.NodeID), Term: r.Term, CommitHint: r.Commit,
+		SnapshotIndex: r.SnapIndex, SnapshotTerm: r.SnapTerm, ConfIndex: r.ConfIndex,
+		Voters: hexIDs(r.Voters), Learners: hexIDs(r.Learners), VotersOutgoing: hexIDs(r.VotersOutgoing),
+		LogSegments: r.LogSegments, LogFirstIndex: r.LogFirst, LogLastIndex: r.LogLast, RemovedAt: r.RemovedAt}
+	if r.Vote != 0 {
+		out.Vote = hex16(r.Vote)
+	}
+	if len(out.VotersOutgoing) == 0 {
+		out.VotersOutgoing = nil
+	}
+	if j := r.Join; j != nil {
+		out.Joined = &joinJSON{Name: j.Self.Name, CatchUpIndex: j.CatchUp, StayLearner: j.Self.StayLearner}
+	}
+	for _, err := range []error{r.StateErr, r.LogErr, r.MarkerErr} {
+		if err != nil {
+			out.Errors = append(out.Errors, err.Error())
+		}
+	}
+	return out
+}
+
+func hexIDs(ids []uint64) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, hex16(id))
+	}
+	return out
 }
 
 // manifestJSON is a manifest in JSON output.
@@ -169,8 +250,11 @@ func toInspectJSON(s *datadir.Summary) inspectJSON {
 
 // ---- text ----
 
-func printInspect(p *printer, s *datadir.Summary) error {
+func printInspect(p *printer, s *datadir.Summary, rs *cluster.RaftSummary) error {
 	if err := printInspectHead(p, s); err != nil {
+		return err
+	}
+	if err := printRaft(p, rs); err != nil {
 		return err
 	}
 	if err := printSegments(p, s); err != nil {
@@ -279,4 +363,61 @@ func errorOf(err error) string {
 		return fmt.Sprintf("damaged at offset %d: %s", ce.Offset, ce.Reason)
 	}
 	return err.Error()
+}
+
+// printRaft prints a member's raft directory as aligned fields.
+func printRaft(p *printer, r *cluster.RaftSummary) error {
+	if r == nil {
+		return nil
+	}
+	p.Notef("")
+	if r.StateErr != nil {
+		t := p.Table("raft state", "UNREADABLE: "+errText(r.StateErr))
+		return printRaftLog(t, r)
+	}
+	t := p.Table("cluster member", fmt.Sprintf("node %s of cluster %s", hex16(r.NodeID), hex16(r.ClusterID)))
+	vote := "none"
+	if r.Vote != 0 {
+		vote = hex16(r.Vote)
+	}
+	t.Row("raft term", fmt.Sprintf("%d (vote %s, commit hint %d)", r.Term, vote, r.Commit))
+	t.Row("raft snapshot", fmt.Sprintf("index %d, term %d", r.SnapIndex, r.SnapTerm))
+	m := fmt.Sprintf("voters %s", idList(r.Voters))
+	if len(r.Learners) > 0 {
+		m += ", learners " + idList(r.Learners)
+	}
+	if len(r.VotersOutgoing) > 0 {
+		m += ", leaving voters " + idList(r.VotersOutgoing) + " (a joint change)"
+	}
+	t.Row("membership", fmt.Sprintf("%s (after index %d)", m, r.ConfIndex))
+	return printRaftLog(t, r)
+}
+
+// printRaftLog adds the raft log and the markers to t, and prints it.
+func printRaftLog(t *table, r *cluster.RaftSummary) error {
+	switch {
+	case r.LogErr != nil:
+		t.Row("raft log", "UNREADABLE: "+errText(r.LogErr))
+	case r.LogSegments == 0 || r.LogLast < r.LogFirst:
+		t.Row("raft log", fmt.Sprintf("empty (%s)", plural(r.LogSegments, "segment")))
+	default:
+		t.Row("raft log", fmt.Sprintf("index %d to %d (%s)", r.LogFirst, r.LogLast, plural(r.LogSegments, "segment")))
+	}
+	if j := r.Join; j != nil {
+		t.Row("joined", fmt.Sprintf("as %s, catching up to index %d before serving", j.Self.Name, j.CatchUp))
+	}
+	if r.RemovedAt != 0 {
+		t.Row("REMOVED", fmt.Sprintf("at index %d: this member refuses to start until its data directory is wiped", r.RemovedAt))
+	}
+	if r.MarkerErr != nil {
+		t.Row("markers", "UNREADABLE: "+errText(r.MarkerErr))
+	}
+	return t.Flush()
+}
+
+func idList(ids []uint64) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(hexIDs(ids), ", ")
 }

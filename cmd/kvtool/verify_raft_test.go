@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,6 +40,19 @@ func TestVerifyMemberRaftLog(t *testing.T) {
 	if stdout, stderr, code := kvRun(t, "", "verify", "--data", data); code != exitOK || !strings.Contains(stdout, "raft-segment") {
 		t.Fatalf("verify of the intact member: exit %d, want 0 and the raft log among the files checked\n%s%s", code, stdout, stderr)
 	}
+	stdout, stderr, code := kvRun(t, "", "inspect", "--json", "--no-state", "--data", data)
+	var insp struct {
+		Raft *struct {
+			NodeID       string   `json:"node_id"`
+			Term         uint64   `json:"term"`
+			Voters       []string `json:"voters"`
+			LogLastIndex uint64   `json:"log_last_index"`
+		} `json:"raft"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(stdout), &insp) != nil || insp.Raft == nil || insp.Raft.Term == 0 ||
+		len(insp.Raft.Voters) != 1 || insp.Raft.Voters[0] != insp.Raft.NodeID || insp.Raft.LogLastIndex < 40 {
+		t.Fatalf("inspect --json of the member: exit %d, want its raft term, itself the one voter and a log of at least 40 entries\n%s%s", code, stdout, stderr)
+	}
 
 	raftDir := filepath.Join(data, format.RaftDir)
 	rep, err := segment.Verify(vfs.Default, raftDir, segment.VerifyOptions{})
@@ -48,7 +62,7 @@ func TestVerifyMemberRaftLog(t *testing.T) {
 	seg := rep.Segments[0]
 	flipByteAt(t, seg.Path, seg.Size/2)
 
-	stdout, stderr, code := kvRun(t, "", "verify", "--data", data)
+	stdout, stderr, code = kvRun(t, "", "verify", "--data", data)
 	if code != exitDamage || !strings.Contains(stdout, seg.Path) {
 		t.Fatalf("verify of the damaged raft log: exit %d, want %d naming %s\n%s%s", code, exitDamage, seg.Path, stdout, stderr)
 	}
@@ -70,6 +84,9 @@ func TestVerifyMemberRaftLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	flipByteAt(t, filepath.Join(joiner, format.RaftDir, cluster.JoinName), 40)
+	if _, stderr, code := kvRun(t, "", "inspect", "--no-state", "--data", joiner); code != exitDamage || !strings.Contains(stderr, "JOIN") {
+		t.Fatalf("inspect of a damaged JOIN: exit %d, want %d naming it\n%s", code, exitDamage, stderr)
+	}
 	stdout, stderr, code = kvRun(t, "", "serve", "--listen", "127.0.0.1:0", "--data", joiner, "--node", "n4", "--peer-listen", peer, "--join-cluster", "127.0.0.1:1")
 	if code != exitDamage || !strings.Contains(stderr, "JOIN") || !strings.Contains(stderr, "rebuild the member from its peers") {
 		t.Fatalf("serve --join-cluster on a damaged JOIN: exit %d, want %d naming it with a hint to rebuild the member\n%s%s", code, exitDamage, stdout, stderr)
