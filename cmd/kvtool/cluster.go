@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
@@ -153,14 +155,16 @@ func printClusterStatus(cCtx *cli.Context, st *api.ClusterStatus) error {
 	}
 	p.Notef("cluster %s: leader %s, term %d, commit index %d (as %s sees it)", st.ClusterID, leader, st.Term, st.CommitIndex, st.Name)
 	t := p.Table("NAME", "ID", "ROLE", "PEER", "API", "MATCH", "APPLIED", "LAG", "LEASE", "PINNED", "PINNED-SIZE")
-	for _, m := range st.Members {
+	members := slices.Clone(st.Members) // by name, as an operator looks for one (the API keeps raft's ID order)
+	slices.SortStableFunc(members, func(a, b api.ClusterMember) int { return cmp.Compare(a.Name, b.Name) })
+	for _, m := range members {
 		leaseState, pinned, pinnedSize := leaseCells(m)
 		t.Row(m.Name, m.ID, m.Role, orDash(m.PeerAddr), orDash(m.APIAddr), m.MatchIndex, optIndex(m.AppliedIndex), optIndex(m.Lag), leaseState, pinned, pinnedSize)
 	}
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	for _, m := range st.Members {
+	for _, m := range members {
 		if m.Error != "" {
 			p.Notef("%s: %s", m.Name, m.Error)
 		}
