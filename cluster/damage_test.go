@@ -1,0 +1,206 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/kvtool/kvtool/datadir"
+	"github.com/kvtool/kvtool/format"
+	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/store"
+	"github.com/kvtool/kvtool/vfs"
+)
+
+// memberDamageEnv sets how many damaged copies TestMemberRandomDamage
+// tries.
+const memberDamageEnv = "KVTOOL_MEMBER_DAMAGE_TRIALS"
+
+// TestMemberRandomDamage flips one random byte in a random file of a
+// stopped member's data directory (store WAL, checkpoint, delta, manifest,
+// raft log, STATE), many times over, and holds verify and the member's
+// start to one another:
+//
+//   - verify (with VerifyRaft) finds nothing wrong: the member starts;
+//   - the member does not start: verify found a fault (an operator who
+//     runs verify on a member that will not start learns why);
+//   - the member starts: its state is the original's at the index it
+//     reached (every key written at or below it with its value, none
+//     after it; the same state hash at the original's index), whatever
+//     verify said: damage never becomes a wrong state.
+func TestMemberRandomDamage(t *testing.T) {
+	trials := 40
+	if v := os.Getenv(memberDamageEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q is not a positive count", memberDamageEnv, v)
+		}
+		trials = n
+	}
+	c := newTestCluster(t, 3, 53)
+	lead := c.leader()
+	id := followerOf(c, lead)
+	written := map[string]uint64{} // key -> the index that applied it
+	val := func(k string) string { return k + "=" + k + k }
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			k := fmt.Sprintf("k%03d", i)
+			res, err := c.propose(lead, Request{Txn: put(k, val(k))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			written[k] = res.Index
+		}
+	}
+	ctx := context.Background()
+	write(0, 40)
+	c.converged()
+	if _, err := c.node(id).st.Checkpoint(ctx); err != nil { // every file kind: a base, a delta, WAL and raft log
+		t.Fatal(err)
+	}
+	write(40, 70)
+	c.converged()
+	if _, err := c.node(id).st.Delta(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(70, 100)
+	c.converged()
+	snap := c.node(id).st.Snapshot()
+	applied, hash := snap.Index(), snap.Hash()
+	c.close()
+	orig := c.node(id).fs
+
+	type target struct {
+		path      string
+		size, end int64 // end: where its data ends (a segment's records; the file's size otherwise)
+	}
+	var files []target
+	var walk func(dir string)
+	walk = func(dir string) {
+		names, err := orig.List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			p := filepath.Join(dir, n)
+			fi, err := orig.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case fi.IsDir():
+				walk(p)
+			case n != format.LockName && fi.Size() > 0:
+				files = append(files, target{path: p, size: fi.Size(), end: fi.Size()})
+			}
+		}
+	}
+	walk("/data")
+	for _, d := range []string{filepath.Join("/data", format.WALDir), filepath.Join("/data", RaftDir)} {
+		segs, err := segment.List(orig, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range segs {
+			for i := range files {
+				if files[i].path == s.Path {
+					files[i].end = s.Size
+				}
+			}
+		}
+	}
+	kinds := map[string]bool{}
+	for _, f := range files {
+		kinds[filepath.Ext(f.path)+filepath.Base(filepath.Dir(f.path))] = true
+	}
+	t.Logf("%d files to damage (%v); the member applied index %d", len(files), kinds, applied)
+
+	rng := rand.New(rand.NewPCG(53, 7))
+	var verifyFound, refused, started int
+	for trial := range trials {
+		fs := orig.CrashClone(vfs.CrashOptions{})
+		f := files[rng.IntN(len(files))]
+		off := rng.Int64N(f.end) // mostly where the data is
+		if rng.IntN(4) == 0 {
+			off = rng.Int64N(f.size)
+		}
+		flipAt(t, fs, f.path, off, byte(1+rng.IntN(255)))
+		what := fmt.Sprintf("trial %d: byte %d of %s (%d bytes, data to %d)", trial, off, f.path, f.size, f.end)
+
+		rep, verr := datadir.Verify(fs, "/data", datadir.VerifyOptions{Raft: VerifyRaft})
+		sound := verr == nil && rep.OK()
+		if !sound {
+			verifyFound++
+		}
+		st, n, serr := startAlone(fs, id)
+		if serr != nil {
+			refused++
+			if sound {
+				t.Fatalf("%s: verify found nothing wrong, but the member does not start: %v", what, serr)
+			}
+			continue
+		}
+		started++
+		got := st.Snapshot()
+		for k, at := range written {
+			v, ok := got.Get(k)
+			if at <= got.Index() && (!ok || string(v) != val(k)) || at > got.Index() && ok {
+				n.Close()
+				st.Close()
+				t.Fatalf("%s: the member started at index %d with %s = %q (present %v), written at index %d: a wrong state", what, got.Index(), k, v, ok, at)
+			}
+		}
+		if got.Index() == applied && got.Hash() != hash {
+			n.Close()
+			st.Close()
+			t.Fatalf("%s: the member started at index %d with state hash %x, the original's is %x", what, applied, got.Hash(), hash)
+		}
+		n.Close()
+		st.Close()
+	}
+	t.Logf("%d trials: verify found a fault in %d; the member refused to start on %d, started on %d (every start with the original state)",
+		trials, verifyFound, refused, started)
+}
+
+// startAlone opens a member's store and starts its node on fsys, with no
+// peer reachable (a network of its own): what a restart of it on that
+// directory does before it hears from anyone.
+func startAlone(fsys vfs.FS, id uint64) (*store.Store, *Node, error) {
+	st, err := store.Open(store.Options{FS: fsys, Dir: "/data", Replica: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	net := NewMemNetwork(1)
+	n, err := Start(Config{
+		ID: id, ClusterID: testClusterID, Peers: []uint64{1, 2, 3}, FS: fsys, Dir: "/data", Store: st,
+		Transport: net.Endpoint(id), LogSegmentSize: 64 << 10, LogCacheBytes: 32 << 10,
+	})
+	if err != nil {
+		st.Close()
+		net.Close()
+		return nil, nil, err
+	}
+	return st, n, nil
+}
+
+// flipAt XORs the byte at off of the file at path with x.
+func flipAt(t *testing.T, fs vfs.FS, path string, off int64, x byte) {
+	t.Helper()
+	f, err := fs.OpenReadWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= x
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
