@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kvtool/kvtool/datadir"
@@ -41,11 +42,11 @@ func TestMemberRandomDamage(t *testing.T) {
 		}
 		trials = n
 	}
-	c := newTestCluster(t, 3, 53)
+	c := newTestClusterConfig(t, 3, 53, func(cfg *Config) { cfg.RetainEntries, cfg.CompactInterval = 5, -1 })
 	lead := c.leader()
 	id := followerOf(c, lead)
 	written := map[string]uint64{} // key -> the index that applied it
-	val := func(k string) string { return k + "=" + k + k }
+	val := func(k string) string { return k + "=" + strings.Repeat(k, 250) } // the raft log spans segments
 	write := func(from, to int) {
 		for i := from; i < to; i++ {
 			k := fmt.Sprintf("k%03d", i)
@@ -66,6 +67,11 @@ func TestMemberRandomDamage(t *testing.T) {
 	c.converged()
 	if _, err := c.node(id).st.Delta(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// The raft log compacted up to the checkpoint: STATE names a raft
+	// snapshot, and the log continues it.
+	if res, err := c.node(id).n.CompactLog(); err != nil || res.Index == 0 {
+		t.Fatalf("compact the member's raft log: %+v, %v", res, err)
 	}
 	write(70, 100)
 	c.converged()
