@@ -45,8 +45,10 @@ func TestMemberRandomDamage(t *testing.T) {
 	c := newTestClusterConfig(t, 3, 53, func(cfg *Config) { cfg.RetainEntries, cfg.CompactInterval = 5, -1 })
 	lead := c.leader()
 	id := followerOf(c, lead)
-	written := map[string]uint64{} // key -> the index that applied it
-	val := func(k string) string { return k + "=" + strings.Repeat(k, 250) } // the raft log spans segments
+	// written maps each key to the index that applied it; values are long
+	// enough that the raft log spans segments.
+	written := map[string]uint64{}
+	val := func(k string) string { return k + "=" + strings.Repeat(k, 250) }
 	write := func(from, to int) {
 		for i := from; i < to; i++ {
 			k := fmt.Sprintf("k%03d", i)
