@@ -139,7 +139,7 @@ func newMember(cfg *MemberConfig) (*Member, error) {
 		cfg.Node.ClusterID = id
 	}
 	if cfg.Node.ClusterID == 0 {
-		cfg.Node.ClusterID = ClusterIDOf(cfg.Members)
+		cfg.Node.ClusterID = ClusterIDOf(slices.Collect(maps.Keys(cfg.Members)))
 	}
 	cfg.Node.Peers = slices.Sorted(maps.Keys(m.names))
 	return m, nil
@@ -211,20 +211,13 @@ func MemberID(name string) uint64 {
 	return 1
 }
 
-// ClusterIDOf is the cluster ID a cluster founded by members (name ->
-// peer address, as --cluster lists them) gets: a hash of the sorted
-// name=address pairs, never zero. The addresses count so that two
-// clusters whose members have the same names (n1, n2, n3 is everyone's
-// first choice) never share an ID: the ID is what fences a foreign
-// cluster's peer out, even one with the same secret. A member records the
-// ID at bootstrap (STATE) and keeps it, so members may move afterwards.
-func ClusterIDOf(members map[string]string) uint64 {
-	pairs := make([]string, 0, len(members))
-	for name, addr := range members {
-		pairs = append(pairs, name+"="+addr)
-	}
-	slices.Sort(pairs)
-	if id := xxhash.Sum64String("kvtool-cluster\x00" + strings.Join(pairs, "\x00")); id != 0 {
+// ClusterIDOf is the cluster ID a cluster founded by the members called
+// names gets: a hash of the sorted names, never zero. Addresses do not
+// count, so members may move.
+func ClusterIDOf(names []string) uint64 {
+	sorted := slices.Clone(names)
+	slices.Sort(sorted)
+	if id := xxhash.Sum64String("kvtool-cluster\x00" + strings.Join(sorted, "\x00")); id != 0 {
 		return id
 	}
 	return 1

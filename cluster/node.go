@@ -216,8 +216,7 @@ type Node struct {
 // The store's applied index tells raft where applying resumes. Serving
 // code calls StartMember, which builds the TCP transport and calls Start.
 // Every node of a cluster must use the same DedupWindow; node IDs and the
-// cluster ID are nonzero (MemberID derives a node's from its name,
-// ClusterIDOf the cluster's from the founding members' names and addresses).
+// cluster ID are nonzero (MemberID, ClusterIDOf derive them from names).
 func Start(cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {

@@ -43,12 +43,9 @@ raft: a write (on any member) is answered once a quorum durably logged it
 and this member applied it; reads are local (GET ?consistency=linearizable
 asks the leader). The same command bootstraps a new cluster (every member's
 --data empty) and restarts a member. --cluster lists every founding member's
-peer address, this one's included, and is the same on every member (at
-bootstrap the members derive the cluster's ID from it, names and addresses,
-so another cluster with the same member names is a stranger to this one;
-each member records the ID, and later restarts keep it even if addresses
-change); the peer listener binds this member's address there unless
---peer-listen says otherwise (e.g. 0.0.0.0:7080). Members authenticate each other with the
+peer address, this one's included, and is the same on every member; the
+peer listener binds this member's address there unless --peer-listen says
+otherwise (e.g. 0.0.0.0:7080). Members authenticate each other with the
 shared secret (--secret-file or KVTOOL_SECRET, required) and, with
 --peer-tls-cert/--peer-tls-key/--peer-tls-ca, mutual TLS. Other members
 learn this member's API address from --listen, or from --advertise-api
