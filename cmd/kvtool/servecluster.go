@@ -47,7 +47,10 @@ peer address, this one's included, and is the same on every member; the
 peer listener binds this member's address there unless --peer-listen says
 otherwise (e.g. 0.0.0.0:7080). Members authenticate each other with the
 shared secret (--secret-file or KVTOOL_SECRET, required) and, with
---peer-tls-cert/--peer-tls-key/--peer-tls-ca, mutual TLS. Other members
+--peer-tls-cert/--peer-tls-key/--peer-tls-ca, mutual TLS. The cluster's ID
+is derived from its members' names, so two clusters whose members have the
+same names (n1, n2, n3) are told apart by their secrets only: give every
+cluster a secret of its own. Other members
 learn this member's API address from --listen, or from --advertise-api
 (required if --listen is a wildcard address). A member whose disk fails
 stops (exit 1); the others go on, and a restart recovers it.
