@@ -606,7 +606,10 @@ func (l *lockedBuffer) String() string {
 // of the commits during the paced join as a percentage of those around it
 // (min and max beside it); "s-to-promotion" the time from the add to the
 // promotion. Each round's log line gives every phase's commit rate and the
-// founders' fsync latency in it.
+// founders' fsync latency in it. "joiner-cpu-s" is the median CPU of a
+// paced join's joiner process, "cpu-s/1000-join" and "cpu-s/1000-alone"
+// the founders' CPU per 1000 commits during a paced join and in the window
+// before it: figures a busy machine moves less than the rates.
 //
 //	go test -run '^$' -bench JoinThroughput -benchtime 5x ./cluster/
 func BenchmarkJoinThroughput(b *testing.B) {
@@ -627,6 +630,8 @@ func BenchmarkJoinThroughput(b *testing.B) {
 	defer close(stop)
 	jb.alone(time.Second) // warm up
 	var alone, paced, unlimited, keptP, keptU, pacedTook, unlimitedTook, snaps, bytes []float64
+	// CPU figures, which a loaded machine disturbs less than the rates.
+	var joinerCPU, cpuJoin, cpuAlone []float64
 	window := 3 * time.Second // as long as the last join took
 	before := jb.alone(window)
 	for range b.N {
@@ -642,6 +647,8 @@ func BenchmarkJoinThroughput(b *testing.B) {
 		alone, keptP, keptU = append(alone, before.commitsPerSec), append(keptP, kp), append(keptU, ku)
 		paced, pacedTook = append(paced, p.commitsPerSec), append(pacedTook, p.took.Seconds())
 		unlimited, unlimitedTook = append(unlimited, u.commitsPerSec), append(unlimitedTook, u.took.Seconds())
+		joinerCPU = append(joinerCPU, p.childCPU)
+		cpuJoin, cpuAlone = append(cpuJoin, p.cpuPer1000()), append(cpuAlone, before.cpuPer1000)
 		snaps = append(snaps, float64(p.snapshots), float64(u.snapshots))
 		bytes = append(bytes, float64(p.bytes), float64(u.bytes))
 		b.Logf("round: alone %.0f/s (%.2f cpu-s/1000, %s); paced join %.0f/s = %.0f%% in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s [%s]: %s); alone %.0f/s (%.2f cpu-s/1000, %s); unlimited join %.0f/s = %.0f%% in %v (%d snapshots, %d bytes; %.2f cpu-s/1000, joiner %.2f cpu-s [%s]: %s); alone %.0f/s (%s)",
@@ -668,6 +675,12 @@ func BenchmarkJoinThroughput(b *testing.B) {
 	b.ReportMetric(medianF(keptU), "%-kept-unlimited")
 	b.ReportMetric(medianF(pacedTook), "s-to-promotion")
 	b.ReportMetric(medianF(unlimitedTook), "s-to-promotion-unlimited")
+	// The CPU a paced join costs, which the kept rate hides on a shared
+	// machine: the joiner's process in all, and this process's (the
+	// founders') per 1000 commits during the join and alone before it.
+	b.ReportMetric(medianF(joinerCPU), "joiner-cpu-s")
+	b.ReportMetric(medianF(cpuJoin), "cpu-s/1000-join")
+	b.ReportMetric(medianF(cpuAlone), "cpu-s/1000-alone")
 	b.ReportMetric(medianF(snaps), "snapshots/join")
 	b.ReportMetric(medianF(bytes)/1e6, "MB/snapshot")
 	b.ReportMetric(0, "ns/op")

@@ -458,11 +458,24 @@ func (l *Log) addLocked(t format.FrameType, idx, term uint64, data []byte, size 
 func (l *Log) encodeLocked(t format.FrameType, idx, term uint64, data []byte, size int64) *batch {
 	l.queued += size
 	l.next = idx + 1
-	l.buf = appendRecord(l.buf, t, idx, term, data)
+	l.buf = appendRecord(growBatch(l.buf, int(size), l.maxBatch), t, idx, term, data)
 	b := l.cur
 	b.last, b.n = idx, b.n+1
 	l.last.Store(idx)
 	return b
+}
+
+// growBatch makes room in a batch buffer for size more bytes, doubling
+// its capacity up to maxBatch: append grows a large slice by about a
+// quarter at a time, copying it each time, and a fresh log filling 4 MiB
+// batches (a joining member's, taking a log tail) copied some 20 MB per
+// buffer that way.
+func growBatch(buf []byte, size, maxBatch int) []byte {
+	need := len(buf) + size
+	if need <= cap(buf) {
+		return buf
+	}
+	return slices.Grow(buf, max(need, min(2*cap(buf), maxBatch))-len(buf))
 }
 
 // appendRecord appends one record frame to dst, built in place.

@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"bytes"
 	"sync"
 
 	"github.com/kvtool/kvtool/format"
@@ -38,6 +37,7 @@ type readAhead struct {
 	cond   *sync.Cond
 	queued int
 	free   [][]byte
+	copies slab // the frames' payloads (run's goroutine only)
 }
 
 func startReadAhead(r *frameReader, conn any, chunkSize uint32, budget int) *readAhead {
@@ -73,7 +73,7 @@ func (ra *readAhead) read() inFrame {
 		return inFrame{err: err}
 	}
 	t, off := fm.Type, fm.Offset
-	f := inFrame{t: t, off: off, p: bytes.Clone(fm.Payload)}
+	f := inFrame{t: t, off: off, p: ra.copies.clone(fm.Payload)}
 	switch t {
 	case format.FrameXferChunk:
 		c, err := format.DecodeXferChunk(fm.Payload, ra.r.name, off)

@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
 	"sync"
 
@@ -17,7 +16,8 @@ type tailQueue struct {
 	bytes int
 	max   int
 	err   error         // why the reader stopped (io.EOF: the log ends)
-	space chan struct{} // closed when an entry is taken
+	space chan struct{} // closed when an entry is taken, if full is set
+	full  bool          // the reader waits on space
 }
 
 func newTailQueue(max int) *tailQueue {
@@ -35,6 +35,7 @@ func (q *tailQueue) push(ctx context.Context, e segment.Entry) error {
 			return nil
 		}
 		space := q.space
+		q.full = true
 		q.mu.Unlock()
 		select {
 		case <-space:
@@ -62,8 +63,10 @@ func (q *tailQueue) pop() {
 	q.bytes -= len(q.items[0].Data)
 	q.items[0] = segment.Entry{}
 	q.items = q.items[1:]
-	close(q.space)
-	q.space = make(chan struct{})
+	if q.full { // a channel made and closed per entry only while the reader waits
+		close(q.space)
+		q.space, q.full = make(chan struct{}), false
+	}
 }
 
 // finish records why the reader stopped.
@@ -84,13 +87,14 @@ func (s *sender) tailLoop(ctx context.Context) {
 		return
 	}
 	defer t.Close()
+	var copies slab
 	for {
 		e, err := t.Next(ctx)
 		if err != nil {
 			s.tail.finish(err)
 			return
 		}
-		e.Data = bytes.Clone(e.Data)
+		e.Data = copies.clone(e.Data) // the source may reuse its buffer
 		if err := s.tail.push(ctx, e); err != nil {
 			return
 		}
