@@ -35,7 +35,16 @@ type testCluster struct {
 	// joins holds the join record of each member that joined the running
 	// cluster (startJoiner), by ID.
 	joins map[uint64]*JoinRecord
+	// storeSync is how often each member's store syncs its WAL
+	// (store.Options.WALSyncInterval; default memberWALSync).
+	storeSync time.Duration
 }
+
+// memberWALSync is how often a test member's store syncs its WAL: what
+// node.open gives a member served by kvtool (its clusterWALSync), so a
+// power loss costs a member's store the applied entries of the last
+// interval, and the member applies them again from its raft log.
+const memberWALSync = 10 * time.Millisecond
 
 // testNode is one incarnation of a member. crashed is set (under the
 // cluster's mu) when it crashes, before its file system is cloned: a
@@ -95,7 +104,11 @@ func (c *testCluster) start(tn *testNode) error {
 	if c.wrapFS != nil {
 		fsys = c.wrapFS(tn.id, fsys)
 	}
-	st, err := store.Open(store.Options{FS: fsys, Dir: "/data", Create: true, Replica: true, Shards: 4, SegmentSize: 1 << 20})
+	every := c.storeSync
+	if every == 0 {
+		every = memberWALSync
+	}
+	st, err := store.Open(store.Options{FS: fsys, Dir: "/data", Create: true, Replica: true, Shards: 4, SegmentSize: 1 << 20, WALSyncInterval: every})
 	if err != nil {
 		return fmt.Errorf("node %d: open store: %w", tn.id, err)
 	}

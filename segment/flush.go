@@ -79,7 +79,7 @@ func (l *Log) gather() {
 // pace holds the next batch, for a log with a SyncInterval, until the
 // interval has passed since the last batch's write began, unless the
 // batch has grown past half the batch limit, an appender waits for
-// space, a rotation was asked for, or the log closes or failed.
+// space, a rotation or a hurry was asked for, or the log closes or failed.
 func (l *Log) pace() {
 	if l.interval <= 0 {
 		return
@@ -92,7 +92,7 @@ func (l *Log) pace() {
 	defer timer.Stop()
 	for {
 		l.mu.Lock()
-		l.gathering = l.failed == nil && !l.closed && !l.cur.rotate && l.waiting == 0 && len(l.buf) < l.maxBatch/2
+		l.gathering = l.failed == nil && !l.closed && !l.cur.rotate && !l.cur.hurry && l.waiting == 0 && len(l.buf) < l.maxBatch/2
 		l.gatherFor = math.MaxInt64 // no record count ends a pace: only the size, space or the interval
 		pacing := l.gathering
 		l.mu.Unlock()

@@ -204,6 +204,7 @@ type batch struct {
 	last   uint64 // index of the batch's last record
 	n      int64  // records in the batch
 	rotate bool   // Rotate asked for a new segment after this batch
+	hurry  bool   // Hurry: write it without waiting out the SyncInterval
 	skipTo uint64 // SkipTo: the new segment starts at this index (0: right after the batch)
 	rotErr error  // why that rotation did not happen (the log goes on); set before done is closed
 }
@@ -290,6 +291,23 @@ func (p *Pending) Wait() error {
 
 // Done returns a channel closed when Wait would return.
 func (p *Pending) Done() <-chan struct{} { return p.b.done }
+
+// Hurry has the batch holding p written and synced without waiting out
+// the log's SyncInterval (for a caller about to Wait for a record that
+// nobody else waits for: a checkpoint of a state the WAL must hold
+// durably first). It does not wait; a batch already being written needs
+// no hurry.
+func (l *Log) Hurry(p *Pending) {
+	l.mu.Lock()
+	queued := l.cur == p.b
+	if queued {
+		p.b.hurry = true
+	}
+	l.mu.Unlock()
+	if queued {
+		l.interrupt()
+	}
+}
 
 // Append adds a record of type t and returns its index once it is durable.
 func (l *Log) Append(t format.FrameType, data []byte) (uint64, error) {

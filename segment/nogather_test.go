@@ -111,3 +111,49 @@ func TestSyncInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSyncIntervalHurry: Hurry ends a paced log's wait for the record it
+// names: the record becomes durable while the log stays open, with an hour
+// of the interval left.
+func TestSyncIntervalHurry(t *testing.T) {
+	opts := memOpts(vfs.NewMem(), 1<<20)
+	opts.SyncInterval = time.Hour
+	l := mustOpen(t, opts)
+	defer l.Close()
+	p1, err := l.Enqueue(format.FrameWALTxn, []byte("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Wait(); err != nil { // the first batch goes at once
+		t.Fatal(err)
+	}
+	p2, err := l.Enqueue(format.FrameWALTxn, []byte("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for { // the flusher holds the record before it is hurried
+		l.mu.Lock()
+		pacing := l.gathering
+		l.mu.Unlock()
+		if pacing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher never held the second record")
+		}
+		runtime.Gosched()
+	}
+	l.Hurry(p2)
+	select {
+	case <-p2.Done():
+		if err := p2.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a hurried record is still held by the sync interval")
+	}
+	if d := l.DurableIndex(); d != p2.Index() {
+		t.Fatalf("durable index %d after the hurried record %d synced", d, p2.Index())
+	}
+}

@@ -131,6 +131,7 @@ func (s *Store) syncPublished(idx uint64) error {
 	if p == nil || p.Index() < idx {
 		return fmt.Errorf("kvtool/store: the published index %d is not durable in the WAL %s (durable through %d), and no entry after it is being written", idx, filepath.Join(s.dir, format.WALDir), s.log.DurableIndex())
 	}
+	s.log.Hurry(p) // a member's WAL syncs at intervals (WALSyncInterval): do not wait one out
 	if err := p.Wait(); err != nil {
 		return s.fail(err)
 	}
