@@ -315,6 +315,13 @@ func duplicateResult(idx uint64, id string, v []byte) applyResult {
 }
 
 // proposeBatcher gathers a node's batchable requests into batches.
+//
+// A batch is proposed by the goroutine that starts it (a caller of
+// Propose, or the goroutine of the batch whose end made room for it), not
+// by a goroutine spawned for it, which had to be scheduled first: on two
+// busy cores that wake-up sat on the path of every batched write (issue
+// 11, the p99 target). The batch's goroutine only proposes it again, if
+// it must.
 type proposeBatcher struct {
 	mu       sync.Mutex
 	inflight int            // batches proposed and not yet done
@@ -355,30 +362,37 @@ func (n *Node) proposeBatched(ctx context.Context, r *request, ch chan applyResu
 }
 
 // add queues r, and starts a batch of what is queued if fewer than
-// batchDepth are on their way.
+// batchDepth are on their way; the batches it starts are proposed before
+// it returns.
 func (p *proposeBatcher) add(n *Node, r *request) *batchMember {
 	m := &batchMember{r: r}
+	var start [2]*propBatch
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	size := len(r.id) + 16
 	for _, op := range r.txn.Ops {
 		size += len(op.Key) + len(op.Value) + 8
 	}
 	if len(p.queue) >= min(maxBatchRequests, int(n.cfg.DedupWindow)) || p.qbytes+size > maxBatchBytes {
-		p.startLocked(n) // full: it leaves now, beyond the depth
+		start[0] = p.takeLocked() // full: it leaves now, beyond the depth
 	}
 	p.queue = append(p.queue, m)
 	p.qbytes += size
 	if p.inflight < batchDepth {
-		p.startLocked(n)
+		start[1] = p.takeLocked()
+	}
+	p.mu.Unlock()
+	for _, b := range start {
+		n.launch(b)
 	}
 	return m
 }
 
-// startLocked proposes the queued requests as one batch.
-func (p *proposeBatcher) startLocked(n *Node) {
+// takeLocked takes the queued requests as one batch, counted in inflight
+// (nil if none are queued); the caller launches it once it let go of
+// p.mu.
+func (p *proposeBatcher) takeLocked() *propBatch {
 	if len(p.queue) == 0 {
-		return
+		return nil
 	}
 	b := &propBatch{left: len(p.queue), done: make(chan struct{})}
 	for _, m := range p.queue {
@@ -387,7 +401,7 @@ func (p *proposeBatcher) startLocked(n *Node) {
 	}
 	p.queue, p.qbytes = nil, 0
 	p.inflight++
-	go n.runBatch(b) // ends when the batch is done or the node stops
+	return b
 }
 
 // release records that m's caller has its answer or gave up: a request
@@ -410,23 +424,33 @@ func (p *proposeBatcher) release(m *batchMember) {
 	}
 }
 
-// finished records that a batch is done and starts the next one.
+// finished records that a batch is done and launches the next one.
 func (p *proposeBatcher) finished(n *Node) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.inflight--
+	var next *propBatch
 	if p.inflight < batchDepth {
-		p.startLocked(n)
+		next = p.takeLocked()
 	}
+	p.mu.Unlock()
+	n.launch(next)
 }
 
-// runBatch proposes b until every member has its answer or gave up (or the
-// node stops), with proposeUntil's retries (every request in it has an
-// ID: a copy applies at most once).
-func (n *Node) runBatch(b *propBatch) {
-	defer n.batcher.finished(n)
-	// It ends once every member is done (b.done closes) or the node stops.
-	proposeUntil(n, context.Background(), (<-chan struct{})(b.done), encodeBatch(b.reqs), true, n.forwardOrPropose)
+// launch proposes b (if not nil) at once, from the calling goroutine, and
+// starts the goroutine that proposes it again until every member has its
+// answer or gave up, or the node stops, with proposeUntil's retries
+// (every request in it has an ID: a copy applies at most once).
+func (n *Node) launch(b *propBatch) {
+	if b == nil {
+		return
+	}
+	data := encodeBatch(b.reqs)
+	leaderCh := n.leaderChanged()
+	refused := n.forwardOrPropose(data)
+	go func() {
+		defer n.batcher.finished(n)
+		proposeAgain(n, context.Background(), (<-chan struct{})(b.done), data, refused, leaderCh, n.forwardOrPropose)
+	}()
 }
 
 // forwardOrPropose hands data to raft on the leader; a member that knows
