@@ -24,7 +24,9 @@ import (
 // A node keeps at most batchDepth batches of its own proposed and not yet
 // applied; a write that arrives while that many are on their way waits
 // for one of them to apply and then leaves with every write that waited
-// with it. A lone write (one client) is proposed at once, alone.
+// with it; while fewer are on their way, the queue leaves once it holds
+// as many requests as they do on average (roomLocked). A lone write (one
+// client) is proposed at once, alone.
 //
 // Each request in a batch keeps its own ID, attempt and answer: a request
 // whose ID already applied is a duplicate and changes nothing (as for a
@@ -325,6 +327,7 @@ func duplicateResult(idx uint64, id string, v []byte) applyResult {
 type proposeBatcher struct {
 	mu       sync.Mutex
 	inflight int            // batches proposed and not yet done
+	inreqs   int            // the requests of those batches
 	queue    []*batchMember // requests waiting for a batch
 	qbytes   int            // their encoded size (about)
 }
@@ -377,7 +380,7 @@ func (p *proposeBatcher) add(n *Node, r *request) *batchMember {
 	}
 	p.queue = append(p.queue, m)
 	p.qbytes += size
-	if p.inflight < batchDepth {
+	if p.roomLocked() {
 		start[1] = p.takeLocked()
 	}
 	p.mu.Unlock()
@@ -385,6 +388,27 @@ func (p *proposeBatcher) add(n *Node, r *request) *batchMember {
 		n.launch(b)
 	}
 	return m
+}
+
+// roomLocked reports whether what is queued leaves now: when no batch is
+// on its way, or fewer than batchDepth are and the queue holds as many
+// requests as they do on average. The clients of a batch come back with
+// their next writes one by one as it answers them; the first of them used
+// to leave alone, as the depth allowed, and the others after it in the
+// next batch, so batches alternated between one request and the rest
+// (16 clients spread over three members: 1.6 puts a raft entry, against
+// 4.8 with the same clients on one member). Waiting until the queue is as
+// large as a batch on its way keeps the batches even; it never waits
+// longer than the batches on their way take, and a lone client's write
+// still leaves at once.
+func (p *proposeBatcher) roomLocked() bool {
+	switch {
+	case p.inflight == 0:
+		return true
+	case p.inflight >= batchDepth:
+		return false
+	}
+	return len(p.queue)*p.inflight >= p.inreqs
 }
 
 // takeLocked takes the queued requests as one batch, counted in inflight
@@ -401,6 +425,7 @@ func (p *proposeBatcher) takeLocked() *propBatch {
 	}
 	p.queue, p.qbytes = nil, 0
 	p.inflight++
+	p.inreqs += len(b.reqs)
 	return b
 }
 
@@ -425,11 +450,12 @@ func (p *proposeBatcher) release(m *batchMember) {
 }
 
 // finished records that a batch is done and launches the next one.
-func (p *proposeBatcher) finished(n *Node) {
+func (p *proposeBatcher) finished(n *Node, b *propBatch) {
 	p.mu.Lock()
 	p.inflight--
+	p.inreqs -= len(b.reqs)
 	var next *propBatch
-	if p.inflight < batchDepth {
+	if p.roomLocked() {
 		next = p.takeLocked()
 	}
 	p.mu.Unlock()
@@ -448,7 +474,7 @@ func (n *Node) launch(b *propBatch) {
 	leaderCh := n.leaderChanged()
 	refused := n.forwardOrPropose(data)
 	go func() {
-		defer n.batcher.finished(n)
+		defer n.batcher.finished(n, b)
 		proposeAgain(n, context.Background(), (<-chan struct{})(b.done), data, refused, leaderCh, n.forwardOrPropose)
 	}()
 }

@@ -59,3 +59,27 @@ func TestBatchProposedByItsStarter(t *testing.T) {
 		t.Fatalf("the batch was forwarded from another goroutine than the Propose call that started it:\n%s", first)
 	}
 }
+
+// TestBatchRoom: with a batch on its way, what is queued leaves only once
+// it is as large as that batch (else the first write back from a batch's
+// clients left alone and the others after it: batches of one and of the
+// rest); with none on its way it leaves at once, and never beyond the
+// depth.
+func TestBatchRoom(t *testing.T) {
+	for _, c := range []struct {
+		inflight, inreqs, queued int
+		want                     bool
+	}{
+		{0, 0, 1, true},
+		{1, 4, 1, false},
+		{1, 4, 3, false},
+		{1, 4, 4, true},
+		{1, 1, 1, true}, // two clients: the second's write leaves at once
+		{batchDepth, 2, 10, false},
+	} {
+		p := &proposeBatcher{inflight: c.inflight, inreqs: c.inreqs, queue: make([]*batchMember, c.queued)}
+		if got := p.roomLocked(); got != c.want {
+			t.Errorf("%d batches of %d requests on their way, %d queued: room %t, want %t", c.inflight, c.inreqs, c.queued, got, c.want)
+		}
+	}
+}
