@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -81,6 +82,10 @@ const (
 	maxBatchedBytes = 64 << 10
 	// batchDepth is how many batches a node keeps on their way at once.
 	batchDepth = 2
+	// maxHold bounds how long roomLocked holds a queue back while a
+	// batch is on its way (one whose proposal was lost waits for
+	// ProposalRetry: the writes behind it must not).
+	maxHold = 5 * time.Millisecond
 )
 
 func seqKey() string { return DedupPrefix + "seq" }
@@ -330,6 +335,10 @@ type proposeBatcher struct {
 	inreqs   int            // the requests of those batches
 	queue    []*batchMember // requests waiting for a batch
 	qbytes   int            // their encoded size (about)
+	// hold fires when a queue held back by roomLocked has waited
+	// maxHold (holdGen tells a stale timer's call from the current one).
+	hold    *time.Timer
+	holdGen uint64
 }
 
 // batchMember is one request's place in a batch.
@@ -382,6 +391,10 @@ func (p *proposeBatcher) add(n *Node, r *request) *batchMember {
 	p.qbytes += size
 	if p.roomLocked() {
 		start[1] = p.takeLocked()
+	} else if p.inflight < batchDepth && p.hold == nil {
+		p.holdGen++
+		gen := p.holdGen
+		p.hold = time.AfterFunc(maxHold, func() { p.holdExpired(n, gen) })
 	}
 	p.mu.Unlock()
 	for _, b := range start {
@@ -399,8 +412,8 @@ func (p *proposeBatcher) add(n *Node, r *request) *batchMember {
 // (16 clients spread over three members: 1.6 puts a raft entry, against
 // 4.8 with the same clients on one member). Waiting until the queue is as
 // large as a batch on its way keeps the batches even; it never waits
-// longer than the batches on their way take, and a lone client's write
-// still leaves at once.
+// longer than the batches on their way take (nor than maxHold), and a
+// lone client's write still leaves at once.
 func (p *proposeBatcher) roomLocked() bool {
 	switch {
 	case p.inflight == 0:
@@ -411,10 +424,29 @@ func (p *proposeBatcher) roomLocked() bool {
 	return len(p.queue)*p.inflight >= p.inreqs
 }
 
+// holdExpired lets a queue held back by roomLocked for maxHold leave, if
+// there is still room for it (gen: the hold that expired).
+func (p *proposeBatcher) holdExpired(n *Node, gen uint64) {
+	p.mu.Lock()
+	var b *propBatch
+	if gen == p.holdGen && p.hold != nil {
+		p.hold = nil
+		if p.inflight < batchDepth {
+			b = p.takeLocked()
+		}
+	}
+	p.mu.Unlock()
+	n.launch(b)
+}
+
 // takeLocked takes the queued requests as one batch, counted in inflight
 // (nil if none are queued); the caller launches it once it let go of
 // p.mu.
 func (p *proposeBatcher) takeLocked() *propBatch {
+	if p.hold != nil {
+		p.hold.Stop()
+		p.hold = nil
+	}
 	if len(p.queue) == 0 {
 		return nil
 	}

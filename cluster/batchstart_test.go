@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"runtime/debug"
 	"sync"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 )
@@ -46,7 +48,9 @@ func TestBatchProposedByItsStarter(t *testing.T) {
 	})
 	lead := c.leader()
 	f := followerOf(c, lead)
-	c.converged()
+	// Without a leader known the first proposal is dropped and proposed
+	// again later, from the batch's goroutine.
+	waitFor(t, "the follower to know the leader", func() bool { l, _ := c.node(f).n.Leader(); return l == lead })
 	if _, err := c.propose(f, Request{ID: "w1", Txn: put("a", "1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -81,5 +85,23 @@ func TestBatchRoom(t *testing.T) {
 		if got := p.roomLocked(); got != c.want {
 			t.Errorf("%d batches of %d requests on their way, %d queued: room %t, want %t", c.inflight, c.inreqs, c.queued, got, c.want)
 		}
+	}
+}
+
+// TestBatchHoldBounded: a write held back behind a batch that does not
+// come back (its proposal lost: it waits for ProposalRetry) leaves after
+// maxHold, not after that batch.
+func TestBatchHoldBounded(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 29, func(cfg *Config) { cfg.ProposalRetry = time.Hour })
+	lead := c.leader()
+	c.converged()
+	n := c.node(lead).n
+	n.batcher.mu.Lock()
+	n.batcher.inflight, n.batcher.inreqs = 1, 4 // a batch of 4 that never ends
+	n.batcher.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.Propose(ctx, Request{ID: "held", Txn: put("a", "1")}); err != nil {
+		t.Fatalf("a write held behind a batch that never ends: %v", err)
 	}
 }
