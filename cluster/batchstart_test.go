@@ -65,7 +65,7 @@ func TestBatchProposedByItsStarter(t *testing.T) {
 }
 
 // TestBatchRoom: with a batch on its way, what is queued leaves only once
-// it is as large as that batch (else the first write back from a batch's
+// it is as large as that batch or holds maxEven requests (else the first write back from a batch's
 // clients left alone and the others after it: batches of one and of the
 // rest); with none on its way it leaves at once, and never beyond the
 // depth.
@@ -79,6 +79,8 @@ func TestBatchRoom(t *testing.T) {
 		{1, 4, 3, false},
 		{1, 4, 4, true},
 		{1, 1, 1, true}, // two clients: the second's write leaves at once
+		{1, 40, maxEven - 1, false},
+		{1, 40, maxEven, true}, // many clients: a few queued are worth a batch
 		{batchDepth, 2, 10, false},
 	} {
 		p := &proposeBatcher{inflight: c.inflight, inreqs: c.inreqs, queue: make([]*batchMember, c.queued)}
