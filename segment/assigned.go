@@ -33,6 +33,7 @@ func (l *Log) EnqueueAt(index, term uint64, t format.FrameType, data []byte) (*P
 	}
 	l.mu.Lock()
 	for l.failed == nil && !l.closed && len(l.buf) > 0 && int64(len(l.buf))+size > int64(l.maxBatch) {
+		l.signal() // a full batch waits (with CallerFlush nothing else woke the flusher)
 		l.waiting++
 		l.space.Wait()
 		l.waiting--
@@ -41,7 +42,7 @@ func (l *Log) EnqueueAt(index, term uint64, t format.FrameType, data []byte) (*P
 		l.mu.Unlock()
 		return nil, err
 	}
-	return &Pending{b: l.addLocked(t, index, term, data, size), index: index}, nil
+	return l.pending(l.addLocked(t, index, term, data, size), index), nil
 }
 
 // EnqueueBatchAt is EnqueueAt for consecutive records (a raft Ready's
@@ -97,10 +98,10 @@ func (l *Log) EnqueueBatchAt(recs []Entry) (*Pending, error) {
 		default:
 		}
 	}
-	if wake {
+	if wake && !l.callerFl {
 		l.signal()
 	}
-	return &Pending{b: b, index: recs[len(recs)-1].Index}, nil
+	return l.pending(b, recs[len(recs)-1].Index), nil
 }
 
 // checkNextLocked returns why a record of index and term cannot be

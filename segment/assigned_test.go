@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -273,5 +276,73 @@ func TestEnqueueBatchAtChecks(t *testing.T) {
 	es, err := readAll(fs, testDir, 1)
 	if err != nil || len(es) != 3 || es[2].Term != 3 || !bytes.Equal(es[1].Data, big) {
 		t.Fatalf("read back %d records, err %v", len(es), err)
+	}
+}
+
+// TestCallerFlush: in a log with CallerFlush a record does not wake the
+// flusher; Wait writes and syncs it on the caller's goroutine, Wake hands
+// it to the flusher, a full batch still goes to the flusher (an appender
+// waiting for room is not left waiting), and Close writes what is left.
+// Each fsync records the function it ran under.
+func TestCallerFlush(t *testing.T) {
+	var mu sync.Mutex
+	var where []string
+	onSync := func(SyncStats) {
+		buf := make([]byte, 64<<10)
+		stack := string(buf[:runtime.Stack(buf, false)])
+		w := "elsewhere"
+		switch {
+		case strings.Contains(stack, "segment.(*Pending).Wait"):
+			w = "Wait"
+		case strings.Contains(stack, "segment.(*Log).flushLoop"):
+			w = "flusher"
+		}
+		mu.Lock()
+		where = append(where, w)
+		mu.Unlock()
+	}
+	fs := vfs.NewMem()
+	opts := Options{FS: fs, Dir: testDir, SegmentSize: 64 << 20, NoGather: true, CallerFlush: true, OnSync: onSync}
+	l := mustOpen(t, opts)
+	rec := func(i uint64, n int) Entry {
+		return Entry{Index: i, Term: 1, Type: format.FrameWALRaft, Data: bytes.Repeat([]byte{byte(i)}, n)}
+	}
+	p, err := l.EnqueueBatchAt([]Entry{rec(1, 10), rec(2, 10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil || l.DurableIndex() != 2 {
+		t.Fatalf("Wait: %v, durable index %d", err, l.DurableIndex())
+	}
+	if p, err = l.EnqueueBatchAt([]Entry{rec(3, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	l.Wake()
+	<-p.Done()
+	// 1 MiB records one at a time, nobody waiting: past 4 MiB, EnqueueAt
+	// waits for room, and wakes the flusher for it.
+	for i := uint64(4); i <= 12; i++ {
+		if p, err = l.EnqueueAt(i, 1, format.FrameWALRaft, bytes.Repeat([]byte{byte(i)}, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "a full batch written without a Wait", func() bool { return l.DurableIndex() >= 4 })
+	if _, err := l.EnqueueBatchAt([]Entry{rec(13, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatalf("Flush after Close, nothing left: %v", err)
+	}
+	es, err := readAll(fs, testDir, 1)
+	if err != nil || len(es) != 13 {
+		t.Fatalf("read back %d records, err %v", len(es), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(where) < 4 || where[0] != "Wait" || where[1] != "flusher" || slices.Contains(where, "elsewhere") {
+		t.Fatalf("the fsyncs ran in %v: want Wait, then the flusher (Wake, full batches, Close)", where)
 	}
 }
