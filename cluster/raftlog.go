@@ -81,6 +81,9 @@ func (ls *logStore) openLog() error {
 	l, err := segment.Open(segment.Options{
 		FS: ls.fs, Dir: ls.dir, SegmentSize: ls.segSize, FirstIndex: ls.st.SnapIndex + 1, RepairTail: true,
 		NoGather: true, // the Ready loop appends a Ready's entries at once, then waits for them
+		// and writes them itself (Pending.Wait), or wakes the flusher
+		// when it has entries to apply meanwhile (logStore.wake).
+		CallerFlush: true,
 		// A joining member's first segment is removed unused when the
 		// snapshot restarts the log (SkipTo); its spare would be too.
 		LazySpare: true,
@@ -327,6 +330,15 @@ func (ls *logStore) append(ents []*pb.Entry) (*segment.Pending, error) {
 		ls.note(e)
 	}
 	return p, nil
+}
+
+// wake has the log's flusher goroutine write and sync the entries
+// appended, while the caller does something else.
+func (ls *logStore) wake() {
+	ls.mu.Lock()
+	log := ls.log
+	ls.mu.Unlock()
+	log.Wake()
 }
 
 // truncateAfter durably cuts every entry after last: the log is closed,
