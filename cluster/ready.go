@@ -161,9 +161,10 @@ func (n *Node) write(rd raft.Ready) (*segment.Pending, error) {
 // vote durably, with a commit index that never runs ahead of the durable
 // log. The loop writes and syncs the entries itself, unless it handed
 // them to the log's flusher (handed) to apply entries meanwhile: then it
-// waits for the flusher. The hand-off and the wake-up back cost two
-// goroutine wake-ups per Ready, more than the steps awaitDurable takes
-// during the fsync save (they wait for the next Ready either way).
+// waits for the flusher, stepping what arrives (awaitDurable). A hand-off
+// and the wake-up back cost two goroutine wake-ups per Ready; what the
+// loop would step while it waits can only be sent in the next Ready,
+// after the fsync either way, so after its own fsync it steps it then.
 func (n *Node) finishWrite(rd raft.Ready, p *segment.Pending, handed bool) error {
 	if p != nil {
 		var err error
