@@ -282,7 +282,8 @@ func TestEnqueueBatchAtChecks(t *testing.T) {
 // TestCallerFlush: in a log with CallerFlush a record does not wake the
 // flusher; Wait writes and syncs it on the caller's goroutine, Wake hands
 // it to the flusher, a full batch still goes to the flusher (an appender
-// waiting for room is not left waiting), and Close writes what is left.
+// waiting for room is not left waiting), and Close writes what is left;
+// Wake and Flush take turns without a data race.
 // Each fsync records the function it ran under.
 func TestCallerFlush(t *testing.T) {
 	var mu sync.Mutex
@@ -294,6 +295,8 @@ func TestCallerFlush(t *testing.T) {
 		switch {
 		case strings.Contains(stack, "segment.(*Pending).Wait"):
 			w = "Wait"
+		case strings.Contains(stack, "segment.(*Log).Flush"):
+			w = "Flush"
 		case strings.Contains(stack, "segment.(*Log).flushLoop"):
 			w = "flusher"
 		}
@@ -327,7 +330,19 @@ func TestCallerFlush(t *testing.T) {
 		}
 	}
 	waitFor(t, "a full batch written without a Wait", func() bool { return l.DurableIndex() >= 4 })
-	if _, err := l.EnqueueBatchAt([]Entry{rec(13, 10)}); err != nil {
+	// Wakes and Flushes in turn: under -race, the flusher's state (what
+	// it paces and gathers by) must be the writer's, whichever writes.
+	for i := uint64(13); i < 213; i++ {
+		if _, err := l.EnqueueBatchAt([]Entry{rec(i, 10)}); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			l.Wake()
+		} else if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.EnqueueBatchAt([]Entry{rec(213, 10)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Close(); err != nil {
@@ -337,12 +352,12 @@ func TestCallerFlush(t *testing.T) {
 		t.Fatalf("Flush after Close, nothing left: %v", err)
 	}
 	es, err := readAll(fs, testDir, 1)
-	if err != nil || len(es) != 13 {
+	if err != nil || len(es) != 213 {
 		t.Fatalf("read back %d records, err %v", len(es), err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(where) < 4 || where[0] != "Wait" || where[1] != "flusher" || slices.Contains(where, "elsewhere") {
-		t.Fatalf("the fsyncs ran in %v: want Wait, then the flusher (Wake, full batches, Close)", where)
+		t.Fatalf("the fsyncs ran in %v: want Wait, then the flusher (Wake, full batches), then Flush and the flusher", where)
 	}
 }

@@ -19,9 +19,12 @@ func (l *Log) flushLoop() {
 	defer close(l.stopped)
 	for range l.wake {
 		for {
+			// pace and gather read l.fl too: under flushMu (a Flush
+			// meanwhile waits for them; a log with CallerFlush wants
+			// neither, see Options).
+			l.flushMu.Lock()
 			l.pace()
 			l.gather()
-			l.flushMu.Lock()
 			b, data, closing := l.take()
 			if b == nil {
 				if closing {

@@ -70,7 +70,8 @@ type Options struct {
 	// own goroutine, or Wake to have the flusher do it meanwhile. For a
 	// log whose one appender enqueues a batch and then waits for it (a
 	// raft log written by its Ready loop): the hand-off to the flusher and
-	// back cost two goroutine wake-ups per batch.
+	// back cost two goroutine wake-ups per batch. Use it with NoGather and
+	// no SyncInterval: a Flush waits while the flusher gathers or paces.
 	CallerFlush bool
 	// SyncInterval, if positive, paces the flusher: a batch is written and
 	// synced at most once per interval (sooner when the batch grows past
@@ -166,9 +167,10 @@ type Log struct {
 	// fl is the flusher's own: only the flusher goroutine touches it while
 	// it runs; Open fills it in before, Close reads it after <-stopped.
 	fl flusher
-	// flushMu makes one goroutine at a time the flusher: the flusher
-	// goroutine holds it while it takes and writes a batch, Flush while it
-	// does the same on its caller's goroutine.
+	// flushMu makes one goroutine at a time the flusher, the owner of fl:
+	// the flusher goroutine holds it while it paces, gathers, takes and
+	// writes a batch, Flush while it takes and writes one on its caller's
+	// goroutine.
 	flushMu sync.Mutex
 
 	// segMu guards segs: the flusher updates the active segment's entry
