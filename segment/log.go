@@ -164,8 +164,9 @@ type Log struct {
 	durable atomic.Uint64
 	last    atomic.Uint64
 
-	// fl is the flusher's own: only the flusher goroutine touches it while
-	// it runs; Open fills it in before, Close reads it after <-stopped.
+	// fl is the flusher's own: only the goroutine holding flushMu (the
+	// flusher, or a Flush) touches it while the flusher runs; Open fills
+	// it in before, Close reads it after <-stopped.
 	fl flusher
 	// flushMu makes one goroutine at a time the flusher, the owner of fl:
 	// the flusher goroutine holds it while it paces, gathers, takes and
