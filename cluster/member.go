@@ -36,8 +36,12 @@ type MemberConfig struct {
 	TLS     *tls.Config // optional mutual TLS between members (see TCPConfig.TLS)
 	// ClusterID is the cluster's ID. Zero: the one recorded in the data
 	// directory's raft state, or for a new directory ClusterIDOf the
-	// member names.
+	// member names and Token.
 	ClusterID uint64
+	// Token (serve --cluster-token) tells apart clusters whose members
+	// have the same names: it goes into the ID a new cluster derives, and
+	// is ignored once a member recorded its cluster's ID.
+	Token string
 	// Join, if set, is the record of a member that joined a running
 	// cluster (serve --join-cluster, see PrepareJoin): Members and
 	// ClusterID come from it.
@@ -139,7 +143,7 @@ func newMember(cfg *MemberConfig) (*Member, error) {
 		cfg.Node.ClusterID = id
 	}
 	if cfg.Node.ClusterID == 0 {
-		cfg.Node.ClusterID = ClusterIDOf(slices.Collect(maps.Keys(cfg.Members)))
+		cfg.Node.ClusterID = ClusterIDOf(slices.Collect(maps.Keys(cfg.Members)), cfg.Token)
 	}
 	cfg.Node.Peers = slices.Sorted(maps.Keys(m.names))
 	return m, nil
@@ -212,12 +216,18 @@ func MemberID(name string) uint64 {
 }
 
 // ClusterIDOf is the cluster ID a cluster founded by the members called
-// names gets: a hash of the sorted names, never zero. Addresses do not
-// count, so members may move.
-func ClusterIDOf(names []string) uint64 {
+// names gets with token: a hash of the sorted names (and of the token if
+// not empty), never zero. Addresses do not count, so members may see one
+// another at different addresses (proxies, NAT) and move; the token is
+// what tells apart two clusters whose members have the same names.
+func ClusterIDOf(names []string, token string) uint64 {
 	sorted := slices.Clone(names)
 	slices.Sort(sorted)
-	if id := xxhash.Sum64String("kvtool-cluster\x00" + strings.Join(sorted, "\x00")); id != 0 {
+	s := "kvtool-cluster\x00" + strings.Join(sorted, "\x00")
+	if token != "" {
+		s += "\x00\x00token\x00" + token
+	}
+	if id := xxhash.Sum64String(s); id != 0 {
 		return id
 	}
 	return 1

@@ -136,8 +136,18 @@ func TestParseMembers(t *testing.T) {
 			t.Errorf("%q: %v, want an error saying %q", spec, err, want)
 		}
 	}
-	if MemberID("n1") == MemberID("n2") || MemberID("n1") == 0 || ClusterIDOf([]string{"b", "a"}) != ClusterIDOf([]string{"a", "b"}) {
+	if MemberID("n1") == MemberID("n2") || MemberID("n1") == 0 || ClusterIDOf([]string{"b", "a"}, "") != ClusterIDOf([]string{"a", "b"}, "") {
 		t.Fatal("IDs")
+	}
+	// The token tells apart clusters with the same member names; without
+	// one the ID is what every earlier build derived (a cluster
+	// bootstrapped by one still matches).
+	names := []string{"n1", "n2", "n3"}
+	if ClusterIDOf(names, "prod") == ClusterIDOf(names, "staging") || ClusterIDOf(names, "prod") == ClusterIDOf(names, "") {
+		t.Fatal("a cluster token does not change the cluster ID")
+	}
+	if got := ClusterIDOf(names, ""); got != 0x785b6c4de7d4ffe7 {
+		t.Fatalf("cluster ID of n1, n2, n3 without a token: %x, want 785b6c4de7d4ffe7 (as earlier builds derived it)", got)
 	}
 }
 
@@ -151,5 +161,53 @@ func TestStartMemberRefuses(t *testing.T) {
 	}
 	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("the listener is still open: %v", err)
+	}
+}
+
+// TestClusterTokenFencesSameNames: two clusters whose members have the same
+// names and secret, bootstrapped with different --cluster-token values,
+// are strangers: members that reach each other (a port typed into the
+// wrong cluster's --cluster) get no message through, and say why; with the
+// same token (or none) they form one cluster.
+func TestClusterTokenFencesSameNames(t *testing.T) {
+	start := func(name string, members map[string]string, ln net.Listener, token string) *Member {
+		fs := vfs.NewMem()
+		st, err := store.Open(store.Options{FS: fs, Dir: "/data", Create: true, Replica: true, Shards: 4, SegmentSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := StartMember(MemberConfig{Name: name, Members: members, PeerListener: ln, Secret: testSecret, Token: token,
+			Node: Config{FS: fs, Dir: "/data", Store: st, TickInterval: 10 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close(); st.Close() })
+		return m
+	}
+	for _, tc := range []struct {
+		name       string
+		tokA, tokB string
+		fenced     bool
+	}{{"different tokens", "prod", "staging", true}, {"same token", "prod", "prod", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A's n1 and B's n2 reach each other at the addresses their
+			// --cluster give (a port typed into the wrong cluster's list).
+			la, lb := listen(t), listen(t)
+			members := map[string]string{"n1": la.Addr().String(), "n2": lb.Addr().String()}
+			b := start("n2", members, lb, tc.tokB)
+			a := start("n1", members, la, tc.tokA)
+			if tc.fenced {
+				waitFor(t, "B's n2 to refuse A's n1", func() bool {
+					_, rej, last := b.Transport().Peers()
+					return rej > 0 && strings.Contains(last, "cluster")
+				})
+				return
+			}
+			waitFor(t, "A's n1 and B's n2 to elect a leader together", func() bool {
+				la, _ := a.Leader()
+				lb, _ := b.Leader()
+				return la != 0 && la == lb
+			})
+		})
 	}
 }

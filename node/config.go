@@ -107,6 +107,9 @@ type ClusterConfig struct {
 	// Secret is the shared secret of the members, at least
 	// cluster.MinSecretSize bytes.
 	Secret []byte
+	// Token (--cluster-token) goes into a new cluster's ID, telling it
+	// apart from another whose members have the same names.
+	Token string
 	// TLS, if set, is the members' mutual TLS (cluster.TCPConfig.TLS).
 	TLS *tls.Config
 	// Raft tunes the member (tick, election timeout, log segment size);

@@ -78,7 +78,7 @@ func (n *node) startMember() error {
 	ln := n.peerLn
 	n.peerLn = nil
 	m, err := cluster.StartMember(cluster.MemberConfig{Name: c.Name, Members: c.Members, PeerListener: ln,
-		APIAddr: api, Secret: c.Secret, TLS: c.TLS, Node: rc, Join: join})
+		APIAddr: api, Secret: c.Secret, TLS: c.TLS, Token: c.Token, Node: rc, Join: join})
 	if err != nil {
 		return partError(PartCluster, OpOpen, ln.Addr().String(), err)
 	}

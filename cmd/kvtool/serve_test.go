@@ -199,6 +199,8 @@ func TestServeClusterUsageErrors(t *testing.T) {
 		{[]string{"--node", "n1"}, "", "--node n1 needs --cluster"},
 		{[]string{"--cluster", members}, "", "--cluster needs --node NAME"},
 		{[]string{"--peer-listen", "127.0.0.1:7080"}, "", "--peer-listen needs --node NAME"},
+		{[]string{"--cluster-token", "prod"}, "", "--cluster-token needs --node NAME"},
+		{[]string{"--node", "n4", "--peer-listen", "127.0.0.1:7083", "--join-cluster", "127.0.0.1:7070", "--cluster-token", "prod"}, "", "--cluster-token is for the founding members"},
 		{[]string{"--node", "n4", "--cluster", members}, "", "--node n4 is not one of --cluster's members [n1 n2 n3]"},
 		{[]string{"--node", "n1", "--cluster", "n1=127.0.0.1"}, "", "--cluster: "},
 		{[]string{"--node", "n1", "--cluster", members, "--join", "127.0.0.1:7071"}, "", "cannot also be one"},

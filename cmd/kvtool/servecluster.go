@@ -21,6 +21,7 @@ func clusterServeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "node", Usage: "run as the cluster member called `NAME` (one of --cluster)"},
 		&cli.StringFlag{Name: "cluster", Usage: "the founding members and their peer addresses: `n1=HOST:PORT,n2=HOST:PORT,...` (this member included; the same on every member)"},
+		&cli.StringFlag{Name: "cluster-token", Usage: "with --cluster, when the cluster is bootstrapped: a `TOKEN` that goes into the new cluster's ID, so that another cluster whose members have the same names (and secret) is a stranger to this one; the same on every founding member, ignored once a member recorded its cluster's ID"},
 		&cli.StringFlag{Name: "peer-listen", Usage: "accept the other members' raft messages on `HOST:PORT` (default: this member's address in --cluster)"},
 		&cli.StringFlag{Name: "advertise-peer", Usage: "the `HOST:PORT` the other members dial to reach this member's peer listener, when it is not the --peer-listen address: behind NAT or a TCP proxy, or with a wildcard --peer-listen such as 0.0.0.0:7080 (a joiner sends it in its add request, and the cluster records and shows it; a founding member's must be its address in --cluster)"},
 		&cli.StringFlag{Name: "advertise-api", Usage: "the `HOST:PORT` other members and `kvtool cluster status` reach this member's HTTP API at (default: the --listen address; required when --listen is a wildcard such as 0.0.0.0)"},
@@ -48,9 +49,11 @@ peer listener binds this member's address there unless --peer-listen says
 otherwise (e.g. 0.0.0.0:7080). Members authenticate each other with the
 shared secret (--secret-file or KVTOOL_SECRET, required) and, with
 --peer-tls-cert/--peer-tls-key/--peer-tls-ca, mutual TLS. The cluster's ID
-is derived from its members' names, so two clusters whose members have the
-same names (n1, n2, n3) are told apart by their secrets only: give every
-cluster a secret of its own. Other members
+is derived from its members' names (addresses do not count: members may see
+one another through proxies), so two clusters whose members have the same
+names (n1, n2, n3) are told apart by their secrets, or by --cluster-token
+TOKEN given to every founding member at bootstrap (as etcd's
+--initial-cluster-token): give each cluster a secret or a token of its own. Other members
 learn this member's API address from --listen, or from --advertise-api
 (required if --listen is a wildcard address). A member whose disk fails
 stops (exit 1); the others go on, and a restart recovers it.
@@ -86,7 +89,7 @@ func clusterServeOf(cCtx *cli.Context, cfg *node.Config) error {
 	}
 	switch {
 	case name == "" && spec == "":
-		for _, f := range append([]string{"peer-listen", "advertise-peer", "advertise-api", "peer-tls-cert", "peer-tls-key", "peer-tls-ca"}, clusterTuningFlags...) {
+		for _, f := range append([]string{"peer-listen", "advertise-peer", "advertise-api", "peer-tls-cert", "peer-tls-key", "peer-tls-ca", "cluster-token"}, clusterTuningFlags...) {
 			if cCtx.IsSet(f) {
 				return usageErrorf(cCtx, "--%s needs --node NAME and --cluster n1=HOST:PORT,...", f)
 			}
@@ -106,7 +109,8 @@ func clusterServeOf(cCtx *cli.Context, cfg *node.Config) error {
 	if _, ok := members[name]; !ok {
 		return usageErrorf(cCtx, "--node %s is not one of --cluster's members %v", name, slices.Sorted(maps.Keys(members)))
 	}
-	c := &node.ClusterConfig{Name: name, Members: members, PeerListen: cCtx.String("peer-listen"), AdvertiseAPI: cCtx.String("advertise-api")}
+	c := &node.ClusterConfig{Name: name, Members: members, PeerListen: cCtx.String("peer-listen"), AdvertiseAPI: cCtx.String("advertise-api"),
+		Token: cCtx.String("cluster-token")}
 	if err := checkClusterAddrs(cCtx, c, cfg.Listen); err != nil {
 		return err
 	}
@@ -146,6 +150,8 @@ func joinClusterServeOf(cCtx *cli.Context, cfg *node.Config, name, spec, via str
 		return usageErrorf(cCtx, "--join-cluster needs --peer-listen HOST:PORT: where the other members reach this one")
 	case cCtx.IsSet("join"):
 		return usageErrorf(cCtx, "--join starts a read replica of one node; --join-cluster joins a cluster: give one")
+	case cCtx.IsSet("cluster-token"):
+		return usageErrorf(cCtx, "--cluster-token is for the founding members (--cluster); a joining member learns the cluster's ID from the member it asks")
 	}
 	if err := cluster.CheckMemberName(name); err != nil {
 		return usageErrorf(cCtx, "--node: %v", err)
