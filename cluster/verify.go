@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
@@ -32,7 +33,10 @@ import (
 //     a store ahead of its raft log lost committed entries; the member
 //     refuses to start);
 //   - JOIN and REMOVED decode (REMOVED is a note: the member was removed,
-//     its start refuses).
+//     its start refuses);
+//   - when STATE's snapshot is past the store's applied index (an install
+//     a crash interrupted after its commit point), the staged copy in
+//     incoming/ that the start installs is there, sound and at that index.
 //
 // A log from before an installed snapshot (which the member discards at
 // start), a pending install, a snapshot being received and the TRUNCATE
@@ -101,6 +105,9 @@ func VerifyRaft(fsys vfs.FS, raftDir string, storeApplied uint64, res *datadir.R
 	}
 	if err := CheckInstall(fsys, filepath.Dir(raftDir)); err != nil {
 		res.Note(err.Error())
+	}
+	if st != nil {
+		checkStaged(fsys, raftDir, st.SnapIndex, storeApplied, res)
 	}
 	if segs == 0 {
 		if st != nil {
@@ -199,6 +206,42 @@ func checkRaftEntries(fsys vfs.FS, raftDir string, st *raftState, rep *segment.R
 	res.SetLog(info)
 	checkStoreCovered(res, raftDir, info.LastIndex, storeApplied)
 	return nil
+}
+
+// checkStaged checks, when STATE's snapshot is past the store's applied
+// index (an install a crash interrupted after its commit point: the raft
+// log was discarded up to the snapshot, the store not yet replaced), the
+// staged copy the member's start installs it from: it must be in
+// DATA/raft/incoming, sound, and stand at the snapshot's index, or the
+// member will not start. Its faults are reported as its files' own.
+func checkStaged(fsys vfs.FS, raftDir string, snap, storeApplied uint64, res *datadir.RaftResult) {
+	if snap <= storeApplied {
+		return
+	}
+	incoming := filepath.Join(raftDir, IncomingDir)
+	staged, ok := stagedStore(fsys, incoming)
+	if !ok {
+		res.Fault(incoming, datadir.KindRaftLog, datadir.NoOffset, datadir.Missing, fmt.Sprintf(
+			"the raft state says snapshot %d is installed, the store stands at index %d, and no staged copy of the snapshot is here to finish the install from: the entries in between are in no file, and the member will not start",
+			snap, storeApplied))
+		return
+	}
+	rep, err := datadir.Verify(fsys, staged, datadir.VerifyOptions{})
+	if err != nil {
+		res.Fault(staged, datadir.KindRaftLog, datadir.NoOffset, datadir.Corruption, fmt.Sprintf(
+			"the staged copy of snapshot %d, which the member's start installs (its store stands at index %d), cannot be read: %v", snap, storeApplied, err))
+		return
+	}
+	for _, f := range rep.Files {
+		res.File(f.Path, f.Kind, f.Size)
+		for _, p := range f.Problems {
+			res.Fault(p.Path, f.Kind, p.Offset, p.Kind, "in the staged copy of snapshot "+strconv.FormatUint(snap, 10)+" the member's start installs: "+p.Reason)
+		}
+	}
+	if rep.OK() && rep.AppliedIndex != snap {
+		res.Fault(staged, datadir.KindRaftLog, datadir.NoOffset, datadir.Coverage, fmt.Sprintf(
+			"the staged copy stands at index %d, but the raft state says snapshot %d is installed from it: the member will not start", rep.AppliedIndex, snap))
+	}
 }
 
 // checkStoreCovered reports a store that applied past the raft log's end.
