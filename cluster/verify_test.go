@@ -129,6 +129,26 @@ func TestVerifyRaftDamage(t *testing.T) {
 		}
 		fault(t, verify(t, fs), path, datadir.KindRaftState, datadir.Missing, anyOff)
 	})
+	t.Run("state and log missing", func(t *testing.T) { // the member's start refuses a store with entries and no raft state
+		fs := member.CrashClone(vfs.CrashOptions{})
+		names, err := fs.List(raftDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if _, isSeg := format.ParseSegmentName(n); isSeg || n == StateName {
+				if err := fs.Remove(filepath.Join(raftDir, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		fault(t, verify(t, fs), filepath.Join(raftDir, StateName), datadir.KindRaftState, datadir.Missing, anyOff)
+		if st, n, err := startAlone(fs, id); err == nil {
+			n.Close()
+			st.Close()
+			t.Fatal("the member started on a store with entries and no raft state")
+		}
+	})
 	t.Run("log behind the store", func(t *testing.T) {
 		fs := member.CrashClone(vfs.CrashOptions{})
 		if _, err := segment.TruncateAfter(fs, raftDir, applied-5); err != nil {
