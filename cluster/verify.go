@@ -219,8 +219,8 @@ func checkRaftEntries(fsys vfs.FS, raftDir string, st *raftState, rep *segment.R
 // DATA/raft/incoming, sound, and stand at the snapshot's index, or the
 // member will not start. Its faults are reported as its files' own.
 func checkStaged(fsys vfs.FS, raftDir string, snap, storeApplied uint64, res *datadir.RaftResult) {
-	if snap <= storeApplied {
-		return
+	if snap <= storeApplied || storeApplied == 0 && res.StoreFaults() > 0 {
+		return // (the store's own faults say why it stands nowhere)
 	}
 	incoming := filepath.Join(raftDir, IncomingDir)
 	staged, ok := stagedStore(fsys, incoming)
