@@ -117,6 +117,9 @@ func (r *segResult) scanRecords(s *segReader, role segRole) error {
 		if ce == nil {
 			return err
 		}
+		if role.last && !errors.Is(err, ErrBadRecord) && appendedAt(s, off) {
+			return nil
+		}
 		r.cut(off, s.last())
 		if errors.Is(err, ErrBadRecord) {
 			r.add(Corruption, off, ce.Reason)
@@ -180,12 +183,35 @@ func (r *segResult) wholeDamaged(s *segReader, off int64) error {
 	return nil
 }
 
+// appendedAt reports whether an intact frame now starts at off in the
+// newest segment, where the scan just read the end of its data or a frame
+// that failed its checks: a writer appended it while the segment was read
+// (verify beside a running server), so the data read ends there and
+// nothing is damaged. In a log no one writes the bytes read again are the
+// ones that failed, so damage is still reported.
+func appendedAt(s *segReader, off int64) bool {
+	var hdr [format.FrameHeaderSize]byte
+	if _, err := s.f.ReadAt(hdr[:], off); err != nil || !maybeFrame(hdr[:]) {
+		return false
+	}
+	size, err := s.f.Size()
+	if err != nil {
+		return false
+	}
+	var payload []byte
+	_, n, err := intactAt(s.f, s.path, hdr[:], off, size, &payload)
+	return err == nil && n > 0
+}
+
 // checkEnd checks that everything after the end of data (s.end) is zero.
 func (r *segResult) checkEnd(s *segReader, role segRole) error {
 	eod := s.end
 	t, err := scanTail(s.f, s.path, eod, s.size, s.last())
 	if err != nil || t.firstNonzero < 0 {
 		return err
+	}
+	if role.last && appendedAt(s, eod) {
+		return nil
 	}
 	r.cut(eod, s.last())
 	r.endDamaged = t.validAt < 0
