@@ -95,6 +95,14 @@ func analyzeSeg(fsys vfs.FS, dir, name string, role segRole) (*segResult, error)
 	}
 	r.info.LastIndex, r.info.Size, r.lastTerm = s.last(), s.end, s.term
 	r.prealloc, r.sealAt, r.sealNext, r.closed = s.prealloc, s.sealAt, s.sealNext, s.closed
+	if role.last && s.sealAt >= 0 {
+		// The next segment its seal names, missing from the listing,
+		// exists now: a writer rotated while the directory was read (a
+		// verify beside a running server), not a lost end of the log.
+		if _, err := fsys.Stat(filepath.Join(dir, format.SegmentName(s.sealNext))); err == nil {
+			role.last = false
+		}
+	}
 	r.checkShape(s, role)
 	return r, nil
 }

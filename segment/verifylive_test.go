@@ -67,3 +67,41 @@ func TestVerifyBesideWriter(t *testing.T) {
 		t.Fatalf("verified to index %d, want at least the 20 written before", rep.LastIndex)
 	}
 }
+
+// TestVerifyBesideRotation: the writer rotates while Verify reads what was
+// the newest segment when it listed the directory, so the scan finds it
+// sealed, naming a next segment its listing does not have. That segment
+// exists now: a rotation, not a gap (a lost end of the log).
+func TestVerifyBesideRotation(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, memOpts(fs, 1<<20))
+	defer l.Close()
+	appendN(t, l, 20)
+	segs := l.Segments()
+	newest := segs[len(segs)-1].Path
+	var once sync.Once
+	fired := false
+	hooked := &readHookFS{FS: fs, hook: func(name string, off int64, n int) {
+		if name == newest {
+			once.Do(func() { // the listing is done: the writer rotates now
+				if err := l.Rotate(); err != nil {
+					t.Error(err)
+				}
+				fired = true
+			})
+		}
+	}}
+	rep, err := Verify(hooked, testDir, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fired || len(l.Segments()) != len(segs)+1 {
+		t.Fatalf("no rotation while the newest segment was read (%d segments, were %d)", len(l.Segments()), len(segs))
+	}
+	for _, p := range rep.Problems {
+		t.Errorf("a log rotated while verified: %v", p)
+	}
+	if rep.LastIndex < 20 {
+		t.Fatalf("verified to index %d, want at least the 20 written before", rep.LastIndex)
+	}
+}
