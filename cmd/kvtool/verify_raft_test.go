@@ -12,6 +12,7 @@ import (
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/internal/loopport"
 	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -108,5 +109,30 @@ func flipByteAt(t *testing.T, path string, off int64) {
 	b[0] ^= 0x10
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInspectJoinerBeforeRaft: a joiner that recorded its JOIN and stopped
+// before it first started raft (its peer listener could not bind, a crash)
+// has no raft STATE yet: its start creates it. verify calls that a note,
+// and inspect must not call it damage (exit 3) either: it shows the join.
+func TestInspectJoinerBeforeRaft(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "n4")
+	st, err := store.Open(store.Options{FS: vfs.Default, Dir: data, Create: true, Replica: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.WriteJoin(vfs.Default, data, cluster.JoinRecord{ClusterID: 7, Self: cluster.MemberRecord{Name: "n4", ID: 4, PeerAddr: "127.0.0.1:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, code := kvRun(t, "", "verify", "--data", data); code != exitOK {
+		t.Fatalf("verify of a joiner before raft: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, stderr, code := kvRun(t, "", "inspect", "--no-state", "--data", data)
+	if code != exitOK || !strings.Contains(stdout, "as n4") {
+		t.Fatalf("inspect of a joiner before raft: exit %d, want 0 showing the join\n%s%s", code, stdout, stderr)
 	}
 }
