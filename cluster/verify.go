@@ -18,9 +18,11 @@ import (
 // raftDir (DATA/raft) the way the member's start would read it, without
 // changing a byte, and reports every fault with its file and offset:
 //
-//   - STATE decodes (header, frame checksum, fields); a log or a store
-//     with entries without it is a fault, a directory with only JOIN is a
-//     member that crashed while joining (a note);
+//   - STATE decodes (header, frame checksum, fields); a log without it is
+//     a fault, and so is a store with entries beside a raft directory that
+//     holds anything else (an empty one is what a refused cluster start on
+//     a single store leaves: a note); a directory with only JOIN and an
+//     empty store is a member that crashed while joining (a note);
 //   - the log's segments pass segment.Verify (checksums, contiguous
 //     indexes, the header chain, a torn tail, which the member cuts at
 //     start as the store does its WAL's);
@@ -95,10 +97,12 @@ func VerifyRaft(fsys vfs.FS, raftDir string, storeApplied uint64, res *datadir.R
 		if segs > 0 {
 			res.Fault(statePath, datadir.KindRaftState, datadir.NoOffset, datadir.Missing,
 				"no raft state, but the raft log has segments: the member does not know its term, vote, snapshot or membership and will not start")
-		} else if storeApplied > 0 {
+		} else if storeApplied > 0 && len(names) > 0 {
 			// A start writes STATE before the store applies anything.
 			res.Fault(statePath, datadir.KindRaftState, datadir.NoOffset, datadir.Missing, fmt.Sprintf(
 				"no raft state, but the store has applied index %d: the member does not know its term, vote, snapshot or membership and will not start", storeApplied))
+		} else if storeApplied > 0 {
+			res.Note(fmt.Sprintf("%s: an empty raft directory beside a store that has applied index %d: a cluster start on this store was refused (it refuses a store with entries and no raft state); as a single store's directory it is sound", raftDir, storeApplied))
 		} else {
 			res.Note(fmt.Sprintf("%s: no raft state yet (a member that stopped before it first started raft); its start creates it", statePath))
 		}

@@ -129,24 +129,35 @@ func TestVerifyRaftDamage(t *testing.T) {
 		}
 		fault(t, verify(t, fs), path, datadir.KindRaftState, datadir.Missing, anyOff)
 	})
-	t.Run("state and log missing", func(t *testing.T) { // the member's start refuses a store with entries and no raft state
+	// The member's start refuses a store with entries and no raft state.
+	noState := func(t *testing.T) *vfs.MemFS {
 		fs := member.CrashClone(vfs.CrashOptions{})
 		names, err := fs.List(raftDir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, n := range names {
-			if _, isSeg := format.ParseSegmentName(n); isSeg || n == StateName {
-				if err := fs.Remove(filepath.Join(raftDir, n)); err != nil {
-					t.Fatal(err)
-				}
+			if err := fs.Remove(filepath.Join(raftDir, n)); err != nil {
+				t.Fatal(err)
 			}
+		}
+		return fs
+	}
+	t.Run("state and log missing", func(t *testing.T) {
+		fs := noState(t)
+		if err := WriteJoin(fs, "/data", JoinRecord{ClusterID: testClusterID, Self: MemberRecord{Name: "n", ID: id}}); err != nil {
+			t.Fatal(err)
 		}
 		fault(t, verify(t, fs), filepath.Join(raftDir, StateName), datadir.KindRaftState, datadir.Missing, anyOff)
 		if st, n, err := startAlone(fs, id); err == nil {
 			n.Close()
 			st.Close()
 			t.Fatal("the member started on a store with entries and no raft state")
+		}
+	})
+	t.Run("empty raft directory", func(t *testing.T) { // a refused cluster start on a single store leaves it
+		if rep := verify(t, noState(t)); !rep.OK() {
+			t.Fatalf("a store with an empty raft directory beside it: %v", rep.Problems())
 		}
 	})
 	t.Run("log behind the store", func(t *testing.T) {
