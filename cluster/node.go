@@ -319,7 +319,7 @@ func bootstrap(cfg *Config, dir string) (*raftState, error) {
 		return nil, fmt.Errorf("kvtool/cluster: %s has no raft state but the store already holds entries up to %d: refusing to found a cluster on it (start from an empty data directory)", dir, idx)
 	}
 	if names, _ := cfg.FS.List(dir); slices.ContainsFunc(names, func(n string) bool { _, ok := format.ParseSegmentName(n); return ok }) {
-		return nil, fmt.Errorf("kvtool/cluster: %s has raft log segments but no %s: refusing to guess the raft state", dir, StateName)
+		return nil, fmt.Errorf("%w: %s has raft log segments but no %s: refusing to guess the raft state", ErrDamaged, dir, StateName)
 	}
 	voters := slices.Clone(cfg.Peers)
 	slices.Sort(voters)

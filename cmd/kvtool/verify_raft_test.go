@@ -136,3 +136,42 @@ func TestInspectJoinerBeforeRaft(t *testing.T) {
 		t.Fatalf("inspect of a joiner before raft: exit %d, want 0 showing the join\n%s%s", code, stdout, stderr)
 	}
 }
+
+// TestServeMemberRaftLogBehind: a member whose raft log lost committed
+// entries the store applied (its end cut off) is damage verify reports
+// (coverage, exit 3); its start must be refused the same way, exit 3
+// with the hint to rebuild it from its peers, not exit 1 with a hint to
+// check its flags.
+func TestServeMemberRaftLogBehind(t *testing.T) {
+	t.Setenv("KVTOOL_SECRET", clusterTestSecret)
+	peer, err := loopport.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "n1")
+	args := []string{"--data", data, "--node", "n1", "--cluster", "n1=" + peer}
+	s := startServe(t, args...)
+	for i := range 20 {
+		if _, stderr, code := kvRun(t, "", "put", "--addr", s.addr, fmt.Sprintf("k%02d", i), "v"); code != exitOK {
+			t.Fatalf("put: exit %d: %s", code, stderr)
+		}
+	}
+	if code := s.shutdown(t); code != exitOK {
+		t.Fatalf("serve: exit %d\n%s", code, s.stderr)
+	}
+	raftDir := filepath.Join(data, format.RaftDir)
+	rep, err := segment.Verify(vfs.Default, raftDir, segment.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := segment.TruncateAfter(vfs.Default, raftDir, rep.LastIndex-10); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, code := kvRun(t, "", "verify", "--data", data); code != exitDamage || !strings.Contains(stdout, "coverage") {
+		t.Fatalf("verify of a raft log behind the store: exit %d, want %d and a coverage fault\n%s%s", code, exitDamage, stdout, stderr)
+	}
+	stdout, stderr, code := kvRun(t, "", append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	if code != exitDamage || !strings.Contains(stderr, "rebuild the member from its peers") {
+		t.Fatalf("serve on a raft log behind the store: exit %d, want %d with a hint to rebuild the member\n%s%s", code, exitDamage, stdout, stderr)
+	}
+}
