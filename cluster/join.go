@@ -53,6 +53,9 @@ func bootstrapJoiner(cfg *Config, dir string) (*raftState, error) {
 		return nil, fmt.Errorf("%w: the join record is for member %x of cluster %x, not %x of %x", ErrClusterMismatch, j.Self.ID, j.ClusterID, cfg.ID, cfg.ClusterID)
 	}
 	if idx := cfg.Store.Snapshot().Index(); idx > 0 {
+		if err := stateLost(cfg.FS, dir, idx); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("kvtool/cluster: %s has no raft state but the store already holds entries up to %d: a joining member starts from an empty data directory", dir, idx)
 	}
 	if err := writeMarker(cfg.FS, filepath.Join(dir, JoinName), format.FrameRaftJoin, j); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -20,9 +21,10 @@ import (
 //
 //   - STATE decodes (header, frame checksum, fields); a log without it is
 //     a fault, and so is a store with entries beside a raft directory that
-//     holds anything else (an empty one is what a refused cluster start on
-//     a single store leaves: a note); a directory with only JOIN and an
-//     empty store is a member that crashed while joining (a note);
+//     holds anything but JOIN (one empty but for JOIN is what a refused
+//     cluster start or join on a single store leaves: a note); a directory
+//     with only JOIN and an empty store is a member that crashed while
+//     joining (a note);
 //   - the log's segments pass segment.Verify (checksums, contiguous
 //     indexes, the header chain, a torn tail, which the member cuts at
 //     start as the store does its WAL's);
@@ -97,12 +99,12 @@ func VerifyRaft(fsys vfs.FS, raftDir string, storeApplied uint64, res *datadir.R
 		if segs > 0 {
 			res.Fault(statePath, datadir.KindRaftState, datadir.NoOffset, datadir.Missing,
 				"no raft state, but the raft log has segments: the member does not know its term, vote, snapshot or membership and will not start")
-		} else if storeApplied > 0 && len(names) > 0 {
+		} else if storeApplied > 0 && slices.ContainsFunc(names, func(n string) bool { return n != JoinName }) {
 			// A start writes STATE before the store applies anything.
 			res.Fault(statePath, datadir.KindRaftState, datadir.NoOffset, datadir.Missing, fmt.Sprintf(
 				"no raft state, but the store has applied index %d: the member does not know its term, vote, snapshot or membership and will not start", storeApplied))
 		} else if storeApplied > 0 {
-			res.Note(fmt.Sprintf("%s: an empty raft directory beside a store that has applied index %d: a cluster start on this store was refused (it refuses a store with entries and no raft state); as a single store's directory it is sound", raftDir, storeApplied))
+			res.Note(fmt.Sprintf("%s: a raft directory with no raft state (at most a JOIN record) beside a store that has applied index %d: a cluster start or join on this store was refused (it refuses a store with entries and no raft state); as a single store's directory it is sound", raftDir, storeApplied))
 		} else {
 			res.Note(fmt.Sprintf("%s: no raft state yet (a member that stopped before it first started raft); its start creates it", statePath))
 		}

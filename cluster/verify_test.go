@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -145,7 +146,7 @@ func TestVerifyRaftDamage(t *testing.T) {
 	}
 	t.Run("state and log missing", func(t *testing.T) {
 		fs := noState(t)
-		if err := WriteJoin(fs, "/data", JoinRecord{ClusterID: testClusterID, Self: MemberRecord{Name: "n", ID: id}}); err != nil {
+		if err := fs.MkdirAll(filepath.Join(raftDir, IncomingDir, "0000000000000001"), 0o755); err != nil { // a snapshot it received
 			t.Fatal(err)
 		}
 		fault(t, verify(t, fs), filepath.Join(raftDir, StateName), datadir.KindRaftState, datadir.Missing, anyOff)
@@ -153,11 +154,24 @@ func TestVerifyRaftDamage(t *testing.T) {
 			n.Close()
 			st.Close()
 			t.Fatal("the member started on a store with entries and no raft state")
+		} else if !errors.Is(err, ErrDamaged) {
+			t.Fatalf("start of a member whose raft state is lost: %v, want ErrDamaged (serve: exit 3, rebuild it)", err)
 		}
 	})
-	t.Run("empty raft directory", func(t *testing.T) { // a refused cluster start on a single store leaves it
-		if rep := verify(t, noState(t)); !rep.OK() {
+	t.Run("empty raft directory", func(t *testing.T) { // a refused cluster start or join on a single store leaves it
+		fs := noState(t)
+		if err := WriteJoin(fs, "/data", JoinRecord{ClusterID: testClusterID, Self: MemberRecord{Name: "n", ID: id}}); err != nil {
+			t.Fatal(err)
+		}
+		if rep := verify(t, fs); !rep.OK() {
 			t.Fatalf("a store with an empty raft directory beside it: %v", rep.Problems())
+		}
+		if st, n, err := startAlone(fs, id); err == nil {
+			n.Close()
+			st.Close()
+			t.Fatal("a cluster member started on a single store with entries")
+		} else if errors.Is(err, ErrDamaged) {
+			t.Fatalf("a cluster start on a single store with entries: %v, want a refusal that is no damage", err)
 		}
 	})
 	t.Run("log behind the store", func(t *testing.T) {
