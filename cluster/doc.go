@@ -93,7 +93,9 @@
 // (a raft.RawNode: the others queue their messages, proposals and
 // requests for it, rawnode.go) and its Ready loop (ready.go: persist,
 // send, apply, advance; consecutive batches a Ready commits apply as one
-// store run, apply.go), one the compaction, and each snapshot transfer
+// store run, apply.go), which writes and syncs the raft log itself unless
+// it has durable entries to apply meanwhile (then the log's flusher
+// goroutine does), one the compaction, and each snapshot transfer
 // its own (at most one per peer sent, one received). Transports' Send
 // never blocks; their handlers are called from many goroutines.
 package cluster

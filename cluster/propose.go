@@ -117,15 +117,36 @@ func (n *Node) awaitApply(ctx context.Context, r *request, data []byte, ch chan 
 // again is always safe). propose does not wait for raft: its channel
 // gets raft's error only if raft refused the proposal. It returns an
 // error once ctx ends (ctx.Err()), the node stops, or raft refuses the
-// proposal otherwise. Single requests (awaitApply) and batches (runBatch)
+// proposal otherwise. Single requests (awaitApply) and batches (launch)
 // share it.
 func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byte, again bool, propose func([]byte) <-chan error) (T, error) {
-	var zero T
 	retry := time.NewTimer(0)
 	defer retry.Stop()
-	var leaderCh <-chan struct{}
-	var refused <-chan error // the last proposal's answer, if raft refuses it
-	proposed, before := false, false
+	return proposeLoop(n, ctx, done, data, again, propose, retry, proposal{})
+}
+
+// proposeAgain is proposeUntil for data already proposed once, just now:
+// refused is that proposal's answer and leaderCh the leader change
+// channel taken before it. A batch is proposed by the goroutine that
+// starts it (batch.go), and only its retries are this call's.
+func proposeAgain[T any](n *Node, ctx context.Context, done <-chan T, data []byte, refused <-chan error, leaderCh <-chan struct{}, propose func([]byte) <-chan error) (T, error) {
+	retry := time.NewTimer(n.cfg.ProposalRetry)
+	defer retry.Stop()
+	return proposeLoop(n, ctx, done, data, true, propose, retry, proposal{proposed: true, refused: refused, leaderCh: leaderCh})
+}
+
+// proposal is the state of proposeLoop: whether data was proposed, and
+// the answer and leader change channel of the last proposal.
+type proposal struct {
+	proposed, before bool // proposed now, and before the last proposal
+	refused          <-chan error
+	leaderCh         <-chan struct{}
+}
+
+// proposeLoop is proposeUntil's loop, from state st; retry fires when
+// data is due to be proposed (again).
+func proposeLoop[T any](n *Node, ctx context.Context, done <-chan T, data []byte, again bool, propose func([]byte) <-chan error, retry *time.Timer, st proposal) (T, error) {
+	var zero T
 	for {
 		select {
 		case v := <-done:
@@ -139,30 +160,30 @@ func proposeUntil[T any](n *Node, ctx context.Context, done <-chan T, data []byt
 			default:
 				return zero, n.stoppedErr()
 			}
-		case err := <-refused:
-			refused = nil
+		case err := <-st.refused:
+			st.refused = nil
 			if !errors.Is(err, raft.ErrProposalDropped) {
 				return zero, n.stoppedErr()
 			}
-			if before {
+			if st.before {
 				n.stats.proposalRetries.Add(-1)
 			}
-			proposed = before // it reached no log
+			st.proposed = st.before // it reached no log
 			retry.Reset(n.cfg.TickInterval)
 			continue
 		case <-retry.C:
-		case <-leaderCh:
+		case <-st.leaderCh:
 		}
-		if proposed && !again {
-			leaderCh = nil // without an ID a second proposal could apply twice
+		if st.proposed && !again {
+			st.leaderCh = nil // without an ID a second proposal could apply twice
 			continue
 		}
-		leaderCh = n.leaderChanged()
-		if proposed {
+		st.leaderCh = n.leaderChanged()
+		if st.proposed {
 			n.stats.proposalRetries.Add(1)
 		}
-		before, proposed = proposed, true
-		refused = propose(data)
+		st.before, st.proposed = st.proposed, true
+		st.refused = propose(data)
 		retry.Reset(n.cfg.ProposalRetry)
 	}
 }

@@ -47,8 +47,9 @@ type logStore struct {
 	// cache is the log's tail: entries last-len(cache)+1 .. last.
 	cache       []*pb.Entry
 	cacheBytes  int
-	cuts        int // suffixes cut (truncateAfter), for status and tests
-	compactions int // compactions that moved the snapshot (compact)
+	recs        []segment.Entry // append's buffer, kept between calls
+	cuts        int             // suffixes cut (truncateAfter), for status and tests
+	compactions int             // compactions that moved the snapshot (compact)
 }
 
 // termRun says entries from first on (up to the next run) have term term.
@@ -80,6 +81,9 @@ func (ls *logStore) openLog() error {
 	l, err := segment.Open(segment.Options{
 		FS: ls.fs, Dir: ls.dir, SegmentSize: ls.segSize, FirstIndex: ls.st.SnapIndex + 1, RepairTail: true,
 		NoGather: true, // the Ready loop appends a Ready's entries at once, then waits for them
+		// and writes them itself (Pending.Wait), or wakes the flusher
+		// when it has entries to apply meanwhile (logStore.wake).
+		CallerFlush: true,
 		// A joining member's first segment is removed unused when the
 		// snapshot restarts the log (SkipTo); its spare would be too.
 		LazySpare: true,
@@ -305,19 +309,36 @@ func (ls *logStore) append(ents []*pb.Entry) (*segment.Pending, error) {
 	if first != ls.last+1 {
 		return nil, fmt.Errorf("kvtool/cluster: raft entries from %d do not follow the log ending at %d", first, ls.last)
 	}
-	var p *segment.Pending
+	recs := ls.recs[:0]
+	term := ls.terms[len(ls.terms)-1].term
 	for _, e := range ents {
-		if e.GetTerm() < ls.terms[len(ls.terms)-1].term {
-			return nil, fmt.Errorf("kvtool/cluster: raft entry %d has term %d, below the log's %d", e.GetIndex(), e.GetTerm(), ls.terms[len(ls.terms)-1].term)
+		if e.GetTerm() < term {
+			return nil, fmt.Errorf("kvtool/cluster: raft entry %d has term %d, below the log's %d", e.GetIndex(), e.GetTerm(), term)
 		}
+		term = e.GetTerm()
 		t, data := recordOf(e)
-		var err error
-		if p, err = ls.log.EnqueueAt(e.GetIndex(), e.GetTerm(), t, data); err != nil {
-			return nil, fmt.Errorf("kvtool/cluster: append raft entry %d: %w", e.GetIndex(), err)
-		}
+		recs = append(recs, segment.Entry{Index: e.GetIndex(), Term: e.GetTerm(), Type: t, Data: data})
+	}
+	// One batch: the Ready's entries share one write and one fsync.
+	p, err := ls.log.EnqueueBatchAt(recs)
+	clear(recs)
+	ls.recs = recs[:0]
+	if err != nil {
+		return nil, fmt.Errorf("kvtool/cluster: append raft entries %d to %d: %w", first, ents[len(ents)-1].GetIndex(), err)
+	}
+	for _, e := range ents {
 		ls.note(e)
 	}
 	return p, nil
+}
+
+// wake has the log's flusher goroutine write and sync the entries
+// appended, while the caller does something else.
+func (ls *logStore) wake() {
+	ls.mu.Lock()
+	log := ls.log
+	ls.mu.Unlock()
+	log.Wake()
 }
 
 // truncateAfter durably cuts every entry after last: the log is closed,

@@ -81,6 +81,10 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	}
 	early := n.durableCommitted(rd)
 	p, werr := n.write(rd)
+	handed := p != nil && len(early) > 0
+	if handed {
+		n.ls.wake() // the flusher writes while the early entries apply
+	}
 	// The early entries were durable before this Ready and do not depend
 	// on its writes, so they apply even when those fail at once (the log
 	// can report an fsync failure of this Ready's first entries while its
@@ -91,7 +95,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if werr != nil {
 		return werr
 	}
-	if err := n.finishWrite(rd, p); err != nil {
+	if err := n.finishWrite(rd, p, handed); err != nil {
 		return err
 	}
 	n.send(msgs)
@@ -152,13 +156,24 @@ func (n *Node) write(rd raft.Ready) (*segment.Pending, error) {
 	return n.ls.append(rd.Entries)
 }
 
-// finishWrite waits for the fsync of rd's entries (raft's MustSync is
-// true whenever there are entries), then saves rd.HardState: a new term
-// or vote durably, with a commit index that never runs ahead of the
-// durable log.
-func (n *Node) finishWrite(rd raft.Ready, p *segment.Pending) error {
+// finishWrite makes rd's entries durable (raft's MustSync is true
+// whenever there are entries), then saves rd.HardState: a new term or
+// vote durably, with a commit index that never runs ahead of the durable
+// log. The loop writes and syncs the entries itself, unless it handed
+// them to the log's flusher (handed) to apply entries meanwhile: then it
+// waits for the flusher, stepping what arrives (awaitDurable). A hand-off
+// and the wake-up back cost two goroutine wake-ups per Ready; what the
+// loop would step while it waits can only be sent in the next Ready,
+// after the fsync either way, so after its own fsync it steps it then.
+func (n *Node) finishWrite(rd raft.Ready, p *segment.Pending, handed bool) error {
 	if p != nil {
-		if err := n.awaitDurable(p); err != nil {
+		var err error
+		if handed {
+			err = n.awaitDurable(p)
+		} else {
+			err = p.Wait() // writes and syncs them here (segment.Options.CallerFlush)
+		}
+		if err != nil {
 			return fmt.Errorf("kvtool/cluster: fsync raft log: %w", err)
 		}
 	}

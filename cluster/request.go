@@ -96,10 +96,21 @@ func appendBytes(b, p []byte) []byte {
 	return append(b, p...)
 }
 
+// decodedRequest holds a decoded request, its transaction and, for the
+// usual request of one operation, that operation in one allocation: every
+// member decodes every request it applies (decodeBatch), and the three
+// allocations a request took were a tenth of a cluster put's.
+type decodedRequest struct {
+	r   request
+	txn store.Txn
+	op  [1]store.Op
+}
+
 // decodeRequest decodes a request entry. The result does not alias b.
 func decodeRequest(b []byte) (*request, error) {
 	d := &reqDecoder{b: b}
-	r := &request{}
+	a := &decodedRequest{}
+	r := &a.r
 	head := d.take(3)
 	if head == nil {
 		return nil, d.fail("entry of %d bytes is too short", len(b))
@@ -118,7 +129,12 @@ func decodeRequest(b []byte) (*request, error) {
 	if n > format.MaxTxnOps {
 		return nil, d.fail("%d operations, the limit is %d", n, format.MaxTxnOps)
 	}
-	r.txn = &store.Txn{Ops: make([]store.Op, 0, min(n, 1024))}
+	r.txn = &a.txn
+	if n <= 1 {
+		r.txn.Ops = a.op[:0:1]
+	} else {
+		r.txn.Ops = make([]store.Op, 0, min(n, 1024))
+	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		r.txn.Ops = append(r.txn.Ops, d.op())
 	}
@@ -200,9 +216,20 @@ func (d *reqDecoder) bytes(limit int) []byte {
 	return append([]byte{}, d.take(int(n))...)
 }
 
+// str reads a length-prefixed string of at most limit bytes (one copy,
+// where string(d.bytes(limit)) made two).
+func (d *reqDecoder) str(limit int) string {
+	n := d.uvarint()
+	if n > uint64(limit) {
+		d.fail("length %d exceeds the limit %d", n, limit)
+		return ""
+	}
+	return string(d.take(int(n)))
+}
+
 func (d *reqDecoder) op() store.Op {
 	op := store.Op{Kind: store.OpKind(d.byte1())}
-	op.Key = string(d.bytes(format.MaxKeySize))
+	op.Key = d.str(format.MaxKeySize)
 	switch op.Kind {
 	case store.OpPut:
 		op.Value = d.bytes(format.MaxValueSize)

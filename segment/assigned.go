@@ -33,21 +33,88 @@ func (l *Log) EnqueueAt(index, term uint64, t format.FrameType, data []byte) (*P
 	}
 	l.mu.Lock()
 	for l.failed == nil && !l.closed && len(l.buf) > 0 && int64(len(l.buf))+size > int64(l.maxBatch) {
+		l.signal() // a full batch waits (with CallerFlush nothing else woke the flusher)
 		l.waiting++
 		l.space.Wait()
 		l.waiting--
 	}
-	if err := l.stateErr(); err != nil {
+	if err := l.checkNextLocked(index, term); err != nil {
 		l.mu.Unlock()
 		return nil, err
 	}
-	if index != l.next || term < l.term {
-		next, lterm := l.next, l.term
-		l.mu.Unlock()
-		return nil, fmt.Errorf("%w: record %d (term %d) after %s, whose next index is %d (term at least %d)",
-			ErrNotNext, index, term, l.dir, next, lterm)
+	return l.pending(l.addLocked(t, index, term, data, size), index), nil
+}
+
+// EnqueueBatchAt is EnqueueAt for consecutive records (a raft Ready's
+// entries): under one hold of the log's lock they are checked and copied
+// into the current batch, and the flusher is woken once, after the last,
+// so that they share one write and one fsync. One at a time, the first
+// record woke the flusher, which could take the buffer before the rest
+// were in and split them over two fsyncs, the second waiting for the
+// first. Only records beyond the batch limit go in a later batch (the
+// call then waits for the flusher to make room, as EnqueueAt does). It
+// returns the Pending of the last record (Wait on it for all of them),
+// nil for none. On an error the records before the failing one stay
+// enqueued; an error of the log's state (ErrClosed, ErrFailed) means none
+// of them will be durable.
+func (l *Log) EnqueueBatchAt(recs []Entry) (*Pending, error) {
+	if len(recs) == 0 {
+		return nil, nil
 	}
-	return &Pending{b: l.addLocked(t, index, term, data, size), index: index}, nil
+	sizes := make([]int64, len(recs))
+	for i, r := range recs {
+		size, err := recordSize(r.Type, r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", r.Index, err)
+		}
+		sizes[i] = size
+	}
+	l.mu.Lock()
+	var b *batch
+	wake := false
+	for i, r := range recs {
+		for l.failed == nil && !l.closed && len(l.buf) > 0 && int64(len(l.buf))+sizes[i] > int64(l.maxBatch) {
+			l.signal() // what is in is a full batch: let the flusher take it now
+			wake = false
+			l.waiting++
+			l.space.Wait()
+			l.waiting--
+		}
+		if err := l.checkNextLocked(r.Index, r.Term); err != nil {
+			l.mu.Unlock()
+			if wake {
+				l.signal()
+			}
+			return nil, err
+		}
+		wake = wake || len(l.buf) == 0
+		b = l.encodeLocked(r.Type, r.Index, r.Term, r.Data, sizes[i])
+	}
+	gathered := l.gathering && (b.n >= l.gatherFor || len(l.buf) >= l.maxBatch/2)
+	l.mu.Unlock()
+	if gathered {
+		select {
+		case l.grew <- struct{}{}:
+		default:
+		}
+	}
+	if wake && !l.callerFl {
+		l.signal()
+	}
+	return l.pending(b, recs[len(recs)-1].Index), nil
+}
+
+// checkNextLocked returns why a record of index and term cannot be
+// appended now (the log's state, or ErrNotNext), or nil. l.mu is held.
+func (l *Log) checkNextLocked(index, term uint64) error {
+	if err := l.stateErr(); err != nil {
+		return err
+	}
+	if index != l.next || term < l.term {
+		return fmt.Errorf("%w: record %d (term %d) after %s, whose next index is %d (term at least %d)",
+			ErrNotNext, index, term, l.dir, l.next, l.term)
+	}
+	return nil
 }
 
 // Truncation is what TruncateAfter removed.

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kvtool/kvtool/format"
@@ -180,5 +184,180 @@ func TestTruncateAfterCrash(t *testing.T) {
 				checkCutLog(t, img, keep, keep+12, 60)
 			}
 		}
+	}
+}
+
+// TestEnqueueBatchAtOneSync checks that the records of one EnqueueBatchAt
+// share one write and one fsync: enqueued one by one, the first woke the
+// flusher, which could take the buffer before the rest were in (a raft
+// Ready split over two fsyncs, the second waiting for the first).
+func TestEnqueueBatchAtOneSync(t *testing.T) {
+	const batches, per = 400, 128
+	var mu sync.Mutex
+	var syncs []int
+	dir := t.TempDir() // a real file system: its fsync gives the flusher time to wake
+	l := mustOpen(t, Options{FS: vfs.Default, Dir: dir, SegmentSize: 16 << 20, NoGather: true,
+		OnSync: func(s SyncStats) { mu.Lock(); syncs = append(syncs, s.Records); mu.Unlock() }})
+	defer l.Close()
+	next := uint64(1)
+	for range batches {
+		recs := make([]Entry, per)
+		for i := range recs {
+			recs[i] = Entry{Index: next, Term: 1, Type: format.FrameWALRaft, Data: termData(next, 1)}
+			next++
+		}
+		p, err := l.EnqueueBatchAt(recs)
+		if err != nil {
+			t.Fatalf("EnqueueBatchAt from %d: %v", recs[0].Index, err)
+		}
+		if p.Index() != next-1 {
+			t.Fatalf("the Pending is of record %d, want %d", p.Index(), next-1)
+		}
+		if err := p.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	split := 0
+	for _, n := range syncs {
+		if n != per {
+			split++
+		}
+	}
+	if split > 0 {
+		t.Fatalf("%d of %d fsyncs did not carry exactly one batch of %d records (%d fsyncs for %d batches)", split, len(syncs), per, len(syncs), batches)
+	}
+	es, err := readAll(vfs.Default, dir, 1)
+	if err != nil || len(es) != batches*per {
+		t.Fatalf("read back %d records, err %v", len(es), err)
+	}
+	for _, e := range es {
+		if !bytes.Equal(e.Data, termData(e.Index, 1)) {
+			t.Fatalf("record %d: %q", e.Index, e.Data)
+		}
+	}
+}
+
+// TestEnqueueBatchAtChecks checks what EnqueueBatchAt refuses (a gap, a
+// term going back, a record too large) and that records beyond the batch
+// limit go on in later batches, in order.
+func TestEnqueueBatchAtChecks(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, Options{FS: fs, Dir: testDir, SegmentSize: 64 << 20, Term: 2})
+	defer l.Close()
+	if p, err := l.EnqueueBatchAt(nil); p != nil || err != nil {
+		t.Fatalf("no records: %v, %v", p, err)
+	}
+	for _, recs := range [][]Entry{
+		{{Index: 2, Term: 2, Type: format.FrameWALRaft, Data: []byte("x")}},
+		{{Index: 1, Term: 1, Type: format.FrameWALRaft, Data: []byte("x")}},
+	} {
+		if _, err := l.EnqueueBatchAt(recs); !errors.Is(err, ErrNotNext) {
+			t.Errorf("EnqueueBatchAt(%+v) = %v, want ErrNotNext", recs, err)
+		}
+	}
+	if _, err := l.EnqueueBatchAt([]Entry{{Index: 1, Term: 2, Type: format.FrameWALRaft, Data: make([]byte, maxData+1)}}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a record too large: %v, want ErrTooLarge", err)
+	}
+	// More than one batch's worth: 3 x 2 MiB with a 4 MiB limit.
+	big := bytes.Repeat([]byte("b"), 2<<20)
+	recs := []Entry{{1, 2, format.FrameWALRaft, big}, {2, 2, format.FrameWALRaft, big}, {3, 3, format.FrameWALRaft, big}}
+	p, err := l.EnqueueBatchAt(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if l.DurableIndex() != 3 {
+		t.Fatalf("durable index %d, want 3", l.DurableIndex())
+	}
+	es, err := readAll(fs, testDir, 1)
+	if err != nil || len(es) != 3 || es[2].Term != 3 || !bytes.Equal(es[1].Data, big) {
+		t.Fatalf("read back %d records, err %v", len(es), err)
+	}
+}
+
+// TestCallerFlush: in a log with CallerFlush a record does not wake the
+// flusher; Wait writes and syncs it on the caller's goroutine, Wake hands
+// it to the flusher, a full batch still goes to the flusher (an appender
+// waiting for room is not left waiting), and Close writes what is left;
+// Wake and Flush take turns without a data race.
+// Each fsync records the function it ran under.
+func TestCallerFlush(t *testing.T) {
+	var mu sync.Mutex
+	var where []string
+	onSync := func(SyncStats) {
+		buf := make([]byte, 64<<10)
+		stack := string(buf[:runtime.Stack(buf, false)])
+		w := "elsewhere"
+		switch {
+		case strings.Contains(stack, "segment.(*Pending).Wait"):
+			w = "Wait"
+		case strings.Contains(stack, "segment.(*Log).Flush"):
+			w = "Flush"
+		case strings.Contains(stack, "segment.(*Log).flushLoop"):
+			w = "flusher"
+		}
+		mu.Lock()
+		where = append(where, w)
+		mu.Unlock()
+	}
+	fs := vfs.NewMem()
+	opts := Options{FS: fs, Dir: testDir, SegmentSize: 64 << 20, NoGather: true, CallerFlush: true, OnSync: onSync}
+	l := mustOpen(t, opts)
+	rec := func(i uint64, n int) Entry {
+		return Entry{Index: i, Term: 1, Type: format.FrameWALRaft, Data: bytes.Repeat([]byte{byte(i)}, n)}
+	}
+	p, err := l.EnqueueBatchAt([]Entry{rec(1, 10), rec(2, 10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil || l.DurableIndex() != 2 {
+		t.Fatalf("Wait: %v, durable index %d", err, l.DurableIndex())
+	}
+	if p, err = l.EnqueueBatchAt([]Entry{rec(3, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	l.Wake()
+	<-p.Done()
+	// 1 MiB records one at a time, nobody waiting: past 4 MiB, EnqueueAt
+	// waits for room, and wakes the flusher for it.
+	for i := uint64(4); i <= 12; i++ {
+		if p, err = l.EnqueueAt(i, 1, format.FrameWALRaft, bytes.Repeat([]byte{byte(i)}, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "a full batch written without a Wait", func() bool { return l.DurableIndex() >= 4 })
+	// Wakes and Flushes in turn: under -race, the flusher's state (what
+	// it paces and gathers by) must be the writer's, whichever writes.
+	for i := uint64(13); i < 213; i++ {
+		if _, err := l.EnqueueBatchAt([]Entry{rec(i, 10)}); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			l.Wake()
+		} else if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.EnqueueBatchAt([]Entry{rec(213, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatalf("Flush after Close, nothing left: %v", err)
+	}
+	es, err := readAll(fs, testDir, 1)
+	if err != nil || len(es) != 213 {
+		t.Fatalf("read back %d records, err %v", len(es), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(where) < 4 || where[0] != "Wait" || where[1] != "flusher" || slices.Contains(where, "elsewhere") {
+		t.Fatalf("the fsyncs ran in %v: want Wait, then the flusher (Wake, full batches), then Flush and the flusher", where)
 	}
 }

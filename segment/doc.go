@@ -33,7 +33,9 @@
 // # Concurrency
 //
 // All methods of *Log and *Pending are safe for concurrent use; one flusher
-// goroutine does all writes and syncs, a worker prepares the next segment
+// goroutine does the writes and syncs (with Options.CallerFlush, Flush and
+// Wait do them on their caller's goroutine, one writer at a time under
+// Log.flushMu), a worker prepares the next segment
 // in the background, and each field of Log says who owns it. A *Reader
 // belongs to one goroutine. List, NewReader, Verify, Repair and
 // TruncateAfter work on a directory no Log is writing.

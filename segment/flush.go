@@ -19,20 +19,49 @@ func (l *Log) flushLoop() {
 	defer close(l.stopped)
 	for range l.wake {
 		for {
+			// pace and gather read l.fl too: under flushMu (a Flush
+			// meanwhile waits for them; a log with CallerFlush wants
+			// neither, see Options).
+			l.flushMu.Lock()
 			l.pace()
 			l.gather()
 			b, data, closing := l.take()
 			if b == nil {
 				if closing {
 					l.fl.closeRec = l.writeClose()
+				}
+				l.flushMu.Unlock()
+				if closing {
 					return
 				}
 				break
 			}
 			l.flush(b, data)
+			l.flushMu.Unlock()
 		}
 	}
 }
+
+// Flush writes and syncs, on the caller's goroutine, the records enqueued
+// that the flusher has not taken yet, and returns once every record
+// enqueued before the call is durable: nil, or the log's failure (after
+// Close, with nothing left to write, nil). A batch the flusher is writing
+// is waited for. See Options.CallerFlush.
+func (l *Log) Flush() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if b, data, _ := l.take(); b != nil {
+		l.flush(b, data)
+		if b.err != nil {
+			return b.err
+		}
+	}
+	return l.Err()
+}
+
+// Wake has the flusher goroutine write and sync what is enqueued, for a
+// log with Options.CallerFlush whose appender has other work meanwhile.
+func (l *Log) Wake() { l.signal() }
 
 // gather waits, before the flusher takes the next batch, for the records
 // the waiters it just released are about to append — the adaptive form of

@@ -64,6 +64,15 @@ type Options struct {
 	// then waits for it (a raft log written by its Ready loop), nothing more
 	// comes while the flusher waits, so the wait only adds latency.
 	NoGather bool
+	// CallerFlush leaves the writing of records to their appender: a
+	// record does not wake the flusher (only a full batch, Rotate and
+	// Close do); the appender calls Flush, which writes and syncs on its
+	// own goroutine, or Wake to have the flusher do it meanwhile. For a
+	// log whose one appender enqueues a batch and then waits for it (a
+	// raft log written by its Ready loop): the hand-off to the flusher and
+	// back cost two goroutine wake-ups per batch. Use it with NoGather and
+	// no SyncInterval: a Flush waits while the flusher gathers or paces.
+	CallerFlush bool
 	// SyncInterval, if positive, paces the flusher: a batch is written and
 	// synced at most once per interval (sooner when the batch grows past
 	// half the batch limit, an appender waits for space, or on Rotate and
@@ -109,6 +118,7 @@ type Log struct {
 	onDurable func(uint64)
 	onSync    func(SyncStats)
 	noGather  bool
+	callerFl  bool          // Options.CallerFlush
 	interval  time.Duration // Options.SyncInterval
 	maxBatch  int
 	tailCut   *Cut
@@ -154,9 +164,15 @@ type Log struct {
 	durable atomic.Uint64
 	last    atomic.Uint64
 
-	// fl is the flusher's own: only the flusher goroutine touches it while
-	// it runs; Open fills it in before, Close reads it after <-stopped.
+	// fl is the flusher's own: only the goroutine holding flushMu (the
+	// flusher, or a Flush) touches it while the flusher runs; Open fills
+	// it in before, Close reads it after <-stopped.
 	fl flusher
+	// flushMu makes one goroutine at a time the flusher, the owner of fl:
+	// the flusher goroutine holds it while it paces, gathers, takes and
+	// writes a batch, Flush while it takes and writes one on its caller's
+	// goroutine.
+	flushMu sync.Mutex
 
 	// segMu guards segs: the flusher updates the active segment's entry
 	// and appends at rotation, Drop removes from the front, and readers
@@ -277,19 +293,39 @@ func (l *Log) markFor(name string, index uint64) (mark, bool) {
 type Pending struct {
 	b     *batch
 	index uint64
+	l     *Log // a log with CallerFlush: Wait writes the record itself
+}
+
+// pending returns the Pending of record index in batch b.
+func (l *Log) pending(b *batch, index uint64) *Pending {
+	p := &Pending{b: b, index: index}
+	if l.callerFl {
+		p.l = l
+	}
+	return p
 }
 
 // Index returns the index assigned to the record.
 func (p *Pending) Index() uint64 { return p.index }
 
 // Wait blocks until the record is durable and returns nil, or returns the
-// log's failure (wrapping ErrFailed) if it never will be.
+// log's failure (wrapping ErrFailed) if it never will be. In a log with
+// Options.CallerFlush it writes and syncs the record itself (Log.Flush)
+// unless it is durable already.
 func (p *Pending) Wait() error {
+	if p.l != nil {
+		select {
+		case <-p.b.done:
+		default:
+			p.l.Flush() // its error is the batch's, or the log's: b.err below
+		}
+	}
 	<-p.b.done
 	return p.b.err
 }
 
-// Done returns a channel closed when Wait would return.
+// Done returns a channel closed when Wait would return. In a log with
+// Options.CallerFlush only a Wait, a Flush or a Wake makes it so.
 func (p *Pending) Done() <-chan struct{} { return p.b.done }
 
 // Hurry has the batch holding p written and synced without waiting out
@@ -334,7 +370,7 @@ func (l *Log) Enqueue(t format.FrameType, data []byte) (*Pending, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pending{b: b, index: idx}, nil
+	return l.pending(b, idx), nil
 }
 
 // enqueue encodes the record straight into the current batch's buffer,
@@ -368,6 +404,9 @@ func (l *Log) admitLocked(size int64) error {
 		}
 		if ok {
 			return nil
+		}
+		if l.callerFl {
+			l.signal() // nothing else woke the flusher for what is queued
 		}
 		l.waiting++
 		if l.gathering {
@@ -421,10 +460,10 @@ func (l *Log) EnqueueBatch(t format.FrameType, data [][]byte) (uint64, *Pending,
 	last := l.next
 	d := data[len(data)-1]
 	b := l.addLocked(t, last, l.term, d, int64(format.FrameHeaderSize+recordHeaderSize+len(d)))
-	if empty {
+	if empty && !l.callerFl {
 		l.signal() // addLocked saw the batch's own records, not an empty buffer
 	}
-	return first, &Pending{b: b, index: last}, nil
+	return first, l.pending(b, last), nil
 }
 
 // MaxBatchBytes is the most bytes of frames one EnqueueBatch may carry.
@@ -465,7 +504,7 @@ func (l *Log) addLocked(t format.FrameType, idx, term uint64, data []byte, size 
 		default:
 		}
 	}
-	if first {
+	if first && !l.callerFl {
 		l.signal() // later records of this batch find the flusher already woken
 	}
 	return b

@@ -79,7 +79,7 @@ func makeDir(fsys vfs.FS, dir string) error {
 func newLog(opts Options) *Log {
 	l := &Log{
 		fs: opts.FS, dir: opts.Dir, segSize: opts.SegmentSize, storeID: opts.StoreID,
-		onDurable: opts.OnDurable, onSync: opts.OnSync, noGather: opts.NoGather, interval: opts.SyncInterval, lazy: opts.LazySpare, cur: newBatch(),
+		onDurable: opts.OnDurable, onSync: opts.OnSync, noGather: opts.NoGather, callerFl: opts.CallerFlush, interval: opts.SyncInterval, lazy: opts.LazySpare, cur: newBatch(),
 		wake: make(chan struct{}, 1), grew: make(chan struct{}, 1), stopped: make(chan struct{}),
 		work: make(chan struct{}, 1), quit: make(chan struct{}), workDone: make(chan struct{}),
 	}

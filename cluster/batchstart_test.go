@@ -1,0 +1,109 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"runtime/debug"
+	"sync"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// hookedSend is a transport that shows every Send to hook first.
+type hookedSend struct {
+	Transport
+	hook func([]*pb.Message)
+}
+
+func (s *hookedSend) Send(msgs []*pb.Message) {
+	s.hook(msgs)
+	s.Transport.Send(msgs)
+}
+
+// TestBatchProposedByItsStarter: the batch of a write made on a follower
+// is forwarded to the leader by the Propose call that started it (from
+// within proposeBatcher.add), not by a goroutine spawned for it, whose
+// wake-up sat on the path of every batched write.
+func TestBatchProposedByItsStarter(t *testing.T) {
+	net := NewMemNetwork(23)
+	t.Cleanup(net.Close)
+	var mu sync.Mutex
+	var first []byte // the stack of the first forwarded proposal's Send
+	hook := func(msgs []*pb.Message) {
+		for _, m := range msgs {
+			if m.GetType() != pb.MsgProp {
+				continue
+			}
+			mu.Lock()
+			if first == nil {
+				first = debug.Stack()
+			}
+			mu.Unlock()
+		}
+	}
+	c := newTestClusterWith(t, 3, 23, func(id uint64) (Transport, error) {
+		return &hookedSend{Transport: net.Endpoint(id), hook: hook}, nil
+	})
+	lead := c.leader()
+	f := followerOf(c, lead)
+	// Without a leader known the first proposal is dropped and proposed
+	// again later, from the batch's goroutine.
+	waitFor(t, "the follower to know the leader", func() bool { l, _ := c.node(f).n.Leader(); return l == lead })
+	if _, err := c.propose(f, Request{ID: "w1", Txn: put("a", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if first == nil {
+		t.Fatal("the follower forwarded no proposal")
+	}
+	if !bytes.Contains(first, []byte("(*proposeBatcher).add")) {
+		t.Fatalf("the batch was forwarded from another goroutine than the Propose call that started it:\n%s", first)
+	}
+}
+
+// TestBatchRoom: with a batch on its way, what is queued leaves only once
+// it is as large as that batch or holds maxEven requests (else the first write back from a batch's
+// clients left alone and the others after it: batches of one and of the
+// rest); with none on its way it leaves at once, and never beyond the
+// depth.
+func TestBatchRoom(t *testing.T) {
+	for _, c := range []struct {
+		inflight, inreqs, queued int
+		want                     bool
+	}{
+		{0, 0, 1, true},
+		{1, 4, 1, false},
+		{1, 4, 3, false},
+		{1, 4, 4, true},
+		{1, 1, 1, true}, // two clients: the second's write leaves at once
+		{1, 40, maxEven - 1, false},
+		{1, 40, maxEven, true}, // many clients: a few queued are worth a batch
+		{batchDepth, 2, 10, false},
+	} {
+		p := &proposeBatcher{inflight: c.inflight, inreqs: c.inreqs, queue: make([]*batchMember, c.queued)}
+		if got := p.roomLocked(); got != c.want {
+			t.Errorf("%d batches of %d requests on their way, %d queued: room %t, want %t", c.inflight, c.inreqs, c.queued, got, c.want)
+		}
+	}
+}
+
+// TestBatchHoldBounded: a write held back behind a batch that does not
+// come back (its proposal lost: it waits for ProposalRetry) leaves after
+// maxHold, not after that batch.
+func TestBatchHoldBounded(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 29, func(cfg *Config) { cfg.ProposalRetry = time.Hour })
+	lead := c.leader()
+	c.converged()
+	n := c.node(lead).n
+	n.batcher.mu.Lock()
+	n.batcher.inflight, n.batcher.inreqs = 1, 4 // a batch of 4 that never ends
+	n.batcher.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.Propose(ctx, Request{ID: "held", Txn: put("a", "1")}); err != nil {
+		t.Fatalf("a write held behind a batch that never ends: %v", err)
+	}
+}
