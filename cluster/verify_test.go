@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	pb "go.etcd.io/raft/v3/raftpb"
+
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -236,4 +238,63 @@ func TestVerifyRaftDamage(t *testing.T) {
 		flip(t, fs, path, 30)
 		fault(t, verify(t, fs), path, datadir.KindRaftMarker, "corruption", anyOff)
 	})
+}
+
+// TestImpossibleMembershipState: a STATE whose checksum holds but whose
+// membership raft cannot restore (a voter also a learner; outgoing voters
+// and next learners that no joint change leaves) is damage that verify
+// reports and the start refuses with an error: raft itself panicked on
+// it ("ConfStates not equivalent"), and the process died with a stack.
+func TestImpossibleMembershipState(t *testing.T) {
+	c := newTestCluster(t, 3, 5)
+	lead := c.leader()
+	if _, err := c.propose(lead, Request{Txn: put("a", "b")}); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	id := followerOf(c, lead)
+	c.close()
+	raftDir := filepath.Join("/data", RaftDir)
+	for name, conf := range map[string]*pb.ConfState{
+		"a voter also a learner":             {Voters: []uint64{1, 2, 3}, Learners: []uint64{1}},
+		"next learners with no joint change": {Voters: []uint64{1, 2, 3}, VotersOutgoing: []uint64{4}, LearnersNext: []uint64{2}},
+	} {
+		for _, snap := range []bool{false, true} {
+			what := fmt.Sprintf("%s (snapshot's membership %v)", name, snap)
+			fs := c.node(id).fs.CrashClone(vfs.CrashOptions{})
+			st, err := loadState(fs, raftDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap {
+				st.SnapConf = conf
+			} else {
+				st.Conf = conf
+			}
+			if err := saveState(fs, raftDir, st); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{Raft: VerifyRaft})
+			if err != nil || rep.OK() {
+				t.Errorf("%s: verify finds no fault (%v)", what, err)
+			}
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Errorf("%s: the start panicked: %v", what, p)
+					}
+				}()
+				s, n, err := startAlone(fs, id)
+				if err == nil {
+					n.Close()
+					s.Close()
+					if !snap {
+						t.Errorf("%s: the member started", what)
+					}
+				} else if format.AsCorruption(err) == nil {
+					t.Errorf("%s: start refused with %v, want a corruption error naming STATE", what, err)
+				}
+			}()
+		}
+	}
 }
