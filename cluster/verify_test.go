@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"github.com/kvtool/kvtool/store"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"slices"
 
 	"errors"
 	"fmt"
@@ -296,5 +298,43 @@ func TestImpossibleMembershipState(t *testing.T) {
 				}
 			}()
 		}
+	}
+}
+
+// TestJoinerInitialVoters: a joiner's raft state starts from the voters
+// its JOIN record names (from the answer of the member that added it); a
+// duplicate there is one voter, and ID 0 is refused before any raft state
+// is written. A duplicate reached raft as two voters of one ID, which its
+// restore does not accept: the start panicked, or, with STATE's
+// membership checked, wrote a STATE it then refused as corrupt.
+func TestJoinerInitialVoters(t *testing.T) {
+	start := func(voters []uint64) (*vfs.MemFS, error) {
+		fs := vfs.NewMem()
+		s, err := store.Open(store.Options{FS: fs, Dir: "/data", Create: true, Replica: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		n, err := Start(Config{ID: 4, ClusterID: testClusterID, Peers: []uint64{1, 2, 3, 4}, FS: fs, Dir: "/data", Store: s,
+			Transport: NewMemNetwork(1).Endpoint(4), Join: &JoinRecord{ClusterID: testClusterID, Self: MemberRecord{Name: "n4", ID: 4}, InitialVoters: voters}})
+		if err == nil {
+			n.Close()
+		}
+		return fs, err
+	}
+	fs, err := start([]uint64{3, 1, 1, 2})
+	if err != nil {
+		t.Fatalf("a joiner whose initial voters repeat one: %v", err)
+	}
+	st, err := loadState(fs, filepath.Join("/data", RaftDir))
+	if err != nil || !slices.Equal(st.Conf.GetVoters(), []uint64{1, 2, 3}) {
+		t.Fatalf("its raft state: %v, %v; want voters 1, 2, 3", st, err)
+	}
+	fs, err = start([]uint64{0, 1, 2})
+	if err == nil {
+		t.Fatal("a joiner whose initial voters include ID 0 started")
+	}
+	if _, serr := loadState(fs, filepath.Join("/data", RaftDir)); !errors.Is(serr, errNoState) {
+		t.Fatalf("a refused join left a raft state (%v): %v", serr, err)
 	}
 }
