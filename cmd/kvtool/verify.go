@@ -37,7 +37,9 @@ everything that can be checked:
                   STATE decodes (term, vote, snapshot, membership); the raft
                   log's segments as the WAL's, every entry a raft entry; the
                   log continues STATE's snapshot and reaches the index the
-                  store applied; JOIN and REMOVED decode (REMOVED is a note)
+                  store applied (an install a crash interrupted: the staged
+                  snapshot it finishes from is there, sound, at STATE's
+                  index); JOIN and REMOVED decode (REMOVED is a note)
 
 It prints every fault (file, byte offset, kind, reason; offset "-" when the
 fault is about the whole file), then a count, and exits 3 if it found any,
