@@ -61,13 +61,13 @@ Examples:
   kvtool verify --json | jq -r '.files[].problems[] | "\(.path):\(.offset) \(.reason)"'
   kvtool verify --quiet || echo "data directory damaged"`,
 		Flags:  []cli.Flag{progressFlag()},
-		Action: act(e, spec{scope: readDir}, func(c *call) error { return verifyDir(c.Context, c.fs, c.data()) }),
+		Action: act(e, spec{scope: readDir, pendingOK: true}, func(c *call) error { return verifyDir(c.Context, c.fs, c.data()) }),
 	}
 }
 
 func verifyDir(cCtx *cli.Context, fsys vfs.FS, data string) error {
 	pr := startProgress(cCtx, "verify", 0)
-	rep, err := datadir.Verify(fsys, data, datadir.VerifyOptions{Progress: pr.Update, Raft: cluster.VerifyRaft})
+	rep, err := cluster.VerifyMember(fsys, data, datadir.VerifyOptions{Progress: pr.Update})
 	pr.Done()
 	if err != nil {
 		return dirError(err, data)
