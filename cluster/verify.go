@@ -135,7 +135,7 @@ func VerifyRaft(fsys vfs.FS, raftDir string, storeApplied uint64, res *datadir.R
 	}
 	rep, err := segment.Verify(fsys, raftDir, segment.VerifyOptions{Progress: progress})
 	if err != nil {
-		return fmt.Errorf("kvtool/cluster: verify raft log %s: %w", raftDir, err)
+		return logChanged(res, raftDir, fmt.Errorf("kvtool/cluster: verify raft log %s: %w", raftDir, err))
 	}
 	for _, s := range rep.Segments {
 		res.File(s.Path, datadir.KindRaftSegment, statSize(fsys, s.Path))
@@ -205,7 +205,7 @@ func checkRaftEntries(fsys vfs.FS, raftDir string, st *raftState, rep *segment.R
 	}
 	r, err := segment.NewReader(fsys, raftDir, snap)
 	if err != nil {
-		return fmt.Errorf("kvtool/cluster: read raft log %s: %w", raftDir, err)
+		return logChanged(res, raftDir, fmt.Errorf("kvtool/cluster: read raft log %s: %w", raftDir, err))
 	}
 	defer r.Close()
 	term := st.SnapTerm
@@ -220,7 +220,7 @@ func checkRaftEntries(fsys vfs.FS, raftDir string, st *raftState, rep *segment.R
 			if format.AsCorruption(err) != nil {
 				break // a torn tail segment.Verify reported: the member cuts it
 			}
-			return fmt.Errorf("kvtool/cluster: read raft log %s: %w", raftDir, err)
+			return logChanged(res, raftDir, fmt.Errorf("kvtool/cluster: read raft log %s: %w", raftDir, err))
 		}
 		path, off := r.Position()
 		read += int64(len(e.Data))
@@ -294,6 +294,17 @@ func checkStaged(fsys vfs.FS, raftDir string, snap, storeApplied uint64, res *da
 		res.Fault(staged, datadir.KindRaftLog, datadir.NoOffset, datadir.Coverage, fmt.Sprintf(
 			"the staged copy stands at index %d, but the raft state says snapshot %d is installed from it: the member will not start", rep.AppliedIndex, snap))
 	}
+}
+
+// logChanged returns err, unless it is a segment listed and then gone (a
+// running member's compaction dropped it while verify read the log): that
+// is no damage, so it becomes a note saying to run verify again and nil.
+func logChanged(res *datadir.RaftResult, raftDir string, err error) error {
+	if !vfs.IsNotExist(err) {
+		return err
+	}
+	res.Note(fmt.Sprintf("%s: the raft log changed while it was read (%v): a running member compacted it; run verify again to check the rest of it", raftDir, err))
+	return nil
 }
 
 // checkStoreCovered reports a store that applied past the raft log's end.
