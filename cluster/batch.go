@@ -396,10 +396,8 @@ func (p *proposeBatcher) add(n *Node, r *request) *batchMember {
 	p.qbytes += size
 	if p.roomLocked() {
 		start[1] = p.takeLocked()
-	} else if p.inflight < batchDepth && p.hold == nil {
-		p.holdGen++
-		gen := p.holdGen
-		p.hold = time.AfterFunc(maxHold, func() { p.holdExpired(n, gen) })
+	} else {
+		p.holdLocked(n)
 	}
 	p.mu.Unlock()
 	for _, b := range start {
@@ -427,6 +425,18 @@ func (p *proposeBatcher) roomLocked() bool {
 		return false
 	}
 	return len(p.queue) >= maxEven || len(p.queue)*p.inflight >= p.inreqs
+}
+
+// holdLocked starts the maxHold timer for a queue roomLocked holds back
+// behind fewer than batchDepth batches, unless one runs (with batchDepth
+// on their way, the end of one of them decides, in finished).
+func (p *proposeBatcher) holdLocked(n *Node) {
+	if len(p.queue) == 0 || p.inflight >= batchDepth || p.hold != nil {
+		return
+	}
+	p.holdGen++
+	gen := p.holdGen
+	p.hold = time.AfterFunc(maxHold, func() { p.holdExpired(n, gen) })
 }
 
 // holdExpired lets a queue held back by roomLocked for maxHold leave, if
@@ -494,6 +504,8 @@ func (p *proposeBatcher) finished(n *Node, b *propBatch) {
 	var next *propBatch
 	if p.roomLocked() {
 		next = p.takeLocked()
+	} else {
+		p.holdLocked(n) // else nothing lets it go before the batch left ends
 	}
 	p.mu.Unlock()
 	n.launch(next)

@@ -107,3 +107,33 @@ func TestBatchHoldBounded(t *testing.T) {
 		t.Fatalf("a write held behind a batch that never ends: %v", err)
 	}
 }
+
+// TestBatchHoldAfterFinish: a write queued while batchDepth batches are
+// on their way is held when one of them ends and the one left is larger
+// than the queue (roomLocked); it must still leave after maxHold, not
+// wait for the batch left, which may not come back for ProposalRetry.
+func TestBatchHoldAfterFinish(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 31, func(cfg *Config) { cfg.ProposalRetry = time.Hour })
+	lead := c.leader()
+	c.converged()
+	n := c.node(lead).n
+	n.batcher.mu.Lock()
+	n.batcher.inflight, n.batcher.inreqs = batchDepth, 8 // two batches of 4 that never end by themselves
+	n.batcher.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := n.Propose(ctx, Request{ID: "held", Txn: put("a", "1")})
+		errc <- err
+	}()
+	waitFor(t, "the write to be queued behind the batches", func() bool {
+		n.batcher.mu.Lock()
+		defer n.batcher.mu.Unlock()
+		return len(n.batcher.queue) == 1
+	})
+	n.batcher.finished(n, &propBatch{reqs: make([]*request, 4)}) // one of them ends; the other never does
+	if err := <-errc; err != nil {
+		t.Fatalf("a write held behind a batch that never ends: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
@@ -34,14 +35,7 @@ const memberDamageEnv = "KVTOOL_MEMBER_DAMAGE_TRIALS"
 //     after it; the same state hash at the original's index), whatever
 //     verify said: damage never becomes a wrong state.
 func TestMemberRandomDamage(t *testing.T) {
-	trials := 40
-	if v := os.Getenv(memberDamageEnv); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			t.Fatalf("%s=%q is not a positive count", memberDamageEnv, v)
-		}
-		trials = n
-	}
+	trials := damageTrials(t, 40)
 	c := newTestClusterConfig(t, 3, 53, func(cfg *Config) { cfg.RetainEntries, cfg.CompactInterval = 5, -1 })
 	lead := c.leader()
 	id := followerOf(c, lead)
@@ -211,4 +205,185 @@ func flipAt(t *testing.T, fs vfs.FS, path string, off int64, x byte) {
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// damageTrials is memberDamageEnv's count, def without it.
+func damageTrials(t *testing.T, def int) int {
+	if v := os.Getenv(memberDamageEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q is not a positive count", memberDamageEnv, v)
+		}
+		return n
+	}
+	return def
+}
+
+// TestInstallRandomDamage is TestMemberRandomDamage for the directory
+// states of a member that catches up by a snapshot: a crash image at each
+// sync while it receives, cuts over to and installs it (before the
+// install; a transfer under way in incoming/; the install's commit point
+// passed with the staged copy waiting, the store not yet or half
+// replaced; installed). Each trial damages one image once (a byte
+// flipped, a file cut short, removed, or a run of bytes zeroed) and holds
+// verify and the member's start to each other: a refused start means
+// verify found a fault, and a start reaches a state that is the cluster's
+// at its index (every key written at or below it, none after).
+func TestInstallRandomDamage(t *testing.T) {
+	trials := damageTrials(t, 150)
+	c := newTestClusterConfig(t, 3, 19, snapConfig)
+	lead := c.leader()
+	written := map[string]uint64{}
+	val := func(k string) string { return k + "=" + strings.Repeat(k, 1+len(written)%40) }
+	vals := map[string]string{}
+	write := func(prefix string, n int) {
+		for i := range n {
+			k := fmt.Sprintf("%s%03d", prefix, i)
+			v := val(k)
+			res, err := c.propose(lead, Request{Txn: put(k, v)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			written[k], vals[k] = res.Index, v
+		}
+	}
+	write("a/", 20)
+	c.converged()
+	f := followerOf(c, lead)
+	fn := c.node(f)
+	oldIdx := fn.st.Snapshot().Index()
+	c.net.Isolate(f)
+	write("b/", 60)
+	c.checkpointAll(f)
+	waitFor(t, "the leader to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
+	})
+	write("c/", 5) // the snapshot's tail
+	si := &syncImages{}
+	fn.fs.SetSyncHook(si.hook(fn.fs))
+	si.set(true)
+	c.net.Rejoin(f)
+	waitFor(t, "the install", func() bool { return fn.n.InstallProgress().Phase == "installed" })
+	si.set(false)
+	fn.fs.SetSyncHook(nil)
+
+	rng := rand.New(rand.NewPCG(19, 7))
+	var found, refused, started int
+	for trial := range trials {
+		k := rng.IntN(len(si.images))
+		fs := si.images[k].CrashClone(vfs.CrashOptions{})
+		what := fmt.Sprintf("trial %d: image %d of %d, %s", trial, k, len(si.images), damageOnce(t, rng, fs))
+		rep, verr := VerifyMember(fs, "/data", datadir.VerifyOptions{}) // kvtool verify's, an install pending or not
+		sound := verr == nil && rep.OK()
+		if !sound {
+			found++
+		}
+		idx, got, serr := startImage(fs, f, c.ids)
+		if serr != nil {
+			refused++
+			if sound {
+				t.Fatalf("%s: verify found nothing wrong, but the member does not start: %v", what, serr)
+			}
+			continue
+		}
+		started++
+		for key, at := range written {
+			v, ok := got[key]
+			if at <= idx && v != vals[key] || at > idx && ok {
+				t.Fatalf("%s: the member started at index %d with %s = %q (present %v), written at index %d: a wrong state", what, idx, key, v, ok, at)
+			}
+		}
+	}
+	t.Logf("%d trials over %d crash images: verify found a fault in %d; the member refused to start on %d, started on %d (each with the cluster's state at its index)",
+		trials, len(si.images), found, refused, started)
+}
+
+// damageOnce damages one random file of the data directory on fs once:
+// a byte flipped, the file cut short, removed, or a run of bytes zeroed
+// (mostly near its start, where headers and recent data are). It returns
+// what it did.
+func damageOnce(t *testing.T, rng *rand.Rand, fs *vfs.MemFS) string {
+	t.Helper()
+	var files []string
+	var walk func(dir string)
+	walk = func(dir string) {
+		names, err := fs.List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			p := filepath.Join(dir, n)
+			if fi, err := fs.Stat(p); err != nil {
+				t.Fatal(err)
+			} else if fi.IsDir() {
+				walk(p)
+			} else if n != format.LockName && fi.Size() > 0 {
+				files = append(files, p)
+			}
+		}
+	}
+	walk("/data")
+	p := files[rng.IntN(len(files))]
+	fi, err := fs.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := rng.Int64N(fi.Size())
+	if rng.IntN(2) == 0 {
+		off = rng.Int64N(min(fi.Size(), 4096))
+	}
+	change := func(do func(f vfs.File) error) {
+		f, err := fs.OpenReadWrite(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := do(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	switch rng.IntN(5) {
+	case 0:
+		change(func(f vfs.File) error { return f.Truncate(off) })
+		return fmt.Sprintf("%s cut at %d", p, off)
+	case 1:
+		if err := fs.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		return p + " removed"
+	case 2:
+		n := min(int64(1+rng.IntN(600)), fi.Size()-off)
+		change(func(f vfs.File) error { _, err := f.WriteAt(make([]byte, n), off); return err })
+		return fmt.Sprintf("%s zeroed at %d for %d bytes", p, off, n)
+	}
+	flipAt(t, fs, p, off, byte(1+rng.IntN(255)))
+	return fmt.Sprintf("%s: byte %d flipped", p, off)
+}
+
+// startImage starts member id alone on the image fs (no peer reachable)
+// and returns the index its store stands at and its keys' values.
+func startImage(fs vfs.FS, id uint64, peers []uint64) (uint64, map[string]string, error) {
+	s, err := store.Open(store.Options{FS: fs, Dir: "/data", Replica: true, Shards: 4, SegmentSize: 1 << 20})
+	if err != nil {
+		return 0, nil, err
+	}
+	defer s.Close()
+	n, err := Start(Config{ID: id, ClusterID: testClusterID, Peers: peers, FS: fs, Dir: "/data", Store: s,
+		Transport: NewMemNetwork(1).Endpoint(id), TickInterval: time.Hour, CompactInterval: -1,
+		LogSegmentSize: 64 << 10, LogCacheBytes: 32 << 10})
+	if err != nil {
+		return 0, nil, err
+	}
+	defer n.Close()
+	snap := s.Snapshot()
+	kv := map[string]string{}
+	for _, prefix := range []string{"a/", "b/", "c/"} {
+		for i := range 100 {
+			k := fmt.Sprintf("%s%03d", prefix, i)
+			if v, ok := snap.Get(k); ok {
+				kv[k] = string(v)
+			}
+		}
+	}
+	return snap.Index(), kv, nil
 }

@@ -49,4 +49,10 @@ var (
 	// removal, and by Start on a data directory whose member was removed
 	// (its REMOVED marker): wipe the directory to join again.
 	ErrRemoved = errors.New("kvtool/cluster: member removed from the cluster")
+	// ErrDamaged is wrapped by Start when the member's raft directory
+	// cannot be what any run of the member left (entries the store
+	// applied or STATE's snapshot needs are in no file, a log without its
+	// state): damage, as a CorruptionError is, which kvtool verify reports
+	// and only a rebuild from the peers repairs.
+	ErrDamaged = errors.New("kvtool/cluster: the member's raft directory is damaged")
 )

@@ -26,6 +26,10 @@ type RaftSummary struct {
 	LogSegments       int
 	Join              *JoinRecord // the member joined a running cluster (DATA/raft/JOIN)
 	RemovedAt         uint64      // the member applied its own removal at this index (0: not removed)
+	// NoState is set for a directory without STATE or log segments: a
+	// member that stopped before it first started raft (a joiner right
+	// after recording JOIN); its start creates STATE. Not damage.
+	NoState bool
 	// StateErr is why STATE could not be read (the fields above from it are
 	// then zero); LogErr and MarkerErr likewise for the log and markers.
 	StateErr, LogErr, MarkerErr error
@@ -43,7 +47,10 @@ func InspectRaft(fsys vfs.FS, dataDir string) (*RaftSummary, error) {
 		return nil, fmt.Errorf("kvtool/cluster: %w", err)
 	}
 	s := &RaftSummary{}
-	if st, err := loadState(fsys, dir); err != nil {
+	segs, logErr := segment.List(fsys, dir)
+	if st, err := loadState(fsys, dir); errors.Is(err, errNoState) && logErr == nil && len(segs) == 0 {
+		s.NoState = true
+	} else if err != nil {
 		s.StateErr = err
 	} else {
 		s.ClusterID, s.NodeID, s.Term, s.Vote, s.Commit = st.ClusterID, st.NodeID, st.Term, st.Vote, st.Commit
@@ -52,8 +59,8 @@ func InspectRaft(fsys vfs.FS, dataDir string) (*RaftSummary, error) {
 			s.Voters, s.Learners, s.VotersOutgoing = cs.Voters, append(cs.Learners, cs.LearnersNext...), cs.VotersOutgoing
 		}
 	}
-	if segs, err := segment.List(fsys, dir); err != nil {
-		s.LogErr = err
+	if logErr != nil {
+		s.LogErr = logErr
 	} else if len(segs) > 0 {
 		s.LogSegments, s.LogFirst, s.LogLast = len(segs), segs[0].FirstIndex, segs[len(segs)-1].LastIndex
 	}

@@ -53,13 +53,19 @@ func bootstrapJoiner(cfg *Config, dir string) (*raftState, error) {
 		return nil, fmt.Errorf("%w: the join record is for member %x of cluster %x, not %x of %x", ErrClusterMismatch, j.Self.ID, j.ClusterID, cfg.ID, cfg.ClusterID)
 	}
 	if idx := cfg.Store.Snapshot().Index(); idx > 0 {
+		if err := stateLost(cfg.FS, dir, idx); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("kvtool/cluster: %s has no raft state but the store already holds entries up to %d: a joining member starts from an empty data directory", dir, idx)
+	}
+	voters := slices.Compact(slices.Sorted(slices.Values(j.InitialVoters)))
+	st := &raftState{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Conf: &pb.ConfState{Voters: voters}, SnapConf: &pb.ConfState{Voters: voters}}
+	if slices.Contains(voters, 0) {
+		return nil, fmt.Errorf("kvtool/cluster: the join record's initial voters %v include ID 0, which no member has", j.InitialVoters)
 	}
 	if err := writeMarker(cfg.FS, filepath.Join(dir, JoinName), format.FrameRaftJoin, j); err != nil {
 		return nil, err
 	}
-	voters := slices.Sorted(slices.Values(j.InitialVoters))
-	st := &raftState{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Conf: &pb.ConfState{Voters: voters}, SnapConf: &pb.ConfState{Voters: voters}}
 	if err := saveState(cfg.FS, dir, st); err != nil {
 		return nil, err
 	}

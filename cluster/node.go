@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -316,10 +317,13 @@ func bootstrap(cfg *Config, dir string) (*raftState, error) {
 		return nil, fmt.Errorf("kvtool/cluster: %s has no raft state, and the founding members %v do not include this node (%x)", dir, cfg.Peers, cfg.ID)
 	}
 	if idx := cfg.Store.Snapshot().Index(); idx > 0 {
+		if err := stateLost(cfg.FS, dir, idx); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("kvtool/cluster: %s has no raft state but the store already holds entries up to %d: refusing to found a cluster on it (start from an empty data directory)", dir, idx)
 	}
 	if names, _ := cfg.FS.List(dir); slices.ContainsFunc(names, func(n string) bool { _, ok := format.ParseSegmentName(n); return ok }) {
-		return nil, fmt.Errorf("kvtool/cluster: %s has raft log segments but no %s: refusing to guess the raft state", dir, StateName)
+		return nil, fmt.Errorf("%w: %s has raft log segments but no %s: refusing to guess the raft state", ErrDamaged, dir, StateName)
 	}
 	voters := slices.Clone(cfg.Peers)
 	slices.Sort(voters)
@@ -329,6 +333,21 @@ func bootstrap(cfg *Config, dir string) (*raftState, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// stateLost returns an error wrapping ErrDamaged when the raft directory
+// dir, which has no STATE, holds files beside a store with entries up to
+// idx: a member's raft state was lost (its start wrote STATE before the
+// store applied anything). A raft directory empty but for JOIN beside such
+// a store is a single store that a cluster start (or join) was pointed at:
+// nil, a usage error.
+func stateLost(fs vfs.FS, dir string, idx uint64) error {
+	names, err := fs.List(dir)
+	names = slices.DeleteFunc(names, func(n string) bool { return n == JoinName })
+	if err != nil || len(names) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s has no raft state, but holds %s beside a store with entries up to %d: the member's raft state is lost", ErrDamaged, dir, strings.Join(names, ", "), idx)
 }
 
 // ensureDir creates dir and makes its entry durable (format's one helper:

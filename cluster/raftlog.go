@@ -100,7 +100,7 @@ func (ls *logStore) openLog() error {
 func (ls *logStore) load() error {
 	snap := ls.st.SnapIndex
 	if first := ls.log.FirstIndex(); first > snap+1 && ls.log.LastIndex() >= first {
-		return fmt.Errorf("kvtool/cluster: raft log %s starts at %d, but the raft state says it continues snapshot %d (entries missing; restore the node from a peer)",
+		return fmt.Errorf("%w: raft log %s starts at %d, but the raft state says it continues snapshot %d (entries missing; restore the node from a peer)", ErrDamaged,
 			ls.dir, first, snap)
 	}
 	ls.last = snap
@@ -132,7 +132,7 @@ func (ls *logStore) load() error {
 		ls.note(e)
 	}
 	if ls.last != ls.log.LastIndex() {
-		return fmt.Errorf("kvtool/cluster: raft log %s ends at %d but holds entries up to %d", ls.dir, ls.last, ls.log.LastIndex())
+		return fmt.Errorf("%w: raft log %s ends at %d but holds entries up to %d", ErrDamaged, ls.dir, ls.last, ls.log.LastIndex())
 	}
 	// The saved commit index is a hint: never past the durable log (raft
 	// refuses to start so), whatever order a crash left things in.
@@ -417,8 +417,8 @@ func (ls *logStore) raiseCommit(applied uint64) error {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if applied > ls.last {
-		return fmt.Errorf("kvtool/cluster: the store has applied index %d but the raft log %s ends at %d (the raft log lost committed entries; restore the node from a peer)",
-			applied, ls.dir, ls.last)
+		return fmt.Errorf("%w: the store has applied index %d but the raft log %s ends at %d (the raft log lost committed entries; restore the node from a peer)",
+			ErrDamaged, applied, ls.dir, ls.last)
 	}
 	if applied > ls.hs.GetCommit() {
 		ls.hs.Commit = new(applied)

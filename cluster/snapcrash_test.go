@@ -3,11 +3,13 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kvtool/kvtool/datadir"
+	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
 )
@@ -115,6 +117,9 @@ func TestCompactionCrashImages(t *testing.T) {
 		t.Fatalf("%d crash images, want one per sync of the compaction", len(si.images))
 	}
 	for i, img := range si.images {
+		if rep, err := datadir.Verify(img, "/data", datadir.VerifyOptions{Raft: VerifyRaft}); err != nil || !rep.OK() {
+			t.Fatalf("image %d (sync %d): verify of a healthy crash image: %v %v", i, si.at[i], err, rep.Problems())
+		}
 		idx, hash, st, err := imageState(t, img, lead, c.ids, pinned)
 		if err != nil {
 			t.Fatalf("image %d (sync %d): %v", i, si.at[i], err)
@@ -142,12 +147,12 @@ func readOnlyState(fs *vfs.MemFS) (idx, hash uint64, err error) {
 	if err := CheckInstall(fs, "/data"); err != nil {
 		return 0, 0, err
 	}
-	rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{})
+	rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{Raft: VerifyRaft})
 	if err != nil {
 		return 0, 0, err
 	}
 	if rep.Faults > 0 {
-		return 0, 0, fmt.Errorf("verify finds %d faults: %+v", rep.Faults, rep.Files)
+		return 0, 0, fmt.Errorf("verify finds %d faults: %v", rep.Faults, rep.Problems())
 	}
 	s, err := store.Open(store.Options{FS: fs, Dir: "/data", ReadOnly: true})
 	if err != nil {
@@ -194,6 +199,12 @@ func TestInstallCrashImages(t *testing.T) {
 	}
 	olds, news, pending := 0, 0, 0
 	for i, img := range si.images {
+		// kvtool verify (VerifyMember) finds every image sound, an
+		// install pending or not (datadir.Verify alone finds a store
+		// being replaced at a WAL that does not reach its new base).
+		if rep, err := VerifyMember(img, "/data", datadir.VerifyOptions{}); err != nil || !rep.OK() {
+			t.Fatalf("image %d (sync %d): verify: %v %v", i, si.at[i], err, rep.Problems())
+		}
 		roIdx, roHash, roErr := readOnlyState(img)
 		if roErr != nil && !errors.Is(roErr, ErrInstallPending) {
 			t.Fatalf("image %d (sync %d): a read-only look: %v", i, si.at[i], roErr)
@@ -304,4 +315,125 @@ func (c *testCluster) restartOn(id uint64, fs *vfs.MemFS) {
 	c.nodes[id] = next
 	c.mu.Unlock()
 	c.net.Rejoin(id)
+}
+
+// TestVerifyPendingInstallDamage: a member that crashed after an
+// install's commit point (STATE records the snapshot, the store still
+// stands before it) can only start from the staged copy in
+// DATA/raft/incoming. Damage to that copy (a byte of any of its files, or
+// the copy gone) makes the start refuse, so verify must report it: a
+// member that will not start and a verify that finds nothing wrong leave
+// its operator with no clue. The undamaged image verifies sound.
+func TestVerifyPendingInstallDamage(t *testing.T) {
+	c := newTestClusterConfig(t, 3, 19, snapConfig)
+	lead := c.leader()
+	c.writeKeys(lead, "a/", 20, 100)
+	c.converged()
+	f := followerOf(c, lead)
+	fn := c.node(f)
+	oldIdx := fn.st.Snapshot().Index()
+	c.net.Isolate(f)
+	c.writeRandom(lead, "b/", 40, 1000, 3)
+	c.checkpointAll(f)
+	waitFor(t, "the leader to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
+	})
+	c.writeKeys(lead, "c/", 5, 100)
+	newIdx, newHash := c.node(lead).st.Snapshot().Index(), c.node(lead).st.Snapshot().Hash()
+	si := &syncImages{}
+	fn.fs.SetSyncHook(si.hook(fn.fs))
+	si.set(true)
+	c.net.Rejoin(f)
+	waitFor(t, "the install", func() bool { return fn.n.InstallProgress().Phase == "installed" })
+	si.set(false)
+	fn.fs.SetSyncHook(nil)
+	// The first image past the commit point whose store has not taken
+	// the snapshot yet.
+	var img *vfs.MemFS
+	for _, im := range si.images {
+		if !errors.Is(CheckInstall(im, "/data"), ErrInstallPending) {
+			continue
+		}
+		s, err := store.Open(store.Options{FS: im, Dir: "/data", ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		behind := s.Snapshot().Index() < newIdx
+		s.Close()
+		if behind {
+			img = im
+			break
+		}
+	}
+	if img == nil {
+		t.Fatalf("no crash image among %d with the install pending and the store behind it", len(si.images))
+	}
+	verify := func(fs vfs.FS) *datadir.Report {
+		t.Helper()
+		rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{Raft: VerifyRaft})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := verify(img.CrashClone(vfs.CrashOptions{})); !rep.OK() {
+		t.Fatalf("the undamaged image with an install pending: %v", rep.Problems())
+	}
+	incoming := filepath.Join("/data", RaftDir, IncomingDir)
+	var files []string
+	var walk func(dir string)
+	walk = func(dir string) {
+		names, err := img.List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			p := filepath.Join(dir, n)
+			if fi, err := img.Stat(p); err == nil && fi.IsDir() {
+				walk(p)
+			} else if err == nil && fi.Size() > 0 && n != format.LockName {
+				files = append(files, p)
+			}
+		}
+	}
+	walk(incoming)
+	if len(files) == 0 {
+		t.Fatalf("no staged files under %s", incoming)
+	}
+	type damage struct {
+		what string
+		do   func(fs *vfs.MemFS)
+	}
+	var damages []damage
+	for _, p := range files {
+		damages = append(damages, damage{"a byte in the middle of " + p, func(fs *vfs.MemFS) {
+			fi, err := fs.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flipAt(t, fs, p, fi.Size()/2, 0x5a)
+		}})
+	}
+	damages = append(damages, damage{"the staged copy gone", func(fs *vfs.MemFS) {
+		if err := removeTree(fs, incoming); err != nil {
+			t.Fatal(err)
+		}
+	}}, damage{"a byte in the store's MANIFEST", func(fs *vfs.MemFS) {
+		flipAt(t, fs, filepath.Join("/data", format.ManifestName), 30, 0x5a)
+	}})
+	for _, d := range damages {
+		fs := img.CrashClone(vfs.CrashOptions{})
+		d.do(fs)
+		rep := verify(fs)
+		if mrep, err := VerifyMember(fs, "/data", datadir.VerifyOptions{}); err != nil || mrep.OK() != rep.OK() {
+			t.Errorf("%s: kvtool verify (VerifyMember) says sound %v (%v), the raft checks %v", d.what, mrep.OK(), err, rep.OK())
+		}
+		idx, hash, _, serr := imageState(t, fs, f, c.ids, 0)
+		switch {
+		case serr != nil && rep.OK():
+			t.Errorf("%s: verify finds nothing wrong, but the member does not start: %v", d.what, serr)
+		case serr == nil && (idx != newIdx || hash != newHash):
+			t.Errorf("%s: the member started at %d/%x, want the snapshot's %d/%x", d.what, idx, hash, newIdx, newHash)
+		}
+	}
 }

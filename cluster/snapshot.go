@@ -661,7 +661,7 @@ func (s *snapshots) loadStaged(index uint64) error {
 	s.mu.Unlock()
 	staged, err := store.Open(store.Options{FS: s.n.cfg.FS, Dir: dir, ReadOnly: true, Base: base})
 	if err != nil {
-		return fmt.Errorf("kvtool/cluster: open the staged snapshot %s for index %d (the raft state says it is installed; restore the node from a peer if it is gone): %w", dir, index, err)
+		return fmt.Errorf("%w: open the staged snapshot %s for index %d (the raft state says it is installed; restore the node from a peer if it is gone): %w", ErrDamaged, dir, index, err)
 	}
 	defer staged.Close()
 	if base != nil && base.Taken() {
@@ -669,7 +669,7 @@ func (s *snapshots) loadStaged(index uint64) error {
 	}
 	snap := staged.Snapshot()
 	if snap.Index() != index {
-		return fmt.Errorf("kvtool/cluster: the staged snapshot %s stands at index %d, the raft state says %d is installed (restore the node from a peer)", dir, snap.Index(), index)
+		return fmt.Errorf("%w: the staged snapshot %s stands at index %d, the raft state says %d is installed (restore the node from a peer)", ErrDamaged, dir, snap.Index(), index)
 	}
 	// The store adopts the staged files (the received checkpoint, and
 	// the tail as its WAL) rather than encoding the state again; the

@@ -8,7 +8,9 @@ import (
 	"io"
 	"path/filepath"
 
+	"go.etcd.io/raft/v3/confchange"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/vfs"
@@ -133,7 +135,29 @@ func decodeStateBody(b []byte) (*raftState, error) {
 	if d.err == nil && (s.ClusterID == 0 || s.NodeID == 0) {
 		d.err = errors.New("cluster ID or node ID is zero")
 	}
+	if d.err == nil {
+		if err := restorableConf(s.Conf); err != nil {
+			d.err = fmt.Errorf("membership: %w", err)
+		} else if err := restorableConf(s.SnapConf); err != nil {
+			d.err = fmt.Errorf("snapshot's membership: %w", err)
+		}
+	}
 	return s, d.err
+}
+
+// restorableConf returns why raft cannot restore cs (a voter that is also a
+// learner, next learners outside a joint change, ...), or nil: raft
+// panics on such a ConfState at start, and a peer sent it in a snapshot
+// would too. This is raft's own check (newRaft's Restore, then the
+// equivalence it asserts).
+func restorableConf(cs *pb.ConfState) error {
+	trk := tracker.MakeProgressTracker(1, 0)
+	cfg, prs, err := confchange.Restore(confchange.Changer{Tracker: trk, LastIndex: 1}, cs)
+	if err != nil {
+		return err
+	}
+	trk.Config, trk.Progress = cfg, prs
+	return cs.Equivalent(trk.ConfState())
 }
 
 // decoder reads little-endian fields; the first error is sticky.

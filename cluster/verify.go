@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/kvtool/kvtool/datadir"
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -18,7 +22,10 @@ import (
 // changing a byte, and reports every fault with its file and offset:
 //
 //   - STATE decodes (header, frame checksum, fields); a log without it is
-//     a fault, a directory with only JOIN is a member that crashed while
+//     a fault, and so is a store with entries beside a raft directory that
+//     holds anything but JOIN (one empty but for JOIN is what a refused
+//     cluster start or join on a single store leaves: a note); a directory
+//     with only JOIN and an empty store is a member that crashed while
 //     joining (a note);
 //   - the log's segments pass segment.Verify (checksums, contiguous
 //     indexes, the header chain, a torn tail, which the member cuts at
@@ -32,7 +39,10 @@ import (
 //     a store ahead of its raft log lost committed entries; the member
 //     refuses to start);
 //   - JOIN and REMOVED decode (REMOVED is a note: the member was removed,
-//     its start refuses).
+//     its start refuses);
+//   - when STATE's snapshot is past the store's applied index (an install
+//     a crash interrupted after its commit point), the staged copy in
+//     incoming/ that the start installs is there, sound and at that index.
 //
 // A log from before an installed snapshot (which the member discards at
 // start), a pending install, a snapshot being received and the TRUNCATE
@@ -91,6 +101,12 @@ func VerifyRaft(fsys vfs.FS, raftDir string, storeApplied uint64, res *datadir.R
 		if segs > 0 {
 			res.Fault(statePath, datadir.KindRaftState, datadir.NoOffset, datadir.Missing,
 				"no raft state, but the raft log has segments: the member does not know its term, vote, snapshot or membership and will not start")
+		} else if storeApplied > 0 && slices.ContainsFunc(names, func(n string) bool { return n != JoinName }) {
+			// A start writes STATE before the store applies anything.
+			res.Fault(statePath, datadir.KindRaftState, datadir.NoOffset, datadir.Missing, fmt.Sprintf(
+				"no raft state, but the store has applied index %d: the member does not know its term, vote, snapshot or membership and will not start", storeApplied))
+		} else if storeApplied > 0 {
+			res.Note(fmt.Sprintf("%s: a raft directory with no raft state (at most a JOIN record) beside a store that has applied index %d: a cluster start or join on this store was refused (it refuses a store with entries and no raft state); as a single store's directory it is sound", raftDir, storeApplied))
 		} else {
 			res.Note(fmt.Sprintf("%s: no raft state yet (a member that stopped before it first started raft); its start creates it", statePath))
 		}
@@ -101,6 +117,9 @@ func VerifyRaft(fsys vfs.FS, raftDir string, storeApplied uint64, res *datadir.R
 	}
 	if err := CheckInstall(fsys, filepath.Dir(raftDir)); err != nil {
 		res.Note(err.Error())
+	}
+	if st != nil {
+		checkStaged(fsys, raftDir, st.SnapIndex, storeApplied, res)
 	}
 	if segs == 0 {
 		if st != nil {
@@ -116,7 +135,7 @@ func VerifyRaft(fsys vfs.FS, raftDir string, storeApplied uint64, res *datadir.R
 	}
 	rep, err := segment.Verify(fsys, raftDir, segment.VerifyOptions{Progress: progress})
 	if err != nil {
-		return fmt.Errorf("kvtool/cluster: verify raft log %s: %w", raftDir, err)
+		return logChanged(res, raftDir, fmt.Errorf("kvtool/cluster: verify raft log %s: %w", raftDir, err))
 	}
 	for _, s := range rep.Segments {
 		res.File(s.Path, datadir.KindRaftSegment, statSize(fsys, s.Path))
@@ -130,6 +149,46 @@ func VerifyRaft(fsys vfs.FS, raftDir string, storeApplied uint64, res *datadir.R
 		return nil // the entries cannot be read in order, or nothing says where they start
 	}
 	return checkRaftEntries(fsys, raftDir, st, rep, storeApplied, logBytes, res)
+}
+
+// VerifyMember is datadir.Verify with VerifyRaft, for a data directory
+// that may hold an install a crash interrupted (CheckInstall): a member's
+// start then opens its store and replaces it with the staged snapshot, so
+// the store's own files only need to open, and a store being replaced
+// (its manifest already the snapshot's, its WAL not yet) is no damage.
+// With such an install pending, the store's faults are dropped if it
+// opens, and kept if it does not (the start fails there); the raft
+// directory and the staged copy are checked as always, and a note says
+// so. Tools that read the state itself (inspect, query, replay) still
+// refuse such a directory; verify must not, or damage that makes the
+// start fail could not be seen before a start finished the install.
+func VerifyMember(fsys vfs.FS, dataDir string, opts datadir.VerifyOptions) (*datadir.Report, error) {
+	opts.Raft = VerifyRaft
+	rep, err := datadir.Verify(fsys, dataDir, opts)
+	if err != nil {
+		return rep, err
+	}
+	pending := CheckInstall(fsys, dataDir)
+	if !errors.Is(pending, ErrInstallPending) {
+		return rep, nil
+	}
+	s, oerr := store.Open(store.Options{FS: fsys, Dir: dataDir, ReadOnly: true})
+	if oerr != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%v; but the store does not open (%v), so the member's start fails before it can finish the install", pending, oerr))
+		return rep, nil
+	}
+	s.Close()
+	raftDir := filepath.Join(dataDir, RaftDir) + string(filepath.Separator)
+	rep.Faults = 0
+	for i := range rep.Files {
+		f := &rep.Files[i]
+		if !strings.HasPrefix(f.Path, raftDir) {
+			f.Problems, f.OK = nil, true
+		}
+		rep.Faults += len(f.Problems)
+	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("%s: a snapshot install a crash interrupted is pending (the member's start finishes it from the staged copy): the store, which it replaces, was checked only for opening; start the member once, then verify again for its files", dataDir))
+	return rep, nil
 }
 
 // checkRaftEntries reads the log's entries after STATE's snapshot and
@@ -146,7 +205,7 @@ func checkRaftEntries(fsys vfs.FS, raftDir string, st *raftState, rep *segment.R
 	}
 	r, err := segment.NewReader(fsys, raftDir, snap)
 	if err != nil {
-		return fmt.Errorf("kvtool/cluster: read raft log %s: %w", raftDir, err)
+		return logChanged(res, raftDir, fmt.Errorf("kvtool/cluster: read raft log %s: %w", raftDir, err))
 	}
 	defer r.Close()
 	term := st.SnapTerm
@@ -161,7 +220,7 @@ func checkRaftEntries(fsys vfs.FS, raftDir string, st *raftState, rep *segment.R
 			if format.AsCorruption(err) != nil {
 				break // a torn tail segment.Verify reported: the member cuts it
 			}
-			return fmt.Errorf("kvtool/cluster: read raft log %s: %w", raftDir, err)
+			return logChanged(res, raftDir, fmt.Errorf("kvtool/cluster: read raft log %s: %w", raftDir, err))
 		}
 		path, off := r.Position()
 		read += int64(len(e.Data))
@@ -198,6 +257,53 @@ func checkRaftEntries(fsys vfs.FS, raftDir string, st *raftState, rep *segment.R
 	}
 	res.SetLog(info)
 	checkStoreCovered(res, raftDir, info.LastIndex, storeApplied)
+	return nil
+}
+
+// checkStaged checks, when STATE's snapshot is past the store's applied
+// index (an install a crash interrupted after its commit point: the raft
+// log was discarded up to the snapshot, the store not yet replaced), the
+// staged copy the member's start installs it from: it must be in
+// DATA/raft/incoming, sound, and stand at the snapshot's index, or the
+// member will not start. Its faults are reported as its files' own.
+func checkStaged(fsys vfs.FS, raftDir string, snap, storeApplied uint64, res *datadir.RaftResult) {
+	if snap <= storeApplied || storeApplied == 0 && res.StoreFaults() > 0 {
+		return // (the store's own faults say why it stands nowhere)
+	}
+	incoming := filepath.Join(raftDir, IncomingDir)
+	staged, ok := stagedStore(fsys, incoming)
+	if !ok {
+		res.Fault(incoming, datadir.KindRaftLog, datadir.NoOffset, datadir.Missing, fmt.Sprintf(
+			"the raft state says snapshot %d is installed, the store stands at index %d, and no staged copy of the snapshot is here to finish the install from: the entries in between are in no file, and the member will not start",
+			snap, storeApplied))
+		return
+	}
+	rep, err := datadir.Verify(fsys, staged, datadir.VerifyOptions{})
+	if err != nil {
+		res.Fault(staged, datadir.KindRaftLog, datadir.NoOffset, datadir.Corruption, fmt.Sprintf(
+			"the staged copy of snapshot %d, which the member's start installs (its store stands at index %d), cannot be read: %v", snap, storeApplied, err))
+		return
+	}
+	for _, f := range rep.Files {
+		res.File(f.Path, f.Kind, f.Size)
+		for _, p := range f.Problems {
+			res.Fault(p.Path, f.Kind, p.Offset, p.Kind, "in the staged copy of snapshot "+strconv.FormatUint(snap, 10)+" the member's start installs: "+p.Reason)
+		}
+	}
+	if rep.OK() && rep.AppliedIndex != snap {
+		res.Fault(staged, datadir.KindRaftLog, datadir.NoOffset, datadir.Coverage, fmt.Sprintf(
+			"the staged copy stands at index %d, but the raft state says snapshot %d is installed from it: the member will not start", rep.AppliedIndex, snap))
+	}
+}
+
+// logChanged returns err, unless it is a segment listed and then gone (a
+// running member's compaction dropped it while verify read the log): that
+// is no damage, so it becomes a note saying to run verify again and nil.
+func logChanged(res *datadir.RaftResult, raftDir string, err error) error {
+	if !vfs.IsNotExist(err) {
+		return err
+	}
+	res.Note(fmt.Sprintf("%s: the raft log changed while it was read (%v): a running member compacted it; run verify again to check the rest of it", raftDir, err))
 	return nil
 }
 

@@ -1,6 +1,11 @@
 package cluster
 
 import (
+	"github.com/kvtool/kvtool/store"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"slices"
+
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -129,6 +134,50 @@ func TestVerifyRaftDamage(t *testing.T) {
 		}
 		fault(t, verify(t, fs), path, datadir.KindRaftState, datadir.Missing, anyOff)
 	})
+	// The member's start refuses a store with entries and no raft state.
+	noState := func(t *testing.T) *vfs.MemFS {
+		fs := member.CrashClone(vfs.CrashOptions{})
+		names, err := fs.List(raftDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if err := fs.Remove(filepath.Join(raftDir, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return fs
+	}
+	t.Run("state and log missing", func(t *testing.T) {
+		fs := noState(t)
+		if err := fs.MkdirAll(filepath.Join(raftDir, IncomingDir, "0000000000000001"), 0o755); err != nil { // a snapshot it received
+			t.Fatal(err)
+		}
+		fault(t, verify(t, fs), filepath.Join(raftDir, StateName), datadir.KindRaftState, datadir.Missing, anyOff)
+		if st, n, err := startAlone(fs, id); err == nil {
+			n.Close()
+			st.Close()
+			t.Fatal("the member started on a store with entries and no raft state")
+		} else if !errors.Is(err, ErrDamaged) {
+			t.Fatalf("start of a member whose raft state is lost: %v, want ErrDamaged (serve: exit 3, rebuild it)", err)
+		}
+	})
+	t.Run("empty raft directory", func(t *testing.T) { // a refused cluster start or join on a single store leaves it
+		fs := noState(t)
+		if err := WriteJoin(fs, "/data", JoinRecord{ClusterID: testClusterID, Self: MemberRecord{Name: "n", ID: id}}); err != nil {
+			t.Fatal(err)
+		}
+		if rep := verify(t, fs); !rep.OK() {
+			t.Fatalf("a store with an empty raft directory beside it: %v", rep.Problems())
+		}
+		if st, n, err := startAlone(fs, id); err == nil {
+			n.Close()
+			st.Close()
+			t.Fatal("a cluster member started on a single store with entries")
+		} else if errors.Is(err, ErrDamaged) {
+			t.Fatalf("a cluster start on a single store with entries: %v, want a refusal that is no damage", err)
+		}
+	})
 	t.Run("log behind the store", func(t *testing.T) {
 		fs := member.CrashClone(vfs.CrashOptions{})
 		if _, err := segment.TruncateAfter(fs, raftDir, applied-5); err != nil {
@@ -191,4 +240,137 @@ func TestVerifyRaftDamage(t *testing.T) {
 		flip(t, fs, path, 30)
 		fault(t, verify(t, fs), path, datadir.KindRaftMarker, "corruption", anyOff)
 	})
+}
+
+// TestImpossibleMembershipState: a STATE whose checksum holds but whose
+// membership raft cannot restore (a voter also a learner; outgoing voters
+// and next learners that no joint change leaves) is damage that verify
+// reports and the start refuses with an error: raft itself panicked on
+// it ("ConfStates not equivalent"), and the process died with a stack.
+func TestImpossibleMembershipState(t *testing.T) {
+	c := newTestCluster(t, 3, 5)
+	lead := c.leader()
+	if _, err := c.propose(lead, Request{Txn: put("a", "b")}); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	id := followerOf(c, lead)
+	c.close()
+	raftDir := filepath.Join("/data", RaftDir)
+	for name, conf := range map[string]*pb.ConfState{
+		"a voter also a learner":             {Voters: []uint64{1, 2, 3}, Learners: []uint64{1}},
+		"next learners with no joint change": {Voters: []uint64{1, 2, 3}, VotersOutgoing: []uint64{4}, LearnersNext: []uint64{2}},
+	} {
+		for _, snap := range []bool{false, true} {
+			what := fmt.Sprintf("%s (snapshot's membership %v)", name, snap)
+			fs := c.node(id).fs.CrashClone(vfs.CrashOptions{})
+			st, err := loadState(fs, raftDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap {
+				st.SnapConf = conf
+			} else {
+				st.Conf = conf
+			}
+			if err := saveState(fs, raftDir, st); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{Raft: VerifyRaft})
+			if err != nil || rep.OK() {
+				t.Errorf("%s: verify finds no fault (%v)", what, err)
+			}
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Errorf("%s: the start panicked: %v", what, p)
+					}
+				}()
+				s, n, err := startAlone(fs, id)
+				if err == nil {
+					n.Close()
+					s.Close()
+					if !snap {
+						t.Errorf("%s: the member started", what)
+					}
+				} else if format.AsCorruption(err) == nil {
+					t.Errorf("%s: start refused with %v, want a corruption error naming STATE", what, err)
+				}
+			}()
+		}
+	}
+}
+
+// TestJoinerInitialVoters: a joiner's raft state starts from the voters
+// its JOIN record names (from the answer of the member that added it); a
+// duplicate there is one voter, and ID 0 is refused before any raft state
+// is written. A duplicate reached raft as two voters of one ID, which its
+// restore does not accept: the start panicked, or, with STATE's
+// membership checked, wrote a STATE it then refused as corrupt.
+func TestJoinerInitialVoters(t *testing.T) {
+	start := func(voters []uint64) (*vfs.MemFS, error) {
+		fs := vfs.NewMem()
+		s, err := store.Open(store.Options{FS: fs, Dir: "/data", Create: true, Replica: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		n, err := Start(Config{ID: 4, ClusterID: testClusterID, Peers: []uint64{1, 2, 3, 4}, FS: fs, Dir: "/data", Store: s,
+			Transport: NewMemNetwork(1).Endpoint(4), Join: &JoinRecord{ClusterID: testClusterID, Self: MemberRecord{Name: "n4", ID: 4}, InitialVoters: voters}})
+		if err == nil {
+			n.Close()
+		}
+		return fs, err
+	}
+	fs, err := start([]uint64{3, 1, 1, 2})
+	if err != nil {
+		t.Fatalf("a joiner whose initial voters repeat one: %v", err)
+	}
+	st, err := loadState(fs, filepath.Join("/data", RaftDir))
+	if err != nil || !slices.Equal(st.Conf.GetVoters(), []uint64{1, 2, 3}) {
+		t.Fatalf("its raft state: %v, %v; want voters 1, 2, 3", st, err)
+	}
+	fs, err = start([]uint64{0, 1, 2})
+	if err == nil {
+		t.Fatal("a joiner whose initial voters include ID 0 started")
+	}
+	if _, serr := loadState(fs, filepath.Join("/data", RaftDir)); !errors.Is(serr, errNoState) {
+		t.Fatalf("a refused join left a raft state (%v): %v", serr, err)
+	}
+}
+
+// TestVerifyRaftLogChangedUnderIt: verify beside a running member whose
+// compaction removes a raft segment between verify's listing and its read
+// of that segment: the log changed, which is no damage and no reason to
+// fail (kvtool verify exited 1 with "no such file or directory"); a note
+// says to run it again.
+func TestVerifyRaftLogChangedUnderIt(t *testing.T) {
+	c := newTestCluster(t, 3, 43)
+	lead := c.leader()
+	if _, err := c.propose(lead, Request{Txn: put("a", "b")}); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	id := followerOf(c, lead)
+	c.close()
+	for _, at := range []string{"verify", "read"} {
+		mem := c.node(id).fs.CrashClone(vfs.CrashOptions{})
+		opens := 0
+		fs := vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+			if _, isSeg := format.ParseSegmentName(filepath.Base(path)); op == vfs.OpOpen && isSeg && filepath.Base(filepath.Dir(path)) == RaftDir {
+				// segment.Verify opens each segment once, the entry read after it again.
+				if opens++; at == "verify" && opens == 1 || at == "read" && opens == 2 {
+					mem.Remove(path) // a compaction drops it now
+				}
+			}
+			return nil
+		}))
+		rep, err := datadir.Verify(fs, "/data", datadir.VerifyOptions{Raft: VerifyRaft})
+		if err != nil {
+			t.Fatalf("the raft log compacted while %s read it: %v", at, err)
+		}
+		if !strings.Contains(strings.Join(rep.Notes, "\n"), "run verify again") {
+			t.Fatalf("the raft log compacted while %s read it: no note says so (%v; notes %q)", at, rep.Problems(), rep.Notes)
+		}
+	}
 }

@@ -25,7 +25,8 @@ type RaftChecker func(fsys vfs.FS, raftDir string, storeApplied uint64, res *Raf
 
 // RaftResult collects what a RaftChecker found.
 type RaftResult struct {
-	rep *Report
+	rep         *Report
+	storeFaults int // the faults found before the raft directory's
 	// Progress, if set, is called as the raft log is read with the bytes
 	// read so far and the bytes of the raft log in all.
 	Progress func(done, total int64)
@@ -40,6 +41,11 @@ func (r *RaftResult) File(path string, kind FileKind, size int64) {
 func (r *RaftResult) Fault(path string, kind FileKind, off int64, pk ProblemKind, reason string) {
 	r.rep.addf(path, kind, off, pk, "%s", reason)
 }
+
+// StoreFaults is how many faults the rest of the data directory has (the
+// store's): with any, a storeApplied of 0 may only mean the store would not
+// open.
+func (r *RaftResult) StoreFaults() int { return r.storeFaults }
 
 // Note records a remark that is not a fault.
 func (r *RaftResult) Note(text string) { r.rep.notef("%s", text) }
@@ -62,7 +68,7 @@ func (v *verifier) checkRaft() error {
 	if v.opts.Raft == nil || !v.l.hasRaft {
 		return nil
 	}
-	res := &RaftResult{rep: v.rep}
+	res := &RaftResult{rep: v.rep, storeFaults: v.rep.Faults}
 	if v.opts.Progress != nil {
 		base := v.done
 		res.Progress = func(done, total int64) { v.opts.Progress(base+done, base+total) }

@@ -135,6 +135,7 @@ type raftJSON struct {
 	LogLastIndex   uint64    `json:"log_last_index"`
 	Joined         *joinJSON `json:"joined,omitempty"`
 	RemovedAt      uint64    `json:"removed_at_index,omitempty"`
+	NoState        bool      `json:"no_state,omitempty"` // no STATE yet: the member's first start creates it
 	Errors         []string  `json:"errors,omitempty"`
 }
 
@@ -152,7 +153,7 @@ func toRaftJSON(r *cluster.RaftSummary) *raftJSON {
 	out := &raftJSON{ClusterID: hex16(r.ClusterID), NodeID: hex16(r.NodeID), Term: r.Term, CommitHint: r.Commit,
 		SnapshotIndex: r.SnapIndex, SnapshotTerm: r.SnapTerm, ConfIndex: r.ConfIndex,
 		Voters: hexIDs(r.Voters), Learners: hexIDs(r.Learners), VotersOutgoing: hexIDs(r.VotersOutgoing),
-		LogSegments: r.LogSegments, LogFirstIndex: r.LogFirst, LogLastIndex: r.LogLast, RemovedAt: r.RemovedAt}
+		LogSegments: r.LogSegments, LogFirstIndex: r.LogFirst, LogLastIndex: r.LogLast, RemovedAt: r.RemovedAt, NoState: r.NoState}
 	if r.Vote != 0 {
 		out.Vote = hex16(r.Vote)
 	}
@@ -373,6 +374,10 @@ func printRaft(p *printer, r *cluster.RaftSummary) error {
 	p.Notef("")
 	if r.StateErr != nil {
 		t := p.Table("raft state", "UNREADABLE: "+errText(r.StateErr))
+		return printRaftLog(t, r)
+	}
+	if r.NoState {
+		t := p.Table("raft state", "none yet (the member stopped before it first started raft; its start creates it)")
 		return printRaftLog(t, r)
 	}
 	t := p.Table("cluster member", fmt.Sprintf("node %s of cluster %s", hex16(r.NodeID), hex16(r.ClusterID)))

@@ -47,6 +47,9 @@ type spec struct {
 	// ownInterrupt: a readDir command says itself what an interruption
 	// left behind (replay --out).
 	ownInterrupt bool
+	// pendingOK: a readDir command that reads a member's directory with
+	// a snapshot install pending (verify: cluster.VerifyMember).
+	pendingOK bool
 }
 
 // call is one run of a command, with what action resolved.
@@ -122,7 +125,7 @@ func resolve(cCtx *cli.Context, e env, s spec) (*call, error) {
 	if sc == readDir {
 		c.fs, c.readOnly = readOnlyFS(cCtx, e), true
 	}
-	if err == nil && (sc == readDir || sc == serverOrDir && !c.t.remote()) {
+	if err == nil && !s.pendingOK && (sc == readDir || sc == serverOrDir && !c.t.remote()) {
 		err = installPending(c.fs, c.t.data)
 	}
 	return c, err

@@ -248,7 +248,7 @@ func memberError(ne *node.Error, data string) error {
 	if ne.Op == node.OpServe {
 		return failed(ne.Err, "the member stopped to protect the data (fail stop); the other members go on: fix the cause (see the log) and start it again with the same flags")
 	}
-	if format.AsCorruption(ne.Err) != nil {
+	if format.AsCorruption(ne.Err) != nil || errors.Is(ne.Err, cluster.ErrDamaged) {
 		return damaged(fmt.Errorf("start the cluster member: %w", ne.Err), rebuildMemberHint(data))
 	}
 	return failed(fmt.Errorf("start the cluster member: %w", ne.Err), "check --data, --node and --cluster (the same on every member) and the shared secret")

@@ -37,7 +37,9 @@ everything that can be checked:
                   STATE decodes (term, vote, snapshot, membership); the raft
                   log's segments as the WAL's, every entry a raft entry; the
                   log continues STATE's snapshot and reaches the index the
-                  store applied; JOIN and REMOVED decode (REMOVED is a note)
+                  store applied (an install a crash interrupted: the staged
+                  snapshot it finishes from is there, sound, at STATE's
+                  index); JOIN and REMOVED decode (REMOVED is a note)
 
 It prints every fault (file, byte offset, kind, reason; offset "-" when the
 fault is about the whole file), then a count, and exits 3 if it found any,
@@ -59,13 +61,13 @@ Examples:
   kvtool verify --json | jq -r '.files[].problems[] | "\(.path):\(.offset) \(.reason)"'
   kvtool verify --quiet || echo "data directory damaged"`,
 		Flags:  []cli.Flag{progressFlag()},
-		Action: act(e, spec{scope: readDir}, func(c *call) error { return verifyDir(c.Context, c.fs, c.data()) }),
+		Action: act(e, spec{scope: readDir, pendingOK: true}, func(c *call) error { return verifyDir(c.Context, c.fs, c.data()) }),
 	}
 }
 
 func verifyDir(cCtx *cli.Context, fsys vfs.FS, data string) error {
 	pr := startProgress(cCtx, "verify", 0)
-	rep, err := datadir.Verify(fsys, data, datadir.VerifyOptions{Progress: pr.Update, Raft: cluster.VerifyRaft})
+	rep, err := cluster.VerifyMember(fsys, data, datadir.VerifyOptions{Progress: pr.Update})
 	pr.Done()
 	if err != nil {
 		return dirError(err, data)

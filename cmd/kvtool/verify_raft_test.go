@@ -12,6 +12,7 @@ import (
 	"github.com/kvtool/kvtool/format"
 	"github.com/kvtool/kvtool/internal/loopport"
 	"github.com/kvtool/kvtool/segment"
+	"github.com/kvtool/kvtool/store"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -108,5 +109,69 @@ func flipByteAt(t *testing.T, path string, off int64) {
 	b[0] ^= 0x10
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInspectJoinerBeforeRaft: a joiner that recorded its JOIN and stopped
+// before it first started raft (its peer listener could not bind, a crash)
+// has no raft STATE yet: its start creates it. verify calls that a note,
+// and inspect must not call it damage (exit 3) either: it shows the join.
+func TestInspectJoinerBeforeRaft(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "n4")
+	st, err := store.Open(store.Options{FS: vfs.Default, Dir: data, Create: true, Replica: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.WriteJoin(vfs.Default, data, cluster.JoinRecord{ClusterID: 7, Self: cluster.MemberRecord{Name: "n4", ID: 4, PeerAddr: "127.0.0.1:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, code := kvRun(t, "", "verify", "--data", data); code != exitOK {
+		t.Fatalf("verify of a joiner before raft: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, stderr, code := kvRun(t, "", "inspect", "--no-state", "--data", data)
+	if code != exitOK || !strings.Contains(stdout, "as n4") {
+		t.Fatalf("inspect of a joiner before raft: exit %d, want 0 showing the join\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestServeMemberRaftLogBehind: a member whose raft log lost committed
+// entries the store applied (its end cut off) is damage verify reports
+// (coverage, exit 3); its start must be refused the same way, exit 3
+// with the hint to rebuild it from its peers, not exit 1 with a hint to
+// check its flags.
+func TestServeMemberRaftLogBehind(t *testing.T) {
+	t.Setenv("KVTOOL_SECRET", clusterTestSecret)
+	peer, err := loopport.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "n1")
+	args := []string{"--data", data, "--node", "n1", "--cluster", "n1=" + peer}
+	s := startServe(t, args...)
+	for i := range 20 {
+		if _, stderr, code := kvRun(t, "", "put", "--addr", s.addr, fmt.Sprintf("k%02d", i), "v"); code != exitOK {
+			t.Fatalf("put: exit %d: %s", code, stderr)
+		}
+	}
+	if code := s.shutdown(t); code != exitOK {
+		t.Fatalf("serve: exit %d\n%s", code, s.stderr)
+	}
+	raftDir := filepath.Join(data, format.RaftDir)
+	rep, err := segment.Verify(vfs.Default, raftDir, segment.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := segment.TruncateAfter(vfs.Default, raftDir, rep.LastIndex-10); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, code := kvRun(t, "", "verify", "--data", data); code != exitDamage || !strings.Contains(stdout, "coverage") {
+		t.Fatalf("verify of a raft log behind the store: exit %d, want %d and a coverage fault\n%s%s", code, exitDamage, stdout, stderr)
+	}
+	stdout, stderr, code := kvRun(t, "", append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	if code != exitDamage || !strings.Contains(stderr, "rebuild the member from its peers") {
+		t.Fatalf("serve on a raft log behind the store: exit %d, want %d with a hint to rebuild the member\n%s%s", code, exitDamage, stdout, stderr)
 	}
 }
