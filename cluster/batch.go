@@ -350,6 +350,7 @@ type proposeBatcher struct {
 type batchMember struct {
 	r     *request
 	batch *propBatch // nil while queued
+	size  int        // what it adds to proposeBatcher.qbytes while queued
 }
 
 // propBatch is one batch entry on its way.
@@ -392,6 +393,7 @@ func (p *proposeBatcher) add(n *Node, r *request) *batchMember {
 	if len(p.queue) >= min(maxBatchRequests, int(n.cfg.DedupWindow)) || p.qbytes+size > maxBatchBytes {
 		start[0] = p.takeLocked() // full: it leaves now, beyond the depth
 	}
+	m.size = size
 	p.queue = append(p.queue, m)
 	p.qbytes += size
 	if p.roomLocked() {
@@ -485,6 +487,7 @@ func (p *proposeBatcher) release(m *batchMember) {
 		for i, q := range p.queue {
 			if q == m {
 				p.queue = append(p.queue[:i:i], p.queue[i+1:]...)
+				p.qbytes -= m.size // else a full-looking queue leaves early
 				break
 			}
 		}

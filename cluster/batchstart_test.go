@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"runtime/debug"
 	"sync"
 	"testing"
@@ -135,5 +136,31 @@ func TestBatchHoldAfterFinish(t *testing.T) {
 	n.batcher.finished(n, &propBatch{reqs: make([]*request, 4)}) // one of them ends; the other never does
 	if err := <-errc; err != nil {
 		t.Fatalf("a write held behind a batch that never ends: %v", err)
+	}
+}
+
+// TestBatchReleaseQueued: a queued write whose caller gives up leaves the
+// queue and its bytes with it; the bytes stayed counted, so the queue
+// looked fuller than it was and left as a batch early.
+func TestBatchReleaseQueued(t *testing.T) {
+	p := &proposeBatcher{inflight: batchDepth} // no room: everything queues
+	n := &Node{}
+	n.cfg.DedupWindow = DefaultDedupWindow
+	var ms []*batchMember
+	for i := range 3 {
+		r := &request{id: fmt.Sprint("req", i), txn: put(fmt.Sprint("k", i), "value")}
+		ms = append(ms, p.add(n, r))
+	}
+	if p.qbytes == 0 || len(p.queue) != 3 {
+		t.Fatalf("queued %d writes of %d bytes, want 3 writes", len(p.queue), p.qbytes)
+	}
+	for _, m := range ms {
+		p.release(m)
+	}
+	if len(p.queue) != 0 || p.qbytes != 0 {
+		t.Fatalf("after every queued caller gave up: %d writes of %d bytes still queued, want none", len(p.queue), p.qbytes)
+	}
+	if p.hold != nil {
+		p.hold.Stop()
 	}
 }
