@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,27 +82,13 @@ func TestMemberRandomDamage(t *testing.T) {
 		size, end int64 // end: where its data ends (a segment's records; the file's size otherwise)
 	}
 	var files []target
-	var walk func(dir string)
-	walk = func(dir string) {
-		names, err := orig.List(dir)
+	for _, p := range filesUnder(orig, "/data") {
+		fi, err := orig.Stat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range names {
-			p := filepath.Join(dir, n)
-			fi, err := orig.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch {
-			case fi.IsDir():
-				walk(p)
-			case n != format.LockName && fi.Size() > 0:
-				files = append(files, target{path: p, size: fi.Size(), end: fi.Size()})
-			}
-		}
+		files = append(files, target{path: p, size: fi.Size(), end: fi.Size()})
 	}
-	walk("/data")
 	for _, d := range []string{filepath.Join("/data", format.WALDir), filepath.Join("/data", RaftDir)} {
 		segs, err := segment.List(orig, d)
 		if err != nil {
@@ -304,25 +291,7 @@ func TestInstallRandomDamage(t *testing.T) {
 // what it did.
 func damageOnce(t *testing.T, rng *rand.Rand, fs *vfs.MemFS) string {
 	t.Helper()
-	var files []string
-	var walk func(dir string)
-	walk = func(dir string) {
-		names, err := fs.List(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range names {
-			p := filepath.Join(dir, n)
-			if fi, err := fs.Stat(p); err != nil {
-				t.Fatal(err)
-			} else if fi.IsDir() {
-				walk(p)
-			} else if n != format.LockName && fi.Size() > 0 {
-				files = append(files, p)
-			}
-		}
-	}
-	walk("/data")
+	files := filesUnder(fs, "/data")
 	p := files[rng.IntN(len(files))]
 	fi, err := fs.Stat(p)
 	if err != nil {
@@ -386,4 +355,17 @@ func startImage(fs vfs.FS, id uint64, peers []uint64) (uint64, map[string]string
 		}
 	}
 	return snap.Index(), kv, nil
+}
+
+// filesUnder lists the files below dir on fs that damage can hit, sorted:
+// every file but the lock, and none that is empty.
+func filesUnder(fs *vfs.MemFS, dir string) []string {
+	var out []string
+	for p, data := range fs.Tree() {
+		if strings.HasPrefix(p, dir+"/") && !strings.HasSuffix(p, "/") && filepath.Base(p) != format.LockName && len(data) > 0 {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

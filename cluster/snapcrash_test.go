@@ -380,23 +380,7 @@ func TestVerifyPendingInstallDamage(t *testing.T) {
 		t.Fatalf("the undamaged image with an install pending: %v", rep.Problems())
 	}
 	incoming := filepath.Join("/data", RaftDir, IncomingDir)
-	var files []string
-	var walk func(dir string)
-	walk = func(dir string) {
-		names, err := img.List(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range names {
-			p := filepath.Join(dir, n)
-			if fi, err := img.Stat(p); err == nil && fi.IsDir() {
-				walk(p)
-			} else if err == nil && fi.Size() > 0 && n != format.LockName {
-				files = append(files, p)
-			}
-		}
-	}
-	walk(incoming)
+	files := filesUnder(img, incoming)
 	if len(files) == 0 {
 		t.Fatalf("no staged files under %s", incoming)
 	}
