@@ -63,22 +63,6 @@ func TestVerifyRaftDamage(t *testing.T) {
 		s := rep.Segments[len(rep.Segments)-1]
 		return s.Path, s.Size
 	}
-	flip := func(t *testing.T, fs vfs.FS, path string, off int64) {
-		t.Helper()
-		f, err := fs.OpenReadWrite(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		b := make([]byte, 1)
-		if _, err := f.ReadAt(b, off); err != nil {
-			t.Fatal(err)
-		}
-		b[0] ^= 0x20
-		if _, err := f.WriteAt(b, off); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	t.Run("intact", func(t *testing.T) {
 		rep := verify(t, member.CrashClone(vfs.CrashOptions{}))
@@ -100,7 +84,7 @@ func TestVerifyRaftDamage(t *testing.T) {
 		fs := member.CrashClone(vfs.CrashOptions{})
 		path, size := segPath(t, fs)
 		at := size / 2
-		flip(t, fs, path, at)
+		flipAt(t, fs, path, at, 0x20)
 		fault(t, verify(t, fs), path, datadir.KindRaftSegment, "corruption", func(off int64) bool { return off <= at && off > at-4096 })
 	})
 	t.Run("torn tail", func(t *testing.T) {
@@ -123,7 +107,7 @@ func TestVerifyRaftDamage(t *testing.T) {
 	t.Run("state byte", func(t *testing.T) {
 		fs := member.CrashClone(vfs.CrashOptions{})
 		path := filepath.Join(raftDir, StateName)
-		flip(t, fs, path, 40)
+		flipAt(t, fs, path, 40, 0x20)
 		fault(t, verify(t, fs), path, datadir.KindRaftState, "corruption", anyOff)
 	})
 	t.Run("state missing", func(t *testing.T) {
@@ -237,7 +221,7 @@ func TestVerifyRaftDamage(t *testing.T) {
 			t.Fatalf("a REMOVED marker is a note, not a fault: %v, notes %q", rep.Problems(), rep.Notes)
 		}
 		path := filepath.Join(raftDir, RemovedName)
-		flip(t, fs, path, 30)
+		flipAt(t, fs, path, 30, 0x20)
 		fault(t, verify(t, fs), path, datadir.KindRaftMarker, "corruption", anyOff)
 	})
 }

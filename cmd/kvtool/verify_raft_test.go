@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,22 +21,7 @@ import (
 // with exit 3 and a hint to rebuild it, not to check its flags; so must a
 // joiner's whose JOIN record is damaged.
 func TestVerifyMemberRaftLog(t *testing.T) {
-	t.Setenv("KVTOOL_SECRET", clusterTestSecret)
-	peer, err := loopport.Free()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(t.TempDir(), "n1")
-	args := []string{"--data", data, "--node", "n1", "--cluster", "n1=" + peer}
-	s := startServe(t, args...)
-	for i := range 40 {
-		if _, stderr, code := kvRun(t, "", "put", "--addr", s.addr, fmt.Sprintf("k%02d", i), strings.Repeat("v", 100)); code != exitOK {
-			t.Fatalf("put: exit %d: %s", code, stderr)
-		}
-	}
-	if code := s.shutdown(t); code != exitOK {
-		t.Fatalf("serve: exit %d\n%s", code, s.stderr)
-	}
+	data, args, peer := oneMemberWith(t, 40, strings.Repeat("v", 100))
 	if stdout, stderr, code := kvRun(t, "", "verify", "--data", data); code != exitOK || !strings.Contains(stdout, "raft-segment") {
 		t.Fatalf("verify of the intact member: exit %d, want 0 and the raft log among the files checked\n%s%s", code, stdout, stderr)
 	}
@@ -61,7 +45,7 @@ func TestVerifyMemberRaftLog(t *testing.T) {
 		t.Fatalf("raft log: %v", err)
 	}
 	seg := rep.Segments[0]
-	flipByteAt(t, seg.Path, seg.Size/2)
+	flipByte(t, seg.Path, seg.Size/2)
 
 	stdout, stderr, code = kvRun(t, "", "verify", "--data", data)
 	if code != exitDamage || !strings.Contains(stdout, seg.Path) {
@@ -84,31 +68,13 @@ func TestVerifyMemberRaftLog(t *testing.T) {
 	if err := cluster.WriteJoin(vfs.Default, joiner, cluster.JoinRecord{ClusterID: 7, Self: cluster.MemberRecord{Name: "n4", ID: 4, PeerAddr: peer}}); err != nil {
 		t.Fatal(err)
 	}
-	flipByteAt(t, filepath.Join(joiner, format.RaftDir, cluster.JoinName), 40)
+	flipByte(t, filepath.Join(joiner, format.RaftDir, cluster.JoinName), 40)
 	if _, stderr, code := kvRun(t, "", "inspect", "--no-state", "--data", joiner); code != exitDamage || !strings.Contains(stderr, "JOIN") {
 		t.Fatalf("inspect of a damaged JOIN: exit %d, want %d naming it\n%s", code, exitDamage, stderr)
 	}
 	stdout, stderr, code = kvRun(t, "", "serve", "--listen", "127.0.0.1:0", "--data", joiner, "--node", "n4", "--peer-listen", peer, "--join-cluster", "127.0.0.1:1")
 	if code != exitDamage || !strings.Contains(stderr, "JOIN") || !strings.Contains(stderr, "rebuild the member from its peers") {
 		t.Fatalf("serve --join-cluster on a damaged JOIN: exit %d, want %d naming it with a hint to rebuild the member\n%s%s", code, exitDamage, stdout, stderr)
-	}
-}
-
-// flipByteAt flips one bit of the byte at off in the file at path.
-func flipByteAt(t *testing.T, path string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x10
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -143,22 +109,7 @@ func TestInspectJoinerBeforeRaft(t *testing.T) {
 // with the hint to rebuild it from its peers, not exit 1 with a hint to
 // check its flags.
 func TestServeMemberRaftLogBehind(t *testing.T) {
-	t.Setenv("KVTOOL_SECRET", clusterTestSecret)
-	peer, err := loopport.Free()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(t.TempDir(), "n1")
-	args := []string{"--data", data, "--node", "n1", "--cluster", "n1=" + peer}
-	s := startServe(t, args...)
-	for i := range 20 {
-		if _, stderr, code := kvRun(t, "", "put", "--addr", s.addr, fmt.Sprintf("k%02d", i), "v"); code != exitOK {
-			t.Fatalf("put: exit %d: %s", code, stderr)
-		}
-	}
-	if code := s.shutdown(t); code != exitOK {
-		t.Fatalf("serve: exit %d\n%s", code, s.stderr)
-	}
+	data, args, _ := oneMemberWith(t, 20, "v")
 	raftDir := filepath.Join(data, format.RaftDir)
 	rep, err := segment.Verify(vfs.Default, raftDir, segment.VerifyOptions{})
 	if err != nil {
@@ -174,4 +125,29 @@ func TestServeMemberRaftLogBehind(t *testing.T) {
 	if code != exitDamage || !strings.Contains(stderr, "rebuild the member from its peers") {
 		t.Fatalf("serve on a raft log behind the store: exit %d, want %d with a hint to rebuild the member\n%s%s", code, exitDamage, stdout, stderr)
 	}
+}
+
+// oneMemberWith runs a one-member cluster (serve --node n1 --cluster
+// n1=PEER) on a new data directory, writes n keys with value val and stops
+// it; it returns the directory, serve's arguments for it, and the peer
+// address.
+func oneMemberWith(t *testing.T, n int, val string) (data string, args []string, peer string) {
+	t.Helper()
+	t.Setenv("KVTOOL_SECRET", clusterTestSecret)
+	peer, err := loopport.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = filepath.Join(t.TempDir(), "n1")
+	args = []string{"--data", data, "--node", "n1", "--cluster", "n1=" + peer}
+	s := startServe(t, args...)
+	for i := range n {
+		if _, stderr, code := kvRun(t, "", "put", "--addr", s.addr, fmt.Sprintf("k%02d", i), val); code != exitOK {
+			t.Fatalf("put: exit %d: %s", code, stderr)
+		}
+	}
+	if code := s.shutdown(t); code != exitOK {
+		t.Fatalf("serve: exit %d\n%s", code, s.stderr)
+	}
+	return data, args, peer
 }
