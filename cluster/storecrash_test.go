@@ -85,14 +85,17 @@ func checkpointMember(t *testing.T, c *testCluster, id uint64) checkpoint.Info {
 		info, err := c.node(id).st.Checkpoint(context.Background())
 		done <- result{info, err}
 	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			t.Fatalf("checkpoint member %d: %v", id, r.err)
+	var r result
+	waitFor(t, fmt.Sprintf("the checkpoint of member %d (not waiting out its WAL's sync interval)", id), func() bool {
+		select {
+		case r = <-done:
+			return true
+		default:
+			return false
 		}
-		return r.info
-	case <-time.After(30 * time.Second):
-		t.Fatalf("checkpoint of member %d still waits for its WAL's sync", id)
+	})
+	if r.err != nil {
+		t.Fatalf("checkpoint member %d: %v", id, r.err)
 	}
-	return checkpoint.Info{}
+	return r.info
 }

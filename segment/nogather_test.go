@@ -78,19 +78,7 @@ func TestSyncInterval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		l.mu.Lock()
-		pacing := l.gathering
-		l.mu.Unlock()
-		if pacing {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the flusher never held the second record")
-		}
-		runtime.Gosched()
-	}
+	waitGathering(t, l)
 	select {
 	case <-p2.Done():
 		t.Fatal("the second record was synced within the interval")
@@ -131,29 +119,31 @@ func TestSyncIntervalHurry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for { // the flusher holds the record before it is hurried
-		l.mu.Lock()
-		pacing := l.gathering
-		l.mu.Unlock()
-		if pacing {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the flusher never held the second record")
-		}
-		runtime.Gosched()
-	}
+	waitGathering(t, l) // the flusher holds the record before it is hurried
 	l.Hurry(p2)
-	select {
-	case <-p2.Done():
-		if err := p2.Wait(); err != nil {
-			t.Fatal(err)
+	waitFor(t, "the hurried record to sync (not held by the sync interval)", func() bool {
+		select {
+		case <-p2.Done():
+			return true
+		default:
+			return false
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a hurried record is still held by the sync interval")
+	})
+	if err := p2.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	if d := l.DurableIndex(); d != p2.Index() {
 		t.Fatalf("durable index %d after the hurried record %d synced", d, p2.Index())
 	}
+}
+
+// waitGathering waits until l's flusher holds a batch back (the sync
+// interval's pace).
+func waitGathering(t *testing.T, l *Log) {
+	t.Helper()
+	waitFor(t, "the flusher to hold the second record", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.gathering
+	})
 }
