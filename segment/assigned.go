@@ -90,17 +90,7 @@ func (l *Log) EnqueueBatchAt(recs []Entry) (*Pending, error) {
 		wake = wake || len(l.buf) == 0
 		b = l.encodeLocked(r.Type, r.Index, r.Term, r.Data, sizes[i])
 	}
-	gathered := l.gathering && (b.n >= l.gatherFor || len(l.buf) >= l.maxBatch/2)
-	l.mu.Unlock()
-	if gathered {
-		select {
-		case l.grew <- struct{}{}:
-		default:
-		}
-	}
-	if wake && !l.callerFl {
-		l.signal()
-	}
+	l.unlockAdded(b, wake)
 	return l.pending(b, recs[len(recs)-1].Index), nil
 }
 

@@ -493,9 +493,16 @@ func recordSize(t format.FrameType, data []byte) (int64, error) {
 func (l *Log) addLocked(t format.FrameType, idx, term uint64, data []byte, size int64) *batch {
 	first := len(l.buf) == 0
 	b := l.encodeLocked(t, idx, term, data, size)
-	// Poke the gathering flusher only once the batch is what it waits for:
-	// poked on every record, it woke up to 128 times a batch, taking CPU
-	// and l.mu from the appenders it was waiting for.
+	l.unlockAdded(b, first) // later records of this batch find the flusher already woken
+	return b
+}
+
+// unlockAdded releases l.mu after records were added to batch b, and wakes
+// the flusher: a gathering one once b is what it waits for (poked on every
+// record, it woke up to 128 times a batch, taking CPU and l.mu from the
+// appenders it was waiting for), an idle one if wake (the records started
+// the buffer) and the flusher, not the caller, writes it.
+func (l *Log) unlockAdded(b *batch, wake bool) {
 	gathered := l.gathering && (b.n >= l.gatherFor || len(l.buf) >= l.maxBatch/2)
 	l.mu.Unlock()
 	if gathered {
@@ -504,10 +511,9 @@ func (l *Log) addLocked(t format.FrameType, idx, term uint64, data []byte, size 
 		default:
 		}
 	}
-	if first && !l.callerFl {
-		l.signal() // later records of this batch find the flusher already woken
+	if wake && !l.callerFl {
+		l.signal()
 	}
-	return b
 }
 
 // encodeLocked encodes the record of index idx (the log's next) into the
