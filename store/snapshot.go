@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/tidwall/btree"
@@ -47,9 +48,31 @@ func keyPrefix(key string) uint64 {
 	return binary.BigEndian.Uint64(b[:])
 }
 
-// newItem returns the item holding key and val.
+// newItem returns the item holding key and val. A key of up to
+// inlineKey bytes is copied into the pair's own allocation (pairInline),
+// so a comparison the inline prefix cannot settle finds the key's bytes
+// in the cache line it loads for the pair, instead of following a second
+// pointer to a miss of its own: keys that share their first 8 bytes
+// ("user/0000123", "k000000012345678") compare on those bytes at every
+// level of the tree.
 func newItem(key string, val []byte) item {
+	if n := len(key); n > 0 && n <= inlineKey {
+		pi := &pairInline{}
+		copy(pi.buf[:], key)
+		pi.key, pi.val = unsafe.String(&pi.buf[0], n), val
+		return item{pre: keyPrefix(key), p: &pi.pair}
+	}
 	return item{pre: keyPrefix(key), p: &pair{key: key, val: val}}
+}
+
+// inlineKey is the longest key newItem keeps inside its pair: a pair
+// (40 bytes) and 24 bytes fill one 64-byte allocation, one cache line.
+const inlineKey = 24
+
+// pairInline is a pair followed by its key's bytes.
+type pairInline struct {
+	pair
+	buf [inlineKey]byte
 }
 
 // probes recycles search keys: a lookup through the tree's generic less
