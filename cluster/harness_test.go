@@ -44,7 +44,7 @@ type testCluster struct {
 // node.open gives a member served by kvtool (its clusterWALSync), so a
 // power loss costs a member's store the applied entries of the last
 // interval, and the member applies them again from its raft log.
-const memberWALSync = 10 * time.Millisecond
+const memberWALSync = 50 * time.Millisecond
 
 // testNode is one incarnation of a member. crashed is set (under the
 // cluster's mu) when it crashes, before its file system is cloned: a
