@@ -181,7 +181,7 @@ func (s *Store) commitBatch(reqs []*commitReq) {
 // and logs them; it returns how many it decided and the logged unit to
 // register (nil if nothing was logged). The caller holds the gates.
 func (s *Store) commitRound(reqs []*commitReq, sts []*staging) (int, *logged) {
-	rd := newRound(s.staged, 2*len(reqs))
+	rd := newRound(s.staged)
 	recs := make([][]byte, 0, len(reqs))
 	took := make([]*commitReq, 0, len(reqs))
 	var failed []int    // requests decided without a record: their shards' state is their index
@@ -266,17 +266,14 @@ func (s *Store) logRound(recs [][]byte, reqs []*commitReq, rd *round) (*logged, 
 // shards' newest together (install) and are published whole. The caller
 // holds the gates of every shard the round touches.
 type round struct {
-	view   []*tree  // every shard's version: the round's copy if it owns one
-	owned  []bool   // the round has copied the shard
-	writer []int    // the entry (position in the round) that last wrote each owned shard
-	keys   []string // every key written, for the dirty set
+	view   []*tree // every shard's version: the round's copy if it owns one
+	owned  []bool  // the round has copied the shard
+	writer []int   // the entry (position in the round) that last wrote each owned shard
 }
 
-// newRound starts a round on the shards' newest versions, with room for
-// keys written keys.
-func newRound(staged []*tree, keys int) *round {
-	return &round{view: slices.Clone(staged), owned: make([]bool, len(staged)), writer: make([]int, len(staged)),
-		keys: make([]string, 0, keys)}
+// newRound starts a round on the shards' newest versions.
+func newRound(staged []*tree) *round {
+	return &round{view: slices.Clone(staged), owned: make([]bool, len(staged)), writer: make([]int, len(staged))}
 }
 
 // write writes the effects of the round's entry at position entry into
@@ -295,7 +292,6 @@ func (rd *round) write(effects []format.TxnEffect, entry int) {
 			rd.view[sh].Set(newItem(e.Key, e.Value))
 		}
 		rd.writer[sh] = entry
-		rd.keys = append(rd.keys, e.Key)
 	}
 }
 
@@ -313,7 +309,7 @@ func (rd *round) saw(shards []int) bool {
 // install makes the round's copies the shards' newest, its entries being
 // logged at first to last, and returns the unit to publish.
 func (rd *round) install(s *Store, first, last uint64) *logged {
-	l := &logged{first: first, last: last, keys: rd.keys}
+	l := &logged{first: first, last: last}
 	for sh, ok := range rd.owned {
 		if ok {
 			s.staged[sh], s.lastIdx[sh] = rd.view[sh], first+uint64(rd.writer[sh])

@@ -169,13 +169,7 @@ func (s *Store) evaluateAt(ctx context.Context, first uint64, ents []EntryTxn, c
 		return nil, nil, err
 	}
 	defer s.release(gated)
-	ops := 0
-	for _, e := range ents {
-		if e.Txn != nil {
-			ops += len(e.Txn.Ops)
-		}
-	}
-	rd := newRound(s.staged, ops)
+	rd := newRound(s.staged)
 	recs := make([][]byte, len(ents))
 	for i, e := range ents {
 		effects, err := rd.evaluate(e, &checkErrs[i])

@@ -249,10 +249,7 @@ func (s *Store) enqueueError(err error) error {
 // newest (later transactions stage on top of them) and returns what to
 // register for publication at idx. The caller holds the gates of st.shards.
 func (s *Store) install(st *staging, idx uint64) *logged {
-	l := &logged{shards: st.shards, trees: st.trees, keys: make([]string, len(st.effects))}
-	for i, e := range st.effects {
-		l.keys[i] = e.Key
-	}
+	l := &logged{shards: st.shards, trees: st.trees}
 	for i, sh := range st.shards {
 		if st.trees[i] != nil {
 			s.staged[sh] = st.trees[i]

@@ -228,9 +228,8 @@ func (s *Store) installState(ctx context.Context, idx uint64, stage func(m *mani
 		return fmt.Errorf("kvtool/store: install state at index %d: %w", idx, err)
 	}
 	m.WALFirstIndex = idx + 1
-	var walKeys indexRange // the keys a next delta must read from the WAL
 	if tail != nil {
-		m.WALFirstIndex, walKeys = tail.r.from, tail.r
+		m.WALFirstIndex = tail.r.from // a next delta reads the tail's keys from the WAL
 	}
 	if err := s.publishManifest(&m); err != nil {
 		return fmt.Errorf("kvtool/store: install state at index %d: %w", idx, err)
@@ -249,7 +248,6 @@ func (s *Store) installState(ctx context.Context, idx uint64, stage func(m *mani
 		s.staged[i], s.lastIdx[i] = snap.shards[i], idx
 	}
 	s.pubMu.Lock()
-	s.dirty, s.walDirty = map[string]struct{}{}, walKeys
 	s.queue = map[uint64]*logged{}
 	s.root.Store(snap)
 	s.notifyLocked()

@@ -60,9 +60,6 @@ func (s *Store) publishLocked() {
 				shards[sh] = l.trees[i]
 			}
 		}
-		for _, k := range l.keys {
-			s.dirty[k] = struct{}{}
-		}
 	}
 	if shards != nil {
 		s.root.Store(&Snapshot{index: next - 1, shards: shards})

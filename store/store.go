@@ -109,10 +109,6 @@ type Store struct {
 	// Publication side, guarded by pubMu.
 	pubMu sync.Mutex
 	queue map[uint64]*logged // logged entries waiting to be published
-	dirty map[string]struct{}
-	// walDirty is a range of WAL indexes whose changed keys are not in
-	// dirty: recovery leaves them for the next delta to read from the WAL.
-	walDirty indexRange
 	// elsewhere is the last entry ApplyTxnAt logged: a cluster's entry,
 	// durable in its raft log, so published before the WAL's fsync;
 	// elsewhereP is its WAL record (maintenance waits for it, see
@@ -165,14 +161,13 @@ type logged struct {
 	first, last uint64
 	shards      []int
 	trees       []*tree
-	keys        []string
 }
 
 // Open opens (and with Create, initialises) the data directory, recovers its
 // state from the WAL, and returns a running store. It holds the directory's
 // lock until Close.
 func Open(opts Options) (*Store, error) {
-	s := &Store{fs: opts.FS, dir: opts.Dir, queue: map[uint64]*logged{}, dirty: map[string]struct{}{},
+	s := &Store{fs: opts.FS, dir: opts.Dir, queue: map[uint64]*logged{},
 		pubCh: make(chan struct{}), replica: opts.Replica}
 	s.maintOpts = checkpoint.Options{Background: opts.MaintenanceRate > 0, BytesPerSec: opts.MaintenanceRate,
 		BusyShare: cmp.Or(opts.MaintenanceShare, DefaultMaintenanceShare)}
@@ -387,11 +382,6 @@ func (s *Store) finishRecover(walDir string, ld snapshotLoad) error {
 		return fmt.Errorf("recover %s: the snapshot files and WAL end at index %d but the WAL's last index is %d (run `kvtool verify`)",
 			s.dir, res.AppliedIndex, s.log.LastIndex())
 	}
-	// The keys the WAL tail changed belong in the next delta; rather than
-	// collect them one by one here, the delta reads them from the WAL.
-	if res.AppliedIndex > chain.Index {
-		s.walDirty = indexRange{from: chain.Index + 1, to: res.AppliedIndex}
-	}
 	trees := l.build()
 	n := s.man.Shards
 	s.gates = make([]chan struct{}, n)
@@ -440,19 +430,6 @@ func (s *Store) Err() error {
 
 // indexRange is a range of log indexes [from, to]; the zero value is empty.
 type indexRange struct{ from, to uint64 }
-
-// takeDirty returns the published snapshot together with the keys changed
-// since the previous call (or since open) — the set the publisher fills,
-// and the WAL range recovery left for the next delta to read (addWALKeys)
-// — and starts a new set. They are taken atomically: together they cover
-// exactly the entries published up to the snapshot's index.
-func (s *Store) takeDirty() (*Snapshot, map[string]struct{}, indexRange) {
-	s.pubMu.Lock()
-	defer s.pubMu.Unlock()
-	d, r := s.dirty, s.walDirty
-	s.dirty, s.walDirty = make(map[string]struct{}, len(d)), indexRange{}
-	return s.root.Load(), d, r
-}
 
 // Rotate seals the active WAL segment and starts a new one.
 func (s *Store) Rotate() error { return s.log.Rotate() }
