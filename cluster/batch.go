@@ -117,10 +117,16 @@ func encodeBatch(reqs []*request) []byte { return encodeBatchVersion(batchVersio
 
 // encodeBatchVersion encodes requests as a batch entry of version v.
 func encodeBatchVersion(v byte, reqs []*request) []byte {
-	b := []byte{v}
+	n := 1 + uvarintLen(uint64(len(reqs)))
+	for _, r := range reqs {
+		n += bytesSize(requestSize(r))
+	}
+	b := make([]byte, 0, n) // one allocation: each request is encoded in place
+	b = append(b, v)
 	b = binary.AppendUvarint(b, uint64(len(reqs)))
 	for _, r := range reqs {
-		b = appendBytes(b, encodeRequest(r))
+		b = binary.AppendUvarint(b, uint64(requestSize(r)))
+		b = appendRequest(b, r)
 	}
 	return b
 }

@@ -52,6 +52,13 @@ type request struct {
 // encodeRequest encodes r; r.txn must be valid (store.Txn.Validate) and
 // r.id at most MaxRequestID bytes.
 func encodeRequest(r *request) []byte {
+	return appendRequest(make([]byte, 0, requestSize(r)), r)
+}
+
+// appendRequest appends r's encoding to b. Its callers size b with
+// requestSize first: growing the encoding op by op reallocated it five
+// times for a put, on the path of every write.
+func appendRequest(b []byte, r *request) []byte {
 	flags := byte(0)
 	if r.dedup {
 		flags |= flagDedup
@@ -59,7 +66,7 @@ func encodeRequest(r *request) []byte {
 	if r.attempt != 0 {
 		flags |= flagAttempt
 	}
-	b := []byte{requestVersion, flags, byte(len(r.id))}
+	b = append(b, requestVersion, flags, byte(len(r.id)))
 	b = append(b, r.id...)
 	if r.attempt != 0 {
 		b = binary.LittleEndian.AppendUint64(b, r.attempt)
@@ -69,6 +76,53 @@ func encodeRequest(r *request) []byte {
 		b = appendOp(b, op)
 	}
 	return b
+}
+
+// requestSize is the length of r's encoding.
+func requestSize(r *request) int {
+	n := 3 + len(r.id) + uvarintLen(uint64(len(r.txn.Ops)))
+	if r.attempt != 0 {
+		n += 8
+	}
+	for _, op := range r.txn.Ops {
+		n += 1 + bytesSize(len(op.Key))
+		switch op.Kind {
+		case store.OpPut:
+			n += bytesSize(len(op.Value))
+		case store.OpAdd:
+			n += varintLen(op.Delta)
+		case store.OpCheck:
+			n++
+			switch op.Check {
+			case store.CheckEquals:
+				n += bytesSize(len(op.Value))
+			case store.CheckMin:
+				n += varintLen(op.Min)
+			}
+		}
+	}
+	return n
+}
+
+// bytesSize is the length of appendBytes' encoding of n bytes.
+func bytesSize(n int) int { return uvarintLen(uint64(n)) + n }
+
+// uvarintLen is the length of binary.AppendUvarint's encoding of v.
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+// varintLen is the length of binary.AppendVarint's encoding of v.
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return uvarintLen(u)
 }
 
 func appendOp(b []byte, op store.Op) []byte {
