@@ -174,3 +174,43 @@ func TestUndecodableConfProposalRefused(t *testing.T) {
 		t.Fatalf("the leader failed: %v", err)
 	}
 }
+
+// A snapshot message whose membership raft cannot restore (a voter that is
+// also a learner) is refused with an error before raft sees it: raft
+// would panic restoring it (not through its logger, so not as a
+// raftPanic), which took the whole process down. Here the member even
+// holds a staged store at that index, so only the membership check stands
+// between the message and raft; the member goes on and the cluster
+// commits.
+func TestSnapshotWithImpossibleMembershipRefused(t *testing.T) {
+	c := newTestCluster(t, 3, 13)
+	lead := c.leader()
+	victim := followerOf(c, lead)
+	if _, err := c.propose(lead, Request{Txn: put("before", "v")}); err != nil {
+		t.Fatal(err)
+	}
+	n := c.node(victim).n
+	last, _ := n.ls.LastIndex()
+	idx := last + 100
+	n.snaps.mu.Lock()
+	n.snaps.staged = idx
+	n.snaps.mu.Unlock()
+	m := &pb.Message{Type: pb.MsgSnap.Enum(), From: new(lead), To: new(victim), Term: new(n.raft.Status().GetTerm()),
+		Snapshot: &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: new(idx), Term: new(n.raft.Status().GetTerm()),
+			ConfState: &pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{victim}}}}}
+	err := n.Receive(context.Background(), m)
+	if err == nil || !strings.Contains(err.Error(), "membership") {
+		t.Fatalf("Receive of a snapshot with a voter that is also a learner: %v, want an error about its membership", err)
+	}
+	n.snaps.mu.Lock()
+	n.snaps.staged = 0
+	n.snaps.mu.Unlock()
+	for i := range 5 {
+		if _, err := c.propose(victim, Request{Txn: put("after", fmt.Sprint(i))}); err != nil {
+			t.Fatalf("write through the member after the refused snapshot: %v", err)
+		}
+	}
+	if err := n.Err(); err != nil {
+		t.Fatalf("the member failed: %v", err)
+	}
+}

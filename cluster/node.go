@@ -376,6 +376,15 @@ func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 	if m.GetType() == pb.MsgHeartbeatResp {
 		n.rtt.answered(m.GetFrom(), time.Now())
 	}
+	if m.GetType() == pb.MsgSnap {
+		// raft restores a snapshot's membership without a check: one it
+		// cannot hold (a voter that is also a learner) panicked it and
+		// failed this member. A leader never sends one; refuse it.
+		if err := restorableConf(m.GetSnapshot().GetMetadata().GetConfState()); err != nil {
+			return fmt.Errorf("kvtool/cluster: member %x sent a snapshot at index %d with a membership raft cannot hold (dropped): %w",
+				m.GetFrom(), m.GetSnapshot().GetMetadata().GetIndex(), err)
+		}
+	}
 	if m.GetType() == pb.MsgSnap && !n.snaps.admit(ctx, m) {
 		return nil // its bytes are not staged here (a lost or stale transfer): raft asks again
 	}
