@@ -29,7 +29,7 @@ func benchCluster(b *testing.B, dir string) []*Node {
 	var nodes []*Node
 	for _, id := range ids {
 		d := filepath.Join(dir, fmt.Sprint("n", id))
-		st, err := store.Open(store.Options{FS: vfs.Default, Dir: d, Create: true, Replica: true})
+		st, err := store.Open(store.Options{FS: vfs.Default, Dir: d, Create: true, Replica: true, WALSyncInterval: StoreWALSync})
 		if err != nil {
 			b.Fatal(err)
 		}

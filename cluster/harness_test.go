@@ -41,10 +41,10 @@ type testCluster struct {
 }
 
 // memberWALSync is how often a test member's store syncs its WAL: what
-// node.open gives a member served by kvtool (its clusterWALSync), so a
-// power loss costs a member's store the applied entries of the last
-// interval, and the member applies them again from its raft log.
-const memberWALSync = 50 * time.Millisecond
+// node.open gives a member served by kvtool (StoreWALSync), so a power
+// loss costs a member's store the applied entries of the last interval,
+// and the member applies them again from its raft log.
+const memberWALSync = StoreWALSync
 
 // testNode is one incarnation of a member. crashed is set (under the
 // cluster's mu) when it crashes, before its file system is cloned: a

@@ -78,9 +78,10 @@ func TestJoinerProcess(t *testing.T) {
 	if d := os.Getenv(joinerDirEnv); d != "mem:" {
 		fs, dir = vfs.Default, d
 	}
-	// As kvtool serve opens a member's store: maintenance (an install
-	// that writes the state among it) paced at its default rate and share.
-	st, err := store.Open(store.Options{FS: fs, Dir: dir, Create: true, Replica: true,
+	// As kvtool serve opens a member's store: its WAL synced every
+	// StoreWALSync, maintenance (an install that writes the state among
+	// it) paced at its default rate and share.
+	st, err := store.Open(store.Options{FS: fs, Dir: dir, Create: true, Replica: true, WALSyncInterval: StoreWALSync,
 		MaintenanceRate: 32 << 20, MaintenanceShare: store.DefaultMaintenanceShare})
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +237,12 @@ func newJoinBench(b *testing.B, dir string) *joinBench {
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprint("n", i)
 		d := filepath.Join(dir, name)
-		st, err := store.Open(store.Options{FS: jb.fs, Dir: d, Create: true, Replica: true})
+		// As kvtool serve opens a member's store: its WAL synced every
+		// StoreWALSync (without it, every apply synced it), checkpoints
+		// paced at the default --maintenance-rate and share (unpaced,
+		// one ran at full speed in the middle of a measured window).
+		st, err := store.Open(store.Options{FS: jb.fs, Dir: d, Create: true, Replica: true, WALSyncInterval: StoreWALSync,
+			MaintenanceRate: 32 << 20, MaintenanceShare: store.DefaultMaintenanceShare})
 		if err != nil {
 			b.Fatal(err)
 		}

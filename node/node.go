@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -123,15 +122,6 @@ func (n *node) closeListeners() {
 // apiAddr is the address the API listens on.
 func (n *node) apiAddr() string { return n.apiLn.Addr().String() }
 
-// clusterWALSync is how often a cluster member's store syncs its WAL
-// (store.Options.WALSyncInterval): a crash makes the member apply up to
-// that much again from its raft log, which holds every entry durably
-// anyway. Every fsync costs this machine class about 130 µs of CPU; at
-// 10 ms a member's store made a quarter of its fsyncs under load (100/s
-// beside the raft log's 250-400). etcd commits its backend every 100 ms
-// for the same reason.
-const clusterWALSync = 50 * time.Millisecond
-
 // open opens (or creates) the store; a joining node opens it only if its
 // directory is complete already (a replica that restarted).
 func (n *node) open() error {
@@ -143,7 +133,7 @@ func (n *node) open() error {
 	if n.cfg.Cluster != nil {
 		// The raft log holds every entry durably: the store's WAL is
 		// synced in the background, without competing with it per write.
-		opts.Replica, opts.WALSyncInterval = true, clusterWALSync
+		opts.Replica, opts.WALSyncInterval = true, cluster.StoreWALSync
 	}
 	st, err := store.Open(opts)
 	if err != nil {
