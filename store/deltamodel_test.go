@@ -134,9 +134,12 @@ func (m *deltaModel) step() string {
 	case r < 62:
 		m.maint("delta", func() error { _, err := m.s.Delta(m.ctx); return err })
 		return "delta"
-	case r < 66:
+	case r < 64:
 		m.failing()
 		return "failed delta"
+	case r < 66:
+		m.loaded()
+		return "delta under load"
 	case r < 71:
 		m.maint("merge", func() error { _, err := m.s.Merge(m.ctx); return err })
 		return "merge"
@@ -169,16 +172,44 @@ func (m *deltaModel) step() string {
 
 // apply applies n random entries as one run at the store's next indexes.
 func (m *deltaModel) apply(n int) {
+	m.t.Helper()
+	if err := m.applyRun(m.rng, n); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// applyRun is apply drawing from rng, for a goroutine of its own.
+func (m *deltaModel) applyRun(rng *rand.Rand, n int) error {
 	first := m.s.LastIndex() + 1
 	if first != uint64(len(m.log)) {
-		m.t.Fatalf("the store's log ends at %d, the model's at %d", first-1, len(m.log)-1)
+		return fmt.Errorf("the store's log ends at %d, the model's at %d", first-1, len(m.log)-1)
 	}
 	ents := make([]EntryTxn, n)
 	for i := range ents {
-		ents[i].Txn = m.randomTxn()
+		ents[i].Txn = randomModelTxn(rng)
 		m.record(ents[i].Txn)
 	}
-	if _, _, err := m.s.ApplyTxnsAt(m.ctx, first, ents); err != nil {
+	_, _, err := m.s.ApplyTxnsAt(m.ctx, first, ents)
+	return err
+}
+
+// loaded takes a delta while entries are applied: what it covers is the
+// state it saw published, the entries after it are the next delta's (and
+// with small segments the WAL rotates under it).
+func (m *deltaModel) loaded() {
+	rng := rand.New(rand.NewPCG(m.rng.Uint64(), 1))
+	done := make(chan error, 1)
+	go func() {
+		for range 40 {
+			if err := m.applyRun(rng, 1+rng.IntN(3)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	m.maint("delta under load", func() error { _, err := m.s.Delta(m.ctx); return err })
+	if err := <-done; err != nil {
 		m.t.Fatal(err)
 	}
 }
@@ -213,18 +244,20 @@ func evalModel(prev modelState, txn *Txn) modelState {
 // randomTxn writes over a small key space of short keys (inside their
 // pair) and long ones, with now and then a check that may fail or no
 // transaction at all.
-func (m *deltaModel) randomTxn() *Txn {
-	if m.rng.IntN(20) == 0 {
+func (m *deltaModel) randomTxn() *Txn { return randomModelTxn(m.rng) }
+
+func randomModelTxn(rng *rand.Rand) *Txn {
+	if rng.IntN(20) == 0 {
 		return nil
 	}
 	txn := &Txn{}
-	for range 1 + m.rng.IntN(3) {
-		k := m.rng.IntN(40)
+	for range 1 + rng.IntN(3) {
+		k := rng.IntN(40)
 		key := fmt.Sprintf("k%02d", k)
 		if k%3 == 0 {
 			key = fmt.Sprintf("key/with/a/long/shared/prefix/%04d", k)
 		}
-		switch r := m.rng.IntN(10); {
+		switch r := rng.IntN(10); {
 		case r < 3:
 			txn.Ops = append(txn.Ops, Op{Kind: OpDelete, Key: key})
 		case r == 3:
@@ -232,7 +265,7 @@ func (m *deltaModel) randomTxn() *Txn {
 		case r == 4:
 			txn.Ops = append(txn.Ops, Op{Kind: OpCheck, Key: key, Check: CheckAbsent})
 		default:
-			txn.Ops = append(txn.Ops, Op{Kind: OpPut, Key: key, Value: fmt.Appendf(nil, "v%d", m.rng.IntN(1000))})
+			txn.Ops = append(txn.Ops, Op{Kind: OpPut, Key: key, Value: fmt.Appendf(nil, "v%d", rng.IntN(1000))})
 		}
 	}
 	return txn
