@@ -47,10 +47,11 @@ func TestDeltaModel(t *testing.T) {
 		steps = n
 	}
 	for seed := uint64(1); seed <= 2; seed++ {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			newDeltaModel(t, seed).run(steps)
+		t.Run(fmt.Sprint("member/seed", seed), func(t *testing.T) {
+			newDeltaModel(t, seed, true).run(steps)
 		})
 	}
+	t.Run("single", func(t *testing.T) { newDeltaModel(t, 3, false).run(steps) })
 }
 
 // modelState is the store's state after one index.
@@ -69,6 +70,10 @@ type deltaModel struct {
 	n    int            // installs so far (the received stores' directories)
 	seen map[string]int // steps taken, by kind
 	ls   *Lease
+	// member: the store is a cluster member's (ApplyTxnsAt at the
+	// model's indexes, its WAL synced at intervals); else a single
+	// node's (Commit: nothing acknowledged may be lost).
+	member bool
 }
 
 const (
@@ -77,9 +82,9 @@ const (
 	failManifest
 )
 
-func newDeltaModel(t *testing.T, seed uint64) *deltaModel {
+func newDeltaModel(t *testing.T, seed uint64, member bool) *deltaModel {
 	m := &deltaModel{t: t, rng: rand.New(rand.NewPCG(seed, 91)), ctx: context.Background(), mem: vfs.NewMem(),
-		log: []*Txn{nil}, st: []modelState{{}}, seen: map[string]int{}}
+		log: []*Txn{nil}, st: []modelState{{}}, seen: map[string]int{}, member: member}
 	m.s = m.open(true)
 	return m
 }
@@ -98,8 +103,11 @@ func (m *deltaModel) fs() vfs.FS {
 
 func (m *deltaModel) open(create bool) *Store {
 	m.t.Helper()
-	s, err := Open(Options{FS: m.fs(), Dir: "/data", Create: create, Replica: true, Shards: 4, SegmentSize: 16 << 10,
-		WALSyncInterval: 5 * time.Millisecond})
+	o := Options{FS: m.fs(), Dir: "/data", Create: create, Shards: 4, SegmentSize: 16 << 10}
+	if m.member {
+		o.Replica, o.WALSyncInterval = true, 5*time.Millisecond
+	}
+	s, err := Open(o)
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -116,7 +124,7 @@ func (m *deltaModel) run(steps int) {
 	}
 	m.t.Logf("steps: %v", m.seen)
 	for _, k := range []string{"delta", "merge", "checkpoint", "crash", "install"} {
-		if m.seen[k] == 0 {
+		if m.seen[k] == 0 && (m.member || k != "install") {
 			m.t.Errorf("no %s step ran", k)
 		}
 	}
@@ -164,10 +172,12 @@ func (m *deltaModel) step() string {
 	case r < 94:
 		m.crash()
 		return "crash"
-	default:
+	case m.member:
 		m.install()
 		return "install"
 	}
+	m.apply(1)
+	return "apply"
 }
 
 // apply applies n random entries as one run at the store's next indexes.
@@ -184,6 +194,9 @@ func (m *deltaModel) applyRun(rng *rand.Rand, n int) error {
 	if first != uint64(len(m.log)) {
 		return fmt.Errorf("the store's log ends at %d, the model's at %d", first-1, len(m.log)-1)
 	}
+	if !m.member {
+		return m.commit(rng, n)
+	}
 	ents := make([]EntryTxn, n)
 	for i := range ents {
 		ents[i].Txn = randomModelTxn(rng)
@@ -191,6 +204,28 @@ func (m *deltaModel) applyRun(rng *rand.Rand, n int) error {
 	}
 	_, _, err := m.s.ApplyTxnsAt(m.ctx, first, ents)
 	return err
+}
+
+// commit commits n random transactions one by one on a single node's
+// store: one that fails a check, or changes nothing, logs no entry.
+func (m *deltaModel) commit(rng *rand.Rand, n int) error {
+	for range n {
+		txn := randomModelTxn(rng)
+		if txn == nil {
+			continue
+		}
+		idx, err := m.s.Commit(m.ctx, txn)
+		switch {
+		case errors.Is(err, ErrCheckFailed):
+		case err != nil:
+			return err
+		case idx == uint64(len(m.log)):
+			m.record(txn)
+		case idx > uint64(len(m.log)):
+			return fmt.Errorf("committed at %d, the model's log ends at %d", idx, len(m.log)-1)
+		}
+	}
+	return nil
 }
 
 // loaded takes a delta while entries are applied: what it covers is the
@@ -325,6 +360,9 @@ func (m *deltaModel) crash() {
 		m.t.Fatalf("recovered at %d: %v", got.Index(), err)
 	}
 	if got.Index() < uint64(len(m.log)-1) {
+		if !m.member {
+			m.t.Fatalf("recovered at %d: every commit to %d was acknowledged", got.Index(), len(m.log)-1)
+		}
 		m.seen["crash lost entries"]++
 	}
 	for idx := got.Index() + 1; idx < uint64(len(m.log)); idx++ {
@@ -392,7 +430,7 @@ func (m *deltaModel) install() {
 	case len(man.Deltas) == 1:
 		m.seen["install: tail as a delta"]++
 	default:
-		m.seen["install: state written"]++
+		m.seen["install: no tail, or the state written"]++
 	}
 }
 
