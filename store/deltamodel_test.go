@@ -16,6 +16,7 @@ import (
 
 	"github.com/kvtool/kvtool/manifest"
 	"github.com/kvtool/kvtool/replay"
+	"github.com/kvtool/kvtool/segment"
 	"github.com/kvtool/kvtool/vfs"
 )
 
@@ -25,9 +26,10 @@ import (
 // small key space, so keys are deleted and put again; failed checks and
 // no-ops), deltas, merges, checkpoints, compactions with and without a
 // peer's lease, WAL rotations, deltas and manifest publishes that fail,
-// clean restarts, power losses (a crash image of the file system; the
-// entries the store lost are applied again from the model's log, as a
-// member's raft log would) and installs of another store's state
+// clean restarts, power losses (a crash image of the file system, its WAL
+// now and then repaired as kvtool wal repair does; the entries the store
+// lost are applied again from the model's log, as a member's raft log
+// would) and installs of another store's state
 // (InstallFrom, with its WAL tail logged or written as a delta, or the
 // state written whole). A model keeps the state after every index. After
 // every step, the state rebuilt from the manifest's base and deltas
@@ -351,6 +353,14 @@ func (m *deltaModel) crash() {
 	m.s.Close()
 	m.ls = nil
 	m.mem = img
+	if m.rng.IntN(3) == 0 {
+		// kvtool wal repair before the restart: a torn tail is cut
+		// (and kept) by the operator rather than by the open.
+		if _, err := segment.Repair(img, "/data/wal", segment.RepairOptions{}); err != nil {
+			m.t.Fatalf("repair the crash image's WAL: %v", err)
+		}
+		m.seen["crash, then repair"]++
+	}
 	m.s = m.open(false)
 	got := m.s.Snapshot()
 	if got.Index() >= uint64(len(m.st)) {
