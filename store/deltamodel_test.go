@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,9 +172,12 @@ func (m *deltaModel) step() string {
 		}
 		m.s = m.open(false)
 		return "reopen"
-	case r < 94:
+	case r < 91:
 		m.crash()
 		return "crash"
+	case r < 94:
+		m.crashDuring()
+		return "crash during maintenance"
 	case m.member:
 		m.install()
 		return "install"
@@ -349,7 +353,44 @@ func (m *deltaModel) lease() {
 // prefix of what was not, the last write maybe torn), and the entries it
 // lost are applied again from the model's log.
 func (m *deltaModel) crash() {
-	img := m.mem.CrashClone(vfs.CrashOptions{Rand: m.rng, TearLast: m.rng.IntN(2) == 0})
+	m.crashTo(m.mem.CrashClone(vfs.CrashOptions{Rand: m.rng, TearLast: m.rng.IntN(2) == 0}))
+}
+
+// crashDuring loses power at one of the syncs of a maintenance step (a
+// delta, merge, checkpoint or compaction), the image holding exactly what
+// was durable there.
+func (m *deltaModel) crashDuring() {
+	var mu sync.Mutex
+	var images []*vfs.MemFS
+	mem := m.mem
+	mem.SetSyncHook(func(int64) {
+		img := mem.CrashClone(vfs.CrashOptions{})
+		mu.Lock()
+		images = append(images, img)
+		mu.Unlock()
+	})
+	switch m.rng.IntN(4) {
+	case 0:
+		m.maint("delta", func() error { _, err := m.s.Delta(m.ctx); return err })
+	case 1:
+		m.maint("merge", func() error { _, err := m.s.Merge(m.ctx); return err })
+	case 2:
+		m.maint("checkpoint", func() error { _, err := m.s.Checkpoint(m.ctx); return err })
+	default:
+		m.maint("compact", func() error { _, err := m.s.Compact(m.ctx); return err })
+	}
+	mem.SetSyncHook(nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(images) == 0 {
+		m.crash()
+		return
+	}
+	m.crashTo(images[m.rng.IntN(len(images))])
+}
+
+// crashTo restarts the store on img.
+func (m *deltaModel) crashTo(img *vfs.MemFS) {
 	m.s.Close()
 	m.ls = nil
 	m.mem = img
