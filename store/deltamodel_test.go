@@ -27,19 +27,21 @@ import (
 // small key space, so keys are deleted and put again; failed checks and
 // no-ops), deltas, merges, checkpoints, compactions with and without a
 // peer's lease, WAL rotations, deltas and manifest publishes that fail,
-// clean restarts, power losses (a crash image of the file system, its WAL
-// now and then repaired as kvtool wal repair does; the entries the store
-// lost are applied again from the model's log, as a member's raft log
-// would) and installs of another store's state
+// deltas taken while entries are applied, clean restarts, power losses
+// (a crash image of the file system between steps or at a sync inside a
+// maintenance step, its WAL now and then repaired as kvtool wal repair
+// does; the entries the store lost are applied again from the model's
+// log, as a member's raft log would) and installs of another store's state
 // (InstallFrom, with its WAL tail logged or written as a delta, or the
 // state written whole). A model keeps the state after every index. After
 // every step, the state rebuilt from the manifest's base and deltas
 // alone, without the WAL, must be the model's state at the chain's index,
 // and the published state the model's at its index: a delta that misses a
 // key (it reads them from the WAL entries after the chain) or covers one
-// too many shows there.
+// too many shows there. The same steps, installs aside, also drive a
+// single node's store (Commit), where a power loss loses nothing.
 //
-// KVTOOL_DELTA_MODEL_STEPS sets the steps per seed (default 300).
+// KVTOOL_DELTA_MODEL_STEPS sets the steps per run (default 300).
 func TestDeltaModel(t *testing.T) {
 	steps := 300
 	if v := os.Getenv("KVTOOL_DELTA_MODEL_STEPS"); v != "" {
