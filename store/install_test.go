@@ -366,3 +366,36 @@ func TestAddWALKeysStopsAtEnd(t *testing.T) {
 		t.Fatalf("%d keys, want 9", len(keys))
 	}
 }
+
+// TestAddWALKeysRefusesMissingEntries: a delta's keys are those of the WAL
+// entries after the chain's index, so a range the WAL does not hold whole
+// is an error, never a delta that silently leaves keys out: neither a WAL
+// that ends before the range does nor one that starts after it ends.
+func TestAddWALKeysRefusesMissingEntries(t *testing.T) {
+	fs := vfs.NewMem()
+	s, err := Open(Options{FS: fs, Dir: "/data", Create: true, Replica: true, Shards: 4, SegmentSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	applyN(t, s, "k", 9)
+	if err := s.addWALKeys(map[string]struct{}{}, indexRange{from: 1, to: 12}); err == nil {
+		t.Error("the keys of entries 1..12 read from a WAL that ends at 9: no error")
+	}
+	applyN(t, s, "a-longer-key-to-fill-segments-", 200)
+	if _, err := s.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := s.Log().FirstIndex()
+	if first <= 10 {
+		t.Fatalf("the compacted WAL starts at %d: want it past 10", first)
+	}
+	if err := s.addWALKeys(map[string]struct{}{}, indexRange{from: 2, to: 9}); err == nil {
+		t.Errorf("the keys of entries 2..9 read from a WAL that starts at %d: no error", first)
+	}
+	applyN(t, s, "z", 3)
+	keys := map[string]struct{}{}
+	if err := s.addWALKeys(keys, indexRange{from: first, to: first + 2}); err != nil || len(keys) != 3 {
+		t.Errorf("the keys of entries %d..%d: %d keys, %v", first, first+2, len(keys), err)
+	}
+}

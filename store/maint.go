@@ -161,10 +161,13 @@ func (s *Store) deltaLocked(ctx context.Context) (delta.Info, error) {
 	return info, nil
 }
 
-// addWALKeys adds to keys every key changed by the WAL entries in r (the
-// range recovery did not track key by key).
+// addWALKeys adds to keys every key changed by the WAL entries in r. The
+// WAL must hold every one of them: a delta covers the keys it finds here
+// and nothing else, so an entry missing at either end of r (a WAL that
+// starts after r.from, or ends before r.to) is an error, never a delta
+// that silently leaves its keys out.
 func (s *Store) addWALKeys(keys map[string]struct{}, r indexRange) error {
-	if r.from == 0 {
+	if r.from == 0 || r.to < r.from {
 		return nil
 	}
 	rd, err := segment.NewReader(s.fs, filepath.Join(s.dir, format.WALDir), r.from)
@@ -172,15 +175,15 @@ func (s *Store) addWALKeys(keys map[string]struct{}, r indexRange) error {
 		return err
 	}
 	defer rd.Close()
-	for first := true; ; first = false {
+	for next := r.from; ; next++ {
 		e, err := rd.Next()
-		if err == io.EOF || (err == nil && e.Index > r.to) {
-			return nil
-		} else if err != nil {
+		switch {
+		case err == io.EOF:
+			return fmt.Errorf("kvtool/store: the keys changed since the last snapshot are those of WAL entries %d..%d, but the WAL ends at %d", r.from, r.to, next-1)
+		case err != nil:
 			return fmt.Errorf("read the keys changed since the last snapshot: %w", err)
-		}
-		if first && e.Index != r.from {
-			return fmt.Errorf("kvtool/store: the keys changed since the last snapshot start at WAL index %d, but the WAL starts at %d", r.from, e.Index)
+		case e.Index != next:
+			return fmt.Errorf("kvtool/store: the keys changed since the last snapshot are those of WAL entries %d..%d, but the WAL holds %d where %d was expected", r.from, r.to, e.Index, next)
 		}
 		if e.Type == format.FrameWALTxn {
 			err = format.DecodeTxnRecord(e.Data, func(_ uint8, key, _ []byte) { keys[string(key)] = struct{}{} })
