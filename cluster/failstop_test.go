@@ -213,4 +213,10 @@ func TestSnapshotWithImpossibleMembershipRefused(t *testing.T) {
 	if err := n.Err(); err != nil {
 		t.Fatalf("the member failed: %v", err)
 	}
+	// Its status says a peer sent something it refused, and who.
+	st := n.Status()
+	t.Logf("refused: %s", st.RefusedError)
+	if st.Refused != 1 || !strings.Contains(st.RefusedError, fmt.Sprintf("member %x", lead)) || !strings.Contains(st.RefusedError, "membership") {
+		t.Fatalf("status: %d refused, last %q; want 1, naming member %x and the membership", st.Refused, st.RefusedError, lead)
+	}
 }

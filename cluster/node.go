@@ -364,6 +364,16 @@ func ensureDir(fs vfs.FS, dir string) error {
 // proposal a peer forwarded while this node knows no leader: raft drops
 // it, and its proposer proposes again, Config.ProposalRetry).
 func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
+	err := n.receive(ctx, m)
+	if err != nil { // the transport drops it: count it, so status shows a misbehaving peer
+		n.stats.refused.Add(1)
+		e := err.Error()
+		n.stats.refusedErr.Store(&e)
+	}
+	return err
+}
+
+func (n *Node) receive(ctx context.Context, m *pb.Message) error {
 	if m.GetTo() != n.cfg.ID {
 		return fmt.Errorf("kvtool/cluster: node %x got a message for %x", n.cfg.ID, m.GetTo())
 	}
@@ -380,9 +390,12 @@ func (n *Node) Receive(ctx context.Context, m *pb.Message) error {
 		// raft restores a snapshot's membership without a check: one it
 		// cannot hold (a voter that is also a learner) panicked it and
 		// failed this member. A leader never sends one; refuse it.
-		if err := restorableConf(m.GetSnapshot().GetMetadata().GetConfState()); err != nil {
-			return fmt.Errorf("kvtool/cluster: member %x sent a snapshot at index %d with a membership raft cannot hold (dropped): %w",
-				m.GetFrom(), m.GetSnapshot().GetMetadata().GetIndex(), err)
+		cs := m.GetSnapshot().GetMetadata().GetConfState()
+		if err := restorableConf(cs); err != nil {
+			reason, _, _ := strings.Cut(err.Error(), "\n") // raft's reason, without its dump of both states
+			return fmt.Errorf("kvtool/cluster: member %x sent a snapshot at index %d with a membership raft cannot hold "+
+				"(voters %v, learners %v, outgoing voters %v, next learners %v: %s); dropped",
+				m.GetFrom(), m.GetSnapshot().GetMetadata().GetIndex(), cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext(), strings.TrimSuffix(reason, ":"))
 		}
 	}
 	if m.GetType() == pb.MsgSnap && !n.snaps.admit(ctx, m) {
@@ -599,6 +612,10 @@ type nodeStats struct {
 	compactions                                          atomic.Int64
 	compactErr                                           atomic.Pointer[string]
 	confProposals, autoPromotions                        atomic.Int64
+	// refused counts the peers' messages Receive refused; refusedErr is
+	// the last refusal, which names the sender.
+	refused    atomic.Int64
+	refusedErr atomic.Pointer[string]
 	// Outcomes of Propose: applied (ok), applied as a failed check
 	// (aborted: committed, changed nothing), or not answered (failed: no
 	// quorum before the deadline, or the node stopped).

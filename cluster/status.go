@@ -49,6 +49,12 @@ type Status struct {
 	// QueueDropped counts peers' messages dropped because the queue to
 	// the Ready loop was full (rawnode.go; raft sends them again).
 	QueueDropped int64 `json:"queue_dropped,omitempty"`
+	// Refused counts peers' messages this node refused (a membership
+	// change that does not decode, a snapshot whose membership raft
+	// cannot hold, a message for another member); RefusedError is the
+	// last refusal, naming the member that sent it.
+	Refused      int64  `json:"refused_messages,omitempty"`
+	RefusedError string `json:"refused_error,omitempty"`
 	// SnapIndex is the raft snapshot the log starts after (compaction
 	// moves it); Compactions counts the compactions since the start, and
 	// CompactError is the last one's failure, if any.
@@ -108,7 +114,10 @@ func (n *Node) Status() Status {
 		ProposalRetries: n.stats.proposalRetries.Load(),
 		ReadIndexes:     n.stats.readIndexes.Load(), ReadRetries: n.stats.readRetries.Load(),
 		LeaderChanges: n.stats.leaderChanges.Load(), SnapshotsNeeded: n.stats.snapshotsNeeded.Load(), LogCuts: cuts,
-		QueueDropped: n.raft.dropped.Load(),
+		QueueDropped: n.raft.dropped.Load(), Refused: n.stats.refused.Load(),
+	}
+	if e := n.stats.refusedErr.Load(); e != nil {
+		s.RefusedError = *e
 	}
 	if err := n.Err(); err != nil {
 		s.Err = err.Error()
