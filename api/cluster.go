@@ -46,6 +46,12 @@ type ClusterStatus struct {
 	SnapIndex uint64 `json:"snap_index"`
 	// LogCuts counts the uncommitted log suffixes a new leader replaced.
 	LogCuts int `json:"log_cuts"`
+	// RefusedMessages counts the peers' messages this member refused (a
+	// snapshot whose membership raft cannot hold, a membership change
+	// that does not decode, a message for another member); RefusedError
+	// is the last refusal, naming the member that sent it.
+	RefusedMessages int64  `json:"refused_messages,omitempty"`
+	RefusedError    string `json:"refused_error,omitempty"`
 	// Failed is the error that stopped this member (fail stop), if any.
 	Failed string `json:"failed,omitempty"`
 }

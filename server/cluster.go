@@ -228,6 +228,7 @@ func clusterView(st cluster.Status) *api.ClusterStatus {
 		SnapshotsNeeded: st.SnapshotsNeeded, LogCuts: st.LogCuts, Failed: st.Err,
 		SnapshotsSent: st.Snapshots.Sent, SnapshotsFailed: st.Snapshots.SendFailed,
 		SnapshotBytesSent: st.Snapshots.BytesSent, SnapIndex: st.SnapIndex,
+		RefusedMessages: st.Refused, RefusedError: st.RefusedError,
 	}
 	if st.Leader != 0 {
 		v.LeaderID = hexID(st.Leader)
