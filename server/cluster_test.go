@@ -333,7 +333,8 @@ func TestClusterHTTP(t *testing.T) {
 		}
 		metrics := string(c.raw(lead, http.MethodGet, "/metrics", "", nil).body)
 		for _, want := range []string{"kvtool_cluster_term ", "kvtool_cluster_is_leader 1", `kvtool_cluster_proposals_total{result="ok"}`,
-			`kvtool_cluster_peer_round_trip_seconds{peer="` + followers[0] + `"}`, "kvtool_cluster_apply_lag_entries", "kvtool_cluster_snapshot_sends_total"} {
+			`kvtool_cluster_peer_round_trip_seconds{peer="` + followers[0] + `"}`, "kvtool_cluster_apply_lag_entries", "kvtool_cluster_snapshot_sends_total",
+			"kvtool_cluster_refused_messages_total 0"} {
 			if !strings.Contains(metrics, want) {
 				t.Errorf("leader's /metrics lacks %q", want)
 			}

@@ -30,7 +30,8 @@ var clusterMetrics = []struct {
 	{"kvtool_cluster_last_index", "Last index in this member's raft log.", nil},
 	{"kvtool_cluster_commit_lag_entries", "Entries in this member's log not yet known committed (last index - commit index).", nil},
 	{"kvtool_cluster_apply_lag_entries", "Committed entries this member has not applied yet (commit index - applied index).", nil},
-	{"kvtool_cluster_snapshot_sends_total", "Snapshots raft asked this member to send to a member behind the retained log, by result (not wired yet: every one fails).", []string{"result"}},
+	{"kvtool_cluster_snapshot_sends_total", "Snapshots this member streamed to a member behind its retained log (a joiner, a member that fell behind), by result.", []string{"result"}},
+	{"kvtool_cluster_refused_messages_total", "Peers' messages this member refused (a snapshot whose membership raft cannot hold, a membership change that does not decode, a message for another member); /v1/status has the last one, naming its sender.", nil},
 	{"kvtool_cluster_failed", "1 once this member stopped after a disk error (fail stop).", nil},
 	{"kvtool_cluster_peer_connected", "1 while this member's link to the peer is up.", []string{"peer"}},
 	{"kvtool_cluster_peer_round_trip_seconds", "Smoothed heartbeat round trip to the peer (leader only).", []string{"peer"}},
@@ -77,6 +78,7 @@ func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge("kvtool_cluster_apply_lag_entries", float64(lag(st.Commit, st.AppliedIndex)))
 	counter("kvtool_cluster_snapshot_sends_total", st.Snapshots.Sent, "ok")
 	counter("kvtool_cluster_snapshot_sends_total", st.Snapshots.SendFailed+st.SnapshotsNeeded, "failed")
+	counter("kvtool_cluster_refused_messages_total", st.Refused)
 	gauge("kvtool_cluster_failed", b2f(st.Err != ""))
 	leading := st.Role == "leader"
 	for _, m := range st.Members {
