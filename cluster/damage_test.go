@@ -219,13 +219,16 @@ func damageTrials(t *testing.T, def int) int {
 func TestInstallRandomDamage(t *testing.T) {
 	trials := damageTrials(t, 150)
 	c := newTestClusterConfig(t, 3, 19, snapConfig)
-	lead := c.leader()
 	written := map[string]uint64{}
 	val := func(k string) string { return k + "=" + strings.Repeat(k, 1+len(written)%40) }
 	vals := map[string]string{}
-	write := func(prefix string, n int) {
-		for i := range n {
-			k := fmt.Sprintf("%s%03d", prefix, i)
+	_, f, _ := leaveBehind(c, func(lead uint64, phase string) {
+		w := map[string]struct {
+			prefix string
+			n      int
+		}{"before": {"a/", 20}, "during": {"b/", 60}, "tail": {"c/", 5}}[phase]
+		for i := range w.n {
+			k := fmt.Sprintf("%s%03d", w.prefix, i)
 			v := val(k)
 			res, err := c.propose(lead, Request{Txn: put(k, v)})
 			if err != nil {
@@ -233,26 +236,8 @@ func TestInstallRandomDamage(t *testing.T) {
 			}
 			written[k], vals[k] = res.Index, v
 		}
-	}
-	write("a/", 20)
-	c.converged()
-	f := followerOf(c, lead)
-	fn := c.node(f)
-	oldIdx := fn.st.Snapshot().Index()
-	c.net.Isolate(f)
-	write("b/", 60)
-	c.checkpointAll(f)
-	waitFor(t, "the leader to compact past the isolated follower", func() bool {
-		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
 	})
-	write("c/", 5) // the snapshot's tail
-	si := &syncImages{}
-	fn.fs.SetSyncHook(si.hook(fn.fs))
-	si.set(true)
-	c.net.Rejoin(f)
-	waitFor(t, "the install", func() bool { return fn.n.InstallProgress().Phase == "installed" })
-	si.set(false)
-	fn.fs.SetSyncHook(nil)
+	si := installImages(c, f)
 
 	rng := rand.New(rand.NewPCG(19, 7))
 	var found, refused, started int

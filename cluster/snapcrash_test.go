@@ -39,6 +39,63 @@ func (si *syncImages) set(on bool) {
 	si.mu.Unlock()
 }
 
+// leaveBehind sets up a follower that can only catch up by a snapshot with
+// a tail: write(lead, "before") writes with the whole cluster; a follower
+// of the leader is isolated; write(lead, "during") writes while it is
+// away; every store is checkpointed and the leader's log compacted past
+// the follower; then write(lead, "tail") writes after the checkpoint (the
+// snapshot's tail, which the install logs). The follower stays isolated;
+// it returns the leader, the follower and the follower's state before it
+// was cut off.
+func leaveBehind(c *testCluster, write func(lead uint64, phase string)) (lead, f uint64, old *store.Snapshot) {
+	c.t.Helper()
+	lead = c.leader()
+	write(lead, "before")
+	c.converged()
+	f = followerOf(c, lead)
+	old = c.node(f).st.Snapshot()
+	c.net.Isolate(f)
+	write(lead, "during")
+	c.checkpointAll(f)
+	waitFor(c.t, "the leader to compact past the isolated follower", func() bool {
+		return c.node(lead).n.ls.state().SnapIndex > old.Index()+10
+	})
+	write(lead, "tail")
+	return lead, f, old
+}
+
+// leaveBehindRandom is leaveBehind with the writes of the install crash
+// tests: 20 keys under a/, random values under b/ while the follower is
+// away, 5 keys under c/ after the checkpoint.
+func leaveBehindRandom(c *testCluster) (lead, f uint64, old *store.Snapshot) {
+	return leaveBehind(c, func(lead uint64, phase string) {
+		switch phase {
+		case "before":
+			c.writeKeys(lead, "a/", 20, 100)
+		case "during":
+			c.writeRandom(lead, "b/", 40, 1000, 3)
+		case "tail":
+			c.writeKeys(lead, "c/", 5, 100)
+		}
+	})
+}
+
+// installImages lets the isolated follower f rejoin and returns a crash
+// image of its file system at every sync until it has installed the
+// snapshot it needs (syncImages).
+func installImages(c *testCluster, f uint64) *syncImages {
+	c.t.Helper()
+	fn := c.node(f)
+	si := &syncImages{}
+	fn.fs.SetSyncHook(si.hook(fn.fs))
+	si.set(true)
+	c.net.Rejoin(f)
+	waitFor(c.t, "the install", func() bool { return fn.n.InstallProgress().Phase == "installed" })
+	si.set(false)
+	fn.fs.SetSyncHook(nil)
+	return si
+}
+
 // imageState restarts member id alone on a crash image (its peers
 // unreachable) and returns its store's index and state hash, its raft
 // state and whether the raft log holds every entry after pinned.
@@ -170,27 +227,11 @@ func readOnlyState(fs *vfs.MemFS) (idx, hash uint64, err error) {
 // copy), never a mix, and the raft state never ahead of it.
 func TestInstallCrashImages(t *testing.T) {
 	c := newTestClusterConfig(t, 3, 19, snapConfig)
-	lead := c.leader()
-	c.writeKeys(lead, "a/", 20, 100)
-	c.converged()
-	f := followerOf(c, lead)
+	lead, f, old := leaveBehindRandom(c)
 	fn := c.node(f)
-	oldIdx, oldHash := fn.st.Snapshot().Index(), fn.st.Snapshot().Hash()
-	c.net.Isolate(f)
-	c.writeRandom(lead, "b/", 40, 1000, 3)
-	c.checkpointAll(f)
-	waitFor(t, "the leader to compact past the isolated follower", func() bool {
-		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
-	})
-	c.writeKeys(lead, "c/", 5, 100) // after the checkpoint: the snapshot's tail, which the install logs
+	oldIdx, oldHash := old.Index(), old.Hash()
 	newIdx, newHash := c.node(lead).st.Snapshot().Index(), c.node(lead).st.Snapshot().Hash()
-	si := &syncImages{}
-	fn.fs.SetSyncHook(si.hook(fn.fs))
-	si.set(true)
-	c.net.Rejoin(f)
-	waitFor(t, "the install", func() bool { return fn.n.InstallProgress().Phase == "installed" })
-	si.set(false)
-	fn.fs.SetSyncHook(nil)
+	si := installImages(c, f)
 	if fn.st.Snapshot().Index() != newIdx || fn.st.Snapshot().Hash() != newHash {
 		t.Fatalf("installed state %d/%x, want %d/%x", fn.st.Snapshot().Index(), fn.st.Snapshot().Hash(), newIdx, newHash)
 	}
@@ -257,19 +298,8 @@ func TestInstallCrashImages(t *testing.T) {
 // the clone and must catch up.
 func installCrashAt(t *testing.T, k int) {
 	c := newTestClusterConfig(t, 3, 19, snapConfig)
-	lead := c.leader()
-	c.writeKeys(lead, "a/", 20, 100)
-	c.converged()
-	f := followerOf(c, lead)
+	lead, f, _ := leaveBehindRandom(c)
 	fn := c.node(f)
-	oldIdx := fn.st.Snapshot().Index()
-	c.net.Isolate(f)
-	c.writeRandom(lead, "b/", 40, 1000, 3)
-	c.checkpointAll(f)
-	waitFor(t, "the leader to compact past the isolated follower", func() bool {
-		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
-	})
-	c.writeKeys(lead, "c/", 5, 100) // after the checkpoint: the snapshot's tail, which the install logs
 	var mu sync.Mutex
 	var img *vfs.MemFS
 	n := 0
@@ -326,27 +356,9 @@ func (c *testCluster) restartOn(id uint64, fs *vfs.MemFS) {
 // its operator with no clue. The undamaged image verifies sound.
 func TestVerifyPendingInstallDamage(t *testing.T) {
 	c := newTestClusterConfig(t, 3, 19, snapConfig)
-	lead := c.leader()
-	c.writeKeys(lead, "a/", 20, 100)
-	c.converged()
-	f := followerOf(c, lead)
-	fn := c.node(f)
-	oldIdx := fn.st.Snapshot().Index()
-	c.net.Isolate(f)
-	c.writeRandom(lead, "b/", 40, 1000, 3)
-	c.checkpointAll(f)
-	waitFor(t, "the leader to compact past the isolated follower", func() bool {
-		return c.node(lead).n.ls.state().SnapIndex > oldIdx+10
-	})
-	c.writeKeys(lead, "c/", 5, 100)
+	lead, f, _ := leaveBehindRandom(c)
 	newIdx, newHash := c.node(lead).st.Snapshot().Index(), c.node(lead).st.Snapshot().Hash()
-	si := &syncImages{}
-	fn.fs.SetSyncHook(si.hook(fn.fs))
-	si.set(true)
-	c.net.Rejoin(f)
-	waitFor(t, "the install", func() bool { return fn.n.InstallProgress().Phase == "installed" })
-	si.set(false)
-	fn.fs.SetSyncHook(nil)
+	si := installImages(c, f)
 	// The first image past the commit point whose store has not taken
 	// the snapshot yet.
 	var img *vfs.MemFS
