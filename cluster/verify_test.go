@@ -232,14 +232,7 @@ func TestVerifyRaftDamage(t *testing.T) {
 // reports and the start refuses with an error: raft itself panicked on
 // it ("ConfStates not equivalent"), and the process died with a stack.
 func TestImpossibleMembershipState(t *testing.T) {
-	c := newTestCluster(t, 3, 5)
-	lead := c.leader()
-	if _, err := c.propose(lead, Request{Txn: put("a", "b")}); err != nil {
-		t.Fatal(err)
-	}
-	c.converged()
-	id := followerOf(c, lead)
-	c.close()
+	c, id := stoppedFollower(t, 5)
 	raftDir := filepath.Join("/data", RaftDir)
 	for name, conf := range map[string]*pb.ConfState{
 		"a voter also a learner":             {Voters: []uint64{1, 2, 3}, Learners: []uint64{1}},
@@ -329,14 +322,7 @@ func TestJoinerInitialVoters(t *testing.T) {
 // fail (kvtool verify exited 1 with "no such file or directory"); a note
 // says to run it again.
 func TestVerifyRaftLogChangedUnderIt(t *testing.T) {
-	c := newTestCluster(t, 3, 43)
-	lead := c.leader()
-	if _, err := c.propose(lead, Request{Txn: put("a", "b")}); err != nil {
-		t.Fatal(err)
-	}
-	c.converged()
-	id := followerOf(c, lead)
-	c.close()
+	c, id := stoppedFollower(t, 43)
 	for _, at := range []string{"verify", "read"} {
 		mem := c.node(id).fs.CrashClone(vfs.CrashOptions{})
 		opens := 0
@@ -357,4 +343,20 @@ func TestVerifyRaftLogChangedUnderIt(t *testing.T) {
 			t.Fatalf("the raft log compacted while %s read it: no note says so (%v; notes %q)", at, rep.Problems(), rep.Notes)
 		}
 	}
+}
+
+// stoppedFollower starts a three-member cluster (seed), commits one write
+// on every member, stops them all and returns the cluster and a follower
+// of its last leader, whose files the caller then examines.
+func stoppedFollower(t *testing.T, seed uint64) (*testCluster, uint64) {
+	t.Helper()
+	c := newTestCluster(t, 3, seed)
+	lead := c.leader()
+	if _, err := c.propose(lead, Request{Txn: put("a", "b")}); err != nil {
+		t.Fatal(err)
+	}
+	c.converged()
+	id := followerOf(c, lead)
+	c.close()
+	return c, id
 }
