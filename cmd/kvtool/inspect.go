@@ -157,9 +157,6 @@ func toRaftJSON(r *cluster.RaftSummary) *raftJSON {
 	if r.Vote != 0 {
 		out.Vote = hex16(r.Vote)
 	}
-	if len(out.VotersOutgoing) == 0 {
-		out.VotersOutgoing = nil
-	}
 	if j := r.Join; j != nil {
 		out.Joined = &joinJSON{Name: j.Self.Name, CatchUpIndex: j.CatchUp, StayLearner: j.Self.StayLearner}
 	}
