@@ -64,21 +64,7 @@ func TestNoGather(t *testing.T) {
 // the interval has passed (here an hour: the flusher is seen waiting, the
 // record not durable), and Close makes it durable at once.
 func TestSyncInterval(t *testing.T) {
-	opts := memOpts(vfs.NewMem(), 1<<20)
-	opts.SyncInterval = time.Hour
-	l := mustOpen(t, opts)
-	p1, err := l.Enqueue(format.FrameWALTxn, []byte("first"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p1.Wait(); err != nil { // the first batch goes at once
-		t.Fatal(err)
-	}
-	p2, err := l.Enqueue(format.FrameWALTxn, []byte("second"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitGathering(t, l)
+	l, p2 := heldRecord(t)
 	select {
 	case <-p2.Done():
 		t.Fatal("the second record was synced within the interval")
@@ -86,7 +72,7 @@ func TestSyncInterval(t *testing.T) {
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close() }()
-	err = <-closed
+	err := <-closed
 	select {
 	case <-p2.Done():
 		if err := p2.Wait(); err != nil {
@@ -104,22 +90,8 @@ func TestSyncInterval(t *testing.T) {
 // names: the record becomes durable while the log stays open, with an hour
 // of the interval left.
 func TestSyncIntervalHurry(t *testing.T) {
-	opts := memOpts(vfs.NewMem(), 1<<20)
-	opts.SyncInterval = time.Hour
-	l := mustOpen(t, opts)
+	l, p2 := heldRecord(t) // the flusher holds the record before it is hurried
 	defer l.Close()
-	p1, err := l.Enqueue(format.FrameWALTxn, []byte("first"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p1.Wait(); err != nil { // the first batch goes at once
-		t.Fatal(err)
-	}
-	p2, err := l.Enqueue(format.FrameWALTxn, []byte("second"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitGathering(t, l) // the flusher holds the record before it is hurried
 	l.Hurry(p2)
 	waitFor(t, "the hurried record to sync (not held by the sync interval)", func() bool {
 		select {
@@ -135,6 +107,29 @@ func TestSyncIntervalHurry(t *testing.T) {
 	if d := l.DurableIndex(); d != p2.Index() {
 		t.Fatalf("durable index %d after the hurried record %d synced", d, p2.Index())
 	}
+}
+
+// heldRecord opens a log paced at one sync an hour, writes a first record
+// (synced at once) and a second, and returns once the flusher holds the
+// second back for the rest of the interval; the caller closes the log.
+func heldRecord(t *testing.T) (*Log, *Pending) {
+	t.Helper()
+	opts := memOpts(vfs.NewMem(), 1<<20)
+	opts.SyncInterval = time.Hour
+	l := mustOpen(t, opts)
+	p1, err := l.Enqueue(format.FrameWALTxn, []byte("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Wait(); err != nil { // the first batch goes at once
+		t.Fatal(err)
+	}
+	p2, err := l.Enqueue(format.FrameWALTxn, []byte("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGathering(t, l)
+	return l, p2
 }
 
 // waitGathering waits until l's flusher holds a batch back (the sync
