@@ -170,7 +170,8 @@ func (s *Store) addWALKeys(keys map[string]struct{}, r indexRange) error {
 	if r.from == 0 || r.to < r.from {
 		return nil
 	}
-	rd, err := segment.NewReader(s.fs, filepath.Join(s.dir, format.WALDir), r.from)
+	dir := filepath.Join(s.dir, format.WALDir)
+	rd, err := segment.NewReader(s.fs, dir, r.from)
 	if err != nil {
 		return err
 	}
@@ -179,16 +180,16 @@ func (s *Store) addWALKeys(keys map[string]struct{}, r indexRange) error {
 		e, err := rd.Next()
 		switch {
 		case err == io.EOF:
-			return fmt.Errorf("kvtool/store: the keys changed since the last snapshot are those of WAL entries %d..%d, but the WAL ends at %d", r.from, r.to, next-1)
+			return fmt.Errorf("kvtool/store: the keys changed since the last snapshot are those of WAL entries %d..%d, but the WAL %s ends at %d", r.from, r.to, dir, next-1)
 		case err != nil:
-			return fmt.Errorf("read the keys changed since the last snapshot: %w", err)
+			return fmt.Errorf("read the keys changed since the last snapshot from the WAL %s: %w", dir, err)
 		case e.Index != next:
-			return fmt.Errorf("kvtool/store: the keys changed since the last snapshot are those of WAL entries %d..%d, but the WAL holds %d where %d was expected", r.from, r.to, e.Index, next)
+			return fmt.Errorf("kvtool/store: the keys changed since the last snapshot are those of WAL entries %d..%d, but the WAL %s holds %d where %d was expected", r.from, r.to, dir, e.Index, next)
 		}
 		if e.Type == format.FrameWALTxn {
 			err = format.DecodeTxnRecord(e.Data, func(_ uint8, key, _ []byte) { keys[string(key)] = struct{}{} })
 			if err != nil {
-				return fmt.Errorf("WAL entry %d: %w: %v", e.Index, format.ErrCorruption, err)
+				return fmt.Errorf("%s: WAL entry %d: %w: %v (kvtool wal dump shows it)", dir, e.Index, format.ErrCorruption, err)
 			}
 		}
 		if e.Index == r.to {
