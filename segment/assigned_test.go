@@ -361,3 +361,53 @@ func TestCallerFlush(t *testing.T) {
 		t.Fatalf("the fsyncs ran in %v: want Wait, then the flusher (Wake, full batches), then Flush and the flusher", where)
 	}
 }
+
+// TestCallerFlushOneBatchPerWake: in a log with CallerFlush, the flusher
+// woken by Wake writes the batch it was handed and no more; a record
+// enqueued while it writes is the appender's to write (its Wait writes it
+// on the appender's goroutine) instead of being taken by the flusher
+// going round again, which would have the appender wait for the flusher
+// after all. The flusher is held inside its write (OnDurable) until the
+// second record is in.
+func TestCallerFlushOneBatchPerWake(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	flusherWrote := map[uint64]bool{}
+	onDurable := func(index uint64) {
+		buf := make([]byte, 64<<10)
+		inFlusher := strings.Contains(string(buf[:runtime.Stack(buf, false)]), "segment.(*Log).flushLoop")
+		mu.Lock()
+		flusherWrote[index] = inFlusher
+		mu.Unlock()
+		if index == 1 {
+			close(entered)
+			<-release
+		}
+	}
+	l := mustOpen(t, Options{FS: vfs.NewMem(), Dir: testDir, SegmentSize: 1 << 20, NoGather: true, CallerFlush: true, OnDurable: onDurable})
+	defer l.Close()
+	rec := func(i uint64) Entry { return Entry{Index: i, Term: 1, Type: format.FrameWALRaft, Data: []byte("v")} }
+	p1, err := l.EnqueueBatchAt([]Entry{rec(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Wake()
+	<-entered // the flusher is writing record 1
+	p2, err := l.EnqueueBatchAt([]Entry{rec(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := p1.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !flusherWrote[1] || flusherWrote[2] {
+		t.Fatalf("record 1 written by the flusher: %v, record 2: %v; want the flusher to write only record 1 (the batch Wake handed it)",
+			flusherWrote[1], flusherWrote[2])
+	}
+}

@@ -38,8 +38,22 @@ func (l *Log) flushLoop() {
 			}
 			l.flush(b, data)
 			l.flushMu.Unlock()
+			if l.callerFl && !l.isClosed() {
+				// One batch per wake: what its appender handed over
+				// (Wake, a full batch, Rotate). Records enqueued since
+				// are the appender's to write (Flush); taking them here
+				// would make it wait for this goroutine after all.
+				break
+			}
 		}
 	}
+}
+
+// isClosed reports whether Close was called.
+func (l *Log) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // Flush writes and syncs, on the caller's goroutine, the records enqueued
