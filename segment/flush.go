@@ -38,22 +38,16 @@ func (l *Log) flushLoop() {
 			}
 			l.flush(b, data)
 			l.flushMu.Unlock()
-			if l.callerFl && !l.isClosed() {
+			if l.callerFl && !closing {
 				// One batch per wake: what its appender handed over
 				// (Wake, a full batch, Rotate). Records enqueued since
 				// are the appender's to write (Flush); taking them here
-				// would make it wait for this goroutine after all.
+				// would make it wait for this goroutine after all. A
+				// Close during the flush left its wake in the channel.
 				break
 			}
 		}
 	}
-}
-
-// isClosed reports whether Close was called.
-func (l *Log) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
 }
 
 // Flush writes and syncs, on the caller's goroutine, the records enqueued
@@ -154,7 +148,7 @@ func (l *Log) pace() {
 }
 
 // take swaps out the current batch. It returns a nil batch when there is
-// nothing to do, and whether the log is closing.
+// nothing to do, and whether the log is closing (Close was called).
 func (l *Log) take() (*batch, []byte, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -166,7 +160,7 @@ func (l *Log) take() (*batch, []byte, bool) {
 	if l.waiting > 0 {
 		l.space.Broadcast()
 	}
-	return b, data, false
+	return b, data, l.closed
 }
 
 // flush makes batch b (encoded in data) durable and releases its waiters.
