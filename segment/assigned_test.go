@@ -289,8 +289,7 @@ func TestCallerFlush(t *testing.T) {
 	var mu sync.Mutex
 	var where []string
 	onSync := func(SyncStats) {
-		buf := make([]byte, 64<<10)
-		stack := string(buf[:runtime.Stack(buf, false)])
+		stack := goroutineStack()
 		w := "elsewhere"
 		switch {
 		case strings.Contains(stack, "segment.(*Pending).Wait"):
@@ -374,8 +373,7 @@ func TestCallerFlushOneBatchPerWake(t *testing.T) {
 	var mu sync.Mutex
 	flusherWrote := map[uint64]bool{}
 	onDurable := func(index uint64) {
-		buf := make([]byte, 64<<10)
-		inFlusher := strings.Contains(string(buf[:runtime.Stack(buf, false)]), "segment.(*Log).flushLoop")
+		inFlusher := strings.Contains(goroutineStack(), "segment.(*Log).flushLoop")
 		mu.Lock()
 		flusherWrote[index] = inFlusher
 		mu.Unlock()
@@ -410,4 +408,11 @@ func TestCallerFlushOneBatchPerWake(t *testing.T) {
 		t.Fatalf("record 1 written by the flusher: %v, record 2: %v; want the flusher to write only record 1 (the batch Wake handed it)",
 			flusherWrote[1], flusherWrote[2])
 	}
+}
+
+// goroutineStack returns the calling goroutine's stack, for a test that
+// checks which function a callback ran under.
+func goroutineStack() string {
+	buf := make([]byte, 64<<10)
+	return string(buf[:runtime.Stack(buf, false)])
 }
